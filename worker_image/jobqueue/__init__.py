@@ -1,0 +1,73 @@
+"""jobqueue: a distributed job queue on Redis with a PostgreSQL record and a Kubernetes operator.
+
+Public API::
+
+    from jobqueue import App, Priority
+    app = App()
+
+    @app.task(queue="default", priority=Priority.HIGH, max_retries=3)
+    def add(x, y):
+        return x + y
+
+    add.enqueue(1, 2).result(timeout=10)
+"""
+
+from jobqueue.aio import AsyncClient, AsyncTaskHandle
+from jobqueue.app import App, TaskDefinition
+from jobqueue.client import Client, TaskHandle
+from jobqueue.context import TaskContext, current_context
+from jobqueue.errors import (
+    BrokerUnavailable,
+    ConfigurationError,
+    InvalidTransition,
+    JobQueueError,
+    NotSerializable,
+    PayloadTooLarge,
+    ResultTimeout,
+    SoftTimeout,
+    StaleLease,
+    TaskCancelled,
+    TaskFailed,
+    TaskNotFound,
+    TaskTimeout,
+    UnknownTask,
+    ValidationError,
+    WorkerCrashed,
+)
+from jobqueue.models import CancelReason, DeadLetterReason, Priority, TaskRecord, TaskStatus
+from jobqueue.retry import RetryPolicy
+from jobqueue.settings import Settings
+
+__all__ = [
+    "App",
+    "AsyncClient",
+    "AsyncTaskHandle",
+    "BrokerUnavailable",
+    "CancelReason",
+    "Client",
+    "ConfigurationError",
+    "DeadLetterReason",
+    "InvalidTransition",
+    "JobQueueError",
+    "NotSerializable",
+    "PayloadTooLarge",
+    "Priority",
+    "ResultTimeout",
+    "RetryPolicy",
+    "Settings",
+    "SoftTimeout",
+    "StaleLease",
+    "TaskCancelled",
+    "TaskContext",
+    "TaskDefinition",
+    "TaskFailed",
+    "TaskHandle",
+    "TaskNotFound",
+    "TaskRecord",
+    "TaskStatus",
+    "TaskTimeout",
+    "UnknownTask",
+    "ValidationError",
+    "WorkerCrashed",
+    "current_context",
+]

@@ -1,0 +1,7 @@
+"""``python -m jobqueue`` is the ``jobqueue`` command."""
+
+import sys
+
+from jobqueue.cli import main
+
+sys.exit(main())

@@ -1,0 +1,195 @@
+"""``AsyncClient``: the asyncio twin of ``Client`` for asyncio producers (FastAPI, the operator).
+
+The hot operations (enqueue, get, wait, cancel) are native asyncio; administrative ones that page through
+Redis delegate to the sync client in a thread, so both surfaces share one implementation of each rule.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from jobqueue.client import Client, DeadLetterStats, QueueDepth, outcome_value, parse_cancel_reason
+from jobqueue.commands import TASK_FIELDS, EnqueueRequest, build_cancel, build_enqueue, make_request, parse_task
+from jobqueue.errors import ResultTimeout, TaskNotFound
+from jobqueue.keys import GlobalKeys, keys_for_task
+from jobqueue.models import CancelReason, Priority, TaskRecord, TaskStatus
+from jobqueue.redis_io import connect_async, run_script_async, script_sha, translate_errors
+from jobqueue.scripts import ScriptCall
+from jobqueue.settings import Settings
+
+_WAIT_RECHECK_SECONDS = 2.0
+
+
+class AsyncTaskHandle:
+    """A reference to an enqueued task, for asyncio code."""
+
+    def __init__(self, client: AsyncClient, task_id: str) -> None:
+        self.client = client
+        self.id = task_id
+
+    def __repr__(self) -> str:
+        return f"AsyncTaskHandle({self.id!r})"
+
+    async def get(self) -> TaskRecord:
+        """The task's current record."""
+        return await self.client.get_task(self.id)
+
+    async def result(self, timeout: float | None = None) -> Any:
+        """Wait for the task to finish and return its result (raises like TaskHandle.result)."""
+        return outcome_value(await self.client.wait(self.id, timeout=timeout))
+
+
+class AsyncClient:
+    """Asyncio client with the same operations as ``Client``."""
+
+    def __init__(self, settings: Settings, connection: aioredis.Redis | None = None) -> None:
+        self.settings = settings
+        self.redis = connection if connection is not None else connect_async(settings)
+        self.global_keys = GlobalKeys(settings.key_prefix)
+        self._registered_queues: set[str] = set()
+        self._sync: Client | None = None
+
+    @property
+    def sync(self) -> Client:
+        """The sync client used for administrative calls (run in a worker thread)."""
+        if self._sync is None:
+            self._sync = Client(self.settings)
+        return self._sync
+
+    async def close(self) -> None:
+        """Close both connection pools."""
+        await self.redis.aclose()
+        if self._sync is not None:
+            self._sync.close()
+
+    async def enqueue(
+        self,
+        name: str,
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        queue: str = "default",
+        priority: Priority | str = Priority.MEDIUM,
+        countdown: float | None = None,
+        eta: dt.datetime | None = None,
+        max_retries: int = 0,
+        timeout: float | None = None,
+        soft_timeout: float | None = None,
+        result_ttl: int | None = None,
+    ) -> AsyncTaskHandle:
+        """Enqueue one task by name (see Client.enqueue)."""
+        request = make_request(
+            name, args, kwargs, queue=queue, priority=priority, countdown=countdown, eta=eta,
+            max_retries=max_retries, timeout=timeout, soft_timeout=soft_timeout, result_ttl=result_ttl,
+        )  # fmt: skip
+        return (await self.enqueue_many([request]))[0]
+
+    async def enqueue_many(self, requests: Sequence[EnqueueRequest]) -> list[AsyncTaskHandle]:
+        """Enqueue validated requests in one pipelined round trip."""
+        built = [build_enqueue(self.settings, r) for r in requests]
+        new_queues = {r.queue for r in requests} - self._registered_queues
+        with translate_errors():
+            if new_queues:
+                await self.redis.sadd(self.global_keys.queues, *new_queues)  # type: ignore[misc]
+                self._registered_queues |= new_queues
+            if len(built) == 1:
+                await run_script_async(self.redis, built[0][1])
+            else:
+                # Scripts were loaded by the first single call or by a worker; on NOSCRIPT fall back
+                # to one call each, which loads them.
+                pipe = self.redis.pipeline(transaction=False)
+                for _, call in built:
+                    pipe.evalsha(script_sha(call.script), len(call.keys), *call.keys, *call.args)
+                results = await pipe.execute(raise_on_error=False)
+                for (_, call), result in zip(built, results, strict=True):
+                    if isinstance(result, Exception):
+                        await run_script_async(self.redis, call)
+        return [AsyncTaskHandle(self, task_id) for task_id, _ in built]
+
+    async def get_task(self, task_id: str) -> TaskRecord:
+        """The current record of a task; TaskNotFound when it is gone."""
+        keys = keys_for_task(self.settings.key_prefix, task_id)
+        with translate_errors():
+            values = await self.redis.hmget(keys.task(task_id), TASK_FIELDS)  # type: ignore[misc]
+        record = parse_task(task_id, values)
+        if record is None:
+            raise TaskNotFound(task_id)
+        return record
+
+    async def wait(self, task_id: str, timeout: float | None = None) -> TaskRecord:
+        """Wait for the task's final status on its completion channel (see Client.wait)."""
+        keys = keys_for_task(self.settings.key_prefix, task_id)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with translate_errors():
+            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(keys.done_channel(task_id))
+                status = await run_script_async(self.redis, ScriptCall("watch", (keys.task(task_id),), ()))
+                while True:
+                    if status is None:
+                        raise TaskNotFound(task_id)
+                    if TaskStatus(status).is_terminal:
+                        return await self.get_task(task_id)
+                    remaining = _WAIT_RECHECK_SECONDS
+                    if deadline is not None:
+                        remaining = min(remaining, deadline - time.monotonic())
+                        if remaining <= 0:
+                            raise ResultTimeout(f"task {task_id} did not finish within {timeout} s")
+                    await pubsub.get_message(timeout=remaining)
+                    status = await self.redis.hget(keys.task(task_id), "status")  # type: ignore[misc]
+            finally:
+                await pubsub.aclose()
+
+    async def cancel(
+        self, task_id: str, force: bool = False, reason: CancelReason | str = CancelReason.USER_REQUESTED
+    ) -> str:
+        """Cancel a task (see Client.cancel)."""
+        reason_value = parse_cancel_reason(reason)
+        keys = keys_for_task(self.settings.key_prefix, task_id)
+        with translate_errors():
+            priority = await self.redis.hget(keys.task(task_id), "priority")  # type: ignore[misc]
+        if priority is None:
+            raise TaskNotFound(task_id)
+        outcome, _ = await run_script_async(
+            self.redis, build_cancel(self.settings, task_id, Priority(priority), reason_value, force)
+        )
+        if outcome == "missing":
+            raise TaskNotFound(task_id)
+        return str(outcome)
+
+    async def queue_depth(self, queue: str) -> QueueDepth:
+        """See Client.queue_depth."""
+        return await asyncio.to_thread(self.sync.queue_depth, queue)
+
+    async def list_dead_letters(self, queue: str, offset: int = 0, limit: int = 50) -> list[TaskRecord]:
+        """See Client.list_dead_letters."""
+        return await asyncio.to_thread(self.sync.list_dead_letters, queue, offset, limit)
+
+    async def dead_letter_stats(self, queue: str) -> DeadLetterStats:
+        """See Client.dead_letter_stats."""
+        return await asyncio.to_thread(self.sync.dead_letter_stats, queue)
+
+    async def replay_dead_letter(self, task_id: str, reset_retries: bool = False) -> None:
+        """See Client.replay_dead_letter."""
+        await asyncio.to_thread(self.sync.replay_dead_letter, task_id, reset_retries)
+
+    async def purge_dead_letters(self, queue: str) -> int:
+        """See Client.purge_dead_letters."""
+        return await asyncio.to_thread(self.sync.purge_dead_letters, queue)
+
+    async def recover_expired_leases(
+        self, queues: Sequence[str] | None = None, worker_id: str = ""
+    ) -> dict[str, int]:
+        """See Client.recover_expired_leases."""
+        return await asyncio.to_thread(self.sync.recover_expired_leases, queues, worker_id)
+
+    async def list_workers(self) -> list[dict[str, Any]]:
+        """See Client.list_workers."""
+        return await asyncio.to_thread(self.sync.list_workers)
+

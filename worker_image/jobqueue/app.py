@@ -1,0 +1,174 @@
+"""``App``: the task registry plus lazily created clients; ``@app.task`` turns functions into tasks."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, ParamSpec, TypeVar
+
+from jobqueue.aio import AsyncClient
+from jobqueue.client import Client, TaskHandle
+from jobqueue.commands import make_request, parse_priority
+from jobqueue.errors import ConfigurationError, ValidationError
+from jobqueue.keys import validate_queue_name
+from jobqueue.models import Priority
+from jobqueue.retry import BackoffFunction, RetryPolicy
+from jobqueue.settings import Settings
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class TaskOptions:
+    """Per-task defaults; enqueue-time options override them."""
+
+    queue: str = "default"
+    priority: Priority = Priority.MEDIUM
+    max_retries: int = 0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    retry_on: tuple[type[BaseException], ...] | None = None
+    timeout: float | None = None
+    soft_timeout: float | None = None
+    result_ttl: int | None = None
+    bind: bool = False
+
+
+class TaskDefinition(Generic[P, R]):
+    """A registered task: callable like the function, plus ways to enqueue it."""
+
+    def __init__(self, app: App, fn: Callable[P, R], name: str, options: TaskOptions) -> None:
+        self.app = app
+        self.fn = fn
+        self.name = name
+        self.options = options
+        self.is_async = inspect.iscoroutinefunction(fn)
+
+    def __repr__(self) -> str:
+        return f"<task {self.name} queue={self.options.queue}>"
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        return self.fn(*args, **kwargs)
+
+    def should_retry(self, exc: BaseException) -> bool:
+        """Whether this exception type may be retried under the task's ``retry_on`` rule."""
+        if self.options.retry_on is None:
+            return True
+        return isinstance(exc, self.options.retry_on)
+
+    def _enqueue(self, args: tuple[Any, ...], kwargs: dict[str, Any], **when: Any) -> TaskHandle:
+        o = self.options
+        request = make_request(
+            self.name, list(args), kwargs, queue=o.queue, priority=o.priority, max_retries=o.max_retries,
+            timeout=o.timeout, soft_timeout=o.soft_timeout, result_ttl=o.result_ttl, **when,
+        )  # fmt: skip
+        return self.app.client.enqueue_many([request])[0]
+
+    def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> TaskHandle:
+        """Enqueue now with the task's default options."""
+        return self._enqueue(args, kwargs)
+
+    def enqueue_in(self, countdown: float, *args: P.args, **kwargs: P.kwargs) -> TaskHandle:
+        """Enqueue to start after ``countdown`` seconds (measured on the Redis server clock)."""
+        return self._enqueue(args, kwargs, countdown=countdown)
+
+    def enqueue_at(self, eta: dt.datetime, *args: P.args, **kwargs: P.kwargs) -> TaskHandle:
+        """Enqueue to start at ``eta`` (naive datetimes are taken as UTC)."""
+        return self._enqueue(args, kwargs, eta=eta)
+
+
+class App:
+    """The entry point of application code.
+
+    ``App()`` reads ``JOBQUEUE_*`` settings; keyword arguments override them (``App(redis_url=...)``).
+    Creating an App opens no connection; the first enqueue does.
+    """
+
+    def __init__(self, redis_url: str | None = None, *, settings: Settings | None = None, **overrides: Any):
+        if redis_url is not None:
+            overrides["redis_url"] = redis_url
+        self.settings = settings.model_copy(update=overrides) if settings else Settings(**overrides)
+        self.registry: dict[str, TaskDefinition[Any, Any]] = {}
+        self._client: Client | None = None
+
+    @property
+    def client(self) -> Client:
+        """The synchronous client, created on first use."""
+        if self._client is None:
+            self._client = Client(self.settings)
+        return self._client
+
+    def async_client(self) -> AsyncClient:
+        """A new asyncio client (bind one per event loop)."""
+        return AsyncClient(self.settings)
+
+    def close(self) -> None:
+        """Close connections opened by this app."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def task(
+        self,
+        fn: Callable[P, R] | None = None,
+        *,
+        name: str | None = None,
+        queue: str = "default",
+        priority: Priority | str = Priority.MEDIUM,
+        max_retries: int = 0,
+        retry_backoff: str | BackoffFunction = "exponential",
+        retry_base: float = 1.0,
+        retry_max: float = 300.0,
+        retry_jitter: bool = True,
+        retry_on: tuple[type[BaseException], ...] | type[BaseException] | None = None,
+        timeout: float | None = None,
+        soft_timeout: float | None = None,
+        result_ttl: int | None = None,
+        bind: bool = False,
+    ) -> Any:
+        """Register a function as a task; usable as ``@app.task`` or ``@app.task(...)``."""
+
+        def register(func: Callable[P, R]) -> TaskDefinition[P, R]:
+            task_name = name or func.__name__
+            if task_name in self.registry:
+                raise ConfigurationError(f"task name {task_name!r} is registered twice")
+            validate_queue_name(queue)
+            if soft_timeout is not None and timeout is not None and soft_timeout >= timeout:
+                raise ValidationError("soft_timeout", "must be less than timeout")
+            retry_types = (retry_on,) if isinstance(retry_on, type) else retry_on
+            options = TaskOptions(
+                queue=queue,
+                priority=parse_priority(priority),
+                max_retries=max_retries,
+                retry=RetryPolicy(retry_backoff, retry_base, retry_max, retry_jitter),
+                retry_on=retry_types,
+                timeout=timeout,
+                soft_timeout=soft_timeout,
+                result_ttl=result_ttl,
+                bind=bind,
+            )
+            definition: TaskDefinition[P, R] = TaskDefinition(self, func, task_name, options)
+            self.registry[task_name] = definition
+            return definition
+
+        if fn is not None:
+            return register(fn)
+        return register
+
+
+def load_app(spec: str) -> App:
+    """Import ``module:attribute`` and return the App it names (the worker's ``--app`` option)."""
+    module_name, sep, attribute = spec.partition(":")
+    if not sep or not module_name or not attribute:
+        raise ConfigurationError(f"--app must look like 'package.module:app', got {spec!r}")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigurationError(f"cannot import {module_name!r}: {exc}") from exc
+    app = getattr(module, attribute, None)
+    if not isinstance(app, App):
+        raise ConfigurationError(f"{spec!r} is not a jobqueue App")
+    return app

@@ -1,0 +1,171 @@
+"""The ``jobqueue`` command line: worker, scheduler, up (local stack), enqueue, status, dlq."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from types import FrameType
+
+from jobqueue.app import App, load_app
+from jobqueue.errors import JobQueueError
+from jobqueue.log_config import configure_logging
+from jobqueue.settings import Settings
+
+log = logging.getLogger("jobqueue.cli")
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from jobqueue.worker.process_pool import ProcessPool  # noqa: PLC0415 - only the worker needs it
+    from jobqueue.worker.runtime import Worker  # noqa: PLC0415
+    from jobqueue.worker.thread_pool import AsyncPool, ThreadPool  # noqa: PLC0415
+
+    app = load_app(args.app)
+    queues = [q.strip() for q in args.queues.split(",") if q.strip()]
+    pool: ProcessPool | ThreadPool | AsyncPool
+    if args.pool == "process":
+        pool = ProcessPool(args.app, args.concurrency, logging.getLogger().level)
+    elif args.pool == "thread":
+        pool = ThreadPool(app, args.concurrency)
+    else:
+        pool = AsyncPool(app, args.concurrency)
+    worker = Worker(app, pool, queues, worker_id=args.worker_id, grace_seconds=args.grace)
+    worker.install_signal_handlers()
+    return worker.run()
+
+
+def _scheduler(args: argparse.Namespace) -> int:
+    from jobqueue.client import Client  # noqa: PLC0415
+    from jobqueue.scheduler import Scheduler  # noqa: PLC0415
+
+    scheduler = Scheduler(Client(Settings()), interval_seconds=args.interval)
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        scheduler.stop()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+    scheduler.run()
+    return 0
+
+
+def _up(args: argparse.Namespace) -> int:
+    from jobqueue.local_stack import run_local_stack  # noqa: PLC0415
+
+    return run_local_stack(args)
+
+
+def _client(args: argparse.Namespace) -> App:
+    return load_app(args.app) if getattr(args, "app", None) else App()
+
+
+def _enqueue(args: argparse.Namespace) -> int:
+    app = _client(args)
+    handle = app.client.enqueue(
+        args.name,
+        json.loads(args.args),
+        json.loads(args.kwargs),
+        queue=args.queue,
+        priority=args.priority,
+        countdown=args.countdown,
+        max_retries=args.max_retries,
+        timeout=args.timeout,
+    )
+    print(handle.id)
+    if args.wait is not None:
+        print(json.dumps(handle.result(timeout=args.wait)))
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    print(json.dumps(_client(args).client.get_task(args.task_id).to_json(), indent=2))
+    return 0
+
+
+def _dlq(args: argparse.Namespace) -> int:
+    client = _client(args).client
+    if args.action == "list":
+        for record in client.list_dead_letters(args.queue, limit=args.limit):
+            print(f"{record.id}  {record.name}  {record.dead_letter_reason}  {record.error}")
+    elif args.action == "stats":
+        stats = client.dead_letter_stats(args.queue)
+        print(json.dumps({"total": stats.total, "by_task": stats.by_task, "by_reason": stats.by_reason}))
+    elif args.action == "replay":
+        for task_id in args.ids:
+            client.replay_dead_letter(task_id, reset_retries=args.reset)
+            print(f"replayed {task_id}")
+    elif args.action == "purge":
+        print(f"purged {client.purge_dead_letters(args.queue)}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for tests and docs)."""
+    parser = argparse.ArgumentParser(prog="jobqueue", description="jobqueue: a distributed job queue")
+    parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--log-format", choices=["text", "json"], default="text")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    w = sub.add_parser("worker", help="run a worker process")
+    w.add_argument("--app", required=True, help="module:attribute of your App, e.g. myproject.tasks:app")
+    w.add_argument("--queues", default="default", help="comma-separated, in priority order")
+    w.add_argument("--concurrency", type=int, default=4)
+    w.add_argument("--pool", choices=["process", "thread", "async"], default="process")
+    w.add_argument("--worker-id", default=None, help="defaults to $POD_NAME, else host-pid-random")
+    w.add_argument("--grace", type=float, default=30.0, help="seconds to finish in-flight work on SIGTERM")
+    w.set_defaults(func=_worker)
+
+    s = sub.add_parser("scheduler", help="recover expired leases and promote delayed tasks")
+    s.add_argument("--interval", type=float, default=1.0)
+    s.set_defaults(func=_scheduler)
+
+    u = sub.add_parser("up", help="run the whole system locally on an embedded Redis")
+    u.add_argument("--data-dir", default=".jobqueue")
+    u.add_argument("--workers", type=int, default=1)
+    u.add_argument("--concurrency", type=int, default=2)
+    u.add_argument("--demo-rate", type=float, default=5.0, help="demo tasks per second (0 = none)")
+    u.add_argument("--duration", type=float, default=None, help="stop after N seconds (default: Ctrl-C)")
+    u.set_defaults(func=_up)
+
+    e = sub.add_parser("enqueue", help="enqueue a task by name")
+    e.add_argument("name")
+    e.add_argument("--args", default="[]", help="JSON array")
+    e.add_argument("--kwargs", default="{}", help="JSON object")
+    e.add_argument("--queue", default="default")
+    e.add_argument("--priority", default="medium")
+    e.add_argument("--countdown", type=float, default=None)
+    e.add_argument("--max-retries", type=int, default=0)
+    e.add_argument("--timeout", type=float, default=None)
+    e.add_argument("--wait", type=float, default=None, help="wait up to N seconds and print the result")
+    e.set_defaults(func=_enqueue)
+
+    st = sub.add_parser("status", help="show a task")
+    st.add_argument("task_id")
+    st.set_defaults(func=_status)
+
+    d = sub.add_parser("dlq", help="dead letter queue: list, stats, replay, purge")
+    d.add_argument("action", choices=["list", "stats", "replay", "purge"])
+    d.add_argument("--queue", default="default")
+    d.add_argument("--limit", type=int, default=50)
+    d.add_argument("--reset", action="store_true", help="replay with retry counters reset")
+    d.add_argument("ids", nargs="*")
+    d.set_defaults(func=_dlq)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``jobqueue`` command."""
+    args = build_parser().parse_args(argv)
+    configure_logging(args.log_level, args.log_format)
+    try:
+        return int(args.func(args))
+    except JobQueueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

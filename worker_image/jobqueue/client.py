@@ -1,0 +1,394 @@
+"""The synchronous client: enqueue, inspect, wait for, cancel tasks; results; dead letters; recovery."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from jobqueue.commands import (
+    TASK_FIELDS,
+    EnqueueRequest,
+    build_cancel,
+    build_enqueue,
+    build_purge_dead,
+    build_recover,
+    build_replay,
+    make_request,
+    parse_task,
+)
+from jobqueue.errors import (
+    InvalidTransition,
+    ResultTimeout,
+    TaskCancelled,
+    TaskFailed,
+    TaskNotFound,
+    ValidationError,
+)
+from jobqueue.keys import GlobalKeys, QueueKeys, keys_for_task, queue_of, validate_queue_name
+from jobqueue.models import CancelReason, Priority, TaskRecord, TaskStatus
+from jobqueue.redis_io import connect, run_script, run_scripts, translate_errors
+from jobqueue.scripts import ScriptCall
+from jobqueue.settings import Settings
+
+# While waiting on a completion channel, re-read the task this often in case a publish was lost
+# (pub/sub is at-most-once: a Redis restart drops subscriptions).
+_WAIT_RECHECK_SECONDS = 2.0
+
+
+def parse_cancel_reason(reason: CancelReason | str) -> str:
+    """A CancelReason value; ValidationError('reason') for anything else."""
+    try:
+        return CancelReason(reason).value
+    except ValueError as exc:
+        allowed = ", ".join(r.value for r in CancelReason)
+        raise ValidationError("reason", f"{reason!r} is not one of {allowed}") from exc
+
+
+@dataclass(frozen=True)
+class DeadLetterStats:
+    """Size of a queue's dead letter queue and its breakdown by task name and reason."""
+
+    queue: str
+    total: int
+    by_task: dict[str, int]
+    by_reason: dict[str, int]
+
+
+@dataclass(frozen=True)
+class QueueDepth:
+    """Live counts of one queue."""
+
+    queue: str
+    ready: dict[str, int]
+    delayed: int
+    in_flight: int
+    dead: int
+
+    @property
+    def total_ready(self) -> int:
+        """Tasks that could start now."""
+        return sum(self.ready.values())
+
+
+class TaskHandle:
+    """A reference to an enqueued task."""
+
+    def __init__(self, client: Client, task_id: str) -> None:
+        self.client = client
+        self.id = task_id
+
+    def __repr__(self) -> str:
+        return f"TaskHandle({self.id!r})"
+
+    def get(self) -> TaskRecord:
+        """The task's current record."""
+        return self.client.get_task(self.id)
+
+    def status(self) -> TaskStatus:
+        """The task's current status."""
+        return self.get().status
+
+    def result(self, timeout: float | None = None) -> Any:
+        """Wait (without polling) for the task to finish and return its result.
+
+        Raises TaskFailed (FAILED, TIMEOUT), TaskCancelled, or ResultTimeout after ``timeout`` seconds.
+        """
+        return outcome_value(self.client.wait(self.id, timeout=timeout))
+
+    def cancel(self, force: bool = False, reason: CancelReason | str = CancelReason.USER_REQUESTED) -> str:
+        """Cancel the task; see Client.cancel."""
+        return self.client.cancel(self.id, force=force, reason=reason)
+
+
+def outcome_value(record: TaskRecord) -> Any:
+    """The result of a finished task, or the matching exception."""
+    if record.status == TaskStatus.SUCCESS:
+        return record.result
+    if record.status == TaskStatus.CANCELLED:
+        raise TaskCancelled(record.id, record.cancel_reason)
+    raise TaskFailed(record.id, record.status.value, record.error, record.traceback)
+
+
+class Client:
+    """Talks to Redis for producers and admins. Thread-safe (redis-py pools connections)."""
+
+    def __init__(self, settings: Settings, connection: redis.Redis | None = None) -> None:
+        self.settings = settings
+        self.redis = connection if connection is not None else connect(settings)
+        self.global_keys = GlobalKeys(settings.key_prefix)
+        self._registered_queues: set[str] = set()
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        self.redis.close()
+
+    def queue_keys(self, queue: str) -> QueueKeys:
+        """Keys of one queue."""
+        return QueueKeys(self.settings.key_prefix, validate_queue_name(queue))
+
+    # -- enqueue -------------------------------------------------------------------------------------
+
+    def enqueue(
+        self,
+        name: str,
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        queue: str = "default",
+        priority: Priority | str = Priority.MEDIUM,
+        countdown: float | None = None,
+        eta: dt.datetime | None = None,
+        max_retries: int = 0,
+        timeout: float | None = None,
+        soft_timeout: float | None = None,
+        result_ttl: int | None = None,
+    ) -> TaskHandle:
+        """Enqueue one task by name, for producers that do not import the task code. One round trip."""
+        request = make_request(
+            name, args, kwargs, queue=queue, priority=priority, countdown=countdown, eta=eta,
+            max_retries=max_retries, timeout=timeout, soft_timeout=soft_timeout, result_ttl=result_ttl,
+        )  # fmt: skip
+        return self.enqueue_many([request])[0]
+
+    def enqueue_many(self, requests: Sequence[EnqueueRequest]) -> list[TaskHandle]:
+        """Enqueue many validated requests in one pipelined round trip; every payload is checked first,
+        so one bad request enqueues nothing."""
+        built = [build_enqueue(self.settings, r) for r in requests]
+        calls: list[ScriptCall] = [call for _, call in built]
+        new_queues = {r.queue for r in requests} - self._registered_queues
+        with translate_errors():
+            if new_queues:
+                # Registration is idempotent and separate from the task transition (another slot in a
+                # cluster); a task whose registration was lost is still found by the worker serving it.
+                self.redis.sadd(self.global_keys.queues, *new_queues)
+                self._registered_queues |= new_queues
+            run_scripts(self.redis, calls)
+        return [TaskHandle(self, task_id) for task_id, _ in built]
+
+    # -- inspect ---------------------------------------------------------------------------------------
+
+    def get_task(self, task_id: str) -> TaskRecord:
+        """The current record of a task; TaskNotFound once it is gone (e.g. its result TTL expired)."""
+        keys = keys_for_task(self.settings.key_prefix, task_id)
+        with translate_errors():
+            values = self.redis.hmget(keys.task(task_id), TASK_FIELDS)
+        record = parse_task(task_id, values)
+        if record is None:
+            raise TaskNotFound(task_id)
+        return record
+
+    def wait(self, task_id: str, timeout: float | None = None) -> TaskRecord:
+        """Block until the task reaches a final status; subscribes to its completion channel, no polling."""
+        keys = keys_for_task(self.settings.key_prefix, task_id)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with translate_errors():
+            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                pubsub.subscribe(keys.done_channel(task_id))
+                status = run_script(self.redis, ScriptCall("watch", (keys.task(task_id),), ()))
+                while True:
+                    if status is None:
+                        raise TaskNotFound(task_id)
+                    if TaskStatus(status).is_terminal:
+                        return self.get_task(task_id)
+                    remaining = _WAIT_RECHECK_SECONDS
+                    if deadline is not None:
+                        remaining = min(remaining, deadline - time.monotonic())
+                        if remaining <= 0:
+                            raise ResultTimeout(f"task {task_id} did not finish within {timeout} s")
+                    pubsub.get_message(timeout=remaining)
+                    status = self.redis.hget(keys.task(task_id), "status")
+            finally:
+                pubsub.close()
+
+    # -- cancel ----------------------------------------------------------------------------------------
+
+    def cancel(
+        self, task_id: str, force: bool = False, reason: CancelReason | str = CancelReason.USER_REQUESTED
+    ) -> str:
+        """Cancel a task. Waiting (queued, delayed, retrying, pending) → removed atomically, CANCELLED.
+        Running → a cancel request: graceful (the task sees ``ctx.is_cancelled()``) or force (its process
+        is killed). Returns 'cancelled', 'requested' or 'finished' (already final; nothing changed)."""
+        reason_value = parse_cancel_reason(reason)
+        keys = keys_for_task(self.settings.key_prefix, task_id)
+        with translate_errors():
+            priority = self.redis.hget(keys.task(task_id), "priority")
+        if priority is None:
+            raise TaskNotFound(task_id)
+        outcome, _status = run_script(
+            self.redis, build_cancel(self.settings, task_id, Priority(priority), reason_value, force)
+        )
+        if outcome == "missing":
+            raise TaskNotFound(task_id)
+        return str(outcome)
+
+    # -- results ---------------------------------------------------------------------------------------
+
+    def _final_task_key(self, task_id: str) -> str:
+        keys = keys_for_task(self.settings.key_prefix, task_id)
+        key = keys.task(task_id)
+        with translate_errors():
+            status = self.redis.hget(key, "status")
+        if status is None:
+            raise TaskNotFound(task_id)
+        if not TaskStatus(status).is_terminal:
+            raise InvalidTransition(f"task {task_id} is {status}: it has no result yet")
+        return key
+
+    def result_exists(self, task_id: str) -> bool:
+        """True while a finished task's result is stored."""
+        try:
+            self._final_task_key(task_id)
+        except (TaskNotFound, InvalidTransition):
+            return False
+        return True
+
+    def result_ttl(self, task_id: str) -> int | None:
+        """Seconds until the result expires; None when it never expires (dead letters are kept)."""
+        key = self._final_task_key(task_id)
+        with translate_errors():
+            ttl = int(self.redis.ttl(key))
+        return None if ttl < 0 else ttl
+
+    def extend_result(self, task_id: str, ttl_seconds: int) -> None:
+        """Keep a finished task's result for ``ttl_seconds`` from now."""
+        if not isinstance(ttl_seconds, int) or ttl_seconds <= 0:
+            raise ValidationError("ttl_seconds", "must be a whole number of seconds > 0")
+        key = self._final_task_key(task_id)
+        with translate_errors():
+            self.redis.expire(key, ttl_seconds)
+
+    def delete_result(self, task_id: str) -> None:
+        """Delete a finished task's record and result now (dead letters: purge instead)."""
+        key = self._final_task_key(task_id)
+        keys = keys_for_task(self.settings.key_prefix, task_id)
+        with translate_errors():
+            if self.redis.zscore(keys.dead, task_id) is not None:
+                raise InvalidTransition(f"task {task_id} is dead-lettered: replay or purge it")
+            self.redis.delete(key)
+
+    # -- dead letters ----------------------------------------------------------------------------------
+
+    def list_dead_letters(self, queue: str, offset: int = 0, limit: int = 50) -> list[TaskRecord]:
+        """Dead-lettered tasks of a queue, newest first, paged."""
+        if offset < 0 or not 1 <= limit <= 1000:
+            raise ValidationError("limit", "offset must be >= 0 and limit between 1 and 1000")
+        keys = self.queue_keys(queue)
+        with translate_errors():
+            ids = self.redis.zrevrange(keys.dead, offset, offset + limit - 1)
+            pipe = self.redis.pipeline(transaction=False)
+            for task_id in ids:
+                pipe.hmget(keys.task(task_id), TASK_FIELDS)
+            rows = pipe.execute()
+        records = [parse_task(task_id, row) for task_id, row in zip(ids, rows, strict=True)]
+        return [r for r in records if r is not None]
+
+    def dead_letter_stats(self, queue: str, page: int = 1000) -> DeadLetterStats:
+        """Counts of a queue's dead letters by task name and by reason (pages through the whole DLQ)."""
+        keys = self.queue_keys(queue)
+        by_task: dict[str, int] = {}
+        by_reason: dict[str, int] = {}
+        total = 0
+        start = 0
+        with translate_errors():
+            while True:
+                ids = self.redis.zrange(keys.dead, start, start + page - 1)
+                if not ids:
+                    break
+                pipe = self.redis.pipeline(transaction=False)
+                for task_id in ids:
+                    pipe.hmget(keys.task(task_id), ["name", "dead_letter_reason"])
+                for name, reason in pipe.execute():
+                    total += 1
+                    by_task[name or "?"] = by_task.get(name or "?", 0) + 1
+                    by_reason[reason or "?"] = by_reason.get(reason or "?", 0) + 1
+                start += page
+        return DeadLetterStats(queue, total, by_task, by_reason)
+
+    def dead_letter_alert(self, queue: str, threshold: int) -> bool:
+        """True when the queue holds at least ``threshold`` dead letters."""
+        with translate_errors():
+            return int(self.redis.zcard(self.queue_keys(queue).dead)) >= threshold
+
+    def replay_dead_letter(self, task_id: str, reset_retries: bool = False) -> None:
+        """Put a dead-lettered task back in its queue (optionally with its retry counters reset)."""
+        keys = keys_for_task(self.settings.key_prefix, task_id)
+        with translate_errors():
+            priority = self.redis.hget(keys.task(task_id), "priority")
+        if priority is None:
+            raise TaskNotFound(task_id)
+        if not run_script(self.redis, build_replay(self.settings, task_id, Priority(priority), reset_retries)):
+            raise InvalidTransition(f"task {task_id} is not in the dead letter queue")
+
+    def purge_dead_letters(self, queue: str) -> int:
+        """Delete every dead letter of a queue, in batches; returns how many were purged."""
+        validate_queue_name(queue)
+        total = 0
+        while True:
+            n = int(run_script(self.redis, build_purge_dead(self.settings, queue)))
+            total += n
+            if n == 0:
+                return total
+
+    # -- queues, recovery, workers ---------------------------------------------------------------------
+
+    def known_queues(self) -> list[str]:
+        """Every queue a producer or worker has registered."""
+        with translate_errors():
+            return sorted(self.redis.smembers(self.global_keys.queues))
+
+    def queue_depth(self, queue: str) -> QueueDepth:
+        """Ready per priority, delayed, in-flight and dead counts in one round trip."""
+        keys = self.queue_keys(queue)
+        with translate_errors():
+            pipe = self.redis.pipeline(transaction=False)
+            for key in keys.ready_all:
+                pipe.llen(key)
+            pipe.zcard(keys.delayed)
+            pipe.zcard(keys.leases)
+            pipe.zcard(keys.dead)
+            high, medium, low, delayed, leased, dead = pipe.execute()
+        return QueueDepth(queue, {"high": high, "medium": medium, "low": low}, delayed, leased, dead)
+
+    def recover_expired_leases(self, queues: Sequence[str] | None = None, worker_id: str = "") -> dict[str, int]:
+        """Requeue tasks whose lease expired (or every lease of ``worker_id``, a worker known dead).
+        Idempotent; returns {'requeued': n, 'dead_lettered': m}."""
+        names = list(queues) if queues is not None else self.known_queues()
+        calls = [build_recover(self.settings, validate_queue_name(q), worker_id) for q in names]
+        requeued = dead = 0
+        for result in run_scripts(self.redis, calls):
+            requeued += int(result[0])
+            dead += int(result[1])
+        return {"requeued": requeued, "dead_lettered": dead}
+
+    def list_workers(self) -> list[dict[str, Any]]:
+        """Workers that heartbeated recently, with their reported state."""
+        with translate_errors():
+            ids = self.redis.zrange(self.global_keys.workers, 0, -1, withscores=True)
+            pipe = self.redis.pipeline(transaction=False)
+            for worker_id, _ in ids:
+                pipe.hgetall(self.global_keys.worker(worker_id))
+            infos = pipe.execute()
+        now_ms = time.time() * 1000
+        workers = []
+        for (worker_id, beat_ms), info in zip(ids, infos, strict=True):
+            if not info:
+                continue
+            workers.append({**info, "id": worker_id, "heartbeat_age": max(0.0, (now_ms - beat_ms) / 1000)})
+        return workers
+
+    def request_drain(self, worker_id: str) -> None:
+        """Ask a worker to stop fetching, finish what it runs and exit (used before scaling down)."""
+        with translate_errors():
+            self.redis.hset(self.global_keys.worker_control(worker_id), "drain", "1")
+            self.redis.expire(self.global_keys.worker_control(worker_id), 3600)
+
+
+def task_queue(task_id: str) -> str:
+    """The queue of a task id (re-exported for callers that only hold an id)."""
+    return queue_of(task_id)

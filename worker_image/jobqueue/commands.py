@@ -1,0 +1,265 @@
+"""Pure builders of script calls and parsers of their replies: the broker protocol without any I/O.
+
+The sync ``Client`` and the ``AsyncClient`` both run these, so the two never drift apart.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from jobqueue.errors import ValidationError
+from jobqueue.keys import QueueKeys, new_task_id, validate_queue_name
+from jobqueue.models import Priority, TaskRecord, TaskStatus
+from jobqueue.scripts import ScriptCall
+from jobqueue.serialization import check_size, dumps, loads
+from jobqueue.settings import Settings
+
+
+@dataclass(frozen=True)
+class EnqueueRequest:
+    """Everything needed to create one task, validated."""
+
+    name: str
+    args: list[Any]
+    kwargs: dict[str, Any]
+    queue: str
+    priority: Priority
+    countdown: float | None = None
+    eta: dt.datetime | None = None
+    max_retries: int = 0
+    timeout: float | None = None
+    soft_timeout: float | None = None
+    result_ttl: int | None = None
+    task_id: str | None = None
+
+
+def parse_priority(value: Priority | str) -> Priority:
+    """A Priority from an enum or its name; ValidationError('priority') otherwise."""
+    try:
+        return Priority(value.lower() if isinstance(value, str) else value)
+    except (ValueError, AttributeError) as exc:
+        raise ValidationError("priority", f"{value!r} is not one of high, medium, low") from exc
+
+
+def make_request(
+    name: str,
+    args: Sequence[Any] | None = None,
+    kwargs: Mapping[str, Any] | None = None,
+    *,
+    queue: str = "default",
+    priority: Priority | str = Priority.MEDIUM,
+    countdown: float | None = None,
+    eta: dt.datetime | None = None,
+    max_retries: int = 0,
+    timeout: float | None = None,
+    soft_timeout: float | None = None,
+    result_ttl: int | None = None,
+) -> EnqueueRequest:
+    """Validate enqueue options; every problem is a ValidationError naming the field."""
+    if not isinstance(name, str) or not name or len(name) > 200:
+        raise ValidationError("name", "must be a non-empty string of at most 200 characters")
+    validate_queue_name(queue)
+    if args is None:
+        args = []
+    if isinstance(args, (str, bytes)) or not isinstance(args, Sequence):
+        raise ValidationError("args", "must be a list")
+    if kwargs is None:
+        kwargs = {}
+    if not isinstance(kwargs, Mapping) or not all(isinstance(k, str) for k in kwargs):
+        raise ValidationError("kwargs", "must be an object with string keys")
+    if countdown is not None and eta is not None:
+        raise ValidationError("countdown", "give either countdown or eta, not both")
+    if countdown is not None and (not _is_number(countdown) or countdown < 0 or math.isinf(countdown)):
+        raise ValidationError("countdown", "must be a finite number of seconds >= 0")
+    if eta is not None and not isinstance(eta, dt.datetime):
+        raise ValidationError("eta", "must be a datetime")
+    if not isinstance(max_retries, int) or isinstance(max_retries, bool) or not 0 <= max_retries <= 1000:
+        raise ValidationError("max_retries", "must be an integer between 0 and 1000")
+    if timeout is not None and (not _is_number(timeout) or timeout <= 0):
+        raise ValidationError("timeout", "must be a number of seconds > 0")
+    if soft_timeout is not None:
+        if not _is_number(soft_timeout) or soft_timeout <= 0:
+            raise ValidationError("soft_timeout", "must be a number of seconds > 0")
+        if timeout is not None and soft_timeout >= timeout:
+            raise ValidationError("soft_timeout", "must be less than timeout")
+    if result_ttl is not None and (not isinstance(result_ttl, int) or result_ttl <= 0):
+        raise ValidationError("result_ttl", "must be a whole number of seconds > 0")
+    return EnqueueRequest(
+        name=name,
+        args=list(args),
+        kwargs=dict(kwargs),
+        queue=queue,
+        priority=parse_priority(priority),
+        countdown=countdown,
+        eta=eta,
+        max_retries=max_retries,
+        timeout=timeout,
+        soft_timeout=soft_timeout,
+        result_ttl=result_ttl,
+    )
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value)
+
+
+def default_soft_timeout(timeout: float | None, soft_timeout: float | None) -> float | None:
+    """The soft limit defaults to 80% of the hard one."""
+    if soft_timeout is not None or timeout is None:
+        return soft_timeout
+    return timeout * 0.8
+
+
+def build_enqueue(settings: Settings, request: EnqueueRequest) -> tuple[str, ScriptCall]:
+    """The task id and the enqueue script call for one validated request."""
+    task_id = request.task_id or new_task_id(request.queue)
+    keys = QueueKeys(settings.key_prefix, request.queue)
+    args_json = dumps(request.args, "args")
+    kwargs_json = dumps(request.kwargs, "kwargs")
+    check_size(len(args_json) + len(kwargs_json) + len(request.name), settings.max_payload_bytes)
+    due_ms = 0
+    if request.eta is not None:
+        eta = request.eta if request.eta.tzinfo else request.eta.replace(tzinfo=dt.UTC)
+        due_ms = int(eta.timestamp() * 1000)
+    countdown_ms = int(round((request.countdown or 0) * 1000))
+    soft = default_soft_timeout(request.timeout, request.soft_timeout)
+    fields: list[str | int | float] = [
+        "name", request.name,
+        "queue", request.queue,
+        "priority", request.priority.value,
+        "args", args_json,
+        "kwargs", kwargs_json,
+        "max_retries", request.max_retries,
+        "result_ttl", request.result_ttl or settings.result_ttl_seconds,
+    ]  # fmt: skip
+    if request.timeout is not None:
+        fields += ["timeout", repr(float(request.timeout))]
+    if soft is not None:
+        fields += ["soft_timeout", repr(float(soft))]
+    call = ScriptCall(
+        "enqueue",
+        (
+            keys.task(task_id),
+            keys.ready(request.priority),
+            keys.delayed,
+            keys.wake,
+            keys.events,
+            keys.stats,
+        ),
+        (task_id, due_ms, countdown_ms, settings.events_max_length, *fields),
+    )
+    return task_id, call
+
+
+TASK_FIELDS = (
+    "name", "queue", "priority", "status", "args", "kwargs", "attempts", "max_retries", "retries",
+    "lost_leases", "result", "error", "traceback", "history", "cancel_reason", "dead_letter_reason",
+    "worker", "enqueued_at", "eta", "started_at", "completed_at", "timeout", "soft_timeout", "parents",
+)  # fmt: skip
+
+
+def _text(value: bytes | str | None) -> str | None:
+    if value is None:
+        return None
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _ms(value: str | None) -> float | None:
+    if value is None or value in ("", "0"):
+        return None
+    return int(value) / 1000.0
+
+
+def _float(value: str | None) -> float | None:
+    return None if value in (None, "") else float(value)  # type: ignore[arg-type]
+
+
+def parse_task(task_id: str, values: Sequence[bytes | str | None]) -> TaskRecord | None:
+    """A TaskRecord from an HMGET of TASK_FIELDS, or None when the task hash does not exist."""
+    f = dict(zip(TASK_FIELDS, (_text(v) for v in values), strict=True))
+    if f["status"] is None:
+        return None
+    return TaskRecord(
+        id=task_id,
+        name=f["name"] or "",
+        queue=f["queue"] or "",
+        priority=Priority(f["priority"] or "medium"),
+        status=TaskStatus(f["status"]),
+        args=loads(f["args"]) or [],
+        kwargs=loads(f["kwargs"]) or {},
+        attempts=int(f["attempts"] or 0),
+        max_retries=int(f["max_retries"] or 0),
+        retries=int(f["retries"] or 0),
+        lost_leases=int(f["lost_leases"] or 0),
+        result=loads(f["result"]),
+        error=f["error"] or None,
+        traceback=f["traceback"] or None,
+        retry_history=loads(f["history"]) or [],
+        cancel_reason=f["cancel_reason"],
+        dead_letter_reason=f["dead_letter_reason"],
+        worker=f["worker"],
+        enqueued_at=_ms(f["enqueued_at"]),
+        eta=_ms(f["eta"]),
+        started_at=_ms(f["started_at"]),
+        completed_at=_ms(f["completed_at"]),
+        timeout=_float(f["timeout"]),
+        soft_timeout=_float(f["soft_timeout"]),
+        parents=loads(f["parents"]) or [],
+    )
+
+
+def build_cancel(settings: Settings, task_id: str, priority: Priority, reason: str, force: bool) -> ScriptCall:
+    """The cancel script call for a task whose priority is known (its ready list is needed)."""
+    keys = QueueKeys(settings.key_prefix, task_id.rpartition(".")[0])
+    return ScriptCall(
+        "cancel",
+        (keys.task(task_id), keys.ready(priority), keys.delayed, keys.events, keys.stats),
+        (
+            task_id,
+            reason,
+            "force" if force else "graceful",
+            settings.events_max_length,
+            keys.done_channel(task_id),
+            keys.cancel_channel,
+            settings.result_ttl_seconds,
+        ),
+    )
+
+
+def build_recover(settings: Settings, queue: str, worker_id: str = "", limit: int = 1000) -> ScriptCall:
+    """The recover script call: expired leases of a queue, or every lease of a worker known dead."""
+    keys = QueueKeys(settings.key_prefix, queue)
+    return ScriptCall(
+        "recover",
+        (keys.leases, *keys.ready_all, keys.dead, keys.events, keys.stats, keys.wake),
+        (
+            keys.task_prefix,
+            limit,
+            settings.max_lost_leases,
+            settings.events_max_length,
+            worker_id,
+            keys.done_channel_prefix,
+        ),
+    )
+
+
+def build_replay(settings: Settings, task_id: str, priority: Priority, reset_retries: bool) -> ScriptCall:
+    """The replay script call for a dead-lettered task."""
+    keys = QueueKeys(settings.key_prefix, task_id.rpartition(".")[0])
+    return ScriptCall(
+        "replay",
+        (keys.task(task_id), keys.dead, keys.ready(priority), keys.wake, keys.events),
+        (task_id, "1" if reset_retries else "0", settings.events_max_length),
+    )
+
+
+def build_purge_dead(settings: Settings, queue: str, batch: int = 500) -> ScriptCall:
+    """One batch of the dead letter purge."""
+    keys = QueueKeys(settings.key_prefix, queue)
+    return ScriptCall(
+        "purge_dead", (keys.dead, keys.events), (keys.task_prefix, batch, settings.events_max_length)
+    )

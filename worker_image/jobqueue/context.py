@@ -1,0 +1,54 @@
+"""What a running task can see about itself: ``ctx`` (with ``bind=True``) or ``current_context()``."""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from jobqueue.errors import JobQueueError
+
+_current: contextvars.ContextVar[TaskContext | None] = contextvars.ContextVar("jobqueue_task", default=None)
+
+
+@dataclass
+class TaskContext:
+    """Identity of the running attempt, a logger bound to it, and the cancellation check."""
+
+    id: str
+    name: str
+    queue: str
+    attempt: int
+    retries: int
+    max_retries: int
+    _cancel_check: Callable[[], bool] = field(repr=False)
+    logger: logging.LoggerAdapter[logging.Logger] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        extra: dict[str, Any] = {"task_id": self.id, "task": self.name, "queue": self.queue,
+                                 "attempt": self.attempt}  # fmt: skip
+        self.logger = logging.LoggerAdapter(logging.getLogger(f"jobqueue.task.{self.name}"), extra)
+
+    def is_cancelled(self) -> bool:
+        """True once someone asked to cancel this task; long tasks should check it and stop early."""
+        return self._cancel_check()
+
+
+def current_context() -> TaskContext:
+    """The context of the task running in this thread / asyncio task."""
+    ctx = _current.get()
+    if ctx is None:
+        raise JobQueueError("current_context() called outside a running task")
+    return ctx
+
+
+def set_current(ctx: TaskContext | None) -> contextvars.Token[TaskContext | None]:
+    """Install ``ctx`` as the running task's context (used by the executors)."""
+    return _current.set(ctx)
+
+
+def reset_current(token: contextvars.Token[TaskContext | None]) -> None:
+    """Undo set_current."""
+    _current.reset(token)

@@ -1,0 +1,92 @@
+"""The error tree of jobqueue: every exception the library raises derives from ``JobQueueError``.
+
+Driver errors (redis-py, psycopg) are translated at the boundary with ``raise ... from exc`` so callers
+never need to import a driver to handle failures.
+"""
+
+from __future__ import annotations
+
+
+class JobQueueError(Exception):
+    """Root of every error raised by jobqueue."""
+
+
+class ConfigurationError(JobQueueError):
+    """Settings or task options are invalid (unknown priority, bad backoff name, ...)."""
+
+
+class ValidationError(JobQueueError, ValueError):
+    """A value given by the caller is invalid; ``field`` names the offending input."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class PayloadTooLarge(ValidationError):
+    """The serialized task exceeds the configured maximum payload size."""
+
+
+class NotSerializable(ValidationError):
+    """Args, kwargs or a result cannot be represented as JSON."""
+
+
+class BrokerUnavailable(JobQueueError):
+    """Redis could not be reached or answered with a connection-level error."""
+
+
+class TaskNotFound(JobQueueError, LookupError):
+    """No task (or no result, once its TTL expired) exists with this id."""
+
+    def __init__(self, task_id: str) -> None:
+        super().__init__(f"task {task_id!r} not found")
+        self.task_id = task_id
+
+
+class UnknownTask(JobQueueError, LookupError):
+    """A worker received a task name that its app does not register."""
+
+
+class StaleLease(JobQueueError):
+    """An ack, fail or retry used a fencing token that is no longer current."""
+
+
+class InvalidTransition(JobQueueError):
+    """The task is not in a state that allows the requested operation (e.g. cancel a finished task)."""
+
+
+class TaskFailed(JobQueueError):
+    """Raised by ``TaskHandle.result()`` when the task ended in failure (FAILED, TIMEOUT)."""
+
+    def __init__(self, task_id: str, status: str, error: str | None, traceback: str | None) -> None:
+        super().__init__(f"task {task_id} ended {status}: {error}")
+        self.task_id = task_id
+        self.status = status
+        self.error = error
+        self.traceback = traceback
+
+
+class TaskCancelled(JobQueueError):
+    """Raised by ``TaskHandle.result()`` when the task was cancelled, and inside a task on force cancel."""
+
+    def __init__(self, task_id: str, reason: str | None) -> None:
+        super().__init__(f"task {task_id} cancelled: {reason}")
+        self.task_id = task_id
+        self.reason = reason
+
+
+class ResultTimeout(JobQueueError, TimeoutError):
+    """``TaskHandle.result(timeout=...)`` gave up before the task finished."""
+
+
+class SoftTimeout(JobQueueError):
+    """Raised inside a running task when it reaches its soft time limit; it may clean up and return."""
+
+
+class TaskTimeout(JobQueueError, TimeoutError):
+    """A task ran past its hard time limit and was stopped (recorded as the attempt's error)."""
+
+
+class WorkerCrashed(JobQueueError):
+    """The process running a task died without reporting (segfault, OOM kill, os._exit)."""

@@ -1,0 +1,160 @@
+"""Every Redis key and channel name jobqueue uses, built in one place.
+
+Keys of a queue share the hash tag ``{queue}`` so a queue lives on one Redis Cluster slot and every
+script touches a single slot. Task ids carry their queue (``<queue>.<uuid7 hex>``), so any task key can be
+derived from the id alone.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import dataclass
+
+from jobqueue.errors import ValidationError
+from jobqueue.models import Priority
+
+QUEUE_NAME = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
+_ID_SUFFIX = re.compile(r"^[0-9a-f]{32}$")
+
+
+def validate_queue_name(queue: str) -> str:
+    """Return ``queue`` if it is a valid queue name, else raise ValidationError('queue')."""
+    if not isinstance(queue, str) or not QUEUE_NAME.match(queue):
+        raise ValidationError("queue", f"{queue!r} must be 1-64 characters of letters, digits, '_' or '-'")
+    return queue
+
+
+def new_task_id(queue: str) -> str:
+    """A time-ordered id (UUIDv7 layout: 48-bit ms timestamp, then 74 random bits) prefixed by its queue."""
+    ms = (time.time_ns() // 1_000_000) & ((1 << 48) - 1)
+    rand = int.from_bytes(os.urandom(10), "big")
+    rand_a = rand >> 68  # 12 bits
+    rand_b = rand & ((1 << 62) - 1)
+    value = (ms << 80) | (0x7 << 76) | (rand_a << 64) | (0b10 << 62) | rand_b
+    return f"{queue}.{value:032x}"
+
+
+def queue_of(task_id: str) -> str:
+    """The queue a task id belongs to; ValidationError('task_id') for anything that is not a task id."""
+    if not isinstance(task_id, str):
+        raise ValidationError("task_id", "must be a string")
+    queue, sep, suffix = task_id.rpartition(".")
+    if not sep or not QUEUE_NAME.match(queue) or not _ID_SUFFIX.match(suffix):
+        raise ValidationError("task_id", f"{task_id!r} is not a jobqueue task id")
+    return queue
+
+
+@dataclass(frozen=True)
+class QueueKeys:
+    """The keys of one queue."""
+
+    prefix: str
+    queue: str
+
+    @property
+    def _base(self) -> str:
+        return f"{self.prefix}:{{{self.queue}}}"
+
+    def ready(self, priority: Priority | str) -> str:
+        """FIFO list of ready task ids at one priority level."""
+        return f"{self._base}:ready:{Priority(priority).value}"
+
+    @property
+    def ready_all(self) -> tuple[str, str, str]:
+        """Ready lists in strict order: high, medium, low."""
+        return (self.ready(Priority.HIGH), self.ready(Priority.MEDIUM), self.ready(Priority.LOW))
+
+    @property
+    def delayed(self) -> str:
+        """Sorted set of delayed / retrying task ids scored by due time (ms)."""
+        return f"{self._base}:delayed"
+
+    @property
+    def leases(self) -> str:
+        """Sorted set of leased task ids scored by lease expiry (ms)."""
+        return f"{self._base}:leases"
+
+    @property
+    def dead(self) -> str:
+        """Sorted set of dead-lettered task ids scored by the time they died (ms)."""
+        return f"{self._base}:dead"
+
+    @property
+    def wake(self) -> str:
+        """Marker list idle workers block on; holds at most one element."""
+        return f"{self._base}:wake"
+
+    @property
+    def config(self) -> str:
+        """Hash of live queue configuration (paused, rate limit, max in-flight, priority policy)."""
+        return f"{self._base}:config"
+
+    @property
+    def stats(self) -> str:
+        """Hash of monotonically increasing counters."""
+        return f"{self._base}:stats"
+
+    @property
+    def events(self) -> str:
+        """Stream of task transitions, read by the recorder."""
+        return f"{self._base}:events"
+
+    @property
+    def rate(self) -> str:
+        """Rate-limit state (GCRA theoretical arrival time)."""
+        return f"{self._base}:rate"
+
+    @property
+    def task_prefix(self) -> str:
+        """Prefix of task hash keys; scripts that discover ids append the id to it."""
+        return f"{self._base}:t:"
+
+    def task(self, task_id: str) -> str:
+        """Hash holding one task's spec, state and result."""
+        return f"{self.task_prefix}{task_id}"
+
+    def done_channel(self, task_id: str) -> str:
+        """Pub/sub channel a task's final transition is published on (only when someone waits)."""
+        return f"{self._base}:done:{task_id}"
+
+    @property
+    def done_channel_prefix(self) -> str:
+        """Prefix of completion channels, for scripts that discover ids."""
+        return f"{self._base}:done:"
+
+    @property
+    def cancel_channel(self) -> str:
+        """Pub/sub channel on which running-task cancel requests are announced to workers."""
+        return f"{self._base}:cancel"
+
+
+@dataclass(frozen=True)
+class GlobalKeys:
+    """Keys that are not tied to one queue."""
+
+    prefix: str
+
+    @property
+    def queues(self) -> str:
+        """Set of known queue names."""
+        return f"{self.prefix}:queues"
+
+    @property
+    def workers(self) -> str:
+        """Sorted set of worker ids scored by their last heartbeat (unix ms)."""
+        return f"{self.prefix}:workers"
+
+    def worker(self, worker_id: str) -> str:
+        """Hash describing one worker (status, host, pid, queues, in-flight task ids)."""
+        return f"{self.prefix}:worker:{worker_id}"
+
+    def worker_control(self, worker_id: str) -> str:
+        """Hash of instructions to one worker (e.g. drain), set by the operator or supervisor."""
+        return f"{self.prefix}:worker:{worker_id}:control"
+
+
+def keys_for_task(prefix: str, task_id: str) -> QueueKeys:
+    """The keys of the queue a task id belongs to."""
+    return QueueKeys(prefix, queue_of(task_id))

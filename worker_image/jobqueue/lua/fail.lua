@@ -1,0 +1,72 @@
+--[[ fail: a leased attempt ended without success; retry it after a backoff or finish it.
+Fenced: accepted only with the current token while the task is RUNNING.
+KEYS[1] task hash   KEYS[2] lease zset   KEYS[3] delayed zset   KEYS[4] dead letter zset
+KEYS[5] event stream KEYS[6] stats hash  KEYS[7] wake list  KEYS[8] queue config hash
+ARGV[1] task id     ARGV[2] fencing token
+ARGV[3] error (type: message)            ARGV[4] traceback ('' = none)
+ARGV[5] 1 if the worker's retry rules allow a retry of this error, else 0
+ARGV[6] backoff in ms for that retry     ARGV[7] final status if not retried: FAILED, TIMEOUT or CANCELLED
+ARGV[8] dead letter reason if not retried and the error itself is not retryable
+ARGV[9] event stream max length          ARGV[10] completion channel
+ARGV[11] max retry-history entries kept on the task
+Returns 1 = retry scheduled, 2 = finished (dead-lettered, or cancelled), 0 = stale token. ]]
+local f = redis.call('HMGET', KEYS[1], 'status', 'attempts', 'retries', 'max_retries', 'history', 'watched')
+if f[1] ~= 'RUNNING' or f[2] ~= ARGV[2] then
+  return 0
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local retries = tonumber(f[3]) or 0
+local max_retries = tonumber(f[4]) or 0
+local retry = ARGV[5] == '1' and retries < max_retries and ARGV[7] ~= 'CANCELLED'
+local backoff = tonumber(ARGV[6])
+local history = cjson.decode(f[5] or '[]')
+local tb = ARGV[4]
+if tb == '' then tb = cjson.null end
+local entry = {attempt = tonumber(ARGV[2]), error = ARGV[3], traceback = tb, at = now / 1000}
+if retry then entry.backoff_seconds = backoff / 1000 else entry.backoff_seconds = cjson.null end
+history[#history + 1] = entry
+local keep = tonumber(ARGV[11])
+while #history > keep do
+  table.remove(history, 1)
+end
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('HSET', KEYS[1], 'error', ARGV[3], 'traceback', ARGV[4], 'history', cjson.encode(history))
+if retry then
+  local due = now + backoff
+  redis.call('HSET', KEYS[1], 'status', 'RETRYING', 'retries', retries + 1, 'eta', due)
+  local first = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
+  redis.call('ZADD', KEYS[3], due, ARGV[1])
+  if (first[2] == nil or tonumber(first[2]) > due) and redis.call('LLEN', KEYS[7]) == 0 then
+    redis.call('LPUSH', KEYS[7], '1')
+  end
+  redis.call('HINCRBY', KEYS[6], 'retried', 1)
+  redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[9], '*', 'id', ARGV[1], 'event', 'retrying', 'ts', now,
+    'token', ARGV[2], 'error', ARGV[3], 'backoff_ms', backoff)
+  return 1
+end
+local status = ARGV[7]
+redis.call('HSET', KEYS[1], 'status', status, 'completed_at', now)
+redis.call('HDEL', KEYS[1], 'cancel_requested')
+if status == 'CANCELLED' then
+  redis.call('HINCRBY', KEYS[6], 'cancelled', 1)
+  redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[9], '*', 'id', ARGV[1], 'event', 'cancelled', 'ts', now,
+    'token', ARGV[2])
+else
+  local reason = ARGV[8]
+  if ARGV[5] == '1' then reason = 'max_retries_exceeded' end
+  if status == 'TIMEOUT' and ARGV[5] ~= '1' then reason = 'timeout' end
+  redis.call('HSET', KEYS[1], 'dead_letter_reason', reason)
+  redis.call('PERSIST', KEYS[1])
+  redis.call('ZADD', KEYS[4], now, ARGV[1])
+  redis.call('HINCRBY', KEYS[6], 'dead_lettered', 1)
+  redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[9], '*', 'id', ARGV[1], 'event', 'dead_lettered',
+    'ts', now, 'token', ARGV[2], 'status', status, 'reason', reason, 'error', ARGV[3])
+end
+if f[6] then
+  redis.call('PUBLISH', ARGV[10], status)
+end
+if (tonumber(redis.call('HGET', KEYS[8], 'max_in_flight') or '0') or 0) > 0 and redis.call('LLEN', KEYS[7]) == 0 then
+  redis.call('LPUSH', KEYS[7], '1')
+end
+return 2

@@ -1,0 +1,139 @@
+--[[ fetch: promote due delayed tasks, then lease up to N ready tasks in one call.
+Flow control is decided here, atomically for every worker: pause, max in-flight and the rate limit.
+KEYS[1] ready high   KEYS[2] ready medium   KEYS[3] ready low
+KEYS[4] delayed zset KEYS[5] lease zset     KEYS[6] wake list
+KEYS[7] config hash  KEYS[8] event stream   KEYS[9] stats hash   KEYS[10] rate-limit state
+ARGV[1] max tasks    ARGV[2] worker id      ARGV[3] lease duration ms
+ARGV[4] task key prefix (task keys share the queue's hash tag, so they live on the same cluster slot;
+        the ids are only known inside the script, hence the prefix rather than KEYS)
+ARGV[5] event stream max length            ARGV[6] max delayed tasks promoted per call
+Returns {wait_ms, next_due_ms, count, then per task 13 values:
+         id, token, name, args, kwargs, priority, timeout, soft_timeout, max_retries, retries,
+         enqueued_at, lost_leases, result_ttl}
+wait_ms: -1 when tasks were handed out or none are ready; otherwise how long flow control says to wait
+(-2 = paused, -3 = max in-flight reached). next_due_ms: milliseconds until the earliest delayed task
+is due, or -1. With ARGV[1] = 0 the call only promotes (the scheduler does that). ]]
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local prefix = ARGV[4]
+local ready = {high = KEYS[1], medium = KEYS[2], low = KEYS[3]}
+
+-- 1. Promote due delayed tasks (bounded per call, O(log n + k)).
+local due = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now, 'LIMIT', 0, tonumber(ARGV[6]))
+for _, id in ipairs(due) do
+  local key = prefix .. id
+  local st = redis.call('HMGET', key, 'status', 'priority')
+  redis.call('ZREM', KEYS[4], id)
+  if st[1] == 'DELAYED' or st[1] == 'RETRYING' then
+    redis.call('HSET', key, 'status', 'QUEUED')
+    redis.call('RPUSH', ready[st[2]] or KEYS[2], id)
+  end
+end
+local next_due = -1
+local first = redis.call('ZRANGE', KEYS[4], 0, 0, 'WITHSCORES')
+if first[2] then
+  next_due = math.max(0, tonumber(first[2]) - now)
+end
+
+-- 2. Flow control.
+local cfg = redis.call('HMGET', KEYS[7], 'paused', 'max_in_flight', 'rate_limit', 'rate_period_ms',
+  'rate_burst', 'priority_policy', 'weights')
+if cfg[1] == '1' then
+  return {-2, next_due, 0}
+end
+local want = tonumber(ARGV[1])
+local max_in_flight = tonumber(cfg[2] or '0') or 0
+if max_in_flight > 0 then
+  local room = max_in_flight - redis.call('ZCARD', KEYS[5])
+  if room <= 0 then
+    return {-3, next_due, 0}
+  end
+  if room < want then want = room end
+end
+-- Rate limit as GCRA: one stored "theoretical arrival time"; burst tasks may start at once, then one
+-- per interval. Tokens are only consumed for tasks actually handed out (below).
+local limit = tonumber(cfg[3] or '0') or 0
+local interval, tat, tolerance = 0, 0, 0
+if limit > 0 then
+  interval = tonumber(cfg[4]) / limit
+  local burst = tonumber(cfg[5] or '1') or 1
+  if burst < 1 then burst = 1 end
+  tolerance = (burst - 1) * interval
+  tat = tonumber(redis.call('GET', KEYS[10]) or '0') or 0
+  if tat < now then tat = now end
+  local allowed = math.floor((tolerance - (tat - now)) / interval) + 1
+  if allowed <= 0 then
+    return {math.ceil(tat - tolerance - now), next_due, 0}
+  end
+  if allowed < want then want = allowed end
+end
+
+-- 3. Lease, one slot at a time so the weighted policy applies per task, not per batch.
+local strict = {'high', 'medium', 'low'}
+local weights, total, cursor = nil, 0, 0
+if cfg[6] == 'weighted' then
+  -- Weighted (opt-in): a deterministic rotation over the weights (e.g. 6:3:1) picks the level tried first
+  -- for each slot, so low priority gets its share under a flood of high; empty levels fall through.
+  weights = cjson.decode(cfg[7] or '[6,3,1]')
+  total = weights[1] + weights[2] + weights[3]
+  cursor = tonumber(redis.call('HGET', KEYS[7], 'weighted_cursor') or '0') or 0
+end
+local out = {-1, next_due, 0}
+local count = 0
+local lease_until = now + tonumber(ARGV[3])
+local exhausted = false
+while count < want and not exhausted do
+  local order = strict
+  if weights then
+    local slot = cursor % total
+    cursor = cursor + 1
+    if slot < weights[1] then order = {'high', 'medium', 'low'}
+    elseif slot < weights[1] + weights[2] then order = {'medium', 'high', 'low'}
+    else order = {'low', 'medium', 'high'} end
+  end
+  local id = nil
+  for _, level in ipairs(order) do
+    id = redis.call('LPOP', ready[level])
+    if id then break end
+  end
+  if not id then
+    exhausted = true
+  else
+    local key = prefix .. id
+    local f = redis.call('HMGET', key, 'status', 'name', 'args', 'kwargs', 'priority', 'timeout',
+      'soft_timeout', 'max_retries', 'retries', 'enqueued_at', 'lost_leases', 'result_ttl')
+    if f[1] == 'QUEUED' then
+      local token = redis.call('HINCRBY', key, 'attempts', 1)
+      redis.call('HSET', key, 'status', 'RUNNING', 'worker', ARGV[2], 'started_at', now)
+      redis.call('ZADD', KEYS[5], lease_until, id)
+      redis.call('XADD', KEYS[8], 'MAXLEN', '~', ARGV[5], '*', 'id', id, 'event', 'started', 'ts', now,
+        'token', token, 'worker', ARGV[2])
+      count = count + 1
+      out[#out + 1] = id
+      out[#out + 1] = token
+      for i = 2, 12 do
+        out[#out + 1] = f[i] or ''
+      end
+    elseif f[1] == false then
+      -- A ready entry without a task hash can only come from outside jobqueue: count it and drop it.
+      redis.call('HINCRBY', KEYS[9], 'orphan_entries', 1)
+    end
+    -- Any other status (CANCELLED, ...) is a stale entry: dropping it is the cleanup.
+  end
+end
+if weights then
+  redis.call('HSET', KEYS[7], 'weighted_cursor', cursor % total)
+end
+out[3] = count
+if limit > 0 and count > 0 then
+  redis.call('SET', KEYS[10], tat + count * interval, 'PX', math.ceil(tat + count * interval - now) + 1000)
+end
+if count > 0 then
+  redis.call('HINCRBY', KEYS[9], 'started', count)
+end
+-- More work waiting (or just promoted): pass the wake-up on so another idle worker starts too.
+if count == want and redis.call('LLEN', KEYS[6]) == 0 and (redis.call('LLEN', KEYS[1]) > 0
+      or redis.call('LLEN', KEYS[2]) > 0 or redis.call('LLEN', KEYS[3]) > 0) then
+  redis.call('LPUSH', KEYS[6], '1')
+end
+return out

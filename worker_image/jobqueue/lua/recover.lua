@@ -1,0 +1,61 @@
+--[[ recover: give expired leases back to the queue (or dead-letter tasks that lose them too often).
+Idempotent: a second run finds nothing expired, and tasks already recovered are no longer leased.
+KEYS[1] lease zset  KEYS[2] ready high  KEYS[3] ready medium  KEYS[4] ready low
+KEYS[5] dead letter zset  KEYS[6] event stream  KEYS[7] stats hash  KEYS[8] wake list
+ARGV[1] task key prefix (ids are found inside the script; keys share the queue's hash tag)
+ARGV[2] max leases recovered per call     ARGV[3] max lost leases before a task is poison
+ARGV[4] event stream max length           ARGV[5] worker id: '' = every expired lease, else every lease
+        held by that worker whatever its expiry (the worker is known dead)
+ARGV[6] completion channel prefix
+Returns {requeued, dead_lettered}. ]]
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local prefix = ARGV[1]
+local ids
+if ARGV[5] == '' then
+  ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
+else
+  ids = redis.call('ZRANGE', KEYS[1], 0, -1)
+end
+local ready = {high = KEYS[2], medium = KEYS[3], low = KEYS[4]}
+local max_lost = tonumber(ARGV[3])
+local requeued, dead = 0, 0
+for _, id in ipairs(ids) do
+  local key = prefix .. id
+  local f = redis.call('HMGET', key, 'status', 'priority', 'worker', 'lost_leases', 'attempts', 'history',
+    'watched')
+  if ARGV[5] == '' or f[3] == ARGV[5] then
+    redis.call('ZREM', KEYS[1], id)
+    if f[1] == 'RUNNING' then
+      local lost = redis.call('HINCRBY', key, 'lost_leases', 1)
+      local err = 'LeaseLost: worker ' .. (f[3] or '?') .. ' stopped renewing its lease'
+      local history = cjson.decode(f[6] or '[]')
+      history[#history + 1] = {attempt = tonumber(f[5]), error = err, traceback = cjson.null,
+        backoff_seconds = cjson.null, at = now / 1000}
+      redis.call('HSET', key, 'history', cjson.encode(history), 'error', err)
+      if lost > max_lost then
+        redis.call('HSET', key, 'status', 'FAILED', 'dead_letter_reason', 'lease_lost_too_often',
+          'completed_at', now)
+        redis.call('ZADD', KEYS[5], now, id)
+        redis.call('HINCRBY', KEYS[7], 'dead_lettered', 1)
+        redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[4], '*', 'id', id, 'event', 'dead_lettered',
+          'ts', now, 'status', 'FAILED', 'reason', 'lease_lost_too_often', 'error', err)
+        if f[7] then redis.call('PUBLISH', ARGV[6] .. id, 'FAILED') end
+        dead = dead + 1
+      else
+        redis.call('HSET', key, 'status', 'QUEUED')
+        redis.call('HDEL', key, 'worker')
+        -- Front of the list: this task has already waited its turn once.
+        redis.call('LPUSH', ready[f[2]] or KEYS[3], id)
+        redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[4], '*', 'id', id, 'event', 'lease_lost', 'ts', now,
+          'worker', f[3] or '', 'lost_leases', lost)
+        requeued = requeued + 1
+      end
+      redis.call('HINCRBY', KEYS[7], 'lost_leases', 1)
+    end
+  end
+end
+if requeued > 0 and redis.call('LLEN', KEYS[8]) == 0 then
+  redis.call('LPUSH', KEYS[8], '1')
+end
+return {requeued, dead}

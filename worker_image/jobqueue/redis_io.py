@@ -1,0 +1,121 @@
+"""The boundary with redis-py: connections, EVALSHA with reload, and translation of driver errors."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import redis
+import redis.asyncio as aioredis
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
+
+from jobqueue.errors import BrokerUnavailable, JobQueueError
+from jobqueue.scripts import SCRIPT_NAMES, ScriptCall, script_source
+from jobqueue.settings import Settings
+
+CONNECTION_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
+def script_sha(name: str) -> str:
+    """SHA1 of a script, as Redis computes it for EVALSHA."""
+    return hashlib.sha1(script_source(name).encode(), usedforsecurity=False).hexdigest()
+
+
+@contextlib.contextmanager
+def translate_errors() -> Iterator[None]:
+    """Turn redis-py errors into jobqueue errors at the boundary."""
+    try:
+        yield
+    except JobQueueError:
+        raise
+    except CONNECTION_ERRORS as exc:
+        raise BrokerUnavailable(f"Redis unavailable: {exc}") from exc
+    except RedisError as exc:
+        raise JobQueueError(f"Redis error: {exc}") from exc
+
+
+def connect(settings: Settings, url: str | None = None) -> redis.Redis:
+    """A sync Redis client (no I/O until first use). Connection errors are retried briefly."""
+    return redis.Redis.from_url(
+        url or settings.redis_url.get_secret_value(),
+        decode_responses=True,
+        socket_timeout=settings.socket_timeout_seconds,
+        socket_connect_timeout=min(5.0, settings.socket_timeout_seconds),
+        retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 3),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        health_check_interval=30,
+    )
+
+
+def connect_async(settings: Settings, url: str | None = None) -> aioredis.Redis:
+    """An asyncio Redis client (no I/O until first use)."""
+    from redis.asyncio.retry import Retry as AsyncRetry  # noqa: PLC0415 - keeps the sync path light
+
+    return aioredis.Redis.from_url(
+        url or settings.redis_url.get_secret_value(),
+        decode_responses=True,
+        socket_timeout=settings.socket_timeout_seconds,
+        socket_connect_timeout=min(5.0, settings.socket_timeout_seconds),
+        retry=AsyncRetry(ExponentialBackoff(cap=1.0, base=0.05), 3),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        health_check_interval=30,
+    )
+
+
+def run_script(conn: redis.Redis, call: ScriptCall) -> Any:
+    """EVALSHA one script call, loading the script first if Redis does not know it (e.g. after a restart)."""
+    sha = script_sha(call.script)
+    with translate_errors():
+        try:
+            return conn.evalsha(sha, len(call.keys), *call.keys, *call.args)
+        except NoScriptError:
+            conn.script_load(script_source(call.script))
+            return conn.evalsha(sha, len(call.keys), *call.keys, *call.args)
+
+
+def run_scripts(conn: redis.Redis, calls: Sequence[ScriptCall]) -> list[Any]:
+    """Run many script calls in one round trip (a non-transactional pipeline).
+
+    Calls that failed with NOSCRIPT did not run, so they alone are re-run after loading the scripts.
+    """
+    if not calls:
+        return []
+    with translate_errors():
+        pipe = conn.pipeline(transaction=False)
+        for call in calls:
+            pipe.evalsha(script_sha(call.script), len(call.keys), *call.keys, *call.args)
+        results: list[Any] = pipe.execute(raise_on_error=False)
+        missing = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
+        if missing:
+            for name in {calls[i].script for i in missing}:
+                conn.script_load(script_source(name))
+            for i in missing:
+                results[i] = run_script(conn, calls[i])
+        for r in results:
+            if isinstance(r, Exception):
+                raise r
+        return results
+
+
+async def run_script_async(conn: aioredis.Redis, call: ScriptCall) -> Any:
+    """The asyncio twin of run_script."""
+    sha = script_sha(call.script)
+    with translate_errors():
+        try:
+            return await conn.evalsha(sha, len(call.keys), *call.keys, *call.args)  # type: ignore[misc]
+        except NoScriptError:
+            await conn.script_load(script_source(call.script))
+            return await conn.evalsha(sha, len(call.keys), *call.keys, *call.args)  # type: ignore[misc]
+
+
+def load_all_scripts(conn: redis.Redis) -> None:
+    """SCRIPT LOAD every script, so pipelines of EVALSHA never meet NOSCRIPT in normal operation."""
+    with translate_errors():
+        for name in SCRIPT_NAMES:
+            conn.script_load(script_source(name))

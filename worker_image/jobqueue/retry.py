@@ -1,0 +1,74 @@
+"""Retry backoff policies: pure functions of the attempt number, with jitter drawn from an injected RNG."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from jobqueue.errors import ConfigurationError
+
+BackoffFunction = Callable[[int], float]
+
+BACKOFF_NAMES = ("exponential", "linear", "fibonacci", "constant")
+
+
+def _fibonacci(n: int) -> int:
+    a, b = 1, 1
+    for _ in range(n - 1):
+        a, b = b, a + b
+    return a
+
+
+def base_delay(policy: str, retry_number: int, base: float) -> float:
+    """Delay before retry ``retry_number`` (1-based) without jitter or cap.
+
+    exponential: base, 2·base, 4·base, ...; linear: base, 2·base, 3·base; fibonacci: 1, 1, 2, 3, 5 × base;
+    constant: base every time.
+    """
+    if retry_number < 1:
+        raise ValueError("retry_number starts at 1")
+    if policy == "exponential":
+        return base * 2 ** (retry_number - 1)
+    if policy == "linear":
+        return base * retry_number
+    if policy == "fibonacci":
+        return base * _fibonacci(retry_number)
+    if policy == "constant":
+        return base
+    raise ConfigurationError(f"unknown retry_backoff {policy!r}; use one of {', '.join(BACKOFF_NAMES)}")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How long to wait before each retry.
+
+    ``backoff`` is a policy name or a callable ``f(retry_number) -> seconds``. Jitter ("full jitter"
+    scaled to [50%, 100%] of the delay) spreads retries of many tasks that failed together, so they do
+    not hit a recovering dependency at the same instant.
+    """
+
+    backoff: str | BackoffFunction = "exponential"
+    base_seconds: float = 1.0
+    max_seconds: float = 300.0
+    jitter: bool = True
+
+    def __post_init__(self) -> None:
+        if isinstance(self.backoff, str) and self.backoff not in BACKOFF_NAMES:
+            raise ConfigurationError(
+                f"unknown retry_backoff {self.backoff!r}; use one of {', '.join(BACKOFF_NAMES)}"
+            )
+        if self.base_seconds < 0 or self.max_seconds < 0:
+            raise ConfigurationError("retry delays must not be negative")
+
+    def delay(self, retry_number: int, rng: random.Random | None = None) -> float:
+        """Seconds to wait before retry ``retry_number`` (1-based), capped and jittered."""
+        if callable(self.backoff):
+            raw = float(self.backoff(retry_number))
+        else:
+            raw = base_delay(self.backoff, retry_number, self.base_seconds)
+        capped = max(0.0, min(raw, self.max_seconds))
+        if not self.jitter or capped == 0:
+            return capped
+        draw = (rng or random).random()  # noqa: S311 - jitter, not cryptography
+        return capped * (0.5 + 0.5 * draw)

@@ -1,0 +1,1 @@
+"""The worker runtime: pools and the fetch / ack / heartbeat loops."""

@@ -1,0 +1,101 @@
+"""Runs one job's function and reports an Outcome. Shared by every pool kind."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import traceback as tb
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from jobqueue.context import TaskContext, reset_current, set_current
+from jobqueue.errors import NotSerializable, TaskCancelled
+from jobqueue.models import DeadLetterReason
+from jobqueue.serialization import dumps
+from jobqueue.worker.jobs import Job, Outcome, OutcomeKind
+
+TaskLookup = Mapping[str, Any]  # name -> TaskDefinition (kept loose to avoid an import cycle with app)
+
+
+def describe(exc: BaseException) -> str:
+    """'ExceptionType: message', the error text stored on the task."""
+    return f"{type(exc).__name__}: {exc}"
+
+
+def decode_arguments(job: Job) -> tuple[list[Any], dict[str, Any]]:
+    """Args and kwargs of a job; ValueError when the message is not the JSON jobqueue writes."""
+    args = json.loads(job.args_json) if job.args_json else []
+    kwargs = json.loads(job.kwargs_json) if job.kwargs_json else {}
+    if not isinstance(args, list) or not isinstance(kwargs, dict):
+        raise ValueError("args must be a JSON array and kwargs a JSON object")
+    return args, kwargs
+
+
+def reject(job: Job, reason: DeadLetterReason, error: str) -> Outcome:
+    """An outcome for a message that can never run: dead-lettered at once, never retried."""
+    return Outcome(job.id, job.token, OutcomeKind.REJECTED, error=error, reject_reason=reason.value)
+
+
+def run_job(registry: TaskLookup, job: Job, is_cancelled: Callable[[], bool]) -> Outcome:
+    """Run a job to completion in the calling thread (coroutine functions get their own event loop)."""
+    definition = registry.get(job.name)
+    if definition is None:
+        return reject(job, DeadLetterReason.UNKNOWN_TASK, f"UnknownTask: no task named {job.name!r} is registered")
+    try:
+        args, kwargs = decode_arguments(job)
+    except ValueError as exc:
+        return reject(job, DeadLetterReason.MALFORMED, f"MalformedMessage: {exc}")
+    ctx = make_context(job, is_cancelled)
+    token = set_current(ctx)
+    try:
+        if definition.options.bind:
+            args = [ctx, *args]
+        value = definition.fn(*args, **kwargs)
+        if inspect.isawaitable(value):
+            value = asyncio.run(_await(value))
+        return success(job, value)
+    except TaskCancelled as exc:
+        return Outcome(job.id, job.token, OutcomeKind.CANCELLED, error=describe(exc))
+    except Exception as exc:
+        return failure(job, exc, definition.should_retry(exc))
+    finally:
+        reset_current(token)
+
+
+async def _await(value: Any) -> Any:
+    return await value
+
+
+def make_context(job: Job, is_cancelled: Callable[[], bool]) -> TaskContext:
+    """The TaskContext of a job's attempt."""
+    return TaskContext(
+        id=job.id,
+        name=job.name,
+        queue=job.queue,
+        attempt=job.token,
+        retries=job.retries,
+        max_retries=job.max_retries,
+        _cancel_check=is_cancelled,
+    )
+
+
+def success(job: Job, value: Any) -> Outcome:
+    """A success outcome; a result that is not JSON becomes a non-retryable error instead."""
+    try:
+        result_json = dumps(value, "result")
+    except NotSerializable as exc:
+        return Outcome(job.id, job.token, OutcomeKind.ERROR, error=describe(exc), retryable=False)
+    return Outcome(job.id, job.token, OutcomeKind.SUCCESS, result_json=result_json)
+
+
+def failure(job: Job, exc: BaseException, retryable: bool) -> Outcome:
+    """An error outcome with the formatted traceback."""
+    return Outcome(
+        job.id,
+        job.token,
+        OutcomeKind.ERROR,
+        error=describe(exc),
+        traceback="".join(tb.format_exception(exc)),
+        retryable=retryable,
+    )

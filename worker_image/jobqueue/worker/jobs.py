@@ -1,0 +1,211 @@
+"""Pure worker protocol: parse fetched tasks, and turn each attempt's outcome into one fenced script call."""
+
+from __future__ import annotations
+
+import enum
+import random
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from jobqueue.keys import QueueKeys
+from jobqueue.models import DeadLetterReason, Priority, TaskStatus
+from jobqueue.retry import RetryPolicy
+from jobqueue.scripts import ScriptCall
+from jobqueue.settings import Settings
+
+FETCH_FIELDS_PER_TASK = 13
+
+
+@dataclass(frozen=True)
+class Job:
+    """One leased attempt, as handed to an executor. ``token`` is the fencing token of the lease."""
+
+    id: str
+    token: int
+    name: str
+    args_json: str
+    kwargs_json: str
+    queue: str
+    priority: str
+    timeout: float | None
+    soft_timeout: float | None
+    max_retries: int
+    retries: int
+    result_ttl: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready dict (sent to child processes as JSON, never pickled)."""
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Job:
+        """Inverse of to_json."""
+        return cls(**data)
+
+
+class OutcomeKind(enum.StrEnum):
+    """How an attempt ended."""
+
+    SUCCESS = "success"
+    ERROR = "error"  # the task raised
+    TIMEOUT = "timeout"  # killed at its hard limit
+    CANCELLED = "cancelled"  # stopped on a cancel request
+    CRASHED = "crashed"  # its process died without reporting
+    REJECTED = "rejected"  # can never run: unknown task name or malformed message
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The result of one attempt, reported by an executor."""
+
+    task_id: str
+    token: int
+    kind: OutcomeKind
+    result_json: str = "null"
+    error: str = ""
+    traceback: str = ""
+    retryable: bool = False
+    reject_reason: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Outcome:
+        """Inverse of to_json."""
+        return cls(**{**data, "kind": OutcomeKind(data["kind"])})
+
+
+@dataclass(frozen=True)
+class FetchReply:
+    """What one fetch call returned."""
+
+    jobs: list[Job]
+    wait_ms: int  # -1: nothing to wait for; -2: paused; -3: max in-flight; > 0: rate limited
+    next_due_ms: int  # ms until the earliest delayed task, -1 if none
+
+
+def _opt_float(value: str) -> float | None:
+    return float(value) if value not in ("", None) else None
+
+
+def parse_fetch(queue: str, reply: Sequence[Any]) -> FetchReply:
+    """Decode the flat reply of fetch.lua."""
+    count = int(reply[2])
+    jobs = []
+    for i in range(count):
+        f = reply[3 + i * FETCH_FIELDS_PER_TASK : 3 + (i + 1) * FETCH_FIELDS_PER_TASK]
+        jobs.append(
+            Job(
+                id=f[0],
+                token=int(f[1]),
+                name=f[2],
+                args_json=f[3],
+                kwargs_json=f[4],
+                queue=queue,
+                priority=f[5] or "medium",
+                timeout=_opt_float(f[6]),
+                soft_timeout=_opt_float(f[7]),
+                max_retries=int(f[8] or 0),
+                retries=int(f[9] or 0),
+                result_ttl=int(f[12]) if f[12] else None,
+            )
+        )
+    return FetchReply(jobs, int(reply[0]), int(reply[1]))
+
+
+def build_fetch(settings: Settings, queue: str, max_tasks: int, worker_id: str) -> ScriptCall:
+    """The fetch call for one queue (max_tasks = 0 only promotes due delayed tasks)."""
+    k = QueueKeys(settings.key_prefix, queue)
+    return ScriptCall(
+        "fetch",
+        (*k.ready_all, k.delayed, k.leases, k.wake, k.config, k.events, k.stats, k.rate),
+        (
+            max_tasks,
+            worker_id,
+            int(settings.lease_seconds * 1000),
+            k.task_prefix,
+            settings.events_max_length,
+            settings.promote_batch,
+        ),
+    )
+
+
+def build_completion(
+    settings: Settings, job: Job, outcome: Outcome, retry: RetryPolicy | None, rng: random.Random | None = None
+) -> ScriptCall:
+    """The one fenced script call that records an attempt's outcome.
+
+    ``retry`` is the task's policy (None when the worker does not know the task: then no retry).
+    """
+    k = QueueKeys(settings.key_prefix, job.queue)
+    if outcome.kind == OutcomeKind.SUCCESS:
+        return ScriptCall(
+            "ack",
+            (k.task(job.id), k.leases, k.events, k.stats, k.wake, k.config),
+            (
+                job.id,
+                job.token,
+                outcome.result_json,
+                job.result_ttl or settings.result_ttl_seconds,
+                settings.events_max_length,
+                k.done_channel(job.id),
+            ),
+        )
+    final = {
+        OutcomeKind.TIMEOUT: TaskStatus.TIMEOUT,
+        OutcomeKind.CANCELLED: TaskStatus.CANCELLED,
+    }.get(outcome.kind, TaskStatus.FAILED)
+    may_retry = outcome.retryable and retry is not None and outcome.kind != OutcomeKind.REJECTED
+    backoff_ms = int(retry.delay(job.retries + 1, rng) * 1000) if may_retry and retry is not None else 0
+    reason = outcome.reject_reason or DeadLetterReason.NOT_RETRYABLE.value
+    return ScriptCall(
+        "fail",
+        (k.task(job.id), k.leases, k.delayed, k.dead, k.events, k.stats, k.wake, k.config),
+        (
+            job.id,
+            job.token,
+            outcome.error[:10_000],
+            outcome.traceback[:20_000],
+            "1" if may_retry else "0",
+            backoff_ms,
+            final.value,
+            reason,
+            settings.events_max_length,
+            k.done_channel(job.id),
+            settings.retry_history_max,
+        ),
+    )
+
+
+def build_release(settings: Settings, job: Job) -> ScriptCall:
+    """Hand an unfinished lease back to the front of its queue."""
+    k = QueueKeys(settings.key_prefix, job.queue)
+    return ScriptCall(
+        "release",
+        (k.task(job.id), k.leases, k.ready(Priority(job.priority)), k.wake, k.events),
+        (job.id, job.token, settings.events_max_length),
+    )
+
+
+def build_heartbeat(settings: Settings, queue: str, worker_id: str, jobs: Sequence[Job]) -> ScriptCall:
+    """Renew every lease this worker holds in one queue."""
+    k = QueueKeys(settings.key_prefix, queue)
+    pairs: list[str | int] = []
+    for job in jobs:
+        pairs += [job.id, job.token]
+    return ScriptCall(
+        "heartbeat",
+        (k.leases, *(k.task(job.id) for job in jobs)),
+        (worker_id, int(settings.lease_seconds * 1000), *pairs),
+    )
+
+
+def parse_heartbeat(reply: Sequence[str]) -> tuple[list[str], dict[str, str]]:
+    """(lost task ids, {task id: cancel mode}) from a heartbeat reply."""
+    split = list(reply).index("")
+    lost = list(reply[:split])
+    rest = list(reply[split + 1 :])
+    return lost, dict(zip(rest[0::2], rest[1::2], strict=True))

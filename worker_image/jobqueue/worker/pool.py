@@ -1,0 +1,28 @@
+"""The executor interface every pool kind implements."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from jobqueue.worker.jobs import Job, Outcome
+
+OutcomeCallback = Callable[[Outcome], None]
+
+
+class Pool(Protocol):
+    """Runs jobs concurrently and reports each one's Outcome through the callback given to start()."""
+
+    concurrency: int
+
+    def start(self, on_outcome: OutcomeCallback) -> None:
+        """Start the executors."""
+
+    def submit(self, job: Job) -> None:
+        """Run a job; the caller guarantees a free slot."""
+
+    def cancel(self, task_id: str, force: bool) -> None:
+        """Graceful: the task's ctx.is_cancelled() turns true. Force: stop it now where the pool can."""
+
+    def stop(self) -> list[Job]:
+        """Stop every executor at once and return the jobs that had not finished (no outcome reported)."""

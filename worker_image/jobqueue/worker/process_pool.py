@@ -1,0 +1,235 @@
+"""The process pool (default): one child process per slot, crash isolation, real hard timeouts.
+
+Children are started with the 'spawn' method (never fork a process that holds threads and sockets) and
+talk to the parent over pipes in JSON. A child that times out, is force-cancelled or dies is replaced.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import multiprocessing.connection as mpc
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from multiprocessing.process import BaseProcess
+from multiprocessing.synchronize import Event
+from types import FrameType
+from typing import Any
+
+from jobqueue.errors import SoftTimeout, TaskTimeout, WorkerCrashed
+from jobqueue.worker.execution import describe
+from jobqueue.worker.jobs import Job, Outcome, OutcomeKind
+from jobqueue.worker.pool import OutcomeCallback
+
+log = logging.getLogger(__name__)
+
+
+def _raise_soft_timeout(signum: int, frame: FrameType | None) -> None:
+    raise SoftTimeout("soft time limit reached")
+
+
+def child_main(app_spec: str, conn: mpc.Connection, cancel_flag: Event, log_level: int) -> None:
+    """Entry point of a child: import the app, then run jobs received on ``conn`` until it closes."""
+    # The parent owns shutdown; a Ctrl-C or SIGTERM sent to the whole process group must not kill a
+    # task halfway before the parent decides to hand it back.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGALRM, _raise_soft_timeout)
+    logging.basicConfig(level=log_level)
+    from jobqueue.app import load_app  # noqa: PLC0415 - the child imports the app after the fork point
+    from jobqueue.worker.execution import run_job  # noqa: PLC0415
+
+    registry = load_app(app_spec).registry
+    conn.send_bytes(b'{"ready": true}')
+    while True:
+        try:
+            data = conn.recv_bytes()
+        except (EOFError, OSError):
+            return
+        job = Job.from_json(json.loads(data))
+        cancel_flag.clear()
+        if job.soft_timeout:
+            signal.setitimer(signal.ITIMER_REAL, job.soft_timeout)
+        try:
+            outcome = run_job(registry, job, cancel_flag.is_set)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        conn.send_bytes(json.dumps(outcome.to_json()).encode())
+
+
+@dataclass
+class _Slot:
+    process: BaseProcess
+    conn: mpc.Connection
+    cancel_flag: Event
+    ready: bool = False
+    job: Job | None = None
+    hard_deadline: float | None = None
+    kill_as: OutcomeKind | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class ProcessPool:
+    """``concurrency`` child processes, each running one job at a time."""
+
+    def __init__(self, app_spec: str, concurrency: int, log_level: int = logging.WARNING) -> None:
+        self.app_spec = app_spec
+        self.concurrency = concurrency
+        self.log_level = log_level
+        self._ctx = multiprocessing.get_context("spawn")
+        self._slots: list[_Slot] = []
+        self._lock = threading.Lock()
+        self._wakeup_r, self._wakeup_w = self._ctx.Pipe(duplex=False)
+        self._on_outcome: OutcomeCallback | None = None
+        self._stopping = False
+        self._monitor: threading.Thread | None = None
+        self._idle = threading.Semaphore(0)
+
+    def _spawn(self) -> _Slot:
+        parent_conn, child_conn = self._ctx.Pipe()
+        flag = self._ctx.Event()
+        process = self._ctx.Process(
+            target=child_main, args=(self.app_spec, child_conn, flag, self.log_level), daemon=True
+        )
+        process.start()
+        child_conn.close()
+        return _Slot(process, parent_conn, flag)
+
+    def start(self, on_outcome: OutcomeCallback) -> None:
+        """Spawn the children and wait until each has imported the app."""
+        self._on_outcome = on_outcome
+        self._slots = [self._spawn() for _ in range(self.concurrency)]
+        for slot in self._slots:
+            self._await_ready(slot, timeout=60)
+        self._monitor = threading.Thread(target=self._monitor_loop, name="jobqueue-pool", daemon=True)
+        self._monitor.start()
+
+    def _await_ready(self, slot: _Slot, timeout: float) -> None:
+        if not slot.conn.poll(timeout):
+            raise WorkerCrashed(f"child process {slot.process.pid} did not start within {timeout} s")
+        try:
+            slot.conn.recv_bytes()
+        except EOFError as exc:
+            raise WorkerCrashed(f"child process exited at start (exit code {slot.process.exitcode})") from exc
+        slot.ready = True
+
+    def submit(self, job: Job) -> None:
+        """Send a job to an idle child."""
+        with self._lock:
+            slot = next(s for s in self._slots if s.job is None and s.ready)
+            slot.job = job
+            slot.kill_as = None
+            slot.hard_deadline = time.monotonic() + job.timeout if job.timeout else None
+            slot.conn.send_bytes(json.dumps(job.to_json()).encode())
+        self._wakeup_w.send_bytes(b"")
+
+    def cancel(self, task_id: str, force: bool) -> None:
+        """Graceful: set the child's cancel flag. Force: kill the child (the task reports CANCELLED)."""
+        with self._lock:
+            for slot in self._slots:
+                if slot.job is not None and slot.job.id == task_id:
+                    slot.cancel_flag.set()
+                    if force:
+                        slot.kill_as = OutcomeKind.CANCELLED
+                        _kill(slot.process)
+        self._wakeup_w.send_bytes(b"")
+
+    def running(self) -> list[Job]:
+        """Jobs currently executing."""
+        with self._lock:
+            return [s.job for s in self._slots if s.job is not None]
+
+    def _monitor_loop(self) -> None:
+        while not self._stopping:
+            with self._lock:
+                busy = [s for s in self._slots if s.job is not None]
+                waitables: list[Any] = [self._wakeup_r]
+                for s in busy:
+                    waitables += [s.conn, s.process.sentinel]
+                deadlines = [s.hard_deadline for s in busy if s.hard_deadline is not None]
+            timeout = 1.0
+            if deadlines:
+                timeout = max(0.0, min(min(deadlines) - time.monotonic(), 1.0))
+            ready = mpc.wait(waitables, timeout=timeout)
+            if self._stopping:
+                return
+            if self._wakeup_r in ready:
+                while self._wakeup_r.poll():
+                    self._wakeup_r.recv_bytes()
+            self._collect()
+
+    def _collect(self) -> None:
+        outcomes: list[Outcome] = []
+        now = time.monotonic()
+        with self._lock:
+            for i, slot in enumerate(self._slots):
+                job = slot.job
+                if job is None:
+                    continue
+                if slot.kill_as is None and slot.hard_deadline is not None and now >= slot.hard_deadline:
+                    slot.kill_as = OutcomeKind.TIMEOUT
+                    log.warning("task %s hit its hard time limit of %ss; killing its process", job.id,
+                                job.timeout, extra={"task_id": job.id, "queue": job.queue})  # fmt: skip
+                    _kill(slot.process)
+                outcome = self._read_outcome(slot, job)
+                if outcome is None:
+                    continue
+                outcomes.append(outcome)
+                slot.job = None
+                slot.hard_deadline = None
+                if not slot.process.is_alive() or slot.kill_as is not None:
+                    _kill(slot.process)
+                    slot.process.join(timeout=5)
+                    slot.conn.close()
+                    self._slots[i] = self._spawn()
+        for slot in self._slots:
+            if not slot.ready:
+                self._await_ready(slot, timeout=60)
+        if self._on_outcome is not None:
+            for outcome in outcomes:
+                self._on_outcome(outcome)
+
+    def _read_outcome(self, slot: _Slot, job: Job) -> Outcome | None:
+        try:
+            if slot.conn.poll():
+                return Outcome.from_json(json.loads(slot.conn.recv_bytes()))
+        except (EOFError, OSError):
+            pass
+        if slot.process.is_alive():
+            return None
+        slot.process.join(timeout=1)
+        if slot.kill_as == OutcomeKind.TIMEOUT:
+            exc: Exception = TaskTimeout(f"hard time limit of {job.timeout}s exceeded; process killed")
+            return Outcome(job.id, job.token, OutcomeKind.TIMEOUT, error=describe(exc), retryable=True)
+        if slot.kill_as == OutcomeKind.CANCELLED:
+            return Outcome(job.id, job.token, OutcomeKind.CANCELLED, error="TaskCancelled: force-cancelled")
+        exc = WorkerCrashed(f"task process exited with code {slot.process.exitcode}")
+        return Outcome(job.id, job.token, OutcomeKind.CRASHED, error=describe(exc), retryable=True)
+
+    def stop(self) -> list[Job]:
+        """Kill every child now; return the jobs they were running."""
+        self._stopping = True
+        self._wakeup_w.send_bytes(b"")
+        if self._monitor is not None:
+            self._monitor.join(timeout=5)
+        with self._lock:
+            unfinished = [s.job for s in self._slots if s.job is not None]
+            for slot in self._slots:
+                if slot.job is None:
+                    slot.conn.close()  # the child sees EOF and exits by itself
+                    slot.process.join(timeout=2)
+                _kill(slot.process)
+                slot.process.join(timeout=5)
+            return unfinished
+
+
+def _kill(process: BaseProcess) -> None:
+    if process.is_alive() and process.pid is not None:
+        try:
+            os.kill(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass

@@ -1,0 +1,351 @@
+"""The worker: fetch in batches, run on a pool, ack in batches, heartbeat, drain on SIGTERM.
+
+Threads (each with its own Redis connection from the shared pool):
+- main: fetch loop; blocks on the queues' wake-up keys when idle, never polls on an interval;
+- acker: records outcomes, many fenced acks per round trip; keeps them across a Redis outage;
+- heartbeat: renews every held lease in one round trip per queue, registers the worker, reads cancel
+  requests and drain instructions;
+- cancel listener: pub/sub notices so a cancel reaches a running task at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import signal
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from types import FrameType
+
+from jobqueue.app import App
+from jobqueue.errors import BrokerUnavailable, JobQueueError
+from jobqueue.keys import GlobalKeys, QueueKeys, validate_queue_name
+from jobqueue.redis_io import connect, load_all_scripts, run_script, run_scripts, translate_errors
+from jobqueue.serialization import dumps
+from jobqueue.worker.jobs import (
+    Job,
+    Outcome,
+    build_completion,
+    build_fetch,
+    build_heartbeat,
+    build_release,
+    parse_fetch,
+    parse_heartbeat,
+)
+from jobqueue.worker.pool import Pool
+
+log = logging.getLogger(__name__)
+
+# An idle worker re-checks at least this often even without a wake-up (config changes such as resume
+# of a paused queue, and lost wake-ups after a Redis restart): one cheap call per second, not a poll loop.
+IDLE_RECHECK_SECONDS = 1.0
+MAX_BACKOFF_SECONDS = 5.0
+
+
+def default_worker_id(pod_name: str | None) -> str:
+    """The pod name in Kubernetes, else host-pid-random."""
+    if pod_name:
+        return pod_name
+    return f"{socket.gethostname()}-{os.getpid()}-{random.randrange(16**4):04x}"  # noqa: S311
+
+
+class Worker:
+    """One worker process serving ``queues`` (in priority order) with ``pool``."""
+
+    def __init__(
+        self,
+        app: App,
+        pool: Pool,
+        queues: Sequence[str],
+        *,
+        worker_id: str | None = None,
+        grace_seconds: float = 30.0,
+    ) -> None:
+        if not queues:
+            raise JobQueueError("a worker needs at least one queue")
+        self.app = app
+        self.settings = app.settings
+        self.pool = pool
+        self.queues = [validate_queue_name(q) for q in queues]
+        self.worker_id = worker_id or default_worker_id(self.settings.pod_name)
+        self.grace_seconds = grace_seconds
+        self.redis = connect(self.settings)
+        self.global_keys = GlobalKeys(self.settings.key_prefix)
+        self._keys = {q: QueueKeys(self.settings.key_prefix, q) for q in self.queues}
+        self._stop = threading.Event()
+        self._lock = threading.Condition()
+        self._in_flight: dict[str, Job] = {}  # running on the pool
+        self._unacked: deque[tuple[Job, Outcome]] = deque()  # finished, not yet recorded in Redis
+        self._acked_total = 0
+        self._started = time.time()
+        self._rng = random.Random()  # noqa: S311 - jitter only
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+
+    def install_signal_handlers(self) -> None:
+        """SIGTERM and SIGINT start a graceful drain."""
+
+        def handler(signum: int, frame: FrameType | None) -> None:
+            log.info("signal %s: draining", signal.Signals(signum).name)
+            self.stop()
+
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+
+    def stop(self) -> None:
+        """Stop fetching; run() finishes in-flight work within the grace period and returns."""
+        self._stop.set()
+        with self._lock:
+            self._lock.notify_all()
+
+    def run(self) -> int:
+        """Run until stopped; returns the process exit code (0 after a clean drain)."""
+        self._wait_for_redis()
+        with translate_errors():
+            self.redis.sadd(self.global_keys.queues, *self.queues)
+        self.pool.start(self._on_outcome)
+        threads = [
+            threading.Thread(target=self._ack_loop, name="jobqueue-acker", daemon=True),
+            threading.Thread(target=self._heartbeat_loop, name="jobqueue-heartbeat", daemon=True),
+            threading.Thread(target=self._cancel_listener, name="jobqueue-cancel", daemon=True),
+        ]
+        for t in threads:
+            t.start()
+        log.info("worker %s started on queues %s with %d slots", self.worker_id, ",".join(self.queues),
+                 self.pool.concurrency)  # fmt: skip
+        try:
+            self._fetch_loop()
+        finally:
+            self._drain()
+        return 0
+
+    def _wait_for_redis(self) -> None:
+        delay = 0.1
+        while not self._stop.is_set():
+            try:
+                load_all_scripts(self.redis)
+                return
+            except BrokerUnavailable as exc:
+                log.warning("waiting for Redis: %s", exc)
+                self._stop.wait(delay)
+                delay = min(delay * 2, MAX_BACKOFF_SECONDS)
+
+    def _drain(self) -> None:
+        deadline = time.monotonic() + self.grace_seconds
+        with self._lock:
+            while self._in_flight and time.monotonic() < deadline:
+                self._lock.wait(timeout=0.1)
+        unfinished = self.pool.stop()
+        if unfinished:
+            log.warning("grace period over: handing %d unfinished task(s) back", len(unfinished))
+            self._release(unfinished)
+        flush_deadline = time.monotonic() + max(5.0, self.grace_seconds / 2)
+        with self._lock:
+            self._in_flight.clear()
+            self._lock.notify_all()
+            while self._unacked and time.monotonic() < flush_deadline:
+                self._lock.wait(timeout=0.1)
+        self._deregister()
+
+    def _release(self, jobs: list[Job]) -> None:
+        for attempt in range(20):
+            try:
+                run_scripts(self.redis, [build_release(self.settings, job) for job in jobs])
+                return
+            except BrokerUnavailable:
+                time.sleep(min(0.1 * 2**attempt, 1.0))
+        log.error("could not hand back %d task(s); their leases will expire and be recovered", len(jobs))
+
+    def _deregister(self) -> None:
+        try:
+            with translate_errors():
+                pipe = self.redis.pipeline(transaction=False)
+                pipe.zrem(self.global_keys.workers, self.worker_id)
+                pipe.delete(self.global_keys.worker(self.worker_id))
+                pipe.delete(self.global_keys.worker_control(self.worker_id))
+                pipe.execute()
+        except BrokerUnavailable:
+            pass
+
+    # -- fetching --------------------------------------------------------------------------------------
+
+    def _free_slots(self) -> int:
+        return self.pool.concurrency - len(self._in_flight)
+
+    def _fetch_loop(self) -> None:
+        backoff = 0.05
+        while not self._stop.is_set():
+            with self._lock:
+                while self._free_slots() <= 0 and not self._stop.is_set():
+                    self._lock.wait(timeout=1.0)
+                free = self._free_slots()
+            if self._stop.is_set():
+                return
+            try:
+                got, wait_seconds, wake_keys = self._fetch(free)
+                backoff = 0.05
+            except BrokerUnavailable as exc:
+                log.warning("fetch failed, retrying in %.2fs: %s", backoff, exc)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+                continue
+            if got == 0:
+                self._idle_wait(wait_seconds, wake_keys)
+
+    def _fetch(self, free: int) -> tuple[int, float, list[str]]:
+        """Lease up to ``free`` tasks across the queues in order; returns (leased, wait, wake keys)."""
+        got = 0
+        wait = IDLE_RECHECK_SECONDS
+        wake_keys: list[str] = []
+        for queue in self.queues:
+            if got >= free:
+                break
+            reply = parse_fetch(
+                queue, run_script(self.redis, build_fetch(self.settings, queue, free - got, self.worker_id))
+            )
+            for job in reply.jobs:
+                with self._lock:
+                    self._in_flight[job.id] = job
+                self.pool.submit(job)
+            got += len(reply.jobs)
+            if reply.wait_ms > 0:
+                wait = min(wait, reply.wait_ms / 1000)  # rate limited: sleep exactly that long
+            else:
+                wake_keys.append(self._keys[queue].wake)
+                if reply.next_due_ms >= 0:
+                    wait = min(wait, reply.next_due_ms / 1000)
+        return got, wait, wake_keys
+
+    def _idle_wait(self, wait_seconds: float, wake_keys: list[str]) -> None:
+        if wait_seconds <= 0:
+            return
+        if not wake_keys:
+            self._stop.wait(wait_seconds)
+            return
+        try:
+            with translate_errors():
+                # BLPOP takes seconds as a float (Redis >= 6); 1 ms is the smallest useful wait.
+                self.redis.blpop(wake_keys, timeout=max(wait_seconds, 0.001))
+        except BrokerUnavailable as exc:
+            log.warning("wake-up wait failed: %s", exc)
+            self._stop.wait(0.2)
+
+    # -- outcomes --------------------------------------------------------------------------------------
+
+    def _on_outcome(self, outcome: Outcome) -> None:
+        with self._lock:
+            job = self._in_flight.pop(outcome.task_id, None)
+            if job is not None and job.token == outcome.token:
+                self._unacked.append((job, outcome))
+            self._lock.notify_all()
+
+    def _ack_loop(self) -> None:
+        backoff = 0.05
+        while True:
+            with self._lock:
+                while not self._unacked:
+                    if self._stop.is_set() and not self._in_flight:
+                        return
+                    self._lock.wait(timeout=0.5)
+                batch = list(self._unacked)
+            calls = []
+            for job, outcome in batch:
+                definition = self.app.registry.get(job.name)
+                policy = definition.options.retry if definition is not None else None
+                calls.append(build_completion(self.settings, job, outcome, policy, self._rng))
+            try:
+                results = run_scripts(self.redis, calls)
+                backoff = 0.05
+            except BrokerUnavailable as exc:
+                # Keep the outcomes: they are delivered with their fencing tokens once Redis is back.
+                log.warning("recording %d outcome(s) failed, retrying in %.2fs: %s", len(batch), backoff, exc)
+                time.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+                continue
+            for (job, outcome), result in zip(batch, results, strict=True):
+                if result == 0:
+                    log.warning("task %s: lease lost before its %s was recorded; another attempt owns it",
+                                job.id, outcome.kind.value, extra={"task_id": job.id, "queue": job.queue})  # fmt: skip
+            with self._lock:
+                for _ in batch:
+                    self._unacked.popleft()
+                self._acked_total += len(batch)
+                self._lock.notify_all()
+
+    # -- heartbeat, cancel, drain ----------------------------------------------------------------------
+
+    def _held_jobs(self) -> list[Job]:
+        with self._lock:
+            return list(self._in_flight.values()) + [job for job, _ in self._unacked]
+
+    def heartbeat_once(self) -> None:
+        """Renew leases, publish this worker's state, apply cancel requests and drain instructions."""
+        held = self._held_jobs()
+        by_queue: dict[str, list[Job]] = {}
+        for job in held:
+            by_queue.setdefault(job.queue, []).append(job)
+        calls = [build_heartbeat(self.settings, q, self.worker_id, jobs) for q, jobs in by_queue.items()]
+        replies = run_scripts(self.redis, calls)
+        for reply in replies:
+            lost, cancels = parse_heartbeat(reply)
+            for task_id in lost:
+                log.warning("lease of task %s was lost (recovered elsewhere)", task_id, extra={"task_id": task_id})
+            for task_id, mode in cancels.items():
+                self.pool.cancel(task_id, force=mode == "force")
+        now_ms = int(time.time() * 1000)
+        info = {
+            "status": "DRAINING" if self._stop.is_set() else ("ACTIVE" if held else "IDLE"),
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "queues": ",".join(self.queues),
+            "concurrency": self.pool.concurrency,
+            "in_flight": dumps([job.id for job in held], "in_flight"),
+            "processed": self._acked_total,
+            "started_at": self._started,
+            "heartbeat_at": now_ms / 1000,
+        }
+        with translate_errors():
+            pipe = self.redis.pipeline(transaction=False)
+            key = self.global_keys.worker(self.worker_id)
+            pipe.hset(key, mapping=info)
+            pipe.expire(key, max(60, int(self.settings.lease_seconds * 3)))
+            pipe.zadd(self.global_keys.workers, {self.worker_id: now_ms})
+            pipe.hget(self.global_keys.worker_control(self.worker_id), "drain")
+            *_, drain = pipe.execute()
+        if drain and not self._stop.is_set():
+            log.info("drain requested for worker %s", self.worker_id)
+            self.stop()
+
+    def _heartbeat_loop(self) -> None:
+        interval = self.settings.effective_heartbeat_seconds
+        while True:
+            try:
+                self.heartbeat_once()
+            except JobQueueError as exc:
+                log.warning("heartbeat failed: %s", exc)
+            if self._stop.is_set() and not self._in_flight and not self._unacked:
+                return
+            time.sleep(interval)
+
+    def _cancel_listener(self) -> None:
+        channels = [k.cancel_channel for k in self._keys.values()]
+        while not self._stop.is_set():
+            try:
+                with translate_errors():
+                    pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+                    pubsub.subscribe(*channels)
+                    while not self._stop.is_set():
+                        message = pubsub.get_message(timeout=1.0)
+                        if message and isinstance(message.get("data"), str):
+                            task_id, _, mode = message["data"].partition(" ")
+                            with self._lock:
+                                held = task_id in self._in_flight
+                            if held:
+                                self.pool.cancel(task_id, force=mode == "force")
+                    pubsub.close()
+            except BrokerUnavailable:
+                self._stop.wait(1.0)

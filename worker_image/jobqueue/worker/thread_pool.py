@@ -1,0 +1,250 @@
+"""Thread and asyncio pools: cheaper than processes, weaker isolation.
+
+What they can do about time limits and force-cancel (documented in docs/guarantees.md):
+- thread pool: soft timeout and force cancel raise SoftTimeout / TaskCancelled inside the task's thread
+  at its next Python bytecode (not inside a blocking C call); at the hard limit the attempt is reported
+  TIMEOUT at once and the thread is abandoned (its late result is discarded by fencing) and replaced.
+- asyncio pool: coroutine tasks are cancelled at the hard limit and on force cancel (at their next
+  await); soft timeout raises nothing. Plain functions run in the loop's thread executor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from jobqueue.app import App
+from jobqueue.context import reset_current, set_current
+from jobqueue.errors import SoftTimeout, TaskCancelled, TaskTimeout
+from jobqueue.models import DeadLetterReason
+from jobqueue.worker.execution import (
+    decode_arguments,
+    describe,
+    failure,
+    make_context,
+    reject,
+    run_job,
+    success,
+)
+from jobqueue.worker.jobs import Job, Outcome, OutcomeKind
+from jobqueue.worker.pool import OutcomeCallback
+
+log = logging.getLogger(__name__)
+
+
+def _raise_in_thread(thread_id: int, exc_type: type[BaseException]) -> None:
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id), ctypes.py_object(exc_type))
+
+
+@dataclass
+class _Running:
+    job: Job
+    thread_id: int
+    cancelled: threading.Event
+    hard_deadline: float | None
+    soft_deadline: float | None
+    abandoned: bool = False
+    soft_fired: bool = False
+
+
+class ThreadPool:
+    """``concurrency`` threads in this process."""
+
+    def __init__(self, app: App, concurrency: int) -> None:
+        self.app = app
+        self.concurrency = concurrency
+        self._jobs: queue.Queue[Job | None] = queue.Queue()
+        self._running: dict[str, _Running] = {}
+        self._lock = threading.Lock()
+        self._on_outcome: OutcomeCallback | None = None
+        self._stopping = threading.Event()
+
+    def start(self, on_outcome: OutcomeCallback) -> None:
+        """Start the threads and the time-limit monitor."""
+        self._on_outcome = on_outcome
+        for _ in range(self.concurrency):
+            self._start_thread()
+        threading.Thread(target=self._monitor, name="jobqueue-timeouts", daemon=True).start()
+
+    def _start_thread(self) -> None:
+        threading.Thread(target=self._loop, name="jobqueue-task", daemon=True).start()
+
+    def submit(self, job: Job) -> None:
+        """Queue a job for the next free thread."""
+        self._jobs.put(job)
+
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            job = self._jobs.get()
+            if job is None:
+                return
+            now = time.monotonic()
+            entry = _Running(
+                job,
+                threading.get_ident(),
+                threading.Event(),
+                now + job.timeout if job.timeout else None,
+                now + job.soft_timeout if job.soft_timeout else None,
+            )
+            with self._lock:
+                self._running[job.id] = entry
+            try:
+                outcome = run_job(self.app.registry, job, entry.cancelled.is_set)
+            except SoftTimeout as exc:  # injected after the task returned: still a failure of this attempt
+                outcome = failure(job, exc, True)
+            with self._lock:
+                self._running.pop(job.id, None)
+                abandoned = entry.abandoned
+            if abandoned:
+                return  # a replacement thread already took this one's place
+            if self._on_outcome is not None:
+                self._on_outcome(outcome)
+
+    def _monitor(self) -> None:
+        while not self._stopping.wait(0.05):
+            now = time.monotonic()
+            timed_out: list[Job] = []
+            with self._lock:
+                for entry in self._running.values():
+                    if entry.soft_deadline is not None and not entry.soft_fired and now >= entry.soft_deadline:
+                        entry.soft_fired = True
+                        _raise_in_thread(entry.thread_id, SoftTimeout)
+                    if entry.hard_deadline is not None and not entry.abandoned and now >= entry.hard_deadline:
+                        entry.abandoned = True
+                        timed_out.append(entry.job)
+            for job in timed_out:
+                log.warning("task %s hit its hard time limit; abandoning its thread", job.id)
+                self._start_thread()
+                exc = TaskTimeout(f"hard time limit of {job.timeout}s exceeded; thread abandoned")
+                if self._on_outcome is not None:
+                    self._on_outcome(
+                        Outcome(job.id, job.token, OutcomeKind.TIMEOUT, error=describe(exc), retryable=True)
+                    )
+
+    def cancel(self, task_id: str, force: bool) -> None:
+        """Graceful: flag. Force: raise TaskCancelled in the task's thread."""
+        with self._lock:
+            entry = self._running.get(task_id)
+            if entry is None:
+                return
+            entry.cancelled.set()
+            if force:
+                _raise_in_thread(entry.thread_id, TaskCancelled)
+
+    def stop(self) -> list[Job]:
+        """Stop taking jobs; return those still running (their threads are abandoned)."""
+        self._stopping.set()
+        for _ in range(self.concurrency):
+            self._jobs.put(None)
+        with self._lock:
+            unfinished = [e.job for e in self._running.values() if not e.abandoned]
+            for e in self._running.values():
+                e.abandoned = True
+            return unfinished
+
+
+class AsyncPool:
+    """One asyncio event loop (in its own thread) running up to ``concurrency`` tasks at once."""
+
+    def __init__(self, app: App, concurrency: int) -> None:
+        self.app = app
+        self.concurrency = concurrency
+        self._loop = asyncio.new_event_loop()
+        self._tasks: dict[str, tuple[Job, asyncio.Task[Outcome], threading.Event]] = {}
+        self._force: set[str] = set()
+        self._on_outcome: OutcomeCallback | None = None
+        self._thread: threading.Thread | None = None
+        self._stopped = False
+
+    def start(self, on_outcome: OutcomeCallback) -> None:
+        """Start the event loop thread."""
+        self._on_outcome = on_outcome
+        self._thread = threading.Thread(target=self._loop.run_forever, name="jobqueue-async", daemon=True)
+        self._thread.start()
+
+    def submit(self, job: Job) -> None:
+        """Schedule a job on the loop."""
+        self._loop.call_soon_threadsafe(self._begin, job)
+
+    def _begin(self, job: Job) -> None:
+        flag = threading.Event()
+        task = self._loop.create_task(self._run(job, flag))
+        self._tasks[job.id] = (job, task, flag)
+        task.add_done_callback(lambda t: self._finish(job, t))
+
+    async def _run(self, job: Job, flag: threading.Event) -> Outcome:
+        definition = self.app.registry.get(job.name)
+        if definition is None:
+            return reject(job, DeadLetterReason.UNKNOWN_TASK, f"UnknownTask: no task named {job.name!r}")
+        try:
+            args, kwargs = decode_arguments(job)
+        except ValueError as exc:
+            return reject(job, DeadLetterReason.MALFORMED, f"MalformedMessage: {exc}")
+        ctx = make_context(job, flag.is_set)
+        if definition.options.bind:
+            args = [ctx, *args]
+        token = set_current(ctx)
+        try:
+            call: Callable[[], Any]
+            if definition.is_async:
+                coro = definition.fn(*args, **kwargs)
+            else:
+                call = lambda: definition.fn(*args, **kwargs)  # noqa: E731
+                coro = self._loop.run_in_executor(None, call)
+            async with asyncio.timeout(job.timeout):
+                value = await coro
+            return success(job, value)
+        except TimeoutError:
+            exc = TaskTimeout(f"hard time limit of {job.timeout}s exceeded; coroutine cancelled")
+            return Outcome(job.id, job.token, OutcomeKind.TIMEOUT, error=describe(exc), retryable=True)
+        except (asyncio.CancelledError, TaskCancelled):
+            if job.id in self._force or flag.is_set():
+                return Outcome(job.id, job.token, OutcomeKind.CANCELLED, error="TaskCancelled: cancelled")
+            raise
+        except Exception as exc:
+            return failure(job, exc, definition.should_retry(exc))
+        finally:
+            reset_current(token)
+
+    def _finish(self, job: Job, task: asyncio.Task[Outcome]) -> None:
+        self._tasks.pop(job.id, None)
+        self._force.discard(job.id)
+        if self._stopped or task.cancelled() or self._on_outcome is None:
+            return
+        self._on_outcome(task.result())
+
+    def cancel(self, task_id: str, force: bool) -> None:
+        """Graceful: flag. Force: cancel the coroutine."""
+
+        def apply() -> None:
+            entry = self._tasks.get(task_id)
+            if entry is None:
+                return
+            entry[2].set()
+            if force:
+                self._force.add(task_id)
+                entry[1].cancel()
+
+        self._loop.call_soon_threadsafe(apply)
+
+    def stop(self) -> list[Job]:
+        """Cancel everything still running and return those jobs."""
+        self._stopped = True
+        unfinished = [job for job, _, _ in list(self._tasks.values())]
+
+        def shutdown() -> None:
+            for _, task, _ in self._tasks.values():
+                task.cancel()
+            self._loop.stop()
+
+        self._loop.call_soon_threadsafe(shutdown)
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        return unfinished
