@@ -15,7 +15,14 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from jobqueue.client import Client, DeadLetterStats, QueueDepth, outcome_value, parse_cancel_reason
-from jobqueue.commands import TASK_FIELDS, EnqueueRequest, build_cancel, build_enqueue, make_request, parse_task
+from jobqueue.commands import (
+    TASK_FIELDS,
+    EnqueueRequest,
+    build_cancel,
+    build_enqueue,
+    make_request,
+    parse_task,
+)
 from jobqueue.errors import ResultTimeout, TaskNotFound
 from jobqueue.keys import GlobalKeys, keys_for_task
 from jobqueue.models import CancelReason, Priority, TaskRecord, TaskStatus
@@ -96,7 +103,7 @@ class AsyncClient:
         new_queues = {r.queue for r in requests} - self._registered_queues
         with translate_errors():
             if new_queues:
-                await self.redis.sadd(self.global_keys.queues, *new_queues)  # type: ignore[misc]
+                await self.redis.sadd(self.global_keys.queues, *new_queues)
                 self._registered_queues |= new_queues
             if len(built) == 1:
                 await run_script_async(self.redis, built[0][1])
@@ -116,7 +123,7 @@ class AsyncClient:
         """The current record of a task; TaskNotFound when it is gone."""
         keys = keys_for_task(self.settings.key_prefix, task_id)
         with translate_errors():
-            values = await self.redis.hmget(keys.task(task_id), TASK_FIELDS)  # type: ignore[misc]
+            values = await self.redis.hmget(keys.task(task_id), TASK_FIELDS)
         record = parse_task(task_id, values)
         if record is None:
             raise TaskNotFound(task_id)
@@ -142,7 +149,7 @@ class AsyncClient:
                         if remaining <= 0:
                             raise ResultTimeout(f"task {task_id} did not finish within {timeout} s")
                     await pubsub.get_message(timeout=remaining)
-                    status = await self.redis.hget(keys.task(task_id), "status")  # type: ignore[misc]
+                    status = await self.redis.hget(keys.task(task_id), "status")
             finally:
                 await pubsub.aclose()
 
@@ -153,7 +160,7 @@ class AsyncClient:
         reason_value = parse_cancel_reason(reason)
         keys = keys_for_task(self.settings.key_prefix, task_id)
         with translate_errors():
-            priority = await self.redis.hget(keys.task(task_id), "priority")  # type: ignore[misc]
+            priority = await self.redis.hget(keys.task(task_id), "priority")
         if priority is None:
             raise TaskNotFound(task_id)
         outcome, _ = await run_script_async(
@@ -192,4 +199,3 @@ class AsyncClient:
     async def list_workers(self) -> list[dict[str, Any]]:
         """See Client.list_workers."""
         return await asyncio.to_thread(self.sync.list_workers)
-

@@ -7,7 +7,7 @@ import importlib
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Generic, ParamSpec, TypeVar
+from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from jobqueue.aio import AsyncClient
 from jobqueue.client import Client, TaskHandle
@@ -111,9 +111,34 @@ class App:
             self._client.close()
             self._client = None
 
+    @overload
+    def task(self, fn: Callable[P, R], /) -> TaskDefinition[P, R]: ...
+
+    @overload
+    def task(
+        self,
+        fn: None = None,
+        /,
+        *,
+        name: str | None = None,
+        queue: str = "default",
+        priority: Priority | str = Priority.MEDIUM,
+        max_retries: int = 0,
+        retry_backoff: str | BackoffFunction = "exponential",
+        retry_base: float = 1.0,
+        retry_max: float = 300.0,
+        retry_jitter: bool = True,
+        retry_on: tuple[type[BaseException], ...] | type[BaseException] | None = None,
+        timeout: float | None = None,
+        soft_timeout: float | None = None,
+        result_ttl: int | None = None,
+        bind: bool = False,
+    ) -> Callable[[Callable[P, R]], TaskDefinition[P, R]]: ...
+
     def task(
         self,
         fn: Callable[P, R] | None = None,
+        /,
         *,
         name: str | None = None,
         queue: str = "default",

@@ -322,7 +322,9 @@ class Client:
             priority = self.redis.hget(keys.task(task_id), "priority")
         if priority is None:
             raise TaskNotFound(task_id)
-        if not run_script(self.redis, build_replay(self.settings, task_id, Priority(priority), reset_retries)):
+        if not run_script(
+            self.redis, build_replay(self.settings, task_id, Priority(priority), reset_retries)
+        ):
             raise InvalidTransition(f"task {task_id} is not in the dead letter queue")
 
     def purge_dead_letters(self, queue: str) -> int:
@@ -355,7 +357,9 @@ class Client:
             high, medium, low, delayed, leased, dead = pipe.execute()
         return QueueDepth(queue, {"high": high, "medium": medium, "low": low}, delayed, leased, dead)
 
-    def recover_expired_leases(self, queues: Sequence[str] | None = None, worker_id: str = "") -> dict[str, int]:
+    def recover_expired_leases(
+        self, queues: Sequence[str] | None = None, worker_id: str = ""
+    ) -> dict[str, int]:
         """Requeue tasks whose lease expired (or every lease of ``worker_id``, a worker known dead).
         Idempotent; returns {'requeued': n, 'dead_lettered': m}."""
         names = list(queues) if queues is not None else self.known_queues()

@@ -125,7 +125,7 @@ def build_enqueue(settings: Settings, request: EnqueueRequest) -> tuple[str, Scr
     if request.eta is not None:
         eta = request.eta if request.eta.tzinfo else request.eta.replace(tzinfo=dt.UTC)
         due_ms = int(eta.timestamp() * 1000)
-    countdown_ms = int(round((request.countdown or 0) * 1000))
+    countdown_ms = round((request.countdown or 0) * 1000)
     soft = default_soft_timeout(request.timeout, request.soft_timeout)
     fields: list[str | int | float] = [
         "name", request.name,
@@ -175,7 +175,7 @@ def _ms(value: str | None) -> float | None:
 
 
 def _float(value: str | None) -> float | None:
-    return None if value in (None, "") else float(value)  # type: ignore[arg-type]
+    return None if value in (None, "") else float(value)
 
 
 def parse_task(task_id: str, values: Sequence[bytes | str | None]) -> TaskRecord | None:
@@ -212,7 +212,9 @@ def parse_task(task_id: str, values: Sequence[bytes | str | None]) -> TaskRecord
     )
 
 
-def build_cancel(settings: Settings, task_id: str, priority: Priority, reason: str, force: bool) -> ScriptCall:
+def build_cancel(
+    settings: Settings, task_id: str, priority: Priority, reason: str, force: bool
+) -> ScriptCall:
     """The cancel script call for a task whose priority is known (its ready list is needed)."""
     keys = QueueKeys(settings.key_prefix, task_id.rpartition(".")[0])
     return ScriptCall(

@@ -6,7 +6,7 @@ import random
 import time
 
 from jobqueue.app import App
-from jobqueue.context import TaskContext
+from jobqueue.context import current_context
 
 app = App()
 
@@ -17,9 +17,10 @@ def add(x: float, y: float) -> float:
     return x + y
 
 
-@app.task(queue="default", bind=True, timeout=30)
-def resize_image(ctx: TaskContext, image_id: int, width: int = 640) -> dict[str, int]:
+@app.task(queue="default", timeout=30)
+def resize_image(image_id: int, width: int = 640) -> dict[str, int]:
     """Pretend to resize an image, checking for cancellation as it goes."""
+    ctx = current_context()
     for _ in range(5):
         if ctx.is_cancelled():
             ctx.logger.info("cancelled while resizing")

@@ -108,10 +108,10 @@ async def run_script_async(conn: aioredis.Redis, call: ScriptCall) -> Any:
     sha = script_sha(call.script)
     with translate_errors():
         try:
-            return await conn.evalsha(sha, len(call.keys), *call.keys, *call.args)  # type: ignore[misc]
+            return await conn.evalsha(sha, len(call.keys), *call.keys, *call.args)
         except NoScriptError:
             await conn.script_load(script_source(call.script))
-            return await conn.evalsha(sha, len(call.keys), *call.keys, *call.args)  # type: ignore[misc]
+            return await conn.evalsha(sha, len(call.keys), *call.keys, *call.args)
 
 
 def load_all_scripts(conn: redis.Redis) -> None:

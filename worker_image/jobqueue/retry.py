@@ -23,13 +23,13 @@ def _fibonacci(n: int) -> int:
 def base_delay(policy: str, retry_number: int, base: float) -> float:
     """Delay before retry ``retry_number`` (1-based) without jitter or cap.
 
-    exponential: base, 2·base, 4·base, ...; linear: base, 2·base, 3·base; fibonacci: 1, 1, 2, 3, 5 × base;
+    exponential: base, 2·base, 4·base, ...; linear: base, 2·base, 3·base; fibonacci: 1, 1, 2, 3, 5 x base;
     constant: base every time.
     """
     if retry_number < 1:
         raise ValueError("retry_number starts at 1")
     if policy == "exponential":
-        return base * 2 ** (retry_number - 1)
+        return base * float(2 ** (retry_number - 1))
     if policy == "linear":
         return base * retry_number
     if policy == "fibonacci":
@@ -70,5 +70,5 @@ class RetryPolicy:
         capped = max(0.0, min(raw, self.max_seconds))
         if not self.jitter or capped == 0:
             return capped
-        draw = (rng or random).random()  # noqa: S311 - jitter, not cryptography
+        draw = (rng or random).random()
         return capped * (0.5 + 0.5 * draw)

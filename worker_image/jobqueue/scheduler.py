@@ -33,9 +33,7 @@ class Scheduler:
         queues = self.client.known_queues()
         recovered = self.client.recover_expired_leases(queues)
         # fetch with max 0 only promotes due delayed tasks (and wakes idle workers).
-        run_scripts(
-            self.client.redis, [build_fetch(self.client.settings, q, 0, "scheduler") for q in queues]
-        )
+        run_scripts(self.client.redis, [build_fetch(self.client.settings, q, 0, "scheduler") for q in queues])
         if recovered["requeued"] or recovered["dead_lettered"]:
             log.warning("recovered expired leases: %s", recovered)
         return recovered

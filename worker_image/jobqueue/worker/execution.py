@@ -41,7 +41,9 @@ def run_job(registry: TaskLookup, job: Job, is_cancelled: Callable[[], bool]) ->
     """Run a job to completion in the calling thread (coroutine functions get their own event loop)."""
     definition = registry.get(job.name)
     if definition is None:
-        return reject(job, DeadLetterReason.UNKNOWN_TASK, f"UnknownTask: no task named {job.name!r} is registered")
+        return reject(
+            job, DeadLetterReason.UNKNOWN_TASK, f"UnknownTask: no task named {job.name!r} is registered"
+        )
     try:
         args, kwargs = decode_arguments(job)
     except ValueError as exc:

@@ -134,7 +134,11 @@ def build_fetch(settings: Settings, queue: str, max_tasks: int, worker_id: str) 
 
 
 def build_completion(
-    settings: Settings, job: Job, outcome: Outcome, retry: RetryPolicy | None, rng: random.Random | None = None
+    settings: Settings,
+    job: Job,
+    outcome: Outcome,
+    retry: RetryPolicy | None,
+    rng: random.Random | None = None,
 ) -> ScriptCall:
     """The one fenced script call that records an attempt's outcome.
 

@@ -6,6 +6,7 @@ talk to the parent over pipes in JSON. A child that times out, is force-cancelle
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import multiprocessing
@@ -229,7 +230,5 @@ class ProcessPool:
 
 def _kill(process: BaseProcess) -> None:
     if process.is_alive() and process.pid is not None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass

@@ -115,8 +115,12 @@ class Worker:
         ]
         for t in threads:
             t.start()
-        log.info("worker %s started on queues %s with %d slots", self.worker_id, ",".join(self.queues),
-                 self.pool.concurrency)  # fmt: skip
+        log.info(
+            "worker %s started on queues %s with %d slots",
+            self.worker_id,
+            ",".join(self.queues),
+            self.pool.concurrency,
+        )
         try:
             self._fetch_loop()
         finally:
@@ -268,8 +272,12 @@ class Worker:
                 continue
             for (job, outcome), result in zip(batch, results, strict=True):
                 if result == 0:
-                    log.warning("task %s: lease lost before its %s was recorded; another attempt owns it",
-                                job.id, outcome.kind.value, extra={"task_id": job.id, "queue": job.queue})  # fmt: skip
+                    log.warning(
+                        "task %s: lease lost before its %s was recorded; another attempt owns it",
+                        job.id,
+                        outcome.kind.value,
+                        extra={"task_id": job.id, "queue": job.queue},
+                    )
             with self._lock:
                 for _ in batch:
                     self._unacked.popleft()
@@ -293,7 +301,9 @@ class Worker:
         for reply in replies:
             lost, cancels = parse_heartbeat(reply)
             for task_id in lost:
-                log.warning("lease of task %s was lost (recovered elsewhere)", task_id, extra={"task_id": task_id})
+                log.warning(
+                    "lease of task %s was lost (recovered elsewhere)", task_id, extra={"task_id": task_id}
+                )
             for task_id, mode in cancels.items():
                 self.pool.cancel(task_id, force=mode == "force")
         now_ms = int(time.time() * 1000)

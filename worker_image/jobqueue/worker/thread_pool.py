@@ -113,7 +113,11 @@ class ThreadPool:
             timed_out: list[Job] = []
             with self._lock:
                 for entry in self._running.values():
-                    if entry.soft_deadline is not None and not entry.soft_fired and now >= entry.soft_deadline:
+                    if (
+                        entry.soft_deadline is not None
+                        and not entry.soft_fired
+                        and now >= entry.soft_deadline
+                    ):
                         entry.soft_fired = True
                         _raise_in_thread(entry.thread_id, SoftTimeout)
                     if entry.hard_deadline is not None and not entry.abandoned and now >= entry.hard_deadline:
@@ -202,8 +206,8 @@ class AsyncPool:
                 value = await coro
             return success(job, value)
         except TimeoutError:
-            exc = TaskTimeout(f"hard time limit of {job.timeout}s exceeded; coroutine cancelled")
-            return Outcome(job.id, job.token, OutcomeKind.TIMEOUT, error=describe(exc), retryable=True)
+            timeout = TaskTimeout(f"hard time limit of {job.timeout}s exceeded; coroutine cancelled")
+            return Outcome(job.id, job.token, OutcomeKind.TIMEOUT, error=describe(timeout), retryable=True)
         except (asyncio.CancelledError, TaskCancelled):
             if job.id in self._force or flag.is_set():
                 return Outcome(job.id, job.token, OutcomeKind.CANCELLED, error="TaskCancelled: cancelled")

@@ -1,0 +1,40 @@
+# jobqueue — every target installs what it needs first.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+
+.PHONY: run test lint unit integration bench clean deps
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[dev,embedded,api,operator]"
+	@rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+deps: $(STAMP)
+	@bash scripts/ensure-system-deps.sh
+
+## make run: the whole system on an embedded Redis, with a demo producer (Ctrl-C stops it)
+run: deps
+	$(VENV)/bin/jobqueue up
+
+## make test: lint, type-check and the whole test suite against real servers
+test: deps lint
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check worker_image api operator tests bench
+	$(VENV)/bin/ruff format --check worker_image
+	$(VENV)/bin/mypy
+
+unit: $(STAMP)
+	$(PY) -m pytest tests/unit
+
+## make bench: jobqueue side by side with peer queues on one Redis (see docs/benchmarks.md)
+bench: deps
+	$(PY) -m pip install -q -r bench/requirements.txt
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) .jobqueue .pytest_cache .mypy_cache .ruff_cache

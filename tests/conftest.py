@@ -1,0 +1,99 @@
+"""Shared fixtures: one real Redis server per test session, a fresh key prefix per test, and helpers
+to run real worker processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from jobqueue import Client, Settings
+from jobqueue.embedded.redis_server import RedisServer
+
+SUPPORT = Path(__file__).parent / "support"
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def settings(redis_server: RedisServer) -> Settings:
+    # A unique prefix isolates each test on the shared server; nothing is ever flushed.
+    return Settings(
+        redis_url=redis_server.url,
+        key_prefix=f"t{uuid.uuid4().hex[:10]}",
+        lease_seconds=2.0,
+        heartbeat_seconds=0.5,
+    )
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[Client]:
+    c = Client(settings)
+    yield c
+    c.close()
+
+
+class WorkerProcess:
+    """A real ``jobqueue worker`` subprocess."""
+
+    def __init__(self, settings: Settings, *args: str, log_path: Path) -> None:
+        env = {
+            **os.environ,
+            "JOBQUEUE_REDIS_URL": settings.redis_url.get_secret_value(),
+            "JOBQUEUE_KEY_PREFIX": settings.key_prefix,
+            "JOBQUEUE_LEASE_SECONDS": str(settings.lease_seconds),
+            "JOBQUEUE_HEARTBEAT_SECONDS": str(settings.heartbeat_seconds),
+            "PYTHONPATH": os.pathsep.join([str(SUPPORT), os.environ.get("PYTHONPATH", "")]),
+        }
+        self.log_path = log_path
+        self._log = log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "jobqueue", "worker", "--app", "jq_test_app:app", *args],
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def terminate(self, timeout: float = 30) -> int:
+        if self.process.poll() is None:
+            self.process.terminate()
+        code = self.process.wait(timeout)
+        self._log.close()
+        return code
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+        self._log.close()
+
+
+@pytest.fixture
+def start_worker(settings: Settings, tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
+    started: list[WorkerProcess] = []
+
+    def start(*args: str, worker_settings: Settings | None = None) -> WorkerProcess:
+        w = WorkerProcess(worker_settings or settings, *args, log_path=tmp_path / f"worker{len(started)}.log")
+        started.append(w)
+        return w
+
+    yield start
+    for w in started:
+        w.kill()

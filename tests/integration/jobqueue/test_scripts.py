@@ -1,0 +1,255 @@
+"""One integration test (at least) per Lua script, against a real Redis server."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import replace
+
+import pytest
+
+from jobqueue import Client, Priority, Settings, TaskStatus
+from jobqueue.commands import make_request
+from jobqueue.keys import QueueKeys
+from jobqueue.redis_io import run_script, run_scripts
+from jobqueue.retry import RetryPolicy
+from jobqueue.scripts import ScriptCall
+from jobqueue.worker.jobs import (
+    Job,
+    Outcome,
+    OutcomeKind,
+    build_completion,
+    build_fetch,
+    build_heartbeat,
+    build_release,
+    parse_fetch,
+    parse_heartbeat,
+)
+
+pytestmark = pytest.mark.timeout(30)
+
+
+def fetch(client: Client, n: int = 10, queue: str = "default", worker: str = "w1") -> list[Job]:
+    reply = run_script(client.redis, build_fetch(client.settings, queue, n, worker))
+    return parse_fetch(queue, reply).jobs
+
+
+def complete(client: Client, job: Job, outcome: Outcome, policy: RetryPolicy | None = None) -> int:
+    return int(run_script(client.redis, build_completion(client.settings, job, outcome, policy)))
+
+
+def test_enqueue_creates_a_queued_task(client: Client) -> None:
+    h = client.enqueue("add", [1, 2], {"z": 3})
+    record = client.get_task(h.id)
+    assert record.status == TaskStatus.QUEUED
+    assert (record.args, record.kwargs, record.attempts) == ([1, 2], {"z": 3}, 0)
+    assert record.enqueued_at is not None and abs(record.enqueued_at - time.time()) < 5
+    assert client.queue_depth("default").ready["medium"] == 1
+
+
+def test_priorities_are_strict_and_fifo_within_a_level(client: Client) -> None:
+    ids = {}
+    for i in range(3):
+        for p in ("low", "medium", "high"):
+            ids[(p, i)] = client.enqueue("add", [i], priority=p).id
+    order = [j.id for j in fetch(client, 9)]
+    expected = [ids[(p, i)] for p in ("high", "medium", "low") for i in range(3)]
+    assert order == expected
+
+
+def test_fetch_leases_with_fencing_token_and_expiry(client: Client) -> None:
+    h = client.enqueue("add", [1, 2])
+    [job] = fetch(client)
+    assert job.token == 1
+    record = client.get_task(h.id)
+    assert record.status == TaskStatus.RUNNING and record.worker == "w1"
+    expiry = client.redis.zscore(client.queue_keys("default").leases, h.id)
+    assert expiry is not None and 1000 < expiry - time.time() * 1000 <= 2100
+
+
+def test_ack_with_stale_token_is_rejected(client: Client) -> None:
+    h = client.enqueue("add", [1, 2])
+    [job] = fetch(client)
+    stale = Job(**{**job.to_json(), "token": job.token + 1})
+    assert complete(client, stale, Outcome(h.id, stale.token, OutcomeKind.SUCCESS, "3")) == 0
+    assert client.get_task(h.id).status == TaskStatus.RUNNING
+    assert complete(client, job, Outcome(h.id, job.token, OutcomeKind.SUCCESS, "3")) == 1
+    record = client.get_task(h.id)
+    assert (record.status, record.result) == (TaskStatus.SUCCESS, 3)
+    # A second ack of the same attempt changes nothing.
+    assert complete(client, job, Outcome(h.id, job.token, OutcomeKind.SUCCESS, "4")) == 0
+    assert client.get_task(h.id).result == 3
+    assert 0 < client.result_ttl(h.id) <= client.settings.result_ttl_seconds  # type: ignore[operator]
+
+
+def test_fail_retries_with_backoff_then_dead_letters(client: Client) -> None:
+    h = client.enqueue("x", max_retries=1)
+    [job] = fetch(client)
+    policy = RetryPolicy("constant", 0.2, jitter=False)
+    err = Outcome(h.id, job.token, OutcomeKind.ERROR, error="OSError: boom", traceback="tb", retryable=True)
+    assert complete(client, job, err, policy) == 1
+    record = client.get_task(h.id)
+    assert record.status == TaskStatus.RETRYING and record.retries == 1
+    assert record.retry_history[0]["backoff_seconds"] == pytest.approx(0.2)
+    assert fetch(client) == []  # not due yet
+    time.sleep(0.25)
+    [job2] = fetch(client)
+    assert job2.token == 2 and job2.retries == 1
+    err2 = Outcome(h.id, job2.token, OutcomeKind.ERROR, error="OSError: again", retryable=True)
+    assert complete(client, job2, err2, policy) == 2
+    record = client.get_task(h.id)
+    assert record.status == TaskStatus.FAILED
+    assert record.dead_letter_reason == "max_retries_exceeded"
+    assert [e["attempt"] for e in record.retry_history] == [1, 2]
+    assert client.redis.ttl(client.queue_keys("default").task(h.id)) == -1  # dead letters are kept
+
+
+def test_release_hands_task_back_to_the_front(client: Client) -> None:
+    first = client.enqueue("a").id
+    second = client.enqueue("b").id
+    [job] = fetch(client, 1)
+    assert job.id == first
+    assert run_script(client.redis, build_release(client.settings, job)) == 1
+    assert [j.id for j in fetch(client, 2)] == [first, second]
+    # The releasing worker's token is stale now.
+    assert complete(client, job, Outcome(first, job.token, OutcomeKind.SUCCESS)) == 0
+
+
+def test_heartbeat_renews_and_reports_lost_and_cancelled(client: Client) -> None:
+    a = client.enqueue("a").id
+    b = client.enqueue("b").id
+    jobs = fetch(client, 2)
+    leases = client.queue_keys("default").leases
+    before = client.redis.zscore(leases, a)
+    time.sleep(0.05)
+    client.cancel(b, force=True)
+    stale = [jobs[0], Job(**{**jobs[1].to_json(), "token": 99})]
+    reply = run_script(client.redis, build_heartbeat(client.settings, "default", "w1", stale))
+    lost, cancels = parse_heartbeat(reply)
+    assert lost == [b] and cancels == {}
+    assert client.redis.zscore(leases, a) > before  # type: ignore[operator]
+    reply = run_script(client.redis, build_heartbeat(client.settings, "default", "w1", jobs))
+    assert parse_heartbeat(reply) == ([], {b: "force"})
+
+
+def test_expired_leases_are_recovered_idempotently_and_poison_dead_letters(settings: Settings) -> None:
+    s = settings.model_copy(update={"lease_seconds": 0.3, "max_lost_leases": 1})
+    client = Client(s)
+    h = client.enqueue("a")
+    fetch(client)
+    assert client.recover_expired_leases(["default"]) == {"requeued": 0, "dead_lettered": 0}
+    time.sleep(0.35)
+    assert client.recover_expired_leases(["default"]) == {"requeued": 1, "dead_lettered": 0}
+    assert client.recover_expired_leases(["default"]) == {"requeued": 0, "dead_lettered": 0}
+    record = client.get_task(h.id)
+    assert (record.status, record.lost_leases, record.worker) == (TaskStatus.QUEUED, 1, None)
+    [job] = fetch(client)
+    assert job.token == 2
+    time.sleep(0.35)
+    assert client.recover_expired_leases(["default"]) == {"requeued": 0, "dead_lettered": 1}
+    record = client.get_task(h.id)
+    assert (record.status, record.dead_letter_reason) == (TaskStatus.FAILED, "lease_lost_too_often")
+    assert [d.id for d in client.list_dead_letters("default")] == [h.id]
+    client.close()
+
+
+def test_recover_all_leases_of_a_dead_worker_at_once(client: Client) -> None:
+    client.enqueue("a")
+    client.enqueue("b")
+    fetch(client, 1, worker="dead-pod")
+    fetch(client, 1, worker="alive-pod")
+    assert client.recover_expired_leases(["default"], worker_id="dead-pod")["requeued"] == 1
+    assert client.queue_depth("default").in_flight == 1
+
+
+def test_cancel_waiting_tasks_removes_them_atomically(client: Client) -> None:
+    queued = client.enqueue("a")
+    delayed = client.enqueue("b", countdown=60)
+    assert client.cancel(queued.id, reason="user_requested") == "cancelled"
+    assert client.cancel(delayed.id, reason="other") == "cancelled"
+    depth = client.queue_depth("default")
+    assert depth.total_ready == 0 and depth.delayed == 0
+    record = client.get_task(queued.id)
+    assert (record.status, record.cancel_reason) == (TaskStatus.CANCELLED, "user_requested")
+    assert client.cancel(queued.id) == "finished"
+    assert fetch(client) == []
+
+
+def test_cancel_running_task_sets_a_flag(client: Client) -> None:
+    h = client.enqueue("a")
+    [job] = fetch(client)
+    assert client.cancel(h.id) == "requested"
+    outcome = Outcome(h.id, job.token, OutcomeKind.CANCELLED, error="TaskCancelled")
+    assert complete(client, job, outcome) == 2
+    record = client.get_task(h.id)
+    assert (record.status, record.cancel_reason) == (TaskStatus.CANCELLED, "user_requested")
+    assert client.queue_depth("default").dead == 0
+
+
+def test_delayed_task_becomes_ready_on_time(client: Client) -> None:
+    h = client.enqueue("a", countdown=0.2)
+    assert client.get_task(h.id).status == TaskStatus.DELAYED
+    assert fetch(client) == []
+    time.sleep(0.21)
+    assert [j.id for j in fetch(client)] == [h.id]
+
+
+def test_eta_in_the_past_is_ready_now(client: Client) -> None:
+    h = client.enqueue("a", eta=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=5))
+    assert client.get_task(h.id).status == TaskStatus.QUEUED
+
+
+def test_replay_and_purge_dead_letters(client: Client) -> None:
+    ids = []
+    for i in range(3):
+        h = client.enqueue("a", [i], priority=Priority.HIGH)
+        [job] = fetch(client)
+        complete(client, job, Outcome(h.id, job.token, OutcomeKind.ERROR, error="ValueError: x"), None)
+        ids.append(h.id)
+    stats = client.dead_letter_stats("default")
+    assert (stats.total, stats.by_task, stats.by_reason) == (3, {"a": 3}, {"not_retryable": 3})
+    assert client.dead_letter_alert("default", threshold=3) is True
+    assert [r.id for r in client.list_dead_letters("default", offset=0, limit=2)] == ids[::-1][:2]
+    client.replay_dead_letter(ids[0], reset_retries=True)
+    assert client.get_task(ids[0]).status == TaskStatus.QUEUED
+    assert client.queue_depth("default").ready["high"] == 1
+    assert client.purge_dead_letters("default") == 2
+    assert client.queue_depth("default").dead == 0
+    assert not client.result_exists(ids[1])
+
+
+def test_batch_enqueue_is_one_round_trip_and_all_or_nothing_on_bad_input(client: Client) -> None:
+    requests = [make_request("a", [i]) for i in range(100)]
+    handles = client.enqueue_many(requests)
+    assert len({h.id for h in handles}) == 100
+    assert client.queue_depth("default").ready["medium"] == 100
+    with pytest.raises(Exception, match="args"):
+        client.enqueue_many([make_request("a", [1]), make_request("a", [object()])])
+    assert client.queue_depth("default").ready["medium"] == 100
+
+
+def test_enqueue_same_id_twice_is_idempotent(client: Client) -> None:
+    request = make_request("a", [1])
+    fixed = replace(request, task_id="default.0192f0c2a1b27c3d8e9f0a1b2c3d4e5f")
+    client.enqueue_many([fixed])
+    client.enqueue_many([fixed])
+    assert client.queue_depth("default").ready["medium"] == 1
+
+
+def test_watch_never_creates_a_task(client: Client) -> None:
+    keys = QueueKeys(client.settings.key_prefix, "default")
+    key = keys.task("default.0192f0c2a1b27c3d8e9f0a1b2c3d4e5f")
+    assert run_script(client.redis, ScriptCall("watch", (key,), ())) is None
+    assert client.redis.exists(key) == 0
+
+
+def test_many_acks_in_one_round_trip(client: Client) -> None:
+    for i in range(20):
+        client.enqueue("a", [i])
+    jobs = fetch(client, 20)
+    calls = [
+        build_completion(client.settings, j, Outcome(j.id, j.token, OutcomeKind.SUCCESS, "1"), None)
+        for j in jobs
+    ]
+    assert run_scripts(client.redis, calls) == [1] * 20
+    assert client.queue_depth("default").in_flight == 0

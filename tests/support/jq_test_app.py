@@ -1,0 +1,99 @@
+"""Tasks used by the integration tests; workers import it with --app jq_test_app:app.
+
+Every task that matters for exactly-once accounting records its execution in Redis, so a test can count
+runs per task id across worker processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from functools import cache
+
+import redis
+
+from jobqueue import App, SoftTimeout, TaskContext
+
+app = App()
+
+
+@cache
+def _redis() -> redis.Redis:
+    return redis.Redis.from_url(app.settings.redis_url.get_secret_value(), decode_responses=True)
+
+
+def _record(ctx: TaskContext, what: str) -> None:
+    _redis().rpush(f"{app.settings.key_prefix}:test:runs", f"{ctx.id}|{what}|{os.getpid()}")
+
+
+@app.task
+def add(x: int, y: int) -> int:
+    return x + y
+
+
+@app.task(bind=True)
+def record(ctx: TaskContext, sleep: float = 0.0) -> str:
+    """Record that it ran (and which worker process ran it)."""
+    _record(ctx, "start")
+    if sleep:
+        time.sleep(sleep)
+    _record(ctx, "done")
+    return ctx.id
+
+
+@app.task(bind=True, max_retries=3, retry_backoff="constant", retry_base=0.05, retry_jitter=False)
+def fail_times(ctx: TaskContext, failures: int) -> int:
+    """Raise IOError on the first ``failures`` attempts, then succeed."""
+    if ctx.retries < failures:
+        raise OSError(f"attempt {ctx.attempt} fails")
+    return ctx.attempt
+
+
+@app.task(max_retries=5, retry_on=(OSError,), retry_base=0.05, retry_jitter=False)
+def fail_with(kind: str) -> None:
+    """Raise an OSError (retried) or a ValueError (not retried by retry_on)."""
+    if kind == "os":
+        raise OSError("disk on fire")
+    raise ValueError("bad input")
+
+
+@app.task(timeout=1.0)
+def sleepy(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
+
+
+@app.task(timeout=5.0, soft_timeout=0.3)
+def soft(seconds: float) -> str:
+    try:
+        time.sleep(seconds)
+    except SoftTimeout:
+        return "cleaned up after soft timeout"
+    return "finished"
+
+
+@app.task(bind=True)
+def cancellable(ctx: TaskContext, seconds: float) -> str:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if ctx.is_cancelled():
+            return "saw cancel"
+        time.sleep(0.02)
+    return "not cancelled"
+
+
+@app.task
+def not_json() -> object:
+    return object()
+
+
+@app.task
+def crash() -> None:
+    os._exit(13)
+
+
+@app.task
+async def async_add(x: int, y: int) -> int:
+    await asyncio.sleep(0.01)
+    return x + y
