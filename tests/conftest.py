@@ -62,6 +62,7 @@ class WorkerProcess:
             env=env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: tests can stop or kill it with its children
         )
 
     @property
@@ -77,6 +78,9 @@ class WorkerProcess:
         code = self.process.wait(timeout)
         self._log.close()
         return code
+
+    def signal_group(self, signum: int) -> None:
+        os.killpg(self.process.pid, signum)
 
     def kill(self) -> None:
         if self.process.poll() is None:

@@ -64,6 +64,18 @@ def sleepy(seconds: float) -> float:
     return seconds
 
 
+@app.task(timeout=1.0)
+def stubborn(seconds: float) -> str:
+    """Ignores its soft time limit, so only the hard limit can stop it."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            time.sleep(0.05)
+        except SoftTimeout:
+            pass
+    return "survived"
+
+
 @app.task(timeout=5.0, soft_timeout=0.3)
 def soft(seconds: float) -> str:
     try:

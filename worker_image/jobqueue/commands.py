@@ -178,6 +178,14 @@ def _float(value: str | None) -> float | None:
     return None if value in (None, "") else float(value)
 
 
+def _json_or_raw(text: str | None) -> Any:
+    """Stored JSON, or the raw text when a message was corrupted outside jobqueue (shown, not hidden)."""
+    try:
+        return loads(text)
+    except ValueError:
+        return text
+
+
 def parse_task(task_id: str, values: Sequence[bytes | str | None]) -> TaskRecord | None:
     """A TaskRecord from an HMGET of TASK_FIELDS, or None when the task hash does not exist."""
     f = dict(zip(TASK_FIELDS, (_text(v) for v in values), strict=True))
@@ -189,16 +197,16 @@ def parse_task(task_id: str, values: Sequence[bytes | str | None]) -> TaskRecord
         queue=f["queue"] or "",
         priority=Priority(f["priority"] or "medium"),
         status=TaskStatus(f["status"]),
-        args=loads(f["args"]) or [],
-        kwargs=loads(f["kwargs"]) or {},
+        args=_json_or_raw(f["args"]) or [],
+        kwargs=_json_or_raw(f["kwargs"]) or {},
         attempts=int(f["attempts"] or 0),
         max_retries=int(f["max_retries"] or 0),
         retries=int(f["retries"] or 0),
         lost_leases=int(f["lost_leases"] or 0),
-        result=loads(f["result"]),
+        result=_json_or_raw(f["result"]),
         error=f["error"] or None,
         traceback=f["traceback"] or None,
-        retry_history=loads(f["history"]) or [],
+        retry_history=_json_or_raw(f["history"]) or [],
         cancel_reason=f["cancel_reason"],
         dead_letter_reason=f["dead_letter_reason"],
         worker=f["worker"],

@@ -54,8 +54,8 @@ if status == 'CANCELLED' then
     'token', ARGV[2])
 else
   local reason = ARGV[8]
-  if ARGV[5] == '1' then reason = 'max_retries_exceeded' end
-  if status == 'TIMEOUT' and ARGV[5] ~= '1' then reason = 'timeout' end
+  if status == 'TIMEOUT' then reason = 'timeout'
+  elseif ARGV[5] == '1' then reason = 'max_retries_exceeded' end
   redis.call('HSET', KEYS[1], 'dead_letter_reason', reason)
   redis.call('PERSIST', KEYS[1])
   redis.call('ZADD', KEYS[4], now, ARGV[1])

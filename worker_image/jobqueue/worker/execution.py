@@ -6,11 +6,12 @@ import asyncio
 import inspect
 import json
 import traceback as tb
+from dataclasses import replace
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from jobqueue.context import TaskContext, reset_current, set_current
-from jobqueue.errors import NotSerializable, TaskCancelled
+from jobqueue.errors import NotSerializable, SoftTimeout, TaskCancelled
 from jobqueue.models import DeadLetterReason
 from jobqueue.serialization import dumps
 from jobqueue.worker.jobs import Job, Outcome, OutcomeKind
@@ -59,6 +60,10 @@ def run_job(registry: TaskLookup, job: Job, is_cancelled: Callable[[], bool]) ->
         return success(job, value)
     except TaskCancelled as exc:
         return Outcome(job.id, job.token, OutcomeKind.CANCELLED, error=describe(exc))
+    except SoftTimeout as exc:
+        # The task let its soft time limit escape: the attempt timed out (status TIMEOUT if final).
+        timed_out = failure(job, exc, definition.should_retry(exc))
+        return replace(timed_out, kind=OutcomeKind.TIMEOUT)
     except Exception as exc:
         return failure(job, exc, definition.should_retry(exc))
     finally:

@@ -7,12 +7,14 @@ talk to the parent over pipes in JSON. A child that times out, is force-cancelle
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import logging
 import multiprocessing
 import multiprocessing.connection as mpc
 import os
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -40,6 +42,7 @@ def child_main(app_spec: str, conn: mpc.Connection, cancel_flag: Event, log_leve
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGALRM, _raise_soft_timeout)
+    _die_with_parent()
     logging.basicConfig(level=log_level)
     from jobqueue.app import load_app  # noqa: PLC0415 - the child imports the app after the fork point
     from jobqueue.worker.execution import run_job  # noqa: PLC0415
@@ -60,6 +63,17 @@ def child_main(app_spec: str, conn: mpc.Connection, cancel_flag: Event, log_leve
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
         conn.send_bytes(json.dumps(outcome.to_json()).encode())
+
+
+def _die_with_parent() -> None:
+    """Linux: have the kernel SIGKILL this child when the worker process dies, even by SIGKILL, so an
+    orphan never finishes a task whose lease is about to be recovered and run elsewhere."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+        if os.getppid() == 1:  # the parent died before prctl took effect
+            os._exit(1)
 
 
 @dataclass

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from types import FrameType
 
 from jobqueue.app import App
+from jobqueue.commands import build_recover
 from jobqueue.errors import BrokerUnavailable, JobQueueError
 from jobqueue.keys import GlobalKeys, QueueKeys, validate_queue_name
 from jobqueue.redis_io import connect, load_all_scripts, run_script, run_scripts, translate_errors
@@ -78,7 +79,9 @@ class Worker:
         self._keys = {q: QueueKeys(self.settings.key_prefix, q) for q in self.queues}
         self._stop = threading.Event()
         self._lock = threading.Condition()
-        self._in_flight: dict[str, Job] = {}  # running on the pool
+        # Keyed by (task id, token): a task whose lease expired may be leased to this same worker again
+        # while its stale attempt is still running, and the two attempts must not be confused.
+        self._in_flight: dict[tuple[str, int], Job] = {}  # running on the pool
         self._unacked: deque[tuple[Job, Outcome]] = deque()  # finished, not yet recorded in Redis
         self._acked_total = 0
         self._started = time.time()
@@ -213,7 +216,7 @@ class Worker:
             )
             for job in reply.jobs:
                 with self._lock:
-                    self._in_flight[job.id] = job
+                    self._in_flight[(job.id, job.token)] = job
                 self.pool.submit(job)
             got += len(reply.jobs)
             if reply.wait_ms > 0:
@@ -242,8 +245,8 @@ class Worker:
 
     def _on_outcome(self, outcome: Outcome) -> None:
         with self._lock:
-            job = self._in_flight.pop(outcome.task_id, None)
-            if job is not None and job.token == outcome.token:
+            job = self._in_flight.pop((outcome.task_id, outcome.token), None)
+            if job is not None:
                 self._unacked.append((job, outcome))
             self._lock.notify_all()
 
@@ -332,9 +335,15 @@ class Worker:
 
     def _heartbeat_loop(self) -> None:
         interval = self.settings.effective_heartbeat_seconds
+        next_recovery = time.monotonic()
         while True:
             try:
                 self.heartbeat_once()
+                # Workers also recover expired leases of their own queues (idempotent, bounded), so a
+                # deployment without a scheduler process still gets dead workers' tasks back.
+                if time.monotonic() >= next_recovery:
+                    next_recovery = time.monotonic() + self.settings.lease_seconds
+                    run_scripts(self.redis, [build_recover(self.settings, q) for q in self.queues])
             except JobQueueError as exc:
                 log.warning("heartbeat failed: %s", exc)
             if self._stop.is_set() and not self._in_flight and not self._unacked:
@@ -353,7 +362,7 @@ class Worker:
                         if message and isinstance(message.get("data"), str):
                             task_id, _, mode = message["data"].partition(" ")
                             with self._lock:
-                                held = task_id in self._in_flight
+                                held = any(key[0] == task_id for key in self._in_flight)
                             if held:
                                 self.pool.cancel(task_id, force=mode == "force")
                     pubsub.close()
