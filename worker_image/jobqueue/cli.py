@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from types import FrameType
 
 from jobqueue.app import App, load_app
-from jobqueue.errors import JobQueueError
+from jobqueue.errors import JobQueueError, ValidationError
 from jobqueue.log_config import configure_logging
 from jobqueue.settings import Settings
 
@@ -62,12 +62,19 @@ def _client(args: argparse.Namespace) -> App:
     return load_app(args.app) if getattr(args, "app", None) else App()
 
 
+def _json_option(text: str, field: str) -> object:
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise ValidationError(field, f"is not valid JSON ({exc})") from exc
+
+
 def _enqueue(args: argparse.Namespace) -> int:
     app = _client(args)
     handle = app.client.enqueue(
         args.name,
-        json.loads(args.args),
-        json.loads(args.kwargs),
+        _json_option(args.args, "args"),  # type: ignore[arg-type]
+        _json_option(args.kwargs, "kwargs"),  # type: ignore[arg-type]
         queue=args.queue,
         priority=args.priority,
         countdown=args.countdown,
@@ -124,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     u = sub.add_parser("up", help="run the whole system locally on an embedded Redis")
     u.add_argument("--data-dir", default=".jobqueue")
+    u.add_argument("--redis-port", type=int, default=6390, help="0 picks a free port")
     u.add_argument("--workers", type=int, default=1)
     u.add_argument("--concurrency", type=int, default=2)
     u.add_argument("--demo-rate", type=float, default=5.0, help="demo tasks per second (0 = none)")

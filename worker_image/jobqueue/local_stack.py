@@ -91,7 +91,7 @@ def run_local_stack(args: argparse.Namespace) -> int:
     data_dir = Path(args.data_dir).resolve()
     (data_dir / "logs").mkdir(parents=True, exist_ok=True)
     print(f"starting embedded Redis in {data_dir / 'redis'} ...", flush=True)
-    server = RedisServer(data_dir / "redis", appendonly=True).start()
+    server = RedisServer(data_dir / "redis", port=args.redis_port, appendonly=True).start()
     settings = Settings(redis_url=SecretStr(server.url))
     client = Client(settings)
     scheduler = Scheduler(client)

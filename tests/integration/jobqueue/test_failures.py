@@ -50,7 +50,9 @@ def test_sigkill_mid_task_completes_exactly_once_elsewhere(client: Client, start
 
 
 @pytest.mark.timeout(60)
-def test_stalled_worker_cannot_complete_after_losing_its_lease(client: Client, start_worker: StartWorker) -> None:
+def test_stalled_worker_cannot_complete_after_losing_its_lease(
+    client: Client, start_worker: StartWorker
+) -> None:
     stalled = start_worker("--concurrency", "1", "--worker-id", "stalled")
     h = client.enqueue("record", [], {"sleep": 1.0})
     wait_until(lambda: len(runs(client)) == 1, timeout=20)
@@ -141,9 +143,10 @@ def test_redis_restart_under_load_loses_no_acknowledged_task(
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         scheduler.tick()
-        if all(client.get_task(h.id).status == TaskStatus.SUCCESS for h in handles[-50:]) and succeeded(
-            client
-        ) >= total:
+        if (
+            all(client.get_task(h.id).status == TaskStatus.SUCCESS for h in handles[-50:])
+            and succeeded(client) >= total
+        ):
             break
         time.sleep(0.5)
     statuses = collections.Counter(client.get_task(h.id).status for h in handles)

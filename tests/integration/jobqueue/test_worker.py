@@ -113,7 +113,9 @@ def test_cancel_pending_and_delayed(client: Client) -> None:
         h.result(timeout=1)
 
 
-def test_crashed_process_is_replaced_and_task_dead_lettered(client: Client, start_worker: StartWorker) -> None:
+def test_crashed_process_is_replaced_and_task_dead_lettered(
+    client: Client, start_worker: StartWorker
+) -> None:
     start_worker("--concurrency", "1")
     h = client.enqueue("crash")
     with pytest.raises(TaskFailed) as info:
@@ -122,7 +124,9 @@ def test_crashed_process_is_replaced_and_task_dead_lettered(client: Client, star
     assert client.enqueue("add", [3, 3]).result(timeout=20) == 6
 
 
-def test_unknown_task_and_malformed_messages_are_dead_lettered(client: Client, start_worker: StartWorker) -> None:
+def test_unknown_task_and_malformed_messages_are_dead_lettered(
+    client: Client, start_worker: StartWorker
+) -> None:
     start_worker()
     unknown = client.enqueue("no_such_task", max_retries=5)
     with pytest.raises(TaskFailed):

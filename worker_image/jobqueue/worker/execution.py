@@ -6,8 +6,8 @@ import asyncio
 import inspect
 import json
 import traceback as tb
-from dataclasses import replace
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from jobqueue.context import TaskContext, reset_current, set_current

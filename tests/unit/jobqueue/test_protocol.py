@@ -1,0 +1,49 @@
+"""The pure worker protocol: fetch replies in, fenced completion calls out."""
+
+import random
+
+from jobqueue import RetryPolicy, Settings
+from jobqueue.worker.jobs import Job, Outcome, OutcomeKind, build_completion, parse_fetch, parse_heartbeat
+
+JOB = Job(
+    "default.0192f0c2a1b27c3d8e9f0a1b2c3d4e5f", 3, "add", "[1]", "{}", "default", "high", 10.0, 8.0, 2, 1, 60
+)
+
+
+def test_parse_fetch() -> None:
+    reply = [-1, 250, 1, JOB.id, 3, "add", "[1]", "{}", "high", "10.0", "8.0", "2", "1", "123", "0", "60"]
+    parsed = parse_fetch("default", reply)
+    assert parsed.jobs == [JOB] and parsed.next_due_ms == 250 and parsed.wait_ms == -1
+
+
+def test_success_is_a_fenced_ack_with_the_tasks_result_ttl() -> None:
+    call = build_completion(Settings(), JOB, Outcome(JOB.id, 3, OutcomeKind.SUCCESS, "2"), None)
+    assert call.script == "ack"
+    assert call.args[:4] == (JOB.id, 3, "2", 60)
+
+
+def test_retryable_error_carries_backoff_from_the_policy() -> None:
+    outcome = Outcome(JOB.id, 3, OutcomeKind.ERROR, error="OSError: x", retryable=True)
+    call = build_completion(Settings(), JOB, outcome, RetryPolicy(jitter=False), random.Random(1))
+    assert call.script == "fail"
+    # retries=1 so far: the next is retry #2 → 2 s exponential.
+    assert call.args[4:7] == ("1", 2000, "FAILED")
+
+
+def test_rejected_messages_are_never_retried() -> None:
+    outcome = Outcome(
+        JOB.id, 3, OutcomeKind.REJECTED, error="UnknownTask", retryable=True, reject_reason="unknown_task"
+    )
+    call = build_completion(Settings(), JOB, outcome, RetryPolicy())
+    assert call.args[4] == "0" and call.args[7] == "unknown_task"
+
+
+def test_timeouts_and_cancels_have_their_final_status() -> None:
+    for kind, status in ((OutcomeKind.TIMEOUT, "TIMEOUT"), (OutcomeKind.CANCELLED, "CANCELLED")):
+        call = build_completion(Settings(), JOB, Outcome(JOB.id, 3, kind), RetryPolicy())
+        assert call.args[6] == status
+
+
+def test_parse_heartbeat() -> None:
+    assert parse_heartbeat(["a", "", "b", "force"]) == (["a"], {"b": "force"})
+    assert parse_heartbeat([""]) == ([], {})

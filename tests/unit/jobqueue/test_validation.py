@@ -1,0 +1,82 @@
+import datetime as dt
+
+import pytest
+
+from jobqueue import JobQueueError, PayloadTooLarge, Priority, Settings, ValidationError
+from jobqueue.commands import build_enqueue, make_request, parse_priority
+from jobqueue.keys import new_task_id, queue_of
+
+
+def test_task_ids_carry_their_queue_and_sort_by_time() -> None:
+    ids = [new_task_id("emails") for _ in range(50)]
+    assert all(queue_of(i) == "emails" for i in ids)
+    assert len(set(ids)) == 50
+    assert ids[0][:20] <= ids[-1][:20]
+
+
+@pytest.mark.parametrize("bad", ["", "a b", "x" * 65, "dots.not.allowed", "{tag}"])
+def test_bad_queue_names(bad: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        make_request("t", queue=bad)
+    assert info.value.field == "queue"
+
+
+@pytest.mark.parametrize("bad", ["nope", "default", "not-an-id.zzz"])
+def test_bad_task_ids(bad: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        queue_of(bad)
+    assert info.value.field == "task_id"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"priority": "urgent"}, "priority"),
+        ({"countdown": -1}, "countdown"),
+        ({"countdown": float("nan")}, "countdown"),
+        ({"countdown": 1, "eta": dt.datetime.now(dt.UTC)}, "countdown"),
+        ({"max_retries": -1}, "max_retries"),
+        ({"max_retries": True}, "max_retries"),
+        ({"timeout": 0}, "timeout"),
+        ({"timeout": 5, "soft_timeout": 5}, "soft_timeout"),
+        ({"result_ttl": 0}, "result_ttl"),
+    ],
+)
+def test_bad_options_name_the_field(kwargs: dict[str, object], field: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        make_request("t", **kwargs)  # type: ignore[arg-type]
+    assert info.value.field == field
+    assert isinstance(info.value, JobQueueError)
+
+
+def test_args_must_be_json() -> None:
+    with pytest.raises(ValidationError) as info:
+        build_enqueue(Settings(), make_request("t", [{1, 2}]))
+    assert info.value.field == "args"
+    with pytest.raises(ValidationError) as info:
+        build_enqueue(Settings(), make_request("t", [], {"x": float("inf")}))
+    assert info.value.field == "kwargs"
+
+
+def test_args_must_be_a_list_and_kwargs_an_object() -> None:
+    with pytest.raises(ValidationError, match="args"):
+        make_request("t", "abc")  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="kwargs"):
+        make_request("t", [], {1: 2})  # type: ignore[dict-item]
+
+
+def test_oversized_payload() -> None:
+    settings = Settings(max_payload_bytes=100)
+    with pytest.raises(PayloadTooLarge):
+        build_enqueue(settings, make_request("t", ["x" * 200]))
+
+
+def test_priority_names() -> None:
+    assert parse_priority("HIGH") is Priority.HIGH
+    assert parse_priority(Priority.LOW) is Priority.LOW
+
+
+def test_soft_timeout_defaults_to_80_percent() -> None:
+    _, call = build_enqueue(Settings(), make_request("t", timeout=10))
+    fields = dict(zip(call.args[4::2], call.args[5::2], strict=True))
+    assert float(fields["soft_timeout"]) == 8.0
