@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import collections
+import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,7 +18,9 @@ from jq_testing import runs, wait_until
 from jobqueue import Client, Settings, TaskStatus
 from jobqueue.commands import make_request
 from jobqueue.embedded.redis_server import RedisServer, free_port
+from jobqueue.redis_io import run_script
 from jobqueue.scheduler import Scheduler
+from jobqueue.worker.jobs import build_fetch
 
 StartWorker = Callable[..., Any]
 
@@ -154,3 +159,28 @@ def test_redis_restart_under_load_loses_no_acknowledged_task(
     _starts, dones = run_counts(client)
     assert {h.id for h in handles} <= set(dones)
     client.close()
+
+
+@pytest.mark.timeout(60)
+def test_scheduler_process_recovers_expired_leases(settings: Settings, tmp_path: Path) -> None:
+    client = Client(settings)
+    h = client.enqueue("add", [1, 2])
+    # Lease it as a worker that then vanishes.
+    run_script(client.redis, build_fetch(settings, "default", 1, "vanished"))
+    env = {
+        **os.environ,
+        "JOBQUEUE_REDIS_URL": settings.redis_url.get_secret_value(),
+        "JOBQUEUE_KEY_PREFIX": settings.key_prefix,
+    }
+    scheduler = subprocess.Popen(
+        [sys.executable, "-m", "jobqueue", "scheduler", "--interval", "0.2"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_until(lambda: client.get_task(h.id).status == TaskStatus.QUEUED, timeout=20)
+        record = client.get_task(h.id)
+        assert record.lost_leases == 1 and "vanished" in (record.error or "")
+    finally:
+        scheduler.terminate()
+        assert scheduler.wait(10) == 0
+        client.close()
