@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+LINT_DIRS := $(wildcard worker_image api operator tests bench)
 
 .PHONY: run test lint unit integration bench clean deps
 
@@ -24,7 +25,7 @@ test: deps lint
 	$(PY) -m pytest
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check worker_image api operator tests bench
+	$(VENV)/bin/ruff check $(LINT_DIRS)
 	$(VENV)/bin/ruff format --check worker_image
 	$(VENV)/bin/mypy
 
