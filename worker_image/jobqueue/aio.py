@@ -196,6 +196,30 @@ class AsyncClient:
         """See Client.recover_expired_leases."""
         return await asyncio.to_thread(self.sync.recover_expired_leases, queues, worker_id)
 
+    async def result_ttl(self, task_id: str) -> int | None:
+        """See Client.result_ttl."""
+        return await asyncio.to_thread(self.sync.result_ttl, task_id)
+
+    async def extend_result(self, task_id: str, ttl_seconds: int) -> None:
+        """See Client.extend_result."""
+        await asyncio.to_thread(self.sync.extend_result, task_id, ttl_seconds)
+
+    async def delete_result(self, task_id: str) -> None:
+        """See Client.delete_result."""
+        await asyncio.to_thread(self.sync.delete_result, task_id)
+
+    async def known_queues(self) -> list[str]:
+        """See Client.known_queues."""
+        return await asyncio.to_thread(self.sync.known_queues)
+
+    async def oldest_ready_age(self, queue: str) -> float | None:
+        """See Client.oldest_ready_age."""
+        return await asyncio.to_thread(self.sync.oldest_ready_age, queue)
+
+    async def dead_letter_alert(self, queue: str, threshold: int) -> bool:
+        """See Client.dead_letter_alert."""
+        return await asyncio.to_thread(self.sync.dead_letter_alert, queue, threshold)
+
     async def list_workers(self) -> list[dict[str, Any]]:
         """See Client.list_workers."""
         return await asyncio.to_thread(self.sync.list_workers)

@@ -52,6 +52,23 @@ def _scheduler(args: argparse.Namespace) -> int:
     return 0
 
 
+def _api(args: argparse.Namespace) -> int:
+    import uvicorn  # noqa: PLC0415 - the api extra is optional for workers
+
+    from jobqueue_api import create_app  # noqa: PLC0415
+    from jobqueue_api.settings import ApiSettings  # noqa: PLC0415
+
+    overrides: dict[str, object] = {}
+    if args.host:
+        overrides["host"] = args.host
+    if args.port:
+        overrides["port"] = args.port
+    api_settings = ApiSettings(**overrides)  # type: ignore[arg-type]
+    app = create_app(Settings(), api_settings)
+    uvicorn.run(app, host=api_settings.host, port=api_settings.port, log_level="info", access_log=False)
+    return 0
+
+
 def _up(args: argparse.Namespace) -> int:
     from jobqueue.local_stack import run_local_stack  # noqa: PLC0415
 
@@ -128,6 +145,11 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("scheduler", help="recover expired leases and promote delayed tasks")
     s.add_argument("--interval", type=float, default=1.0)
     s.set_defaults(func=_scheduler)
+
+    a = sub.add_parser("api", help="serve the REST API (JOBQUEUE_API_KEYS, JOBQUEUE_API_HOST/PORT)")
+    a.add_argument("--host", default=None)
+    a.add_argument("--port", type=int, default=None)
+    a.set_defaults(func=_api)
 
     u = sub.add_parser("up", help="run the whole system locally on an embedded Redis")
     u.add_argument("--data-dir", default=".jobqueue")

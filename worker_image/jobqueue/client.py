@@ -357,6 +357,27 @@ class Client:
             high, medium, low, delayed, leased, dead = pipe.execute()
         return QueueDepth(queue, {"high": high, "medium": medium, "low": low}, delayed, leased, dead)
 
+    def oldest_ready_age(self, queue: str) -> float | None:
+        """Seconds the oldest ready task (head of any priority list) has waited; None when none waits."""
+        keys = self.queue_keys(queue)
+        with translate_errors():
+            pipe = self.redis.pipeline(transaction=False)
+            for key in keys.ready_all:
+                pipe.lindex(key, 0)
+            pipe.time()
+            *heads, (seconds, micros) = pipe.execute()
+            ids = [h for h in heads if h]
+            if not ids:
+                return None
+            pipe = self.redis.pipeline(transaction=False)
+            for task_id in ids:
+                pipe.hget(keys.task(task_id), "enqueued_at")
+            stamps = [int(v) for v in pipe.execute() if v]
+        if not stamps:
+            return None
+        now_ms = int(seconds) * 1000 + int(micros) // 1000
+        return max(0.0, (now_ms - min(stamps)) / 1000)
+
     def recover_expired_leases(
         self, queues: Sequence[str] | None = None, worker_id: str = ""
     ) -> dict[str, int]:

@@ -40,8 +40,10 @@ def translate_errors() -> Iterator[None]:
         raise JobQueueError(f"Redis error: {exc}") from exc
 
 
-def connect(settings: Settings, url: str | None = None) -> redis.Redis:
-    """A sync Redis client (no I/O until first use). Connection errors are retried briefly."""
+def connect(settings: Settings, url: str | None = None, single_connection: bool = False) -> redis.Redis:
+    """A sync Redis client (no I/O until first use). Connection errors are retried briefly.
+
+    ``single_connection`` pins every command to one connection (needed to know its CLIENT ID)."""
     return redis.Redis.from_url(
         url or settings.redis_url.get_secret_value(),
         decode_responses=True,
@@ -50,6 +52,7 @@ def connect(settings: Settings, url: str | None = None) -> redis.Redis:
         retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 3),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
         health_check_interval=30,
+        single_connection_client=single_connection,
     )
 
 

@@ -75,6 +75,8 @@ class Worker:
         self.worker_id = worker_id or default_worker_id(self.settings.pod_name)
         self.grace_seconds = grace_seconds
         self.redis = connect(self.settings)
+        # The idle wait blocks on its own connection, whose client id a timer can unblock.
+        self._blocking = connect(self.settings, single_connection=True)
         self.global_keys = GlobalKeys(self.settings.key_prefix)
         self._keys = {q: QueueKeys(self.settings.key_prefix, q) for q in self.queues}
         self._stop = threading.Event()
@@ -177,6 +179,7 @@ class Worker:
                 pipe.execute()
         except BrokerUnavailable:
             pass
+        self._blocking.close()
 
     # -- fetching --------------------------------------------------------------------------------------
 
@@ -235,11 +238,36 @@ class Worker:
             return
         try:
             with translate_errors():
-                # BLPOP takes seconds as a float (Redis >= 6); 1 ms is the smallest useful wait.
-                self.redis.blpop(wake_keys, timeout=max(wait_seconds, 0.001))
+                self._blocking_wait(wait_seconds, wake_keys)
         except BrokerUnavailable as exc:
             log.warning("wake-up wait failed: %s", exc)
             self._stop.wait(0.2)
+
+    def _blocking_wait(self, wait_seconds: float, wake_keys: list[str]) -> None:
+        """BLPOP the wake-up keys until a task arrives or ``wait_seconds`` pass.
+
+        Redis checks blocking timeouts on its cron tick (every 100 ms at the default hz 10), so a short
+        BLPOP timeout can overshoot by up to 100 ms. When a delayed task is due before the idle re-check,
+        a local timer ends the wait precisely with CLIENT UNBLOCK, and BLPOP's own timeout is a fallback.
+        """
+        if wait_seconds >= IDLE_RECHECK_SECONDS:
+            self._blocking.blpop(wake_keys, timeout=wait_seconds)
+            return
+        client_id = self._blocking.client_id()
+        timer = threading.Timer(wait_seconds, self._unblock, args=(client_id,))
+        timer.daemon = True
+        timer.start()
+        try:
+            self._blocking.blpop(wake_keys, timeout=wait_seconds + 0.5)
+        finally:
+            timer.cancel()
+
+    def _unblock(self, client_id: int) -> None:
+        try:
+            with translate_errors():
+                self.redis.client_unblock(client_id, error=False)
+        except BrokerUnavailable:
+            pass  # the BLPOP timeout ends the wait instead
 
     # -- outcomes --------------------------------------------------------------------------------------
 

@@ -1,0 +1,99 @@
+"""Every error becomes a JSON body ``{"error": code, "message": ..., "field": ...}`` with a 4xx or 503."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from jobqueue.errors import (
+    BrokerUnavailable,
+    InvalidTransition,
+    JobQueueError,
+    PayloadTooLarge,
+    TaskNotFound,
+    ValidationError,
+)
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """An HTTP error with a JSON body."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        field: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.field = field
+        self.headers = headers
+
+
+def error_body(code: str, message: str, field: str | None = None, **extra: Any) -> dict[str, Any]:
+    """The JSON shape of every error."""
+    body: dict[str, Any] = {"error": code, "message": message}
+    if field is not None:
+        body["field"] = field
+    body.update(extra)
+    return body
+
+
+def _to_response(exc: ApiError) -> JSONResponse:
+    return JSONResponse(
+        error_body(exc.code, exc.message, exc.field), status_code=exc.status, headers=exc.headers
+    )
+
+
+def translate(exc: JobQueueError) -> ApiError:
+    """Map a jobqueue error to its HTTP meaning."""
+    if isinstance(exc, PayloadTooLarge):
+        return ApiError(413, "payload_too_large", exc.message, exc.field)
+    if isinstance(exc, ValidationError):
+        return ApiError(422, "invalid", exc.message, exc.field)
+    if isinstance(exc, TaskNotFound):
+        return ApiError(404, "not_found", str(exc), "task_id")
+    if isinstance(exc, InvalidTransition):
+        return ApiError(409, "conflict", str(exc))
+    if isinstance(exc, BrokerUnavailable):
+        return ApiError(503, "unavailable", "the broker (Redis) is unavailable", headers={"Retry-After": "5"})
+    return ApiError(400, "rejected", str(exc))
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the handlers that keep every failure a JSON 4xx (or 503), never a bare 500."""
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return _to_response(exc)
+
+    @app.exception_handler(JobQueueError)
+    async def jobqueue_error(request: Request, exc: JobQueueError) -> JSONResponse:
+        return _to_response(translate(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def request_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        first = errors[0] if errors else {}
+        loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
+        field = ".".join(loc) or None
+        details = [
+            {"field": ".".join(str(p) for p in e.get("loc", ())), "message": e.get("msg")} for e in errors
+        ]
+        body = error_body("invalid", str(first.get("msg", "invalid request")), field, details=details)
+        return JSONResponse(body, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse(error_body("http_error", str(exc.detail)), status_code=exc.status_code)

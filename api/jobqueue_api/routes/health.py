@@ -1,0 +1,40 @@
+"""/healthz (process up), /readyz (Redis reachable), /metrics (Prometheus text format)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from jobqueue.errors import BrokerUnavailable
+from jobqueue.redis_io import translate_errors
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """The process is up."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+async def readyz(request: Request) -> JSONResponse:
+    """Ready when Redis answers (503 with Retry-After otherwise)."""
+    try:
+        with translate_errors():
+            await asyncio.wait_for(request.app.state.client.redis.ping(), timeout=2.0)
+    except (BrokerUnavailable, TimeoutError):
+        return JSONResponse(
+            {"status": "unavailable", "redis": "down"}, status_code=503, headers={"Retry-After": "5"}
+        )
+    return JSONResponse({"status": "ok", "redis": "up"})
+
+
+@router.get("/metrics")
+async def metrics(request: Request) -> Response:
+    """Prometheus exposition of live queue state and counters."""
+    body = await asyncio.to_thread(generate_latest, request.app.state.metrics_registry)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,69 @@
+"""/api/v1/workers: who is working, on what, and how recently they were heard from."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query
+
+from jobqueue.aio import AsyncClient
+from jobqueue_api.auth import require
+from jobqueue_api.deps import get_client
+from jobqueue_api.errors import ApiError
+from jobqueue_api.settings import Scope
+
+router = APIRouter(prefix="/api/v1/workers", tags=["workers"], dependencies=[Depends(require(Scope.READ))])
+Client = Annotated[AsyncClient, Depends(get_client)]
+
+
+def _shape(raw: dict[str, Any], stale_after: float) -> dict[str, Any]:
+    age = float(raw.get("heartbeat_age", 0))
+    status = "DEAD" if age > stale_after else raw.get("status", "UNKNOWN")
+    return {
+        "id": raw["id"],
+        "status": status,
+        "heartbeat_age_seconds": round(age, 3),
+        "host": raw.get("host"),
+        "pid": int(raw["pid"]) if raw.get("pid") else None,
+        "queues": [q for q in str(raw.get("queues", "")).split(",") if q],
+        "concurrency": int(raw.get("concurrency", 0) or 0),
+        "current_tasks": json.loads(raw.get("in_flight") or "[]"),
+        "processed": int(raw.get("processed", 0) or 0),
+    }
+
+
+@router.get("")
+async def list_workers(
+    client: Client, stale_after: Annotated[float, Query(gt=0, le=3600)] = 30.0
+) -> list[dict[str, Any]]:
+    """Workers with status (ACTIVE / IDLE / DRAINING, or DEAD once the heartbeat is stale)."""
+    return [_shape(w, stale_after) for w in await client.list_workers()]
+
+
+@router.get("/stats")
+async def worker_stats(
+    client: Client, stale_after: Annotated[float, Query(gt=0, le=3600)] = 30.0
+) -> dict[str, Any]:
+    """Counts by status and utilization (busy slots / total slots of live workers)."""
+    workers = [_shape(w, stale_after) for w in await client.list_workers()]
+    live = [w for w in workers if w["status"] != "DEAD"]
+    slots = sum(w["concurrency"] for w in live)
+    busy = sum(len(w["current_tasks"]) for w in live)
+    counts: dict[str, int] = {}
+    for w in workers:
+        counts[w["status"]] = counts.get(w["status"], 0) + 1
+    return {"by_status": counts, "slots": slots, "busy": busy, "utilization": busy / slots if slots else 0.0}
+
+
+@router.get("/{worker_id}")
+async def get_worker(
+    worker_id: Annotated[str, Path(min_length=1, max_length=253)],
+    client: Client,
+    stale_after: Annotated[float, Query(gt=0, le=3600)] = 30.0,
+) -> dict[str, Any]:
+    """One worker."""
+    for w in await client.list_workers():
+        if w["id"] == worker_id:
+            return _shape(w, stale_after)
+    raise ApiError(404, "not_found", f"no worker {worker_id!r} has heartbeated recently", "worker_id")

@@ -1,0 +1,98 @@
+"""Request and response bodies. Field constraints give bad requests a 422 that names the field."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+QueueName = Field(default="default", pattern=r"^[A-Za-z0-9_\-]{1,64}$")
+
+
+class SubmitTask(BaseModel):
+    """One task to enqueue."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    args: list[Any] = Field(default_factory=list)
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    queue: str = QueueName
+    priority: Literal["high", "medium", "low"] = "medium"
+    countdown: float | None = Field(default=None, ge=0, le=10 * 365 * 86400)
+    eta: dt.datetime | None = None
+    max_retries: int = Field(default=0, ge=0, le=1000)
+    timeout: float | None = Field(default=None, gt=0, le=7 * 86400)
+    soft_timeout: float | None = Field(default=None, gt=0, le=7 * 86400)
+    result_ttl: int | None = Field(default=None, gt=0, le=365 * 86400)
+
+
+class SubmitBatch(BaseModel):
+    """Many tasks enqueued in one round trip; all are validated before any is written."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tasks: list[SubmitTask] = Field(min_length=1, max_length=10_000)
+
+
+class Submitted(BaseModel):
+    """Ids of enqueued tasks."""
+
+    ids: list[str]
+
+
+class CancelRequest(BaseModel):
+    """How to cancel."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Literal[
+        "user_requested", "timeout", "dependency_failed", "worker_shutdown", "system_error",
+        "rate_limit_exceeded", "other",
+    ] = "user_requested"  # fmt: skip
+    force: bool = False
+
+
+class CancelResult(BaseModel):
+    """Outcome of a cancel: cancelled (was waiting), requested (running), finished (already final)."""
+
+    id: str
+    outcome: str
+
+
+class ReplayRequest(BaseModel):
+    """Replay options."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reset_retries: bool = False
+
+
+class ExtendResult(BaseModel):
+    """New result lifetime."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ttl_seconds: int = Field(gt=0, le=365 * 86400)
+
+
+class QueueInfo(BaseModel):
+    """Live state of a queue."""
+
+    name: str
+    ready: dict[str, int]
+    delayed: int
+    in_flight: int
+    dead_letters: int
+    oldest_ready_age_seconds: float | None
+
+
+class DeadLetterStatsBody(BaseModel):
+    """Dead letter counts."""
+
+    queue: str
+    total: int
+    by_task: dict[str, int]
+    by_reason: dict[str, int]
+    alert: bool | None = None

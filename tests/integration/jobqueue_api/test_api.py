@@ -1,0 +1,154 @@
+"""The REST API against a real Redis server and a real worker process."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from jq_testing import wait_until
+from pydantic import SecretStr
+
+from jobqueue import ConfigurationError, Settings
+from jobqueue.embedded.redis_server import free_port
+from jobqueue_api import create_app
+from jobqueue_api.settings import ApiSettings
+
+pytestmark = pytest.mark.timeout(60)
+
+KEYS = "admin-key:admin,submit-key:submit,read-key:read"
+ADMIN = {"Authorization": "Bearer admin-key"}
+SUBMIT = {"Authorization": "Bearer submit-key"}
+READ = {"Authorization": "Bearer read-key"}
+
+
+@pytest.fixture
+def api(settings: Settings) -> Iterator[TestClient]:
+    app = create_app(settings, ApiSettings(keys=SecretStr(KEYS), max_body_bytes=10_000))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield client
+
+
+def test_submit_get_and_result(api: TestClient, start_worker: Callable[..., Any]) -> None:
+    start_worker()
+    r = api.post("/api/v1/tasks", json={"name": "add", "args": [2, 3], "priority": "high"}, headers=SUBMIT)
+    assert r.status_code == 201, r.text
+    [task_id] = r.json()["ids"]
+    wait_until(lambda: api.get(f"/api/v1/tasks/{task_id}", headers=READ).json()["status"] == "SUCCESS", 20)
+    body = api.get(f"/api/v1/tasks/{task_id}", headers=READ).json()
+    assert (body["result"], body["priority"], body["attempts"]) == (5, "high", 1)
+    result = api.get(f"/api/v1/tasks/{task_id}/result", headers=READ).json()
+    assert result["result"] == 5 and 0 < result["ttl_seconds"] <= 86_400
+    assert (
+        api.put(f"/api/v1/tasks/{task_id}/result/ttl", json={"ttl_seconds": 10}, headers=ADMIN).status_code
+        == 200
+    )
+    assert api.get(f"/api/v1/tasks/{task_id}/result", headers=READ).json()["ttl_seconds"] <= 10
+    assert api.delete(f"/api/v1/tasks/{task_id}/result", headers=ADMIN).status_code == 204
+    assert api.get(f"/api/v1/tasks/{task_id}", headers=READ).status_code == 404
+
+
+def test_batch_cancel_and_queue_depth(api: TestClient) -> None:
+    tasks = [{"name": "add", "args": [i, i], "countdown": 60} for i in range(3)]
+    r = api.post("/api/v1/tasks/batch", json={"tasks": tasks}, headers=SUBMIT)
+    assert r.status_code == 201
+    ids = r.json()["ids"]
+    assert api.get("/api/v1/queues/default", headers=READ).json()["delayed"] == 3
+    r = api.post(f"/api/v1/tasks/{ids[0]}/cancel", json={"reason": "other"}, headers=SUBMIT)
+    assert r.json() == {"id": ids[0], "outcome": "cancelled"}
+    queues = api.get("/api/v1/queues", headers=READ).json()
+    assert [q["name"] for q in queues] == ["default"] and queues[0]["delayed"] == 2
+
+
+def test_dead_letters_replay_and_purge(api: TestClient, start_worker: Callable[..., Any]) -> None:
+    start_worker()
+    ids = api.post(
+        "/api/v1/tasks/batch", json={"tasks": [{"name": "fail_with", "args": ["value"]}] * 2}, headers=SUBMIT
+    ).json()["ids"]
+    wait_until(lambda: api.get("/api/v1/queues/default", headers=READ).json()["dead_letters"] == 2, 20)
+    listed = api.get("/api/v1/queues/default/dead-letters?limit=1", headers=READ).json()
+    assert len(listed) == 1 and listed[0]["dead_letter_reason"] == "not_retryable"
+    stats = api.get("/api/v1/queues/default/dead-letters/stats?alert_threshold=2", headers=READ).json()
+    assert stats["total"] == 2 and stats["alert"] is True and stats["by_task"] == {"fail_with": 2}
+    r = api.post(f"/api/v1/queues/default/dead-letters/{ids[0]}/replay", json={}, headers=ADMIN)
+    assert r.status_code == 200
+    wait_until(lambda: api.get("/api/v1/queues/default", headers=READ).json()["dead_letters"] == 2, 20)
+    assert api.delete("/api/v1/queues/default/dead-letters", headers=ADMIN).json() == {"purged": 2}
+
+
+def test_workers_listed_with_current_tasks(api: TestClient, start_worker: Callable[..., Any]) -> None:
+    start_worker("--worker-id", "pod-1")
+    wait_until(lambda: any(w["id"] == "pod-1" for w in api.get("/api/v1/workers", headers=READ).json()), 20)
+    w = api.get("/api/v1/workers/pod-1", headers=READ).json()
+    assert w["status"] in ("IDLE", "ACTIVE") and w["queues"] == ["default"] and w["concurrency"] == 4
+    stats = api.get("/api/v1/workers/stats", headers=READ).json()
+    assert stats["slots"] == 4
+    assert api.get("/api/v1/workers/nope", headers=READ).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"name": "add", "priority": "urgent"}, "priority"),
+        ({"name": "add", "countdown": -1}, "countdown"),
+        ({"name": "", "args": []}, "name"),
+        ({"name": "add", "args": "nope"}, "args"),
+        ({"name": "add", "queue": "bad queue"}, "queue"),
+        ({"name": "add", "timeout": 5, "soft_timeout": 9}, "soft_timeout"),
+        ({"name": "add", "surprise": 1}, "surprise"),
+    ],
+)
+def test_bad_input_is_a_4xx_naming_the_field(api: TestClient, body: dict[str, Any], field: str) -> None:
+    r = api.post("/api/v1/tasks", json=body, headers=SUBMIT)
+    assert r.status_code == 422, r.text
+    assert r.json()["field"] == field
+
+
+def test_malformed_requests(api: TestClient) -> None:
+    r = api.post(
+        "/api/v1/tasks", content=b"{not json", headers={**SUBMIT, "content-type": "application/json"}
+    )
+    assert r.status_code == 422 and "error" in r.json()
+    r = api.post("/api/v1/tasks", json={"name": "add", "args": ["x" * 20_000]}, headers=SUBMIT)
+    assert r.status_code == 413 and r.json()["field"] == "body"
+    assert api.get("/api/v1/tasks/not-an-id", headers=READ).status_code == 422
+    assert api.get("/api/v1/tasks/default.0192f0c2a1b27c3d8e9f0a1b2c3d4e5f", headers=READ).status_code == 404
+    assert api.get("/api/v1/nothing-here", headers=READ).status_code == 404
+
+
+def test_keys_and_scopes(api: TestClient) -> None:
+    assert api.get("/api/v1/queues").status_code == 401
+    assert api.get("/api/v1/queues", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert api.post("/api/v1/tasks", json={"name": "add"}, headers=READ).status_code == 403
+    assert api.get("/api/v1/queues", headers=SUBMIT).status_code == 403
+    assert api.delete("/api/v1/queues/default/dead-letters", headers=SUBMIT).status_code == 403
+    assert api.get("/api/v1/queues", headers=ADMIN).status_code == 200
+    assert api.get("/healthz").status_code == 200
+
+
+def test_open_mode_only_on_loopback(settings: Settings) -> None:
+    with pytest.raises(ConfigurationError):
+        create_app(settings, ApiSettings(open_mode=True, host="0.0.0.0"))
+    with pytest.raises(ConfigurationError):
+        create_app(settings, ApiSettings())  # neither keys nor open mode
+    app = create_app(settings, ApiSettings(open_mode=True, host="127.0.0.1"))
+    with TestClient(app) as client:
+        assert client.get("/api/v1/queues").status_code == 200
+
+
+def test_metrics_and_readiness(api: TestClient) -> None:
+    api.post("/api/v1/tasks", json={"name": "add", "args": [1, 1]}, headers=SUBMIT)
+    text = api.get("/metrics").text
+    assert 'jobqueue_queue_depth{priority="medium",queue="default"} 1.0' in text
+    assert 'jobqueue_tasks_enqueued_total{queue="default"} 1.0' in text
+    assert api.get("/readyz").json() == {"status": "ok", "redis": "up"}
+
+
+def test_redis_down_is_a_503_with_retry_after(settings: Settings) -> None:
+    down = settings.model_copy(update={"redis_url": SecretStr(f"redis://127.0.0.1:{free_port()}/0")})
+    app = create_app(down, ApiSettings(keys=SecretStr(KEYS)))
+    with TestClient(app) as client:
+        r = client.post("/api/v1/tasks", json={"name": "add"}, headers=SUBMIT)
+        assert r.status_code == 503 and r.headers["retry-after"] == "5"
+        assert client.get("/readyz").status_code == 503
