@@ -110,6 +110,7 @@ class TaskRecord:
     timeout: float | None = None
     soft_timeout: float | None = None
     parents: list[str] = field(default_factory=list)
+    children: list[str] = field(default_factory=list)
 
     @property
     def duration(self) -> float | None:
@@ -147,4 +148,5 @@ class TaskRecord:
             "timeout": self.timeout,
             "soft_timeout": self.soft_timeout,
             "parents": self.parents,
+            "children": self.children,
         }
