@@ -1,0 +1,122 @@
+"""Dependencies inside the transition scripts (enqueue, ack, fail, cancel, recover), against real Redis."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+import pytest
+
+from jobqueue import Client, Settings, TaskStatus, ValidationError
+from jobqueue.commands import make_request
+from jobqueue.redis_io import run_script
+from jobqueue.worker.jobs import Job, Outcome, OutcomeKind, build_completion, build_fetch, parse_fetch
+
+pytestmark = pytest.mark.timeout(30)
+
+
+def fetch(client: Client, n: int = 10, queue: str = "default") -> list[Job]:
+    return parse_fetch(queue, run_script(client.redis, build_fetch(client.settings, queue, n, "w1"))).jobs
+
+
+def finish(client: Client, job: Job, kind: OutcomeKind = OutcomeKind.SUCCESS, result: str = "null") -> int:
+    outcome = Outcome(job.id, job.token, kind, result, error="ValueError: no")
+    return int(run_script(client.redis, build_completion(client.settings, job, outcome, None)))
+
+
+def status(client: Client, task_id: str) -> TaskStatus:
+    return client.get_task(task_id).status
+
+
+def test_child_waits_pending_until_every_parent_succeeded(client: Client) -> None:
+    a = client.enqueue("a").id
+    b = client.enqueue("b").id
+    child = client.enqueue("child", depends_on=[a, b]).id
+    record = client.get_task(child)
+    assert (record.status, record.parents) == (TaskStatus.PENDING, [a, b])
+    assert client.get_task(a).children == [child]
+    jobs = {j.id: j for j in fetch(client)}
+    assert set(jobs) == {a, b}  # the child is in no ready list
+    finish(client, jobs[a])
+    assert status(client, child) == TaskStatus.PENDING
+    assert fetch(client) == []
+    finish(client, jobs[b])
+    assert status(client, child) == TaskStatus.QUEUED
+    assert [j.id for j in fetch(client)] == [child]
+
+
+def test_parent_that_already_succeeded_does_not_hold_the_child(client: Client) -> None:
+    a = client.enqueue("a").id
+    finish(client, fetch(client)[0], result="5")
+    child = client.enqueue("child", depends_on=[a])
+    assert child.status() == TaskStatus.QUEUED
+
+
+def test_unknown_parent_is_rejected_and_nothing_is_written(client: Client) -> None:
+    ghost = "default.0192f0c2a1b27c3d8e9f0a1b2c3d4e5f"
+    with pytest.raises(ValidationError, match="unknown parent") as info:
+        client.enqueue("child", depends_on=[ghost])
+    assert info.value.field == "depends_on"
+    assert client.queue_depth("default").total_ready == 0
+    assert client.redis.hget(client.queue_keys("default").stats, "enqueued") is None
+
+
+def test_final_failure_cancels_every_descendant_once(client: Client) -> None:
+    a = client.enqueue("a").id
+    b = client.enqueue("b", depends_on=[a]).id
+    c = client.enqueue("c", depends_on=[a]).id
+    d = client.enqueue("d", depends_on=[b, c]).id
+    [job] = fetch(client)
+    assert finish(client, job, OutcomeKind.ERROR) == 2
+    assert status(client, a) == TaskStatus.FAILED
+    for task_id in (b, c, d):
+        record = client.get_task(task_id)
+        assert (record.status, record.cancel_reason) == (TaskStatus.CANCELLED, "dependency_failed")
+    assert client.redis.hget(client.queue_keys("default").stats, "cancelled") == "3"
+    late = client.enqueue("late", depends_on=[a])  # born cancelled: its parent can never succeed
+    assert (late.get().status, late.get().cancel_reason) == (TaskStatus.CANCELLED, "dependency_failed")
+
+
+def test_cancelling_a_waiting_parent_cancels_its_descendants(client: Client) -> None:
+    a = client.enqueue("a", countdown=60).id
+    b = client.enqueue("b", depends_on=[a]).id
+    c = client.enqueue("c", depends_on=[b]).id
+    assert client.cancel(a) == "cancelled"
+    assert [client.get_task(t).cancel_reason for t in (a, b, c)] == [
+        "user_requested",
+        "dependency_failed",
+        "dependency_failed",
+    ]
+
+
+def test_poison_parent_dead_lettered_by_recovery_cancels_children(settings: Settings) -> None:
+    client = Client(settings.model_copy(update={"lease_seconds": 0.3, "max_lost_leases": 0}))
+    try:
+        a = client.enqueue("a").id
+        b = client.enqueue("b", depends_on=[a]).id
+        fetch(client)
+        time.sleep(0.35)
+        assert client.recover_expired_leases(["default"]) == {"requeued": 0, "dead_lettered": 1}
+        assert client.get_task(b).cancel_reason == "dependency_failed"
+    finally:
+        client.close()
+
+
+def test_cross_queue_child_is_released_into_its_own_queue(client: Client) -> None:
+    a = client.enqueue("a", queue="cpu").id
+    child = client.enqueue("child", queue="gpu", depends_on=[a]).id
+    finish(client, fetch(client, queue="cpu")[0])
+    assert [j.id for j in fetch(client, queue="gpu")] == [child]
+
+
+def test_parent_results_are_spliced_into_args_without_reencoding(client: Client) -> None:
+    a = client.enqueue("a").id
+    b = client.enqueue("b").id
+    request = replace(make_request("total", [1, {}], depends_on=[a, b]), pass_result="list")
+    [child] = client.enqueue_many([request])
+    jobs = {j.id: j for j in fetch(client)}
+    finish(client, jobs[b], result='{"n":[]}')
+    finish(client, jobs[a], result="12345678901234567890")
+    [job] = fetch(client)
+    assert job.id == child.id
+    assert job.args_json == '[[12345678901234567890,{"n":[]}],1,{}]'
