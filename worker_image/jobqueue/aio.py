@@ -14,6 +14,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from jobqueue.canvas import Canvas
 from jobqueue.client import Client, DeadLetterStats, QueueDepth, outcome_value, parse_cancel_reason
 from jobqueue.commands import (
     TASK_FIELDS,
@@ -30,6 +31,7 @@ from jobqueue.models import CancelReason, Priority, TaskRecord, TaskStatus
 from jobqueue.redis_io import connect_async, run_script_async, script_sha, translate_errors
 from jobqueue.scripts import ScriptCall
 from jobqueue.settings import Settings
+from jobqueue.workflows import WorkflowHandle, submit
 
 _WAIT_RECHECK_SECONDS = 2.0
 
@@ -128,6 +130,10 @@ class AsyncClient:
                         replies[i] = await run_script_async(self.redis, call)
         parsed = [parse_enqueue_reply(r) for r in replies]
         return [AsyncTaskHandle(self, r.id, r.deduplicated) for r in parsed]
+
+    async def submit_workflow(self, canvas: Canvas) -> WorkflowHandle:
+        """Submit a workflow atomically (see jobqueue.workflows.submit); its handles use the sync client."""
+        return await asyncio.to_thread(submit, self.sync, canvas)
 
     async def get_task(self, task_id: str) -> TaskRecord:
         """The current record of a task; TaskNotFound when it is gone."""

@@ -168,7 +168,7 @@ class Client:
 
     def enqueue_many(self, requests: Sequence[EnqueueRequest]) -> list[TaskHandle]:
         """Enqueue many validated requests in one pipelined round trip; every payload is checked first,
-        so one bad request enqueues nothing."""
+        so one bad request enqueues nothing (a missing parent is found by its script: ValidationError)."""
         built = [build_enqueue(self.settings, r) for r in requests]
         calls: list[ScriptCall] = [call for _, call in built]
         new_queues = {r.queue for r in requests} - self._registered_queues

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from jobqueue import App, Client, TaskStatus
+from jobqueue import App, Client, TaskStatus, cli
 from jobqueue.redis_io import run_script
 from jobqueue.worker.jobs import Job, Outcome, OutcomeKind, build_completion, build_fetch, parse_fetch
 
@@ -113,3 +113,17 @@ def test_app_task_option_and_per_call_override(client: Client) -> None:
         assert b.id != a.id
     finally:
         app.close()
+
+
+def test_cli_enqueue_unique_and_depends_on(
+    client: Client, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("JOBQUEUE_REDIS_URL", client.settings.redis_url.get_secret_value())
+    monkeypatch.setenv("JOBQUEUE_KEY_PREFIX", client.settings.key_prefix)
+    assert cli.main(["enqueue", "nightly", "--args", "[1]", "--unique"]) == 0
+    assert cli.main(["enqueue", "nightly", "--args", "[1]", "--unique"]) == 0
+    first, second = capsys.readouterr().out.split()
+    assert first == second
+    assert cli.main(["enqueue", "after", "--depends-on", first]) == 0
+    child = capsys.readouterr().out.strip()
+    assert client.get_task(child).parents == [first]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import replace
 
 import pytest
 
-from jobqueue import Client, Settings, TaskStatus, ValidationError
+from jobqueue import AsyncClient, Client, Settings, Signature, TaskStatus, ValidationError, chain
 from jobqueue.commands import make_request
 from jobqueue.redis_io import run_script
 from jobqueue.worker.jobs import Job, Outcome, OutcomeKind, build_completion, build_fetch, parse_fetch
@@ -120,3 +121,22 @@ def test_parent_results_are_spliced_into_args_without_reencoding(client: Client)
     [job] = fetch(client)
     assert job.id == child.id
     assert job.args_json == '[[12345678901234567890,{"n":[]}],1,{}]'
+
+
+def test_async_client_enqueues_dependents_and_submits_workflows(settings: Settings, client: Client) -> None:
+    async def scenario() -> tuple[str, str, list[str]]:
+        aclient = AsyncClient(settings)
+        try:
+            parent = await aclient.enqueue("a", unique=True)
+            again = await aclient.enqueue("a", unique=True)
+            child = await aclient.enqueue("b", depends_on=[parent.id])
+            assert again.id == parent.id and again.deduplicated
+            flow = await aclient.submit_workflow(chain(Signature("x"), Signature("y")))
+            return parent.id, child.id, flow.ids
+        finally:
+            await aclient.close()
+
+    parent, child, (x, y) = asyncio.run(scenario())
+    assert client.get_task(parent).children == [child]
+    assert client.get_task(child).status == TaskStatus.PENDING
+    assert (client.get_task(x).status, client.get_task(y).status) == (TaskStatus.QUEUED, TaskStatus.PENDING)
