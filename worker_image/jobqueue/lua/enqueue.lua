@@ -68,6 +68,11 @@ if unique_ttl > 0 then
   fields[#fields + 1] = ARGV[6]
 end
 
+local function json_append(list, value)
+  if not list or list == '[]' then return '["' .. value .. '"]' end
+  return string.sub(list, 1, -2) .. ',"' .. value .. '"]'
+end
+
 -- Dependencies: count the parents that have not succeeded yet; register this task on each of them.
 local waiting, failed_parent = 0, false
 if nparents > 0 then
@@ -85,12 +90,9 @@ if nparents > 0 then
     else
       waiting = waiting + 1
     end
-    -- cjson encodes an empty table as {}, so lists are only ever decoded when non-empty.
-    local children = p[3] and cjson.decode(p[3]) or {}
-    local child_keys = p[4] and cjson.decode(p[4]) or {}
-    children[#children + 1] = ARGV[1]
-    child_keys[#child_keys + 1] = KEYS[1]
-    redis.call('HSET', pkey, 'children', cjson.encode(children), 'child_keys', cjson.encode(child_keys))
+    -- Append as text: ids and keys never need JSON escaping (see keys.py), and re-encoding with cjson
+    -- would make a fan-out of n children cost O(n^2) parsing.
+    redis.call('HSET', pkey, 'children', json_append(p[3], ARGV[1]), 'child_keys', json_append(p[4], KEYS[1]))
   end
   fields[#fields + 1] = 'pending_parents'
   fields[#fields + 1] = waiting
