@@ -140,3 +140,20 @@ def test_async_client_enqueues_dependents_and_submits_workflows(settings: Settin
     assert client.get_task(parent).children == [child]
     assert client.get_task(child).status == TaskStatus.PENDING
     assert (client.get_task(x).status, client.get_task(y).status) == (TaskStatus.QUEUED, TaskStatus.PENDING)
+
+
+def test_parent_already_succeeded_still_passes_its_result(client: Client) -> None:
+    a = client.enqueue("a").id
+    finish(client, fetch(client)[0], result='{"rows":3}')
+    [child] = client.enqueue_many([replace(make_request("b", [1], depends_on=[a]), pass_result="first")])
+    [job] = fetch(client)
+    assert (job.id, job.args_json) == (child.id, '[{"rows":3},1]')
+
+
+def test_released_child_with_a_future_eta_waits_in_the_delayed_set(client: Client) -> None:
+    a = client.enqueue("a").id
+    child = client.enqueue("b", depends_on=[a], countdown=60).id
+    assert status(client, child) == TaskStatus.PENDING
+    finish(client, fetch(client)[0])
+    assert status(client, child) == TaskStatus.DELAYED
+    assert client.queue_depth("default").delayed == 1 and fetch(client) == []

@@ -1,4 +1,5 @@
---[[ _workflow: functions shared by the scripts that finish a task (ack, fail, cancel, recover).
+--[[ _workflow: functions shared by the scripts that create or finish a task (enqueue, ack, fail, cancel,
+recover).
 Not a script of its own: scripts.py splices this file in where a script has the line `--@include _workflow`,
 so each transition stays ONE script and the dependency rules live in one place.
 
@@ -24,27 +25,32 @@ local function jq_release_unique(task_key, id)
   end
 end
 
+-- Put the parents' results (kept as presult:<id>) in front of a child's args: 'first' = the first parent's
+-- result, 'list' = the list of all of them in parent order; any other mode leaves args alone.
+local function jq_splice_results(child_key, mode)
+  if mode ~= 'first' and mode ~= 'list' then return end
+  local parents = cjson.decode(redis.call('HGET', child_key, 'parents') or '[]')
+  local results = {}
+  for i, pid in ipairs(parents) do
+    results[i] = redis.call('HGET', child_key, 'presult:' .. pid) or 'null'
+  end
+  local value = results[1] or 'null'
+  if mode == 'list' then value = '[' .. table.concat(results, ',') .. ']' end
+  -- args is the compact JSON array the client wrote: splice the value in as text, so no JSON value is
+  -- re-encoded by cjson (which turns [] into {} and rounds large integers).
+  local args = redis.call('HGET', child_key, 'args') or '[]'
+  if args == '[]' then
+    args = '[' .. value .. ']'
+  else
+    args = '[' .. value .. ',' .. string.sub(args, 2)
+  end
+  redis.call('HSET', child_key, 'args', args)
+end
+
 -- A child whose last parent succeeded: splice parent results into its args if asked, then queue it.
 local function jq_make_ready(child_key, mode, dep_keys, eta, now, maxlen)
   local k = cjson.decode(dep_keys)
-  if mode == 'first' or mode == 'list' then
-    local parents = cjson.decode(redis.call('HGET', child_key, 'parents') or '[]')
-    local results = {}
-    for i, pid in ipairs(parents) do
-      results[i] = redis.call('HGET', child_key, 'presult:' .. pid) or 'null'
-    end
-    local value = results[1] or 'null'
-    if mode == 'list' then value = '[' .. table.concat(results, ',') .. ']' end
-    -- args is the compact JSON array the client wrote: splice the value in as text, so no JSON value is
-    -- re-encoded by cjson (which turns [] into {} and rounds large integers).
-    local args = redis.call('HGET', child_key, 'args') or '[]'
-    if args == '[]' then
-      args = '[' .. value .. ']'
-    else
-      args = '[' .. value .. ',' .. string.sub(args, 2)
-    end
-    redis.call('HSET', child_key, 'args', args)
-  end
+  jq_splice_results(child_key, mode)
   local due = tonumber(eta) or 0
   local status = 'QUEUED'
   if due > now then

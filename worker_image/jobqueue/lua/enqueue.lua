@@ -18,6 +18,7 @@ Returns {1, status, id} when created, {0, status, id} when a task with this id a
 {2, status, holder id} when a unique task with the same signature is still live (nothing enqueued),
 {-1, 'missing_parent', parent id} when a parent does not exist (nothing written).
 Time is the Redis server clock (TIME), never a client clock, except an absolute eta given by the user. ]]
+--@include _workflow
 local existing = redis.call('HGET', KEYS[1], 'status')
 if existing then
   return {0, existing, ARGV[1]}
@@ -117,6 +118,10 @@ local eta = due
 if due <= now then eta = 0 end
 redis.call('HSET', KEYS[1], 'status', status, 'enqueued_at', now, 'eta', eta, 'attempts', 0,
   'retries', 0, 'lost_leases', 0, unpack(fields))
+if nparents > 0 and waiting == 0 and not failed_parent then
+  -- Every parent had already succeeded: the results they left are passed now, not at their ack.
+  jq_splice_results(KEYS[1], ARGV[9])
+end
 if status == 'QUEUED' then
   redis.call('RPUSH', KEYS[2], ARGV[1])
   if redis.call('LLEN', KEYS[4]) == 0 then
