@@ -256,7 +256,7 @@ TASK_FIELDS = (
     "name", "queue", "priority", "status", "args", "kwargs", "attempts", "max_retries", "retries",
     "lost_leases", "result", "error", "traceback", "history", "cancel_reason", "dead_letter_reason",
     "worker", "enqueued_at", "eta", "started_at", "completed_at", "timeout", "soft_timeout", "parents",
-    "children",
+    "children", "pending_parents",
 )  # fmt: skip
 
 
@@ -308,6 +308,7 @@ def parse_task(task_id: str, values: Sequence[bytes | str | None]) -> TaskRecord
         soft_timeout=_float(f["soft_timeout"]),
         parents=loads(f["parents"]) or [],
         children=loads(f["children"]) or [],
+        pending_parents=int(f["pending_parents"] or 0),
     )
 
 

@@ -111,6 +111,7 @@ class TaskRecord:
     soft_timeout: float | None = None
     parents: list[str] = field(default_factory=list)
     children: list[str] = field(default_factory=list)
+    pending_parents: int = 0  # parents not yet succeeded, while PENDING
 
     @property
     def duration(self) -> float | None:
@@ -149,4 +150,5 @@ class TaskRecord:
             "soft_timeout": self.soft_timeout,
             "parents": self.parents,
             "children": self.children,
+            "pending_parents": self.pending_parents,
         }
