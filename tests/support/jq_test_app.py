@@ -109,3 +109,18 @@ def crash() -> None:
 async def async_add(x: int, y: int) -> int:
     await asyncio.sleep(0.01)
     return x + y
+
+
+@app.task
+def add_at(x: int, y: int, at: float) -> int:
+    """Sleep until the wall-clock time ``at``, then add: members of a group finish at the same moment."""
+    time.sleep(max(0.0, at - time.time()))
+    return x + y
+
+
+@app.task(bind=True)
+def record_sum(ctx: TaskContext, values: list[int]) -> int:
+    """Record that it ran and return the sum of its parents' results (a chord callback)."""
+    _record(ctx, "start")
+    _record(ctx, "done")
+    return sum(values)

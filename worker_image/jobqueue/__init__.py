@@ -14,6 +14,7 @@ Public API::
 
 from jobqueue.aio import AsyncClient, AsyncTaskHandle
 from jobqueue.app import App, TaskDefinition
+from jobqueue.canvas import Signature, chain, chord, dag, group
 from jobqueue.client import Client, TaskHandle
 from jobqueue.context import TaskContext, current_context
 from jobqueue.errors import (
@@ -37,6 +38,7 @@ from jobqueue.errors import (
 from jobqueue.models import CancelReason, DeadLetterReason, Priority, TaskRecord, TaskStatus
 from jobqueue.retry import RetryPolicy
 from jobqueue.settings import Settings
+from jobqueue.workflows import WorkflowHandle
 
 __all__ = [
     "App",
@@ -55,6 +57,7 @@ __all__ = [
     "ResultTimeout",
     "RetryPolicy",
     "Settings",
+    "Signature",
     "SoftTimeout",
     "StaleLease",
     "TaskCancelled",
@@ -69,5 +72,10 @@ __all__ = [
     "UnknownTask",
     "ValidationError",
     "WorkerCrashed",
+    "WorkflowHandle",
+    "chain",
+    "chord",
     "current_context",
+    "dag",
+    "group",
 ]

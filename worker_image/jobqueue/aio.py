@@ -14,6 +14,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from jobqueue.canvas import Canvas
 from jobqueue.client import Client, DeadLetterStats, QueueDepth, outcome_value, parse_cancel_reason
 from jobqueue.commands import (
     TASK_FIELDS,
@@ -21,6 +22,7 @@ from jobqueue.commands import (
     build_cancel,
     build_enqueue,
     make_request,
+    parse_enqueue_reply,
     parse_task,
 )
 from jobqueue.errors import ResultTimeout, TaskNotFound
@@ -29,6 +31,7 @@ from jobqueue.models import CancelReason, Priority, TaskRecord, TaskStatus
 from jobqueue.redis_io import connect_async, run_script_async, script_sha, translate_errors
 from jobqueue.scripts import ScriptCall
 from jobqueue.settings import Settings
+from jobqueue.workflows import WorkflowHandle, submit
 
 _WAIT_RECHECK_SECONDS = 2.0
 
@@ -36,9 +39,10 @@ _WAIT_RECHECK_SECONDS = 2.0
 class AsyncTaskHandle:
     """A reference to an enqueued task, for asyncio code."""
 
-    def __init__(self, client: AsyncClient, task_id: str) -> None:
+    def __init__(self, client: AsyncClient, task_id: str, deduplicated: bool = False) -> None:
         self.client = client
         self.id = task_id
+        self.deduplicated = deduplicated  # see TaskHandle.deduplicated
 
     def __repr__(self) -> str:
         return f"AsyncTaskHandle({self.id!r})"
@@ -89,11 +93,18 @@ class AsyncClient:
         timeout: float | None = None,
         soft_timeout: float | None = None,
         result_ttl: int | None = None,
+        unique: bool = False,
+        unique_key: str | None = None,
+        unique_ttl: int | None = None,
+        unique_rerun: bool = False,
+        depends_on: Sequence[str] | None = None,
     ) -> AsyncTaskHandle:
         """Enqueue one task by name (see Client.enqueue)."""
         request = make_request(
             name, args, kwargs, queue=queue, priority=priority, countdown=countdown, eta=eta,
             max_retries=max_retries, timeout=timeout, soft_timeout=soft_timeout, result_ttl=result_ttl,
+            unique=unique, unique_key=unique_key, unique_ttl=unique_ttl, unique_rerun=unique_rerun,
+            depends_on=depends_on,
         )  # fmt: skip
         return (await self.enqueue_many([request]))[0]
 
@@ -106,18 +117,23 @@ class AsyncClient:
                 await self.redis.sadd(self.global_keys.queues, *new_queues)
                 self._registered_queues |= new_queues
             if len(built) == 1:
-                await run_script_async(self.redis, built[0][1])
+                replies = [await run_script_async(self.redis, built[0][1])]
             else:
                 # Scripts were loaded by the first single call or by a worker; on NOSCRIPT fall back
                 # to one call each, which loads them.
                 pipe = self.redis.pipeline(transaction=False)
                 for _, call in built:
                     pipe.evalsha(script_sha(call.script), len(call.keys), *call.keys, *call.args)
-                results = await pipe.execute(raise_on_error=False)
-                for (_, call), result in zip(built, results, strict=True):
+                replies = await pipe.execute(raise_on_error=False)
+                for i, ((_, call), result) in enumerate(zip(built, replies, strict=True)):
                     if isinstance(result, Exception):
-                        await run_script_async(self.redis, call)
-        return [AsyncTaskHandle(self, task_id) for task_id, _ in built]
+                        replies[i] = await run_script_async(self.redis, call)
+        parsed = [parse_enqueue_reply(r) for r in replies]
+        return [AsyncTaskHandle(self, r.id, r.deduplicated) for r in parsed]
+
+    async def submit_workflow(self, canvas: Canvas) -> WorkflowHandle:
+        """Submit a workflow atomically (see jobqueue.workflows.submit); its handles use the sync client."""
+        return await asyncio.to_thread(submit, self.sync, canvas)
 
     async def get_task(self, task_id: str) -> TaskRecord:
         """The current record of a task; TaskNotFound when it is gone."""

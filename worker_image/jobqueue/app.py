@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from jobqueue.aio import AsyncClient
+from jobqueue.canvas import Canvas, Signature
 from jobqueue.client import Client, TaskHandle
 from jobqueue.commands import make_request, parse_priority
 from jobqueue.errors import ConfigurationError, ValidationError
@@ -17,6 +18,7 @@ from jobqueue.keys import validate_queue_name
 from jobqueue.models import Priority
 from jobqueue.retry import BackoffFunction, RetryPolicy
 from jobqueue.settings import Settings
+from jobqueue.workflows import WorkflowHandle, submit
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -35,6 +37,9 @@ class TaskOptions:
     soft_timeout: float | None = None
     result_ttl: int | None = None
     bind: bool = False
+    unique: bool = False
+    unique_ttl: int | None = None
+    unique_rerun: bool = False
 
 
 class TaskDefinition(Generic[P, R]):
@@ -61,11 +66,35 @@ class TaskDefinition(Generic[P, R]):
 
     def _enqueue(self, args: tuple[Any, ...], kwargs: dict[str, Any], **when: Any) -> TaskHandle:
         o = self.options
+        options = {"unique": o.unique, "unique_ttl": o.unique_ttl, "unique_rerun": o.unique_rerun, **when}
         request = make_request(
             self.name, list(args), kwargs, queue=o.queue, priority=o.priority, max_retries=o.max_retries,
-            timeout=o.timeout, soft_timeout=o.soft_timeout, result_ttl=o.result_ttl, **when,
+            timeout=o.timeout, soft_timeout=o.soft_timeout, result_ttl=o.result_ttl, **options,
         )  # fmt: skip
         return self.app.client.enqueue_many([request])[0]
+
+    def enqueue_with(
+        self, args: tuple[Any, ...] | list[Any] = (), kwargs: dict[str, Any] | None = None, **options: Any
+    ) -> TaskHandle:
+        """Enqueue with per-call options overriding the task's (any ``make_request`` option: unique,
+        unique_key, unique_ttl, unique_rerun, depends_on, countdown, eta, ...)."""
+        return self._enqueue(tuple(args), kwargs or {}, **options)
+
+    def _signature(self, args: tuple[Any, ...], kwargs: dict[str, Any], immutable: bool) -> Signature:
+        o = self.options
+        options = {
+            "queue": o.queue, "priority": o.priority.value, "max_retries": o.max_retries,
+            "timeout": o.timeout, "soft_timeout": o.soft_timeout, "result_ttl": o.result_ttl,
+        }  # fmt: skip
+        return Signature(self.name, args, kwargs, options, immutable)
+
+    def s(self, *args: Any, **kwargs: Any) -> Signature:
+        """A signature for workflows; in a chain it receives the previous result as its first argument."""
+        return self._signature(args, kwargs, immutable=False)
+
+    def si(self, *args: Any, **kwargs: Any) -> Signature:
+        """An immutable signature: it never receives a parent's result."""
+        return self._signature(args, kwargs, immutable=True)
 
     def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> TaskHandle:
         """Enqueue now with the task's default options."""
@@ -111,6 +140,10 @@ class App:
             self._client.close()
             self._client = None
 
+    def submit_workflow(self, canvas: Canvas) -> WorkflowHandle:
+        """Create every task of a workflow atomically (what ``canvas.apply(app)`` calls)."""
+        return submit(self.client, canvas)
+
     @overload
     def task(self, fn: Callable[P, R], /) -> TaskDefinition[P, R]: ...
 
@@ -133,6 +166,9 @@ class App:
         soft_timeout: float | None = None,
         result_ttl: int | None = None,
         bind: bool = False,
+        unique: bool = False,
+        unique_ttl: int | None = None,
+        unique_rerun: bool = False,
     ) -> Callable[[Callable[P, R]], TaskDefinition[P, R]]: ...
 
     def task(
@@ -153,8 +189,13 @@ class App:
         soft_timeout: float | None = None,
         result_ttl: int | None = None,
         bind: bool = False,
+        unique: bool = False,
+        unique_ttl: int | None = None,
+        unique_rerun: bool = False,
     ) -> Any:
-        """Register a function as a task; usable as ``@app.task`` or ``@app.task(...)``."""
+        """Register a function as a task; usable as ``@app.task`` or ``@app.task(...)``.
+
+        ``unique=True`` deduplicates every enqueue of the task (see docs/deduplication.md)."""
 
         def register(func: Callable[P, R]) -> TaskDefinition[P, R]:
             task_name = name or func.__name__
@@ -174,6 +215,9 @@ class App:
                 soft_timeout=soft_timeout,
                 result_ttl=result_ttl,
                 bind=bind,
+                unique=unique,
+                unique_ttl=unique_ttl,
+                unique_rerun=unique_rerun,
             )
             definition: TaskDefinition[P, R] = TaskDefinition(self, func, task_name, options)
             self.registry[task_name] = definition

@@ -97,6 +97,11 @@ def _enqueue(args: argparse.Namespace) -> int:
         countdown=args.countdown,
         max_retries=args.max_retries,
         timeout=args.timeout,
+        unique=args.unique,
+        unique_key=args.unique_key,
+        unique_ttl=args.unique_ttl,
+        unique_rerun=args.unique_rerun,
+        depends_on=args.depends_on or None,
     )
     print(handle.id)
     if args.wait is not None:
@@ -170,6 +175,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--max-retries", type=int, default=0)
     e.add_argument("--timeout", type=float, default=None)
     e.add_argument("--wait", type=float, default=None, help="wait up to N seconds and print the result")
+    e.add_argument("--unique", action="store_true", help="deduplicate on name + args (docs/deduplication.md)")
+    e.add_argument("--unique-key", default=None, help="deduplicate on this key instead")
+    e.add_argument("--unique-ttl", type=int, default=None, help="seconds the dedup key lives (default 24 h)")
+    e.add_argument("--unique-rerun", action="store_true", help="allow a new run once the earlier completed")
+    e.add_argument("--depends-on", action="append", default=[], metavar="TASK_ID", help="parent (repeatable)")
     e.set_defaults(func=_enqueue)
 
     st = sub.add_parser("status", help="show a task")

@@ -19,6 +19,7 @@ from jobqueue.commands import (
     build_recover,
     build_replay,
     make_request,
+    parse_enqueue_reply,
     parse_task,
 )
 from jobqueue.errors import (
@@ -78,9 +79,11 @@ class QueueDepth:
 class TaskHandle:
     """A reference to an enqueued task."""
 
-    def __init__(self, client: Client, task_id: str) -> None:
+    def __init__(self, client: Client, task_id: str, deduplicated: bool = False) -> None:
         self.client = client
         self.id = task_id
+        # True when a unique enqueue found a live task with the same signature: ``id`` is that task's.
+        self.deduplicated = deduplicated
 
     def __repr__(self) -> str:
         return f"TaskHandle({self.id!r})"
@@ -147,17 +150,25 @@ class Client:
         timeout: float | None = None,
         soft_timeout: float | None = None,
         result_ttl: int | None = None,
+        unique: bool = False,
+        unique_key: str | None = None,
+        unique_ttl: int | None = None,
+        unique_rerun: bool = False,
+        depends_on: Sequence[str] | None = None,
     ) -> TaskHandle:
-        """Enqueue one task by name, for producers that do not import the task code. One round trip."""
+        """Enqueue one task by name, for producers that do not import the task code. One round trip.
+        Dedup and dependency options: see ``make_request``."""
         request = make_request(
             name, args, kwargs, queue=queue, priority=priority, countdown=countdown, eta=eta,
             max_retries=max_retries, timeout=timeout, soft_timeout=soft_timeout, result_ttl=result_ttl,
+            unique=unique, unique_key=unique_key, unique_ttl=unique_ttl, unique_rerun=unique_rerun,
+            depends_on=depends_on,
         )  # fmt: skip
         return self.enqueue_many([request])[0]
 
     def enqueue_many(self, requests: Sequence[EnqueueRequest]) -> list[TaskHandle]:
         """Enqueue many validated requests in one pipelined round trip; every payload is checked first,
-        so one bad request enqueues nothing."""
+        so one bad request enqueues nothing (a missing parent is found by its script: ValidationError)."""
         built = [build_enqueue(self.settings, r) for r in requests]
         calls: list[ScriptCall] = [call for _, call in built]
         new_queues = {r.queue for r in requests} - self._registered_queues
@@ -167,8 +178,8 @@ class Client:
                 # cluster); a task whose registration was lost is still found by the worker serving it.
                 self.redis.sadd(self.global_keys.queues, *new_queues)
                 self._registered_queues |= new_queues
-            run_scripts(self.redis, calls)
-        return [TaskHandle(self, task_id) for task_id, _ in built]
+            replies = [parse_enqueue_reply(r) for r in run_scripts(self.redis, calls)]
+        return [TaskHandle(self, r.id, r.deduplicated) for r in replies]
 
     # -- inspect ---------------------------------------------------------------------------------------
 

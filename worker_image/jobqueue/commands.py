@@ -6,17 +6,22 @@ The sync ``Client`` and the ``AsyncClient`` both run these, so the two never dri
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from jobqueue.errors import ValidationError
-from jobqueue.keys import QueueKeys, new_task_id, validate_queue_name
+from jobqueue.keys import QueueKeys, keys_for_task, new_task_id, queue_of, validate_queue_name
 from jobqueue.models import Priority, TaskRecord, TaskStatus
 from jobqueue.scripts import ScriptCall
-from jobqueue.serialization import check_size, dumps, loads
+from jobqueue.serialization import check_size, dumps, loads, signature
 from jobqueue.settings import Settings
+
+DEFAULT_UNIQUE_TTL = 86_400  # a dedup key outlives any sane pending time, yet never lives forever
+MAX_PARENTS = 1000
+PASS_RESULT_MODES = ("", "first", "list")
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,22 @@ class EnqueueRequest:
     soft_timeout: float | None = None
     result_ttl: int | None = None
     task_id: str | None = None
+    unique: bool = False
+    unique_key: str | None = None
+    unique_ttl: int = DEFAULT_UNIQUE_TTL
+    unique_rerun: bool = False  # release the dedup key once the task completes
+    depends_on: tuple[str, ...] = ()
+    pass_result: str = ""  # set by workflows: '' | 'first' | 'list' (see lua/_workflow.lua)
+
+
+@dataclass(frozen=True)
+class EnqueueReply:
+    """What enqueue did: ``id`` is the task the caller should track (the existing one when deduplicated)."""
+
+    id: str
+    status: TaskStatus
+    created: bool
+    deduplicated: bool
 
 
 def parse_priority(value: Priority | str) -> Priority:
@@ -58,8 +79,19 @@ def make_request(
     timeout: float | None = None,
     soft_timeout: float | None = None,
     result_ttl: int | None = None,
+    unique: bool = False,
+    unique_key: str | None = None,
+    unique_ttl: int | None = None,
+    unique_rerun: bool = False,
+    depends_on: Sequence[str] | None = None,
 ) -> EnqueueRequest:
-    """Validate enqueue options; every problem is a ValidationError naming the field."""
+    """Validate enqueue options; every problem is a ValidationError naming the field.
+
+    ``unique`` (implied by ``unique_key``) deduplicates on the signature (SHA-256 of name and canonical
+    args / kwargs) or on ``unique_key``, for ``unique_ttl`` seconds (default 24 h); ``unique_rerun``
+    allows a new task once the earlier one completed. ``depends_on`` lists parent task ids: the task stays
+    PENDING until every parent succeeded.
+    """
     if not isinstance(name, str) or not name or len(name) > 200:
         raise ValidationError("name", "must be a non-empty string of at most 200 characters")
     validate_queue_name(queue)
@@ -88,6 +120,11 @@ def make_request(
             raise ValidationError("soft_timeout", "must be less than timeout")
     if result_ttl is not None and (not isinstance(result_ttl, int) or result_ttl <= 0):
         raise ValidationError("result_ttl", "must be a whole number of seconds > 0")
+    if unique_key is not None and (not isinstance(unique_key, str) or not 0 < len(unique_key) <= 1000):
+        raise ValidationError("unique_key", "must be a non-empty string of at most 1000 characters")
+    ttl = DEFAULT_UNIQUE_TTL if unique_ttl is None else unique_ttl
+    if not isinstance(ttl, int) or isinstance(ttl, bool) or ttl <= 0:
+        raise ValidationError("unique_ttl", "must be a whole number of seconds > 0")
     return EnqueueRequest(
         name=name,
         args=list(args),
@@ -100,7 +137,35 @@ def make_request(
         timeout=timeout,
         soft_timeout=soft_timeout,
         result_ttl=result_ttl,
+        unique=bool(unique) or unique_key is not None,
+        unique_key=unique_key,
+        unique_ttl=ttl,
+        unique_rerun=bool(unique_rerun),
+        depends_on=validate_parents(depends_on),
     )
+
+
+def validate_parents(depends_on: Sequence[str] | None) -> tuple[str, ...]:
+    """Parent ids as a tuple without duplicates (order kept); ValidationError('depends_on') otherwise."""
+    if depends_on is None:
+        return ()
+    if isinstance(depends_on, (str, bytes)) or not isinstance(depends_on, Sequence):
+        raise ValidationError("depends_on", "must be a list of task ids")
+    if len(depends_on) > MAX_PARENTS:
+        raise ValidationError("depends_on", f"at most {MAX_PARENTS} parents")
+    for parent in depends_on:
+        try:
+            queue_of(parent)
+        except ValidationError as exc:
+            raise ValidationError("depends_on", exc.message) from exc
+    return tuple(dict.fromkeys(depends_on))
+
+
+def unique_digest(request: EnqueueRequest) -> str:
+    """The dedup signature: SHA-256 of the explicit unique_key, else of name + canonical args / kwargs."""
+    if request.unique_key is not None:
+        return hashlib.sha256(b"key:" + request.unique_key.encode()).hexdigest()
+    return signature(request.name, request.args, request.kwargs)
 
 
 def _is_number(value: object) -> bool:
@@ -140,6 +205,15 @@ def build_enqueue(settings: Settings, request: EnqueueRequest) -> tuple[str, Scr
         fields += ["timeout", repr(float(request.timeout))]
     if soft is not None:
         fields += ["soft_timeout", repr(float(soft))]
+    if request.pass_result not in PASS_RESULT_MODES:
+        raise ValidationError("pass_result", f"must be one of {PASS_RESULT_MODES}")
+    if task_id in request.depends_on:
+        raise ValidationError("depends_on", f"task {task_id} cannot depend on itself")
+    parents = list(request.depends_on)
+    if parents:
+        fields += ["parents", dumps(parents, "depends_on")]
+    unique_keys = (keys.unique(unique_digest(request)),) if request.unique else ()
+    parent_keys = tuple(keys_for_task(settings.key_prefix, p).task(p) for p in parents)
     call = ScriptCall(
         "enqueue",
         (
@@ -149,16 +223,40 @@ def build_enqueue(settings: Settings, request: EnqueueRequest) -> tuple[str, Scr
             keys.wake,
             keys.events,
             keys.stats,
+            *unique_keys,
+            *parent_keys,
         ),
-        (task_id, due_ms, countdown_ms, settings.events_max_length, *fields),
+        (
+            task_id,
+            due_ms,
+            countdown_ms,
+            settings.events_max_length,
+            request.unique_ttl if request.unique else 0,
+            "1" if request.unique_rerun else "0",
+            keys.task_prefix,
+            keys.done_channel(task_id),
+            request.pass_result,
+            len(parents),
+            *parents,
+            *fields,
+        ),
     )
     return task_id, call
+
+
+def parse_enqueue_reply(reply: Sequence[Any]) -> EnqueueReply:
+    """Decode enqueue.lua's reply; ValidationError('depends_on') when a parent does not exist."""
+    code, status, task_id = int(reply[0]), str(reply[1]), str(reply[2])
+    if code == -1:
+        raise ValidationError("depends_on", f"unknown parent task {task_id} (never created, or expired)")
+    return EnqueueReply(task_id, TaskStatus(status), created=code == 1, deduplicated=code == 2)
 
 
 TASK_FIELDS = (
     "name", "queue", "priority", "status", "args", "kwargs", "attempts", "max_retries", "retries",
     "lost_leases", "result", "error", "traceback", "history", "cancel_reason", "dead_letter_reason",
     "worker", "enqueued_at", "eta", "started_at", "completed_at", "timeout", "soft_timeout", "parents",
+    "children", "pending_parents",
 )  # fmt: skip
 
 
@@ -217,6 +315,8 @@ def parse_task(task_id: str, values: Sequence[bytes | str | None]) -> TaskRecord
         timeout=_float(f["timeout"]),
         soft_timeout=_float(f["soft_timeout"]),
         parents=loads(f["parents"]) or [],
+        children=loads(f["children"]) or [],
+        pending_parents=int(f["pending_parents"] or 0),
     )
 
 

@@ -111,6 +111,10 @@ class QueueKeys:
         """Prefix of task hash keys; scripts that discover ids append the id to it."""
         return f"{self._base}:t:"
 
+    def unique(self, digest: str) -> str:
+        """Dedup key of a unique task's signature; holds the id of the live task with that signature."""
+        return f"{self._base}:unique:{digest}"
+
     def task(self, task_id: str) -> str:
         """Hash holding one task's spec, state and result."""
         return f"{self.task_prefix}{task_id}"

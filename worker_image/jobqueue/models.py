@@ -110,6 +110,8 @@ class TaskRecord:
     timeout: float | None = None
     soft_timeout: float | None = None
     parents: list[str] = field(default_factory=list)
+    children: list[str] = field(default_factory=list)
+    pending_parents: int = 0  # parents not yet succeeded, while PENDING
 
     @property
     def duration(self) -> float | None:
@@ -147,4 +149,6 @@ class TaskRecord:
             "timeout": self.timeout,
             "soft_timeout": self.soft_timeout,
             "parents": self.parents,
+            "children": self.children,
+            "pending_parents": self.pending_parents,
         }

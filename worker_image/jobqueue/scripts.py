@@ -21,12 +21,24 @@ SCRIPT_NAMES = (
 )
 
 
+# A line ``--@include _lib`` in a script is replaced by ``lua/_lib.lua``: Redis has no module system, and
+# rules shared by several transitions (workflow dependencies, dedup release) must not be copied by hand.
+_INCLUDE = "--@include "
+
+
+def _read(name: str) -> str:
+    return resources.files("jobqueue").joinpath("lua", f"{name}.lua").read_text(encoding="utf-8")
+
+
 @cache
 def script_source(name: str) -> str:
-    """The text of ``lua/<name>.lua``; cached because the files never change while running."""
+    """The text of ``lua/<name>.lua`` with its includes spliced in; cached (the files never change)."""
     if name not in SCRIPT_NAMES:
         raise KeyError(name)
-    return resources.files("jobqueue").joinpath("lua", f"{name}.lua").read_text(encoding="utf-8")
+    lines = _read(name).splitlines(keepends=True)
+    return "".join(
+        _read(line[len(_INCLUDE) :].strip()) if line.startswith(_INCLUDE) else line for line in lines
+    )
 
 
 @dataclass(frozen=True)

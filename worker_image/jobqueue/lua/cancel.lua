@@ -5,7 +5,10 @@ ARGV[1] task id     ARGV[2] reason   ARGV[3] 'force' or 'graceful'   ARGV[4] eve
 ARGV[5] completion channel           ARGV[6] cancel notice channel (workers subscribe)
 ARGV[7] result TTL in seconds for the cancelled record
 Returns {outcome, status}: outcome 'cancelled' (was waiting, now CANCELLED), 'requested' (running, flag
-set), 'finished' (already terminal, nothing changed), 'missing'. ]]
+set), 'finished' (already terminal, nothing changed), 'missing'.
+Workflows: a cancelled waiting task cancels its PENDING descendants (dependency_failed); a running one
+does so when its worker reports the cancel (fail.lua). ]]
+--@include _workflow
 local f = redis.call('HMGET', KEYS[1], 'status', 'watched')
 local status = f[1]
 if not status then
@@ -26,6 +29,9 @@ if status == 'QUEUED' or status == 'DELAYED' or status == 'RETRYING' or status =
   redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[4], '*', 'id', ARGV[1], 'event', 'cancelled', 'ts', now,
     'reason', ARGV[2])
   if f[2] then redis.call('PUBLISH', ARGV[5], 'CANCELLED') end
+  -- workflows / dedup (lua/_workflow.lua)
+  jq_release_unique(KEYS[1], ARGV[1])
+  jq_cancel_descendants(KEYS[1], now, ARGV[4])
   return {'cancelled', 'CANCELLED'}
 end
 if status == 'RUNNING' then

@@ -1,51 +1,150 @@
---[[ enqueue: create one task, ready now or delayed.
+--[[ enqueue: create one task, ready now, delayed, or PENDING on its parents; deduplicated if unique.
 KEYS[1] task hash          KEYS[2] ready list of the task's priority
 KEYS[3] delayed zset       KEYS[4] wake list (marker for idle workers)
 KEYS[5] event stream       KEYS[6] stats hash
+KEYS[7] dedup key, only when ARGV[5] > 0 (same queue, so same slot)
+KEYS[last P] the parents' task hashes, in the order of the parent ids in ARGV (P = ARGV[10])
 ARGV[1] task id            ARGV[2] due time in unix ms (0 = ready now)
 ARGV[3] countdown in ms (added to server time; 0 = none)
 ARGV[4] event stream max length (approximate)
-ARGV[5..] field, value pairs of the task hash (name, args, kwargs, priority, ...)
-Returns {1, status} when created, {0, status} when a task with this id already exists (idempotent).
+ARGV[5] dedup key TTL in seconds (0 = not unique)
+ARGV[6] '1' to release the dedup key once the task completes (re-execution allowed), else '0'
+ARGV[7] task key prefix of the queue (the dedup key holds an id; its hash is prefix .. id)
+ARGV[8] completion channel of this task (stored for a dependency-failed cancel)
+ARGV[9] pass_result: '' | 'first' (first arg = the parent's result) | 'list' (first arg = all results)
+ARGV[10] P, the number of parents     ARGV[11 .. 10+P] parent task ids
+ARGV[11+P ..] field, value pairs of the task hash (name, args, kwargs, priority, ...)
+Returns {1, status, id} when created, {0, status, id} when a task with this id already exists (idempotent),
+{2, status, holder id} when a unique task with the same signature is still live (nothing enqueued),
+{-1, 'missing_parent', parent id} when a parent does not exist (nothing written).
 Time is the Redis server clock (TIME), never a client clock, except an absolute eta given by the user. ]]
+--@include _workflow
 local existing = redis.call('HGET', KEYS[1], 'status')
 if existing then
-  return {0, existing}
+  return {0, existing, ARGV[1]}
 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local unique_ttl = tonumber(ARGV[5])
+local nparents = tonumber(ARGV[10])
+local first_field = 11 + nparents
+local parent_keys_from = #KEYS - nparents + 1
+
+-- Parents must exist before anything is written (checked first so a rejected call changes nothing).
+for i = 1, nparents do
+  if redis.call('EXISTS', KEYS[parent_keys_from + i - 1]) == 0 then
+    return {-1, 'missing_parent', ARGV[10 + i]}
+  end
+end
+
+-- Deduplication: the dedup key holds the id of the live task with this signature.
+if unique_ttl > 0 then
+  if not redis.call('SET', KEYS[7], ARGV[1], 'NX', 'EX', unique_ttl) then
+    local holder = redis.call('GET', KEYS[7])
+    local held = redis.call('HGET', ARGV[7] .. holder, 'status')
+    local finished = held == 'SUCCESS' or held == 'FAILED' or held == 'TIMEOUT' or held == 'CANCELLED'
+    -- A holder whose record is gone cannot be returned; a finished one is replaced only if re-execution
+    -- is allowed (its release on completion was the normal path; this covers a key set before that).
+    if held and not (finished and ARGV[6] == '1') then
+      redis.call('HINCRBY', KEYS[6], 'deduplicated', 1)
+      return {2, held, holder}
+    end
+    redis.call('SET', KEYS[7], ARGV[1], 'EX', unique_ttl)
+  end
+end
+
 local due = tonumber(ARGV[2])
 local countdown = tonumber(ARGV[3])
 if countdown > 0 then
   due = now + countdown
 end
 local fields = {}
-for i = 5, #ARGV do
+for i = first_field, #ARGV do
   fields[#fields + 1] = ARGV[i]
 end
+if unique_ttl > 0 then
+  fields[#fields + 1] = 'unique_key'
+  fields[#fields + 1] = KEYS[7]
+  fields[#fields + 1] = 'unique_rerun'
+  fields[#fields + 1] = ARGV[6]
+end
+
+local function json_append(list, value)
+  if not list or list == '[]' then return '["' .. value .. '"]' end
+  return string.sub(list, 1, -2) .. ',"' .. value .. '"]'
+end
+
+-- Dependencies: count the parents that have not succeeded yet; register this task on each of them.
+local waiting, failed_parent = 0, false
+if nparents > 0 then
+  for i = 1, nparents do
+    local pkey = KEYS[parent_keys_from + i - 1]
+    local pid = ARGV[10 + i]
+    local p = redis.call('HMGET', pkey, 'status', 'result', 'children', 'child_keys')
+    if p[1] == 'SUCCESS' then
+      if ARGV[9] ~= '' then
+        fields[#fields + 1] = 'presult:' .. pid
+        fields[#fields + 1] = p[2] or 'null'
+      end
+    elseif p[1] == 'FAILED' or p[1] == 'TIMEOUT' or p[1] == 'CANCELLED' then
+      failed_parent = true
+    else
+      waiting = waiting + 1
+    end
+    -- Append as text: ids and keys never need JSON escaping (see keys.py), and re-encoding with cjson
+    -- would make a fan-out of n children cost O(n^2) parsing.
+    redis.call('HSET', pkey, 'children', json_append(p[3], ARGV[1]), 'child_keys', json_append(p[4], KEYS[1]))
+  end
+  fields[#fields + 1] = 'pending_parents'
+  fields[#fields + 1] = waiting
+  fields[#fields + 1] = 'pass_result'
+  fields[#fields + 1] = ARGV[9]
+  fields[#fields + 1] = 'dep_keys'
+  fields[#fields + 1] = cjson.encode({id = ARGV[1], ready = KEYS[2], delayed = KEYS[3], wake = KEYS[4],
+    events = KEYS[5], stats = KEYS[6], done = ARGV[8]})
+end
+
 local status
-if due > now then
+if failed_parent then
+  status = 'CANCELLED'
+elseif waiting > 0 then
+  status = 'PENDING'
+elseif due > now then
   status = 'DELAYED'
 else
   status = 'QUEUED'
-  due = 0
 end
-redis.call('HSET', KEYS[1], 'status', status, 'enqueued_at', now, 'eta', due, 'attempts', 0,
+local eta = due
+if due <= now then eta = 0 end
+redis.call('HSET', KEYS[1], 'status', status, 'enqueued_at', now, 'eta', eta, 'attempts', 0,
   'retries', 0, 'lost_leases', 0, unpack(fields))
+if nparents > 0 and waiting == 0 and not failed_parent then
+  -- Every parent had already succeeded: the results they left are passed now, not at their ack.
+  jq_splice_results(KEYS[1], ARGV[9])
+end
 if status == 'QUEUED' then
   redis.call('RPUSH', KEYS[2], ARGV[1])
   if redis.call('LLEN', KEYS[4]) == 0 then
     redis.call('LPUSH', KEYS[4], '1')
   end
-else
+elseif status == 'DELAYED' then
   local first = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
   redis.call('ZADD', KEYS[3], due, ARGV[1])
   -- Wake idle workers only if this task is due before anything they already wait for.
   if (first[2] == nil or tonumber(first[2]) > due) and redis.call('LLEN', KEYS[4]) == 0 then
     redis.call('LPUSH', KEYS[4], '1')
   end
+elseif status == 'CANCELLED' then
+  -- A parent already failed or was cancelled: the task is born cancelled, as it would have been had it
+  -- been submitted a moment earlier.
+  redis.call('HSET', KEYS[1], 'cancel_reason', 'dependency_failed', 'completed_at', now)
+  redis.call('EXPIRE', KEYS[1], tonumber(redis.call('HGET', KEYS[1], 'result_ttl')) or 86400)
+  if unique_ttl > 0 and ARGV[6] == '1' then
+    redis.call('DEL', KEYS[7])
+  end
+  redis.call('HINCRBY', KEYS[6], 'cancelled', 1)
 end
 redis.call('HINCRBY', KEYS[6], 'enqueued', 1)
 redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[4], '*', 'id', ARGV[1], 'event', 'enqueued', 'ts', now,
   'status', status)
-return {1, status}
+return {1, status, ARGV[1]}

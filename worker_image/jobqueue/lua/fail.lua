@@ -9,7 +9,9 @@ ARGV[6] backoff in ms for that retry     ARGV[7] final status if not retried: FA
 ARGV[8] dead letter reason if not retried and the error itself is not retryable
 ARGV[9] event stream max length          ARGV[10] completion channel
 ARGV[11] max retry-history entries kept on the task
-Returns 1 = retry scheduled, 2 = finished (dead-lettered, or cancelled), 0 = stale token. ]]
+Returns 1 = retry scheduled, 2 = finished (dead-lettered, or cancelled), 0 = stale token.
+Workflows: when finished, PENDING descendants are cancelled (dependency_failed); dedup key released. ]]
+--@include _workflow
 local f = redis.call('HMGET', KEYS[1], 'status', 'attempts', 'retries', 'max_retries', 'history', 'watched')
 if f[1] ~= 'RUNNING' or f[2] ~= ARGV[2] then
   return 0
@@ -66,6 +68,9 @@ end
 if f[6] then
   redis.call('PUBLISH', ARGV[10], status)
 end
+-- workflows / dedup (lua/_workflow.lua)
+jq_release_unique(KEYS[1], ARGV[1])
+jq_cancel_descendants(KEYS[1], now, ARGV[9])
 if (tonumber(redis.call('HGET', KEYS[8], 'max_in_flight') or '0') or 0) > 0 and redis.call('LLEN', KEYS[7]) == 0 then
   redis.call('LPUSH', KEYS[7], '1')
 end

@@ -7,7 +7,9 @@ ARGV[2] max leases recovered per call     ARGV[3] max lost leases before a task 
 ARGV[4] event stream max length           ARGV[5] worker id: '' = every expired lease, else every lease
         held by that worker whatever its expiry (the worker is known dead)
 ARGV[6] completion channel prefix
-Returns {requeued, dead_lettered}. ]]
+Returns {requeued, dead_lettered}.
+Workflows: a dead-lettered task cancels its PENDING descendants; its dedup key may be released. ]]
+--@include _workflow
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local prefix = ARGV[1]
@@ -41,6 +43,9 @@ for _, id in ipairs(ids) do
         redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[4], '*', 'id', id, 'event', 'dead_lettered',
           'ts', now, 'status', 'FAILED', 'reason', 'lease_lost_too_often', 'error', err)
         if f[7] then redis.call('PUBLISH', ARGV[6] .. id, 'FAILED') end
+        -- workflows / dedup (lua/_workflow.lua)
+        jq_release_unique(key, id)
+        jq_cancel_descendants(key, now, ARGV[4])
         dead = dead + 1
       else
         redis.call('HSET', key, 'status', 'QUEUED')

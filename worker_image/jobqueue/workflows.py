@@ -1,0 +1,106 @@
+"""Submitting workflows: every task of a graph is created in one MULTI/EXEC transaction.
+
+Each task is still created by the one enqueue script (dependency counters, parent registration), and the
+transaction makes the whole graph appear at once: a producer that crashes before EXEC leaves nothing, so no
+child can ever exist without its parents, nor a parent run while its children are still missing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from redis.exceptions import WatchError
+
+from jobqueue.canvas import Canvas, GraphNode, compile_canvas
+from jobqueue.client import Client, TaskHandle
+from jobqueue.commands import EnqueueRequest, build_enqueue, make_request, parse_enqueue_reply
+from jobqueue.errors import JobQueueError, ValidationError
+from jobqueue.keys import keys_for_task, new_task_id
+from jobqueue.redis_io import translate_errors
+from jobqueue.scripts import ScriptCall, script_source
+
+# WATCH on external parents aborts EXEC whenever one of them changes state; a few retries absorb that.
+_WATCH_ATTEMPTS = 10
+
+
+@dataclass(frozen=True)
+class WorkflowHandle:
+    """The tasks of a submitted workflow, parents before children."""
+
+    tasks: list[TaskHandle]
+    labels: dict[str, TaskHandle]  # dag labels (and positions "0", "1", ... for canvas tasks)
+    sinks: list[TaskHandle]  # tasks no other task of the workflow waits on
+
+    @property
+    def ids(self) -> list[str]:
+        """Every task id, parents first."""
+        return [t.id for t in self.tasks]
+
+    def result(self, timeout: float | None = None) -> Any:
+        """The final task's result, or the list of results when the workflow ends in several tasks."""
+        values = [sink.result(timeout=timeout) for sink in self.sinks]
+        return values[0] if len(values) == 1 else values
+
+
+def node_request(node: GraphNode) -> EnqueueRequest:
+    """The validated enqueue request of one graph node (its id and result passing fixed by the graph)."""
+    sig = node.signature
+    request = make_request(sig.name, list(sig.args), dict(sig.kwargs), depends_on=node.parents, **sig.options)
+    return replace(request, task_id=node.id, pass_result=node.pass_result)
+
+
+def submit(client: Client, canvas: Canvas, attempts: int = _WATCH_ATTEMPTS) -> WorkflowHandle:
+    """Create every task of ``canvas`` atomically and return their handles.
+
+    ValidationError for cycles, unknown parents (in the graph, or existing task ids that do not exist).
+    Works across queues on a single Redis; on Redis Cluster a workflow must live in one queue.
+    """
+    nodes = compile_canvas(canvas, new_task_id)
+    requests = [node_request(n) for n in nodes]
+    calls = [build_enqueue(client.settings, r)[1] for r in requests]
+    internal = {n.id for n in nodes}
+    parents = sorted({p for n in nodes for p in n.parents} - internal)
+    external = {p: keys_for_task(client.settings.key_prefix, p).task(p) for p in parents}
+    with translate_errors():
+        client.redis.sadd(client.global_keys.queues, *{r.queue for r in requests})
+    replies = _run_transaction(client, calls, external, attempts)
+    for reply in replies:
+        parse_enqueue_reply(reply)  # raises on a missing parent (not expected under WATCH)
+    handles = [TaskHandle(client, n.id) for n in nodes]
+    has_child = {p for n in nodes for p in n.parents}
+    return WorkflowHandle(
+        tasks=handles,
+        labels={n.label: h for n, h in zip(nodes, handles, strict=True)},
+        sinks=[h for h in handles if h.id not in has_child],
+    )
+
+
+def _run_transaction(
+    client: Client, calls: Sequence[ScriptCall], external: dict[str, str], attempts: int
+) -> list[Any]:
+    """Run the enqueue calls in one MULTI/EXEC; ``external`` maps existing parent ids to their keys."""
+    with translate_errors():
+        for _ in range(attempts):
+            with client.redis.pipeline(transaction=True) as pipe:
+                try:
+                    if external:
+                        # Existing parents are checked and watched: if one expires or changes before EXEC,
+                        # nothing is written and the check runs again.
+                        pipe.watch(*external.values())
+                        missing = [p for p, key in external.items() if not pipe.exists(key)]
+                        if missing:
+                            raise ValidationError(
+                                "depends_on", f"unknown parent task(s): {', '.join(missing)}"
+                            )
+                    pipe.multi()
+                    for call in calls:
+                        # EVAL, not EVALSHA: a NOSCRIPT inside MULTI fails one command and lets the others
+                        # through, which is exactly the half-written graph this transaction prevents.
+                        pipe.eval(script_source(call.script), len(call.keys), *call.keys, *call.args)
+                    result: list[Any] = pipe.execute()
+                    return result
+                except WatchError:
+                    continue
+    raise JobQueueError(f"workflow not submitted: its existing parents kept changing ({attempts} attempts)")
