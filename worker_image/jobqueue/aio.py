@@ -15,7 +15,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from jobqueue.canvas import Canvas
-from jobqueue.client import Client, DeadLetterStats, QueueDepth, outcome_value, parse_cancel_reason
+from jobqueue.client import Client, QueueDepth, outcome_value, parse_cancel_reason
 from jobqueue.commands import (
     TASK_FIELDS,
     EnqueueRequest,
@@ -25,6 +25,7 @@ from jobqueue.commands import (
     parse_enqueue_reply,
     parse_task,
 )
+from jobqueue.dead_letters import DeadLetterStats
 from jobqueue.errors import ResultTimeout, TaskNotFound
 from jobqueue.keys import GlobalKeys, keys_for_task
 from jobqueue.models import CancelReason, Priority, TaskRecord, TaskStatus

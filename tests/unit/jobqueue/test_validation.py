@@ -78,5 +78,5 @@ def test_priority_names() -> None:
 
 def test_soft_timeout_defaults_to_80_percent() -> None:
     _, call = build_enqueue(Settings(), make_request("t", timeout=10))
-    fields = dict(zip(call.args[4::2], call.args[5::2], strict=True))
-    assert float(fields["soft_timeout"]) == 8.0
+    position = call.args.index("soft_timeout")
+    assert float(call.args[position + 1]) == 8.0
