@@ -26,6 +26,11 @@ class SubmitTask(BaseModel):
     timeout: float | None = Field(default=None, gt=0, le=7 * 86400)
     soft_timeout: float | None = Field(default=None, gt=0, le=7 * 86400)
     result_ttl: int | None = Field(default=None, gt=0, le=365 * 86400)
+    unique: bool = False
+    unique_key: str | None = Field(default=None, min_length=1, max_length=500)
+    unique_ttl: int | None = Field(default=None, gt=0, le=365 * 86400)
+    unique_rerun: bool = False
+    depends_on: list[str] = Field(default_factory=list, max_length=1000)
 
 
 class SubmitBatch(BaseModel):
@@ -37,9 +42,10 @@ class SubmitBatch(BaseModel):
 
 
 class Submitted(BaseModel):
-    """Ids of enqueued tasks."""
+    """Ids of enqueued tasks; ``deduplicated[i]`` is true when ids[i] is an earlier unique task's id."""
 
     ids: list[str]
+    deduplicated: list[bool] = Field(default_factory=list)
 
 
 class CancelRequest(BaseModel):

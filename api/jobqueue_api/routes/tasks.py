@@ -20,18 +20,15 @@ TaskId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_\-]{1,64}\.[0-9a-f]{32}$", de
 
 
 def _request(body: SubmitTask) -> Any:
-    return make_request(
-        body.name, body.args, body.kwargs, queue=body.queue, priority=body.priority, countdown=body.countdown,
-        eta=body.eta, max_retries=body.max_retries, timeout=body.timeout, soft_timeout=body.soft_timeout,
-        result_ttl=body.result_ttl,
-    )  # fmt: skip
+    options = body.model_dump(exclude={"name", "args", "kwargs", "depends_on"})
+    return make_request(body.name, body.args, body.kwargs, depends_on=body.depends_on or None, **options)
 
 
 @router.post("", status_code=201, dependencies=[Depends(require(Scope.SUBMIT))])
 async def submit(body: SubmitTask, client: Client) -> Submitted:
     """Enqueue one task."""
     handles = await client.enqueue_many([_request(body)])
-    return Submitted(ids=[h.id for h in handles])
+    return Submitted(ids=[h.id for h in handles], deduplicated=[h.deduplicated for h in handles])
 
 
 @router.post("/batch", status_code=201, dependencies=[Depends(require(Scope.SUBMIT))])
@@ -39,7 +36,7 @@ async def submit_batch(body: SubmitBatch, client: Client) -> Submitted:
     """Enqueue many tasks in one round trip; one invalid task rejects the whole batch."""
     requests = [_request(t) for t in body.tasks]
     handles = await client.enqueue_many(requests)
-    return Submitted(ids=[h.id for h in handles])
+    return Submitted(ids=[h.id for h in handles], deduplicated=[h.deduplicated for h in handles])
 
 
 @router.get("/{task_id}", dependencies=[Depends(require(Scope.READ))])

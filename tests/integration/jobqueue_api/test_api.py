@@ -152,3 +152,23 @@ def test_redis_down_is_a_503_with_retry_after(settings: Settings) -> None:
         r = client.post("/api/v1/tasks", json={"name": "add"}, headers=SUBMIT)
         assert r.status_code == 503 and r.headers["retry-after"] == "5"
         assert client.get("/readyz").status_code == 503
+
+
+def test_submit_unique_and_depends_on(api: TestClient, start_worker: Callable[..., Any]) -> None:
+    body = {"name": "add", "args": [1, 1], "unique": True, "countdown": 30}
+    first = api.post("/api/v1/tasks", json=body, headers=SUBMIT).json()
+    again = api.post("/api/v1/tasks", json=body, headers=SUBMIT).json()
+    assert again["ids"] == first["ids"] and again["deduplicated"] == [True]
+    start_worker()
+    parent = api.post("/api/v1/tasks", json={"name": "add", "args": [1, 2]}, headers=SUBMIT).json()["ids"][0]
+    child = api.post(
+        "/api/v1/tasks", json={"name": "add", "args": [3, 4], "depends_on": [parent]}, headers=SUBMIT
+    ).json()["ids"][0]
+    wait_until(lambda: api.get(f"/api/v1/tasks/{child}", headers=READ).json()["status"] == "SUCCESS", 20)
+    assert api.get(f"/api/v1/tasks/{child}", headers=READ).json()["parents"] == [parent]
+    r = api.post(
+        "/api/v1/tasks",
+        json={"name": "add", "depends_on": ["default.0192f0c2a1b27c3d8e9f0a1b2c3d4e5f"]},
+        headers=SUBMIT,
+    )
+    assert r.status_code == 422 and r.json()["field"] == "depends_on"
