@@ -54,9 +54,14 @@ class CancelRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: Literal[
-        "user_requested", "timeout", "dependency_failed", "worker_shutdown", "system_error",
-        "rate_limit_exceeded", "other",
-    ] = "user_requested"  # fmt: skip
+        "user_requested",
+        "timeout",
+        "dependency_failed",
+        "worker_shutdown",
+        "system_error",
+        "rate_limit_exceeded",
+        "other",
+    ] = "user_requested"
     force: bool = False
 
 

@@ -102,11 +102,23 @@ class AsyncClient:
     ) -> AsyncTaskHandle:
         """Enqueue one task by name (see Client.enqueue)."""
         request = make_request(
-            name, args, kwargs, queue=queue, priority=priority, countdown=countdown, eta=eta,
-            max_retries=max_retries, timeout=timeout, soft_timeout=soft_timeout, result_ttl=result_ttl,
-            unique=unique, unique_key=unique_key, unique_ttl=unique_ttl, unique_rerun=unique_rerun,
+            name,
+            args,
+            kwargs,
+            queue=queue,
+            priority=priority,
+            countdown=countdown,
+            eta=eta,
+            max_retries=max_retries,
+            timeout=timeout,
+            soft_timeout=soft_timeout,
+            result_ttl=result_ttl,
+            unique=unique,
+            unique_key=unique_key,
+            unique_ttl=unique_ttl,
+            unique_rerun=unique_rerun,
             depends_on=depends_on,
-        )  # fmt: skip
+        )
         return (await self.enqueue_many([request]))[0]
 
     async def enqueue_many(self, requests: Sequence[EnqueueRequest]) -> list[AsyncTaskHandle]:

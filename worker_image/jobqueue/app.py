@@ -68,9 +68,17 @@ class TaskDefinition(Generic[P, R]):
         o = self.options
         options = {"unique": o.unique, "unique_ttl": o.unique_ttl, "unique_rerun": o.unique_rerun, **when}
         request = make_request(
-            self.name, list(args), kwargs, queue=o.queue, priority=o.priority, max_retries=o.max_retries,
-            timeout=o.timeout, soft_timeout=o.soft_timeout, result_ttl=o.result_ttl, **options,
-        )  # fmt: skip
+            self.name,
+            list(args),
+            kwargs,
+            queue=o.queue,
+            priority=o.priority,
+            max_retries=o.max_retries,
+            timeout=o.timeout,
+            soft_timeout=o.soft_timeout,
+            result_ttl=o.result_ttl,
+            **options,
+        )
         return self.app.client.enqueue_many([request])[0]
 
     def enqueue_with(
@@ -83,9 +91,13 @@ class TaskDefinition(Generic[P, R]):
     def _signature(self, args: tuple[Any, ...], kwargs: dict[str, Any], immutable: bool) -> Signature:
         o = self.options
         options = {
-            "queue": o.queue, "priority": o.priority.value, "max_retries": o.max_retries,
-            "timeout": o.timeout, "soft_timeout": o.soft_timeout, "result_ttl": o.result_ttl,
-        }  # fmt: skip
+            "queue": o.queue,
+            "priority": o.priority.value,
+            "max_retries": o.max_retries,
+            "timeout": o.timeout,
+            "soft_timeout": o.soft_timeout,
+            "result_ttl": o.result_ttl,
+        }
         return Signature(self.name, args, kwargs, options, immutable)
 
     def s(self, *args: Any, **kwargs: Any) -> Signature:

@@ -144,11 +144,23 @@ class Client(DeadLetterOperations):
         """Enqueue one task by name, for producers that do not import the task code. One round trip.
         Dedup and dependency options: see ``make_request``."""
         request = make_request(
-            name, args, kwargs, queue=queue, priority=priority, countdown=countdown, eta=eta,
-            max_retries=max_retries, timeout=timeout, soft_timeout=soft_timeout, result_ttl=result_ttl,
-            unique=unique, unique_key=unique_key, unique_ttl=unique_ttl, unique_rerun=unique_rerun,
+            name,
+            args,
+            kwargs,
+            queue=queue,
+            priority=priority,
+            countdown=countdown,
+            eta=eta,
+            max_retries=max_retries,
+            timeout=timeout,
+            soft_timeout=soft_timeout,
+            result_ttl=result_ttl,
+            unique=unique,
+            unique_key=unique_key,
+            unique_ttl=unique_ttl,
+            unique_rerun=unique_rerun,
             depends_on=depends_on,
-        )  # fmt: skip
+        )
         return self.enqueue_many([request])[0]
 
     def enqueue_many(self, requests: Sequence[EnqueueRequest]) -> list[TaskHandle]:

@@ -193,14 +193,21 @@ def build_enqueue(settings: Settings, request: EnqueueRequest) -> tuple[str, Scr
     countdown_ms = round((request.countdown or 0) * 1000)
     soft = default_soft_timeout(request.timeout, request.soft_timeout)
     fields: list[str | int | float] = [
-        "name", request.name,
-        "queue", request.queue,
-        "priority", request.priority.value,
-        "args", args_json,
-        "kwargs", kwargs_json,
-        "max_retries", request.max_retries,
-        "result_ttl", request.result_ttl or settings.result_ttl_seconds,
-    ]  # fmt: skip
+        "name",
+        request.name,
+        "queue",
+        request.queue,
+        "priority",
+        request.priority.value,
+        "args",
+        args_json,
+        "kwargs",
+        kwargs_json,
+        "max_retries",
+        request.max_retries,
+        "result_ttl",
+        request.result_ttl or settings.result_ttl_seconds,
+    ]
     if request.timeout is not None:
         fields += ["timeout", repr(float(request.timeout))]
     if soft is not None:
@@ -253,11 +260,33 @@ def parse_enqueue_reply(reply: Sequence[Any]) -> EnqueueReply:
 
 
 TASK_FIELDS = (
-    "name", "queue", "priority", "status", "args", "kwargs", "attempts", "max_retries", "retries",
-    "lost_leases", "result", "error", "traceback", "history", "cancel_reason", "dead_letter_reason",
-    "worker", "enqueued_at", "eta", "started_at", "completed_at", "timeout", "soft_timeout", "parents",
-    "children", "pending_parents",
-)  # fmt: skip
+    "name",
+    "queue",
+    "priority",
+    "status",
+    "args",
+    "kwargs",
+    "attempts",
+    "max_retries",
+    "retries",
+    "lost_leases",
+    "result",
+    "error",
+    "traceback",
+    "history",
+    "cancel_reason",
+    "dead_letter_reason",
+    "worker",
+    "enqueued_at",
+    "eta",
+    "started_at",
+    "completed_at",
+    "timeout",
+    "soft_timeout",
+    "parents",
+    "children",
+    "pending_parents",
+)
 
 
 def _text(value: bytes | str | None) -> str | None:

@@ -27,8 +27,12 @@ class TaskContext:
     logger: logging.LoggerAdapter[logging.Logger] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        extra: dict[str, Any] = {"task_id": self.id, "task": self.name, "queue": self.queue,
-                                 "attempt": self.attempt}  # fmt: skip
+        extra: dict[str, Any] = {
+            "task_id": self.id,
+            "task": self.name,
+            "queue": self.queue,
+            "attempt": self.attempt,
+        }
         self.logger = logging.LoggerAdapter(logging.getLogger(f"jobqueue.task.{self.name}"), extra)
 
     def is_cancelled(self) -> bool:

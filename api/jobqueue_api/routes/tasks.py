@@ -63,9 +63,15 @@ async def retry(task_id: TaskId, client: Client) -> Submitted:
         await client.replay_dead_letter(task_id, reset_retries=True)
         return Submitted(ids=[task_id])
     handle = await client.enqueue(
-        record.name, record.args, record.kwargs, queue=record.queue, priority=record.priority,
-        max_retries=record.max_retries, timeout=record.timeout, soft_timeout=record.soft_timeout,
-    )  # fmt: skip
+        record.name,
+        record.args,
+        record.kwargs,
+        queue=record.queue,
+        priority=record.priority,
+        max_retries=record.max_retries,
+        timeout=record.timeout,
+        soft_timeout=record.soft_timeout,
+    )
     return Submitted(ids=[handle.id])
 
 
@@ -76,8 +82,13 @@ async def get_result(task_id: TaskId, client: Client) -> dict[str, Any]:
     if not record.status.is_terminal:
         raise InvalidTransition(f"task {task_id} is {record.status.value}: no result yet")
     ttl = await client.result_ttl(task_id)
-    return {"id": task_id, "status": record.status.value, "result": record.result, "error": record.error,
-            "ttl_seconds": ttl}  # fmt: skip
+    return {
+        "id": task_id,
+        "status": record.status.value,
+        "result": record.result,
+        "error": record.error,
+        "ttl_seconds": ttl,
+    }
 
 
 @router.put("/{task_id}/result/ttl", dependencies=[Depends(require(Scope.ADMIN))])

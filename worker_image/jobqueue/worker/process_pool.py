@@ -187,8 +187,12 @@ class ProcessPool:
                     continue
                 if slot.kill_as is None and slot.hard_deadline is not None and now >= slot.hard_deadline:
                     slot.kill_as = OutcomeKind.TIMEOUT
-                    log.warning("task %s hit its hard time limit of %ss; killing its process", job.id,
-                                job.timeout, extra={"task_id": job.id, "queue": job.queue})  # fmt: skip
+                    log.warning(
+                        "task %s hit its hard time limit of %ss; killing its process",
+                        job.id,
+                        job.timeout,
+                        extra={"task_id": job.id, "queue": job.queue},
+                    )
                     _kill(slot.process)
                 outcome = self._read_outcome(slot, job)
                 if outcome is None:

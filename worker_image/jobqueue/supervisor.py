@@ -1,0 +1,176 @@
+"""The local supervisor of ``jobqueue up``: keeps worker processes alive and scales them from queue depth
+with the same pure decisions the Kubernetes operator uses (jobqueue.scaling)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from jobqueue.client import Client
+from jobqueue.scaling import (
+    QueueLoad,
+    ScalingPolicy,
+    choose_workers_to_drain,
+    desired_replicas,
+    stale_workers,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ManagedWorker:
+    """One worker process started by the supervisor."""
+
+    worker_id: str
+    process: subprocess.Popen[bytes]
+    started: float = field(default_factory=time.monotonic)
+    draining: bool = False
+
+
+class LocalSupervisor:
+    """Starts, restarts, scales and drains ``jobqueue worker`` processes on this machine."""
+
+    def __init__(
+        self,
+        client: Client,
+        *,
+        app_spec: str,
+        queues: list[str],
+        concurrency: int,
+        policy: ScalingPolicy,
+        log_dir: Path,
+        env: dict[str, str],
+        heartbeat_stale_seconds: float = 30.0,
+    ) -> None:
+        self.client = client
+        self.app_spec = app_spec
+        self.queues = queues
+        self.concurrency = concurrency
+        self.policy = policy
+        self.log_dir = log_dir
+        self.env = env
+        self.heartbeat_stale_seconds = heartbeat_stale_seconds
+        self.workers: dict[str, ManagedWorker] = {}
+        self.restarts = 0
+        self.last_scale: float | None = None
+        self._next_index = 0
+
+    def _spawn(self) -> ManagedWorker:
+        worker_id = f"local-{os.getpid()}-{self._next_index}"
+        self._next_index += 1
+        # The child keeps its own copy of the log file descriptor; ours closes right after the start.
+        cmd = [
+            sys.executable,
+            "-m",
+            "jobqueue",
+            "worker",
+            "--app",
+            self.app_spec,
+            "--queues",
+            ",".join(self.queues),
+            "--concurrency",
+            str(self.concurrency),
+            "--worker-id",
+            worker_id,
+        ]
+        with (self.log_dir / f"{worker_id}.log").open("ab") as out:
+            process = subprocess.Popen(
+                cmd, env={**os.environ, **self.env}, stdout=out, stderr=subprocess.STDOUT
+            )
+        worker = ManagedWorker(worker_id, process)
+        self.workers[worker_id] = worker
+        return worker
+
+    def start(self) -> None:
+        """Start the minimum number of workers."""
+        for _ in range(max(1, self.policy.min_replicas)):
+            self._spawn()
+
+    @property
+    def replicas(self) -> int:
+        """Workers counted toward the desired number (draining ones are on their way out)."""
+        return sum(1 for w in self.workers.values() if not w.draining)
+
+    def tick(self) -> str | None:
+        """Restart dead or stale workers, then apply one scaling decision; returns what it did."""
+        self._reap_exited()
+        self._restart_stale()
+        ready = in_flight = 0
+        for queue in self.queues:
+            depth = self.client.queue_depth(queue)
+            ready += depth.total_ready
+            in_flight += depth.in_flight
+        since = None if self.last_scale is None else time.monotonic() - self.last_scale
+        decision = desired_replicas(self.policy, QueueLoad(ready, in_flight), self.replicas, since)
+        if not decision.changes(self.replicas):
+            return None
+        if decision.desired > self.replicas:
+            for _ in range(decision.desired - self.replicas):
+                self._spawn()
+        else:
+            busy = self._in_flight_by_worker()
+            for worker_id in choose_workers_to_drain(busy, self.replicas - decision.desired):
+                self.workers[worker_id].draining = True
+                # Drain, not kill: the worker stops fetching, finishes its tasks and exits 0.
+                self.client.request_drain(worker_id)
+        self.last_scale = time.monotonic()
+        log.info("scaled workers: %s", decision.reason)
+        return decision.reason
+
+    def _in_flight_by_worker(self) -> dict[str, int]:
+        reported = {w["id"]: w for w in self.client.list_workers()}
+        counts = {}
+        for worker_id, worker in self.workers.items():
+            if not worker.draining:
+                counts[worker_id] = len(json.loads(reported.get(worker_id, {}).get("in_flight") or "[]"))
+        return counts
+
+    def _reap_exited(self) -> None:
+        for worker_id, worker in list(self.workers.items()):
+            code = worker.process.poll()
+            if code is None:
+                continue
+            del self.workers[worker_id]
+            if not worker.draining:
+                log.warning("worker %s exited with %s; replacing it", worker_id, code)
+                self.client.recover_expired_leases(self.queues, worker_id=worker_id)
+                self.restarts += 1
+                self._spawn()
+
+    def _restart_stale(self) -> None:
+        ages = {
+            w["id"]: float(w["heartbeat_age"]) for w in self.client.list_workers() if w["id"] in self.workers
+        }
+        grace = self.heartbeat_stale_seconds
+        # A worker that never heartbeated yet is stale too once it had time to start.
+        for worker_id, worker in self.workers.items():
+            if worker_id not in ages and time.monotonic() - worker.started > grace:
+                ages[worker_id] = grace + 1
+        for worker_id in stale_workers(ages, grace):
+            worker = self.workers.pop(worker_id)
+            log.warning("worker %s stopped heartbeating; killing and replacing it", worker_id)
+            worker.process.kill()
+            worker.process.wait(10)
+            # Known dead: its leases come back now rather than at expiry.
+            self.client.recover_expired_leases(self.queues, worker_id=worker_id)
+            self.restarts += 1
+            self._spawn()
+
+    def stop(self, timeout: float = 40.0) -> None:
+        """SIGTERM every worker (they drain) and wait for them."""
+        for worker in self.workers.values():
+            if worker.process.poll() is None:
+                worker.process.terminate()
+        deadline = time.monotonic() + timeout
+        for worker in self.workers.values():
+            try:
+                worker.process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                worker.process.kill()
