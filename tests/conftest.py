@@ -11,11 +11,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from jq_testing import worker_env
 
 from jobqueue import Client, Settings
 from jobqueue.embedded.redis_server import RedisServer
-
-SUPPORT = Path(__file__).parent / "support"
 
 
 @pytest.fixture(scope="session")
@@ -47,14 +46,7 @@ class WorkerProcess:
     """A real ``jobqueue worker`` subprocess."""
 
     def __init__(self, settings: Settings, *args: str, log_path: Path) -> None:
-        env = {
-            **os.environ,
-            "JOBQUEUE_REDIS_URL": settings.redis_url.get_secret_value(),
-            "JOBQUEUE_KEY_PREFIX": settings.key_prefix,
-            "JOBQUEUE_LEASE_SECONDS": str(settings.lease_seconds),
-            "JOBQUEUE_HEARTBEAT_SECONDS": str(settings.heartbeat_seconds),
-            "PYTHONPATH": os.pathsep.join([str(SUPPORT), os.environ.get("PYTHONPATH", "")]),
-        }
+        env = {**os.environ, **worker_env(settings)}
         self.log_path = log_path
         self._log = log_path.open("ab")
         self.process = subprocess.Popen(

@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 
-from jobqueue import Client
+from jobqueue import Client, Settings
+
+SUPPORT = Path(__file__).parent
+
+
+def worker_env(settings: Settings) -> dict[str, str]:
+    """Environment for a worker subprocess that uses ``settings`` and can import jq_test_app."""
+    return {
+        "JOBQUEUE_REDIS_URL": settings.redis_url.get_secret_value(),
+        "JOBQUEUE_KEY_PREFIX": settings.key_prefix,
+        "JOBQUEUE_LEASE_SECONDS": str(settings.lease_seconds),
+        "JOBQUEUE_HEARTBEAT_SECONDS": str(settings.heartbeat_seconds),
+        "PYTHONPATH": os.pathsep.join([str(SUPPORT), os.environ.get("PYTHONPATH", "")]),
+    }
 
 
 def wait_until(predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.02) -> None:

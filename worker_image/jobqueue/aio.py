@@ -7,17 +7,18 @@ Redis delegate to the sync client in a thread, so both surfaces share one implem
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
+from typing_extensions import Unpack
 
 from jobqueue.canvas import Canvas
 from jobqueue.client import Client, QueueDepth, outcome_value, parse_cancel_reason
 from jobqueue.commands import (
     TASK_FIELDS,
+    EnqueueOptions,
     EnqueueRequest,
     build_cancel,
     build_enqueue,
@@ -85,40 +86,10 @@ class AsyncClient:
         name: str,
         args: Sequence[Any] | None = None,
         kwargs: Mapping[str, Any] | None = None,
-        *,
-        queue: str = "default",
-        priority: Priority | str = Priority.MEDIUM,
-        countdown: float | None = None,
-        eta: dt.datetime | None = None,
-        max_retries: int = 0,
-        timeout: float | None = None,
-        soft_timeout: float | None = None,
-        result_ttl: int | None = None,
-        unique: bool = False,
-        unique_key: str | None = None,
-        unique_ttl: int | None = None,
-        unique_rerun: bool = False,
-        depends_on: Sequence[str] | None = None,
+        **options: Unpack[EnqueueOptions],
     ) -> AsyncTaskHandle:
         """Enqueue one task by name (see Client.enqueue)."""
-        request = make_request(
-            name,
-            args,
-            kwargs,
-            queue=queue,
-            priority=priority,
-            countdown=countdown,
-            eta=eta,
-            max_retries=max_retries,
-            timeout=timeout,
-            soft_timeout=soft_timeout,
-            result_ttl=result_ttl,
-            unique=unique,
-            unique_key=unique_key,
-            unique_ttl=unique_ttl,
-            unique_rerun=unique_rerun,
-            depends_on=depends_on,
-        )
+        request = make_request(name, args, kwargs, **options)
         return (await self.enqueue_many([request]))[0]
 
     async def enqueue_many(self, requests: Sequence[EnqueueRequest]) -> list[AsyncTaskHandle]:

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import redis
+from typing_extensions import Unpack
 
 from jobqueue.commands import (
     TASK_FIELDS,
+    EnqueueOptions,
     EnqueueRequest,
     build_cancel,
     build_enqueue,
@@ -126,41 +127,11 @@ class Client(DeadLetterOperations):
         name: str,
         args: Sequence[Any] | None = None,
         kwargs: Mapping[str, Any] | None = None,
-        *,
-        queue: str = "default",
-        priority: Priority | str = Priority.MEDIUM,
-        countdown: float | None = None,
-        eta: dt.datetime | None = None,
-        max_retries: int = 0,
-        timeout: float | None = None,
-        soft_timeout: float | None = None,
-        result_ttl: int | None = None,
-        unique: bool = False,
-        unique_key: str | None = None,
-        unique_ttl: int | None = None,
-        unique_rerun: bool = False,
-        depends_on: Sequence[str] | None = None,
+        **options: Unpack[EnqueueOptions],
     ) -> TaskHandle:
         """Enqueue one task by name, for producers that do not import the task code. One round trip.
         Dedup and dependency options: see ``make_request``."""
-        request = make_request(
-            name,
-            args,
-            kwargs,
-            queue=queue,
-            priority=priority,
-            countdown=countdown,
-            eta=eta,
-            max_retries=max_retries,
-            timeout=timeout,
-            soft_timeout=soft_timeout,
-            result_ttl=result_ttl,
-            unique=unique,
-            unique_key=unique_key,
-            unique_ttl=unique_ttl,
-            unique_rerun=unique_rerun,
-            depends_on=depends_on,
-        )
+        request = make_request(name, args, kwargs, **options)
         return self.enqueue_many([request])[0]
 
     def enqueue_many(self, requests: Sequence[EnqueueRequest]) -> list[TaskHandle]:

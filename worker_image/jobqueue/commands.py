@@ -10,7 +10,7 @@ import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 from jobqueue.errors import ValidationError
 from jobqueue.keys import QueueKeys, keys_for_task, new_task_id, queue_of, validate_queue_name
@@ -64,6 +64,24 @@ def parse_priority(value: Priority | str) -> Priority:
         return Priority(value.lower() if isinstance(value, str) else value)
     except (ValueError, AttributeError) as exc:
         raise ValidationError("priority", f"{value!r} is not one of high, medium, low") from exc
+
+
+class EnqueueOptions(TypedDict, total=False):
+    """Options of one enqueue, shared by make_request, Client.enqueue and AsyncClient.enqueue."""
+
+    queue: str
+    priority: Priority | str
+    countdown: float | None
+    eta: dt.datetime | None
+    max_retries: int
+    timeout: float | None
+    soft_timeout: float | None
+    result_ttl: int | None
+    unique: bool
+    unique_key: str | None
+    unique_ttl: int | None
+    unique_rerun: bool
+    depends_on: Sequence[str] | None
 
 
 def make_request(

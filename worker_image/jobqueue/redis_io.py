@@ -9,6 +9,7 @@ from typing import Any
 
 import redis
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError
@@ -40,34 +41,35 @@ def translate_errors() -> Iterator[None]:
         raise JobQueueError(f"Redis error: {exc}") from exc
 
 
+def _options(settings: Settings) -> dict[str, Any]:
+    """Connection options shared by the sync and asyncio clients."""
+    return {
+        "decode_responses": True,
+        "socket_timeout": settings.socket_timeout_seconds,
+        "socket_connect_timeout": min(5.0, settings.socket_timeout_seconds),
+        "retry_on_error": [RedisConnectionError, RedisTimeoutError],
+        "health_check_interval": 30,
+    }
+
+
 def connect(settings: Settings, url: str | None = None, single_connection: bool = False) -> redis.Redis:
     """A sync Redis client (no I/O until first use). Connection errors are retried briefly.
 
     ``single_connection`` pins every command to one connection (needed to know its CLIENT ID)."""
     return redis.Redis.from_url(
         url or settings.redis_url.get_secret_value(),
-        decode_responses=True,
-        socket_timeout=settings.socket_timeout_seconds,
-        socket_connect_timeout=min(5.0, settings.socket_timeout_seconds),
         retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 3),
-        retry_on_error=[RedisConnectionError, RedisTimeoutError],
-        health_check_interval=30,
         single_connection_client=single_connection,
+        **_options(settings),
     )
 
 
 def connect_async(settings: Settings, url: str | None = None) -> aioredis.Redis:
     """An asyncio Redis client (no I/O until first use)."""
-    from redis.asyncio.retry import Retry as AsyncRetry  # noqa: PLC0415 - keeps the sync path light
-
     return aioredis.Redis.from_url(
         url or settings.redis_url.get_secret_value(),
-        decode_responses=True,
-        socket_timeout=settings.socket_timeout_seconds,
-        socket_connect_timeout=min(5.0, settings.socket_timeout_seconds),
         retry=AsyncRetry(ExponentialBackoff(cap=1.0, base=0.05), 3),
-        retry_on_error=[RedisConnectionError, RedisTimeoutError],
-        health_check_interval=30,
+        **_options(settings),
     )
 
 

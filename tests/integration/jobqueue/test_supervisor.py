@@ -4,29 +4,20 @@ ones, with the same pure decisions the operator uses."""
 from __future__ import annotations
 
 import collections
-import os
 import signal
 from pathlib import Path
 
 import pytest
-from jq_testing import runs, wait_until
+from jq_testing import runs, wait_until, worker_env
 
 from jobqueue import Client, Settings
 from jobqueue.commands import make_request
 from jobqueue.scaling import ScalingPolicy
 from jobqueue.supervisor import LocalSupervisor
 
-SUPPORT = Path(__file__).parents[2] / "support"
-
 
 def make_supervisor(client: Client, settings: Settings, tmp_path: Path, **policy: float) -> LocalSupervisor:
-    env = {
-        "JOBQUEUE_REDIS_URL": settings.redis_url.get_secret_value(),
-        "JOBQUEUE_KEY_PREFIX": settings.key_prefix,
-        "JOBQUEUE_LEASE_SECONDS": str(settings.lease_seconds),
-        "JOBQUEUE_HEARTBEAT_SECONDS": str(settings.heartbeat_seconds),
-        "PYTHONPATH": os.pathsep.join([str(SUPPORT), os.environ.get("PYTHONPATH", "")]),
-    }
+    env = worker_env(settings)
     return LocalSupervisor(
         client,
         app_spec="jq_test_app:app",
