@@ -75,6 +75,9 @@ if limit > 0 then
   -- new 100/s limit for a minute) while the starts already made still count.
   if counted_in > 0 and counted_in ~= interval and tat > now then
     tat = now + (tat - now) * interval / counted_in
+    -- Persist at once: re-expressing the old timestamp on every call would keep it from draining.
+    redis.call('HSET', KEYS[10], 'tat', tat, 'interval', interval)
+    redis.call('PEXPIRE', KEYS[10], math.ceil(tat - now) + 1000)
   end
   if tat < now then tat = now end
   -- The epsilon absorbs floating error of fractional intervals (e.g. 60000 / 7 ms).
