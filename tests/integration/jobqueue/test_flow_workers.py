@@ -111,7 +111,7 @@ def test_weighted_low_gets_its_share_under_a_flood_of_high(app: App, start_worke
 def test_paused_queue_hands_out_nothing_while_enqueue_works(app: App, start_worker: StartWorker) -> None:
     app.queues.pause("default")
     start_worker(*THREADS)
-    wait_until(lambda: app.client.list_workers(), timeout=60)
+    wait_until(app.client.list_workers, timeout=60)
     ids = enqueue(app, 5)
     time.sleep(1.5)
     assert starts(app) == []
