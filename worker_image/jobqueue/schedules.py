@@ -19,7 +19,13 @@ from typing import Any
 from jobqueue.client import Client
 from jobqueue.commands import make_request
 from jobqueue.cron import next_fire
-from jobqueue.errors import InvalidTransition, ScheduleNotFound, TaskNotFound
+from jobqueue.errors import (
+    BrokerUnavailable,
+    InvalidTransition,
+    JobQueueError,
+    ScheduleNotFound,
+    TaskNotFound,
+)
 from jobqueue.keys import GlobalKeys, keys_for_task
 from jobqueue.models import CancelReason, Priority, TaskStatus
 from jobqueue.redis_io import run_script, translate_errors
@@ -223,6 +229,34 @@ def _fire(client: Client, keys: GlobalKeys, schedule: Schedule, fire_ms: int, re
     )
 
 
+def _fire_schedule(
+    client: Client,
+    keys: GlobalKeys,
+    name: str,
+    *,
+    score: int,
+    now: dt.datetime,
+    claimer: str,
+    report: FireReport,
+) -> None:
+    with translate_errors():
+        spec_json = client.redis.hget(keys.schedules, name)
+    if spec_json is None:
+        run_script(client.redis, _update_call(keys, "cleanup", name))
+        return
+    schedule = Schedule.from_json(spec_json)
+    spec = schedule.cron_spec
+    plan = plan_fires(spec, score, now, schedule.starting_deadline_seconds)
+    if plan.missed and plan.missed_from is not None:
+        target = first_run_after_missed(plan, spec, now)
+        if _claim(client, keys, name, plan.missed_from, next_ms=target, claimer=claimer, missed=plan.missed):
+            report.missed += plan.missed
+            log.warning("schedule %s: %d fire(s) missed", name, plan.missed)
+    for fire_ms in plan.run:
+        if _claim(client, keys, name, fire_ms, next_ms=plan.next_after[fire_ms], claimer=claimer, missed=0):
+            _fire(client, keys, schedule, fire_ms, report)
+
+
 def fire_due_schedules(client: Client, claimer: str) -> FireReport:
     """Fire every due schedule once per fire time (safe to run in any number of schedulers at once)."""
     keys = GlobalKeys(client.settings.key_prefix)
@@ -232,26 +266,13 @@ def fire_due_schedules(client: Client, claimer: str) -> FireReport:
     with translate_errors():
         due = client.redis.zrangebyscore(keys.schedules_due, "-inf", now_ms, withscores=True)
     for name, score in due:
-        with translate_errors():
-            spec_json = client.redis.hget(keys.schedules, name)
-        if spec_json is None:
-            run_script(client.redis, _update_call(keys, "cleanup", name))
-            continue
-        schedule = Schedule.from_json(spec_json)
-        spec = schedule.cron_spec
-        plan = plan_fires(spec, int(score), now, schedule.starting_deadline_seconds)
-        if plan.missed and plan.missed_from is not None:
-            target = first_run_after_missed(plan, spec, now)
-            if _claim(
-                client, keys, name, plan.missed_from, next_ms=target, claimer=claimer, missed=plan.missed
-            ):
-                report.missed += plan.missed
-                log.warning("schedule %s: %d fire(s) missed", name, plan.missed)
-        for fire_ms in plan.run:
-            if _claim(
-                client, keys, name, fire_ms, next_ms=plan.next_after[fire_ms], claimer=claimer, missed=0
-            ):
-                _fire(client, keys, schedule, fire_ms, report)
+        try:
+            _fire_schedule(client, keys, name, score=int(score), now=now, claimer=claimer, report=report)
+        except BrokerUnavailable:
+            raise
+        except JobQueueError as exc:
+            # One broken schedule (e.g. its task's queue rejects the payload) must not stop the others.
+            log.error("schedule %s could not fire: %s", name, exc)
     with translate_errors():
         first = client.redis.zrange(keys.schedules_due, 0, 0, withscores=True)
     if first:

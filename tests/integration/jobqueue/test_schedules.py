@@ -169,3 +169,14 @@ def test_a_paused_schedule_never_fires(app: App) -> None:
         assert fire_due_schedules(client, "test").fired == 0
         time.sleep(0.1)
     assert ready_ids(client) == []
+
+
+def test_a_broken_schedule_does_not_stop_the_others(app: App) -> None:
+    client = app.client
+    app.schedules.register("good", cron="* * * * * *", task="add")
+    app.schedules.register("broken", cron="* * * * * *", task="add")
+    keys = GlobalKeys(client.settings.key_prefix)
+    spec = client.redis.hget(keys.schedules, "broken").replace("* * * * * *", "not cron")
+    client.redis.hset(keys.schedules, "broken", spec)  # as if written by a buggy tool
+    _fire_until(client, lambda: app.schedules.get("good").fired >= 1)
+    assert app.schedules.get("broken").fired == 0
