@@ -180,3 +180,11 @@ def test_async_admin(settings: Settings) -> None:
             await client.close()
 
     asyncio.run(main())
+
+
+def test_rate_state_left_by_an_older_version_is_replaced(app: App) -> None:
+    client = app.client
+    app.queues.set_rate_limit("default", max_tasks_per_second=10)
+    client.redis.set(client.queue_keys("default").rate, "123", px=60_000)  # the old string format
+    client.enqueue("add", [1, 1])
+    assert len(fetch(client).jobs) == 1

@@ -67,7 +67,12 @@ if limit > 0 then
   local burst = tonumber(cfg[5] or '1') or 1
   if burst < 1 then burst = 1 end
   tolerance = (burst - 1) * interval
-  local state = redis.call('HMGET', KEYS[10], 'tat', 'interval')
+  local state = redis.pcall('HMGET', KEYS[10], 'tat', 'interval')
+  if state.err then
+    -- State left by an older version as a plain string: drop it (at worst one burst more is allowed).
+    redis.call('DEL', KEYS[10])
+    state = {false, false}
+  end
   tat = tonumber(state[1] or '0') or 0
   local counted_in = tonumber(state[2] or '0') or 0
   -- The debt ahead of now is a number of starts: when the limit changed since it was counted, re-express
