@@ -30,6 +30,7 @@ from jobqueue.dead_letters import DeadLetterStats
 from jobqueue.errors import ResultTimeout, TaskNotFound
 from jobqueue.keys import GlobalKeys, keys_for_task
 from jobqueue.models import CancelReason, Priority, TaskRecord, TaskStatus
+from jobqueue.queue_admin import AsyncQueueAdmin, QueueAdmin
 from jobqueue.redis_io import connect_async, run_script_async, script_sha, translate_errors
 from jobqueue.scripts import ScriptCall
 from jobqueue.settings import Settings
@@ -74,6 +75,11 @@ class AsyncClient:
         if self._sync is None:
             self._sync = Client(self.settings)
         return self._sync
+
+    @property
+    def queues(self) -> AsyncQueueAdmin:
+        """Flow control of queues (see QueueAdmin), awaitable."""
+        return AsyncQueueAdmin(QueueAdmin(self.sync))
 
     async def close(self) -> None:
         """Close both connection pools."""

@@ -16,7 +16,9 @@ from jobqueue.commands import make_request, parse_priority
 from jobqueue.errors import ConfigurationError, ValidationError
 from jobqueue.keys import validate_queue_name
 from jobqueue.models import Priority
+from jobqueue.queue_admin import QueueAdmin
 from jobqueue.retry import BackoffFunction, RetryPolicy
+from jobqueue.schedules import ScheduleRegistry
 from jobqueue.settings import Settings
 from jobqueue.workflows import WorkflowHandle, submit
 
@@ -141,6 +143,16 @@ class App:
         if self._client is None:
             self._client = Client(self.settings)
         return self._client
+
+    @property
+    def queues(self) -> QueueAdmin:
+        """Flow control of queues: rate limit, max in-flight, pause / resume, priority policy."""
+        return QueueAdmin(self.client)
+
+    @property
+    def schedules(self) -> ScheduleRegistry:
+        """Recurring (cron) schedules: register, pause, resume, delete, list."""
+        return ScheduleRegistry(self.client)
 
     def async_client(self) -> AsyncClient:
         """A new asyncio client (bind one per event loop)."""

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from types import FrameType
 
 from jobqueue.app import App, load_app
+from jobqueue.cli_flow import add_commands as add_flow_commands
 from jobqueue.errors import JobQueueError, ValidationError
 from jobqueue.log_config import configure_logging
 from jobqueue.settings import Settings
@@ -195,6 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--reset", action="store_true", help="replay with retry counters reset")
     d.add_argument("ids", nargs="*")
     d.set_defaults(func=_dlq)
+
+    add_flow_commands(sub)
     return parser
 
 

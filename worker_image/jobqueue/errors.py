@@ -44,6 +44,14 @@ class TaskNotFound(JobQueueError, LookupError):
         self.task_id = task_id
 
 
+class ScheduleNotFound(JobQueueError, LookupError):
+    """No recurring schedule exists with this name."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"schedule {name!r} not found")
+        self.name = name
+
+
 class UnknownTask(JobQueueError, LookupError):
     """A worker received a task name that its app does not register."""
 

@@ -158,6 +158,25 @@ class GlobalKeys:
         """Hash of instructions to one worker (e.g. drain), set by the operator or supervisor."""
         return f"{self.prefix}:worker:{worker_id}:control"
 
+    # Schedule keys share the hash tag {schedules}: the claim script touches several of them at once.
+    @property
+    def schedules(self) -> str:
+        """Hash of schedule name -> schedule definition (JSON)."""
+        return f"{self.prefix}:{{schedules}}:specs"
+
+    @property
+    def schedules_due(self) -> str:
+        """Sorted set of active (not paused) schedule names scored by their next fire time (unix ms)."""
+        return f"{self.prefix}:{{schedules}}:due"
+
+    def schedule_state(self, name: str) -> str:
+        """Hash of one schedule's run state (paused, last fire, last task id, fired / missed / skipped)."""
+        return f"{self.prefix}:{{schedules}}:state:{name}"
+
+    def schedule_claim(self, name: str, fire_ms: int) -> str:
+        """Claim of one fire time of one schedule (SET NX with expiry): whoever sets it fires."""
+        return f"{self.prefix}:{{schedules}}:claim:{name}:{fire_ms}"
+
 
 def keys_for_task(prefix: str, task_id: str) -> QueueKeys:
     """The keys of the queue a task id belongs to."""

@@ -1,4 +1,4 @@
-"""The scheduler process: recovers expired leases and promotes due delayed tasks for every queue.
+"""The scheduler process: recovers expired leases, promotes due delayed tasks and fires cron schedules.
 
 Any number of schedulers may run: every action is an idempotent script.
 """
@@ -6,11 +6,15 @@ Any number of schedulers may run: every action is an idempotent script.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
+import time
 
 from jobqueue.client import Client
 from jobqueue.errors import BrokerUnavailable
 from jobqueue.redis_io import run_scripts
+from jobqueue.schedules import fire_due_schedules
 from jobqueue.worker.jobs import build_fetch
 
 log = logging.getLogger(__name__)
@@ -23,6 +27,8 @@ class Scheduler:
         self.client = client
         self.interval_seconds = interval_seconds
         self._stop = threading.Event()
+        self.scheduler_id = f"{socket.gethostname()}-{os.getpid()}-{id(self):x}"
+        self._next_schedule_due: float | None = None  # monotonic time of the next schedule fire
 
     def stop(self) -> None:
         """End run() after the current tick."""
@@ -36,13 +42,34 @@ class Scheduler:
         run_scripts(self.client.redis, [build_fetch(self.client.settings, q, 0, "scheduler") for q in queues])
         if recovered["requeued"] or recovered["dead_lettered"]:
             log.warning("recovered expired leases: %s", recovered)
-        return recovered
+        return {**recovered, **self.fire_schedules()}
+
+    def fire_schedules(self) -> dict[str, int]:
+        """Fire due cron schedules (each fire time claimed once across all schedulers)."""
+        report = fire_due_schedules(self.client, self.scheduler_id)
+        self._next_schedule_due = (
+            None if report.next_due_in is None else time.monotonic() + report.next_due_in
+        )
+        return {
+            "fired": report.fired,
+            "missed": report.missed,
+            "skipped": report.skipped,
+            "replaced": report.replaced,
+        }
 
     def run(self) -> None:
-        """Tick every interval until stop()."""
+        """Tick every interval until stop(); in between, wake exactly when the next schedule is due."""
+        next_tick = 0.0
         while not self._stop.is_set():
             try:
-                self.tick()
+                if time.monotonic() >= next_tick:
+                    next_tick = time.monotonic() + self.interval_seconds
+                    self.tick()
+                else:
+                    self.fire_schedules()
             except BrokerUnavailable as exc:
                 log.warning("scheduler tick failed: %s", exc)
-            self._stop.wait(self.interval_seconds)
+            wake_at = next_tick
+            if self._next_schedule_due is not None:
+                wake_at = min(wake_at, self._next_schedule_due)
+            self._stop.wait(max(0.001, wake_at - time.monotonic()))

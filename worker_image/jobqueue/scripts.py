@@ -18,6 +18,9 @@ SCRIPT_NAMES = (
     "replay",
     "purge_dead",
     "watch",
+    "configure",
+    "schedule_update",
+    "schedule_claim",
 )
 
 

@@ -2,7 +2,8 @@
 Flow control is decided here, atomically for every worker: pause, max in-flight and the rate limit.
 KEYS[1] ready high   KEYS[2] ready medium   KEYS[3] ready low
 KEYS[4] delayed zset KEYS[5] lease zset     KEYS[6] wake list
-KEYS[7] config hash  KEYS[8] event stream   KEYS[9] stats hash   KEYS[10] rate-limit state
+KEYS[7] config hash  KEYS[8] event stream   KEYS[9] stats hash
+KEYS[10] rate-limit state (GCRA hash: tat, interval)
 ARGV[1] max tasks    ARGV[2] worker id      ARGV[3] lease duration ms
 ARGV[4] task key prefix (task keys share the queue's hash tag, so they live on the same cluster slot;
         the ids are only known inside the script, hence the prefix rather than KEYS)
@@ -12,7 +13,9 @@ Returns {wait_ms, next_due_ms, count, then per task 13 values:
          enqueued_at, lost_leases, result_ttl}
 wait_ms: -1 when tasks were handed out or none are ready; otherwise how long flow control says to wait
 (-2 = paused, -3 = max in-flight reached). next_due_ms: milliseconds until the earliest delayed task
-is due, or -1. With ARGV[1] = 0 the call only promotes (the scheduler does that). ]]
+is due, or -1. With ARGV[1] = 0 the call only promotes (the scheduler does that).
+Config fields read (written by configure.lua): paused, max_in_flight, rate_limit, rate_period_ms,
+rate_burst, rate_enabled ('0' = off), priority_policy ('strict' | 'weighted'), weights (JSON [h, m, l]). ]]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local prefix = ARGV[4]
@@ -37,11 +40,12 @@ end
 
 -- 2. Flow control.
 local cfg = redis.call('HMGET', KEYS[7], 'paused', 'max_in_flight', 'rate_limit', 'rate_period_ms',
-  'rate_burst', 'priority_policy', 'weights')
+  'rate_burst', 'priority_policy', 'weights', 'rate_enabled')
 if cfg[1] == '1' then
   return {-2, next_due, 0}
 end
-local want = tonumber(ARGV[1])
+local requested = tonumber(ARGV[1])
+local want = requested
 local max_in_flight = tonumber(cfg[2] or '0') or 0
 if max_in_flight > 0 then
   local room = max_in_flight - redis.call('ZCARD', KEYS[5])
@@ -50,20 +54,41 @@ if max_in_flight > 0 then
   end
   if room < want then want = room end
 end
--- Rate limit as GCRA: one stored "theoretical arrival time"; burst tasks may start at once, then one
--- per interval. Tokens are only consumed for tasks actually handed out (below).
+-- Rate limit as GCRA: the state hash holds one "theoretical arrival time" (tat) and the interval it was
+-- counted in; burst tasks may start at once, then one per interval. Tokens are only consumed for tasks
+-- actually handed out (below).
 local limit = tonumber(cfg[3] or '0') or 0
+if cfg[8] == '0' then limit = 0 end
 local interval, tat, tolerance = 0, 0, 0
 if limit > 0 then
-  interval = tonumber(cfg[4]) / limit
+  local period = tonumber(cfg[4] or '') or 1000
+  if period <= 0 then period = 1000 end
+  interval = period / limit
   local burst = tonumber(cfg[5] or '1') or 1
   if burst < 1 then burst = 1 end
   tolerance = (burst - 1) * interval
-  tat = tonumber(redis.call('GET', KEYS[10]) or '0') or 0
+  local state = redis.pcall('HMGET', KEYS[10], 'tat', 'interval')
+  if state.err then
+    -- State left by an older version as a plain string: drop it (at worst one burst more is allowed).
+    redis.call('DEL', KEYS[10])
+    state = {false, false}
+  end
+  tat = tonumber(state[1] or '0') or 0
+  local counted_in = tonumber(state[2] or '0') or 0
+  -- The debt ahead of now is a number of starts: when the limit changed since it was counted, re-express
+  -- it in the new interval, so a new limit takes effect at once (an old 1/min debt must not hold back a
+  -- new 100/s limit for a minute) while the starts already made still count.
+  if counted_in > 0 and counted_in ~= interval and tat > now then
+    tat = now + (tat - now) * interval / counted_in
+    -- Persist at once: re-expressing the old timestamp on every call would keep it from draining.
+    redis.call('HSET', KEYS[10], 'tat', tat, 'interval', interval)
+    redis.call('PEXPIRE', KEYS[10], math.ceil(tat - now) + 1000)
+  end
   if tat < now then tat = now end
-  local allowed = math.floor((tolerance - (tat - now)) / interval) + 1
+  -- The epsilon absorbs floating error of fractional intervals (e.g. 60000 / 7 ms).
+  local allowed = math.floor((tolerance - (tat - now)) / interval + 1e-9) + 1
   if allowed <= 0 then
-    return {math.ceil(tat - tolerance - now), next_due, 0}
+    return {math.max(1, math.ceil(tat - tolerance - now)), next_due, 0}
   end
   if allowed < want then want = allowed end
 end
@@ -74,9 +99,17 @@ local weights, total, cursor = nil, 0, 0
 if cfg[6] == 'weighted' then
   -- Weighted (opt-in): a deterministic rotation over the weights (e.g. 6:3:1) picks the level tried first
   -- for each slot, so low priority gets its share under a flood of high; empty levels fall through.
-  weights = cjson.decode(cfg[7] or '[6,3,1]')
-  total = weights[1] + weights[2] + weights[3]
-  cursor = tonumber(redis.call('HGET', KEYS[7], 'weighted_cursor') or '0') or 0
+  -- Malformed weights (written by hand) fall back to strict rather than failing every fetch.
+  local ok, decoded = pcall(cjson.decode, cfg[7] or '[6,3,1]')
+  if ok and type(decoded) == 'table' and tonumber(decoded[1]) and tonumber(decoded[2])
+      and tonumber(decoded[3]) then
+    weights = {tonumber(decoded[1]), tonumber(decoded[2]), tonumber(decoded[3])}
+    total = weights[1] + weights[2] + weights[3]
+    if total <= 0 or weights[1] < 0 or weights[2] < 0 or weights[3] < 0 then weights = nil end
+  end
+  if weights then
+    cursor = tonumber(redis.call('HGET', KEYS[7], 'weighted_cursor') or '0') or 0
+  end
 end
 local out = {-1, next_due, 0}
 local count = 0
@@ -98,6 +131,8 @@ while count < want and not exhausted do
   end
   if not id then
     exhausted = true
+    -- The slot that found nothing is not consumed: the rotation resumes there next time.
+    cursor = cursor - 1
   else
     local key = prefix .. id
     local f = redis.call('HMGET', key, 'status', 'name', 'args', 'kwargs', 'priority', 'timeout',
@@ -126,13 +161,15 @@ if weights then
 end
 out[3] = count
 if limit > 0 and count > 0 then
-  redis.call('SET', KEYS[10], tat + count * interval, 'PX', math.ceil(tat + count * interval - now) + 1000)
+  redis.call('HSET', KEYS[10], 'tat', tat + count * interval, 'interval', interval)
+  redis.call('PEXPIRE', KEYS[10], math.ceil(tat + count * interval - now) + 1000)
 end
 if count > 0 then
   redis.call('HINCRBY', KEYS[9], 'started', count)
 end
--- More work waiting (or just promoted): pass the wake-up on so another idle worker starts too.
-if count == want and redis.call('LLEN', KEYS[6]) == 0 and (redis.call('LLEN', KEYS[1]) > 0
+-- More work waiting (or just promoted): pass the wake-up on so another idle worker starts too; not when
+-- flow control cut this batch short, since the next worker would only be told to wait.
+if count == requested and redis.call('LLEN', KEYS[6]) == 0 and (redis.call('LLEN', KEYS[1]) > 0
       or redis.call('LLEN', KEYS[2]) > 0 or redis.call('LLEN', KEYS[3]) > 0) then
   redis.call('LPUSH', KEYS[6], '1')
 end

@@ -1,0 +1,95 @@
+"""``jobqueue queue ...`` and ``jobqueue schedule ...``: flow control and schedules from the shell.
+
+Kept apart from cli.py so the command tree there stays small; cli.py only calls ``add_commands``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from typing import Any
+
+from jobqueue.app import App
+
+
+def _app() -> App:
+    return App()
+
+
+def _print(value: Any) -> None:
+    print(json.dumps(value, default=str, indent=2))
+
+
+def _queue(args: argparse.Namespace) -> int:
+    admin = _app().queues
+    q = args.queue
+    if args.action == "pause":
+        admin.pause(q)
+    elif args.action == "resume":
+        admin.resume(q)
+    elif args.action == "rate-limit":
+        if args.off:
+            admin.remove_rate_limit(q)
+        elif args.reset:
+            admin.reset_rate_limit(q)
+        elif args.limit is not None:
+            admin.set_rate_limit(q, limit=args.limit, period=args.period, burst=args.burst)
+        _print(dataclasses.asdict(admin.rate_limit_stats(q)))
+        return 0
+    elif args.action == "max-in-flight":
+        admin.set_max_in_flight(q, args.value)
+    elif args.action == "priority":
+        weights = [int(w) for w in args.weights.split(":")] if args.weights else None
+        admin.set_priority_policy(q, args.policy, weights)
+    _print(dataclasses.asdict(admin.get_config(q)))
+    return 0
+
+
+def _schedule(args: argparse.Namespace) -> int:
+    registry = _app().schedules
+    if args.action == "list":
+        _print([dataclasses.asdict(info) for info in registry.list()])
+        return 0
+    if args.action == "register":
+        info = registry.register(
+            args.name, cron=args.cron, task=args.task, timezone=args.timezone, args=json.loads(args.args),
+            kwargs=json.loads(args.kwargs), queue=args.queue, priority=args.priority,
+            concurrency_policy=args.concurrency_policy, starting_deadline_seconds=args.starting_deadline,
+        )  # fmt: skip
+        _print(dataclasses.asdict(info))
+        return 0
+    getattr(registry, args.action)(args.name)
+    if args.action != "delete":
+        _print(dataclasses.asdict(registry.get(args.name)))
+    return 0
+
+
+def add_commands(sub: Any) -> None:
+    """Add the ``queue`` and ``schedule`` sub-commands to the ``jobqueue`` parser."""
+    q = sub.add_parser("queue", help="flow control: show, pause, resume, rate-limit, max-in-flight, priority")
+    q.add_argument("action", choices=["show", "pause", "resume", "rate-limit", "max-in-flight", "priority"])
+    q.add_argument("queue")
+    q.add_argument("--limit", type=int, default=None, help="rate-limit: tasks per --period")
+    q.add_argument("--period", type=float, default=1.0, help="rate-limit: seconds (default 1)")
+    q.add_argument("--burst", type=int, default=1)
+    q.add_argument("--reset", action="store_true", help="rate-limit: forget the counted starts")
+    q.add_argument("--off", action="store_true", help="rate-limit: remove the limit")
+    q.add_argument("--value", type=int, default=None, help="max-in-flight: the cap (0 = none)")
+    q.add_argument("--policy", choices=["strict", "weighted"], default="strict")
+    q.add_argument("--weights", default=None, help="priority: high:medium:low, e.g. 6:3:1")
+    q.set_defaults(func=_queue)
+
+    s = sub.add_parser("schedule", help="recurring schedules: list, register, pause, resume, delete")
+    s.add_argument("action", choices=["list", "register", "pause", "resume", "delete"])
+    s.add_argument("name", nargs="?", default="")
+    s.add_argument("--cron", default="@daily")
+    s.add_argument("--task", default="")
+    s.add_argument("--timezone", default="UTC")
+    s.add_argument("--args", default="[]", help="JSON array")
+    s.add_argument("--kwargs", default="{}", help="JSON object")
+    s.add_argument("--queue", default="default")
+    s.add_argument("--priority", default="medium")
+    s.add_argument("--concurrency-policy", default="Allow", choices=["Allow", "Forbid", "Replace"])
+    s.add_argument("--starting-deadline", type=float, default=None, help="seconds")
+    s.set_defaults(func=_schedule)

@@ -1,0 +1,268 @@
+"""Pure flow-control model: queue configuration values, their validation, and rate-limit statistics.
+
+The configuration lives in the queue's config hash and is enforced by ``lua/fetch.lua``; this module only
+validates what an admin asks for, encodes it as hash fields, decodes the hash, and derives statistics from
+the GCRA state. No I/O here (``queue_admin.py`` does that).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from jobqueue.errors import ValidationError
+from jobqueue.keys import QueueKeys
+from jobqueue.scripts import ScriptCall
+
+# Hash fields of QueueKeys.config that fetch.lua reads (keep in sync with its HMGET).
+F_PAUSED = "paused"
+F_MAX_IN_FLIGHT = "max_in_flight"
+F_RATE_LIMIT = "rate_limit"
+F_RATE_PERIOD_MS = "rate_period_ms"
+F_RATE_BURST = "rate_burst"
+F_RATE_ENABLED = "rate_enabled"
+F_POLICY = "priority_policy"
+F_WEIGHTS = "weights"
+F_WEIGHTED_CURSOR = "weighted_cursor"
+RATE_FIELDS = (F_RATE_LIMIT, F_RATE_PERIOD_MS, F_RATE_BURST, F_RATE_ENABLED)
+
+DEFAULT_WEIGHTS = (6, 3, 1)
+_MAX_PERIOD_MS = 31 * 86_400_000  # a month; longer periods are better served by a schedule
+
+
+class PriorityPolicy(enum.StrEnum):
+    """How fetch picks between the high / medium / low ready lists."""
+
+    STRICT = "strict"  # high drains before medium before low
+    WEIGHTED = "weighted"  # a rotation over weights (e.g. 6:3:1): low is never starved
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """At most ``limit`` task starts per ``period_seconds`` across all workers; ``burst`` may start back
+    to back (GCRA: one start per ``period_seconds / limit`` on average)."""
+
+    limit: int
+    period_seconds: float
+    burst: int = 1
+    enabled: bool = True
+
+    @property
+    def per_second(self) -> float:
+        """The steady-state rate in tasks per second."""
+        return self.limit / self.period_seconds
+
+    @property
+    def interval_ms(self) -> float:
+        """Milliseconds between two starts at the steady rate."""
+        return self.period_seconds * 1000 / self.limit
+
+
+@dataclass(frozen=True)
+class QueueConfig:
+    """The live flow-control configuration of one queue."""
+
+    queue: str
+    paused: bool
+    max_in_flight: int | None
+    rate_limit: RateLimit | None
+    priority_policy: PriorityPolicy
+    weights: tuple[int, int, int] | None
+
+
+@dataclass(frozen=True)
+class RateLimitStats:
+    """The rate limiter's state right now (derived from the GCRA state on the Redis clock).
+
+    ``current_count``: starts that still count against the limit (the GCRA debt, in tasks; it drains by
+    one every interval). ``remaining``: starts allowed right now. ``burst_used``: burst slots in use
+    (``burst - remaining``). ``wait_seconds``: until the next start is allowed (0 when ``remaining`` > 0).
+    """
+
+    queue: str
+    enabled: bool
+    limit: int | None
+    period_seconds: float | None
+    burst: int | None
+    current_count: int
+    remaining: int | None
+    burst_used: int
+    wait_seconds: float
+
+
+def _positive_int(field: str, value: object, maximum: int = 10**9) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= maximum:
+        raise ValidationError(field, f"must be a whole number between 1 and {maximum}, got {value!r}")
+    return value
+
+
+def _period_ms(value: object) -> int:
+    if isinstance(value, dt.timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        raise ValidationError("period", f"must be seconds (a number) or a timedelta, got {value!r}")
+    if math.isnan(seconds) or not 0.001 <= seconds <= _MAX_PERIOD_MS / 1000:
+        raise ValidationError("period", "must be between 1 ms and 31 days")
+    return round(seconds * 1000)
+
+
+def make_rate_limit(
+    *,
+    max_tasks_per_second: int | None = None,
+    max_tasks_per_minute: int | None = None,
+    max_tasks_per_hour: int | None = None,
+    limit: int | None = None,
+    period: float | dt.timedelta | None = None,
+    burst: int = 1,
+    enabled: bool = True,
+) -> RateLimit:
+    """Validate one way of stating a rate (per second / minute / hour, or ``limit`` per ``period``)."""
+    forms = {
+        "max_tasks_per_second": (max_tasks_per_second, 1000),
+        "max_tasks_per_minute": (max_tasks_per_minute, 60_000),
+        "max_tasks_per_hour": (max_tasks_per_hour, 3_600_000),
+    }
+    given = [name for name, (value, _) in forms.items() if value is not None]
+    if limit is not None or period is not None:
+        given.append("limit")
+    if len(given) != 1:
+        raise ValidationError(
+            "rate_limit",
+            "give exactly one of max_tasks_per_second, max_tasks_per_minute, max_tasks_per_hour "
+            "or limit with period",
+        )
+    if given[0] == "limit":
+        if limit is None or period is None:
+            raise ValidationError("period" if period is None else "limit", "limit and period go together")
+        count, period_ms = _positive_int("limit", limit), _period_ms(period)
+    else:
+        value, period_ms = forms[given[0]]
+        count = _positive_int(given[0], value)
+    if not isinstance(enabled, bool):
+        raise ValidationError("enabled", "must be True or False")
+    return RateLimit(count, period_ms / 1000, _positive_int("burst", burst, 10**6), enabled)
+
+
+def rate_limit_fields(rate: RateLimit) -> dict[str, str]:
+    """The config hash fields that encode a rate limit."""
+    return {
+        F_RATE_LIMIT: str(rate.limit),
+        F_RATE_PERIOD_MS: str(round(rate.period_seconds * 1000)),
+        F_RATE_BURST: str(rate.burst),
+        F_RATE_ENABLED: "1" if rate.enabled else "0",
+    }
+
+
+def validate_max_in_flight(value: int | None) -> int | None:
+    """None or 0 removes the limit; otherwise a whole number >= 1."""
+    if value is None or (isinstance(value, int) and not isinstance(value, bool) and value == 0):
+        return None
+    return _positive_int("max_in_flight", value, 10**6)
+
+
+def validate_policy(
+    policy: PriorityPolicy | str, weights: Sequence[int] | None
+) -> tuple[PriorityPolicy, tuple[int, int, int] | None]:
+    """The policy and, for 'weighted', three non-negative whole weights (high, medium, low), sum > 0."""
+    try:
+        parsed = PriorityPolicy(policy)
+    except ValueError as exc:
+        raise ValidationError("policy", f"{policy!r} is not 'strict' or 'weighted'") from exc
+    if parsed == PriorityPolicy.STRICT:
+        if weights is not None:
+            raise ValidationError("weights", "weights apply only to the 'weighted' policy")
+        return parsed, None
+    chosen = tuple(weights) if weights is not None else DEFAULT_WEIGHTS
+    if len(chosen) != 3 or not all(
+        isinstance(w, int) and not isinstance(w, bool) and 0 <= w <= 1000 for w in chosen
+    ):
+        raise ValidationError("weights", "must be three whole numbers 0..1000 for high, medium, low")
+    if sum(chosen) == 0:
+        raise ValidationError("weights", "at least one weight must be > 0")
+    return parsed, (chosen[0], chosen[1], chosen[2])
+
+
+def parse_config(queue: str, raw: Mapping[str, str]) -> QueueConfig:
+    """Decode a config hash (HGETALL) into a QueueConfig."""
+    rate = None
+    if raw.get(F_RATE_LIMIT):
+        rate = RateLimit(
+            limit=int(raw[F_RATE_LIMIT]),
+            period_seconds=int(raw.get(F_RATE_PERIOD_MS) or 1000) / 1000,
+            burst=int(raw.get(F_RATE_BURST) or 1),
+            enabled=raw.get(F_RATE_ENABLED, "1") != "0",
+        )
+    max_in_flight = int(raw.get(F_MAX_IN_FLIGHT) or 0)
+    policy = PriorityPolicy(raw.get(F_POLICY) or PriorityPolicy.STRICT.value)
+    weights = None
+    if policy == PriorityPolicy.WEIGHTED:
+        w = json.loads(raw.get(F_WEIGHTS) or json.dumps(DEFAULT_WEIGHTS))
+        weights = (int(w[0]), int(w[1]), int(w[2]))
+    return QueueConfig(
+        queue=queue,
+        paused=raw.get(F_PAUSED) == "1",
+        max_in_flight=max_in_flight or None,
+        rate_limit=rate,
+        priority_policy=policy,
+        weights=weights,
+    )
+
+
+def compute_rate_stats(
+    queue: str, rate: RateLimit | None, state: Mapping[str, str], now_ms: float
+) -> RateLimitStats:
+    """Statistics from the GCRA state hash (``tat``, ``interval``) exactly as fetch.lua interprets it,
+    including the rescaling of a debt recorded under a different interval."""
+    if rate is None or not rate.enabled:
+        return RateLimitStats(
+            queue, False, rate.limit if rate else None, rate.period_seconds if rate else None,
+            rate.burst if rate else None, 0, None, 0, 0.0,
+        )  # fmt: skip
+    interval = rate.interval_ms
+    tat = float(state.get("tat") or 0)
+    old_interval = float(state.get("interval") or 0)
+    debt = max(0.0, tat - now_ms)
+    if old_interval > 0 and old_interval != interval:
+        debt = debt * interval / old_interval
+    tolerance = (rate.burst - 1) * interval
+    allowed = math.floor((tolerance - debt) / interval + 1e-9) + 1
+    remaining = max(0, min(rate.burst, allowed))
+    wait = 0.0 if remaining > 0 else max(0.0, debt - tolerance) / 1000
+    current = min(rate.burst, math.ceil(debt / interval - 1e-9)) if debt > 0 else 0
+    return RateLimitStats(
+        queue=queue,
+        enabled=True,
+        limit=rate.limit,
+        period_seconds=rate.period_seconds,
+        burst=rate.burst,
+        current_count=current,
+        remaining=remaining,
+        burst_used=rate.burst - remaining,
+        wait_seconds=round(wait, 3),
+    )
+
+
+def build_configure(
+    keys: QueueKeys,
+    *,
+    set_fields: Mapping[str, str] | None = None,
+    delete_fields: Sequence[str] = (),
+    reset_rate: bool = False,
+    wake: bool = False,
+) -> ScriptCall:
+    """The configure script call: delete then set config fields, optionally reset the rate-limit state and
+    wake idle workers, all atomically."""
+    pairs: list[str] = []
+    for field, value in (set_fields or {}).items():
+        pairs += [field, value]
+    return ScriptCall(
+        "configure",
+        (keys.config, keys.rate, keys.wake),
+        ("1" if reset_rate else "0", "1" if wake else "0", len(delete_fields), *delete_fields, *pairs),
+    )

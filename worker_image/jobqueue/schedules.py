@@ -1,0 +1,280 @@
+"""``app.schedules``: recurring schedules stored in Redis, and the firing step the scheduler runs.
+
+Definitions live in one hash, active schedules in a zset scored by their next fire time. Any number of
+schedulers may call ``fire_due_schedules``: each fire time is claimed by ``lua/schedule_claim.lua`` (a
+SET NX key per schedule and fire time, plus a due score that only moves forward), and the task a fire
+creates has an id derived from the schedule and fire time, so a fire can never create two tasks.
+"""
+
+from __future__ import annotations
+
+import builtins
+import dataclasses
+import datetime as dt
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from jobqueue.client import Client
+from jobqueue.commands import make_request
+from jobqueue.cron import next_fire
+from jobqueue.errors import (
+    BrokerUnavailable,
+    InvalidTransition,
+    JobQueueError,
+    ScheduleNotFound,
+    TaskNotFound,
+)
+from jobqueue.keys import GlobalKeys, keys_for_task
+from jobqueue.models import CancelReason, Priority, TaskStatus
+from jobqueue.redis_io import run_script, translate_errors
+from jobqueue.schedule_model import (
+    ConcurrencyPolicy,
+    Schedule,
+    ScheduleInfo,
+    fire_task_id,
+    first_run_after_missed,
+    from_ms,
+    make_schedule,
+    plan_fires,
+    to_ms,
+)
+from jobqueue.scripts import ScriptCall
+
+log = logging.getLogger(__name__)
+
+# Claims outlive any scheduler's stale view by far; the forward-only due score is the real guard.
+CLAIM_TTL_MS = 3_600_000
+
+
+def _server_now(client: Client) -> dt.datetime:
+    with translate_errors():
+        seconds, micros = client.redis.time()
+    return dt.datetime.fromtimestamp(seconds + micros / 1e6, dt.UTC)
+
+
+def _update_call(
+    keys: GlobalKeys, op: str, name: str, *, spec: str = "", next_ms: int = 0, paused: str = ""
+) -> ScriptCall:
+    return ScriptCall(
+        "schedule_update",
+        (keys.schedules, keys.schedules_due, keys.schedule_state(name)),
+        (op, name, spec, next_ms, paused),
+    )
+
+
+class ScheduleRegistry:
+    """Create, change, pause, resume, delete and list recurring schedules (``app.schedules``)."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self.keys = GlobalKeys(client.settings.key_prefix)
+
+    def register(
+        self,
+        name: str,
+        *,
+        cron: str,
+        task: str,
+        timezone: str = "UTC",
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        queue: str = "default",
+        priority: Priority | str = Priority.MEDIUM,
+        concurrency_policy: ConcurrencyPolicy | str = ConcurrencyPolicy.ALLOW,
+        starting_deadline_seconds: float | None = None,
+        paused: bool | None = None,
+    ) -> ScheduleInfo:
+        """Create or replace the schedule ``name``: enqueue ``task`` at every fire time of ``cron`` (5
+        fields, 6 with seconds first, or @hourly / @daily / @weekly / @monthly / @yearly) in the IANA
+        ``timezone``. The next fire is computed from now; ``paused=None`` keeps a paused schedule paused."""
+        schedule = make_schedule(
+            name, cron=cron, task=task, timezone=timezone, args=args, kwargs=kwargs, queue=queue,
+            priority=priority, concurrency_policy=concurrency_policy,
+            starting_deadline_seconds=starting_deadline_seconds,
+        )  # fmt: skip
+        next_ms = to_ms(next_fire(schedule.cron_spec, _server_now(self.client)))
+        flag = "" if paused is None else ("1" if paused else "0")
+        run_script(
+            self.client.redis,
+            _update_call(self.keys, "put", name, spec=schedule.to_json(), next_ms=next_ms, paused=flag),
+        )
+        return self.get(name)
+
+    def pause(self, name: str) -> None:
+        """Stop firing (fires that fall in the pause are not caught up on resume)."""
+        if not run_script(self.client.redis, _update_call(self.keys, "pause", name)):
+            raise ScheduleNotFound(name)
+
+    def resume(self, name: str) -> None:
+        """Fire again from the next fire time after now."""
+        schedule = self.get(name).schedule
+        next_ms = to_ms(next_fire(schedule.cron_spec, _server_now(self.client)))
+        if not run_script(self.client.redis, _update_call(self.keys, "resume", name, next_ms=next_ms)):
+            raise ScheduleNotFound(name)
+
+    def delete(self, name: str) -> None:
+        """Remove the schedule and its run state (tasks it created are untouched)."""
+        if not run_script(self.client.redis, _update_call(self.keys, "delete", name)):
+            raise ScheduleNotFound(name)
+
+    def get(self, name: str) -> ScheduleInfo:
+        """One schedule with its last and next fire times; ScheduleNotFound if there is none."""
+        infos = self._load([name])
+        if not infos:
+            raise ScheduleNotFound(name)
+        return infos[0]
+
+    def list(self) -> builtins.list[ScheduleInfo]:
+        """Every schedule, by name, with its last and next fire times."""
+        with translate_errors():
+            names = sorted(self.client.redis.hkeys(self.keys.schedules))
+        return self._load(names)
+
+    def _load(self, names: Sequence[str]) -> builtins.list[ScheduleInfo]:
+        if not names:
+            return []
+        with translate_errors():
+            pipe = self.client.redis.pipeline(transaction=False)
+            for name in names:
+                pipe.hget(self.keys.schedules, name)
+                pipe.zscore(self.keys.schedules_due, name)
+                pipe.hgetall(self.keys.schedule_state(name))
+            rows = pipe.execute()
+        infos = []
+        for i in range(len(names)):
+            spec_json, score, state = rows[3 * i : 3 * i + 3]
+            if spec_json is None:
+                continue
+            last = state.get("last_fire_at")
+            infos.append(
+                ScheduleInfo(
+                    schedule=Schedule.from_json(spec_json),
+                    paused=state.get("paused") == "1",
+                    next_fire_at=None if score is None else from_ms(float(score)),
+                    last_fire_at=from_ms(int(last)) if last else None,
+                    last_task_id=state.get("last_task_id") or None,
+                    fired=int(state.get("fired") or 0),
+                    missed=int(state.get("missed") or 0),
+                    skipped=int(state.get("skipped") or 0),
+                )
+            )
+        return infos
+
+
+@dataclass
+class FireReport:
+    """What one pass of ``fire_due_schedules`` did; ``next_due_in`` is seconds until the earliest next
+    fire of any active schedule (None when there is none)."""
+
+    fired: int = 0
+    missed: int = 0
+    skipped: int = 0
+    replaced: int = 0
+    next_due_in: float | None = None
+
+
+def _claim(
+    client: Client, keys: GlobalKeys, name: str, fire_ms: int, *, next_ms: int, claimer: str, missed: int
+) -> bool:
+    call = ScriptCall(
+        "schedule_claim",
+        (keys.schedules_due, keys.schedule_state(name), keys.schedule_claim(name, fire_ms)),
+        (name, fire_ms, next_ms, CLAIM_TTL_MS, claimer, missed),
+    )
+    return bool(run_script(client.redis, call))
+
+
+def _previous_running(client: Client, task_id: str | None) -> bool:
+    if not task_id:
+        return False
+    with translate_errors():
+        status = client.redis.hget(keys_for_task(client.settings.key_prefix, task_id).task(task_id), "status")
+    return status is not None and not TaskStatus(status).is_terminal
+
+
+def _fire(client: Client, keys: GlobalKeys, schedule: Schedule, fire_ms: int, report: FireReport) -> None:
+    state_key = keys.schedule_state(schedule.name)
+    with translate_errors():
+        last_task = client.redis.hget(state_key, "last_task_id")
+    if schedule.concurrency_policy != ConcurrencyPolicy.ALLOW and _previous_running(client, last_task):
+        if schedule.concurrency_policy == ConcurrencyPolicy.FORBID:
+            with translate_errors():
+                client.redis.hincrby(state_key, "skipped", 1)
+                client.redis.hset(state_key, "last_skipped_at", fire_ms)
+            report.skipped += 1
+            return
+        try:
+            client.cancel(last_task, force=True, reason=CancelReason.OTHER)
+            report.replaced += 1
+        except (TaskNotFound, InvalidTransition):
+            pass  # finished in the meantime: nothing to replace
+    request = make_request(
+        schedule.task, schedule.args, schedule.kwargs, queue=schedule.queue, priority=schedule.priority
+    )
+    task_id = fire_task_id(schedule.queue, schedule.name, fire_ms)
+    client.enqueue_many([dataclasses.replace(request, task_id=task_id)])
+    with translate_errors():
+        pipe = client.redis.pipeline(transaction=False)
+        pipe.hset(state_key, mapping={"last_fire_at": fire_ms, "last_task_id": task_id})
+        pipe.hincrby(state_key, "fired", 1)
+        pipe.execute()
+    report.fired += 1
+    log.info(
+        "schedule %s fired task %s",
+        schedule.name,
+        task_id,
+        extra={"task_id": task_id, "queue": schedule.queue},
+    )
+
+
+def _fire_schedule(
+    client: Client,
+    keys: GlobalKeys,
+    name: str,
+    *,
+    score: int,
+    now: dt.datetime,
+    claimer: str,
+    report: FireReport,
+) -> None:
+    with translate_errors():
+        spec_json = client.redis.hget(keys.schedules, name)
+    if spec_json is None:
+        run_script(client.redis, _update_call(keys, "cleanup", name))
+        return
+    schedule = Schedule.from_json(spec_json)
+    spec = schedule.cron_spec
+    plan = plan_fires(spec, score, now, schedule.starting_deadline_seconds)
+    if plan.missed and plan.missed_from is not None:
+        target = first_run_after_missed(plan, spec, now)
+        if _claim(client, keys, name, plan.missed_from, next_ms=target, claimer=claimer, missed=plan.missed):
+            report.missed += plan.missed
+            log.warning("schedule %s: %d fire(s) missed", name, plan.missed)
+    for fire_ms in plan.run:
+        if _claim(client, keys, name, fire_ms, next_ms=plan.next_after[fire_ms], claimer=claimer, missed=0):
+            _fire(client, keys, schedule, fire_ms, report)
+
+
+def fire_due_schedules(client: Client, claimer: str) -> FireReport:
+    """Fire every due schedule once per fire time (safe to run in any number of schedulers at once)."""
+    keys = GlobalKeys(client.settings.key_prefix)
+    report = FireReport()
+    now = _server_now(client)
+    now_ms = to_ms(now)
+    with translate_errors():
+        due = client.redis.zrangebyscore(keys.schedules_due, "-inf", now_ms, withscores=True)
+    for name, score in due:
+        try:
+            _fire_schedule(client, keys, name, score=int(score), now=now, claimer=claimer, report=report)
+        except BrokerUnavailable:
+            raise
+        except JobQueueError as exc:
+            # One broken schedule (e.g. its task's queue rejects the payload) must not stop the others.
+            log.error("schedule %s could not fire: %s", name, exc)
+    with translate_errors():
+        first = client.redis.zrange(keys.schedules_due, 0, 0, withscores=True)
+    if first:
+        report.next_due_in = max(0.0, (float(first[0][1]) - to_ms(_server_now(client))) / 1000)
+    return report
