@@ -15,6 +15,7 @@ from jobqueue.errors import (
     InvalidTransition,
     JobQueueError,
     PayloadTooLarge,
+    ScheduleNotFound,
     TaskNotFound,
     ValidationError,
 )
@@ -64,6 +65,8 @@ def translate(exc: JobQueueError) -> ApiError:
         return ApiError(422, "invalid", exc.message, exc.field)
     if isinstance(exc, TaskNotFound):
         return ApiError(404, "not_found", str(exc), "task_id")
+    if isinstance(exc, ScheduleNotFound):
+        return ApiError(404, "not_found", str(exc), "name")
     if isinstance(exc, InvalidTransition):
         return ApiError(409, "conflict", str(exc))
     if isinstance(exc, BrokerUnavailable):

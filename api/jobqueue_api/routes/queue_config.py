@@ -1,0 +1,127 @@
+"""/api/v1/queues/{queue}/...: live flow control (rate limit, max in-flight, pause, priority policy)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Path
+from pydantic import BaseModel, ConfigDict, Field
+
+from jobqueue.aio import AsyncClient
+from jobqueue.flow import QueueConfig
+from jobqueue.queue_admin import QueueAdmin
+from jobqueue_api.auth import require
+from jobqueue_api.deps import get_client
+from jobqueue_api.settings import Scope
+
+router = APIRouter(prefix="/api/v1/queues/{queue}", tags=["queues"])
+Client = Annotated[AsyncClient, Depends(get_client)]
+QueueName = Annotated[str, Path(pattern=r"^[A-Za-z0-9_\-]{1,64}$")]
+
+
+class RateLimitBody(BaseModel):
+    """``limit`` task starts per ``period_seconds`` across all workers, ``burst`` back to back."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    limit: int = Field(gt=0, le=10_000_000)
+    period_seconds: float = Field(gt=0, le=86_400)
+    burst: int = Field(default=1, ge=1, le=1_000_000)
+    enabled: bool = True
+
+
+class MaxInFlightBody(BaseModel):
+    """At most this many running tasks across all workers (null: no limit)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_in_flight: int | None = Field(default=None, ge=1, le=10_000_000)
+
+
+class PriorityPolicyBody(BaseModel):
+    """'strict' or 'weighted' with weights [high, medium, low]."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    policy: Literal["strict", "weighted"] = "strict"
+    weights: list[int] | None = Field(default=None, min_length=3, max_length=3)
+
+
+def config_json(config: QueueConfig) -> dict[str, Any]:
+    """JSON shape of a queue's flow-control configuration."""
+    return {
+        "queue": config.queue,
+        "paused": config.paused,
+        "max_in_flight": config.max_in_flight,
+        "rate_limit": dataclasses.asdict(config.rate_limit) if config.rate_limit else None,
+        "priority_policy": config.priority_policy.value,
+        "weights": list(config.weights) if config.weights else None,
+    }
+
+
+def _admin(client: AsyncClient) -> QueueAdmin:
+    return QueueAdmin(client.sync)
+
+
+@router.get("/config", dependencies=[Depends(require(Scope.READ))])
+async def get_config(queue: QueueName, client: Client) -> dict[str, Any]:
+    """Pause state, max in-flight, rate limit and priority policy."""
+    return config_json(await asyncio.to_thread(_admin(client).get_config, queue))
+
+
+@router.put("/rate-limit", dependencies=[Depends(require(Scope.ADMIN))])
+async def put_rate_limit(queue: QueueName, body: RateLimitBody, client: Client) -> dict[str, Any]:
+    """Set the rate limit; running workers apply it at their next fetch."""
+    rate = await asyncio.to_thread(
+        lambda: _admin(client).set_rate_limit(
+            queue, limit=body.limit, period=body.period_seconds, burst=body.burst, enabled=body.enabled
+        )
+    )
+    return dataclasses.asdict(rate)
+
+
+@router.delete("/rate-limit", status_code=204, dependencies=[Depends(require(Scope.ADMIN))])
+async def delete_rate_limit(queue: QueueName, client: Client) -> None:
+    """Remove the rate limit."""
+    await asyncio.to_thread(_admin(client).remove_rate_limit, queue)
+
+
+@router.get("/rate-limit/stats", dependencies=[Depends(require(Scope.READ))])
+async def rate_limit_stats(queue: QueueName, client: Client) -> dict[str, Any]:
+    """Current count, remaining capacity, burst used, wait time."""
+    return dataclasses.asdict(await asyncio.to_thread(_admin(client).rate_limit_stats, queue))
+
+
+@router.post("/rate-limit/reset", dependencies=[Depends(require(Scope.ADMIN))])
+async def reset_rate_limit(queue: QueueName, client: Client) -> dict[str, str]:
+    """Forget the starts counted so far."""
+    await asyncio.to_thread(_admin(client).reset_rate_limit, queue)
+    return {"queue": queue, "status": "reset"}
+
+
+@router.put("/max-in-flight", dependencies=[Depends(require(Scope.ADMIN))])
+async def put_max_in_flight(queue: QueueName, body: MaxInFlightBody, client: Client) -> dict[str, Any]:
+    """Set or clear the concurrency limit."""
+    return config_json(await asyncio.to_thread(_admin(client).set_max_in_flight, queue, body.max_in_flight))
+
+
+@router.post("/pause", dependencies=[Depends(require(Scope.ADMIN))])
+async def pause(queue: QueueName, client: Client) -> dict[str, Any]:
+    """Hand out nothing from the queue (enqueue keeps working)."""
+    return config_json(await asyncio.to_thread(_admin(client).pause, queue))
+
+
+@router.post("/resume", dependencies=[Depends(require(Scope.ADMIN))])
+async def resume(queue: QueueName, client: Client) -> dict[str, Any]:
+    """Resume a paused queue; idle workers start at once."""
+    return config_json(await asyncio.to_thread(_admin(client).resume, queue))
+
+
+@router.put("/priority-policy", dependencies=[Depends(require(Scope.ADMIN))])
+async def put_priority_policy(queue: QueueName, body: PriorityPolicyBody, client: Client) -> dict[str, Any]:
+    """Strict or weighted priorities."""
+    return config_json(
+        await asyncio.to_thread(_admin(client).set_priority_policy, queue, body.policy, body.weights)
+    )

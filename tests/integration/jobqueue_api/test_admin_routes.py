@@ -1,0 +1,72 @@
+"""Queue flow-control and schedule routes of the REST API, against a real Redis server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+
+from jobqueue import Settings
+from jobqueue_api import create_app
+from jobqueue_api.settings import ApiSettings
+
+pytestmark = pytest.mark.timeout(60)
+ADMIN = {"Authorization": "Bearer a"}
+READ = {"Authorization": "Bearer r"}
+
+
+@pytest.fixture
+def api(settings: Settings) -> Iterator[TestClient]:
+    app = create_app(settings, ApiSettings(keys=SecretStr("a:admin,r:read")))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield client
+
+
+def test_rate_limit_lifecycle(api: TestClient) -> None:
+    r = api.put("/api/v1/queues/emails/rate-limit", json={"limit": 100, "period_seconds": 60, "burst": 20},
+                headers=ADMIN)  # fmt: skip
+    assert r.status_code == 200, r.text
+    assert r.json() == {"limit": 100, "period_seconds": 60.0, "burst": 20, "enabled": True}
+    config = api.get("/api/v1/queues/emails/config", headers=READ).json()
+    assert config["rate_limit"]["limit"] == 100 and config["paused"] is False
+    stats = api.get("/api/v1/queues/emails/rate-limit/stats", headers=READ).json()
+    assert stats["remaining"] == 20 and stats["wait_seconds"] == 0
+    assert api.post("/api/v1/queues/emails/rate-limit/reset", headers=ADMIN).status_code == 200
+    assert api.delete("/api/v1/queues/emails/rate-limit", headers=ADMIN).status_code == 204
+    assert api.get("/api/v1/queues/emails/config", headers=READ).json()["rate_limit"] is None
+    bad = api.put("/api/v1/queues/emails/rate-limit", json={"limit": 0, "period_seconds": 1}, headers=ADMIN)
+    assert bad.status_code == 422 and bad.json()["field"] == "limit"
+    assert api.put("/api/v1/queues/emails/rate-limit", json={"limit": 1, "period_seconds": 1},
+                   headers=READ).status_code == 403  # fmt: skip
+
+
+def test_pause_resume_max_in_flight_and_policy(api: TestClient) -> None:
+    assert api.post("/api/v1/queues/default/pause", headers=ADMIN).json()["paused"] is True
+    assert api.post("/api/v1/queues/default/resume", headers=ADMIN).json()["paused"] is False
+    r = api.put("/api/v1/queues/default/max-in-flight", json={"max_in_flight": 3}, headers=ADMIN)
+    assert r.json()["max_in_flight"] == 3
+    r = api.put("/api/v1/queues/default/priority-policy", json={"policy": "weighted", "weights": [6, 3, 1]},
+                headers=ADMIN)  # fmt: skip
+    assert (r.json()["priority_policy"], r.json()["weights"]) == ("weighted", [6, 3, 1])
+    bad = api.put("/api/v1/queues/default/priority-policy", json={"policy": "random"}, headers=ADMIN)
+    assert bad.status_code == 422 and bad.json()["field"] == "policy"
+
+
+def test_schedule_lifecycle(api: TestClient) -> None:
+    body = {"name": "nightly", "cron": "0 2 * * *", "task": "add", "timezone": "America/New_York",
+            "args": [1, 2], "concurrency_policy": "Forbid"}  # fmt: skip
+    r = api.post("/api/v1/schedules", json=body, headers=ADMIN)
+    assert r.status_code == 201, r.text
+    created = r.json()
+    assert created["next_fire_at"] is not None and created["paused"] is False
+    assert [s["name"] for s in api.get("/api/v1/schedules", headers=READ).json()] == ["nightly"]
+    assert api.post("/api/v1/schedules/nightly/pause", headers=ADMIN).json()["paused"] is True
+    assert api.post("/api/v1/schedules/nightly/resume", headers=ADMIN).json()["paused"] is False
+    assert api.delete("/api/v1/schedules/nightly", headers=ADMIN).status_code == 204
+    assert api.get("/api/v1/schedules/nightly", headers=READ).status_code == 404
+    bad = api.post("/api/v1/schedules", json={**body, "cron": "every day"}, headers=ADMIN)
+    assert bad.status_code == 422 and bad.json()["field"] == "cron"
+    bad = api.post("/api/v1/schedules", json={**body, "timezone": "Mars/Olympus"}, headers=ADMIN)
+    assert bad.status_code == 422 and bad.json()["field"] == "timezone"
