@@ -14,6 +14,7 @@ import pytest
 
 from jobqueue import Client, Settings
 from jobqueue.embedded.redis_server import RedisServer
+from k8s.fixtures import kube_api, kube_control_plane, kube_namespace  # noqa: F401 (fixtures, by import)
 
 SUPPORT = Path(__file__).parent / "support"
 
