@@ -113,11 +113,27 @@ build_kubernetes() {
   for pkg in kube-apiserver kube-controller-manager kube-scheduler; do mv "$dir/out/$pkg" "$bin/$pkg"; done
 }
 
+# kwok needs Stage objects (how fake nodes and pods move through their lifecycle) in its config; kwokctl
+# normally supplies them. The release's own stage files are copied next to the binary: nodes become Ready
+# and heartbeat, pods become Running, complete and go away when deleted.
+write_kwok_stages() {
+  local dir stage
+  dir="$(module_field "sigs.k8s.io/kwok@$KWOK_VERSION" Dir)"
+  for stage in node/fast/node-initialize node/heartbeat/node-heartbeat \
+    pod/fast/pod-ready pod/fast/pod-complete pod/fast/pod-delete; do
+    echo "---"
+    cat "$dir/kustomize/stage/$stage.yaml"
+  done >"$bin/kwok-stages.yaml.tmp"
+  mv "$bin/kwok-stages.yaml.tmp" "$bin/kwok-stages.yaml"
+}
+
 build_kwok() {
   # kwok --version does not carry the tag unless stamped; the stamp file records what was built.
-  if [ -x "$bin/kwok" ] && [ "$(cat "$bin/.kwok-version" 2>/dev/null)" = "$KWOK_VERSION" ]; then
+  if [ -x "$bin/kwok" ] && [ "$(cat "$bin/.kwok-version" 2>/dev/null)" = "$KWOK_VERSION" ] \
+    && [ -s "$bin/kwok-stages.yaml" ]; then
     log "kwok $KWOK_VERSION present"; return
   fi
+  write_kwok_stages
   log "building kwok $KWOK_VERSION"
   local dir; dir="$(new_wrapper "kwok-$KWOK_VERSION")"
   (cd "$dir" && go mod init jobqueue.test/kwok >/dev/null 2>&1 \

@@ -55,7 +55,10 @@ def default_bin_dir(environ: Mapping[str, str] = os.environ) -> Path:
 
 def missing_binaries(bin_dir: Path) -> list[str]:
     """Names of the control-plane binaries not (yet) built into ``bin_dir``."""
-    return [name for name in BINARIES if not os.access(bin_dir / name, os.X_OK)]
+    missing = [name for name in BINARIES if not os.access(bin_dir / name, os.X_OK)]
+    if not (bin_dir / "kwok-stages.yaml").is_file():
+        missing.append("kwok-stages.yaml")
+    return missing
 
 
 def free_port() -> int:
@@ -145,7 +148,8 @@ class ControlPlane:
             with urllib.request.urlopen(req, context=context, timeout=10) as resp:
                 status, raw = resp.status, resp.read()
         except urllib.error.HTTPError as exc:
-            status, raw = exc.code, exc.read()
+            with exc:  # an HTTPError holds the open connection
+                status, raw = exc.code, exc.read()
         try:
             return status, json.loads(raw)
         except ValueError:
@@ -243,7 +247,8 @@ class ControlPlane:
         kwok = self._spawn(
             "kwok",
             f"--kubeconfig={self.kubeconfig}",
-            f"--config={self.work_dir / 'kwok.yaml'}",
+            # The release's stage definitions, written next to the binary by the build script.
+            f"--config={self.bin_dir / 'kwok-stages.yaml'}",
             "--manage-all-nodes=false",
             f"--manage-nodes-with-annotation-selector={key}={value}",
             "--cidr=10.244.0.0/16",

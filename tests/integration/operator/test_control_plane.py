@@ -25,6 +25,7 @@ def test_anonymous_requests_are_refused(kube_control_plane: ControlPlane) -> Non
     context = ssl.create_default_context(cafile=str(kube_control_plane.ca_file))
     with pytest.raises(urllib.error.HTTPError) as caught:
         urllib.request.urlopen(f"{kube_control_plane.server}/api/v1/secrets", context=context, timeout=10)
+    caught.value.close()
     assert caught.value.code in (401, 403)
 
 
@@ -57,13 +58,13 @@ def test_deployment_gets_a_running_pod_on_the_fake_node(
     wait_until(lambda: len(running_pods()) == 2, 120, "2 Running pods")
     assert {p.spec.node_name for p in running_pods()} == {kube_control_plane.node_name}
     wait_until(
-        lambda: apps.read_namespaced_deployment(kube_namespace, "hello").status.ready_replicas == 2,
+        lambda: apps.read_namespaced_deployment("hello", kube_namespace).status.ready_replicas == 2,
         60,
         "the Deployment to report 2 ready replicas",
     )
 
     # Scaling down goes through the ReplicaSet controller and kwok's pod deletion, as in a cluster.
-    apps.patch_namespaced_deployment_scale(kube_namespace, "hello", {"spec": {"replicas": 1}})
+    apps.patch_namespaced_deployment_scale("hello", kube_namespace, {"spec": {"replicas": 1}})
     wait_until(
         lambda: len(core.list_namespaced_pod(kube_namespace, label_selector="app=hello").items) == 1,
         120,

@@ -106,6 +106,23 @@ def test_schema_is_structural(kind: str) -> None:
         assert "type" in node or untyped, f"{kind} schema node {path} has no type"
 
 
+# What a CRD's structural schema may use; anything else is a typo or a YAML slip (e.g. an unquoted comma
+# in a flow mapping turning half a description into a key).
+SCHEMA_KEYWORDS = {
+    "type", "format", "description", "default", "enum", "properties", "required", "items",
+    "additionalProperties", "minimum", "maximum", "minLength", "maxLength", "minItems", "maxItems",
+    "pattern", "anyOf", "x-kubernetes-validations", "x-kubernetes-preserve-unknown-fields",
+    "x-kubernetes-int-or-string", "x-kubernetes-list-type", "x-kubernetes-list-map-keys",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_schema_uses_only_known_keywords(kind: str) -> None:
+    for path, node in walk(schema_of(crd_by_kind()[kind])):
+        unknown = set(node) - SCHEMA_KEYWORDS
+        assert not unknown, f"{kind} schema node {path} has unknown keys {unknown}"
+
+
 @pytest.mark.parametrize("kind", sorted(KINDS))
 def test_every_default_is_valid_for_its_field(kind: str) -> None:
     schema = schema_of(crd_by_kind()[kind])
@@ -114,6 +131,31 @@ def test_every_default_is_valid_for_its_field(kind: str) -> None:
     for path, node in defaults:
         errors = list(jsonschema.Draft4Validator(node).iter_errors(node["default"]))
         assert not errors, f"{kind} default at {path}: {errors[0].message}"
+
+
+def with_defaults(node: dict[str, Any], value: Any) -> Any:
+    """``value`` with the schema's nested defaults filled in, as the API server does."""
+    if not isinstance(value, dict):
+        return value
+    filled = dict(value)
+    for name, child in (node.get("properties") or {}).items():
+        if name not in filled and "default" in child:
+            filled[name] = child["default"]
+        if name in filled:
+            filled[name] = with_defaults(child, filled[name])
+    return filled
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_object_defaults_checked_by_cel_are_complete(kind: str) -> None:
+    """The API server runs CEL rules on an object's default as written, without the nested defaults,
+    so such a default must already hold every defaulted field."""
+    schema = schema_of(crd_by_kind()[kind])
+    for path, node in walk(schema):
+        if "default" in node and node.get("x-kubernetes-validations"):
+            assert with_defaults(node, node["default"]) == node["default"], (
+                f"{kind} default at {path} is partial"
+            )
 
 
 @pytest.mark.parametrize("kind", sorted(KINDS))
