@@ -4,6 +4,7 @@ tests/integration/operator/test_crds.py."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -198,3 +199,60 @@ def test_schema_rejects_what_it_should() -> None:
     assert any("[]" in m for m in messages)
     bad_task = {"spec": {"schedule": "@daily", "task": "t", "concurrencyPolicy": "Sometimes"}}
     assert not validator(crds["RecurringTask"]).is_valid(bad_task)
+
+
+def cel_patterns(node: dict[str, Any]) -> list[re.Pattern[str]]:
+    """The regular expressions of a node's `self.matches('...')` rules (RE2 and Python agree on them)."""
+    found = []
+    for rule in node.get("x-kubernetes-validations", []):
+        for literal in re.findall(r"self\.matches\('((?:[^'\\]|\\.)*)'\)", rule["rule"]):
+            found.append(re.compile(literal.encode().decode("unicode_escape")))
+    return found
+
+
+def accepted_by_rule(node: dict[str, Any], value: str) -> bool:
+    return any(p.search(value) for p in cel_patterns(node))
+
+
+def recurring_task_field(name: str) -> dict[str, Any]:
+    field = schema_of(crd_by_kind()["RecurringTask"])["properties"]["spec"]["properties"][name]
+    assert isinstance(field, dict)
+    return field
+
+
+@pytest.mark.parametrize(
+    ("schedule", "accepted"),
+    [
+        ("*/5 * * * *", True),
+        ("30 7 * * 1-5", True),
+        ("0 0 1 JAN,JUL MON-FRI", True),
+        ("0 9\t* * *", True),
+        ("@hourly", True),
+        ("@daily", True),
+        ("every day", False),
+        ("* * * *", False),
+        ("* * * * * *", False),
+        ("@fortnightly", False),
+        ("", False),
+    ],
+)
+def test_schedule_shape_rule(schedule: str, accepted: bool) -> None:
+    assert accepted_by_rule(recurring_task_field("schedule"), schedule) is accepted
+
+
+@pytest.mark.parametrize(
+    ("zone", "accepted"),
+    [
+        ("UTC", True),
+        ("Japan", True),
+        ("Europe/Berlin", True),
+        ("America/Argentina/Buenos_Aires", True),
+        ("Etc/GMT+5", True),
+        ("Berlin time", False),
+        ("/Europe/Berlin", False),
+        ("Europe//Berlin", False),
+        ("+05:00", False),
+    ],
+)
+def test_time_zone_shape_rule(zone: str, accepted: bool) -> None:
+    assert accepted_by_rule(recurring_task_field("timeZone"), zone) is accepted
