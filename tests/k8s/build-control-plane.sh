@@ -28,6 +28,11 @@ fi
 
 command -v go >/dev/null || { echo "build-control-plane: Go is required (go not on PATH)" >&2; exit 1; }
 mkdir -p "$bin" "$src"
+# One build at a time per cache: a second caller waits, then finds the binaries present.
+if command -v flock >/dev/null; then
+  exec 9>"$cache/.build.lock"
+  flock 9
+fi
 
 export CGO_ENABLED=0          # static binaries, no C toolchain needed
 export GOFLAGS="-buildvcs=false -mod=mod"

@@ -14,6 +14,8 @@ import yaml
 from kubernetes import client as k8s_client
 from kubernetes.client.rest import ApiException
 
+from k8s.control_plane import ControlPlane
+
 pytestmark = [pytest.mark.timeout(300), pytest.mark.usefixtures("jobqueue_crds")]
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "crds" / "examples"
@@ -187,3 +189,43 @@ def test_short_names_and_category_are_served(kube_api: k8s_client.ApiClient) -> 
     }
     assert all(r.categories == ["jobqueue"] for r in by_kind.values())
     assert {r.name for r in resources.resources} >= {"workerpools/scale", "workerpools/status"}
+
+
+# What `kubectl get` asks for: the server renders the CRD's printer columns into a table.
+TABLE = {"Accept": "application/json;as=Table;g=meta.k8s.io;v=v1"}
+
+
+def test_printer_columns_show_spec_and_status(
+    kube_control_plane: ControlPlane, kube_api: k8s_client.ApiClient, kube_namespace: str
+) -> None:
+    objects = k8s_client.CustomObjectsApi(kube_api)
+    create(kube_api, kube_namespace, example("WorkerPool"))
+    objects.patch_namespaced_custom_object_status(
+        GROUP, VERSION, kube_namespace, "workerpools", "email-workers",
+        {"status": {"replicas": 2, "readyReplicas": 1, "desiredReplicas": 3, "queueDepth": 70, "inFlight": 16,
+                    "conditions": [{"type": "Ready", "status": "True", "reason": "Reconciled", "message": "",
+                                    "lastTransitionTime": "2026-01-01T00:00:00Z"}]}},
+        _content_type="application/merge-patch+json",
+    )  # fmt: skip
+    status, table = kube_control_plane.request(
+        "GET", f"/apis/{GROUP}/{VERSION}/namespaces/{kube_namespace}/workerpools", headers=TABLE
+    )
+    assert status == 200, table
+    names = [c["name"] for c in table["columnDefinitions"]]
+    assert names == ["Name", "Queues", "Desired", "Current", "Ready", "Depth", "In-Flight", "Autoscaling",
+                     "Status", "Age"]  # fmt: skip
+    (row,) = table["rows"]
+    assert row["cells"][:9] == ["email-workers", '["emails"]', 3, 2, 1, 70, 16, True, "True"]
+
+    create(kube_api, kube_namespace, example("RecurringTask"))
+    status, table = kube_control_plane.request(
+        "GET", f"/apis/{GROUP}/{VERSION}/namespaces/{kube_namespace}/recurringtasks", headers=TABLE
+    )
+    (row,) = table["rows"]
+    assert row["cells"][:5] == [
+        "daily-digest",
+        "30 7 * * 1-5",
+        "Europe/Berlin",
+        "acme.tasks.send_digest",
+        False,
+    ]
