@@ -133,3 +133,22 @@ def test_orphaned_workers_have_leases_but_no_pod_and_no_recent_heartbeat() -> No
         "gone",
         "gone-never-beat",
     ]
+
+
+def test_invariants_over_a_grid_of_inputs() -> None:
+    """Whatever the load: within bounds, toward the target, no overshoot, at most max_step per move."""
+    cooldowns = Cooldowns(scale_up=30, scale_down=300)
+    for ready in (0, 1, 9, 10, 11, 99, 1000):
+        for in_flight in (0, 5, 40):
+            for current in range(0, 13):
+                for last in (None, NOW - 5, NOW - 100, NOW - 1000):
+                    d = desired_replicas(
+                        ready=ready, in_flight=in_flight, target_per_replica=10, min_replicas=1,
+                        max_replicas=12, current=current, last_scale_time=last, now=NOW,
+                        cooldowns=cooldowns, max_step=3,
+                    )  # fmt: skip
+                    assert 1 <= d.replicas <= 12 and 1 <= d.target <= 12
+                    if d.reason is not ScaleReason.OUT_OF_BOUNDS:
+                        assert abs(d.replicas - current) <= 3
+                        low, high = sorted((current, d.target))
+                        assert low <= d.replicas <= high
