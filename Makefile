@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 LINT_DIRS := $(wildcard worker_image api operator tests bench)
 
-.PHONY: run test lint unit integration bench clean deps
+.PHONY: run test lint unit integration bench clean deps control-plane
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,11 @@ unit: $(STAMP)
 bench: deps
 	$(PY) -m pip install -q -r bench/requirements.txt
 	$(PY) -m bench
+
+## make control-plane: build the Kubernetes test control plane (etcd, kube-*, kwok) from Go modules,
+## into ~/.cache/jobqueue-k8s; operator tests skip loudly without it (and fail under CI=true)
+control-plane:
+	bash tests/k8s/build-control-plane.sh
 
 clean:
 	rm -rf $(VENV) .jobqueue .pytest_cache .mypy_cache .ruff_cache

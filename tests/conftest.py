@@ -15,6 +15,7 @@ from jq_testing import worker_env
 
 from jobqueue import Client, Settings
 from jobqueue.embedded.redis_server import RedisServer
+from k8s.fixtures import kube_api, kube_control_plane, kube_namespace  # noqa: F401 (fixtures, by import)
 
 
 @pytest.fixture(scope="session")

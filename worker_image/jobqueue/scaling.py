@@ -1,27 +1,109 @@
-"""Pure scaling decisions shared by the Kubernetes operator and the local supervisor of ``jobqueue up``.
+"""Pure scaling decisions shared by the Kubernetes operator and the local supervisor of ``jobqueue up``:
+how many workers a pool should have, which workers to drain before a scale-down, and which workers are
+stale. No I/O: callers read the state, call these, apply the result.
 
-desired = clamp(ceil((ready + in_flight) / target_per_replica), min, max), never more replicas than a
-rate limit can keep busy, moved at most ``max_step`` at a time and only after the cooldown of its
-direction. Idle workers are drained first on the way down, so no task is killed mid-run.
+Times are plain float seconds (the caller picks the clock, normally Redis or wall-clock UNIX time), so
+tests can pass any moment they like.
 """
 
 from __future__ import annotations
 
+import enum
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from jobqueue.errors import ValidationError
 
+# Lowest value Kubernetes accepts for controller.kubernetes.io/pod-deletion-cost: a ReplicaSet removes the
+# cheapest pods first when it shrinks, so drained pods are the ones that go.
+DRAINED_POD_DELETION_COST = -(2**31)
+POD_DELETION_COST_ANNOTATION = "controller.kubernetes.io/pod-deletion-cost"
+
+
+@dataclass(frozen=True)
+class Cooldowns:
+    """Minimum seconds since the last scaling action before the next one in each direction."""
+
+    scale_up: float
+    scale_down: float
+
+
+class ScaleReason(enum.StrEnum):
+    """Why :func:`desired_replicas` chose its answer (logged and shown in the Scaling condition)."""
+
+    STEADY = "Steady"
+    SCALE_UP = "ScaleUp"
+    SCALE_DOWN = "ScaleDown"
+    SCALE_UP_COOLDOWN = "ScaleUpCooldown"
+    SCALE_DOWN_COOLDOWN = "ScaleDownCooldown"
+    OUT_OF_BOUNDS = "OutOfBounds"
+
+
+@dataclass(frozen=True)
+class ScaleDecision:
+    """``replicas`` is what to set now; ``target`` what the load asks for once cooldowns and steps allow."""
+
+    replicas: int
+    target: int
+    reason: ScaleReason
+
+
+def desired_replicas(
+    *,
+    ready: int,
+    in_flight: int,
+    target_per_replica: int,
+    min_replicas: int,
+    max_replicas: int,
+    current: int,
+    last_scale_time: float | None,
+    now: float,
+    cooldowns: Cooldowns,
+    max_step: int,
+    rate_limit_capacity: int | None = None,
+    activation_depth: int = 0,
+) -> ScaleDecision:
+    """Replicas for a pool: clamp(ceil((ready + in_flight) / target_per_replica), min, max), paced.
+
+    ``rate_limit_capacity`` is how many of the ready tasks the queues' rate limits let start before the
+    next decision (None: no rate limit). Ready tasks beyond it would only wait on the limiter, so workers
+    added for them would sit idle. A pool at zero replicas wakes up only when the backlog exceeds
+    ``activation_depth``. A move toward the target waits for the cooldown of its direction since
+    ``last_scale_time`` and changes at most ``max_step`` replicas; a pool outside [min, max] (the bounds
+    were just edited) is brought inside at once.
+    """
+    if target_per_replica < 1 or max_step < 1 or min_replicas < 0 or max_replicas < min_replicas:
+        raise ValueError("invalid autoscaling policy")
+    useful_ready = ready if rate_limit_capacity is None else min(ready, max(rate_limit_capacity, 0))
+    backlog = max(useful_ready, 0) + max(in_flight, 0)
+    wanted = math.ceil(backlog / target_per_replica)
+    if current == 0 and backlog <= activation_depth:
+        wanted = 0
+    target = min(max(wanted, min_replicas), max_replicas)
+
+    if current < min_replicas or current > max_replicas:
+        return ScaleDecision(min(max(current, min_replicas), max_replicas), target, ScaleReason.OUT_OF_BOUNDS)
+    if target == current:
+        return ScaleDecision(current, target, ScaleReason.STEADY)
+    since_last = math.inf if last_scale_time is None else now - last_scale_time
+    if target > current:
+        if since_last < cooldowns.scale_up:
+            return ScaleDecision(current, target, ScaleReason.SCALE_UP_COOLDOWN)
+        return ScaleDecision(min(target, current + max_step), target, ScaleReason.SCALE_UP)
+    if since_last < cooldowns.scale_down:
+        return ScaleDecision(current, target, ScaleReason.SCALE_DOWN_COOLDOWN)
+    return ScaleDecision(max(target, current - max_step), target, ScaleReason.SCALE_DOWN)
+
 
 @dataclass(frozen=True)
 class ScalingPolicy:
-    """Bounds and pacing of autoscaling."""
+    """Bounds and pacing of autoscaling, validated; ``decide`` applies :func:`desired_replicas`."""
 
     min_replicas: int = 1
     max_replicas: int = 10
     target_per_replica: int = 10  # waiting + running tasks one replica should carry
-    activation_depth: int = 1  # from zero replicas, scale up only once this many tasks wait
+    activation_depth: int = 0  # from zero replicas, scale up only once more tasks than this wait
     scale_up_cooldown_seconds: float = 15.0
     scale_down_cooldown_seconds: float = 120.0
     max_step: int = 4
@@ -36,75 +118,105 @@ class ScalingPolicy:
         if self.max_step < 1:
             raise ValidationError("max_step", "must be >= 1")
 
+    def decide(
+        self,
+        *,
+        ready: int,
+        in_flight: int,
+        current: int,
+        last_scale_time: float | None,
+        now: float,
+        rate_limit_capacity: int | None = None,
+    ) -> ScaleDecision:
+        """desired_replicas with this policy."""
+        return desired_replicas(
+            ready=ready,
+            in_flight=in_flight,
+            target_per_replica=self.target_per_replica,
+            min_replicas=self.min_replicas,
+            max_replicas=self.max_replicas,
+            current=current,
+            last_scale_time=last_scale_time,
+            now=now,
+            cooldowns=Cooldowns(self.scale_up_cooldown_seconds, self.scale_down_cooldown_seconds),
+            max_step=self.max_step,
+            rate_limit_capacity=rate_limit_capacity,
+            activation_depth=self.activation_depth,
+        )
+
 
 @dataclass(frozen=True)
-class QueueLoad:
-    """What the queues served by a pool hold right now."""
+class Worker:
+    """One worker pod as the operator sees it: the pod's facts joined with the worker's Redis state."""
 
-    ready: int
+    pod_name: str
     in_flight: int
-    # With a rate limit, replicas beyond what the limit keeps busy are useless: the number of replicas
-    # needed to sustain it (None: no limit, or unknown task duration).
-    rate_limit_replicas: int | None = None
+    pod_ready: bool = True
+    draining: bool = False
+    created_at: float = 0.0
 
 
-@dataclass(frozen=True)
-class ScalingDecision:
-    """The replica count to apply and why."""
+def choose_workers_to_drain(workers: Sequence[Worker], count: int) -> list[str]:
+    """Pod names of the ``count`` workers to remove first, cheapest to lose first.
 
-    desired: int
-    reason: str
-
-    def changes(self, current: int) -> bool:
-        """Whether applying it changes anything."""
-        return self.desired != current
-
-
-def rate_limit_replicas(
-    rate_limit_per_second: float, average_task_seconds: float, concurrency_per_replica: int
-) -> int:
-    """Replicas needed to run ``rate_limit_per_second`` tasks of the given duration (at least 1)."""
-    busy_slots = rate_limit_per_second * average_task_seconds
-    return max(1, math.ceil(busy_slots / max(1, concurrency_per_replica)))
+    Order: workers already draining (the work is under way), then pods that are not ready (they serve
+    nothing), then by fewest in-flight tasks (idle ones first), then youngest (least warmed up), with the
+    name as a tie-break so repeated reconciles choose the same pods.
+    """
+    if count <= 0:
+        return []
+    ranked = sorted(
+        workers,
+        key=lambda w: (not w.draining, w.pod_ready, w.in_flight, -w.created_at, w.pod_name),
+    )
+    return [w.pod_name for w in ranked[:count]]
 
 
-def desired_replicas(
-    policy: ScalingPolicy, load: QueueLoad, current: int, seconds_since_last_scale: float | None
-) -> ScalingDecision:
-    """The replica count for a pool given its load; ``seconds_since_last_scale`` None = never scaled."""
-    work = load.ready + load.in_flight
-    if current == 0 and work < policy.activation_depth:
-        target = 0
-    else:
-        target = math.ceil(work / policy.target_per_replica)
-    reason = f"{work} tasks / {policy.target_per_replica} per replica"
-    if load.rate_limit_replicas is not None and target > load.rate_limit_replicas:
-        target = load.rate_limit_replicas
-        reason += f", capped at {target} by the rate limit"
-    bounded = min(max(target, policy.min_replicas), policy.max_replicas)
-    if bounded != target:
-        reason += f", clamped to [{policy.min_replicas}, {policy.max_replicas}]"
-    if bounded == current:
-        return ScalingDecision(current, reason + ": steady")
-    cooldown = policy.scale_up_cooldown_seconds if bounded > current else policy.scale_down_cooldown_seconds
-    if seconds_since_last_scale is not None and seconds_since_last_scale < cooldown:
-        return ScalingDecision(current, reason + f": waiting out the {cooldown:g}s cooldown")
-    step = max(-policy.max_step, min(policy.max_step, bounded - current))
-    return ScalingDecision(current + step, reason + f": {current} -> {current + step}")
+def drained_workers(workers: Iterable[Worker], chosen: Iterable[str]) -> list[str]:
+    """Of the chosen workers, those now draining with nothing in flight: safe to remove."""
+    wanted = set(chosen)
+    return sorted(w.pod_name for w in workers if w.pod_name in wanted and w.draining and w.in_flight == 0)
 
 
-def choose_workers_to_drain(in_flight_by_worker: Mapping[str, int], count: int) -> list[str]:
-    """The ``count`` workers to remove: idle ones first, then the least busy; ties by id for stability."""
-    ranked = sorted(in_flight_by_worker.items(), key=lambda item: (item[1], item[0]))
-    return [worker for worker, _ in ranked[: max(0, count)]]
+def deletion_cost_annotations(chosen: Iterable[str]) -> dict[str, dict[str, str]]:
+    """Annotations per pod that make the ReplicaSet delete exactly the chosen pods when it shrinks."""
+    return {name: {POD_DELETION_COST_ANNOTATION: str(DRAINED_POD_DELETION_COST)} for name in chosen}
 
 
-def stale_workers(heartbeat_age_by_worker: Mapping[str, float], threshold_seconds: float) -> list[str]:
-    """Workers whose last heartbeat is older than the threshold."""
-    return sorted(w for w, age in heartbeat_age_by_worker.items() if age > threshold_seconds)
+def stale_workers(
+    running_pods: Mapping[str, float],
+    heartbeats: Mapping[str, float],
+    now: float,
+    stale_after: float,
+) -> list[str]:
+    """Running pods whose worker has not heartbeated for ``stale_after`` seconds.
+
+    ``running_pods`` maps pod name to the time it started running; ``heartbeats`` maps worker id (= pod
+    name) to its last heartbeat. A pod that never heartbeated gets ``stale_after`` from its start to boot,
+    so a slow image start is not mistaken for a hung worker.
+    """
+    stale = []
+    for pod, started in running_pods.items():
+        last_sign_of_life = max(heartbeats.get(pod, started), started)
+        if now - last_sign_of_life > stale_after:
+            stale.append(pod)
+    return sorted(stale)
 
 
-def deletion_costs(workers: Sequence[str], in_flight_by_worker: Mapping[str, int]) -> dict[str, int]:
-    """controller.kubernetes.io/pod-deletion-cost per worker: busier pods cost more to delete, so the
-    ReplicaSet removes idle ones first."""
-    return {w: int(in_flight_by_worker.get(w, 0)) * 100 for w in workers}
+def orphaned_workers(
+    lease_holders: Iterable[str],
+    heartbeats: Mapping[str, float],
+    pods: Iterable[str],
+    now: float,
+    orphan_after: float,
+) -> list[str]:
+    """Workers holding leases with no pod left and no heartbeat for ``orphan_after`` seconds.
+
+    Their leases can be recovered now instead of waiting for each lease to expire.
+    """
+    alive = set(pods)
+    return sorted(
+        worker
+        for worker in set(lease_holders)
+        if worker not in alive and now - heartbeats.get(worker, -math.inf) > orphan_after
+    )

@@ -13,13 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from jobqueue.client import Client
-from jobqueue.scaling import (
-    QueueLoad,
-    ScalingPolicy,
-    choose_workers_to_drain,
-    desired_replicas,
-    stale_workers,
-)
+from jobqueue.scaling import ScalingPolicy, Worker, choose_workers_to_drain, stale_workers
 
 log = logging.getLogger(__name__)
 
@@ -107,30 +101,39 @@ class LocalSupervisor:
             depth = self.client.queue_depth(queue)
             ready += depth.total_ready
             in_flight += depth.in_flight
-        since = None if self.last_scale is None else time.monotonic() - self.last_scale
-        decision = desired_replicas(self.policy, QueueLoad(ready, in_flight), self.replicas, since)
-        if not decision.changes(self.replicas):
+        now = time.monotonic()
+        decision = self.policy.decide(
+            ready=ready, in_flight=in_flight, current=self.replicas, last_scale_time=self.last_scale, now=now
+        )
+        if decision.replicas == self.replicas:
             return None
-        if decision.desired > self.replicas:
-            for _ in range(decision.desired - self.replicas):
+        if decision.replicas > self.replicas:
+            for _ in range(decision.replicas - self.replicas):
                 self._spawn()
         else:
-            busy = self._in_flight_by_worker()
-            for worker_id in choose_workers_to_drain(busy, self.replicas - decision.desired):
+            for worker_id in choose_workers_to_drain(self._candidates(), self.replicas - decision.replicas):
                 self.workers[worker_id].draining = True
                 # Drain, not kill: the worker stops fetching, finishes its tasks and exits 0.
                 self.client.request_drain(worker_id)
-        self.last_scale = time.monotonic()
-        log.info("scaled workers: %s", decision.reason)
-        return decision.reason
+        self.last_scale = now
+        work = ready + in_flight
+        reason = f"{decision.reason.value}: {work} tasks, target {decision.target}, now {self.replicas}"
+        log.info("scaled workers: %s", reason)
+        return reason
 
-    def _in_flight_by_worker(self) -> dict[str, int]:
+    def _candidates(self) -> list[Worker]:
+        """Workers that may be drained, with what they run right now."""
         reported = {w["id"]: w for w in self.client.list_workers()}
-        counts = {}
-        for worker_id, worker in self.workers.items():
-            if not worker.draining:
-                counts[worker_id] = len(json.loads(reported.get(worker_id, {}).get("in_flight") or "[]"))
-        return counts
+        return [
+            Worker(
+                pod_name=worker_id,
+                in_flight=len(json.loads(reported.get(worker_id, {}).get("in_flight") or "[]")),
+                pod_ready=worker_id in reported,
+                created_at=worker.started,
+            )
+            for worker_id, worker in self.workers.items()
+            if not worker.draining
+        ]
 
     def _reap_exited(self) -> None:
         for worker_id, worker in list(self.workers.items()):
@@ -145,15 +148,13 @@ class LocalSupervisor:
                 self._spawn()
 
     def _restart_stale(self) -> None:
-        ages = {
-            w["id"]: float(w["heartbeat_age"]) for w in self.client.list_workers() if w["id"] in self.workers
+        now = time.monotonic()
+        running = {worker_id: worker.started for worker_id, worker in self.workers.items()}
+        # Heartbeat ages are wall-clock ages; turn them into moments on the monotonic clock used here.
+        heartbeats = {
+            w["id"]: now - float(w["heartbeat_age"]) for w in self.client.list_workers() if w["id"] in running
         }
-        grace = self.heartbeat_stale_seconds
-        # A worker that never heartbeated yet is stale too once it had time to start.
-        for worker_id, worker in self.workers.items():
-            if worker_id not in ages and time.monotonic() - worker.started > grace:
-                ages[worker_id] = grace + 1
-        for worker_id in stale_workers(ages, grace):
+        for worker_id in stale_workers(running, heartbeats, now, self.heartbeat_stale_seconds):
             worker = self.workers.pop(worker_id)
             log.warning("worker %s stopped heartbeating; killing and replacing it", worker_id)
             worker.process.kill()

@@ -1,0 +1,130 @@
+"""Kubernetes manifests the operator owns, built as plain dicts from a WorkerPool's spec (pure)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from jobqueue_operator.spec import WorkerPoolSpec
+
+GROUP = "jobqueue.dev"
+VERSION = "v1alpha1"
+POOL_LABEL = f"{GROUP}/pool"
+WORKER_CONTAINER = "worker"
+# The worker must stop before the kubelet's SIGKILL: it gets the pod's grace period minus this margin
+# to finish its in-flight tasks after SIGTERM.
+SHUTDOWN_MARGIN_SECONDS = 5
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The WorkerPool that owns a manifest (deleting it deletes what it owns)."""
+
+    name: str
+    namespace: str
+    uid: str
+
+
+def pool_selector(pool_name: str) -> dict[str, str]:
+    """Labels that select the pool's pods; also the scale subresource's status.selector."""
+    return {POOL_LABEL: pool_name}
+
+
+def selector_string(pool_name: str) -> str:
+    """:func:`pool_selector` in label-selector syntax, for status.selector."""
+    return ",".join(f"{key}={value}" for key, value in sorted(pool_selector(pool_name).items()))
+
+
+def worker_args(spec: WorkerPoolSpec) -> list[str]:
+    """Arguments of the worker container (the image's entry point is the `jobqueue` command)."""
+    grace = max(1, spec.termination_grace_period_seconds - SHUTDOWN_MARGIN_SECONDS)
+    return [
+        "worker",
+        "--app", spec.app,
+        "--queues", ",".join(spec.queues),
+        "--concurrency", str(spec.concurrency),
+        "--pool", spec.pool_kind,
+        "--grace", str(grace),
+    ]  # fmt: skip
+
+
+def worker_container(spec: WorkerPoolSpec) -> dict[str, Any]:
+    """The worker container: its id is the pod name, connection settings come from the Secret."""
+    container: dict[str, Any] = {
+        "name": WORKER_CONTAINER,
+        "image": spec.image,
+        "imagePullPolicy": spec.image_pull_policy,
+        "args": worker_args(spec),
+        # The operator matches heartbeats to pods by this id.
+        "env": [
+            {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            *[dict(item) for item in spec.env],
+        ],
+        "envFrom": [{"secretRef": {"name": spec.connection_secret_name}}],
+        "securityContext": {
+            "runAsNonRoot": True,
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+    }
+    resources = {
+        key: dict(value)
+        for key, value in (("requests", spec.resources.requests), ("limits", spec.resources.limits))
+        if value
+    }
+    if resources:
+        container["resources"] = resources
+    return container
+
+
+def worker_deployment(owner: Owner, spec: WorkerPoolSpec, replicas: int) -> dict[str, Any]:
+    """The Deployment of a WorkerPool, named like the pool and owned by it.
+
+    ``replicas`` is passed separately from the spec: the autoscaler or the drain logic decides it.
+    Pod template overrides are merged last, except that the worker container cannot be replaced.
+    """
+    labels = {
+        "app.kubernetes.io/name": "jobqueue-worker",
+        "app.kubernetes.io/instance": owner.name,
+        "app.kubernetes.io/managed-by": "jobqueue-operator",
+        **pool_selector(owner.name),
+    }
+    pod_spec: dict[str, Any] = {
+        **spec.pod_template.spec,
+        "terminationGracePeriodSeconds": spec.termination_grace_period_seconds,
+        "containers": [worker_container(spec)],
+    }
+    pod_spec.setdefault("securityContext", {"seccompProfile": {"type": "RuntimeDefault"}})
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": owner.name,
+            "namespace": owner.namespace,
+            "labels": labels,
+            "ownerReferences": [
+                {
+                    "apiVersion": f"{GROUP}/{VERSION}",
+                    "kind": "WorkerPool",
+                    "name": owner.name,
+                    "uid": owner.uid,
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": pool_selector(owner.name)},
+            # Never below the wanted capacity during a rollout: new workers start before old ones drain.
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": "25%"}},
+            "template": {
+                "metadata": {
+                    "labels": {**spec.pod_template.metadata.labels, **labels},
+                    "annotations": dict(spec.pod_template.metadata.annotations),
+                },
+                "spec": pod_spec,
+            },
+        },
+    }

@@ -1,0 +1,77 @@
+"""Typed views of the WorkerPool spec, mirroring crds/jobqueue.dev_workerpools.yaml.
+
+The API server has already validated and defaulted what the operator receives; the defaults here repeat
+the CRD's so a spec read from an older object (before a default was added) behaves the same.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+
+class _CamelModel(BaseModel):
+    # Kubernetes objects are camelCase; Python attributes stay snake_case.
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True, extra="ignore")
+
+
+class Autoscaling(_CamelModel):
+    """spec.autoscaling: the built-in autoscaler's bounds and pacing."""
+
+    enabled: bool = False
+    min_replicas: int = Field(default=1, ge=0)
+    max_replicas: int = Field(default=10, ge=1)
+    target_tasks_per_replica: int = Field(default=10, ge=1)
+    activation_depth: int = Field(default=0, ge=0)
+    scale_up_cooldown_seconds: int = Field(default=30, ge=0)
+    scale_down_cooldown_seconds: int = Field(default=300, ge=0)
+    max_step: int = Field(default=4, ge=1)
+
+
+class Health(_CamelModel):
+    """spec.health: when a worker counts as stale and when its leases count as orphaned."""
+
+    heartbeat_stale_seconds: int = Field(default=60, ge=1)
+    lease_orphan_seconds: int = Field(default=120, ge=1)
+
+
+class PodTemplateMetadata(_CamelModel):
+    """Extra labels and annotations for the worker pods."""
+
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+
+class PodTemplateOverrides(_CamelModel):
+    """spec.podTemplate: merged into the generated pod template."""
+
+    metadata: PodTemplateMetadata = Field(default_factory=PodTemplateMetadata)
+    spec: dict[str, Any] = Field(default_factory=dict)
+
+
+class Resources(_CamelModel):
+    """A container's resource requests and limits (quantities kept as Kubernetes strings)."""
+
+    requests: dict[str, str | int] = Field(default_factory=dict)
+    limits: dict[str, str | int] = Field(default_factory=dict)
+
+
+class WorkerPoolSpec(_CamelModel):
+    """spec of a WorkerPool."""
+
+    queues: tuple[str, ...] = Field(min_length=1)
+    image: str = Field(min_length=1)
+    app: str = Field(min_length=1)
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    concurrency: int = Field(default=4, ge=1)
+    pool_kind: Literal["process", "thread", "async"] = "process"
+    connection_secret_name: str = "jobqueue-connection"  # noqa: S105 (a Secret's name, not a secret)
+    resources: Resources = Field(default_factory=Resources)
+    env: tuple[dict[str, Any], ...] = ()
+    pod_template: PodTemplateOverrides = Field(default_factory=PodTemplateOverrides)
+    termination_grace_period_seconds: int = Field(default=60, ge=1)
+    replicas: int = Field(default=1, ge=0)
+    autoscaling: Autoscaling = Field(default_factory=Autoscaling)
+    health: Health = Field(default_factory=Health)

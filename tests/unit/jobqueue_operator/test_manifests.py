@@ -1,0 +1,90 @@
+"""The worker Deployment built from a WorkerPool spec."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from jobqueue_operator.manifests import Owner, selector_string, worker_deployment
+from jobqueue_operator.spec import WorkerPoolSpec
+
+EXAMPLE = Path(__file__).resolve().parents[3] / "crds" / "examples" / "workerpool.yaml"
+OWNER = Owner(name="email-workers", namespace="mail", uid="0b5f7c1e-1111-2222-3333-444455556666")
+
+
+def example_spec(**changes: Any) -> WorkerPoolSpec:
+    spec = yaml.safe_load(EXAMPLE.read_text())["spec"]
+    spec.update(changes)
+    return WorkerPoolSpec.model_validate(spec)
+
+
+def test_deployment_is_owned_by_the_pool_and_selects_its_pods() -> None:
+    d = worker_deployment(OWNER, example_spec(), replicas=3)
+    assert d["metadata"]["name"] == "email-workers"
+    assert d["metadata"]["namespace"] == "mail"
+    (ref,) = d["metadata"]["ownerReferences"]
+    assert ref == {
+        "apiVersion": "jobqueue.dev/v1alpha1",
+        "kind": "WorkerPool",
+        "name": "email-workers",
+        "uid": OWNER.uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+    assert d["spec"]["replicas"] == 3
+    selector = d["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= d["spec"]["template"]["metadata"]["labels"].items()
+    assert selector_string("email-workers") == "jobqueue.dev/pool=email-workers"
+
+
+def test_worker_container_runs_the_pool_with_pod_name_and_connection_secret() -> None:
+    d = worker_deployment(OWNER, example_spec(), replicas=1)
+    pod = d["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["image"] == "registry.example.com/acme/tasks:1.4.2"
+    assert container["args"] == [
+        "worker", "--app", "acme.tasks:app", "--queues", "emails", "--concurrency", "8",
+        "--pool", "thread", "--grace", "115",
+    ]  # fmt: skip
+    assert container["env"][0] == {
+        "name": "POD_NAME",
+        "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}},
+    }
+    assert {"name": "ACME_SMTP_HOST", "value": "smtp.internal"} in container["env"]
+    assert container["envFrom"] == [{"secretRef": {"name": "jobqueue-connection"}}]
+    assert container["resources"] == {
+        "requests": {"cpu": "250m", "memory": "256Mi"},
+        "limits": {"memory": "512Mi"},
+    }
+    assert pod["terminationGracePeriodSeconds"] == 120
+    assert container["securityContext"]["runAsNonRoot"] is True
+
+
+def test_pod_template_overrides_merge_but_cannot_replace_the_worker() -> None:
+    spec = example_spec(
+        podTemplate={
+            "metadata": {
+                "labels": {"team": "mail", "jobqueue.dev/pool": "hijack"},
+                "annotations": {"a": "b"},
+            },
+            "spec": {"nodeSelector": {"pool": "workers"}, "containers": [{"name": "other", "image": "x"}]},
+        }
+    )
+    d = worker_deployment(OWNER, spec, replicas=1)
+    template = d["spec"]["template"]
+    assert template["metadata"]["labels"]["team"] == "mail"
+    assert template["metadata"]["labels"]["jobqueue.dev/pool"] == "email-workers"
+    assert template["metadata"]["annotations"] == {"a": "b"}
+    assert template["spec"]["nodeSelector"] == {"pool": "workers"}
+    assert [c["name"] for c in template["spec"]["containers"]] == ["worker"]
+
+
+def test_minimal_spec_uses_crd_defaults() -> None:
+    spec = WorkerPoolSpec.model_validate({"queues": ["default"], "image": "img:1", "app": "m:app"})
+    d = worker_deployment(OWNER, spec, replicas=1)
+    (container,) = d["spec"]["template"]["spec"]["containers"]
+    assert container["args"][-6:] == ["--concurrency", "4", "--pool", "process", "--grace", "55"]
+    assert "resources" not in container
+    assert spec.autoscaling.max_replicas == 10
