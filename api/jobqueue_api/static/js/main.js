@@ -1,0 +1,153 @@
+// The single-page shell: hash routing, the live-update loop, the API-key box and the global notice.
+// A page is a module exporting `mount(root, params, ctx)` that builds its skeleton once and returns
+// `{ refresh }`; the loop calls refresh every POLL_MS while the tab is visible. To add a section, write
+// a page module and add one entry to ROUTES (and to NAV if it belongs in the menu).
+
+import { ApiError, getKey, setKey } from "./api.js";
+import { showMessage } from "./dom.js";
+import * as deadLetters from "./dead_letters.js";
+import * as overview from "./overview.js";
+import * as queue from "./queue.js";
+import * as taskDetail from "./task_detail.js";
+import * as tasks from "./tasks.js";
+import * as workers from "./workers.js";
+
+const POLL_MS = 2000;
+
+// Patterns are matched against the hash without "#"; named groups become params.
+const ROUTES = [
+  { pattern: /^\/?$/, page: overview, nav: "overview" },
+  { pattern: /^\/queues\/(?<queue>[^/?]+)$/, page: queue, nav: "overview" },
+  { pattern: /^\/tasks(?:\?(?<query>.*))?$/, page: tasks, nav: "tasks" },
+  { pattern: /^\/tasks\/(?<id>[^/?]+)$/, page: taskDetail, nav: "tasks" },
+  { pattern: /^\/dead-letters(?:\/(?<queue>[^/?]+))?$/, page: deadLetters, nav: "dead-letters" },
+  { pattern: /^\/workers$/, page: workers, nav: "workers" },
+];
+
+const state = { current: null, timer: null, generation: 0, busy: false };
+
+const main = document.getElementById("main");
+const notice = document.getElementById("notice");
+const live = document.getElementById("live");
+const login = document.getElementById("login");
+const loginForm = document.getElementById("login-form");
+const loginMessage = document.getElementById("login-message");
+const keyInput = document.getElementById("api-key");
+const keyButton = document.getElementById("key-button");
+
+function route() {
+  const path = decodeURI(location.hash.replace(/^#/, "")) || "/";
+  for (const r of ROUTES) {
+    const match = path.match(r.pattern);
+    if (match) return { ...r, params: match.groups || {} };
+  }
+  return null;
+}
+
+function navigate(hash) {
+  location.hash = hash;
+}
+
+// Errors from polling go to one notice at the top; a later success clears it.
+function report(error) {
+  if (error instanceof ApiError && error.status === 401) return; // the key box says it
+  showMessage(notice, "error", error instanceof ApiError ? error.describe() : String(error));
+}
+
+const ctx = { navigate, report, refreshNow: () => tick(state.generation) };
+
+async function tick(generation) {
+  if (generation !== state.generation || !state.current || state.busy) return;
+  state.busy = true;
+  try {
+    await state.current.refresh();
+    if (generation === state.generation) {
+      showMessage(notice, "", "");
+      live.textContent = `Live · updated ${new Date().toLocaleTimeString()}`;
+    }
+  } catch (error) {
+    if (generation === state.generation) report(error);
+  } finally {
+    state.busy = false;
+  }
+}
+
+function schedule() {
+  clearInterval(state.timer);
+  state.timer = setInterval(() => {
+    // A hidden tab does not poll: no load on the API for a page nobody looks at.
+    if (!document.hidden) tick(state.generation);
+  }, POLL_MS);
+}
+
+function show() {
+  state.generation += 1;
+  state.busy = false;
+  const found = route();
+  for (const a of document.querySelectorAll("nav a")) {
+    if (found && a.dataset.nav === found.nav) a.setAttribute("aria-current", "page");
+    else a.removeAttribute("aria-current");
+  }
+  main.replaceChildren();
+  showMessage(notice, "", "");
+  if (!found) {
+    state.current = null;
+    main.textContent = "There is no such page. Use the menu above.";
+    return;
+  }
+  state.current = found.page.mount(main, found.params, ctx);
+  document.title = `${found.page.title(found.params)} · jobqueue`;
+  main.focus({ preventScroll: true });
+  tick(state.generation);
+  schedule();
+}
+
+function openLogin(message) {
+  login.hidden = false;
+  showMessage(loginMessage, message ? "error" : "", message || "");
+  keyInput.focus();
+}
+
+function updateKeyButton() {
+  keyButton.textContent = getKey() ? "Sign out" : "API key";
+}
+
+window.addEventListener("jobqueue:unauthorized", (event) => {
+  openLogin(`${event.detail.message}. Enter an API key to continue.`);
+});
+
+loginForm.addEventListener("submit", (event) => {
+  event.preventDefault();
+  const key = keyInput.value.trim();
+  if (!key) {
+    showMessage(loginMessage, "error", "Enter an API key.");
+    return;
+  }
+  setKey(key);
+  keyInput.value = "";
+  login.hidden = true;
+  updateKeyButton();
+  show();
+});
+
+document.getElementById("login-cancel").addEventListener("click", () => {
+  login.hidden = true;
+});
+
+keyButton.addEventListener("click", () => {
+  if (getKey()) {
+    setKey("");
+    updateKeyButton();
+    openLogin("Signed out. Enter an API key to continue.");
+    show();
+  } else {
+    openLogin("");
+  }
+});
+
+document.addEventListener("visibilitychange", () => {
+  if (!document.hidden) tick(state.generation);
+});
+window.addEventListener("hashchange", show);
+updateKeyButton();
+show();
