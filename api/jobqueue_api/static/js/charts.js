@@ -2,8 +2,9 @@
 // the UI must run with no build step and the Content-Security-Policy allows only our own scripts.
 
 const SVG = "http://www.w3.org/2000/svg";
-const WIDTH = 320;
-const HEIGHT = 120;
+const HTML = "http://www.w3.org/1999/xhtml";
+const WIDTH = 480;
+const HEIGHT = 150;
 const PAD = { top: 8, right: 8, bottom: 18, left: 36 };
 
 function el(tag, attrs) {
@@ -14,7 +15,8 @@ function el(tag, attrs) {
 
 // points: [{t: unix seconds, v: number|null}], oldest first; null values leave a gap.
 // format(v) renders axis and summary values; fixedMax pins the scale (100 for percentages).
-export function lineChart({ title, points, format, fixedMax, emptyText }) {
+// minMax keeps an idle chart from magnifying noise: the scale never goes below it.
+export function lineChart({ title, points, format, fixedMax, minMax = 1, emptyText }) {
   const known = points.filter((p) => p.v !== null && Number.isFinite(p.v));
   const latest = known.length ? known[known.length - 1].v : null;
   const summary = latest === null ? emptyText : `${title}: ${format(latest)} (latest)`;
@@ -24,7 +26,7 @@ export function lineChart({ title, points, format, fixedMax, emptyText }) {
   titleEl.textContent = summary;
   svg.append(titleEl);
 
-  const max = fixedMax ?? Math.max(1e-9, ...known.map((p) => p.v)) * 1.15;
+  const max = fixedMax ?? Math.max(minMax, ...known.map((p) => p.v * 1.15));
   const innerW = WIDTH - PAD.left - PAD.right;
   const innerH = HEIGHT - PAD.top - PAD.bottom;
   const y = (v) => PAD.top + innerH - (v / max) * innerH;
@@ -50,6 +52,9 @@ export function lineChart({ title, points, format, fixedMax, emptyText }) {
       pen = true;
     }
     if (d) svg.append(el("path", { d, class: "line" }));
+    // A dot on the latest value, so a single sample (or a flat line on a grid line) is still visible.
+    const last = [...points].reverse().find((p) => p.v !== null && Number.isFinite(p.v));
+    if (last) svg.append(el("circle", { cx: x(last.t).toFixed(1), cy: y(last.v).toFixed(1), r: 3.5, class: "dot" }));
     const ago = el("text", { x: PAD.left, y: HEIGHT - 4, class: "axis" });
     ago.textContent = `${Math.round(span)} s ago`;
     const now = el("text", { x: WIDTH - PAD.right, y: HEIGHT - 4, class: "axis", "text-anchor": "end" });
@@ -114,4 +119,34 @@ export function sumCounters(list) {
 export function lifetimeSuccessRate(c) {
   const all = (c.succeeded || 0) + (c.dead_lettered || 0);
   return all ? (100 * c.succeeded) / all : null;
+}
+
+function figure(caption, chart) {
+  const fig = document.createElementNS(HTML, "figure");
+  fig.className = "chart-box";
+  const cap = document.createElementNS(HTML, "figcaption");
+  cap.textContent = caption;
+  const summary = document.createElementNS(HTML, "p");
+  summary.className = "help";
+  summary.textContent = chart.summary;
+  fig.append(cap, chart.svg, summary);
+  return fig;
+}
+
+// The two activity charts shown on the overview and on a queue page.
+export function activityCharts(history) {
+  const throughput = lineChart({
+    title: "Throughput",
+    points: history.throughput(),
+    format: (v) => `${v < 10 ? v.toFixed(1) : Math.round(v)}/s`,
+    emptyText: "Throughput: collecting samples (one every 2 s)…",
+  });
+  const success = lineChart({
+    title: "Success rate",
+    points: history.successRate(),
+    format: (v) => `${Math.round(v)} %`,
+    fixedMax: 100,
+    emptyText: "Success rate: no task finished in this window",
+  });
+  return [figure("Tasks finished per second", throughput), figure("Success rate per interval", success)];
 }

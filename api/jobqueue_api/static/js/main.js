@@ -113,7 +113,8 @@ function updateKeyButton() {
 }
 
 window.addEventListener("jobqueue:unauthorized", (event) => {
-  openLogin(`${event.detail.message}. Enter an API key to continue.`);
+  live.textContent = "Waiting for an API key";
+  openLogin(`Sign-in needed: the API answered "${event.detail.message}".`);
 });
 
 loginForm.addEventListener("submit", (event) => {

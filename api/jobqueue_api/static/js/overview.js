@@ -2,7 +2,7 @@
 // throughput and success-rate charts computed from the queues' lifetime counters.
 
 import { api } from "./api.js";
-import { CounterHistory, lifetimeSuccessRate, lineChart, sumCounters } from "./charts.js";
+import { CounterHistory, activityCharts, lifetimeSuccessRate, sumCounters } from "./charts.js";
 import { card, fmtAge, fmtNumber, h, link, renderIfChanged, replace, section, statusBadge, table } from "./dom.js";
 
 // Kept at module level so the charts keep their history when the user visits another page and returns.
@@ -73,7 +73,7 @@ export function mount(root) {
         card("Dead letters", link("#/dead-letters", fmtNumber(sum((q) => q.dead_letters)))),
         card("Workers live", `${fmtNumber(workerList.filter((w) => w.status !== "DEAD").length)}`),
         card("Utilization", `${Math.round(workerStats.utilization * 100)} % of ${workerStats.slots} slots`),
-        card("Success rate (all time)", rate === null ? "—" : `${rate.toFixed(1)} %`),
+        card("Success, all time", rate === null ? "—" : `${rate.toFixed(1)} %`),
       ),
     );
     drawCharts(charts);
@@ -89,22 +89,5 @@ export function mount(root) {
 }
 
 function drawCharts(el) {
-  const throughput = lineChart({
-    title: "Throughput",
-    points: history.throughput(),
-    format: (v) => `${v < 10 ? v.toFixed(1) : Math.round(v)}/s`,
-    emptyText: "Throughput: collecting samples…",
-  });
-  const success = lineChart({
-    title: "Success rate",
-    points: history.successRate(),
-    format: (v) => `${Math.round(v)} %`,
-    fixedMax: 100,
-    emptyText: "Success rate: no finished tasks in this window",
-  });
-  replace(
-    el,
-    h("figure", { class: "chart-box" }, h("figcaption", {}, "Tasks finished per second"), throughput.svg, h("p", { class: "help" }, throughput.summary)),
-    h("figure", { class: "chart-box" }, h("figcaption", {}, "Success rate per interval"), success.svg, h("p", { class: "help" }, success.summary)),
-  );
+  replace(el, activityCharts(history));
 }

@@ -1,7 +1,7 @@
 // Queue page: live depth and counters of one queue, its throughput, and its configuration panels.
 
 import { api } from "./api.js";
-import { CounterHistory, lineChart } from "./charts.js";
+import { CounterHistory, activityCharts } from "./charts.js";
 import { card, fmtAge, fmtNumber, h, link, renderIfChanged, replace, section } from "./dom.js";
 
 // Configuration panels, in display order. Each is { title, mount(root, queue, ctx) -> { refresh } }.
@@ -96,13 +96,7 @@ export function mount(root, params, ctx) {
         card("Lost leases", fmtNumber(c.lost_leases)),
       ),
     );
-    const t = lineChart({
-      title: "Throughput",
-      points: history.throughput(),
-      format: (v) => `${v < 10 ? v.toFixed(1) : Math.round(v)}/s`,
-      emptyText: "Throughput: collecting samples…",
-    });
-    replace(chart, h("figure", { class: "chart-box" }, h("figcaption", {}, "Tasks finished per second"), t.svg, h("p", { class: "help" }, t.summary)));
+    replace(chart, activityCharts(history));
     await Promise.all(mounted.map((m) => m.handle.refresh()));
   }
 

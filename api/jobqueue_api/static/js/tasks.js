@@ -48,6 +48,8 @@ function buildSubmitForm(defaults) {
     max_retries: h("input", { id: "task-max-retries", name: "max_retries", type: "number", min: "0", step: "1", inputmode: "numeric" }),
     timeout: h("input", { id: "task-timeout", name: "timeout", type: "number", min: "0", step: "any", inputmode: "decimal" }),
   };
+  // An edit clears the field's error mark; the next submit re-checks it.
+  for (const input of Object.values(inputs)) input.addEventListener("input", () => input.removeAttribute("aria-invalid"));
   inputs.args.value = "[]";
   inputs.kwargs.value = "{}";
   inputs.queue.value = defaults.queue || "default";
