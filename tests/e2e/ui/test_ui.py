@@ -103,9 +103,11 @@ def test_submit_task_and_watch_it_complete(
     assert client.get_task(task_id).result == 5
     browser.screenshots("task-detail")
 
-    # More work so the overview's charts have something to draw between two polls.
-    for i in range(40):
-        client.enqueue("add", [i, i], priority=["high", "medium", "low"][i % 3])
+    # Several seconds of work for the 4 worker slots, so the overview shows depth, in-flight tasks
+    # and throughput while it polls; one bad task lowers the success rate, one waits for later.
+    for i in range(80):
+        client.enqueue("sleepy", [0.4], priority=["high", "medium", "low"][i % 3])
+    client.enqueue("fail_with", ["value"])
     client.enqueue("add", [0, 0], countdown=300)
     page.get_by_role("link", name="Overview").click()
     rows = page.locator("#overview-queues tbody tr")
@@ -147,6 +149,7 @@ def test_cancel_running_task_force_then_graceful(
     assert client.get_task(task_id).status == TaskStatus.CANCELLED
     page.locator("dd", has_text="user_requested").wait_for()
     assert page.get_by_role("button", name="Cancel task").is_hidden()
+    browser.screenshots("task-cancelled")
 
     # Retry a cancelled task: a new task with the same arguments; then cancel that one gracefully.
     page.get_by_role("button", name="Retry").click()
@@ -206,3 +209,5 @@ def test_replay_and_purge_dead_letters_in_open_mode(
     page.locator("dd", has_text="2 (max retries").wait_for()
     page.get_by_role("heading", name="Error").wait_for()
     assert "bad input" in page.locator("#task-error").inner_text()
+    page.get_by_label("traceback", exact=True).wait_for()
+    browser.screenshots("task-failed")

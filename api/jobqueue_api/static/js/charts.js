@@ -3,8 +3,10 @@
 
 const SVG = "http://www.w3.org/2000/svg";
 const HTML = "http://www.w3.org/1999/xhtml";
-const WIDTH = 480;
-const HEIGHT = 150;
+// The drawing is scaled to its box, text included; a narrower drawing on a phone keeps labels readable.
+function size() {
+  return window.innerWidth < 640 ? { WIDTH: 300, HEIGHT: 130 } : { WIDTH: 480, HEIGHT: 150 };
+}
 const PAD = { top: 8, right: 8, bottom: 18, left: 36 };
 
 function el(tag, attrs) {
@@ -17,6 +19,7 @@ function el(tag, attrs) {
 // format(v) renders axis and summary values; fixedMax pins the scale (100 for percentages).
 // minMax keeps an idle chart from magnifying noise: the scale never goes below it.
 export function lineChart({ title, points, format, fixedMax, minMax = 1, emptyText }) {
+  const { WIDTH, HEIGHT } = size();
   const known = points.filter((p) => p.v !== null && Number.isFinite(p.v));
   const latest = known.length ? known[known.length - 1].v : null;
   const summary = latest === null ? emptyText : `${title}: ${format(latest)} (latest)`;

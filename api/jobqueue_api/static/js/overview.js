@@ -72,7 +72,7 @@ export function mount(root) {
         card("Delayed", fmtNumber(sum((q) => q.delayed))),
         card("Dead letters", link("#/dead-letters", fmtNumber(sum((q) => q.dead_letters)))),
         card("Workers live", `${fmtNumber(workerList.filter((w) => w.status !== "DEAD").length)}`),
-        card("Utilization", `${Math.round(workerStats.utilization * 100)} % of ${workerStats.slots} slots`),
+        card(`Utilization of ${workerStats.slots} slots`, `${Math.round(workerStats.utilization * 100)} %`),
         card("Success, all time", rate === null ? "—" : `${rate.toFixed(1)} %`),
       ),
     );

@@ -58,7 +58,7 @@ export function mount(root, params, ctx) {
     h("h1", {}, "Queue ", h("span", { class: "mono" }, name)),
     h(
       "p",
-      { class: "row" },
+      { class: "row toolbar" },
       link(`#/tasks?queue=${encodeURIComponent(name)}`, "Submit a task to this queue", { class: "button secondary" }),
       link(`#/dead-letters/${encodeURIComponent(name)}`, "Dead letters of this queue", { class: "button secondary" }),
     ),
