@@ -118,8 +118,8 @@ class ApiServer:
 def start_api(settings: Settings, tmp_path: Path) -> Iterator[Callable[..., ApiServer]]:
     servers: list[ApiServer] = []
 
-    def start(keys: str | None = KEYS) -> ApiServer:
-        server = ApiServer(settings, tmp_path / f"api{len(servers)}.log", keys)
+    def start(keys: str | None = KEYS, server_settings: Settings | None = None) -> ApiServer:
+        server = ApiServer(server_settings or settings, tmp_path / f"api{len(servers)}.log", keys)
         servers.append(server)
         return server
 

@@ -8,8 +8,10 @@ from typing import Any
 
 import pytest
 from jq_testing import wait_until
+from pydantic import SecretStr
 
-from jobqueue import Client
+from jobqueue import Client, Settings
+from jobqueue.embedded.redis_server import free_port
 from jobqueue.models import TaskStatus
 
 pytestmark = pytest.mark.timeout(150)
@@ -211,3 +213,19 @@ def test_replay_and_purge_dead_letters_in_open_mode(
     assert "bad input" in page.locator("#task-error").inner_text()
     page.get_by_label("traceback", exact=True).wait_for()
     browser.screenshots("task-failed")
+
+
+def test_redis_down_is_explained_on_every_page(
+    start_api: Callable[..., Any], browser: Any, settings: Settings
+) -> None:
+    down = settings.model_copy(update={"redis_url": SecretStr(f"redis://127.0.0.1:{free_port()}/0")})
+    api = start_api(keys=None, server_settings=down)
+    page = browser.page
+    page.goto(api.url)
+    notice = page.locator("#notice")
+    notice.filter(has_text="the broker (Redis) is unavailable").wait_for()
+    assert "HTTP 503 unavailable" in notice.inner_text()
+    browser.screenshots("redis-down")
+    # A new page starts with a clean notice and reports the outage again from its own requests.
+    page.get_by_role("link", name="Workers", exact=True).click()
+    notice.filter(has_text="unavailable").wait_for()

@@ -24,7 +24,9 @@ const ROUTES = [
   { pattern: /^\/workers$/, page: workers, nav: "workers" },
 ];
 
-const state = { current: null, timer: null, generation: 0, busy: false };
+// loginDismissed: the user closed the key box; 401s then go to the notice instead of reopening it
+// every two seconds.
+const state = { current: null, timer: null, generation: 0, busy: false, loginDismissed: false };
 
 const main = document.getElementById("main");
 const notice = document.getElementById("notice");
@@ -50,8 +52,10 @@ function navigate(hash) {
 
 // Errors from polling go to one notice at the top; a later success clears it.
 function report(error) {
-  if (error instanceof ApiError && error.status === 401) return; // the key box says it
-  showMessage(notice, "error", error instanceof ApiError ? error.describe() : String(error));
+  if (error instanceof ApiError && error.status === 401 && !state.loginDismissed) return; // the key box says it
+  const text = error instanceof ApiError ? error.describe() : String(error);
+  showMessage(notice, "error", `Cannot update this page: ${text}`);
+  live.textContent = `Update failed at ${new Date().toLocaleTimeString()}`;
 }
 
 const ctx = { navigate, report, refreshNow: () => tick(state.generation) };
@@ -103,6 +107,7 @@ function show() {
 }
 
 function openLogin(message) {
+  state.loginDismissed = false;
   login.hidden = false;
   showMessage(loginMessage, message ? "error" : "", message || "");
   keyInput.focus();
@@ -114,6 +119,7 @@ function updateKeyButton() {
 
 window.addEventListener("jobqueue:unauthorized", (event) => {
   live.textContent = "Waiting for an API key";
+  if (state.loginDismissed) return;
   openLogin(`Sign-in needed: the API answered "${event.detail.message}".`);
 });
 
@@ -132,6 +138,7 @@ loginForm.addEventListener("submit", (event) => {
 });
 
 document.getElementById("login-cancel").addEventListener("click", () => {
+  state.loginDismissed = true;
   login.hidden = true;
 });
 
