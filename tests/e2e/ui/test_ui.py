@@ -96,8 +96,9 @@ def test_submit_task_and_watch_it_complete(
     page.get_by_role("button", name="Submit task").click()
     page.locator("#submit-message", has_text="(field: queue)").wait_for()
     assert page.get_by_label("Queue").get_attribute("aria-invalid") == "true"
+    browser.screenshots("tasks-invalid")
     page.get_by_label("Queue").fill("default")
-    browser.screenshots("tasks")
+    assert page.get_by_label("Queue").get_attribute("aria-invalid") is None  # editing clears the mark
 
     task_id = submit_task(page, "add", "[2, 3]")
     wait_status(page, "SUCCESS")
@@ -129,6 +130,16 @@ def test_submit_task_and_watch_it_complete(
     page.get_by_role("link", name="Workers", exact=True).click()
     page.locator("#workers-list", has_text="worker-a").wait_for()
     browser.screenshots("workers")
+
+    # The tab remembers what it submitted, with live status.
+    page.get_by_role("link", name="Tasks", exact=True).click()
+    page.locator("#recent-tasks").get_by_role("link", name=task_id).wait_for()
+    assert "SUCCESS" in page.locator("#recent-tasks").inner_text()
+    browser.screenshots("tasks")
+    page.emulate_media(color_scheme="dark")
+    page.get_by_role("link", name="Overview").click()
+    page.locator("path.line").first.wait_for()
+    browser.screenshots("overview-dark")
 
 
 def test_cancel_running_task_force_then_graceful(
