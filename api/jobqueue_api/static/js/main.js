@@ -26,7 +26,7 @@ const ROUTES = [
 
 // loginDismissed: the user closed the key box; 401s then go to the notice instead of reopening it
 // every two seconds.
-const state = { current: null, timer: null, generation: 0, busy: false, loginDismissed: false };
+const state = { current: null, timer: null, generation: 0, busy: false, again: false, loginDismissed: false };
 
 const main = document.getElementById("main");
 const notice = document.getElementById("notice");
@@ -58,10 +58,16 @@ function report(error) {
   live.textContent = `Update failed at ${new Date().toLocaleTimeString()}`;
 }
 
-const ctx = { navigate, report, refreshNow: () => tick(state.generation) };
+// refreshNow follows a user's action, so it must not be lost behind a poll that is already running.
+const ctx = { navigate, report, refreshNow: () => tick(state.generation, true) };
 
-async function tick(generation) {
-  if (generation !== state.generation || !state.current || state.busy) return;
+async function tick(generation, afterAction = false) {
+  if (generation !== state.generation || !state.current) return;
+  if (state.busy) {
+    // The refresh in flight may have read the state before the user's action: run once more after it.
+    if (afterAction) state.again = true;
+    return;
+  }
   state.busy = true;
   try {
     await state.current.refresh();
@@ -72,7 +78,14 @@ async function tick(generation) {
   } catch (error) {
     if (generation === state.generation) report(error);
   } finally {
-    state.busy = false;
+    // A refresh of a page the user already left must not touch the new page's flags.
+    if (generation === state.generation) {
+      state.busy = false;
+      if (state.again) {
+        state.again = false;
+        tick(generation);
+      }
+    }
   }
 }
 
@@ -87,6 +100,7 @@ function schedule() {
 function show() {
   state.generation += 1;
   state.busy = false;
+  state.again = false;
   const found = route();
   for (const a of document.querySelectorAll("nav a")) {
     if (found && a.dataset.nav === found.nav) a.setAttribute("aria-current", "page");
