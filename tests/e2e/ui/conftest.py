@@ -39,6 +39,16 @@ ARTIFACTS = (
 )
 VIEWPORTS = {"desktop": {"width": 1366, "height": 768}, "phone": {"width": 390, "height": 844}}
 KEYS = "admin-key:admin,read-key:read"
+# Controls a screen reader could not name, and ids used twice (labels and aria references break).
+UNNAMED_JS = """() => {
+  const unnamed = [...document.querySelectorAll('input, select, textarea, button, a[href]')]
+    .filter((e) => e.offsetParent !== null)
+    .filter((e) => !(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !e.textContent.trim())
+    .map((e) => e.outerHTML.slice(0, 120));
+  const ids = [...document.querySelectorAll('[id]')].map((e) => e.id);
+  const dupes = ids.filter((id, i) => ids.indexOf(id) !== i);
+  return unnamed.concat(dupes.map((id) => `duplicate id ${id}`));
+}"""
 # Elements wider than the viewport or than their own box, innermost first (diagnostics only).
 WIDEST_JS = """() => [...document.querySelectorAll('body *')]
   .filter((e) => e.getBoundingClientRect().right > innerWidth + 1 || e.scrollWidth > e.clientWidth + 1)
@@ -145,8 +155,11 @@ class Browser:
         self.page.on("pageerror", lambda exc: self.errors.append(str(exc)))
 
     def screenshots(self, name: str) -> None:
-        """Save the current page at laptop and phone size, and fail if the phone view scrolls sideways."""
+        """Save the current page at laptop and phone size; fail if it scrolls sideways at either size or
+        has a control without an accessible name."""
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        problems = self.page.evaluate(UNNAMED_JS)
+        assert not problems, f"{name}: unnamed controls or duplicate ids: {problems}"
         for label, size in VIEWPORTS.items():
             self.page.set_viewport_size(size)
             self.page.wait_for_timeout(250)  # let layout settle after the resize
