@@ -23,7 +23,7 @@ export function lineChart({ title, points, format, fixedMax, minMax = 1, emptyTe
   const known = points.filter((p) => p.v !== null && Number.isFinite(p.v));
   const latest = known.length ? known[known.length - 1].v : null;
   const summary = latest === null ? emptyText : `${title}: ${format(latest)} (latest)`;
-  const svg = el("svg", { viewBox: `0 0 ${WIDTH} ${HEIGHT}`, role: "img", class: "chart"});
+  const svg = el("svg", { viewBox: `0 0 ${WIDTH} ${HEIGHT}`, role: "img", class: "chart" });
   svg.setAttribute("aria-label", summary);
   const titleEl = el("title", {});
   titleEl.textContent = summary;
@@ -57,7 +57,8 @@ export function lineChart({ title, points, format, fixedMax, minMax = 1, emptyTe
     if (d) svg.append(el("path", { d, class: "line" }));
     // A dot on the latest value, so a single sample (or a flat line on a grid line) is still visible.
     const last = [...points].reverse().find((p) => p.v !== null && Number.isFinite(p.v));
-    if (last) svg.append(el("circle", { cx: x(last.t).toFixed(1), cy: y(last.v).toFixed(1), r: 3.5, class: "dot" }));
+    if (last)
+      svg.append(el("circle", { cx: x(last.t).toFixed(1), cy: y(last.v).toFixed(1), r: 3.5, class: "dot" }));
     const ago = el("text", { x: PAD.left, y: HEIGHT - 4, class: "axis" });
     ago.textContent = `${Math.round(span)} s ago`;
     const now = el("text", { x: WIDTH - PAD.right, y: HEIGHT - 4, class: "axis", "text-anchor": "end" });

@@ -1,7 +1,17 @@
 // Dead letters of one queue: counts by task and reason, the list (paged), replay and purge.
 
 import { ApiError, api } from "./api.js";
-import { fmtNumber, fmtTime, h, renderIfChanged, replace, section, showMessage, table, taskLink } from "./dom.js";
+import {
+  fmtNumber,
+  fmtTime,
+  h,
+  renderIfChanged,
+  replace,
+  section,
+  showMessage,
+  table,
+  taskLink,
+} from "./dom.js";
 
 const PAGE = 50;
 
@@ -15,7 +25,13 @@ function countList(label, counts) {
     "div",
     { class: "counts" },
     h("h3", {}, label),
-    entries.length ? h("ul", {}, entries.map(([k, n]) => h("li", {}, h("span", { class: "mono" }, k), `: ${fmtNumber(n)}`))) : h("p", { class: "empty" }, "none"),
+    entries.length
+      ? h(
+          "ul",
+          {},
+          entries.map(([k, n]) => h("li", {}, h("span", { class: "mono" }, k), `: ${fmtNumber(n)}`)),
+        )
+      : h("p", { class: "empty" }, "none"),
   );
 }
 
@@ -25,7 +41,17 @@ function confirmDialog(text, confirmLabel) {
     const dialog = h(
       "dialog",
       { class: "confirm", "aria-labelledby": "confirm-text" },
-      h("form", { method: "dialog" }, h("p", { id: "confirm-text" }, text), h("div", { class: "row" }, h("button", { value: "cancel", class: "secondary", autofocus: true }, "Keep them"), h("button", { value: "confirm", class: "danger" }, confirmLabel))),
+      h(
+        "form",
+        { method: "dialog" },
+        h("p", { id: "confirm-text" }, text),
+        h(
+          "div",
+          { class: "row" },
+          h("button", { value: "cancel", class: "secondary", autofocus: true }, "Keep them"),
+          h("button", { value: "confirm", class: "danger" }, confirmLabel),
+        ),
+      ),
     );
     dialog.addEventListener("close", () => {
       resolve(dialog.returnValue === "confirm");
@@ -86,7 +112,8 @@ export function mount(root, params, ctx) {
 
   purgeButton.addEventListener("click", async () => {
     const n = stats.dataset.total || "all";
-    if (!(await confirmDialog(`Delete ${n} dead letters of queue ${queue}? This cannot be undone.`, "Purge"))) return;
+    if (!(await confirmDialog(`Delete ${n} dead letters of queue ${queue}? This cannot be undone.`, "Purge")))
+      return;
     try {
       const { purged } = await api.purge(queue);
       showMessage(message, "ok", `Purged ${purged} dead letters from ${queue}.`);
@@ -106,7 +133,12 @@ export function mount(root, params, ctx) {
     { label: "Died", cell: (t) => fmtTime(t.completed_at) },
     {
       label: "Action",
-      cell: (t) => h("button", { type: "button", class: "secondary", "aria-label": `Replay ${t.id}`, onclick: () => replay(t.id) }, "Replay"),
+      cell: (t) =>
+        h(
+          "button",
+          { type: "button", class: "secondary", "aria-label": `Replay ${t.id}`, onclick: () => replay(t.id) },
+          "Replay",
+        ),
     },
   ];
 
@@ -114,18 +146,35 @@ export function mount(root, params, ctx) {
     const queues = (await api.queues()).map((q) => q.name);
     if (!queue) queue = queues[0] || "default";
     renderIfChanged(picker, { queues, queue }, (el) =>
-      replace(el, (queues.includes(queue) ? queues : [queue, ...queues]).map((name) => h("option", { value: name, selected: name === queue }, name))),
+      replace(
+        el,
+        (queues.includes(queue) ? queues : [queue, ...queues]).map((name) =>
+          h("option", { value: name, selected: name === queue }, name),
+        ),
+      ),
     );
     const [s, items] = await Promise.all([api.deadLetterStats(queue), api.deadLetters(queue, offset, PAGE)]);
     stats.dataset.total = String(s.total);
     purgeButton.disabled = s.total === 0;
     renderIfChanged(stats, s, (el) =>
-      replace(el, h("div", { class: "card" }, h("div", { class: "card-label" }, "Total"), h("div", { class: "card-value", id: "dlq-total" }, fmtNumber(s.total))), countList("By task", s.by_task), countList("By reason", s.by_reason)),
+      replace(
+        el,
+        h(
+          "div",
+          { class: "card" },
+          h("div", { class: "card-label" }, "Total"),
+          h("div", { class: "card-value", id: "dlq-total" }, fmtNumber(s.total)),
+        ),
+        countList("By task", s.by_task),
+        countList("By reason", s.by_reason),
+      ),
     );
     prev.disabled = offset === 0;
     next.disabled = items.length < PAGE;
     pager.hidden = offset === 0 && items.length < PAGE;
-    renderIfChanged(list, items, (el, data) => replace(el, table(`Dead letters of ${queue}`, columns, data, `No dead letters in queue ${queue}.`)));
+    renderIfChanged(list, items, (el, data) =>
+      replace(el, table(`Dead letters of ${queue}`, columns, data, `No dead letters in queue ${queue}.`)),
+    );
   }
 
   return { refresh };

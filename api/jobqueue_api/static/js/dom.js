@@ -74,7 +74,11 @@ export function statusBadge(status) {
 // A table that turns into labelled cards on a phone (CSS reads data-label for each cell).
 export function table(caption, columns, rows, emptyText) {
   if (!rows.length) return h("p", { class: "empty" }, emptyText);
-  const head = h("tr", {}, columns.map((c) => h("th", { scope: "col" }, c.label)));
+  const head = h(
+    "tr",
+    {},
+    columns.map((c) => h("th", { scope: "col" }, c.label)),
+  );
   const body = rows.map((row) =>
     h(
       "tr",
@@ -85,12 +89,23 @@ export function table(caption, columns, rows, emptyText) {
   return h(
     "div",
     { class: "table-wrap" },
-    h("table", { class: "responsive" }, h("caption", { class: "sr-only" }, caption), h("thead", {}, head), h("tbody", {}, body)),
+    h(
+      "table",
+      { class: "responsive" },
+      h("caption", { class: "sr-only" }, caption),
+      h("thead", {}, head),
+      h("tbody", {}, body),
+    ),
   );
 }
 
 export function card(label, value, attrs = {}) {
-  return h("div", { class: "card", ...attrs }, h("div", { class: "card-label" }, label), h("div", { class: "card-value" }, value));
+  return h(
+    "div",
+    { class: "card", ...attrs },
+    h("div", { class: "card-label" }, label),
+    h("div", { class: "card-value" }, value),
+  );
 }
 
 export function section(title, ...children) {

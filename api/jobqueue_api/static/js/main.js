@@ -52,7 +52,8 @@ function navigate(hash) {
 
 // Errors from polling go to one notice at the top; a later success clears it.
 function report(error) {
-  if (error instanceof ApiError && error.status === 401 && !state.loginDismissed) return; // the key box says it
+  // A 401 is explained by the key box, unless the user closed it.
+  if (error instanceof ApiError && error.status === 401 && !state.loginDismissed) return;
   const text = error instanceof ApiError ? error.describe() : String(error);
   showMessage(notice, "error", `Cannot update this page: ${text}`);
   live.textContent = `Update failed at ${new Date().toLocaleTimeString()}`;

@@ -3,7 +3,18 @@
 
 import { api } from "./api.js";
 import { CounterHistory, activityCharts, lifetimeSuccessRate, sumCounters } from "./charts.js";
-import { card, fmtAge, fmtNumber, h, link, renderIfChanged, replace, section, statusBadge, table } from "./dom.js";
+import {
+  card,
+  fmtAge,
+  fmtNumber,
+  h,
+  link,
+  renderIfChanged,
+  replace,
+  section,
+  statusBadge,
+  table,
+} from "./dom.js";
 
 // Kept at module level so the charts keep their history when the user visits another page and returns.
 const history = new CounterHistory();

@@ -28,8 +28,17 @@ registerQueuePanel({
         h("dt", {}, "Max in flight"),
         h("dd", {}, "—"),
       ),
-      h("div", { class: "row" }, h("button", { type: "button", disabled: true }, "Pause"), h("button", { type: "button", disabled: true, class: "secondary" }, "Resume")),
-      h("p", { class: "help" }, "Rate limit, concurrency limit and pause / resume are managed here once the queue admin API is available."),
+      h(
+        "div",
+        { class: "row" },
+        h("button", { type: "button", disabled: true }, "Pause"),
+        h("button", { type: "button", disabled: true, class: "secondary" }, "Resume"),
+      ),
+      h(
+        "p",
+        { class: "help" },
+        "Rate limit, concurrency limit and pause / resume are managed here once the queue admin API exists.",
+      ),
     );
     return { refresh: async () => {} };
   },
@@ -59,8 +68,12 @@ export function mount(root, params, ctx) {
     h(
       "p",
       { class: "row toolbar" },
-      link(`#/tasks?queue=${encodeURIComponent(name)}`, "Submit a task to this queue", { class: "button secondary" }),
-      link(`#/dead-letters/${encodeURIComponent(name)}`, "Dead letters of this queue", { class: "button secondary" }),
+      link(`#/tasks?queue=${encodeURIComponent(name)}`, "Submit a task to this queue", {
+        class: "button secondary",
+      }),
+      link(`#/dead-letters/${encodeURIComponent(name)}`, "Dead letters of this queue", {
+        class: "button secondary",
+      }),
     ),
     section("Depth", cards),
     section("Counters since the queue was created", counters),

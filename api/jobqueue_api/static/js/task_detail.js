@@ -1,7 +1,19 @@
 // Task detail: everything the API knows about one task, with cancel and retry.
 
 import { ApiError, api } from "./api.js";
-import { fmtAge, fmtTime, h, json, renderIfChanged, replace, section, showMessage, statusBadge, table, taskLink } from "./dom.js";
+import {
+  fmtAge,
+  fmtTime,
+  h,
+  json,
+  renderIfChanged,
+  replace,
+  section,
+  showMessage,
+  statusBadge,
+  table,
+  taskLink,
+} from "./dom.js";
 import { rememberTask } from "./tasks.js";
 
 const FINAL = new Set(["SUCCESS", "FAILED", "TIMEOUT", "CANCELLED"]);
@@ -27,7 +39,11 @@ function facts(t) {
   ];
   if (t.cancel_reason) rows.push(["Cancel reason", t.cancel_reason]);
   if (t.dead_letter_reason) rows.push(["Dead letter reason", t.dead_letter_reason]);
-  return h("dl", { class: "facts" }, rows.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
+  return h(
+    "dl",
+    { class: "facts" },
+    rows.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]),
+  );
 }
 
 function pre(label, value) {
@@ -37,12 +53,22 @@ function pre(label, value) {
 function body(t) {
   const parts = [
     section("Details", facts(t)),
-    section("Arguments", h("h3", {}, "args"), pre("args", json(t.args)), h("h3", {}, "kwargs"), pre("kwargs", json(t.kwargs))),
+    section(
+      "Arguments",
+      h("h3", {}, "args"),
+      pre("args", json(t.args)),
+      h("h3", {}, "kwargs"),
+      pre("kwargs", json(t.kwargs)),
+    ),
   ];
   if (t.status === "SUCCESS") parts.push(section("Result", pre("result", json(t.result))));
   if (t.error || t.traceback) {
     parts.push(
-      section("Error", h("p", { class: "message error", id: "task-error" }, t.error || "—"), t.traceback ? pre("traceback", t.traceback) : null),
+      section(
+        "Error",
+        h("p", { class: "message error", id: "task-error" }, t.error || "—"),
+        t.traceback ? pre("traceback", t.traceback) : null,
+      ),
     );
   }
   if (t.retry_history && t.retry_history.length) {
@@ -55,10 +81,17 @@ function body(t) {
             { label: "Attempt", cell: (r) => r.attempt, class: "num" },
             { label: "At", cell: (r) => fmtTime(r.at) },
             { label: "Error", cell: (r) => r.error },
-            { label: "Backoff", cell: (r) => (r.backoff_seconds === null ? "—" : fmtAge(r.backoff_seconds)), class: "num" },
+            {
+              label: "Backoff",
+              cell: (r) => (r.backoff_seconds === null ? "—" : fmtAge(r.backoff_seconds)),
+              class: "num",
+            },
             {
               label: "Traceback",
-              cell: (r) => (r.traceback ? h("details", {}, h("summary", {}, "show"), h("pre", { class: "code" }, r.traceback)) : "—"),
+              cell: (r) =>
+                r.traceback
+                  ? h("details", {}, h("summary", {}, "show"), h("pre", { class: "code" }, r.traceback))
+                  : "—",
             },
           ],
           t.retry_history,
@@ -73,8 +106,26 @@ function body(t) {
     parts.push(
       section(
         "Workflow",
-        parents.length ? [h("h3", {}, "Parents"), h("ul", { class: "ids" }, parents.map((id) => h("li", {}, taskLink(id))))] : null,
-        children.length ? [h("h3", {}, "Children"), h("ul", { class: "ids" }, children.map((id) => h("li", {}, taskLink(id))))] : null,
+        parents.length
+          ? [
+              h("h3", {}, "Parents"),
+              h(
+                "ul",
+                { class: "ids" },
+                parents.map((id) => h("li", {}, taskLink(id))),
+              ),
+            ]
+          : null,
+        children.length
+          ? [
+              h("h3", {}, "Children"),
+              h(
+                "ul",
+                { class: "ids" },
+                children.map((id) => h("li", {}, taskLink(id))),
+              ),
+            ]
+          : null,
       ),
     );
   }
@@ -97,7 +148,15 @@ export function mount(root, params, ctx) {
   );
   const message = h("p", { class: "message", role: "status", hidden: true, id: "action-message" });
   const content = h("div");
-  replace(root, h("p", { class: "crumbs" }, h("a", { href: "#/tasks" }, "Tasks"), " / detail"), heading, h("p", {}, "Status: ", status), actions, message, content);
+  replace(
+    root,
+    h("p", { class: "crumbs" }, h("a", { href: "#/tasks" }, "Tasks"), " / detail"),
+    heading,
+    h("p", {}, "Status: ", status),
+    actions,
+    message,
+    content,
+  );
   actions.hidden = true;
 
   async function act(label, call) {
@@ -146,7 +205,14 @@ export function mount(root, params, ctx) {
         heading.textContent = "Task not found";
         replace(status, "—");
         renderIfChanged(content, error.message, (el) =>
-          replace(el, h("p", { class: "message error" }, `${error.describe()}. A finished task is kept only for its result TTL.`)),
+          replace(
+            el,
+            h(
+              "p",
+              { class: "message error" },
+              `${error.describe()}. A finished task is kept only for its result TTL.`,
+            ),
+          ),
         );
         return;
       }

@@ -2,7 +2,17 @@
 // (Search and filters over history come with the PostgreSQL record's API.)
 
 import { ApiError, api } from "./api.js";
-import { fmtTime, h, renderIfChanged, replace, section, showMessage, statusBadge, table, taskLink } from "./dom.js";
+import {
+  fmtTime,
+  h,
+  renderIfChanged,
+  replace,
+  section,
+  showMessage,
+  statusBadge,
+  table,
+  taskLink,
+} from "./dom.js";
 
 const RECENT_STORAGE = "jobqueue.recentTasks";
 const RECENT_MAX = 20;
@@ -35,7 +45,13 @@ function field(label, input, help) {
 
 function buildSubmitForm(defaults) {
   const inputs = {
-    name: h("input", { id: "task-name", name: "name", required: true, autocomplete: "off", spellcheck: "false" }),
+    name: h("input", {
+      id: "task-name",
+      name: "name",
+      required: true,
+      autocomplete: "off",
+      spellcheck: "false",
+    }),
     args: h("textarea", { id: "task-args", name: "args", rows: 2, spellcheck: "false" }),
     kwargs: h("textarea", { id: "task-kwargs", name: "kwargs", rows: 2, spellcheck: "false" }),
     queue: h("input", { id: "task-queue", name: "queue", autocomplete: "off", spellcheck: "false" }),
@@ -44,12 +60,34 @@ function buildSubmitForm(defaults) {
       { id: "task-priority", name: "priority" },
       ["high", "medium", "low"].map((p) => h("option", { value: p, selected: p === "medium" }, p)),
     ),
-    countdown: h("input", { id: "task-countdown", name: "countdown", type: "number", min: "0", step: "any", inputmode: "decimal" }),
-    max_retries: h("input", { id: "task-max-retries", name: "max_retries", type: "number", min: "0", step: "1", inputmode: "numeric" }),
-    timeout: h("input", { id: "task-timeout", name: "timeout", type: "number", min: "0", step: "any", inputmode: "decimal" }),
+    countdown: h("input", {
+      id: "task-countdown",
+      name: "countdown",
+      type: "number",
+      min: "0",
+      step: "any",
+      inputmode: "decimal",
+    }),
+    max_retries: h("input", {
+      id: "task-max-retries",
+      name: "max_retries",
+      type: "number",
+      min: "0",
+      step: "1",
+      inputmode: "numeric",
+    }),
+    timeout: h("input", {
+      id: "task-timeout",
+      name: "timeout",
+      type: "number",
+      min: "0",
+      step: "any",
+      inputmode: "decimal",
+    }),
   };
   // An edit clears the field's error mark; the next submit re-checks it.
-  for (const input of Object.values(inputs)) input.addEventListener("input", () => input.removeAttribute("aria-invalid"));
+  for (const input of Object.values(inputs))
+    input.addEventListener("input", () => input.removeAttribute("aria-invalid"));
   inputs.args.value = "[]";
   inputs.kwargs.value = "{}";
   inputs.queue.value = defaults.queue || "default";
@@ -83,8 +121,12 @@ function parseJson(text, kind, fieldName) {
   } catch (exc) {
     throw new ApiError(0, "invalid", `not valid JSON: ${exc.message}`, fieldName);
   }
-  const ok = kind === "list" ? Array.isArray(value) : value !== null && typeof value === "object" && !Array.isArray(value);
-  if (!ok) throw new ApiError(0, "invalid", `must be a JSON ${kind === "list" ? "list" : "object"}`, fieldName);
+  const ok =
+    kind === "list"
+      ? Array.isArray(value)
+      : value !== null && typeof value === "object" && !Array.isArray(value);
+  if (!ok)
+    throw new ApiError(0, "invalid", `must be a JSON ${kind === "list" ? "list" : "object"}`, fieldName);
   return value;
 }
 
@@ -132,7 +174,13 @@ export function mount(root, params, ctx) {
     }
   });
 
-  const lookupInput = h("input", { id: "lookup-id", name: "task-id", autocomplete: "off", spellcheck: "false", placeholder: "default.0192…" });
+  const lookupInput = h("input", {
+    id: "lookup-id",
+    name: "task-id",
+    autocomplete: "off",
+    spellcheck: "false",
+    placeholder: "default.0192…",
+  });
   const lookup = h(
     "form",
     { id: "lookup-form", class: "row" },
@@ -153,7 +201,11 @@ export function mount(root, params, ctx) {
     h("h1", {}, "Tasks"),
     section("Submit a task", form),
     section("Find a task", lookup),
-    section("Recent tasks in this tab", recent, h("p", { class: "help" }, "Search and filters over task history arrive with the PostgreSQL record.")),
+    section(
+      "Recent tasks in this tab",
+      recent,
+      h("p", { class: "help" }, "Search and filters over task history arrive with the PostgreSQL record."),
+    ),
   );
 
   async function refresh() {
@@ -165,7 +217,8 @@ export function mount(root, params, ctx) {
           try {
             known.set(id, await api.task(id));
           } catch (error) {
-            if (error instanceof ApiError && error.status === 404) known.set(id, { id, status: "EXPIRED", name: "—", queue: "—" });
+            if (error instanceof ApiError && error.status === 404)
+              known.set(id, { id, status: "EXPIRED", name: "—", queue: "—" });
             else throw error;
           }
         }),

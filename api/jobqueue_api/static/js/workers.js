@@ -1,7 +1,18 @@
 // Workers: status, heartbeat age, host, queues and the tasks each one is running now.
 
 import { api } from "./api.js";
-import { card, fmtAge, fmtNumber, h, renderIfChanged, replace, section, statusBadge, table, taskLink } from "./dom.js";
+import {
+  card,
+  fmtAge,
+  fmtNumber,
+  h,
+  renderIfChanged,
+  replace,
+  section,
+  statusBadge,
+  table,
+  taskLink,
+} from "./dom.js";
 
 export function title() {
   return "Workers";
@@ -17,7 +28,14 @@ const columns = [
   { label: "Processed", cell: (w) => fmtNumber(w.processed), class: "num" },
   {
     label: "Current tasks",
-    cell: (w) => (w.current_tasks.length ? h("ul", { class: "ids" }, w.current_tasks.map((id) => h("li", {}, taskLink(id)))) : "idle"),
+    cell: (w) =>
+      w.current_tasks.length
+        ? h(
+            "ul",
+            { class: "ids" },
+            w.current_tasks.map((id) => h("li", {}, taskLink(id))),
+          )
+        : "idle",
   },
 ];
 
@@ -31,13 +49,17 @@ export function mount(root) {
     renderIfChanged(cards, stats, (el, s) =>
       replace(
         el,
-        ["ACTIVE", "IDLE", "DRAINING", "DEAD"].map((k) => card(k.toLowerCase(), fmtNumber(s.by_status[k] || 0))),
+        ["ACTIVE", "IDLE", "DRAINING", "DEAD"].map((k) =>
+          card(k.toLowerCase(), fmtNumber(s.by_status[k] || 0)),
+        ),
         card("Busy slots", `${s.busy} / ${s.slots}`),
         card("Utilization", `${Math.round(s.utilization * 100)} %`),
       ),
     );
     // Heartbeat ages change every poll; the digest includes them, so the table stays current.
-    renderIfChanged(list, workers, (el, data) => replace(el, table("Workers", columns, data, "No worker has sent a heartbeat recently.")));
+    renderIfChanged(list, workers, (el, data) =>
+      replace(el, table("Workers", columns, data, "No worker has sent a heartbeat recently.")),
+    );
   }
 
   return { refresh };
