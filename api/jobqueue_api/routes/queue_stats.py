@@ -1,0 +1,40 @@
+"""/api/v1/queues/{queue}/stats: the queue's monotonically increasing counters.
+
+The UI derives throughput and success rate from the difference between two reads, the same way
+Prometheus' ``rate()`` does with the ``jobqueue_*_total`` counters, so the API keeps no time series.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path
+
+from jobqueue.aio import AsyncClient
+from jobqueue.keys import QueueKeys
+from jobqueue.redis_io import translate_errors
+from jobqueue_api.auth import require
+from jobqueue_api.deps import get_client
+from jobqueue_api.schemas import QueueStats
+from jobqueue_api.settings import Scope
+
+router = APIRouter(prefix="/api/v1/queues", tags=["queues"], dependencies=[Depends(require(Scope.READ))])
+Client = Annotated[AsyncClient, Depends(get_client)]
+QueueName = Annotated[str, Path(pattern=r"^[A-Za-z0-9_\-]{1,64}$")]
+
+# Counters written by the transition scripts; a queue that never saw one reports 0 rather than omitting it.
+COUNTER_FIELDS = ("enqueued", "started", "succeeded", "retried", "dead_lettered", "cancelled", "lost_leases")
+
+
+@router.get("/{queue}/stats")
+async def queue_stats(queue: QueueName, client: Client) -> QueueStats:
+    """Lifetime counters of a queue and the Redis server time they were read at (unix seconds)."""
+    keys = QueueKeys(client.settings.key_prefix, queue)
+    # One round trip; the server clock is used so rates computed by callers share one time base.
+    with translate_errors():
+        pipe = client.redis.pipeline(transaction=False)
+        pipe.hgetall(keys.stats)
+        pipe.time()
+        raw, (seconds, micros) = await pipe.execute()
+    counters = {name: int(raw.get(name, 0)) for name in COUNTER_FIELDS}
+    return QueueStats(queue=queue, counters=counters, at=seconds + micros / 1_000_000)

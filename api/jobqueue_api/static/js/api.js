@@ -1,0 +1,91 @@
+// The REST API client: adds the bearer key, turns every non-2xx answer into an ApiError carrying the
+// API's JSON error body ({"error", "message", "field"}), and announces 401s so the page can ask for a key.
+
+const KEY_STORAGE = "jobqueue.apiKey";
+
+export class ApiError extends Error {
+  constructor(status, code, message, field) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    this.field = field || null;
+  }
+
+  // A sentence for people: the API's message, the field it names, and the status for support.
+  describe() {
+    const where = this.field ? ` (field: ${this.field})` : "";
+    return `${this.message}${where} [HTTP ${this.status || "?"} ${this.code}]`;
+  }
+}
+
+// sessionStorage (not localStorage): the key leaves with the tab, and is never written to disk for long.
+export function getKey() {
+  return sessionStorage.getItem(KEY_STORAGE) || "";
+}
+
+export function setKey(key) {
+  if (key) sessionStorage.setItem(KEY_STORAGE, key);
+  else sessionStorage.removeItem(KEY_STORAGE);
+}
+
+async function errorFrom(response) {
+  let body = null;
+  try {
+    body = await response.json();
+  } catch {
+    // Not JSON (a proxy's HTML page, say): fall back to the status line below.
+  }
+  if (body && typeof body.message === "string") {
+    return new ApiError(response.status, body.error || "error", body.message, body.field);
+  }
+  return new ApiError(response.status, "http_error", response.statusText || "request failed", null);
+}
+
+export async function request(method, path, body) {
+  const headers = { Accept: "application/json" };
+  const key = getKey();
+  if (key) headers.Authorization = `Bearer ${key}`;
+  const init = { method, headers, cache: "no-store" };
+  if (body !== undefined) {
+    headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  let response;
+  try {
+    response = await fetch(path, init);
+  } catch (exc) {
+    throw new ApiError(0, "network", `cannot reach the API: ${exc.message}`, null);
+  }
+  if (!response.ok) {
+    const error = await errorFrom(response);
+    if (response.status === 401) {
+      window.dispatchEvent(new CustomEvent("jobqueue:unauthorized", { detail: error }));
+    }
+    throw error;
+  }
+  if (response.status === 204) return null;
+  return response.json();
+}
+
+const q = encodeURIComponent;
+
+// One function per endpoint the UI uses, so pages never build URLs by hand.
+export const api = {
+  queues: () => request("GET", "/api/v1/queues"),
+  queue: (name) => request("GET", `/api/v1/queues/${q(name)}`),
+  queueStats: (name) => request("GET", `/api/v1/queues/${q(name)}/stats`),
+  task: (id) => request("GET", `/api/v1/tasks/${q(id)}`),
+  submit: (task) => request("POST", "/api/v1/tasks", task),
+  cancel: (id, force) => request("POST", `/api/v1/tasks/${q(id)}/cancel`, { force }),
+  retry: (id) => request("POST", `/api/v1/tasks/${q(id)}/retry`),
+  deadLetters: (queue, offset, limit) =>
+    request("GET", `/api/v1/queues/${q(queue)}/dead-letters?offset=${offset}&limit=${limit}`),
+  deadLetterStats: (queue) => request("GET", `/api/v1/queues/${q(queue)}/dead-letters/stats`),
+  replay: (queue, id, resetRetries) =>
+    request("POST", `/api/v1/queues/${q(queue)}/dead-letters/${q(id)}/replay`, {
+      reset_retries: resetRetries,
+    }),
+  purge: (queue) => request("DELETE", `/api/v1/queues/${q(queue)}/dead-letters`),
+  workers: () => request("GET", "/api/v1/workers"),
+  workerStats: () => request("GET", "/api/v1/workers/stats"),
+};

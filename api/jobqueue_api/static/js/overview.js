@@ -1,0 +1,104 @@
+// Overview: every queue's depth per priority, in-flight, delayed, dead letters and oldest age; workers;
+// throughput and success-rate charts computed from the queues' lifetime counters.
+
+import { api } from "./api.js";
+import { CounterHistory, activityCharts, lifetimeSuccessRate, sumCounters } from "./charts.js";
+import {
+  card,
+  fmtAge,
+  fmtNumber,
+  h,
+  link,
+  renderIfChanged,
+  replace,
+  section,
+  statusBadge,
+  table,
+} from "./dom.js";
+
+// Kept at module level so the charts keep their history when the user visits another page and returns.
+const history = new CounterHistory();
+
+export function title() {
+  return "Overview";
+}
+
+function queueColumns() {
+  return [
+    { label: "Queue", cell: (q) => link(`#/queues/${encodeURIComponent(q.name)}`, q.name) },
+    { label: "High", cell: (q) => fmtNumber(q.ready.high), class: "num" },
+    { label: "Medium", cell: (q) => fmtNumber(q.ready.medium), class: "num" },
+    { label: "Low", cell: (q) => fmtNumber(q.ready.low), class: "num" },
+    { label: "Delayed", cell: (q) => fmtNumber(q.delayed), class: "num" },
+    { label: "In flight", cell: (q) => fmtNumber(q.in_flight), class: "num" },
+    {
+      label: "Dead letters",
+      cell: (q) => link(`#/dead-letters/${encodeURIComponent(q.name)}`, fmtNumber(q.dead_letters)),
+      class: "num",
+    },
+    { label: "Oldest waiting", cell: (q) => fmtAge(q.oldest_ready_age_seconds), class: "num" },
+  ];
+}
+
+const workerColumns = [
+  { label: "Worker", cell: (w) => w.id, class: "mono" },
+  { label: "Status", cell: (w) => statusBadge(w.status) },
+  { label: "Heartbeat", cell: (w) => `${fmtAge(w.heartbeat_age_seconds)} ago`, class: "num" },
+  { label: "Running", cell: (w) => `${w.current_tasks.length} / ${w.concurrency}`, class: "num" },
+];
+
+export function mount(root) {
+  const cards = h("div", { class: "cards", id: "overview-cards" });
+  const charts = h("div", { class: "charts" });
+  const queues = h("div", { id: "overview-queues" });
+  const workersEl = h("div", { id: "overview-workers" });
+  replace(
+    root,
+    h("h1", {}, "Overview"),
+    cards,
+    section("Activity", charts),
+    section("Queues", queues),
+    section("Workers", workersEl, h("p", {}, link("#/workers", "All worker details"))),
+  );
+
+  async function refresh() {
+    const [queueList, workerList, workerStats] = await Promise.all([
+      api.queues(),
+      api.workers(),
+      api.workerStats(),
+    ]);
+    const stats = await Promise.all(queueList.map((q) => api.queueStats(q.name)));
+    const totals = sumCounters(stats.map((s) => s.counters));
+    if (stats.length) history.add(Math.max(...stats.map((s) => s.at)), totals);
+
+    const sum = (f) => queueList.reduce((n, q) => n + f(q), 0);
+    const ready = sum((q) => q.ready.high + q.ready.medium + q.ready.low);
+    const rate = lifetimeSuccessRate(totals);
+    renderIfChanged(cards, { queueList, workerStats, rate }, (el) =>
+      replace(
+        el,
+        card("Queues", fmtNumber(queueList.length)),
+        card("Ready", fmtNumber(ready)),
+        card("In flight", fmtNumber(sum((q) => q.in_flight))),
+        card("Delayed", fmtNumber(sum((q) => q.delayed))),
+        card("Dead letters", link("#/dead-letters", fmtNumber(sum((q) => q.dead_letters)))),
+        card("Workers live", `${fmtNumber(workerList.filter((w) => w.status !== "DEAD").length)}`),
+        card(`Utilization of ${workerStats.slots} slots`, `${Math.round(workerStats.utilization * 100)} %`),
+        card("Success, all time", rate === null ? "—" : `${rate.toFixed(1)} %`),
+      ),
+    );
+    drawCharts(charts);
+    renderIfChanged(queues, queueList, (el, data) =>
+      replace(el, table("Queues", queueColumns(), data, "No queue has seen a task yet.")),
+    );
+    renderIfChanged(workersEl, workerList, (el, data) =>
+      replace(el, table("Workers", workerColumns, data, "No worker has sent a heartbeat recently.")),
+    );
+  }
+
+  return { refresh };
+}
+
+function drawCharts(el) {
+  replace(el, activityCharts(history));
+}
