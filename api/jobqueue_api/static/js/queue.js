@@ -3,46 +3,14 @@
 import { api } from "./api.js";
 import { CounterHistory, activityCharts } from "./charts.js";
 import { card, fmtAge, fmtNumber, h, link, renderIfChanged, replace, section } from "./dom.js";
+import { flowControlPanel } from "./flow_panel.js";
 
 // Configuration panels, in display order. Each is { title, mount(root, queue, ctx) -> { refresh } }.
-// Flow-control admin (rate limit, max in-flight, pause / resume, priority policy) plugs in here with
-// registerQueuePanel once its API exists; until then the placeholder below says what will appear.
-const panels = [];
+const panels = [flowControlPanel];
 
 export function registerQueuePanel(panel) {
   panels.push(panel);
 }
-
-registerQueuePanel({
-  title: "Flow control",
-  mount(root) {
-    replace(
-      root,
-      h(
-        "dl",
-        { class: "facts" },
-        h("dt", {}, "State"),
-        h("dd", {}, "—"),
-        h("dt", {}, "Rate limit"),
-        h("dd", {}, "—"),
-        h("dt", {}, "Max in flight"),
-        h("dd", {}, "—"),
-      ),
-      h(
-        "div",
-        { class: "row" },
-        h("button", { type: "button", disabled: true }, "Pause"),
-        h("button", { type: "button", disabled: true, class: "secondary" }, "Resume"),
-      ),
-      h(
-        "p",
-        { class: "help" },
-        "Rate limit, concurrency limit and pause / resume are managed here once the queue admin API exists.",
-      ),
-    );
-    return { refresh: async () => {} };
-  },
-});
 
 const histories = new Map();
 
