@@ -46,6 +46,8 @@ else
   end
 end
 redis.call('HINCRBY', KEYS[6], 'enqueued', 1)
+-- The event carries the whole spec (name, queue, priority, args, ...) so the recorder never has to read
+-- the task hash, which may have expired or changed by the time the event is recorded.
 redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[4], '*', 'id', ARGV[1], 'event', 'enqueued', 'ts', now,
-  'status', status)
+  'status', status, 'eta', due, unpack(fields))
 return {1, status}
