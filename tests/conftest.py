@@ -17,6 +17,9 @@ from jobqueue.embedded.redis_server import RedisServer
 
 SUPPORT = Path(__file__).parent / "support"
 
+# PostgreSQL fixtures (server per session, template database per test): tests/support/pg_fixtures.py
+pytest_plugins = ["pg_fixtures"]
+
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:

@@ -1,0 +1,83 @@
+"""The recorder end to end: real Lua transitions in Redis, a real recorder, rows in a real PostgreSQL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from psycopg_pool import ConnectionPool
+from record_helpers import drain, fail, fetch, make_recorder, succeed
+
+from jobqueue import Client
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def rows(pool: ConnectionPool, query: str, *params: Any) -> list[tuple[Any, ...]]:
+    with pool.connection() as conn:
+        return conn.execute(query.encode(), params).fetchall()
+
+
+def test_transitions_become_task_rows_events_and_dead_letters(
+    client: Client, pg_pool: ConnectionPool
+) -> None:
+    ok = client.enqueue("add", [1, 2], {"z": 3}, priority="high", max_retries=2)
+    flaky = client.enqueue("flaky", [], max_retries=1)
+    doomed = client.enqueue("doomed", ["x"])
+    cancelled = client.enqueue("later", countdown=3600)
+    jobs = {j.id: j for j in fetch(client)}
+    assert succeed(client, jobs[ok.id], "6") == 1
+    assert fail(client, jobs[flaky.id], "OSError: disk", retry=True, traceback="Traceback...") == 1
+    assert fail(client, jobs[doomed.id], "ValueError: bad", retry=False) == 2
+    client.cancel(cancelled.id)
+    [retried] = fetch(client)  # the flaky task's retry (zero backoff), second attempt
+    assert succeed(client, retried, '"done"') == 1
+
+    recorder = make_recorder(client, pg_pool)
+    assert drain(recorder) == 13
+    [task] = rows(
+        pg_pool,
+        "SELECT name, queue, priority, status, args, kwargs, result, attempts, max_retries, "
+        "worker, duration_ms >= 0, completed_at >= started_at FROM tasks WHERE id = %s",
+        ok.id,
+    )
+    assert task == ("add", "default", "high", "SUCCESS", [1, 2], {"z": 3}, 6, 1, 2, "w1", True, True)
+    [task] = rows(
+        pg_pool, "SELECT status, attempts, retries, error, result FROM tasks WHERE id = %s", flaky.id
+    )
+    assert task == ("SUCCESS", 2, 1, "OSError: disk", "done")
+    [task] = rows(pg_pool, "SELECT status, dead_letter_reason, error FROM tasks WHERE id = %s", doomed.id)
+    assert task == ("FAILED", "not_retryable", "ValueError: bad")
+    [task] = rows(
+        pg_pool,
+        "SELECT status, cancel_reason, completed_at IS NOT NULL FROM tasks WHERE id = %s",
+        cancelled.id,
+    )
+    assert task == ("CANCELLED", "user_requested", True)
+    history = rows(
+        pg_pool,
+        "SELECT event, attempt FROM task_events WHERE task_id = %s ORDER BY entry_ms, entry_seq",
+        flaky.id,
+    )
+    assert history == [("enqueued", None), ("started", 1), ("retrying", 1), ("started", 2), ("succeeded", 2)]
+    [dead] = rows(pg_pool, "SELECT task_id, name, status, reason, error FROM dead_letters")
+    assert dead == (doomed.id, "doomed", "FAILED", "not_retryable", "ValueError: bad")
+    # Everything acknowledged: nothing left pending in the group.
+    stream = client.queue_keys("default").events
+    assert client.redis.xpending(stream, recorder.options.group)["pending"] == 0
+
+
+def test_replaying_a_batch_changes_nothing(client: Client, pg_pool: ConnectionPool) -> None:
+    handles = [client.enqueue("add", [i]) for i in range(20)]
+    for job in fetch(client, 20):
+        succeed(client, job, "1")
+    first = make_recorder(client, pg_pool)
+    assert drain(first) == 60
+    before = rows(pg_pool, "SELECT * FROM tasks ORDER BY id")
+    # A second consumer group re-reads the whole stream: the same entries a crashed recorder would.
+    second = make_recorder(client, pg_pool, group="replay-group")
+    assert drain(second) == 60
+    assert second.stats.recorded == 0 and second.stats.duplicates == 60
+    assert rows(pg_pool, "SELECT * FROM tasks ORDER BY id") == before
+    assert rows(pg_pool, "SELECT count(*) FROM task_events") == [(60,)]
+    assert len(handles) == 20
