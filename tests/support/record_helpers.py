@@ -49,3 +49,11 @@ def drain(recorder: Recorder, max_steps: int = 1000) -> int:
         if not handled:
             return total
     raise AssertionError("recorder did not drain")
+
+
+def add_event(client: Client, queue: str, task_id: str, event: str, ts_ms: int, **fields: Any) -> str:
+    """Append one event exactly as the Lua scripts write it (for workloads with chosen times)."""
+    stream = client.queue_keys(queue).events
+    client.redis.sadd(client.global_keys.queues, queue)
+    flat = {"id": task_id, "event": event, "ts": ts_ms, **fields}
+    return str(client.redis.xadd(stream, flat))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -9,6 +11,8 @@ from psycopg_pool import ConnectionPool
 from record_helpers import drain, fail, fetch, make_recorder, succeed
 
 from jobqueue import Client
+from jobqueue.record.recorder import Entry, Recorder
+from jobqueue.record.settings import RecordSettings
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -81,3 +85,77 @@ def test_replaying_a_batch_changes_nothing(client: Client, pg_pool: ConnectionPo
     assert rows(pg_pool, "SELECT * FROM tasks ORDER BY id") == before
     assert rows(pg_pool, "SELECT count(*) FROM task_events") == [(60,)]
     assert len(handles) == 20
+
+
+class CrashBeforeAck(Recorder):
+    """A recorder that dies between COMMIT and XACK (the worst moment)."""
+
+    def _ack(self, entries: list[Entry]) -> None:
+        raise KeyboardInterrupt("crashed before XACK")
+
+
+def test_a_recorder_crashing_before_xack_loses_and_doubles_nothing(
+    client: Client, pg_pool: ConnectionPool
+) -> None:
+    for i in range(10):
+        client.enqueue("add", [i])
+    for job in fetch(client, 10):
+        succeed(client, job, "1")
+    options = RecordSettings(block_ms=50, discover_interval_seconds=0.01, claim_idle_seconds=0.05)
+    crashing = CrashBeforeAck(client.settings, options, client.redis, pg_pool, consumer="doomed")
+    with pytest.raises(KeyboardInterrupt):
+        crashing.run_once(block=False)
+    stream = client.queue_keys("default").events
+    assert client.redis.xpending(stream, options.group)["pending"] == 30
+    before = rows(pg_pool, "SELECT * FROM tasks ORDER BY id")
+    assert len(before) == 10
+
+    time.sleep(0.1)  # the dead recorder's entries go idle
+    survivor = Recorder(client.settings, options, client.redis, pg_pool, consumer="survivor")
+    assert drain(survivor) == 30
+    assert (survivor.stats.claimed, survivor.stats.recorded, survivor.stats.duplicates) == (30, 0, 30)
+    assert client.redis.xpending(stream, options.group)["pending"] == 0
+    assert rows(pg_pool, "SELECT * FROM tasks ORDER BY id") == before
+    assert rows(pg_pool, "SELECT count(*) FROM task_events") == [(30,)]
+
+
+def test_a_restarted_recorder_rereads_its_own_pending_entries(
+    client: Client, pg_pool: ConnectionPool
+) -> None:
+    client.enqueue("add", [1])
+    options = RecordSettings(block_ms=50, discover_interval_seconds=0.01)
+    crashing = CrashBeforeAck(client.settings, options, client.redis, pg_pool, consumer="pod-0")
+    with pytest.raises(KeyboardInterrupt):
+        crashing.run_once(block=False)
+    # Same consumer name (a pod name is stable): its pending entries are read back at once, no idle wait.
+    restarted = Recorder(client.settings, options, client.redis, pg_pool, consumer="pod-0")
+    assert drain(restarted) == 1
+    assert restarted.stats.duplicates == 1
+    assert client.redis.xpending(client.queue_keys("default").events, options.group)["pending"] == 0
+
+
+def test_several_recorders_share_the_streams_and_record_each_event_once(
+    client: Client, pg_pool: ConnectionPool
+) -> None:
+    queues = ["q1", "q2", "q3"]
+    expected = 0
+    for round_ in range(5):
+        for q in queues:
+            for i in range(40):
+                client.enqueue("add", [round_, i], queue=q)
+            for job in fetch(client, 40, queue=q):
+                succeed(client, job, "1")
+            expected += 120
+    recorders = [make_recorder(client, pg_pool, batch_size=50) for _ in range(3)]
+    threads = [threading.Thread(target=drain, args=(r,)) for r in recorders]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sum(r.stats.recorded for r in recorders) == expected
+    assert sum(r.stats.duplicates for r in recorders) == 0
+    assert all(r.stats.recorded > 0 for r in recorders)
+    assert rows(
+        pg_pool, "SELECT count(*), count(DISTINCT (stream, entry_ms, entry_seq)) FROM task_events"
+    ) == [(expected, expected)]
+    assert rows(pg_pool, "SELECT status, count(*) FROM tasks GROUP BY status") == [("SUCCESS", expected // 3)]
