@@ -49,7 +49,7 @@ def database_url(postgres_server: PostgresServer, migrated_template: str) -> Ite
 
 @pytest.fixture
 def pg_pool(database_url: str) -> Iterator[ConnectionPool]:
-    pool = open_pool(database_url, min_size=1, max_size=4)
+    pool = open_pool(database_url, min_size=1, max_size=4, timeout=2.0)
     pool.wait(10)
     yield pool
     pool.close()

@@ -47,9 +47,12 @@ def translate_errors() -> Iterator[None]:
         raise RecordError(f"PostgreSQL error: {exc}") from exc
 
 
-def open_pool(database_url: str | None, min_size: int = 1, max_size: int = 4) -> ConnectionPool:
+def open_pool(
+    database_url: str | None, min_size: int = 1, max_size: int = 4, timeout: float = 10.0
+) -> ConnectionPool:
     """An open connection pool. Connections are checked before each use, so a pool outlives a server
-    restart: broken connections are replaced instead of handed out."""
+    restart: broken connections are replaced instead of handed out. ``timeout``: how long a caller
+    waits for a connection before RecordUnavailable (short for the recorder, which retries anyway)."""
     if not database_url:
         raise ConfigurationError("database_url is not set (JOBQUEUE_DATABASE_URL)")
     pool = ConnectionPool(
@@ -59,7 +62,7 @@ def open_pool(database_url: str | None, min_size: int = 1, max_size: int = 4) ->
         open=False,
         check=ConnectionPool.check_connection,
         kwargs={"connect_timeout": 5},
-        timeout=10.0,
+        timeout=timeout,
         name="jobqueue-record",
     )
     # Do not wait for the first connection: the recorder must start (and wait in its retry loop) even

@@ -101,7 +101,7 @@ def build_recorder(
 ) -> tuple[Recorder, ConnectionPool]:
     """A recorder with its pool and periodic jobs; the caller closes the pool after run() returns."""
     url = settings.database_url.get_secret_value() if settings.database_url else None
-    pool = open_pool(url, min_size=1, max_size=options.pool_size)
+    pool = open_pool(url, min_size=1, max_size=options.pool_size, timeout=options.pool_timeout_seconds)
     conn = redis_conn or connect(settings)
     client = Client(settings, conn)
     recorder = Recorder(

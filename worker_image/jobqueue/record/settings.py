@@ -31,6 +31,8 @@ class RecordSettings(BaseSettings):
     rollup_interval_seconds: float = Field(default=60.0, gt=0)
     retention_interval_seconds: float = Field(default=3600.0, gt=0)
     pool_size: int = Field(default=4, gt=0)
+    # How long a write waits for a PostgreSQL connection before it counts as failed and is retried.
+    pool_timeout_seconds: float = Field(default=3.0, gt=0)
     # Retention: raw rows (tasks, events, dead letters, workers, schedule runs) and metric aggregates.
     raw_retention_days: float = Field(default=7.0, gt=0)
     aggregate_retention_days: float = Field(default=30.0, gt=0)
