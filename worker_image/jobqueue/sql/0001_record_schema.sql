@@ -38,7 +38,6 @@ CREATE TABLE tasks (
 CREATE INDEX tasks_enqueued_at ON tasks (enqueued_at);
 CREATE INDEX tasks_completed_at ON tasks (completed_at);
 CREATE INDEX tasks_status_enqueued_at ON tasks (status, enqueued_at);
-CREATE INDEX tasks_queue_name_enqueued_at ON tasks (queue, name, enqueued_at);
 CREATE INDEX tasks_name_enqueued_at ON tasks (name, enqueued_at);
 
 -- Every transition, exactly once: the stream entry (stream key + entry id) is the idempotency key.
@@ -60,7 +59,6 @@ CREATE TABLE task_events (
 );
 CREATE INDEX task_events_task ON task_events (task_id, entry_ms, entry_seq);
 CREATE INDEX task_events_ts ON task_events (ts);
-CREATE INDEX task_events_event_ts ON task_events (event, ts);
 
 -- One row per time a task was dead-lettered (a replayed task may die again).
 CREATE TABLE dead_letters (

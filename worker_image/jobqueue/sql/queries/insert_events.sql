@@ -7,9 +7,9 @@ SELECT e.stream, e.entry_ms, e.entry_seq, e.task_id, e.queue, e.event,
        timestamptz 'epoch' + e.ts_ms * interval '1 millisecond',
        e.attempt, e.worker, e.error, e.duration_ms, e.data::jsonb
 FROM unnest(
-    %(stream)s::text[], %(entry_ms)s::bigint[], %(entry_seq)s::bigint[], %(task_id)s::text[],
-    %(queue)s::text[], %(event)s::text[], %(ts_ms)s::bigint[], %(attempt)s::integer[], %(worker)s::text[],
-    %(error)s::text[], %(duration_ms)s::bigint[], %(data)s::text[]
+    %(stream)b::text[], %(entry_ms)b::bigint[], %(entry_seq)b::bigint[], %(task_id)b::text[],
+    %(queue)b::text[], %(event)b::text[], %(ts_ms)b::bigint[], %(attempt)b::integer[], %(worker)b::text[],
+    %(error)b::text[], %(duration_ms)b::bigint[], %(data)b::text[]
 ) AS e(stream, entry_ms, entry_seq, task_id, queue, event, ts_ms, attempt, worker, error, duration_ms, data)
 -- A stable insertion order: concurrent recorders then wait on each other instead of deadlocking.
 ORDER BY e.stream, e.entry_ms, e.entry_seq

@@ -15,14 +15,14 @@ SELECT d.id, d.queue, d.name, d.priority, d.args::jsonb, d.kwargs::jsonb, d.pare
        d.duration_ms, d.result::jsonb, d.error, d.traceback, d.cancel_reason, d.dead_letter_reason,
        d.attempts, d.retries, d.lost_leases, d.replays, d.last_event_ms, d.last_event_seq
 FROM unnest(
-    %(id)s::text[], %(queue)s::text[], %(name)s::text[], %(priority)s::text[], %(args)s::text[],
-    %(kwargs)s::text[], %(parents)s::text[], %(max_retries)s::integer[], %(timeout)s::float8[],
-    %(soft_timeout)s::float8[], %(enqueued_at_ms)s::bigint[], %(eta_ms)s::bigint[], %(status)s::text[],
-    %(worker)s::text[], %(started_at_ms)s::bigint[], %(completed_at_ms)s::bigint[],
-    %(duration_ms)s::bigint[], %(result)s::text[], %(error)s::text[], %(traceback)s::text[],
-    %(cancel_reason)s::text[], %(dead_letter_reason)s::text[], %(attempts)s::integer[],
-    %(retries)s::integer[], %(lost_leases)s::integer[], %(replays)s::integer[],
-    %(last_event_ms)s::bigint[], %(last_event_seq)s::bigint[]
+    %(id)b::text[], %(queue)b::text[], %(name)b::text[], %(priority)b::text[], %(args)b::text[],
+    %(kwargs)b::text[], %(parents)b::text[], %(max_retries)b::integer[], %(timeout)b::float8[],
+    %(soft_timeout)b::float8[], %(enqueued_at_ms)b::bigint[], %(eta_ms)b::bigint[], %(status)b::text[],
+    %(worker)b::text[], %(started_at_ms)b::bigint[], %(completed_at_ms)b::bigint[],
+    %(duration_ms)b::bigint[], %(result)b::text[], %(error)b::text[], %(traceback)b::text[],
+    %(cancel_reason)b::text[], %(dead_letter_reason)b::text[], %(attempts)b::integer[],
+    %(retries)b::integer[], %(lost_leases)b::integer[], %(replays)b::integer[],
+    %(last_event_ms)b::bigint[], %(last_event_seq)b::bigint[]
 ) AS d(id, queue, name, priority, args, kwargs, parents, max_retries, timeout, soft_timeout,
        enqueued_at_ms, eta_ms, status, worker, started_at_ms, completed_at_ms, duration_ms, result, error,
        traceback, cancel_reason, dead_letter_reason, attempts, retries, lost_leases, replays,
