@@ -21,6 +21,7 @@ from pydantic import SecretStr
 
 from jobqueue.client import Client
 from jobqueue.embedded.redis_server import RedisServer
+from jobqueue.record.local import LocalRecord
 from jobqueue.scheduler import Scheduler
 from jobqueue.settings import Settings
 
@@ -93,6 +94,8 @@ def run_local_stack(args: argparse.Namespace) -> int:
     print(f"starting embedded Redis in {data_dir / 'redis'} ...", flush=True)
     server = RedisServer(data_dir / "redis", appendonly=True).start()
     settings = Settings(redis_url=SecretStr(server.url))
+    print("starting embedded PostgreSQL (the durable record) and the recorder ...", flush=True)
+    record = LocalRecord(data_dir, settings).start()
     client = Client(settings)
     scheduler = Scheduler(client)
     supervisor = WorkerSupervisor(settings, server.url, args.workers, args.concurrency, data_dir / "logs")
@@ -106,6 +109,7 @@ def run_local_stack(args: argparse.Namespace) -> int:
     threading.Thread(target=scheduler.run, name="scheduler", daemon=True).start()
     supervisor.start()
     print(f"Redis:    {server.url}", flush=True)
+    print(f"Postgres: {record.database_url}", flush=True)
     print(f"Workers:  {args.workers} x {args.concurrency} slots, logs in {data_dir / 'logs'}", flush=True)
     try_line = f"JOBQUEUE_REDIS_URL={server.url} .venv/bin/jobqueue enqueue add --args '[1, 2]' --wait 5"
     print(f"Try:      {try_line}", flush=True)
@@ -144,6 +148,7 @@ def run_local_stack(args: argparse.Namespace) -> int:
         print("stopping ...", flush=True)
         supervisor.stop()
         scheduler.stop()
+        record.stop()
         client.close()
         server.stop()
         print("stopped.", flush=True)
