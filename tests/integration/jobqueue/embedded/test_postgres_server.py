@@ -34,7 +34,9 @@ def bin_dirs() -> list[Path]:
     return list(dict.fromkeys(dirs))
 
 
-@pytest.mark.parametrize("bin_dir", bin_dirs(), ids=lambda p: "pgserver" if "pgserver" in str(p) else "system")
+@pytest.mark.parametrize(
+    "bin_dir", bin_dirs(), ids=lambda p: "pgserver" if "pgserver" in str(p) else "system"
+)
 def test_server_starts_migrates_and_keeps_data_across_a_restart(bin_dir: Path, base_dir: Path) -> None:
     server = PostgresServer(base_dir, durable=True, bin_dir=bin_dir).start()
     try:
