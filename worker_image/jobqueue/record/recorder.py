@@ -84,6 +84,7 @@ class Recorder:
         self._next_discover = 0.0
         self._next_claim = 0.0
         self._own_pending_done = False
+        self._trim_reports: dict[str, tuple[str, int]] = {}
         # (interval, job) pairs run between batches: worker snapshots, rollups, retention.
         self._periodic = [(interval, job, [0.0]) for interval, job in (periodic or [])]
 
@@ -145,6 +146,33 @@ class Recorder:
                     if "BUSYGROUP" not in str(exc):
                         raise
                 self._streams[stream] = queue
+            for stream in self._streams:
+                self._check_trimmed(stream)
+
+    def _check_trimmed(self, stream: str) -> None:
+        """Count events trimmed by MAXLEN before this group read them (a backlog longer than the stream
+        cap, e.g. PostgreSQL down for too long). They are lost to the record; say so loudly."""
+        info = self.redis.xinfo_stream(stream)
+        group = next((g for g in self.redis.xinfo_groups(stream) if g["name"] == self.options.group), None)
+        first = info.get("first-entry")
+        if group is None or not first or group.get("lag") is None:
+            return
+        last_delivered = group["last-delivered-id"]
+        if _entry_key(first[0]) <= _entry_key(last_delivered):
+            return
+        # Everything still in the stream is unread, so the rest of the lag was trimmed away unread.
+        lost = int(group["lag"]) - int(info["length"])
+        reported_at, reported = self._trim_reports.get(stream, ("", 0))
+        new = lost - reported if reported_at == last_delivered else lost
+        if new > 0:
+            self.stats.trimmed += new
+            self._trim_reports[stream] = (last_delivered, lost)
+            log.error(
+                "%d events of %s were trimmed (MAXLEN) before being recorded: raise "
+                "JOBQUEUE_EVENTS_MAX_LENGTH or add recorders",
+                new,
+                stream,
+            )
 
     def _read_own_pending(self) -> list[Entry]:
         """Entries delivered to this consumer name earlier and never acknowledged (a restart with a
@@ -188,12 +216,25 @@ class Recorder:
                     if next_start in ("0-0", b"0-0"):
                         break
                     start = next_start
+            self._forget_dead_consumers(stream)
         if entries:
             self.stats.claimed += len(entries)
             log.info("claimed %d pending events of recorders presumed dead", len(entries))
             # More may be waiting: look again on the next step rather than after a full interval.
             self._next_claim = 0.0
         return entries
+
+    def _forget_dead_consumers(self, stream: str) -> None:
+        """Delete consumers with nothing pending that have been silent for long: every recorder restart
+        without a stable name leaves one behind."""
+        forget_ms = max(3_600_000, int(self.options.claim_idle_seconds * 10_000))
+        for consumer in self.redis.xinfo_consumers(stream, self.options.group):
+            if (
+                consumer["name"] != self.consumer
+                and consumer["pending"] == 0
+                and consumer["idle"] > forget_ms
+            ):
+                self.redis.xgroup_delconsumer(stream, self.options.group, consumer["name"])
 
     def _read_new(self, block: bool) -> list[Entry]:
         if not self._streams:
@@ -267,6 +308,11 @@ class Recorder:
                 job()
             except JobQueueError as exc:
                 log.warning("periodic job %s failed: %s", getattr(job, "__name__", job), exc)
+
+
+def _entry_key(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
 
 
 def _flatten(reply: Any) -> list[Entry]:

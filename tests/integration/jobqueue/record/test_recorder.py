@@ -11,6 +11,7 @@ from psycopg_pool import ConnectionPool
 from record_helpers import drain, fail, fetch, make_recorder, succeed
 
 from jobqueue import Client
+from jobqueue.commands import make_request
 from jobqueue.record.recorder import Entry, Recorder
 from jobqueue.record.settings import RecordSettings
 
@@ -159,3 +160,21 @@ def test_several_recorders_share_the_streams_and_record_each_event_once(
         pg_pool, "SELECT count(*), count(DISTINCT (stream, entry_ms, entry_seq)) FROM task_events"
     ) == [(expected, expected)]
     assert rows(pg_pool, "SELECT status, count(*) FROM tasks GROUP BY status") == [("SUCCESS", expected // 3)]
+
+
+def test_events_trimmed_before_recording_are_counted_and_reported(
+    client: Client, pg_pool: ConnectionPool, caplog: pytest.LogCaptureFixture
+) -> None:
+    small = Client(client.settings.model_copy(update={"events_max_length": 50}))
+    small.enqueue("add", [0])
+    recorder = make_recorder(small, pg_pool)
+    assert drain(recorder) == 1
+    # A backlog far beyond the stream cap (as during a long PostgreSQL outage): the oldest are trimmed.
+    small.enqueue_many([make_request("add", [i]) for i in range(1, 500)])
+    left = int(small.redis.xlen(small.queue_keys("default").events))
+    assert left < 499
+    recorded = drain(recorder)
+    assert recorded == left
+    assert recorder.stats.trimmed == 499 - left
+    assert "trimmed (MAXLEN) before being recorded" in caplog.text
+    small.close()
