@@ -178,11 +178,10 @@ def rollup(pool: ConnectionPool, granularity: Granularity, since: dt.datetime, u
         conn.execute(query, {"unit": granularity.value, "start": start, "end": end})
 
 
-def rollup_recent(pool: ConnectionPool, now: dt.datetime | None = None) -> None:
-    """Refresh the current and previous hour and day (what the recorder runs every minute)."""
+def rollup_recent(pool: ConnectionPool, granularity: Granularity, now: dt.datetime | None = None) -> None:
+    """Refresh the current and the previous bucket (what the recorder runs periodically)."""
     now = now or _utc_now()
-    rollup(pool, Granularity.HOUR, now - dt.timedelta(hours=1), now)
-    rollup(pool, Granularity.DAY, now - dt.timedelta(days=1), now)
+    rollup(pool, granularity, now - granularity.width, now)
 
 
 def aggregates(

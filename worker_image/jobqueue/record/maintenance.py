@@ -14,7 +14,7 @@ from psycopg_pool import ConnectionPool
 
 from jobqueue.client import Client
 from jobqueue.errors import ConfigurationError
-from jobqueue.record.analytics import rollup_recent
+from jobqueue.record.analytics import Granularity, rollup_recent
 from jobqueue.record.db import load_sql, open_pool, translate_errors
 from jobqueue.record.migrate import migrate
 from jobqueue.record.recorder import Recorder
@@ -77,8 +77,12 @@ def periodic_jobs(
     def workers() -> object:
         return snapshot_workers(client, pool)
 
-    def rollups() -> object:
-        rollup_recent(pool)
+    def hourly() -> object:
+        rollup_recent(pool, Granularity.HOUR)
+        return None
+
+    def daily() -> object:
+        rollup_recent(pool, Granularity.DAY)
         return None
 
     def retention() -> object:
@@ -88,7 +92,9 @@ def periodic_jobs(
 
     return [
         (options.workers_interval_seconds, workers),
-        (options.rollup_interval_seconds, rollups),
+        (options.rollup_interval_seconds, hourly),
+        # A day's percentiles read a day of events: refreshed less often than the hour's.
+        (options.rollup_interval_seconds * 15, daily),
         (options.retention_interval_seconds, retention),
     ]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import signal
 import subprocess
@@ -13,11 +14,14 @@ from typing import Any
 import pytest
 from jq_testing import wait_until
 from psycopg_pool import ConnectionPool
+from pydantic import SecretStr
 
 from jobqueue import Client
 from jobqueue.embedded.postgres_server import PostgresServer
-from jobqueue.record.maintenance import snapshot_workers
+from jobqueue.record.analytics import Granularity, aggregates
+from jobqueue.record.maintenance import build_recorder, snapshot_workers
 from jobqueue.record.migrate import applied_versions
+from jobqueue.record.settings import RecordSettings
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -82,3 +86,19 @@ def test_worker_heartbeats_are_snapshotted(
     with pg_pool.connection() as conn:
         row = conn.execute("SELECT id, concurrency, queues, pid > 0 FROM workers").fetchone()
     assert row == ("snap-worker", 3, ["default"], True)
+
+
+def test_a_built_recorder_runs_rollups_between_batches(client: Client, database_url: str) -> None:
+    for i in range(3):
+        client.enqueue("add", [i, i])
+    settings = client.settings.model_copy(update={"database_url": SecretStr(database_url)})
+    recorder, pool = build_recorder(settings, RecordSettings(block_ms=50), redis_conn=client.redis)
+    try:
+        pool.wait(10)
+        assert recorder.run_once(block=False) == 3
+        [row] = aggregates(pool, Granularity.HOUR, dt.datetime.now(dt.UTC) - dt.timedelta(hours=2))
+        assert (row.queue, row.name, row.enqueued) == ("default", "add", 3)
+        [day] = aggregates(pool, Granularity.DAY, dt.datetime.now(dt.UTC) - dt.timedelta(days=2))
+        assert day.enqueued == 3
+    finally:
+        pool.close()
