@@ -111,6 +111,12 @@ class Recorder:
                 log.warning("recorder step failed, retrying in %.1fs: %s", delay, exc)
                 self._stop.wait(delay)
                 delay = min(delay * 2, self.options.retry_max_seconds)
+            except Exception:
+                # A bug, not an outage; but a daemon that dies on one odd entry records nothing more.
+                # Nothing unacknowledged is lost: the step is simply tried again after a pause.
+                log.exception("recorder step failed unexpectedly, retrying in %.1fs", delay)
+                self._stop.wait(delay)
+                delay = min(delay * 2, self.options.retry_max_seconds)
         log.info("recorder %s stopped: %s", self.consumer, self.stats)
 
     def run_once(self, block: bool = True) -> int:
@@ -216,7 +222,7 @@ class Recorder:
                     if next_start in ("0-0", b"0-0"):
                         break
                     start = next_start
-            self._forget_dead_consumers(stream)
+                self._forget_dead_consumers(stream)
         if entries:
             self.stats.claimed += len(entries)
             log.info("claimed %d pending events of recorders presumed dead", len(entries))

@@ -178,3 +178,12 @@ def test_events_trimmed_before_recording_are_counted_and_reported(
     assert recorder.stats.trimmed == 499 - left
     assert "trimmed (MAXLEN) before being recorded" in caplog.text
     small.close()
+
+
+def test_a_recorder_started_before_any_queue_exists_waits_for_one(
+    client: Client, pg_pool: ConnectionPool
+) -> None:
+    recorder = make_recorder(client, pg_pool, claim_interval_seconds=0.01)
+    assert recorder.run_once(block=False) == 0
+    client.enqueue("add", [1])
+    assert drain(recorder) == 1
