@@ -186,4 +186,5 @@ def test_a_recorder_started_before_any_queue_exists_waits_for_one(
     recorder = make_recorder(client, pg_pool, claim_interval_seconds=0.01)
     assert recorder.run_once(block=False) == 0
     client.enqueue("add", [1])
+    time.sleep(0.05)  # the next queue discovery is due
     assert drain(recorder) == 1
