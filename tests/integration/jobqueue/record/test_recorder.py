@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
+from jq_testing import wait_until
 from psycopg_pool import ConnectionPool
 from record_helpers import drain, fail, fetch, make_recorder, succeed
 
 from jobqueue import Client
 from jobqueue.commands import make_request
+from jobqueue.record.queries import RecordQueries
 from jobqueue.record.recorder import Entry, Recorder
 from jobqueue.record.settings import RecordSettings
 
@@ -188,3 +191,41 @@ def test_a_recorder_started_before_any_queue_exists_waits_for_one(
     client.enqueue("add", [1])
     time.sleep(0.05)  # the next queue discovery is due
     assert drain(recorder) == 1
+
+
+def test_tasks_run_by_a_real_worker_are_recorded_with_their_retry_history(
+    client: Client, pg_pool: ConnectionPool, start_worker: Callable[..., Any]
+) -> None:
+    recorder = make_recorder(client, pg_pool)
+    flaky = client.enqueue("fail_times", [2], max_retries=3)
+    doomed = client.enqueue("fail_with", ["value"], max_retries=5)
+    fine = client.enqueue("add", [2, 3])
+    start_worker("--pool", "thread", "--concurrency", "2")
+    for handle in (flaky, fine):
+        handle.result(timeout=20)
+    wait_until(lambda: client.get_task(doomed.id).status.is_terminal, timeout=20)
+    drain(recorder)
+    queries = RecordQueries(pg_pool)
+    history = queries.task_history(flaky.id)
+    assert history is not None
+    assert (history.task.status, history.task.attempts, history.task.retries, history.task.result) == (
+        "SUCCESS",
+        3,
+        2,
+        3,
+    )
+    assert [f.error for f in history.failures] == ["OSError: attempt 1 fails", "OSError: attempt 2 fails"]
+    assert all("Traceback" in (f.data.get("traceback") or "") for f in history.failures)
+    [dead] = queries.dead_letters(name="fail_with").items
+    assert (dead.task_id, dead.status, dead.reason, dead.error) == (
+        doomed.id,
+        "FAILED",
+        "not_retryable",
+        "ValueError: bad input",
+    )
+    done = queries.get_task(fine.id)
+    assert done is not None and (done.result, done.worker is not None, done.duration_ms is not None) == (
+        5,
+        True,
+        True,
+    )
