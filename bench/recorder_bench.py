@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -91,6 +92,26 @@ def hot_path(client: Client, seconds: float) -> float:
     return done / (time.perf_counter() - start)
 
 
+RECORDER_COMMANDS = {
+    "xreadgroup",
+    "xack",
+    "xautoclaim",
+    "xinfo|stream",
+    "xinfo|groups",
+    "xinfo|consumers",
+    "smembers",
+    "xgroup|create",
+    "hgetall",
+    "zrange",
+}
+
+
+def redis_cpu_by_command(client: Client) -> dict[str, int]:
+    """Microseconds Redis spent per command since start (INFO commandstats)."""
+    stats = client.redis.info("commandstats")
+    return {name.removeprefix("cmdstat_"): int(v["usec"]) for name, v in stats.items()}
+
+
 def start_recorder_process(settings: Settings, database_url: str, log: Path) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
@@ -132,6 +153,8 @@ def main() -> int:
         # so a single pair of runs measures the neighbours as much as the recorder.
         without: list[float] = []
         with_recorder: list[float] = []
+        recorder_cpu = 0.0
+        redis_before = redis_cpu_by_command(client)
         for i in range(args.rounds):
             plain = Client(settings.model_copy(update={"key_prefix": f"plain{i}"}))
             without.append(hot_path(plain, args.seconds))
@@ -142,8 +165,25 @@ def main() -> int:
                 time.sleep(1.0)
                 with_recorder.append(hot_path(recorded, args.seconds))
             finally:
+                usage = resource.getrusage(resource.RUSAGE_CHILDREN)
                 recorder.terminate()
                 recorder.wait(30)
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                recorder_cpu += (after.ru_utime + after.ru_stime) - (usage.ru_utime + usage.ru_stime)
+        redis_after = redis_cpu_by_command(client)
+        spent = {k: redis_after.get(k, 0) - redis_before.get(k, 0) for k in redis_after}
+        recorder_commands = sum(v for k, v in spent.items() if k in RECORDER_COMMANDS)
+        tasks_recorded = sum(with_recorder) * args.seconds
+        # CPU is what the two compete for on a small machine, and unlike throughput it does not move
+        # with the neighbours' load.
+        results["cost"] = {
+            "recorder_process_cpu_ms_per_1000_events": round(
+                recorder_cpu * 1000 / (3 * tasks_recorded) * 1000, 1
+            ),
+            "redis_cpu_share_of_recorder_commands_percent": round(
+                recorder_commands / sum(spent.values()) * 100, 1
+            ),
+        }
         a, b = statistics.median(without), statistics.median(with_recorder)
         results["hot_path_tasks_per_second"] = {
             "without_recorder": [round(x) for x in without],

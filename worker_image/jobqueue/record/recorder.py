@@ -105,8 +105,12 @@ class Recorder:
         delay = self.options.retry_initial_seconds
         while not self._stop.is_set():
             try:
-                self.run_once()
+                handled = self.run_once()
                 delay = self.options.retry_initial_seconds
+                if 0 < handled < self.options.batch_size:
+                    # A partial batch: let events accumulate a moment, so a busy system is recorded in
+                    # fewer, larger transactions (one WAL flush each) instead of a stream of small ones.
+                    self._stop.wait(self.options.linger_ms / 1000)
             except JobQueueError as exc:
                 log.warning("recorder step failed, retrying in %.1fs: %s", delay, exc)
                 self._stop.wait(delay)

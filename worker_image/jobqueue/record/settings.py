@@ -19,6 +19,9 @@ class RecordSettings(BaseSettings):
     # Entries read per stream per round trip; one batch is one PostgreSQL transaction.
     batch_size: int = Field(default=2000, gt=0, le=50_000)
     block_ms: int = Field(default=1000, ge=1)
+    # After a partial batch, wait this long before reading again: fewer, larger transactions under load,
+    # at the price of recording up to this much later.
+    linger_ms: int = Field(default=100, ge=0)
     # Pending entries idle this long belong to a recorder presumed dead and are claimed (XAUTOCLAIM).
     # Longer than the longest retry pause of a live recorder, so a recorder waiting out a PostgreSQL
     # outage keeps its batch instead of having it stolen (that would only cost duplicates, not loss).
