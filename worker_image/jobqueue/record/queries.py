@@ -166,7 +166,10 @@ class RecordQueries:
     def search_tasks(self, search: TaskSearch) -> Page[TaskRow]:
         """Tasks matching every given filter, sorted and paged."""
         _check_page(search.limit, search.offset)
-        statuses = [TaskStatus(s).value for s in search.statuses] or None
+        try:
+            statuses = [TaskStatus(s).value for s in search.statuses] or None
+        except ValueError as exc:
+            raise ValidationError("statuses", str(exc)) from exc
         query = sql.SQL(load_sql("search_tasks")).format(
             time_column=sql.Identifier(TimeField(search.time_field).value),
             order_column=sql.Identifier(SortKey(search.sort).value),
