@@ -17,7 +17,6 @@ from jobqueue.record.analytics import (
 )
 from jobqueue.record.db import open_pool
 from jobqueue.record.maintenance import build_recorder, record_schedule_run, run_migrate, run_recorder
-from jobqueue.record.migrate import migrate
 from jobqueue.record.queries import (
     DeadLetterRow,
     EventRow,
@@ -53,7 +52,6 @@ __all__ = [
     "aggregates",
     "build_recorder",
     "live_snapshot",
-    "migrate",
     "open_pool",
     "prune",
     "record_schedule_run",
