@@ -48,7 +48,11 @@ def translate_errors() -> Iterator[None]:
 
 
 def open_pool(
-    database_url: str | None, min_size: int = 1, max_size: int = 4, timeout: float = 10.0
+    database_url: str | None,
+    min_size: int = 1,
+    max_size: int = 4,
+    timeout: float = 10.0,
+    reconnect_timeout: float = 5.0,
 ) -> ConnectionPool:
     """An open connection pool. Connections are checked before each use, so a pool outlives a server
     restart: broken connections are replaced instead of handed out. ``timeout``: how long a caller
@@ -63,6 +67,10 @@ def open_pool(
         check=ConnectionPool.check_connection,
         kwargs={"connect_timeout": 5},
         timeout=timeout,
+        # psycopg_pool retries a failed connection with doubling delays (1, 2, 4, ... s) until this
+        # timeout. Left at its default (5 min), a pool could wait half a minute after PostgreSQL came
+        # back; a short one gives up early and the next request starts a fresh, immediate attempt.
+        reconnect_timeout=reconnect_timeout,
         name="jobqueue-record",
     )
     # Do not wait for the first connection: the recorder must start (and wait in its retry loop) even
