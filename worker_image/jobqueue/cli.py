@@ -76,6 +76,21 @@ def _up(args: argparse.Namespace) -> int:
     return run_local_stack(args)
 
 
+def _migrate(args: argparse.Namespace) -> int:
+    from jobqueue.record.maintenance import run_migrate  # noqa: PLC0415 - needs the record extra
+
+    applied = run_migrate(Settings())
+    print(f"applied migrations: {applied}" if applied else "database is up to date")
+    return 0
+
+
+def _recorder(args: argparse.Namespace) -> int:
+    from jobqueue.record.maintenance import run_recorder  # noqa: PLC0415 - needs the record extra
+    from jobqueue.record.settings import RecordSettings  # noqa: PLC0415
+
+    return run_recorder(Settings(), RecordSettings(), consumer=args.consumer)
+
+
 def _client(args: argparse.Namespace) -> App:
     return load_app(args.app) if getattr(args, "app", None) else App()
 
@@ -156,6 +171,13 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--host", default=None)
     a.add_argument("--port", type=int, default=None)
     a.set_defaults(func=_api)
+
+    m = sub.add_parser("migrate", help="apply pending PostgreSQL migrations (JOBQUEUE_DATABASE_URL)")
+    m.set_defaults(func=_migrate)
+
+    r = sub.add_parser("recorder", help="record the task event streams into PostgreSQL")
+    r.add_argument("--consumer", default=None, help="consumer name (defaults to $POD_NAME, else host-pid)")
+    r.set_defaults(func=_recorder)
 
     u = sub.add_parser("up", help="run the whole system locally on an embedded Redis")
     u.add_argument("--data-dir", default=".jobqueue")

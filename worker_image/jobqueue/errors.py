@@ -98,3 +98,11 @@ class TaskTimeout(JobQueueError, TimeoutError):
 
 class WorkerCrashed(JobQueueError):
     """The process running a task died without reporting (segfault, OOM kill, os._exit)."""
+
+
+class RecordError(JobQueueError):
+    """The durable record (PostgreSQL) rejected an operation: a bug or a schema mismatch, not an outage."""
+
+
+class RecordUnavailable(RecordError):
+    """PostgreSQL could not be reached or dropped the connection; retrying later may succeed."""

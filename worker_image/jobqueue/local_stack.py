@@ -22,6 +22,7 @@ from pydantic import SecretStr
 
 from jobqueue.client import Client
 from jobqueue.embedded.redis_server import RedisServer
+from jobqueue.record.local import LocalRecord
 from jobqueue.scaling import ScalingPolicy
 from jobqueue.settings import Settings
 from jobqueue.supervisor import LocalSupervisor
@@ -53,6 +54,8 @@ def run_local_stack(args: argparse.Namespace) -> int:
     print(f"starting embedded Redis in {data_dir / 'redis'} ...", flush=True)
     server = RedisServer(data_dir / "redis", port=args.redis_port, appendonly=True).start()
     settings = Settings(redis_url=SecretStr(server.url))
+    print("starting embedded PostgreSQL (the durable record) and the recorder ...", flush=True)
+    record = LocalRecord(data_dir, settings).start()
     client = Client(settings)
     api_key = secrets.token_urlsafe(24)
     env = {
@@ -60,6 +63,7 @@ def run_local_stack(args: argparse.Namespace) -> int:
         "JOBQUEUE_KEY_PREFIX": settings.key_prefix,
         "JOBQUEUE_API_KEYS": f"{api_key}:admin",
         "JOBQUEUE_API_PORT": str(args.api_port),
+        "JOBQUEUE_DATABASE_URL": record.database_url,
     }
     python = [sys.executable, "-m", "jobqueue"]
     services = {
@@ -100,6 +104,7 @@ def run_local_stack(args: argparse.Namespace) -> int:
         flush=True,
     )
     print(f"Redis:          {server.url}   logs: {logs}", flush=True)
+    print(f"PostgreSQL:     {record.database_url.split('@')[-1]}  (the durable record)", flush=True)
     print(
         f"Workers:        {args.workers}..{policy.max_replicas} x {args.concurrency} slots, scaled from "
         "queue depth. Ctrl-C stops everything.",
@@ -149,6 +154,7 @@ def run_local_stack(args: argparse.Namespace) -> int:
                 process.wait(15)
             except subprocess.TimeoutExpired:
                 process.kill()
+        record.stop()
         client.close()
         server.stop()
         print("stopped.", flush=True)

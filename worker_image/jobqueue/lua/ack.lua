@@ -19,7 +19,7 @@ redis.call('HDEL', KEYS[1], 'cancel_requested')
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
 redis.call('HINCRBY', KEYS[4], 'succeeded', 1)
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', 'id', ARGV[1], 'event', 'succeeded', 'ts', now,
-  'token', ARGV[2], 'duration_ms', now - (tonumber(f[3]) or now))
+  'token', ARGV[2], 'duration_ms', now - (tonumber(f[3]) or now), 'result', ARGV[3])
 if f[4] then
   redis.call('PUBLISH', ARGV[6], 'SUCCESS')
 end

@@ -62,6 +62,8 @@ local fields = {}
 for i = first_field, #ARGV do
   fields[#fields + 1] = ARGV[i]
 end
+-- The caller's fields (the task spec); what follows is internal bookkeeping the event need not carry.
+local spec_count = #fields
 if unique_ttl > 0 then
   fields[#fields + 1] = 'unique_key'
   fields[#fields + 1] = KEYS[7]
@@ -145,6 +147,8 @@ elseif status == 'CANCELLED' then
   redis.call('HINCRBY', KEYS[6], 'cancelled', 1)
 end
 redis.call('HINCRBY', KEYS[6], 'enqueued', 1)
+-- The event carries the whole spec (name, queue, priority, args, ...) so the recorder never has to read
+-- the task hash, which may have expired or changed by the time the event is recorded.
 redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[4], '*', 'id', ARGV[1], 'event', 'enqueued', 'ts', now,
-  'status', status)
+  'status', status, 'eta', due, unpack(fields, 1, spec_count))
 return {1, status, ARGV[1]}

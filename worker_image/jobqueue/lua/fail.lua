@@ -12,7 +12,8 @@ ARGV[11] max retry-history entries kept on the task
 Returns 1 = retry scheduled, 2 = finished (dead-lettered, or cancelled), 0 = stale token.
 Workflows: when finished, PENDING descendants are cancelled (dependency_failed); dedup key released. ]]
 --@include _workflow
-local f = redis.call('HMGET', KEYS[1], 'status', 'attempts', 'retries', 'max_retries', 'history', 'watched')
+local f = redis.call('HMGET', KEYS[1], 'status', 'attempts', 'retries', 'max_retries', 'history', 'watched',
+  'started_at')
 if f[1] ~= 'RUNNING' or f[2] ~= ARGV[2] then
   return 0
 end
@@ -22,6 +23,7 @@ local retries = tonumber(f[3]) or 0
 local max_retries = tonumber(f[4]) or 0
 local retry = ARGV[5] == '1' and retries < max_retries and ARGV[7] ~= 'CANCELLED'
 local backoff = tonumber(ARGV[6])
+local duration = now - (tonumber(f[7]) or now)
 local history = cjson.decode(f[5] or '[]')
 local tb = ARGV[4]
 if tb == '' then tb = cjson.null end
@@ -44,7 +46,7 @@ if retry then
   end
   redis.call('HINCRBY', KEYS[6], 'retried', 1)
   redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[9], '*', 'id', ARGV[1], 'event', 'retrying', 'ts', now,
-    'token', ARGV[2], 'error', ARGV[3], 'backoff_ms', backoff)
+    'token', ARGV[2], 'error', ARGV[3], 'backoff_ms', backoff, 'duration_ms', duration, 'traceback', ARGV[4])
   return 1
 end
 local status = ARGV[7]
@@ -53,7 +55,7 @@ redis.call('HDEL', KEYS[1], 'cancel_requested')
 if status == 'CANCELLED' then
   redis.call('HINCRBY', KEYS[6], 'cancelled', 1)
   redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[9], '*', 'id', ARGV[1], 'event', 'cancelled', 'ts', now,
-    'token', ARGV[2])
+    'token', ARGV[2], 'duration_ms', duration, 'error', ARGV[3])
 else
   local reason = ARGV[8]
   if status == 'TIMEOUT' then reason = 'timeout'
@@ -63,7 +65,8 @@ else
   redis.call('ZADD', KEYS[4], now, ARGV[1])
   redis.call('HINCRBY', KEYS[6], 'dead_lettered', 1)
   redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[9], '*', 'id', ARGV[1], 'event', 'dead_lettered',
-    'ts', now, 'token', ARGV[2], 'status', status, 'reason', reason, 'error', ARGV[3])
+    'ts', now, 'token', ARGV[2], 'status', status, 'reason', reason, 'error', ARGV[3], 'duration_ms', duration,
+    'traceback', ARGV[4])
 end
 if f[6] then
   redis.call('PUBLISH', ARGV[10], status)

@@ -1,0 +1,53 @@
+"""The embedded PostgreSQL: system binaries or pgserver's, restart keeps data."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from jobqueue.embedded.postgres_server import PostgresServer, find_postgres_bin_dir
+from jobqueue.record.migrate import applied_versions, migrate
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture
+def base_dir() -> Iterator[Path]:
+    base = Path(tempfile.mkdtemp(prefix="jobqueue-test-embedded-pg-"))
+    os.chmod(base, 0o755)
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def bin_dirs() -> list[Path]:
+    dirs = [find_postgres_bin_dir()]
+    spec = importlib.util.find_spec("pgserver")
+    if spec is not None and spec.origin:
+        dirs.append(Path(spec.origin).parent / "pginstall" / "bin")
+    return list(dict.fromkeys(dirs))
+
+
+@pytest.mark.parametrize(
+    "bin_dir", bin_dirs(), ids=lambda p: "pgserver" if "pgserver" in str(p) else "system"
+)
+def test_server_starts_migrates_and_keeps_data_across_a_restart(bin_dir: Path, base_dir: Path) -> None:
+    server = PostgresServer(base_dir, durable=True, bin_dir=bin_dir).start()
+    try:
+        url = server.create_database("record")
+        migrate(url)
+        server.stop()
+        assert not server.running
+        server.start()
+        assert applied_versions(url) != []
+        with psycopg.connect(url) as conn:
+            row = conn.execute("SELECT current_setting('listen_addresses')").fetchone()
+        assert row == ("127.0.0.1",)
+    finally:
+        server.stop()

@@ -1,0 +1,231 @@
+"""The recorder end to end: real Lua transitions in Redis, a real recorder, rows in a real PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from jq_testing import wait_until
+from psycopg_pool import ConnectionPool
+from record_helpers import drain, fail, fetch, make_recorder, succeed
+
+from jobqueue import Client
+from jobqueue.commands import make_request
+from jobqueue.record.queries import RecordQueries
+from jobqueue.record.recorder import Entry, Recorder
+from jobqueue.record.settings import RecordSettings
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def rows(pool: ConnectionPool, query: str, *params: Any) -> list[tuple[Any, ...]]:
+    with pool.connection() as conn:
+        return conn.execute(query.encode(), params).fetchall()
+
+
+def test_transitions_become_task_rows_events_and_dead_letters(
+    client: Client, pg_pool: ConnectionPool
+) -> None:
+    ok = client.enqueue("add", [1, 2], {"z": 3}, priority="high", max_retries=2)
+    flaky = client.enqueue("flaky", [], max_retries=1)
+    doomed = client.enqueue("doomed", ["x"])
+    cancelled = client.enqueue("later", countdown=3600)
+    jobs = {j.id: j for j in fetch(client)}
+    assert succeed(client, jobs[ok.id], "6") == 1
+    assert fail(client, jobs[flaky.id], "OSError: disk", retry=True, traceback="Traceback...") == 1
+    assert fail(client, jobs[doomed.id], "ValueError: bad", retry=False) == 2
+    client.cancel(cancelled.id)
+    [retried] = fetch(client)  # the flaky task's retry (zero backoff), second attempt
+    assert succeed(client, retried, '"done"') == 1
+
+    recorder = make_recorder(client, pg_pool)
+    assert drain(recorder) == 13
+    [task] = rows(
+        pg_pool,
+        "SELECT name, queue, priority, status, args, kwargs, result, attempts, max_retries, "
+        "worker, duration_ms >= 0, completed_at >= started_at FROM tasks WHERE id = %s",
+        ok.id,
+    )
+    assert task == ("add", "default", "high", "SUCCESS", [1, 2], {"z": 3}, 6, 1, 2, "w1", True, True)
+    [task] = rows(
+        pg_pool, "SELECT status, attempts, retries, error, result FROM tasks WHERE id = %s", flaky.id
+    )
+    assert task == ("SUCCESS", 2, 1, "OSError: disk", "done")
+    [task] = rows(pg_pool, "SELECT status, dead_letter_reason, error FROM tasks WHERE id = %s", doomed.id)
+    assert task == ("FAILED", "not_retryable", "ValueError: bad")
+    [task] = rows(
+        pg_pool,
+        "SELECT status, cancel_reason, completed_at IS NOT NULL FROM tasks WHERE id = %s",
+        cancelled.id,
+    )
+    assert task == ("CANCELLED", "user_requested", True)
+    history = rows(
+        pg_pool,
+        "SELECT event, attempt FROM task_events WHERE task_id = %s ORDER BY entry_ms, entry_seq",
+        flaky.id,
+    )
+    assert history == [("enqueued", None), ("started", 1), ("retrying", 1), ("started", 2), ("succeeded", 2)]
+    [dead] = rows(pg_pool, "SELECT task_id, name, status, reason, error FROM dead_letters")
+    assert dead == (doomed.id, "doomed", "FAILED", "not_retryable", "ValueError: bad")
+    # Everything acknowledged: nothing left pending in the group.
+    stream = client.queue_keys("default").events
+    assert client.redis.xpending(stream, recorder.options.group)["pending"] == 0
+
+
+def test_replaying_a_batch_changes_nothing(client: Client, pg_pool: ConnectionPool) -> None:
+    handles = [client.enqueue("add", [i]) for i in range(20)]
+    for job in fetch(client, 20):
+        succeed(client, job, "1")
+    first = make_recorder(client, pg_pool)
+    assert drain(first) == 60
+    before = rows(pg_pool, "SELECT * FROM tasks ORDER BY id")
+    # A second consumer group re-reads the whole stream: the same entries a crashed recorder would.
+    second = make_recorder(client, pg_pool, group="replay-group")
+    assert drain(second) == 60
+    assert second.stats.recorded == 0 and second.stats.duplicates == 60
+    assert rows(pg_pool, "SELECT * FROM tasks ORDER BY id") == before
+    assert rows(pg_pool, "SELECT count(*) FROM task_events") == [(60,)]
+    assert len(handles) == 20
+
+
+class CrashBeforeAck(Recorder):
+    """A recorder that dies between COMMIT and XACK (the worst moment)."""
+
+    def _ack(self, entries: list[Entry]) -> None:
+        raise KeyboardInterrupt("crashed before XACK")
+
+
+def test_a_recorder_crashing_before_xack_loses_and_doubles_nothing(
+    client: Client, pg_pool: ConnectionPool
+) -> None:
+    for i in range(10):
+        client.enqueue("add", [i])
+    for job in fetch(client, 10):
+        succeed(client, job, "1")
+    options = RecordSettings(block_ms=50, discover_interval_seconds=0.01, claim_idle_seconds=0.05)
+    crashing = CrashBeforeAck(client.settings, options, client.redis, pg_pool, consumer="doomed")
+    with pytest.raises(KeyboardInterrupt):
+        crashing.run_once(block=False)
+    stream = client.queue_keys("default").events
+    assert client.redis.xpending(stream, options.group)["pending"] == 30
+    before = rows(pg_pool, "SELECT * FROM tasks ORDER BY id")
+    assert len(before) == 10
+
+    time.sleep(0.1)  # the dead recorder's entries go idle
+    survivor = Recorder(client.settings, options, client.redis, pg_pool, consumer="survivor")
+    assert drain(survivor) == 30
+    assert (survivor.stats.claimed, survivor.stats.recorded, survivor.stats.duplicates) == (30, 0, 30)
+    assert client.redis.xpending(stream, options.group)["pending"] == 0
+    assert rows(pg_pool, "SELECT * FROM tasks ORDER BY id") == before
+    assert rows(pg_pool, "SELECT count(*) FROM task_events") == [(30,)]
+
+
+def test_a_restarted_recorder_rereads_its_own_pending_entries(
+    client: Client, pg_pool: ConnectionPool
+) -> None:
+    client.enqueue("add", [1])
+    options = RecordSettings(block_ms=50, discover_interval_seconds=0.01)
+    crashing = CrashBeforeAck(client.settings, options, client.redis, pg_pool, consumer="pod-0")
+    with pytest.raises(KeyboardInterrupt):
+        crashing.run_once(block=False)
+    # Same consumer name (a pod name is stable): its pending entries are read back at once, no idle wait.
+    restarted = Recorder(client.settings, options, client.redis, pg_pool, consumer="pod-0")
+    assert drain(restarted) == 1
+    assert restarted.stats.duplicates == 1
+    assert client.redis.xpending(client.queue_keys("default").events, options.group)["pending"] == 0
+
+
+def test_several_recorders_share_the_streams_and_record_each_event_once(
+    client: Client, pg_pool: ConnectionPool
+) -> None:
+    queues = ["q1", "q2", "q3"]
+    expected = 0
+    for round_ in range(5):
+        for q in queues:
+            for i in range(40):
+                client.enqueue("add", [round_, i], queue=q)
+            for job in fetch(client, 40, queue=q):
+                succeed(client, job, "1")
+            expected += 120
+    recorders = [make_recorder(client, pg_pool, batch_size=50) for _ in range(3)]
+    threads = [threading.Thread(target=drain, args=(r,)) for r in recorders]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sum(r.stats.recorded for r in recorders) == expected
+    assert sum(r.stats.duplicates for r in recorders) == 0
+    assert all(r.stats.recorded > 0 for r in recorders)
+    assert rows(
+        pg_pool, "SELECT count(*), count(DISTINCT (stream, entry_ms, entry_seq)) FROM task_events"
+    ) == [(expected, expected)]
+    assert rows(pg_pool, "SELECT status, count(*) FROM tasks GROUP BY status") == [("SUCCESS", expected // 3)]
+
+
+def test_events_trimmed_before_recording_are_counted_and_reported(
+    client: Client, pg_pool: ConnectionPool, caplog: pytest.LogCaptureFixture
+) -> None:
+    small = Client(client.settings.model_copy(update={"events_max_length": 50}))
+    small.enqueue("add", [0])
+    recorder = make_recorder(small, pg_pool)
+    assert drain(recorder) == 1
+    # A backlog far beyond the stream cap (as during a long PostgreSQL outage): the oldest are trimmed.
+    small.enqueue_many([make_request("add", [i]) for i in range(1, 500)])
+    left = int(small.redis.xlen(small.queue_keys("default").events))
+    assert left < 499
+    recorded = drain(recorder)
+    assert recorded == left
+    assert recorder.stats.trimmed == 499 - left
+    assert "trimmed (MAXLEN) before being recorded" in caplog.text
+    small.close()
+
+
+def test_a_recorder_started_before_any_queue_exists_waits_for_one(
+    client: Client, pg_pool: ConnectionPool
+) -> None:
+    recorder = make_recorder(client, pg_pool, claim_interval_seconds=0.01)
+    assert recorder.run_once(block=False) == 0
+    client.enqueue("add", [1])
+    time.sleep(0.05)  # the next queue discovery is due
+    assert drain(recorder) == 1
+
+
+def test_tasks_run_by_a_real_worker_are_recorded_with_their_retry_history(
+    client: Client, pg_pool: ConnectionPool, start_worker: Callable[..., Any]
+) -> None:
+    recorder = make_recorder(client, pg_pool)
+    flaky = client.enqueue("fail_times", [2], max_retries=3)
+    doomed = client.enqueue("fail_with", ["value"], max_retries=5)
+    fine = client.enqueue("add", [2, 3])
+    start_worker("--pool", "thread", "--concurrency", "2")
+    for handle in (flaky, fine):
+        handle.result(timeout=20)
+    wait_until(lambda: client.get_task(doomed.id).status.is_terminal, timeout=20)
+    drain(recorder)
+    queries = RecordQueries(pg_pool)
+    history = queries.task_history(flaky.id)
+    assert history is not None
+    assert (history.task.status, history.task.attempts, history.task.retries, history.task.result) == (
+        "SUCCESS",
+        3,
+        2,
+        3,
+    )
+    assert [f.error for f in history.failures] == ["OSError: attempt 1 fails", "OSError: attempt 2 fails"]
+    assert all("Traceback" in (f.data.get("traceback") or "") for f in history.failures)
+    [dead] = queries.dead_letters(name="fail_with").items
+    assert (dead.task_id, dead.status, dead.reason, dead.error) == (
+        doomed.id,
+        "FAILED",
+        "not_retryable",
+        "ValueError: bad input",
+    )
+    done = queries.get_task(fine.id)
+    assert done is not None and (done.result, done.worker is not None, done.duration_ms is not None) == (
+        5,
+        True,
+        True,
+    )

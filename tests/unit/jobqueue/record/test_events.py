@@ -1,0 +1,84 @@
+"""Pure folding of stream entries into task deltas."""
+
+from __future__ import annotations
+
+import json
+
+from jobqueue.record.events import StreamEvent, event_data, fold, parse_entry
+
+
+def ev(entry: str, event: str, **fields: object) -> StreamEvent:
+    raw = {"id": "q.t1", "event": event, "ts": entry.partition("-")[0]}
+    raw.update({k: str(v) for k, v in fields.items()})
+    parsed = parse_entry("jq:{q}:events", "q", entry, raw)
+    assert parsed is not None
+    return parsed
+
+
+def test_fold_applies_events_in_stream_order_whatever_order_they_arrive_in() -> None:
+    events = [
+        ev(
+            "1000-0",
+            "enqueued",
+            status="QUEUED",
+            name="add",
+            priority="high",
+            args="[1]",
+            kwargs="{}",
+            max_retries=2,
+            eta=0,
+        ),
+        ev("1001-0", "started", token=1, worker="w1"),
+        ev("1010-0", "retrying", token=1, error="E: x", backoff_ms=100, duration_ms=9),
+        ev("1110-0", "started", token=2, worker="w2"),
+        ev("1150-0", "succeeded", token=2, duration_ms=40, result="3"),
+    ]
+    [delta] = fold(reversed(events))
+    assert (delta.status, delta.name, delta.priority, delta.args, delta.result) == (
+        "SUCCESS",
+        "add",
+        "high",
+        "[1]",
+        "3",
+    )
+    assert (delta.attempts, delta.retries, delta.worker, delta.duration_ms) == (2, 1, "w2", 40)
+    assert (delta.enqueued_at_ms, delta.started_at_ms, delta.completed_at_ms) == (1000, 1110, 1150)
+    assert delta.last_position == (1150, 0)
+
+
+def test_a_replay_clears_the_previous_outcome() -> None:
+    [delta] = fold(
+        [
+            ev(
+                "1-0",
+                "dead_lettered",
+                token=1,
+                status="FAILED",
+                reason="not_retryable",
+                error="E",
+                duration_ms=3,
+            ),
+            ev("2-0", "replayed", reset="1"),
+        ]
+    )
+    assert (delta.status, delta.completed_at_ms, delta.dead_letter_reason, delta.replays) == (
+        "QUEUED",
+        None,
+        None,
+        1,
+    )
+    assert len(delta.dead_letters) == 1 and delta.error == "E"
+
+
+def test_a_cancel_request_keeps_the_status() -> None:
+    [delta] = fold([ev("5-0", "cancel_requested", reason="user_requested", mode="graceful")])
+    assert (delta.status, delta.cancel_reason) == (None, "user_requested")
+
+
+def test_malformed_entries_are_skipped_and_payloads_stay_out_of_event_data() -> None:
+    assert parse_entry("s", "q", "1-0", {"event": "x"}) is None
+    assert parse_entry("s", "q", "1-0", {"id": "q.t", "event": "x", "ts": "soon"}) is None
+    assert parse_entry("s", "q", "1-0", None) is None
+    e = ev("7-3", "enqueued", args="[1]", kwargs="{}", name="n", queue="q", status="QUEUED", eta=0)
+    assert e.position == (7, 3)
+    assert json.loads(event_data(e)) == {"status": "QUEUED", "eta": "0"}

@@ -1,0 +1,226 @@
+"""Analytics over the record (throughput, outcomes, duration percentiles) and over live Redis state
+(queue depth per priority, worker utilization).
+
+Percentiles are computed by PostgreSQL (``percentile_cont``: linear interpolation between the two nearest
+ranks), over the final attempt of each task that finished in the window.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import json
+from dataclasses import dataclass
+
+from psycopg import sql
+from psycopg.rows import class_row
+from psycopg_pool import ConnectionPool
+
+from jobqueue.client import Client, QueueDepth
+from jobqueue.errors import ValidationError
+from jobqueue.record.db import load_sql, translate_errors
+
+DEFAULT_WINDOW = dt.timedelta(hours=1)
+
+
+class Granularity(enum.StrEnum):
+    """Bucket size of stored aggregates."""
+
+    HOUR = "hour"
+    DAY = "day"
+
+    @property
+    def table(self) -> str:
+        """The aggregate table of this granularity."""
+        return "metrics_hourly" if self is Granularity.HOUR else "metrics_daily"
+
+    @property
+    def width(self) -> dt.timedelta:
+        """The length of one bucket."""
+        return dt.timedelta(hours=1) if self is Granularity.HOUR else dt.timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class _WindowRow:
+    queue: str | None
+    name: str | None
+    enqueued: int
+    succeeded: int
+    failed: int
+    cancelled: int
+    retried: int
+    duration_count: int
+    duration_avg_ms: float | None
+    duration_p50_ms: float | None
+    duration_p95_ms: float | None
+    duration_p99_ms: float | None
+    duration_max_ms: float | None
+
+
+@dataclass(frozen=True)
+class WindowStats:
+    """Numbers for one (queue, task name) over a window; ``queue``/``name`` None = all of them.
+
+    ``failed`` counts dead-lettered tasks (FAILED or TIMEOUT); rates are over succeeded + failed, so
+    cancelled tasks count in neither.
+    """
+
+    queue: str | None
+    name: str | None
+    start: dt.datetime
+    end: dt.datetime
+    enqueued: int
+    succeeded: int
+    failed: int
+    cancelled: int
+    retried: int
+    duration_count: int
+    duration_avg_ms: float | None
+    duration_p50_ms: float | None
+    duration_p95_ms: float | None
+    duration_p99_ms: float | None
+    duration_max_ms: float | None
+
+    @property
+    def seconds(self) -> float:
+        """Length of the window."""
+        return (self.end - self.start).total_seconds()
+
+    @property
+    def completed(self) -> int:
+        """Tasks that reached a final state in the window."""
+        return self.succeeded + self.failed + self.cancelled
+
+    @property
+    def enqueued_per_second(self) -> float:
+        """Average enqueue rate over the window."""
+        return self.enqueued / self.seconds
+
+    @property
+    def completed_per_second(self) -> float:
+        """Average completion rate over the window."""
+        return self.completed / self.seconds
+
+    @property
+    def success_rate(self) -> float | None:
+        """succeeded / (succeeded + failed); None when nothing finished."""
+        finished = self.succeeded + self.failed
+        return self.succeeded / finished if finished else None
+
+    @property
+    def failure_rate(self) -> float | None:
+        """failed / (succeeded + failed); None when nothing finished."""
+        finished = self.succeeded + self.failed
+        return self.failed / finished if finished else None
+
+
+@dataclass(frozen=True)
+class AggregateRow:
+    """One stored aggregate bucket."""
+
+    bucket: dt.datetime
+    queue: str
+    name: str
+    enqueued: int
+    succeeded: int
+    failed: int
+    cancelled: int
+    retried: int
+    duration_count: int
+    duration_avg_ms: float | None
+    duration_p50_ms: float | None
+    duration_p95_ms: float | None
+    duration_p99_ms: float | None
+    duration_max_ms: float | None
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def window_stats(
+    pool: ConnectionPool,
+    window: dt.timedelta = DEFAULT_WINDOW,
+    end: dt.datetime | None = None,
+    queue: str | None = None,
+) -> list[WindowStats]:
+    """Stats over [end - window, end): one row per (queue, name), one per queue (name None) and one
+    overall (queue and name None), overall first."""
+    if window <= dt.timedelta(0):
+        raise ValidationError("window", "must be positive")
+    end = end or _utc_now()
+    if end.tzinfo is None:
+        raise ValidationError("end", "must be timezone-aware")
+    start = end - window
+    with translate_errors(), pool.connection() as conn:
+        cur = conn.cursor(row_factory=class_row(_WindowRow))
+        rows = cur.execute(load_sql("window_stats"), {"start": start, "end": end, "queue": queue}).fetchall()
+    if not rows:
+        rows = [_WindowRow(None, None, 0, 0, 0, 0, 0, 0, None, None, None, None, None)]
+    return [WindowStats(start=start, end=end, **vars(r)) for r in rows]
+
+
+def _floor(moment: dt.datetime, granularity: Granularity) -> dt.datetime:
+    moment = moment.astimezone(dt.UTC)
+    if granularity is Granularity.HOUR:
+        return moment.replace(minute=0, second=0, microsecond=0)
+    return moment.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def rollup(pool: ConnectionPool, granularity: Granularity, since: dt.datetime, until: dt.datetime) -> None:
+    """Recompute every ``granularity`` bucket overlapping [since, until) from the raw events."""
+    start = _floor(since, granularity)
+    end = _floor(until, granularity)
+    if end < until:
+        end += granularity.width
+    query = sql.SQL(load_sql("rollup")).format(table=sql.Identifier(granularity.table))
+    with translate_errors(), pool.connection() as conn:
+        conn.execute(query, {"unit": granularity.value, "start": start, "end": end})
+
+
+def rollup_recent(pool: ConnectionPool, granularity: Granularity, now: dt.datetime | None = None) -> None:
+    """Refresh the current and the previous bucket (what the recorder runs periodically)."""
+    now = now or _utc_now()
+    rollup(pool, granularity, now - granularity.width, now)
+
+
+def aggregates(
+    pool: ConnectionPool,
+    granularity: Granularity,
+    since: dt.datetime,
+    until: dt.datetime | None = None,
+    *,
+    queue: str | None = None,
+    name: str | None = None,
+) -> list[AggregateRow]:
+    """Stored aggregate buckets in [since, until)."""
+    query = sql.SQL(load_sql("aggregates")).format(table=sql.Identifier(Granularity(granularity).table))
+    params = {"since": since, "until": until or _utc_now(), "queue": queue, "name": name}
+    with translate_errors(), pool.connection() as conn:
+        return conn.cursor(row_factory=class_row(AggregateRow)).execute(query, params).fetchall()
+
+
+@dataclass(frozen=True)
+class LiveSnapshot:
+    """Live state from Redis: depth per queue and priority, and how busy the workers are."""
+
+    queues: list[QueueDepth]
+    workers: int
+    busy_slots: int
+    total_slots: int
+
+    @property
+    def utilization(self) -> float | None:
+        """Share of worker slots running a task; None without workers."""
+        return self.busy_slots / self.total_slots if self.total_slots else None
+
+
+def live_snapshot(client: Client) -> LiveSnapshot:
+    """Queue depth per priority and worker utilization, read from Redis (not from the record)."""
+    depths = [client.queue_depth(q) for q in client.known_queues()]
+    workers = client.list_workers()
+    busy = total = 0
+    for info in workers:
+        total += int(info.get("concurrency") or 0)
+        busy += len(json.loads(info.get("in_flight") or "[]"))
+    return LiveSnapshot(depths, len(workers), busy, total)

@@ -1,0 +1,218 @@
+"""Pure translation of stream entries into rows: no I/O, unit-tested on its own.
+
+A stream entry is one task transition written by a Lua script (fields ``id``, ``event``, ``ts`` and
+event-specific ones). The recorder turns a batch of entries into ``task_events`` rows, then folds the
+events it actually inserted into one :class:`TaskDelta` per task, which the upsert merges into ``tasks``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+# Fields that become columns of task_events (or live on the tasks row only) rather than in its ``data``.
+_COLUMN_FIELDS = frozenset({"id", "event", "ts", "token", "worker", "error", "duration_ms"})
+# Large payloads kept once, on the task row, not again in the event history.
+_TASK_ONLY_FIELDS = frozenset({"args", "kwargs", "result", "name", "queue", "priority"})
+
+# Status an event leaves the task in, when it does not carry one itself.
+_STATUS_OF = {
+    "started": "RUNNING",
+    "succeeded": "SUCCESS",
+    "retrying": "RETRYING",
+    "cancelled": "CANCELLED",
+    "released": "QUEUED",
+    "lease_lost": "QUEUED",
+    "replayed": "QUEUED",
+}
+
+
+@dataclass(frozen=True)
+class StreamEvent:
+    """One stream entry, parsed. ``fields`` keeps every field as Redis returned it (strings)."""
+
+    stream: str
+    entry_id: str
+    queue: str
+    task_id: str
+    event: str
+    ts_ms: int
+    fields: Mapping[str, str]
+
+    @property
+    def position(self) -> tuple[int, int]:
+        """(ms, sequence) of the entry id: the order of events within a stream."""
+        ms, _, seq = self.entry_id.partition("-")
+        return int(ms), int(seq or 0)
+
+    def int_field(self, name: str) -> int | None:
+        """An integer field, None when absent or empty."""
+        value = self.fields.get(name)
+        return int(value) if value not in (None, "") else None
+
+    def text_field(self, name: str) -> str | None:
+        """A text field, None when absent or empty."""
+        value = self.fields.get(name)
+        return value if value else None
+
+
+def parse_entry(
+    stream: str, queue: str, entry_id: str, fields: Mapping[str, str] | None
+) -> StreamEvent | None:
+    """A StreamEvent, or None for an entry that is not a task transition (it is logged and skipped)."""
+    if not fields or "id" not in fields or "event" not in fields or "ts" not in fields:
+        log.warning("skipping malformed event %s in %s: %r", entry_id, stream, fields)
+        return None
+    try:
+        ts_ms = int(fields["ts"])
+    except ValueError:
+        log.warning("skipping event %s in %s with a bad ts: %r", entry_id, stream, fields["ts"])
+        return None
+    return StreamEvent(stream, entry_id, queue, fields["id"], fields["event"], ts_ms, dict(fields))
+
+
+def event_data(event: StreamEvent) -> str:
+    """The JSON ``data`` column: every field that has no column of its own and is not a task payload."""
+    skip = _COLUMN_FIELDS | _TASK_ONLY_FIELDS
+    return json.dumps({k: v for k, v in event.fields.items() if k not in skip}, separators=(",", ":"))
+
+
+def _json_or_none(value: str | None) -> str | None:
+    """Payloads are JSON already (serialization.dumps); only empty means absent."""
+    return value if value else None
+
+
+def _float_or_none(value: str | None) -> float | None:
+    return float(value) if value else None
+
+
+@dataclass
+class TaskDelta:
+    """What one batch of new events says about one task, folded in stream order.
+
+    Spec fields are set once (by 'enqueued'); state fields are the values after the newest event;
+    ``retries``, ``lost_leases`` and ``replays`` are counts to add. ``worker == ''`` means "cleared".
+    """
+
+    id: str
+    queue: str
+    last_position: tuple[int, int] = (0, 0)
+    name: str | None = None
+    priority: str | None = None
+    args: str | None = None
+    kwargs: str | None = None
+    max_retries: int | None = None
+    timeout: float | None = None
+    soft_timeout: float | None = None
+    parents: str | None = None
+    enqueued_at_ms: int | None = None
+    eta_ms: int | None = None
+    status: str | None = None
+    worker: str | None = None
+    started_at_ms: int | None = None
+    completed_at_ms: int | None = None
+    duration_ms: int | None = None
+    result: str | None = None
+    error: str | None = None
+    traceback: str | None = None
+    cancel_reason: str | None = None
+    dead_letter_reason: str | None = None
+    attempts: int = 0
+    retries: int = 0
+    lost_leases: int = 0
+    replays: int = 0
+    dead_letters: list[StreamEvent] = field(default_factory=list)
+
+    def apply(self, e: StreamEvent) -> None:
+        """Fold one event (events must come in stream order)."""
+        self.last_position = max(self.last_position, e.position)
+        token = e.int_field("token")
+        if token is not None:
+            self.attempts = max(self.attempts, token)
+        self.status = e.text_field("status") or _STATUS_OF.get(e.event, self.status)
+        handler = getattr(self, f"_on_{e.event}", None)
+        if handler is not None:
+            handler(e)
+
+    def _on_enqueued(self, e: StreamEvent) -> None:
+        f = e.fields
+        self.name = f.get("name") or self.name
+        self.priority = f.get("priority") or self.priority
+        self.args = _json_or_none(f.get("args"))
+        self.kwargs = _json_or_none(f.get("kwargs"))
+        self.parents = _json_or_none(f.get("parents"))
+        self.max_retries = e.int_field("max_retries")
+        self.timeout = _float_or_none(f.get("timeout"))
+        self.soft_timeout = _float_or_none(f.get("soft_timeout"))
+        self.enqueued_at_ms = e.ts_ms
+        self.eta_ms = e.int_field("eta") or None
+
+    def _on_started(self, e: StreamEvent) -> None:
+        self.worker = e.text_field("worker") or ""
+        self.started_at_ms = e.ts_ms
+
+    def _finish(self, e: StreamEvent) -> None:
+        self.completed_at_ms = e.ts_ms
+        self.duration_ms = e.int_field("duration_ms")
+
+    def _on_succeeded(self, e: StreamEvent) -> None:
+        self._finish(e)
+        self.result = _json_or_none(e.fields.get("result"))
+
+    def _on_retrying(self, e: StreamEvent) -> None:
+        self.retries += 1
+        self.error = e.text_field("error")
+        self.traceback = e.text_field("traceback")
+        backoff = e.int_field("backoff_ms")
+        self.eta_ms = e.ts_ms + backoff if backoff is not None else None
+
+    def _on_dead_lettered(self, e: StreamEvent) -> None:
+        self._finish(e)
+        self.error = e.text_field("error")
+        self.traceback = e.text_field("traceback")
+        self.dead_letter_reason = e.text_field("reason")
+        self.dead_letters.append(e)
+
+    def _on_cancelled(self, e: StreamEvent) -> None:
+        self._finish(e)
+        self.cancel_reason = e.text_field("reason") or self.cancel_reason
+
+    def _on_cancel_requested(self, e: StreamEvent) -> None:
+        self.cancel_reason = e.text_field("reason")
+
+    def _on_released(self, e: StreamEvent) -> None:
+        self.worker = ""
+
+    def _on_lease_lost(self, e: StreamEvent) -> None:
+        self.worker = ""
+        self.lost_leases += 1
+
+    def _on_replayed(self, e: StreamEvent) -> None:
+        # The task starts over: its previous outcome no longer describes it.
+        self.replays += 1
+        self.worker = ""
+        self.completed_at_ms = self.duration_ms = None
+        self.result = self.dead_letter_reason = None
+
+
+def fold(events: Iterable[StreamEvent]) -> list[TaskDelta]:
+    """One delta per task, events applied in stream order; sorted by task id (a stable lock order, so
+    concurrent recorders never deadlock on each other's rows)."""
+    deltas: dict[str, TaskDelta] = {}
+    for e in sorted(events, key=lambda ev: ev.position):
+        delta = deltas.get(e.task_id)
+        if delta is None:
+            delta = deltas[e.task_id] = TaskDelta(e.task_id, e.queue)
+        delta.apply(e)
+    return [deltas[k] for k in sorted(deltas)]
+
+
+def columns(rows: Iterable[Any], names: Iterable[str]) -> list[list[Any]]:
+    """Column-major lists of attributes (the shape ``unnest`` wants: one array parameter per column)."""
+    rows = list(rows)
+    return [[getattr(r, n) for r in rows] for n in names]

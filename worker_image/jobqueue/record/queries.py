@@ -1,0 +1,238 @@
+"""Read side of the record, for the REST API and the UI: task search, a task's history, dead letters.
+
+Every filter is a bound parameter; the only parts of a statement chosen in Python (sort column, time
+column, direction) come from enums and are composed as identifiers, never from user text.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from psycopg import sql
+from psycopg.rows import class_row
+from psycopg_pool import ConnectionPool
+
+from jobqueue.errors import ValidationError
+from jobqueue.models import TaskStatus
+from jobqueue.record.db import load_sql, translate_errors
+
+T = TypeVar("T")
+
+MAX_PAGE = 1000
+
+
+class SortKey(enum.StrEnum):
+    """Columns a task search may be sorted by."""
+
+    ENQUEUED_AT = "enqueued_at"
+    STARTED_AT = "started_at"
+    COMPLETED_AT = "completed_at"
+    DURATION = "duration_ms"
+    NAME = "name"
+
+
+class TimeField(enum.StrEnum):
+    """Which time a search's [since, until) range applies to."""
+
+    ENQUEUED_AT = "enqueued_at"
+    COMPLETED_AT = "completed_at"
+
+
+@dataclass(frozen=True)
+class TaskSearch:
+    """Filters, order and page of a task search; every filter is optional."""
+
+    statuses: Sequence[TaskStatus | str] = ()
+    name: str | None = None
+    queue: str | None = None
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+    time_field: TimeField = TimeField.ENQUEUED_AT
+    error_contains: str | None = None
+    sort: SortKey = SortKey.ENQUEUED_AT
+    descending: bool = True
+    limit: int = 50
+    offset: int = 0
+
+
+@dataclass(frozen=True)
+class TaskRow:
+    """One task as recorded in PostgreSQL."""
+
+    id: str
+    queue: str
+    name: str | None
+    priority: str | None
+    status: str | None
+    args: Any
+    kwargs: Any
+    result: Any
+    error: str | None
+    traceback: str | None
+    attempts: int
+    max_retries: int | None
+    retries: int
+    lost_leases: int
+    replays: int
+    worker: str | None
+    cancel_reason: str | None
+    dead_letter_reason: str | None
+    enqueued_at: dt.datetime | None
+    eta: dt.datetime | None
+    started_at: dt.datetime | None
+    completed_at: dt.datetime | None
+    duration_ms: int | None
+
+
+@dataclass(frozen=True)
+class EventRow:
+    """One recorded transition."""
+
+    event: str
+    ts: dt.datetime
+    attempt: int | None
+    worker: str | None
+    error: str | None
+    duration_ms: int | None
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class DeadLetterRow:
+    """One time a task was dead-lettered."""
+
+    task_id: str
+    dead_at: dt.datetime
+    queue: str
+    name: str | None
+    status: str
+    reason: str | None
+    error: str | None
+    attempt: int | None
+    replayed_at: dt.datetime | None
+    purged_at: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class TaskHistory:
+    """A task with every recorded transition, and the failed attempts among them (retry history)."""
+
+    task: TaskRow
+    events: list[EventRow]
+    failures: list[EventRow] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of results; ``has_more`` tells whether a next page exists."""
+
+    items: list[T]
+    limit: int
+    offset: int
+    has_more: bool
+
+
+def contains_pattern(text: str | None) -> str | None:
+    """An ILIKE pattern matching ``text`` anywhere, with the caller's % and _ taken literally."""
+    if text is None or text == "":
+        return None
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _check_page(limit: int, offset: int) -> None:
+    if not 1 <= limit <= MAX_PAGE:
+        raise ValidationError("limit", f"must be between 1 and {MAX_PAGE}")
+    if offset < 0:
+        raise ValidationError("offset", "must be >= 0")
+
+
+def _aware(value: dt.datetime | None, name: str) -> dt.datetime | None:
+    if value is not None and value.tzinfo is None:
+        raise ValidationError(name, "must be timezone-aware")
+    return value
+
+
+class RecordQueries:
+    """Queries over the record; one instance per process, sharing the pool it is given."""
+
+    def __init__(self, pool: ConnectionPool) -> None:
+        self.pool = pool
+
+    def search_tasks(self, search: TaskSearch) -> Page[TaskRow]:
+        """Tasks matching every given filter, sorted and paged."""
+        _check_page(search.limit, search.offset)
+        try:
+            statuses = [TaskStatus(s).value for s in search.statuses] or None
+        except ValueError as exc:
+            raise ValidationError("statuses", str(exc)) from exc
+        query = sql.SQL(load_sql("search_tasks")).format(
+            time_column=sql.Identifier(TimeField(search.time_field).value),
+            order_column=sql.Identifier(SortKey(search.sort).value),
+            direction=sql.SQL("DESC" if search.descending else "ASC"),
+        )
+        params = {
+            "statuses": statuses,
+            "name": search.name,
+            "queue": search.queue,
+            "since": _aware(search.since, "since"),
+            "until": _aware(search.until, "until"),
+            "error_pattern": contains_pattern(search.error_contains),
+            "limit": search.limit + 1,
+            "offset": search.offset,
+        }
+        with translate_errors(), self.pool.connection() as conn:
+            rows = conn.cursor(row_factory=class_row(TaskRow)).execute(query, params).fetchall()
+        return Page(rows[: search.limit], search.limit, search.offset, len(rows) > search.limit)
+
+    def get_task(self, task_id: str) -> TaskRow | None:
+        """One task, or None when it was never recorded (or was pruned)."""
+        with translate_errors(), self.pool.connection() as conn:
+            cur = conn.cursor(row_factory=class_row(TaskRow))
+            return cur.execute(load_sql("get_task"), {"id": task_id}).fetchone()
+
+    def task_history(self, task_id: str) -> TaskHistory | None:
+        """A task and all its recorded transitions in order; None when it was never recorded."""
+        task = self.get_task(task_id)
+        if task is None:
+            return None
+        with translate_errors(), self.pool.connection() as conn:
+            cur = conn.cursor(row_factory=class_row(EventRow))
+            events = cur.execute(load_sql("task_history"), {"id": task_id}).fetchall()
+        failures = [e for e in events if e.event in ("retrying", "dead_lettered", "lease_lost")]
+        return TaskHistory(task, events, failures)
+
+    def dead_letters(
+        self,
+        *,
+        queue: str | None = None,
+        name: str | None = None,
+        reason: str | None = None,
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
+        error_contains: str | None = None,
+        include_closed: bool = False,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> Page[DeadLetterRow]:
+        """Dead letters, newest first; replayed or purged ones only with ``include_closed``."""
+        _check_page(limit, offset)
+        params = {
+            "queue": queue,
+            "name": name,
+            "reason": reason,
+            "since": _aware(since, "since"),
+            "until": _aware(until, "until"),
+            "error_pattern": contains_pattern(error_contains),
+            "include_closed": include_closed,
+            "limit": limit + 1,
+            "offset": offset,
+        }
+        with translate_errors(), self.pool.connection() as conn:
+            cur = conn.cursor(row_factory=class_row(DeadLetterRow))
+            rows = cur.execute(load_sql("search_dead_letters"), params).fetchall()
+        return Page(rows[:limit], limit, offset, len(rows) > limit)

@@ -1,0 +1,42 @@
+"""Settings of the durable record, read from ``JOBQUEUE_RECORD_*`` environment variables.
+
+The database URL itself is ``JOBQUEUE_DATABASE_URL`` (``jobqueue.settings.Settings.database_url``), shared
+with the API.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class RecordSettings(BaseSettings):
+    """Recorder, rollup and retention knobs. Build once per process and pass it down."""
+
+    model_config = SettingsConfigDict(env_prefix="JOBQUEUE_RECORD_", extra="ignore")
+
+    group: str = Field(default="jobqueue-recorder", min_length=1)
+    # Entries read per stream per round trip; one batch is one PostgreSQL transaction.
+    batch_size: int = Field(default=2000, gt=0, le=50_000)
+    block_ms: int = Field(default=1000, ge=1)
+    # After a partial batch, wait this long before reading again: fewer, larger transactions under load,
+    # at the price of recording up to this much later.
+    linger_ms: int = Field(default=100, ge=0)
+    # Pending entries idle this long belong to a recorder presumed dead and are claimed (XAUTOCLAIM).
+    # Longer than the longest retry pause of a live recorder, so a recorder waiting out a PostgreSQL
+    # outage keeps its batch instead of having it stolen (that would only cost duplicates, not loss).
+    claim_idle_seconds: float = Field(default=60.0, gt=0)
+    claim_interval_seconds: float = Field(default=15.0, gt=0)
+    discover_interval_seconds: float = Field(default=5.0, gt=0)
+    retry_initial_seconds: float = Field(default=0.1, gt=0)
+    retry_max_seconds: float = Field(default=5.0, gt=0)
+    workers_interval_seconds: float = Field(default=10.0, gt=0)
+    rollup_interval_seconds: float = Field(default=60.0, gt=0)
+    retention_interval_seconds: float = Field(default=3600.0, gt=0)
+    pool_size: int = Field(default=4, gt=0)
+    # How long a write waits for a PostgreSQL connection before it counts as failed and is retried.
+    pool_timeout_seconds: float = Field(default=3.0, gt=0)
+    # Retention: raw rows (tasks, events, dead letters, workers, schedule runs) and metric aggregates.
+    raw_retention_days: float = Field(default=7.0, gt=0)
+    aggregate_retention_days: float = Field(default=30.0, gt=0)
+    prune_batch_size: int = Field(default=5000, gt=0)

@@ -1,0 +1,5 @@
+-- Every recorded transition of one task, in stream order.
+SELECT event, ts, attempt, worker, error, duration_ms, data
+FROM task_events
+WHERE task_id = %(id)s
+ORDER BY entry_ms, entry_seq
