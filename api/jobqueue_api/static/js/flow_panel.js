@@ -48,8 +48,9 @@ export const flowControlPanel = {
     const rateForm = h(
       "form",
       {
-        class: "row",
+        class: "row inline-form",
         id: "rate-form",
+        novalidate: true, // the API validates and names the field; the browser's bubble would hide that
         onsubmit: (event) => {
           event.preventDefault();
           act("Rate limit", () =>
@@ -74,8 +75,9 @@ export const flowControlPanel = {
     const inFlightForm = h(
       "form",
       {
-        class: "row",
+        class: "row inline-form",
         id: "in-flight-form",
+        novalidate: true,
         onsubmit: (event) => {
           event.preventDefault();
           const value = maxInFlight.input.value === "" ? null : Number(maxInFlight.input.value);

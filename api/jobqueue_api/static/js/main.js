@@ -8,6 +8,7 @@ import { showMessage } from "./dom.js";
 import * as deadLetters from "./dead_letters.js";
 import * as overview from "./overview.js";
 import * as queue from "./queue.js";
+import * as schedules from "./schedules.js";
 import * as taskDetail from "./task_detail.js";
 import * as tasks from "./tasks.js";
 import * as workers from "./workers.js";
@@ -22,6 +23,7 @@ const ROUTES = [
   { pattern: /^\/tasks\/(?<id>[^/?]+)$/, page: taskDetail, nav: "tasks" },
   { pattern: /^\/dead-letters(?:\/(?<queue>[^/?]+))?$/, page: deadLetters, nav: "dead-letters" },
   { pattern: /^\/workers$/, page: workers, nav: "workers" },
+  { pattern: /^\/schedules$/, page: schedules, nav: "schedules" },
 ];
 
 // loginDismissed: the user closed the key box; 401s then go to the notice instead of reopening it

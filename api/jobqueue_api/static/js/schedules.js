@@ -1,0 +1,149 @@
+// Schedules: recurring (cron) tasks with their last and next fire, pause / resume / delete, and a form
+// to create one. Times are shown in the browser's zone; each schedule fires in its own IANA zone.
+
+import { api } from "./api.js";
+import { fmtNumber, h, renderIfChanged, replace, section, showMessage, table, taskLink } from "./dom.js";
+
+export function title() {
+  return "Schedules";
+}
+
+function fmtIso(iso) {
+  return iso ? new Date(iso).toLocaleString() : "—";
+}
+
+function input(id, attrs = {}) {
+  return h("input", { id, name: id, ...attrs });
+}
+
+function field(label, control, help) {
+  return h(
+    "div",
+    { class: "field" },
+    h("label", { for: control.id }, label),
+    control,
+    help ? h("p", { class: "help" }, help) : null,
+  );
+}
+
+export function mount(root) {
+  const message = h("p", { class: "message", role: "status", hidden: true, id: "schedule-message" });
+  const list = h("div", { id: "schedule-list" });
+  const inputs = {
+    name: input("schedule-name", { required: true, autocomplete: "off" }),
+    cron: input("schedule-cron", { required: true, value: "*/5 * * * *", autocomplete: "off" }),
+    task: input("schedule-task", { required: true, autocomplete: "off" }),
+    timezone: input("schedule-timezone", { value: Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC" }),
+    args: input("schedule-args", { value: "[]", class: "mono" }),
+    queue: input("schedule-queue", { value: "default" }),
+    policy: h(
+      "select",
+      { id: "schedule-policy" },
+      ["Allow", "Forbid", "Replace"].map((p) => h("option", { value: p }, p)),
+    ),
+  };
+
+  async function act(what, call) {
+    try {
+      await call();
+      showMessage(message, "ok", `${what}: done`);
+      await refresh();
+    } catch (error) {
+      showMessage(message, "error", error.describe ? error.describe() : String(error));
+    }
+  }
+
+  const form = h(
+    "form",
+    {
+      id: "schedule-form",
+      novalidate: true,
+      onsubmit: (event) => {
+        event.preventDefault();
+        let args;
+        try {
+          args = JSON.parse(inputs.args.value || "[]");
+        } catch (exc) {
+          showMessage(message, "error", `args: not valid JSON (${exc.message})`);
+          return;
+        }
+        act(`Schedule ${inputs.name.value}`, () =>
+          api.createSchedule({
+            name: inputs.name.value,
+            cron: inputs.cron.value,
+            task: inputs.task.value,
+            timezone: inputs.timezone.value,
+            args,
+            queue: inputs.queue.value,
+            concurrency_policy: inputs.policy.value,
+          }),
+        );
+      },
+    },
+    h(
+      "div",
+      { class: "grid" },
+      field("Schedule name", inputs.name),
+      field("Cron", inputs.cron, "5 fields, 6 with seconds first, or @hourly / @daily / @weekly / @monthly"),
+      field("Task", inputs.task, "A registered task name, e.g. add"),
+      field("Time zone", inputs.timezone, "IANA name, e.g. America/New_York"),
+      field("Args (JSON list)", inputs.args),
+      field("Queue", inputs.queue),
+      field("Concurrency policy", inputs.policy),
+    ),
+    h("button", { type: "submit" }, "Save schedule"),
+  );
+
+  const columns = [
+    { label: "Name", cell: (s) => s.name, class: "mono" },
+    { label: "Cron", cell: (s) => `${s.cron} (${s.timezone})`, class: "mono" },
+    { label: "Task", cell: (s) => `${s.task} → ${s.queue}` },
+    { label: "Next fire", cell: (s) => (s.paused ? "paused" : fmtIso(s.next_fire_at)) },
+    { label: "Last fire", cell: (s) => fmtIso(s.last_fire_at) },
+    { label: "Last task", cell: (s) => (s.last_task_id ? taskLink(s.last_task_id) : "—") },
+    { label: "Fired", cell: (s) => fmtNumber(s.fired), class: "num" },
+    {
+      label: "Actions",
+      cell: (s) =>
+        h(
+          "div",
+          { class: "row" },
+          s.paused
+            ? h(
+                "button",
+                { type: "button", class: "secondary", onclick: () => act(`Resume ${s.name}`, () => api.resumeSchedule(s.name)) },
+                `Resume ${s.name}`,
+              )
+            : h(
+                "button",
+                { type: "button", class: "secondary", onclick: () => act(`Pause ${s.name}`, () => api.pauseSchedule(s.name)) },
+                `Pause ${s.name}`,
+              ),
+          h(
+            "button",
+            {
+              type: "button",
+              class: "danger",
+              onclick: () => {
+                if (window.confirm(`Delete the schedule ${s.name}? Tasks it created are kept.`)) {
+                  act(`Delete ${s.name}`, () => api.deleteSchedule(s.name));
+                }
+              },
+            },
+            `Delete ${s.name}`,
+          ),
+        ),
+    },
+  ];
+
+  replace(root, h("h1", {}, "Schedules"), message, section("All schedules", list), section("New schedule", form));
+
+  async function refresh() {
+    const schedules = await api.schedules();
+    renderIfChanged(list, schedules, (el, data) =>
+      replace(el, table("Schedules", columns, data, "No schedules yet: create one below.")),
+    );
+  }
+
+  return { refresh };
+}
