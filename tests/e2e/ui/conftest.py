@@ -65,7 +65,9 @@ def _unavailable(reason: str) -> None:
     pytest.skip(message)
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API keeps an asyncio loop running in the main thread
+# while it is open, which would break later tests that call asyncio.run().
+@pytest.fixture(scope="module")
 def playwright_driver() -> Iterator[Any]:
     try:
         from playwright.sync_api import sync_playwright  # noqa: PLC0415 - optional dev dependency
