@@ -29,6 +29,7 @@ from jobqueue.serialization import dumps
 from jobqueue.worker.jobs import (
     Job,
     Outcome,
+    OutcomeKind,
     build_completion,
     build_fetch,
     build_heartbeat,
@@ -64,6 +65,7 @@ class Worker:
         *,
         worker_id: str | None = None,
         grace_seconds: float = 30.0,
+        prefetch: int | None = None,
     ) -> None:
         if not queues:
             raise JobQueueError("a worker needs at least one queue")
@@ -78,7 +80,13 @@ class Worker:
         self._keys = {q: QueueKeys(self.settings.key_prefix, q) for q in self.queues}
         self._stop = threading.Event()
         self._lock = threading.Condition()
-        self._in_flight: dict[str, Job] = {}  # running on the pool
+        self._in_flight: dict[str, Job] = {}  # leased: running on the pool or waiting in _prefetched
+        # Leased tasks held ready beyond the pool's slots, so a freed slot starts its next task at once
+        # instead of after a fetch round trip, and fetches lease several tasks per call instead of one.
+        # The cost: a prefetched task waits behind the running ones (use 0 for long tasks).
+        self.prefetch = pool.concurrency if prefetch is None else max(0, prefetch)
+        self._prefetched: deque[Job] = deque()
+        self._submitted = 0  # jobs handed to the pool whose outcome has not come back
         self._unacked: deque[tuple[Job, Outcome]] = deque()  # finished, not yet recorded in Redis
         self._acked_total = 0
         self._started = time.time()
@@ -140,6 +148,7 @@ class Worker:
 
     def _drain(self) -> None:
         deadline = time.monotonic() + self.grace_seconds
+        self._release_prefetched()
         with self._lock:
             while self._in_flight and time.monotonic() < deadline:
                 self._lock.wait(timeout=0.1)
@@ -154,6 +163,18 @@ class Worker:
             while self._unacked and time.monotonic() < flush_deadline:
                 self._lock.wait(timeout=0.1)
         self._deregister()
+
+    def _release_prefetched(self) -> None:
+        """Hand prefetched (never started) tasks back to the front of their queue at once: draining
+        finishes running work, not work it merely leased ahead."""
+        with self._lock:
+            jobs = list(self._prefetched)
+            self._prefetched.clear()
+            for job in jobs:
+                self._in_flight.pop(job.id, None)
+            self._lock.notify_all()
+        if jobs:
+            self._release(jobs)
 
     def _release(self, jobs: list[Job]) -> None:
         for attempt in range(20):
@@ -178,13 +199,19 @@ class Worker:
     # -- fetching --------------------------------------------------------------------------------------
 
     def _free_slots(self) -> int:
-        return self.pool.concurrency - len(self._in_flight)
+        return self.pool.concurrency + self.prefetch - len(self._in_flight)
+
+    def _should_fetch(self) -> bool:
+        # With tasks still prefetched, wait until a batch worth of room is free: one call then leases
+        # several tasks, and the pool keeps running meanwhile.
+        free = self._free_slots()
+        return free > 0 and (not self._prefetched or free >= max(1, self.prefetch // 2))
 
     def _fetch_loop(self) -> None:
         backoff = 0.05
         while not self._stop.is_set():
             with self._lock:
-                while self._free_slots() <= 0 and not self._stop.is_set():
+                while not self._should_fetch() and not self._stop.is_set():
                     self._lock.wait(timeout=1.0)
                 free = self._free_slots()
             if self._stop.is_set():
@@ -211,9 +238,16 @@ class Worker:
             reply = parse_fetch(
                 queue, run_script(self.redis, build_fetch(self.settings, queue, free - got, self.worker_id))
             )
-            for job in reply.jobs:
-                with self._lock:
+            start_now = []
+            with self._lock:
+                for job in reply.jobs:
                     self._in_flight[job.id] = job
+                    if self._submitted < self.pool.concurrency:
+                        self._submitted += 1
+                        start_now.append(job)
+                    else:
+                        self._prefetched.append(job)
+            for job in start_now:
                 self.pool.submit(job)
             got += len(reply.jobs)
             if reply.wait_ms > 0:
@@ -241,11 +275,33 @@ class Worker:
     # -- outcomes --------------------------------------------------------------------------------------
 
     def _on_outcome(self, outcome: Outcome) -> None:
+        next_job = None
         with self._lock:
+            self._submitted -= 1
             job = self._in_flight.pop(outcome.task_id, None)
             if job is not None and job.token == outcome.token:
                 self._unacked.append((job, outcome))
+            if self._prefetched:
+                # The slot that just freed takes the next prefetched task, with no round trip.
+                next_job = self._prefetched.popleft()
+                self._submitted += 1
             self._lock.notify_all()
+        if next_job is not None:
+            self.pool.submit(next_job)
+
+    def _cancel(self, task_id: str, force: bool) -> None:
+        """A cancel request: a prefetched task is cancelled before it starts; a running one via the pool."""
+        with self._lock:
+            job = next((j for j in self._prefetched if j.id == task_id), None)
+            if job is not None:
+                self._prefetched.remove(job)
+                self._in_flight.pop(job.id, None)
+                outcome = Outcome(job.id, job.token, OutcomeKind.CANCELLED,
+                                  error="TaskCancelled: cancelled before it started")  # fmt: skip
+                self._unacked.append((job, outcome))
+                self._lock.notify_all()
+                return
+        self.pool.cancel(task_id, force=force)
 
     def _ack_loop(self) -> None:
         backoff = 0.05
@@ -305,7 +361,7 @@ class Worker:
                     "lease of task %s was lost (recovered elsewhere)", task_id, extra={"task_id": task_id}
                 )
             for task_id, mode in cancels.items():
-                self.pool.cancel(task_id, force=mode == "force")
+                self._cancel(task_id, force=mode == "force")
         now_ms = int(time.time() * 1000)
         info = {
             "status": "DRAINING" if self._stop.is_set() else ("ACTIVE" if held else "IDLE"),
@@ -355,7 +411,7 @@ class Worker:
                             with self._lock:
                                 held = task_id in self._in_flight
                             if held:
-                                self.pool.cancel(task_id, force=mode == "force")
+                                self._cancel(task_id, force=mode == "force")
                     pubsub.close()
             except BrokerUnavailable:
                 self._stop.wait(1.0)
