@@ -1,4 +1,4 @@
-"""Huey: ``huey_consumer`` (default 1 worker thread); tuned = 2 worker processes."""
+"""Huey: ``huey_consumer`` (default 1 worker thread); tuned = 4 threads (best of 1-8 threads, 2 processes)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ def _default(bin_dir: Path, redis_url: str) -> list[str]:
 
 
 def _tuned(bin_dir: Path, redis_url: str) -> list[str]:
-    return [str(bin_dir / "huey_consumer"), APP, "-w", "2", "-k", "process"]
+    return [str(bin_dir / "huey_consumer"), APP, "-w", "4", "-k", "thread"]
 
 
 ADAPTER = Adapter(
@@ -22,5 +22,5 @@ ADAPTER = Adapter(
     venv="peers",
     has_batch=False,
     default=WorkerSetting("huey_consumer (defaults: 1 thread worker)", _default),
-    tuned=WorkerSetting("huey_consumer -w 2 -k process", _tuned),
+    tuned=WorkerSetting("huey_consumer -w 4 -k thread", _tuned),
 )

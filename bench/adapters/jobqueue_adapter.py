@@ -25,5 +25,5 @@ ADAPTER = Adapter(
     has_batch=True,
     default=_worker("process", 4),
     # A no-op task is all dispatch overhead: threads avoid the pipe hop to a child process per task.
-    tuned=_worker("thread", 8),
+    tuned=_worker("thread", 16),
 )
