@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -22,8 +23,9 @@ from jobqueue.settings import Settings
 CONNECTION_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
+@functools.cache
 def script_sha(name: str) -> str:
-    """SHA1 of a script, as Redis computes it for EVALSHA."""
+    """SHA1 of a script, as Redis computes it for EVALSHA (cached: scripts never change at run time)."""
     return hashlib.sha1(script_source(name).encode(), usedforsecurity=False).hexdigest()
 
 
