@@ -112,7 +112,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = [s.strip() for s in args.settings.split(",") if s.strip()]
     adapters = [ADAPTERS[s] for s in systems]
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    out: Path = args.out or REPO_ROOT / "bench" / "results" / stamp
+    # Absolute: redis-server changes into its --dir, so a relative log path would point elsewhere.
+    out: Path = (args.out or REPO_ROOT / "bench" / "results" / stamp).resolve()
     out.mkdir(parents=True, exist_ok=True)
     bins = {"main": main_bin_dir()}
     if any(a.venv == "peers" for a in adapters):

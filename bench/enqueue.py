@@ -32,7 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     seqs = list(range(args.first, args.first + args.n))
     out: dict[str, object] = {"n": args.n}
     start = time.perf_counter()
-    if args.mode == "one":
+    if args.mode == "one" and hasattr(tasks, "enqueue_sequential"):
+        tasks.enqueue_sequential(seqs)  # asyncio-only systems: one by one, inside one event loop
+    elif args.mode == "one":
         enqueue_one = tasks.enqueue_one
         for seq in seqs:
             enqueue_one(seq)
