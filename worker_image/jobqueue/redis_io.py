@@ -88,6 +88,10 @@ def run_scripts(conn: redis.Redis, calls: Sequence[ScriptCall]) -> list[Any]:
     """
     if not calls:
         return []
+    if len(calls) == 1:
+        # A pipeline of one costs about 10% more per call than a plain EVALSHA (one-by-one enqueue,
+        # an ack batch of one) for the same single round trip.
+        return [run_script(conn, calls[0])]
     with translate_errors():
         pipe = conn.pipeline(transaction=False)
         for call in calls:
