@@ -27,9 +27,12 @@ class WorkerSettings:
     redis_settings = REDIS
 
 
-class TunedWorkerSettings(WorkerSettings):
-    """More jobs in flight per poll for a no-op async task; a shorter idle poll."""
+class TunedWorkerSettings:
+    """More jobs in flight per poll for a no-op async task; a shorter idle poll. (Not a subclass: arq
+    reads the settings class's own __dict__.)"""
 
+    functions = [noop]
+    redis_settings = REDIS
     max_jobs = 100
     poll_delay = 0.01
 
