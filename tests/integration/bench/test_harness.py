@@ -61,7 +61,7 @@ def test_losses_fail_the_run(tmp_path: Path) -> None:
 @pytest.mark.skipif(
     not (PEERS_VENV / "bin" / "rq").exists(), reason="PEERS NOT INSTALLED: run `make bench` once"
 )
-@pytest.mark.parametrize("peer", ["rq", "dramatiq", "huey", "arq"])
+@pytest.mark.parametrize("peer", ["rq", "dramatiq", "huey", "arq", "celery"])
 def test_peer_cycle(peer: str, bench_redis: RedisServer, tmp_path: Path) -> None:
     runner = Runner(
         bench_redis.url, tmp_path, {"main": main_bin_dir(), "peers": PEERS_VENV / "bin"}, tasks=20
