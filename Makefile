@@ -33,8 +33,8 @@ unit: $(STAMP)
 	$(PY) -m pytest tests/unit
 
 ## make bench: jobqueue side by side with peer queues on one Redis (see docs/benchmarks.md)
+# Peer queues go into their own venv (bench/.venv-peers, created by the harness), never into $(VENV).
 bench: deps
-	$(PY) -m pip install -q -r bench/requirements.txt
 	$(PY) -m bench
 
 ## make control-plane: build the Kubernetes test control plane (etcd, kube-*, kwok) from Go modules,

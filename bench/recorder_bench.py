@@ -25,6 +25,8 @@ import threading
 import time
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from jobqueue import Client, Settings
 from jobqueue.commands import make_request
 from jobqueue.embedded.postgres_server import PostgresServer
@@ -144,7 +146,9 @@ def main() -> int:
         database_url = pg.create_database("bench")
         migrate(database_url)
         results: dict[str, object] = {"postgres_durable": not args.fast, "recorders": args.recorders}
-        settings = Settings(redis_url=redis_server.url, key_prefix="bench1", events_max_length=10_000_000)
+        settings = Settings(
+            redis_url=SecretStr(redis_server.url), key_prefix="bench1", events_max_length=10_000_000
+        )
         client = Client(settings)
         load_all_scripts(client.redis)
         results["drain"] = drain_benchmark(client, database_url, args.tasks, args.recorders)

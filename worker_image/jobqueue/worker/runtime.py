@@ -17,7 +17,6 @@ import signal
 import socket
 import threading
 import time
-from collections import deque
 from collections.abc import Sequence
 from types import FrameType
 
@@ -37,6 +36,7 @@ from jobqueue.worker.jobs import (
     parse_fetch,
     parse_heartbeat,
 )
+from jobqueue.worker.leases import LeaseBook
 from jobqueue.worker.pool import Pool
 
 log = logging.getLogger(__name__)
@@ -65,6 +65,7 @@ class Worker:
         *,
         worker_id: str | None = None,
         grace_seconds: float = 30.0,
+        prefetch: int | None = None,
     ) -> None:
         if not queues:
             raise JobQueueError("a worker needs at least one queue")
@@ -81,10 +82,8 @@ class Worker:
         self._keys = {q: QueueKeys(self.settings.key_prefix, q) for q in self.queues}
         self._stop = threading.Event()
         self._lock = threading.Condition()
-        # Keyed by (task id, token): a task whose lease expired may be leased to this same worker again
-        # while its stale attempt is still running, and the two attempts must not be confused.
-        self._in_flight: dict[tuple[str, int], Job] = {}  # running on the pool
-        self._unacked: deque[tuple[Job, Outcome]] = deque()  # finished, not yet recorded in Redis
+        self.prefetch = pool.concurrency if prefetch is None else max(0, prefetch)
+        self._book = LeaseBook(pool.concurrency, self.prefetch)  # guarded by self._lock
         self._acked_total = 0
         self._started = time.time()
         self._rng = random.Random()  # noqa: S311 - jitter only
@@ -145,8 +144,9 @@ class Worker:
 
     def _drain(self) -> None:
         deadline = time.monotonic() + self.grace_seconds
+        self._release_prefetched()
         with self._lock:
-            while self._in_flight and time.monotonic() < deadline:
+            while self._book.leased and time.monotonic() < deadline:
                 self._lock.wait(timeout=0.1)
         unfinished = self.pool.stop()
         if unfinished:
@@ -154,11 +154,20 @@ class Worker:
             self._release(unfinished)
         flush_deadline = time.monotonic() + max(5.0, self.grace_seconds / 2)
         with self._lock:
-            self._in_flight.clear()
+            self._book.forget_leases()
             self._lock.notify_all()
-            while self._unacked and time.monotonic() < flush_deadline:
+            while self._book.unacked and time.monotonic() < flush_deadline:
                 self._lock.wait(timeout=0.1)
         self._deregister()
+
+    def _release_prefetched(self) -> None:
+        """Hand prefetched (never started) tasks back to the front of their queue at once: draining
+        finishes running work, not work it merely leased ahead."""
+        with self._lock:
+            jobs = self._book.take_prefetched()
+            self._lock.notify_all()
+        if jobs:
+            self._release(jobs)
 
     def _release(self, jobs: list[Job]) -> None:
         for attempt in range(20):
@@ -183,16 +192,13 @@ class Worker:
 
     # -- fetching --------------------------------------------------------------------------------------
 
-    def _free_slots(self) -> int:
-        return self.pool.concurrency - len(self._in_flight)
-
     def _fetch_loop(self) -> None:
         backoff = 0.05
         while not self._stop.is_set():
             with self._lock:
-                while self._free_slots() <= 0 and not self._stop.is_set():
+                while not self._book.should_fetch() and not self._stop.is_set():
                     self._lock.wait(timeout=1.0)
-                free = self._free_slots()
+                free = self._book.free_slots()
             if self._stop.is_set():
                 return
             try:
@@ -217,9 +223,9 @@ class Worker:
             reply = parse_fetch(
                 queue, run_script(self.redis, build_fetch(self.settings, queue, free - got, self.worker_id))
             )
-            for job in reply.jobs:
-                with self._lock:
-                    self._in_flight[(job.id, job.token)] = job
+            with self._lock:
+                start_now = self._book.lease(reply.jobs)
+            for job in start_now:
                 self.pool.submit(job)
             got += len(reply.jobs)
             if reply.wait_ms > 0:
@@ -273,20 +279,29 @@ class Worker:
 
     def _on_outcome(self, outcome: Outcome) -> None:
         with self._lock:
-            job = self._in_flight.pop((outcome.task_id, outcome.token), None)
-            if job is not None:
-                self._unacked.append((job, outcome))
+            # The slot that just freed takes the next prefetched task, with no round trip.
+            next_job = self._book.finish(outcome)
             self._lock.notify_all()
+        if next_job is not None:
+            self.pool.submit(next_job)
+
+    def _cancel(self, task_id: str, force: bool) -> None:
+        """A cancel request: a prefetched task is cancelled before it starts; a running one via the pool."""
+        with self._lock:
+            if self._book.cancel_prefetched(task_id):
+                self._lock.notify_all()
+                return
+        self.pool.cancel(task_id, force=force)
 
     def _ack_loop(self) -> None:
         backoff = 0.05
         while True:
             with self._lock:
-                while not self._unacked:
-                    if self._stop.is_set() and not self._in_flight:
+                while not self._book.unacked:
+                    if self._stop.is_set() and not self._book.leased:
                         return
                     self._lock.wait(timeout=0.5)
-                batch = list(self._unacked)
+                batch = list(self._book.unacked)
             calls = []
             for job, outcome in batch:
                 definition = self.app.registry.get(job.name)
@@ -311,7 +326,7 @@ class Worker:
                     )
             with self._lock:
                 for _ in batch:
-                    self._unacked.popleft()
+                    self._book.unacked.popleft()
                 self._acked_total += len(batch)
                 self._lock.notify_all()
 
@@ -319,7 +334,7 @@ class Worker:
 
     def _held_jobs(self) -> list[Job]:
         with self._lock:
-            return list(self._in_flight.values()) + [job for job, _ in self._unacked]
+            return self._book.held_jobs()
 
     def heartbeat_once(self) -> None:
         """Renew leases, publish this worker's state, apply cancel requests and drain instructions."""
@@ -336,7 +351,7 @@ class Worker:
                     "lease of task %s was lost (recovered elsewhere)", task_id, extra={"task_id": task_id}
                 )
             for task_id, mode in cancels.items():
-                self.pool.cancel(task_id, force=mode == "force")
+                self._cancel(task_id, force=mode == "force")
         now_ms = int(time.time() * 1000)
         info = {
             "status": "DRAINING" if self._stop.is_set() else ("ACTIVE" if held else "IDLE"),
@@ -374,7 +389,7 @@ class Worker:
                     run_scripts(self.redis, [build_recover(self.settings, q) for q in self.queues])
             except JobQueueError as exc:
                 log.warning("heartbeat failed: %s", exc)
-            if self._stop.is_set() and not self._in_flight and not self._unacked:
+            if self._stop.is_set() and not self._book.leased and not self._book.unacked:
                 return
             time.sleep(interval)
 
@@ -390,9 +405,9 @@ class Worker:
                         if message and isinstance(message.get("data"), str):
                             task_id, _, mode = message["data"].partition(" ")
                             with self._lock:
-                                held = any(key[0] == task_id for key in self._in_flight)
+                                held = self._book.holds(task_id)
                             if held:
-                                self.pool.cancel(task_id, force=mode == "force")
+                                self._cancel(task_id, force=mode == "force")
                     pubsub.close()
             except BrokerUnavailable:
                 self._stop.wait(1.0)

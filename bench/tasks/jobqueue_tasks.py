@@ -1,0 +1,35 @@
+"""jobqueue: the benchmark task (``jobqueue worker --app bench.tasks.jobqueue_tasks:app``)."""
+
+from __future__ import annotations
+
+import os
+from importlib.metadata import version as dist_version
+
+from bench.record import record_run
+from jobqueue import App
+from jobqueue.commands import make_request
+
+QUEUE = "bench"
+
+app = App(redis_url=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"))
+
+
+@app.task(queue=QUEUE)
+def noop(seq: int) -> None:
+    """Record the run; nothing else."""
+    record_run(seq)
+
+
+def enqueue_one(seq: int) -> None:
+    """The usual producer call: one script call, one round trip."""
+    noop.enqueue(seq)
+
+
+def enqueue_batch(seqs: list[int]) -> None:
+    """Client.enqueue_many: one pipelined round trip for the whole batch."""
+    app.client.enqueue_many([make_request("noop", [seq], queue=QUEUE) for seq in seqs])
+
+
+def version() -> str:
+    """Installed version."""
+    return dist_version("jobqueue")

@@ -1,0 +1,118 @@
+"""The worker's bookkeeping of what it holds: leased tasks (running or prefetched) and finished outcomes
+not yet recorded in Redis. No I/O and no locking: the runtime calls it under its lock.
+
+Prefetch is adaptive. Leasing tasks beyond the free slots saves a round trip per task when tasks are
+short, but a prefetched task waits behind running ones while another worker may sit idle: the classic
+prefetch trap of long tasks. So the buffer is used only while recent attempts finish fast on average.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from jobqueue.worker.jobs import Job, Outcome, OutcomeKind
+
+# Prefetch only while attempts take less than this on average (exponentially weighted).
+PREFETCH_MAX_TASK_SECONDS = 0.1
+_EWMA_WEIGHT = 0.2
+
+
+@dataclass
+class LeaseBook:
+    """Leased jobs by (task id, fencing token), the prefetch buffer, and outcomes awaiting their ack.
+
+    Keyed by (id, token): a task whose lease expired may be leased to this same worker again while the
+    stale attempt still runs, and the two attempts must not be confused.
+    """
+
+    concurrency: int
+    prefetch: int
+    leased: dict[tuple[str, int], Job] = field(default_factory=dict)
+    prefetched: deque[Job] = field(default_factory=deque)
+    unacked: deque[tuple[Job, Outcome]] = field(default_factory=deque)
+    running: dict[tuple[str, int], float] = field(default_factory=dict)  # job -> monotonic start
+    average_run_seconds: float | None = None
+
+    @property
+    def effective_prefetch(self) -> int:
+        """The prefetch in force: the configured one while tasks are short, else none."""
+        fast = self.average_run_seconds is not None and self.average_run_seconds <= PREFETCH_MAX_TASK_SECONDS
+        return self.prefetch if fast else 0
+
+    def free_slots(self) -> int:
+        """How many more tasks to lease now."""
+        return self.concurrency + self.effective_prefetch - len(self.leased)
+
+    def should_fetch(self) -> bool:
+        """Fetch when there is room; with tasks still prefetched, wait for half the buffer to free, so
+        one call leases a batch while the pool keeps running."""
+        free = self.free_slots()
+        return free > 0 and (not self.prefetched or free >= max(1, self.effective_prefetch // 2))
+
+    def lease(self, jobs: list[Job], now: float | None = None) -> list[Job]:
+        """Record newly leased jobs; returns those to start now (the rest wait in the buffer)."""
+        start_now = []
+        for job in jobs:
+            self.leased[(job.id, job.token)] = job
+            if len(self.running) < self.concurrency:
+                start_now.append(job)
+                self.running[(job.id, job.token)] = time.monotonic() if now is None else now
+            else:
+                self.prefetched.append(job)
+        return start_now
+
+    def finish(self, outcome: Outcome, now: float | None = None) -> Job | None:
+        """Record an attempt's outcome for acking; returns the prefetched job that takes its slot."""
+        key = (outcome.task_id, outcome.token)
+        now = time.monotonic() if now is None else now
+        started = self.running.pop(key, None)
+        if started is not None and outcome.kind == OutcomeKind.SUCCESS:
+            elapsed = now - started
+            previous = self.average_run_seconds
+            self.average_run_seconds = (
+                elapsed if previous is None else previous + _EWMA_WEIGHT * (elapsed - previous)
+            )
+        job = self.leased.pop(key, None)
+        if job is not None:
+            self.unacked.append((job, outcome))
+        if self.prefetched and len(self.running) < self.concurrency:
+            next_job = self.prefetched.popleft()
+            self.running[(next_job.id, next_job.token)] = now
+            return next_job
+        return None
+
+    def cancel_prefetched(self, task_id: str) -> bool:
+        """Cancel a task that waits in the buffer (it never starts); False if it is not there."""
+        job = next((j for j in self.prefetched if j.id == task_id), None)
+        if job is None:
+            return False
+        self.prefetched.remove(job)
+        self.leased.pop((job.id, job.token), None)
+        outcome = Outcome(
+            job.id, job.token, OutcomeKind.CANCELLED, error="TaskCancelled: cancelled before it started"
+        )
+        self.unacked.append((job, outcome))
+        return True
+
+    def take_prefetched(self) -> list[Job]:
+        """Empty the buffer (on drain: its tasks go back to the queue, never started)."""
+        jobs = list(self.prefetched)
+        self.prefetched.clear()
+        for job in jobs:
+            self.leased.pop((job.id, job.token), None)
+        return jobs
+
+    def holds(self, task_id: str) -> bool:
+        """Whether any attempt of this task is leased here."""
+        return any(key[0] == task_id for key in self.leased)
+
+    def held_jobs(self) -> list[Job]:
+        """Every job whose lease this worker must keep renewing (leased or finished but not acked)."""
+        return list(self.leased.values()) + [job for job, _ in self.unacked]
+
+    def forget_leases(self) -> None:
+        """After the pool stopped: nothing runs any more (unfinished jobs were handed back)."""
+        self.leased.clear()
+        self.running.clear()
