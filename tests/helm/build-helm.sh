@@ -29,7 +29,10 @@ if command -v flock >/dev/null; then
   flock 9
 fi
 
-if [ -x "$bin/helm" ] && "$bin/helm" version --short 2>/dev/null | grep -qF "$HELM_VERSION"; then
+# The stamp records the full build recipe: a binary built with other flags is rebuilt.
+recipe="helm $HELM_VERSION, kube capabilities from its k8s.io/client-go"
+if [ -x "$bin/helm" ] && [ "$(cat "$bin/helm.recipe" 2>/dev/null)" = "$recipe" ] \
+  && "$bin/helm" version --short 2>/dev/null | grep -qF "$HELM_VERSION"; then
   log "helm $HELM_VERSION present in $bin"
   exit 0
 fi
@@ -44,9 +47,16 @@ rm -rf "$src" && mkdir -p "$src"
 cd "$src"
 go mod init jobqueue.test/helm >/dev/null 2>&1
 go get "helm.sh/helm/v3@$HELM_VERSION"
-# The version string `helm version` prints is set by the release Makefile through ldflags.
-nice -n 19 go build -p 1 -trimpath \
-  -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
-  -o "$bin/helm.tmp" helm.sh/helm/v3/cmd/helm
+# The release Makefile sets, through ldflags, the version `helm version` prints and the Kubernetes version
+# `helm template` and `helm lint` assume without a cluster (else v1.20, which our kubeVersion refuses);
+# like the Makefile, take it from the client-go the release is built with (v0.33.x -> 1.33).
+client_go="$(go list -m -f '{{.Version}}' k8s.io/client-go)"
+kube_minor="$(echo "$client_go" | cut -d. -f2)"
+ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+for pkg in pkg/lint/rules pkg/chartutil; do
+  ldflags+=" -X helm.sh/helm/v3/$pkg.k8sVersionMajor=1 -X helm.sh/helm/v3/$pkg.k8sVersionMinor=$kube_minor"
+done
+nice -n 19 go build -p 1 -trimpath -ldflags "$ldflags" -o "$bin/helm.tmp" helm.sh/helm/v3/cmd/helm
 mv "$bin/helm.tmp" "$bin/helm"
+echo "$recipe" > "$bin/helm.recipe"
 log "built $("$bin/helm" version --short)"
