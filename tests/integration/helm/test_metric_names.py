@@ -31,6 +31,15 @@ def base_name(name: str) -> str:
     return HISTOGRAM_SERIES.sub("", name)
 
 
+def exported_names(exposition: str) -> set[str]:
+    """Family names from HELP/TYPE lines and series names from samples, in Prometheus text format."""
+    names = set()
+    for line in exposition.splitlines():
+        token = line.split(" ", 3)[2] if line.startswith("#") else line.split("{")[0].split(" ")[0]
+        names.update(METRIC.findall(token))
+    return names
+
+
 def dashboard_names() -> set[str]:
     return set(METRIC.findall((CHART / "dashboards/jobqueue.json").read_text()))
 
@@ -49,13 +58,7 @@ def exported(settings: Settings, client: Client) -> Iterator[set[str]]:
     app = create_app(settings, ApiSettings(keys=SecretStr("k:admin")))
     with TestClient(app) as api:
         body = api.get("/metrics").text
-    yield {
-        m
-        for line in body.splitlines()
-        for m in METRIC.findall(
-            line.split(" ", 3)[2] if line.startswith("#") else line.split("{")[0].split(" ")[0]
-        )
-    }
+    yield exported_names(body)
 
 
 def test_the_scrape_exports_the_queue_metrics(exported: set[str]) -> None:
