@@ -54,3 +54,7 @@ def images() -> dict[str, str]:
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     return IMAGES
+
+
+# The helm binary, for the test that runs the chart's `helm test` hook in the real worker image.
+from helm.fixtures import helm_bin  # noqa: E402, F401 (fixture, by import)
