@@ -8,6 +8,7 @@ real images); the e2e-kind workflow runs them (docs/operations.md)."""
 from __future__ import annotations
 
 import base64
+import json
 import os
 import uuid
 from collections.abc import Iterator
@@ -117,3 +118,17 @@ def test_upgrade_keeps_the_generated_api_key(release: Release, kube_api: k8s_cli
     before = api_key(core, release)
     release.install_or_upgrade("upgrade")
     assert api_key(core, release) == before
+
+
+def test_install_with_hooks_runs_the_migration_job_to_completion(
+    helm_bin: Path, kube_control_plane: ControlPlane, kube_api: k8s_client.ApiClient, kube_namespace: str
+) -> None:
+    # kwok completes Job pods without running them, so this checks the hook's place in the install (its
+    # Secret exists, Helm waits for it and deletes it on success), not the migration itself.
+    rel = Release(helm_bin, kube_control_plane, kube_namespace)
+    rel.run("install", rel.name, str(CHART), "--wait=false", "--timeout", "120s")
+    try:
+        assert json.loads(rel.run("status", rel.name, "-o", "json"))["info"]["status"] == "deployed"
+        assert not k8s_client.BatchV1Api(kube_api).list_namespaced_job(kube_namespace).items  # hook-succeeded
+    finally:
+        rel.run("uninstall", rel.name, "--no-hooks", "--wait=false")
