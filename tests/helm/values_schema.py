@@ -23,6 +23,8 @@ FREE_FORM = {
     "podSecurityContext", "securityContext",
 }  # fmt: skip
 FREE_FORM_LISTS = {"tolerations", "imagePullSecrets", "extraEnv", "apiIngressFrom"}
+# Whole-number defaults of settings that take fractions too.
+NUMBERS = {"intervalSeconds", "oldestTaskAgeSloSeconds", "recorderLagSeconds"}
 PULL_POLICY = {"enum": ["Always", "IfNotPresent", "Never"]}
 CONSTRAINTS: dict[str, dict[str, Any]] = {
     "pullPolicy": PULL_POLICY,
@@ -57,7 +59,7 @@ def schema_for(key: str, value: Any) -> dict[str, Any]:
     if isinstance(value, bool):
         return {"type": "boolean"}
     if isinstance(value, int):
-        return {"type": "integer", **extra}
+        return {"type": "number" if key in NUMBERS else "integer", **extra}
     if isinstance(value, float):
         return {"type": "number", **extra}
     if isinstance(value, str):

@@ -32,6 +32,7 @@ NO_PROMETHEUS_OPERATOR = [
 class Release:
     def __init__(self, helm: Path, plane: ControlPlane, namespace: str) -> None:
         self.helm, self.namespace, self.name = helm, namespace, f"r{uuid.uuid4().hex[:6]}"
+        self.notes = ""
         self.env = {
             **os.environ,
             "KUBECONFIG": str(plane.kubeconfig),
@@ -51,7 +52,7 @@ class Release:
 @pytest.fixture
 def release(helm_bin: Path, kube_control_plane: ControlPlane, kube_namespace: str) -> Iterator[Release]:
     rel = Release(helm_bin, kube_control_plane, kube_namespace)
-    rel.install_or_upgrade("install")
+    rel.notes = rel.install_or_upgrade("install")
     yield rel
     rel.run("uninstall", rel.name, "--no-hooks", "--wait=false")
 
@@ -97,6 +98,12 @@ def test_install_creates_every_component(release: Release, kube_api: k8s_client.
     extensions = k8s_client.ApiextensionsV1Api(kube_api)
     crds = {c.metadata.name for c in extensions.list_custom_resource_definition().items}
     assert {"jobqueues.jobqueue.dev", "workerpools.jobqueue.dev", "recurringtasks.jobqueue.dev"} <= crds
+
+
+def test_notes_warn_about_the_quick_start_stores_and_say_what_to_run(release: Release) -> None:
+    assert "NOT highly available" in release.notes
+    assert f"helm test {release.name} -n {release.namespace}" in release.notes
+    assert f"connectionSecretName: {release.name}-jobqueue-connection" in release.notes
 
 
 def test_operator_may_do_what_it_needs_and_nothing_more(
