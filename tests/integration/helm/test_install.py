@@ -139,3 +139,20 @@ def test_install_with_hooks_runs_the_migration_job_to_completion(
         assert not k8s_client.BatchV1Api(kube_api).list_namespaced_job(kube_namespace).items  # hook-succeeded
     finally:
         rel.run("uninstall", rel.name, "--no-hooks", "--wait=false")
+
+
+def test_reinstall_after_uninstall_finds_the_kept_store_passwords(
+    helm_bin: Path, kube_control_plane: ControlPlane, kube_api: k8s_client.ApiClient, kube_namespace: str
+) -> None:
+    # The in-chart stores' PVCs outlive `helm uninstall`; so does the Secret with the passwords their data
+    # was set up with, and a reinstall under the same name adopts it instead of drawing new ones.
+    rel = Release(helm_bin, kube_control_plane, kube_namespace)
+    core = k8s_client.CoreV1Api(kube_api)
+    secret = f"{rel.name}-jobqueue-connection"
+    rel.run("install", rel.name, str(CHART), "--no-hooks", "--wait=false")
+    before = core.read_namespaced_secret(secret, kube_namespace).data["REDIS_PASSWORD"]
+    rel.run("uninstall", rel.name, "--no-hooks", "--wait")
+    assert core.read_namespaced_secret(secret, kube_namespace).data["REDIS_PASSWORD"] == before
+    rel.run("install", rel.name, str(CHART), "--no-hooks", "--wait=false")
+    assert core.read_namespaced_secret(secret, kube_namespace).data["REDIS_PASSWORD"] == before
+    rel.run("uninstall", rel.name, "--no-hooks", "--wait=false")
