@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 LINT_DIRS := $(wildcard worker_image api operator tests bench)
 
-.PHONY: run test lint unit integration bench clean deps control-plane
+.PHONY: run test lint unit integration bench clean deps control-plane images helm e2e-kind
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,19 @@ bench: deps
 ## into ~/.cache/jobqueue-k8s; operator tests skip loudly without it (and fail under CI=true)
 control-plane:
 	bash tests/k8s/build-control-plane.sh
+
+## make images: both images on a debootstrapped Debian base (no registry needed; see tests/images)
+images:
+	bash tests/images/ensure-docker.sh
+	bash tests/images/build-base-image.sh
+
+## make helm: the helm binary built from Go modules into ~/.cache/jobqueue-helm (chart tests need it)
+helm:
+	bash tests/helm/build-helm.sh
+
+## make e2e-kind: kind cluster, images, helm install, helm test (needs a registry: not on the build machine)
+e2e-kind:
+	bash tests/e2e/kind/run.sh
 
 clean:
 	rm -rf $(VENV) .jobqueue .pytest_cache .mypy_cache .ruff_cache

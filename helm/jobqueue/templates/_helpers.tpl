@@ -1,0 +1,108 @@
+{{/* Names, labels and the pieces every pod shares. */}}
+
+{{- define "jobqueue.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "jobqueue.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "jobqueue.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "jobqueue.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "jobqueue.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{ include "jobqueue.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{/* Labels of one component: (dict "ctx" $ "component" "api") */}}
+{{- define "jobqueue.componentLabels" -}}
+{{ include "jobqueue.labels" .ctx }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+{{- define "jobqueue.componentSelector" -}}
+{{ include "jobqueue.selectorLabels" .ctx }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{- define "jobqueue.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+{{- define "jobqueue.operatorImage" -}}
+{{- printf "%s:%s" .Values.operator.image.repository (default .Chart.AppVersion .Values.operator.image.tag) -}}
+{{- end -}}
+
+{{- define "jobqueue.connectionSecret" -}}
+{{- default (printf "%s-connection" (include "jobqueue.fullname" .)) .Values.connection.existingSecret -}}
+{{- end -}}
+{{- define "jobqueue.apiKeySecret" -}}
+{{- default (printf "%s-api-key" (include "jobqueue.fullname" .)) .Values.api.existingKeySecret -}}
+{{- end -}}
+{{- define "jobqueue.redisHost" -}}{{ include "jobqueue.fullname" . }}-redis{{- end -}}
+{{- define "jobqueue.postgresqlHost" -}}{{ include "jobqueue.fullname" . }}-postgresql{{- end -}}
+
+{{/*
+A value generated once and kept: read back from the existing Secret on upgrade (lookup), so a
+`helm upgrade` never rotates a password or API key behind the running pods. (dict "ctx" $ "secret" NAME
+"key" KEY "length" N)
+*/}}
+{{- define "jobqueue.stableRandom" -}}
+{{- $existing := lookup "v1" "Secret" .ctx.Release.Namespace .secret -}}
+{{- if and $existing (index $existing.data .key) -}}
+{{- index $existing.data .key | b64dec -}}
+{{- else -}}
+{{- randAlphaNum (int .length) -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "jobqueue.podSecurityContext" -}}
+{{ toYaml .Values.podSecurityContext }}
+{{- end -}}
+
+{{/* Environment every jobqueue process reads (connection settings from the connection Secret). */}}
+{{- define "jobqueue.connectionEnv" -}}
+- name: JOBQUEUE_REDIS_URL
+  valueFrom: {secretKeyRef: {name: {{ include "jobqueue.connectionSecret" . }}, key: JOBQUEUE_REDIS_URL}}
+- name: JOBQUEUE_DATABASE_URL
+  valueFrom: {secretKeyRef: {name: {{ include "jobqueue.connectionSecret" . }}, key: JOBQUEUE_DATABASE_URL, optional: true}}
+- name: JOBQUEUE_KEY_PREFIX
+  value: {{ .Values.connection.keyPrefix | quote }}
+- name: POD_NAME
+  valueFrom: {fieldRef: {fieldPath: metadata.name}}
+{{- end -}}
+
+{{/* Scheduling knobs shared by every pod. */}}
+{{- define "jobqueue.scheduling" -}}
+{{- with .Values.imagePullSecrets }}
+imagePullSecrets: {{ toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.nodeSelector }}
+nodeSelector: {{ toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.tolerations }}
+tolerations: {{ toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.affinity }}
+affinity: {{ toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
+
+{{- define "jobqueue.validate" -}}
+{{- if and (not .Values.connection.existingSecret) (not (and .Values.redis.enabled .Values.postgresql.enabled)) -}}
+{{- fail "connection.existingSecret is required unless both redis.enabled and postgresql.enabled (the in-chart quick-start stores) are true" -}}
+{{- end -}}
+{{- end -}}

@@ -1,0 +1,1 @@
+from helm.fixtures import helm_bin  # noqa: F401 (fixture, by import)

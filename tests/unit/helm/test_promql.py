@@ -1,0 +1,63 @@
+"""Every query in the Grafana dashboard and every alert expression parses as PromQL (a typo would show an
+empty panel or an alert that never fires, silently), and every alert tells the on-call what to do."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import promql_parser
+import pytest
+
+from helm.fixtures import CHART, VALUES_FILES, render
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def dashboard_queries() -> list[tuple[str, str]]:
+    dashboard = json.loads((CHART / "dashboards/jobqueue.json").read_text())
+    queries = [(p["title"], t["expr"]) for p in dashboard["panels"] for t in p.get("targets", [])]
+    assert len(queries) >= 20
+    return queries
+
+
+def alert_rules(helm_bin: Path) -> list[dict[str, Any]]:
+    (rule,) = [d for d in render(helm_bin, VALUES_FILES["all-on"]) if d["kind"] == "PrometheusRule"]
+    return [r for group in rule["spec"]["groups"] for r in group["rules"]]
+
+
+def test_dashboard_queries_parse() -> None:
+    for title, expr in dashboard_queries():
+        # Grafana substitutes $queue / $pool inside label matchers, where they are plain strings to PromQL.
+        try:
+            promql_parser.parse(expr)
+        except ValueError as exc:
+            pytest.fail(f"panel {title!r}: {exc}: {expr}")
+
+
+def test_alert_expressions_parse_and_each_alert_says_what_to_do(helm_bin: Path) -> None:
+    rules = alert_rules(helm_bin)
+    assert {r["alert"] for r in rules} >= {
+        "JobQueueBacklogWithoutWorkers", "JobQueueOldestTaskOverSLO", "JobQueueDeadLettersGrowing",
+        "JobQueueStaleWorkers", "JobQueueWorkerPoolAtMax", "JobQueueRecorderLag",
+    }  # fmt: skip
+    for rule in rules:
+        try:
+            promql_parser.parse(rule["expr"])
+        except ValueError as exc:
+            pytest.fail(f"{rule['alert']}: {exc}")
+        assert rule["labels"]["severity"] in {"critical", "warning"}, rule["alert"]
+        assert rule["annotations"]["summary"] and rule["annotations"]["description"], rule["alert"]
+        assert re.fullmatch(r"[0-9]+[smh]", rule.get("for", "0s")), rule["alert"]
+
+
+def test_slo_threshold_comes_from_values(helm_bin: Path) -> None:
+    rules = render(helm_bin, None, "--set", "monitoring.prometheusRule.enabled=true",
+                   "--set", "monitoring.prometheusRule.oldestTaskAgeSloSeconds=42")  # fmt: skip
+    (rule,) = [d for d in rules if d["kind"] == "PrometheusRule"]
+    (slo,) = [
+        r for g in rule["spec"]["groups"] for r in g["rules"] if r["alert"] == "JobQueueOldestTaskOverSLO"
+    ]
+    assert slo["expr"].strip().endswith("> 42")
