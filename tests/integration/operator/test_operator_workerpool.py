@@ -1,0 +1,172 @@
+"""WorkerPools end to end: the real operator (subprocess), a real control plane with kwok pods, a real
+Redis, and real `jobqueue worker` processes started by the pod runner for every Running pod.
+
+- a backlog scales a pool from 1 toward max, drains, and the pool scales back down with no task killed
+  mid-run: every task starts once and finishes once, and every pod removed by a scale-down had a worker
+  that had already drained and exited;
+- a SIGKILLed worker: its pod is deleted and replaced, and its task completes on another worker long
+  before its lease would have expired.
+"""
+
+from __future__ import annotations
+
+import collections
+import signal
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from jq_testing import runs
+from kubernetes import client as k8s_client
+
+from jobqueue import Client, Settings
+from jobqueue.models import TaskStatus
+from k8s.control_plane import wait_until
+from k8s.custom_resources import condition, create_cr, events_for, get_cr
+from k8s.pod_runner import PodRunner
+
+pytestmark = [pytest.mark.timeout(300), pytest.mark.usefixtures("operator")]
+
+
+def pool_body(name: str, queue: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "kind": "WorkerPool",
+        "metadata": {"name": name},
+        "spec": {
+            "queues": [queue],
+            # kwok never pulls images; the pod runner runs the worker from this checkout instead.
+            "image": "example.invalid/jobqueue-worker:test",
+            "app": "jq_test_app:app",
+            "concurrency": 2,
+            "poolKind": "thread",
+            "terminationGracePeriodSeconds": 30,
+            **spec,
+        },
+    }
+
+
+def replicas_of(apps: k8s_client.AppsV1Api, namespace: str, name: str) -> int:
+    deployment = apps.read_namespaced_deployment(name, namespace)
+    return int(deployment.spec.replicas or 0)
+
+
+def test_backlog_scales_up_drains_and_scales_down_without_killing_tasks(
+    kube_api: k8s_client.ApiClient,
+    kube_namespace: str,
+    client: Client,
+    pod_runner_factory: Callable[..., PodRunner],
+) -> None:
+    apps = k8s_client.AppsV1Api(kube_api)
+    create_cr(
+        kube_api,
+        kube_namespace,
+        "workerpools",
+        pool_body(
+            "crunch",
+            "crunch",
+            autoscaling={
+                "enabled": True, "minReplicas": 1, "maxReplicas": 5, "targetTasksPerReplica": 20,
+                "scaleUpCooldownSeconds": 2, "scaleDownCooldownSeconds": 4, "maxStep": 2,
+            },
+            health={"heartbeatStaleSeconds": 15, "leaseOrphanSeconds": 30},
+        ),
+    )  # fmt: skip
+    runner = pod_runner_factory("crunch")
+    wait_until(lambda: len(client.list_workers()) == 1, 60, "the first worker to heartbeat")
+
+    total = 300
+    ids = {client.enqueue("record", [], {"sleep": 0.3}, queue="crunch").id for _ in range(total)}
+    started = time.monotonic()
+    samples: list[tuple[float, int]] = []
+
+    def finished() -> bool:
+        samples.append((time.monotonic() - started, replicas_of(apps, kube_namespace, "crunch")))
+        return sum(1 for r in runs(client) if r[1] == "done") >= total
+
+    wait_until(finished, 180, f"{total} tasks to finish", interval=0.5)
+    drained_at = time.monotonic() - started
+    peak = max(n for _, n in samples)
+    at_peak = next(t for t, n in samples if n == peak)
+
+    wait_until(lambda: replicas_of(apps, kube_namespace, "crunch") == 1, 90, "the pool to scale back to 1")
+    wait_until(lambda: len(runner.alive()) == 1, 60, "one worker left running")
+    scaled_down_at = time.monotonic() - started
+    print(
+        f"\nbacklog {total}: peak {peak} replicas at {at_peak:.1f}s, drained at {drained_at:.1f}s, "
+        f"back to 1 replica at {scaled_down_at:.1f}s; replica samples {sorted(set(n for _, n in samples))}"
+    )
+
+    assert peak >= 4, samples
+    per_task = collections.Counter((task_id, what) for task_id, what, _ in runs(client))
+    assert {task_id for task_id, _ in per_task} == ids
+    assert all(count == 1 for count in per_task.values()), [k for k, c in per_task.items() if c > 1]
+    assert all(client.get_task(task_id).status == TaskStatus.SUCCESS for task_id in ids)
+    # Every pod a scale-down removed had a worker that had drained and exited before the pod went.
+    removed = [w for w in runner.workers.values() if w.alive_at_deletion is not None]
+    assert len(removed) >= peak - 1
+    assert all(w.alive_at_deletion is False for w in removed), [w.pod for w in removed]
+    assert all(w.process.returncode == 0 for w in removed)
+
+    pool = get_cr(kube_api, kube_namespace, "workerpools", "crunch")
+    status = pool["status"]
+    assert status["selector"] == "jobqueue.dev/pool=crunch"
+    assert status["desiredReplicas"] == 1
+    assert status["lastScaleTime"]
+    assert (condition(pool, "Ready") or {}).get("status") == "True"
+    reasons = events_for(kube_api, kube_namespace, "crunch")
+    assert {"Scaled", "DrainRequested"} <= set(reasons), reasons
+    assert not runner.errors
+
+
+def test_killed_worker_pod_is_replaced_and_its_task_completes_elsewhere(
+    kube_api: k8s_client.ApiClient,
+    kube_namespace: str,
+    settings: Settings,
+    pod_runner_factory: Callable[..., PodRunner],
+) -> None:
+    # A long lease: the task must come back through the operator's recovery, not through lease expiry.
+    slow_lease = settings.model_copy(update={"lease_seconds": 120.0})
+    client = Client(slow_lease)
+    core = k8s_client.CoreV1Api(kube_api)
+    try:
+        create_cr(
+            kube_api,
+            kube_namespace,
+            "workerpools",
+            pool_body(
+                "steady", "steady", replicas=2, health={"heartbeatStaleSeconds": 3, "leaseOrphanSeconds": 5}
+            ),
+        )
+        runner = pod_runner_factory("steady", slow_lease)
+        wait_until(lambda: len(client.list_workers()) == 2, 60, "two workers to heartbeat")
+
+        handle = client.enqueue("record", [], {"sleep": 3.0}, queue="steady")
+        wait_until(lambda: any(r[1] == "start" for r in runs(client)), 30, "the task to start")
+        first_pid = int(runs(client)[0][2])
+        victim = runner.pod_of_pid(first_pid)
+        assert victim is not None
+        killed_at = time.monotonic()
+        runner.worker(victim).process.send_signal(signal.SIGKILL)
+
+        def victim_gone() -> bool:
+            names = {p.metadata.name for p in core.list_namespaced_pod(kube_namespace).items}
+            return victim not in names
+
+        wait_until(victim_gone, 60, f"stale pod {victim} to be deleted")
+        deleted_after = time.monotonic() - killed_at
+        record = client.wait(handle.id, timeout=60)
+        completed_after = time.monotonic() - killed_at
+        print(
+            f"\nSIGKILL: pod deleted after {deleted_after:.1f}s, task completed after {completed_after:.1f}s"
+        )
+
+        assert record.status == TaskStatus.SUCCESS
+        done = [r for r in runs(client) if r[1] == "done"]
+        assert len(done) == 1 and int(done[0][2]) != first_pid
+        assert completed_after < slow_lease.lease_seconds
+        wait_until(lambda: len(runner.alive()) == 2, 60, "a replacement pod with a running worker")
+        assert victim not in runner.alive()
+        assert "StaleWorker" in events_for(kube_api, kube_namespace, "steady")
+    finally:
+        client.close()
