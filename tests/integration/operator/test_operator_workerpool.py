@@ -24,6 +24,7 @@ from jobqueue import Client, Settings
 from jobqueue.models import TaskStatus
 from k8s.control_plane import wait_until
 from k8s.custom_resources import condition, create_cr, events_for, get_cr
+from k8s.operator_process import OperatorProcess
 from k8s.pod_runner import PodRunner
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.usefixtures("operator")]
@@ -52,6 +53,7 @@ def replicas_of(apps: k8s_client.AppsV1Api, namespace: str, name: str) -> int:
 
 
 def test_backlog_scales_up_drains_and_scales_down_without_killing_tasks(
+    operator: OperatorProcess,
     kube_api: k8s_client.ApiClient,
     kube_namespace: str,
     client: Client,
@@ -117,6 +119,54 @@ def test_backlog_scales_up_drains_and_scales_down_without_killing_tasks(
     reasons = events_for(kube_api, kube_namespace, "crunch")
     assert {"Scaled", "DrainRequested"} <= set(reasons), reasons
     assert not runner.errors
+    metrics = operator.metrics()
+    assert 'jobqueue_operator_scale_events_total{direction="up"' in metrics
+    assert 'jobqueue_operator_scale_events_total{direction="down"' in metrics
+    assert "jobqueue_operator_reconcile_seconds_count" in metrics
+
+
+def test_scale_subresource_drives_a_pool_without_autoscaling_and_drains_first(
+    kube_api: k8s_client.ApiClient,
+    kube_namespace: str,
+    client: Client,
+    pod_runner_factory: Callable[..., PodRunner],
+) -> None:
+    """What an HPA or KEDA does: write spec.replicas through the scale subresource."""
+    apps = k8s_client.AppsV1Api(kube_api)
+    create_cr(kube_api, kube_namespace, "workerpools", pool_body("manual", "manual", replicas=3))
+    runner = pod_runner_factory("manual")
+    wait_until(lambda: len(client.list_workers()) == 3, 60, "three workers to heartbeat")
+    busy = client.enqueue("record", [], {"sleep": 4.0}, queue="manual")
+    wait_until(lambda: any(r[1] == "start" for r in runs(client)), 30, "the long task to start")
+
+    k8s_client.CustomObjectsApi(kube_api).patch_namespaced_custom_object_scale(
+        "jobqueue.dev", "v1alpha1", kube_namespace, "workerpools", "manual",
+        {"spec": {"replicas": 1}}, _content_type="application/merge-patch+json",
+    )  # fmt: skip
+    wait_until(lambda: replicas_of(apps, kube_namespace, "manual") == 1, 60, "the Deployment to reach 1")
+    assert client.wait(busy.id, timeout=30).status == TaskStatus.SUCCESS
+    wait_until(lambda: len(runner.alive()) == 1, 60, "one worker left")
+    removed = [w for w in runner.workers.values() if w.alive_at_deletion is not None]
+    assert len(removed) == 2
+    assert all(w.alive_at_deletion is False for w in removed)
+    # The busy worker was not chosen: idle ones drain first, so the long task ran where it started.
+    assert [r[2] for r in runs(client) if r[1] == "start"] == [r[2] for r in runs(client) if r[1] == "done"]
+    scale = k8s_client.CustomObjectsApi(kube_api).get_namespaced_custom_object_scale(
+        "jobqueue.dev", "v1alpha1", kube_namespace, "workerpools", "manual"
+    )
+    wait_until(
+        lambda: (
+            k8s_client.CustomObjectsApi(kube_api)
+            .get_namespaced_custom_object_scale(
+                "jobqueue.dev", "v1alpha1", kube_namespace, "workerpools", "manual"
+            )["status"]
+            .get("replicas")
+            == 1
+        ),
+        30,
+        "the scale subresource to report 1 replica",
+    )
+    assert scale["status"]["selector"] == "jobqueue.dev/pool=manual"
 
 
 def test_killed_worker_pod_is_replaced_and_its_task_completes_elsewhere(
