@@ -1,4 +1,5 @@
-"""The jobqueue CRDs, applied once per session to the real test control plane."""
+"""The jobqueue CRDs applied once per session to the real test control plane, and the fixtures of the
+operator end-to-end tests: the operator in a subprocess and the pod runner."""
 
 from __future__ import annotations
 
