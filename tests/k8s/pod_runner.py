@@ -30,8 +30,7 @@ class RunningWorker:
     process: subprocess.Popen[bytes]
     log: IO[bytes]
     started_at: float = field(default_factory=time.monotonic)
-    # Whether the worker was still running when its pod was deleted (a scale-down must only ever remove
-    # pods whose worker has already drained and exited).
+    # Whether the worker process was still running when its pod was deleted (None: the pod still exists).
     alive_at_deletion: bool | None = None
 
 

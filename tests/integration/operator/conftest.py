@@ -15,6 +15,7 @@ from jobqueue import Settings
 from jobqueue_operator.manifests import selector_string
 from k8s.control_plane import ControlPlane, wait_until
 from k8s.operator_process import OperatorProcess
+from k8s.operator_rbac import operator_kubeconfig, remove_cluster_rbac
 from k8s.pod_runner import PodRunner
 
 CRDS = Path(__file__).resolve().parents[3] / "crds"
@@ -52,18 +53,24 @@ def jobqueue_crds(kube_api: k8s_client.ApiClient) -> list[str]:
 @pytest.fixture
 def operator(
     kube_control_plane: ControlPlane,
+    kube_api: k8s_client.ApiClient,
     jobqueue_crds: list[str],
     kube_namespace: str,
     settings: Settings,
     tmp_path: Path,
 ) -> Iterator[OperatorProcess]:
     """The real operator in a subprocess, watching the test's namespace, on the test's Redis prefix."""
-    proc = OperatorProcess(kube_control_plane.kubeconfig, kube_namespace, settings, tmp_path / "operator.log")
+    # Least privilege: the operator runs with exactly the RBAC docs/operator.md lists.
+    kubeconfig = operator_kubeconfig(
+        kube_api, kube_namespace, kube_control_plane.kubeconfig, tmp_path / "operator.kubeconfig"
+    )
+    proc = OperatorProcess(kubeconfig, kube_namespace, settings, tmp_path / "operator.log")
     try:
         wait_until(proc.healthy, 60, "the operator's liveness endpoint")
         yield proc
     finally:
         proc.stop()
+        remove_cluster_rbac(kube_api, kube_namespace)
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@ Redis, and real `jobqueue worker` processes started by the pod runner for every 
 
 - a backlog scales a pool from 1 toward max, drains, and the pool scales back down with no task killed
   mid-run: every task starts once and finishes once, and every pod removed by a scale-down had a worker
-  that had already drained and exited;
+  the operator had drained first;
 - a SIGKILLed worker: its pod is deleted and replaced, and its task completes on another worker long
   before its lease would have expired.
 """
@@ -14,6 +14,7 @@ import collections
 import signal
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,7 +26,7 @@ from jobqueue.models import TaskStatus
 from k8s.control_plane import wait_until
 from k8s.custom_resources import condition, create_cr, events_for, get_cr
 from k8s.operator_process import OperatorProcess
-from k8s.pod_runner import PodRunner
+from k8s.pod_runner import PodRunner, RunningWorker
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.usefixtures("operator")]
 
@@ -47,6 +48,16 @@ def pool_body(name: str, queue: str, **spec: Any) -> dict[str, Any]:
     }
 
 
+def drained_by_operator(worker: RunningWorker) -> bool:
+    """The worker was told to drain by the operator (not stopped by its pod's deletion), handed back no
+    unfinished task and exited 0. Its pod may be deleted in the moment between its deregistering and its
+    process exiting, so whether the process still ran at deletion is not the test; its log is."""
+    if worker.process.wait(30) != 0:
+        return False
+    text = Path(worker.log.name).read_text(errors="replace")
+    return "drain requested for worker" in text and "grace period over" not in text
+
+
 def replicas_of(apps: k8s_client.AppsV1Api, namespace: str, name: str) -> int:
     deployment = apps.read_namespaced_deployment(name, namespace)
     return int(deployment.spec.replicas or 0)
@@ -57,6 +68,7 @@ def test_backlog_scales_up_drains_and_scales_down_without_killing_tasks(
     kube_api: k8s_client.ApiClient,
     kube_namespace: str,
     client: Client,
+    settings: Settings,
     pod_runner_factory: Callable[..., PodRunner],
 ) -> None:
     apps = k8s_client.AppsV1Api(kube_api)
@@ -74,7 +86,9 @@ def test_backlog_scales_up_drains_and_scales_down_without_killing_tasks(
             health={"heartbeatStaleSeconds": 15, "leaseOrphanSeconds": 30},
         ),
     )  # fmt: skip
-    runner = pod_runner_factory("crunch")
+    # Leases long enough that a heartbeat delayed by the load of five workers on two shared cores never
+    # loses one: this test is about the operator, and a lost lease would be counted as a second run.
+    runner = pod_runner_factory("crunch", settings.model_copy(update={"lease_seconds": 15.0}))
     wait_until(lambda: len(client.list_workers()) == 1, 60, "the first worker to heartbeat")
 
     total = 300
@@ -93,6 +107,11 @@ def test_backlog_scales_up_drains_and_scales_down_without_killing_tasks(
 
     wait_until(lambda: replicas_of(apps, kube_namespace, "crunch") == 1, 90, "the pool to scale back to 1")
     wait_until(lambda: len(runner.alive()) == 1, 60, "one worker left running")
+
+    def removed() -> list[RunningWorker]:
+        return [w for w in list(runner.workers.values()) if w.alive_at_deletion is not None]
+
+    wait_until(lambda: len(removed()) == len(runner.workers) - 1, 60, "the drained pods to be deleted")
     scaled_down_at = time.monotonic() - started
     print(
         f"\nbacklog {total}: peak {peak} replicas at {at_peak:.1f}s, drained at {drained_at:.1f}s, "
@@ -104,11 +123,9 @@ def test_backlog_scales_up_drains_and_scales_down_without_killing_tasks(
     assert {task_id for task_id, _ in per_task} == ids
     assert all(count == 1 for count in per_task.values()), [k for k, c in per_task.items() if c > 1]
     assert all(client.get_task(task_id).status == TaskStatus.SUCCESS for task_id in ids)
-    # Every pod a scale-down removed had a worker that had drained and exited before the pod went.
-    removed = [w for w in runner.workers.values() if w.alive_at_deletion is not None]
-    assert len(removed) >= peak - 1
-    assert all(w.alive_at_deletion is False for w in removed), [w.pod for w in removed]
-    assert all(w.process.returncode == 0 for w in removed)
+    # Every pod a scale-down removed had a worker the operator drained before the pod went.
+    assert len(removed()) >= peak - 1
+    assert all(drained_by_operator(w) for w in removed()), [w.pod for w in removed()]
 
     pool = get_cr(kube_api, kube_namespace, "workerpools", "crunch")
     status = pool["status"]
@@ -146,9 +163,12 @@ def test_scale_subresource_drives_a_pool_without_autoscaling_and_drains_first(
     wait_until(lambda: replicas_of(apps, kube_namespace, "manual") == 1, 60, "the Deployment to reach 1")
     assert client.wait(busy.id, timeout=30).status == TaskStatus.SUCCESS
     wait_until(lambda: len(runner.alive()) == 1, 60, "one worker left")
-    removed = [w for w in runner.workers.values() if w.alive_at_deletion is not None]
-    assert len(removed) == 2
-    assert all(w.alive_at_deletion is False for w in removed)
+
+    def removed() -> list[RunningWorker]:
+        return [w for w in list(runner.workers.values()) if w.alive_at_deletion is not None]
+
+    wait_until(lambda: len(removed()) == 2, 60, "the two drained pods to be deleted")
+    assert all(drained_by_operator(w) for w in removed()), [w.pod for w in removed()]
     # The busy worker was not chosen: idle ones drain first, so the long task ran where it started.
     assert [r[2] for r in runs(client) if r[1] == "start"] == [r[2] for r in runs(client) if r[1] == "done"]
     scale = k8s_client.CustomObjectsApi(kube_api).get_namespaced_custom_object_scale(
