@@ -127,7 +127,9 @@ def register_workerpool(registry: kopf.OperatorRegistry, ctx: OperatorContext) -
                 ensure_deployment(ctx, owner, parsed)
                 return
             pods = ctx.kube.list_pods(owner.namespace, selector_string(name))
-            load = read_pool_load(ctx.client, parsed.queues)
+            # What the queues' rate limits let start before the autoscaler could add workers again.
+            horizon = max(ctx.settings.interval_seconds, parsed.autoscaling.scale_up_cooldown_seconds)
+            load = read_pool_load(ctx.client, parsed.queues, horizon)
             plan = plan_pool(
                 parsed,
                 current=int(deployment.spec.replicas or 0),

@@ -4,6 +4,7 @@ besides the core's own Client, QueueAdmin and ScheduleRegistry calls)."""
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -39,17 +40,31 @@ def read_heartbeats(client: Client) -> dict[str, Heartbeat]:
     return beats
 
 
-def read_pool_load(client: Client, queues: Sequence[str]) -> PoolLoad:
-    """Ready and in-flight tasks summed over a pool's queues; paused queues count no ready tasks, since
-    workers added for them would only wait."""
+def read_pool_load(client: Client, queues: Sequence[str], horizon_seconds: float) -> PoolLoad:
+    """Ready and in-flight tasks summed over a pool's queues.
+
+    Paused queues count no ready tasks, and a rate-limited queue counts at most what its limiter lets
+    start within ``horizon_seconds`` (its remaining burst plus the steady rate): workers added for more
+    would only wait on the limiter.
+    """
     admin = QueueAdmin(client)
-    ready = in_flight = 0
+    ready = in_flight = startable = 0
+    limited = False
     for queue in queues:
         depth = client.queue_depth(queue)
         in_flight += depth.in_flight
-        if not admin.is_paused(queue):
-            ready += depth.total_ready
-    return PoolLoad(ready=ready, in_flight=in_flight)
+        waiting = 0 if admin.is_paused(queue) else depth.total_ready
+        ready += waiting
+        stats = admin.rate_limit_stats(queue)
+        if stats.enabled and stats.limit and stats.period_seconds:
+            limited = True
+            allowed = (stats.remaining or 0) + math.floor(
+                stats.limit / stats.period_seconds * horizon_seconds
+            )
+            startable += min(waiting, allowed)
+        else:
+            startable += waiting
+    return PoolLoad(ready=ready, in_flight=in_flight, rate_limit_capacity=startable if limited else None)
 
 
 def read_queue_status(client: Client, queue: str) -> QueueStatus:
