@@ -23,6 +23,8 @@ RULES: list[dict[str, Any]] = [
         "resources": ["jobqueues/status", "workerpools/status", "recurringtasks/status"],
         "verbs": ["get", "patch"],
     },
+    # Owner references with blockOwnerDeletion need this where OwnerReferencesPermissionEnforcement is on.
+    {"apiGroups": ["jobqueue.dev"], "resources": ["workerpools/finalizers"], "verbs": ["update"]},
     {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "create", "patch"]},
     {"apiGroups": ["apps"], "resources": ["deployments/scale"], "verbs": ["patch"]},
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "patch", "delete"]},

@@ -188,6 +188,52 @@ def test_scale_subresource_drives_a_pool_without_autoscaling_and_drains_first(
     )
     assert scale["status"]["selector"] == "jobqueue.dev/pool=manual"
 
+    # The Deployment is owned by the pool: deleting the pool deletes it (the garbage collector's work).
+    k8s_client.CustomObjectsApi(kube_api).delete_namespaced_custom_object(
+        "jobqueue.dev", "v1alpha1", kube_namespace, "workerpools", "manual"
+    )
+    wait_until(
+        lambda: not apps.list_namespaced_deployment(kube_namespace).items, 60, "the owned Deployment to go"
+    )
+
+
+def test_orphaned_leases_of_a_vanished_worker_are_recovered(
+    kube_api: k8s_client.ApiClient,
+    kube_namespace: str,
+    settings: Settings,
+    start_worker: Callable[..., Any],
+) -> None:
+    """A worker with no pod (here: run outside the cluster) dies holding a lease; the operator gives the
+    task back once the worker has been silent for leaseOrphanSeconds, long before the lease expires."""
+    slow_lease = settings.model_copy(update={"lease_seconds": 120.0})
+    client = Client(slow_lease)
+    try:
+        create_cr(
+            kube_api,
+            kube_namespace,
+            "workerpools",
+            pool_body(
+                "idle", "orphans", replicas=0, health={"heartbeatStaleSeconds": 2, "leaseOrphanSeconds": 3}
+            ),
+        )
+        ghost = start_worker(
+            "--queues", "orphans", "--pool", "thread", "--worker-id", "ghost", worker_settings=slow_lease
+        )
+        handle = client.enqueue("record", [], {"sleep": 60.0}, queue="orphans")
+        wait_until(lambda: client.get_task(handle.id).status == TaskStatus.RUNNING, 30, "the task to run")
+        ghost.signal_group(signal.SIGKILL)
+        killed_at = time.monotonic()
+        wait_until(
+            lambda: client.get_task(handle.id).status == TaskStatus.QUEUED,
+            30,
+            "the orphaned task to be requeued",
+        )
+        print(f"\norphaned lease recovered after {time.monotonic() - killed_at:.1f}s")
+        assert client.queue_depth("orphans").in_flight == 0
+        assert "OrphanedLeases" in events_for(kube_api, kube_namespace, "idle")
+    finally:
+        client.close()
+
 
 def test_killed_worker_pod_is_replaced_and_its_task_completes_elsewhere(
     kube_api: k8s_client.ApiClient,
