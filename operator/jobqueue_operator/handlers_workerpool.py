@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import kopf
@@ -13,7 +14,7 @@ import pydantic
 from jobqueue_operator.context import GROUP, VERSION, OperatorContext, namespace_of, reconciling
 from jobqueue_operator.decisions import deletion_cost_annotations, orphaned_workers
 from jobqueue_operator.manifests import Owner, selector_string, worker_deployment
-from jobqueue_operator.pool_plan import DRAIN_ANNOTATION, PoolPlan, initial_replicas, plan_pool
+from jobqueue_operator.pool_plan import DRAIN_ANNOTATION, Heartbeat, PoolPlan, initial_replicas, plan_pool
 from jobqueue_operator.pool_status import parse_time, pool_status
 from jobqueue_operator.queue_status import invalid_status
 from jobqueue_operator.redis_state import lease_holders, read_heartbeats, read_pool_load
@@ -55,11 +56,17 @@ def apply_plan(ctx: OperatorContext, owner: Owner, spec: WorkerPoolSpec, plan: P
 
 
 def recover_orphans(
-    ctx: OperatorContext, owner: Owner, spec: WorkerPoolSpec, pods: list[str], body: Any
+    ctx: OperatorContext,
+    owner: Owner,
+    spec: WorkerPoolSpec,
+    *,
+    pods: list[str],
+    heartbeats: Mapping[str, Heartbeat],
+    body: Any,
 ) -> None:
     """Recover the leases of workers that hold some but have neither a pod nor a recent heartbeat."""
     queues = list(spec.queues)
-    beats = {worker: beat.at for worker, beat in read_heartbeats(ctx.client).items()}
+    beats = {worker: beat.at for worker, beat in heartbeats.items()}
     orphans = orphaned_workers(
         lease_holders(ctx.client, queues), beats, pods, time.time(), spec.health.lease_orphan_seconds
     )
@@ -127,6 +134,7 @@ def register_workerpool(registry: kopf.OperatorRegistry, ctx: OperatorContext) -
                 ensure_deployment(ctx, owner, parsed)
                 return
             pods = ctx.kube.list_pods(owner.namespace, selector_string(name))
+            heartbeats = read_heartbeats(ctx.client)
             # What the queues' rate limits let start before the autoscaler could add workers again.
             horizon = max(ctx.settings.interval_seconds, parsed.autoscaling.scale_up_cooldown_seconds)
             load = read_pool_load(ctx.client, parsed.queues, horizon)
@@ -134,13 +142,13 @@ def register_workerpool(registry: kopf.OperatorRegistry, ctx: OperatorContext) -
                 parsed,
                 current=int(deployment.spec.replicas or 0),
                 pods=pods,
-                heartbeats=read_heartbeats(ctx.client),
+                heartbeats=heartbeats,
                 load=load,
                 last_scale_time=parse_time(status.get("lastScaleTime")),
                 now=time.time(),
             )
             apply_plan(ctx, owner, parsed, plan, body)
-            recover_orphans(ctx, owner, parsed, [p.name for p in pods], body)
+            recover_orphans(ctx, owner, parsed, pods=[p.name for p in pods], heartbeats=heartbeats, body=body)
             patch.status.update(
                 pool_status(
                     plan=plan,

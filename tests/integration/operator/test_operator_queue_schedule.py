@@ -132,6 +132,10 @@ def test_recurring_task_fires_once_per_slot_suspends_and_is_removed(
         "the Suspended condition",
     )
 
+    patch_spec(kube_api, kube_namespace, "recurringtasks", "tick", {"suspend": False})
+    wait_until(lambda: not registry.get(redis_name).paused, 30, "the schedule to resume")
+    assert registry.get(redis_name).next_fire_at is not None
+
     k8s_client.CustomObjectsApi(kube_api).delete_namespaced_custom_object(
         "jobqueue.dev", "v1alpha1", kube_namespace, "recurringtasks", "tick"
     )
