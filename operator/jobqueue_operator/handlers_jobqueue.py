@@ -25,9 +25,9 @@ def _now() -> dt.datetime:
 def register_jobqueue(registry: kopf.OperatorRegistry, ctx: OperatorContext) -> None:
     """Register the JobQueue handlers on ``registry``."""
 
-    @kopf.on.resume(GROUP, VERSION, PLURAL, registry=registry)
-    @kopf.on.create(GROUP, VERSION, PLURAL, registry=registry)
-    @kopf.on.update(GROUP, VERSION, PLURAL, field="spec", registry=registry)
+    @kopf.on.resume(GROUP, VERSION, PLURAL, id="configure-queue", registry=registry)
+    @kopf.on.create(GROUP, VERSION, PLURAL, id="configure-queue", registry=registry)
+    @kopf.on.update(GROUP, VERSION, PLURAL, field="spec", id="configure-queue", registry=registry)
     def configure_queue(
         *, name: str, spec: Any, body: Any, meta: Any, status: Any, patch: Any, **_: Any
     ) -> None:
@@ -43,7 +43,14 @@ def register_jobqueue(registry: kopf.OperatorRegistry, ctx: OperatorContext) -> 
             patch.status.update(configured_status(status.get("conditions"), generation, _now()))
             kopf.info(body, reason="Configured", message=f"queue {name!r} configuration written to Redis")
 
-    @kopf.timer(GROUP, VERSION, PLURAL, interval=ctx.settings.interval_seconds, registry=registry)
+    @kopf.timer(
+        GROUP,
+        VERSION,
+        PLURAL,
+        interval=ctx.settings.interval_seconds,
+        id="refresh-queue-status",
+        registry=registry,
+    )
     def refresh_queue_status(*, name: str, spec: Any, meta: Any, status: Any, patch: Any, **_: Any) -> None:
         try:
             parsed = JobQueueSpec.model_validate(dict(spec))

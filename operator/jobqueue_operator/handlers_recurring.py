@@ -47,9 +47,9 @@ def register_recurring(registry: kopf.OperatorRegistry, ctx: OperatorContext) ->
     def schedules() -> ScheduleRegistry:
         return ScheduleRegistry(ctx.client)
 
-    @kopf.on.resume(GROUP, VERSION, PLURAL, registry=registry)
-    @kopf.on.create(GROUP, VERSION, PLURAL, registry=registry)
-    @kopf.on.update(GROUP, VERSION, PLURAL, field="spec", registry=registry)
+    @kopf.on.resume(GROUP, VERSION, PLURAL, id="register-schedule", registry=registry)
+    @kopf.on.create(GROUP, VERSION, PLURAL, id="register-schedule", registry=registry)
+    @kopf.on.update(GROUP, VERSION, PLURAL, field="spec", id="register-schedule", registry=registry)
     def register_schedule(
         *,
         name: str,
@@ -99,7 +99,7 @@ def register_recurring(registry: kopf.OperatorRegistry, ctx: OperatorContext) ->
             verb = "suspended" if parsed.suspend else "registered"
             kopf.info(body, reason="Scheduled", message=f"schedule {parsed.schedule!r} {verb}")
 
-    @kopf.on.delete(GROUP, VERSION, PLURAL, registry=registry)
+    @kopf.on.delete(GROUP, VERSION, PLURAL, id="remove-schedule", registry=registry)
     def remove_schedule(*, name: str, namespace: str | None, body: Any, **_: Any) -> None:
         with reconciling(ctx, KIND, "delete"):
             try:
@@ -108,7 +108,14 @@ def register_recurring(registry: kopf.OperatorRegistry, ctx: OperatorContext) ->
                 return  # never registered (an invalid spec) or already removed
             kopf.info(body, reason="Unscheduled", message="schedule removed from Redis")
 
-    @kopf.timer(GROUP, VERSION, PLURAL, interval=ctx.settings.interval_seconds, registry=registry)
+    @kopf.timer(
+        GROUP,
+        VERSION,
+        PLURAL,
+        interval=ctx.settings.interval_seconds,
+        id="refresh-schedule-status",
+        registry=registry,
+    )
     def refresh_schedule_status(
         *, name: str, namespace: str | None, status: Any, patch: Any, **_: Any
     ) -> None:

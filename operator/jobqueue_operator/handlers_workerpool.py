@@ -83,9 +83,9 @@ def recover_orphans(
 def register_workerpool(registry: kopf.OperatorRegistry, ctx: OperatorContext) -> None:
     """Register the WorkerPool handlers on ``registry``."""
 
-    @kopf.on.resume(GROUP, VERSION, PLURAL, registry=registry)
-    @kopf.on.create(GROUP, VERSION, PLURAL, registry=registry)
-    @kopf.on.update(GROUP, VERSION, PLURAL, field="spec", registry=registry)
+    @kopf.on.resume(GROUP, VERSION, PLURAL, id="apply-deployment", registry=registry)
+    @kopf.on.create(GROUP, VERSION, PLURAL, id="apply-deployment", registry=registry)
+    @kopf.on.update(GROUP, VERSION, PLURAL, field="spec", id="apply-deployment", registry=registry)
     def apply_deployment(
         *,
         name: str,
@@ -110,7 +110,9 @@ def register_workerpool(registry: kopf.OperatorRegistry, ctx: OperatorContext) -
             ensure_deployment(ctx, Owner(name, namespace_of(namespace), uid), parsed)
             kopf.info(body, reason="DeploymentApplied", message=f"deployment {name} applied")
 
-    @kopf.timer(GROUP, VERSION, PLURAL, interval=ctx.settings.interval_seconds, registry=registry)
+    @kopf.timer(
+        GROUP, VERSION, PLURAL, interval=ctx.settings.interval_seconds, id="reconcile-pool", registry=registry
+    )
     def reconcile_pool(
         *,
         name: str,
