@@ -76,7 +76,7 @@ def operator(
 @pytest.fixture
 def pod_runner_factory(
     kube_api: k8s_client.ApiClient, kube_namespace: str, settings: Settings, tmp_path: Path
-) -> Iterator[Callable[[str], PodRunner]]:
+) -> Iterator[Callable[..., PodRunner]]:
     """Start a PodRunner for a WorkerPool's pods (stopped, with its workers, at the end of the test)."""
     runners: list[PodRunner] = []
 
