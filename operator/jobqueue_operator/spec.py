@@ -75,3 +75,81 @@ class WorkerPoolSpec(_CamelModel):
     replicas: int = Field(default=1, ge=0)
     autoscaling: Autoscaling = Field(default_factory=Autoscaling)
     health: Health = Field(default_factory=Health)
+
+
+# -- JobQueue -------------------------------------------------------------------------------------------
+
+
+class PriorityWeights(_CamelModel):
+    """spec.priority.weights: relative shares under the Weighted policy."""
+
+    high: int = Field(ge=1)
+    medium: int = Field(ge=1)
+    low: int = Field(ge=1)
+
+
+class PrioritySpec(_CamelModel):
+    """spec.priority of a JobQueue."""
+
+    policy: Literal["Strict", "Weighted"] = "Strict"
+    weights: PriorityWeights | None = None
+
+
+class RateLimitSpec(_CamelModel):
+    """spec.rateLimit: at most ``tasks`` starts per ``period_seconds`` with ``burst`` back to back."""
+
+    tasks: int = Field(ge=1)
+    period_seconds: int = Field(default=1, ge=1)
+    burst: int = Field(default=1, ge=1)
+
+
+class Backoff(_CamelModel):
+    """spec.retries.backoff."""
+
+    strategy: Literal["Exponential", "Linear", "Fixed"] = "Exponential"
+    initial_seconds: float = 1.0
+    max_seconds: float = 300.0
+    jitter: bool = True
+
+
+class RetriesSpec(_CamelModel):
+    """spec.retries: defaults for tasks that set no retry policy of their own."""
+
+    max_retries: int = Field(default=3, ge=0)
+    backoff: Backoff = Field(default_factory=Backoff)
+
+
+class DeadLetterSpec(_CamelModel):
+    """spec.deadLetter."""
+
+    max_lost_leases: int = Field(default=3, ge=0)
+    alert_threshold: int | None = Field(default=None, ge=1)
+
+
+class JobQueueSpec(_CamelModel):
+    """spec of a JobQueue (the queue's name is metadata.name)."""
+
+    paused: bool = False
+    priority: PrioritySpec = Field(default_factory=PrioritySpec)
+    rate_limit: RateLimitSpec | None = None
+    max_in_flight: int = Field(default=0, ge=0)
+    retries: RetriesSpec = Field(default_factory=RetriesSpec)
+    dead_letter: DeadLetterSpec = Field(default_factory=DeadLetterSpec)
+
+
+# -- RecurringTask --------------------------------------------------------------------------------------
+
+
+class RecurringTaskSpec(_CamelModel):
+    """spec of a RecurringTask."""
+
+    schedule: str = Field(min_length=1)
+    time_zone: str = "UTC"
+    task: str = Field(min_length=1)
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    queue: str = "default"
+    priority: Literal["high", "medium", "low"] = "medium"
+    suspend: bool = False
+    concurrency_policy: Literal["Allow", "Forbid", "Replace"] = "Allow"
+    starting_deadline_seconds: int | None = Field(default=None, ge=0)

@@ -1,0 +1,6 @@
+"""``python -m jobqueue_operator`` is ``jobqueue-operator``."""
+
+from jobqueue_operator.main import main
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,166 @@
+"""WorkerPool handlers: the owned Deployment, the built-in autoscaler with drain-first scale-down, the
+health checks (stale heartbeats, orphaned leases) and the status. Decisions are in pool_plan."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+import pydantic
+
+from jobqueue_operator.context import GROUP, VERSION, OperatorContext, namespace_of, reconciling
+from jobqueue_operator.decisions import deletion_cost_annotations, orphaned_workers
+from jobqueue_operator.manifests import Owner, selector_string, worker_deployment
+from jobqueue_operator.pool_plan import DRAIN_ANNOTATION, Heartbeat, PoolPlan, initial_replicas, plan_pool
+from jobqueue_operator.pool_status import parse_time, pool_status
+from jobqueue_operator.queue_status import invalid_status
+from jobqueue_operator.redis_state import lease_holders, read_heartbeats, read_pool_load
+from jobqueue_operator.spec import WorkerPoolSpec
+
+KIND, PLURAL = "WorkerPool", "workerpools"
+
+
+def ensure_deployment(ctx: OperatorContext, owner: Owner, spec: WorkerPoolSpec) -> None:
+    """Create or update the pool's Deployment, keeping the replica count the autoscaler last set."""
+    existing = ctx.kube.read_deployment(owner.namespace, owner.name)
+    replicas = existing.spec.replicas if existing is not None else initial_replicas(spec)
+    ctx.kube.apply_deployment(worker_deployment(owner, spec, replicas))
+
+
+def apply_plan(ctx: OperatorContext, owner: Owner, spec: WorkerPoolSpec, plan: PoolPlan, body: Any) -> None:
+    """Carry out a pool plan: delete stale pods, start drains, scale; each action is an Event."""
+    ns, name, queues = owner.namespace, owner.name, list(spec.queues)
+    for pod in plan.stale:
+        ctx.kube.delete_pod(ns, pod)
+        # The worker is known dead: its leases go back now instead of when they expire.
+        recovered = ctx.client.recover_expired_leases(queues, worker_id=pod)
+        ctx.metrics.stale_pods_deleted.labels(ns, name).inc()
+        ctx.metrics.recovered_leases.labels(ns, name).inc(recovered["requeued"] + recovered["dead_lettered"])
+        kopf.warn(
+            body, reason="StaleWorker", message=f"deleted pod {pod} (heartbeat stale); recovered {recovered}"
+        )
+    costs = deletion_cost_annotations(plan.request_drain)
+    for pod in plan.request_drain:
+        ctx.kube.annotate_pod(ns, pod, {**costs[pod], DRAIN_ANNOTATION: str(int(time.time()))})
+        ctx.client.request_drain(pod)
+        kopf.info(body, reason="DrainRequested", message=f"worker {pod} asked to drain before scale-down")
+    if plan.scaled:
+        ctx.kube.scale_deployment(ns, name, plan.replicas)
+        direction = "up" if plan.replicas > plan.current else "down"
+        ctx.metrics.scale_events.labels(ns, name, direction).inc()
+        removed = f" (drained: {', '.join(plan.remove)})" if plan.remove else ""
+        kopf.info(body, reason="Scaled", message=f"replicas {plan.current} -> {plan.replicas}{removed}")
+
+
+def recover_orphans(
+    ctx: OperatorContext,
+    owner: Owner,
+    spec: WorkerPoolSpec,
+    *,
+    pods: list[str],
+    heartbeats: Mapping[str, Heartbeat],
+    body: Any,
+) -> None:
+    """Recover the leases of workers that hold some but have neither a pod nor a recent heartbeat."""
+    queues = list(spec.queues)
+    beats = {worker: beat.at for worker, beat in heartbeats.items()}
+    orphans = orphaned_workers(
+        lease_holders(ctx.client, queues), beats, pods, time.time(), spec.health.lease_orphan_seconds
+    )
+    for worker in orphans:
+        recovered = ctx.client.recover_expired_leases(queues, worker_id=worker)
+        ctx.metrics.recovered_leases.labels(owner.namespace, owner.name).inc(recovered["requeued"])
+        kopf.info(
+            body,
+            reason="OrphanedLeases",
+            message=f"recovered leases of vanished worker {worker}: {recovered}",
+        )
+
+
+def register_workerpool(registry: kopf.OperatorRegistry, ctx: OperatorContext) -> None:
+    """Register the WorkerPool handlers on ``registry``."""
+
+    @kopf.on.resume(GROUP, VERSION, PLURAL, id="apply-deployment", registry=registry)
+    @kopf.on.create(GROUP, VERSION, PLURAL, id="apply-deployment", registry=registry)
+    @kopf.on.update(GROUP, VERSION, PLURAL, field="spec", id="apply-deployment", registry=registry)
+    def apply_deployment(
+        *,
+        name: str,
+        namespace: str | None,
+        uid: str,
+        spec: Any,
+        body: Any,
+        meta: Any,
+        status: Any,
+        patch: Any,
+        **_: Any,
+    ) -> None:
+        generation = int(meta.get("generation") or 0)
+        with reconciling(ctx, KIND, "deployment"):
+            try:
+                parsed = WorkerPoolSpec.model_validate(dict(spec))
+            except pydantic.ValidationError as exc:
+                now = dt.datetime.now(dt.UTC)
+                patch.status.update(invalid_status(status.get("conditions"), generation, now, str(exc)))
+                kopf.warn(body, reason="InvalidSpec", message=str(exc))
+                raise
+            ensure_deployment(ctx, Owner(name, namespace_of(namespace), uid), parsed)
+            kopf.info(body, reason="DeploymentApplied", message=f"deployment {name} applied")
+
+    @kopf.timer(
+        GROUP, VERSION, PLURAL, interval=ctx.settings.interval_seconds, id="reconcile-pool", registry=registry
+    )
+    def reconcile_pool(
+        *,
+        name: str,
+        namespace: str | None,
+        uid: str,
+        spec: Any,
+        body: Any,
+        meta: Any,
+        status: Any,
+        patch: Any,
+        **_: Any,
+    ) -> None:
+        try:
+            parsed = WorkerPoolSpec.model_validate(dict(spec))
+        except pydantic.ValidationError:
+            return  # reported by apply_deployment as a permanent error and a condition
+        owner = Owner(name, namespace_of(namespace), uid)
+        with reconciling(ctx, KIND, "reconcile"):
+            deployment = ctx.kube.read_deployment(owner.namespace, name)
+            if deployment is None:
+                ensure_deployment(ctx, owner, parsed)
+                return
+            pods = ctx.kube.list_pods(owner.namespace, selector_string(name))
+            heartbeats = read_heartbeats(ctx.client)
+            # What the queues' rate limits let start before the autoscaler could add workers again.
+            horizon = max(ctx.settings.interval_seconds, parsed.autoscaling.scale_up_cooldown_seconds)
+            load = read_pool_load(ctx.client, parsed.queues, horizon)
+            plan = plan_pool(
+                parsed,
+                current=int(deployment.spec.replicas or 0),
+                pods=pods,
+                heartbeats=heartbeats,
+                load=load,
+                last_scale_time=parse_time(status.get("lastScaleTime")),
+                now=time.time(),
+            )
+            apply_plan(ctx, owner, parsed, plan, body)
+            recover_orphans(ctx, owner, parsed, pods=[p.name for p in pods], heartbeats=heartbeats, body=body)
+            patch.status.update(
+                pool_status(
+                    plan=plan,
+                    load=load,
+                    replicas=int(deployment.status.replicas or 0),
+                    ready_replicas=int(deployment.status.ready_replicas or 0),
+                    selector=selector_string(name),
+                    last_scale_time=status.get("lastScaleTime"),
+                    conditions=status.get("conditions"),
+                    generation=int(meta.get("generation") or 0),
+                    now=dt.datetime.now(dt.UTC),
+                )
+            )

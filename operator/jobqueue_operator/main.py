@@ -1,0 +1,94 @@
+"""``jobqueue-operator``: build settings, connections, metrics and the handler registry, then run kopf."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import threading
+from collections.abc import Sequence
+
+import kopf
+from prometheus_client import start_http_server
+
+from jobqueue.client import Client
+from jobqueue.log_config import configure_logging
+from jobqueue.settings import Settings
+from jobqueue_operator.context import OperatorContext
+from jobqueue_operator.handlers import build_registry
+from jobqueue_operator.kube import Kube, connect
+from jobqueue_operator.metrics import build_metrics
+from jobqueue_operator.settings import OperatorSettings
+
+log = logging.getLogger(__name__)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Command-line options; each overrides its JOBQUEUE_OPERATOR_* setting."""
+    parser = argparse.ArgumentParser(prog="jobqueue-operator", description=__doc__)
+    scope = parser.add_mutually_exclusive_group()
+    scope.add_argument(
+        "--namespace", "-n", action="append", default=None, help="watch this namespace (repeatable)"
+    )
+    scope.add_argument(
+        "--all-namespaces", "-A", action="store_true", default=None, help="watch the whole cluster"
+    )
+    parser.add_argument(
+        "--interval", type=float, default=None, help="seconds between reconciles of live state"
+    )
+    parser.add_argument(
+        "--metrics-port", type=int, default=None, help="Prometheus port (0: no metrics server)"
+    )
+    parser.add_argument(
+        "--liveness", default=None, help="liveness endpoint URL, e.g. http://0.0.0.0:8080/healthz"
+    )
+    parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--log-format", choices=["text", "json"], default="json")
+    return parser.parse_args(argv)
+
+
+def build_settings(args: argparse.Namespace) -> OperatorSettings:
+    """Environment settings with the command line's overrides applied."""
+    overrides: dict[str, object] = {}
+    if args.namespace:
+        overrides["namespaces"] = args.namespace
+    if args.all_namespaces:
+        overrides["all_namespaces"] = True
+    if args.interval is not None:
+        overrides["interval_seconds"] = args.interval
+    if args.metrics_port is not None:
+        overrides["metrics_port"] = args.metrics_port
+    if args.liveness is not None:
+        overrides["liveness_endpoint"] = args.liveness
+    return OperatorSettings(**overrides)  # type: ignore[arg-type]
+
+
+def run(settings: OperatorSettings, core: Settings, stop_flag: threading.Event | None = None) -> None:
+    """Run the operator until ``stop_flag`` is set (or SIGINT / SIGTERM)."""
+    if not settings.all_namespaces and not settings.namespaces:
+        raise SystemExit("jobqueue-operator: name --namespace (repeatable) or --all-namespaces")
+    metrics = build_metrics()
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port, settings.metrics_host, registry=metrics.registry)
+    client = Client(core)
+    api = connect()
+    try:
+        ctx = OperatorContext(settings=settings, client=client, kube=Kube(api), metrics=metrics)
+        kopf.run(
+            registry=build_registry(ctx),
+            # One operator replica at a time (a Deployment with the Recreate strategy): no peering CRDs.
+            standalone=True,
+            clusterwide=settings.all_namespaces,
+            namespaces=settings.namespaces,
+            liveness_endpoint=settings.liveness_endpoint or None,
+            stop_flag=stop_flag,
+        )
+    finally:
+        client.close()
+        api.close()  # type: ignore[no-untyped-call]
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of ``jobqueue-operator``."""
+    args = parse_args(argv)
+    configure_logging(args.log_level, args.log_format)
+    run(build_settings(args), Settings())

@@ -1,0 +1,161 @@
+"""What one reconcile of a WorkerPool should do, decided purely from what the handler read.
+
+The handler reads the Deployment, the pool's pods and the workers' heartbeats, calls :func:`plan_pool`
+and applies the plan. Scale-down never lowers the Deployment's replicas over a busy worker: it first asks
+the chosen idle workers to drain (stop fetching, finish, exit) and marks their pods as the cheapest to
+delete; only once all of them have drained does it lower replicas by that number, so the ReplicaSet
+removes exactly those pods.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from jobqueue_operator.decisions import (
+    Cooldowns,
+    ScaleDecision,
+    Worker,
+    choose_workers_to_drain,
+    desired_replicas,
+    drained_workers,
+    stale_workers,
+)
+from jobqueue_operator.spec import WorkerPoolSpec
+
+# Marks a pod whose worker was asked to drain, so later reconciles (and other operator replicas after a
+# restart) know the drain is under way.
+DRAIN_ANNOTATION = "jobqueue.dev/drain-requested"
+
+
+@dataclass(frozen=True)
+class PodView:
+    """The facts of one pod the plan needs."""
+
+    name: str
+    running: bool
+    ready: bool
+    started_at: float  # UNIX seconds the pod started running (creation time before that)
+    created_at: float
+    drain_requested: bool = False
+    terminating: bool = False
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """A worker's last published state (its id is its pod name)."""
+
+    at: float  # UNIX seconds of the last heartbeat
+    in_flight: int
+    draining: bool
+
+
+@dataclass(frozen=True)
+class PoolLoad:
+    """Ready (startable) and in-flight tasks across the pool's queues."""
+
+    ready: int
+    in_flight: int
+    rate_limit_capacity: int | None = None
+
+
+@dataclass(frozen=True)
+class PoolPlan:
+    """The actions of one reconcile. ``replicas`` is the Deployment's replica count to set."""
+
+    replicas: int
+    current: int
+    decision: ScaleDecision | None
+    request_drain: list[str] = field(default_factory=list)
+    remove: list[str] = field(default_factory=list)
+    stale: list[str] = field(default_factory=list)
+    draining: list[str] = field(default_factory=list)
+
+    @property
+    def scaled(self) -> bool:
+        """True when the replica count changes."""
+        return self.replicas != self.current
+
+
+def initial_replicas(spec: WorkerPoolSpec) -> int:
+    """Replicas of a freshly created Deployment."""
+    if spec.autoscaling.enabled:
+        return min(max(spec.replicas, spec.autoscaling.min_replicas), spec.autoscaling.max_replicas)
+    return spec.replicas
+
+
+def worker_views(pods: Sequence[PodView], heartbeats: Mapping[str, Heartbeat]) -> list[Worker]:
+    """The pool's live pods joined with their workers' heartbeats.
+
+    A pod counts as draining once it was asked to and its worker says so, or its worker already exited
+    (no heartbeat left: a drained worker deregisters).
+    """
+    workers = []
+    for pod in pods:
+        if pod.terminating:
+            continue
+        beat = heartbeats.get(pod.name)
+        workers.append(
+            Worker(
+                pod_name=pod.name,
+                in_flight=beat.in_flight if beat else 0,
+                pod_ready=pod.ready and pod.running,
+                draining=pod.drain_requested and (beat is None or beat.draining),
+                created_at=pod.created_at,
+            )
+        )
+    return workers
+
+
+def plan_pool(
+    spec: WorkerPoolSpec,
+    *,
+    current: int,
+    pods: Sequence[PodView],
+    heartbeats: Mapping[str, Heartbeat],
+    load: PoolLoad,
+    last_scale_time: float | None,
+    now: float,
+) -> PoolPlan:
+    """Decide replicas, drains, removals and stale pods for one reconcile of a pool."""
+    live = [p for p in pods if not p.terminating]
+    running = {p.name: p.started_at for p in live if p.running and not p.drain_requested}
+    beats = {name: beat.at for name, beat in heartbeats.items()}
+    stale = stale_workers(running, beats, now, spec.health.heartbeat_stale_seconds)
+    healthy = [p for p in live if p.name not in stale]
+    workers = worker_views(healthy, heartbeats)
+    draining = sorted(p.name for p in healthy if p.drain_requested)
+
+    decision: ScaleDecision | None = None
+    if spec.autoscaling.enabled:
+        policy = spec.autoscaling
+        decision = desired_replicas(
+            ready=load.ready,
+            in_flight=load.in_flight,
+            target_per_replica=policy.target_tasks_per_replica,
+            min_replicas=policy.min_replicas,
+            max_replicas=policy.max_replicas,
+            current=current,
+            last_scale_time=last_scale_time,
+            now=now,
+            cooldowns=Cooldowns(policy.scale_up_cooldown_seconds, policy.scale_down_cooldown_seconds),
+            max_step=policy.max_step,
+            rate_limit_capacity=load.rate_limit_capacity,
+            activation_depth=policy.activation_depth,
+        )
+        target = decision.replicas
+    else:
+        target = spec.replicas
+
+    # Lower replicas only once every pod asked to drain has drained: they all carry the lowest deletion
+    # cost, so the ReplicaSet must not be left to pick among drained and still-busy ones.
+    drained = drained_workers(workers, draining)
+    if draining and len(drained) == len(draining):
+        return PoolPlan(
+            max(current - len(drained), 0), current, decision, remove=drained, stale=stale, draining=draining
+        )
+    if target >= current:
+        return PoolPlan(target, current, decision, stale=stale, draining=draining)
+    chosen = choose_workers_to_drain(workers, current - target)
+    fresh = sorted(set(chosen) - set(draining))
+    return PoolPlan(current, current, decision, request_drain=fresh, stale=stale, draining=draining)

@@ -1,0 +1,184 @@
+"""The operator end to end on a real control plane and a real Redis: a JobQueue's flow control lands in
+Redis and its status shows the queue's depth; a RecurringTask becomes a schedule that fires once per slot,
+pauses while suspended and is removed with the resource; a spec the operator cannot apply gets a
+condition saying why."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from kubernetes import client as k8s_client
+from kubernetes.client.rest import ApiException
+
+from jobqueue import Client, Settings
+from jobqueue.errors import ScheduleNotFound
+from jobqueue.queue_admin import QueueAdmin
+from jobqueue.scheduler import Scheduler
+from jobqueue.schedules import ScheduleRegistry
+from k8s.control_plane import wait_until
+from k8s.custom_resources import condition, create_cr, events_for, get_cr, patch_spec
+
+pytestmark = [pytest.mark.timeout(240), pytest.mark.usefixtures("operator")]
+
+
+def test_jobqueue_flow_control_lands_in_redis_and_status_shows_depth(
+    kube_api: k8s_client.ApiClient, kube_namespace: str, client: Client
+) -> None:
+    create_cr(
+        kube_api,
+        kube_namespace,
+        "jobqueues",
+        {
+            "kind": "JobQueue",
+            "metadata": {"name": "emails"},
+            "spec": {
+                "paused": True,
+                "rateLimit": {"tasks": 5, "periodSeconds": 2, "burst": 2},
+                "maxInFlight": 3,
+                "priority": {"policy": "Weighted", "weights": {"high": 5, "medium": 2, "low": 1}},
+                "deadLetter": {"alertThreshold": 10},
+            },
+        },
+    )
+    admin = QueueAdmin(client)
+    wait_until(lambda: admin.get_config("emails").paused, 30, "the queue to be paused in Redis")
+    config = admin.get_config("emails")
+    assert config.max_in_flight == 3
+    assert config.rate_limit is not None
+    assert (config.rate_limit.limit, config.rate_limit.period_seconds, config.rate_limit.burst) == (5, 2.0, 2)
+    assert (config.priority_policy.value, config.weights) == ("weighted", (5, 2, 1))
+
+    for _ in range(4):
+        client.enqueue("add", [1, 2], queue="emails")
+    client.enqueue("add", [1, 2], queue="emails", priority="high")
+
+    def shows_depth() -> bool:
+        status = get_cr(kube_api, kube_namespace, "jobqueues", "emails").get("status", {})
+        return status.get("depth") == {"high": 1, "medium": 4, "low": 0}
+
+    wait_until(shows_depth, 30, "status.depth to show the waiting tasks")
+    queue = get_cr(kube_api, kube_namespace, "jobqueues", "emails")
+    assert queue["status"]["inFlight"] == 0
+    assert queue["status"]["deadLetterSize"] == 0
+    assert queue["status"]["oldestTaskAgeSeconds"] >= 0
+    assert queue["status"]["observedGeneration"] == queue["metadata"]["generation"]
+    assert (condition(queue, "Ready") or {}).get("status") == "True"
+    assert (condition(queue, "Paused") or {}).get("status") == "True"
+    assert "Configured" in events_for(kube_api, kube_namespace, "emails")
+
+    patch_spec(kube_api, kube_namespace, "jobqueues", "emails", {"paused": False, "rateLimit": None})
+    wait_until(lambda: not admin.get_config("emails").paused, 30, "the queue to resume in Redis")
+    wait_until(lambda: admin.get_rate_limit("emails") is None, 10, "the rate limit to be removed")
+
+
+def test_recurring_task_fires_once_per_slot_suspends_and_is_removed(
+    kube_api: k8s_client.ApiClient, kube_namespace: str, client: Client, settings: Settings
+) -> None:
+    create_cr(
+        kube_api,
+        kube_namespace,
+        "recurringtasks",
+        {
+            "kind": "RecurringTask",
+            "metadata": {"name": "tick"},
+            "spec": {"schedule": "* * * * *", "task": "add", "args": [2, 3], "queue": "ticks"},
+        },
+    )
+    registry = ScheduleRegistry(client)
+    redis_name = f"{kube_namespace}.tick"
+    wait_until(lambda: bool(registry.list()), 30, "the schedule to be registered in Redis")
+    info = registry.get(redis_name)
+    assert (info.schedule.cron, info.schedule.queue, info.schedule.args) == ("* * * * *", "ticks", [2, 3])
+
+    # Two schedulers race for every slot, as two replicas of `jobqueue scheduler` would.
+    schedulers = [Scheduler(Client(settings), interval_seconds=0.5) for _ in range(2)]
+    threads = [threading.Thread(target=s.run, daemon=True) for s in schedulers]
+    for t in threads:
+        t.start()
+    try:
+        wait_until(lambda: registry.get(redis_name).fired >= 1, 75, "the first slot to fire")
+        time.sleep(2)  # both schedulers have looked at the slot by now
+        assert registry.get(redis_name).fired == 1
+        assert client.queue_depth("ticks").total_ready == 1  # one task for the slot, not two
+
+        def status_shows_fire() -> bool:
+            status = get_cr(kube_api, kube_namespace, "recurringtasks", "tick").get("status", {})
+            return bool(status.get("lastTaskId")) and bool(status.get("lastScheduleTime"))
+
+        wait_until(status_shows_fire, 20, "status to show the last fire")
+        task = get_cr(kube_api, kube_namespace, "recurringtasks", "tick")
+        assert task["status"]["lastTaskId"] == registry.get(redis_name).last_task_id
+        assert task["status"]["nextScheduleTime"] > task["status"]["lastScheduleTime"]
+    finally:
+        for s in schedulers:
+            s.stop()
+        for t in threads:
+            t.join(5)
+        for s in schedulers:
+            s.client.close()
+
+    patch_spec(kube_api, kube_namespace, "recurringtasks", "tick", {"suspend": True})
+    wait_until(lambda: registry.get(redis_name).paused, 30, "the schedule to pause")
+    wait_until(
+        lambda: (
+            (condition(get_cr(kube_api, kube_namespace, "recurringtasks", "tick"), "Suspended") or {}).get(
+                "status"
+            )
+            == "True"
+        ),
+        20,
+        "the Suspended condition",
+    )
+
+    patch_spec(kube_api, kube_namespace, "recurringtasks", "tick", {"suspend": False})
+    wait_until(lambda: not registry.get(redis_name).paused, 30, "the schedule to resume")
+    assert registry.get(redis_name).next_fire_at is not None
+
+    k8s_client.CustomObjectsApi(kube_api).delete_namespaced_custom_object(
+        "jobqueue.dev", "v1alpha1", kube_namespace, "recurringtasks", "tick"
+    )
+
+    def removed() -> bool:
+        try:
+            registry.get(redis_name)
+        except ScheduleNotFound:
+            return True
+        return False
+
+    wait_until(removed, 30, "the schedule to be removed from Redis")
+
+    def resource_gone() -> bool:
+        try:
+            get_cr(kube_api, kube_namespace, "recurringtasks", "tick")
+        except ApiException as exc:
+            return exc.status == 404
+        return False
+
+    wait_until(resource_gone, 30, "the finalizer to be released")
+
+
+def test_spec_the_core_rejects_gets_an_invalid_spec_condition(
+    kube_api: k8s_client.ApiClient, kube_namespace: str
+) -> None:
+    # The API server checks the shape of a time zone name; only the time zone database knows this one.
+    create_cr(
+        kube_api,
+        kube_namespace,
+        "recurringtasks",
+        {
+            "kind": "RecurringTask",
+            "metadata": {"name": "on-mars"},
+            "spec": {"schedule": "@hourly", "task": "add", "timeZone": "Mars/Olympus_Mons"},
+        },
+    )
+
+    def invalid() -> bool:
+        ready = condition(get_cr(kube_api, kube_namespace, "recurringtasks", "on-mars"), "Ready") or {}
+        return ready.get("status") == "False" and ready.get("reason") == "InvalidSpec"
+
+    wait_until(invalid, 30, "the Ready=False InvalidSpec condition")
+    ready = condition(get_cr(kube_api, kube_namespace, "recurringtasks", "on-mars"), "Ready") or {}
+    assert "Mars/Olympus_Mons" in ready["message"]
+    assert "InvalidSpec" in events_for(kube_api, kube_namespace, "on-mars")

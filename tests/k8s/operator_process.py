@@ -1,0 +1,64 @@
+"""The real operator in a subprocess for end-to-end tests: ``python -m jobqueue_operator`` watching one
+namespace with a short reconcile interval, its log in a file, liveness and metrics on free ports."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+from jq_testing import worker_env
+
+from jobqueue import Settings
+from k8s.control_plane import free_port
+
+
+class OperatorProcess:
+    """``python -m jobqueue_operator`` watching one namespace, with a log file and a liveness URL."""
+
+    def __init__(self, kubeconfig: Path, namespace: str, settings: Settings, log_path: Path) -> None:
+        self.metrics_port, live_port = free_port(), free_port()
+        self.liveness = f"http://127.0.0.1:{live_port}/healthz"
+        self.log_path = log_path
+        self._log = log_path.open("ab")
+        env = {
+            **os.environ,
+            **worker_env(settings),
+            "KUBECONFIG": str(kubeconfig),
+            "JOBQUEUE_OPERATOR_RETRY_DELAY_SECONDS": "1",
+        }
+        self.process = subprocess.Popen(
+            [
+                sys.executable, "-m", "jobqueue_operator", "--namespace", namespace, "--interval", "1",
+                "--metrics-port", str(self.metrics_port), "--liveness", self.liveness, "--log-format", "text",
+            ],
+            env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def healthy(self) -> bool:
+        if self.process.poll() is not None:
+            raise AssertionError(f"operator exited with {self.process.returncode}:\n{self.log()[-3000:]}")
+        try:
+            with urllib.request.urlopen(self.liveness, timeout=2) as resp:
+                return bool(resp.status == 200)
+        except OSError:
+            return False
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as resp:
+            return str(resp.read().decode())
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        self._log.close()

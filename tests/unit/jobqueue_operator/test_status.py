@@ -1,0 +1,61 @@
+"""Conditions keep their transition time while unchanged; errors map to kopf's retry semantics."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import kopf
+import pytest
+
+from jobqueue.errors import BrokerUnavailable, ValidationError
+from jobqueue_operator.conditions import Condition, merge_conditions
+from jobqueue_operator.context import OperatorContext, reconciling
+from jobqueue_operator.metrics import build_metrics
+from jobqueue_operator.settings import OperatorSettings
+
+T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+T1 = T0 + dt.timedelta(minutes=5)
+
+
+def test_transition_time_moves_only_when_status_changes() -> None:
+    first = merge_conditions(None, [Condition("Ready", "True", "Configured")], 1, T0)
+    same = merge_conditions(first, [Condition("Ready", "True", "Configured", "again")], 2, T1)
+    assert same[0]["lastTransitionTime"] == "2026-01-01T00:00:00Z"
+    assert (same[0]["observedGeneration"], same[0]["message"]) == (2, "again")
+    flipped = merge_conditions(same, [Condition("Ready", "False", "InvalidSpec")], 3, T1)
+    assert flipped[0]["lastTransitionTime"] == "2026-01-01T00:05:00Z"
+
+
+def test_other_conditions_are_kept() -> None:
+    both = merge_conditions(
+        merge_conditions(None, [Condition("Paused", "True", "PausedBySpec")], 1, T0),
+        [Condition("Ready", "True", "Configured")],
+        1,
+        T1,
+    )
+    assert [c["type"] for c in both] == ["Paused", "Ready"]
+
+
+def context() -> OperatorContext:
+    # Only settings and metrics are used by reconciling(); no connection is opened.
+    return OperatorContext(
+        settings=OperatorSettings(retry_delay_seconds=3),
+        client=None,  # type: ignore[arg-type]
+        kube=None,  # type: ignore[arg-type]
+        metrics=build_metrics(),
+    )
+
+
+def test_redis_unreachable_is_a_temporary_error_with_the_retry_delay() -> None:
+    ctx = context()
+    with pytest.raises(kopf.TemporaryError) as caught, reconciling(ctx, "WorkerPool", "reconcile"):
+        raise BrokerUnavailable("connection refused")
+    assert caught.value.delay == 3
+    assert (
+        ctx.metrics.reconcile_errors.labels("WorkerPool", "reconcile", "BrokerUnavailable")._value.get() == 1
+    )
+
+
+def test_an_invalid_spec_is_a_permanent_error() -> None:
+    with pytest.raises(kopf.PermanentError, match="unknown time zone"), reconciling(context(), "X", "y"):
+        raise ValidationError("timezone", "unknown time zone")
