@@ -60,8 +60,14 @@ def test_api_probes_liveness_on_healthz_and_readiness_on_readyz(helm_bin: Path) 
 
 def test_operator_rbac_is_namespaced_and_least_privilege_by_default(helm_bin: Path) -> None:
     docs = render(helm_bin, None)
-    assert not by_kind(docs, "ClusterRole")
-    assert not by_kind(docs, "ClusterRoleBinding")
+    # The one cluster-wide grant is read-only discovery of CRDs and namespaces, which kopf needs.
+    (discovery,) = by_kind(docs, "ClusterRole")
+    assert discovery["metadata"]["name"] == "rel-jobqueue-operator-discovery"
+    assert {verb for rule in discovery["rules"] for verb in rule["verbs"]} <= {"get", "list", "watch"}
+    assert {r for rule in discovery["rules"] for r in rule["resources"]} == {
+        "customresourcedefinitions",
+        "namespaces",
+    }
     (role,) = by_kind(docs, "Role")
     assert role["metadata"]["namespace"] == "jq"
     granted = {
@@ -86,7 +92,7 @@ def test_watching_all_namespaces_switches_to_cluster_roles(helm_bin: Path) -> No
     docs = render(helm_bin, None, "--set", "operator.watchAllNamespaces=true")
     assert not by_kind(docs, "Role")
     names = {d["metadata"]["name"] for d in by_kind(docs, "ClusterRole")}
-    assert names == {"rel-jobqueue-operator", "rel-jobqueue-operator-namespaces"}
+    assert names == {"rel-jobqueue-operator", "rel-jobqueue-operator-discovery"}
     (operator,) = [d for d in by_kind(docs, "Deployment") if d["metadata"]["name"] == "rel-jobqueue-operator"]
     assert "--all-namespaces" in operator["spec"]["template"]["spec"]["containers"][0]["args"]
 
