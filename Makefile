@@ -36,6 +36,7 @@ unit: $(STAMP)
 # Peer queues go into their own venv (bench/.venv-peers, created by the harness), never into $(VENV).
 bench: deps
 	$(PY) -m bench
+	$(PY) -m bench.flow_cost
 
 ## make control-plane: build the Kubernetes test control plane (etcd, kube-*, kwok) from Go modules,
 ## into ~/.cache/jobqueue-k8s; operator tests skip loudly without it (and fail under CI=true)
