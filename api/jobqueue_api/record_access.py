@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from fastapi import Request
 from psycopg_pool import ConnectionPool
@@ -28,6 +28,10 @@ T = TypeVar("T")
 POOL_TIMEOUT_SECONDS = 2.0
 PING_TIMEOUT_SECONDS = 2.0
 RETRY_AFTER = "10"
+# Documented in the OpenAPI spec of every record route, so clients (and fuzzers) expect it.
+RECORD_RESPONSES: dict[int | str, dict[str, Any]] = {
+    503: {"description": "the PostgreSQL record is not configured or unreachable (with Retry-After)"}
+}
 
 
 class RecordAccess:

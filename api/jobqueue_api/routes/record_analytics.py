@@ -17,11 +17,16 @@ from jobqueue.errors import ValidationError
 from jobqueue.record.analytics import Granularity, WindowStats, aggregates, live_snapshot, window_stats
 from jobqueue_api.auth import require
 from jobqueue_api.deps import get_client
-from jobqueue_api.record_access import RecordAccess, get_record
+from jobqueue_api.record_access import RECORD_RESPONSES, RecordAccess, get_record
 from jobqueue_api.routes.record_history import Name, QueueFilter
 from jobqueue_api.settings import Scope
 
-router = APIRouter(prefix="/api/v1/metrics", tags=["metrics"], dependencies=[Depends(require(Scope.READ))])
+router = APIRouter(
+    prefix="/api/v1/metrics",
+    tags=["metrics"],
+    dependencies=[Depends(require(Scope.READ))],
+    responses=RECORD_RESPONSES,
+)
 Record = Annotated[RecordAccess, Depends(get_record)]
 Client = Annotated[AsyncClient, Depends(get_client)]
 # Default ranges of the aggregate listings: a day of hourly buckets, a month of daily ones.

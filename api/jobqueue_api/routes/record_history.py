@@ -16,11 +16,13 @@ from jobqueue.models import TaskStatus
 from jobqueue.record.queries import Page, SortKey, TaskSearch, TimeField
 from jobqueue_api.auth import require
 from jobqueue_api.errors import ApiError
-from jobqueue_api.record_access import RecordAccess, get_record
+from jobqueue_api.record_access import RECORD_RESPONSES, RecordAccess, get_record
 from jobqueue_api.routes.tasks import TaskId
 from jobqueue_api.settings import Scope
 
-router = APIRouter(prefix="/api/v1", tags=["record"], dependencies=[Depends(require(Scope.READ))])
+router = APIRouter(
+    prefix="/api/v1", tags=["record"], dependencies=[Depends(require(Scope.READ))], responses=RECORD_RESPONSES
+)
 Record = Annotated[RecordAccess, Depends(get_record)]
 # PostgreSQL text cannot hold NUL: refused here as a 422 rather than failing in the driver.
 NO_NUL = r"^[^\x00]+$"

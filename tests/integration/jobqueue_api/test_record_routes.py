@@ -210,3 +210,20 @@ def test_without_a_database_the_record_routes_say_so(settings: Settings) -> None
 
 def test_readyz_with_a_database(api: TestClient) -> None:
     assert api.get("/readyz").json() == {"status": "ok", "redis": "up", "postgres": "up"}
+
+
+def test_extreme_times_never_give_a_server_error(api: TestClient) -> None:
+    for path in (
+        "/api/v1/tasks",
+        "/api/v1/metrics/hourly",
+        "/api/v1/metrics/daily",
+        "/api/v1/dead-letters/history",
+    ):
+        for since, until in (
+            ("0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"),
+            ("9999-12-31T23:59:59Z", "0001-01-01T00:00:00Z"),
+        ):
+            r = api.get(path, params={"since": since, "until": until}, headers=READ)
+            assert r.status_code in (200, 422), (path, since, until, r.text)
+    r = api.get("/api/v1/metrics/hourly", params={"until": "0001-01-01T00:00:00Z"}, headers=READ)
+    assert (r.status_code, r.json()["field"]) == (422, "until")
