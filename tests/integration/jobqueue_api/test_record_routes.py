@@ -15,6 +15,7 @@ from pydantic import SecretStr
 from record_helpers import drain, known_workload, make_recorder
 
 from jobqueue import Client, Settings
+from jobqueue.embedded.postgres_server import PostgresServer
 from jobqueue.embedded.redis_server import free_port
 from jobqueue.record.analytics import Granularity, rollup
 from jobqueue_api import create_app
@@ -227,3 +228,19 @@ def test_extreme_times_never_give_a_server_error(api: TestClient) -> None:
             assert r.status_code in (200, 422), (path, since, until, r.text)
     r = api.get("/api/v1/metrics/hourly", params={"until": "0001-01-01T00:00:00Z"}, headers=READ)
     assert (r.status_code, r.json()["field"]) == (422, "until")
+
+
+def test_postgres_stopped_then_back(api: TestClient, postgres_server: PostgresServer) -> None:
+    assert api.get("/api/v1/tasks", headers=READ).status_code == 200
+    postgres_server.stop()
+    try:
+        r = api.get("/api/v1/tasks?status=SUCCESS", headers=READ)
+        assert (r.status_code, r.json()["error"], r.headers["Retry-After"]) == (503, "unavailable", "10")
+        assert api.get("/readyz").json()["postgres"] == "down"
+        submitted = api.post("/api/v1/tasks", json={"name": "add", "args": [1, 1]}, headers=SUBMIT)
+        assert submitted.status_code == 201
+    finally:
+        postgres_server.start()
+    # The pool replaces its broken connections: no restart of the API is needed.
+    wait_until(lambda: api.get("/api/v1/tasks", headers=READ).status_code == 200, 30)
+    assert api.get("/readyz").json() == {"status": "ok", "redis": "up", "postgres": "up"}
