@@ -17,12 +17,15 @@ from jobqueue.errors import ConfigurationError
 from jobqueue.settings import Settings
 from jobqueue_api.errors import error_body, install_error_handlers
 from jobqueue_api.metrics import QueueCollector
+from jobqueue_api.record_access import RecordAccess
 from jobqueue_api.routes import (
     dead_letters,
     health,
     queue_config,
     queue_stats,
     queues,
+    record_analytics,
+    record_history,
     schedules,
     tasks,
     workers,
@@ -78,8 +81,13 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
-        await app.state.client.close()
+        # The record pool opens here, not in create_app: building the app does no I/O.
+        app.state.record.open()
+        try:
+            yield
+        finally:
+            app.state.record.close()
+            await app.state.client.close()
 
     app = FastAPI(
         title="jobqueue",
@@ -91,6 +99,8 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
     registry = CollectorRegistry()
     registry.register(QueueCollector(client.sync))
     app.state.client = client
+    database_url = settings.database_url.get_secret_value() if settings.database_url else None
+    app.state.record = RecordAccess(database_url)
     app.state.metrics_registry = registry
     app.state.api_keys = keys
     app.state.open_mode = api_settings.open_mode
@@ -98,7 +108,20 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
         log.warning("API in OPEN MODE: no API key required (bound to %s only)", api_settings.host)
     app.add_middleware(BodySizeLimit, max_bytes=api_settings.max_body_bytes)
     install_error_handlers(app)
-    for module in (health, tasks, queues, queue_stats, queue_config, dead_letters, workers, schedules):
+    # The record routers come first: GET /api/v1/tasks (search) and .../{id}/history sit beside the
+    # Redis-backed /api/v1/tasks/{id} routes.
+    for module in (
+        health,
+        record_history,
+        record_analytics,
+        tasks,
+        queues,
+        queue_stats,
+        queue_config,
+        dead_letters,
+        workers,
+        schedules,
+    ):
         app.include_router(module.router)
     install_ui(app)
     return app

@@ -15,6 +15,8 @@ from jobqueue.errors import (
     InvalidTransition,
     JobQueueError,
     PayloadTooLarge,
+    RecordError,
+    RecordUnavailable,
     ScheduleNotFound,
     TaskNotFound,
     ValidationError,
@@ -71,6 +73,16 @@ def translate(exc: JobQueueError) -> ApiError:
         return ApiError(409, "conflict", str(exc))
     if isinstance(exc, BrokerUnavailable):
         return ApiError(503, "unavailable", "the broker (Redis) is unavailable", headers={"Retry-After": "5"})
+    if isinstance(exc, RecordUnavailable):
+        return ApiError(
+            503, "unavailable", "the record (PostgreSQL) is unavailable", headers={"Retry-After": "10"}
+        )
+    if isinstance(exc, RecordError):
+        # A schema mismatch or a bug on the database side: logged here, never leaked to the client.
+        log.error("record error: %s", exc)
+        return ApiError(
+            503, "record_error", "the record (PostgreSQL) could not answer", headers={"Retry-After": "10"}
+        )
     return ApiError(400, "rejected", str(exc))
 
 

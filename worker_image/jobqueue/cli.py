@@ -1,4 +1,5 @@
-"""The ``jobqueue`` command line: worker, scheduler, up (local stack), enqueue, status, dlq."""
+"""The ``jobqueue`` command line: worker, scheduler, up (local stack), enqueue, status, dlq; submit, cancel
+and queues talk to the REST API (cli_api.py)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ from collections.abc import Sequence
 from types import FrameType
 
 from jobqueue.app import App, load_app
+from jobqueue.cli_api import add_api_options, api_url, dlq_via_api, status_via_api
+from jobqueue.cli_api import add_commands as add_api_commands
 from jobqueue.cli_flow import add_commands as add_flow_commands
 from jobqueue.errors import JobQueueError, ValidationError
 from jobqueue.log_config import configure_logging
-from jobqueue.settings import Settings
+from jobqueue.settings import ApiClientSettings, Settings
 
 log = logging.getLogger("jobqueue.cli")
 
@@ -128,11 +131,19 @@ def _enqueue(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
+    api_settings = ApiClientSettings()
+    if api_url(args, api_settings):
+        return status_via_api(args, api_settings)
+    if args.history:
+        raise ValidationError("history", "needs the REST API (--api URL or JOBQUEUE_API_URL)")
     print(json.dumps(_client(args).client.get_task(args.task_id).to_json(), indent=2))
     return 0
 
 
 def _dlq(args: argparse.Namespace) -> int:
+    api_settings = ApiClientSettings()
+    if api_url(args, api_settings):
+        return dlq_via_api(args, api_settings)
     client = _client(args).client
     if args.action == "list":
         for record in client.list_dead_letters(args.queue, limit=args.limit):
@@ -214,6 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     st = sub.add_parser("status", help="show a task")
     st.add_argument("task_id")
+    st.add_argument("--history", action="store_true", help="every recorded transition (API with a record)")
+    add_api_options(st)
     st.set_defaults(func=_status)
 
     d = sub.add_parser("dlq", help="dead letter queue: list, stats, replay, purge")
@@ -222,9 +235,11 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--limit", type=int, default=50)
     d.add_argument("--reset", action="store_true", help="replay with retry counters reset")
     d.add_argument("ids", nargs="*")
+    add_api_options(d)
     d.set_defaults(func=_dlq)
 
     add_flow_commands(sub)
+    add_api_commands(sub)
     return parser
 
 

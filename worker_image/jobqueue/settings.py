@@ -33,3 +33,13 @@ class Settings(BaseSettings):
     def effective_heartbeat_seconds(self) -> float:
         """Heartbeat interval, never more than a third of the lease so two misses still keep it."""
         return min(self.heartbeat_seconds, self.lease_seconds / 3)
+
+
+class ApiClientSettings(BaseSettings):
+    """Where the CLI finds the REST API: ``JOBQUEUE_API_URL`` and ``JOBQUEUE_API_KEY`` (one key, as
+    opposed to the server's ``JOBQUEUE_API_KEYS`` list)."""
+
+    model_config = SettingsConfigDict(env_prefix="JOBQUEUE_API_", extra="ignore")
+
+    url: str | None = None
+    key: SecretStr | None = None

@@ -1,4 +1,4 @@
-"""/healthz (process up), /readyz (Redis reachable), /metrics (Prometheus text format)."""
+"""/healthz (process up), /readyz (Redis and PostgreSQL reachable), /metrics (Prometheus text format)."""
 
 from __future__ import annotations
 
@@ -22,15 +22,19 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 async def readyz(request: Request) -> JSONResponse:
-    """Ready when Redis answers (503 with Retry-After otherwise)."""
+    """Ready when Redis answers and, if a database is configured, PostgreSQL too (503 with Retry-After
+    otherwise). ``postgres`` is up, down or not_configured."""
+    redis = "up"
     try:
         with translate_errors():
             await asyncio.wait_for(request.app.state.client.redis.ping(), timeout=2.0)
     except (BrokerUnavailable, TimeoutError):
-        return JSONResponse(
-            {"status": "unavailable", "redis": "down"}, status_code=503, headers={"Retry-After": "5"}
-        )
-    return JSONResponse({"status": "ok", "redis": "up"})
+        redis = "down"
+    postgres = await request.app.state.record.ping()
+    body = {"redis": redis, "postgres": postgres}
+    if redis == "down" or postgres == "down":
+        return JSONResponse({"status": "unavailable", **body}, status_code=503, headers={"Retry-After": "5"})
+    return JSONResponse({"status": "ok", **body})
 
 
 @router.get("/metrics")

@@ -142,7 +142,7 @@ def test_metrics_and_readiness(api: TestClient) -> None:
     text = api.get("/metrics").text
     assert 'jobqueue_queue_depth{priority="medium",queue="default"} 1.0' in text
     assert 'jobqueue_tasks_enqueued_total{queue="default"} 1.0' in text
-    assert api.get("/readyz").json() == {"status": "ok", "redis": "up"}
+    assert api.get("/readyz").json() == {"status": "ok", "redis": "up", "postgres": "not_configured"}
 
 
 def test_redis_down_is_a_503_with_retry_after(settings: Settings) -> None:

@@ -143,9 +143,11 @@ def window_stats(
     window: dt.timedelta = DEFAULT_WINDOW,
     end: dt.datetime | None = None,
     queue: str | None = None,
+    name: str | None = None,
 ) -> list[WindowStats]:
     """Stats over [end - window, end): one row per (queue, name), one per queue (name None) and one
-    overall (queue and name None), overall first."""
+    overall (queue and name None), overall first. ``queue`` and ``name`` restrict every row, so the
+    overall row is then the total of that queue and/or task name."""
     if window <= dt.timedelta(0):
         raise ValidationError("window", "must be positive")
     end = end or _utc_now()
@@ -154,7 +156,9 @@ def window_stats(
     start = end - window
     with translate_errors(), pool.connection() as conn:
         cur = conn.cursor(row_factory=class_row(_WindowRow))
-        rows = cur.execute(load_sql("window_stats"), {"start": start, "end": end, "queue": queue}).fetchall()
+        rows = cur.execute(
+            load_sql("window_stats"), {"start": start, "end": end, "queue": queue, "name": name}
+        ).fetchall()
     if not rows:
         rows = [_WindowRow(None, None, 0, 0, 0, 0, 0, 0, None, None, None, None, None)]
     return [WindowStats(start=start, end=end, **vars(r)) for r in rows]

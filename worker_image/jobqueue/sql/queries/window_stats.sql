@@ -7,6 +7,7 @@ WITH e AS (
     LEFT JOIN tasks t ON t.id = e.task_id
     WHERE e.ts >= %(start)s AND e.ts < %(end)s
       AND (%(queue)s::text IS NULL OR e.queue = %(queue)s::text)
+      AND (%(name)s::text IS NULL OR COALESCE(t.name, '') = %(name)s::text)
 )
 SELECT queue, name,
        count(*) FILTER (WHERE event = 'enqueued') AS enqueued,
