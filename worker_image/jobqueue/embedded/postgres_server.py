@@ -151,8 +151,10 @@ class PostgresServer:
             args += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
         log = self.log_path.open("ab")
         try:
+            # Its own session: a Ctrl-C in the terminal reaches the local stack, which then stops the
+            # recorder before the database instead of the database vanishing under it.
             self.process = subprocess.Popen(  # type: ignore[call-overload]
-                args, stdout=log, stderr=subprocess.STDOUT, **self._user_kwargs()
+                args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, **self._user_kwargs()
             )
         finally:
             log.close()
