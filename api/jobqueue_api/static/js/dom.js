@@ -118,3 +118,15 @@ export function showMessage(el, kind, text) {
   el.textContent = text;
   el.hidden = !text;
 }
+
+// Runs an admin action, then says what happened in ``messageEl`` (the API's own message when refused)
+// and refreshes the page region that shows its effect.
+export async function runAction(messageEl, what, call, refresh) {
+  try {
+    await call();
+    showMessage(messageEl, "ok", `${what}: done`);
+    await refresh();
+  } catch (error) {
+    showMessage(messageEl, "error", error.describe ? error.describe() : String(error));
+  }
+}

@@ -2,7 +2,7 @@
 // Every change goes through the admin API and shows the API's own error message when refused.
 
 import { api } from "./api.js";
-import { fmtNumber, h, renderIfChanged, replace, showMessage } from "./dom.js";
+import { fmtNumber, h, renderIfChanged, replace, runAction } from "./dom.js";
 
 function numberInput(id, label, attrs = {}) {
   const input = h("input", { id, type: "number", inputmode: "decimal", ...attrs });
@@ -25,15 +25,7 @@ export const flowControlPanel = {
     const burst = numberInput("rate-burst", "Burst", { min: 1, step: 1, value: 1 });
     const maxInFlight = numberInput("max-in-flight", "Max in flight (empty: no limit)", { min: 1, step: 1 });
 
-    async function act(what, call) {
-      try {
-        await call();
-        showMessage(message, "ok", `${what}: done`);
-        await refresh();
-      } catch (error) {
-        showMessage(message, "error", error.describe ? error.describe() : String(error));
-      }
-    }
+    const act = (what, call) => runAction(message, what, call, refresh);
 
     const pauseButton = h(
       "button",

@@ -2,7 +2,7 @@
 // to create one. Times are shown in the browser's zone; each schedule fires in its own IANA zone.
 
 import { api } from "./api.js";
-import { fmtNumber, h, renderIfChanged, replace, section, showMessage, table, taskLink } from "./dom.js";
+import { fmtNumber, h, renderIfChanged, replace, runAction, section, showMessage, table, taskLink } from "./dom.js";
 
 export function title() {
   return "Schedules";
@@ -43,15 +43,7 @@ export function mount(root) {
     ),
   };
 
-  async function act(what, call) {
-    try {
-      await call();
-      showMessage(message, "ok", `${what}: done`);
-      await refresh();
-    } catch (error) {
-      showMessage(message, "error", error.describe ? error.describe() : String(error));
-    }
-  }
+  const act = (what, call) => runAction(message, what, call, refresh);
 
   const form = h(
     "form",
