@@ -89,8 +89,10 @@ def install_error_handlers(app: FastAPI) -> None:
     async def request_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()
         first = errors[0] if errors else {}
-        loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
-        field = ".".join(loc) or None
+        loc = [str(p) for p in first.get("loc", ())]
+        # loc starts with where the value was (body, query, path, header); the rest names the field. A
+        # missing or unparseable body is loc ("body",) alone: name the body rather than no field at all.
+        field = ".".join(loc[1:]) or (loc[0] if loc else None)
         details = [
             {"field": ".".join(str(p) for p in e.get("loc", ())), "message": e.get("msg")} for e in errors
         ]

@@ -117,6 +117,14 @@ def test_malformed_requests(api: TestClient) -> None:
     assert api.get("/api/v1/nothing-here", headers=READ).status_code == 404
 
 
+def test_missing_body_names_the_body(api: TestClient) -> None:
+    # Found by the schemathesis fuzzer: a POST without a body was a 422 naming no field.
+    r = api.post("/api/v1/tasks", headers=SUBMIT)
+    assert r.status_code == 422 and r.json()["field"] == "body", r.text
+    r = api.put("/api/v1/queues/default/rate-limit", headers=ADMIN)
+    assert r.status_code == 422 and r.json()["field"] == "body", r.text
+
+
 def test_keys_and_scopes(api: TestClient) -> None:
     assert api.get("/api/v1/queues").status_code == 401
     assert api.get("/api/v1/queues", headers={"Authorization": "Bearer wrong"}).status_code == 401
