@@ -15,7 +15,7 @@ from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoin
 from jobqueue.aio import AsyncClient
 from jobqueue.errors import ConfigurationError
 from jobqueue.settings import Settings
-from jobqueue_api.errors import error_body, install_error_handlers
+from jobqueue_api.errors import ERROR_RESPONSES, error_body, install_error_handlers
 from jobqueue_api.metrics import QueueCollector
 from jobqueue_api.routes import (
     dead_letters,
@@ -98,7 +98,8 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
         log.warning("API in OPEN MODE: no API key required (bound to %s only)", api_settings.host)
     app.add_middleware(BodySizeLimit, max_bytes=api_settings.max_body_bytes)
     install_error_handlers(app)
-    for module in (health, tasks, queues, queue_stats, queue_config, dead_letters, workers, schedules):
-        app.include_router(module.router)
+    app.include_router(health.router)
+    for module in (tasks, queues, queue_stats, queue_config, dead_letters, workers, schedules):
+        app.include_router(module.router, responses=ERROR_RESPONSES)
     install_ui(app)
     return app

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from jobqueue.errors import (
@@ -40,6 +41,34 @@ class ApiError(Exception):
         self.message = message
         self.field = field
         self.headers = headers
+
+
+class ErrorBody(BaseModel):
+    """The body of every 4xx and 503 (``details`` lists each invalid field of a 422)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    error: str
+    message: str
+    field: str | None = None
+
+
+def _declared(description: str) -> dict[str, Any]:
+    return {"model": ErrorBody, "description": description}
+
+
+# Declared on every /api route so the OpenAPI schema lists the errors clients must handle, and so schema
+# conformance checks (the fuzz test) hold each error response to the ErrorBody shape.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _declared("Rejected by the broker"),
+    401: _declared("Missing or unknown API key"),
+    403: _declared("The key lacks the scope"),
+    404: _declared("No such task, schedule, worker or dead letter"),
+    409: _declared("Not possible in the current state"),
+    413: _declared("Request body over the size limit"),
+    422: _declared("Invalid input; 'field' names it"),
+    503: _declared("Redis unavailable; retry after the Retry-After seconds"),
+}
 
 
 def error_body(code: str, message: str, field: str | None = None, **extra: Any) -> dict[str, Any]:
