@@ -130,4 +130,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:
+            # FastAPI's only 400 of its own: a body it could not read as JSON at all (e.g. not UTF-8).
+            # Answer it like a JSON syntax error, a 422 naming the body, rather than a 400 naming nothing.
+            return JSONResponse(error_body("invalid", str(exc.detail), "body"), status_code=422)
         return JSONResponse(error_body("http_error", str(exc.detail)), status_code=exc.status_code)

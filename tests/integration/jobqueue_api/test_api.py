@@ -125,6 +125,13 @@ def test_missing_body_names_the_body(api: TestClient) -> None:
     assert r.status_code == 422 and r.json()["field"] == "body", r.text
 
 
+def test_body_that_is_not_utf8_is_a_422_naming_the_body(api: TestClient) -> None:
+    # Found by the schemathesis fuzzer: body b"\x80" was a 400 naming no field.
+    headers = {**SUBMIT, "content-type": "application/json"}
+    r = api.post("/api/v1/tasks", content=b"\x80", headers=headers)
+    assert r.status_code == 422 and r.json()["field"] == "body", r.text
+
+
 def test_keys_and_scopes(api: TestClient) -> None:
     assert api.get("/api/v1/queues").status_code == 401
     assert api.get("/api/v1/queues", headers={"Authorization": "Bearer wrong"}).status_code == 401
