@@ -120,7 +120,10 @@ def install_error_handlers(app: FastAPI) -> None:
         first = errors[0] if errors else {}
         loc = [str(p) for p in first.get("loc", ())]
         # loc starts with where the value was (body, query, path, header); the rest names the field. A
-        # missing or unparseable body is loc ("body",) alone: name the body rather than no field at all.
+        # missing body is loc ("body",) alone, and a JSON syntax error is ("body", <character offset>):
+        # both are about the body as a whole, not a field called "0".
+        if first.get("type") == "json_invalid":
+            loc = loc[:1]
         field = ".".join(loc[1:]) or (loc[0] if loc else None)
         details = [
             {"field": ".".join(str(p) for p in e.get("loc", ())), "message": e.get("msg")} for e in errors

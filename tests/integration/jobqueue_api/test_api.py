@@ -132,6 +132,14 @@ def test_body_that_is_not_utf8_is_a_422_naming_the_body(api: TestClient) -> None
     assert r.status_code == 422 and r.json()["field"] == "body", r.text
 
 
+def test_json_syntax_error_names_the_body_not_an_offset(api: TestClient) -> None:
+    # Found by the schemathesis fuzzer: body b"\x00" was a 422 naming field "0" (the error's offset).
+    headers = {**SUBMIT, "content-type": "application/json"}
+    for content in (b"\x00", b'{"name": "add",,}'):
+        r = api.post("/api/v1/tasks", content=content, headers=headers)
+        assert r.status_code == 422 and r.json()["field"] == "body", r.text
+
+
 def test_keys_and_scopes(api: TestClient) -> None:
     assert api.get("/api/v1/queues").status_code == 401
     assert api.get("/api/v1/queues", headers={"Authorization": "Bearer wrong"}).status_code == 401
