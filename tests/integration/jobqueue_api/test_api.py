@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -138,6 +140,46 @@ def test_json_syntax_error_names_the_body_not_an_offset(api: TestClient) -> None
     for content in (b"\x00", b'{"name": "add",,}'):
         r = api.post("/api/v1/tasks", content=content, headers=headers)
         assert r.status_code == 422 and r.json()["field"] == "body", r.text
+
+
+def test_chunked_body_is_refused_while_it_streams(api: TestClient) -> None:
+    # The body limit used to read a body without Content-Length whole before checking it: an endless
+    # chunked upload was held in memory until the client stopped. Now it stops reading past the limit.
+    chunks_read = 0
+
+    async def endless_body() -> dict[str, Any]:
+        nonlocal chunks_read
+        chunks_read += 1
+        return {"type": "http.request", "body": b"x" * 1000, "more_body": True}
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/api/v1/tasks",
+        "raw_path": b"/api/v1/tasks",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"authorization", b"Bearer submit-key"), (b"content-type", b"application/json")],
+        "server": ("testserver", 80),
+        "client": ("127.0.0.1", 1234),
+    }
+    asyncio.run(asyncio.wait_for(api.app(scope, endless_body, send), timeout=10))
+    assert sent[0]["status"] == 413 and chunks_read == 11  # max_body_bytes=10_000
+    assert json.loads(sent[1]["body"])["field"] == "body"
+    # A chunked body within the limit still goes through.
+    headers = {**SUBMIT, "content-type": "application/json"}
+    r = api.post("/api/v1/tasks", content=iter([b'{"name": ', b'"add"}']), headers=headers)
+    assert r.status_code == 201, r.text
+    r = api.post("/api/v1/tasks", content=iter([b"x" * 6000, b"x" * 6000]), headers=headers)
+    assert r.status_code == 413 and r.json()["field"] == "body", r.text
 
 
 def test_keys_and_scopes(api: TestClient) -> None:
