@@ -182,6 +182,14 @@ def test_chunked_body_is_refused_while_it_streams(api: TestClient) -> None:
     assert r.status_code == 413 and r.json()["field"] == "body", r.text
 
 
+def test_rate_limit_period_too_small_names_period_seconds(api: TestClient) -> None:
+    # Probing past the fuzzer: period_seconds=5e-324 was a 422 naming "period", which no request has.
+    r = api.put(
+        "/api/v1/queues/default/rate-limit", json={"limit": 1, "period_seconds": 5e-324}, headers=ADMIN
+    )
+    assert r.status_code == 422 and r.json()["field"] == "period_seconds", r.text
+
+
 def test_keys_and_scopes(api: TestClient) -> None:
     assert api.get("/api/v1/queues").status_code == 401
     assert api.get("/api/v1/queues", headers={"Authorization": "Bearer wrong"}).status_code == 401
