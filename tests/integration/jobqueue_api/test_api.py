@@ -190,6 +190,16 @@ def test_rate_limit_period_too_small_names_period_seconds(api: TestClient) -> No
     assert r.status_code == 422 and r.json()["field"] == "period_seconds", r.text
 
 
+def test_schedule_name_outside_the_registry_rule_is_a_422(api: TestClient) -> None:
+    # Probing past the fuzzer: the name path parameter took any 1-200 characters (GET /schedules/%00 was a
+    # 404) while the registry only accepts 1-128 of [A-Za-z0-9_.-].
+    for path in ("/api/v1/schedules/%00", "/api/v1/schedules/" + "a" * 129, "/api/v1/schedules/a%20b/pause"):
+        method = api.post if path.endswith("/pause") else api.get
+        r = method(path, headers=ADMIN)
+        assert r.status_code == 422 and r.json()["field"] == "name", (path, r.text)
+    assert api.get("/api/v1/schedules/nightly.v2-x_1", headers=ADMIN).status_code == 404
+
+
 def test_keys_and_scopes(api: TestClient) -> None:
     assert api.get("/api/v1/queues").status_code == 401
     assert api.get("/api/v1/queues", headers={"Authorization": "Bearer wrong"}).status_code == 401
