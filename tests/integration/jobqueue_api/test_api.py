@@ -200,6 +200,14 @@ def test_schedule_name_outside_the_registry_rule_is_a_422(api: TestClient) -> No
     assert api.get("/api/v1/schedules/nightly.v2-x_1", headers=ADMIN).status_code == 404
 
 
+def test_retry_answers_one_deduplicated_flag_per_id(api: TestClient) -> None:
+    # Probing past the fuzzer: retry answered {"ids": [new], "deduplicated": []}, one list shorter.
+    [task_id] = api.post("/api/v1/tasks", json={"name": "add", "countdown": 60}, headers=SUBMIT).json()["ids"]
+    assert api.post(f"/api/v1/tasks/{task_id}/cancel", json={}, headers=SUBMIT).status_code == 200
+    body = api.post(f"/api/v1/tasks/{task_id}/retry", headers=SUBMIT).json()
+    assert len(body["ids"]) == len(body["deduplicated"]) == 1 and body["ids"][0] != task_id, body
+
+
 def test_keys_and_scopes(api: TestClient) -> None:
     assert api.get("/api/v1/queues").status_code == 401
     assert api.get("/api/v1/queues", headers={"Authorization": "Bearer wrong"}).status_code == 401
