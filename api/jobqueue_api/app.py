@@ -7,15 +7,16 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
-from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from jobqueue.aio import AsyncClient
 from jobqueue.errors import ConfigurationError
 from jobqueue.settings import Settings
-from jobqueue_api.errors import error_body, install_error_handlers
+from jobqueue_api.errors import ERROR_RESPONSES, error_body, install_error_handlers
 from jobqueue_api.metrics import QueueCollector
 from jobqueue_api.record_access import RecordAccess
 from jobqueue_api.routes import (
@@ -45,26 +46,56 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-class BodySizeLimit(BaseHTTPMiddleware):
-    """Reject bodies over the limit with 413 before reading them (Content-Length), and while reading."""
+class BodySizeLimit:
+    """Reject bodies over the limit with 413: at once from Content-Length, else while they stream in.
 
-    def __init__(self, app: object, max_bytes: int) -> None:
-        super().__init__(app)  # type: ignore[arg-type]
+    A plain ASGI middleware rather than BaseHTTPMiddleware so a chunked body (no Content-Length) is counted
+    chunk by chunk and never held in memory past the limit: once over it, the app is told the client left
+    and whatever it answers to that is replaced by the 413.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
         self.max_bytes = max_bytes
 
-    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        length = request.headers.get("content-length")
-        too_big = JSONResponse(
-            error_body("payload_too_large", f"request body over {self.max_bytes} bytes", "body"),
-            status_code=413,
-        )
+    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body = error_body("payload_too_large", f"request body over {self.max_bytes} bytes", "body")
+        await JSONResponse(body, status_code=413)(scope, receive, send)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = Headers(scope=scope).get("content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
-            return too_big
-        if length is None and request.method in ("POST", "PUT", "PATCH"):
-            body = await request.body()
-            if len(body) > self.max_bytes:
-                return too_big
-        return await call_next(request)
+            await self._reject(scope, receive, send)
+            return
+        received = 0
+        over = False
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received, over
+            if over:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes and not started:
+                    over = True
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if over:
+                return  # the app's answer to the "disconnect"; the 413 below replaces it
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        await self.app(scope, limited_receive, guarded_send)
+        if over:
+            await self._reject(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None, api_settings: ApiSettings | None = None) -> FastAPI:
@@ -108,10 +139,10 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
         log.warning("API in OPEN MODE: no API key required (bound to %s only)", api_settings.host)
     app.add_middleware(BodySizeLimit, max_bytes=api_settings.max_body_bytes)
     install_error_handlers(app)
+    app.include_router(health.router)
     # The record routers come first: GET /api/v1/tasks (search) and .../{id}/history sit beside the
-    # Redis-backed /api/v1/tasks/{id} routes.
+    # Redis-backed /api/v1/tasks/{id} routes. Every API router declares the JSON error responses.
     for module in (
-        health,
         record_history,
         record_analytics,
         tasks,
@@ -122,6 +153,6 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
         workers,
         schedules,
     ):
-        app.include_router(module.router)
+        app.include_router(module.router, responses=ERROR_RESPONSES)
     install_ui(app)
     return app

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from jobqueue.errors import (
@@ -42,6 +43,34 @@ class ApiError(Exception):
         self.message = message
         self.field = field
         self.headers = headers
+
+
+class ErrorBody(BaseModel):
+    """The body of every 4xx and 503 (``details`` lists each invalid field of a 422)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    error: str
+    message: str
+    field: str | None = None
+
+
+def _declared(description: str) -> dict[str, Any]:
+    return {"model": ErrorBody, "description": description}
+
+
+# Declared on every /api route so the OpenAPI schema lists the errors clients must handle, and so schema
+# conformance checks (the fuzz test) hold each error response to the ErrorBody shape.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _declared("Rejected by the broker"),
+    401: _declared("Missing or unknown API key"),
+    403: _declared("The key lacks the scope"),
+    404: _declared("No such task, schedule, worker or dead letter"),
+    409: _declared("Not possible in the current state"),
+    413: _declared("Request body over the size limit"),
+    422: _declared("Invalid input; 'field' names it"),
+    503: _declared("Redis unavailable; retry after the Retry-After seconds"),
+}
 
 
 def error_body(code: str, message: str, field: str | None = None, **extra: Any) -> dict[str, Any]:
@@ -101,8 +130,13 @@ def install_error_handlers(app: FastAPI) -> None:
     async def request_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()
         first = errors[0] if errors else {}
-        loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
-        field = ".".join(loc) or None
+        loc = [str(p) for p in first.get("loc", ())]
+        # loc starts with where the value was (body, query, path, header); the rest names the field. A
+        # missing body is loc ("body",) alone, and a JSON syntax error is ("body", <character offset>):
+        # both are about the body as a whole, not a field called "0".
+        if first.get("type") == "json_invalid":
+            loc = loc[:1]
+        field = ".".join(loc[1:]) or (loc[0] if loc else None)
         details = [
             {"field": ".".join(str(p) for p in e.get("loc", ())), "message": e.get("msg")} for e in errors
         ]
@@ -111,4 +145,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:
+            # FastAPI's only 400 of its own: a body it could not read as JSON at all (e.g. not UTF-8).
+            # Answer it like a JSON syntax error, a 422 naming the body, rather than a 400 naming nothing.
+            return JSONResponse(error_body("invalid", str(exc.detail), "body"), status_code=422)
         return JSONResponse(error_body("http_error", str(exc.detail)), status_code=exc.status_code)

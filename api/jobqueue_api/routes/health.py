@@ -39,7 +39,12 @@ async def readyz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok", **body})
 
 
-@router.get("/metrics")
+# Declared so the schema says text, not the JSON FastAPI assumes for a route without a response model.
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"description": "Prometheus text format", "content": {"text/plain": {}}}},
+)
 async def metrics(request: Request) -> Response:
     """Prometheus exposition of live queue state and counters."""
     body = await asyncio.to_thread(generate_latest, request.app.state.metrics_registry)

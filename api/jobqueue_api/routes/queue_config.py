@@ -27,7 +27,8 @@ class RateLimitBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     limit: int = Field(gt=0, le=10_000_000)
-    period_seconds: float = Field(gt=0, le=86_400)
+    # The broker's own bounds (1 ms .. ) stated here, so a 422 names period_seconds, not its "period".
+    period_seconds: float = Field(ge=0.001, le=86_400)
     burst: int = Field(default=1, ge=1, le=1_000_000)
     enabled: bool = True
 

@@ -18,7 +18,10 @@ from jobqueue_api.settings import Scope
 
 router = APIRouter(prefix="/api/v1/schedules", tags=["schedules"])
 Client = Annotated[AsyncClient, Depends(get_client)]
-Name = Annotated[str, Path(min_length=1, max_length=200)]
+# The registry's own name rule (jobqueue.schedule_model.SCHEDULE_NAME), so a bad name is a 422 naming it
+# on every route and the schema tells clients what a name may be.
+NAME_PATTERN = r"^[A-Za-z0-9_.\-]{1,128}$"
+Name = Annotated[str, Path(pattern=NAME_PATTERN)]
 
 
 class ScheduleBody(BaseModel):
@@ -26,7 +29,7 @@ class ScheduleBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(pattern=NAME_PATTERN)
     cron: str = Field(min_length=1, max_length=200)
     task: str = Field(min_length=1, max_length=200)
     timezone: str = "UTC"

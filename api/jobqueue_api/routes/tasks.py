@@ -61,7 +61,7 @@ async def retry(task_id: TaskId, client: Client) -> Submitted:
         raise InvalidTransition(f"task {task_id} is {record.status.value}: it has not finished")
     if record.dead_letter_reason is not None and record.completed_at is not None:
         await client.replay_dead_letter(task_id, reset_retries=True)
-        return Submitted(ids=[task_id])
+        return Submitted(ids=[task_id], deduplicated=[False])
     handle = await client.enqueue(
         record.name,
         record.args,
@@ -72,7 +72,7 @@ async def retry(task_id: TaskId, client: Client) -> Submitted:
         timeout=record.timeout,
         soft_timeout=record.soft_timeout,
     )
-    return Submitted(ids=[handle.id])
+    return Submitted(ids=[handle.id], deduplicated=[handle.deduplicated])
 
 
 @router.get("/{task_id}/result", dependencies=[Depends(require(Scope.READ))])

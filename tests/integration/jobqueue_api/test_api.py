@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -115,6 +117,95 @@ def test_malformed_requests(api: TestClient) -> None:
     assert api.get("/api/v1/tasks/not-an-id", headers=READ).status_code == 422
     assert api.get("/api/v1/tasks/default.0192f0c2a1b27c3d8e9f0a1b2c3d4e5f", headers=READ).status_code == 404
     assert api.get("/api/v1/nothing-here", headers=READ).status_code == 404
+
+
+def test_missing_body_names_the_body(api: TestClient) -> None:
+    # Found by the schemathesis fuzzer: a POST without a body was a 422 naming no field.
+    r = api.post("/api/v1/tasks", headers=SUBMIT)
+    assert r.status_code == 422 and r.json()["field"] == "body", r.text
+    r = api.put("/api/v1/queues/default/rate-limit", headers=ADMIN)
+    assert r.status_code == 422 and r.json()["field"] == "body", r.text
+
+
+def test_body_that_is_not_utf8_is_a_422_naming_the_body(api: TestClient) -> None:
+    # Found by the schemathesis fuzzer: body b"\x80" was a 400 naming no field.
+    headers = {**SUBMIT, "content-type": "application/json"}
+    r = api.post("/api/v1/tasks", content=b"\x80", headers=headers)
+    assert r.status_code == 422 and r.json()["field"] == "body", r.text
+
+
+def test_json_syntax_error_names_the_body_not_an_offset(api: TestClient) -> None:
+    # Found by the schemathesis fuzzer: body b"\x00" was a 422 naming field "0" (the error's offset).
+    headers = {**SUBMIT, "content-type": "application/json"}
+    for content in (b"\x00", b'{"name": "add",,}'):
+        r = api.post("/api/v1/tasks", content=content, headers=headers)
+        assert r.status_code == 422 and r.json()["field"] == "body", r.text
+
+
+def test_chunked_body_is_refused_while_it_streams(api: TestClient) -> None:
+    # The body limit used to read a body without Content-Length whole before checking it: an endless
+    # chunked upload was held in memory until the client stopped. Now it stops reading past the limit.
+    chunks_read = 0
+
+    async def endless_body() -> dict[str, Any]:
+        nonlocal chunks_read
+        chunks_read += 1
+        return {"type": "http.request", "body": b"x" * 1000, "more_body": True}
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/api/v1/tasks",
+        "raw_path": b"/api/v1/tasks",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"authorization", b"Bearer submit-key"), (b"content-type", b"application/json")],
+        "server": ("testserver", 80),
+        "client": ("127.0.0.1", 1234),
+    }
+    asyncio.run(asyncio.wait_for(api.app(scope, endless_body, send), timeout=10))
+    assert sent[0]["status"] == 413 and chunks_read == 11  # max_body_bytes=10_000
+    assert json.loads(sent[1]["body"])["field"] == "body"
+    # A chunked body within the limit still goes through.
+    headers = {**SUBMIT, "content-type": "application/json"}
+    r = api.post("/api/v1/tasks", content=iter([b'{"name": ', b'"add"}']), headers=headers)
+    assert r.status_code == 201, r.text
+    r = api.post("/api/v1/tasks", content=iter([b"x" * 6000, b"x" * 6000]), headers=headers)
+    assert r.status_code == 413 and r.json()["field"] == "body", r.text
+
+
+def test_rate_limit_period_too_small_names_period_seconds(api: TestClient) -> None:
+    # Probing past the fuzzer: period_seconds=5e-324 was a 422 naming "period", which no request has.
+    r = api.put(
+        "/api/v1/queues/default/rate-limit", json={"limit": 1, "period_seconds": 5e-324}, headers=ADMIN
+    )
+    assert r.status_code == 422 and r.json()["field"] == "period_seconds", r.text
+
+
+def test_schedule_name_outside_the_registry_rule_is_a_422(api: TestClient) -> None:
+    # Probing past the fuzzer: the name path parameter took any 1-200 characters (GET /schedules/%00 was a
+    # 404) while the registry only accepts 1-128 of [A-Za-z0-9_.-].
+    for path in ("/api/v1/schedules/%00", "/api/v1/schedules/" + "a" * 129, "/api/v1/schedules/a%20b/pause"):
+        method = api.post if path.endswith("/pause") else api.get
+        r = method(path, headers=ADMIN)
+        assert r.status_code == 422 and r.json()["field"] == "name", (path, r.text)
+    assert api.get("/api/v1/schedules/nightly.v2-x_1", headers=ADMIN).status_code == 404
+
+
+def test_retry_answers_one_deduplicated_flag_per_id(api: TestClient) -> None:
+    # Probing past the fuzzer: retry answered {"ids": [new], "deduplicated": []}, one list shorter.
+    [task_id] = api.post("/api/v1/tasks", json={"name": "add", "countdown": 60}, headers=SUBMIT).json()["ids"]
+    assert api.post(f"/api/v1/tasks/{task_id}/cancel", json={}, headers=SUBMIT).status_code == 200
+    body = api.post(f"/api/v1/tasks/{task_id}/retry", headers=SUBMIT).json()
+    assert len(body["ids"]) == len(body["deduplicated"]) == 1 and body["ids"][0] != task_id, body
 
 
 def test_keys_and_scopes(api: TestClient) -> None:
