@@ -54,6 +54,8 @@ class RedisServer:
         """Start the server and wait until it answers PING."""
         if not self.port:
             self.port = free_port()
+        # redis-server changes into --dir before opening --logfile: a relative path would point elsewhere.
+        self.data_dir = self.data_dir.resolve()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         args = [
             find_redis_server(),
