@@ -344,12 +344,16 @@ class Worker:
             by_queue.setdefault(job.queue, []).append(job)
         calls = [build_heartbeat(self.settings, q, self.worker_id, jobs) for q, jobs in by_queue.items()]
         replies = run_scripts(self.redis, calls)
+        with self._lock:
+            # A task acked between the snapshot and the script is no longer held: not a lost lease.
+            still_held = {job.id for job in self._book.held_jobs()}
         for reply in replies:
             lost, cancels = parse_heartbeat(reply)
             for task_id in lost:
-                log.warning(
-                    "lease of task %s was lost (recovered elsewhere)", task_id, extra={"task_id": task_id}
-                )
+                if task_id in still_held:
+                    log.warning(
+                        "lease of task %s was lost (recovered elsewhere)", task_id, extra={"task_id": task_id}
+                    )
             for task_id, mode in cancels.items():
                 self._cancel(task_id, force=mode == "force")
         now_ms = int(time.time() * 1000)
