@@ -125,7 +125,7 @@ def test_backlog_scales_up_drains_and_scales_down_without_killing_tasks(
     assert all(client.get_task(task_id).status == TaskStatus.SUCCESS for task_id in ids)
     # Every pod a scale-down removed had a worker the operator drained before the pod went.
     assert len(removed()) >= peak - 1
-    assert all(drained_by_operator(w) for w in removed()), [w.pod for w in removed()]
+    assert all(drained_by_operator(w) for w in removed()), [(w.pod, w.process.returncode) for w in removed()]
 
     pool = get_cr(kube_api, kube_namespace, "workerpools", "crunch")
     status = pool["status"]
@@ -168,7 +168,7 @@ def test_scale_subresource_drives_a_pool_without_autoscaling_and_drains_first(
         return [w for w in list(runner.workers.values()) if w.alive_at_deletion is not None]
 
     wait_until(lambda: len(removed()) == 2, 60, "the two drained pods to be deleted")
-    assert all(drained_by_operator(w) for w in removed()), [w.pod for w in removed()]
+    assert all(drained_by_operator(w) for w in removed()), [(w.pod, w.process.returncode) for w in removed()]
     # The busy worker was not chosen: idle ones drain first, so the long task ran where it started.
     assert [r[2] for r in runs(client) if r[1] == "start"] == [r[2] for r in runs(client) if r[1] == "done"]
     scale = k8s_client.CustomObjectsApi(kube_api).get_namespaced_custom_object_scale(

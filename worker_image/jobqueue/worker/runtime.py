@@ -81,6 +81,7 @@ class Worker:
         self.global_keys = GlobalKeys(self.settings.key_prefix)
         self._keys = {q: QueueKeys(self.settings.key_prefix, q) for q in self.queues}
         self._stop = threading.Event()
+        self._owns_signals = False  # set by install_signal_handlers
         self._lock = threading.Condition()
         self.prefetch = pool.concurrency if prefetch is None else max(0, prefetch)
         self._book = LeaseBook(pool.concurrency, self.prefetch)  # guarded by self._lock
@@ -99,6 +100,7 @@ class Worker:
 
         signal.signal(signal.SIGTERM, handler)
         signal.signal(signal.SIGINT, handler)
+        self._owns_signals = True
 
     def stop(self) -> None:
         """Stop fetching; run() finishes in-flight work within the grace period and returns."""
@@ -129,6 +131,11 @@ class Worker:
             self._fetch_loop()
         finally:
             self._drain()
+            if self._owns_signals:
+                # Drained: a late SIGTERM (a pod deleted just as its worker exits) must not turn a clean
+                # exit 0 into death by signal while the interpreter shuts down.
+                signal.signal(signal.SIGTERM, signal.SIG_IGN)
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
         return 0
 
     def _wait_for_redis(self) -> None:
