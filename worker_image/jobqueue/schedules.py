@@ -12,9 +12,9 @@ import builtins
 import dataclasses
 import datetime as dt
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Unpack
 
 from jobqueue.client import Client
 from jobqueue.commands import make_request
@@ -27,12 +27,13 @@ from jobqueue.errors import (
     TaskNotFound,
 )
 from jobqueue.keys import GlobalKeys, keys_for_task
-from jobqueue.models import CancelReason, Priority, TaskStatus
+from jobqueue.models import CancelReason, TaskStatus
 from jobqueue.redis_io import run_script, translate_errors
 from jobqueue.schedule_model import (
     ConcurrencyPolicy,
     Schedule,
     ScheduleInfo,
+    ScheduleOptions,
     fire_task_id,
     first_run_after_missed,
     from_ms,
@@ -77,23 +78,14 @@ class ScheduleRegistry:
         *,
         cron: str,
         task: str,
-        timezone: str = "UTC",
-        args: Sequence[Any] | None = None,
-        kwargs: Mapping[str, Any] | None = None,
-        queue: str = "default",
-        priority: Priority | str = Priority.MEDIUM,
-        concurrency_policy: ConcurrencyPolicy | str = ConcurrencyPolicy.ALLOW,
-        starting_deadline_seconds: float | None = None,
         paused: bool | None = None,
+        **options: Unpack[ScheduleOptions],
     ) -> ScheduleInfo:
         """Create or replace the schedule ``name``: enqueue ``task`` at every fire time of ``cron`` (5
         fields, 6 with seconds first, or @hourly / @daily / @weekly / @monthly / @yearly) in the IANA
-        ``timezone``. The next fire is computed from now; ``paused=None`` keeps a paused schedule paused."""
-        schedule = make_schedule(
-            name, cron=cron, task=task, timezone=timezone, args=args, kwargs=kwargs, queue=queue,
-            priority=priority, concurrency_policy=concurrency_policy,
-            starting_deadline_seconds=starting_deadline_seconds,
-        )  # fmt: skip
+        ``timezone`` (default UTC). The next fire is computed from now; ``paused=None`` keeps a paused
+        schedule paused."""
+        schedule = make_schedule(name, cron=cron, task=task, **options)
         next_ms = to_ms(next_fire(schedule.cron_spec, _server_now(self.client)))
         flag = "" if paused is None else ("1" if paused else "0")
         run_script(
