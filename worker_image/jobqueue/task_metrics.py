@@ -64,7 +64,7 @@ class Histogram:
 
     def observe(self, seconds: float) -> None:
         """Count one observation (negative values, from clock skew, count as zero)."""
-        value = max(0.0, seconds)
+        value = seconds if seconds > 0.0 else 0.0
         # bisect_left: a value equal to a bound belongs to that bound's bucket (Prometheus' le is <=).
         self.buckets[bisect.bisect_left(self.bounds, value)] += 1
         self.total += value
@@ -89,29 +89,30 @@ class TaskMetrics:
         self._known_task = known_task
         self._max_tasks = max_tasks
         self._lock = threading.Lock()
-        self._run: dict[str, dict[str, Histogram]] = {}  # queue -> task -> histogram
+        self._run: dict[tuple[str, str], Histogram] = {}  # (queue, task label) -> histogram
         self._wait: dict[str, Histogram] = {}  # queue -> histogram
-        self._seen: dict[str, set[str]] = {}  # queue -> task labels used by this worker (bounded)
+        self._labels: dict[tuple[str, str], str] = {}  # (queue, registered task) -> its label (bounded)
+        self._seen: dict[str, int] = {}  # queue -> task labels given out by this worker
 
     def _task_label(self, queue: str, task: str) -> str:
+        label = self._labels.get((queue, task))
+        if label is not None:
+            return label
         if not self._known_task(task):
-            return OTHER_TASK
-        seen = self._seen.setdefault(queue, set())
-        if task in seen:
-            return task
-        if len(seen) >= self._max_tasks:
-            return OTHER_TASK
-        seen.add(task)
-        return task
+            return OTHER_TASK  # not cached: unregistered names are caller input, unbounded
+        seen = self._seen.get(queue, 0)
+        label = task if seen < self._max_tasks else OTHER_TASK
+        self._seen[queue] = seen + (label == task)
+        self._labels[(queue, task)] = label
+        return label
 
     def observe_run(self, queue: str, task: str, seconds: float) -> None:
         """One attempt of ``task`` ran ``seconds``."""
         with self._lock:
-            label = self._task_label(queue, task)
-            per_task = self._run.setdefault(queue, {})
-            histogram = per_task.get(label)
+            key = (queue, self._task_label(queue, task))
+            histogram = self._run.get(key)
             if histogram is None:
-                histogram = per_task[label] = Histogram(RUN_BUCKETS)
+                histogram = self._run[key] = Histogram(RUN_BUCKETS)
             histogram.observe(seconds)
 
     def observe_waits(self, queue: str, waits_ms: Iterable[int]) -> None:
@@ -132,17 +133,13 @@ class TaskMetrics:
             run, wait = self._run, self._wait
             self._run, self._wait = {}, {}
         out: dict[str, tuple[dict[str, int], dict[str, float]]] = {}
-        for queue in set(run) | set(wait):
-            ints: dict[str, int] = {}
-            floats: dict[str, float] = {}
-            parts = [(RUN, task, h) for task, h in run.get(queue, {}).items()]
-            if queue in wait:
-                parts.append((WAIT, "", wait[queue]))
-            for kind, task, histogram in parts:
-                i, f = histogram.fields(kind, task)
-                ints.update(i)
-                floats.update(f)
-            out[queue] = (ints, floats)
+        parts = [(queue, RUN, task, h) for (queue, task), h in run.items()]
+        parts += [(queue, WAIT, "", h) for queue, h in wait.items()]
+        for queue, kind, task, histogram in parts:
+            ints, floats = out.setdefault(queue, ({}, {}))
+            i, f = histogram.fields(kind, task)
+            ints.update(i)
+            floats.update(f)
         return out
 
     def restore(self, pending: Mapping[str, tuple[dict[str, int], dict[str, float]]]) -> None:
@@ -166,7 +163,7 @@ class TaskMetrics:
     def _histogram(self, queue: str, kind: str, task: str) -> Histogram:
         if kind == WAIT:
             return self._wait.setdefault(queue, Histogram(WAIT_BUCKETS))
-        return self._run.setdefault(queue, {}).setdefault(task, Histogram(RUN_BUCKETS))
+        return self._run.setdefault((queue, task), Histogram(RUN_BUCKETS))
 
 
 def build_flush(prefix: str, queue: str, ints: Mapping[str, int], floats: Mapping[str, float]) -> ScriptCall:

@@ -192,9 +192,7 @@ export function taskSearch(initialQuery) {
       if (!(error instanceof ApiError) || error.status === 401) throw error;
       flag(error.field);
       const hint =
-        error.status === 503
-          ? " Search reads the PostgreSQL record: set JOBQUEUE_DATABASE_URL and run `jobqueue recorder`."
-          : "";
+        error.status === 503 ? " Search reads the PostgreSQL record; the sections below work without it." : "";
       showMessage(message, "error", `Search failed: ${error.describe()}${hint}`);
       renderIfChanged(results, null, (el) => replace(el));
       replace(pager);
