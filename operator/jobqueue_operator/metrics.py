@@ -1,8 +1,8 @@
 """Prometheus metrics of the operator itself, on a registry of their own (built by the entry point).
 
-Names are the ones the chart's dashboard and alert rules query (helm/jobqueue/metrics-contract.txt lists
-none pending): reconciliations by outcome and their duration, stale pods deleted, leases recovered, and
-each WorkerPool's replicas (desired by the autoscaler, current and ready from its Deployment, and the
+Names are the ones the chart's dashboard and alert rules query (tests/integration/helm/test_metric_names.py
+checks it): reconciliations by outcome and their duration, stale pods deleted, leases recovered, and each
+WorkerPool's replicas (desired by the autoscaler, current and ready from its Deployment, and the
 autoscaling bounds).
 """
 
