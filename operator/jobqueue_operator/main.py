@@ -66,7 +66,8 @@ def run(settings: OperatorSettings, core: Settings, stop_flag: threading.Event |
     """Run the operator until ``stop_flag`` is set (or SIGINT / SIGTERM)."""
     if not settings.all_namespaces and not settings.namespaces:
         raise SystemExit("jobqueue-operator: name --namespace (repeatable) or --all-namespaces")
-    metrics = build_metrics()
+    # A pool's replica gauges outlive a few missed reconciles, not its deletion.
+    metrics = build_metrics(pool_expire_seconds=max(60.0, 5 * settings.interval_seconds))
     if settings.metrics_port:
         start_http_server(settings.metrics_port, settings.metrics_host, registry=metrics.registry)
     client = Client(core)

@@ -297,13 +297,23 @@ class Client(DeadLetterOperations):
     ) -> dict[str, int]:
         """Requeue tasks whose lease expired (or every lease of ``worker_id``, a worker known dead).
         Idempotent; returns {'requeued': n, 'dead_lettered': m}."""
+        requeued = dead = 0
+        for counts in self.recover_expired_leases_by_queue(queues, worker_id).values():
+            requeued += counts["requeued"]
+            dead += counts["dead_lettered"]
+        return {"requeued": requeued, "dead_lettered": dead}
+
+    def recover_expired_leases_by_queue(
+        self, queues: Sequence[str] | None = None, worker_id: str = ""
+    ) -> dict[str, dict[str, int]]:
+        """``recover_expired_leases`` with the counts of each queue: {queue: {'requeued', 'dead_lettered'}}.
+        One round trip for every queue."""
         names = list(queues) if queues is not None else self.known_queues()
         calls = [build_recover(self.settings, validate_queue_name(q), worker_id) for q in names]
-        requeued = dead = 0
-        for result in run_scripts(self.redis, calls):
-            requeued += int(result[0])
-            dead += int(result[1])
-        return {"requeued": requeued, "dead_lettered": dead}
+        return {
+            queue: {"requeued": int(result[0]), "dead_lettered": int(result[1])}
+            for queue, result in zip(names, run_scripts(self.redis, calls), strict=True)
+        }
 
     def list_workers(self) -> list[dict[str, Any]]:
         """Workers that heartbeated recently, with their reported state."""

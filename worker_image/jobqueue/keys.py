@@ -102,6 +102,11 @@ class QueueKeys:
         return f"{self._base}:events"
 
     @property
+    def task_metrics(self) -> str:
+        """Hash of run time and queue wait histogram counts, summed over every worker (task_metrics.py)."""
+        return f"{self._base}:metrics"
+
+    @property
     def rate(self) -> str:
         """Rate-limit state (GCRA theoretical arrival time)."""
         return f"{self._base}:rate"

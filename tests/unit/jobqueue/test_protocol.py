@@ -11,9 +11,10 @@ JOB = Job(
 
 
 def test_parse_fetch() -> None:
-    reply = [-1, 250, 1, JOB.id, 3, "add", "[1]", "{}", "high", "10.0", "8.0", "2", "1", "123", "0", "60"]
+    reply = [-1, 250, 1, JOB.id, 3, "add", "[1]", "{}", "high", "10.0", "8.0", "2", "1", "123", "0", "60", 42]
     parsed = parse_fetch("default", reply)
     assert parsed.jobs == [JOB] and parsed.next_due_ms == 250 and parsed.wait_ms == -1
+    assert parsed.queue_wait_ms == [42]
 
 
 def test_success_is_a_fenced_ack_with_the_tasks_result_ttl() -> None:

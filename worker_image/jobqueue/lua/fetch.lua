@@ -8,9 +8,11 @@ ARGV[1] max tasks    ARGV[2] worker id      ARGV[3] lease duration ms
 ARGV[4] task key prefix (task keys share the queue's hash tag, so they live on the same cluster slot;
         the ids are only known inside the script, hence the prefix rather than KEYS)
 ARGV[5] event stream max length            ARGV[6] max delayed tasks promoted per call
-Returns {wait_ms, next_due_ms, count, then per task 13 values:
+Returns {wait_ms, next_due_ms, count, then per task 14 values:
          id, token, name, args, kwargs, priority, timeout, soft_timeout, max_retries, retries,
-         enqueued_at, lost_leases, result_ttl}
+         enqueued_at, lost_leases, result_ttl, queue_wait_ms}
+queue_wait_ms: now minus when the task last became ready (the latest of enqueued_at, eta and ready_at,
+which release / recover / a workflow release set), '' if unknown.
 wait_ms: -1 when tasks were handed out or none are ready; otherwise how long flow control says to wait
 (-2 = paused, -3 = max in-flight reached). next_due_ms: milliseconds until the earliest delayed task
 is due, or -1. With ARGV[1] = 0 the call only promotes (the scheduler does that).
@@ -136,7 +138,7 @@ while count < want and not exhausted do
   else
     local key = prefix .. id
     local f = redis.call('HMGET', key, 'status', 'name', 'args', 'kwargs', 'priority', 'timeout',
-      'soft_timeout', 'max_retries', 'retries', 'enqueued_at', 'lost_leases', 'result_ttl')
+      'soft_timeout', 'max_retries', 'retries', 'enqueued_at', 'lost_leases', 'result_ttl', 'eta', 'ready_at')
     if f[1] == 'QUEUED' then
       local token = redis.call('HINCRBY', key, 'attempts', 1)
       redis.call('HSET', key, 'status', 'RUNNING', 'worker', ARGV[2], 'started_at', now)
@@ -149,6 +151,8 @@ while count < want and not exhausted do
       for i = 2, 12 do
         out[#out + 1] = f[i] or ''
       end
+      local ready_since = math.max(tonumber(f[10]) or 0, tonumber(f[13]) or 0, tonumber(f[14]) or 0)
+      out[#out + 1] = ready_since > 0 and math.max(0, now - ready_since) or ''
     elseif f[1] == false then
       -- A ready entry without a task hash can only come from outside jobqueue: count it and drop it.
       redis.call('HINCRBY', KEYS[9], 'orphan_entries', 1)

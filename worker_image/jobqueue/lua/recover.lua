@@ -48,7 +48,7 @@ for _, id in ipairs(ids) do
         jq_cancel_descendants(key, now, ARGV[4])
         dead = dead + 1
       else
-        redis.call('HSET', key, 'status', 'QUEUED')
+        redis.call('HSET', key, 'status', 'QUEUED', 'ready_at', now)
         redis.call('HDEL', key, 'worker')
         -- Front of the list: this task has already waited its turn once.
         redis.call('LPUSH', ready[f[2]] or KEYS[3], id)

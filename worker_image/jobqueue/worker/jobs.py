@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from jobqueue.keys import QueueKeys
@@ -14,7 +14,7 @@ from jobqueue.retry import RetryPolicy
 from jobqueue.scripts import ScriptCall
 from jobqueue.settings import Settings
 
-FETCH_FIELDS_PER_TASK = 13
+FETCH_FIELDS_PER_TASK = 14
 
 
 @dataclass(frozen=True)
@@ -87,6 +87,7 @@ class FetchReply:
     jobs: list[Job]
     wait_ms: int  # -1: nothing to wait for; -2: paused; -3: max in-flight; > 0: rate limited
     next_due_ms: int  # ms until the earliest delayed task, -1 if none
+    queue_wait_ms: list[int] = field(default_factory=list)  # per job: ms since it became ready, -1 unknown
 
 
 def _opt_float(value: str) -> float | None:
@@ -97,6 +98,7 @@ def parse_fetch(queue: str, reply: Sequence[Any]) -> FetchReply:
     """Decode the flat reply of fetch.lua."""
     count = int(reply[2])
     jobs = []
+    waits = []
     for i in range(count):
         f = reply[3 + i * FETCH_FIELDS_PER_TASK : 3 + (i + 1) * FETCH_FIELDS_PER_TASK]
         jobs.append(
@@ -115,7 +117,8 @@ def parse_fetch(queue: str, reply: Sequence[Any]) -> FetchReply:
                 result_ttl=int(f[12]) if f[12] else None,
             )
         )
-    return FetchReply(jobs, int(reply[0]), int(reply[1]))
+        waits.append(int(f[13]) if f[13] != "" else -1)
+    return FetchReply(jobs, int(reply[0]), int(reply[1]), waits)
 
 
 def build_fetch(settings: Settings, queue: str, max_tasks: int, worker_id: str) -> ScriptCall:

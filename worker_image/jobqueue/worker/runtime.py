@@ -26,9 +26,11 @@ from jobqueue.errors import BrokerUnavailable, JobQueueError
 from jobqueue.keys import GlobalKeys, QueueKeys, validate_queue_name
 from jobqueue.redis_io import connect, load_all_scripts, run_script, run_scripts, translate_errors
 from jobqueue.serialization import dumps
+from jobqueue.task_metrics import TaskMetrics, build_flush
 from jobqueue.worker.jobs import (
     Job,
     Outcome,
+    OutcomeKind,
     build_completion,
     build_fetch,
     build_heartbeat,
@@ -88,6 +90,8 @@ class Worker:
         self._acked_total = 0
         self._started = time.time()
         self._rng = random.Random()  # noqa: S311 - jitter only
+        # Run time and queue wait histograms, flushed with the heartbeat (never a round trip per task).
+        self.task_metrics = TaskMetrics(lambda name: name in app.registry)
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
@@ -165,7 +169,18 @@ class Worker:
             self._lock.notify_all()
             while self._book.unacked and time.monotonic() < flush_deadline:
                 self._lock.wait(timeout=0.1)
+        self._flush_task_metrics()
         self._deregister()
+
+    def _flush_task_metrics(self) -> None:
+        """Write what the last heartbeat did not carry (the tasks finished since)."""
+        pending = self.task_metrics.take()
+        try:
+            run_scripts(
+                self.redis, [build_flush(self.settings.key_prefix, q, *inc) for q, inc in pending.items()]
+            )
+        except JobQueueError as exc:
+            log.warning("could not write the last task metrics: %s", exc)
 
     def _release_prefetched(self) -> None:
         """Hand prefetched (never started) tasks back to the front of their queue at once: draining
@@ -230,6 +245,8 @@ class Worker:
             reply = parse_fetch(
                 queue, run_script(self.redis, build_fetch(self.settings, queue, free - got, self.worker_id))
             )
+            if reply.jobs:
+                self.task_metrics.observe_waits(queue, reply.queue_wait_ms)
             with self._lock:
                 start_now = self._book.lease(reply.jobs)
             for job in start_now:
@@ -286,9 +303,13 @@ class Worker:
 
     def _on_outcome(self, outcome: Outcome) -> None:
         with self._lock:
+            key = (outcome.task_id, outcome.token)
+            started, job = self._book.running.get(key), self._book.leased.get(key)
             # The slot that just freed takes the next prefetched task, with no round trip.
             next_job = self._book.finish(outcome)
             self._lock.notify_all()
+        if started is not None and job is not None and outcome.kind != OutcomeKind.REJECTED:
+            self.task_metrics.observe_run(job.queue, job.name, time.monotonic() - started)
         if next_job is not None:
             self.pool.submit(next_job)
 
@@ -350,7 +371,14 @@ class Worker:
         for job in held:
             by_queue.setdefault(job.queue, []).append(job)
         calls = [build_heartbeat(self.settings, q, self.worker_id, jobs) for q, jobs in by_queue.items()]
-        replies = run_scripts(self.redis, calls)
+        # Histogram deltas ride in the same round trip; kept for the next beat if it fails.
+        pending = self.task_metrics.take()
+        flushes = [build_flush(self.settings.key_prefix, q, *inc) for q, inc in pending.items()]
+        try:
+            replies = run_scripts(self.redis, calls + flushes)[: len(calls)]
+        except JobQueueError:
+            self.task_metrics.restore(pending)
+            raise
         with self._lock:
             # A task acked between the snapshot and the script is no longer held: not a lost lease.
             still_held = {job.id for job in self._book.held_jobs()}

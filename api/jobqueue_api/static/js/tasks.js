@@ -1,5 +1,5 @@
-// Tasks: submit a task, open one by id, and follow the tasks this browser tab submitted or opened.
-// (Search and filters over history come with the PostgreSQL record's API.)
+// Tasks: search the record (task_search.js), submit a task, open one by id, and follow the tasks this
+// browser tab submitted or opened (live from Redis, so they show before the recorder has written them).
 
 import { ApiError, api } from "./api.js";
 import {
@@ -13,6 +13,7 @@ import {
   table,
   taskLink,
 } from "./dom.js";
+import { taskSearch } from "./task_search.js";
 
 const RECENT_STORAGE = "jobqueue.recentTasks";
 const RECENT_MAX = 20;
@@ -196,19 +197,21 @@ export function mount(root, params, ctx) {
 
   const recent = h("div", { id: "recent-tasks" });
   const known = new Map(); // id -> last record seen; final ones are not fetched again
+  const search = taskSearch(query);
   replace(
     root,
     h("h1", {}, "Tasks"),
+    section("Search tasks", search.element),
     section("Submit a task", form),
     section("Find a task", lookup),
-    section(
-      "Recent tasks in this tab",
-      recent,
-      h("p", { class: "help" }, "Search and filters over task history arrive with the PostgreSQL record."),
-    ),
+    section("Recent tasks in this tab", recent),
   );
 
   async function refresh() {
+    await Promise.all([search.refresh(), refreshRecent()]);
+  }
+
+  async function refreshRecent() {
     const ids = recentIds();
     await Promise.all(
       ids
