@@ -133,6 +133,7 @@ def test_helm_install_runs_hooks_operator_workers_and_helm_test_on_the_docker_no
     values.write_text(json.dumps(chart_values(images, docker_node, settings, api_port)))
     helm = Install(helm_bin, kube_control_plane, ns, tmp_path)
     started = time.monotonic()
+    uninstalled = False
     try:
         # --wait: every Deployment's pods Ready on the docker node (readiness probes answered for real).
         helm.run("install", RELEASE, str(CHART), "-f", str(values), "--wait", "--timeout", "300s")
@@ -189,10 +190,20 @@ def test_helm_install_runs_hooks_operator_workers_and_helm_test_on_the_docker_no
         assert "succeeded with 5" in submit_log.read_text(), submit_log.read_text()
         assert not docker_node.errors, docker_node.errors
         assert not [e for e in docker_node.events if "liveness" in e], docker_node.events
+
+        # Uninstall: the pre-delete hook removes the examples while the operator still runs, so nothing
+        # is left Terminating and the pool's workers stop with the release.
+        helm.run("uninstall", RELEASE, "--wait", "--timeout", "180s")
+        uninstalled = True
+        for plural in ("workerpools", "jobqueues"):
+            assert not custom.list_namespaced_custom_object("jobqueue.dev", "v1alpha1", ns, plural)["items"]
+        wait_until(lambda: not core.list_namespaced_pod(ns).items, timeout=60, interval=0.5)
+        assert not docker_node.containers()
         print(f"installed in {installed:.0f}s, whole flow {time.monotonic() - started:.0f}s")
     except BaseException:
-        print(docker_node.log_tails())
+        print(docker_node.log_tails())  # shown with the failure
         print("node errors:", docker_node.errors, "events:", docker_node.events)
         raise
     finally:
-        helm.run("uninstall", RELEASE, "--wait", "--timeout", "120s", check=False)
+        if not uninstalled:
+            helm.run("uninstall", RELEASE, "--wait", "--timeout", "120s", check=False)
