@@ -213,17 +213,15 @@ class PodWorker:
         return image_id, user
 
     def _run_init(self, run: ContainerRun) -> None:
+        """One init container to completion: restarted after a failure unless restartPolicy is Never."""
         while not self._deleted.is_set():
-            if run.restart_at is None or time.monotonic() >= run.restart_at:
-                if not run.running and run.exit_code is None:
-                    self._start(run)
-            self._tick()
-            self._publish()
-            if run.exit_code == 0:
-                return
+            self._tick()  # notes an exit first, so an exited container is never started over unnoticed
             if run.exit_code is not None:
-                self.init_failed = True
+                self.init_failed = run.exit_code != 0
                 return
+            if run.process is None and (run.restart_at is None or time.monotonic() >= run.restart_at):
+                self._start(run)
+            self._publish()
             self._deleted.wait(TICK_SECONDS)
 
     # -- containers ---------------------------------------------------------------------------------------
