@@ -33,6 +33,10 @@ class PodConfigError(Exception):
     field, a security setting the image breaks. The node retries while the pod exists."""
 
 
+class ImageMissingError(PodConfigError):
+    """The image is not in the local engine, which the node never pulls into (ErrImageNeverPull)."""
+
+
 @dataclass(frozen=True)
 class Service:
     """The parts of a Service the node needs: where it lives and its ports (name, port, protocol)."""

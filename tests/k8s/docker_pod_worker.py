@@ -18,6 +18,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from k8s.docker_pod import (
     POD_IP,
+    ImageMissingError,
     PodConfigError,
     command_line,
     condition,
@@ -192,9 +193,8 @@ class PodWorker:
                 run.readiness = Probe(run.spec["readinessProbe"]) if "readinessProbe" in run.spec else None
                 run.liveness = Probe(run.spec["livenessProbe"]) if "livenessProbe" in run.spec else None
         except PodConfigError as exc:
-            reason = (
-                "ErrImageNeverPull" if "image" in str(exc).split(":", 1)[0] else "CreateContainerConfigError"
-            )
+            missing_image = isinstance(exc, ImageMissingError)
+            reason = "ErrImageNeverPull" if missing_image else "CreateContainerConfigError"
             for run in self.runs:
                 run.state = {"waiting": {"reason": reason, "message": str(exc)}}
             self._publish()
@@ -208,7 +208,7 @@ class PodWorker:
             capture_output=True, text=True, check=False, timeout=60,
         )  # fmt: skip
         if out.returncode != 0:
-            raise PodConfigError(f'image "{image}" is not present in the local Docker engine (no pulls here)')
+            raise ImageMissingError(f'image "{image}" is not in the local Docker engine (no pulls here)')
         image_id, _, user = out.stdout.strip().partition(" ")
         return image_id, user
 

@@ -121,3 +121,25 @@ def test_deletion_sends_sigterm_and_waits_the_grace_period(
     ).read_text()
     assert "got TERM" in log and "exited with 0" in log, log
     assert not node.containers()
+
+
+def test_a_missing_image_or_secret_keeps_the_pod_pending_with_the_reason(
+    images: dict[str, str], node: DockerNode, kube_api: k8s_client.ApiClient, kube_namespace: str
+) -> None:
+    core = k8s_client.CoreV1Api(kube_api)
+    no_image = pod(node, "no-image", "jobqueue-no-such-image:0", "true")
+    missing_ref = {"name": "X", "valueFrom": {"secretKeyRef": {"name": "absent", "key": "k"}}}
+    no_secret = pod(node, "no-secret", images["worker"], "true", main={"env": [missing_ref]})
+    for manifest in (no_image, no_secret):
+        core.create_namespaced_pod(kube_namespace, manifest)
+
+    def waiting(name: str) -> str:
+        statuses = core.read_namespaced_pod(name, kube_namespace).status.container_statuses or []
+        state = statuses[0].state.waiting if statuses else None
+        return f"{state.reason}: {state.message}" if state else ""
+
+    wait_for(node, lambda: waiting("no-image").startswith("ErrImageNeverPull"), 60)
+    wait_for(
+        node, lambda: waiting("no-secret") == 'CreateContainerConfigError: secret "absent" not found', 60
+    )
+    assert core.read_namespaced_pod("no-secret", kube_namespace).status.phase == "Pending"
