@@ -2,7 +2,8 @@
 of the locally built images on the docker node (tests/k8s/docker_node.py): the migration pre-install
 hook migrates an empty database, the operator container reconciles the chart's example JobQueue and
 WorkerPool into worker containers that process a task submitted through the API container, the recorder
-writes it to PostgreSQL, and `helm test` passes.
+writes it to PostgreSQL, `helm upgrade` runs the migration hook again as a no-op, `helm test` passes, and
+`helm uninstall` leaves nothing behind (the examples' pre-delete hook).
 
 Redis and PostgreSQL are the test servers on 127.0.0.1 (connection.existingSecret), not the in-chart
 StatefulSets: their images (redis, postgres) come from a registry, and none is reachable here.
@@ -179,6 +180,14 @@ def test_helm_install_runs_hooks_operator_workers_and_helm_test_on_the_docker_no
                 timeout=60,
                 interval=0.5,
             )
+
+        # `helm upgrade` runs the migration again as a pre-upgrade hook: on a migrated database, a no-op.
+        helm.run("upgrade", RELEASE, str(CHART), "-f", str(values), "--wait", "--timeout", "300s")
+        migrate_logs = sorted(docker_node.log_dir.glob(f"{ns}_{RELEASE}-migrate-*_migrate.log"))
+        assert len(migrate_logs) == 2, migrate_logs
+        assert any("database is up to date" in log.read_text() for log in migrate_logs), (
+            docker_node.log_tails()
+        )
 
         # `helm test`: its pod submits through the API Service name and waits for its own worker.
         # (No --logs: the pod is deleted once it succeeds, hook-succeeded; its log is the docker node's.)
