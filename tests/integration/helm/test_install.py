@@ -2,8 +2,10 @@
 nodes): the CRDs from the chart are served, every object is accepted by the API server (schema, CEL and
 admission), the operator's RBAC allows exactly what it needs, and an upgrade keeps the generated secrets.
 
-kwok nodes run no containers, so the hooks are skipped here (the migration Job and `helm test` need the
-real images); the e2e-kind workflow runs them (docs/operations.md)."""
+kwok nodes run no containers, so these tests skip the hooks or let kwok complete them (the migration Job
+and `helm test` need the real images). tests/e2e/images/test_helm_on_docker_node.py runs them for real:
+the pods on a docker node (tests/k8s/docker_node.py) as containers of the locally built images, with the
+migration hook, the operator reconciling the example WorkerPool and `helm test` (docs/operations.md)."""
 
 from __future__ import annotations
 
