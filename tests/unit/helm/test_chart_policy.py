@@ -42,6 +42,13 @@ def test_every_container_is_hardened_and_has_requests(helm_bin: Path, values: st
             assert "memory" in container["resources"]["limits"], where
 
 
+@pytest.mark.parametrize("values", VALUES_FILES)
+def test_no_pod_gets_service_link_variables(helm_bin: Path, values: str) -> None:
+    # A Service named <release>-api would inject JOBQUEUE_API_PORT=tcp://..., inside our settings prefix.
+    for where, spec in pod_specs(render(helm_bin, VALUES_FILES[values])).items():
+        assert spec["enableServiceLinks"] is False, where
+
+
 def test_only_the_operator_gets_a_kubernetes_api_token(helm_bin: Path) -> None:
     for where, spec in pod_specs(render(helm_bin, None)).items():
         assert spec.get("automountServiceAccountToken", True) is where.endswith("-operator"), where
