@@ -25,6 +25,7 @@ from jobqueue.commands import build_recover
 from jobqueue.errors import BrokerUnavailable, JobQueueError
 from jobqueue.keys import GlobalKeys, QueueKeys, validate_queue_name
 from jobqueue.redis_io import connect, load_all_scripts, run_script, run_scripts, translate_errors
+from jobqueue.retry import QUEUE_DEFAULT_RETRY
 from jobqueue.serialization import dumps
 from jobqueue.worker.jobs import (
     Job,
@@ -312,7 +313,7 @@ class Worker:
             calls = []
             for job, outcome in batch:
                 definition = self.app.registry.get(job.name)
-                policy = definition.options.retry if definition is not None else None
+                policy = (definition.options.retry or QUEUE_DEFAULT_RETRY) if definition is not None else None
                 calls.append(build_completion(self.settings, job, outcome, policy, self._rng))
             try:
                 results = run_scripts(self.redis, calls)
