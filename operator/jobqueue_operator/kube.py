@@ -80,8 +80,9 @@ class Kube:
         pods = self.core.list_namespaced_pod(namespace, label_selector=selector).items
         return [pod_view(p) for p in pods]
 
-    def annotate_pod(self, namespace: str, name: str, annotations: dict[str, str]) -> None:
-        """Merge annotations into a pod (a vanished pod is ignored: nothing left to mark)."""
+    def annotate_pod(self, namespace: str, name: str, annotations: dict[str, str | None]) -> None:
+        """Merge annotations into a pod, None removing one (a vanished pod is ignored: nothing left to
+        mark)."""
         try:
             self.core.patch_namespaced_pod(name, namespace, {"metadata": {"annotations": annotations}})
         except ApiException as exc:
