@@ -7,7 +7,7 @@ Both replicas run with the least-privilege RBAC plus the peering rules the Helm 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -33,7 +33,7 @@ def start_replica(
     kube_namespace: str,
     settings: Settings,
     tmp_path: Path,
-) -> Iterator[object]:
+) -> Iterator[Callable[[str], OperatorProcess]]:
     """Start peered operator replicas sharing one KopfPeering object in the test namespace."""
     k8s_client.CustomObjectsApi(kube_api).create_namespaced_custom_object(
         "kopf.dev", "v1", kube_namespace, "kopfpeerings",
@@ -75,16 +75,15 @@ def scale_ups(proc: OperatorProcess) -> float:
 
 
 def test_one_replica_acts_and_the_other_takes_over_after_a_sigkill(
-    start_replica: object, kube_api: k8s_client.ApiClient, kube_namespace: str
+    start_replica: Callable[[str], OperatorProcess], kube_api: k8s_client.ApiClient, kube_namespace: str
 ) -> None:
     start = start_replica
-    assert callable(start)
     apps = k8s_client.AppsV1Api(kube_api)
 
     def replicas() -> int:
         return int(apps.read_namespaced_deployment("ha", kube_namespace).spec.replicas or 0)
 
-    leader: OperatorProcess = start("a")
+    leader = start("a")
     create_cr(
         kube_api,
         kube_namespace,
@@ -108,7 +107,7 @@ def test_one_replica_acts_and_the_other_takes_over_after_a_sigkill(
         )
         return len(body.get("status") or {})
 
-    standby: OperatorProcess = start("b")
+    standby = start("b")
     # kopf starts a peered replica paused (mandatory peering) and keeps it paused while it sees a live
     # peer of higher priority: b is younger, so a keeps acting alone.
     wait_until(lambda: peers() == 2, 30, "both replicas' keep-alives in the peering object")
@@ -127,13 +126,10 @@ def test_one_replica_acts_and_the_other_takes_over_after_a_sigkill(
     took_over = time.monotonic() - killed_at
     print(f"\nstandby took over and scaled {took_over:.1f}s after the leader's SIGKILL, lifetime {LIFETIME}s")
     # The metric is counted just after the PATCH returns: poll it rather than race the operator thread.
-    try:
-        wait_until(lambda: scale_ups(standby) == 1, 10, "the standby to count its scale-up")
-    except Exception:
-        deployment = apps.read_namespaced_deployment("ha", kube_namespace)
-        fields = [(f.manager, f.operation, str(f.time)) for f in deployment.metadata.managed_fields or []]
-        lines = [x for x in standby.metrics().splitlines() if "scale" in x or "reconcile_seconds_count" in x]
-        raise AssertionError(f"{fields}\n" + "\n".join(lines)) from None
+    # Exactly one scale: a spec-change handler resuming beside the timer must not undo it (it once did).
+    wait_until(lambda: scale_ups(standby) == 1, 10, "the standby to count its scale-up")
+    time.sleep(2)
+    assert scale_ups(standby) == 1
     assert reconciles(standby) > 0
     # Bounded by the lifetime of the dead leader's last keep-alive, plus kopf's re-listing and one
     # reconcile interval; the margin is for the shared 2-core machine.
