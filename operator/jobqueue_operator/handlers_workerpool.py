@@ -12,7 +12,11 @@ import kopf
 import pydantic
 
 from jobqueue_operator.context import GROUP, VERSION, OperatorContext, namespace_of, reconciling
-from jobqueue_operator.decisions import deletion_cost_annotations, orphaned_workers
+from jobqueue_operator.decisions import (
+    POD_DELETION_COST_ANNOTATION,
+    deletion_cost_annotations,
+    orphaned_workers,
+)
 from jobqueue_operator.manifests import Owner, selector_string, worker_deployment
 from jobqueue_operator.metrics import PoolReplicas
 from jobqueue_operator.pool_plan import DRAIN_ANNOTATION, Heartbeat, PoolPlan, initial_replicas, plan_pool
@@ -74,8 +78,15 @@ def apply_plan(ctx: OperatorContext, owner: Owner, spec: WorkerPoolSpec, plan: P
     costs = deletion_cost_annotations(plan.request_drain)
     for pod in plan.request_drain:
         ctx.kube.annotate_pod(ns, pod, {**costs[pod], DRAIN_ANNOTATION: str(int(time.time()))})
-        ctx.client.request_drain(pod)
+        # exit=False: the worker idles until its pod is deleted; exiting would only get it restarted.
+        ctx.client.request_drain(pod, exit=False)
         kopf.info(body, reason="DrainRequested", message=f"worker {pod} asked to drain before scale-down")
+    for pod in plan.call_off_drain:
+        # Redis first: should the annotation patch then fail, the pod still reads as draining and the
+        # next reconcile calls the drain off again (both steps are idempotent).
+        ctx.client.cancel_drain(pod)
+        ctx.kube.annotate_pod(ns, pod, dict.fromkeys((POD_DELETION_COST_ANNOTATION, DRAIN_ANNOTATION)))
+        kopf.info(body, reason="DrainCalledOff", message=f"worker {pod} fetches again: scale-down not needed")
     if plan.scaled:
         ctx.kube.scale_deployment(ns, name, plan.replicas)
         direction = "up" if plan.replicas > plan.current else "down"

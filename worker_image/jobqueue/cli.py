@@ -213,7 +213,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--queue", default="default")
     e.add_argument("--priority", default="medium")
     e.add_argument("--countdown", type=float, default=None)
-    e.add_argument("--max-retries", type=int, default=0)
+    e.add_argument(
+        "--max-retries", type=int, default=None, help="retries after a failure (default: the queue's default)"
+    )
     e.add_argument("--timeout", type=float, default=None)
     e.add_argument("--wait", type=float, default=None, help="wait up to N seconds and print the result")
     e.add_argument("--unique", action="store_true", help="deduplicate on name + args (docs/deduplication.md)")

@@ -331,11 +331,29 @@ class Client(DeadLetterOperations):
             workers.append({**info, "id": worker_id, "heartbeat_age": max(0.0, (now_ms - beat_ms) / 1000)})
         return workers
 
-    def request_drain(self, worker_id: str) -> None:
-        """Ask a worker to stop fetching, finish what it runs and exit (used before scaling down)."""
+    def request_drain(self, worker_id: str, *, exit: bool = True) -> None:
+        """Ask a worker to stop fetching and finish what it runs (used before scaling down).
+
+        ``exit=True``: it then deregisters and exits 0 (the local supervisor's processes). ``exit=False``
+        (the operator's pods): it stays up, idle, reporting DRAINING, until its pod is deleted (SIGTERM)
+        or :meth:`cancel_drain` lets it fetch again; a worker that exits inside a Deployment's pod would
+        only be restarted by the kubelet.
+        """
         with translate_errors():
-            self.redis.hset(self.global_keys.worker_control(worker_id), "drain", "1")
-            self.redis.expire(self.global_keys.worker_control(worker_id), 3600)
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.hset(self.global_keys.worker_control(worker_id), "drain", "1" if exit else HOLD)
+            pipe.expire(self.global_keys.worker_control(worker_id), 3600)
+            pipe.execute()
+
+    def cancel_drain(self, worker_id: str) -> None:
+        """Call off a drain requested with ``exit=False``: the worker fetches again at its next heartbeat
+        (a worker already exiting is not brought back)."""
+        with translate_errors():
+            self.redis.hdel(self.global_keys.worker_control(worker_id), "drain")
+
+
+# The control hash's drain value for "stop fetching, finish, stay up" (see Client.request_drain).
+HOLD = "hold"
 
 
 def task_queue(task_id: str) -> str:

@@ -35,7 +35,7 @@ class EnqueueRequest:
     priority: Priority
     countdown: float | None = None
     eta: dt.datetime | None = None
-    max_retries: int = 0
+    max_retries: int | None = None  # None: the queue's default at failure time
     timeout: float | None = None
     soft_timeout: float | None = None
     result_ttl: int | None = None
@@ -73,7 +73,7 @@ class EnqueueOptions(TypedDict, total=False):
     priority: Priority | str
     countdown: float | None
     eta: dt.datetime | None
-    max_retries: int
+    max_retries: int | None
     timeout: float | None
     soft_timeout: float | None
     result_ttl: int | None
@@ -93,7 +93,7 @@ def make_request(
     priority: Priority | str = Priority.MEDIUM,
     countdown: float | None = None,
     eta: dt.datetime | None = None,
-    max_retries: int = 0,
+    max_retries: int | None = None,
     timeout: float | None = None,
     soft_timeout: float | None = None,
     result_ttl: int | None = None,
@@ -127,7 +127,9 @@ def make_request(
         raise ValidationError("countdown", "must be a finite number of seconds >= 0")
     if eta is not None and not isinstance(eta, dt.datetime):
         raise ValidationError("eta", "must be a datetime")
-    if not isinstance(max_retries, int) or isinstance(max_retries, bool) or not 0 <= max_retries <= 1000:
+    if max_retries is not None and (
+        not isinstance(max_retries, int) or isinstance(max_retries, bool) or not 0 <= max_retries <= 1000
+    ):
         raise ValidationError("max_retries", "must be an integer between 0 and 1000")
     if timeout is not None and (not _is_number(timeout) or timeout <= 0):
         raise ValidationError("timeout", "must be a number of seconds > 0")
@@ -222,7 +224,8 @@ def build_enqueue(settings: Settings, request: EnqueueRequest) -> tuple[str, Scr
         "kwargs",
         kwargs_json,
         "max_retries",
-        request.max_retries,
+        # Empty: the task follows its queue's retry default, resolved by fail.lua when it fails.
+        "" if request.max_retries is None else request.max_retries,
         "result_ttl",
         request.result_ttl or settings.result_ttl_seconds,
     ]
@@ -345,7 +348,7 @@ def parse_task(task_id: str, values: Sequence[bytes | str | None]) -> TaskRecord
         args=_json_or_raw(f["args"]) or [],
         kwargs=_json_or_raw(f["kwargs"]) or {},
         attempts=int(f["attempts"] or 0),
-        max_retries=int(f["max_retries"] or 0),
+        max_retries=int(f["max_retries"]) if f["max_retries"] else None,
         retries=int(f["retries"] or 0),
         lost_leases=int(f["lost_leases"] or 0),
         result=_json_or_raw(f["result"]),
@@ -392,7 +395,7 @@ def build_recover(settings: Settings, queue: str, worker_id: str = "", limit: in
     keys = QueueKeys(settings.key_prefix, queue)
     return ScriptCall(
         "recover",
-        (keys.leases, *keys.ready_all, keys.dead, keys.events, keys.stats, keys.wake),
+        (keys.leases, *keys.ready_all, keys.dead, keys.events, keys.stats, keys.wake, keys.config),
         (
             keys.task_prefix,
             limit,

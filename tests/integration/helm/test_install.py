@@ -71,6 +71,7 @@ def can(
     resource: str,
     group: str = "",
     subresource: str = "",
+    name: str = "",
 ) -> bool:
     review = k8s_client.V1SubjectAccessReview(
         spec=k8s_client.V1SubjectAccessReviewSpec(
@@ -81,6 +82,7 @@ def can(
                 group=group,
                 resource=resource,
                 subresource=subresource,
+                name=name or None,
             ),
         )
     )
@@ -100,6 +102,10 @@ def test_install_creates_every_component(release: Release, kube_api: k8s_client.
     extensions = k8s_client.ApiextensionsV1Api(kube_api)
     crds = {c.metadata.name for c in extensions.list_custom_resource_definition().items}
     assert {"jobqueues.jobqueue.dev", "workerpools.jobqueue.dev", "recurringtasks.jobqueue.dev"} <= crds
+    # Operator replicas run peered: kopf's CRDs (crds/peering/) and the release's peering object
+    # (cluster-scoped: the all-on values watch every namespace).
+    assert {"kopfpeerings.kopf.dev", "clusterkopfpeerings.kopf.dev"} <= crds
+    custom.get_cluster_custom_object("kopf.dev", "v1", "clusterkopfpeerings", f"{prefix}-operator")
 
 
 def test_notes_warn_about_the_quick_start_stores_and_say_what_to_run(release: Release) -> None:
@@ -120,6 +126,10 @@ def test_operator_may_do_what_it_needs_and_nothing_more(
     assert not can(auth, release, "list", "secrets")
     assert not can(auth, release, "create", "pods")
     assert not can(auth, release, "delete", "workerpools", "jobqueue.dev")
+    peering = f"{release.name}-jobqueue-operator"
+    assert can(auth, release, "patch", "clusterkopfpeerings", "kopf.dev", name=peering)
+    assert can(auth, release, "watch", "clusterkopfpeerings", "kopf.dev")
+    assert not can(auth, release, "patch", "clusterkopfpeerings", "kopf.dev", name="another-operator")
 
 
 def test_upgrade_keeps_the_generated_api_key(release: Release, kube_api: k8s_client.ApiClient) -> None:

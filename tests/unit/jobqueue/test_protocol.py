@@ -3,6 +3,7 @@
 import random
 
 from jobqueue import RetryPolicy, Settings
+from jobqueue.retry import QUEUE_DEFAULT_RETRY
 from jobqueue.worker.jobs import Job, Outcome, OutcomeKind, build_completion, parse_fetch, parse_heartbeat
 
 JOB = Job(
@@ -48,3 +49,18 @@ def test_timeouts_and_cancels_have_their_final_status() -> None:
 def test_parse_heartbeat() -> None:
     assert parse_heartbeat(["a", "", "b", "force"]) == (["a"], {"b": "force"})
     assert parse_heartbeat([""]) == ([], {})
+
+
+def test_a_task_without_its_own_backoff_leaves_the_delay_to_the_fail_script() -> None:
+    outcome = Outcome(JOB.id, 3, OutcomeKind.ERROR, error="OSError: x", retryable=True)
+    rng = random.Random(3)
+    draw = random.Random(3).random()
+    call = build_completion(Settings(), JOB, outcome, QUEUE_DEFAULT_RETRY, rng)
+    # '' = compute from the queue's defaults inside fail.lua; the jitter draw travels in ARGV[12].
+    assert call.args[4:6] == ("1", "")
+    assert call.args[11] == draw
+
+
+def test_an_unknown_task_is_not_retried_even_under_queue_defaults() -> None:
+    outcome = Outcome(JOB.id, 3, OutcomeKind.ERROR, error="x", retryable=True)
+    assert build_completion(Settings(), JOB, outcome, None).args[4:6] == ("0", 0)

@@ -8,10 +8,13 @@ import kopf
 import pytest
 
 from jobqueue.errors import BrokerUnavailable, ValidationError
+from jobqueue.flow import make_retry_defaults
 from jobqueue_operator.conditions import Condition, merge_conditions
 from jobqueue_operator.context import OperatorContext, reconciling
 from jobqueue_operator.metrics import PoolReplicas, PoolReplicasCollector, build_metrics
+from jobqueue_operator.queue_status import retry_defaults_of
 from jobqueue_operator.settings import OperatorSettings
+from jobqueue_operator.spec import JobQueueSpec
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 T1 = T0 + dt.timedelta(minutes=5)
@@ -96,3 +99,24 @@ def test_pool_replica_gauges_expire_and_have_bounds_only_under_autoscaling() -> 
     pools.set("ns", "manual", PoolReplicas(desired=1, current=1, ready=1, min=None, max=None))
     now[0] = 61.0  # "auto" not reconciled for over a minute: deleted, or another replica's now
     assert {s.labels["pool"] for f in pools.collect() for s in f.samples} == {"manual"}
+
+
+@pytest.mark.parametrize(
+    ("strategy", "core"), [("Exponential", "exponential"), ("Linear", "linear"), ("Fixed", "constant")]
+)
+def test_spec_retries_map_to_the_core_s_retry_defaults(strategy: str, core: str) -> None:
+    spec = JobQueueSpec.model_validate(
+        {"retries": {"maxRetries": 7, "backoff": {"strategy": strategy, "initialSeconds": 2, "maxSeconds": 90,
+                                                  "jitter": False}}}
+    )  # fmt: skip
+    assert retry_defaults_of(spec) == {
+        "max_retries": 7, "backoff": core, "base_seconds": 2.0, "max_seconds": 90.0, "jitter": False
+    }  # fmt: skip
+    # Every strategy the CRD allows is one the core knows (make_retry_defaults would raise otherwise).
+    make_retry_defaults(**retry_defaults_of(spec))
+
+
+def test_the_crd_defaults_give_three_exponential_retries() -> None:
+    assert retry_defaults_of(JobQueueSpec()) == {
+        "max_retries": 3, "backoff": "exponential", "base_seconds": 1.0, "max_seconds": 300.0, "jitter": True
+    }  # fmt: skip

@@ -10,7 +10,7 @@ from typing import Any
 
 from jobqueue.keys import QueueKeys
 from jobqueue.models import DeadLetterReason, Priority, TaskStatus
-from jobqueue.retry import RetryPolicy
+from jobqueue.retry import QueueDefaultRetry, RetryPolicy
 from jobqueue.scripts import ScriptCall
 from jobqueue.settings import Settings
 
@@ -142,12 +142,14 @@ def build_completion(
     settings: Settings,
     job: Job,
     outcome: Outcome,
-    retry: RetryPolicy | None,
+    retry: RetryPolicy | QueueDefaultRetry | None,
     rng: random.Random | None = None,
 ) -> ScriptCall:
     """The one fenced script call that records an attempt's outcome.
 
-    ``retry`` is the task's policy (None when the worker does not know the task: then no retry).
+    ``retry`` is the task's own policy, QUEUE_DEFAULT_RETRY when it has none (fail.lua then computes the
+    backoff from the queue's defaults, with a jitter draw made here), or None when the worker does not
+    know the task (then no retry).
     """
     k = QueueKeys(settings.key_prefix, job.queue)
     if outcome.kind == OutcomeKind.SUCCESS:
@@ -168,7 +170,11 @@ def build_completion(
         OutcomeKind.CANCELLED: TaskStatus.CANCELLED,
     }.get(outcome.kind, TaskStatus.FAILED)
     may_retry = outcome.retryable and retry is not None and outcome.kind != OutcomeKind.REJECTED
-    backoff_ms = int(retry.delay(job.retries + 1, rng) * 1000) if may_retry and retry is not None else 0
+    backoff_ms: int | str = 0
+    if may_retry and isinstance(retry, RetryPolicy):
+        backoff_ms = int(retry.delay(job.retries + 1, rng) * 1000)
+    elif may_retry:
+        backoff_ms = ""  # the queue's default, computed inside the script
     reason = outcome.reject_reason or DeadLetterReason.NOT_RETRYABLE.value
     return ScriptCall(
         "fail",
@@ -185,6 +191,7 @@ def build_completion(
             settings.events_max_length,
             k.done_channel(job.id),
             settings.retry_history_max,
+            (rng or random).random(),
         ),
     )
 

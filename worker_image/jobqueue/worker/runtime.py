@@ -21,10 +21,12 @@ from collections.abc import Sequence
 from types import FrameType
 
 from jobqueue.app import App
+from jobqueue.client import HOLD
 from jobqueue.commands import build_recover
 from jobqueue.errors import BrokerUnavailable, JobQueueError
 from jobqueue.keys import GlobalKeys, QueueKeys, validate_queue_name
 from jobqueue.redis_io import connect, load_all_scripts, run_script, run_scripts, translate_errors
+from jobqueue.retry import QUEUE_DEFAULT_RETRY
 from jobqueue.serialization import dumps
 from jobqueue.task_metrics import TaskMetrics, build_flush
 from jobqueue.worker.jobs import (
@@ -83,6 +85,9 @@ class Worker:
         self.global_keys = GlobalKeys(self.settings.key_prefix)
         self._keys = {q: QueueKeys(self.settings.key_prefix, q) for q in self.queues}
         self._stop = threading.Event()
+        # Set while the operator holds this worker drained (Client.request_drain(exit=False)): no fetching,
+        # but alive until its pod is deleted or the drain is called off.
+        self._held = threading.Event()
         self._owns_signals = False  # set by install_signal_handlers
         self._lock = threading.Condition()
         self.prefetch = pool.concurrency if prefetch is None else max(0, prefetch)
@@ -218,7 +223,7 @@ class Worker:
         backoff = 0.05
         while not self._stop.is_set():
             with self._lock:
-                while not self._book.should_fetch() and not self._stop.is_set():
+                while (self._held.is_set() or not self._book.should_fetch()) and not self._stop.is_set():
                     self._lock.wait(timeout=1.0)
                 free = self._book.free_slots()
             if self._stop.is_set():
@@ -333,7 +338,7 @@ class Worker:
             calls = []
             for job, outcome in batch:
                 definition = self.app.registry.get(job.name)
-                policy = definition.options.retry if definition is not None else None
+                policy = (definition.options.retry or QUEUE_DEFAULT_RETRY) if definition is not None else None
                 calls.append(build_completion(self.settings, job, outcome, policy, self._rng))
             try:
                 results = run_scripts(self.redis, calls)
@@ -393,7 +398,9 @@ class Worker:
                 self._cancel(task_id, force=mode == "force")
         now_ms = int(time.time() * 1000)
         info = {
-            "status": "DRAINING" if self._stop.is_set() else ("ACTIVE" if held else "IDLE"),
+            "status": "DRAINING"
+            if self._stop.is_set() or self._held.is_set()
+            else ("ACTIVE" if held else "IDLE"),
             "host": socket.gethostname(),
             "pid": os.getpid(),
             "queues": ",".join(self.queues),
@@ -411,9 +418,27 @@ class Worker:
             pipe.zadd(self.global_keys.workers, {self.worker_id: now_ms})
             pipe.hget(self.global_keys.worker_control(self.worker_id), "drain")
             *_, drain = pipe.execute()
-        if drain and not self._stop.is_set():
+        self._apply_drain(drain)
+
+    def _apply_drain(self, drain: str | None) -> None:
+        """Act on the control hash's drain value: exit, hold (stop fetching, stay up), or resume."""
+        if self._stop.is_set():
+            return
+        if drain == HOLD:
+            if not self._held.is_set():
+                log.info(
+                    "drain requested for worker %s: holding (no fetching) until its pod goes", self.worker_id
+                )
+                self._held.set()
+                self._release_prefetched()
+        elif drain:
             log.info("drain requested for worker %s", self.worker_id)
             self.stop()
+        elif self._held.is_set():
+            log.info("drain called off for worker %s: fetching again", self.worker_id)
+            self._held.clear()
+            with self._lock:
+                self._lock.notify_all()
 
     def _heartbeat_loop(self) -> None:
         interval = self.settings.effective_heartbeat_seconds

@@ -76,6 +76,7 @@ function buildSubmitForm(defaults) {
       min: "0",
       step: "1",
       inputmode: "numeric",
+      placeholder: "queue default",
     }),
     timeout: h("input", {
       id: "task-timeout",
@@ -92,7 +93,7 @@ function buildSubmitForm(defaults) {
   inputs.args.value = "[]";
   inputs.kwargs.value = "{}";
   inputs.queue.value = defaults.queue || "default";
-  inputs.max_retries.value = "0";
+  inputs.max_retries.value = ""; // empty: the queue's retry default applies when the task fails
   const message = h("p", { class: "message", role: "alert", hidden: true, id: "submit-message" });
   const form = h(
     "form",
@@ -138,7 +139,7 @@ function readTask(inputs) {
     kwargs: parseJson(inputs.kwargs.value, "object", "kwargs"),
     queue: inputs.queue.value.trim() || "default",
     priority: inputs.priority.value,
-    max_retries: Number(inputs.max_retries.value || 0),
+    max_retries: inputs.max_retries.value === "" ? null : Number(inputs.max_retries.value),
   };
   if (!task.name) throw new ApiError(0, "invalid", "a task name is required", "name");
   if (inputs.countdown.value !== "") task.countdown = Number(inputs.countdown.value);
