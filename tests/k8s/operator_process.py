@@ -75,6 +75,17 @@ class OperatorProcess:
                 return float(value)
         return 0.0
 
+    def metric_total(self, name: str, **labels: str) -> float:
+        """The sum of every sample of ``name`` carrying ``labels`` (whatever its other labels)."""
+        total = 0.0
+        for line in self.metrics().splitlines():
+            sample, _, value = line.rpartition(" ")
+            if (sample.startswith(name + "{") or sample == name) and all(
+                f'{key}="{val}"' in sample for key, val in labels.items()
+            ):
+                total += float(value)
+        return total
+
     def kill(self) -> None:
         """SIGKILL the operator: no goodbye to its peers, as when its node dies."""
         os.killpg(self.process.pid, signal.SIGKILL)
