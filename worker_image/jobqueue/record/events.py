@@ -76,6 +76,42 @@ def parse_entry(
     return StreamEvent(stream, entry_id, queue, fields["id"], fields["event"], ts_ms, dict(fields))
 
 
+@dataclass(frozen=True)
+class ScheduleRunEvent:
+    """One entry of the schedule event stream: what happened to one fire time of a schedule (written by
+    lua/schedule_claim.lua for missed groups and lua/schedule_outcome.lua for claimed fires)."""
+
+    schedule: str
+    fire_ms: int
+    status: str  # fired, skipped, missed, failed
+    ts_ms: int
+    task_id: str | None = None
+    replaced_task_id: str | None = None
+    missed: int | None = None
+    detail: str | None = None
+
+
+def parse_schedule_entry(
+    stream: str, entry_id: str, fields: Mapping[str, str] | None
+) -> ScheduleRunEvent | None:
+    """A ScheduleRunEvent, or None for a malformed entry (logged and skipped, as task events are)."""
+    f = fields or {}
+    try:
+        return ScheduleRunEvent(
+            schedule=f["schedule"],
+            fire_ms=int(f["fire"]),
+            status=f["status"],
+            ts_ms=int(f["ts"]),
+            task_id=f.get("task_id") or None,
+            replaced_task_id=f.get("replaced") or None,
+            missed=int(f["missed"]) if f.get("missed") else None,
+            detail=f.get("detail") or None,
+        )
+    except (KeyError, ValueError):
+        log.warning("skipping malformed schedule event %s in %s: %r", entry_id, stream, fields)
+        return None
+
+
 def event_data(event: StreamEvent) -> str:
     """The JSON ``data`` column: every field that has no column of its own and is not a task payload."""
     skip = _COLUMN_FIELDS | _TASK_ONLY_FIELDS

@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 
 from jobqueue.record.db import load_sql, translate_errors
-from jobqueue.record.events import StreamEvent, event_data, fold
+from jobqueue.record.events import ScheduleRunEvent, StreamEvent, event_data, fold
 
 _TASK_COLUMNS = (
     "id", "queue", "name", "priority", "args", "kwargs", "parents", "max_retries", "timeout",
@@ -54,20 +54,47 @@ def _event_params(events: Sequence[StreamEvent]) -> dict[str, list[Any]]:
     }
 
 
-def write_batch(conn: psycopg.Connection[Any], events: Sequence[StreamEvent]) -> BatchResult:
-    """Record ``events`` and fold the new ones into tasks and dead letters; commits before returning.
+def write_batch(
+    conn: psycopg.Connection[Any],
+    events: Sequence[StreamEvent],
+    schedule_runs: Sequence[ScheduleRunEvent] = (),
+) -> BatchResult:
+    """Record ``events`` and fold the new ones into tasks and dead letters, and record ``schedule_runs``;
+    one transaction, committed before returning.
 
     Safe to call again with the same events (after a crash before XACK, or from another recorder): events
-    already in ``task_events`` are skipped, and only events inserted now change any other table.
+    already in ``task_events`` are skipped, and only events inserted now change any other table; a
+    schedule run already recorded for its (schedule, fire time) is skipped too.
     """
-    if not events:
+    if not events and not schedule_runs:
         return BatchResult(0, 0)
+    inserted_runs = 0
     with translate_errors(), conn.transaction():
-        rows = conn.execute(load_sql("insert_events"), _event_params(events)).fetchall()
-        inserted = {(str(s), int(ms), int(seq)) for s, ms, seq in rows}
-        new = [e for e in events if (e.stream, *e.position) in inserted]
-        _apply(conn, new)
-    return BatchResult(len(new), len(events) - len(new))
+        new: list[StreamEvent] = []
+        if events:
+            rows = conn.execute(load_sql("insert_events"), _event_params(events)).fetchall()
+            inserted = {(str(s), int(ms), int(seq)) for s, ms, seq in rows}
+            new = [e for e in events if (e.stream, *e.position) in inserted]
+            _apply(conn, new)
+        if schedule_runs:
+            inserted_runs = len(
+                conn.execute(load_sql("insert_schedule_runs"), _run_params(schedule_runs)).fetchall()
+            )
+    total = len(events) + len(schedule_runs)
+    return BatchResult(len(new) + inserted_runs, total - len(new) - inserted_runs)
+
+
+def _run_params(runs: Sequence[ScheduleRunEvent]) -> dict[str, list[Any]]:
+    return {
+        "schedule": [r.schedule for r in runs],
+        "fire_ms": [r.fire_ms for r in runs],
+        "task_id": [r.task_id for r in runs],
+        "status": [r.status for r in runs],
+        "detail": [_clean(r.detail) for r in runs],
+        "missed": [r.missed for r in runs],
+        "replaced_task_id": [r.replaced_task_id for r in runs],
+        "ts_ms": [r.ts_ms for r in runs],
+    }
 
 
 def _apply(conn: psycopg.Connection[Any], new: Sequence[StreamEvent]) -> None:
