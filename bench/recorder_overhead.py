@@ -1,0 +1,301 @@
+"""What the recorder costs the hot path: enqueue and processing throughput without and with a
+``jobqueue recorder`` process running, on one Redis and one PostgreSQL, in one run.
+
+Starts its own Redis and PostgreSQL (embedded, free 127.0.0.1 ports, PostgreSQL with fsync on) and runs
+rounds that alternate without / with the recorder (the machine may be shared: a single pair measures the
+neighbours as much as the recorder, so medians of several alternating rounds are compared, with their
+spread). Each round reuses the main benchmark's runner (``bench.runner``): a batch enqueue of ``--tasks``
+no-op tasks, then a real ``jobqueue worker`` (the tuned setting) processing them all.
+
+In a round with the recorder it also measures how far the recorder fell behind (events not yet recorded,
+and the age of the oldest one), how long it took to catch up once the workload stopped, and then checks
+the record: the set of stream entry ids equals the set recorded in ``task_events`` (every event recorded,
+none twice) and every task is in ``tasks`` as SUCCESS. A recorder that only falls behind is not free:
+that is why lag and catch-up are part of the result.
+
+    python -m bench.recorder_overhead [--tasks 20000] [--rounds 3] [--niceness 0] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import redis
+
+from bench.adapters import ADAPTERS
+from bench.runner import REPO_ROOT, Runner
+from jobqueue.embedded.postgres_server import PostgresServer
+from jobqueue.embedded.redis_server import RedisServer
+from jobqueue.keys import QueueKeys
+from jobqueue.record.migrate import migrate
+from jobqueue.record.settings import RecordSettings
+
+QUEUE = "bench"  # bench.tasks.jobqueue_tasks.QUEUE
+PREFIX = "jq"  # the benchmark app runs with the default key prefix
+CATCH_UP_TIMEOUT = 300.0
+
+
+@dataclass
+class Round:
+    """One round: throughput figures, and for a round with the recorder what it cost and how it kept up."""
+
+    recorder: bool
+    enqueue_per_second: float
+    process_per_second: float | None
+    events: int = 0
+    max_backlog_events: int = 0  # read from Redis but not yet committed, or not read yet
+    max_behind_seconds: float = 0.0  # age of the oldest event not yet recorded
+    backlog_at_end: int = 0  # when the last task had run
+    catch_up_seconds: float = 0.0  # from then until everything was recorded
+    recorder_cpu_seconds: float = 0.0
+    recorded_once: bool | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+def _group(conn: redis.Redis, stream: str, group: str) -> dict[str, Any] | None:
+    try:
+        groups = conn.xinfo_groups(stream)
+    except redis.ResponseError:
+        return None  # no stream yet
+    return next((g for g in groups if g["name"] == group), None)
+
+
+def _entry_key(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def _entry_ms(entry_id: str) -> int:
+    return _entry_key(entry_id)[0]
+
+
+def backlog(conn: redis.Redis, stream: str, group: str) -> tuple[int, float]:
+    """(events not yet recorded, age in seconds of the oldest of them) for one consumer group
+    (``conn`` decodes responses)."""
+    info = _group(conn, stream, group)
+    length = int(conn.xlen(stream))
+    if info is None:
+        return length, 0.0
+    waiting = int(info.get("lag") or 0) + int(info["pending"])
+    if waiting == 0:
+        return 0, 0.0
+    if int(info["pending"]):
+        oldest = _entry_ms(conn.xpending(stream, group)["min"])
+    else:
+        first_unread = conn.xrange(stream, f"({info['last-delivered-id']}", "+", count=1)
+        oldest = _entry_ms(first_unread[0][0]) if first_unread else 0
+    seconds, micros = conn.time()
+    return waiting, max(0.0, seconds + micros / 1e6 - oldest / 1000) if oldest else 0.0
+
+
+class LagProbe:
+    """Samples the recorder's backlog every 50 ms in a thread; keeps the worst seen."""
+
+    def __init__(self, url: str, stream: str, group: str) -> None:
+        self.conn = redis.Redis.from_url(url, decode_responses=True)
+        self.stream, self.group = stream, group
+        self.max_events, self.max_seconds = 0, 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> LagProbe:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.conn.close()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.05):
+            events, seconds = backlog(self.conn, self.stream, self.group)
+            self.max_events = max(self.max_events, events)
+            self.max_seconds = max(self.max_seconds, seconds)
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU of a live process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def start_recorder(redis_url: str, database_url: str, niceness: int, log: Path) -> subprocess.Popen[bytes]:
+    """A real ``jobqueue recorder`` process with its default settings (but the niceness)."""
+    env = {
+        **os.environ,
+        "JOBQUEUE_REDIS_URL": redis_url,
+        "JOBQUEUE_KEY_PREFIX": PREFIX,
+        "JOBQUEUE_DATABASE_URL": database_url,
+        "JOBQUEUE_RECORD_NICENESS": str(niceness),
+        # Find the bench queue at once rather than within the default 5 s.
+        "JOBQUEUE_RECORD_DISCOVER_INTERVAL_SECONDS": "0.2",
+    }
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "jobqueue", "--log-level", "WARNING", "recorder"],
+            cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+
+
+def verify_record(conn: redis.Redis, database_url: str, stream: str, tasks: int) -> dict[str, Any]:
+    """Every stream entry recorded exactly once, and every task recorded as succeeded."""
+    in_stream = {_entry_key(entry_id) for entry_id, _ in conn.xrange(stream)}
+    with psycopg.connect(database_url) as pg:
+        rows = pg.execute(
+            "SELECT entry_ms, entry_seq FROM task_events WHERE stream = %s", (stream,)
+        ).fetchall()
+        [succeeded] = pg.execute("SELECT count(*) FROM tasks WHERE status = 'SUCCESS'").fetchone() or [0]
+    recorded = {(int(ms), int(seq)) for ms, seq in rows}
+    return {
+        "stream_entries": len(in_stream),
+        "recorded_rows": len(rows),
+        "missing": len(in_stream - recorded),
+        "extra": len(recorded - in_stream),
+        "tasks_succeeded": int(succeeded),
+        "ok": in_stream == recorded and len(rows) == len(recorded) and succeeded == tasks,
+    }
+
+
+def reset_record(database_url: str) -> None:
+    """Empty the record between rounds, so each round is verified on its own."""
+    with psycopg.connect(database_url) as pg:
+        pg.execute("TRUNCATE task_events, tasks, dead_letters, workers, schedule_runs")
+
+
+def run_round(
+    runner: Runner, rep: int, with_recorder: bool, database_url: str, niceness: int, out: Path
+) -> Round:
+    """Flush, (start a recorder,) enqueue, process, (wait for the recorder to catch up, verify)."""
+    adapter = ADAPTERS["jobqueue"]
+    runner.flush()
+    reset_record(database_url)
+    stream = QueueKeys(PREFIX, QUEUE).events
+    group = RecordSettings().group
+    if not with_recorder:
+        enqueue = runner.enqueue(adapter, rep, "batch")
+        process = runner.process(adapter, rep, "tuned")
+        return Round(False, enqueue.value or 0.0, process.value, detail={"process_ok": process.ok})
+    conn = redis.Redis.from_url(runner.redis_url, decode_responses=True)
+    recorder = start_recorder(runner.redis_url, database_url, niceness, out / f"recorder-r{rep}.log")
+    try:
+        time.sleep(1.0)  # start-up (imports, pool) is not what is measured
+        cpu_at_start = process_cpu_seconds(recorder.pid)
+        with LagProbe(runner.redis_url, stream, group) as probe:
+            enqueue = runner.enqueue(adapter, rep, "batch")
+            process = runner.process(adapter, rep, "tuned")
+            at_end, _ = backlog(conn, stream, group)
+            started = time.perf_counter()
+            while backlog(conn, stream, group)[0] and time.perf_counter() - started < CATCH_UP_TIMEOUT:
+                time.sleep(0.02)
+            catch_up = time.perf_counter() - started
+        cpu = process_cpu_seconds(recorder.pid) - cpu_at_start
+    finally:
+        recorder.terminate()
+        recorder.wait(30)
+    check = verify_record(conn, database_url, stream, runner.tasks)
+    conn.close()
+    return Round(
+        True, enqueue.value or 0.0, process.value, events=check["stream_entries"],
+        max_backlog_events=probe.max_events, max_behind_seconds=round(probe.max_seconds, 3),
+        backlog_at_end=at_end, catch_up_seconds=round(catch_up, 3), recorder_cpu_seconds=round(cpu, 2),
+        recorded_once=check["ok"], detail={"process_ok": process.ok, "check": check},
+    )  # fmt: skip
+
+
+def spread(values: Sequence[float]) -> dict[str, Any]:
+    """Median, min, max, and half the min-max range as % of the median."""
+    med = statistics.median(values)
+    return {
+        "median": round(med),
+        "min": round(min(values)),
+        "max": round(max(values)),
+        "spread_percent": round((max(values) - min(values)) / 2 / med * 100, 1) if med else None,
+        "runs": [round(v) for v in values],
+    }
+
+
+def summarize(rounds: Sequence[Round]) -> dict[str, Any]:
+    """Medians without / with, their change in %, and the recorder's lag, catch-up and CPU."""
+    plain = [r for r in rounds if not r.recorder]
+    recorded = [r for r in rounds if r.recorder]
+    out: dict[str, Any] = {}
+    for metric in ("enqueue_per_second", "process_per_second"):
+        a = [getattr(r, metric) for r in plain if getattr(r, metric)]
+        b = [getattr(r, metric) for r in recorded if getattr(r, metric)]
+        if a and b:
+            change = (statistics.median(b) - statistics.median(a)) / statistics.median(a) * 100
+            out[metric] = {"without": spread(a), "with": spread(b), "median_change_percent": round(change, 1)}
+    events = sum(r.events for r in recorded)
+    out["recorder"] = {
+        "max_backlog_events": [r.max_backlog_events for r in recorded],
+        "max_behind_seconds": [r.max_behind_seconds for r in recorded],
+        "backlog_when_workload_ended": [r.backlog_at_end for r in recorded],
+        "catch_up_seconds": [r.catch_up_seconds for r in recorded],
+        "cpu_ms_per_1000_events": round(sum(r.recorder_cpu_seconds for r in recorded) * 1e6 / events, 1)
+        if events
+        else None,
+        "every_event_recorded_once": all(r.recorded_once for r in recorded),
+    }
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m bench.recorder_overhead``; exit 1 if the record was incomplete."""
+    parser = argparse.ArgumentParser(prog="python -m bench.recorder_overhead", description=__doc__)
+    parser.add_argument("--tasks", type=int, default=20_000, help="tasks per round")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of each kind, alternating")
+    parser.add_argument("--niceness", type=int, default=0, help="JOBQUEUE_RECORD_NICENESS of the recorder")
+    parser.add_argument("--json", type=Path, default=None, help="also write the result here")
+    args = parser.parse_args(argv)
+
+    base = Path(tempfile.mkdtemp(prefix="jobqueue-recorder-overhead-"))
+    os.chmod(base, 0o755)  # PostgreSQL runs as another user when we are root
+    redis_server = RedisServer(base / "redis").start()
+    pg = PostgresServer(base / "pg", durable=True).start()
+    rounds: list[Round] = []
+    try:
+        database_url = pg.create_database("bench")
+        migrate(database_url)
+        runner = Runner(redis_server.url, base, {"main": Path(sys.executable).parent}, args.tasks)
+        run_round(runner, 0, False, database_url, args.niceness, base)  # warm-up (caches, scripts): not kept
+        for rep in range(1, args.rounds + 1):
+            # Alternate which kind goes first, so a drift in the neighbours' load favours neither.
+            order = (False, True) if rep % 2 else (True, False)
+            for with_recorder in order:
+                r = run_round(runner, rep, with_recorder, database_url, args.niceness, base)
+                rounds.append(r)
+                print(json.dumps({"round": rep, **asdict(r)}), file=sys.stderr, flush=True)
+        result = {
+            "tasks_per_round": args.tasks,
+            "rounds": args.rounds,
+            "recorder_niceness": args.niceness,
+            "load_average_after": os.getloadavg(),
+            **summarize(rounds),
+        }
+        print(json.dumps(result, indent=2))
+        if args.json:
+            args.json.write_text(json.dumps({**result, "raw": [asdict(r) for r in rounds]}, indent=2))
+    finally:
+        pg.stop()
+        redis_server.stop()
+        shutil.rmtree(base, ignore_errors=True)
+    return 0 if all(r.recorded_once for r in rounds if r.recorder) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
