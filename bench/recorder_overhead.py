@@ -85,20 +85,30 @@ def _entry_ms(entry_id: str) -> int:
 
 def backlog(conn: redis.Redis, stream: str, group: str) -> tuple[int, float]:
     """(events not yet recorded, age in seconds of the oldest of them) for one consumer group
-    (``conn`` decodes responses)."""
-    info = _group(conn, stream, group)
-    length = int(conn.xlen(stream))
+    (``conn`` decodes responses). Read in one MULTI, so the figures describe one moment."""
+    if not conn.exists(stream):
+        return 0, 0.0
+    pipe = conn.pipeline(transaction=True)
+    pipe.xinfo_groups(stream)
+    pipe.xpending(stream, group)
+    pipe.xlen(stream)
+    pipe.time()
+    try:
+        groups, pending, length, (seconds, micros) = pipe.execute()
+    except redis.ResponseError:
+        return 0, 0.0  # no group yet: the recorder has not discovered the queue
+    info = next((g for g in groups if g["name"] == group), None)
     if info is None:
         return length, 0.0
-    waiting = int(info.get("lag") or 0) + int(info["pending"])
+    waiting = int(info.get("lag") or 0) + int(pending["pending"])
     if waiting == 0:
         return 0, 0.0
-    if int(info["pending"]):
-        oldest = _entry_ms(conn.xpending(stream, group)["min"])
+    if pending["pending"]:
+        oldest = _entry_ms(pending["min"])
     else:
-        first_unread = conn.xrange(stream, f"({info['last-delivered-id']}", "+", count=1)
-        oldest = _entry_ms(first_unread[0][0]) if first_unread else 0
-    seconds, micros = conn.time()
+        # Nothing pending: the oldest unrecorded entry is the first one after the last delivered.
+        unread = conn.xrange(stream, f"({info['last-delivered-id']}", "+", count=1)
+        oldest = _entry_ms(unread[0][0]) if unread else 0
     return waiting, max(0.0, seconds + micros / 1e6 - oldest / 1000) if oldest else 0.0
 
 
