@@ -13,7 +13,7 @@ the record: the set of stream entry ids equals the set recorded in ``task_events
 none twice) and every task is in ``tasks`` as SUCCESS. A recorder that only falls behind is not free:
 that is why lag and catch-up are part of the result.
 
-    python -m bench.recorder_overhead [--tasks 20000] [--rounds 3] [--niceness 0] [--json out.json]
+    python -m bench.recorder_overhead [--tasks 20000] [--rounds 3] [--record niceness=10] [--json out.json]
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -37,6 +38,7 @@ import psycopg
 import redis
 
 from bench.adapters import ADAPTERS
+from bench.redis_stats import snapshot
 from bench.runner import REPO_ROOT, Runner
 from jobqueue.embedded.postgres_server import PostgresServer
 from jobqueue.embedded.redis_server import RedisServer
@@ -62,6 +64,10 @@ class Round:
     backlog_at_end: int = 0  # when the last task had run
     catch_up_seconds: float = 0.0  # from then until everything was recorded
     recorder_cpu_seconds: float = 0.0
+    # CPU of the hot path (enqueue driver + worker + Redis) and of the record (recorder + PostgreSQL):
+    # unlike throughput, CPU per task barely moves with the neighbours' load.
+    hot_path_cpu_seconds: float = 0.0
+    postgres_cpu_seconds: float = 0.0
     recorded_once: bool | None = None
     detail: dict[str, Any] = field(default_factory=dict)
 
@@ -138,22 +144,57 @@ class LagProbe:
             self.max_seconds = max(self.max_seconds, seconds)
 
 
+def _stat(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
 def process_cpu_seconds(pid: int) -> float:
     """User + system CPU of a live process (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    fields = _stat(pid)
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def start_recorder(redis_url: str, database_url: str, niceness: int, log: Path) -> subprocess.Popen[bytes]:
-    """A real ``jobqueue recorder`` process with its default settings (but the niceness)."""
+def server_cpu_seconds(pid: int) -> float:
+    """CPU of a server and its live children (PostgreSQL: the postmaster and its backends)."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = _stat(int(entry.name))
+        except OSError:
+            continue  # exited meanwhile
+        if int(entry.name) == pid or int(fields[1]) == pid:
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def children_cpu_seconds() -> float:
+    """CPU of every child process this process has waited for (drivers, workers, recorders)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+@dataclass(frozen=True)
+class Servers:
+    """What a round needs to reach and to meter the two servers."""
+
+    database_url: str
+    postgres_pid: int
+
+
+def start_recorder(
+    redis_url: str, database_url: str, record_env: dict[str, str], log: Path
+) -> subprocess.Popen[bytes]:
+    """A real ``jobqueue recorder`` process with its default settings but ``record_env``."""
     env = {
         **os.environ,
         "JOBQUEUE_REDIS_URL": redis_url,
         "JOBQUEUE_KEY_PREFIX": PREFIX,
         "JOBQUEUE_DATABASE_URL": database_url,
-        "JOBQUEUE_RECORD_NICENESS": str(niceness),
         # Find the bench queue at once rather than within the default 5 s.
         "JOBQUEUE_RECORD_DISCOVER_INTERVAL_SECONDS": "0.2",
+        **record_env,
     }
     with log.open("ab") as out:
         return subprocess.Popen(
@@ -188,23 +229,32 @@ def reset_record(database_url: str) -> None:
 
 
 def run_round(
-    runner: Runner, rep: int, with_recorder: bool, database_url: str, niceness: int, out: Path
+    runner: Runner, rep: int, with_recorder: bool, servers: Servers, record_env: dict[str, str], out: Path
 ) -> Round:
     """Flush, (start a recorder,) enqueue, process, (wait for the recorder to catch up, verify)."""
     adapter = ADAPTERS["jobqueue"]
     runner.flush()
-    reset_record(database_url)
+    reset_record(servers.database_url)
     stream = QueueKeys(PREFIX, QUEUE).events
     group = RecordSettings().group
+    children, redis_cpu = children_cpu_seconds(), snapshot(runner.redis).cpu_seconds
     if not with_recorder:
         enqueue = runner.enqueue(adapter, rep, "batch")
         process = runner.process(adapter, rep, "tuned")
-        return Round(False, enqueue.value or 0.0, process.value, detail={"process_ok": process.ok})
+        hot = children_cpu_seconds() - children + snapshot(runner.redis).cpu_seconds - redis_cpu
+        return Round(
+            False, enqueue.value or 0.0, process.value, hot_path_cpu_seconds=round(hot, 2),
+            detail={"process_ok": process.ok},
+        )  # fmt: skip
     conn = redis.Redis.from_url(runner.redis_url, decode_responses=True)
-    recorder = start_recorder(runner.redis_url, database_url, niceness, out / f"recorder-r{rep}.log")
+    recorder = start_recorder(
+        runner.redis_url, servers.database_url, record_env, out / f"recorder-r{rep}.log"
+    )
     try:
         time.sleep(1.0)  # start-up (imports, pool) is not what is measured
         cpu_at_start = process_cpu_seconds(recorder.pid)
+        pg_cpu = server_cpu_seconds(servers.postgres_pid)
+        children, redis_cpu = children_cpu_seconds(), snapshot(runner.redis).cpu_seconds
         with LagProbe(runner.redis_url, stream, group) as probe:
             enqueue = runner.enqueue(adapter, rep, "batch")
             process = runner.process(adapter, rep, "tuned")
@@ -214,15 +264,18 @@ def run_round(
                 time.sleep(0.02)
             catch_up = time.perf_counter() - started
         cpu = process_cpu_seconds(recorder.pid) - cpu_at_start
+        hot = children_cpu_seconds() - children + snapshot(runner.redis).cpu_seconds - redis_cpu
+        pg_cpu = server_cpu_seconds(servers.postgres_pid) - pg_cpu
     finally:
         recorder.terminate()
         recorder.wait(30)
-    check = verify_record(conn, database_url, stream, runner.tasks)
+    check = verify_record(conn, servers.database_url, stream, runner.tasks)
     conn.close()
     return Round(
         True, enqueue.value or 0.0, process.value, events=check["stream_entries"],
         max_backlog_events=probe.max_events, max_behind_seconds=round(probe.max_seconds, 3),
         backlog_at_end=at_end, catch_up_seconds=round(catch_up, 3), recorder_cpu_seconds=round(cpu, 2),
+        hot_path_cpu_seconds=round(hot, 2), postgres_cpu_seconds=round(pg_cpu, 2),
         recorded_once=check["ok"], detail={"process_ok": process.ok, "check": check},
     )  # fmt: skip
 
@@ -251,6 +304,20 @@ def summarize(rounds: Sequence[Round]) -> dict[str, Any]:
             change = (statistics.median(b) - statistics.median(a)) / statistics.median(a) * 100
             out[metric] = {"without": spread(a), "with": spread(b), "median_change_percent": round(change, 1)}
     events = sum(r.events for r in recorded)
+    tasks = sum(r.events for r in recorded) / 3 or 1  # three events per task
+    hot_with = sum(r.hot_path_cpu_seconds for r in recorded)
+    record_cpu = sum(r.recorder_cpu_seconds + r.postgres_cpu_seconds for r in recorded)
+    out["cpu_ms_per_1000_tasks"] = {
+        "hot_path_without_recorder": round(
+            statistics.median([r.hot_path_cpu_seconds for r in plain]) * 1e6 / (tasks / len(recorded)), 1
+        ) if plain and recorded else None,
+        "hot_path_with_recorder": round(hot_with * 1e6 / tasks, 1),
+        "recorder_process": round(sum(r.recorder_cpu_seconds for r in recorded) * 1e6 / tasks, 1),
+        "postgres": round(sum(r.postgres_cpu_seconds for r in recorded) * 1e6 / tasks, 1),
+        "record_share_of_all_cpu_percent": round(record_cpu / (record_cpu + hot_with) * 100, 1)
+        if hot_with
+        else None,
+    }  # fmt: skip
     out["recorder"] = {
         "max_backlog_events": [r.max_backlog_events for r in recorded],
         "max_behind_seconds": [r.max_behind_seconds for r in recorded],
@@ -269,9 +336,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.recorder_overhead", description=__doc__)
     parser.add_argument("--tasks", type=int, default=20_000, help="tasks per round")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of each kind, alternating")
-    parser.add_argument("--niceness", type=int, default=0, help="JOBQUEUE_RECORD_NICENESS of the recorder")
+    parser.add_argument(
+        "--record", action="append", default=[], metavar="NAME=VALUE",
+        help="a recorder setting, e.g. niceness=10 or linger_ms=500 (JOBQUEUE_RECORD_<NAME>); repeatable",
+    )  # fmt: skip
     parser.add_argument("--json", type=Path, default=None, help="also write the result here")
     args = parser.parse_args(argv)
+    record_env = {}
+    for item in args.record:
+        name, _, value = item.partition("=")
+        record_env[f"JOBQUEUE_RECORD_{name.upper()}"] = value
+    RecordSettings.model_validate(
+        {k.removeprefix("JOBQUEUE_RECORD_").lower(): v for k, v in record_env.items()}
+    )
 
     base = Path(tempfile.mkdtemp(prefix="jobqueue-recorder-overhead-"))
     os.chmod(base, 0o755)  # PostgreSQL runs as another user when we are root
@@ -282,18 +359,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         database_url = pg.create_database("bench")
         migrate(database_url)
         runner = Runner(redis_server.url, base, {"main": Path(sys.executable).parent}, args.tasks)
-        run_round(runner, 0, False, database_url, args.niceness, base)  # warm-up (caches, scripts): not kept
+        assert pg.process is not None
+        servers = Servers(database_url, pg.process.pid)
+        run_round(runner, 0, False, servers, record_env, base)  # warm-up (caches, scripts): not kept
         for rep in range(1, args.rounds + 1):
             # Alternate which kind goes first, so a drift in the neighbours' load favours neither.
             order = (False, True) if rep % 2 else (True, False)
             for with_recorder in order:
-                r = run_round(runner, rep, with_recorder, database_url, args.niceness, base)
+                r = run_round(runner, rep, with_recorder, servers, record_env, base)
                 rounds.append(r)
                 print(json.dumps({"round": rep, **asdict(r)}), file=sys.stderr, flush=True)
         result = {
             "tasks_per_round": args.tasks,
             "rounds": args.rounds,
-            "recorder_niceness": args.niceness,
+            "recorder_settings": record_env or "defaults",
             "load_average_after": os.getloadavg(),
             **summarize(rounds),
         }
