@@ -46,6 +46,9 @@ from jobqueue.keys import QueueKeys
 from jobqueue.record.migrate import migrate
 from jobqueue.record.settings import RecordSettings
 
+# Commands of this harness itself (INFO snapshots, the lag probe), never counted against anyone.
+HARNESS = frozenset({"info", "flushdb", "ping", "xpending", "xrange", "xlen", "exists", "multi", "exec",
+                     "time", "xinfo|groups"})  # fmt: skip
 QUEUE = "bench"  # bench.tasks.jobqueue_tasks.QUEUE
 PREFIX = "jq"  # the benchmark app runs with the default key prefix
 CATCH_UP_TIMEOUT = 300.0
@@ -68,6 +71,7 @@ class Round:
     # unlike throughput, CPU per task barely moves with the neighbours' load.
     hot_path_cpu_seconds: float = 0.0
     postgres_cpu_seconds: float = 0.0
+    redis_share_percent: float = 0.0  # of Redis command time spent on the recorder's commands
     recorded_once: bool | None = None
     detail: dict[str, Any] = field(default_factory=dict)
 
@@ -169,6 +173,29 @@ def server_cpu_seconds(pid: int) -> float:
     return total
 
 
+# What a recorder sends Redis (reads, acks, group bookkeeping, queue discovery).
+RECORDER_COMMANDS = frozenset({
+    "xreadgroup", "xack", "xautoclaim", "xinfo|stream", "xinfo|groups", "xinfo|consumers", "smembers",
+    "xgroup|create", "xgroup|delconsumer",
+})  # fmt: skip
+
+
+def redis_usec_by_command(conn: redis.Redis) -> dict[str, int]:
+    """Microseconds Redis spent per command since start (INFO commandstats)."""
+    stats = conn.info("commandstats")
+    return {name.removeprefix("cmdstat_"): int(v["usec"]) for name, v in stats.items()}
+
+
+def recorder_share_of_redis(before: dict[str, int], after: dict[str, int]) -> float:
+    """Percent of Redis command time spent on the recorder's commands between two snapshots (the
+    probes of this benchmark, XINFO / XPENDING / XRANGE from another connection, are not counted)."""
+    spent = {k: v - before.get(k, 0) for k, v in after.items() if k not in HARNESS}
+    total = sum(spent.values())
+    return (
+        round(sum(v for k, v in spent.items() if k in RECORDER_COMMANDS) / total * 100, 2) if total else 0.0
+    )
+
+
 def children_cpu_seconds() -> float:
     """CPU of every child process this process has waited for (drivers, workers, recorders)."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -255,6 +282,7 @@ def run_round(
         cpu_at_start = process_cpu_seconds(recorder.pid)
         pg_cpu = server_cpu_seconds(servers.postgres_pid)
         children, redis_cpu = children_cpu_seconds(), snapshot(runner.redis).cpu_seconds
+        usec = redis_usec_by_command(runner.redis)
         with LagProbe(runner.redis_url, stream, group) as probe:
             enqueue = runner.enqueue(adapter, rep, "batch")
             process = runner.process(adapter, rep, "tuned")
@@ -266,6 +294,7 @@ def run_round(
         cpu = process_cpu_seconds(recorder.pid) - cpu_at_start
         hot = children_cpu_seconds() - children + snapshot(runner.redis).cpu_seconds - redis_cpu
         pg_cpu = server_cpu_seconds(servers.postgres_pid) - pg_cpu
+        redis_share = recorder_share_of_redis(usec, redis_usec_by_command(runner.redis))
     finally:
         recorder.terminate()
         recorder.wait(30)
@@ -276,7 +305,8 @@ def run_round(
         max_backlog_events=probe.max_events, max_behind_seconds=round(probe.max_seconds, 3),
         backlog_at_end=at_end, catch_up_seconds=round(catch_up, 3), recorder_cpu_seconds=round(cpu, 2),
         hot_path_cpu_seconds=round(hot, 2), postgres_cpu_seconds=round(pg_cpu, 2),
-        recorded_once=check["ok"], detail={"process_ok": process.ok, "check": check},
+        recorded_once=check["ok"], redis_share_percent=redis_share,
+        detail={"process_ok": process.ok, "check": check},
     )  # fmt: skip
 
 
@@ -323,6 +353,7 @@ def summarize(rounds: Sequence[Round]) -> dict[str, Any]:
         "max_behind_seconds": [r.max_behind_seconds for r in recorded],
         "backlog_when_workload_ended": [r.backlog_at_end for r in recorded],
         "catch_up_seconds": [r.catch_up_seconds for r in recorded],
+        "share_of_redis_command_time_percent": [r.redis_share_percent for r in recorded],
         "cpu_ms_per_1000_events": round(sum(r.recorder_cpu_seconds for r in recorded) * 1e6 / events, 1)
         if events
         else None,
