@@ -235,11 +235,11 @@ def _fire(client: Client, keys: GlobalKeys, schedule: Schedule, fire_ms: int, re
             report.replaced += 1
         except (TaskNotFound, InvalidTransition):
             pass  # finished in the meantime: nothing to replace
-    request = make_request(
-        schedule.task, schedule.args, schedule.kwargs, queue=schedule.queue, priority=schedule.priority
-    )
     task_id = fire_task_id(schedule.queue, name, fire_ms)
     try:
+        request = make_request(
+            schedule.task, schedule.args, schedule.kwargs, queue=schedule.queue, priority=schedule.priority
+        )
         client.enqueue_many([dataclasses.replace(request, task_id=task_id)])
     except BrokerUnavailable:
         raise

@@ -23,19 +23,8 @@ _EVENT_COLUMNS = (
     "duration_ms", "data",
 )  # fmt: skip
 _EVENT_TYPES = (
-    "text",
-    "int8",
-    "int8",
-    "text",
-    "text",
-    "text",
-    "int8",
-    "int4",
-    "text",
-    "text",
-    "int8",
-    "text",
-)
+    "text", "int8", "int8", "text", "text", "text", "int8", "int4", "text", "text", "int8", "text",
+)  # fmt: skip
 _TASK_COLUMNS = (
     "id", "queue", "name", "priority", "args", "kwargs", "parents", "max_retries", "timeout",
     "soft_timeout", "enqueued_at_ms", "eta_ms", "status", "worker", "started_at_ms", "completed_at_ms",
@@ -85,8 +74,14 @@ def _event_rows(events: Sequence[StreamEvent]) -> list[tuple[Any, ...]]:
     return rows
 
 
-def _copy(conn: psycopg.Connection[Any], table: str, columns: Sequence[str], types: Sequence[str],
-          rows: Sequence[Sequence[Any]]) -> None:  # fmt: skip
+def _copy(
+    conn: psycopg.Connection[Any],
+    table: str,
+    columns: Sequence[str],
+    types: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+) -> None:
+    """COPY ``rows`` into the staging ``table`` (binary: psycopg encodes each row in C)."""
     statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
         sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns))
     )
