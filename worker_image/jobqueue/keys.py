@@ -178,6 +178,11 @@ class GlobalKeys:
         """Hash of one schedule's run state (paused, last fire, last task id, fired / missed / skipped)."""
         return f"{self.prefix}:{{schedules}}:state:{name}"
 
+    @property
+    def schedule_events(self) -> str:
+        """Stream of schedule runs (fired, skipped, missed, failed), read by the recorder."""
+        return f"{self.prefix}:{{schedules}}:events"
+
     def schedule_claim(self, name: str, fire_ms: int) -> str:
         """Claim of one fire time of one schedule (SET NX with expiry): whoever sets it fires."""
         return f"{self.prefix}:{{schedules}}:claim:{name}:{fire_ms}"

@@ -172,10 +172,35 @@ def _claim(
 ) -> bool:
     call = ScriptCall(
         "schedule_claim",
-        (keys.schedules_due, keys.schedule_state(name), keys.schedule_claim(name, fire_ms)),
-        (name, fire_ms, next_ms, CLAIM_TTL_MS, claimer, missed),
+        (
+            keys.schedules_due,
+            keys.schedule_state(name),
+            keys.schedule_claim(name, fire_ms),
+            keys.schedule_events,
+        ),
+        (name, fire_ms, next_ms, CLAIM_TTL_MS, claimer, missed, client.settings.events_max_length),
     )
     return bool(run_script(client.redis, call))
+
+
+def _outcome(
+    client: Client,
+    keys: GlobalKeys,
+    name: str,
+    fire_ms: int,
+    outcome: str,
+    *,
+    task_id: str = "",
+    replaced: str = "",
+    detail: str = "",
+) -> None:
+    """State and schedule-run event of a claimed fire, in one script (lua/schedule_outcome.lua)."""
+    call = ScriptCall(
+        "schedule_outcome",
+        (keys.schedule_state(name), keys.schedule_events),
+        (name, fire_ms, outcome, task_id, replaced, detail, client.settings.events_max_length),
+    )
+    run_script(client.redis, call)
 
 
 def _previous_running(client: Client, task_id: str | None) -> bool:
@@ -187,35 +212,38 @@ def _previous_running(client: Client, task_id: str | None) -> bool:
 
 
 def _fire(client: Client, keys: GlobalKeys, schedule: Schedule, fire_ms: int, report: FireReport) -> None:
-    state_key = keys.schedule_state(schedule.name)
+    name = schedule.name
     with translate_errors():
-        last_task = client.redis.hget(state_key, "last_task_id")
+        last_task = client.redis.hget(keys.schedule_state(name), "last_task_id")
+    replaced = ""
     if schedule.concurrency_policy != ConcurrencyPolicy.ALLOW and _previous_running(client, last_task):
         if schedule.concurrency_policy == ConcurrencyPolicy.FORBID:
-            with translate_errors():
-                client.redis.hincrby(state_key, "skipped", 1)
-                client.redis.hset(state_key, "last_skipped_at", fire_ms)
+            _outcome(client, keys, name, fire_ms, "skipped", detail=f"{last_task} still running")
             report.skipped += 1
             return
         try:
             client.cancel(last_task, force=True, reason=CancelReason.OTHER)
+            replaced = last_task or ""
             report.replaced += 1
         except (TaskNotFound, InvalidTransition):
             pass  # finished in the meantime: nothing to replace
-    request = make_request(
-        schedule.task, schedule.args, schedule.kwargs, queue=schedule.queue, priority=schedule.priority
-    )
-    task_id = fire_task_id(schedule.queue, schedule.name, fire_ms)
-    client.enqueue_many([dataclasses.replace(request, task_id=task_id)])
-    with translate_errors():
-        pipe = client.redis.pipeline(transaction=False)
-        pipe.hset(state_key, mapping={"last_fire_at": fire_ms, "last_task_id": task_id})
-        pipe.hincrby(state_key, "fired", 1)
-        pipe.execute()
+    task_id = fire_task_id(schedule.queue, name, fire_ms)
+    try:
+        request = make_request(
+            schedule.task, schedule.args, schedule.kwargs, queue=schedule.queue, priority=schedule.priority
+        )
+        client.enqueue_many([dataclasses.replace(request, task_id=task_id)])
+    except BrokerUnavailable:
+        raise
+    except JobQueueError as exc:
+        # The fire time is claimed and will not come again: say in the record why it produced nothing.
+        _outcome(client, keys, name, fire_ms, "failed", replaced=replaced, detail=str(exc)[:1000])
+        raise
+    _outcome(client, keys, name, fire_ms, "fired", task_id=task_id, replaced=replaced)
     report.fired += 1
     log.info(
         "schedule %s fired task %s",
-        schedule.name,
+        name,
         task_id,
         extra={"task_id": task_id, "queue": schedule.queue},
     )

@@ -21,6 +21,7 @@ SCRIPT_NAMES = (
     "configure",
     "schedule_update",
     "schedule_claim",
+    "schedule_outcome",
     "task_metrics",
 )
 
