@@ -19,6 +19,7 @@ from jobqueue.worker.jobs import (
     Job,
     Outcome,
     OutcomeKind,
+    build_ack,
     build_completion,
     build_fetch,
     build_heartbeat,
@@ -313,3 +314,18 @@ def test_enqueue_many_resent_does_not_queue_a_task_twice(client: Client) -> None
     assert client.queue_depth("default").ready["medium"] == 3
     assert client.redis.hget(QueueKeys(client.settings.key_prefix, "default").stats, "enqueued") == "5"
 
+
+def test_one_ack_call_for_many_tasks_is_fenced_per_task(client: Client) -> None:
+    for i in range(20):
+        client.enqueue("a", [i])
+    jobs = fetch(client, 20)
+    done = [(j, Outcome(j.id, j.token, OutcomeKind.SUCCESS, str(i))) for i, j in enumerate(jobs)]
+    stale = replace(jobs[3], token=jobs[3].token + 1)
+    done[3] = (stale, Outcome(stale.id, stale.token, OutcomeKind.SUCCESS, "99"))
+    assert run_script(client.redis, build_ack(client.settings, done)) == [1] * 3 + [0] + [1] * 16
+    assert client.queue_depth("default").in_flight == 1  # the stale one is still leased
+    assert client.get_task(jobs[5].id).result == 5
+    assert client.get_task(jobs[3].id).status == TaskStatus.RUNNING
+    keys = QueueKeys(client.settings.key_prefix, "default")
+    assert client.redis.hget(keys.stats, "succeeded") == "19"
+    assert _event_of(client, jobs[5].id, "succeeded")["result"] == "5"

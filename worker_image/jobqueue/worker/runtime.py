@@ -25,16 +25,17 @@ from jobqueue.commands import build_recover
 from jobqueue.errors import BrokerUnavailable, JobQueueError
 from jobqueue.keys import GlobalKeys, QueueKeys, validate_queue_name
 from jobqueue.redis_io import connect, load_all_scripts, run_script, run_scripts, translate_errors
+from jobqueue.retry import RetryPolicy
 from jobqueue.serialization import dumps
 from jobqueue.worker.jobs import (
     Job,
     Outcome,
-    build_completion,
     build_fetch,
     build_heartbeat,
     build_release,
     parse_fetch,
     parse_heartbeat,
+    plan_completions,
 )
 from jobqueue.worker.leases import LeaseBook
 from jobqueue.worker.pool import Pool
@@ -300,6 +301,10 @@ class Worker:
                 return
         self.pool.cancel(task_id, force=force)
 
+    def _retry_policy(self, job: Job) -> RetryPolicy | None:
+        definition = self.app.registry.get(job.name)
+        return definition.options.retry if definition is not None else None
+
     def _ack_loop(self) -> None:
         backoff = 0.05
         while True:
@@ -309,13 +314,9 @@ class Worker:
                         return
                     self._lock.wait(timeout=0.5)
                 batch = list(self._book.unacked)
-            calls = []
-            for job, outcome in batch:
-                definition = self.app.registry.get(job.name)
-                policy = definition.options.retry if definition is not None else None
-                calls.append(build_completion(self.settings, job, outcome, policy, self._rng))
+            plan = plan_completions(self.settings, batch, self._retry_policy, self._rng)
             try:
-                results = run_scripts(self.redis, calls)
+                results = plan.results(run_scripts(self.redis, plan.calls))
                 backoff = 0.05
             except BrokerUnavailable as exc:
                 # Keep the outcomes: they are delivered with their fencing tokens once Redis is back.
