@@ -83,7 +83,11 @@ class Worker:
         self._keys = {q: QueueKeys(self.settings.key_prefix, q) for q in self.queues}
         self._stop = threading.Event()
         self._owns_signals = False  # set by install_signal_handlers
-        self._lock = threading.Condition()
+        # One re-entrant mutex (stop() runs in a signal handler, maybe while the main thread holds it) and
+        # two conditions on it, so an outcome wakes the acker, and the fetch loop only when it has room.
+        self._mutex = threading.RLock()
+        self._lock = threading.Condition(self._mutex)
+        self._ack_wanted = threading.Condition(self._mutex)
         self.prefetch = pool.concurrency if prefetch is None else max(0, prefetch)
         self._book = LeaseBook(pool.concurrency, self.prefetch)  # guarded by self._lock
         self._acked_total = 0
@@ -91,6 +95,11 @@ class Worker:
         self._rng = random.Random()  # noqa: S311 - jitter only
 
     # -- lifecycle -------------------------------------------------------------------------------------
+
+    def _wake_all(self) -> None:
+        """Wake every waiter (state changes other than one outcome: stop, drain, cancel). Lock held."""
+        self._lock.notify_all()
+        self._ack_wanted.notify_all()
 
     def install_signal_handlers(self) -> None:
         """SIGTERM and SIGINT start a graceful drain."""
@@ -107,7 +116,7 @@ class Worker:
         """Stop fetching; run() finishes in-flight work within the grace period and returns."""
         self._stop.set()
         with self._lock:
-            self._lock.notify_all()
+            self._wake_all()
 
     def run(self) -> int:
         """Run until stopped; returns the process exit code (0 after a clean drain)."""
@@ -163,7 +172,7 @@ class Worker:
         flush_deadline = time.monotonic() + max(5.0, self.grace_seconds / 2)
         with self._lock:
             self._book.forget_leases()
-            self._lock.notify_all()
+            self._wake_all()
             while self._book.unacked and time.monotonic() < flush_deadline:
                 self._lock.wait(timeout=0.1)
         self._deregister()
@@ -173,7 +182,7 @@ class Worker:
         finishes running work, not work it merely leased ahead."""
         with self._lock:
             jobs = self._book.take_prefetched()
-            self._lock.notify_all()
+            self._wake_all()
         if jobs:
             self._release(jobs)
 
@@ -285,19 +294,22 @@ class Worker:
 
     # -- outcomes --------------------------------------------------------------------------------------
 
-    def _on_outcome(self, outcome: Outcome) -> None:
+    def _on_outcome(self, outcome: Outcome) -> Job | None:
+        """Called by the pool for each finished attempt; returns the prefetched job that takes the freed
+        slot (the pool starts it there, with no round trip and no hand-off to another thread)."""
         with self._lock:
-            # The slot that just freed takes the next prefetched task, with no round trip.
             next_job = self._book.finish(outcome)
-            self._lock.notify_all()
-        if next_job is not None:
-            self.pool.submit(next_job)
+            self._ack_wanted.notify()
+            # The fetch loop waits for room (and drain for the last lease): not woken on every outcome.
+            if self._stop.is_set() or self._book.should_fetch():
+                self._lock.notify()
+        return next_job
 
     def _cancel(self, task_id: str, force: bool) -> None:
         """A cancel request: a prefetched task is cancelled before it starts; a running one via the pool."""
         with self._lock:
             if self._book.cancel_prefetched(task_id):
-                self._lock.notify_all()
+                self._wake_all()
                 return
         self.pool.cancel(task_id, force=force)
 
@@ -312,7 +324,7 @@ class Worker:
                 while not self._book.unacked:
                     if self._stop.is_set() and not self._book.leased:
                         return
-                    self._lock.wait(timeout=0.5)
+                    self._ack_wanted.wait(timeout=0.5)
                 batch = list(self._book.unacked)
             plan = plan_completions(self.settings, batch, self._retry_policy, self._rng)
             try:
@@ -336,7 +348,7 @@ class Worker:
                 for _ in batch:
                     self._book.unacked.popleft()
                 self._acked_total += len(batch)
-                self._lock.notify_all()
+                self._wake_all()
 
     # -- heartbeat, cancel, drain ----------------------------------------------------------------------
 
