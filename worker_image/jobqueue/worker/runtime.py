@@ -37,7 +37,7 @@ from jobqueue.worker.jobs import (
     parse_heartbeat,
     plan_completions,
 )
-from jobqueue.worker.leases import LeaseBook
+from jobqueue.worker.leases import DEFAULT_PREFETCH, LeaseBook
 from jobqueue.worker.pool import Pool
 
 log = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ class Worker:
         self._mutex = threading.RLock()
         self._lock = threading.Condition(self._mutex)
         self._ack_wanted = threading.Condition(self._mutex)
-        self.prefetch = pool.concurrency if prefetch is None else max(0, prefetch)
+        self.prefetch = max(pool.concurrency, DEFAULT_PREFETCH) if prefetch is None else max(0, prefetch)
         self._book = LeaseBook(pool.concurrency, self.prefetch)  # guarded by self._lock
         self._acked_total = 0
         self._started = time.time()
