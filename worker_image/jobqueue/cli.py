@@ -175,7 +175,10 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--worker-id", default=None, help="defaults to $POD_NAME, else host-pid-random")
     w.add_argument("--grace", type=float, default=30.0, help="seconds to finish in-flight work on SIGTERM")
     w.add_argument(
-        "--prefetch", type=int, default=None, help="tasks leased ahead of free slots (default: concurrency)"
+        "--prefetch",
+        type=int,
+        default=None,
+        help="at most this many tasks leased ahead of free slots, while tasks are short (default: 256)",
     )
     w.set_defaults(func=_worker)
 

@@ -10,15 +10,14 @@ from typing import Any
 import redis
 from typing_extensions import Unpack
 
+from jobqueue.batch_enqueue import parse_plan_replies, plan_enqueue
 from jobqueue.commands import (
     TASK_FIELDS,
     EnqueueOptions,
     EnqueueRequest,
     build_cancel,
-    build_enqueue,
     build_recover,
     make_request,
-    parse_enqueue_reply,
     parse_task,
 )
 from jobqueue.dead_letters import DeadLetterOperations
@@ -136,9 +135,9 @@ class Client(DeadLetterOperations):
 
     def enqueue_many(self, requests: Sequence[EnqueueRequest]) -> list[TaskHandle]:
         """Enqueue many validated requests in one pipelined round trip; every payload is checked first,
-        so one bad request enqueues nothing (a missing parent is found by its script: ValidationError)."""
-        built = [build_enqueue(self.settings, r) for r in requests]
-        calls: list[ScriptCall] = [call for _, call in built]
+        so one bad request enqueues nothing (a missing parent is found by its script: ValidationError).
+        Plain requests of one spec share one script call (see batch_enqueue)."""
+        plan = plan_enqueue(self.settings, requests)
         new_queues = {r.queue for r in requests} - self._registered_queues
         with translate_errors():
             if new_queues:
@@ -146,7 +145,7 @@ class Client(DeadLetterOperations):
                 # cluster); a task whose registration was lost is still found by the worker serving it.
                 self.redis.sadd(self.global_keys.queues, *new_queues)
                 self._registered_queues |= new_queues
-            replies = [parse_enqueue_reply(r) for r in run_scripts(self.redis, calls)]
+            replies = parse_plan_replies(plan, run_scripts(self.redis, plan.calls))
         return [TaskHandle(self, r.id, r.deduplicated) for r in replies]
 
     # -- inspect ---------------------------------------------------------------------------------------

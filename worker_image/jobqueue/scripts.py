@@ -8,6 +8,7 @@ from importlib import resources
 
 SCRIPT_NAMES = (
     "enqueue",
+    "enqueue_many",
     "fetch",
     "ack",
     "fail",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -151,20 +151,9 @@ def build_completion(
     backoff from the queue's defaults, with a jitter draw made here), or None when the worker does not
     know the task (then no retry).
     """
-    k = QueueKeys(settings.key_prefix, job.queue)
     if outcome.kind == OutcomeKind.SUCCESS:
-        return ScriptCall(
-            "ack",
-            (k.task(job.id), k.leases, k.events, k.stats, k.wake, k.config),
-            (
-                job.id,
-                job.token,
-                outcome.result_json,
-                job.result_ttl or settings.result_ttl_seconds,
-                settings.events_max_length,
-                k.done_channel(job.id),
-            ),
-        )
+        return build_ack(settings, [(job, outcome)])
+    k = QueueKeys(settings.key_prefix, job.queue)
     final = {
         OutcomeKind.TIMEOUT: TaskStatus.TIMEOUT,
         OutcomeKind.CANCELLED: TaskStatus.CANCELLED,
@@ -194,6 +183,68 @@ def build_completion(
             (rng or random).random(),
         ),
     )
+
+
+def build_ack(settings: Settings, done: Sequence[tuple[Job, Outcome]]) -> ScriptCall:
+    """One fenced ack call for successes of one queue (the caller groups by queue). With one task the
+    reply is 1 or 0, else a list of them in order."""
+    k = QueueKeys(settings.key_prefix, done[0][0].queue)
+    args: list[str | int] = [settings.events_max_length]
+    for job, outcome in done:
+        args += (
+            job.id,
+            job.token,
+            outcome.result_json,
+            job.result_ttl or settings.result_ttl_seconds,
+            k.done_channel(job.id),
+        )
+    return ScriptCall(
+        "ack",
+        (k.leases, k.events, k.stats, k.wake, k.config, *(k.task(job.id) for job, _ in done)),
+        tuple(args),
+    )
+
+
+@dataclass(frozen=True)
+class CompletionPlan:
+    """Script calls recording a batch of outcomes, and where each outcome's reply is found.
+
+    ``slots[i]`` = (index of the call, position in that call's list reply or -1 for a scalar reply)."""
+
+    calls: list[ScriptCall]
+    slots: list[tuple[int, int]]
+
+    def results(self, replies: Sequence[Any]) -> list[int]:
+        """1 (recorded) or 0 (stale token: nothing changed) per outcome, in order."""
+        return [int(replies[c] if p < 0 else replies[c][p]) for c, p in self.slots]
+
+
+def plan_completions(
+    settings: Settings,
+    batch: Sequence[tuple[Job, Outcome]],
+    policy_of: Callable[[Job], RetryPolicy | QueueDefaultRetry | None],
+    rng: random.Random | None = None,
+    max_per_call: int = 500,
+) -> CompletionPlan:
+    """Successes grouped into one ack call per queue (up to ``max_per_call`` each); every other outcome
+    is its own fenced fail call. Each task's transition is still atomic and fenced on its own token."""
+    calls: list[ScriptCall] = []
+    slots: list[tuple[int, int]] = [(-1, -1)] * len(batch)
+    successes: dict[str, list[int]] = {}
+    for i, (job, outcome) in enumerate(batch):
+        if outcome.kind == OutcomeKind.SUCCESS:
+            successes.setdefault(job.queue, []).append(i)
+        else:
+            slots[i] = (len(calls), -1)
+            calls.append(build_completion(settings, job, outcome, policy_of(job), rng))
+    for indexes in successes.values():
+        for start in range(0, len(indexes), max_per_call):
+            chunk = indexes[start : start + max_per_call]
+            single = len(chunk) == 1
+            for position, i in enumerate(chunk):
+                slots[i] = (len(calls), -1 if single else position)
+            calls.append(build_ack(settings, [batch[i] for i in chunk]))
+    return CompletionPlan(calls, slots)
 
 
 def build_release(settings: Settings, job: Job) -> ScriptCall:

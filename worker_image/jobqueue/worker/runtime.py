@@ -26,21 +26,21 @@ from jobqueue.commands import build_recover
 from jobqueue.errors import BrokerUnavailable, JobQueueError
 from jobqueue.keys import GlobalKeys, QueueKeys, validate_queue_name
 from jobqueue.redis_io import connect, load_all_scripts, run_script, run_scripts, translate_errors
-from jobqueue.retry import QUEUE_DEFAULT_RETRY
+from jobqueue.retry import QUEUE_DEFAULT_RETRY, QueueDefaultRetry, RetryPolicy
 from jobqueue.serialization import dumps
 from jobqueue.task_metrics import TaskMetrics, build_flush
 from jobqueue.worker.jobs import (
     Job,
     Outcome,
     OutcomeKind,
-    build_completion,
     build_fetch,
     build_heartbeat,
     build_release,
     parse_fetch,
     parse_heartbeat,
+    plan_completions,
 )
-from jobqueue.worker.leases import LeaseBook
+from jobqueue.worker.leases import DEFAULT_PREFETCH, LeaseBook
 from jobqueue.worker.pool import Pool
 
 log = logging.getLogger(__name__)
@@ -89,8 +89,12 @@ class Worker:
         # but alive until its pod is deleted or the drain is called off.
         self._held = threading.Event()
         self._owns_signals = False  # set by install_signal_handlers
-        self._lock = threading.Condition()
-        self.prefetch = pool.concurrency if prefetch is None else max(0, prefetch)
+        # One re-entrant mutex (stop() runs in a signal handler, maybe while the main thread holds it) and
+        # two conditions on it, so an outcome wakes the acker, and the fetch loop only when it has room.
+        self._mutex = threading.RLock()
+        self._lock = threading.Condition(self._mutex)
+        self._ack_wanted = threading.Condition(self._mutex)
+        self.prefetch = max(pool.concurrency, DEFAULT_PREFETCH) if prefetch is None else max(0, prefetch)
         self._book = LeaseBook(pool.concurrency, self.prefetch)  # guarded by self._lock
         self._acked_total = 0
         self._started = time.time()
@@ -99,6 +103,11 @@ class Worker:
         self.task_metrics = TaskMetrics(lambda name: name in app.registry)
 
     # -- lifecycle -------------------------------------------------------------------------------------
+
+    def _wake_all(self) -> None:
+        """Wake every waiter (state changes other than one outcome: stop, drain, cancel). Lock held."""
+        self._lock.notify_all()
+        self._ack_wanted.notify_all()
 
     def install_signal_handlers(self) -> None:
         """SIGTERM and SIGINT start a graceful drain."""
@@ -115,7 +124,7 @@ class Worker:
         """Stop fetching; run() finishes in-flight work within the grace period and returns."""
         self._stop.set()
         with self._lock:
-            self._lock.notify_all()
+            self._wake_all()
 
     def run(self) -> int:
         """Run until stopped; returns the process exit code (0 after a clean drain)."""
@@ -171,7 +180,7 @@ class Worker:
         flush_deadline = time.monotonic() + max(5.0, self.grace_seconds / 2)
         with self._lock:
             self._book.forget_leases()
-            self._lock.notify_all()
+            self._wake_all()
             while self._book.unacked and time.monotonic() < flush_deadline:
                 self._lock.wait(timeout=0.1)
         self._flush_task_metrics()
@@ -192,7 +201,7 @@ class Worker:
         finishes running work, not work it merely leased ahead."""
         with self._lock:
             jobs = self._book.take_prefetched()
-            self._lock.notify_all()
+            self._wake_all()
         if jobs:
             self._release(jobs)
 
@@ -306,25 +315,33 @@ class Worker:
 
     # -- outcomes --------------------------------------------------------------------------------------
 
-    def _on_outcome(self, outcome: Outcome) -> None:
+    def _on_outcome(self, outcome: Outcome) -> Job | None:
+        """Called by the pool for each finished attempt; returns the prefetched job that takes the freed
+        slot (the pool starts it there, with no round trip and no hand-off to another thread)."""
         with self._lock:
             key = (outcome.task_id, outcome.token)
             started, job = self._book.running.get(key), self._book.leased.get(key)
-            # The slot that just freed takes the next prefetched task, with no round trip.
             next_job = self._book.finish(outcome)
-            self._lock.notify_all()
+            self._ack_wanted.notify()
+            # The fetch loop waits for room (and drain for the last lease): not woken on every outcome.
+            if self._stop.is_set() or self._book.should_fetch():
+                self._lock.notify()
         if started is not None and job is not None and outcome.kind != OutcomeKind.REJECTED:
             self.task_metrics.observe_run(job.queue, job.name, time.monotonic() - started)
-        if next_job is not None:
-            self.pool.submit(next_job)
+        return next_job
 
     def _cancel(self, task_id: str, force: bool) -> None:
         """A cancel request: a prefetched task is cancelled before it starts; a running one via the pool."""
         with self._lock:
             if self._book.cancel_prefetched(task_id):
-                self._lock.notify_all()
+                self._wake_all()
                 return
         self.pool.cancel(task_id, force=force)
+
+    def _retry_policy(self, job: Job) -> RetryPolicy | QueueDefaultRetry | None:
+        definition = self.app.registry.get(job.name)
+        # A task without a policy of its own retries by its queue's defaults (fail.lua reads them).
+        return (definition.options.retry or QUEUE_DEFAULT_RETRY) if definition is not None else None
 
     def _ack_loop(self) -> None:
         backoff = 0.05
@@ -333,15 +350,11 @@ class Worker:
                 while not self._book.unacked:
                     if self._stop.is_set() and not self._book.leased:
                         return
-                    self._lock.wait(timeout=0.5)
+                    self._ack_wanted.wait(timeout=0.5)
                 batch = list(self._book.unacked)
-            calls = []
-            for job, outcome in batch:
-                definition = self.app.registry.get(job.name)
-                policy = (definition.options.retry or QUEUE_DEFAULT_RETRY) if definition is not None else None
-                calls.append(build_completion(self.settings, job, outcome, policy, self._rng))
+            plan = plan_completions(self.settings, batch, self._retry_policy, self._rng)
             try:
-                results = run_scripts(self.redis, calls)
+                results = plan.results(run_scripts(self.redis, plan.calls))
                 backoff = 0.05
             except BrokerUnavailable as exc:
                 # Keep the outcomes: they are delivered with their fencing tokens once Redis is back.
@@ -361,7 +374,7 @@ class Worker:
                 for _ in batch:
                     self._book.unacked.popleft()
                 self._acked_total += len(batch)
-                self._lock.notify_all()
+                self._wake_all()
 
     # -- heartbeat, cancel, drain ----------------------------------------------------------------------
 
