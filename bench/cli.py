@@ -13,7 +13,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from bench.adapters import ADAPTERS, Adapter
-from bench.peers_env import ensure_peers_venv, main_bin_dir
+from bench.peers_env import ensure_venv, main_bin_dir
 from bench.report import console, latency_rows, markdown, replace_results, table
 from bench.runner import REPO_ROOT, Runner, Sample
 from jobqueue.embedded.redis_server import RedisServer
@@ -116,8 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     out: Path = (args.out or REPO_ROOT / "bench" / "results" / stamp).resolve()
     out.mkdir(parents=True, exist_ok=True)
     bins = {"main": main_bin_dir()}
-    if any(a.venv == "peers" for a in adapters):
-        bins["peers"] = ensure_peers_venv()
+    for venv in sorted({a.venv for a in adapters} - {"main"}):
+        bins[venv] = ensure_venv(venv)
 
     load_start = os.getloadavg()
     server = RedisServer(out / "redis", appendonly=False).start()

@@ -141,11 +141,12 @@ def console(rows: list[list[str]]) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
 
 
-def replace_results(document: str, section: str) -> str:
-    """Put ``section`` between the results markers of docs/benchmarks.md (appended when absent)."""
-    block = f"{DOCS_START}\n{section.rstrip()}\n{DOCS_END}"
-    if DOCS_START in document and DOCS_END in document:
-        head, _, rest = document.partition(DOCS_START)
-        _, _, tail = rest.partition(DOCS_END)
+def replace_results(document: str, section: str, markers: tuple[str, str] = (DOCS_START, DOCS_END)) -> str:
+    """Put ``section`` between a pair of results markers of docs/benchmarks.md (appended when absent)."""
+    start, end = markers
+    block = f"{start}\n{section.rstrip()}\n{end}"
+    if start in document and end in document:
+        head, _, rest = document.partition(start)
+        _, _, tail = rest.partition(end)
         return head + block + tail
     return document.rstrip() + "\n\n" + block + "\n"

@@ -25,7 +25,7 @@ class Adapter:
     """A system under test."""
 
     name: str
-    venv: Literal["main", "peers"]
+    venv: Literal["main", "peers", "taskiq"]  # see bench.peers_env
     has_batch: bool
     default: WorkerSetting
     tuned: WorkerSetting

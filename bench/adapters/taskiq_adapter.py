@@ -1,0 +1,29 @@
+"""Taskiq: ``taskiq worker`` (defaults: 2 worker processes, 100 async tasks each, no prefetch beyond them);
+tuned = the same 2 processes with 100 messages prefetched beyond the running tasks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench.adapters.base import Adapter, WorkerSetting
+
+BROKER = "bench.tasks.taskiq_tasks:broker"
+
+
+def _worker(extra: list[str], describe: str) -> WorkerSetting:
+    def argv(bin_dir: Path, redis_url: str) -> list[str]:
+        # WARNING: taskiq's default INFO level logs a line per task, which no other system does.
+        return [str(bin_dir / "taskiq"), "worker", BROKER, "--log-level", "WARNING", *extra]
+
+    return WorkerSetting(describe, argv)
+
+
+ADAPTER = Adapter(
+    name="taskiq",
+    venv="taskiq",
+    has_batch=False,
+    default=_worker([], "taskiq worker ... (defaults: --workers 2, --max-async-tasks 100)"),
+    tuned=_worker(
+        ["--workers", "2", "--max-prefetch", "100"], "taskiq worker ... --workers 2 --max-prefetch 100"
+    ),
+)
