@@ -86,8 +86,9 @@ def docs_section(
                   markdown(lat)]  # fmt: skip
     failed = [s for s in samples if not s.ok]
     if failed:
-        lines += ["", "Failed runs (tasks lost):", ""]
-        lines += [f"- {s.system} {s.metric} r{s.rep}: lost {s.detail.get('lost')}" for s in failed]
+        lines += ["", "Failed runs (a task lost or run twice):", ""]
+        lines += [f"- {s.system} {s.metric} r{s.rep}: lost {s.detail.get('lost')}, "
+                  f"duplicates {s.detail.get('duplicates')}" for s in failed]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 

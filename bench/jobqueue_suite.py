@@ -334,8 +334,12 @@ def docs_section(samples: Sequence[Sample], meta: dict[str, object]) -> str:
         lines += [f"**{title}**", "", markdown(rows), ""]
     failed = [s for s in samples if not s.ok]
     if failed:
-        lines += ["Failed runs (tasks lost):", ""]
-        lines += [f"- {s.system} {s.metric} r{s.rep}: lost {s.detail.get('lost')}" for s in failed]
+        lines += ["Failed runs (a task lost or run twice):", ""]
+        lines += [
+            f"- {s.system} {s.metric} r{s.rep}: lost {s.detail.get('lost')}, "
+            f"duplicates {s.detail.get('duplicates')}"
+            for s in failed
+        ]
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -110,18 +110,29 @@ def table(samples: Sequence[Sample], systems: Sequence[str]) -> list[list[str]]:
 
 
 def latency_rows(samples: Sequence[Sample], systems: Sequence[str]) -> list[list[str]]:
-    """Latency table rows (header first); empty when no latency run was made."""
+    """Latency table rows (header first); empty when no latency run was made. Lower is better, so the
+    ratios are against the peer with the lowest median."""
     if not any(s.metric == "latency" for s in samples):
         return []
-    rows = [["system", "p50 ms", "p99 ms", "runs (failed)"]]
+    rows = [["system", "p50 ms", "p50 vs best peer", "p99 ms", "p99 vs best peer", "runs (failed)"]]
+    best = {key: _lowest_peer(samples, systems, key) for key in ("p50_ms", "p99_ms")}
     for system in systems:
-        p50 = summarize(samples, system, "latency", "p50_ms")
-        p99 = summarize(samples, system, "latency", "p99_ms")
-        if p50.runs:
-            rows.append([system, f"{_fmt(p50.median, 2)} ({_fmt(p50.low, 2)}-{_fmt(p50.high, 2)})",
-                         f"{_fmt(p99.median, 2)} ({_fmt(p99.low, 2)}-{_fmt(p99.high, 2)})",
-                         f"{p50.runs} ({p50.failed})"])  # fmt: skip
+        cells = [system]
+        for key in ("p50_ms", "p99_ms"):
+            s = summarize(samples, system, "latency", key)
+            cells.append(f"{_fmt(s.median, 2)} ({_fmt(s.low, 2)}-{_fmt(s.high, 2)})")
+            low = best[key]
+            cells.append("—" if s.median is None or not low else f"{s.median / low[1]:.2f}x ({low[0]})")
+        runs = summarize(samples, system, "latency", "p50_ms")
+        if runs.runs:
+            rows.append([*cells, f"{runs.runs} ({runs.failed})"])
     return rows
+
+
+def _lowest_peer(samples: Sequence[Sample], systems: Sequence[str], key: str) -> tuple[str, float] | None:
+    medians = [(s, summarize(samples, s, "latency", key).median) for s in systems if s != PROJECT]
+    valid = [(s, m) for s, m in medians if m]
+    return min(valid, key=lambda x: x[1]) if valid else None
 
 
 def markdown(rows: list[list[str]]) -> str:

@@ -1,5 +1,7 @@
 """Taskiq: ``taskiq worker`` (defaults: 2 worker processes, 100 async tasks each, no prefetch beyond them);
-tuned = the same 2 processes with 100 messages prefetched beyond the running tasks."""
+tuned = the same 2 processes with 100 messages prefetched beyond the running tasks: the best median of a
+probe of --workers 1 / 2 / 3, --max-prefetch 100 and --max-async-tasks 20 (3 runs of 4,000 tasks each,
+on the shared 2-core machine, so a wide spread: 509-4,130/s for this setting, 375-1,160/s for the default)."""
 
 from __future__ import annotations
 

@@ -54,11 +54,14 @@ def test_jobqueue_cycle_runs_every_task_exactly_once(bench_redis: RedisServer, t
     assert replace_results(doc, "new").count("bench:results:start") == 1
 
 
-def test_losses_fail_the_run(tmp_path: Path) -> None:
+def test_losses_and_duplicates_fail_the_run(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     runs.write_text("0 1.0\n1 1.5\n1 1.6\n")
     result = check(runs, range(3))
     assert (result.unique, result.duplicates, result.lost, result.ok) == (2, 1, 1, False)
+    runs.write_text("0 1.0\n1 1.5\n2 1.6\n2 1.7\n")
+    result = check(runs, range(3))
+    assert (result.duplicates, result.lost, result.ok) == (1, 0, False)  # run twice = failed too
 
 
 def peer_bins(venv: str) -> dict[str, Path]:
