@@ -164,8 +164,8 @@ class Suite:
 
         One queue per depth, all loaded first, then measured in turn within each repetition, so machine
         load that drifts during the run hits every depth alike. All queues share one keyspace: the
-        smallest depth is also measured before the others are loaded (row "..., alone"), which shows what
-        a large keyspace costs on its own.
+        smallest depth is also measured alone, before the others are loaded and after they are flushed
+        (rows "..., alone" and "..., alone again"), which shows what a large keyspace costs on its own.
         """
         self.runner.flush()
         smallest, *others = sorted(depths)
@@ -178,10 +178,21 @@ class Suite:
             print(f"  loading {depth:,} waiting tasks ...", flush=True)
             self._load(noop_request(queue=queues[depth]), depth)
         memory = self.runner.redis.info("memory")["used_memory"]
-        print(f"  Redis used_memory {memory / 2**20:,.0f} MiB", flush=True)
+        print(
+            f"  Redis used_memory {memory / 2**20:,.0f} MiB, {self.runner.redis.dbsize():,} keys", flush=True
+        )
         for rep in range(1, self.repeats + 1):
             for depth in sorted(depths):
                 self._depth_sample(f"{depth:,} waiting", rep, queues[depth], next_seq, depth)
+        # The control: the smallest depth alone again, so a difference between the "alone" row and the
+        # same depth beside the large queues is told apart from machine load drifting during the run.
+        self.runner.flush()
+        next_seq[smallest] = smallest
+        self._load(noop_request(queue=queues[smallest]), smallest)
+        for rep in range(1, self.repeats + 1):
+            self._depth_sample(
+                f"{smallest:,} waiting, alone again", rep, queues[smallest], next_seq, smallest
+            )
 
     def _depth_sample(self, label: str, rep: int, queue: str, next_seq: dict[int, int], depth: int) -> None:
         """Enqueue ``depth_sample`` tasks one by one, then dequeue as many: the depth is back where it was."""
@@ -291,7 +302,7 @@ def tables(samples: Sequence[Sample]) -> list[tuple[str, list[list[str]]]]:
     depth_labels = _labels(samples, {"dequeue"})
     if depth_labels:
         # Ratios against the smallest depth measured in the same turns (not the "alone" row).
-        base_label = next((x for x in depth_labels if not x.endswith("alone")), depth_labels[0])
+        base_label = next((x for x in depth_labels if "alone" not in x), depth_labels[0])
         base_enq = summarize(samples, base_label, "enqueue_one").median
         base_deq = summarize(samples, base_label, "dequeue").median
         vs = f"vs {base_label}"
