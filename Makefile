@@ -36,7 +36,7 @@ unit: $(STAMP)
 # Peer queues go into their own venv (bench/.venv-peers, created by the harness), never into $(VENV).
 # Options pass through, e.g. make bench BENCH_ARGS="--systems jobqueue,huey --tasks 2000"
 #                          SUITE_ARGS="--sections depth --depths 1000,100000"
-# Each step prints its progress; the defaults take about 15-25 minutes on 2 busy cores.
+# Each step prints its progress; the defaults took ~35 minutes on 2 busy cores (docs/benchmarks.md).
 bench: deps
 	$(PY) -m bench $(BENCH_ARGS)
 	$(PY) -m bench.jobqueue_suite $(SUITE_ARGS)

@@ -96,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m bench``."""
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--systems", default=",".join(ADAPTERS), help="comma-separated")
-    parser.add_argument("--tasks", type=int, default=5000, help="tasks per run")
+    parser.add_argument("--tasks", type=int, default=3000, help="tasks per run")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--settings", default="default,tuned", help="worker settings to run")
     parser.add_argument("--latency-seconds", type=float, default=10.0, help="0 skips the latency runs")
