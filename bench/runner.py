@@ -135,7 +135,7 @@ class Runner:
             time.sleep(0.5)
         finally:
             for worker in workers:
-                stop_worker(worker)
+                stop_worker(worker, adapter.stop_timeout)
         result = check(runs_file, range(self.tasks))
         cost = cost_between(before, after or snapshot(self.redis))
         detail = {
@@ -161,7 +161,7 @@ class Runner:
             while check(runs_file, range(n)).lost and time.monotonic() < deadline:
                 time.sleep(0.05)
         finally:
-            stop_worker(worker)
+            stop_worker(worker, adapter.stop_timeout)
         result = check(runs_file, range(n))
         first: dict[int, float] = {}
         for seq, started in read_starts(runs_file):

@@ -25,6 +25,9 @@ ADAPTER = Adapter(
     venv="taskiq",
     has_batch=False,
     default=_worker([], "taskiq worker ... (defaults: --workers 2, --max-async-tasks 100)"),
+    # An idle `taskiq worker` did not exit within 20 s of SIGTERM or SIGINT here; the run is measured and
+    # checked before the stop, so do not wait the default 15 s for it.
+    stop_timeout=3.0,
     tuned=_worker(
         ["--workers", "2", "--max-prefetch", "100"], "taskiq worker ... --workers 2 --max-prefetch 100"
     ),
