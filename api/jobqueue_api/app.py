@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from jobqueue.aio import AsyncClient
 from jobqueue.errors import ConfigurationError
+from jobqueue.record.settings import RecordSettings
 from jobqueue.settings import Settings
 from jobqueue_api.errors import ERROR_RESPONSES, error_body, install_error_handlers
 from jobqueue_api.metrics import QueueCollector
@@ -98,10 +99,16 @@ class BodySizeLimit:
             await self._reject(scope, receive, send)
 
 
-def create_app(settings: Settings | None = None, api_settings: ApiSettings | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    api_settings: ApiSettings | None = None,
+    record_settings: RecordSettings | None = None,
+) -> FastAPI:
     """Build the API. Connections open lazily; nothing happens at import time."""
     settings = settings or Settings()
     api_settings = api_settings or ApiSettings()
+    # Only the recorders' consumer group name is used here (/metrics reads their progress).
+    record_settings = record_settings or RecordSettings()
     keys = api_settings.parsed_keys()
     if api_settings.open_mode and not _is_loopback(api_settings.host):
         raise ConfigurationError("open mode (no API keys) is only allowed on a loopback address")
@@ -128,7 +135,7 @@ def create_app(settings: Settings | None = None, api_settings: ApiSettings | Non
     )
     client = AsyncClient(settings)
     registry = CollectorRegistry()
-    registry.register(QueueCollector(client.sync))
+    registry.register(QueueCollector(client.sync, recorder_group=record_settings.group))
     app.state.client = client
     database_url = settings.database_url.get_secret_value() if settings.database_url else None
     app.state.record = RecordAccess(database_url)

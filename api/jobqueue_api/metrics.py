@@ -1,6 +1,10 @@
 """Prometheus metrics read from live Redis state at scrape time (no per-task work in the API).
 
-Labels are queue, priority and status; never task ids (unbounded cardinality).
+Everything here is cluster-wide, whichever API replica is scraped: queue gauges and counters, the run time
+and queue wait histograms the workers add up in Redis (jobqueue/task_metrics.py), the recorder's progress
+(read from its consumer group) and the schedules' fire counters (written by the schedulers).
+
+Labels are queue, priority, task, schedule and state; never task ids (unbounded cardinality).
 """
 
 from __future__ import annotations
@@ -8,10 +12,14 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from jobqueue.client import Client
+from jobqueue.keys import QueueKeys
+from jobqueue.schedules import ScheduleRegistry
+from jobqueue.task_metrics import RUN, RUN_BUCKETS, WAIT, WAIT_BUCKETS, read_histograms
+from jobqueue_api.recorder_progress import RecorderProgress, read_recorder_progress
 
 # stats-hash field -> counter name (without the _total suffix, which prometheus_client appends)
 COUNTERS = {
@@ -23,18 +31,44 @@ COUNTERS = {
     "cancelled": ("jobqueue_tasks_cancelled", "Tasks cancelled"),
     "lost_leases": ("jobqueue_leases_lost", "Leases that expired and were recovered"),
 }
+DEFAULT_RECORDER_GROUP = "jobqueue-recorder"
 
 
 class QueueCollector(Collector):
-    """Collects queue gauges and counters for every known queue, plus workers by state."""
+    """Collects queue gauges, counters and histograms for every known queue, workers by state, the
+    recorder's lag and the schedules' fires."""
 
-    def __init__(self, client: Client, stale_after_seconds: float = 30.0) -> None:
+    def __init__(
+        self,
+        client: Client,
+        stale_after_seconds: float = 30.0,
+        recorder_group: str = DEFAULT_RECORDER_GROUP,
+    ) -> None:
         self.client = client
         self.stale_after_seconds = stale_after_seconds
+        self.recorder_group = recorder_group
 
     def collect(self) -> Iterator[Metric]:
         """Called by prometheus_client on each scrape."""
         started = time.monotonic()
+        queues = self.client.known_queues()
+        yield from self._queue_families(queues)
+        yield from self._task_histograms(queues)
+        yield self._workers()
+        yield from recorder_families(
+            read_recorder_progress(self.client.redis, self._streams(queues), self.recorder_group)
+        )
+        yield from self._schedule_families()
+        yield GaugeMetricFamily(
+            "jobqueue_scrape_duration_seconds",
+            "Time to read live state for this scrape",
+            value=time.monotonic() - started,
+        )
+
+    def _streams(self, queues: list[str]) -> list[str]:
+        return [QueueKeys(self.client.settings.key_prefix, q).events for q in queues]
+
+    def _queue_families(self, queues: list[str]) -> Iterator[Metric]:
         depth = GaugeMetricFamily("jobqueue_queue_depth", "Ready tasks", labels=["queue", "priority"])
         delayed = GaugeMetricFamily("jobqueue_queue_delayed", "Delayed and retrying tasks", labels=["queue"])
         in_flight = GaugeMetricFamily("jobqueue_queue_in_flight", "Leased (running) tasks", labels=["queue"])
@@ -45,7 +79,7 @@ class QueueCollector(Collector):
         counters = {
             field: CounterMetricFamily(name, doc, labels=["queue"]) for field, (name, doc) in COUNTERS.items()
         }
-        for queue in self.client.known_queues():
+        for queue in queues:
             d = self.client.queue_depth(queue)
             for priority, n in d.ready.items():
                 depth.add_metric([queue, priority], n)
@@ -56,6 +90,30 @@ class QueueCollector(Collector):
             stats = self.client.redis.hgetall(self.client.queue_keys(queue).stats)
             for field, family in counters.items():
                 family.add_metric([queue], float(stats.get(field, 0)))
+        yield from (depth, delayed, in_flight, dead, oldest, *counters.values())
+
+    def _task_histograms(self, queues: list[str]) -> Iterator[Metric]:
+        run = HistogramMetricFamily(
+            "jobqueue_task_run_seconds",
+            "Run time of one task attempt, as measured by its worker",
+            labels=["queue", "task"],
+        )
+        wait = HistogramMetricFamily(
+            "jobqueue_task_queue_wait_seconds",
+            "Time from when a task became ready (enqueue, eta, retry due time) to its lease",
+            labels=["queue"],
+        )
+        pipe = self.client.redis.pipeline(transaction=False)
+        for queue in queues:
+            pipe.hgetall(self.client.queue_keys(queue).task_metrics)
+        for queue, fields in zip(queues, pipe.execute(), strict=True):
+            for h in read_histograms(RUN, fields, RUN_BUCKETS):
+                run.add_metric([queue, h.task], h.buckets, h.total)
+            for h in read_histograms(WAIT, fields, WAIT_BUCKETS):
+                wait.add_metric([queue], h.buckets, h.total)
+        yield from (run, wait)
+
+    def _workers(self) -> Metric:
         workers = GaugeMetricFamily("jobqueue_workers", "Workers by state", labels=["state"])
         by_state = {"ACTIVE": 0, "IDLE": 0, "DRAINING": 0, "DEAD": 0}
         for w in self.client.list_workers():
@@ -63,9 +121,50 @@ class QueueCollector(Collector):
             by_state[state] = by_state.get(state, 0) + 1
         for state, n in by_state.items():
             workers.add_metric([state], n)
-        yield from (depth, delayed, in_flight, dead, oldest, workers, *counters.values())
-        yield GaugeMetricFamily(
-            "jobqueue_scrape_duration_seconds",
-            "Time to read live state for this scrape",
-            value=time.monotonic() - started,
+        return workers
+
+    def _schedule_families(self) -> Iterator[Metric]:
+        fires = CounterMetricFamily(
+            "jobqueue_schedule_fires", "Schedule fires that enqueued a task", labels=["schedule"]
         )
+        misfires = CounterMetricFamily(
+            "jobqueue_schedule_misfires",
+            "Schedule fire times skipped because they were missed past startingDeadlineSeconds",
+            labels=["schedule"],
+        )
+        skipped = CounterMetricFamily(
+            "jobqueue_schedule_skipped",
+            "Schedule fires skipped by the Forbid concurrency policy (the previous run was still running)",
+            labels=["schedule"],
+        )
+        next_fire = GaugeMetricFamily(
+            "jobqueue_schedule_next_fire_timestamp_seconds",
+            "Unix time of the next fire of each active (not paused) schedule",
+            labels=["schedule"],
+        )
+        for info in ScheduleRegistry(self.client).list():
+            name = info.schedule.name
+            fires.add_metric([name], info.fired)
+            misfires.add_metric([name], info.missed)
+            skipped.add_metric([name], info.skipped)
+            if info.next_fire_at is not None and not info.paused:
+                next_fire.add_metric([name], info.next_fire_at.timestamp())
+        yield from (fires, misfires, skipped, next_fire)
+
+
+def recorder_families(progress: RecorderProgress | None) -> Iterator[Metric]:
+    """The recorder's lag and recorded-events counter; nothing when no recorder group exists yet (no
+    recorder ever ran: a lag of 0 would claim it is keeping up)."""
+    if progress is None:
+        return
+    yield GaugeMetricFamily(
+        "jobqueue_recorder_lag_seconds",
+        "Age of the oldest event not yet recorded in PostgreSQL (0 when the recorder is caught up)",
+        value=progress.lag_seconds,
+    )
+    recorded = CounterMetricFamily(
+        "jobqueue_recorder_events_recorded",
+        "Events the recorders committed to PostgreSQL and acknowledged",
+    )
+    recorded.add_metric([], progress.recorded)
+    yield recorded

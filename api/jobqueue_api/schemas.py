@@ -22,7 +22,8 @@ class SubmitTask(BaseModel):
     priority: Literal["high", "medium", "low"] = "medium"
     countdown: float | None = Field(default=None, ge=0, le=10 * 365 * 86400)
     eta: dt.datetime | None = None
-    max_retries: int = Field(default=0, ge=0, le=1000)
+    # null: the queue's retry default (PUT /api/v1/queues/{queue}/retry-defaults) applies when it fails.
+    max_retries: int | None = Field(default=None, ge=0, le=1000)
     timeout: float | None = Field(default=None, gt=0, le=7 * 86400)
     soft_timeout: float | None = Field(default=None, gt=0, le=7 * 86400)
     result_ttl: int | None = Field(default=None, gt=0, le=365 * 86400)

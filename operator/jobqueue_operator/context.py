@@ -45,16 +45,19 @@ class OperatorContext:
 
 @contextlib.contextmanager
 def reconciling(ctx: OperatorContext, kind: str, handler: str) -> Iterator[None]:
-    """Time a reconcile and translate failures for kopf.
+    """Time a reconcile, count its outcome, and translate failures for kopf.
 
     Redis or the API server unreachable → TemporaryError (kopf retries after a delay; the process never
-    crash-loops). A spec the core rejects → PermanentError (retrying cannot help; the handler has already
-    written a condition explaining why).
+    crash-loops), outcome ``retry``. A spec the core rejects → PermanentError (retrying cannot help; the
+    handler has already written a condition explaining why), outcome ``error``, like any other exception.
     """
     started = time.perf_counter()
+    outcome = "error"
     try:
         yield
+        outcome = "ok"
     except (BrokerUnavailable, ApiException) as exc:
+        outcome = "retry"
         ctx.metrics.reconcile_errors.labels(kind, handler, type(exc).__name__).inc()
         raise kopf.TemporaryError(
             f"{type(exc).__name__}: {exc}", delay=ctx.settings.retry_delay_seconds
@@ -62,5 +65,12 @@ def reconciling(ctx: OperatorContext, kind: str, handler: str) -> Iterator[None]
     except (ValidationError, InvalidSpec, ScheduleNotFound, pydantic.ValidationError) as exc:
         ctx.metrics.reconcile_errors.labels(kind, handler, "InvalidSpec").inc()
         raise kopf.PermanentError(str(exc)) from exc
+    except kopf.TemporaryError:
+        outcome = "retry"
+        raise
+    except Exception as exc:
+        ctx.metrics.reconcile_errors.labels(kind, handler, type(exc).__name__).inc()
+        raise
     finally:
-        ctx.metrics.reconcile_seconds.labels(kind, handler).observe(time.perf_counter() - started)
+        ctx.metrics.reconciliations.labels(kind, outcome).inc()
+        ctx.metrics.reconcile_duration.labels(kind).observe(time.perf_counter() - started)

@@ -12,8 +12,13 @@ import kopf
 import pydantic
 
 from jobqueue_operator.context import GROUP, VERSION, OperatorContext, namespace_of, reconciling
-from jobqueue_operator.decisions import deletion_cost_annotations, orphaned_workers
+from jobqueue_operator.decisions import (
+    POD_DELETION_COST_ANNOTATION,
+    deletion_cost_annotations,
+    orphaned_workers,
+)
 from jobqueue_operator.manifests import Owner, selector_string, worker_deployment
+from jobqueue_operator.metrics import PoolReplicas
 from jobqueue_operator.pool_plan import DRAIN_ANNOTATION, Heartbeat, PoolPlan, initial_replicas, plan_pool
 from jobqueue_operator.pool_status import parse_time, pool_status
 from jobqueue_operator.queue_status import invalid_status
@@ -30,23 +35,58 @@ def ensure_deployment(ctx: OperatorContext, owner: Owner, spec: WorkerPoolSpec) 
     ctx.kube.apply_deployment(worker_deployment(owner, spec, replicas))
 
 
+def count_recovered(ctx: OperatorContext, by_queue: Mapping[str, Mapping[str, int]]) -> dict[str, int]:
+    """Count recovered leases per queue in the metrics; returns the totals (for the Event message)."""
+    totals = {"requeued": 0, "dead_lettered": 0}
+    for queue, counts in by_queue.items():
+        ctx.metrics.leases_recovered.labels(queue).inc(counts["requeued"] + counts["dead_lettered"])
+        for key in totals:
+            totals[key] += counts[key]
+    return totals
+
+
+def record_replicas(
+    ctx: OperatorContext, owner: Owner, spec: WorkerPoolSpec, plan: PoolPlan, deployment: Any
+) -> None:
+    """The pool's replica gauges: what the autoscaler wants, what the Deployment has, and the bounds."""
+    scaling = spec.autoscaling
+    ctx.metrics.pool_replicas.set(
+        owner.namespace,
+        owner.name,
+        PoolReplicas(
+            # The same figure as .status.desiredReplicas.
+            desired=plan.decision.replicas if plan.decision is not None else plan.replicas,
+            current=int(deployment.status.replicas or 0),
+            ready=int(deployment.status.ready_replicas or 0),
+            min=scaling.min_replicas if scaling.enabled else None,
+            max=scaling.max_replicas if scaling.enabled else None,
+        ),
+    )
+
+
 def apply_plan(ctx: OperatorContext, owner: Owner, spec: WorkerPoolSpec, plan: PoolPlan, body: Any) -> None:
     """Carry out a pool plan: delete stale pods, start drains, scale; each action is an Event."""
     ns, name, queues = owner.namespace, owner.name, list(spec.queues)
     for pod in plan.stale:
         ctx.kube.delete_pod(ns, pod)
         # The worker is known dead: its leases go back now instead of when they expire.
-        recovered = ctx.client.recover_expired_leases(queues, worker_id=pod)
+        recovered = count_recovered(ctx, ctx.client.recover_expired_leases_by_queue(queues, worker_id=pod))
         ctx.metrics.stale_pods_deleted.labels(ns, name).inc()
-        ctx.metrics.recovered_leases.labels(ns, name).inc(recovered["requeued"] + recovered["dead_lettered"])
         kopf.warn(
             body, reason="StaleWorker", message=f"deleted pod {pod} (heartbeat stale); recovered {recovered}"
         )
     costs = deletion_cost_annotations(plan.request_drain)
     for pod in plan.request_drain:
         ctx.kube.annotate_pod(ns, pod, {**costs[pod], DRAIN_ANNOTATION: str(int(time.time()))})
-        ctx.client.request_drain(pod)
+        # exit=False: the worker idles until its pod is deleted; exiting would only get it restarted.
+        ctx.client.request_drain(pod, exit=False)
         kopf.info(body, reason="DrainRequested", message=f"worker {pod} asked to drain before scale-down")
+    for pod in plan.call_off_drain:
+        # Redis first: should the annotation patch then fail, the pod still reads as draining and the
+        # next reconcile calls the drain off again (both steps are idempotent).
+        ctx.client.cancel_drain(pod)
+        ctx.kube.annotate_pod(ns, pod, dict.fromkeys((POD_DELETION_COST_ANNOTATION, DRAIN_ANNOTATION)))
+        kopf.info(body, reason="DrainCalledOff", message=f"worker {pod} fetches again: scale-down not needed")
     if plan.scaled:
         ctx.kube.scale_deployment(ns, name, plan.replicas)
         direction = "up" if plan.replicas > plan.current else "down"
@@ -71,8 +111,7 @@ def recover_orphans(
         lease_holders(ctx.client, queues), beats, pods, time.time(), spec.health.lease_orphan_seconds
     )
     for worker in orphans:
-        recovered = ctx.client.recover_expired_leases(queues, worker_id=worker)
-        ctx.metrics.recovered_leases.labels(owner.namespace, owner.name).inc(recovered["requeued"])
+        recovered = count_recovered(ctx, ctx.client.recover_expired_leases_by_queue(queues, worker_id=worker))
         kopf.info(
             body,
             reason="OrphanedLeases",
@@ -150,6 +189,7 @@ def register_workerpool(registry: kopf.OperatorRegistry, ctx: OperatorContext) -
                 now=time.time(),
             )
             apply_plan(ctx, owner, parsed, plan, body)
+            record_replicas(ctx, owner, parsed, plan, deployment)
             recover_orphans(ctx, owner, parsed, pods=[p.name for p in pods], heartbeats=heartbeats, body=body)
             patch.status.update(
                 pool_status(

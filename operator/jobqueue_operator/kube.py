@@ -61,7 +61,12 @@ class Kube:
             raise
 
     def apply_deployment(self, manifest: dict[str, Any]) -> None:
-        """Create the Deployment, or patch an existing one to the manifest (replicas included)."""
+        """Create the Deployment, or patch an existing one to the manifest except its replicas.
+
+        Replicas of an existing Deployment change only through :meth:`scale_deployment` (the reconcile
+        timer's decision): a spec-change handler running beside the timer would otherwise write back the
+        count it read before the timer scaled, undoing the scale.
+        """
         meta = manifest["metadata"]
         try:
             # The client serializes plain dicts as they are; manifests.py builds dicts to stay pure.
@@ -69,7 +74,8 @@ class Kube:
         except ApiException as exc:
             if exc.status != 409:
                 raise
-            self.apps.patch_namespaced_deployment(meta["name"], meta["namespace"], manifest)
+            spec = {key: value for key, value in manifest["spec"].items() if key != "replicas"}
+            self.apps.patch_namespaced_deployment(meta["name"], meta["namespace"], {**manifest, "spec": spec})
 
     def scale_deployment(self, namespace: str, name: str, replicas: int) -> None:
         """Set the Deployment's replicas through its scale subresource."""
@@ -80,8 +86,9 @@ class Kube:
         pods = self.core.list_namespaced_pod(namespace, label_selector=selector).items
         return [pod_view(p) for p in pods]
 
-    def annotate_pod(self, namespace: str, name: str, annotations: dict[str, str]) -> None:
-        """Merge annotations into a pod (a vanished pod is ignored: nothing left to mark)."""
+    def annotate_pod(self, namespace: str, name: str, annotations: dict[str, str | None]) -> None:
+        """Merge annotations into a pod, None removing one (a vanished pod is ignored: nothing left to
+        mark)."""
         try:
             self.core.patch_namespaced_pod(name, namespace, {"metadata": {"annotations": annotations}})
         except ApiException as exc:

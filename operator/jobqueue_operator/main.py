@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import random
 import threading
+import time
 from collections.abc import Sequence
 
 import kopf
@@ -17,6 +19,7 @@ from jobqueue_operator.context import OperatorContext
 from jobqueue_operator.handlers import build_registry
 from jobqueue_operator.kube import Kube, connect
 from jobqueue_operator.metrics import build_metrics
+from jobqueue_operator.peering import kopf_settings, leader_priority
 from jobqueue_operator.settings import OperatorSettings
 
 log = logging.getLogger(__name__)
@@ -41,6 +44,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--liveness", default=None, help="liveness endpoint URL, e.g. http://0.0.0.0:8080/healthz"
     )
+    parser.add_argument(
+        "--peering",
+        default=None,
+        help="run peered under this KopfPeering object (several replicas, one active)",
+    )
+    parser.add_argument("--priority", type=int, default=None, help="peering priority (default: oldest leads)")
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--log-format", choices=["text", "json"], default="json")
     return parser.parse_args(argv)
@@ -59,6 +68,10 @@ def build_settings(args: argparse.Namespace) -> OperatorSettings:
         overrides["metrics_port"] = args.metrics_port
     if args.liveness is not None:
         overrides["liveness_endpoint"] = args.liveness
+    if args.peering is not None:
+        overrides["peering"] = args.peering
+    if args.priority is not None:
+        overrides["priority"] = args.priority
     return OperatorSettings(**overrides)  # type: ignore[arg-type]
 
 
@@ -66,17 +79,28 @@ def run(settings: OperatorSettings, core: Settings, stop_flag: threading.Event |
     """Run the operator until ``stop_flag`` is set (or SIGINT / SIGTERM)."""
     if not settings.all_namespaces and not settings.namespaces:
         raise SystemExit("jobqueue-operator: name --namespace (repeatable) or --all-namespaces")
-    metrics = build_metrics()
+    # A pool's replica gauges outlive a few missed reconciles, not its deletion.
+    metrics = build_metrics(pool_expire_seconds=max(60.0, 5 * settings.interval_seconds))
     if settings.metrics_port:
         start_http_server(settings.metrics_port, settings.metrics_host, registry=metrics.registry)
     client = Client(core)
     api = connect()
     try:
         ctx = OperatorContext(settings=settings, client=client, kube=Kube(api), metrics=metrics)
+        peered = settings.peering is not None
+        priority = settings.priority
+        if peered and priority is None:
+            priority = leader_priority(time.time(), random.Random())  # noqa: S311 - a tie-break, not a secret
+        if peered:
+            log.info("peering %r with priority %s", settings.peering, priority)
         kopf.run(
             registry=build_registry(ctx),
-            # One operator replica at a time (a Deployment with the Recreate strategy): no peering CRDs.
-            standalone=True,
+            settings=kopf_settings(lifetime_seconds=settings.peering_lifetime_seconds),
+            # Peered: mandatory (kopf starts paused until it has seen its peers); else standalone, where
+            # one replica at a time must be guaranteed by the Deployment (strategy Recreate).
+            standalone=not peered,
+            peering_name=settings.peering,
+            priority=priority,
             clusterwide=settings.all_namespaces,
             namespaces=settings.namespaces,
             liveness_endpoint=settings.liveness_endpoint or None,

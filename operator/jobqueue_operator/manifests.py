@@ -96,6 +96,9 @@ def worker_deployment(owner: Owner, spec: WorkerPoolSpec, replicas: int) -> dict
         "containers": [worker_container(spec)],
     }
     pod_spec.setdefault("securityContext", {"seccompProfile": {"type": "RuntimeDefault"}})
+    # Service link variables (e.g. JOBQUEUE_API_PORT=tcp://... from a release's jobqueue-api Service)
+    # share the worker's settings prefix; the worker needs none, so none may shadow a setting.
+    pod_spec.setdefault("enableServiceLinks", False)
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",

@@ -4,7 +4,9 @@ The handler reads the Deployment, the pool's pods and the workers' heartbeats, c
 and applies the plan. Scale-down never lowers the Deployment's replicas over a busy worker: it first asks
 the chosen idle workers to drain (stop fetching, finish, exit) and marks their pods as the cheapest to
 delete; only once all of them have drained does it lower replicas by that number, so the ReplicaSet
-removes exactly those pods.
+removes exactly those pods. A drained worker stays up, idle, until its pod goes; when the scale-down is
+not carried out after all (the backlog came back, a cooldown or a spec change holds replicas up), the
+drains it no longer needs are called off (:func:`split_drains`) and those workers fetch again.
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ class PoolPlan:
     current: int
     decision: ScaleDecision | None
     request_drain: list[str] = field(default_factory=list)
+    call_off_drain: list[str] = field(default_factory=list)  # pods whose drain is no longer needed
     remove: list[str] = field(default_factory=list)
     stale: list[str] = field(default_factory=list)
     draining: list[str] = field(default_factory=list)
@@ -105,6 +108,23 @@ def worker_views(pods: Sequence[PodView], heartbeats: Mapping[str, Heartbeat]) -
             )
         )
     return workers
+
+
+def split_drains(
+    workers: Sequence[Worker], draining: Sequence[str], needed: int
+) -> tuple[list[str], list[str]]:
+    """Split the pods under drain into those a scale-down by ``needed`` pods still uses and those whose
+    drain is called off.
+
+    Without this, a drain the autoscaler changed its mind about would leave its worker idle for good.
+    The kept ones are the furthest along (drained, then fewest tasks in flight), the order
+    :func:`choose_workers_to_drain` uses, so repeated reconciles keep the same pods.
+    """
+    if needed >= len(draining):
+        return sorted(draining), []
+    wanted = set(draining)
+    keep = choose_workers_to_drain([w for w in workers if w.pod_name in wanted], needed)
+    return sorted(keep), sorted(wanted - set(keep))
 
 
 def plan_pool(
@@ -147,15 +167,31 @@ def plan_pool(
     else:
         target = spec.replicas
 
+    keep, call_off = split_drains(workers, draining, max(current - target, 0))
     # Lower replicas only once every pod asked to drain has drained: they all carry the lowest deletion
     # cost, so the ReplicaSet must not be left to pick among drained and still-busy ones.
-    drained = drained_workers(workers, draining)
-    if draining and len(drained) == len(draining):
+    drained = drained_workers(workers, keep)
+    if keep and len(drained) == len(keep):
         return PoolPlan(
-            max(current - len(drained), 0), current, decision, remove=drained, stale=stale, draining=draining
+            max(current - len(drained), 0),
+            current,
+            decision,
+            call_off_drain=call_off,
+            remove=drained,
+            stale=stale,
+            draining=keep,
         )
     if target >= current:
-        return PoolPlan(target, current, decision, stale=stale, draining=draining)
-    chosen = choose_workers_to_drain(workers, current - target)
-    fresh = sorted(set(chosen) - set(draining))
-    return PoolPlan(current, current, decision, request_drain=fresh, stale=stale, draining=draining)
+        return PoolPlan(target, current, decision, call_off_drain=call_off, stale=stale, draining=keep)
+    candidates = [w for w in workers if w.pod_name not in call_off]
+    chosen = choose_workers_to_drain(candidates, current - target)
+    fresh = sorted(set(chosen) - set(keep))
+    return PoolPlan(
+        current,
+        current,
+        decision,
+        request_drain=fresh,
+        call_off_drain=call_off,
+        stale=stale,
+        draining=keep,
+    )

@@ -12,12 +12,20 @@ from jobqueue_operator.conditions import Condition, flag, merge_conditions, read
 from jobqueue_operator.redis_state import QueueStatus
 from jobqueue_operator.spec import JobQueueSpec
 
-# The core keeps retries per task and the poison threshold process-wide (JOBQUEUE_MAX_LOST_LEASES), so
-# these fields are documented defaults for now; the Ready message says so instead of pretending.
-NOT_APPLIED_NOTE = (
-    "retries and deadLetter.maxLostLeases are not per-queue settings of the core yet: tasks' own retry "
-    "options and JOBQUEUE_MAX_LOST_LEASES apply"
-)
+# The CRD names backoff strategies as Kubernetes enums do; the core uses its retry policy names.
+BACKOFF_STRATEGIES = {"Exponential": "exponential", "Linear": "linear", "Fixed": "constant"}
+
+
+def retry_defaults_of(spec: JobQueueSpec) -> dict[str, Any]:
+    """The keyword arguments of ``QueueAdmin.set_retry_defaults`` that ``spec.retries`` asks for."""
+    retries = spec.retries
+    return {
+        "max_retries": retries.max_retries,
+        "backoff": BACKOFF_STRATEGIES[retries.backoff.strategy],
+        "base_seconds": retries.backoff.initial_seconds,
+        "max_seconds": retries.backoff.max_seconds,
+        "jitter": retries.backoff.jitter,
+    }
 
 
 def apply_queue_spec(admin: QueueAdmin, queue: str, spec: JobQueueSpec) -> None:
@@ -34,6 +42,10 @@ def apply_queue_spec(admin: QueueAdmin, queue: str, spec: JobQueueSpec) -> None:
     elif admin.get_rate_limit(queue) is not None:
         admin.remove_rate_limit(queue)
     admin.set_max_in_flight(queue, spec.max_in_flight or None)
+    # Retry defaults and the lost-lease threshold: read by fail.lua / recover.lua when a task fails or
+    # loses its lease, so they apply to the queue's waiting tasks too.
+    admin.set_retry_defaults(queue, **retry_defaults_of(spec))
+    admin.set_max_lost_leases(queue, spec.dead_letter.max_lost_leases)
     if spec.paused:
         admin.pause(queue)
     else:
@@ -47,7 +59,7 @@ def configured_status(
     return {
         "observedGeneration": generation,
         "conditions": merge_conditions(
-            conditions, [ready(True, "Configured", NOT_APPLIED_NOTE)], generation, now
+            conditions, [ready(True, "Configured", "queue configuration written to Redis")], generation, now
         ),
     }
 

@@ -22,3 +22,10 @@ class OperatorSettings(BaseSettings):
     metrics_host: str = "0.0.0.0"  # noqa: S104 (scraped from inside the cluster)
     metrics_port: int = Field(default=9108, ge=0, le=65535)
     liveness_endpoint: str = "http://0.0.0.0:8080/healthz"
+    # kopf peering (several replicas, one active; docs/operator.md "High availability"): the name of the
+    # KopfPeering object (ClusterKopfPeering with all_namespaces). None: standalone, one replica only.
+    peering: str | None = Field(default=None, min_length=1, max_length=253)
+    # Seconds a replica's keep-alive counts: how long a SIGKILLed leader blocks the others at most.
+    peering_lifetime_seconds: int = Field(default=30, ge=2, le=3600)
+    # None: derived from the start time, so the oldest replica leads (jobqueue_operator.peering).
+    priority: int | None = None

@@ -46,6 +46,7 @@ CONSTRAINTS: dict[str, dict[str, Any]] = {
     "recorderLagSeconds": {"exclusiveMinimum": 0},
     "minReplicas": {"minimum": 0},
     "maxReplicas": {"minimum": 1},
+    "lifetimeSeconds": {"minimum": 2, "maximum": 3600},
 }
 
 

@@ -4,9 +4,11 @@ namespace with a short reconcile interval, its log in a file, liveness and metri
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import urllib.request
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from jq_testing import worker_env
@@ -18,7 +20,15 @@ from k8s.control_plane import free_port
 class OperatorProcess:
     """``python -m jobqueue_operator`` watching one namespace, with a log file and a liveness URL."""
 
-    def __init__(self, kubeconfig: Path, namespace: str, settings: Settings, log_path: Path) -> None:
+    def __init__(
+        self,
+        kubeconfig: Path,
+        namespace: str,
+        settings: Settings,
+        log_path: Path,
+        extra_args: Sequence[str] = (),
+        extra_env: Mapping[str, str] | None = None,
+    ) -> None:
         self.metrics_port, live_port = free_port(), free_port()
         self.liveness = f"http://127.0.0.1:{live_port}/healthz"
         self.log_path = log_path
@@ -28,11 +38,13 @@ class OperatorProcess:
             **worker_env(settings),
             "KUBECONFIG": str(kubeconfig),
             "JOBQUEUE_OPERATOR_RETRY_DELAY_SECONDS": "1",
+            **(extra_env or {}),
         }
         self.process = subprocess.Popen(
             [
                 sys.executable, "-m", "jobqueue_operator", "--namespace", namespace, "--interval", "1",
                 "--metrics-port", str(self.metrics_port), "--liveness", self.liveness, "--log-format", "text",
+                *extra_args,
             ],
             env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
@@ -52,6 +64,32 @@ class OperatorProcess:
     def metrics(self) -> str:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as resp:
             return str(resp.read().decode())
+
+    def metric(self, name: str, **labels: str) -> float:
+        """The value of one sample of the operator's metrics (0 when it was never recorded)."""
+        for line in self.metrics().splitlines():
+            sample, _, value = line.rpartition(" ")
+            if not sample.startswith(name + "{") and sample != name:
+                continue
+            if all(f'{key}="{val}"' in sample for key, val in labels.items()):
+                return float(value)
+        return 0.0
+
+    def metric_total(self, name: str, **labels: str) -> float:
+        """The sum of every sample of ``name`` carrying ``labels`` (whatever its other labels)."""
+        total = 0.0
+        for line in self.metrics().splitlines():
+            sample, _, value = line.rpartition(" ")
+            if (sample.startswith(name + "{") or sample == name) and all(
+                f'{key}="{val}"' in sample for key, val in labels.items()
+            ):
+                total += float(value)
+        return total
+
+    def kill(self) -> None:
+        """SIGKILL the operator: no goodbye to its peers, as when its node dies."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(10)
 
     def stop(self) -> None:
         if self.process.poll() is None:

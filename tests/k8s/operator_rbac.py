@@ -43,15 +43,35 @@ CLUSTER_RULES: list[dict[str, Any]] = [
 ]
 
 
+def peering_rules(peering: str) -> list[dict[str, Any]]:
+    """What peered replicas need besides RULES: watch the KopfPeering objects of the namespace, and read
+    and patch (their keep-alives) the one they share."""
+    return [
+        {"apiGroups": ["kopf.dev"], "resources": ["kopfpeerings"], "verbs": ["list", "watch"]},
+        {
+            "apiGroups": ["kopf.dev"],
+            "resources": ["kopfpeerings"],
+            "resourceNames": [peering],
+            "verbs": ["get", "patch"],
+        },
+    ]
+
+
 def operator_kubeconfig(
-    api: k8s_client.ApiClient, namespace: str, admin_kubeconfig: Path, path: Path
+    api: k8s_client.ApiClient,
+    namespace: str,
+    admin_kubeconfig: Path,
+    path: Path,
+    peering: str | None = None,
 ) -> Path:
     """Create the operator's ServiceAccount, Role and RoleBinding in ``namespace`` and write a kubeconfig
-    that authenticates with a short-lived token of that ServiceAccount."""
+    that authenticates with a short-lived token of that ServiceAccount (with ``peering``, the Role also
+    has :func:`peering_rules`)."""
     core = k8s_client.CoreV1Api(api)
     rbac = k8s_client.RbacAuthorizationV1Api(api)
     core.create_namespaced_service_account(namespace, {"metadata": {"name": SERVICE_ACCOUNT}})
-    rbac.create_namespaced_role(namespace, {"metadata": {"name": SERVICE_ACCOUNT}, "rules": RULES})
+    rules = RULES + (peering_rules(peering) if peering else [])
+    rbac.create_namespaced_role(namespace, {"metadata": {"name": SERVICE_ACCOUNT}, "rules": rules})
     rbac.create_namespaced_role_binding(
         namespace,
         {

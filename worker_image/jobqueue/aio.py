@@ -12,8 +12,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import NoScriptError
 from typing_extensions import Unpack
 
+from jobqueue.batch_enqueue import parse_plan_replies, plan_enqueue
 from jobqueue.canvas import Canvas
 from jobqueue.client import Client, QueueDepth, outcome_value, parse_cancel_reason
 from jobqueue.commands import (
@@ -21,9 +23,7 @@ from jobqueue.commands import (
     EnqueueOptions,
     EnqueueRequest,
     build_cancel,
-    build_enqueue,
     make_request,
-    parse_enqueue_reply,
     parse_task,
 )
 from jobqueue.dead_letters import DeadLetterStats
@@ -99,26 +99,28 @@ class AsyncClient:
         return (await self.enqueue_many([request]))[0]
 
     async def enqueue_many(self, requests: Sequence[EnqueueRequest]) -> list[AsyncTaskHandle]:
-        """Enqueue validated requests in one pipelined round trip."""
-        built = [build_enqueue(self.settings, r) for r in requests]
+        """Enqueue validated requests in one pipelined round trip (few script calls: see batch_enqueue)."""
+        plan = plan_enqueue(self.settings, requests)
         new_queues = {r.queue for r in requests} - self._registered_queues
         with translate_errors():
             if new_queues:
                 await self.redis.sadd(self.global_keys.queues, *new_queues)
                 self._registered_queues |= new_queues
-            if len(built) == 1:
-                replies = [await run_script_async(self.redis, built[0][1])]
+            if len(plan.calls) == 1:
+                replies = [await run_script_async(self.redis, plan.calls[0])]
             else:
-                # Scripts were loaded by the first single call or by a worker; on NOSCRIPT fall back
-                # to one call each, which loads them.
+                # Scripts were loaded by the first single call or by a worker; a call that met NOSCRIPT
+                # did not run, so it alone is re-run one by one, which loads the script.
                 pipe = self.redis.pipeline(transaction=False)
-                for _, call in built:
+                for call in plan.calls:
                     pipe.evalsha(script_sha(call.script), len(call.keys), *call.keys, *call.args)
                 replies = await pipe.execute(raise_on_error=False)
-                for i, ((_, call), result) in enumerate(zip(built, replies, strict=True)):
-                    if isinstance(result, Exception):
+                for i, (call, result) in enumerate(zip(plan.calls, replies, strict=True)):
+                    if isinstance(result, NoScriptError):
                         replies[i] = await run_script_async(self.redis, call)
-        parsed = [parse_enqueue_reply(r) for r in replies]
+                    elif isinstance(result, Exception):
+                        raise result
+        parsed = parse_plan_replies(plan, replies)
         return [AsyncTaskHandle(self, r.id, r.deduplicated) for r in parsed]
 
     async def submit_workflow(self, canvas: Canvas) -> WorkflowHandle:

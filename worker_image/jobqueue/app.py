@@ -6,7 +6,7 @@ import datetime as dt
 import importlib
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from jobqueue.aio import AsyncClient
@@ -32,8 +32,9 @@ class TaskOptions:
 
     queue: str = "default"
     priority: Priority = Priority.MEDIUM
-    max_retries: int = 0
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    # None: the queue's default (QueueAdmin.set_retry_defaults) decides, at failure time.
+    max_retries: int | None = None
+    retry: RetryPolicy | None = None
     retry_on: tuple[type[BaseException], ...] | None = None
     timeout: float | None = None
     soft_timeout: float | None = None
@@ -180,11 +181,11 @@ class App:
         name: str | None = None,
         queue: str = "default",
         priority: Priority | str = Priority.MEDIUM,
-        max_retries: int = 0,
-        retry_backoff: str | BackoffFunction = "exponential",
-        retry_base: float = 1.0,
-        retry_max: float = 300.0,
-        retry_jitter: bool = True,
+        max_retries: int | None = None,
+        retry_backoff: str | BackoffFunction | None = None,
+        retry_base: float | None = None,
+        retry_max: float | None = None,
+        retry_jitter: bool | None = None,
         retry_on: tuple[type[BaseException], ...] | type[BaseException] | None = None,
         timeout: float | None = None,
         soft_timeout: float | None = None,
@@ -203,11 +204,11 @@ class App:
         name: str | None = None,
         queue: str = "default",
         priority: Priority | str = Priority.MEDIUM,
-        max_retries: int = 0,
-        retry_backoff: str | BackoffFunction = "exponential",
-        retry_base: float = 1.0,
-        retry_max: float = 300.0,
-        retry_jitter: bool = True,
+        max_retries: int | None = None,
+        retry_backoff: str | BackoffFunction | None = None,
+        retry_base: float | None = None,
+        retry_max: float | None = None,
+        retry_jitter: bool | None = None,
         retry_on: tuple[type[BaseException], ...] | type[BaseException] | None = None,
         timeout: float | None = None,
         soft_timeout: float | None = None,
@@ -218,6 +219,10 @@ class App:
         unique_rerun: bool = False,
     ) -> Any:
         """Register a function as a task; usable as ``@app.task`` or ``@app.task(...)``.
+
+        Retry options left out (``max_retries``; the backoff ``retry_backoff`` / ``retry_base`` /
+        ``retry_max`` / ``retry_jitter``, which go together) follow the queue's retry defaults at the time
+        the task fails, else the built-ins: no retry; exponential from 1 s, capped at 300 s, jittered.
 
         ``unique=True`` deduplicates every enqueue of the task (see docs/deduplication.md)."""
 
@@ -233,7 +238,7 @@ class App:
                 queue=queue,
                 priority=parse_priority(priority),
                 max_retries=max_retries,
-                retry=RetryPolicy(retry_backoff, retry_base, retry_max, retry_jitter),
+                retry=own_retry_policy(retry_backoff, retry_base, retry_max, retry_jitter),
                 retry_on=retry_types,
                 timeout=timeout,
                 soft_timeout=soft_timeout,
@@ -250,6 +255,25 @@ class App:
         if fn is not None:
             return register(fn)
         return register
+
+
+def own_retry_policy(
+    backoff: str | BackoffFunction | None,
+    base: float | None,
+    cap: float | None,
+    jitter: bool | None,
+) -> RetryPolicy | None:
+    """The task's own backoff policy when it sets any of its parts (the rest take RetryPolicy's
+    defaults), else None: its queue's default applies."""
+    if backoff is None and base is None and cap is None and jitter is None:
+        return None
+    default = RetryPolicy()
+    return RetryPolicy(
+        default.backoff if backoff is None else backoff,
+        default.base_seconds if base is None else base,
+        default.max_seconds if cap is None else cap,
+        default.jitter if jitter is None else jitter,
+    )
 
 
 def load_app(spec: str) -> App:

@@ -175,7 +175,10 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--worker-id", default=None, help="defaults to $POD_NAME, else host-pid-random")
     w.add_argument("--grace", type=float, default=30.0, help="seconds to finish in-flight work on SIGTERM")
     w.add_argument(
-        "--prefetch", type=int, default=None, help="tasks leased ahead of free slots (default: concurrency)"
+        "--prefetch",
+        type=int,
+        default=None,
+        help="at most this many tasks leased ahead of free slots, while tasks are short (default: 256)",
     )
     w.set_defaults(func=_worker)
 
@@ -213,7 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--queue", default="default")
     e.add_argument("--priority", default="medium")
     e.add_argument("--countdown", type=float, default=None)
-    e.add_argument("--max-retries", type=int, default=0)
+    e.add_argument(
+        "--max-retries", type=int, default=None, help="retries after a failure (default: the queue's default)"
+    )
     e.add_argument("--timeout", type=float, default=None)
     e.add_argument("--wait", type=float, default=None, help="wait up to N seconds and print the result")
     e.add_argument("--unique", action="store_true", help="deduplicate on name + args (docs/deduplication.md)")

@@ -125,7 +125,9 @@ def add_commands(sub: Any) -> None:
     s.add_argument("--priority", default="medium", choices=["high", "medium", "low"])
     s.add_argument("--countdown", type=float, default=None, help="seconds before it may start")
     s.add_argument("--eta", default=None, help="ISO 8601 time before which it may not start")
-    s.add_argument("--max-retries", type=int, default=0)
+    s.add_argument(
+        "--max-retries", type=int, default=None, help="retries after a failure (default: the queue's default)"
+    )
     s.add_argument("--timeout", type=float, default=None, help="hard time limit in seconds")
     s.add_argument("--unique", action="store_true", help="deduplicate on name + args")
     s.add_argument("--unique-key", default=None, help="deduplicate on this key instead")

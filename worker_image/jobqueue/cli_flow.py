@@ -42,6 +42,16 @@ def _queue(args: argparse.Namespace) -> int:
     elif args.action == "priority":
         weights = [int(w) for w in args.weights.split(":")] if args.weights else None
         admin.set_priority_policy(q, args.policy, weights)
+    elif args.action == "retries":
+        if args.off:
+            admin.remove_retry_defaults(q)
+        elif args.max_retries is not None:
+            admin.set_retry_defaults(
+                q, max_retries=args.max_retries, backoff=args.backoff, base_seconds=args.base,
+                max_seconds=args.max_delay, jitter=not args.no_jitter,
+            )  # fmt: skip
+    elif args.action == "max-lost-leases":
+        admin.set_max_lost_leases(q, args.value)
     _print(dataclasses.asdict(admin.get_config(q)))
     return 0
 
@@ -67,15 +77,28 @@ def _schedule(args: argparse.Namespace) -> int:
 
 def add_commands(sub: Any) -> None:
     """Add the ``queue`` and ``schedule`` sub-commands to the ``jobqueue`` parser."""
-    q = sub.add_parser("queue", help="flow control: show, pause, resume, rate-limit, max-in-flight, priority")
-    q.add_argument("action", choices=["show", "pause", "resume", "rate-limit", "max-in-flight", "priority"])
+    actions = [
+        "show", "pause", "resume", "rate-limit", "max-in-flight", "priority", "retries", "max-lost-leases"
+    ]  # fmt: skip
+    q = sub.add_parser("queue", help="queue configuration: " + ", ".join(actions))
+    q.add_argument("action", choices=actions)
     q.add_argument("queue")
     q.add_argument("--limit", type=int, default=None, help="rate-limit: tasks per --period")
     q.add_argument("--period", type=float, default=1.0, help="rate-limit: seconds (default 1)")
     q.add_argument("--burst", type=int, default=1)
     q.add_argument("--reset", action="store_true", help="rate-limit: forget the counted starts")
-    q.add_argument("--off", action="store_true", help="rate-limit: remove the limit")
-    q.add_argument("--value", type=int, default=None, help="max-in-flight: the cap (0 = none)")
+    q.add_argument("--off", action="store_true", help="rate-limit / retries: remove the setting")
+    q.add_argument(
+        "--value", type=int, default=None,
+        help="max-in-flight: the cap (0 = none); max-lost-leases: the threshold (absent = process default)",
+    )  # fmt: skip
+    q.add_argument("--max-retries", type=int, default=None, help="retries: the queue's default max retries")
+    q.add_argument(
+        "--backoff", choices=["exponential", "linear", "fibonacci", "constant"], default="exponential"
+    )
+    q.add_argument("--base", type=float, default=1.0, help="retries: first delay in seconds")
+    q.add_argument("--max-delay", type=float, default=300.0, help="retries: delay cap in seconds")
+    q.add_argument("--no-jitter", action="store_true", help="retries: exact delays")
     q.add_argument("--policy", choices=["strict", "weighted"], default="strict")
     q.add_argument("--weights", default=None, help="priority: high:medium:low, e.g. 6:3:1")
     q.set_defaults(func=_queue)

@@ -10,15 +10,14 @@ from typing import Any
 import redis
 from typing_extensions import Unpack
 
+from jobqueue.batch_enqueue import parse_plan_replies, plan_enqueue
 from jobqueue.commands import (
     TASK_FIELDS,
     EnqueueOptions,
     EnqueueRequest,
     build_cancel,
-    build_enqueue,
     build_recover,
     make_request,
-    parse_enqueue_reply,
     parse_task,
 )
 from jobqueue.dead_letters import DeadLetterOperations
@@ -136,9 +135,9 @@ class Client(DeadLetterOperations):
 
     def enqueue_many(self, requests: Sequence[EnqueueRequest]) -> list[TaskHandle]:
         """Enqueue many validated requests in one pipelined round trip; every payload is checked first,
-        so one bad request enqueues nothing (a missing parent is found by its script: ValidationError)."""
-        built = [build_enqueue(self.settings, r) for r in requests]
-        calls: list[ScriptCall] = [call for _, call in built]
+        so one bad request enqueues nothing (a missing parent is found by its script: ValidationError).
+        Plain requests of one spec share one script call (see batch_enqueue)."""
+        plan = plan_enqueue(self.settings, requests)
         new_queues = {r.queue for r in requests} - self._registered_queues
         with translate_errors():
             if new_queues:
@@ -146,7 +145,7 @@ class Client(DeadLetterOperations):
                 # cluster); a task whose registration was lost is still found by the worker serving it.
                 self.redis.sadd(self.global_keys.queues, *new_queues)
                 self._registered_queues |= new_queues
-            replies = [parse_enqueue_reply(r) for r in run_scripts(self.redis, calls)]
+            replies = parse_plan_replies(plan, run_scripts(self.redis, plan.calls))
         return [TaskHandle(self, r.id, r.deduplicated) for r in replies]
 
     # -- inspect ---------------------------------------------------------------------------------------
@@ -297,13 +296,23 @@ class Client(DeadLetterOperations):
     ) -> dict[str, int]:
         """Requeue tasks whose lease expired (or every lease of ``worker_id``, a worker known dead).
         Idempotent; returns {'requeued': n, 'dead_lettered': m}."""
+        requeued = dead = 0
+        for counts in self.recover_expired_leases_by_queue(queues, worker_id).values():
+            requeued += counts["requeued"]
+            dead += counts["dead_lettered"]
+        return {"requeued": requeued, "dead_lettered": dead}
+
+    def recover_expired_leases_by_queue(
+        self, queues: Sequence[str] | None = None, worker_id: str = ""
+    ) -> dict[str, dict[str, int]]:
+        """``recover_expired_leases`` with the counts of each queue: {queue: {'requeued', 'dead_lettered'}}.
+        One round trip for every queue."""
         names = list(queues) if queues is not None else self.known_queues()
         calls = [build_recover(self.settings, validate_queue_name(q), worker_id) for q in names]
-        requeued = dead = 0
-        for result in run_scripts(self.redis, calls):
-            requeued += int(result[0])
-            dead += int(result[1])
-        return {"requeued": requeued, "dead_lettered": dead}
+        return {
+            queue: {"requeued": int(result[0]), "dead_lettered": int(result[1])}
+            for queue, result in zip(names, run_scripts(self.redis, calls), strict=True)
+        }
 
     def list_workers(self) -> list[dict[str, Any]]:
         """Workers that heartbeated recently, with their reported state."""
@@ -321,11 +330,29 @@ class Client(DeadLetterOperations):
             workers.append({**info, "id": worker_id, "heartbeat_age": max(0.0, (now_ms - beat_ms) / 1000)})
         return workers
 
-    def request_drain(self, worker_id: str) -> None:
-        """Ask a worker to stop fetching, finish what it runs and exit (used before scaling down)."""
+    def request_drain(self, worker_id: str, *, exit: bool = True) -> None:
+        """Ask a worker to stop fetching and finish what it runs (used before scaling down).
+
+        ``exit=True``: it then deregisters and exits 0 (the local supervisor's processes). ``exit=False``
+        (the operator's pods): it stays up, idle, reporting DRAINING, until its pod is deleted (SIGTERM)
+        or :meth:`cancel_drain` lets it fetch again; a worker that exits inside a Deployment's pod would
+        only be restarted by the kubelet.
+        """
         with translate_errors():
-            self.redis.hset(self.global_keys.worker_control(worker_id), "drain", "1")
-            self.redis.expire(self.global_keys.worker_control(worker_id), 3600)
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.hset(self.global_keys.worker_control(worker_id), "drain", "1" if exit else HOLD)
+            pipe.expire(self.global_keys.worker_control(worker_id), 3600)
+            pipe.execute()
+
+    def cancel_drain(self, worker_id: str) -> None:
+        """Call off a drain requested with ``exit=False``: the worker fetches again at its next heartbeat
+        (a worker already exiting is not brought back)."""
+        with translate_errors():
+            self.redis.hdel(self.global_keys.worker_control(worker_id), "drain")
+
+
+# The control hash's drain value for "stop fetching, finish, stay up" (see Client.request_drain).
+HOLD = "hold"
 
 
 def task_queue(task_id: str) -> str:

@@ -35,7 +35,7 @@ class EnqueueRequest:
     priority: Priority
     countdown: float | None = None
     eta: dt.datetime | None = None
-    max_retries: int = 0
+    max_retries: int | None = None  # None: the queue's default at failure time
     timeout: float | None = None
     soft_timeout: float | None = None
     result_ttl: int | None = None
@@ -60,6 +60,8 @@ class EnqueueReply:
 
 def parse_priority(value: Priority | str) -> Priority:
     """A Priority from an enum or its name; ValidationError('priority') otherwise."""
+    if isinstance(value, Priority):
+        return value
     try:
         return Priority(value.lower() if isinstance(value, str) else value)
     except (ValueError, AttributeError) as exc:
@@ -73,7 +75,7 @@ class EnqueueOptions(TypedDict, total=False):
     priority: Priority | str
     countdown: float | None
     eta: dt.datetime | None
-    max_retries: int
+    max_retries: int | None
     timeout: float | None
     soft_timeout: float | None
     result_ttl: int | None
@@ -93,7 +95,7 @@ def make_request(
     priority: Priority | str = Priority.MEDIUM,
     countdown: float | None = None,
     eta: dt.datetime | None = None,
-    max_retries: int = 0,
+    max_retries: int | None = None,
     timeout: float | None = None,
     soft_timeout: float | None = None,
     result_ttl: int | None = None,
@@ -127,7 +129,9 @@ def make_request(
         raise ValidationError("countdown", "must be a finite number of seconds >= 0")
     if eta is not None and not isinstance(eta, dt.datetime):
         raise ValidationError("eta", "must be a datetime")
-    if not isinstance(max_retries, int) or isinstance(max_retries, bool) or not 0 <= max_retries <= 1000:
+    if max_retries is not None and (
+        not isinstance(max_retries, int) or isinstance(max_retries, bool) or not 0 <= max_retries <= 1000
+    ):
         raise ValidationError("max_retries", "must be an integer between 0 and 1000")
     if timeout is not None and (not _is_number(timeout) or timeout <= 0):
         raise ValidationError("timeout", "must be a number of seconds > 0")
@@ -197,39 +201,55 @@ def default_soft_timeout(timeout: float | None, soft_timeout: float | None) -> f
     return timeout * 0.8
 
 
-def build_enqueue(settings: Settings, request: EnqueueRequest) -> tuple[str, ScriptCall]:
-    """The task id and the enqueue script call for one validated request."""
-    task_id = request.task_id or new_task_id(request.queue)
-    keys = QueueKeys(settings.key_prefix, request.queue)
+def encode_payload(settings: Settings, request: EnqueueRequest) -> tuple[str, str]:
+    """(args JSON, kwargs JSON) of a request; PayloadTooLarge over the configured limit."""
     args_json = dumps(request.args, "args")
     kwargs_json = dumps(request.kwargs, "kwargs")
     check_size(len(args_json) + len(kwargs_json) + len(request.name), settings.max_payload_bytes)
+    return args_json, kwargs_json
+
+
+def due_times(request: EnqueueRequest) -> tuple[int, int]:
+    """(due time in unix ms or 0, countdown in ms or 0): the script turns a countdown into a due time
+    on the Redis clock."""
     due_ms = 0
     if request.eta is not None:
         eta = request.eta if request.eta.tzinfo else request.eta.replace(tzinfo=dt.UTC)
         due_ms = int(eta.timestamp() * 1000)
-    countdown_ms = round((request.countdown or 0) * 1000)
-    soft = default_soft_timeout(request.timeout, request.soft_timeout)
-    fields: list[str | int | float] = [
+    return due_ms, round((request.countdown or 0) * 1000)
+
+
+def shared_spec(settings: Settings, request: EnqueueRequest) -> tuple[str | int, ...]:
+    """The task hash's spec fields other than args and kwargs, as field, value pairs."""
+    spec: tuple[str | int, ...] = (
         "name",
         request.name,
         "queue",
         request.queue,
         "priority",
         request.priority.value,
-        "args",
-        args_json,
-        "kwargs",
-        kwargs_json,
         "max_retries",
-        request.max_retries,
+        # Empty: the task follows its queue's retry default, resolved by fail.lua when it fails.
+        "" if request.max_retries is None else request.max_retries,
         "result_ttl",
         request.result_ttl or settings.result_ttl_seconds,
-    ]
+    )
     if request.timeout is not None:
-        fields += ["timeout", repr(float(request.timeout))]
+        spec += ("timeout", repr(float(request.timeout)))
+    soft = default_soft_timeout(request.timeout, request.soft_timeout)
     if soft is not None:
-        fields += ["soft_timeout", repr(float(soft))]
+        spec += ("soft_timeout", repr(float(soft)))
+    return spec
+
+
+def build_enqueue(settings: Settings, request: EnqueueRequest) -> tuple[str, ScriptCall]:
+    """The task id and the enqueue script call for one validated request."""
+    task_id = request.task_id or new_task_id(request.queue)
+    keys = QueueKeys(settings.key_prefix, request.queue)
+    args_json, kwargs_json = encode_payload(settings, request)
+    due_ms, countdown_ms = due_times(request)
+    fields: list[str | int | float] = ["args", args_json, "kwargs", kwargs_json]
+    fields += shared_spec(settings, request)
     if request.pass_result not in PASS_RESULT_MODES:
         raise ValidationError("pass_result", f"must be one of {PASS_RESULT_MODES}")
     if task_id in request.depends_on:
@@ -345,7 +365,7 @@ def parse_task(task_id: str, values: Sequence[bytes | str | None]) -> TaskRecord
         args=_json_or_raw(f["args"]) or [],
         kwargs=_json_or_raw(f["kwargs"]) or {},
         attempts=int(f["attempts"] or 0),
-        max_retries=int(f["max_retries"] or 0),
+        max_retries=int(f["max_retries"]) if f["max_retries"] else None,
         retries=int(f["retries"] or 0),
         lost_leases=int(f["lost_leases"] or 0),
         result=_json_or_raw(f["result"]),
@@ -392,7 +412,7 @@ def build_recover(settings: Settings, queue: str, worker_id: str = "", limit: in
     keys = QueueKeys(settings.key_prefix, queue)
     return ScriptCall(
         "recover",
-        (keys.leases, *keys.ready_all, keys.dead, keys.events, keys.stats, keys.wake),
+        (keys.leases, *keys.ready_all, keys.dead, keys.events, keys.stats, keys.wake, keys.config),
         (
             keys.task_prefix,
             limit,

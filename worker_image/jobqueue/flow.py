@@ -1,6 +1,7 @@
 """Pure flow-control model: queue configuration values, their validation, and rate-limit statistics.
 
-The configuration lives in the queue's config hash and is enforced by ``lua/fetch.lua``; this module only
+The configuration lives in the queue's config hash and is enforced by ``lua/fetch.lua`` (flow control),
+``lua/fail.lua`` (retry defaults) and ``lua/recover.lua`` (max lost leases); this module only
 validates what an admin asks for, encodes it as hash fields, decodes the hash, and derives statistics from
 the GCRA state. No I/O here (``queue_admin.py`` does that).
 """
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 
 from jobqueue.errors import ValidationError
 from jobqueue.keys import QueueKeys
+from jobqueue.retry import BACKOFF_NAMES
 from jobqueue.scripts import ScriptCall
 
 # Hash fields of QueueKeys.config that fetch.lua reads (keep in sync with its HMGET).
@@ -29,9 +31,18 @@ F_POLICY = "priority_policy"
 F_WEIGHTS = "weights"
 F_WEIGHTED_CURSOR = "weighted_cursor"
 RATE_FIELDS = (F_RATE_LIMIT, F_RATE_PERIOD_MS, F_RATE_BURST, F_RATE_ENABLED)
+# Read by fail.lua (only when a task leaves its retry policy to the queue) and recover.lua.
+F_RETRY_MAX_RETRIES = "retry_max_retries"
+F_RETRY_BACKOFF = "retry_backoff"
+F_RETRY_BASE_MS = "retry_base_ms"
+F_RETRY_MAX_MS = "retry_max_ms"
+F_RETRY_JITTER = "retry_jitter"
+RETRY_FIELDS = (F_RETRY_MAX_RETRIES, F_RETRY_BACKOFF, F_RETRY_BASE_MS, F_RETRY_MAX_MS, F_RETRY_JITTER)
+F_MAX_LOST_LEASES = "max_lost_leases"
 
 DEFAULT_WEIGHTS = (6, 3, 1)
 _MAX_PERIOD_MS = 31 * 86_400_000  # a month; longer periods are better served by a schedule
+_MAX_RETRY_DELAY_SECONDS = 7 * 86_400  # a week; the delayed set holds a retry that long at most
 
 
 class PriorityPolicy(enum.StrEnum):
@@ -63,8 +74,22 @@ class RateLimit:
 
 
 @dataclass(frozen=True)
+class RetryDefaults:
+    """What a task of the queue that set no retry policy of its own gets: up to ``max_retries`` retries,
+    ``backoff`` (exponential, linear, fibonacci, constant) from ``base_seconds``, capped at
+    ``max_seconds``, jittered to 50..100 % of the delay when ``jitter``. Resolved when a task fails, so a
+    change applies to tasks already waiting."""
+
+    max_retries: int
+    backoff: str = "exponential"
+    base_seconds: float = 1.0
+    max_seconds: float = 300.0
+    jitter: bool = True
+
+
+@dataclass(frozen=True)
 class QueueConfig:
-    """The live flow-control configuration of one queue."""
+    """The live configuration of one queue: flow control, retry defaults, dead-letter threshold."""
 
     queue: str
     paused: bool
@@ -72,6 +97,8 @@ class QueueConfig:
     rate_limit: RateLimit | None
     priority_policy: PriorityPolicy
     weights: tuple[int, int, int] | None
+    retry_defaults: RetryDefaults | None = None
+    max_lost_leases: int | None = None  # None: the process-wide JOBQUEUE_MAX_LOST_LEASES
 
 
 @dataclass(frozen=True)
@@ -188,6 +215,71 @@ def validate_policy(
     return parsed, (chosen[0], chosen[1], chosen[2])
 
 
+def _delay_seconds(field: str, value: object) -> float:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or math.isnan(value):
+        raise ValidationError(field, f"must be a number of seconds, got {value!r}")
+    if not 0 <= value <= _MAX_RETRY_DELAY_SECONDS:
+        raise ValidationError(field, f"must be between 0 and {_MAX_RETRY_DELAY_SECONDS} seconds")
+    return float(value)
+
+
+def make_retry_defaults(
+    *,
+    max_retries: int,
+    backoff: str = "exponential",
+    base_seconds: float = 1.0,
+    max_seconds: float = 300.0,
+    jitter: bool = True,
+) -> RetryDefaults:
+    """Validate a queue's retry defaults; every problem is a ValidationError naming the field."""
+    if not isinstance(max_retries, int) or isinstance(max_retries, bool) or not 0 <= max_retries <= 1000:
+        raise ValidationError("max_retries", "must be a whole number between 0 and 1000")
+    if backoff not in BACKOFF_NAMES:
+        raise ValidationError("backoff", f"{backoff!r} is not one of {', '.join(BACKOFF_NAMES)}")
+    if not isinstance(jitter, bool):
+        raise ValidationError("jitter", "must be True or False")
+    return RetryDefaults(
+        max_retries,
+        backoff,
+        _delay_seconds("base_seconds", base_seconds),
+        _delay_seconds("max_seconds", max_seconds),
+        jitter,
+    )
+
+
+def retry_default_fields(defaults: RetryDefaults) -> dict[str, str]:
+    """The config hash fields that encode retry defaults (delays in whole milliseconds)."""
+    return {
+        F_RETRY_MAX_RETRIES: str(defaults.max_retries),
+        F_RETRY_BACKOFF: defaults.backoff,
+        F_RETRY_BASE_MS: str(round(defaults.base_seconds * 1000)),
+        F_RETRY_MAX_MS: str(round(defaults.max_seconds * 1000)),
+        F_RETRY_JITTER: "1" if defaults.jitter else "0",
+    }
+
+
+def validate_max_lost_leases(value: int | None) -> int | None:
+    """None (the process-wide default applies) or a whole number 0..1000: a task whose lease is lost
+    more often than this is dead-lettered as poison."""
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 1000:
+        raise ValidationError("max_lost_leases", "must be a whole number between 0 and 1000")
+    return value
+
+
+def _parse_retry_defaults(raw: Mapping[str, str]) -> RetryDefaults | None:
+    if not raw.get(F_RETRY_MAX_RETRIES):
+        return None
+    return RetryDefaults(
+        max_retries=int(raw[F_RETRY_MAX_RETRIES]),
+        backoff=raw.get(F_RETRY_BACKOFF) or "exponential",
+        base_seconds=int(raw.get(F_RETRY_BASE_MS) or 1000) / 1000,
+        max_seconds=int(raw.get(F_RETRY_MAX_MS) or 300_000) / 1000,
+        jitter=raw.get(F_RETRY_JITTER, "1") != "0",
+    )
+
+
 def parse_config(queue: str, raw: Mapping[str, str]) -> QueueConfig:
     """Decode a config hash (HGETALL) into a QueueConfig."""
     rate = None
@@ -211,6 +303,8 @@ def parse_config(queue: str, raw: Mapping[str, str]) -> QueueConfig:
         rate_limit=rate,
         priority_policy=policy,
         weights=weights,
+        retry_defaults=_parse_retry_defaults(raw),
+        max_lost_leases=int(raw[F_MAX_LOST_LEASES]) if raw.get(F_MAX_LOST_LEASES) else None,
     )
 
 

@@ -102,6 +102,11 @@ class QueueKeys:
         return f"{self._base}:events"
 
     @property
+    def task_metrics(self) -> str:
+        """Hash of run time and queue wait histogram counts, summed over every worker (task_metrics.py)."""
+        return f"{self._base}:metrics"
+
+    @property
     def rate(self) -> str:
         """Rate-limit state (GCRA theoretical arrival time)."""
         return f"{self._base}:rate"
@@ -172,6 +177,11 @@ class GlobalKeys:
     def schedule_state(self, name: str) -> str:
         """Hash of one schedule's run state (paused, last fire, last task id, fired / missed / skipped)."""
         return f"{self.prefix}:{{schedules}}:state:{name}"
+
+    @property
+    def schedule_events(self) -> str:
+        """Stream of schedule runs (fired, skipped, missed, failed), read by the recorder."""
+        return f"{self.prefix}:{{schedules}}:events"
 
     def schedule_claim(self, name: str, fire_ms: int) -> str:
         """Claim of one fire time of one schedule (SET NX with expiry): whoever sets it fires."""

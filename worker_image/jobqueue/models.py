@@ -93,7 +93,7 @@ class TaskRecord:
     args: list[Any]
     kwargs: dict[str, Any]
     attempts: int
-    max_retries: int
+    max_retries: int | None  # None: the queue's retry default applies
     retries: int
     lost_leases: int
     result: Any = None

@@ -1,4 +1,5 @@
-"""``app.queues``: live per-queue flow control (rate limit, max in-flight, pause, priority policy).
+"""``app.queues``: live per-queue configuration: flow control (rate limit, max in-flight, pause, priority
+policy), retry defaults and the dead-letter threshold for lost leases.
 
 Every change is one call of ``lua/configure.lua`` and takes effect on the next fetch of every worker:
 fetch.lua reads the config hash on each call, so there is nothing to restart and no extra round trip per
@@ -17,22 +18,28 @@ from jobqueue.client import Client
 from jobqueue.errors import ValidationError
 from jobqueue.flow import (
     F_MAX_IN_FLIGHT,
+    F_MAX_LOST_LEASES,
     F_PAUSED,
     F_POLICY,
     F_RATE_ENABLED,
     F_WEIGHTED_CURSOR,
     F_WEIGHTS,
     RATE_FIELDS,
+    RETRY_FIELDS,
     PriorityPolicy,
     QueueConfig,
     RateLimit,
     RateLimitStats,
+    RetryDefaults,
     build_configure,
     compute_rate_stats,
     make_rate_limit,
+    make_retry_defaults,
     parse_config,
     rate_limit_fields,
+    retry_default_fields,
     validate_max_in_flight,
+    validate_max_lost_leases,
     validate_policy,
 )
 from jobqueue.keys import QueueKeys
@@ -164,8 +171,47 @@ class QueueAdmin:
             delete_fields=(F_WEIGHTED_CURSOR,),
         )
 
+    # -- retry defaults and dead letters ----------------------------------------------------------------
+
+    def set_retry_defaults(
+        self,
+        queue: str,
+        *,
+        max_retries: int,
+        backoff: str = "exponential",
+        base_seconds: float = 1.0,
+        max_seconds: float = 300.0,
+        jitter: bool = True,
+    ) -> RetryDefaults:
+        """Retry policy for tasks of ``queue`` that set none of their own: ``max_retries`` applies to
+        tasks enqueued without ``max_retries``, the backoff to tasks whose definition gives no
+        ``retry_backoff`` / ``retry_base`` / ``retry_max`` / ``retry_jitter``. Read by the fail script
+        when a task fails, so it applies to tasks already waiting too."""
+        defaults = make_retry_defaults(
+            max_retries=max_retries,
+            backoff=backoff,
+            base_seconds=base_seconds,
+            max_seconds=max_seconds,
+            jitter=jitter,
+        )
+        cfg = self._configure(queue, set_fields=retry_default_fields(defaults))
+        assert cfg.retry_defaults is not None  # just written by the script
+        return cfg.retry_defaults
+
+    def remove_retry_defaults(self, queue: str) -> QueueConfig:
+        """Back to the built-in defaults (no retry; exponential from 1 s, capped at 300 s, jittered)."""
+        return self._configure(queue, delete_fields=RETRY_FIELDS)
+
+    def set_max_lost_leases(self, queue: str, max_lost_leases: int | None) -> QueueConfig:
+        """A task of ``queue`` whose lease is lost more than this many times (its worker died or stalled
+        each time) is dead-lettered as poison; None restores the process-wide JOBQUEUE_MAX_LOST_LEASES."""
+        value = validate_max_lost_leases(max_lost_leases)
+        if value is None:
+            return self._configure(queue, delete_fields=(F_MAX_LOST_LEASES,))
+        return self._configure(queue, set_fields={F_MAX_LOST_LEASES: str(value)})
+
     def get_config(self, queue: str) -> QueueConfig:
-        """The queue's live flow-control configuration."""
+        """The queue's live configuration."""
         keys: QueueKeys = self.client.queue_keys(queue)
         with translate_errors():
             raw = self.client.redis.hgetall(keys.config)
@@ -212,6 +258,18 @@ class AsyncQueueAdmin:
     ) -> QueueConfig:
         """See QueueAdmin.set_priority_policy."""
         return await asyncio.to_thread(self._admin.set_priority_policy, queue, policy, weights)
+
+    async def set_retry_defaults(self, queue: str, **options: Any) -> RetryDefaults:
+        """See QueueAdmin.set_retry_defaults."""
+        return await asyncio.to_thread(lambda: self._admin.set_retry_defaults(queue, **options))
+
+    async def remove_retry_defaults(self, queue: str) -> QueueConfig:
+        """See QueueAdmin.remove_retry_defaults."""
+        return await asyncio.to_thread(self._admin.remove_retry_defaults, queue)
+
+    async def set_max_lost_leases(self, queue: str, max_lost_leases: int | None) -> QueueConfig:
+        """See QueueAdmin.set_max_lost_leases."""
+        return await asyncio.to_thread(self._admin.set_max_lost_leases, queue, max_lost_leases)
 
     async def get_config(self, queue: str) -> QueueConfig:
         """See QueueAdmin.get_config."""

@@ -39,6 +39,19 @@ def base_delay(policy: str, retry_number: int, base: float) -> float:
     raise ConfigurationError(f"unknown retry_backoff {policy!r}; use one of {', '.join(BACKOFF_NAMES)}")
 
 
+class QueueDefaultRetry:
+    """Marks a task that set no backoff of its own: the fail script computes the delay from its queue's
+    retry defaults (``QueueAdmin.set_retry_defaults``), else from the built-in ``RetryPolicy()``."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "QUEUE_DEFAULT_RETRY"
+
+
+QUEUE_DEFAULT_RETRY = QueueDefaultRetry()
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """How long to wait before each retry.

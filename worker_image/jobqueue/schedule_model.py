@@ -20,7 +20,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from jobqueue.commands import parse_priority
 from jobqueue.cron import CronSpec, fires_between, next_fire, parse_cron
@@ -108,20 +108,28 @@ class ScheduleInfo:
     skipped: int
 
 
-def make_schedule(
-    name: str,
-    *,
-    cron: str,
-    task: str,
-    timezone: str = "UTC",
-    args: Sequence[Any] | None = None,
-    kwargs: Mapping[str, Any] | None = None,
-    queue: str = "default",
-    priority: Priority | str = Priority.MEDIUM,
-    concurrency_policy: ConcurrencyPolicy | str = ConcurrencyPolicy.ALLOW,
-    starting_deadline_seconds: float | None = None,
-) -> Schedule:
+class ScheduleOptions(TypedDict, total=False):
+    """Options of one schedule besides its name, cron and task; shared by make_schedule and
+    ScheduleRegistry.register so the two signatures cannot drift apart."""
+
+    timezone: str
+    args: Sequence[Any] | None
+    kwargs: Mapping[str, Any] | None
+    queue: str
+    priority: Priority | str
+    concurrency_policy: ConcurrencyPolicy | str
+    starting_deadline_seconds: float | None
+
+
+def make_schedule(name: str, *, cron: str, task: str, **options: Unpack[ScheduleOptions]) -> Schedule:
     """Validate a schedule definition; every problem is a ValidationError naming the field."""
+    timezone = options.get("timezone", "UTC")
+    args = options.get("args")
+    kwargs = options.get("kwargs")
+    queue = options.get("queue", "default")
+    priority = options.get("priority", Priority.MEDIUM)
+    concurrency_policy = options.get("concurrency_policy", ConcurrencyPolicy.ALLOW)
+    deadline = options.get("starting_deadline_seconds")
     if not isinstance(name, str) or not SCHEDULE_NAME.match(name):
         raise ValidationError("name", "must be 1-128 characters of letters, digits, '_', '-' or '.'")
     parse_cron(cron, timezone)
@@ -144,7 +152,6 @@ def make_schedule(
         raise ValidationError(
             "concurrency_policy", f"{concurrency_policy!r} is not one of Allow, Forbid, Replace"
         ) from exc
-    deadline = starting_deadline_seconds
     if deadline is not None and (
         not isinstance(deadline, (int, float))
         or isinstance(deadline, bool)

@@ -12,9 +12,9 @@ import builtins
 import dataclasses
 import datetime as dt
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Unpack
 
 from jobqueue.client import Client
 from jobqueue.commands import make_request
@@ -27,12 +27,13 @@ from jobqueue.errors import (
     TaskNotFound,
 )
 from jobqueue.keys import GlobalKeys, keys_for_task
-from jobqueue.models import CancelReason, Priority, TaskStatus
+from jobqueue.models import CancelReason, TaskStatus
 from jobqueue.redis_io import run_script, translate_errors
 from jobqueue.schedule_model import (
     ConcurrencyPolicy,
     Schedule,
     ScheduleInfo,
+    ScheduleOptions,
     fire_task_id,
     first_run_after_missed,
     from_ms,
@@ -77,23 +78,14 @@ class ScheduleRegistry:
         *,
         cron: str,
         task: str,
-        timezone: str = "UTC",
-        args: Sequence[Any] | None = None,
-        kwargs: Mapping[str, Any] | None = None,
-        queue: str = "default",
-        priority: Priority | str = Priority.MEDIUM,
-        concurrency_policy: ConcurrencyPolicy | str = ConcurrencyPolicy.ALLOW,
-        starting_deadline_seconds: float | None = None,
         paused: bool | None = None,
+        **options: Unpack[ScheduleOptions],
     ) -> ScheduleInfo:
         """Create or replace the schedule ``name``: enqueue ``task`` at every fire time of ``cron`` (5
         fields, 6 with seconds first, or @hourly / @daily / @weekly / @monthly / @yearly) in the IANA
-        ``timezone``. The next fire is computed from now; ``paused=None`` keeps a paused schedule paused."""
-        schedule = make_schedule(
-            name, cron=cron, task=task, timezone=timezone, args=args, kwargs=kwargs, queue=queue,
-            priority=priority, concurrency_policy=concurrency_policy,
-            starting_deadline_seconds=starting_deadline_seconds,
-        )  # fmt: skip
+        ``timezone`` (default UTC). The next fire is computed from now; ``paused=None`` keeps a paused
+        schedule paused."""
+        schedule = make_schedule(name, cron=cron, task=task, **options)
         next_ms = to_ms(next_fire(schedule.cron_spec, _server_now(self.client)))
         flag = "" if paused is None else ("1" if paused else "0")
         run_script(
@@ -180,10 +172,35 @@ def _claim(
 ) -> bool:
     call = ScriptCall(
         "schedule_claim",
-        (keys.schedules_due, keys.schedule_state(name), keys.schedule_claim(name, fire_ms)),
-        (name, fire_ms, next_ms, CLAIM_TTL_MS, claimer, missed),
+        (
+            keys.schedules_due,
+            keys.schedule_state(name),
+            keys.schedule_claim(name, fire_ms),
+            keys.schedule_events,
+        ),
+        (name, fire_ms, next_ms, CLAIM_TTL_MS, claimer, missed, client.settings.events_max_length),
     )
     return bool(run_script(client.redis, call))
+
+
+def _outcome(
+    client: Client,
+    keys: GlobalKeys,
+    name: str,
+    fire_ms: int,
+    outcome: str,
+    *,
+    task_id: str = "",
+    replaced: str = "",
+    detail: str = "",
+) -> None:
+    """State and schedule-run event of a claimed fire, in one script (lua/schedule_outcome.lua)."""
+    call = ScriptCall(
+        "schedule_outcome",
+        (keys.schedule_state(name), keys.schedule_events),
+        (name, fire_ms, outcome, task_id, replaced, detail, client.settings.events_max_length),
+    )
+    run_script(client.redis, call)
 
 
 def _previous_running(client: Client, task_id: str | None) -> bool:
@@ -195,35 +212,38 @@ def _previous_running(client: Client, task_id: str | None) -> bool:
 
 
 def _fire(client: Client, keys: GlobalKeys, schedule: Schedule, fire_ms: int, report: FireReport) -> None:
-    state_key = keys.schedule_state(schedule.name)
+    name = schedule.name
     with translate_errors():
-        last_task = client.redis.hget(state_key, "last_task_id")
+        last_task = client.redis.hget(keys.schedule_state(name), "last_task_id")
+    replaced = ""
     if schedule.concurrency_policy != ConcurrencyPolicy.ALLOW and _previous_running(client, last_task):
         if schedule.concurrency_policy == ConcurrencyPolicy.FORBID:
-            with translate_errors():
-                client.redis.hincrby(state_key, "skipped", 1)
-                client.redis.hset(state_key, "last_skipped_at", fire_ms)
+            _outcome(client, keys, name, fire_ms, "skipped", detail=f"{last_task} still running")
             report.skipped += 1
             return
         try:
             client.cancel(last_task, force=True, reason=CancelReason.OTHER)
+            replaced = last_task or ""
             report.replaced += 1
         except (TaskNotFound, InvalidTransition):
             pass  # finished in the meantime: nothing to replace
-    request = make_request(
-        schedule.task, schedule.args, schedule.kwargs, queue=schedule.queue, priority=schedule.priority
-    )
-    task_id = fire_task_id(schedule.queue, schedule.name, fire_ms)
-    client.enqueue_many([dataclasses.replace(request, task_id=task_id)])
-    with translate_errors():
-        pipe = client.redis.pipeline(transaction=False)
-        pipe.hset(state_key, mapping={"last_fire_at": fire_ms, "last_task_id": task_id})
-        pipe.hincrby(state_key, "fired", 1)
-        pipe.execute()
+    task_id = fire_task_id(schedule.queue, name, fire_ms)
+    try:
+        request = make_request(
+            schedule.task, schedule.args, schedule.kwargs, queue=schedule.queue, priority=schedule.priority
+        )
+        client.enqueue_many([dataclasses.replace(request, task_id=task_id)])
+    except BrokerUnavailable:
+        raise
+    except JobQueueError as exc:
+        # The fire time is claimed and will not come again: say in the record why it produced nothing.
+        _outcome(client, keys, name, fire_ms, "failed", replaced=replaced, detail=str(exc)[:1000])
+        raise
+    _outcome(client, keys, name, fire_ms, "fired", task_id=task_id, replaced=replaced)
     report.fired += 1
     log.info(
         "schedule %s fired task %s",
-        schedule.name,
+        name,
         task_id,
         extra={"task_id": task_id, "queue": schedule.queue},
     )

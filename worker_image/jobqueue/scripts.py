@@ -8,6 +8,7 @@ from importlib import resources
 
 SCRIPT_NAMES = (
     "enqueue",
+    "enqueue_many",
     "fetch",
     "ack",
     "fail",
@@ -21,6 +22,8 @@ SCRIPT_NAMES = (
     "configure",
     "schedule_update",
     "schedule_claim",
+    "schedule_outcome",
+    "task_metrics",
 )
 
 

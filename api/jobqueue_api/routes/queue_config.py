@@ -1,4 +1,5 @@
-"""/api/v1/queues/{queue}/...: live flow control (rate limit, max in-flight, pause, priority policy)."""
+"""/api/v1/queues/{queue}/...: live queue configuration: flow control (rate limit, max in-flight, pause,
+priority policy), retry defaults and the lost-lease dead-letter threshold."""
 
 from __future__ import annotations
 
@@ -50,8 +51,28 @@ class PriorityPolicyBody(BaseModel):
     weights: list[int] | None = Field(default=None, min_length=3, max_length=3)
 
 
+class RetryDefaultsBody(BaseModel):
+    """Retries for tasks that set no policy of their own (resolved when a task fails)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_retries: int = Field(ge=0, le=1000)
+    backoff: Literal["exponential", "linear", "fibonacci", "constant"] = "exponential"
+    base_seconds: float = Field(default=1.0, ge=0, le=7 * 86_400)
+    max_seconds: float = Field(default=300.0, ge=0, le=7 * 86_400)
+    jitter: bool = True
+
+
+class MaxLostLeasesBody(BaseModel):
+    """Dead-letter a task whose lease was lost more than this many times (null: the process default)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_lost_leases: int | None = Field(default=None, ge=0, le=1000)
+
+
 def config_json(config: QueueConfig) -> dict[str, Any]:
-    """JSON shape of a queue's flow-control configuration."""
+    """JSON shape of a queue's configuration."""
     return {
         "queue": config.queue,
         "paused": config.paused,
@@ -59,6 +80,8 @@ def config_json(config: QueueConfig) -> dict[str, Any]:
         "rate_limit": dataclasses.asdict(config.rate_limit) if config.rate_limit else None,
         "priority_policy": config.priority_policy.value,
         "weights": list(config.weights) if config.weights else None,
+        "retry_defaults": dataclasses.asdict(config.retry_defaults) if config.retry_defaults else None,
+        "max_lost_leases": config.max_lost_leases,
     }
 
 
@@ -68,7 +91,7 @@ def _admin(client: AsyncClient) -> QueueAdmin:
 
 @router.get("/config", dependencies=[Depends(require(Scope.READ))])
 async def get_config(queue: QueueName, client: Client) -> dict[str, Any]:
-    """Pause state, max in-flight, rate limit and priority policy."""
+    """Pause state, max in-flight, rate limit, priority policy, retry defaults, max lost leases."""
     return config_json(await asyncio.to_thread(_admin(client).get_config, queue))
 
 
@@ -125,4 +148,27 @@ async def put_priority_policy(queue: QueueName, body: PriorityPolicyBody, client
     """Strict or weighted priorities."""
     return config_json(
         await asyncio.to_thread(_admin(client).set_priority_policy, queue, body.policy, body.weights)
+    )
+
+
+@router.put("/retry-defaults", dependencies=[Depends(require(Scope.ADMIN))])
+async def put_retry_defaults(queue: QueueName, body: RetryDefaultsBody, client: Client) -> dict[str, Any]:
+    """Set the retry policy of tasks that have none of their own; applies to their next failure."""
+    defaults = await asyncio.to_thread(
+        lambda: _admin(client).set_retry_defaults(queue, **body.model_dump())
+    )
+    return dataclasses.asdict(defaults)
+
+
+@router.delete("/retry-defaults", dependencies=[Depends(require(Scope.ADMIN))])
+async def delete_retry_defaults(queue: QueueName, client: Client) -> dict[str, Any]:
+    """Back to the built-in retry defaults (no retry; exponential backoff)."""
+    return config_json(await asyncio.to_thread(_admin(client).remove_retry_defaults, queue))
+
+
+@router.put("/max-lost-leases", dependencies=[Depends(require(Scope.ADMIN))])
+async def put_max_lost_leases(queue: QueueName, body: MaxLostLeasesBody, client: Client) -> dict[str, Any]:
+    """Set or clear the queue's poison threshold for lost leases."""
+    return config_json(
+        await asyncio.to_thread(_admin(client).set_max_lost_leases, queue, body.max_lost_leases)
     )

@@ -1,4 +1,5 @@
-"""Task search, task history and dead-letter history, read from the PostgreSQL record (read scope).
+"""Task search, task history, dead-letter history and schedule runs, read from the PostgreSQL record
+(read scope).
 
 These routes answer 503 when the record is not configured or PostgreSQL is down; the live, Redis-backed
 routes beside them (``/api/v1/tasks/{id}``, submission) never depend on it.
@@ -13,10 +14,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 
 from jobqueue.models import TaskStatus
-from jobqueue.record.queries import Page, SortKey, TaskSearch, TimeField
+from jobqueue.record.queries import Page, ScheduleRunStatus, SortKey, TaskSearch, TimeField
 from jobqueue_api.auth import require
 from jobqueue_api.errors import ApiError
 from jobqueue_api.record_access import RECORD_RESPONSES, RecordAccess, get_record
+from jobqueue_api.routes.schedules import Name as ScheduleName
 from jobqueue_api.routes.tasks import TaskId
 from jobqueue_api.settings import Scope
 
@@ -111,6 +113,28 @@ async def dead_letter_history(
             include_closed=include_closed,
             limit=limit,
             offset=offset,
+        )
+    )
+    return _page(page)
+
+
+@router.get("/schedules/{name}/runs")
+async def schedule_runs(
+    name: ScheduleName,
+    record: Record,
+    *,
+    status: Annotated[list[ScheduleRunStatus], Query(description="repeat for several")] = [],  # noqa: B006
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> dict[str, Any]:
+    """Every recorded fire time of a schedule, newest first: fired, skipped (Forbid), missed (past the
+    starting deadline) or failed; [since, until) applies to the fire time. Outlives the schedule."""
+    queries = record.queries
+    page = await record.run(
+        lambda: queries.schedule_runs(
+            name, statuses=status, since=since, until=until, limit=limit, offset=offset
         )
     )
     return _page(page)

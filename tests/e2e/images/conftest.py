@@ -56,5 +56,5 @@ def images() -> dict[str, str]:
     return IMAGES
 
 
-# The helm binary, for the test that runs the chart's `helm test` hook in the real worker image.
+# The helm binary, for the test that installs the chart with these images on the docker node.
 from helm.fixtures import helm_bin  # noqa: E402, F401 (fixture, by import)

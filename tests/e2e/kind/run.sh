@@ -5,7 +5,8 @@
 #
 # Needs docker, kind, kubectl and helm on PATH and a reachable container registry (for the base images
 # and kind's node image). NOT runnable on the project's shared build machine, which has no registry;
-# there the same chart is exercised by tests/integration/helm against a real API server instead.
+# there the same chart is installed into the test control plane with its pods run as containers of the
+# locally built images (tests/e2e/images/test_helm_on_docker_node.py), hooks and `helm test` included.
 #
 # Usage: make e2e-kind   (KEEP_CLUSTER=1 keeps the cluster for debugging)
 set -euo pipefail
@@ -29,6 +30,8 @@ helm install jobqueue helm/jobqueue --namespace "$namespace" --create-namespace 
   --set operator.image.tag="$tag" --set operator.image.pullPolicy=Never \
   --set examples.enabled=true
 kubectl -n "$namespace" get pods,workerpools,jobqueues
-helm test jobqueue --namespace "$namespace" --timeout 5m --logs
+# No --logs: the test pod is deleted once it passes (hook-succeeded), and --logs then fails the step.
+helm test jobqueue --namespace "$namespace" --timeout 5m \
+  || { kubectl -n "$namespace" logs jobqueue-test-submit; exit 1; }
 # The operator must have reconciled the example pool into a ready Deployment.
 kubectl -n "$namespace" rollout status deployment/demo-workers --timeout 5m

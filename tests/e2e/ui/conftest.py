@@ -82,7 +82,9 @@ def playwright_driver() -> Iterator[Any]:
 class ApiServer:
     """A real `python -m jobqueue api` process on a free loopback port."""
 
-    def __init__(self, settings: Settings, log_path: Path, keys: str | None) -> None:
+    def __init__(
+        self, settings: Settings, log_path: Path, keys: str | None, database_url: str | None = None
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {
@@ -92,6 +94,9 @@ class ApiServer:
             "JOBQUEUE_API_KEYS": keys or "",
             "JOBQUEUE_API_OPEN_MODE": "false" if keys else "true",
         }
+        env.pop("JOBQUEUE_DATABASE_URL", None)
+        if database_url:
+            env["JOBQUEUE_DATABASE_URL"] = database_url
         self._log = log_path.open("ab")
         self.log_path = log_path
         self.process = subprocess.Popen(
@@ -130,8 +135,11 @@ class ApiServer:
 def start_api(settings: Settings, tmp_path: Path) -> Iterator[Callable[..., ApiServer]]:
     servers: list[ApiServer] = []
 
-    def start(keys: str | None = KEYS, server_settings: Settings | None = None) -> ApiServer:
-        server = ApiServer(server_settings or settings, tmp_path / f"api{len(servers)}.log", keys)
+    def start(
+        keys: str | None = KEYS, server_settings: Settings | None = None, database_url: str | None = None
+    ) -> ApiServer:
+        log_path = tmp_path / f"api{len(servers)}.log"
+        server = ApiServer(server_settings or settings, log_path, keys, database_url)
         servers.append(server)
         return server
 

@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 from jq_testing import wait_until
+from psycopg_pool import ConnectionPool
 from pydantic import SecretStr
+from record_helpers import drain, make_recorder
 
 from jobqueue import Client, Settings
 from jobqueue.embedded.redis_server import free_port
@@ -34,12 +36,17 @@ def open_ui(browser: Any, url: str, key: str | None = "admin-key") -> Any:
     return page
 
 
+def submit_form(page: Any) -> Any:
+    """The submit form (the search form above it has its own name and queue fields)."""
+    return page.locator("#submit-form")
+
+
 def submit_task(page: Any, name: str, args: str, **fields: str) -> str:
     page.get_by_role("link", name="Tasks", exact=True).click()
-    page.get_by_label("Task name").fill(name)
-    page.get_by_label("Args (JSON list)").fill(args)
+    submit_form(page).get_by_label("Task name").fill(name)
+    submit_form(page).get_by_label("Args (JSON list)").fill(args)
     for label, value in fields.items():
-        page.get_by_label(label).fill(value)
+        submit_form(page).get_by_label(label).fill(value)
     page.get_by_role("button", name="Submit task").click()
     page.wait_for_url(TASK_URL)
     match = TASK_URL.search(page.url)
@@ -66,7 +73,7 @@ def test_login_wrong_key_and_missing_scope(start_api: Callable[..., Any], browse
     assert page.locator("#login").is_hidden()
     # A read-only key may look but not submit; the API's 403 message says why.
     page.get_by_role("link", name="Tasks", exact=True).click()
-    page.get_by_label("Task name").fill("add")
+    submit_form(page).get_by_label("Task name").fill("add")
     page.get_by_role("button", name="Submit task").click()
     page.locator("#submit-message", has_text="lacks the 'submit' scope").wait_for()
     assert "HTTP 403" in page.locator("#submit-message").inner_text()
@@ -85,20 +92,21 @@ def test_submit_task_and_watch_it_complete(
 
     # Bad JSON is caught before the request and the field is marked.
     page.get_by_role("link", name="Tasks", exact=True).click()
-    page.get_by_label("Task name").fill("add")
-    page.get_by_label("Args (JSON list)").fill("[2, 3")
+    form = submit_form(page)
+    form.get_by_label("Task name").fill("add")
+    form.get_by_label("Args (JSON list)").fill("[2, 3")
     page.get_by_role("button", name="Submit task").click()
     page.locator("#submit-message", has_text="args: not valid JSON").wait_for()
-    assert page.get_by_label("Args (JSON list)").get_attribute("aria-invalid") == "true"
+    assert form.get_by_label("Args (JSON list)").get_attribute("aria-invalid") == "true"
     # The API's own validation error names its field too.
-    page.get_by_label("Args (JSON list)").fill("[2, 3]")
-    page.get_by_label("Queue").fill("bad queue")
+    form.get_by_label("Args (JSON list)").fill("[2, 3]")
+    form.get_by_label("Queue").fill("bad queue")
     page.get_by_role("button", name="Submit task").click()
     page.locator("#submit-message", has_text="(field: queue)").wait_for()
-    assert page.get_by_label("Queue").get_attribute("aria-invalid") == "true"
+    assert form.get_by_label("Queue").get_attribute("aria-invalid") == "true"
     browser.screenshots("tasks-invalid")
-    page.get_by_label("Queue").fill("default")
-    assert page.get_by_label("Queue").get_attribute("aria-invalid") is None  # editing clears the mark
+    form.get_by_label("Queue").fill("default")
+    assert form.get_by_label("Queue").get_attribute("aria-invalid") is None  # editing clears the mark
 
     task_id = submit_task(page, "add", "[2, 3]")
     wait_status(page, "SUCCESS")
@@ -240,3 +248,63 @@ def test_redis_down_is_explained_on_every_page(
     # A new page starts with a clean notice and reports the outage again from its own requests.
     page.get_by_role("link", name="Workers", exact=True).click()
     notice.filter(has_text="unavailable").wait_for()
+
+
+def test_search_tasks_over_the_record(
+    start_api: Callable[..., Any],
+    start_worker: Callable[..., Any],
+    browser: Any,
+    client: Client,
+    pg_pool: ConnectionPool,
+    database_url: str,
+) -> None:
+    start_worker("--pool", "thread")
+    succeeded = [client.enqueue("add", [i, i]).id for i in range(25)]
+    failed = [client.enqueue("fail_with", ["value"]).id for _ in range(2)]
+    wait_until(lambda: all(client.get_task(i).status.is_terminal for i in succeeded + failed), 30)
+    drain(make_recorder(client, pg_pool))
+    api = start_api(database_url=database_url)
+    page = open_ui(browser, api.url)
+    page.get_by_role("link", name="Tasks", exact=True).click()
+
+    # No filter: every recorded task, newest first, 20 a page, searched and paged by the server.
+    rows = page.locator("#search-results tbody tr")
+    page.locator("#search-range", has_text="Tasks 1 to 20").wait_for()
+    assert rows.count() == 20
+    assert page.get_by_role("button", name="Previous page").is_disabled()
+    page.get_by_role("button", name="Next page").click()
+    page.locator("#search-range", has_text="Tasks 21 to 27").wait_for()
+    assert rows.count() == 7 and page.get_by_role("button", name="Next page").is_disabled()
+    assert "offset=20" in page.url
+
+    # Status and error text: the two dead-lettered tasks, with their error.
+    page.get_by_label("FAILED", exact=True).check()
+    page.get_by_label("Error contains").fill("bad input")
+    page.get_by_role("button", name="Search", exact=True).click()
+    page.locator("#search-range", has_text="Tasks 1 to 2").wait_for()
+    found = page.locator("#search-results").inner_text()
+    assert all(task_id in found for task_id in failed) and "ValueError: bad input" in found
+    assert "status=FAILED" in page.url and "error=bad+input" in page.url
+    browser.screenshots("task-search")
+
+    # The search is a link: opening it again restores the filters and the results.
+    page.reload()
+    page.locator("#search-range", has_text="Tasks 1 to 2").wait_for()
+    assert page.get_by_label("FAILED", exact=True).is_checked()
+    assert page.get_by_label("Error contains").input_value() == "bad input"
+
+    # Name and a time range that excludes everything; then a bad queue name, refused by the API.
+    page.get_by_role("button", name="Clear filters").click()
+    page.locator("#search-range", has_text="Tasks 1 to 20").wait_for()
+    page.get_by_label("Task name is").fill("add")
+    page.get_by_label("From").fill("2999-01-01T00:00")
+    page.get_by_role("button", name="Search", exact=True).click()
+    page.get_by_text("No recorded task matches these filters.").wait_for()
+    page.get_by_label("From").fill("")
+    page.get_by_role("button", name="Search", exact=True).click()
+    page.locator("#search-range", has_text="Tasks 1 to 20").wait_for()
+    assert "fail_with" not in page.locator("#search-results").inner_text()
+    page.get_by_label("In queue").fill("bad queue")
+    page.get_by_role("button", name="Search", exact=True).click()
+    page.locator("#search-message", has_text="(field: queue)").wait_for()
+    assert page.get_by_label("In queue").get_attribute("aria-invalid") == "true"

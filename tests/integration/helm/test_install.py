@@ -2,8 +2,10 @@
 nodes): the CRDs from the chart are served, every object is accepted by the API server (schema, CEL and
 admission), the operator's RBAC allows exactly what it needs, and an upgrade keeps the generated secrets.
 
-kwok nodes run no containers, so the hooks are skipped here (the migration Job and `helm test` need the
-real images); the e2e-kind workflow runs them (docs/operations.md)."""
+kwok nodes run no containers, so these tests skip the hooks or let kwok complete them (the migration Job
+and `helm test` need the real images). tests/e2e/images/test_helm_on_docker_node.py runs them for real:
+the pods on a docker node (tests/k8s/docker_node.py) as containers of the locally built images, with the
+migration hook, the operator reconciling the example WorkerPool and `helm test` (docs/operations.md)."""
 
 from __future__ import annotations
 
@@ -69,6 +71,7 @@ def can(
     resource: str,
     group: str = "",
     subresource: str = "",
+    name: str = "",
 ) -> bool:
     review = k8s_client.V1SubjectAccessReview(
         spec=k8s_client.V1SubjectAccessReviewSpec(
@@ -79,6 +82,7 @@ def can(
                 group=group,
                 resource=resource,
                 subresource=subresource,
+                name=name or None,
             ),
         )
     )
@@ -98,6 +102,10 @@ def test_install_creates_every_component(release: Release, kube_api: k8s_client.
     extensions = k8s_client.ApiextensionsV1Api(kube_api)
     crds = {c.metadata.name for c in extensions.list_custom_resource_definition().items}
     assert {"jobqueues.jobqueue.dev", "workerpools.jobqueue.dev", "recurringtasks.jobqueue.dev"} <= crds
+    # Operator replicas run peered: kopf's CRDs (crds/peering/) and the release's peering object
+    # (cluster-scoped: the all-on values watch every namespace).
+    assert {"kopfpeerings.kopf.dev", "clusterkopfpeerings.kopf.dev"} <= crds
+    custom.get_cluster_custom_object("kopf.dev", "v1", "clusterkopfpeerings", f"{prefix}-operator")
 
 
 def test_notes_warn_about_the_quick_start_stores_and_say_what_to_run(release: Release) -> None:
@@ -118,6 +126,10 @@ def test_operator_may_do_what_it_needs_and_nothing_more(
     assert not can(auth, release, "list", "secrets")
     assert not can(auth, release, "create", "pods")
     assert not can(auth, release, "delete", "workerpools", "jobqueue.dev")
+    peering = f"{release.name}-jobqueue-operator"
+    assert can(auth, release, "patch", "clusterkopfpeerings", "kopf.dev", name=peering)
+    assert can(auth, release, "watch", "clusterkopfpeerings", "kopf.dev")
+    assert not can(auth, release, "patch", "clusterkopfpeerings", "kopf.dev", name="another-operator")
 
 
 def test_upgrade_keeps_the_generated_api_key(release: Release, kube_api: k8s_client.ApiClient) -> None:

@@ -31,6 +31,11 @@ def test_queue_commands(capsys: pytest.CaptureFixture[str]) -> None:
     cfg = run(capsys, "queue", "priority", "mail", "--policy", "weighted", "--weights", "5:3:2")
     assert cfg["weights"] == [5, 3, 2]  # type: ignore[index]
     assert run(capsys, "queue", "resume", "mail")["paused"] is False  # type: ignore[index]
+    cfg = run(capsys, "queue", "retries", "mail", "--max-retries", "4", "--backoff", "linear", "--no-jitter")
+    assert cfg["retry_defaults"]["max_retries"] == 4  # type: ignore[index]
+    assert cfg["retry_defaults"]["jitter"] is False  # type: ignore[index]
+    assert run(capsys, "queue", "max-lost-leases", "mail", "--value", "1")["max_lost_leases"] == 1  # type: ignore[index]
+    assert run(capsys, "queue", "retries", "mail", "--off")["retry_defaults"] is None  # type: ignore[index]
 
 
 def test_schedule_commands(capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,4 +1,4 @@
-"""The Python examples in docs/flow-control.md and docs/schedules.md run as written."""
+"""The Python examples in docs/flow-control.md, docs/schedules.md and docs/configuration.md run as written."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ def examples(name: str) -> list[str]:
     return re.findall(r"```python\n(.*?)```", (DOCS / name).read_text(), flags=re.DOTALL)
 
 
-@pytest.mark.parametrize("doc", ["flow-control.md", "schedules.md"])
+@pytest.mark.parametrize("doc", ["flow-control.md", "schedules.md", "configuration.md"])
 def test_doc_examples_run(doc: str, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("JOBQUEUE_REDIS_URL", settings.redis_url.get_secret_value())
     monkeypatch.setenv("JOBQUEUE_KEY_PREFIX", settings.key_prefix)

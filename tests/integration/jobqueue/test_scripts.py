@@ -9,6 +9,7 @@ from dataclasses import replace
 import pytest
 
 from jobqueue import Client, Priority, Settings, TaskStatus
+from jobqueue.batch_enqueue import plan_enqueue
 from jobqueue.commands import make_request
 from jobqueue.keys import QueueKeys
 from jobqueue.redis_io import run_script, run_scripts
@@ -18,6 +19,7 @@ from jobqueue.worker.jobs import (
     Job,
     Outcome,
     OutcomeKind,
+    build_ack,
     build_completion,
     build_fetch,
     build_heartbeat,
@@ -253,3 +255,77 @@ def test_many_acks_in_one_round_trip(client: Client) -> None:
     ]
     assert run_scripts(client.redis, calls) == [1] * 20
     assert client.queue_depth("default").in_flight == 0
+
+
+def _event_of(client: Client, task_id: str, event: str) -> dict[str, str]:
+    keys = QueueKeys(client.settings.key_prefix, task_id.rpartition(".")[0])
+    entries = client.redis.xrange(keys.events)
+    return next(f for _, f in entries if f["id"] == task_id and f["event"] == event)
+
+
+def test_enqueue_many_writes_what_enqueue_writes(client: Client) -> None:
+    """The batch script and the single one leave the same task hash and the same 'enqueued' event."""
+    options = {"priority": "high", "max_retries": 3, "timeout": 5.0, "result_ttl": 60}
+    plain = client.enqueue_many([make_request("a", [1, "x"], {"k": [2]}, **options)])[0]  # type: ignore[arg-type]
+    fixed = replace(
+        make_request("a", [1, "x"], {"k": [2]}, **options),  # type: ignore[arg-type]
+        task_id="default.0192f0c2a1b27c3d8e9f0a1b2c3d4e5f",
+    )
+    single = client.enqueue_many([fixed])[0]  # a caller-chosen id goes through enqueue.lua
+    keys = QueueKeys(client.settings.key_prefix, "default")
+    drop = {"enqueued_at"}
+    batch_hash = {k: v for k, v in client.redis.hgetall(keys.task(plain.id)).items() if k not in drop}
+    single_hash = {k: v for k, v in client.redis.hgetall(keys.task(single.id)).items() if k not in drop}
+    assert batch_hash == single_hash
+    drop_event = {"id", "ts"}
+    batch_event = {k: v for k, v in _event_of(client, plain.id, "enqueued").items() if k not in drop_event}
+    single_event = {k: v for k, v in _event_of(client, single.id, "enqueued").items() if k not in drop_event}
+    assert batch_event == single_event
+    assert client.redis.hget(keys.stats, "enqueued") == "2"
+
+
+def test_enqueue_many_keeps_request_order_across_mixed_requests(client: Client) -> None:
+    """Plain requests are grouped into one call only while consecutive: FIFO holds in a mixed batch."""
+    requests = [
+        make_request("a", [0]),
+        make_request("a", [1]),
+        make_request("a", [2], unique=True),
+        make_request("a", [3]),
+        make_request("b", [4]),
+        make_request("a", [5], countdown=0.2),
+        make_request("a", [6]),
+    ]
+    handles = client.enqueue_many(requests)
+    statuses = [client.get_task(h.id).status for h in handles]
+    assert statuses == [TaskStatus.QUEUED] * 5 + [TaskStatus.DELAYED, TaskStatus.QUEUED]
+    assert [j.id for j in fetch(client, 10)] == [h.id for i, h in enumerate(handles) if i != 5]
+    time.sleep(0.25)
+    assert [j.id for j in fetch(client, 10)] == [handles[5].id]
+
+
+def test_enqueue_many_resent_does_not_queue_a_task_twice(client: Client) -> None:
+    """A pipeline re-sent after a lost reply runs the same call again: nothing is created twice."""
+    plan = plan_enqueue(client.settings, [make_request("a", [i]) for i in range(5)])
+    first = run_scripts(client.redis, plan.calls)
+    fetch(client, 2)
+    again = run_scripts(client.redis, plan.calls)
+    assert first == [["QUEUED"] * 5]
+    assert again == [["RUNNING"] * 2 + ["QUEUED"] * 3]
+    assert client.queue_depth("default").ready["medium"] == 3
+    assert client.redis.hget(QueueKeys(client.settings.key_prefix, "default").stats, "enqueued") == "5"
+
+
+def test_one_ack_call_for_many_tasks_is_fenced_per_task(client: Client) -> None:
+    for i in range(20):
+        client.enqueue("a", [i])
+    jobs = fetch(client, 20)
+    done = [(j, Outcome(j.id, j.token, OutcomeKind.SUCCESS, str(i))) for i, j in enumerate(jobs)]
+    stale = replace(jobs[3], token=jobs[3].token + 1)
+    done[3] = (stale, Outcome(stale.id, stale.token, OutcomeKind.SUCCESS, "99"))
+    assert run_script(client.redis, build_ack(client.settings, done)) == [1] * 3 + [0] + [1] * 16
+    assert client.queue_depth("default").in_flight == 1  # the stale one is still leased
+    assert client.get_task(jobs[5].id).result == 5
+    assert client.get_task(jobs[3].id).status == TaskStatus.RUNNING
+    keys = QueueKeys(client.settings.key_prefix, "default")
+    assert client.redis.hget(keys.stats, "succeeded") == "19"
+    assert _event_of(client, jobs[5].id, "succeeded")["result"] == "5"

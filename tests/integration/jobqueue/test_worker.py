@@ -205,3 +205,29 @@ def test_drain_request_stops_worker_after_its_tasks(client: Client, start_worker
     assert w.process.wait(20) == 0  # type: ignore[attr-defined]
     assert client.get_task(h.id).status == TaskStatus.SUCCESS
     assert [r[1] for r in runs(client)] == ["start", "done"]
+
+
+def test_a_held_drain_idles_the_worker_until_called_off(client: Client, start_worker: StartWorker) -> None:
+    """The operator's drain (exit=False): finish the running task, fetch nothing, stay up reporting
+    DRAINING; calling it off makes the worker fetch again; SIGTERM still ends it with exit 0."""
+    w = start_worker("--worker-id", "pod-hold", "--concurrency", "1")
+    first = client.enqueue("record", [], {"sleep": 1.0})
+    wait_until(lambda: client.get_task(first.id).status == TaskStatus.RUNNING, timeout=20)
+    client.request_drain("pod-hold", exit=False)
+
+    def status() -> str:
+        info = next((x for x in client.list_workers() if x["id"] == "pod-hold"), {})
+        return str(info.get("status", ""))
+
+    wait_until(lambda: client.get_task(first.id).status == TaskStatus.SUCCESS, timeout=20)
+    wait_until(lambda: status() == "DRAINING", timeout=20)
+    waiting = client.enqueue("record", [], {"sleep": 0.0})
+    time.sleep(3)  # several heartbeats and idle rechecks: a held worker leaves the task alone
+    assert client.get_task(waiting.id).status == TaskStatus.QUEUED
+    assert w.process.poll() is None  # type: ignore[attr-defined]
+    assert status() == "DRAINING"
+
+    client.cancel_drain("pod-hold")
+    wait_until(lambda: client.get_task(waiting.id).status == TaskStatus.SUCCESS, timeout=20)
+    wait_until(lambda: status() in {"IDLE", "ACTIVE"}, timeout=20)
+    assert w.terminate() == 0  # type: ignore[attr-defined]

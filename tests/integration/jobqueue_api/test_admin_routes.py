@@ -1,4 +1,4 @@
-"""Queue flow-control and schedule routes of the REST API, against a real Redis server."""
+"""Queue configuration and schedule routes of the REST API, against a real Redis server."""
 
 from __future__ import annotations
 
@@ -52,6 +52,27 @@ def test_pause_resume_max_in_flight_and_policy(api: TestClient) -> None:
     assert (r.json()["priority_policy"], r.json()["weights"]) == ("weighted", [6, 3, 1])
     bad = api.put("/api/v1/queues/default/priority-policy", json={"policy": "random"}, headers=ADMIN)
     assert bad.status_code == 422 and bad.json()["field"] == "policy"
+
+
+def test_retry_defaults_and_max_lost_leases(api: TestClient) -> None:
+    body = {"max_retries": 4, "backoff": "linear", "base_seconds": 2, "max_seconds": 60, "jitter": False}
+    r = api.put("/api/v1/queues/emails/retry-defaults", json=body, headers=ADMIN)
+    assert r.status_code == 200, r.text
+    assert r.json() == {**body, "base_seconds": 2.0, "max_seconds": 60.0}
+    r = api.put("/api/v1/queues/emails/max-lost-leases", json={"max_lost_leases": 1}, headers=ADMIN)
+    assert r.status_code == 200 and r.json()["max_lost_leases"] == 1
+    config = api.get("/api/v1/queues/emails/config", headers=READ).json()
+    assert config["retry_defaults"]["max_retries"] == 4 and config["max_lost_leases"] == 1
+    for field, value in [("max_retries", -1), ("backoff", "random"), ("base_seconds", -1)]:
+        bad = api.put("/api/v1/queues/emails/retry-defaults", json={**body, field: value}, headers=ADMIN)
+        assert bad.status_code == 422 and bad.json()["field"] == field, bad.text
+    bad = api.put("/api/v1/queues/emails/max-lost-leases", json={"max_lost_leases": 5000}, headers=ADMIN)
+    assert bad.status_code == 422 and bad.json()["field"] == "max_lost_leases"
+    assert api.put("/api/v1/queues/emails/retry-defaults", json=body, headers=READ).status_code == 403
+    r = api.delete("/api/v1/queues/emails/retry-defaults", headers=ADMIN)
+    assert r.status_code == 200 and r.json()["retry_defaults"] is None
+    r = api.put("/api/v1/queues/emails/max-lost-leases", json={"max_lost_leases": None}, headers=ADMIN)
+    assert r.json()["max_lost_leases"] is None
 
 
 def test_schedule_lifecycle(api: TestClient) -> None:

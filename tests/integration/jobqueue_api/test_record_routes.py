@@ -18,6 +18,7 @@ from jobqueue import Client, Settings
 from jobqueue.embedded.postgres_server import PostgresServer
 from jobqueue.embedded.redis_server import free_port
 from jobqueue.record.analytics import Granularity, rollup
+from jobqueue.schedules import ScheduleRegistry, fire_due_schedules
 from jobqueue_api import create_app
 from jobqueue_api.settings import ApiSettings
 
@@ -226,6 +227,33 @@ def test_extreme_times_never_give_a_server_error(api: TestClient) -> None:
             assert r.status_code in (200, 422), (path, since, until, r.text)
     r = api.get("/api/v1/metrics/hourly", params={"until": "0001-01-01T00:00:00Z"}, headers=READ)
     assert (r.status_code, r.json()["field"]) == (422, "until")
+
+
+def test_schedule_runs_are_listed_newest_first_and_paged(
+    api: TestClient, client: Client, pg_pool: ConnectionPool
+) -> None:
+    registry = ScheduleRegistry(client)
+    registry.register("tick", cron="* * * * * *", task="add", concurrency_policy="Forbid")
+
+    def fired_and_skipped() -> bool:
+        fire_due_schedules(client, "test")
+        info = registry.get("tick")
+        return info.fired >= 1 and info.skipped >= 2
+
+    wait_until(fired_and_skipped, 15, interval=0.05)
+    registry.pause("tick")
+    drain(make_recorder(client, pg_pool))
+    runs = api.get("/api/v1/schedules/tick/runs?limit=1000", headers=READ).json()
+    fire_times = [r["fire_time"] for r in runs["items"]]
+    assert fire_times == sorted(fire_times, reverse=True) and runs["has_more"] is False
+    assert runs["items"][-1]["status"] == "fired" and runs["items"][-1]["task_id"]
+    first = api.get("/api/v1/schedules/tick/runs?limit=1&status=skipped", headers=READ).json()
+    assert first["has_more"] is True and first["items"][0]["status"] == "skipped"
+    assert first["items"][0]["fire_time"] == fire_times[0]
+    bad = api.get("/api/v1/schedules/tick/runs?status=exploded", headers=READ)
+    assert (bad.status_code, bad.json()["field"]) == (422, "status.0")
+    assert api.get("/api/v1/schedules/no%20such/runs", headers=READ).status_code == 422
+    assert api.get("/api/v1/schedules/never-existed/runs", headers=READ).json()["items"] == []
 
 
 def test_postgres_stopped_then_back(api: TestClient, postgres_server: PostgresServer) -> None:

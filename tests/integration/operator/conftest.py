@@ -27,12 +27,11 @@ def established(api: k8s_client.ApiextensionsV1Api, name: str) -> bool:
     return conditions.get("Established") == "True" and conditions.get("NamesAccepted") == "True"
 
 
-@pytest.fixture(scope="session")
-def jobqueue_crds(kube_api: k8s_client.ApiClient) -> list[str]:
-    """Apply every CRD in crds/ (replacing an older copy) and wait until each is Established."""
+def apply_crds(kube_api: k8s_client.ApiClient, paths: list[Path]) -> list[str]:
+    """Apply CRDs (replacing older copies) and wait until each is Established."""
     api = k8s_client.ApiextensionsV1Api(kube_api)
     names = []
-    for path in sorted(CRDS.glob("*.yaml")):
+    for path in paths:
         body = yaml.safe_load(path.read_text())
         name = body["metadata"]["name"]
         try:
@@ -48,6 +47,18 @@ def jobqueue_crds(kube_api: k8s_client.ApiClient) -> list[str]:
     for name in names:
         wait_until(lambda name=name: established(api, name), 60, f"CRD {name} to be Established")
     return names
+
+
+@pytest.fixture(scope="session")
+def jobqueue_crds(kube_api: k8s_client.ApiClient) -> list[str]:
+    """Every CRD in crds/, Established."""
+    return apply_crds(kube_api, sorted(CRDS.glob("*.yaml")))
+
+
+@pytest.fixture(scope="session")
+def peering_crds(kube_api: k8s_client.ApiClient) -> list[str]:
+    """kopf's peering CRDs (crds/peering/), for tests of peered operator replicas."""
+    return apply_crds(kube_api, sorted((CRDS / "peering").glob("*.yaml")))
 
 
 @pytest.fixture

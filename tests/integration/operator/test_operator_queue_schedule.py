@@ -14,9 +14,13 @@ from kubernetes.client.rest import ApiException
 
 from jobqueue import Client, Settings
 from jobqueue.errors import ScheduleNotFound
+from jobqueue.flow import RetryDefaults
 from jobqueue.queue_admin import QueueAdmin
+from jobqueue.redis_io import run_script
+from jobqueue.retry import QUEUE_DEFAULT_RETRY
 from jobqueue.scheduler import Scheduler
 from jobqueue.schedules import ScheduleRegistry
+from jobqueue.worker.jobs import Outcome, OutcomeKind, build_completion, build_fetch, parse_fetch
 from k8s.control_plane import wait_until
 from k8s.custom_resources import condition, create_cr, events_for, get_cr, patch_spec
 
@@ -71,6 +75,56 @@ def test_jobqueue_flow_control_lands_in_redis_and_status_shows_depth(
     patch_spec(kube_api, kube_namespace, "jobqueues", "emails", {"paused": False, "rateLimit": None})
     wait_until(lambda: not admin.get_config("emails").paused, 30, "the queue to resume in Redis")
     wait_until(lambda: admin.get_rate_limit("emails") is None, 10, "the rate limit to be removed")
+
+
+def test_jobqueue_retries_and_dead_letter_settings_apply_in_redis(
+    kube_api: k8s_client.ApiClient, kube_namespace: str, client: Client
+) -> None:
+    create_cr(
+        kube_api,
+        kube_namespace,
+        "jobqueues",
+        {
+            "kind": "JobQueue",
+            "metadata": {"name": "billing"},
+            "spec": {
+                "retries": {"maxRetries": 0, "backoff": {"strategy": "Fixed", "initialSeconds": 0.5,
+                                                         "maxSeconds": 10, "jitter": False}},
+                "deadLetter": {"maxLostLeases": 1, "alertThreshold": 1},
+            },
+        },
+    )  # fmt: skip
+    admin = QueueAdmin(client)
+    wait_until(lambda: admin.get_config("billing").retry_defaults is not None, 30, "retry defaults in Redis")
+    config = admin.get_config("billing")
+    assert config.retry_defaults == RetryDefaults(0, "constant", 0.5, 10.0, False)
+    assert config.max_lost_leases == 1
+    queue = get_cr(kube_api, kube_namespace, "jobqueues", "billing")
+    ready = condition(queue, "Ready") or {}
+    assert ready.get("status") == "True" and "not" not in ready.get("message", "")
+
+    # A task that sets no retries of its own fails once: the queue's maxRetries 0 dead-letters it, and
+    # the DeadLetterAlert condition turns True at the threshold.
+    task = client.enqueue("add", ["a", 1], queue="billing").id
+    reply = run_script(client.redis, build_fetch(client.settings, "billing", 1, "w"))
+    [job] = parse_fetch("billing", reply).jobs
+    outcome = Outcome(job.id, job.token, OutcomeKind.ERROR, error="TypeError: no", retryable=True)
+    run_script(client.redis, build_completion(client.settings, job, outcome, QUEUE_DEFAULT_RETRY))
+    assert client.get_task(task).dead_letter_reason == "max_retries_exceeded"
+
+    def alerting() -> bool:
+        alert = condition(get_cr(kube_api, kube_namespace, "jobqueues", "billing"), "DeadLetterAlert") or {}
+        return alert.get("status") == "True"
+
+    wait_until(alerting, 30, "the DeadLetterAlert condition")
+
+    patch_spec(kube_api, kube_namespace, "jobqueues", "billing", {"retries": {"maxRetries": 5}})
+
+    def raised() -> bool:
+        defaults = admin.get_config("billing").retry_defaults
+        return defaults is not None and defaults.max_retries == 5
+
+    wait_until(raised, 30, "the raised maxRetries in Redis")
 
 
 def test_recurring_task_fires_once_per_slot_suspends_and_is_removed(

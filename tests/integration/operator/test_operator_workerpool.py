@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from jq_testing import runs
 from kubernetes import client as k8s_client
+from prometheus_client.parser import text_string_to_metric_families
 
 from jobqueue import Client, Settings
 from jobqueue.models import TaskStatus
@@ -56,6 +57,15 @@ def drained_by_operator(worker: RunningWorker) -> bool:
         return False
     text = Path(worker.log.name).read_text(errors="replace")
     return "drain requested for worker" in text and "grace period over" not in text
+
+
+def metric(operator: OperatorProcess, name: str, **labels: str) -> float | None:
+    """One sample of the operator's /metrics, or None when it is not exported."""
+    for family in text_string_to_metric_families(operator.metrics()):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return float(sample.value)
+    return None
 
 
 def replicas_of(apps: k8s_client.AppsV1Api, namespace: str, name: str) -> int:
@@ -139,10 +149,26 @@ def test_backlog_scales_up_drains_and_scales_down_without_killing_tasks(
     metrics = operator.metrics()
     assert 'jobqueue_operator_scale_events_total{direction="up"' in metrics
     assert 'jobqueue_operator_scale_events_total{direction="down"' in metrics
-    assert "jobqueue_operator_reconcile_seconds_count" in metrics
+    pool = {"namespace": kube_namespace, "pool": "crunch"}
+    wait_until(
+        lambda: metric(operator, "jobqueue_workerpool_replicas_current", **pool) == 1,
+        30,
+        "the replica gauges to show the scale-down",
+    )
+    assert metric(operator, "jobqueue_workerpool_replicas_desired", **pool) == 1
+    assert metric(operator, "jobqueue_workerpool_replicas_min", **pool) == 1
+    assert metric(operator, "jobqueue_workerpool_replicas_max", **pool) == 5
+    assert (metric(operator, "jobqueue_workerpool_replicas_ready", **pool) or 0) <= 1
+    assert (
+        metric(operator, "jobqueue_operator_reconciliations_total", kind="WorkerPool", outcome="ok") or 0
+    ) > 1
+    assert (
+        metric(operator, "jobqueue_operator_reconcile_duration_seconds_count", kind="WorkerPool") or 0
+    ) > 1
 
 
 def test_scale_subresource_drives_a_pool_without_autoscaling_and_drains_first(
+    operator: OperatorProcess,
     kube_api: k8s_client.ApiClient,
     kube_namespace: str,
     client: Client,
@@ -187,6 +213,14 @@ def test_scale_subresource_drives_a_pool_without_autoscaling_and_drains_first(
         "the scale subresource to report 1 replica",
     )
     assert scale["status"]["selector"] == "jobqueue.dev/pool=manual"
+    # Without autoscaling the pool has no bounds: no min / max series, so "pinned at max" cannot fire.
+    pool = {"namespace": kube_namespace, "pool": "manual"}
+    wait_until(
+        lambda: metric(operator, "jobqueue_workerpool_replicas_desired", **pool) == 1,
+        30,
+        "the desired replicas gauge to follow spec.replicas",
+    )
+    assert metric(operator, "jobqueue_workerpool_replicas_max", **pool) is None
 
     # The Deployment is owned by the pool: deleting the pool deletes it (the garbage collector's work).
     k8s_client.CustomObjectsApi(kube_api).delete_namespaced_custom_object(
@@ -198,6 +232,7 @@ def test_scale_subresource_drives_a_pool_without_autoscaling_and_drains_first(
 
 
 def test_orphaned_leases_of_a_vanished_worker_are_recovered(
+    operator: OperatorProcess,
     kube_api: k8s_client.ApiClient,
     kube_namespace: str,
     settings: Settings,
@@ -231,11 +266,13 @@ def test_orphaned_leases_of_a_vanished_worker_are_recovered(
         print(f"\norphaned lease recovered after {time.monotonic() - killed_at:.1f}s")
         assert client.queue_depth("orphans").in_flight == 0
         assert "OrphanedLeases" in events_for(kube_api, kube_namespace, "idle")
+        assert metric(operator, "jobqueue_operator_leases_recovered_total", queue="orphans") == 1
     finally:
         client.close()
 
 
 def test_killed_worker_pod_is_replaced_and_its_task_completes_elsewhere(
+    operator: OperatorProcess,
     kube_api: k8s_client.ApiClient,
     kube_namespace: str,
     settings: Settings,
@@ -284,5 +321,10 @@ def test_killed_worker_pod_is_replaced_and_its_task_completes_elsewhere(
         wait_until(lambda: len(runner.alive()) == 2, 60, "a replacement pod with a running worker")
         assert victim not in runner.alive()
         assert "StaleWorker" in events_for(kube_api, kube_namespace, "steady")
+        stale = metric(
+            operator, "jobqueue_operator_stale_pods_deleted_total", namespace=kube_namespace, pool="steady"
+        )
+        assert stale is not None and stale >= 1
+        assert (metric(operator, "jobqueue_operator_leases_recovered_total", queue="steady") or 0) >= 1
     finally:
         client.close()

@@ -42,6 +42,13 @@ def test_every_container_is_hardened_and_has_requests(helm_bin: Path, values: st
             assert "memory" in container["resources"]["limits"], where
 
 
+@pytest.mark.parametrize("values", VALUES_FILES)
+def test_no_pod_gets_service_link_variables(helm_bin: Path, values: str) -> None:
+    # A Service named <release>-api would inject JOBQUEUE_API_PORT=tcp://..., inside our settings prefix.
+    for where, spec in pod_specs(render(helm_bin, VALUES_FILES[values])).items():
+        assert spec["enableServiceLinks"] is False, where
+
+
 def test_only_the_operator_gets_a_kubernetes_api_token(helm_bin: Path) -> None:
     for where, spec in pod_specs(render(helm_bin, None)).items():
         assert spec.get("automountServiceAccountToken", True) is where.endswith("-operator"), where
@@ -88,13 +95,55 @@ def test_operator_rbac_is_namespaced_and_least_privilege_by_default(helm_bin: Pa
     )
 
 
+def operator_deployment(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    (operator,) = [d for d in by_kind(docs, "Deployment") if d["metadata"]["name"] == "rel-jobqueue-operator"]
+    return operator
+
+
+def test_operator_replicas_run_peered_with_least_privilege_on_their_peering_object(helm_bin: Path) -> None:
+    docs = render(helm_bin, None, "--set", "operator.replicas=2")
+    operator = operator_deployment(docs)
+    assert operator["spec"]["replicas"] == 2
+    assert operator["spec"]["strategy"]["type"] == "RollingUpdate"
+    container = operator["spec"]["template"]["spec"]["containers"][0]
+    assert "--peering=rel-jobqueue-operator" in container["args"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["POD_ID"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    assert env["JOBQUEUE_OPERATOR_PEERING_LIFETIME_SECONDS"]["value"] == "30"
+    (peering,) = by_kind(docs, "KopfPeering")
+    assert (peering["metadata"]["name"], peering["metadata"]["namespace"]) == ("rel-jobqueue-operator", "jq")
+    (role,) = by_kind(docs, "Role")
+    peering_rules = [r for r in role["rules"] if r["apiGroups"] == ["kopf.dev"]]
+    assert {(tuple(r["verbs"]), tuple(r.get("resourceNames", []))) for r in peering_rules} == {
+        (("list", "watch"), ()),
+        (("get", "patch"), ("rel-jobqueue-operator",)),
+    }
+    assert all(r["resources"] == ["kopfpeerings"] for r in peering_rules)
+
+
+def test_standalone_operator_is_one_replica_replaced_with_recreate(helm_bin: Path) -> None:
+    docs = render(helm_bin, None, "--set", "operator.peering.enabled=false")
+    operator = operator_deployment(docs)
+    assert (operator["spec"]["replicas"], operator["spec"]["strategy"]["type"]) == (1, "Recreate")
+    assert not by_kind(docs, "KopfPeering")
+    (role,) = by_kind(docs, "Role")
+    assert not [r for r in role["rules"] if "kopf.dev" in r["apiGroups"]]
+    out = run_helm(
+        helm_bin, "template", "rel", str(CHART), "--kube-version", KUBE_VERSION,
+        "--set", "operator.peering.enabled=false", "--set", "operator.replicas=2", check=False,
+    )  # fmt: skip
+    assert "operator.replicas > 1 needs operator.peering.enabled" in out
+
+
 def test_watching_all_namespaces_switches_to_cluster_roles(helm_bin: Path) -> None:
     docs = render(helm_bin, None, "--set", "operator.watchAllNamespaces=true")
     assert not by_kind(docs, "Role")
     names = {d["metadata"]["name"] for d in by_kind(docs, "ClusterRole")}
     assert names == {"rel-jobqueue-operator", "rel-jobqueue-operator-discovery"}
-    (operator,) = [d for d in by_kind(docs, "Deployment") if d["metadata"]["name"] == "rel-jobqueue-operator"]
+    operator = operator_deployment(docs)
     assert "--all-namespaces" in operator["spec"]["template"]["spec"]["containers"][0]["args"]
+    (peering,) = by_kind(docs, "ClusterKopfPeering")
+    assert "namespace" not in peering["metadata"]
 
 
 @pytest.mark.parametrize(

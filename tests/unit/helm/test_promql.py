@@ -61,3 +61,40 @@ def test_slo_threshold_comes_from_values(helm_bin: Path) -> None:
         r for g in rule["spec"]["groups"] for r in g["rules"] if r["alert"] == "JobQueueOldestTaskOverSLO"
     ]
     assert slo["expr"].strip().endswith("> 42")
+
+
+# Exported by the operator itself (one process acting, so its series are summed as they are).
+OWN_PROCESS_METRICS = re.compile(r"^jobqueue_(operator|workerpool)_")
+
+
+def api_selectors_outside_max(node: Any, nearest_aggregation: str | None = None) -> list[str]:
+    """Names of API metrics whose nearest enclosing aggregation is not a max (or that have none)."""
+    kind = type(node).__name__
+    if kind == "VectorSelector":
+        name = node.name or ""
+        api_metric = name.startswith("jobqueue_") and not OWN_PROCESS_METRICS.match(name)
+        return [name] if api_metric and nearest_aggregation != "max" else []
+    if kind == "AggregateExpr":
+        return api_selectors_outside_max(node.expr, str(node.op))
+    children = {
+        "BinaryExpr": lambda n: [n.lhs, n.rhs],
+        "Call": lambda n: list(n.args),
+        "MatrixSelector": lambda n: [n.vector_selector],
+        "ParenExpr": lambda n: [n.expr],
+        "UnaryExpr": lambda n: [n.expr],
+        "SubqueryExpr": lambda n: [n.expr],
+    }.get(kind, lambda n: [])(node)
+    return [name for child in children for name in api_selectors_outside_max(child, nearest_aggregation)]
+
+
+def test_api_metrics_are_counted_once_whatever_the_number_of_api_replicas(helm_bin: Path) -> None:
+    """Every API replica exports the same cluster-wide series (read from Redis), so a query must keep one
+    copy ("max without (instance, pod)", or a max) before it sums: with the default 2 replicas a plain
+    sum doubles every panel and halves every alert threshold."""
+    queries = dashboard_queries() + [(r["alert"], r["expr"]) for r in alert_rules(helm_bin)]
+    doubled = {
+        title: names
+        for title, expr in queries
+        if (names := api_selectors_outside_max(promql_parser.parse(expr)))
+    }
+    assert not doubled, doubled

@@ -22,9 +22,14 @@ pytestmark = pytest.mark.timeout(300)
 MONITORING_KINDS = {"ServiceMonitor", "PodMonitor", "PrometheusRule"}
 
 
+def crd_files(root: Path) -> list[Path]:
+    """jobqueue's CRDs and kopf's peering CRDs (crds/peering/), not the examples."""
+    return [*root.glob("*.yaml"), *(root / "peering").glob("*.yaml")]
+
+
 def crd_schemas() -> dict[str, dict[str, Any]]:
     schemas = {}
-    for path in (ROOT / "crds").glob("*.yaml"):
+    for path in crd_files(ROOT / "crds"):
         crd = yaml.safe_load(path.read_text())
         (version,) = crd["spec"]["versions"]
         schemas[crd["spec"]["names"]["kind"]] = version["schema"]["openAPIV3Schema"]
@@ -95,9 +100,12 @@ def test_values_schema_is_generated_from_the_current_values() -> None:
 
 def test_chart_crds_are_the_repository_crds() -> None:
     # crds/ at the repository root is the source of truth; the chart ships byte-identical copies.
-    repo = {p.name: p.read_text() for p in (ROOT / "crds").glob("*.yaml")}
-    chart = {p.name: p.read_text() for p in (CHART / "crds").glob("*.yaml")}
+    repo = {p.name: p.read_text() for p in crd_files(ROOT / "crds")}
+    chart = {p.name: p.read_text() for p in crd_files(CHART / "crds")}
     assert chart == repo
+    assert {"kopfpeerings.kopf.dev", "clusterkopfpeerings.kopf.dev"} <= {
+        yaml.safe_load(p.read_text())["metadata"]["name"] for p in crd_files(CHART / "crds")
+    }
 
 
 def test_dashboard_is_valid_json_with_every_section() -> None:

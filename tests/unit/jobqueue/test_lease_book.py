@@ -57,3 +57,14 @@ def test_cancel_prefetched_and_take_on_drain() -> None:
     assert book.take_prefetched() == [job(3)]
     assert list(book.leased) == [(job(1).id, 1)]
     assert {j.id for j in book.held_jobs()} == {job(1).id, job(2).id}
+
+
+def test_prefetch_is_sized_to_a_few_hundredths_of_a_second_of_work_per_slot() -> None:
+    def effective(average: float, prefetch: int = 256) -> int:
+        return LeaseBook(concurrency=4, prefetch=prefetch, average_run_seconds=average).effective_prefetch
+
+    assert effective(0.00005) == 256  # no-op tasks: the whole buffer
+    assert effective(0.01) == 8  # 10 ms tasks: two per slot
+    assert effective(0.05) == 4  # 50 ms tasks: one per slot
+    assert effective(0.00005, prefetch=3) == 3  # --prefetch caps it
+    assert effective(0.2) == 0  # long tasks: none

@@ -3,7 +3,16 @@
 import random
 
 from jobqueue import RetryPolicy, Settings
-from jobqueue.worker.jobs import Job, Outcome, OutcomeKind, build_completion, parse_fetch, parse_heartbeat
+from jobqueue.retry import QUEUE_DEFAULT_RETRY
+from jobqueue.worker.jobs import (
+    Job,
+    Outcome,
+    OutcomeKind,
+    build_completion,
+    parse_fetch,
+    parse_heartbeat,
+    plan_completions,
+)
 
 JOB = Job(
     "default.0192f0c2a1b27c3d8e9f0a1b2c3d4e5f", 3, "add", "[1]", "{}", "default", "high", 10.0, 8.0, 2, 1, 60
@@ -11,15 +20,33 @@ JOB = Job(
 
 
 def test_parse_fetch() -> None:
-    reply = [-1, 250, 1, JOB.id, 3, "add", "[1]", "{}", "high", "10.0", "8.0", "2", "1", "123", "0", "60"]
+    reply = [-1, 250, 1, JOB.id, 3, "add", "[1]", "{}", "high", "10.0", "8.0", "2", "1", "123", "0", "60", 42]
     parsed = parse_fetch("default", reply)
     assert parsed.jobs == [JOB] and parsed.next_due_ms == 250 and parsed.wait_ms == -1
+    assert parsed.queue_wait_ms == [42]
 
 
 def test_success_is_a_fenced_ack_with_the_tasks_result_ttl() -> None:
     call = build_completion(Settings(), JOB, Outcome(JOB.id, 3, OutcomeKind.SUCCESS, "2"), None)
     assert call.script == "ack"
-    assert call.args[:4] == (JOB.id, 3, "2", 60)
+    assert call.args[1:5] == (JOB.id, 3, "2", 60)
+
+
+def test_successes_of_a_batch_share_one_ack_call_per_queue() -> None:
+    other = Job(
+        "other.0192f0c2a1b27c3d8e9f0a1b2c3d4e5f", 1, "add", "[]", "{}", "other", "low", None, None, 0, 0, None
+    )
+    batch = [
+        (JOB, Outcome(JOB.id, 3, OutcomeKind.SUCCESS, "1")),
+        (JOB, Outcome(JOB.id, 3, OutcomeKind.ERROR, error="x")),
+        (other, Outcome(other.id, 1, OutcomeKind.SUCCESS, "2")),
+        (JOB, Outcome(JOB.id, 4, OutcomeKind.SUCCESS, "3")),
+    ]
+    plan = plan_completions(Settings(), batch, lambda job: None)
+    assert [c.script for c in plan.calls] == ["fail", "ack", "ack"]
+    assert plan.slots == [(1, 0), (0, -1), (2, -1), (1, 1)]
+    # one ack for two tasks of 'default' returns a list; a single task returns its number
+    assert plan.results([1, [1, 0], 1]) == [1, 1, 1, 0]
 
 
 def test_retryable_error_carries_backoff_from_the_policy() -> None:
@@ -47,3 +74,18 @@ def test_timeouts_and_cancels_have_their_final_status() -> None:
 def test_parse_heartbeat() -> None:
     assert parse_heartbeat(["a", "", "b", "force"]) == (["a"], {"b": "force"})
     assert parse_heartbeat([""]) == ([], {})
+
+
+def test_a_task_without_its_own_backoff_leaves_the_delay_to_the_fail_script() -> None:
+    outcome = Outcome(JOB.id, 3, OutcomeKind.ERROR, error="OSError: x", retryable=True)
+    rng = random.Random(3)
+    draw = random.Random(3).random()
+    call = build_completion(Settings(), JOB, outcome, QUEUE_DEFAULT_RETRY, rng)
+    # '' = compute from the queue's defaults inside fail.lua; the jitter draw travels in ARGV[12].
+    assert call.args[4:6] == ("1", "")
+    assert call.args[11] == draw
+
+
+def test_an_unknown_task_is_not_retried_even_under_queue_defaults() -> None:
+    outcome = Outcome(JOB.id, 3, OutcomeKind.ERROR, error="x", retryable=True)
+    assert build_completion(Settings(), JOB, outcome, None).args[4:6] == ("0", 0)

@@ -3,6 +3,7 @@ import random
 import pytest
 
 from jobqueue import ConfigurationError, RetryPolicy
+from jobqueue.app import own_retry_policy
 from jobqueue.retry import base_delay
 
 
@@ -42,3 +43,12 @@ def test_callable_backoff() -> None:
 def test_unknown_policy_is_a_configuration_error() -> None:
     with pytest.raises(ConfigurationError, match="unknown retry_backoff"):
         RetryPolicy("quadratic")
+
+
+def test_a_task_that_sets_no_backoff_has_no_policy_of_its_own() -> None:
+    assert own_retry_policy(None, None, None, None) is None
+
+
+def test_one_backoff_option_makes_a_whole_policy_with_the_other_defaults() -> None:
+    assert own_retry_policy("linear", None, None, None) == RetryPolicy("linear", 1.0, 300.0, True)
+    assert own_retry_policy(None, 0.5, None, False) == RetryPolicy("exponential", 0.5, 300.0, False)

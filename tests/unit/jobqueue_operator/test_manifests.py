@@ -60,6 +60,8 @@ def test_worker_container_runs_the_pool_with_pod_name_and_connection_secret() ->
     }
     assert pod["terminationGracePeriodSeconds"] == 120
     assert container["securityContext"]["runAsNonRoot"] is True
+    # Link variables of a Service named <release>-api would land inside the JOBQUEUE_ settings prefix.
+    assert pod["enableServiceLinks"] is False
 
 
 def test_pod_template_overrides_merge_but_cannot_replace_the_worker() -> None:

@@ -5,7 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from jobqueue_operator.pool_plan import Heartbeat, PodView, PoolLoad, initial_replicas, plan_pool
+from jobqueue_operator.pool_plan import (
+    Heartbeat,
+    PodView,
+    PoolLoad,
+    initial_replicas,
+    plan_pool,
+    split_drains,
+    worker_views,
+)
 from jobqueue_operator.spec import WorkerPoolSpec
 
 NOW = 1_000_000.0
@@ -100,3 +108,51 @@ def test_initial_replicas_respect_autoscaling_bounds() -> None:
     assert initial_replicas(spec(replicas=0)) == 1
     assert initial_replicas(spec(replicas=50)) == 6
     assert initial_replicas(spec(replicas=0, autoscaling={"enabled": False})) == 0
+
+
+def test_a_returning_backlog_calls_off_the_drains_instead_of_scaling_down() -> None:
+    pods = [pod("a"), pod("b", drain=True), pod("c", drain=True)]
+    held = {"a": beat(1), "b": beat(0, draining=True), "c": beat(0, draining=True)}
+    # b and c have drained, but the work came back: keep three replicas and let b and c fetch again.
+    p = plan(spec(), pods, held, ready=25, in_flight=1)
+    assert (p.replicas, p.remove, p.call_off_drain, p.draining) == (3, [], ["b", "c"], [])
+
+
+def test_a_smaller_scale_down_keeps_the_drains_furthest_along() -> None:
+    pods = [pod("a"), pod("b", drain=True), pod("c", drain=True), pod("d")]
+    beats = {"a": beat(2), "b": beat(1, draining=True), "c": beat(0, draining=True), "d": beat(2)}
+    # Load for 3 replicas out of 4: one drain is enough; c (idle) is kept, b's is called off.
+    p = plan(spec(), pods, beats, ready=0, in_flight=25)
+    assert (p.call_off_drain, p.draining) == (["b"], ["c"])
+    assert (p.replicas, p.remove) == (3, ["c"])
+
+
+def test_a_cooldown_calls_off_a_drain() -> None:
+    slow = spec(
+        autoscaling={"enabled": True, "minReplicas": 1, "maxReplicas": 6, "scaleDownCooldownSeconds": 600}
+    )
+    pods = [pod("a"), pod("b", drain=True)]
+    p = plan_pool(
+        slow,
+        current=2,
+        pods=pods,
+        heartbeats={"a": beat(0), "b": beat(0, draining=True)},
+        load=PoolLoad(ready=0, in_flight=0),
+        last_scale_time=NOW - 10,
+        now=NOW,
+    )
+    assert (p.replicas, p.call_off_drain, p.remove) == (2, ["b"], [])
+
+
+def test_raising_spec_replicas_calls_off_a_drain_and_scales_up() -> None:
+    manual = spec(autoscaling={"enabled": False}, replicas=4)
+    pods = [pod("a"), pod("b", drain=True)]
+    p = plan(manual, pods, {"a": beat(0), "b": beat(0, draining=True)}, ready=0)
+    assert (p.replicas, p.call_off_drain, p.request_drain) == (4, ["b"], [])
+
+
+def test_split_drains_keeps_all_when_all_are_needed() -> None:
+    workers = worker_views([pod("b", drain=True)], {"b": beat(0, draining=True)})
+    assert split_drains(workers, ["b"], 1) == (["b"], [])
+    assert split_drains(workers, ["b"], 0) == ([], ["b"])
+    assert split_drains(workers, [], 3) == ([], [])

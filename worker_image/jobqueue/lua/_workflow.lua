@@ -59,7 +59,8 @@ local function jq_make_ready(child_key, mode, dep_keys, eta, now, maxlen)
   else
     redis.call('RPUSH', k.ready, k.id)
   end
-  redis.call('HSET', child_key, 'status', status)
+  -- ready_at: the child's queue wait starts now, not at its enqueue (which included its parents' run).
+  redis.call('HSET', child_key, 'status', status, 'ready_at', now)
   if redis.call('LLEN', k.wake) == 0 then
     redis.call('LPUSH', k.wake, '1')
   end

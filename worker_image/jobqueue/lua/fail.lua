@@ -5,13 +5,19 @@ KEYS[5] event stream KEYS[6] stats hash  KEYS[7] wake list  KEYS[8] queue config
 ARGV[1] task id     ARGV[2] fencing token
 ARGV[3] error (type: message)            ARGV[4] traceback ('' = none)
 ARGV[5] 1 if the worker's retry rules allow a retry of this error, else 0
-ARGV[6] backoff in ms for that retry     ARGV[7] final status if not retried: FAILED, TIMEOUT or CANCELLED
+ARGV[6] backoff in ms for that retry, '' = the task has no backoff policy of its own: use the queue's
+        default (config hash retry_* fields, else exponential 1 s doubling, capped at 300 s, jittered)
+ARGV[7] final status if not retried: FAILED, TIMEOUT or CANCELLED
 ARGV[8] dead letter reason if not retried and the error itself is not retryable
 ARGV[9] event stream max length          ARGV[10] completion channel
 ARGV[11] max retry-history entries kept on the task
+ARGV[12] a random draw in [0, 1) for the jitter of a queue-default backoff
+Retry defaults: a task whose max_retries field is empty takes the queue's retry_max_retries (else 0), read
+here, at failure time, so a changed queue default applies to tasks already waiting.
 Returns 1 = retry scheduled, 2 = finished (dead-lettered, or cancelled), 0 = stale token.
 Workflows: when finished, PENDING descendants are cancelled (dependency_failed); dedup key released. ]]
 --@include _workflow
+--@include _retry
 local f = redis.call('HMGET', KEYS[1], 'status', 'attempts', 'retries', 'max_retries', 'history', 'watched',
   'started_at')
 if f[1] ~= 'RUNNING' or f[2] ~= ARGV[2] then
@@ -20,9 +26,21 @@ end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local retries = tonumber(f[3]) or 0
-local max_retries = tonumber(f[4]) or 0
-local retry = ARGV[5] == '1' and retries < max_retries and ARGV[7] ~= 'CANCELLED'
+local max_retries = tonumber(f[4])
 local backoff = tonumber(ARGV[6])
+local defaults = {}
+if max_retries == nil or backoff == nil then
+  -- The task left these to its queue: read the queue's defaults (only on this failure path).
+  defaults = redis.call('HMGET', KEYS[8], 'retry_max_retries', 'retry_backoff', 'retry_base_ms',
+    'retry_max_ms', 'retry_jitter')
+end
+if max_retries == nil then max_retries = tonumber(defaults[1]) or 0 end
+local retry = ARGV[5] == '1' and retries < max_retries and ARGV[7] ~= 'CANCELLED'
+if retry and backoff == nil then
+  backoff = jq_backoff_ms(defaults[2] or 'exponential', retries + 1, tonumber(defaults[3]) or 1000,
+    tonumber(defaults[4]) or 300000, defaults[5] ~= '0', tonumber(ARGV[12]) or 1)
+end
+backoff = backoff or 0
 local duration = now - (tonumber(f[7]) or now)
 local history = cjson.decode(f[5] or '[]')
 local tb = ARGV[4]

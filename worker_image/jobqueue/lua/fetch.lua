@@ -8,9 +8,11 @@ ARGV[1] max tasks    ARGV[2] worker id      ARGV[3] lease duration ms
 ARGV[4] task key prefix (task keys share the queue's hash tag, so they live on the same cluster slot;
         the ids are only known inside the script, hence the prefix rather than KEYS)
 ARGV[5] event stream max length            ARGV[6] max delayed tasks promoted per call
-Returns {wait_ms, next_due_ms, count, then per task 13 values:
+Returns {wait_ms, next_due_ms, count, then per task 14 values:
          id, token, name, args, kwargs, priority, timeout, soft_timeout, max_retries, retries,
-         enqueued_at, lost_leases, result_ttl}
+         enqueued_at, lost_leases, result_ttl, queue_wait_ms}
+queue_wait_ms: now minus when the task last became ready (the latest of enqueued_at, eta and ready_at,
+which release / recover / a workflow release set), '' if unknown.
 wait_ms: -1 when tasks were handed out or none are ready; otherwise how long flow control says to wait
 (-2 = paused, -3 = max in-flight reached). next_due_ms: milliseconds until the earliest delayed task
 is due, or -1. With ARGV[1] = 0 the call only promotes (the scheduler does that).
@@ -93,8 +95,7 @@ if limit > 0 then
   if allowed < want then want = allowed end
 end
 
--- 3. Lease, one slot at a time so the weighted policy applies per task, not per batch.
-local strict = {'high', 'medium', 'low'}
+-- 3. Lease.
 local weights, total, cursor = nil, 0, 0
 if cfg[6] == 'weighted' then
   -- Weighted (opt-in): a deterministic rotation over the weights (e.g. 6:3:1) picks the level tried first
@@ -114,47 +115,83 @@ end
 local out = {-1, next_due, 0}
 local count = 0
 local lease_until = now + tonumber(ARGV[3])
-local exhausted = false
-while count < want and not exhausted do
-  local order = strict
-  if weights then
+local leases = {} -- ZADD arguments (score, id, ...), written in one call at the end
+
+-- Lease one popped id if it is still QUEUED; any other status (CANCELLED, ...) is a stale entry and
+-- dropping it is the cleanup.
+local function lease(id)
+  local key = prefix .. id
+  local f = redis.call('HMGET', key, 'status', 'name', 'args', 'kwargs', 'priority', 'timeout',
+    'soft_timeout', 'max_retries', 'retries', 'enqueued_at', 'lost_leases', 'result_ttl', 'attempts',
+    'eta', 'ready_at')
+  if f[1] == 'QUEUED' then
+    -- The fencing token is the attempt number: read above, so one write sets it with the rest.
+    local token = (tonumber(f[13]) or 0) + 1
+    redis.call('HSET', key, 'attempts', token, 'status', 'RUNNING', 'worker', ARGV[2], 'started_at', now)
+    leases[#leases + 1] = lease_until
+    leases[#leases + 1] = id
+    redis.call('XADD', KEYS[8], 'MAXLEN', '~', ARGV[5], '*', 'id', id, 'event', 'started', 'ts', now,
+      'token', token, 'worker', ARGV[2])
+    count = count + 1
+    out[#out + 1] = id
+    out[#out + 1] = token
+    for i = 2, 12 do
+      out[#out + 1] = f[i] or ''
+    end
+    -- Queue wait on the Redis clock: since the task last became ready (enqueue, eta, hand-back, retry).
+    local ready_since = math.max(tonumber(f[10]) or 0, tonumber(f[14]) or 0, tonumber(f[15]) or 0)
+    out[#out + 1] = ready_since > 0 and math.max(0, now - ready_since) or ''
+  elseif f[1] == false then
+    -- A ready entry without a task hash can only come from outside jobqueue: count it and drop it.
+    redis.call('HINCRBY', KEYS[9], 'orphan_entries', 1)
+  end
+end
+
+-- A level found empty is not popped again in this call.
+local empty = {}
+if weights then
+  -- One slot at a time so the weighted policy applies per task, not per batch.
+  local exhausted = false
+  while count < want and not exhausted do
     local slot = cursor % total
     cursor = cursor + 1
+    local order
     if slot < weights[1] then order = {'high', 'medium', 'low'}
     elseif slot < weights[1] + weights[2] then order = {'medium', 'high', 'low'}
     else order = {'low', 'medium', 'high'} end
-  end
-  local id = nil
-  for _, level in ipairs(order) do
-    id = redis.call('LPOP', ready[level])
-    if id then break end
-  end
-  if not id then
-    exhausted = true
-    -- The slot that found nothing is not consumed: the rotation resumes there next time.
-    cursor = cursor - 1
-  else
-    local key = prefix .. id
-    local f = redis.call('HMGET', key, 'status', 'name', 'args', 'kwargs', 'priority', 'timeout',
-      'soft_timeout', 'max_retries', 'retries', 'enqueued_at', 'lost_leases', 'result_ttl')
-    if f[1] == 'QUEUED' then
-      local token = redis.call('HINCRBY', key, 'attempts', 1)
-      redis.call('HSET', key, 'status', 'RUNNING', 'worker', ARGV[2], 'started_at', now)
-      redis.call('ZADD', KEYS[5], lease_until, id)
-      redis.call('XADD', KEYS[8], 'MAXLEN', '~', ARGV[5], '*', 'id', id, 'event', 'started', 'ts', now,
-        'token', token, 'worker', ARGV[2])
-      count = count + 1
-      out[#out + 1] = id
-      out[#out + 1] = token
-      for i = 2, 12 do
-        out[#out + 1] = f[i] or ''
+    local id = nil
+    for _, level in ipairs(order) do
+      if not empty[level] then
+        id = redis.call('LPOP', ready[level])
+        if id then break end
+        empty[level] = true
       end
-    elseif f[1] == false then
-      -- A ready entry without a task hash can only come from outside jobqueue: count it and drop it.
-      redis.call('HINCRBY', KEYS[9], 'orphan_entries', 1)
     end
-    -- Any other status (CANCELLED, ...) is a stale entry: dropping it is the cleanup.
+    if not id then
+      exhausted = true
+      -- The slot that found nothing is not consumed: the rotation resumes there next time.
+      cursor = cursor - 1
+    else
+      lease(id)
+    end
   end
+else
+  -- Strict: pop as many as still wanted from the highest non-empty level in one LPOP.
+  for _, level in ipairs({'high', 'medium', 'low'}) do
+    while count < want and not empty[level] do
+      local asked = want - count
+      local ids = redis.call('LPOP', ready[level], asked)
+      if not ids or #ids < asked then
+        empty[level] = true
+      end
+      for _, id in ipairs(ids or {}) do
+        lease(id)
+      end
+    end
+  end
+end
+for from = 1, #leases, 1000 do
+  redis.call('ZADD', KEYS[5], unpack(leases, from, math.min(from + 999, #leases)))
 end
 if weights then
   redis.call('HSET', KEYS[7], 'weighted_cursor', cursor % total)

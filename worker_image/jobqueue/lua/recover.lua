@@ -2,8 +2,9 @@
 Idempotent: a second run finds nothing expired, and tasks already recovered are no longer leased.
 KEYS[1] lease zset  KEYS[2] ready high  KEYS[3] ready medium  KEYS[4] ready low
 KEYS[5] dead letter zset  KEYS[6] event stream  KEYS[7] stats hash  KEYS[8] wake list
+KEYS[9] queue config hash (its max_lost_leases field, when set, overrides ARGV[3] for this queue)
 ARGV[1] task key prefix (ids are found inside the script; keys share the queue's hash tag)
-ARGV[2] max leases recovered per call     ARGV[3] max lost leases before a task is poison
+ARGV[2] max leases recovered per call     ARGV[3] max lost leases before a task is poison (process default)
 ARGV[4] event stream max length           ARGV[5] worker id: '' = every expired lease, else every lease
         held by that worker whatever its expiry (the worker is known dead)
 ARGV[6] completion channel prefix
@@ -21,6 +22,9 @@ else
 end
 local ready = {high = KEYS[2], medium = KEYS[3], low = KEYS[4]}
 local max_lost = tonumber(ARGV[3])
+if #ids > 0 and KEYS[9] then
+  max_lost = tonumber(redis.call('HGET', KEYS[9], 'max_lost_leases') or '') or max_lost
+end
 local requeued, dead = 0, 0
 for _, id in ipairs(ids) do
   local key = prefix .. id
@@ -48,7 +52,7 @@ for _, id in ipairs(ids) do
         jq_cancel_descendants(key, now, ARGV[4])
         dead = dead + 1
       else
-        redis.call('HSET', key, 'status', 'QUEUED')
+        redis.call('HSET', key, 'status', 'QUEUED', 'ready_at', now)
         redis.call('HDEL', key, 'worker')
         -- Front of the list: this task has already waited its turn once.
         redis.call('LPUSH', ready[f[2]] or KEYS[3], id)

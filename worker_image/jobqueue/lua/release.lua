@@ -11,7 +11,7 @@ end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('HSET', KEYS[1], 'status', 'QUEUED')
+redis.call('HSET', KEYS[1], 'status', 'QUEUED', 'ready_at', now)
 redis.call('HDEL', KEYS[1], 'worker')
 redis.call('LPUSH', KEYS[3], ARGV[1])
 if redis.call('LLEN', KEYS[4]) == 0 then

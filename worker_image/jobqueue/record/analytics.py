@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import functools
 import json
 from dataclasses import dataclass
 
 from psycopg import sql
-from psycopg.rows import class_row
+from psycopg.rows import class_row, kwargs_row
 from psycopg_pool import ConnectionPool
 
 from jobqueue.client import Client, QueueDepth
@@ -38,23 +39,6 @@ class Granularity(enum.StrEnum):
     def width(self) -> dt.timedelta:
         """The length of one bucket."""
         return dt.timedelta(hours=1) if self is Granularity.HOUR else dt.timedelta(days=1)
-
-
-@dataclass(frozen=True)
-class _WindowRow:
-    queue: str | None
-    name: str | None
-    enqueued: int
-    succeeded: int
-    failed: int
-    cancelled: int
-    retried: int
-    duration_count: int
-    duration_avg_ms: float | None
-    duration_p50_ms: float | None
-    duration_p95_ms: float | None
-    duration_p99_ms: float | None
-    duration_max_ms: float | None
 
 
 @dataclass(frozen=True)
@@ -155,13 +139,14 @@ def window_stats(
         raise ValidationError("end", "must be timezone-aware")
     start = end - window
     with translate_errors(), pool.connection() as conn:
-        cur = conn.cursor(row_factory=class_row(_WindowRow))
+        # The statement returns every field but the window itself, which is the same for every row.
+        cur = conn.cursor(row_factory=kwargs_row(functools.partial(WindowStats, start=start, end=end)))
         rows = cur.execute(
             load_sql("window_stats"), {"start": start, "end": end, "queue": queue, "name": name}
         ).fetchall()
     if not rows:
-        rows = [_WindowRow(None, None, 0, 0, 0, 0, 0, 0, None, None, None, None, None)]
-    return [WindowStats(start=start, end=end, **vars(r)) for r in rows]
+        rows = [WindowStats(None, None, start, end, 0, 0, 0, 0, 0, 0, None, None, None, None, None)]
+    return rows
 
 
 def _floor(moment: dt.datetime, granularity: Granularity) -> dt.datetime:

@@ -11,6 +11,7 @@ import json
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -19,6 +20,8 @@ log = logging.getLogger(__name__)
 _COLUMN_FIELDS = frozenset({"id", "event", "ts", "token", "worker", "error", "duration_ms"})
 # Large payloads kept once, on the task row, not again in the event history.
 _TASK_ONLY_FIELDS = frozenset({"args", "kwargs", "result", "name", "queue", "priority"})
+
+_NOT_DATA = _COLUMN_FIELDS | _TASK_ONLY_FIELDS
 
 # Status an event leaves the task in, when it does not carry one itself.
 _STATUS_OF = {
@@ -44,7 +47,7 @@ class StreamEvent:
     ts_ms: int
     fields: Mapping[str, str]
 
-    @property
+    @cached_property
     def position(self) -> tuple[int, int]:
         """(ms, sequence) of the entry id: the order of events within a stream."""
         ms, _, seq = self.entry_id.partition("-")
@@ -76,10 +79,46 @@ def parse_entry(
     return StreamEvent(stream, entry_id, queue, fields["id"], fields["event"], ts_ms, dict(fields))
 
 
+@dataclass(frozen=True)
+class ScheduleRunEvent:
+    """One entry of the schedule event stream: what happened to one fire time of a schedule (written by
+    lua/schedule_claim.lua for missed groups and lua/schedule_outcome.lua for claimed fires)."""
+
+    schedule: str
+    fire_ms: int
+    status: str  # fired, skipped, missed, failed
+    ts_ms: int
+    task_id: str | None = None
+    replaced_task_id: str | None = None
+    missed: int | None = None
+    detail: str | None = None
+
+
+def parse_schedule_entry(
+    stream: str, entry_id: str, fields: Mapping[str, str] | None
+) -> ScheduleRunEvent | None:
+    """A ScheduleRunEvent, or None for a malformed entry (logged and skipped, as task events are)."""
+    f = fields or {}
+    try:
+        return ScheduleRunEvent(
+            schedule=f["schedule"],
+            fire_ms=int(f["fire"]),
+            status=f["status"],
+            ts_ms=int(f["ts"]),
+            task_id=f.get("task_id") or None,
+            replaced_task_id=f.get("replaced") or None,
+            missed=int(f["missed"]) if f.get("missed") else None,
+            detail=f.get("detail") or None,
+        )
+    except (KeyError, ValueError):
+        log.warning("skipping malformed schedule event %s in %s: %r", entry_id, stream, fields)
+        return None
+
+
 def event_data(event: StreamEvent) -> str:
     """The JSON ``data`` column: every field that has no column of its own and is not a task payload."""
-    skip = _COLUMN_FIELDS | _TASK_ONLY_FIELDS
-    return json.dumps({k: v for k, v in event.fields.items() if k not in skip}, separators=(",", ":"))
+    rest = {k: v for k, v in event.fields.items() if k not in _NOT_DATA}
+    return json.dumps(rest, separators=(",", ":")) if rest else "{}"
 
 
 def _json_or_none(value: str | None) -> str | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import signal
 from collections.abc import Callable
 from types import FrameType
@@ -118,6 +119,8 @@ def build_recorder(
 
 def run_recorder(settings: Settings, options: RecordSettings, consumer: str | None = None) -> int:
     """Entry point of ``jobqueue recorder``: record until SIGTERM / SIGINT, then exit 0."""
+    if options.niceness:
+        os.nice(options.niceness)
     recorder, pool = build_recorder(settings, options, consumer=consumer)
 
     def handler(signum: int, frame: FrameType | None) -> None:

@@ -118,6 +118,31 @@ class DeadLetterRow:
 
 
 @dataclass(frozen=True)
+class ScheduleRunRow:
+    """What happened to one fire time of a schedule: fired (``task_id``; ``replaced_task_id`` when the
+    Replace policy cancelled the previous task), skipped (Forbid), missed (``missed`` fire times from
+    ``fire_time`` on, past the starting deadline or the catch-up limit) or failed (``detail`` says why)."""
+
+    schedule: str
+    fire_time: dt.datetime
+    status: str
+    task_id: str | None
+    replaced_task_id: str | None
+    missed: int | None
+    detail: str | None
+    handled_at: dt.datetime | None
+
+
+class ScheduleRunStatus(enum.StrEnum):
+    """What happened to one fire time of a schedule."""
+
+    FIRED = "fired"
+    SKIPPED = "skipped"  # Forbid policy: the previous fire's task was still running
+    MISSED = "missed"  # past the starting deadline, or beyond the catch-up limit
+    FAILED = "failed"  # claimed, but its task could not be enqueued
+
+
+@dataclass(frozen=True)
 class TaskHistory:
     """A task with every recorded transition, and the failed attempts among them (retry history)."""
 
@@ -235,4 +260,34 @@ class RecordQueries:
         with translate_errors(), self.pool.connection() as conn:
             cur = conn.cursor(row_factory=class_row(DeadLetterRow))
             rows = cur.execute(load_sql("search_dead_letters"), params).fetchall()
+        return Page(rows[:limit], limit, offset, len(rows) > limit)
+
+    def schedule_runs(
+        self,
+        schedule: str,
+        *,
+        statuses: Sequence[ScheduleRunStatus | str] = (),
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> Page[ScheduleRunRow]:
+        """The recorded runs of one schedule, newest fire time first; [since, until) applies to the fire
+        time. The record outlives the schedule: runs of a deleted schedule are still listed."""
+        _check_page(limit, offset)
+        try:
+            wanted = [ScheduleRunStatus(s).value for s in statuses] or None
+        except ValueError as exc:
+            raise ValidationError("statuses", str(exc)) from exc
+        params = {
+            "schedule": schedule,
+            "statuses": wanted,
+            "since": _aware(since, "since"),
+            "until": _aware(until, "until"),
+            "limit": limit + 1,
+            "offset": offset,
+        }
+        with translate_errors(), self.pool.connection() as conn:
+            cur = conn.cursor(row_factory=class_row(ScheduleRunRow))
+            rows = cur.execute(load_sql("schedule_runs"), params).fetchall()
         return Page(rows[:limit], limit, offset, len(rows) > limit)

@@ -30,7 +30,7 @@ from redis.exceptions import ResponseError
 from jobqueue.errors import JobQueueError, RecordUnavailable
 from jobqueue.keys import GlobalKeys, QueueKeys
 from jobqueue.record.db import translate_errors as pg_errors
-from jobqueue.record.events import StreamEvent, parse_entry
+from jobqueue.record.events import ScheduleRunEvent, StreamEvent, parse_entry, parse_schedule_entry
 from jobqueue.record.settings import RecordSettings
 from jobqueue.record.writer import write_batch
 from jobqueue.redis_io import translate_errors
@@ -80,7 +80,8 @@ class Recorder:
         self.consumer = consumer or default_consumer_name(settings)
         self.stats = RecorderStats()
         self._stop = threading.Event()
-        self._streams: dict[str, str] = {}  # stream key -> queue
+        self._streams: dict[str, str] = {}  # stream key -> queue ('' for the schedule run stream)
+        self._schedule_stream = GlobalKeys(settings.key_prefix).schedule_events
         self._next_discover = 0.0
         self._next_claim = 0.0
         self._own_pending_done = False
@@ -145,8 +146,9 @@ class Recorder:
         self._next_discover = now + self.options.discover_interval_seconds
         with translate_errors():
             queues = sorted(self.redis.smembers(GlobalKeys(self.settings.key_prefix).queues))
-            for queue in queues:
-                stream = QueueKeys(self.settings.key_prefix, queue).events
+            # Schedule runs have their own stream, on the schedules' hash slot.
+            wanted = [(QueueKeys(self.settings.key_prefix, q).events, q) for q in queues]
+            for stream, queue in [(self._schedule_stream, ""), *wanted]:
                 if stream in self._streams:
                     continue
                 try:
@@ -282,9 +284,15 @@ class Recorder:
     def _record(self, entries: list[Entry]) -> bool:
         """Write the batch, retrying with backoff until it commits; False if stopped first."""
         events: list[StreamEvent] = []
+        runs: list[ScheduleRunEvent] = []
         for stream, entry_id, fields in entries:
             if fields is None:
                 self.stats.trimmed += 1
+                continue
+            if stream == self._schedule_stream:
+                run = parse_schedule_entry(stream, entry_id, fields)
+                if run is not None:
+                    runs.append(run)
                 continue
             event = parse_entry(stream, self._streams.get(stream, ""), entry_id, fields)
             if event is not None:
@@ -293,7 +301,7 @@ class Recorder:
         while True:
             try:
                 with pg_errors(), self.pool.connection() as conn:
-                    result = write_batch(conn, events)
+                    result = write_batch(conn, events, runs)
                 break
             except JobQueueError as exc:
                 # Nothing is acknowledged, so nothing is lost: the same batch is tried again.

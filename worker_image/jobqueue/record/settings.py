@@ -40,3 +40,6 @@ class RecordSettings(BaseSettings):
     raw_retention_days: float = Field(default=7.0, gt=0)
     aggregate_retention_days: float = Field(default=30.0, gt=0)
     prune_batch_size: int = Field(default=5000, gt=0)
+    # Added to the recorder process's niceness at start (os.nice): on a machine shared with workers, a
+    # positive value lets the hot path have the CPU first; the recorder then catches up when it is idle.
+    niceness: int = Field(default=0, ge=0, le=19)

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import enum
 import random
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from jobqueue.keys import QueueKeys
 from jobqueue.models import DeadLetterReason, Priority, TaskStatus
-from jobqueue.retry import RetryPolicy
+from jobqueue.retry import QueueDefaultRetry, RetryPolicy
 from jobqueue.scripts import ScriptCall
 from jobqueue.settings import Settings
 
-FETCH_FIELDS_PER_TASK = 13
+FETCH_FIELDS_PER_TASK = 14
 
 
 @dataclass(frozen=True)
@@ -87,6 +87,7 @@ class FetchReply:
     jobs: list[Job]
     wait_ms: int  # -1: nothing to wait for; -2: paused; -3: max in-flight; > 0: rate limited
     next_due_ms: int  # ms until the earliest delayed task, -1 if none
+    queue_wait_ms: list[int] = field(default_factory=list)  # per job: ms since it became ready, -1 unknown
 
 
 def _opt_float(value: str) -> float | None:
@@ -97,6 +98,7 @@ def parse_fetch(queue: str, reply: Sequence[Any]) -> FetchReply:
     """Decode the flat reply of fetch.lua."""
     count = int(reply[2])
     jobs = []
+    waits = []
     for i in range(count):
         f = reply[3 + i * FETCH_FIELDS_PER_TASK : 3 + (i + 1) * FETCH_FIELDS_PER_TASK]
         jobs.append(
@@ -115,7 +117,8 @@ def parse_fetch(queue: str, reply: Sequence[Any]) -> FetchReply:
                 result_ttl=int(f[12]) if f[12] else None,
             )
         )
-    return FetchReply(jobs, int(reply[0]), int(reply[1]))
+        waits.append(int(f[13]) if f[13] != "" else -1)
+    return FetchReply(jobs, int(reply[0]), int(reply[1]), waits)
 
 
 def build_fetch(settings: Settings, queue: str, max_tasks: int, worker_id: str) -> ScriptCall:
@@ -139,33 +142,28 @@ def build_completion(
     settings: Settings,
     job: Job,
     outcome: Outcome,
-    retry: RetryPolicy | None,
+    retry: RetryPolicy | QueueDefaultRetry | None,
     rng: random.Random | None = None,
 ) -> ScriptCall:
     """The one fenced script call that records an attempt's outcome.
 
-    ``retry`` is the task's policy (None when the worker does not know the task: then no retry).
+    ``retry`` is the task's own policy, QUEUE_DEFAULT_RETRY when it has none (fail.lua then computes the
+    backoff from the queue's defaults, with a jitter draw made here), or None when the worker does not
+    know the task (then no retry).
     """
-    k = QueueKeys(settings.key_prefix, job.queue)
     if outcome.kind == OutcomeKind.SUCCESS:
-        return ScriptCall(
-            "ack",
-            (k.task(job.id), k.leases, k.events, k.stats, k.wake, k.config),
-            (
-                job.id,
-                job.token,
-                outcome.result_json,
-                job.result_ttl or settings.result_ttl_seconds,
-                settings.events_max_length,
-                k.done_channel(job.id),
-            ),
-        )
+        return build_ack(settings, [(job, outcome)])
+    k = QueueKeys(settings.key_prefix, job.queue)
     final = {
         OutcomeKind.TIMEOUT: TaskStatus.TIMEOUT,
         OutcomeKind.CANCELLED: TaskStatus.CANCELLED,
     }.get(outcome.kind, TaskStatus.FAILED)
     may_retry = outcome.retryable and retry is not None and outcome.kind != OutcomeKind.REJECTED
-    backoff_ms = int(retry.delay(job.retries + 1, rng) * 1000) if may_retry and retry is not None else 0
+    backoff_ms: int | str = 0
+    if may_retry and isinstance(retry, RetryPolicy):
+        backoff_ms = int(retry.delay(job.retries + 1, rng) * 1000)
+    elif may_retry:
+        backoff_ms = ""  # the queue's default, computed inside the script
     reason = outcome.reject_reason or DeadLetterReason.NOT_RETRYABLE.value
     return ScriptCall(
         "fail",
@@ -182,8 +180,71 @@ def build_completion(
             settings.events_max_length,
             k.done_channel(job.id),
             settings.retry_history_max,
+            (rng or random).random(),
         ),
     )
+
+
+def build_ack(settings: Settings, done: Sequence[tuple[Job, Outcome]]) -> ScriptCall:
+    """One fenced ack call for successes of one queue (the caller groups by queue). With one task the
+    reply is 1 or 0, else a list of them in order."""
+    k = QueueKeys(settings.key_prefix, done[0][0].queue)
+    args: list[str | int] = [settings.events_max_length]
+    for job, outcome in done:
+        args += (
+            job.id,
+            job.token,
+            outcome.result_json,
+            job.result_ttl or settings.result_ttl_seconds,
+            k.done_channel(job.id),
+        )
+    return ScriptCall(
+        "ack",
+        (k.leases, k.events, k.stats, k.wake, k.config, *(k.task(job.id) for job, _ in done)),
+        tuple(args),
+    )
+
+
+@dataclass(frozen=True)
+class CompletionPlan:
+    """Script calls recording a batch of outcomes, and where each outcome's reply is found.
+
+    ``slots[i]`` = (index of the call, position in that call's list reply or -1 for a scalar reply)."""
+
+    calls: list[ScriptCall]
+    slots: list[tuple[int, int]]
+
+    def results(self, replies: Sequence[Any]) -> list[int]:
+        """1 (recorded) or 0 (stale token: nothing changed) per outcome, in order."""
+        return [int(replies[c] if p < 0 else replies[c][p]) for c, p in self.slots]
+
+
+def plan_completions(
+    settings: Settings,
+    batch: Sequence[tuple[Job, Outcome]],
+    policy_of: Callable[[Job], RetryPolicy | QueueDefaultRetry | None],
+    rng: random.Random | None = None,
+    max_per_call: int = 500,
+) -> CompletionPlan:
+    """Successes grouped into one ack call per queue (up to ``max_per_call`` each); every other outcome
+    is its own fenced fail call. Each task's transition is still atomic and fenced on its own token."""
+    calls: list[ScriptCall] = []
+    slots: list[tuple[int, int]] = [(-1, -1)] * len(batch)
+    successes: dict[str, list[int]] = {}
+    for i, (job, outcome) in enumerate(batch):
+        if outcome.kind == OutcomeKind.SUCCESS:
+            successes.setdefault(job.queue, []).append(i)
+        else:
+            slots[i] = (len(calls), -1)
+            calls.append(build_completion(settings, job, outcome, policy_of(job), rng))
+    for indexes in successes.values():
+        for start in range(0, len(indexes), max_per_call):
+            chunk = indexes[start : start + max_per_call]
+            single = len(chunk) == 1
+            for position, i in enumerate(chunk):
+                slots[i] = (len(calls), -1 if single else position)
+            calls.append(build_ack(settings, [batch[i] for i in chunk]))
+    return CompletionPlan(calls, slots)
 
 
 def build_release(settings: Settings, job: Job) -> ScriptCall:

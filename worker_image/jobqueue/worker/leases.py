@@ -16,6 +16,12 @@ from jobqueue.worker.jobs import Job, Outcome, OutcomeKind
 
 # Prefetch only while attempts take less than this on average (exponentially weighted).
 PREFETCH_MAX_TASK_SECONDS = 0.1
+# While prefetching, buffer about this much work per slot: a fetch round trip and an ack round trip are
+# then shared by many short tasks, yet a worker never holds more than a few hundredths of a second of
+# work per slot that another worker could have started.
+PREFETCH_WORK_SECONDS = 0.02
+# The default upper bound of the buffer (``--prefetch`` sets another).
+DEFAULT_PREFETCH = 256
 _EWMA_WEIGHT = 0.2
 
 
@@ -37,9 +43,13 @@ class LeaseBook:
 
     @property
     def effective_prefetch(self) -> int:
-        """The prefetch in force: the configured one while tasks are short, else none."""
-        fast = self.average_run_seconds is not None and self.average_run_seconds <= PREFETCH_MAX_TASK_SECONDS
-        return self.prefetch if fast else 0
+        """The prefetch in force: none until tasks are known to be short; then about
+        PREFETCH_WORK_SECONDS of work per slot, at least one task per slot, at most ``prefetch``."""
+        average = self.average_run_seconds
+        if average is None or average > PREFETCH_MAX_TASK_SECONDS:
+            return 0
+        by_time = int(self.concurrency * PREFETCH_WORK_SECONDS / max(average, 1e-6))
+        return min(self.prefetch, max(self.concurrency, by_time))
 
     def free_slots(self) -> int:
         """How many more tasks to lease now."""

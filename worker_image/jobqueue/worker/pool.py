@@ -7,7 +7,9 @@ from typing import Protocol
 
 from jobqueue.worker.jobs import Job, Outcome
 
-OutcomeCallback = Callable[[Outcome], None]
+# Called once per finished attempt; returns the job that takes the freed slot, if any (the pool starts it
+# there itself: in the same thread, or in the same child process).
+OutcomeCallback = Callable[[Outcome], Job | None]
 
 
 class Pool(Protocol):

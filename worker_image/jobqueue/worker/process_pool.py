@@ -13,6 +13,7 @@ import logging
 import multiprocessing
 import multiprocessing.connection as mpc
 import os
+import selectors
 import signal
 import sys
 import threading
@@ -103,6 +104,19 @@ class ProcessPool:
         self._stopping = False
         self._monitor: threading.Thread | None = None
         self._idle = threading.Semaphore(0)
+        # One selector for the pool's life (not one built per wake-up): every child's pipe and sentinel and
+        # the wake-up pipe stay registered, so a wake-up costs one epoll_wait, and only the children it
+        # names are read.
+        self._selector = selectors.DefaultSelector()
+
+    def _watch(self, slot: _Slot) -> None:
+        self._selector.register(slot.conn, selectors.EVENT_READ, slot)
+        self._selector.register(slot.process.sentinel, selectors.EVENT_READ, slot)
+
+    def _unwatch(self, slot: _Slot) -> None:
+        for fileobj in (slot.conn, slot.process.sentinel):
+            with contextlib.suppress(KeyError, ValueError, OSError):
+                self._selector.unregister(fileobj)
 
     def _spawn(self) -> _Slot:
         parent_conn, child_conn = self._ctx.Pipe()
@@ -120,6 +134,9 @@ class ProcessPool:
         self._slots = [self._spawn() for _ in range(self.concurrency)]
         for slot in self._slots:
             self._await_ready(slot, timeout=60)
+        self._selector.register(self._wakeup_r, selectors.EVENT_READ, None)
+        for slot in self._slots:
+            self._watch(slot)
         self._monitor = threading.Thread(target=self._monitor_loop, name="jobqueue-pool", daemon=True)
         self._monitor.start()
 
@@ -133,14 +150,17 @@ class ProcessPool:
         slot.ready = True
 
     def submit(self, job: Job) -> None:
-        """Send a job to an idle child."""
+        """Send a job to an idle child (from another thread: the monitor is woken to watch that child)."""
+        self._assign(job)
+        self._wakeup_w.send_bytes(b"")
+
+    def _assign(self, job: Job) -> None:
         with self._lock:
             slot = next(s for s in self._slots if s.job is None and s.ready)
             slot.job = job
             slot.kill_as = None
             slot.hard_deadline = time.monotonic() + job.timeout if job.timeout else None
             slot.conn.send_bytes(json.dumps(job.to_json()).encode())
-        self._wakeup_w.send_bytes(b"")
 
     def cancel(self, task_id: str, force: bool) -> None:
         """Graceful: set the child's cancel flag. Force: kill the child (the task reports CANCELLED)."""
@@ -161,31 +181,39 @@ class ProcessPool:
     def _monitor_loop(self) -> None:
         while not self._stopping:
             with self._lock:
-                busy = [s for s in self._slots if s.job is not None]
-                waitables: list[Any] = [self._wakeup_r]
-                for s in busy:
-                    waitables += [s.conn, s.process.sentinel]
-                deadlines = [s.hard_deadline for s in busy if s.hard_deadline is not None]
+                deadlines = [s.hard_deadline for s in self._slots if s.job is not None and s.hard_deadline]
             timeout = 1.0
             if deadlines:
                 timeout = max(0.0, min(min(deadlines) - time.monotonic(), 1.0))
-            ready = mpc.wait(waitables, timeout=timeout)
+            events = self._selector.select(timeout)
             if self._stopping:
                 return
-            if self._wakeup_r in ready:
-                while self._wakeup_r.poll():
-                    self._wakeup_r.recv_bytes()
-            self._collect()
+            named: set[int] = set()
+            for key, _ in events:
+                if key.data is None:
+                    while self._wakeup_r.poll():
+                        self._wakeup_r.recv_bytes()
+                else:
+                    named.add(id(key.data))
+            self._collect(named)
 
-    def _collect(self) -> None:
+    def _collect(self, named: set[int]) -> None:
+        """Read the outcomes of the children the selector named (or whose hard limit passed); replace
+        children that died or were killed."""
         outcomes: list[Outcome] = []
         now = time.monotonic()
         with self._lock:
             for i, slot in enumerate(self._slots):
                 job = slot.job
                 if job is None:
+                    if id(slot) in named and not slot.process.is_alive():
+                        # An idle child died (killed from outside): replace it before it is given work.
+                        self._replace(i)
                     continue
-                if slot.kill_as is None and slot.hard_deadline is not None and now >= slot.hard_deadline:
+                overdue = slot.hard_deadline is not None and now >= slot.hard_deadline
+                if id(slot) not in named and not overdue:
+                    continue
+                if slot.kill_as is None and overdue:
                     slot.kill_as = OutcomeKind.TIMEOUT
                     log.warning(
                         "task %s hit its hard time limit of %ss; killing its process",
@@ -201,16 +229,27 @@ class ProcessPool:
                 slot.job = None
                 slot.hard_deadline = None
                 if not slot.process.is_alive() or slot.kill_as is not None:
-                    _kill(slot.process)
-                    slot.process.join(timeout=5)
-                    slot.conn.close()
-                    self._slots[i] = self._spawn()
+                    self._replace(i)
         for slot in self._slots:
             if not slot.ready:
                 self._await_ready(slot, timeout=60)
         if self._on_outcome is not None:
             for outcome in outcomes:
-                self._on_outcome(outcome)
+                next_job = self._on_outcome(outcome)
+                if next_job is not None:
+                    # From the monitor thread itself: its next wait already includes this child, so no
+                    # wake-up write (and no extra monitor wake-up) per task.
+                    self._assign(next_job)
+
+    def _replace(self, index: int) -> None:
+        """Kill and reap the child of a slot and start a new one in its place. Lock held."""
+        slot = self._slots[index]
+        self._unwatch(slot)
+        _kill(slot.process)
+        slot.process.join(timeout=5)
+        slot.conn.close()
+        self._slots[index] = self._spawn()
+        self._watch(self._slots[index])
 
     def _read_outcome(self, slot: _Slot, job: Job) -> Outcome | None:
         try:
@@ -243,6 +282,7 @@ class ProcessPool:
                     slot.process.join(timeout=2)
                 _kill(slot.process)
                 slot.process.join(timeout=5)
+            self._selector.close()
             return unfinished
 
 

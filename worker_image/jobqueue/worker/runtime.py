@@ -21,22 +21,26 @@ from collections.abc import Sequence
 from types import FrameType
 
 from jobqueue.app import App
+from jobqueue.client import HOLD
 from jobqueue.commands import build_recover
 from jobqueue.errors import BrokerUnavailable, JobQueueError
 from jobqueue.keys import GlobalKeys, QueueKeys, validate_queue_name
 from jobqueue.redis_io import connect, load_all_scripts, run_script, run_scripts, translate_errors
+from jobqueue.retry import QUEUE_DEFAULT_RETRY, QueueDefaultRetry, RetryPolicy
 from jobqueue.serialization import dumps
+from jobqueue.task_metrics import TaskMetrics, build_flush
 from jobqueue.worker.jobs import (
     Job,
     Outcome,
-    build_completion,
+    OutcomeKind,
     build_fetch,
     build_heartbeat,
     build_release,
     parse_fetch,
     parse_heartbeat,
+    plan_completions,
 )
-from jobqueue.worker.leases import LeaseBook
+from jobqueue.worker.leases import DEFAULT_PREFETCH, LeaseBook
 from jobqueue.worker.pool import Pool
 
 log = logging.getLogger(__name__)
@@ -81,15 +85,29 @@ class Worker:
         self.global_keys = GlobalKeys(self.settings.key_prefix)
         self._keys = {q: QueueKeys(self.settings.key_prefix, q) for q in self.queues}
         self._stop = threading.Event()
+        # Set while the operator holds this worker drained (Client.request_drain(exit=False)): no fetching,
+        # but alive until its pod is deleted or the drain is called off.
+        self._held = threading.Event()
         self._owns_signals = False  # set by install_signal_handlers
-        self._lock = threading.Condition()
-        self.prefetch = pool.concurrency if prefetch is None else max(0, prefetch)
+        # One re-entrant mutex (stop() runs in a signal handler, maybe while the main thread holds it) and
+        # two conditions on it, so an outcome wakes the acker, and the fetch loop only when it has room.
+        self._mutex = threading.RLock()
+        self._lock = threading.Condition(self._mutex)
+        self._ack_wanted = threading.Condition(self._mutex)
+        self.prefetch = max(pool.concurrency, DEFAULT_PREFETCH) if prefetch is None else max(0, prefetch)
         self._book = LeaseBook(pool.concurrency, self.prefetch)  # guarded by self._lock
         self._acked_total = 0
         self._started = time.time()
         self._rng = random.Random()  # noqa: S311 - jitter only
+        # Run time and queue wait histograms, flushed with the heartbeat (never a round trip per task).
+        self.task_metrics = TaskMetrics(lambda name: name in app.registry)
 
     # -- lifecycle -------------------------------------------------------------------------------------
+
+    def _wake_all(self) -> None:
+        """Wake every waiter (state changes other than one outcome: stop, drain, cancel). Lock held."""
+        self._lock.notify_all()
+        self._ack_wanted.notify_all()
 
     def install_signal_handlers(self) -> None:
         """SIGTERM and SIGINT start a graceful drain."""
@@ -106,7 +124,7 @@ class Worker:
         """Stop fetching; run() finishes in-flight work within the grace period and returns."""
         self._stop.set()
         with self._lock:
-            self._lock.notify_all()
+            self._wake_all()
 
     def run(self) -> int:
         """Run until stopped; returns the process exit code (0 after a clean drain)."""
@@ -162,17 +180,28 @@ class Worker:
         flush_deadline = time.monotonic() + max(5.0, self.grace_seconds / 2)
         with self._lock:
             self._book.forget_leases()
-            self._lock.notify_all()
+            self._wake_all()
             while self._book.unacked and time.monotonic() < flush_deadline:
                 self._lock.wait(timeout=0.1)
+        self._flush_task_metrics()
         self._deregister()
+
+    def _flush_task_metrics(self) -> None:
+        """Write what the last heartbeat did not carry (the tasks finished since)."""
+        pending = self.task_metrics.take()
+        try:
+            run_scripts(
+                self.redis, [build_flush(self.settings.key_prefix, q, *inc) for q, inc in pending.items()]
+            )
+        except JobQueueError as exc:
+            log.warning("could not write the last task metrics: %s", exc)
 
     def _release_prefetched(self) -> None:
         """Hand prefetched (never started) tasks back to the front of their queue at once: draining
         finishes running work, not work it merely leased ahead."""
         with self._lock:
             jobs = self._book.take_prefetched()
-            self._lock.notify_all()
+            self._wake_all()
         if jobs:
             self._release(jobs)
 
@@ -203,7 +232,7 @@ class Worker:
         backoff = 0.05
         while not self._stop.is_set():
             with self._lock:
-                while not self._book.should_fetch() and not self._stop.is_set():
+                while (self._held.is_set() or not self._book.should_fetch()) and not self._stop.is_set():
                     self._lock.wait(timeout=1.0)
                 free = self._book.free_slots()
             if self._stop.is_set():
@@ -230,6 +259,8 @@ class Worker:
             reply = parse_fetch(
                 queue, run_script(self.redis, build_fetch(self.settings, queue, free - got, self.worker_id))
             )
+            if reply.jobs:
+                self.task_metrics.observe_waits(queue, reply.queue_wait_ms)
             with self._lock:
                 start_now = self._book.lease(reply.jobs)
             for job in start_now:
@@ -284,21 +315,33 @@ class Worker:
 
     # -- outcomes --------------------------------------------------------------------------------------
 
-    def _on_outcome(self, outcome: Outcome) -> None:
+    def _on_outcome(self, outcome: Outcome) -> Job | None:
+        """Called by the pool for each finished attempt; returns the prefetched job that takes the freed
+        slot (the pool starts it there, with no round trip and no hand-off to another thread)."""
         with self._lock:
-            # The slot that just freed takes the next prefetched task, with no round trip.
+            key = (outcome.task_id, outcome.token)
+            started, job = self._book.running.get(key), self._book.leased.get(key)
             next_job = self._book.finish(outcome)
-            self._lock.notify_all()
-        if next_job is not None:
-            self.pool.submit(next_job)
+            self._ack_wanted.notify()
+            # The fetch loop waits for room (and drain for the last lease): not woken on every outcome.
+            if self._stop.is_set() or self._book.should_fetch():
+                self._lock.notify()
+        if started is not None and job is not None and outcome.kind != OutcomeKind.REJECTED:
+            self.task_metrics.observe_run(job.queue, job.name, time.monotonic() - started)
+        return next_job
 
     def _cancel(self, task_id: str, force: bool) -> None:
         """A cancel request: a prefetched task is cancelled before it starts; a running one via the pool."""
         with self._lock:
             if self._book.cancel_prefetched(task_id):
-                self._lock.notify_all()
+                self._wake_all()
                 return
         self.pool.cancel(task_id, force=force)
+
+    def _retry_policy(self, job: Job) -> RetryPolicy | QueueDefaultRetry | None:
+        definition = self.app.registry.get(job.name)
+        # A task without a policy of its own retries by its queue's defaults (fail.lua reads them).
+        return (definition.options.retry or QUEUE_DEFAULT_RETRY) if definition is not None else None
 
     def _ack_loop(self) -> None:
         backoff = 0.05
@@ -307,15 +350,11 @@ class Worker:
                 while not self._book.unacked:
                     if self._stop.is_set() and not self._book.leased:
                         return
-                    self._lock.wait(timeout=0.5)
+                    self._ack_wanted.wait(timeout=0.5)
                 batch = list(self._book.unacked)
-            calls = []
-            for job, outcome in batch:
-                definition = self.app.registry.get(job.name)
-                policy = definition.options.retry if definition is not None else None
-                calls.append(build_completion(self.settings, job, outcome, policy, self._rng))
+            plan = plan_completions(self.settings, batch, self._retry_policy, self._rng)
             try:
-                results = run_scripts(self.redis, calls)
+                results = plan.results(run_scripts(self.redis, plan.calls))
                 backoff = 0.05
             except BrokerUnavailable as exc:
                 # Keep the outcomes: they are delivered with their fencing tokens once Redis is back.
@@ -335,7 +374,7 @@ class Worker:
                 for _ in batch:
                     self._book.unacked.popleft()
                 self._acked_total += len(batch)
-                self._lock.notify_all()
+                self._wake_all()
 
     # -- heartbeat, cancel, drain ----------------------------------------------------------------------
 
@@ -350,7 +389,14 @@ class Worker:
         for job in held:
             by_queue.setdefault(job.queue, []).append(job)
         calls = [build_heartbeat(self.settings, q, self.worker_id, jobs) for q, jobs in by_queue.items()]
-        replies = run_scripts(self.redis, calls)
+        # Histogram deltas ride in the same round trip; kept for the next beat if it fails.
+        pending = self.task_metrics.take()
+        flushes = [build_flush(self.settings.key_prefix, q, *inc) for q, inc in pending.items()]
+        try:
+            replies = run_scripts(self.redis, calls + flushes)[: len(calls)]
+        except JobQueueError:
+            self.task_metrics.restore(pending)
+            raise
         with self._lock:
             # A task acked between the snapshot and the script is no longer held: not a lost lease.
             still_held = {job.id for job in self._book.held_jobs()}
@@ -365,7 +411,9 @@ class Worker:
                 self._cancel(task_id, force=mode == "force")
         now_ms = int(time.time() * 1000)
         info = {
-            "status": "DRAINING" if self._stop.is_set() else ("ACTIVE" if held else "IDLE"),
+            "status": "DRAINING"
+            if self._stop.is_set() or self._held.is_set()
+            else ("ACTIVE" if held else "IDLE"),
             "host": socket.gethostname(),
             "pid": os.getpid(),
             "queues": ",".join(self.queues),
@@ -383,9 +431,27 @@ class Worker:
             pipe.zadd(self.global_keys.workers, {self.worker_id: now_ms})
             pipe.hget(self.global_keys.worker_control(self.worker_id), "drain")
             *_, drain = pipe.execute()
-        if drain and not self._stop.is_set():
+        self._apply_drain(drain)
+
+    def _apply_drain(self, drain: str | None) -> None:
+        """Act on the control hash's drain value: exit, hold (stop fetching, stay up), or resume."""
+        if self._stop.is_set():
+            return
+        if drain == HOLD:
+            if not self._held.is_set():
+                log.info(
+                    "drain requested for worker %s: holding (no fetching) until its pod goes", self.worker_id
+                )
+                self._held.set()
+                self._release_prefetched()
+        elif drain:
             log.info("drain requested for worker %s", self.worker_id)
             self.stop()
+        elif self._held.is_set():
+            log.info("drain called off for worker %s: fetching again", self.worker_id)
+            self._held.clear()
+            with self._lock:
+                self._lock.notify_all()
 
     def _heartbeat_loop(self) -> None:
         interval = self.settings.effective_heartbeat_seconds

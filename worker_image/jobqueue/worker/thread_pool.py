@@ -82,30 +82,38 @@ class ThreadPool:
 
     def _loop(self) -> None:
         while not self._stopping.is_set():
-            job = self._jobs.get()
-            if job is None:
-                return
-            now = time.monotonic()
-            entry = _Running(
-                job,
-                threading.get_ident(),
-                threading.Event(),
-                now + job.timeout if job.timeout else None,
-                now + job.soft_timeout if job.soft_timeout else None,
-            )
-            with self._lock:
-                self._running[job.id] = entry
-            try:
-                outcome = run_job(self.app.registry, job, entry.cancelled.is_set)
-            except SoftTimeout as exc:  # injected after the task returned: still a failure of this attempt
-                outcome = failure(job, exc, True)
-            with self._lock:
-                self._running.pop(job.id, None)
-                abandoned = entry.abandoned
-            if abandoned:
-                return  # a replacement thread already took this one's place
-            if self._on_outcome is not None:
-                self._on_outcome(outcome)
+            job: Job | None = self._jobs.get()
+            # A finished job's slot is refilled here, in this thread: no queue hand-off (a thread switch)
+            # per task while prefetched work is waiting.
+            while job is not None:
+                abandoned, job = self._run(job)
+                if abandoned:
+                    return  # a replacement thread already took this one's place
+
+    def _run(self, job: Job) -> tuple[bool, Job | None]:
+        """Run one job and report its outcome: (abandoned meanwhile, the job to run next in this slot)."""
+        now = time.monotonic()
+        entry = _Running(
+            job,
+            threading.get_ident(),
+            threading.Event(),
+            now + job.timeout if job.timeout else None,
+            now + job.soft_timeout if job.soft_timeout else None,
+        )
+        with self._lock:
+            self._running[job.id] = entry
+        try:
+            outcome = run_job(self.app.registry, job, entry.cancelled.is_set)
+        except SoftTimeout as exc:  # injected after the task returned: still a failure of this attempt
+            outcome = failure(job, exc, True)
+        with self._lock:
+            self._running.pop(job.id, None)
+            abandoned = entry.abandoned
+        if abandoned:
+            return True, None
+        if self._on_outcome is None:
+            return False, None
+        return False, self._on_outcome(outcome)
 
     def _monitor(self) -> None:
         while not self._stopping.wait(0.05):
@@ -128,9 +136,12 @@ class ThreadPool:
                 self._start_thread()
                 exc = TaskTimeout(f"hard time limit of {job.timeout}s exceeded; thread abandoned")
                 if self._on_outcome is not None:
-                    self._on_outcome(
-                        Outcome(job.id, job.token, OutcomeKind.TIMEOUT, error=describe(exc), retryable=True)
+                    outcome = Outcome(
+                        job.id, job.token, OutcomeKind.TIMEOUT, error=describe(exc), retryable=True
                     )
+                    next_job = self._on_outcome(outcome)
+                    if next_job is not None:
+                        self.submit(next_job)
 
     def cancel(self, task_id: str, force: bool) -> None:
         """Graceful: flag. Force: raise TaskCancelled in the task's thread."""
@@ -222,7 +233,9 @@ class AsyncPool:
         self._force.discard(job.id)
         if self._stopped or task.cancelled() or self._on_outcome is None:
             return
-        self._on_outcome(task.result())
+        next_job = self._on_outcome(task.result())
+        if next_job is not None:
+            self._begin(next_job)
 
     def cancel(self, task_id: str, force: bool) -> None:
         """Graceful: flag. Force: cancel the coroutine."""

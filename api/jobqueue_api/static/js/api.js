@@ -75,6 +75,8 @@ export const api = {
   queue: (name) => request("GET", `/api/v1/queues/${q(name)}`),
   queueStats: (name) => request("GET", `/api/v1/queues/${q(name)}/stats`),
   task: (id) => request("GET", `/api/v1/tasks/${q(id)}`),
+  // query: URLSearchParams of the search filters (the PostgreSQL record's task search).
+  searchTasks: (query) => request("GET", `/api/v1/tasks?${query}`),
   submit: (task) => request("POST", "/api/v1/tasks", task),
   cancel: (id, force) => request("POST", `/api/v1/tasks/${q(id)}/cancel`, { force }),
   retry: (id) => request("POST", `/api/v1/tasks/${q(id)}/retry`),

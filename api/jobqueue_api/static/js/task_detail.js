@@ -27,7 +27,10 @@ function facts(t) {
     ["Id", h("span", { class: "mono id" }, t.id)],
     ["Queue", h("a", { href: `#/queues/${encodeURIComponent(t.queue)}` }, t.queue)],
     ["Priority", t.priority],
-    ["Attempts", `${t.attempts} (max retries ${t.max_retries}, retries so far ${t.retries})`],
+    [
+      "Attempts",
+      `${t.attempts} (max retries ${t.max_retries ?? "from the queue"}, retries so far ${t.retries})`,
+    ],
     ["Lost leases", t.lost_leases],
     ["Worker", t.worker || "—"],
     ["Enqueued", fmtTime(t.enqueued_at)],

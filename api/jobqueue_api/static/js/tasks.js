@@ -1,5 +1,5 @@
-// Tasks: submit a task, open one by id, and follow the tasks this browser tab submitted or opened.
-// (Search and filters over history come with the PostgreSQL record's API.)
+// Tasks: search the record (task_search.js), submit a task, open one by id, and follow the tasks this
+// browser tab submitted or opened (live from Redis, so they show before the recorder has written them).
 
 import { ApiError, api } from "./api.js";
 import {
@@ -13,6 +13,7 @@ import {
   table,
   taskLink,
 } from "./dom.js";
+import { taskSearch } from "./task_search.js";
 
 const RECENT_STORAGE = "jobqueue.recentTasks";
 const RECENT_MAX = 20;
@@ -75,6 +76,7 @@ function buildSubmitForm(defaults) {
       min: "0",
       step: "1",
       inputmode: "numeric",
+      placeholder: "queue default",
     }),
     timeout: h("input", {
       id: "task-timeout",
@@ -91,7 +93,7 @@ function buildSubmitForm(defaults) {
   inputs.args.value = "[]";
   inputs.kwargs.value = "{}";
   inputs.queue.value = defaults.queue || "default";
-  inputs.max_retries.value = "0";
+  inputs.max_retries.value = ""; // empty: the queue's retry default applies when the task fails
   const message = h("p", { class: "message", role: "alert", hidden: true, id: "submit-message" });
   const form = h(
     "form",
@@ -137,7 +139,7 @@ function readTask(inputs) {
     kwargs: parseJson(inputs.kwargs.value, "object", "kwargs"),
     queue: inputs.queue.value.trim() || "default",
     priority: inputs.priority.value,
-    max_retries: Number(inputs.max_retries.value || 0),
+    max_retries: inputs.max_retries.value === "" ? null : Number(inputs.max_retries.value),
   };
   if (!task.name) throw new ApiError(0, "invalid", "a task name is required", "name");
   if (inputs.countdown.value !== "") task.countdown = Number(inputs.countdown.value);
@@ -196,19 +198,21 @@ export function mount(root, params, ctx) {
 
   const recent = h("div", { id: "recent-tasks" });
   const known = new Map(); // id -> last record seen; final ones are not fetched again
+  const search = taskSearch(query);
   replace(
     root,
     h("h1", {}, "Tasks"),
+    section("Search tasks", search.element),
     section("Submit a task", form),
     section("Find a task", lookup),
-    section(
-      "Recent tasks in this tab",
-      recent,
-      h("p", { class: "help" }, "Search and filters over task history arrive with the PostgreSQL record."),
-    ),
+    section("Recent tasks in this tab", recent),
   );
 
   async function refresh() {
+    await Promise.all([search.refresh(), refreshRecent()]);
+  }
+
+  async function refreshRecent() {
     const ids = recentIds();
     await Promise.all(
       ids

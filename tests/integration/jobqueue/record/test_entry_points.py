@@ -20,7 +20,7 @@ from jobqueue import Client
 from jobqueue.embedded.postgres_server import PostgresServer
 from jobqueue.record.analytics import Granularity, aggregates
 from jobqueue.record.maintenance import build_recorder, snapshot_workers
-from jobqueue.record.migrate import applied_versions
+from jobqueue.record.migrate import applied_versions, available_migrations
 from jobqueue.record.settings import RecordSettings
 
 pytestmark = pytest.mark.timeout(90)
@@ -50,7 +50,7 @@ def test_migrate_command_is_idempotent(client: Client, postgres_server: Postgres
         )
         assert done.returncode == 0, done.stderr
         assert expected in done.stdout
-    assert applied_versions(url) == [1]
+    assert applied_versions(url) == [m.version for m in available_migrations()]
 
 
 def test_recorder_command_records_and_stops_cleanly_on_sigterm(

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import json
 
-from jobqueue.record.events import StreamEvent, event_data, fold, parse_entry
+from jobqueue.record.events import (
+    ScheduleRunEvent,
+    StreamEvent,
+    event_data,
+    fold,
+    parse_entry,
+    parse_schedule_entry,
+)
 
 
 def ev(entry: str, event: str, **fields: object) -> StreamEvent:
@@ -82,3 +89,21 @@ def test_malformed_entries_are_skipped_and_payloads_stay_out_of_event_data() -> 
     e = ev("7-3", "enqueued", args="[1]", kwargs="{}", name="n", queue="q", status="QUEUED", eta=0)
     assert e.position == (7, 3)
     assert json.loads(event_data(e)) == {"status": "QUEUED", "eta": "0"}
+
+
+def test_schedule_entries_become_runs_and_malformed_ones_are_skipped() -> None:
+    fired = {
+        "schedule": "s",
+        "status": "fired",
+        "fire": "1000",
+        "ts": "1003",
+        "task_id": "q.1",
+        "replaced": "q.0",
+    }
+    assert parse_schedule_entry("k", "1-0", fired) == ScheduleRunEvent("s", 1000, "fired", 1003, "q.1", "q.0")
+    missed = {"schedule": "s", "status": "missed", "fire": "1000", "ts": "9000", "missed": "7"}
+    assert parse_schedule_entry("k", "2-0", missed) == ScheduleRunEvent("s", 1000, "missed", 9000, missed=7)
+    assert (
+        parse_schedule_entry("k", "3-0", {"schedule": "s", "fire": "x", "status": "fired", "ts": "1"}) is None
+    )
+    assert parse_schedule_entry("k", "4-0", None) is None

@@ -1,6 +1,6 @@
--- Merge one folded delta per task into tasks. Spec fields are set once; state fields follow the newest
--- event (stream position), so a batch committed late by a slower recorder never rolls a task back;
--- counters add up (each event is folded exactly once: only newly inserted events reach this statement).
+-- Merge one folded delta per task (COPied into staged_tasks first) into tasks. Spec fields are set
+-- once; state fields follow the newest event (stream position), so a batch committed late by a slower
+-- recorder never rolls a task back; counters add up (each event is folded exactly once: only newly inserted events reach this statement).
 INSERT INTO tasks AS t (
     id, queue, name, priority, args, kwargs, parents, max_retries, timeout, soft_timeout, enqueued_at, eta,
     status, worker, started_at, completed_at, duration_ms, result, error, traceback, cancel_reason,
@@ -14,19 +14,7 @@ SELECT d.id, d.queue, d.name, d.priority, d.args::jsonb, d.kwargs::jsonb, d.pare
        timestamptz 'epoch' + d.completed_at_ms * interval '1 millisecond',
        d.duration_ms, d.result::jsonb, d.error, d.traceback, d.cancel_reason, d.dead_letter_reason,
        d.attempts, d.retries, d.lost_leases, d.replays, d.last_event_ms, d.last_event_seq
-FROM unnest(
-    %(id)b::text[], %(queue)b::text[], %(name)b::text[], %(priority)b::text[], %(args)b::text[],
-    %(kwargs)b::text[], %(parents)b::text[], %(max_retries)b::integer[], %(timeout)b::float8[],
-    %(soft_timeout)b::float8[], %(enqueued_at_ms)b::bigint[], %(eta_ms)b::bigint[], %(status)b::text[],
-    %(worker)b::text[], %(started_at_ms)b::bigint[], %(completed_at_ms)b::bigint[],
-    %(duration_ms)b::bigint[], %(result)b::text[], %(error)b::text[], %(traceback)b::text[],
-    %(cancel_reason)b::text[], %(dead_letter_reason)b::text[], %(attempts)b::integer[],
-    %(retries)b::integer[], %(lost_leases)b::integer[], %(replays)b::integer[],
-    %(last_event_ms)b::bigint[], %(last_event_seq)b::bigint[]
-) AS d(id, queue, name, priority, args, kwargs, parents, max_retries, timeout, soft_timeout,
-       enqueued_at_ms, eta_ms, status, worker, started_at_ms, completed_at_ms, duration_ms, result, error,
-       traceback, cancel_reason, dead_letter_reason, attempts, retries, lost_leases, replays,
-       last_event_ms, last_event_seq)
+FROM staged_tasks d
 ORDER BY d.id
 ON CONFLICT (id) DO UPDATE SET
     name = COALESCE(EXCLUDED.name, t.name),

@@ -1,0 +1,78 @@
+"""How far the recorders are behind, read from their consumer group on every queue's event stream.
+
+Derived from Redis rather than reported by each recorder, so it holds for any number of recorders, and
+for none that is alive: a stopped recorder cannot report its own lag, but its stream still shows it.
+
+- lag: age of the oldest event not yet recorded, i.e. the older of the oldest entry delivered but not
+  acknowledged (XPENDING) and the first entry not delivered yet (after the group's last-delivered-id).
+  Stream entry ids start with the Redis server time in ms, compared with Redis TIME (one clock).
+- recorded: entries the group acknowledged (the recorder XACKs only after its PostgreSQL COMMIT), which is
+  ``entries-read`` minus ``pending`` of XINFO GROUPS (Redis 7).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+
+@dataclass(frozen=True)
+class RecorderProgress:
+    """Cluster-wide: the worst lag over every stream, and the events recorded from all of them."""
+
+    lag_seconds: float
+    recorded: int
+
+
+def entry_ms(entry_id: str) -> int:
+    """The millisecond timestamp of a stream entry id (``<ms>-<seq>``)."""
+    return int(entry_id.partition("-")[0])
+
+
+def stream_progress(
+    group: dict[str, Any], oldest_pending: str | None, first_undelivered: str | None, now_ms: int
+) -> tuple[float, int]:
+    """(lag seconds, recorded entries) of one stream from its group's XINFO entry. Pure."""
+    candidates = [entry_ms(i) for i in (oldest_pending, first_undelivered) if i]
+    lag = max(0.0, (now_ms - min(candidates)) / 1000) if candidates else 0.0
+    read = group.get("entries-read")
+    recorded = max(0, int(read) - int(group.get("pending") or 0)) if read is not None else 0
+    return lag, recorded
+
+
+def read_recorder_progress(conn: redis.Redis, streams: Sequence[str], group: str) -> RecorderProgress | None:
+    """Progress of consumer group ``group`` over ``streams``; None when no stream has that group."""
+    if not streams:
+        return None
+    pipe = conn.pipeline(transaction=False)
+    pipe.time()
+    for stream in streams:
+        pipe.xinfo_groups(stream)
+    # A stream that does not exist yet answers XINFO with an error: it has no group, so it is skipped.
+    (seconds, micros), *infos = pipe.execute(raise_on_error=False)
+    now_ms = int(seconds) * 1000 + int(micros) // 1000
+    found: list[tuple[str, dict[str, Any]]] = []
+    for stream, info in zip(streams, infos, strict=True):
+        if isinstance(info, Exception):
+            continue
+        entry = next((g for g in info if g.get("name") == group), None)
+        if entry is not None:
+            found.append((stream, entry))
+    if not found:
+        return None
+    pipe = conn.pipeline(transaction=False)
+    for stream, entry in found:
+        pipe.xpending(stream, group)
+        pipe.xrange(stream, min=f"({entry['last-delivered-id']}", count=1)
+    replies = pipe.execute()
+    worst, total = 0.0, 0
+    for i, (_, entry) in enumerate(found):
+        pending, undelivered = replies[2 * i], replies[2 * i + 1]
+        oldest_pending = pending.get("min") if pending and pending.get("pending") else None
+        first_undelivered = undelivered[0][0] if undelivered else None
+        lag, recorded = stream_progress(entry, oldest_pending, first_undelivered, now_ms)
+        worst, total = max(worst, lag), total + recorded
+    return RecorderProgress(worst, total)

@@ -1,0 +1,143 @@
+"""Meters for bench.recorder_overhead: how far a recorder is behind (from its consumer group), the CPU of
+processes and servers (Linux /proc), and Redis command time by command."""
+
+from __future__ import annotations
+
+import os
+import resource
+import threading
+from pathlib import Path
+from typing import Any
+
+import redis
+
+# Commands of this harness itself (INFO snapshots, the lag probe), never counted against anyone.
+HARNESS = frozenset({"info", "flushdb", "ping", "xpending", "xrange", "xlen", "exists", "multi", "exec",
+                     "time", "xinfo|groups"})  # fmt: skip
+
+
+def _group(conn: redis.Redis, stream: str, group: str) -> dict[str, Any] | None:
+    try:
+        groups = conn.xinfo_groups(stream)
+    except redis.ResponseError:
+        return None  # no stream yet
+    return next((g for g in groups if g["name"] == group), None)
+
+
+def entry_key(entry_id: str) -> tuple[int, int]:
+    """(ms, sequence) of a stream entry id."""
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def _entry_ms(entry_id: str) -> int:
+    return entry_key(entry_id)[0]
+
+
+def backlog(conn: redis.Redis, stream: str, group: str) -> tuple[int, float]:
+    """(events not yet recorded, age in seconds of the oldest of them) for one consumer group
+    (``conn`` decodes responses). Read in one MULTI, so the figures describe one moment."""
+    if not conn.exists(stream):
+        return 0, 0.0
+    pipe = conn.pipeline(transaction=True)
+    pipe.xinfo_groups(stream)
+    pipe.xpending(stream, group)
+    pipe.xlen(stream)
+    pipe.time()
+    try:
+        groups, pending, length, (seconds, micros) = pipe.execute()
+    except redis.ResponseError:
+        return 0, 0.0  # no group yet: the recorder has not discovered the queue
+    info = next((g for g in groups if g["name"] == group), None)
+    if info is None:
+        return length, 0.0
+    waiting = int(info.get("lag") or 0) + int(pending["pending"])
+    if waiting == 0:
+        return 0, 0.0
+    if pending["pending"]:
+        oldest = _entry_ms(pending["min"])
+    else:
+        # Nothing pending: the oldest unrecorded entry is the first one after the last delivered.
+        unread = conn.xrange(stream, f"({info['last-delivered-id']}", "+", count=1)
+        oldest = _entry_ms(unread[0][0]) if unread else 0
+    return waiting, max(0.0, seconds + micros / 1e6 - oldest / 1000) if oldest else 0.0
+
+
+class LagProbe:
+    """Samples the recorder's backlog every 50 ms in a thread; keeps the worst seen."""
+
+    def __init__(self, url: str, stream: str, group: str) -> None:
+        self.conn = redis.Redis.from_url(url, decode_responses=True)
+        self.stream, self.group = stream, group
+        self.max_events, self.max_seconds = 0, 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> LagProbe:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.conn.close()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.05):
+            events, seconds = backlog(self.conn, self.stream, self.group)
+            self.max_events = max(self.max_events, events)
+            self.max_seconds = max(self.max_seconds, seconds)
+
+
+def _stat(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU of a live process (Linux /proc)."""
+    fields = _stat(pid)
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def server_cpu_seconds(pid: int) -> float:
+    """CPU of a server and its live children (PostgreSQL: the postmaster and its backends)."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = _stat(int(entry.name))
+        except OSError:
+            continue  # exited meanwhile
+        if int(entry.name) == pid or int(fields[1]) == pid:
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+# What a recorder sends Redis (reads, acks, group bookkeeping, queue discovery).
+RECORDER_COMMANDS = frozenset({
+    "xreadgroup", "xack", "xautoclaim", "xinfo|stream", "xinfo|groups", "xinfo|consumers", "smembers",
+    "xgroup|create", "xgroup|delconsumer",
+})  # fmt: skip
+
+
+def redis_usec_by_command(conn: redis.Redis) -> dict[str, int]:
+    """Microseconds Redis spent per command since start (INFO commandstats)."""
+    stats = conn.info("commandstats")
+    return {name.removeprefix("cmdstat_"): int(v["usec"]) for name, v in stats.items()}
+
+
+def recorder_share_of_redis(before: dict[str, int], after: dict[str, int]) -> float:
+    """Percent of Redis command time spent on the recorder's commands between two snapshots (the
+    probes of this benchmark, XINFO / XPENDING / XRANGE from another connection, are not counted)."""
+    spent = {k: v - before.get(k, 0) for k, v in after.items() if k not in HARNESS}
+    total = sum(spent.values())
+    return (
+        round(sum(v for k, v in spent.items() if k in RECORDER_COMMANDS) / total * 100, 2) if total else 0.0
+    )
+
+
+def children_cpu_seconds() -> float:
+    """CPU of every child process this process has waited for (drivers, workers, recorders)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime

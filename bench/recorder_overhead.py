@@ -1,0 +1,300 @@
+"""What the recorder costs the hot path: enqueue and processing throughput without and with a
+``jobqueue recorder`` process running, on one Redis and one PostgreSQL, in one run.
+
+Starts its own Redis and PostgreSQL (embedded, free 127.0.0.1 ports, PostgreSQL with fsync on) and runs
+rounds that alternate without / with the recorder (the machine may be shared: a single pair measures the
+neighbours as much as the recorder, so medians of several alternating rounds are compared, with their
+spread). Each round reuses the main benchmark's runner (``bench.runner``): a batch enqueue of ``--tasks``
+no-op tasks, then a real ``jobqueue worker`` (the tuned setting) processing them all.
+
+In a round with the recorder it also measures how far the recorder fell behind (events not yet recorded,
+and the age of the oldest one), how long it took to catch up once the workload stopped, and then checks
+the record: the set of stream entry ids equals the set recorded in ``task_events`` (every event recorded,
+none twice) and every task is in ``tasks`` as SUCCESS. A recorder that only falls behind is not free:
+that is why lag and catch-up are part of the result.
+
+    python -m bench.recorder_overhead [--tasks 20000] [--rounds 3] [--record niceness=10] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import redis
+
+from bench.adapters import ADAPTERS
+from bench.recorder_meter import (
+    LagProbe,
+    backlog,
+    children_cpu_seconds,
+    entry_key,
+    process_cpu_seconds,
+    recorder_share_of_redis,
+    redis_usec_by_command,
+    server_cpu_seconds,
+)
+from bench.redis_stats import snapshot
+from bench.runner import REPO_ROOT, Runner
+from jobqueue.embedded.postgres_server import PostgresServer
+from jobqueue.embedded.redis_server import RedisServer
+from jobqueue.keys import QueueKeys
+from jobqueue.record.migrate import migrate
+from jobqueue.record.settings import RecordSettings
+
+QUEUE = "bench"  # bench.tasks.jobqueue_tasks.QUEUE
+PREFIX = "jq"  # the benchmark app runs with the default key prefix
+CATCH_UP_TIMEOUT = 300.0
+
+
+@dataclass
+class Round:
+    """One round: throughput figures, and for a round with the recorder what it cost and how it kept up."""
+
+    recorder: bool
+    enqueue_per_second: float
+    process_per_second: float | None
+    events: int = 0
+    max_backlog_events: int = 0  # read from Redis but not yet committed, or not read yet
+    max_behind_seconds: float = 0.0  # age of the oldest event not yet recorded
+    backlog_at_end: int = 0  # when the last task had run
+    catch_up_seconds: float = 0.0  # from then until everything was recorded
+    recorder_cpu_seconds: float = 0.0
+    # CPU of the hot path (enqueue driver + worker + Redis) and of the record (recorder + PostgreSQL):
+    # unlike throughput, CPU per task barely moves with the neighbours' load.
+    hot_path_cpu_seconds: float = 0.0
+    postgres_cpu_seconds: float = 0.0
+    redis_share_percent: float = 0.0  # of Redis command time spent on the recorder's commands
+    recorded_once: bool | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Servers:
+    """What a round needs to reach and to meter the two servers."""
+
+    database_url: str
+    postgres_pid: int
+
+
+def start_recorder(
+    redis_url: str, database_url: str, record_env: dict[str, str], log: Path
+) -> subprocess.Popen[bytes]:
+    """A real ``jobqueue recorder`` process with its default settings but ``record_env``."""
+    env = {
+        **os.environ,
+        "JOBQUEUE_REDIS_URL": redis_url,
+        "JOBQUEUE_KEY_PREFIX": PREFIX,
+        "JOBQUEUE_DATABASE_URL": database_url,
+        # Find the bench queue at once rather than within the default 5 s.
+        "JOBQUEUE_RECORD_DISCOVER_INTERVAL_SECONDS": "0.2",
+        **record_env,
+    }
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "jobqueue", "--log-level", "WARNING", "recorder"],
+            cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+
+
+def verify_record(conn: redis.Redis, database_url: str, stream: str, tasks: int) -> dict[str, Any]:
+    """Every stream entry recorded exactly once, and every task recorded as succeeded."""
+    in_stream = {entry_key(entry_id) for entry_id, _ in conn.xrange(stream)}
+    with psycopg.connect(database_url) as pg:
+        rows = pg.execute(
+            "SELECT entry_ms, entry_seq FROM task_events WHERE stream = %s", (stream,)
+        ).fetchall()
+        [succeeded] = pg.execute("SELECT count(*) FROM tasks WHERE status = 'SUCCESS'").fetchone() or [0]
+    recorded = {(int(ms), int(seq)) for ms, seq in rows}
+    return {
+        "stream_entries": len(in_stream),
+        "recorded_rows": len(rows),
+        "missing": len(in_stream - recorded),
+        "extra": len(recorded - in_stream),
+        "tasks_succeeded": int(succeeded),
+        "ok": in_stream == recorded and len(rows) == len(recorded) and succeeded == tasks,
+    }
+
+
+def reset_record(database_url: str) -> None:
+    """Empty the record between rounds, so each round is verified on its own."""
+    with psycopg.connect(database_url) as pg:
+        pg.execute("TRUNCATE task_events, tasks, dead_letters, workers, schedule_runs")
+
+
+def run_round(
+    runner: Runner, rep: int, with_recorder: bool, servers: Servers, record_env: dict[str, str], out: Path
+) -> Round:
+    """Flush, (start a recorder,) enqueue, process, (wait for the recorder to catch up, verify)."""
+    adapter = ADAPTERS["jobqueue"]
+    runner.flush()
+    reset_record(servers.database_url)
+    stream = QueueKeys(PREFIX, QUEUE).events
+    group = RecordSettings().group
+    children, redis_cpu = children_cpu_seconds(), snapshot(runner.redis).cpu_seconds
+    if not with_recorder:
+        enqueue = runner.enqueue(adapter, rep, "batch")
+        process = runner.process(adapter, rep, "tuned")
+        hot = children_cpu_seconds() - children + snapshot(runner.redis).cpu_seconds - redis_cpu
+        return Round(
+            False, enqueue.value or 0.0, process.value, hot_path_cpu_seconds=round(hot, 2),
+            detail={"process_ok": process.ok},
+        )  # fmt: skip
+    conn = redis.Redis.from_url(runner.redis_url, decode_responses=True)
+    recorder = start_recorder(
+        runner.redis_url, servers.database_url, record_env, out / f"recorder-r{rep}.log"
+    )
+    try:
+        time.sleep(1.0)  # start-up (imports, pool) is not what is measured
+        cpu_at_start = process_cpu_seconds(recorder.pid)
+        pg_cpu = server_cpu_seconds(servers.postgres_pid)
+        children, redis_cpu = children_cpu_seconds(), snapshot(runner.redis).cpu_seconds
+        usec = redis_usec_by_command(runner.redis)
+        with LagProbe(runner.redis_url, stream, group) as probe:
+            enqueue = runner.enqueue(adapter, rep, "batch")
+            process = runner.process(adapter, rep, "tuned")
+            at_end, _ = backlog(conn, stream, group)
+            started = time.perf_counter()
+            while backlog(conn, stream, group)[0] and time.perf_counter() - started < CATCH_UP_TIMEOUT:
+                time.sleep(0.02)
+            catch_up = time.perf_counter() - started
+        cpu = process_cpu_seconds(recorder.pid) - cpu_at_start
+        hot = children_cpu_seconds() - children + snapshot(runner.redis).cpu_seconds - redis_cpu
+        pg_cpu = server_cpu_seconds(servers.postgres_pid) - pg_cpu
+        redis_share = recorder_share_of_redis(usec, redis_usec_by_command(runner.redis))
+    finally:
+        recorder.terminate()
+        recorder.wait(30)
+    check = verify_record(conn, servers.database_url, stream, runner.tasks)
+    conn.close()
+    return Round(
+        True, enqueue.value or 0.0, process.value, events=check["stream_entries"],
+        max_backlog_events=probe.max_events, max_behind_seconds=round(probe.max_seconds, 3),
+        backlog_at_end=at_end, catch_up_seconds=round(catch_up, 3), recorder_cpu_seconds=round(cpu, 2),
+        hot_path_cpu_seconds=round(hot, 2), postgres_cpu_seconds=round(pg_cpu, 2),
+        recorded_once=check["ok"], redis_share_percent=redis_share,
+        detail={"process_ok": process.ok, "check": check},
+    )  # fmt: skip
+
+
+def spread(values: Sequence[float]) -> dict[str, Any]:
+    """Median, min, max, and half the min-max range as % of the median."""
+    med = statistics.median(values)
+    return {
+        "median": round(med),
+        "min": round(min(values)),
+        "max": round(max(values)),
+        "spread_percent": round((max(values) - min(values)) / 2 / med * 100, 1) if med else None,
+        "runs": [round(v) for v in values],
+    }
+
+
+def summarize(rounds: Sequence[Round]) -> dict[str, Any]:
+    """Medians without / with, their change in %, and the recorder's lag, catch-up and CPU."""
+    plain = [r for r in rounds if not r.recorder]
+    recorded = [r for r in rounds if r.recorder]
+    out: dict[str, Any] = {}
+    for metric in ("enqueue_per_second", "process_per_second"):
+        a = [getattr(r, metric) for r in plain if getattr(r, metric)]
+        b = [getattr(r, metric) for r in recorded if getattr(r, metric)]
+        if a and b:
+            change = (statistics.median(b) - statistics.median(a)) / statistics.median(a) * 100
+            out[metric] = {"without": spread(a), "with": spread(b), "median_change_percent": round(change, 1)}
+    events = sum(r.events for r in recorded)
+    tasks = sum(r.events for r in recorded) / 3 or 1  # three events per task
+    hot_with = sum(r.hot_path_cpu_seconds for r in recorded)
+    record_cpu = sum(r.recorder_cpu_seconds + r.postgres_cpu_seconds for r in recorded)
+    out["cpu_ms_per_1000_tasks"] = {
+        "hot_path_without_recorder": round(
+            statistics.median([r.hot_path_cpu_seconds for r in plain]) * 1e6 / (tasks / len(recorded)), 1
+        ) if plain and recorded else None,
+        "hot_path_with_recorder": round(hot_with * 1e6 / tasks, 1),
+        "recorder_process": round(sum(r.recorder_cpu_seconds for r in recorded) * 1e6 / tasks, 1),
+        "postgres": round(sum(r.postgres_cpu_seconds for r in recorded) * 1e6 / tasks, 1),
+        "record_share_of_all_cpu_percent": round(record_cpu / (record_cpu + hot_with) * 100, 1)
+        if hot_with
+        else None,
+    }  # fmt: skip
+    out["recorder"] = {
+        "max_backlog_events": [r.max_backlog_events for r in recorded],
+        "max_behind_seconds": [r.max_behind_seconds for r in recorded],
+        "backlog_when_workload_ended": [r.backlog_at_end for r in recorded],
+        "catch_up_seconds": [r.catch_up_seconds for r in recorded],
+        "share_of_redis_command_time_percent": [r.redis_share_percent for r in recorded],
+        "cpu_ms_per_1000_events": round(sum(r.recorder_cpu_seconds for r in recorded) * 1e6 / events, 1)
+        if events
+        else None,
+        "every_event_recorded_once": all(r.recorded_once for r in recorded),
+    }
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m bench.recorder_overhead``; exit 1 if the record was incomplete."""
+    parser = argparse.ArgumentParser(prog="python -m bench.recorder_overhead", description=__doc__)
+    parser.add_argument("--tasks", type=int, default=20_000, help="tasks per round")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of each kind, alternating")
+    parser.add_argument(
+        "--record", action="append", default=[], metavar="NAME=VALUE",
+        help="a recorder setting, e.g. niceness=10 or linger_ms=500 (JOBQUEUE_RECORD_<NAME>); repeatable",
+    )  # fmt: skip
+    parser.add_argument("--json", type=Path, default=None, help="also write the result here")
+    args = parser.parse_args(argv)
+    record_env = {}
+    for item in args.record:
+        name, _, value = item.partition("=")
+        record_env[f"JOBQUEUE_RECORD_{name.upper()}"] = value
+    RecordSettings.model_validate(
+        {k.removeprefix("JOBQUEUE_RECORD_").lower(): v for k, v in record_env.items()}
+    )
+
+    base = Path(tempfile.mkdtemp(prefix="jobqueue-recorder-overhead-"))
+    os.chmod(base, 0o755)  # PostgreSQL runs as another user when we are root
+    redis_server = RedisServer(base / "redis").start()
+    pg = PostgresServer(base / "pg", durable=True).start()
+    rounds: list[Round] = []
+    try:
+        database_url = pg.create_database("bench")
+        migrate(database_url)
+        runner = Runner(redis_server.url, base, {"main": Path(sys.executable).parent}, args.tasks)
+        assert pg.process is not None
+        servers = Servers(database_url, pg.process.pid)
+        run_round(runner, 0, False, servers, record_env, base)  # warm-up (caches, scripts): not kept
+        for rep in range(1, args.rounds + 1):
+            # Alternate which kind goes first, so a drift in the neighbours' load favours neither.
+            order = (False, True) if rep % 2 else (True, False)
+            for with_recorder in order:
+                r = run_round(runner, rep, with_recorder, servers, record_env, base)
+                rounds.append(r)
+                print(json.dumps({"round": rep, **asdict(r)}), file=sys.stderr, flush=True)
+        result = {
+            "tasks_per_round": args.tasks,
+            "rounds": args.rounds,
+            "recorder_settings": record_env or "defaults",
+            "load_average_after": os.getloadavg(),
+            **summarize(rounds),
+        }
+        print(json.dumps(result, indent=2))
+        if args.json:
+            args.json.write_text(json.dumps({**result, "raw": [asdict(r) for r in rounds]}, indent=2))
+    finally:
+        pg.stop()
+        redis_server.stop()
+        shutil.rmtree(base, ignore_errors=True)
+    return 0 if all(r.recorded_once for r in rounds if r.recorder) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

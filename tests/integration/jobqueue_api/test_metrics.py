@@ -1,0 +1,134 @@
+"""/metrics against a real Redis: histograms filled by a real worker running real tasks, the recorders'
+progress read from their consumer group, and the schedules' fire counters."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from jq_testing import wait_until
+from prometheus_client.parser import text_string_to_metric_families
+from pydantic import SecretStr
+
+from jobqueue import App, Client, Settings
+from jobqueue.keys import GlobalKeys
+from jobqueue.redis_io import run_script
+from jobqueue.schedules import fire_due_schedules
+from jobqueue.task_metrics import build_flush
+from jobqueue_api import create_app
+from jobqueue_api.settings import ApiSettings
+
+pytestmark = pytest.mark.timeout(90)
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+@pytest.fixture
+def api(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings, ApiSettings(keys=SecretStr("k:admin")))) as client:
+        yield client
+
+
+def scrape(api: TestClient) -> Samples:
+    body = api.get("/metrics").text
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(body)
+        for s in family.samples
+    }
+
+
+def sample(samples: Samples, name: str, **labels: str) -> float | None:
+    return samples.get((name, frozenset(labels.items())))
+
+
+def test_run_time_and_queue_wait_histograms_from_a_real_worker(
+    api: TestClient, client: Client, start_worker: Callable[..., Any]
+) -> None:
+    # Two tasks wait for a worker that is not there yet: their queue wait is over 1.2 s.
+    early = [client.enqueue("sleepy", args=[0.3]).id for _ in range(2)]
+    time.sleep(1.2)
+    start_worker("--pool", "thread", "--concurrency", "2")
+    wait_until(lambda: all(client.get_task(i).status == "SUCCESS" for i in early), 30)
+    # Three tasks with an idle worker waiting, and one due in 1.5 s: its wait counts from its eta.
+    quick = [client.enqueue("add", args=[i, i]).id for i in range(3)]
+    quick.append(client.enqueue("add", args=[1, 1], countdown=1.5).id)
+    wait_until(lambda: all(client.get_task(i).status == "SUCCESS" for i in quick), 30)
+
+    def flushed() -> bool:
+        return sample(scrape(api), "jobqueue_task_queue_wait_seconds_count", queue="default") == 6
+
+    wait_until(flushed, 15, interval=0.2)
+    s = scrape(api)
+    wait = "jobqueue_task_queue_wait_seconds_bucket"
+    assert sample(s, wait, queue="default", le="1.0") == 4  # the quick ones, the delayed one included
+    assert sample(s, wait, queue="default", le="+Inf") == 6
+    assert (sample(s, "jobqueue_task_queue_wait_seconds_sum", queue="default") or 0) >= 2.4
+    run = "jobqueue_task_run_seconds_bucket"
+    assert sample(s, run, queue="default", task="sleepy", le="0.25") == 0
+    assert sample(s, run, queue="default", task="sleepy", le="5.0") == 2
+    assert sample(s, "jobqueue_task_run_seconds_count", queue="default", task="sleepy") == 2
+    assert 0.6 <= (sample(s, "jobqueue_task_run_seconds_sum", queue="default", task="sleepy") or 0) < 5
+    assert sample(s, "jobqueue_task_run_seconds_count", queue="default", task="add") == 4
+    assert sample(s, run, queue="default", task="add", le="+Inf") == 4
+
+
+def test_flush_script_adds_atomically_to_the_queue_hash(client: Client) -> None:
+    call = build_flush(
+        client.settings.key_prefix, "q", {"run:0.5:t": 2, "run:count:t": 2}, {"run:sum:t": 0.25}
+    )
+    assert run_script(client.redis, call) == 3
+    assert run_script(client.redis, call) == 3
+    assert client.redis.hgetall(client.queue_keys("q").task_metrics) == {
+        "run:0.5:t": "4", "run:count:t": "4", "run:sum:t": "0.5",
+    }  # fmt: skip
+
+
+def test_recorder_lag_and_recorded_events_come_from_the_consumer_group(
+    api: TestClient, client: Client
+) -> None:
+    for i in range(3):
+        client.enqueue("add", args=[i, i])
+    assert sample(scrape(api), "jobqueue_recorder_lag_seconds") is None  # no recorder has ever run
+    stream = client.queue_keys("default").events
+    client.redis.xgroup_create(stream, "jobqueue-recorder", id="0")
+    time.sleep(0.3)
+    s = scrape(api)
+    assert (sample(s, "jobqueue_recorder_lag_seconds") or 0) >= 0.3
+    assert sample(s, "jobqueue_recorder_events_recorded_total") == 0
+    # A recorder reads two entries and acknowledges one: the oldest unrecorded one is still old.
+    reply = client.redis.xreadgroup("jobqueue-recorder", "r1", {stream: ">"}, count=2)
+    first_id = reply[0][1][0][0]
+    client.redis.xack(stream, "jobqueue-recorder", first_id)
+    s = scrape(api)
+    assert (sample(s, "jobqueue_recorder_lag_seconds") or 0) >= 0.3
+    assert sample(s, "jobqueue_recorder_events_recorded_total") == 1
+    rest = client.redis.xreadgroup("jobqueue-recorder", "r1", {stream: ">"})
+    client.redis.xack(stream, "jobqueue-recorder", reply[0][1][1][0], *(e[0] for e in rest[0][1]))
+    s = scrape(api)
+    assert sample(s, "jobqueue_recorder_lag_seconds") == 0
+    assert sample(s, "jobqueue_recorder_events_recorded_total") == client.redis.xlen(stream)
+
+
+def test_schedule_fires_misfires_and_next_fire(api: TestClient, settings: Settings) -> None:
+    app = App(settings=settings)
+    try:
+        app.schedules.register("m", cron="* * * * *", task="add", starting_deadline_seconds=30)
+        seconds, _ = app.client.redis.time()
+        app.client.redis.zadd(
+            GlobalKeys(settings.key_prefix).schedules_due, {"m": (seconds // 60 - 10) * 60_000}
+        )
+        report = fire_due_schedules(app.client, "test")
+        info = app.schedules.get("m")
+    finally:
+        app.close()
+    s = scrape(api)
+    assert sample(s, "jobqueue_schedule_fires_total", schedule="m") == report.fired == info.fired
+    assert sample(s, "jobqueue_schedule_misfires_total", schedule="m") == report.missed > 0
+    assert info.next_fire_at is not None
+    assert (
+        sample(s, "jobqueue_schedule_next_fire_timestamp_seconds", schedule="m")
+        == info.next_fire_at.timestamp()
+    )

@@ -1,0 +1,85 @@
+"""Run time / queue wait histograms: local aggregation, the flush payload and the cumulative read-back."""
+
+import pytest
+
+from jobqueue.task_metrics import (
+    OTHER_TASK,
+    RUN,
+    RUN_BUCKETS,
+    WAIT,
+    WAIT_BUCKETS,
+    Histogram,
+    TaskMetrics,
+    build_flush,
+    read_histograms,
+)
+
+pytestmark = pytest.mark.timeout(10)
+
+
+def as_redis_hash(pending: dict[str, tuple[dict[str, int], dict[str, float]]], queue: str) -> dict[str, str]:
+    ints, floats = pending[queue]
+    return {**{k: str(v) for k, v in ints.items()}, **{k: repr(v) for k, v in floats.items()}}
+
+
+def test_a_value_on_a_bound_falls_in_that_bucket_and_negatives_count_as_zero() -> None:
+    h = Histogram((0.1, 1.0))
+    for value in (0.1, 0.5, 1.0, 7.0, -3.0):
+        h.observe(value)
+    assert h.buckets == [2, 2, 1]  # (<= 0.1: 0.1 and -3 as 0), (<= 1: 0.5, 1.0), +Inf: 7
+    assert h.count == 5 and h.total == pytest.approx(8.6)
+
+
+def test_read_back_is_cumulative_with_every_bound_and_inf_equal_to_count() -> None:
+    metrics = TaskMetrics(lambda name: True)
+    for seconds in (0.004, 0.004, 0.2, 42.0):
+        metrics.observe_run("q", "resize", seconds)
+    (h,) = read_histograms(RUN, as_redis_hash(metrics.take(), "q"), RUN_BUCKETS)
+    buckets = dict(h.buckets)
+    assert h.task == "resize" and [le for le, _ in h.buckets] == [*map(repr, RUN_BUCKETS), "+Inf"]
+    assert buckets["0.001"] == 0 and buckets["0.005"] == 2 and buckets["0.25"] == 3
+    assert buckets["30.0"] == 3 and buckets["60.0"] == 4 and buckets["+Inf"] == 4
+    assert h.total == pytest.approx(42.208)
+
+
+def test_unregistered_names_and_names_past_the_cap_are_folded_into_one_label() -> None:
+    metrics = TaskMetrics(lambda name: name.startswith("known"), max_tasks=2)
+    for name in ("known1", "known2", "known3", "typo"):
+        metrics.observe_run("q", name, 0.01)
+    tasks = {h.task for h in read_histograms(RUN, as_redis_hash(metrics.take(), "q"), RUN_BUCKETS)}
+    assert tasks == {"known1", "known2", OTHER_TASK}
+
+
+def test_waits_skip_unknown_values_and_are_per_queue() -> None:
+    metrics = TaskMetrics(lambda name: True)
+    metrics.observe_waits("a", [5, -1, 2000])
+    metrics.observe_waits("b", [-1])
+    pending = metrics.take()
+    assert set(pending) == {"a"}
+    (h,) = read_histograms(WAIT, as_redis_hash(pending, "a"), WAIT_BUCKETS)
+    assert dict(h.buckets)["0.005"] == 1 and dict(h.buckets)["5.0"] == 2 and h.total == pytest.approx(2.005)
+
+
+def test_take_empties_and_restore_merges_with_newer_observations() -> None:
+    metrics = TaskMetrics(lambda name: True)
+    metrics.observe_run("q", "t", 0.3)
+    metrics.observe_waits("q", [10])
+    failed_flush = metrics.take()
+    assert metrics.take() == {}
+    metrics.observe_run("q", "t", 0.3)
+    metrics.restore(failed_flush)
+    fields = as_redis_hash(metrics.take(), "q")
+    assert fields["run:0.5:t"] == "2" and fields["run:count:t"] == "2" and fields["wait:count:"] == "1"
+    assert float(fields["run:sum:t"]) == pytest.approx(0.6)
+
+
+def test_flush_call_puts_integer_increments_first_and_counts_them() -> None:
+    call = build_flush("jq", "q", {"run:0.5:t": 2, "run:count:t": 2}, {"run:sum:t": 0.6})
+    assert call.script == "task_metrics" and call.keys == ("jq:{q}:metrics",)
+    assert call.args == (2, "run:0.5:t", 2, "run:count:t", 2, "run:sum:t", "0.6")
+
+
+def test_counts_under_bounds_of_another_version_still_add_up() -> None:
+    fields = {"run:0.2:t": "1", "run:0.5:t": "1", "run:count:t": "2", "run:sum:t": "0.5", "junk": "x"}
+    (h,) = read_histograms(RUN, fields, (0.5,))
+    assert h.buckets == [("0.2", 1.0), ("0.5", 2.0), ("+Inf", 2.0)]

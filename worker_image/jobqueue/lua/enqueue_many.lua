@@ -1,0 +1,80 @@
+--[[ enqueue_many: create many plain tasks of one queue and one spec (same name, priority, options) in one
+call. Plain = ready now or delayed; no dependencies, no deduplication, no caller-chosen id (those go
+through enqueue.lua, which checks for an existing task). Writes exactly what enqueue.lua writes for such a
+task: the same hash fields, the same 'enqueued' event with the whole spec, the same wake-up and counter.
+KEYS[1] ready list of the spec's priority   KEYS[2] delayed zset   KEYS[3] wake list
+KEYS[4] event stream                        KEYS[5] stats hash
+KEYS[5 + i] task hash of task i (i = 1 .. N, in the order of the tasks in ARGV)
+ARGV[1] event stream max length (approximate)
+ARGV[2] S, the number of shared spec values: field, value pairs (name, queue, priority, max_retries, ...)
+ARGV[3 .. 2+S] the shared spec pairs
+ARGV[3+S ..] per task 5 values: id, args JSON, kwargs JSON, due time in unix ms (0 = now),
+             countdown in ms (added to server time; 0 = none)
+Returns the status of each task, in order: 'QUEUED' or 'DELAYED', or the current status of a task whose
+id already exists (a pipeline re-sent after a lost reply must not queue the same task twice).
+Time is the Redis server clock (TIME), never a client clock, except an absolute eta given by the user. ]]
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local maxlen = ARGV[1]
+local nspec = tonumber(ARGV[2])
+local spec = {}
+for i = 1, nspec do
+  spec[i] = ARGV[2 + i]
+end
+local first_task = 3 + nspec
+local ntasks = (#ARGV - nspec - 2) / 5
+local count = 0 -- tasks created
+local statuses = {}
+local ready_ids = {}
+local earliest_delayed = nil -- the first delayed task before this call, looked up only when needed
+local wake = false
+for i = 1, ntasks do
+  local a = first_task + (i - 1) * 5
+  local id, args, kwargs = ARGV[a], ARGV[a + 1], ARGV[a + 2]
+  local existing = redis.call('HGET', KEYS[5 + i], 'status')
+  if existing then
+    statuses[i] = existing
+  else
+    local due = tonumber(ARGV[a + 3])
+    local countdown = tonumber(ARGV[a + 4])
+    if countdown > 0 then
+      due = now + countdown
+    end
+    local status, eta = 'QUEUED', 0
+    if due > now then
+      status, eta = 'DELAYED', due
+    end
+    redis.call('HSET', KEYS[5 + i], 'status', status, 'enqueued_at', now, 'eta', eta, 'attempts', 0,
+      'retries', 0, 'lost_leases', 0, 'args', args, 'kwargs', kwargs, unpack(spec))
+    if status == 'QUEUED' then
+      ready_ids[#ready_ids + 1] = id
+      wake = true
+    else
+      if earliest_delayed == nil then
+        local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+        earliest_delayed = tonumber(first[2]) or math.huge
+      end
+      redis.call('ZADD', KEYS[2], due, id)
+      -- Wake idle workers only if this task is due before anything they already wait for.
+      if due < earliest_delayed then
+        earliest_delayed = due
+        wake = true
+      end
+    end
+    statuses[i] = status
+    count = count + 1
+    redis.call('XADD', KEYS[4], 'MAXLEN', '~', maxlen, '*', 'id', id, 'event', 'enqueued', 'ts', now,
+      'status', status, 'eta', due, 'args', args, 'kwargs', kwargs, unpack(spec))
+  end
+end
+-- Variadic RPUSH in slices: unpack's arguments live on the Lua stack, which is bounded.
+for from = 1, #ready_ids, 500 do
+  redis.call('RPUSH', KEYS[1], unpack(ready_ids, from, math.min(from + 499, #ready_ids)))
+end
+if wake and redis.call('LLEN', KEYS[3]) == 0 then
+  redis.call('LPUSH', KEYS[3], '1')
+end
+if count > 0 then
+  redis.call('HINCRBY', KEYS[5], 'enqueued', count)
+end
+return statuses

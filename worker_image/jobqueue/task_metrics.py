@@ -1,0 +1,222 @@
+"""Task run time and queue wait histograms: aggregated in each worker, summed cluster-wide in Redis.
+
+Each worker counts observations locally (a dict increment under a lock, no I/O per task) and flushes the
+deltas with its heartbeat, in the same pipelined round trip: one script call per queue adds them to the
+queue's metrics hash atomically, so a scrape (one HGETALL per queue) never sees a histogram whose
+buckets disagree with its count. The API's /metrics turns the hash into cumulative Prometheus histograms.
+
+Hash fields (non-cumulative bucket counts, keyed by the bucket's upper bound so that a change of bounds
+between versions never misfiles a count):
+
+    run:<le>:<task>     attempts of ``task`` that ran longer than the previous bound and at most ``le``
+    run:inf:<task>      attempts longer than the last bound
+    run:sum:<task>      total run time in seconds (HINCRBYFLOAT)
+    run:count:<task>    attempts
+    wait:<le>:  wait:inf:  wait:sum:  wait:count:     the same for queue wait (no task label)
+
+Cardinality: the task label is a name the worker's code registered (an unregistered name is folded into
+``OTHER_TASK``), and a worker keeps at most ``MAX_TASKS_PER_QUEUE`` names per queue. Never task ids.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from jobqueue.keys import QueueKeys
+from jobqueue.scripts import ScriptCall
+
+# Seconds. Run time spans sub-millisecond tasks to hour-long batch jobs; queue wait likewise spans an idle
+# system (about a millisecond) to a backlog of hours.
+RUN_BUCKETS: tuple[float, ...] = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+    900.0, 3600.0,
+)  # fmt: skip
+WAIT_BUCKETS: tuple[float, ...] = (
+    0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 21600.0,
+)  # fmt: skip
+RUN, WAIT = "run", "wait"
+INF = "inf"
+OTHER_TASK = "_other"
+MAX_TASKS_PER_QUEUE = 200
+
+
+def bound_label(bound: float) -> str:
+    """A bucket bound as written in field names and in the ``le`` label (``0.005``, ``1.0``)."""
+    return repr(float(bound))
+
+
+@dataclass
+class Histogram:
+    """Non-cumulative bucket counts (the last one is +Inf), sum and count of one label set."""
+
+    bounds: tuple[float, ...]
+    buckets: list[int] = field(default_factory=list)
+    total: float = 0.0
+    count: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.buckets:
+            self.buckets = [0] * (len(self.bounds) + 1)
+
+    def observe(self, seconds: float) -> None:
+        """Count one observation (negative values, from clock skew, count as zero)."""
+        value = seconds if seconds > 0.0 else 0.0
+        # bisect_left: a value equal to a bound belongs to that bound's bucket (Prometheus' le is <=).
+        self.buckets[bisect.bisect_left(self.bounds, value)] += 1
+        self.total += value
+        self.count += 1
+
+    def fields(self, kind: str, task: str) -> tuple[dict[str, int], dict[str, float]]:
+        """Hash increments: ({bucket or count field: n}, {sum field: seconds}); empty buckets left out."""
+        ints = {
+            f"{kind}:{bound_label(b) if i < len(self.bounds) else INF}:{task}": n
+            for i, (b, n) in enumerate(zip((*self.bounds, math.inf), self.buckets, strict=True))
+            if n
+        }
+        ints[f"{kind}:count:{task}"] = self.count
+        return ints, {f"{kind}:sum:{task}": self.total}
+
+
+class TaskMetrics:
+    """One worker's not yet flushed observations, per queue. Thread-safe: observed from the fetch and
+    outcome threads, flushed from the heartbeat thread."""
+
+    def __init__(self, known_task: Callable[[str], bool], max_tasks: int = MAX_TASKS_PER_QUEUE) -> None:
+        self._known_task = known_task
+        self._max_tasks = max_tasks
+        self._lock = threading.Lock()
+        self._run: dict[tuple[str, str], Histogram] = {}  # (queue, task label) -> histogram
+        self._wait: dict[str, Histogram] = {}  # queue -> histogram
+        self._labels: dict[tuple[str, str], str] = {}  # (queue, registered task) -> its label (bounded)
+        self._seen: dict[str, int] = {}  # queue -> task labels given out by this worker
+
+    def _task_label(self, queue: str, task: str) -> str:
+        label = self._labels.get((queue, task))
+        if label is not None:
+            return label
+        if not self._known_task(task):
+            return OTHER_TASK  # not cached: unregistered names are caller input, unbounded
+        seen = self._seen.get(queue, 0)
+        label = task if seen < self._max_tasks else OTHER_TASK
+        self._seen[queue] = seen + (label == task)
+        self._labels[(queue, task)] = label
+        return label
+
+    def observe_run(self, queue: str, task: str, seconds: float) -> None:
+        """One attempt of ``task`` ran ``seconds``."""
+        with self._lock:
+            key = (queue, self._task_label(queue, task))
+            histogram = self._run.get(key)
+            if histogram is None:
+                histogram = self._run[key] = Histogram(RUN_BUCKETS)
+            histogram.observe(seconds)
+
+    def observe_waits(self, queue: str, waits_ms: Iterable[int]) -> None:
+        """Leased tasks of ``queue`` waited these many milliseconds (negative = unknown, skipped)."""
+        with self._lock:
+            histogram = self._wait.get(queue)
+            for ms in waits_ms:
+                if ms < 0:
+                    continue
+                if histogram is None:
+                    histogram = self._wait[queue] = Histogram(WAIT_BUCKETS)
+                histogram.observe(ms / 1000)
+
+    def take(self) -> dict[str, tuple[dict[str, int], dict[str, float]]]:
+        """Every queue's pending increments, removing them; give them back with ``restore`` if the flush
+        fails, so nothing is lost over a Redis outage."""
+        with self._lock:
+            run, wait = self._run, self._wait
+            self._run, self._wait = {}, {}
+        out: dict[str, tuple[dict[str, int], dict[str, float]]] = {}
+        parts = [(queue, RUN, task, h) for (queue, task), h in run.items()]
+        parts += [(queue, WAIT, "", h) for queue, h in wait.items()]
+        for queue, kind, task, histogram in parts:
+            ints, floats = out.setdefault(queue, ({}, {}))
+            i, f = histogram.fields(kind, task)
+            ints.update(i)
+            floats.update(f)
+        return out
+
+    def restore(self, pending: Mapping[str, tuple[dict[str, int], dict[str, float]]]) -> None:
+        """Put back increments a failed flush did not write (merged into whatever was observed since)."""
+        with self._lock:
+            for queue, (ints, floats) in pending.items():
+                for name, n in ints.items():
+                    kind, bound, task = name.split(":", 2)
+                    histogram = self._histogram(queue, kind, task)
+                    if bound == "count":
+                        histogram.count += n
+                    else:
+                        index = (
+                            len(histogram.bounds) if bound == INF else histogram.bounds.index(float(bound))
+                        )
+                        histogram.buckets[index] += n
+                for name, seconds in floats.items():
+                    kind, _, task = name.split(":", 2)
+                    self._histogram(queue, kind, task).total += seconds
+
+    def _histogram(self, queue: str, kind: str, task: str) -> Histogram:
+        if kind == WAIT:
+            return self._wait.setdefault(queue, Histogram(WAIT_BUCKETS))
+        return self._run.setdefault((queue, task), Histogram(RUN_BUCKETS))
+
+
+def build_flush(prefix: str, queue: str, ints: Mapping[str, int], floats: Mapping[str, float]) -> ScriptCall:
+    """The script call that adds one queue's increments to its metrics hash, atomically."""
+    args: list[str | int | float] = [len(ints)]
+    for name, n in ints.items():
+        args += [name, n]
+    for name, seconds in floats.items():
+        args += [name, repr(seconds)]
+    return ScriptCall("task_metrics", (QueueKeys(prefix, queue).task_metrics,), tuple(args))
+
+
+@dataclass(frozen=True)
+class CumulativeHistogram:
+    """One label set as Prometheus exposes it: cumulative (le, count) pairs ending with +Inf, and sum."""
+
+    task: str
+    buckets: list[tuple[str, float]]
+    total: float
+
+
+def read_histograms(
+    kind: str, fields: Mapping[str, str], bounds: Sequence[float]
+) -> list[CumulativeHistogram]:
+    """Turn a metrics hash (HGETALL) into cumulative histograms of one kind, one per task label.
+
+    Every series gets a bucket for each of ``bounds`` plus any other bound found in the field names
+    (counts written by another version still add up); +Inf is the count, which a worker wrote atomically
+    with the buckets, so the two always agree.
+    """
+    per_task: dict[str, tuple[dict[float, int], list[float]]] = {}
+    for name, value in fields.items():
+        field_kind, sep, rest = name.partition(":")
+        if field_kind != kind or not sep:
+            continue
+        bound, _, task = rest.partition(":")
+        counts, totals = per_task.setdefault(task, ({}, [0.0, 0.0]))
+        try:
+            if bound == "sum":
+                totals[0] = float(value)
+            elif bound == "count":
+                totals[1] = float(value)
+            elif bound != INF:
+                counts[float(bound)] = counts.get(float(bound), 0) + int(value)
+        except ValueError:
+            continue  # a field written by hand; never fail a scrape for it
+    out = []
+    for task, (counts, (total, count)) in sorted(per_task.items()):
+        running = 0
+        buckets: list[tuple[str, float]] = []
+        for upper in sorted(set(bounds) | set(counts)):
+            running += counts.get(upper, 0)
+            buckets.append((bound_label(upper), float(running)))
+        buckets.append(("+Inf", count))
+        out.append(CumulativeHistogram(task, buckets, total))
+    return out
