@@ -34,8 +34,12 @@ unit: $(STAMP)
 
 ## make bench: jobqueue side by side with peer queues on one Redis (see docs/benchmarks.md)
 # Peer queues go into their own venv (bench/.venv-peers, created by the harness), never into $(VENV).
+# Options pass through, e.g. make bench BENCH_ARGS="--systems jobqueue,huey --tasks 2000"
+#                          SUITE_ARGS="--sections depth --depths 1000,100000"
+# Each step prints its progress; the defaults took ~35 minutes on 2 busy cores (docs/benchmarks.md).
 bench: deps
-	$(PY) -m bench
+	$(PY) -m bench $(BENCH_ARGS)
+	$(PY) -m bench.jobqueue_suite $(SUITE_ARGS)
 	$(PY) -m bench.flow_cost
 	$(PY) -m bench.recorder_overhead
 

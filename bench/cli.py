@@ -13,7 +13,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from bench.adapters import ADAPTERS, Adapter
-from bench.peers_env import ensure_peers_venv, main_bin_dir
+from bench.peers_env import ensure_venv, main_bin_dir
 from bench.report import console, latency_rows, markdown, replace_results, table
 from bench.runner import REPO_ROOT, Runner, Sample
 from jobqueue.embedded.redis_server import RedisServer
@@ -86,8 +86,9 @@ def docs_section(
                   markdown(lat)]  # fmt: skip
     failed = [s for s in samples if not s.ok]
     if failed:
-        lines += ["", "Failed runs (tasks lost):", ""]
-        lines += [f"- {s.system} {s.metric} r{s.rep}: lost {s.detail.get('lost')}" for s in failed]
+        lines += ["", "Failed runs (a task lost or run twice):", ""]
+        lines += [f"- {s.system} {s.metric} r{s.rep}: lost {s.detail.get('lost')}, "
+                  f"duplicates {s.detail.get('duplicates')}" for s in failed]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
@@ -95,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m bench``."""
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--systems", default=",".join(ADAPTERS), help="comma-separated")
-    parser.add_argument("--tasks", type=int, default=5000, help="tasks per run")
+    parser.add_argument("--tasks", type=int, default=3000, help="tasks per run")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--settings", default="default,tuned", help="worker settings to run")
     parser.add_argument("--latency-seconds", type=float, default=10.0, help="0 skips the latency runs")
@@ -116,8 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     out: Path = (args.out or REPO_ROOT / "bench" / "results" / stamp).resolve()
     out.mkdir(parents=True, exist_ok=True)
     bins = {"main": main_bin_dir()}
-    if any(a.venv == "peers" for a in adapters):
-        bins["peers"] = ensure_peers_venv()
+    for venv in sorted({a.venv for a in adapters} - {"main"}):
+        bins[venv] = ensure_venv(venv)
 
     load_start = os.getloadavg()
     server = RedisServer(out / "redis", appendonly=False).start()

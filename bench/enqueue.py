@@ -3,16 +3,71 @@
     python -m bench.enqueue SYSTEM one|batch|steady N [--rate R] [--batch-size B]
 
 Prints one JSON object: {"n", "seconds"} and, for ``steady``, {"enqueued_at": [unix seconds per seq]}.
-Standard library plus the system's task module only (it runs in the peers' venv too).
+Standard library plus the system's task module only (it runs in the peers' venvs too).
+
+A task module defines ``enqueue_one(seq)`` or, for asyncio-only systems (arq, Taskiq),
+``async_producer()``: an async context manager yielding ``send(seq)``, so one event loop and one
+connection pool serve the whole run, as in an asyncio application.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import importlib
 import json
 import sys
 import time
+from types import ModuleType
+
+
+def _slot_delay(start: float, k: int, interval: float) -> float:
+    """Seconds until task k's slot in an open loop at a fixed rate (each task is sent at its slot,
+    whatever the previous one cost, so a slow system is not rewarded with a lighter load)."""
+    return start + k * interval - time.perf_counter()
+
+
+def _run_sync(
+    tasks: ModuleType, mode: str, seqs: list[int], start: float, args: argparse.Namespace
+) -> list[float]:
+    enqueued_at: list[float] = []
+    if mode == "one":
+        enqueue_one = tasks.enqueue_one
+        for seq in seqs:
+            enqueue_one(seq)
+    elif mode == "batch":
+        for i in range(0, len(seqs), args.batch_size):
+            tasks.enqueue_batch(seqs[i : i + args.batch_size])
+    else:
+        interval = 1.0 / args.rate
+        for k, seq in enumerate(seqs):
+            delay = _slot_delay(start, k, interval)
+            if delay > 0:
+                time.sleep(delay)
+            enqueued_at.append(time.time())
+            tasks.enqueue_one(seq)
+    return enqueued_at
+
+
+async def _run_async(
+    tasks: ModuleType, mode: str, seqs: list[int], args: argparse.Namespace
+) -> tuple[float, list[float]]:
+    """Like _run_sync, inside one event loop; the producer's start-up is not timed."""
+    enqueued_at: list[float] = []
+    async with tasks.async_producer() as send:
+        start = time.perf_counter()
+        if mode == "one":
+            for seq in seqs:
+                await send(seq)
+        else:
+            interval = 1.0 / args.rate
+            for k, seq in enumerate(seqs):
+                delay = _slot_delay(start, k, interval)
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                enqueued_at.append(time.time())
+                await send(seq)
+    return start, enqueued_at
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,29 +86,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     seqs = list(range(args.first, args.first + args.n))
     out: dict[str, object] = {"n": args.n}
-    start = time.perf_counter()
-    if args.mode == "one" and hasattr(tasks, "enqueue_sequential"):
-        tasks.enqueue_sequential(seqs)  # asyncio-only systems: one by one, inside one event loop
-    elif args.mode == "one":
-        enqueue_one = tasks.enqueue_one
-        for seq in seqs:
-            enqueue_one(seq)
-    elif args.mode == "batch":
-        for i in range(0, len(seqs), args.batch_size):
-            tasks.enqueue_batch(seqs[i : i + args.batch_size])
+    if hasattr(tasks, "async_producer") and args.mode != "batch":
+        start, enqueued_at = asyncio.run(_run_async(tasks, args.mode, seqs, args))
     else:
-        # Open loop at a fixed rate: each task is sent at its slot, whatever the previous one cost, so a
-        # slow system is not rewarded with a lighter load.
-        interval = 1.0 / args.rate
-        enqueued_at = []
-        for k, seq in enumerate(seqs):
-            delay = start + k * interval - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
-            enqueued_at.append(time.time())
-            tasks.enqueue_one(seq)
-        out["enqueued_at"] = enqueued_at
+        start = time.perf_counter()
+        enqueued_at = _run_sync(tasks, args.mode, seqs, start, args)
     out["seconds"] = time.perf_counter() - start
+    if args.mode == "steady":
+        out["enqueued_at"] = enqueued_at
     json.dump(out, sys.stdout)
     return 0
 

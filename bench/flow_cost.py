@@ -23,7 +23,7 @@ from jobqueue.commands import make_request
 from jobqueue.embedded.redis_server import RedisServer
 from jobqueue.queue_admin import QueueAdmin
 from jobqueue.redis_io import run_script, run_scripts
-from jobqueue.worker.jobs import Outcome, OutcomeKind, build_completion, build_fetch, parse_fetch
+from jobqueue.worker.jobs import Outcome, OutcomeKind, build_fetch, parse_fetch, plan_completions
 
 QUEUE = "flowcost"
 
@@ -59,27 +59,8 @@ def measure(
         )
     client.redis.config_resetstat()
     calls_before, cpu_before = _redis_totals(client)
-    round_trips = done = 0
     started = time.perf_counter()
-    while done < tasks:
-        reply = parse_fetch(
-            QUEUE, run_script(client.redis, build_fetch(client.settings, QUEUE, batch, "bench"))
-        )
-        round_trips += 1
-        if not reply.jobs:
-            if reply.wait_ms > 0:
-                time.sleep(reply.wait_ms / 1000)
-            continue
-        outcomes = [Outcome(j.id, j.token, OutcomeKind.SUCCESS, "null") for j in reply.jobs]
-        run_scripts(
-            client.redis,
-            [
-                build_completion(client.settings, j, o, None)
-                for j, o in zip(reply.jobs, outcomes, strict=True)
-            ],
-        )
-        round_trips += 1
-        done += len(reply.jobs)
+    round_trips = lease_and_ack(client, QUEUE, tasks, batch)
     elapsed = time.perf_counter() - started
     calls_after, cpu_after = _redis_totals(client)
     # INFO itself and CONFIG RESETSTAT show up once each in the counts; negligible at these sizes.
@@ -91,6 +72,27 @@ def measure(
         redis_cpu_us_per_task=(cpu_after - cpu_before) * 1e6 / tasks,
         tasks_per_second=tasks / elapsed,
     )
+
+
+def lease_and_ack(client: Client, queue: str, count: int, batch: int) -> int:
+    """What a worker does to Redis for ``count`` tasks, without running them: lease up to ``batch`` per
+    fetch script call, then record the batch's successes as the worker does (``plan_completions``), in one
+    pipeline. Returns the round trips made."""
+    round_trips = done = 0
+    while done < count:
+        fetch = build_fetch(client.settings, queue, min(batch, count - done), "bench")
+        reply = parse_fetch(queue, run_script(client.redis, fetch))
+        round_trips += 1
+        if not reply.jobs:
+            if reply.wait_ms > 0:
+                time.sleep(reply.wait_ms / 1000)
+            continue
+        done_batch = [(j, Outcome(j.id, j.token, OutcomeKind.SUCCESS, "null")) for j in reply.jobs]
+        # As the worker records outcomes: successes grouped into fenced ack calls, sent in one pipeline.
+        run_scripts(client.redis, plan_completions(client.settings, done_batch, lambda _job: None).calls)
+        round_trips += 1
+        done += len(reply.jobs)
+    return round_trips
 
 
 def no_flow_control(admin: QueueAdmin) -> None:

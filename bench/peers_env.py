@@ -1,5 +1,10 @@
-"""The peers' own venv (bench/.venv-peers): created on demand, so peer packages never enter the project's
-dependency set. Re-installed when bench/requirements-peers.txt changes."""
+"""The peers' own venvs, created on demand, so peer packages never enter the project's dependency set.
+Each is re-installed when its requirements file changes.
+
+- ``peers`` (bench/.venv-peers): RQ, Dramatiq, Huey, arq, Celery.
+- ``taskiq`` (bench/.venv-taskiq): Taskiq and taskiq-redis, which needs redis-py >= 8 while Dramatiq and
+  Celery cap it below 6, so they cannot share one venv.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +14,10 @@ import sys
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
-PEERS_VENV = BENCH_DIR / ".venv-peers"
-REQUIREMENTS = BENCH_DIR / "requirements-peers.txt"
+VENVS: dict[str, tuple[Path, Path]] = {
+    "peers": (BENCH_DIR / ".venv-peers", BENCH_DIR / "requirements-peers.txt"),
+    "taskiq": (BENCH_DIR / ".venv-taskiq", BENCH_DIR / "requirements-taskiq.txt"),
+}
 
 
 def main_bin_dir() -> Path:
@@ -18,20 +25,30 @@ def main_bin_dir() -> Path:
     return Path(sys.executable).parent
 
 
-def ensure_peers_venv(log: Path | None = None) -> Path:
-    """Create or update the peers' venv; returns its bin/ directory."""
-    digest = hashlib.sha1(REQUIREMENTS.read_bytes(), usedforsecurity=False).hexdigest()[:12]
-    stamp = PEERS_VENV / f".installed-{digest}"
-    bin_dir = PEERS_VENV / "bin"
+def is_installed(name: str) -> bool:
+    """Whether venv ``name`` exists and matches its requirements file."""
+    venv, requirements = VENVS[name]
+    return (venv / f".installed-{_digest(requirements)}").exists()
+
+
+def _digest(requirements: Path) -> str:
+    return hashlib.sha1(requirements.read_bytes(), usedforsecurity=False).hexdigest()[:12]
+
+
+def ensure_venv(name: str) -> Path:
+    """Create or update venv ``name`` (a key of VENVS); returns its bin/ directory."""
+    venv, requirements = VENVS[name]
+    stamp = venv / f".installed-{_digest(requirements)}"
+    bin_dir = venv / "bin"
     if stamp.exists():
         return bin_dir
-    print(f"bench: installing peer queues into {PEERS_VENV} ...", flush=True)
+    print(f"bench: installing {requirements.name} into {venv} ...", flush=True)
     if not (bin_dir / "python").exists():
-        subprocess.run([sys.executable, "-m", "venv", str(PEERS_VENV)], check=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     subprocess.run(
-        [str(bin_dir / "python"), "-m", "pip", "install", "-q", "-r", str(REQUIREMENTS)], check=True
+        [str(bin_dir / "python"), "-m", "pip", "install", "-q", "-r", str(requirements)], check=True
     )
-    for old in PEERS_VENV.glob(".installed-*"):
+    for old in venv.glob(".installed-*"):
         old.unlink()
     stamp.touch()
     return bin_dir

@@ -110,18 +110,29 @@ def table(samples: Sequence[Sample], systems: Sequence[str]) -> list[list[str]]:
 
 
 def latency_rows(samples: Sequence[Sample], systems: Sequence[str]) -> list[list[str]]:
-    """Latency table rows (header first); empty when no latency run was made."""
+    """Latency table rows (header first); empty when no latency run was made. Lower is better, so the
+    ratios are against the peer with the lowest median."""
     if not any(s.metric == "latency" for s in samples):
         return []
-    rows = [["system", "p50 ms", "p99 ms", "runs (failed)"]]
+    rows = [["system", "p50 ms", "p50 vs best peer", "p99 ms", "p99 vs best peer", "runs (failed)"]]
+    best = {key: _lowest_peer(samples, systems, key) for key in ("p50_ms", "p99_ms")}
     for system in systems:
-        p50 = summarize(samples, system, "latency", "p50_ms")
-        p99 = summarize(samples, system, "latency", "p99_ms")
-        if p50.runs:
-            rows.append([system, f"{_fmt(p50.median, 2)} ({_fmt(p50.low, 2)}-{_fmt(p50.high, 2)})",
-                         f"{_fmt(p99.median, 2)} ({_fmt(p99.low, 2)}-{_fmt(p99.high, 2)})",
-                         f"{p50.runs} ({p50.failed})"])  # fmt: skip
+        cells = [system]
+        for key in ("p50_ms", "p99_ms"):
+            s = summarize(samples, system, "latency", key)
+            cells.append(f"{_fmt(s.median, 2)} ({_fmt(s.low, 2)}-{_fmt(s.high, 2)})")
+            low = best[key]
+            cells.append("—" if s.median is None or not low else f"{s.median / low[1]:.2f}x ({low[0]})")
+        runs = summarize(samples, system, "latency", "p50_ms")
+        if runs.runs:
+            rows.append([*cells, f"{runs.runs} ({runs.failed})"])
     return rows
+
+
+def _lowest_peer(samples: Sequence[Sample], systems: Sequence[str], key: str) -> tuple[str, float] | None:
+    medians = [(s, summarize(samples, s, "latency", key).median) for s in systems if s != PROJECT]
+    valid = [(s, m) for s, m in medians if m]
+    return min(valid, key=lambda x: x[1]) if valid else None
 
 
 def markdown(rows: list[list[str]]) -> str:
@@ -141,11 +152,12 @@ def console(rows: list[list[str]]) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
 
 
-def replace_results(document: str, section: str) -> str:
-    """Put ``section`` between the results markers of docs/benchmarks.md (appended when absent)."""
-    block = f"{DOCS_START}\n{section.rstrip()}\n{DOCS_END}"
-    if DOCS_START in document and DOCS_END in document:
-        head, _, rest = document.partition(DOCS_START)
-        _, _, tail = rest.partition(DOCS_END)
+def replace_results(document: str, section: str, markers: tuple[str, str] = (DOCS_START, DOCS_END)) -> str:
+    """Put ``section`` between a pair of results markers of docs/benchmarks.md (appended when absent)."""
+    start, end = markers
+    block = f"{start}\n{section.rstrip()}\n{end}"
+    if start in document and end in document:
+        head, _, rest = document.partition(start)
+        _, _, tail = rest.partition(end)
         return head + block + tail
     return document.rstrip() + "\n\n" + block + "\n"

@@ -107,13 +107,15 @@ class Runner:
                 start_new_session=True,
             )  # fmt: skip
 
-    def process(self, adapter: Adapter, rep: int, which: str) -> Sample:
-        """Start the worker on ``tasks`` pre-loaded tasks; tasks/s from the first start to the last."""
+    def process(self, adapter: Adapter, rep: int, which: str, copies: int = 1) -> Sample:
+        """Start the worker command (``copies`` of it side by side) on ``tasks`` pre-loaded tasks;
+        tasks/s from the first task start to the last."""
         name = f"{adapter.name}-{which}-r{rep}"
         runs_file = self.out_dir / f"{name}.runs"
         runs_file.unlink(missing_ok=True)
         before = snapshot(self.redis)
-        worker = self._start_worker(adapter, which, runs_file, self.out_dir / f"{name}.log")
+        logs = [self.out_dir / f"{name}-{i}.log" for i in range(copies)]
+        workers = [self._start_worker(adapter, which, runs_file, log) for log in logs]
         after = None
         try:
             seen, last_progress = 0, time.monotonic()
@@ -125,21 +127,22 @@ class Runner:
                     seen, last_progress = n, time.monotonic()
                 elif time.monotonic() - last_progress > STALL_SECONDS:
                     break
-                if worker.poll() is not None and count_lines(runs_file) == n:
+                if all(w.poll() is not None for w in workers) and count_lines(runs_file) == n:
                     break  # exited (burst mode done, or crashed): nothing more will come
                 time.sleep(0.01)
             after = snapshot(self.redis)
             # Let late duplicates surface before counting.
             time.sleep(0.5)
         finally:
-            stop_worker(worker)
+            for worker in workers:
+                stop_worker(worker, adapter.stop_timeout)
         result = check(runs_file, range(self.tasks))
         cost = cost_between(before, after or snapshot(self.redis))
         detail = {
             **asdict(result),
             **cost.per_task(self.tasks),
             "by_command": cost.by_command,
-            "exit_code": worker.returncode,
+            "exit_code": workers[0].returncode,
         }
         return Sample(adapter.name, rep, f"process_{which}", result.rate if result.ok else None, result.ok,
                       detail)  # fmt: skip
@@ -158,7 +161,7 @@ class Runner:
             while check(runs_file, range(n)).lost and time.monotonic() < deadline:
                 time.sleep(0.05)
         finally:
-            stop_worker(worker)
+            stop_worker(worker, adapter.stop_timeout)
         result = check(runs_file, range(n))
         first: dict[int, float] = {}
         for seq, started in read_starts(runs_file):

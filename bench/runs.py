@@ -21,8 +21,9 @@ class RunCheck:
 
     @property
     def ok(self) -> bool:
-        """A run with losses is a failed run, whatever its speed."""
-        return self.lost == 0
+        """Exactly once or failed: a run that lost or duplicated a task is a failed run, whatever its speed
+        (nothing crashes in a benchmark run, so even an at-least-once system has no excuse to repeat one)."""
+        return self.lost == 0 and self.duplicates == 0
 
     @property
     def rate(self) -> float | None:

@@ -25,7 +25,7 @@ class Adapter:
     """A system under test."""
 
     name: str
-    venv: Literal["main", "peers"]
+    venv: Literal["main", "peers", "taskiq"]  # see bench.peers_env
     has_batch: bool
     default: WorkerSetting
     tuned: WorkerSetting
@@ -33,6 +33,8 @@ class Adapter:
     steady: WorkerSetting | None = None
     # Seconds to let the worker start before a latency run (process spawn, imports).
     warmup_seconds: float = 3.0
+    # Seconds between SIGTERM and SIGKILL when a run is over (measured and checked by then).
+    stop_timeout: float = 15.0
 
     def setting(self, which: str) -> WorkerSetting:
         """'default', 'tuned' or 'steady'."""

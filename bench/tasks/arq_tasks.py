@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from importlib.metadata import version as dist_version
 from typing import Any
 
@@ -37,23 +38,19 @@ class TunedWorkerSettings:
     poll_delay = 0.01
 
 
-async def _enqueue_all(seqs: list[int]) -> None:
+@asynccontextmanager
+async def async_producer() -> AsyncIterator[Callable[[int], Awaitable[object]]]:
+    """One arq pool for a whole enqueue run; yields ``enqueue_job("noop", seq)`` (arq is asyncio-only and
+    has no batch API)."""
     pool = await create_pool(REDIS)
+
+    async def send(seq: int) -> object:
+        return await pool.enqueue_job("noop", seq)
+
     try:
-        for seq in seqs:
-            await pool.enqueue_job("noop", seq)
+        yield send
     finally:
         await pool.aclose()
-
-
-def enqueue_sequential(seqs: list[int]) -> None:
-    """enqueue_job awaited one by one inside one event loop (arq is asyncio-only; no batch API)."""
-    asyncio.run(_enqueue_all(seqs))
-
-
-def enqueue_one(seq: int) -> None:
-    """One task (its own event loop; the benchmark loop uses enqueue_sequential)."""
-    enqueue_sequential([seq])
 
 
 def version() -> str:

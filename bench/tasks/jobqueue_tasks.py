@@ -20,6 +20,18 @@ def noop(seq: int) -> None:
     record_run(seq)
 
 
+@app.task(queue=QUEUE)
+async def anoop(seq: int) -> None:
+    """The async pool's no-op (a sync task there would run in the loop's thread-pool executor)."""
+    record_run(seq)
+
+
+@app.task(queue=QUEUE)
+def noop_payload(seq: int, payload: str) -> None:
+    """The payload-size runs' no-op: ``payload`` is only carried (encoded, stored, fetched, decoded)."""
+    record_run(seq)
+
+
 def enqueue_one(seq: int) -> None:
     """The usual producer call: one script call, one round trip."""
     noop.enqueue(seq)

@@ -1,17 +1,19 @@
-"""Smoke test of the benchmark harness (bench/): a tiny run of jobqueue against the session's Redis, so
-`make test` keeps `make bench` working. Peer queues are exercised by `make bench` itself; their smoke test
-here runs only when bench/.venv-peers exists, and says so loudly when it is skipped."""
+"""Smoke test of the benchmark harness (bench/): tiny runs of every code path against a dedicated Redis, so
+`make test` keeps `make bench` working. The peers' smoke tests need their venvs (bench/.venv-peers,
+bench/.venv-taskiq): CI builds them; elsewhere they are skipped loudly when missing."""
 
 from __future__ import annotations
 
 import json
 import os
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from bench import cli
 from bench.adapters import ADAPTERS
-from bench.peers_env import PEERS_VENV, ensure_peers_venv, main_bin_dir
+from bench.peers_env import ensure_venv, is_installed, main_bin_dir
 from bench.report import markdown, replace_results, table
 from bench.runner import Runner
 from bench.runs import check
@@ -54,30 +56,53 @@ def test_jobqueue_cycle_runs_every_task_exactly_once(bench_redis: RedisServer, t
     assert replace_results(doc, "new").count("bench:results:start") == 1
 
 
-def test_losses_fail_the_run(tmp_path: Path) -> None:
+def test_losses_and_duplicates_fail_the_run(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     runs.write_text("0 1.0\n1 1.5\n1 1.6\n")
     result = check(runs, range(3))
     assert (result.unique, result.duplicates, result.lost, result.ok) == (2, 1, 1, False)
+    runs.write_text("0 1.0\n1 1.5\n2 1.6\n2 1.7\n")
+    result = check(runs, range(3))
+    assert (result.duplicates, result.lost, result.ok) == (1, 0, False)  # run twice = failed too
 
 
-@pytest.fixture(scope="module")
-def peers_venv() -> Path:
-    """The peers' own venv; built here under CI (where nothing may skip), else a loud skip."""
-    if not (PEERS_VENV / "bin" / "rq").exists():
+def peer_bins(venv: str) -> dict[str, Path]:
+    """bin/ dirs for a runner of a peer in ``venv``; built here under CI (where nothing may skip), else a
+    loud skip when missing."""
+    if not is_installed(venv):
         if os.environ.get("CI") != "true":
-            pytest.skip("PEERS NOT INSTALLED: run `make bench` once (CI builds them)")
-        ensure_peers_venv()
-    return PEERS_VENV
+            pytest.skip(f"PEER VENV {venv!r} NOT INSTALLED: run `make bench` once (CI builds it)")
+    return {"main": main_bin_dir(), venv: ensure_venv(venv)}
 
 
 @pytest.mark.timeout(600)
-@pytest.mark.parametrize("peer", ["rq", "dramatiq", "huey", "arq", "celery"])
-def test_peer_cycle(peer: str, bench_redis: RedisServer, tmp_path: Path, peers_venv: Path) -> None:
-    runner = Runner(
-        bench_redis.url, tmp_path, {"main": main_bin_dir(), "peers": peers_venv / "bin"}, tasks=20
-    )
+@pytest.mark.parametrize("peer", ["rq", "dramatiq", "huey", "arq", "celery", "taskiq"])
+def test_peer_cycle(peer: str, bench_redis: RedisServer, tmp_path: Path) -> None:
     adapter = ADAPTERS[peer]
+    runner = Runner(bench_redis.url, tmp_path, peer_bins(adapter.venv), tasks=20)
     assert runner.enqueue(adapter, 1, "one").value
     sample = runner.process(adapter, 1, "tuned")
     assert sample.ok, json.dumps(sample.detail)[:2000]
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("peer", ["arq", "taskiq"])
+def test_async_peer_latency_run(peer: str, bench_redis: RedisServer, tmp_path: Path) -> None:
+    """asyncio-only peers enqueue through one event loop (bench.enqueue's async_producer path)."""
+    adapter = replace(ADAPTERS[peer], warmup_seconds=1.5)
+    runner = Runner(bench_redis.url, tmp_path, peer_bins(adapter.venv), tasks=10)
+    sample = runner.latency(adapter, 1, rate=40, seconds=0.5)
+    assert sample.ok, json.dumps(sample.detail)[:2000]
+    assert sample.detail["p50_ms"] is not None and sample.detail["p99_ms"] >= sample.detail["p50_ms"]
+
+
+def test_cli_runs_and_writes_the_docs_section(tmp_path: Path) -> None:
+    """`python -m bench` end to end for jobqueue alone, tiny: the table, latency and the docs markers."""
+    docs = tmp_path / "benchmarks.md"
+    docs.write_text("# Benchmarks\n\nkept\n")
+    args = ["--systems", "jobqueue", "--tasks", "30", "--repeats", "1", "--latency-seconds", "0.3",
+            "--out", str(tmp_path / "out"), "--docs", str(docs)]  # fmt: skip
+    assert cli.main(args) == 0
+    text = docs.read_text()
+    assert "kept" in text and "| jobqueue |" in text and "p50 ms" in text
+    assert json.loads((tmp_path / "out" / "samples.json").read_text())["samples"]
