@@ -14,6 +14,7 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypedDict, Unpack
 
 from jobqueue.errors import ValidationError
 from jobqueue.keys import QueueKeys
@@ -223,15 +224,22 @@ def _delay_seconds(field: str, value: object) -> float:
     return float(value)
 
 
-def make_retry_defaults(
-    *,
-    max_retries: int,
-    backoff: str = "exponential",
-    base_seconds: float = 1.0,
-    max_seconds: float = 300.0,
-    jitter: bool = True,
-) -> RetryDefaults:
+class RetryBackoffOptions(TypedDict, total=False):
+    """The backoff part of a queue's retry defaults; shared by make_retry_defaults and
+    QueueAdmin.set_retry_defaults so the two signatures cannot drift apart."""
+
+    backoff: str  # exponential | linear | constant (default exponential)
+    base_seconds: float  # default 1
+    max_seconds: float  # default 300
+    jitter: bool  # default True
+
+
+def make_retry_defaults(*, max_retries: int, **options: Unpack[RetryBackoffOptions]) -> RetryDefaults:
     """Validate a queue's retry defaults; every problem is a ValidationError naming the field."""
+    backoff = options.get("backoff", "exponential")
+    base_seconds = options.get("base_seconds", 1.0)
+    max_seconds = options.get("max_seconds", 300.0)
+    jitter = options.get("jitter", True)
     if not isinstance(max_retries, int) or isinstance(max_retries, bool) or not 0 <= max_retries <= 1000:
         raise ValidationError("max_retries", "must be a whole number between 0 and 1000")
     if backoff not in BACKOFF_NAMES:

@@ -12,7 +12,7 @@ import asyncio
 import datetime as dt
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Unpack
 
 from jobqueue.client import Client
 from jobqueue.errors import ValidationError
@@ -30,6 +30,7 @@ from jobqueue.flow import (
     QueueConfig,
     RateLimit,
     RateLimitStats,
+    RetryBackoffOptions,
     RetryDefaults,
     build_configure,
     compute_rate_stats,
@@ -178,22 +179,13 @@ class QueueAdmin:
         queue: str,
         *,
         max_retries: int,
-        backoff: str = "exponential",
-        base_seconds: float = 1.0,
-        max_seconds: float = 300.0,
-        jitter: bool = True,
+        **options: Unpack[RetryBackoffOptions],
     ) -> RetryDefaults:
         """Retry policy for tasks of ``queue`` that set none of their own: ``max_retries`` applies to
         tasks enqueued without ``max_retries``, the backoff to tasks whose definition gives no
         ``retry_backoff`` / ``retry_base`` / ``retry_max`` / ``retry_jitter``. Read by the fail script
         when a task fails, so it applies to tasks already waiting too."""
-        defaults = make_retry_defaults(
-            max_retries=max_retries,
-            backoff=backoff,
-            base_seconds=base_seconds,
-            max_seconds=max_seconds,
-            jitter=jitter,
-        )
+        defaults = make_retry_defaults(max_retries=max_retries, **options)
         cfg = self._configure(queue, set_fields=retry_default_fields(defaults))
         assert cfg.retry_defaults is not None  # just written by the script
         return cfg.retry_defaults
@@ -259,9 +251,13 @@ class AsyncQueueAdmin:
         """See QueueAdmin.set_priority_policy."""
         return await asyncio.to_thread(self._admin.set_priority_policy, queue, policy, weights)
 
-    async def set_retry_defaults(self, queue: str, **options: Any) -> RetryDefaults:
+    async def set_retry_defaults(
+        self, queue: str, *, max_retries: int, **options: Unpack[RetryBackoffOptions]
+    ) -> RetryDefaults:
         """See QueueAdmin.set_retry_defaults."""
-        return await asyncio.to_thread(lambda: self._admin.set_retry_defaults(queue, **options))
+        return await asyncio.to_thread(
+            lambda: self._admin.set_retry_defaults(queue, max_retries=max_retries, **options)
+        )
 
     async def remove_retry_defaults(self, queue: str) -> QueueConfig:
         """See QueueAdmin.remove_retry_defaults."""
