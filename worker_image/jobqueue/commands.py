@@ -231,7 +231,9 @@ def default_soft_timeout(timeout: float | None, soft_timeout: float | None) -> f
 def encode_payload(settings: Settings, request: EnqueueRequest) -> tuple[str, str]:
     """(args JSON, kwargs JSON) of a request; PayloadTooLarge over the configured limit."""
     args_json = dumps(request.args, "args")
-    kwargs_json = dumps(request.kwargs, "kwargs")
+    # Most tasks take no keyword arguments: their JSON is known without running the encoder.
+    kwargs = request.kwargs
+    kwargs_json = "{}" if type(kwargs) is dict and not kwargs else dumps(kwargs, "kwargs")
     check_size(len(args_json) + len(kwargs_json) + len(request.name), settings.max_payload_bytes)
     return args_json, kwargs_json
 
