@@ -10,6 +10,7 @@ counter update for the whole group) and carries the shared spec once instead of 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,9 @@ from jobqueue.settings import Settings
 # Bounds how long one call keeps Redis busy (about 10 µs of server time per task).
 MAX_TASKS_PER_CALL = 500
 
+# A dict hit per task, not an enum lookup; built once (building it per call cost more than the lookups).
+_STATUS_OF = {s.value: s for s in TaskStatus}
+
 
 @dataclass(frozen=True)
 class EnqueuePlan:
@@ -51,21 +55,27 @@ def is_plain(request: EnqueueRequest) -> bool:
     )
 
 
+@functools.lru_cache(maxsize=1024)
+def _group_keys(prefix: str, queue: str, priority: str) -> tuple[tuple[str, ...], str]:
+    """(the leading KEYS of an enqueue_many call, the queue's task key prefix): the same for every call of
+    a queue and priority, so built once rather than per call (one-by-one enqueue builds a group per task)."""
+    keys = QueueKeys(prefix, queue)
+    return (keys.ready(priority), keys.delayed, keys.wake, keys.events, keys.stats), keys.task_prefix
+
+
 class _Group:
     """A run of plain requests with one queue and spec, becoming one ``enqueue_many`` call."""
 
     def __init__(self, settings: Settings, queue: str, spec: tuple[str | int, ...]) -> None:
-        keys = QueueKeys(settings.key_prefix, queue)
         self.queue = queue
         self.spec = spec
         # spec[5] is the priority's value (see shared_spec).
-        self.head = (keys.ready(str(spec[5])), keys.delayed, keys.wake, keys.events, keys.stats)
-        self.keys = keys
+        self.head, self.task_prefix = _group_keys(settings.key_prefix, queue, str(spec[5]))
         self.task_keys: list[str] = []
         self.per_task: list[str | int] = []
 
     def add(self, task_id: str, args_json: str, kwargs_json: str, due_ms: int, countdown_ms: int) -> int:
-        self.task_keys.append(self.keys.task(task_id))
+        self.task_keys.append(self.task_prefix + task_id)  # QueueKeys.task, without rebuilding the prefix
         self.per_task += (task_id, args_json, kwargs_json, due_ms, countdown_ms)
         return len(self.task_keys) - 1
 
@@ -111,7 +121,7 @@ def plan_enqueue(settings: Settings, requests: Sequence[EnqueueRequest]) -> Enqu
 def parse_plan_replies(plan: EnqueuePlan, replies: Sequence[Any]) -> list[EnqueueReply]:
     """One EnqueueReply per request, in request order (ValidationError for a missing parent)."""
     out = []
-    status_of = {s.value: s for s in TaskStatus}  # a dict hit per task, not an enum lookup
+    status_of = _STATUS_OF
     for call_index, position, task_id in plan.slots:
         reply = replies[call_index]
         if position < 0:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
+from types import TracebackType
 from typing import Any
 
 import redis
@@ -30,17 +31,33 @@ def script_sha(name: str) -> str:
     return hashlib.sha1(script_source(name).encode(), usedforsecurity=False).hexdigest()
 
 
-@contextlib.contextmanager
-def translate_errors() -> Iterator[None]:
-    """Turn redis-py errors into jobqueue errors at the boundary."""
-    try:
-        yield
-    except JobQueueError:
-        raise
-    except CONNECTION_ERRORS as exc:
-        raise BrokerUnavailable(f"Redis unavailable: {exc}") from exc
-    except RedisError as exc:
-        raise JobQueueError(f"Redis error: {exc}") from exc
+class _ErrorTranslation:
+    """Turns redis-py errors into jobqueue errors at the boundary. A class rather than a generator-based
+    context manager: it is entered on every client operation (twice per enqueue), and the generator
+    version cost about 0.9 us per use against 0.15 us. Holds no state, so one instance serves all threads
+    and nested uses."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        # Returning (None) lets any other exception, jobqueue's own included, propagate unchanged.
+        if exc is None or isinstance(exc, JobQueueError):
+            return
+        if isinstance(exc, CONNECTION_ERRORS):
+            raise BrokerUnavailable(f"Redis unavailable: {exc}") from exc
+        if isinstance(exc, RedisError):
+            raise JobQueueError(f"Redis error: {exc}") from exc
+
+
+_TRANSLATION = _ErrorTranslation()
+
+
+def translate_errors() -> contextlib.AbstractContextManager[None]:
+    """Turn redis-py errors into jobqueue errors at the boundary (``with translate_errors(): ...``)."""
+    return _TRANSLATION
 
 
 def _options(settings: Settings) -> dict[str, Any]:

@@ -8,11 +8,17 @@ from typing import Any
 
 from jobqueue.errors import NotSerializable, PayloadTooLarge
 
+# Built once: ``json.dumps`` with any non-default option constructs a new JSONEncoder on every call, which
+# was a third of the client's cost of building an enqueue. ``encode`` keeps no state between calls, so one
+# encoder serves every thread.
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
 
 def dumps(value: Any, field: str) -> str:
     """Compact JSON of ``value``; NotSerializable naming ``field`` when it is not plain JSON data."""
     try:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        return _COMPACT.encode(value)
     except (TypeError, ValueError) as exc:
         raise NotSerializable(field, f"is not JSON-serializable ({exc})") from exc
 
@@ -26,7 +32,7 @@ def loads(text: str | bytes | None) -> Any:
 
 def canonical(value: Any) -> str:
     """Canonical JSON (sorted keys, no whitespace) so equal values always give equal text."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return _CANONICAL.encode(value)
 
 
 def signature(name: str, args: list[Any], kwargs: dict[str, Any]) -> str:

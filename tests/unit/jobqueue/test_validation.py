@@ -1,9 +1,10 @@
+import dataclasses
 import datetime as dt
 
 import pytest
 
 from jobqueue import JobQueueError, PayloadTooLarge, Priority, Settings, ValidationError
-from jobqueue.commands import build_enqueue, make_request, parse_priority
+from jobqueue.commands import EnqueueRequest, build_enqueue, make_request, parse_priority
 from jobqueue.keys import new_task_id, queue_of
 
 
@@ -80,3 +81,35 @@ def test_soft_timeout_defaults_to_80_percent() -> None:
     _, call = build_enqueue(Settings(), make_request("t", timeout=10))
     position = call.args.index("soft_timeout")
     assert float(call.args[position + 1]) == 8.0
+
+
+def test_task_ids_have_the_uuid7_version_and_variant_bits() -> None:
+    for task_id in (new_task_id("q") for _ in range(200)):
+        suffix = int(task_id.rpartition(".")[2], 16)
+        assert (suffix >> 76) & 0xF == 7
+        assert (suffix >> 62) & 0b11 == 0b10
+
+
+def test_make_request_sets_every_field_like_the_dataclass() -> None:
+    # make_request stores the fields without EnqueueRequest.__init__ (speed): it must still set each one.
+    request = make_request("t", (1,), {"a": 1}, queue="q", priority="high", countdown=2.5, max_retries=3)
+    assert set(vars(request)) == {f.name for f in dataclasses.fields(EnqueueRequest)}
+    assert request == EnqueueRequest(
+        "t", [1], {"a": 1}, "q", Priority.HIGH, countdown=2.5, max_retries=3, depends_on=()
+    )
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        request.name = "other"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("bad", [["a"], None, 3, ("q",)])
+def test_a_queue_that_is_not_a_string_is_a_validation_error(bad: object) -> None:
+    with pytest.raises(ValidationError) as info:
+        make_request("t", queue=bad)  # type: ignore[arg-type]
+    assert info.value.field == "queue"
+
+
+def test_kwargs_with_non_string_keys_or_not_a_mapping() -> None:
+    for bad in ({1: "x"}, [("a", 1)], "ab"):
+        with pytest.raises(ValidationError) as info:
+            make_request("t", kwargs=bad)  # type: ignore[arg-type]
+        assert info.value.field == "kwargs"
