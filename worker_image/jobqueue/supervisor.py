@@ -47,8 +47,8 @@ def check_workers(
     drain to the moment it was asked, ``heartbeats`` worker ids to their last heartbeat.
 
     Only serving workers are judged by their heartbeat. A draining worker stops heartbeating once its
-    last task is acked and deregisters before its process exits (its pool's stop alone can take seconds
-    on a loaded machine): it would look hung exactly while it is shutting down as asked, and replacing
+    last task is acked and deregisters before its process exits (its process pool's stop may wait
+    seconds for each child, longer on a loaded machine): it would look hung exactly while it is shutting down as asked, and replacing
     it would undo the scale-down and start the drain over. It only has a deadline. The Kubernetes
     operator leaves pods under drain out of its staleness check for the same reason.
     """
@@ -140,7 +140,8 @@ class LocalSupervisor:
         return sum(1 for w in self.workers.values() if not w.draining)
 
     def tick(self) -> str | None:
-        """Restart dead or stale workers, then apply one scaling decision; returns what it did."""
+        """Replace dead or hung workers, kill overdue drains, then apply one scaling decision; returns what
+        it did."""
         self._reap_exited()
         self._kill_unwell()
         ready = in_flight = 0
