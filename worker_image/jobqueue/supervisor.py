@@ -48,9 +48,10 @@ def check_workers(
 
     Only serving workers are judged by their heartbeat. A draining worker stops heartbeating once its
     last task is acked and deregisters before its process exits (its process pool's stop may wait
-    seconds for each child, longer on a loaded machine): it would look hung exactly while it is shutting down as asked, and replacing
-    it would undo the scale-down and start the drain over. It only has a deadline. The Kubernetes
-    operator leaves pods under drain out of its staleness check for the same reason.
+    seconds for each child, longer on a loaded machine): it would look hung exactly while it is shutting
+    down as asked, and replacing it would undo the scale-down and start the drain over. It only has a
+    deadline. The Kubernetes operator leaves pods under drain out of its staleness check for the same
+    reason.
     """
     return HealthChecks(
         replace=stale_workers(serving, heartbeats, now, stale_after),
