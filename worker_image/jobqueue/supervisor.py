@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +17,46 @@ from jobqueue.client import Client
 from jobqueue.scaling import ScalingPolicy, Worker, choose_workers_to_drain, stale_workers
 
 log = logging.getLogger(__name__)
+
+# How long a worker asked to drain may take to exit before it is killed: the worker's own grace period
+# for running tasks (30 s, `jobqueue worker --grace`), its ack flush (up to 15 s) and its pool's stop
+# (a few seconds), with room for a loaded machine.
+DEFAULT_DRAIN_TIMEOUT_SECONDS = 90.0
+
+
+@dataclass(frozen=True)
+class HealthChecks:
+    """What one supervisor tick does about workers that look unwell (see :func:`check_workers`)."""
+
+    replace: list[str]  # serving workers that stopped heartbeating: kill, recover, start another
+    kill_overdue: list[str]  # drains that outlived their deadline: kill and recover, no replacement
+
+
+def check_workers(
+    serving: Mapping[str, float],
+    drains: Mapping[str, float],
+    heartbeats: Mapping[str, float],
+    now: float,
+    *,
+    stale_after: float,
+    drain_timeout: float,
+) -> HealthChecks:
+    """Decide which workers to kill: pure, all times on one clock.
+
+    ``serving`` maps each worker not asked to drain to its start time, ``drains`` each worker asked to
+    drain to the moment it was asked, ``heartbeats`` worker ids to their last heartbeat.
+
+    Only serving workers are judged by their heartbeat. A draining worker stops heartbeating once its
+    last task is acked and deregisters before its process exits (its process pool's stop may wait
+    seconds for each child, longer on a loaded machine): it would look hung exactly while it is shutting
+    down as asked, and replacing it would undo the scale-down and start the drain over. It only has a
+    deadline. The Kubernetes operator leaves pods under drain out of its staleness check for the same
+    reason.
+    """
+    return HealthChecks(
+        replace=stale_workers(serving, heartbeats, now, stale_after),
+        kill_overdue=sorted(w for w, asked in drains.items() if now - asked > drain_timeout),
+    )
 
 
 @dataclass
@@ -25,7 +66,12 @@ class ManagedWorker:
     worker_id: str
     process: subprocess.Popen[bytes]
     started: float = field(default_factory=time.monotonic)
-    draining: bool = False
+    drain_requested_at: float | None = None  # monotonic; set once the supervisor asked it to drain
+
+    @property
+    def draining(self) -> bool:
+        """Asked to drain: it finishes its tasks and exits 0 on its own."""
+        return self.drain_requested_at is not None
 
 
 class LocalSupervisor:
@@ -42,6 +88,7 @@ class LocalSupervisor:
         log_dir: Path,
         env: dict[str, str],
         heartbeat_stale_seconds: float = 30.0,
+        drain_timeout_seconds: float = DEFAULT_DRAIN_TIMEOUT_SECONDS,
     ) -> None:
         self.client = client
         self.app_spec = app_spec
@@ -51,6 +98,7 @@ class LocalSupervisor:
         self.log_dir = log_dir
         self.env = env
         self.heartbeat_stale_seconds = heartbeat_stale_seconds
+        self.drain_timeout_seconds = drain_timeout_seconds
         self.workers: dict[str, ManagedWorker] = {}
         self.restarts = 0
         self.last_scale: float | None = None
@@ -93,9 +141,10 @@ class LocalSupervisor:
         return sum(1 for w in self.workers.values() if not w.draining)
 
     def tick(self) -> str | None:
-        """Restart dead or stale workers, then apply one scaling decision; returns what it did."""
+        """Replace dead or hung workers, kill overdue drains, then apply one scaling decision; returns what
+        it did."""
         self._reap_exited()
-        self._restart_stale()
+        self._kill_unwell()
         ready = in_flight = 0
         for queue in self.queues:
             depth = self.client.queue_depth(queue)
@@ -112,14 +161,19 @@ class LocalSupervisor:
                 self._spawn()
         else:
             for worker_id in choose_workers_to_drain(self._candidates(), self.replicas - decision.replicas):
-                self.workers[worker_id].draining = True
-                # Drain, not kill: the worker stops fetching, finishes its tasks and exits 0.
-                self.client.request_drain(worker_id)
+                self.drain(worker_id)
         self.last_scale = now
         work = ready + in_flight
         reason = f"{decision.reason.value}: {work} tasks, target {decision.target}, now {self.replicas}"
         log.info("scaled workers: %s", reason)
         return reason
+
+    def drain(self, worker_id: str) -> None:
+        """Ask one worker to drain and exit; it no longer counts toward the replicas."""
+        self.workers[worker_id].drain_requested_at = time.monotonic()
+        # Drain, not kill: the worker stops fetching, finishes its tasks and exits 0. Not a held drain
+        # (the operator's exit=False): nothing here would ever stop a worker left idle.
+        self.client.request_drain(worker_id, exit=True)
 
     def _candidates(self) -> list[Worker]:
         """Workers that may be drained, with what they run right now."""
@@ -147,22 +201,38 @@ class LocalSupervisor:
                 self.restarts += 1
                 self._spawn()
 
-    def _restart_stale(self) -> None:
+    def _kill_unwell(self) -> None:
         now = time.monotonic()
-        running = {worker_id: worker.started for worker_id, worker in self.workers.items()}
         # Heartbeat ages are wall-clock ages; turn them into moments on the monotonic clock used here.
-        heartbeats = {
-            w["id"]: now - float(w["heartbeat_age"]) for w in self.client.list_workers() if w["id"] in running
-        }
-        for worker_id in stale_workers(running, heartbeats, now, self.heartbeat_stale_seconds):
-            worker = self.workers.pop(worker_id)
+        heartbeats = {w["id"]: now - float(w["heartbeat_age"]) for w in self.client.list_workers()}
+        checks = check_workers(
+            {w.worker_id: w.started for w in self.workers.values() if w.drain_requested_at is None},
+            {
+                w.worker_id: w.drain_requested_at
+                for w in self.workers.values()
+                if w.drain_requested_at is not None
+            },
+            heartbeats,
+            now,
+            stale_after=self.heartbeat_stale_seconds,
+            drain_timeout=self.drain_timeout_seconds,
+        )
+        for worker_id in checks.replace:
             log.warning("worker %s stopped heartbeating; killing and replacing it", worker_id)
-            worker.process.kill()
-            worker.process.wait(10)
-            # Known dead: its leases come back now rather than at expiry.
-            self.client.recover_expired_leases(self.queues, worker_id=worker_id)
+            self._kill(worker_id)
             self.restarts += 1
             self._spawn()
+        for worker_id in checks.kill_overdue:
+            # Wanted gone anyway: no replacement (the scaling decision starts one if the load needs it).
+            log.warning("worker %s did not finish draining in time; killing it", worker_id)
+            self._kill(worker_id)
+
+    def _kill(self, worker_id: str) -> None:
+        worker = self.workers.pop(worker_id)
+        worker.process.kill()
+        worker.process.wait(10)
+        # Known dead: its leases come back now rather than at expiry.
+        self.client.recover_expired_leases(self.queues, worker_id=worker_id)
 
     def stop(self, timeout: float = 40.0) -> None:
         """SIGTERM every worker (they drain) and wait for them."""

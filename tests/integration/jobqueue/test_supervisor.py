@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,14 @@ from jobqueue.scaling import ScalingPolicy
 from jobqueue.supervisor import LocalSupervisor
 
 
-def make_supervisor(client: Client, settings: Settings, tmp_path: Path, **policy: float) -> LocalSupervisor:
+def make_supervisor(
+    client: Client,
+    settings: Settings,
+    tmp_path: Path,
+    *,
+    drain_timeout_seconds: float = 90,
+    **policy: float,
+) -> LocalSupervisor:
     env = worker_env(settings)
     return LocalSupervisor(
         client,
@@ -27,6 +35,7 @@ def make_supervisor(client: Client, settings: Settings, tmp_path: Path, **policy
         log_dir=tmp_path,
         env=env,
         heartbeat_stale_seconds=10,
+        drain_timeout_seconds=drain_timeout_seconds,
     )
 
 
@@ -90,4 +99,38 @@ def test_dead_worker_is_replaced_and_its_task_recovered_at_once(
         assert h.result(timeout=40) == h.id
         assert client.get_task(h.id).lost_leases == 1
     finally:
+        supervisor.stop()
+
+
+@pytest.mark.timeout(120)
+def test_draining_worker_is_never_replaced_for_its_silence_and_killed_only_past_its_deadline(
+    client: Client, settings: Settings, tmp_path: Path
+) -> None:
+    """A drained worker stops heartbeating and deregisters before its process exits, seconds later on a
+    loaded machine. Taking that silence for a hang killed and replaced it, which undid the scale-down
+    (the flake of the test above under CPU load). A stopped process stands in for the slow exit."""
+    supervisor = make_supervisor(
+        client, settings, tmp_path, drain_timeout_seconds=25, min_replicas=0, max_replicas=1
+    )
+    supervisor.start()
+    [worker] = supervisor.workers.values()
+    try:
+        wait_until(lambda: worker.worker_id in {w["id"] for w in client.list_workers()}, timeout=60)
+        worker.process.send_signal(signal.SIGSTOP)
+        supervisor.tick()  # nothing queued and no minimum: it is asked to drain
+        asked = worker.drain_requested_at
+        assert asked is not None and supervisor.replicas == 0
+        wait_until(lambda: time.monotonic() > asked + 12, timeout=30)
+        supervisor.tick()  # silent for longer than heartbeat_stale_seconds (10), yet still draining
+        assert supervisor.restarts == 0 and list(supervisor.workers) == [worker.worker_id]
+        assert worker.process.poll() is None
+
+        wait_until(lambda: time.monotonic() > asked + 25, timeout=30)
+        supervisor.tick()
+        assert worker.process.returncode == -signal.SIGKILL  # past its deadline: killed
+        assert supervisor.workers == {} and supervisor.restarts == 0  # and not replaced
+    finally:
+        if worker.process.poll() is None:
+            worker.process.kill()
+            worker.process.wait(10)
         supervisor.stop()
