@@ -65,26 +65,24 @@ class OperatorProcess:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as resp:
             return str(resp.read().decode())
 
-    def metric(self, name: str, **labels: str) -> float:
-        """The value of one sample of the operator's metrics (0 when it was never recorded)."""
-        for line in self.metrics().splitlines():
-            sample, _, value = line.rpartition(" ")
-            if not sample.startswith(name + "{") and sample != name:
-                continue
-            if all(f'{key}="{val}"' in sample for key, val in labels.items()):
-                return float(value)
-        return 0.0
-
-    def metric_total(self, name: str, **labels: str) -> float:
-        """The sum of every sample of ``name`` carrying ``labels`` (whatever its other labels)."""
-        total = 0.0
+    def _samples(self, name: str, labels: dict[str, str]) -> list[float]:
+        """Values of the samples of ``name`` that carry ``labels`` (whatever their other labels)."""
+        values = []
         for line in self.metrics().splitlines():
             sample, _, value = line.rpartition(" ")
             if (sample.startswith(name + "{") or sample == name) and all(
                 f'{key}="{val}"' in sample for key, val in labels.items()
             ):
-                total += float(value)
-        return total
+                values.append(float(value))
+        return values
+
+    def metric(self, name: str, **labels: str) -> float:
+        """The value of one sample of the operator's metrics (0 when it was never recorded)."""
+        return next(iter(self._samples(name, labels)), 0.0)
+
+    def metric_total(self, name: str, **labels: str) -> float:
+        """The sum of every sample of ``name`` carrying ``labels`` (whatever its other labels)."""
+        return sum(self._samples(name, labels))
 
     def kill(self) -> None:
         """SIGKILL the operator: no goodbye to its peers, as when its node dies."""
