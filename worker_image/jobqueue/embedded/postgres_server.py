@@ -14,6 +14,7 @@ import os
 import pwd
 import shutil
 import signal
+import stat
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -65,6 +66,43 @@ def _run_as_user() -> pwd.struct_passwd | None:
     raise ConfigurationError("running as root and neither a 'postgres' nor a 'nobody' user exists")
 
 
+def world_searchable(path: Path) -> bool:
+    """True when every existing directory above ``path`` lets any user through (o+x)."""
+    return all(os.stat(p).st_mode & stat.S_IXOTH for p in path.resolve().parents if p.exists())
+
+
+def binaries_for_user(bin_dir: Path, copy_root: Path) -> Path:
+    """``bin_dir``, or a copy of its install in ``copy_root`` when the server's user could not run it.
+
+    As root the server runs as another user, who cannot execute pgserver's binaries inside a virtualenv
+    under a private directory (a checkout in /root, a ``mktemp -d`` clone). pgserver's install is
+    relocatable: ``<package>/pginstall/{bin,lib,share}`` plus the wheel's ``<package>.libs`` beside the
+    package, which the binaries find by a path relative to themselves. A copy of both, laid out the same
+    way in a reachable place, runs the same server.
+    """
+    if _run_as_user() is None or world_searchable(bin_dir / "postgres"):
+        return bin_dir
+    install = bin_dir.resolve().parent
+    package = install.parent
+    if not ((install / "lib").is_dir() and (install / "share").is_dir()):
+        raise ConfigurationError(
+            f"{bin_dir} is not reachable by the unprivileged user PostgreSQL runs as, and its install is not "
+            "relocatable: install PostgreSQL under a world-searchable path"
+        )
+    copy = copy_root / "server-binaries"
+    stamp = copy / "copied-from"
+    if not (stamp.is_file() and stamp.read_text() == str(install)):
+        shutil.rmtree(copy, ignore_errors=True)
+        shutil.copytree(install, copy / package.name / install.name, symlinks=True)
+        wheel_libs = package.parent / f"{package.name}.libs"
+        if wheel_libs.is_dir():
+            shutil.copytree(wheel_libs, copy / wheel_libs.name, symlinks=True)
+        # Made under our umask, which may be private: the server user must traverse it.
+        os.chmod(copy, 0o755)  # noqa: S103
+        stamp.write_text(str(install))
+    return copy / package.name / install.name / "bin"
+
+
 @dataclass
 class PostgresServer:
     """A PostgreSQL server on 127.0.0.1:port whose cluster lives in ``data_dir / "pgdata"``.
@@ -106,12 +144,12 @@ class PostgresServer:
             return
         # The server user must reach the cluster: own the data dir and make sure every parent lets it in.
         os.chown(self.data_dir, account.pw_uid, account.pw_gid)
-        for parent in self.data_dir.resolve().parents:
-            if not os.stat(parent).st_mode & 0o001:
-                raise ConfigurationError(
-                    f"{parent} is not searchable by user {account.pw_name!r}, who must run PostgreSQL "
-                    "(PostgreSQL refuses to run as root): choose a data dir under a world-searchable path"
-                )
+        if not world_searchable(self.data_dir):
+            raise ConfigurationError(
+                f"a directory above {self.data_dir} is not searchable by user {account.pw_name!r}, who must "
+                "run PostgreSQL (PostgreSQL refuses to run as root): choose a data dir under a "
+                "world-searchable path"
+            )
 
     def _initdb(self, bin_dir: Path) -> None:
         if (self.cluster_dir / "PG_VERSION").exists():
@@ -132,10 +170,10 @@ class PostgresServer:
 
     def start(self, timeout: float = 30.0) -> PostgresServer:
         """Initialise the cluster if needed, start the server and wait until it accepts connections."""
-        bin_dir = self.bin_dir or find_postgres_bin_dir()
         if not self.port:
             self.port = free_port()
         self._prepare_dirs()
+        bin_dir = binaries_for_user(self.bin_dir or find_postgres_bin_dir(), self.data_dir)
         self._initdb(bin_dir)
         args = [
             str(bin_dir / "postgres"),

@@ -13,7 +13,7 @@ from pathlib import Path
 from psycopg_pool import ConnectionPool
 from pydantic import SecretStr
 
-from jobqueue.embedded.postgres_server import PostgresServer
+from jobqueue.embedded.postgres_server import PostgresServer, world_searchable
 from jobqueue.record.maintenance import build_recorder
 from jobqueue.record.migrate import migrate
 from jobqueue.record.recorder import Recorder
@@ -25,15 +25,11 @@ log = logging.getLogger(__name__)
 DATABASE = "jobqueue"
 
 
-def _reachable_by_others(path: Path) -> bool:
-    return all(os.stat(p).st_mode & 0o001 for p in path.resolve().parents if p.exists())
-
-
 def local_data_dir(data_dir: Path) -> Path:
     """Where the local cluster lives: under ``data_dir``, unless we are root and the server's user cannot
     reach it (e.g. a checkout under /root), then in a per-checkout directory under the temp dir."""
     wanted = data_dir / "postgres"
-    if os.geteuid() != 0 or _reachable_by_others(wanted):
+    if os.geteuid() != 0 or world_searchable(wanted):
         return wanted
     digest = hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:10]
     fallback = Path(tempfile.gettempdir()) / f"jobqueue-postgres-{digest}"

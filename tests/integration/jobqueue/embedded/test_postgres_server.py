@@ -51,3 +51,34 @@ def test_server_starts_migrates_and_keeps_data_across_a_restart(bin_dir: Path, b
         assert row == ("127.0.0.1",)
     finally:
         server.stop()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root runs the server as another user")
+def test_binaries_in_a_private_directory_are_copied_where_the_server_user_can_run_them(
+    base_dir: Path,
+) -> None:
+    # As root, a checkout in a 0700 directory (/root, mktemp -d) holds pgserver inside its virtualenv,
+    # where the unprivileged server user cannot execute initdb.
+    spec = importlib.util.find_spec("pgserver")
+    if spec is None or not spec.origin:
+        if os.environ.get("CI") == "true":
+            pytest.fail("pgserver must be installed in CI")
+        pytest.skip("LOUD SKIP: pgserver is not installed, nothing relocatable to copy")
+    private = Path(tempfile.mkdtemp(prefix="jobqueue-test-private-"))
+    try:
+        package = Path(spec.origin).parent
+        site_packages = private / "venv" / "site-packages"
+        shutil.copytree(package / "pginstall", site_packages / "pgserver" / "pginstall", symlinks=True)
+        shutil.copytree(package.parent / "pgserver.libs", site_packages / "pgserver.libs", symlinks=True)
+        os.chmod(private, 0o700)
+        bin_dir = site_packages / "pgserver" / "pginstall" / "bin"
+        server = PostgresServer(base_dir / "pg", durable=False, bin_dir=bin_dir)
+        try:
+            server.start()
+            with psycopg.connect(server.url()) as conn:
+                assert conn.execute("SELECT 1").fetchone() == (1,)
+        finally:
+            server.stop()
+        assert (base_dir / "pg" / "server-binaries" / "pgserver" / "pginstall" / "bin" / "postgres").is_file()
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
