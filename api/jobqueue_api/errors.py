@@ -18,6 +18,7 @@ from jobqueue.errors import (
     PayloadTooLarge,
     RecordError,
     RecordUnavailable,
+    ScheduleCorrupt,
     ScheduleNotFound,
     TaskNotFound,
     ValidationError,
@@ -98,6 +99,8 @@ def translate(exc: JobQueueError) -> ApiError:
         return ApiError(404, "not_found", str(exc), "task_id")
     if isinstance(exc, ScheduleNotFound):
         return ApiError(404, "not_found", str(exc), "name")
+    if isinstance(exc, ScheduleCorrupt):
+        return ApiError(409, "conflict", str(exc), "name")
     if isinstance(exc, InvalidTransition):
         return ApiError(409, "conflict", str(exc))
     if isinstance(exc, BrokerUnavailable):

@@ -52,6 +52,16 @@ class ScheduleNotFound(JobQueueError, LookupError):
         self.name = name
 
 
+class ScheduleCorrupt(JobQueueError):
+    """A stored schedule definition cannot be read (edited by hand, or written by an incompatible version);
+    delete the schedule and register it again."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"schedule {name!r} has an unreadable definition: {reason}")
+        self.name = name
+        self.reason = reason
+
+
 class UnknownTask(JobQueueError, LookupError):
     """A worker received a task name that its app does not register."""
 

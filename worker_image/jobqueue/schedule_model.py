@@ -24,7 +24,7 @@ from typing import Any, TypedDict, Unpack
 
 from jobqueue.commands import parse_priority
 from jobqueue.cron import CronSpec, fires_between, next_fire, parse_cron
-from jobqueue.errors import ValidationError
+from jobqueue.errors import ScheduleCorrupt, ValidationError
 from jobqueue.keys import validate_queue_name
 from jobqueue.models import Priority
 from jobqueue.serialization import dumps
@@ -82,16 +82,21 @@ class Schedule:
         )  # fmt: skip
 
     @classmethod
-    def from_json(cls, text: str) -> Schedule:
-        """Inverse of to_json."""
-        data = json.loads(text)
-        return cls(
-            **{
-                **data,
-                "priority": Priority(data["priority"]),
-                "concurrency_policy": ConcurrencyPolicy(data["concurrency_policy"]),
-            }
-        )
+    def from_json(cls, text: str, name: str) -> Schedule:
+        """Inverse of to_json; ScheduleCorrupt (naming the schedule ``name``) when ``text`` is not one."""
+        try:
+            data = json.loads(text)
+            return cls(
+                **{
+                    **data,
+                    "priority": Priority(data["priority"]),
+                    "concurrency_policy": ConcurrencyPolicy(data["concurrency_policy"]),
+                }
+            )
+        except (ValueError, KeyError, TypeError) as exc:  # JSON and enum errors are ValueErrors
+            # A cron or zone that no longer parses is not checked here: the schedule stays listed (with
+            # its counters) and each fire attempt logs the ValidationError.
+            raise ScheduleCorrupt(name, str(exc)) from exc
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from jobqueue.errors import (
     BrokerUnavailable,
     InvalidTransition,
     JobQueueError,
+    ScheduleCorrupt,
     ScheduleNotFound,
     TaskNotFound,
 )
@@ -112,19 +113,21 @@ class ScheduleRegistry:
             raise ScheduleNotFound(name)
 
     def get(self, name: str) -> ScheduleInfo:
-        """One schedule with its last and next fire times; ScheduleNotFound if there is none."""
-        infos = self._load([name])
+        """One schedule with its last and next fire times; ScheduleNotFound if there is none, ScheduleCorrupt
+        if its stored definition cannot be read."""
+        infos = self._load([name], skip_corrupt=False)
         if not infos:
             raise ScheduleNotFound(name)
         return infos[0]
 
     def list(self) -> builtins.list[ScheduleInfo]:
-        """Every schedule, by name, with its last and next fire times."""
+        """Every schedule, by name, with its last and next fire times. One whose stored definition cannot be
+        read is left out (and logged) so that it does not hide the others from the UI and /metrics."""
         with translate_errors():
             names = sorted(self.client.redis.hkeys(self.keys.schedules))
-        return self._load(names)
+        return self._load(names, skip_corrupt=True)
 
-    def _load(self, names: Sequence[str]) -> builtins.list[ScheduleInfo]:
+    def _load(self, names: Sequence[str], *, skip_corrupt: bool) -> builtins.list[ScheduleInfo]:
         if not names:
             return []
         with translate_errors():
@@ -139,10 +142,17 @@ class ScheduleRegistry:
             spec_json, score, state = rows[3 * i : 3 * i + 3]
             if spec_json is None:
                 continue
+            try:
+                schedule = Schedule.from_json(spec_json, names[i])
+            except ScheduleCorrupt as exc:
+                if not skip_corrupt:
+                    raise
+                log.error("%s", exc)
+                continue
             last = state.get("last_fire_at")
             infos.append(
                 ScheduleInfo(
-                    schedule=Schedule.from_json(spec_json),
+                    schedule=schedule,
                     paused=state.get("paused") == "1",
                     next_fire_at=None if score is None else from_ms(float(score)),
                     last_fire_at=from_ms(int(last)) if last else None,
@@ -264,7 +274,7 @@ def _fire_schedule(
     if spec_json is None:
         run_script(client.redis, _update_call(keys, "cleanup", name))
         return
-    schedule = Schedule.from_json(spec_json)
+    schedule = Schedule.from_json(spec_json, name)
     spec = schedule.cron_spec
     plan = plan_fires(spec, score, now, schedule.starting_deadline_seconds)
     if plan.missed and plan.missed_from is not None:

@@ -8,7 +8,10 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from jobqueue import Settings
+from jobqueue import App, Settings
+from jobqueue.errors import ScheduleCorrupt
+from jobqueue.keys import GlobalKeys
+from jobqueue.schedules import fire_due_schedules
 from jobqueue_api import create_app
 from jobqueue_api.settings import ApiSettings
 
@@ -91,3 +94,33 @@ def test_schedule_lifecycle(api: TestClient) -> None:
     assert bad.status_code == 422 and bad.json()["field"] == "cron"
     bad = api.post("/api/v1/schedules", json={**body, "timezone": "Mars/Olympus"}, headers=ADMIN)
     assert bad.status_code == 422 and bad.json()["field"] == "timezone"
+
+
+def test_a_corrupt_stored_schedule_hides_nothing_else(api: TestClient, settings: Settings) -> None:
+    body = {"name": "nightly", "cron": "* * * * *", "task": "add", "args": [1, 2]}
+    assert api.post("/api/v1/schedules", json=body, headers=ADMIN).status_code == 201
+    assert api.post("/api/v1/schedules", json={**body, "name": "broken"}, headers=ADMIN).status_code == 201
+    keys = GlobalKeys(settings.key_prefix)
+    app = App(settings=settings)
+    try:
+        # Written by hand (or by an incompatible version): not a definition any more.
+        app.client.redis.hset(keys.schedules, "broken", '{"cron": "every day"')
+        seconds, _ = app.client.redis.time()
+        due = (seconds - 120) * 1000
+        app.client.redis.zadd(keys.schedules_due, {"broken": due, "nightly": due})
+        report = fire_due_schedules(app.client, "test")  # fires the good one, logs the broken one
+        with pytest.raises(ScheduleCorrupt):
+            app.schedules.get("broken")
+    finally:
+        app.close()
+    assert report.fired >= 1
+    assert [s["name"] for s in api.get("/api/v1/schedules", headers=READ).json()] == ["nightly"]
+    one = api.get("/api/v1/schedules/broken", headers=READ)
+    assert one.status_code == 409
+    assert one.json()["field"] == "name" and "broken" in one.json()["message"]
+    metrics = api.get("/metrics", headers=READ)
+    assert metrics.status_code == 200
+    assert f'jobqueue_schedule_fires_total{{schedule="nightly"}} {float(report.fired)}' in metrics.text
+    # The way out the error names: delete it and register it again.
+    assert api.delete("/api/v1/schedules/broken", headers=ADMIN).status_code == 204
+    assert api.post("/api/v1/schedules", json={**body, "name": "broken"}, headers=ADMIN).status_code == 201

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from jobqueue.cron import parse_cron
-from jobqueue.errors import ValidationError
+from jobqueue.errors import ScheduleCorrupt, ValidationError
 from jobqueue.keys import queue_of
 from jobqueue.schedule_model import (
     MAX_CATCH_UP,
@@ -29,7 +29,7 @@ def test_schedule_round_trips_through_json() -> None:
         kwargs={"dry": False}, queue="maintenance", priority="high", concurrency_policy="Forbid",
         starting_deadline_seconds=300,
     )  # fmt: skip
-    assert Schedule.from_json(s.to_json()) == s
+    assert Schedule.from_json(s.to_json(), s.name) == s
     assert s.concurrency_policy == ConcurrencyPolicy.FORBID
 
 
@@ -94,3 +94,20 @@ def test_plan_caps_catch_up_after_a_long_outage() -> None:
     plan = plan_fires(spec, to_ms(first), now, None)
     assert plan.run == [to_ms(first + dt.timedelta(days=1))]
     assert plan.missed >= MAX_CATCH_UP
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        "not json",
+        "[1, 2]",
+        '{"name": "x"}',
+        make_schedule("x", cron="@daily", task="t").to_json().replace('"medium"', '"urgent"'),
+        make_schedule("x", cron="@daily", task="t").to_json().replace('"Allow"', '"Sometimes"'),
+    ],
+)
+def test_an_unreadable_stored_definition_is_a_schedule_corrupt_error(stored: str) -> None:
+    with pytest.raises(ScheduleCorrupt) as info:
+        Schedule.from_json(stored, "nightly")
+    assert info.value.name == "nightly"
+    assert "nightly" in str(info.value)
