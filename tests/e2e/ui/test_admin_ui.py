@@ -1,4 +1,5 @@
-"""Flow control and schedules in the web UI, in a real headless Chromium against a real API and Redis."""
+"""Flow control and schedules in the web UI, in a real headless Chromium against a real API and Redis (and
+the PostgreSQL record for a schedule's run history)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,13 @@ from typing import Any
 
 import pytest
 from jq_testing import wait_until
+from psycopg_pool import ConnectionPool
+from record_helpers import drain, make_recorder
 
-from jobqueue import Client
+from jobqueue import App, Client
+from jobqueue.keys import GlobalKeys
 from jobqueue.queue_admin import QueueAdmin
-from jobqueue.schedules import ScheduleRegistry
+from jobqueue.schedules import ScheduleRegistry, fire_due_schedules
 
 pytestmark = pytest.mark.timeout(150)
 
@@ -87,3 +91,63 @@ def test_create_pause_and_delete_a_schedule(
     page.get_by_role("button", name="Delete nightly-report").click()
     page.locator("#schedule-list", has_text="No schedules yet").wait_for()
     assert registry.list() == []
+
+
+def test_run_history_of_a_schedule_from_the_record(
+    start_api: Callable[..., Any],
+    browser: Any,
+    client: Client,
+    pg_pool: ConnectionPool,
+    database_url: str,
+) -> None:
+    app = App(settings=client.settings)
+    try:
+        # Ten minutes of a per-minute schedule missed (every scheduler down); a per-second Forbid schedule
+        # fires once and then skips while its first task waits (no worker runs here).
+        app.schedules.register("late", cron="* * * * *", task="add", starting_deadline_seconds=30)
+        app.schedules.register("forbid", cron="* * * * * *", task="add", concurrency_policy="Forbid")
+        keys = GlobalKeys(client.settings.key_prefix)
+        seconds, _ = client.redis.time()
+        client.redis.zadd(keys.schedules_due, {"late": (seconds // 60 - 10) * 60 * 1000})
+
+        def missed_fired_and_skipped() -> bool:
+            fire_due_schedules(client, "test")
+            return app.schedules.get("late").missed > 0 and app.schedules.get("forbid").skipped >= 2
+
+        wait_until(missed_fired_and_skipped, timeout=10, interval=0.05)
+        app.schedules.pause("forbid")
+        late, forbid = app.schedules.get("late"), app.schedules.get("forbid")
+    finally:
+        app.close()
+    drain(make_recorder(client, pg_pool))
+
+    page = sign_in(browser, start_api(database_url=database_url).url)
+    page.get_by_role("link", name="Schedules").click()
+    page.get_by_role("button", name="Runs of late").click()
+    page.get_by_role("heading", name="Run history of late").wait_for()
+    runs = page.locator("#schedule-runs")
+    runs.locator("tbody tr", has_text="missed").wait_for()
+    assert f"{late.missed} fire time(s) missed from here" in runs.inner_text()
+
+    page.get_by_role("button", name="Runs of forbid").click()
+    page.get_by_role("heading", name="Run history of forbid").wait_for()
+    runs.locator("tbody tr", has_text="skipped").first.wait_for()
+    text = runs.inner_text()
+    assert "still running" in text and "fired" in text
+    assert forbid.last_task_id is not None and forbid.last_task_id in text
+    browser.screenshots("schedule-runs")
+    # The task link opens the task the schedule enqueued.
+    runs.get_by_role("link", name=forbid.last_task_id).click()
+    page.get_by_role("heading", name="Task add").wait_for()
+    assert forbid.last_task_id in page.url
+
+
+def test_run_history_without_a_record_says_what_it_needs(
+    start_api: Callable[..., Any], browser: Any, client: Client
+) -> None:
+    App(settings=client.settings).schedules.register("nightly", cron="0 2 * * *", task="add")
+    page = sign_in(browser, start_api().url)
+    page.get_by_role("link", name="Schedules").click()
+    page.get_by_role("button", name="Runs of nightly").click()
+    page.locator("#schedule-runs-message", has_text="reads the PostgreSQL record").wait_for()
+    assert "HTTP 503" in page.locator("#schedule-runs-message").inner_text()

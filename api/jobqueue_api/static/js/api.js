@@ -101,6 +101,9 @@ export const api = {
   pauseSchedule: (name) => request("POST", `/api/v1/schedules/${q(name)}/pause`),
   resumeSchedule: (name) => request("POST", `/api/v1/schedules/${q(name)}/resume`),
   deleteSchedule: (name) => request("DELETE", `/api/v1/schedules/${q(name)}`),
+  // The PostgreSQL record's runs of one schedule, newest fire time first (503 without a record).
+  scheduleRuns: (name, offset, limit) =>
+    request("GET", `/api/v1/schedules/${q(name)}/runs?offset=${offset}&limit=${limit}`),
   workers: () => request("GET", "/api/v1/workers"),
   workerStats: () => request("GET", "/api/v1/workers/stats"),
 };

@@ -1,8 +1,11 @@
-// Schedules: recurring (cron) tasks with their last and next fire, pause / resume / delete, and a form
-// to create one. Times are shown in the browser's zone; each schedule fires in its own IANA zone.
+// Schedules: recurring (cron) tasks with their last and next fire, pause / resume / delete, a form to
+// create one, and the run history of one schedule from the PostgreSQL record (fired, skipped, missed,
+// failed). Times are shown in the browser's zone; each schedule fires in its own IANA zone.
 
 import { api } from "./api.js";
 import { fmtNumber, h, renderIfChanged, replace, runAction, section, showMessage, table, taskLink } from "./dom.js";
+
+const RUNS_PER_PAGE = 20;
 
 export function title() {
   return "Schedules";
@@ -14,6 +17,90 @@ function fmtIso(iso) {
 
 function input(id, attrs = {}) {
   return h("input", { id, name: id, ...attrs });
+}
+
+// What a run's outcome means, in words, next to the task it concerns.
+function runNote(run) {
+  if (run.status === "fired" && run.replaced_task_id) return ["replaced ", taskLink(run.replaced_task_id)];
+  if (run.status === "missed") return `${fmtNumber(run.missed)} fire time(s) missed from here (past the deadline)`;
+  if (run.status === "skipped") return run.detail || "the previous run was still going (Forbid)";
+  return run.detail || "";
+}
+
+const RUN_COLUMNS = [
+  { label: "Fire time", cell: (r) => fmtIso(r.fire_time) },
+  { label: "Outcome", cell: (r) => h("span", { class: `badge run-${r.status}` }, r.status) },
+  { label: "Task", cell: (r) => (r.task_id ? taskLink(r.task_id) : "—") },
+  { label: "Note", cell: runNote, class: "wrap" },
+  { label: "Handled", cell: (r) => fmtIso(r.handled_at) },
+];
+
+// The run history panel: one schedule at a time, paged by the server, refreshed with the page.
+function runHistory() {
+  const heading = h("h2", { id: "schedule-runs-heading" }, "Run history");
+  const message = h("p", { class: "message", role: "status", hidden: true, id: "schedule-runs-message" });
+  const list = h("div", { id: "schedule-runs" });
+  const newer = h("button", { type: "button", class: "secondary", disabled: true }, "Newer runs");
+  const older = h("button", { type: "button", class: "secondary", disabled: true }, "Older runs");
+  const panel = h(
+    "section",
+    { class: "panel", "aria-labelledby": "schedule-runs-heading", hidden: true, id: "schedule-runs-panel" },
+    heading,
+    message,
+    list,
+    h("div", { class: "row" }, newer, older),
+  );
+  let name = null;
+  let offset = 0;
+
+  async function load() {
+    if (name === null) return;
+    let page;
+    try {
+      page = await api.scheduleRuns(name, offset, RUNS_PER_PAGE);
+    } catch (error) {
+      const hint = error.status === 503 ? " The run history reads the PostgreSQL record." : "";
+      showMessage(message, "error", `${error.describe ? error.describe() : String(error)}${hint}`);
+      replace(list);
+      delete list.dataset.digest;
+      return;
+    }
+    showMessage(message, "ok", "");
+    newer.disabled = offset === 0;
+    older.disabled = !page.has_more;
+    renderIfChanged(list, page, (el, data) =>
+      replace(
+        el,
+        data.items.length
+          ? h("p", { class: "help", id: "schedule-runs-range" }, `Runs ${offset + 1} to ${offset + data.items.length}`)
+          : null,
+        table(`Runs of ${name}`, RUN_COLUMNS, data.items, offset ? "No older runs." : "No recorded run yet."),
+      ),
+    );
+  }
+
+  newer.addEventListener("click", () => {
+    offset = Math.max(0, offset - RUNS_PER_PAGE);
+    load();
+  });
+  older.addEventListener("click", () => {
+    offset += RUNS_PER_PAGE;
+    load();
+  });
+
+  return {
+    panel,
+    refresh: load,
+    show(scheduleName) {
+      name = scheduleName;
+      offset = 0;
+      heading.textContent = `Run history of ${scheduleName}`;
+      panel.hidden = false;
+      delete list.dataset.digest;
+      replace(list);
+      return load().then(() => heading.scrollIntoView({ block: "nearest" }));
+    },
+  };
 }
 
 function field(label, control, help) {
@@ -44,6 +131,7 @@ export function mount(root) {
   };
 
   const act = (what, call) => runAction(message, what, call, refresh);
+  const runs = runHistory();
 
   const form = h(
     "form",
@@ -100,6 +188,11 @@ export function mount(root) {
         h(
           "div",
           { class: "row" },
+          h(
+            "button",
+            { type: "button", class: "secondary", onclick: () => runs.show(s.name) },
+            `Runs of ${s.name}`,
+          ),
           s.paused
             ? h(
                 "button",
@@ -128,13 +221,21 @@ export function mount(root) {
     },
   ];
 
-  replace(root, h("h1", {}, "Schedules"), message, section("All schedules", list), section("New schedule", form));
+  replace(
+    root,
+    h("h1", {}, "Schedules"),
+    message,
+    section("All schedules", list),
+    runs.panel,
+    section("New schedule", form),
+  );
 
   async function refresh() {
     const schedules = await api.schedules();
     renderIfChanged(list, schedules, (el, data) =>
       replace(el, table("Schedules", columns, data, "No schedules yet: create one below.")),
     );
+    await runs.refresh();
   }
 
   return { refresh };
