@@ -106,3 +106,16 @@ affinity: {{ toYaml . | nindent 2 }}
 {{- fail "connection.existingSecret is required unless both redis.enabled and postgresql.enabled (the in-chart quick-start stores) are true" -}}
 {{- end -}}
 {{- end -}}
+
+{{/* Names of the operator's cluster-scoped objects (ClusterRoles, their bindings, a ClusterKopfPeering)
+carry the namespace: two releases of the same name in two namespaces (staging, prod) must not collide. */}}
+{{- define "jobqueue.operatorClusterName" -}}
+{{ .Release.Namespace }}-{{ include "jobqueue.fullname" . }}-operator
+{{- end -}}
+{{- define "jobqueue.operatorPeering" -}}
+{{- if .Values.operator.watchAllNamespaces -}}
+{{ include "jobqueue.operatorClusterName" . }}
+{{- else -}}
+{{ include "jobqueue.fullname" . }}-operator
+{{- end -}}
+{{- end -}}

@@ -105,7 +105,8 @@ def test_install_creates_every_component(release: Release, kube_api: k8s_client.
     # Operator replicas run peered: kopf's CRDs (crds/peering/) and the release's peering object
     # (cluster-scoped: the all-on values watch every namespace).
     assert {"kopfpeerings.kopf.dev", "clusterkopfpeerings.kopf.dev"} <= crds
-    custom.get_cluster_custom_object("kopf.dev", "v1", "clusterkopfpeerings", f"{prefix}-operator")
+    peering = f"{release.namespace}-{prefix}-operator"  # cluster-scoped: the namespace is in the name
+    custom.get_cluster_custom_object("kopf.dev", "v1", "clusterkopfpeerings", peering)
 
 
 def test_notes_warn_about_the_quick_start_stores_and_say_what_to_run(release: Release) -> None:
@@ -126,7 +127,7 @@ def test_operator_may_do_what_it_needs_and_nothing_more(
     assert not can(auth, release, "list", "secrets")
     assert not can(auth, release, "create", "pods")
     assert not can(auth, release, "delete", "workerpools", "jobqueue.dev")
-    peering = f"{release.name}-jobqueue-operator"
+    peering = f"{release.namespace}-{release.name}-jobqueue-operator"
     assert can(auth, release, "patch", "clusterkopfpeerings", "kopf.dev", name=peering)
     assert can(auth, release, "watch", "clusterkopfpeerings", "kopf.dev")
     assert not can(auth, release, "patch", "clusterkopfpeerings", "kopf.dev", name="another-operator")

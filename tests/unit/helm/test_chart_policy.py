@@ -69,7 +69,7 @@ def test_operator_rbac_is_namespaced_and_least_privilege_by_default(helm_bin: Pa
     docs = render(helm_bin, None)
     # The one cluster-wide grant is read-only discovery of CRDs and namespaces, which kopf needs.
     (discovery,) = by_kind(docs, "ClusterRole")
-    assert discovery["metadata"]["name"] == "rel-jobqueue-operator-discovery"
+    assert discovery["metadata"]["name"] == "jq-rel-jobqueue-operator-discovery"
     assert {verb for rule in discovery["rules"] for verb in rule["verbs"]} <= {"get", "list", "watch"}
     assert {r for rule in discovery["rules"] for r in rule["resources"]} == {
         "customresourcedefinitions",
@@ -139,11 +139,31 @@ def test_watching_all_namespaces_switches_to_cluster_roles(helm_bin: Path) -> No
     docs = render(helm_bin, None, "--set", "operator.watchAllNamespaces=true")
     assert not by_kind(docs, "Role")
     names = {d["metadata"]["name"] for d in by_kind(docs, "ClusterRole")}
-    assert names == {"rel-jobqueue-operator", "rel-jobqueue-operator-discovery"}
+    assert names == {"jq-rel-jobqueue-operator", "jq-rel-jobqueue-operator-discovery"}
     operator = operator_deployment(docs)
-    assert "--all-namespaces" in operator["spec"]["template"]["spec"]["containers"][0]["args"]
+    args = operator["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--all-namespaces" in args and "--peering=jq-rel-jobqueue-operator" in args
     (peering,) = by_kind(docs, "ClusterKopfPeering")
     assert "namespace" not in peering["metadata"]
+    assert peering["metadata"]["name"] == "jq-rel-jobqueue-operator"
+
+
+CLUSTER_SCOPED = {"ClusterRole", "ClusterRoleBinding", "ClusterKopfPeering"}
+
+
+@pytest.mark.parametrize("watch_all", ["false", "true"])
+def test_same_named_releases_in_two_namespaces_share_no_cluster_scoped_object(
+    helm_bin: Path, watch_all: str
+) -> None:
+    # "jobqueue" in staging and in prod: the second install would fail on the first one's ClusterRole.
+    def cluster_scoped(namespace: str) -> set[tuple[str, str]]:
+        docs = render(
+            helm_bin, None, "--namespace", namespace, "--set", f"operator.watchAllNamespaces={watch_all}"
+        )
+        return {(d["kind"], d["metadata"]["name"]) for d in docs if d["kind"] in CLUSTER_SCOPED}
+
+    staging, prod = cluster_scoped("staging"), cluster_scoped("prod")
+    assert staging and prod and not staging & prod
 
 
 @pytest.mark.parametrize(
