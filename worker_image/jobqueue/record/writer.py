@@ -16,6 +16,7 @@ value by value in Python (a fifth of the recorder's CPU, profiled with py-spy, s
 
 from __future__ import annotations
 
+import operator
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -73,6 +74,8 @@ _TASK_TABLE_TYPES = (
     "int8",
 )
 
+_task_values = operator.attrgetter(*_TASK_COLUMNS)
+
 _INT8 = struct.Struct("!q")
 _POSTGRES_EPOCH_MS = 946_684_800_000  # 2000-01-01T00:00:00Z, the zero of PostgreSQL's binary timestamps
 
@@ -113,8 +116,9 @@ def _clean(value: str | None) -> str | None:
 
 
 def _event_rows(events: Sequence[StreamEvent]) -> list[tuple[Any, ...]]:
-    """One row per event, sorted by the key of task_events (a stable lock order for concurrent
-    recorders, and index-friendly)."""
+    """One row per event, in the order read: stream order within each stream, streams in the order every
+    recorder reads them, so recorders that insert the same entries (a claim, a replay) wait on each
+    other in one order instead of deadlocking."""
     rows = []
     for e in events:
         fields = e.fields
@@ -130,7 +134,6 @@ def _event_rows(events: Sequence[StreamEvent]) -> list[tuple[Any, ...]]:
                 _clean(event_data(e)),
             )
         )  # fmt: skip
-    rows.sort(key=lambda r: (r[3], r[1], r[2], r[0]))
     return rows
 
 
@@ -234,10 +237,11 @@ def _insert_schedule_runs(conn: psycopg.Connection[Any], runs: Sequence[Schedule
 def _task_rows(deltas: Sequence[TaskDelta]) -> list[list[Any]]:
     rows = []
     for d in deltas:
-        row = [getattr(d, n) for n in _TASK_COLUMNS]
+        row = [*_task_values(d), *d.last_position]
         for i in _FREE_TEXT:
-            row[i] = _clean(row[i])
-        row += d.last_position
+            value = row[i]
+            if value and "\x00" in value:
+                row[i] = _clean(value)
         rows.append(row)
     return rows
 
