@@ -68,7 +68,10 @@ def one_rep(settings: Settings, database_url: str, pg_pid: int, tasks: int, batc
         pg.execute("CHECKPOINT")
     produce(client, tasks, fetch)
     events = int(client.redis.xlen(client.queue_keys("default").events))
-    options = RecordSettings(batch_size=batch, block_ms=100, discover_interval_seconds=3600)
+    # A fixed batch size (max_batch_size: no doubling while behind), so runs compare like with like.
+    options = RecordSettings(
+        batch_size=batch, max_batch_size=batch, block_ms=100, discover_interval_seconds=3600
+    )
     pool = open_pool(database_url, 1, 1)
     recorder = Recorder(client.settings, options, Client(client.settings).redis, pool, consumer="cost")
     recorder.run_once(block=False)  # discovery, first connection (not metered)
