@@ -250,6 +250,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--record", action="append", default=[], metavar="NAME=VALUE",
         help="a recorder setting, e.g. niceness=10 or linger_ms=500 (JOBQUEUE_RECORD_<NAME>); repeatable",
     )  # fmt: skip
+    parser.add_argument(
+        "--postgres-niceness", type=int, default=0, metavar="N",
+        help="renice the PostgreSQL server (and so every backend it forks) by N: on a single machine, "
+        "with --record niceness=N, the whole record then yields the CPU to the hot path",
+    )  # fmt: skip
     parser.add_argument("--json", type=Path, default=None, help="also write the result here")
     args = parser.parse_args(argv)
     record_env = {}
@@ -270,6 +275,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         migrate(database_url)
         runner = Runner(redis_server.url, base, {"main": Path(sys.executable).parent}, args.tasks)
         assert pg.process is not None
+        if args.postgres_niceness:
+            # Backends are forked by the postmaster and inherit its niceness (root may renice it).
+            os.setpriority(os.PRIO_PROCESS, pg.process.pid, args.postgres_niceness)
         servers = Servers(database_url, pg.process.pid)
         run_round(runner, 0, False, servers, record_env, base)  # warm-up (caches, scripts): not kept
         for rep in range(1, args.rounds + 1):
@@ -283,6 +291,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "tasks_per_round": args.tasks,
             "rounds": args.rounds,
             "recorder_settings": record_env or "defaults",
+            "postgres_niceness": args.postgres_niceness,
             "load_average_after": os.getloadavg(),
             **summarize(rounds),
         }
