@@ -255,6 +255,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="renice the PostgreSQL server (and so every backend it forks) by N: on a single machine, "
         "with --record niceness=N, the whole record then yields the CPU to the hot path",
     )  # fmt: skip
+    parser.add_argument(
+        "--postgres-no-fsync", action="store_true",
+        help="diagnostic only (never a production setting): PostgreSQL without fsync, to tell the "
+        "record's disk flushes apart from its CPU",
+    )  # fmt: skip
     parser.add_argument("--json", type=Path, default=None, help="also write the result here")
     args = parser.parse_args(argv)
     record_env = {}
@@ -268,7 +273,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     base = Path(tempfile.mkdtemp(prefix="jobqueue-recorder-overhead-"))
     os.chmod(base, 0o755)  # PostgreSQL runs as another user when we are root
     redis_server = RedisServer(base / "redis").start()
-    pg = PostgresServer(base / "pg", durable=True).start()
+    pg = PostgresServer(base / "pg", durable=not args.postgres_no_fsync).start()
     rounds: list[Round] = []
     try:
         database_url = pg.create_database("bench")
@@ -292,6 +297,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "rounds": args.rounds,
             "recorder_settings": record_env or "defaults",
             "postgres_niceness": args.postgres_niceness,
+            "postgres_fsync": not args.postgres_no_fsync,
             "load_average_after": os.getloadavg(),
             **summarize(rounds),
         }
