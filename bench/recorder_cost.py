@@ -59,7 +59,9 @@ def produce(client: Client, tasks: int, fetch_batch: int) -> None:
         done += len(jobs)
 
 
-def one_rep(settings: Settings, database_url: str, pg_pid: int, tasks: int, batch: int, fetch: int) -> dict:
+def one_rep(
+    settings: Settings, database_url: str, pg_pid: int, tasks: int, batch: int, fetch: int
+) -> dict[str, float]:
     client = Client(settings)  # a fresh client: it caches which queues it registered
     client.redis.flushdb()
     load_all_scripts(client.redis)
