@@ -250,6 +250,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--record", action="append", default=[], metavar="NAME=VALUE",
         help="a recorder setting, e.g. niceness=10 or linger_ms=500 (JOBQUEUE_RECORD_<NAME>); repeatable",
     )  # fmt: skip
+    parser.add_argument(
+        "--postgres-niceness", type=int, default=0, metavar="N",
+        help="renice the PostgreSQL server (and so every backend it forks) by N: on a single machine, "
+        "with --record niceness=N, the whole record then yields the CPU to the hot path",
+    )  # fmt: skip
+    parser.add_argument(
+        "--postgres-no-fsync", action="store_true",
+        help="diagnostic only (never a production setting): PostgreSQL without fsync, to tell the "
+        "record's disk flushes apart from its CPU",
+    )  # fmt: skip
     parser.add_argument("--json", type=Path, default=None, help="also write the result here")
     args = parser.parse_args(argv)
     record_env = {}
@@ -263,13 +273,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     base = Path(tempfile.mkdtemp(prefix="jobqueue-recorder-overhead-"))
     os.chmod(base, 0o755)  # PostgreSQL runs as another user when we are root
     redis_server = RedisServer(base / "redis").start()
-    pg = PostgresServer(base / "pg", durable=True).start()
+    pg = PostgresServer(base / "pg", durable=not args.postgres_no_fsync).start()
     rounds: list[Round] = []
     try:
         database_url = pg.create_database("bench")
         migrate(database_url)
         runner = Runner(redis_server.url, base, {"main": Path(sys.executable).parent}, args.tasks)
         assert pg.process is not None
+        if args.postgres_niceness:
+            # Backends are forked by the postmaster and inherit its niceness (root may renice it).
+            os.setpriority(os.PRIO_PROCESS, pg.process.pid, args.postgres_niceness)
         servers = Servers(database_url, pg.process.pid)
         run_round(runner, 0, False, servers, record_env, base)  # warm-up (caches, scripts): not kept
         for rep in range(1, args.rounds + 1):
@@ -283,6 +296,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "tasks_per_round": args.tasks,
             "rounds": args.rounds,
             "recorder_settings": record_env or "defaults",
+            "postgres_niceness": args.postgres_niceness,
+            "postgres_fsync": not args.postgres_no_fsync,
             "load_average_after": os.getloadavg(),
             **summarize(rounds),
         }

@@ -86,6 +86,9 @@ class Recorder:
         self._next_claim = 0.0
         self._own_pending_done = False
         self._trim_reports: dict[str, tuple[str, int]] = {}
+        # Entries per stream asked of the next XREADGROUP: batch_size, doubled while reads come back full.
+        self._count = record_settings.batch_size
+        self._full = False  # the last read of new entries filled its count (the recorder is behind)
         # (interval, job) pairs run between batches: worker snapshots, rollups, retention.
         self._periodic = [(interval, job, [0.0]) for interval, job in (periodic or [])]
 
@@ -108,7 +111,7 @@ class Recorder:
             try:
                 handled = self.run_once()
                 delay = self.options.retry_initial_seconds
-                if 0 < handled < self.options.batch_size:
+                if handled and not self._full:
                     # A partial batch: let events accumulate a moment, so a busy system is recorded in
                     # fewer, larger transactions (one WAL flush each) instead of a stream of small ones.
                     self._stop.wait(self.options.linger_ms / 1000)
@@ -259,10 +262,17 @@ class Recorder:
                 self.options.group,
                 self.consumer,
                 {s: ">" for s in self._streams},
-                count=self.options.batch_size,
+                count=self._count,
                 block=self.options.block_ms if block else None,
             )
-        return _flatten(reply)
+        entries = _flatten(reply)
+        self._full = any(len(items) >= self._count for _, items in reply or [])
+        self._count = (
+            min(self._count * 2, max(self.options.max_batch_size, self.options.batch_size))
+            if self._full
+            else self.options.batch_size
+        )
+        return entries
 
     def _ack(self, entries: list[Entry]) -> None:
         by_stream: dict[str, list[str]] = {}

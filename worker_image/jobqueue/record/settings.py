@@ -18,6 +18,10 @@ class RecordSettings(BaseSettings):
     group: str = Field(default="jobqueue-recorder", min_length=1)
     # Entries read per stream per round trip; one batch is one PostgreSQL transaction.
     batch_size: int = Field(default=2000, gt=0, le=50_000)
+    # While the recorder is behind (a read came back full), each read asks for twice as many entries, up
+    # to this: fewer, larger transactions per event when it matters, i.e. when catching up. A read that
+    # is not full returns to batch_size.
+    max_batch_size: int = Field(default=10_000, gt=0, le=50_000)
     block_ms: int = Field(default=1000, ge=1)
     # After a partial batch, wait this long before reading again: fewer, larger transactions under load,
     # at the price of recording up to this much later.

@@ -1,22 +1,34 @@
 """Write one batch of stream events to PostgreSQL in one transaction, idempotently.
 
-Events and folded task deltas are COPied (binary) into per-connection staging tables, then merged into
-the real tables with one statement each: a few round trips per batch whatever its size. COPY rows are
-encoded by psycopg's C code; the ``unnest(arrays)`` parameters used before were encoded value by value
-in Python, and that was a fifth of the recorder's CPU (profiled with py-spy, see docs/record.md).
+The common case (no entry of the batch recorded before) takes the direct path: events are COPied
+(binary) straight into ``task_events`` and the folded deltas of tasks first seen in the batch straight
+into ``tasks``; only deltas of tasks already recorded go through a staging table and one merging upsert.
+If any entry or task row turns out to exist already (a replay after a crash before XACK, another
+recorder that claimed the same entries, or batches of several recorders committed out of order), the
+whole transaction is rolled back and the batch is written by the exact path: everything COPied into
+per-connection staging tables, entries already recorded skipped, and only the entries inserted now
+folded into tasks and dead letters with one order-safe upsert. Either way one transaction, committed
+before the recorder acknowledges.
+
+COPY rows are encoded by psycopg's C code; the ``unnest(arrays)`` parameters used before were encoded
+value by value in Python (a fifth of the recorder's CPU, profiled with py-spy, see docs/record.md).
 """
 
 from __future__ import annotations
 
+import operator
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.adapt import Buffer, Dumper
+from psycopg.pq import Format
 
 from jobqueue.record.db import load_sql, translate_errors
-from jobqueue.record.events import ScheduleRunEvent, StreamEvent, event_data, fold
+from jobqueue.record.events import ScheduleRunEvent, StreamEvent, TaskDelta, event_data, fold
 
 _EVENT_COLUMNS = (
     "stream", "entry_ms", "entry_seq", "task_id", "queue", "event", "ts_ms", "attempt", "worker", "error",
@@ -25,6 +37,10 @@ _EVENT_COLUMNS = (
 _EVENT_TYPES = (
     "text", "int8", "int8", "text", "text", "text", "int8", "int4", "text", "text", "int8", "text",
 )  # fmt: skip
+# The same rows straight into task_events: epoch milliseconds become timestamptz and JSON text jsonb,
+# by the two dumpers below (binary COPY applies no casts).
+_EVENT_TABLE_COLUMNS = (*_EVENT_COLUMNS[:6], "ts", *_EVENT_COLUMNS[7:])
+_EVENT_TABLE_TYPES = (*_EVENT_TYPES[:6], "timestamptz", *_EVENT_TYPES[7:11], "jsonb")
 _TASK_COLUMNS = (
     "id", "queue", "name", "priority", "args", "kwargs", "parents", "max_retries", "timeout",
     "soft_timeout", "enqueued_at_ms", "eta_ms", "status", "worker", "started_at_ms", "completed_at_ms",
@@ -41,6 +57,49 @@ _TASK_TYPES = (
     "text", "text", "int8", "int8", "int8", "text", "text", "text", "text", "text", "int4", "int4", "int4",
     "int4", "int8", "int8",
 )  # fmt: skip
+# The same deltas straight into tasks (a task first seen in this batch): times and JSON payloads typed.
+_TIME_COLUMNS = {"enqueued_at_ms": "enqueued_at", "eta_ms": "eta", "started_at_ms": "started_at",
+                 "completed_at_ms": "completed_at"}  # fmt: skip
+_TASK_TABLE_COLUMNS = (*(_TIME_COLUMNS.get(n, n) for n in _TASK_COLUMNS), "last_event_ms", "last_event_seq")
+_TASK_TABLE_TYPES = (
+    *(
+        "timestamptz"
+        if n in _TIME_COLUMNS
+        else "jsonb"
+        if n in ("args", "kwargs", "parents", "result")
+        else t
+        for n, t in zip(_TASK_COLUMNS, _TASK_TYPES[: len(_TASK_COLUMNS)], strict=True)
+    ),
+    "int8",
+    "int8",
+)
+
+_task_values = operator.attrgetter(*_TASK_COLUMNS)
+
+_INT8 = struct.Struct("!q")
+_POSTGRES_EPOCH_MS = 946_684_800_000  # 2000-01-01T00:00:00Z, the zero of PostgreSQL's binary timestamps
+
+
+class _EpochMsAsTimestamptz(Dumper):
+    """Epoch milliseconds (int) as binary timestamptz (microseconds since 2000-01-01 UTC)."""
+
+    format = Format.BINARY
+    oid = 1184  # timestamptz
+
+    def dump(self, obj: Any) -> Buffer:
+        return _INT8.pack((obj - _POSTGRES_EPOCH_MS) * 1000)
+
+
+class _JsonTextAsJsonb(Dumper):
+    """A JSON document that is already text (str) as binary jsonb: format version 1, then the text.
+    (psycopg's own jsonb dumper would serialise the str again, as a JSON string.)"""
+
+    format = Format.BINARY
+    oid = 3802  # jsonb
+
+    def dump(self, obj: Any) -> Buffer:
+        text: str = obj
+        return b"\x01" + text.encode()
 
 
 @dataclass(frozen=True)
@@ -57,16 +116,20 @@ def _clean(value: str | None) -> str | None:
 
 
 def _event_rows(events: Sequence[StreamEvent]) -> list[tuple[Any, ...]]:
+    """One row per event, in the order read: stream order within each stream, streams in the order every
+    recorder reads them, so recorders that insert the same entries (a claim, a replay) wait on each
+    other in one order instead of deadlocking."""
     rows = []
     for e in events:
         fields = e.fields
         attempt, duration = fields.get("token"), fields.get("duration_ms")
+        error = fields.get("error")
         rows.append(
             (
                 e.stream, *e.position, e.task_id, e.queue, e.event, e.ts_ms,
                 int(attempt) if attempt else None,
                 fields.get("worker") or None,
-                _clean(fields.get("error") or None),
+                _clean(error) if error else None,
                 int(duration) if duration else None,
                 _clean(event_data(e)),
             )
@@ -81,11 +144,15 @@ def _copy(
     types: Sequence[str],
     rows: Sequence[Sequence[Any]],
 ) -> None:
-    """COPY ``rows`` into the staging ``table`` (binary: psycopg encodes each row in C)."""
+    """COPY ``rows`` into ``table`` (binary: psycopg encodes each row in C)."""
     statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
         sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns))
     )
-    with conn.cursor().copy(statement) as copy:
+    cursor = conn.cursor()
+    # Only for this cursor: the recorder's rows carry epoch ms and JSON text, not datetimes and objects.
+    cursor.adapters.register_dumper(None, _EpochMsAsTimestamptz)
+    cursor.adapters.register_dumper(None, _JsonTextAsJsonb)
+    with cursor.copy(statement) as copy:
         copy.set_types(types)
         for row in rows:
             copy.write_row(row)
@@ -105,25 +172,78 @@ def write_batch(
     """
     if not events and not schedule_runs:
         return BatchResult(0, 0)
-    inserted_runs = 0
-    with translate_errors(), conn.transaction():
-        new: list[StreamEvent] = []
+    rows = _event_rows(events)
+    with translate_errors():
         if events:
-            conn.execute(load_sql("recorder_staging"))
-            _copy(conn, "staged_events", _EVENT_COLUMNS, _EVENT_TYPES, _event_rows(events))
-            skipped = conn.execute(load_sql("insert_events")).fetchall()
-            if skipped:
-                known = {(str(s), int(ms), int(seq)) for s, ms, seq in skipped}
-                new = [e for e in events if (e.stream, *e.position) not in known]
-            else:
-                new = list(events)
-            _apply(conn, new)
-        if schedule_runs:
-            inserted_runs = len(
-                conn.execute(load_sql("insert_schedule_runs"), _run_params(schedule_runs)).fetchall()
-            )
+            try:
+                with conn.transaction():
+                    inserted_runs = _write_direct(conn, rows, events, schedule_runs)
+                return BatchResult(len(events) + inserted_runs, len(schedule_runs) - inserted_runs)
+            except psycopg.errors.UniqueViolation:
+                pass  # something was recorded before: rolled back, and written by the exact path below
+        with conn.transaction():
+            new = _write_exact(conn, rows, events)
+            inserted_runs = _insert_schedule_runs(conn, schedule_runs)
     total = len(events) + len(schedule_runs)
     return BatchResult(len(new) + inserted_runs, total - len(new) - inserted_runs)
+
+
+def _write_direct(
+    conn: psycopg.Connection[Any],
+    rows: Sequence[Sequence[Any]],
+    events: Sequence[StreamEvent],
+    schedule_runs: Sequence[ScheduleRunEvent],
+) -> int:
+    """The direct path; raises UniqueViolation (the caller rolls back) if an event or a task row that
+    it would insert is recorded already."""
+    _copy(conn, "task_events", _EVENT_TABLE_COLUMNS, _EVENT_TABLE_TYPES, rows)
+    deltas = fold(events)
+    fresh = [d for d in deltas if d.enqueued_at_ms is not None]
+    if fresh:
+        # A task whose 'enqueued' event is in this batch has no row yet, unless a later event of it was
+        # recorded first (several recorders): then the COPY fails on the key and the exact path merges.
+        _copy(conn, "tasks", _TASK_TABLE_COLUMNS, _TASK_TABLE_TYPES, _task_rows(fresh))
+    _merge_deltas(conn, [d for d in deltas if d.enqueued_at_ms is None])
+    _dead_letters(conn, deltas, events)
+    return _insert_schedule_runs(conn, schedule_runs)
+
+
+def _write_exact(
+    conn: psycopg.Connection[Any], rows: Sequence[Sequence[Any]], events: Sequence[StreamEvent]
+) -> list[StreamEvent]:
+    """The exact path: skip the entries recorded before, fold only the others. Returns those."""
+    if not events:
+        return []
+    conn.execute(load_sql("recorder_staging"))
+    _copy(conn, "staged_events", _EVENT_COLUMNS, _EVENT_TYPES, rows)
+    skipped = conn.execute(load_sql("insert_events")).fetchall()
+    if skipped:
+        known = {(str(s), int(ms), int(seq)) for s, ms, seq in skipped}
+        new = [e for e in events if (e.stream, *e.position) not in known]
+    else:
+        new = list(events)
+    deltas = fold(new)
+    _merge_deltas(conn, deltas)
+    _dead_letters(conn, deltas, new)
+    return new
+
+
+def _insert_schedule_runs(conn: psycopg.Connection[Any], runs: Sequence[ScheduleRunEvent]) -> int:
+    if not runs:
+        return 0
+    return len(conn.execute(load_sql("insert_schedule_runs"), _run_params(runs)).fetchall())
+
+
+def _task_rows(deltas: Sequence[TaskDelta]) -> list[list[Any]]:
+    rows = []
+    for d in deltas:
+        row = [*_task_values(d), *d.last_position]
+        for i in _FREE_TEXT:
+            value = row[i]
+            if value and "\x00" in value:
+                row[i] = _clean(value)
+        rows.append(row)
+    return rows
 
 
 def _run_params(runs: Sequence[ScheduleRunEvent]) -> dict[str, list[Any]]:
@@ -139,18 +259,25 @@ def _run_params(runs: Sequence[ScheduleRunEvent]) -> dict[str, list[Any]]:
     }
 
 
-def _apply(conn: psycopg.Connection[Any], new: Sequence[StreamEvent]) -> None:
-    deltas = fold(new)
+def _merge_deltas(conn: psycopg.Connection[Any], deltas: Sequence[TaskDelta]) -> None:
+    """Merge deltas into existing (or missing) task rows with the order-safe upsert."""
     if not deltas:
         return
-    rows = []
-    for d in deltas:
-        row = [getattr(d, n) for n in _TASK_COLUMNS]
-        for i in _FREE_TEXT:
-            row[i] = _clean(row[i])
-        rows.append((*row, *d.last_position))
-    _copy(conn, "staged_tasks", (*_TASK_COLUMNS, "last_event_ms", "last_event_seq"), _TASK_TYPES, rows)
+    conn.execute(load_sql("recorder_staging"))
+    _copy(
+        conn,
+        "staged_tasks",
+        (*_TASK_COLUMNS, "last_event_ms", "last_event_seq"),
+        _TASK_TYPES,
+        _task_rows(deltas),
+    )
     conn.execute(load_sql("upsert_tasks"))
+
+
+def _dead_letters(
+    conn: psycopg.Connection[Any], deltas: Sequence[TaskDelta], new: Sequence[StreamEvent]
+) -> None:
+    """Dead letter rows of the new 'dead_lettered' events (after the task rows, which give the name)."""
     dead = [e for d in deltas for e in d.dead_letters]
     if dead:
         conn.execute(

@@ -150,7 +150,7 @@ def test_several_recorders_share_the_streams_and_record_each_event_once(
             for job in fetch(client, 40, queue=q):
                 succeed(client, job, "1")
             expected += 120
-    recorders = [make_recorder(client, pg_pool, batch_size=50) for _ in range(3)]
+    recorders = [make_recorder(client, pg_pool, batch_size=50, max_batch_size=50) for _ in range(3)]
     threads = [threading.Thread(target=drain, args=(r,)) for r in recorders]
     for t in threads:
         t.start()
@@ -163,6 +163,28 @@ def test_several_recorders_share_the_streams_and_record_each_event_once(
         pg_pool, "SELECT count(*), count(DISTINCT (stream, entry_ms, entry_seq)) FROM task_events"
     ) == [(expected, expected)]
     assert rows(pg_pool, "SELECT status, count(*) FROM tasks GROUP BY status") == [("SUCCESS", expected // 3)]
+
+
+def test_a_recorder_behind_reads_larger_batches_and_returns_to_the_base_size(
+    client: Client, pg_pool: ConnectionPool
+) -> None:
+    for i in range(500):
+        client.enqueue("add", [i])
+    for job in fetch(client, 500):
+        succeed(client, job, "1")
+    recorder = make_recorder(client, pg_pool, batch_size=100, max_batch_size=400)
+    sizes = []
+    while handled := recorder.run_once(block=False):
+        sizes.append(handled)
+    # 1,500 events: reads of 100, 200, 400, 400, 400 (full: doubling up to the cap), then the rest.
+    assert sizes == [100, 200, 400, 400, 400]
+    assert recorder.stats.recorded == 1500 and recorder.stats.batches == 5
+    client.enqueue("add", [0])
+    assert recorder.run_once(block=False) == 1  # a partial read: the next one asks for 100 again
+    assert recorder._count == 100
+    assert rows(
+        pg_pool, "SELECT count(*), count(DISTINCT (stream, entry_ms, entry_seq)) FROM task_events"
+    ) == [(1501, 1501)]
 
 
 def test_events_trimmed_before_recording_are_counted_and_reported(

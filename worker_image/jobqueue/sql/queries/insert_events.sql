@@ -10,8 +10,8 @@ SELECT e.stream, e.entry_ms, e.entry_seq, e.task_id, e.queue, e.event,
        e.attempt, e.worker, e.error, e.duration_ms, e.data::jsonb
 FROM staged_events e
 -- A stable insertion order: concurrent recorders then wait on each other instead of deadlocking.
-ORDER BY e.stream, e.entry_ms, e.entry_seq
-ON CONFLICT (stream, entry_ms, entry_seq) DO NOTHING
+ORDER BY e.task_id, e.entry_ms, e.entry_seq, e.stream
+ON CONFLICT (task_id, entry_ms, entry_seq, stream) DO NOTHING
 RETURNING stream, entry_ms, entry_seq
 )
 SELECT s.stream, s.entry_ms, s.entry_seq
