@@ -18,7 +18,7 @@ import pytest
 from jq_testing import runs, wait_until
 
 from jobqueue import Client, TaskStatus
-from jobqueue.commands import make_request
+from jobqueue.commands import build_recover, make_request
 from jobqueue.queue_admin import QueueAdmin
 from jobqueue.redis_io import run_script
 from jobqueue.worker.jobs import FetchReply, build_fetch, parse_fetch, parse_handoff
@@ -252,3 +252,17 @@ def test_inbox_record_is_json_of_the_fetch_fields(client: Client) -> None:
     record = json.loads(raw)
     # The 14 fetch reply values, as fetch.lua returns them, then the capacity left.
     assert len(record) == 15 and record[2] == "add" and json.loads(record[3]) == [1, 2] and record[-1] == 3
+
+
+def test_a_stale_inbox_record_whose_lease_was_recovered_is_dropped(client: Client) -> None:
+    """A restarted process with the same worker id (a pod's container restart) must not run a task whose
+    lease was recovered while the record sat in the inbox."""
+    fetch(client, "w1")
+    h = client.enqueue("add", [1, 1])
+    keys = client.queue_keys(QUEUE)
+    client.redis.zadd(keys.leases, {h.id: 1})  # the lease expired ...
+    recover = build_recover(client.settings, QUEUE)
+    assert run_script(client.redis, recover)[0] == 1  # ... and was recovered: QUEUED again
+    reply = fetch(client, "w1")
+    # The stale record is dropped; the task is leased afresh from the queue, with the next token.
+    assert [(j.id, j.token) for j in reply.jobs] == [(h.id, 2)]

@@ -40,10 +40,15 @@ if park_ms then
   local records = redis.call('LPOP', KEYS[12], 1000)
   for _, encoded in ipairs(records or {}) do
     local record = cjson.decode(encoded)
-    for i = 1, 14 do
-      out[#out + 1] = record[i]
+    -- Still this worker's lease? A record left by an earlier process with the same worker id (a restarted
+    -- pod) whose lease was recovered meanwhile is dropped, not run a second time.
+    local f = redis.call('HMGET', prefix .. record[1], 'status', 'attempts', 'worker')
+    if f[1] == 'RUNNING' and tonumber(f[2]) == tonumber(record[2]) and f[3] == ARGV[2] then
+      for i = 1, 14 do
+        out[#out + 1] = record[i]
+      end
+      handed = handed + 1
     end
-    handed = handed + 1
   end
   out[3] = handed
 end
