@@ -24,13 +24,14 @@ for i = 1, nspec do
 end
 local first_task = 3 + nspec
 local ntasks = (#ARGV - nspec - 2) / 5
+-- For the hand-off below: each ready task's hash key, and whether a delayed task must still wake workers.
+local task_keys = {}
+local wake_delayed = false
 local count = 0 -- tasks created
 local statuses = {}
 local ready_ids = {}
 local earliest_delayed = nil -- the first delayed task before this call, looked up only when needed
 local wake = false
-local wake_delayed = false -- a delayed task due before the others: idle workers must re-arm their timers
-local task_keys = {} -- ready id -> its task hash key
 for i = 1, ntasks do
   local a = first_task + (i - 1) * 5
   local id, args, kwargs = ARGV[a], ARGV[a + 1], ARGV[a + 2]
