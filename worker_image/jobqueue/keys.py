@@ -90,6 +90,16 @@ class QueueKeys:
         return f"{self._base}:wake"
 
     @property
+    def parked(self) -> str:
+        """Hash of parked (idle, blocked on their inbox) workers: id -> "<expires ms> <lease ms> <capacity>";
+        enqueue hands ready tasks to them directly (lua/_handoff.lua derives it from the wake key)."""
+        return f"{self._base}:parked"
+
+    def inbox(self, worker_id: str) -> str:
+        """List a parked worker blocks on; enqueue pushes tasks already leased to it (lua/_handoff.lua)."""
+        return f"{self._base}:inbox:{worker_id}"
+
+    @property
     def config(self) -> str:
         """Hash of live queue configuration (paused, rate limit, max in-flight, priority policy)."""
         return f"{self._base}:config"

@@ -36,15 +36,27 @@ def _read(name: str) -> str:
     return resources.files("jobqueue").joinpath("lua", f"{name}.lua").read_text(encoding="utf-8")
 
 
+def _expand(name: str, seen: set[str]) -> str:
+    """``name``'s text with its includes spliced in, recursively; a library already spliced into this
+    script is not spliced again (its ``local function``s are in scope already)."""
+    parts = []
+    for line in _read(name).splitlines(keepends=True):
+        if line.startswith(_INCLUDE):
+            lib = line[len(_INCLUDE) :].strip()
+            if lib not in seen:
+                seen.add(lib)
+                parts.append(_expand(lib, seen))
+        else:
+            parts.append(line)
+    return "".join(parts)
+
+
 @cache
 def script_source(name: str) -> str:
     """The text of ``lua/<name>.lua`` with its includes spliced in; cached (the files never change)."""
     if name not in SCRIPT_NAMES:
         raise KeyError(name)
-    lines = _read(name).splitlines(keepends=True)
-    return "".join(
-        _read(line[len(_INCLUDE) :].strip()) if line.startswith(_INCLUDE) else line for line in lines
-    )
+    return _expand(name, set())
 
 
 @dataclass(frozen=True)

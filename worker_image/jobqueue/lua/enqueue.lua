@@ -19,6 +19,7 @@ Returns {1, status, id} when created, {0, status, id} when a task with this id a
 {-1, 'missing_parent', parent id} when a parent does not exist (nothing written).
 Time is the Redis server clock (TIME), never a client clock, except an absolute eta given by the user. ]]
 --@include _workflow
+--@include _handoff
 local existing = redis.call('HGET', KEYS[1], 'status')
 if existing then
   return {0, existing, ARGV[1]}
@@ -125,10 +126,7 @@ if nparents > 0 and waiting == 0 and not failed_parent then
   jq_splice_results(KEYS[1], ARGV[9])
 end
 if status == 'QUEUED' then
-  redis.call('RPUSH', KEYS[2], ARGV[1])
-  if redis.call('LLEN', KEYS[4]) == 0 then
-    redis.call('LPUSH', KEYS[4], '1')
-  end
+  -- Queued (or handed to a parked worker) below, after its 'enqueued' event: 'started' must follow it.
 elseif status == 'DELAYED' then
   local first = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
   redis.call('ZADD', KEYS[3], due, ARGV[1])
@@ -151,4 +149,11 @@ redis.call('HINCRBY', KEYS[6], 'enqueued', 1)
 -- the task hash, which may have expired or changed by the time the event is recorded.
 redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[4], '*', 'id', ARGV[1], 'event', 'enqueued', 'ts', now,
   'status', status, 'eta', due, unpack(fields, 1, spec_count))
+-- A parked worker takes it at once, leased (_handoff.lua); else it queues and idle workers are woken.
+if status == 'QUEUED' and not jq_handoff(KEYS[4], KEYS[1], ARGV[1], now, ARGV[4]) then
+  redis.call('RPUSH', KEYS[2], ARGV[1])
+  if redis.call('LLEN', KEYS[4]) == 0 then
+    redis.call('LPUSH', KEYS[4], '1')
+  end
+end
 return {1, status, ARGV[1]}

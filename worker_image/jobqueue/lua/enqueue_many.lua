@@ -13,6 +13,7 @@ ARGV[3+S ..] per task 5 values: id, args JSON, kwargs JSON, due time in unix ms 
 Returns the status of each task, in order: 'QUEUED' or 'DELAYED', or the current status of a task whose
 id already exists (a pipeline re-sent after a lost reply must not queue the same task twice).
 Time is the Redis server clock (TIME), never a client clock, except an absolute eta given by the user. ]]
+--@include _handoff
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local maxlen = ARGV[1]
@@ -23,6 +24,9 @@ for i = 1, nspec do
 end
 local first_task = 3 + nspec
 local ntasks = (#ARGV - nspec - 2) / 5
+-- For the hand-off below: each ready task's hash key, and whether a delayed task must still wake workers.
+local task_keys = {}
+local wake_delayed = false
 local count = 0 -- tasks created
 local statuses = {}
 local ready_ids = {}
@@ -48,6 +52,7 @@ for i = 1, ntasks do
       'retries', 0, 'lost_leases', 0, 'args', args, 'kwargs', kwargs, unpack(spec))
     if status == 'QUEUED' then
       ready_ids[#ready_ids + 1] = id
+      task_keys[id] = KEYS[5 + i]
       wake = true
     else
       if earliest_delayed == nil then
@@ -58,7 +63,7 @@ for i = 1, ntasks do
       -- Wake idle workers only if this task is due before anything they already wait for.
       if due < earliest_delayed then
         earliest_delayed = due
-        wake = true
+        wake, wake_delayed = true, true
       end
     end
     statuses[i] = status
@@ -67,8 +72,17 @@ for i = 1, ntasks do
       'status', status, 'eta', due, 'args', args, 'kwargs', kwargs, unpack(spec))
   end
 end
+-- The first ready tasks go straight to parked workers while any take them (_handoff.lua), the rest queue.
+local handed = 0
+while handed < #ready_ids and jq_handoff(KEYS[3], task_keys[ready_ids[handed + 1]], ready_ids[handed + 1],
+    now, maxlen) do
+  handed = handed + 1
+end
+if handed > 0 then
+  wake = handed < #ready_ids or wake_delayed
+end
 -- Variadic RPUSH in slices: unpack's arguments live on the Lua stack, which is bounded.
-for from = 1, #ready_ids, 500 do
+for from = handed + 1, #ready_ids, 500 do
   redis.call('RPUSH', KEYS[1], unpack(ready_ids, from, math.min(from + 499, #ready_ids)))
 end
 if wake and redis.call('LLEN', KEYS[3]) == 0 then

@@ -4,10 +4,15 @@ KEYS[1] ready high   KEYS[2] ready medium   KEYS[3] ready low
 KEYS[4] delayed zset KEYS[5] lease zset     KEYS[6] wake list
 KEYS[7] config hash  KEYS[8] event stream   KEYS[9] stats hash
 KEYS[10] rate-limit state (GCRA hash: tat, interval)
+KEYS[11] parked workers hash   KEYS[12] this worker's inbox list (both only read when ARGV[7] is given)
 ARGV[1] max tasks    ARGV[2] worker id      ARGV[3] lease duration ms
 ARGV[4] task key prefix (task keys share the queue's hash tag, so they live on the same cluster slot;
         the ids are only known inside the script, hence the prefix rather than KEYS)
 ARGV[5] event stream max length            ARGV[6] max delayed tasks promoted per call
+ARGV[7] parking (see _handoff.lua): '' or absent = none (the scheduler's promote-only call); otherwise
+        the worker first leaves the parked hash and takes what was handed to its inbox (already leased to
+        it, returned first), and, if > 0 and the call ends with nothing to run and nothing to wait for
+        (count 0, wait_ms -1), parks again for ARGV[7] ms with capacity ARGV[1] (0 = only unpark)
 Returns {wait_ms, next_due_ms, count, then per task 14 values:
          id, token, name, args, kwargs, priority, timeout, soft_timeout, max_retries, retries,
          enqueued_at, lost_leases, result_ttl, queue_wait_ms}
@@ -16,12 +21,37 @@ which release / recover / a workflow release set), '' if unknown.
 wait_ms: -1 when tasks were handed out or none are ready; otherwise how long flow control says to wait
 (-2 = paused, -3 = max in-flight reached). next_due_ms: milliseconds until the earliest delayed task
 is due, or -1. With ARGV[1] = 0 the call only promotes (the scheduler does that).
-Config fields read (written by configure.lua): paused, max_in_flight, rate_limit, rate_period_ms,
-rate_burst, rate_enabled ('0' = off), priority_policy ('strict' | 'weighted'), weights (JSON [h, m, l]). ]]
+Flow control: _flow.lua (shared with the hand-off); priority_policy ('strict' | 'weighted') and weights
+(JSON [h, m, l]) are read here. ]]
+--@include _flow
+--@include _lease
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local prefix = ARGV[4]
 local ready = {high = KEYS[1], medium = KEYS[2], low = KEYS[3]}
+local out = {-1, -1, 0}
+local handed = 0 -- tasks taken from the inbox: leased to this worker by enqueue's hand-off
+local park_ms = tonumber(ARGV[7] or '')
+
+-- 0. Leave the parked hash first (no hand-off after this call unless it parks again), then take what was
+-- handed off meanwhile: those tasks are already leased to this worker and counted as started.
+if park_ms then
+  redis.call('HDEL', KEYS[11], ARGV[2])
+  local records = redis.call('LPOP', KEYS[12], 1000)
+  for _, encoded in ipairs(records or {}) do
+    local record = cjson.decode(encoded)
+    -- Still this worker's lease? A record left by an earlier process with the same worker id (a restarted
+    -- pod) whose lease was recovered meanwhile is dropped, not run a second time.
+    local f = redis.call('HMGET', prefix .. record[1], 'status', 'attempts', 'worker')
+    if f[1] == 'RUNNING' and tonumber(f[2]) == tonumber(record[2]) and f[3] == ARGV[2] then
+      for i = 1, 14 do
+        out[#out + 1] = record[i]
+      end
+      handed = handed + 1
+    end
+  end
+  out[3] = handed
+end
 
 -- 1. Promote due delayed tasks (bounded per call, O(log n + k)).
 local due = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now, 'LIMIT', 0, tonumber(ARGV[6]))
@@ -39,60 +69,16 @@ local first = redis.call('ZRANGE', KEYS[4], 0, 0, 'WITHSCORES')
 if first[2] then
   next_due = math.max(0, tonumber(first[2]) - now)
 end
+out[2] = next_due
 
 -- 2. Flow control.
-local cfg = redis.call('HMGET', KEYS[7], 'paused', 'max_in_flight', 'rate_limit', 'rate_period_ms',
-  'rate_burst', 'priority_policy', 'weights', 'rate_enabled')
-if cfg[1] == '1' then
-  return {-2, next_due, 0}
-end
-local requested = tonumber(ARGV[1])
-local want = requested
-local max_in_flight = tonumber(cfg[2] or '0') or 0
-if max_in_flight > 0 then
-  local room = max_in_flight - redis.call('ZCARD', KEYS[5])
-  if room <= 0 then
-    return {-3, next_due, 0}
-  end
-  if room < want then want = room end
-end
--- Rate limit as GCRA: the state hash holds one "theoretical arrival time" (tat) and the interval it was
--- counted in; burst tasks may start at once, then one per interval. Tokens are only consumed for tasks
--- actually handed out (below).
-local limit = tonumber(cfg[3] or '0') or 0
-if cfg[8] == '0' then limit = 0 end
-local interval, tat, tolerance = 0, 0, 0
-if limit > 0 then
-  local period = tonumber(cfg[4] or '') or 1000
-  if period <= 0 then period = 1000 end
-  interval = period / limit
-  local burst = tonumber(cfg[5] or '1') or 1
-  if burst < 1 then burst = 1 end
-  tolerance = (burst - 1) * interval
-  local state = redis.pcall('HMGET', KEYS[10], 'tat', 'interval')
-  if state.err then
-    -- State left by an older version as a plain string: drop it (at worst one burst more is allowed).
-    redis.call('DEL', KEYS[10])
-    state = {false, false}
-  end
-  tat = tonumber(state[1] or '0') or 0
-  local counted_in = tonumber(state[2] or '0') or 0
-  -- The debt ahead of now is a number of starts: when the limit changed since it was counted, re-express
-  -- it in the new interval, so a new limit takes effect at once (an old 1/min debt must not hold back a
-  -- new 100/s limit for a minute) while the starts already made still count.
-  if counted_in > 0 and counted_in ~= interval and tat > now then
-    tat = now + (tat - now) * interval / counted_in
-    -- Persist at once: re-expressing the old timestamp on every call would keep it from draining.
-    redis.call('HSET', KEYS[10], 'tat', tat, 'interval', interval)
-    redis.call('PEXPIRE', KEYS[10], math.ceil(tat - now) + 1000)
-  end
-  if tat < now then tat = now end
-  -- The epsilon absorbs floating error of fractional intervals (e.g. 60000 / 7 ms).
-  local allowed = math.floor((tolerance - (tat - now)) / interval + 1e-9) + 1
-  if allowed <= 0 then
-    return {math.max(1, math.ceil(tat - tolerance - now)), next_due, 0}
-  end
-  if allowed < want then want = allowed end
+local cfg = jq_flow_config(KEYS[7])
+-- Tasks taken from the inbox already hold some of the slots asked for.
+local requested = math.max(0, tonumber(ARGV[1]) - handed)
+local want, wait, gcra = jq_flow_allowance(cfg, KEYS[5], KEYS[10], now, requested)
+if want == 0 and wait ~= -1 then
+  out[1] = wait
+  return out
 end
 
 -- 3. Lease.
@@ -112,7 +98,6 @@ if cfg[6] == 'weighted' then
     cursor = tonumber(redis.call('HGET', KEYS[7], 'weighted_cursor') or '0') or 0
   end
 end
-local out = {-1, next_due, 0}
 local count = 0
 local lease_until = now + tonumber(ARGV[3])
 local leases = {} -- ZADD arguments (score, id, ...), written in one call at the end
@@ -120,28 +105,15 @@ local leases = {} -- ZADD arguments (score, id, ...), written in one call at the
 -- Lease one popped id if it is still QUEUED; any other status (CANCELLED, ...) is a stale entry and
 -- dropping it is the cleanup.
 local function lease(id)
-  local key = prefix .. id
-  local f = redis.call('HMGET', key, 'status', 'name', 'args', 'kwargs', 'priority', 'timeout',
-    'soft_timeout', 'max_retries', 'retries', 'enqueued_at', 'lost_leases', 'result_ttl', 'attempts',
-    'eta', 'ready_at')
-  if f[1] == 'QUEUED' then
-    -- The fencing token is the attempt number: read above, so one write sets it with the rest.
-    local token = (tonumber(f[13]) or 0) + 1
-    redis.call('HSET', key, 'attempts', token, 'status', 'RUNNING', 'worker', ARGV[2], 'started_at', now)
+  local record, missing = jq_lease(prefix .. id, id, ARGV[2], now, KEYS[8], ARGV[5])
+  if record then
     leases[#leases + 1] = lease_until
     leases[#leases + 1] = id
-    redis.call('XADD', KEYS[8], 'MAXLEN', '~', ARGV[5], '*', 'id', id, 'event', 'started', 'ts', now,
-      'token', token, 'worker', ARGV[2])
     count = count + 1
-    out[#out + 1] = id
-    out[#out + 1] = token
-    for i = 2, 12 do
-      out[#out + 1] = f[i] or ''
+    for i = 1, 14 do
+      out[#out + 1] = record[i]
     end
-    -- Queue wait on the Redis clock: since the task last became ready (enqueue, eta, hand-back, retry).
-    local ready_since = math.max(tonumber(f[10]) or 0, tonumber(f[14]) or 0, tonumber(f[15]) or 0)
-    out[#out + 1] = ready_since > 0 and math.max(0, now - ready_since) or ''
-  elseif f[1] == false then
+  elseif missing then
     -- A ready entry without a task hash can only come from outside jobqueue: count it and drop it.
     redis.call('HINCRBY', KEYS[9], 'orphan_entries', 1)
   end
@@ -196,11 +168,8 @@ end
 if weights then
   redis.call('HSET', KEYS[7], 'weighted_cursor', cursor % total)
 end
-out[3] = count
-if limit > 0 and count > 0 then
-  redis.call('HSET', KEYS[10], 'tat', tat + count * interval, 'interval', interval)
-  redis.call('PEXPIRE', KEYS[10], math.ceil(tat + count * interval - now) + 1000)
-end
+out[3] = handed + count
+jq_flow_commit(KEYS[10], gcra, count, now)
 if count > 0 then
   redis.call('HINCRBY', KEYS[9], 'started', count)
 end
@@ -209,5 +178,9 @@ end
 if count == requested and redis.call('LLEN', KEYS[6]) == 0 and (redis.call('LLEN', KEYS[1]) > 0
       or redis.call('LLEN', KEYS[2]) > 0 or redis.call('LLEN', KEYS[3]) > 0) then
   redis.call('LPUSH', KEYS[6], '1')
+end
+-- Nothing to run and nothing flow control holds back: park, so the next task enqueued is handed here.
+if park_ms and park_ms > 0 and handed + count == 0 and requested > 0 then
+  redis.call('HSET', KEYS[11], ARGV[2], (now + park_ms) .. ' ' .. ARGV[3] .. ' ' .. requested)
 end
 return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import json
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -121,12 +122,21 @@ def parse_fetch(queue: str, reply: Sequence[Any]) -> FetchReply:
     return FetchReply(jobs, int(reply[0]), int(reply[1]), waits)
 
 
-def build_fetch(settings: Settings, queue: str, max_tasks: int, worker_id: str) -> ScriptCall:
-    """The fetch call for one queue (max_tasks = 0 only promotes due delayed tasks)."""
+def build_fetch(
+    settings: Settings, queue: str, max_tasks: int, worker_id: str, park_ms: int | None = None
+) -> ScriptCall:
+    """The fetch call for one queue (max_tasks = 0 only promotes due delayed tasks).
+
+    ``park_ms`` (workers only): first leave the parked hash and take what enqueue handed to this worker's
+    inbox; then, if the call finds nothing to run and nothing to wait for, park for that long with
+    capacity ``max_tasks`` (0 = only leave). None = no parking at all (the scheduler's promote call)."""
     k = QueueKeys(settings.key_prefix, queue)
     return ScriptCall(
         "fetch",
-        (*k.ready_all, k.delayed, k.leases, k.wake, k.config, k.events, k.stats, k.rate),
+        (
+            *k.ready_all, k.delayed, k.leases, k.wake, k.config, k.events, k.stats, k.rate, k.parked,
+            k.inbox(worker_id),
+        ),
         (
             max_tasks,
             worker_id,
@@ -134,8 +144,18 @@ def build_fetch(settings: Settings, queue: str, max_tasks: int, worker_id: str) 
             k.task_prefix,
             settings.events_max_length,
             settings.promote_batch,
+            "" if park_ms is None else park_ms,
         ),
-    )
+    )  # fmt: skip
+
+
+def parse_handoff(queue: str, record_json: str) -> tuple[FetchReply, int]:
+    """Decode one record enqueue pushed to a parked worker's inbox (lua/_handoff.lua): the task, leased
+    exactly as a fetch reply would carry it, and the capacity the worker has left parked (0 = it is no
+    longer parked and must fetch to park again)."""
+    record = json.loads(record_json)
+    reply = parse_fetch(queue, [-1, -1, 1, *record[:FETCH_FIELDS_PER_TASK]])
+    return reply, int(record[FETCH_FIELDS_PER_TASK])
 
 
 def build_completion(

@@ -30,6 +30,7 @@ from jobqueue.retry import QUEUE_DEFAULT_RETRY, QueueDefaultRetry, RetryPolicy
 from jobqueue.serialization import dumps
 from jobqueue.task_metrics import TaskMetrics, build_flush
 from jobqueue.worker.jobs import (
+    FetchReply,
     Job,
     Outcome,
     OutcomeKind,
@@ -37,6 +38,7 @@ from jobqueue.worker.jobs import (
     build_heartbeat,
     build_release,
     parse_fetch,
+    parse_handoff,
     parse_heartbeat,
     plan_completions,
 )
@@ -48,6 +50,13 @@ log = logging.getLogger(__name__)
 # An idle worker re-checks at least this often even without a wake-up (config changes such as resume
 # of a paused queue, and lost wake-ups after a Redis restart): one cheap call per second, not a poll loop.
 IDLE_RECHECK_SECONDS = 1.0
+# How long a parked worker's entry (lua/_handoff.lua) stays valid. An idle worker renews it at every idle
+# re-check, so an entry this old belongs to a worker that stopped or died: enqueue no longer hands it
+# tasks, and one handed to it just before it died is recovered when its lease expires.
+PARK_SECONDS = 3.0
+# A worker that keeps receiving hand-offs never times out of its wait: it renews its entry by a fetch once
+# the entry is this old.
+PARK_RENEW_SECONDS = PARK_SECONDS / 3
 MAX_BACKOFF_SECONDS = 5.0
 
 
@@ -96,6 +105,9 @@ class Worker:
         self._ack_wanted = threading.Condition(self._mutex)
         self.prefetch = max(pool.concurrency, DEFAULT_PREFETCH) if prefetch is None else max(0, prefetch)
         self._book = LeaseBook(pool.concurrency, self.prefetch)  # guarded by self._lock
+        # Queues this worker is parked on (enqueue may hand it tasks), with the monotonic time it parked;
+        # only the main thread (fetch loop, drain) reads or changes it.
+        self._parked: dict[str, float] = {}
         self._acked_total = 0
         self._started = time.time()
         self._rng = random.Random()  # noqa: S311 - jitter only
@@ -169,6 +181,7 @@ class Worker:
 
     def _drain(self) -> None:
         deadline = time.monotonic() + self.grace_seconds
+        self._unpark()
         self._release_prefetched()
         with self._lock:
             while self._book.leased and time.monotonic() < deadline:
@@ -231,6 +244,8 @@ class Worker:
     def _fetch_loop(self) -> None:
         backoff = 0.05
         while not self._stop.is_set():
+            if self._held.is_set() and self._parked:
+                self._unpark()  # held: no task may be handed here any more
             with self._lock:
                 while (self._held.is_set() or not self._book.should_fetch()) and not self._stop.is_set():
                     self._lock.wait(timeout=1.0)
@@ -253,18 +268,21 @@ class Worker:
         got = 0
         wait = IDLE_RECHECK_SECONDS
         wake_keys: list[str] = []
+        park_ms = int(PARK_SECONDS * 1000)
         for queue in self.queues:
-            if got >= free:
-                break
-            reply = parse_fetch(
-                queue, run_script(self.redis, build_fetch(self.settings, queue, free - got, self.worker_id))
-            )
-            if reply.jobs:
-                self.task_metrics.observe_waits(queue, reply.queue_wait_ms)
-            with self._lock:
-                start_now = self._book.lease(reply.jobs)
-            for job in start_now:
-                self.pool.submit(job)
+            want = free - got
+            if want <= 0 and queue not in self._parked:
+                continue
+            # Every fetch unparks first (and takes what was handed off meanwhile); with room left it parks
+            # again when it finds nothing, so the next task enqueued comes straight here.
+            want = max(0, want)
+            call = build_fetch(self.settings, queue, want, self.worker_id, park_ms if want else 0)
+            reply = parse_fetch(queue, run_script(self.redis, call))
+            if want and not reply.jobs and reply.wait_ms == -1:
+                self._parked[queue] = time.monotonic()
+            else:
+                self._parked.pop(queue, None)
+            self._start(queue, reply)
             got += len(reply.jobs)
             if reply.wait_ms > 0:
                 wait = min(wait, reply.wait_ms / 1000)  # rate limited: sleep exactly that long
@@ -274,20 +292,72 @@ class Worker:
                     wait = min(wait, reply.next_due_ms / 1000)
         return got, wait, wake_keys
 
+    def _start(self, queue: str, reply: FetchReply) -> None:
+        """Book leased jobs and start those that have a free slot (the rest wait prefetched)."""
+        if reply.jobs:
+            self.task_metrics.observe_waits(queue, reply.queue_wait_ms)
+        with self._lock:
+            start_now = self._book.lease(reply.jobs)
+        for job in start_now:
+            self.pool.submit(job)
+
+    def _unpark(self) -> None:
+        """Leave every parked hash and hand back what was handed here meanwhile (never started)."""
+        jobs: list[Job] = []
+        for queue in list(self._parked):
+            try:
+                call = build_fetch(self.settings, queue, 0, self.worker_id, 0)
+                jobs += parse_fetch(queue, run_script(self.redis, call)).jobs
+                del self._parked[queue]
+            except BrokerUnavailable as exc:
+                # The entry expires after PARK_SECONDS; a task handed here is recovered with its lease.
+                log.warning("could not leave the parked workers of queue %s: %s", queue, exc)
+        if jobs:
+            self._release(jobs)
+
     def _idle_wait(self, wait_seconds: float, wake_keys: list[str]) -> None:
         if wait_seconds <= 0:
             return
         if not wake_keys:
             self._stop.wait(wait_seconds)
             return
+        inboxes = {self._keys[q].inbox(self.worker_id): q for q in self._parked}
+        # Only a wait for a delayed task's due time has a deadline; the idle re-check is renewed by
+        # _take_handoff's fetch once the parked entry gets old.
+        deadline = time.monotonic() + wait_seconds if wait_seconds < IDLE_RECHECK_SECONDS else None
         try:
             with translate_errors():
-                self._blocking_wait(wait_seconds, wake_keys)
+                while True:
+                    popped = self._blocking_wait(wait_seconds, [*inboxes, *wake_keys])
+                    queue = inboxes.get(popped[0]) if popped else None
+                    if queue is None or popped is None:
+                        return  # woken (or timed out): fetch
+                    if not self._take_handoff(queue, popped[1]):
+                        return
+                    if deadline is not None:
+                        wait_seconds = deadline - time.monotonic()
+                        if wait_seconds <= 0:
+                            return
         except BrokerUnavailable as exc:
             log.warning("wake-up wait failed: %s", exc)
             self._stop.wait(0.2)
 
-    def _blocking_wait(self, wait_seconds: float, wake_keys: list[str]) -> None:
+    def _take_handoff(self, queue: str, record: str) -> bool:
+        """Start a task enqueue handed to this parked worker; True if it may go on waiting parked (still
+        in the parked hash, entry fresh, not stopping), False if it must fetch first."""
+        reply, capacity_left = parse_handoff(queue, record)
+        if self._stop.is_set() or self._held.is_set():
+            # Handed off just as a drain began: back to the queue unstarted, like prefetched work.
+            self._release(reply.jobs)
+            return False
+        self._start(queue, reply)
+        parked_at = self._parked.get(queue)
+        if capacity_left <= 0 or parked_at is None:
+            self._parked.pop(queue, None)
+            return False
+        return time.monotonic() - parked_at < PARK_RENEW_SECONDS
+
+    def _blocking_wait(self, wait_seconds: float, keys: list[str]) -> tuple[str, str] | None:
         """BLPOP the wake-up keys until a task arrives or ``wait_seconds`` pass.
 
         Redis checks blocking timeouts on its cron tick (every 100 ms at the default hz 10), so a short
@@ -295,14 +365,13 @@ class Worker:
         a local timer ends the wait precisely with CLIENT UNBLOCK, and BLPOP's own timeout is a fallback.
         """
         if wait_seconds >= IDLE_RECHECK_SECONDS:
-            self._blocking.blpop(wake_keys, timeout=wait_seconds)
-            return
+            return self._blocking.blpop(keys, timeout=wait_seconds)  # type: ignore[no-any-return]
         client_id = self._blocking.client_id()
         timer = threading.Timer(wait_seconds, self._unblock, args=(client_id,))
         timer.daemon = True
         timer.start()
         try:
-            self._blocking.blpop(wake_keys, timeout=wait_seconds + 0.5)
+            return self._blocking.blpop(keys, timeout=wait_seconds + 0.5)  # type: ignore[no-any-return]
         finally:
             timer.cancel()
 
