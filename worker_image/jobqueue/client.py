@@ -10,7 +10,7 @@ from typing import Any
 import redis
 from typing_extensions import Unpack
 
-from jobqueue.batch_enqueue import parse_plan_replies, plan_enqueue
+from jobqueue.batch_enqueue import PreparedEnqueue, parse_plan_replies
 from jobqueue.commands import (
     TASK_FIELDS,
     EnqueueOptions,
@@ -32,12 +32,19 @@ from jobqueue.errors import (
 from jobqueue.keys import GlobalKeys, keys_for_task, queue_of, validate_queue_name
 from jobqueue.models import CancelReason, Priority, TaskRecord, TaskStatus
 from jobqueue.redis_io import connect, run_script, run_scripts, translate_errors
+from jobqueue.script_wire import ScriptWire
 from jobqueue.scripts import ScriptCall
 from jobqueue.settings import Settings
 
 # While waiting on a completion channel, re-read the task this often in case a publish was lost
 # (pub/sub is at-most-once: a Redis restart drops subscriptions).
 _WAIT_RECHECK_SECONDS = 2.0
+
+# Plain tasks per enqueue_many script call on the sync client's wire path. Smaller than the scripts'
+# bound (batch_enqueue.MAX_TASKS_PER_CALL) so a batch is several calls in flight one ahead of each other:
+# Redis runs call k while the client assembles and writes call k+1 (each extra call costs Redis a few
+# µs, against ~10 µs per task of client work that now overlaps). Chosen by measurement: docs/benchmarks.md.
+_TASKS_PER_WIRE_CALL = 100
 
 
 def parse_cancel_reason(reason: CancelReason | str) -> str:
@@ -114,9 +121,13 @@ class Client(DeadLetterOperations):
         self.redis = connection if connection is not None else connect(settings)
         self.global_keys = GlobalKeys(settings.key_prefix)
         self._registered_queues: set[str] = set()
+        # Enqueues go over connections kept out of the pool (see script_wire): they are the producer's hot
+        # path, and every other operation is left to redis-py's ordinary path.
+        self._wire = ScriptWire(self.redis)
 
     def close(self) -> None:
         """Release the connection pool."""
+        self._wire.close()
         self.redis.close()
 
     # -- enqueue -------------------------------------------------------------------------------------
@@ -137,15 +148,17 @@ class Client(DeadLetterOperations):
         """Enqueue many validated requests in one pipelined round trip; every payload is checked first,
         so one bad request enqueues nothing (a missing parent is found by its script: ValidationError).
         Plain requests of one spec share one script call (see batch_enqueue)."""
-        plan = plan_enqueue(self.settings, requests)
-        new_queues = {r.queue for r in requests} - self._registered_queues
-        with translate_errors():
-            if new_queues:
+        prepared = PreparedEnqueue(self.settings, requests, _TASKS_PER_WIRE_CALL)
+        registered = self._registered_queues
+        new_queues = {r.queue for r in requests if r.queue not in registered}
+        if new_queues:
+            with translate_errors():
                 # Registration is idempotent and separate from the task transition (another slot in a
                 # cluster); a task whose registration was lost is still found by the worker serving it.
                 self.redis.sadd(self.global_keys.queues, *new_queues)
-                self._registered_queues |= new_queues
-            replies = parse_plan_replies(plan, run_scripts(self.redis, plan.calls))
+            self._registered_queues = registered | new_queues
+        # Both enqueue scripts are idempotent when re-sent, as the wire path requires.
+        replies = parse_plan_replies(prepared, self._wire.run(prepared.calls()))
         return [TaskHandle(self, r.id, r.deduplicated) for r in replies]
 
     # -- inspect ---------------------------------------------------------------------------------------
