@@ -10,7 +10,7 @@ from typing import Any
 import redis
 from typing_extensions import Unpack
 
-from jobqueue.batch_enqueue import PreparedEnqueue, parse_plan_replies
+from jobqueue.batch_enqueue import MAX_TASKS_PER_CALL, PreparedEnqueue, parse_plan_replies
 from jobqueue.commands import (
     TASK_FIELDS,
     EnqueueOptions,
@@ -39,12 +39,6 @@ from jobqueue.settings import Settings
 # While waiting on a completion channel, re-read the task this often in case a publish was lost
 # (pub/sub is at-most-once: a Redis restart drops subscriptions).
 _WAIT_RECHECK_SECONDS = 2.0
-
-# Plain tasks per enqueue_many script call on the sync client's wire path. Smaller than the scripts'
-# bound (batch_enqueue.MAX_TASKS_PER_CALL) so a batch is several calls in flight one ahead of each other:
-# Redis runs call k while the client assembles and writes call k+1 (each extra call costs Redis a few
-# µs, against ~10 µs per task of client work that now overlaps). Chosen by measurement: docs/benchmarks.md.
-_TASKS_PER_WIRE_CALL = 100
 
 
 def parse_cancel_reason(reason: CancelReason | str) -> str:
@@ -148,7 +142,7 @@ class Client(DeadLetterOperations):
         """Enqueue many validated requests in one pipelined round trip; every payload is checked first,
         so one bad request enqueues nothing (a missing parent is found by its script: ValidationError).
         Plain requests of one spec share one script call (see batch_enqueue)."""
-        prepared = PreparedEnqueue(self.settings, requests, _TASKS_PER_WIRE_CALL)
+        prepared = PreparedEnqueue(self.settings, requests, MAX_TASKS_PER_CALL)
         registered = self._registered_queues
         new_queues = {r.queue for r in requests if r.queue not in registered}
         if new_queues:

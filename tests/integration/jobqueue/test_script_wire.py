@@ -47,16 +47,16 @@ def _wire_client_ids(client: Client) -> list[int]:
 
 
 def test_a_batch_is_many_calls_in_flight_in_request_order(wire_client: Client) -> None:
-    handles = wire_client.enqueue_many([make_request("a", [i]) for i in range(250)])
-    assert len({h.id for h in handles}) == 250
+    handles = wire_client.enqueue_many([make_request("a", [i]) for i in range(1200)])  # 3 calls
+    assert len({h.id for h in handles}) == 1200
     keys = QueueKeys(wire_client.settings.key_prefix, "default")
     assert wire_client.redis.lrange(keys.ready("medium"), 0, -1) == [h.id for h in handles]
-    assert wire_client.redis.hget(keys.stats, "enqueued") == "250"
+    assert wire_client.redis.hget(keys.stats, "enqueued") == "1200"
 
 
 def test_a_batch_looks_up_existing_tasks_once_per_call_not_per_task(wire_client: Client) -> None:
     wire_client.redis.config_resetstat()
-    wire_client.enqueue_many([make_request("a", [i]) for i in range(250)])
+    wire_client.enqueue_many([make_request("a", [i]) for i in range(1200)])
     stats = wire_client.redis.info("commandstats")
     assert "cmdstat_hget" not in stats
     assert stats["cmdstat_evalsha"]["calls"] == 3
@@ -68,8 +68,8 @@ def test_scripts_unknown_to_the_server_are_loaded(wire_client: Client) -> None:
     wire_client.redis.script_flush()
     wire_client.enqueue("a", [1])  # one call: NOSCRIPT, load, run
     wire_client.redis.script_flush()
-    wire_client.enqueue_many([make_request("a", [i]) for i in range(2, 300)])  # every call of a batch
-    assert _ready(wire_client) == 300
+    wire_client.enqueue_many([make_request("a", [i]) for i in range(2, 1200)])  # every call of a batch
+    assert _ready(wire_client) == 1200
 
 
 def test_a_killed_connection_is_replaced_without_enqueueing_twice(wire_client: Client) -> None:
