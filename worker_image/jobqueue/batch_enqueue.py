@@ -24,7 +24,7 @@ from jobqueue.commands import (
     parse_enqueue_reply,
     shared_spec,
 )
-from jobqueue.keys import QueueKeys, new_task_id
+from jobqueue.keys import QueueKeys, new_task_ids
 from jobqueue.models import TaskStatus
 from jobqueue.scripts import ScriptCall
 from jobqueue.settings import Settings
@@ -104,13 +104,16 @@ class PreparedEnqueue:
         # Validation and encoding of every request happen here, before any call exists: one bad request
         # enqueues nothing. Each entry is a ready ``enqueue`` call (task id, call) or a plain task.
         self._items: list[tuple[str, ScriptCall] | _PlainTask] = []
+        plain_queues: list[str] = []
         for request in requests:
             if is_plain(request):
                 args_json, kwargs_json = encode_payload(settings, request)
                 spec = shared_spec(settings, request)
                 self._items.append((request.queue, spec, args_json, kwargs_json, *due_times(request)))
+                plain_queues.append(request.queue)
             else:
                 self._items.append(build_enqueue(settings, request))
+        self._plain_ids = new_task_ids(plain_queues)
 
     def calls(self) -> Iterator[ScriptCall]:
         """The script calls in request order; plain runs of one spec share a call of up to max_per_call."""
@@ -118,6 +121,7 @@ class PreparedEnqueue:
         slots.clear()
         index = 0
         group: _Group | None = None
+        ids = iter(self._plain_ids)
         for item in self._items:
             if len(item) == 2:
                 if group is not None:
@@ -135,7 +139,7 @@ class PreparedEnqueue:
                     yield group.call(settings)
                     index += 1
                 group = _Group(settings, queue, spec)
-            task_id = new_task_id(queue)
+            task_id = next(ids)
             slots.append((index, group.add(task_id, args_json, kwargs_json, due_ms, countdown_ms), task_id))
         if group is not None:
             yield group.call(settings)
