@@ -18,16 +18,13 @@ holds a ``jobqueue`` package.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
-from typing import Any
 
 import redis
 
@@ -35,42 +32,6 @@ from bench.peers_env import ensure_venv
 from jobqueue.embedded.redis_server import RedisServer
 
 FIGURES = ("rate", "client_cpu_us", "redis_cpu_us", "command_us")
-
-
-def _redis_costs(conn: redis.Redis) -> tuple[float, float]:
-    """(server CPU seconds, usec spent in the producer commands: EVALSHA and LPUSH) so far."""
-    cpu: dict[str, Any] = conn.info("cpu")
-    stats: dict[str, Any] = conn.info("commandstats")
-    usec = sum(int(stats[k]["usec"]) for k in ("cmdstat_evalsha", "cmdstat_lpush") if k in stats)
-    return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"]), usec / 1e6
-
-
-def measure(system: str, mode: str, n: int) -> dict[str, float]:
-    """Run in the system's venv: enqueue ``n`` tasks one by one or in batches of 1,000; per-task figures."""
-    tasks = importlib.import_module(f"bench.tasks.{system}_tasks")
-    conn = redis.Redis.from_url(os.environ["BENCH_REDIS_URL"])
-    if mode == "one":
-        tasks.enqueue_one(-1)  # connect and load the scripts outside the measurement
-    else:
-        tasks.enqueue_batch([-1])
-    before = _redis_costs(conn)
-    cpu_start = time.process_time()
-    start = time.perf_counter()
-    if mode == "one":
-        for seq in range(n):
-            tasks.enqueue_one(seq)
-    else:
-        for first in range(0, n, 1000):
-            tasks.enqueue_batch(list(range(first, min(n, first + 1000))))
-    wall = time.perf_counter() - start
-    cpu = time.process_time() - cpu_start
-    after = _redis_costs(conn)
-    return {
-        "rate": n / wall,
-        "client_cpu_us": cpu * 1e6 / n,
-        "redis_cpu_us": (after[0] - before[0]) * 1e6 / n,
-        "command_us": (after[1] - before[1]) * 1e6 / n,
-    }
 
 
 def _variants(baseline: str | None, huey: bool) -> dict[str, tuple[Path, str, str | None]]:
@@ -93,12 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=20000, help="tasks enqueued in batches per sample")
     parser.add_argument("--baseline", default=None, help="a directory holding another jobqueue package")
     parser.add_argument("--without-huey", action="store_true", help="jobqueue variants only")
-    parser.add_argument("--measure", nargs=3, metavar=("SYSTEM", "MODE", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.measure:
-        system, mode, n = args.measure
-        print(json.dumps(measure(system, mode, int(n))))
-        return 0
     root = Path(__file__).resolve().parent.parent
     variants = _variants(args.baseline, huey=not args.without_huey)
     server = RedisServer(Path(tempfile.mkdtemp(prefix="jq-enqueue-cost-")), appendonly=False).start()
@@ -116,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
                 for mode, n in modes:
                     conn.flushdb()
                     out = subprocess.run(
-                        [str(python), "-m", "bench.enqueue_cost", "--measure", system, mode, str(n)],
+                        [str(python), "-m", "bench.enqueue_measure", system, mode, str(n)],
                         cwd=root,
                         env=env,
                         capture_output=True,
