@@ -108,7 +108,9 @@ def outcome_value(record: TaskRecord) -> Any:
 
 
 class Client(DeadLetterOperations):
-    """Talks to Redis for producers and admins. Thread-safe (redis-py pools connections)."""
+    """Talks to Redis for producers and admins. Thread-safe: redis-py pools connections, and enqueues use
+    connections the client keeps out of that pool, one per thread enqueueing at the same time (see
+    script_wire); a ``connection`` with a bounded pool must leave room for them."""
 
     def __init__(self, settings: Settings, connection: redis.Redis | None = None) -> None:
         self.settings = settings
@@ -120,7 +122,7 @@ class Client(DeadLetterOperations):
         self._wire = ScriptWire(self.redis)
 
     def close(self) -> None:
-        """Release the connection pool."""
+        """Release the connection pool (the enqueue connections included)."""
         self._wire.close()
         self.redis.close()
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import multiprocessing
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import redis
@@ -61,6 +62,19 @@ def test_a_batch_looks_up_existing_tasks_once_per_call_not_per_task(wire_client:
     assert "cmdstat_hget" not in stats
     assert stats["cmdstat_evalsha"]["calls"] == 3
     assert stats["cmdstat_exists"]["calls"] == 3
+
+
+def test_threads_enqueueing_at_once_each_get_a_connection_of_their_own(wire_client: Client) -> None:
+    def produce(worker: int) -> list[str]:
+        ids = [wire_client.enqueue("a", [worker, i]).id for i in range(40)]
+        ids += [h.id for h in wire_client.enqueue_many([make_request("a", [worker, i]) for i in range(60)])]
+        return ids
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        produced = [task_id for ids in pool.map(produce, range(8)) for task_id in ids]
+    assert len(set(produced)) == 800
+    assert _ready(wire_client) == 800
+    assert 1 <= len(wire_client._wire._idle) <= 8
 
 
 def test_scripts_unknown_to_the_server_are_loaded(wire_client: Client) -> None:
