@@ -76,7 +76,11 @@ class ScriptWire:
         pending = iter(calls)
         sent: list[ScriptCall] = []
         with translate_errors():
-            connection = self._checkout()
+            try:
+                connection = self._checkout()
+            except (RedisConnectionError, RedisTimeoutError):
+                # Redis unreachable right now: the ordinary path retries with backoff, then raises.
+                return run_scripts(self._redis, list(pending))
             try:
                 replies = self._exchange(connection, pending, sent)
             except (RedisConnectionError, RedisTimeoutError):

@@ -7,6 +7,7 @@ import multiprocessing
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 import redis
@@ -15,7 +16,7 @@ from jobqueue import Client, Settings, TaskStatus
 from jobqueue.batch_enqueue import plan_enqueue
 from jobqueue.commands import make_request
 from jobqueue.embedded.redis_server import RedisServer
-from jobqueue.errors import JobQueueError
+from jobqueue.errors import BrokerUnavailable, JobQueueError
 from jobqueue.keys import QueueKeys
 from jobqueue.script_wire import ScriptWire
 from jobqueue.scripts import ScriptCall
@@ -158,3 +159,22 @@ def test_close_returns_the_kept_connections_to_the_pool(own_server: RedisServer)
     client.enqueue("a", [1])  # reconnects after close, as redis-py's own path does
     assert client.queue_depth("default").ready["medium"] == 2
     client.close()
+
+
+def test_an_unreachable_server_is_reported_as_broker_unavailable(tmp_path: Path) -> None:
+    """As on redis-py's own path: a refused connection is a BrokerUnavailable, whether the wire already
+    held a connection (broken now) or has to make one."""
+    server = RedisServer(tmp_path / "redis").start()
+    client = Client(Settings(redis_url=server.url, key_prefix=f"t{uuid.uuid4().hex[:10]}"))
+    try:
+        client.enqueue("a", [0])
+        server.stop()
+        with pytest.raises(BrokerUnavailable):
+            client.enqueue("a", [1])  # the kept connection is broken
+        with pytest.raises(BrokerUnavailable):
+            client.enqueue_many([make_request("a", [i]) for i in range(3)])  # reconnecting is refused
+        client.close()  # no connection kept: the next enqueue must make one, which is refused
+        with pytest.raises(BrokerUnavailable):
+            client.enqueue("a", [2])
+    finally:
+        client.close()
