@@ -1,8 +1,9 @@
 """A lean wire path for the producer's script calls: EVALSHA written straight onto connections the client
-keeps, with the next call sent before the previous reply is read.
+keeps, every call of an exchange written before any reply is read.
 
-``redis.Redis.evalsha`` costs about 35-50 µs of client CPU per call on top of the socket I/O (measured:
-92-105 µs against 35-58 µs for the same pre-built call; see docs/benchmarks.md): a pool checkout and
+``redis.Redis.evalsha`` costs about 20-50 µs more client CPU per call than the same pre-built call written
+on a connection directly (micro-benchmarks here: 92-105 against 57-59 µs, 44-56 against 24-30 µs at
+another time; see docs/benchmarks.md): a pool checkout and
 release under a lock, a non-blocking read that checks the checked-out connection holds no stray data, the
 retry wrapper and the response callbacks. A producer enqueueing one task at a time pays that on every
 call. ``ScriptWire`` keeps its own connections (taken from the client's pool once) and talks to them with
@@ -61,7 +62,12 @@ class ScriptWire:
         try:
             return self._idle.pop()
         except IndexError:
+            pass
+        try:
             return self._pool.get_connection()
+        except TypeError:
+            # redis-py before 5.3 requires a command name (later versions deprecate passing one).
+            return self._pool.get_connection("EVALSHA")
 
     def close(self) -> None:
         """Hand the kept connections back to the pool (``Client.close`` then disconnects the pool)."""
