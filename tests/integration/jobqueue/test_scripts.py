@@ -315,6 +315,19 @@ def test_enqueue_many_resent_does_not_queue_a_task_twice(client: Client) -> None
     assert client.redis.hget(QueueKeys(client.settings.key_prefix, "default").stats, "enqueued") == "5"
 
 
+def test_enqueue_many_resent_after_its_first_task_was_deleted_creates_only_that_one(client: Client) -> None:
+    """A call looks tasks up one by one only when its first or last task exists (the ids are fresh, the
+    call atomic); with the first one gone since, the last still marks the call as already run."""
+    plan = plan_enqueue(client.settings, [make_request("a", [i]) for i in range(4)])
+    run_scripts(client.redis, plan.calls)
+    first_id = plan.slots[0][2]
+    client.redis.delete(QueueKeys(client.settings.key_prefix, "default").task(first_id))
+    again = run_scripts(client.redis, plan.calls)
+    assert again == [["QUEUED"] * 4]
+    assert client.queue_depth("default").ready["medium"] == 5  # the first id was queued again, no other
+    assert client.redis.hget(QueueKeys(client.settings.key_prefix, "default").stats, "enqueued") == "5"
+
+
 def test_one_ack_call_for_many_tasks_is_fenced_per_task(client: Client) -> None:
     for i in range(20):
         client.enqueue("a", [i])

@@ -5,7 +5,7 @@ import pytest
 
 from jobqueue import JobQueueError, PayloadTooLarge, Priority, Settings, ValidationError
 from jobqueue.commands import EnqueueRequest, build_enqueue, make_request, parse_priority
-from jobqueue.keys import new_task_id, queue_of
+from jobqueue.keys import new_task_id, new_task_ids, queue_of
 
 
 def test_task_ids_carry_their_queue_and_sort_by_time() -> None:
@@ -84,10 +84,23 @@ def test_soft_timeout_defaults_to_80_percent() -> None:
 
 
 def test_task_ids_have_the_uuid7_version_and_variant_bits() -> None:
-    for task_id in (new_task_id("q") for _ in range(200)):
+    batch = new_task_ids(["q", "other"] * 100)
+    for task_id in [new_task_id("q") for _ in range(200)] + batch:
         suffix = int(task_id.rpartition(".")[2], 16)
         assert (suffix >> 76) & 0xF == 7
         assert (suffix >> 62) & 0b11 == 0b10
+
+
+def test_batch_task_ids_are_unique_ids_of_their_queues_in_order() -> None:
+    queues = ["emails", "reports", "emails"] * 50
+    ids = new_task_ids(queues)
+    assert [queue_of(i) for i in ids] == queues
+    assert len(set(ids)) == len(queues)
+    assert new_task_ids([]) == []
+    # The same layout as one-by-one ids: same time prefix length, same alphabet.
+    single = new_task_id("emails")
+    assert {len(i) for i in ids if i.startswith("emails.")} == {len(single)}
+    assert ids[0][: len("emails.") + 8] <= single[: len("emails.") + 8]
 
 
 def test_make_request_sets_every_field_like_the_dataclass() -> None:

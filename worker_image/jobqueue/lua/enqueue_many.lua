@@ -11,7 +11,9 @@ ARGV[3 .. 2+S] the shared spec pairs
 ARGV[3+S ..] per task 5 values: id, args JSON, kwargs JSON, due time in unix ms (0 = now),
              countdown in ms (added to server time; 0 = none)
 Returns the status of each task, in order: 'QUEUED' or 'DELAYED', or the current status of a task whose
-id already exists (a pipeline re-sent after a lost reply must not queue the same task twice).
+id already exists (a pipeline re-sent after a lost reply must not queue the same task twice). The ids are
+fresh, made by the client for this call alone, and a call is atomic: either it ran (its tasks exist) or it
+did not, so existence is looked up per task only when the first or the last task exists.
 Time is the Redis server clock (TIME), never a client clock, except an absolute eta given by the user. ]]
 --@include _handoff
 local t = redis.call('TIME')
@@ -32,10 +34,13 @@ local statuses = {}
 local ready_ids = {}
 local earliest_delayed = nil -- the first delayed task before this call, looked up only when needed
 local wake = false
+-- One or two lookups instead of one per task (a third of the per-task calls); the last task is checked
+-- too so that a re-sent call whose first task was since deleted still finds the others.
+local resent = redis.call('EXISTS', KEYS[6], KEYS[5 + ntasks]) > 0
 for i = 1, ntasks do
   local a = first_task + (i - 1) * 5
   local id, args, kwargs = ARGV[a], ARGV[a + 1], ARGV[a + 2]
-  local existing = redis.call('HGET', KEYS[5 + i], 'status')
+  local existing = resent and redis.call('HGET', KEYS[5 + i], 'status')
   if existing then
     statuses[i] = existing
   else
