@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from jobqueue.keys import QueueKeys
@@ -45,6 +45,15 @@ class Job:
         """Inverse of to_json."""
         return cls(**data)
 
+    @classmethod
+    def from_fields(cls, fields: dict[str, Any]) -> Job:
+        """A Job that takes ``fields`` (every field, already typed, e.g. from to_json) as its own, without
+        the frozen dataclass __init__ (one object.__setattr__ per field): the hot paths build one per
+        task. The caller must not keep using ``fields``."""
+        job = _new(cls)
+        job.__dict__.update(fields)
+        return job
+
 
 class OutcomeKind(enum.StrEnum):
     """How an attempt ended."""
@@ -76,8 +85,14 @@ class Outcome:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Outcome:
-        """Inverse of to_json."""
-        return cls(**{**data, "kind": OutcomeKind(data["kind"])})
+        """Inverse of to_json (takes ``data`` over; the process pool's parent decodes one per task, so
+        without the frozen dataclass __init__)."""
+        data["kind"] = OutcomeKind(data["kind"])
+        if data.keys() != _OUTCOME_FIELDS:
+            return cls(**data)  # a wrong or missing field raises as the constructor does
+        outcome = _new(cls)
+        outcome.__dict__.update(data)
+        return outcome
 
     @classmethod
     def succeeded(cls, task_id: str, token: int, result_json: str) -> Outcome:
@@ -88,6 +103,7 @@ class Outcome:
         return outcome
 
 
+_OUTCOME_FIELDS = {f.name for f in fields(Outcome)}
 # Every field of a success but its id, token and result (see Outcome.succeeded).
 _SUCCESS_DEFAULTS: dict[str, Any] = {
     "kind": OutcomeKind.SUCCESS,
