@@ -110,8 +110,10 @@ def run_once(url: str, tree: Path, pool: str, concurrency: int, tasks: int, work
                 raise RuntimeError(f"stalled at {done}/{tasks}")
             time.sleep(0.005)
         # Acks trail the last start by a batch; wait until every lease is gone before reading CPU.
+        last_start = time.time()
         while conn.zcard(leases_key) and time.monotonic() - last_change < 20:
             time.sleep(0.002)
+        acks_done = time.time()
         cpu_after, redis_after = _cpu(proc.pid), snapshot(conn)
     finally:
         client.close()
@@ -135,6 +137,8 @@ def run_once(url: str, tree: Path, pool: str, concurrency: int, tasks: int, work
         "redis_us": cost["cpu_us"],
         "redis_cmds": cost["commands"],
         "scripts": cost["script_calls"],
+        # How long the last outcomes waited for their ack after the last task started (polled: +-2 ms).
+        "ack_tail_ms": (acks_done - last_start) * 1000,
     }
 
 
@@ -151,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="jq-wcpu-"))
     server = RedisServer(work / "redis", appendonly=False).start()
     results: dict[tuple[str, str], list[dict[str, float]]] = {}
-    cols = ("rate", "parent_us", "parent_sys_us", "children_us", "redis_us", "redis_cmds", "scripts")
+    cols = ["rate", "parent_us", "parent_sys_us", "children_us", "redis_us", "redis_cmds", "scripts"]
+    cols.append("ack_tail_ms")
     try:
         for rnd in range(args.rounds):
             order = trees if rnd % 2 == 0 else trees[::-1]
