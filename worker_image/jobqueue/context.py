@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,16 +25,18 @@ class TaskContext:
     retries: int
     max_retries: int
     _cancel_check: Callable[[], bool] = field(repr=False)
-    logger: logging.LoggerAdapter[logging.Logger] = field(init=False, repr=False)
 
-    def __post_init__(self) -> None:
+    @functools.cached_property
+    def logger(self) -> logging.LoggerAdapter[logging.Logger]:
+        """A logger named after the task whose records carry task_id, task, queue and attempt."""
+        # Built on first use: most tasks never log, and getLogger takes the logging module's lock.
         extra: dict[str, Any] = {
             "task_id": self.id,
             "task": self.name,
             "queue": self.queue,
             "attempt": self.attempt,
         }
-        self.logger = logging.LoggerAdapter(logging.getLogger(f"jobqueue.task.{self.name}"), extra)
+        return logging.LoggerAdapter(logging.getLogger(f"jobqueue.task.{self.name}"), extra)
 
     def is_cancelled(self) -> bool:
         """True once someone asked to cancel this task; long tasks should check it and stop early."""

@@ -77,7 +77,9 @@ def test_stalled_worker_cannot_complete_after_losing_its_lease(
 @pytest.mark.timeout(180)
 def test_2000_tasks_over_4_workers_none_lost_none_twice(client: Client, start_worker: StartWorker) -> None:
     total = 2000
-    client.enqueue_many([make_request("record", []) for _ in range(total)])
+    # 2 ms each: without it one worker could run all 2,000 before the others finished starting, and the
+    # spread below would test start-up timing, not the sharing of one queue.
+    client.enqueue_many([make_request("record", [], {"sleep": 0.002}) for _ in range(total)])
     for i in range(4):
         start_worker("--concurrency", "2", "--worker-id", f"w{i}")
     wait_until(lambda: succeeded(client) >= total, timeout=150, interval=0.2)

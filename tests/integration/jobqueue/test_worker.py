@@ -84,8 +84,9 @@ def test_soft_timeout_raises_inside_the_task(client: Client, start_worker: Start
     assert h.result(timeout=20) == "cleaned up after soft timeout"
 
 
-def test_graceful_cancel_of_running_task(client: Client, start_worker: StartWorker) -> None:
-    start_worker()
+@pytest.mark.parametrize("pool", ["process", "thread"])
+def test_graceful_cancel_of_running_task(client: Client, start_worker: StartWorker, pool: str) -> None:
+    start_worker("--pool", pool)
     h = client.enqueue("cancellable", [20])
     wait_until(lambda: client.get_task(h.id).status == TaskStatus.RUNNING, timeout=20)
     assert client.cancel(h.id) == "requested"

@@ -1,6 +1,9 @@
 """The pure worker protocol: fetch replies in, fenced completion calls out."""
 
+import dataclasses
 import random
+
+import pytest
 
 from jobqueue import RetryPolicy, Settings
 from jobqueue.retry import QUEUE_DEFAULT_RETRY
@@ -89,3 +92,18 @@ def test_a_task_without_its_own_backoff_leaves_the_delay_to_the_fail_script() ->
 def test_an_unknown_task_is_not_retried_even_under_queue_defaults() -> None:
     outcome = Outcome(JOB.id, 3, OutcomeKind.ERROR, error="x", retryable=True)
     assert build_completion(Settings(), JOB, outcome, None).args[4:6] == ("0", 0)
+
+
+def test_hot_path_constructors_build_the_same_frozen_values() -> None:
+    # parse_fetch and Outcome.succeeded skip the dataclass __init__ for speed: same value, still frozen.
+    reply = [-1, -1, 1, JOB.id, "3", "add", "[1]", "{}", "", "", "", "", "", "", "", "", ""]
+    [job] = parse_fetch("default", reply).jobs
+    assert job == Job(JOB.id, 3, "add", "[1]", "{}", "default", "medium", None, None, 0, 0, None)
+    assert parse_fetch("default", reply).queue_wait_ms == [-1]
+    outcome = Outcome.succeeded(JOB.id, 3, "7")
+    assert outcome == Outcome(JOB.id, 3, OutcomeKind.SUCCESS, result_json="7")
+    assert repr(outcome) == repr(Outcome(JOB.id, 3, OutcomeKind.SUCCESS, result_json="7"))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        job.token = 4  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        outcome.kind = OutcomeKind.ERROR  # type: ignore[misc]

@@ -27,7 +27,8 @@ def describe(exc: BaseException) -> str:
 def decode_arguments(job: Job) -> tuple[list[Any], dict[str, Any]]:
     """Args and kwargs of a job; ValueError when the message is not the JSON jobqueue writes."""
     args = json.loads(job.args_json) if job.args_json else []
-    kwargs = json.loads(job.kwargs_json) if job.kwargs_json else {}
+    # Most tasks have no keyword arguments, which the client stores as "{}": no parser call for them.
+    kwargs = json.loads(job.kwargs_json) if job.kwargs_json and job.kwargs_json != "{}" else {}
     if not isinstance(args, list) or not isinstance(kwargs, dict):
         raise ValueError("args must be a JSON array and kwargs a JSON object")
     return args, kwargs
@@ -89,11 +90,13 @@ def make_context(job: Job, is_cancelled: Callable[[], bool]) -> TaskContext:
 
 def success(job: Job, value: Any) -> Outcome:
     """A success outcome; a result that is not JSON becomes a non-retryable error instead."""
+    if value is None:  # the usual result: no encoder call
+        return Outcome.succeeded(job.id, job.token, "null")
     try:
         result_json = dumps(value, "result")
     except NotSerializable as exc:
         return Outcome(job.id, job.token, OutcomeKind.ERROR, error=describe(exc), retryable=False)
-    return Outcome(job.id, job.token, OutcomeKind.SUCCESS, result_json=result_json)
+    return Outcome.succeeded(job.id, job.token, result_json)
 
 
 def failure(job: Job, exc: BaseException, retryable: bool) -> Outcome:

@@ -6,7 +6,7 @@ import enum
 import json
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from jobqueue.keys import QueueKeys
@@ -46,6 +46,15 @@ class Job:
         """Inverse of to_json."""
         return cls(**data)
 
+    @classmethod
+    def from_fields(cls, fields: dict[str, Any]) -> Job:
+        """A Job that takes ``fields`` (every field, already typed, e.g. from to_json) as its own, without
+        the frozen dataclass __init__ (one object.__setattr__ per field): the hot paths build one per
+        task. The caller must not keep using ``fields``."""
+        job = _new(cls)
+        job.__dict__.update(fields)
+        return job
+
 
 class OutcomeKind(enum.StrEnum):
     """How an attempt ended."""
@@ -77,8 +86,34 @@ class Outcome:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Outcome:
-        """Inverse of to_json."""
-        return cls(**{**data, "kind": OutcomeKind(data["kind"])})
+        """Inverse of to_json (takes ``data`` over; the process pool's parent decodes one per task, so
+        without the frozen dataclass __init__)."""
+        data["kind"] = OutcomeKind(data["kind"])
+        if data.keys() != _OUTCOME_FIELDS:
+            return cls(**data)  # a wrong or missing field raises as the constructor does
+        outcome = _new(cls)
+        outcome.__dict__.update(data)
+        return outcome
+
+    @classmethod
+    def succeeded(cls, task_id: str, token: int, result_json: str) -> Outcome:
+        """A success, built without the frozen dataclass __init__ (one object.__setattr__ per field): one
+        per task on the hot path. Equal to ``Outcome(task_id, token, OutcomeKind.SUCCESS, result_json)``."""
+        outcome = _new(cls)
+        outcome.__dict__.update(_SUCCESS_DEFAULTS, task_id=task_id, token=token, result_json=result_json)
+        return outcome
+
+
+_OUTCOME_FIELDS = {f.name for f in fields(Outcome)}
+# Every field of a success but its id, token and result (see Outcome.succeeded).
+_SUCCESS_DEFAULTS: dict[str, Any] = {
+    "kind": OutcomeKind.SUCCESS,
+    "error": "",
+    "traceback": "",
+    "retryable": False,
+    "reject_reason": "",
+}
+_new = object.__new__
 
 
 @dataclass(frozen=True)
@@ -91,34 +126,34 @@ class FetchReply:
     queue_wait_ms: list[int] = field(default_factory=list)  # per job: ms since it became ready, -1 unknown
 
 
-def _opt_float(value: str) -> float | None:
-    return float(value) if value not in ("", None) else None
-
-
 def parse_fetch(queue: str, reply: Sequence[Any]) -> FetchReply:
     """Decode the flat reply of fetch.lua."""
     count = int(reply[2])
     jobs = []
     waits = []
-    for i in range(count):
-        f = reply[3 + i * FETCH_FIELDS_PER_TASK : 3 + (i + 1) * FETCH_FIELDS_PER_TASK]
-        jobs.append(
-            Job(
-                id=f[0],
-                token=int(f[1]),
-                name=f[2],
-                args_json=f[3],
-                kwargs_json=f[4],
-                queue=queue,
-                priority=f[5] or "medium",
-                timeout=_opt_float(f[6]),
-                soft_timeout=_opt_float(f[7]),
-                max_retries=int(f[8] or 0),
-                retries=int(f[9] or 0),
-                result_ttl=int(f[12]) if f[12] else None,
-            )
+    for base in range(3, 3 + count * FETCH_FIELDS_PER_TASK, FETCH_FIELDS_PER_TASK):
+        (task_id, token, name, args, kwargs, priority, timeout, soft_timeout, max_retries, retries, _, _,
+         result_ttl, queue_wait) = reply[base : base + FETCH_FIELDS_PER_TASK]  # fmt: skip
+        # Built without the frozen dataclass __init__ (one object.__setattr__ per field): one Job per
+        # leased task, and that init was the largest share of decoding a fetched batch. Same fields, same
+        # types, still frozen.
+        job = _new(Job)
+        job.__dict__.update(
+            id=task_id,
+            token=int(token),
+            name=name,
+            args_json=args,
+            kwargs_json=kwargs,
+            queue=queue,
+            priority=priority or "medium",
+            timeout=float(timeout) if timeout else None,
+            soft_timeout=float(soft_timeout) if soft_timeout else None,
+            max_retries=int(max_retries or 0),
+            retries=int(retries or 0),
+            result_ttl=int(result_ttl) if result_ttl else None,
         )
-        waits.append(int(f[13]) if f[13] != "" else -1)
+        jobs.append(job)
+        waits.append(int(queue_wait) if queue_wait != "" else -1)
     return FetchReply(jobs, int(reply[0]), int(reply[1]), waits)
 
 

@@ -55,7 +55,7 @@ def child_main(app_spec: str, conn: mpc.Connection, cancel_flag: Event, log_leve
             data = conn.recv_bytes()
         except (EOFError, OSError):
             return
-        job = Job.from_json(json.loads(data))
+        job = Job.from_fields(json.loads(data))  # the parent's own to_json: every field, typed
         cancel_flag.clear()
         if job.soft_timeout:
             signal.setitimer(signal.ITIMER_REAL, job.soft_timeout)

@@ -47,11 +47,16 @@ def _raise_in_thread(thread_id: int, exc_type: type[BaseException]) -> None:
 class _Running:
     job: Job
     thread_id: int
-    cancelled: threading.Event
     hard_deadline: float | None
     soft_deadline: float | None
+    # A plain flag, not a threading.Event (a Condition and a lock allocated per task): only ever set to
+    # True, and a bool assignment is atomic.
+    cancelled: bool = False
     abandoned: bool = False
     soft_fired: bool = False
+
+    def is_cancelled(self) -> bool:
+        return self.cancelled
 
 
 class ThreadPool:
@@ -96,14 +101,13 @@ class ThreadPool:
         entry = _Running(
             job,
             threading.get_ident(),
-            threading.Event(),
             now + job.timeout if job.timeout else None,
             now + job.soft_timeout if job.soft_timeout else None,
         )
         with self._lock:
             self._running[job.id] = entry
         try:
-            outcome = run_job(self.app.registry, job, entry.cancelled.is_set)
+            outcome = run_job(self.app.registry, job, entry.is_cancelled)
         except SoftTimeout as exc:  # injected after the task returned: still a failure of this attempt
             outcome = failure(job, exc, True)
         with self._lock:
@@ -149,7 +153,7 @@ class ThreadPool:
             entry = self._running.get(task_id)
             if entry is None:
                 return
-            entry.cancelled.set()
+            entry.cancelled = True
             if force:
                 _raise_in_thread(entry.thread_id, TaskCancelled)
 
