@@ -176,6 +176,17 @@ def _check_page(limit: int, offset: int) -> None:
         raise ValidationError("offset", "must be >= 0")
 
 
+E = TypeVar("E", bound=enum.Enum)
+
+
+def _statuses(kind: type[E], values: Sequence[E | str]) -> list[Any] | None:
+    """The filter's status values checked against ``kind``; None (no filter) when empty."""
+    try:
+        return [kind(v).value for v in values] or None
+    except ValueError as exc:
+        raise ValidationError("statuses", str(exc)) from exc
+
+
 def _aware(value: dt.datetime | None, name: str) -> dt.datetime | None:
     if value is not None and value.tzinfo is None:
         raise ValidationError(name, "must be timezone-aware")
@@ -191,10 +202,7 @@ class RecordQueries:
     def search_tasks(self, search: TaskSearch) -> Page[TaskRow]:
         """Tasks matching every given filter, sorted and paged."""
         _check_page(search.limit, search.offset)
-        try:
-            statuses = [TaskStatus(s).value for s in search.statuses] or None
-        except ValueError as exc:
-            raise ValidationError("statuses", str(exc)) from exc
+        statuses = _statuses(TaskStatus, search.statuses)
         query = sql.SQL(load_sql("search_tasks")).format(
             time_column=sql.Identifier(TimeField(search.time_field).value),
             order_column=sql.Identifier(SortKey(search.sort).value),
@@ -207,12 +215,17 @@ class RecordQueries:
             "since": _aware(search.since, "since"),
             "until": _aware(search.until, "until"),
             "error_pattern": contains_pattern(search.error_contains),
-            "limit": search.limit + 1,
-            "offset": search.offset,
         }
+        return self._page(query, TaskRow, params, search.limit, search.offset)
+
+    def _page(
+        self, query: str | sql.Composed, row: type[T], params: dict[str, Any], limit: int, offset: int
+    ) -> Page[T]:
+        """One page of ``query``: it reads one row more than the page to know whether another follows."""
         with translate_errors(), self.pool.connection() as conn:
-            rows = conn.cursor(row_factory=class_row(TaskRow)).execute(query, params).fetchall()
-        return Page(rows[: search.limit], search.limit, search.offset, len(rows) > search.limit)
+            cur = conn.cursor(row_factory=class_row(row))
+            rows = cur.execute(query, {**params, "limit": limit + 1, "offset": offset}).fetchall()
+        return Page(rows[:limit], limit, offset, len(rows) > limit)
 
     def get_task(self, task_id: str) -> TaskRow | None:
         """One task, or None when it was never recorded (or was pruned)."""
@@ -254,13 +267,8 @@ class RecordQueries:
             "until": _aware(until, "until"),
             "error_pattern": contains_pattern(error_contains),
             "include_closed": include_closed,
-            "limit": limit + 1,
-            "offset": offset,
         }
-        with translate_errors(), self.pool.connection() as conn:
-            cur = conn.cursor(row_factory=class_row(DeadLetterRow))
-            rows = cur.execute(load_sql("search_dead_letters"), params).fetchall()
-        return Page(rows[:limit], limit, offset, len(rows) > limit)
+        return self._page(load_sql("search_dead_letters"), DeadLetterRow, params, limit, offset)
 
     def schedule_runs(
         self,
@@ -275,19 +283,10 @@ class RecordQueries:
         """The recorded runs of one schedule, newest fire time first; [since, until) applies to the fire
         time. The record outlives the schedule: runs of a deleted schedule are still listed."""
         _check_page(limit, offset)
-        try:
-            wanted = [ScheduleRunStatus(s).value for s in statuses] or None
-        except ValueError as exc:
-            raise ValidationError("statuses", str(exc)) from exc
         params = {
             "schedule": schedule,
-            "statuses": wanted,
+            "statuses": _statuses(ScheduleRunStatus, statuses),
             "since": _aware(since, "since"),
             "until": _aware(until, "until"),
-            "limit": limit + 1,
-            "offset": offset,
         }
-        with translate_errors(), self.pool.connection() as conn:
-            cur = conn.cursor(row_factory=class_row(ScheduleRunRow))
-            rows = cur.execute(load_sql("schedule_runs"), params).fetchall()
-        return Page(rows[:limit], limit, offset, len(rows) > limit)
+        return self._page(load_sql("schedule_runs"), ScheduleRunRow, params, limit, offset)
