@@ -6,6 +6,9 @@ import { api } from "./api.js";
 import { fmtNumber, h, renderIfChanged, replace, runAction, section, showMessage, table, taskLink } from "./dom.js";
 
 const RUNS_PER_PAGE = 20;
+// Runs come from the record, which changes only as the recorder writes: the page's 2 s poll asks for them
+// again at most this often (showing a schedule or paging asks at once).
+const RUNS_REFRESH_MS = 5000;
 
 export function title() {
   return "Schedules";
@@ -52,9 +55,11 @@ function runHistory() {
   );
   let name = null;
   let offset = 0;
+  let loadedAt = 0;
 
   async function load() {
     if (name === null) return;
+    loadedAt = Date.now();
     let page;
     try {
       page = await api.scheduleRuns(name, offset, RUNS_PER_PAGE);
@@ -90,7 +95,7 @@ function runHistory() {
 
   return {
     panel,
-    refresh: load,
+    refresh: () => (Date.now() - loadedAt >= RUNS_REFRESH_MS ? load() : undefined),
     show(scheduleName) {
       name = scheduleName;
       offset = 0;
