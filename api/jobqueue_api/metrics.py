@@ -25,6 +25,10 @@ from jobqueue_api.recorder_progress import RecorderProgress, read_recorder_progr
 COUNTERS = {
     "enqueued": ("jobqueue_tasks_enqueued", "Tasks enqueued"),
     "started": ("jobqueue_tasks_started", "Task attempts started (leases handed out)"),
+    "handed_off": (
+        "jobqueue_tasks_handed_off",
+        "Task attempts the enqueue script leased straight to a parked worker (part of started)",
+    ),
     "succeeded": ("jobqueue_tasks_succeeded", "Tasks that succeeded"),
     "retried": ("jobqueue_tasks_retried", "Failed attempts scheduled for a retry"),
     "dead_lettered": ("jobqueue_tasks_dead_lettered", "Tasks moved to the dead letter queue"),

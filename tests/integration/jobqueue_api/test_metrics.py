@@ -75,6 +75,18 @@ def test_run_time_and_queue_wait_histograms_from_a_real_worker(
     assert sample(s, run, queue="default", task="add", le="+Inf") == 4
 
 
+def test_a_task_handed_to_a_parked_worker_is_counted(
+    api: TestClient, client: Client, start_worker: Callable[..., Any]
+) -> None:
+    start_worker("--pool", "thread", "--concurrency", "2")
+    wait_until(lambda: client.redis.hlen(client.queue_keys("default").parked) > 0, 30)
+    task = client.enqueue("add", args=[1, 2])
+    wait_until(lambda: client.get_task(task.id).status == "SUCCESS", 30)
+    s = scrape(api)
+    assert sample(s, "jobqueue_tasks_handed_off_total", queue="default") == 1
+    assert sample(s, "jobqueue_tasks_started_total", queue="default") == 1
+
+
 def test_flush_script_adds_atomically_and_a_resent_flush_only_once(client: Client) -> None:
     def flush(seq: int, writer: str = "w1") -> int:
         ints = {"run:0.5:t": 2, "run:count:t": 2}
