@@ -166,6 +166,8 @@ def recorder_families(progress: RecorderProgress | None) -> Iterator[Metric]:
         "Age of the oldest event not yet recorded in PostgreSQL (0 when the recorder is caught up)",
         value=progress.lag_seconds,
     )
+    if progress.recorded is None:
+        return  # this Redis cannot count them: no series rather than a false 0
     recorded = CounterMetricFamily(
         "jobqueue_recorder_events_recorded",
         "Events the recorders committed to PostgreSQL and acknowledged",
