@@ -257,12 +257,13 @@ def shared_spec(settings: Settings, request: EnqueueRequest) -> tuple[str | int,
         request.queue,
         "priority",
         request.priority.value,
-        "max_retries",
-        # Empty: the task follows its queue's retry default, resolved by fail.lua when it fails.
-        "" if request.max_retries is None else request.max_retries,
         "result_ttl",
         request.result_ttl or settings.result_ttl_seconds,
     )
+    # Absent (empty before): the task follows its queue's retry default, resolved by fail.lua when it
+    # fails. Not writing the default saves Redis a field in the task hash and in the event.
+    if request.max_retries is not None:
+        spec += ("max_retries", request.max_retries)
     if request.timeout is not None:
         spec += ("timeout", repr(float(request.timeout)))
     soft = default_soft_timeout(request.timeout, request.soft_timeout)
