@@ -24,7 +24,7 @@ from jobqueue.commands import (
     parse_enqueue_reply,
     shared_spec,
 )
-from jobqueue.keys import QueueKeys, new_task_ids
+from jobqueue.keys import QueueKeys, new_task_id, new_task_ids
 from jobqueue.models import TaskStatus
 from jobqueue.scripts import ScriptCall
 from jobqueue.settings import Settings
@@ -143,6 +143,22 @@ class PreparedEnqueue:
             slots.append((index, group.add(task_id, args_json, kwargs_json, due_ms, countdown_ms), task_id))
         if group is not None:
             yield group.call(settings)
+
+
+def single_plain_call(settings: Settings, request: EnqueueRequest) -> tuple[str, ScriptCall]:
+    """(task id, ``enqueue_many`` call) of one plain request: the one-by-one producer's path. The same call
+    ``PreparedEnqueue`` makes of a one-request batch, without its grouping and reply bookkeeping (about a
+    fifth of the client's CPU of such an enqueue)."""
+    args_json, kwargs_json = encode_payload(settings, request)
+    spec = shared_spec(settings, request)
+    due_ms, countdown_ms = due_times(request)
+    head, task_prefix = _group_keys(settings.key_prefix, request.queue, request.priority.value)
+    task_id = new_task_id(request.queue)
+    return task_id, ScriptCall(
+        "enqueue_many",
+        (*head, task_prefix + task_id),
+        (settings.events_max_length, len(spec), *spec, task_id, args_json, kwargs_json, due_ms, countdown_ms),
+    )
 
 
 def plan_enqueue(
