@@ -105,11 +105,28 @@ class PreparedEnqueue:
         # enqueues nothing. Each entry is a ready ``enqueue`` call (task id, call) or a plain task.
         self._items: list[tuple[str, ScriptCall] | _PlainTask] = []
         plain_queues: list[str] = []
+        # A batch's requests mostly share one spec: built once per distinct spec, and the same tuple
+        # object then makes calls() compare specs by identity.
+        specs: dict[tuple[Any, ...], tuple[str | int, ...]] = {}
         for request in requests:
             if is_plain(request):
                 args_json, kwargs_json = encode_payload(settings, request)
-                spec = shared_spec(settings, request)
-                self._items.append((request.queue, spec, args_json, kwargs_json, *due_times(request)))
+                spec_key = (
+                    request.name,
+                    request.queue,
+                    request.priority,
+                    request.max_retries,
+                    request.timeout,
+                    request.soft_timeout,
+                    request.result_ttl,
+                )
+                spec = specs.get(spec_key)
+                if spec is None:
+                    spec = specs[spec_key] = shared_spec(settings, request)
+                if request.eta is None and not request.countdown:
+                    self._items.append((request.queue, spec, args_json, kwargs_json, 0, 0))
+                else:
+                    self._items.append((request.queue, spec, args_json, kwargs_json, *due_times(request)))
                 plain_queues.append(request.queue)
             else:
                 self._items.append(build_enqueue(settings, request))
@@ -134,7 +151,11 @@ class PreparedEnqueue:
                 index += 1
                 continue
             queue, spec, args_json, kwargs_json, due_ms, countdown_ms = item
-            if group is None or group.spec != spec or len(group.task_keys) >= self.max_per_call:
+            if (
+                group is None
+                or (group.spec is not spec and group.spec != spec)
+                or (len(group.task_keys) >= self.max_per_call)
+            ):
                 if group is not None:
                     yield group.call(settings)
                     index += 1
