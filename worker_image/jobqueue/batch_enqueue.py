@@ -69,8 +69,8 @@ class _Group:
     def __init__(self, settings: Settings, queue: str, spec: tuple[str | int, ...]) -> None:
         self.queue = queue
         self.spec = spec
-        # spec[5] is the priority's value (see shared_spec).
-        self.head, self.task_prefix = _group_keys(settings.key_prefix, queue, str(spec[5]))
+        # spec[3] is the priority's value (see shared_spec).
+        self.head, self.task_prefix = _group_keys(settings.key_prefix, queue, str(spec[3]))
         self.task_keys: list[str] = []
         self.per_task: list[str | int] = []
 
@@ -153,7 +153,7 @@ class PreparedEnqueue:
             queue, spec, args_json, kwargs_json, due_ms, countdown_ms = item
             if (
                 group is None
-                or (group.spec is not spec and group.spec != spec)
+                or (group.spec is not spec and (group.spec != spec or group.queue != queue))
                 or (len(group.task_keys) >= self.max_per_call)
             ):
                 if group is not None:

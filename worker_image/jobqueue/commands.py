@@ -249,12 +249,11 @@ def due_times(request: EnqueueRequest) -> tuple[int, int]:
 
 
 def shared_spec(settings: Settings, request: EnqueueRequest) -> tuple[str | int, ...]:
-    """The task hash's spec fields other than args and kwargs, as field, value pairs."""
+    """The task hash's spec fields other than args and kwargs, as field, value pairs. Not the queue: it is
+    the task id's prefix (keys.queue_of), and readers take it from there."""
     spec: tuple[str | int, ...] = (
         "name",
         request.name,
-        "queue",
-        request.queue,
         "priority",
         request.priority.value,
         "result_ttl",
@@ -389,7 +388,8 @@ def parse_task(task_id: str, values: Sequence[bytes | str | None]) -> TaskRecord
     return TaskRecord(
         id=task_id,
         name=f["name"] or "",
-        queue=f["queue"] or "",
+        # Not written since the lean layout: the queue is the id's prefix (keys.queue_of).
+        queue=f["queue"] or task_id.rpartition(".")[0],
         priority=Priority(f["priority"] or "medium"),
         status=TaskStatus(f["status"]),
         args=_json_or_raw(f["args"]) or [],

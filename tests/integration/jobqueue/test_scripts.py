@@ -346,16 +346,17 @@ def test_one_ack_call_for_many_tasks_is_fenced_per_task(client: Client) -> None:
 
 def test_enqueue_writes_no_field_whose_value_is_its_default(client: Client) -> None:
     """Lean task hash: counters start absent (= 0), eta only for a task due later, max_retries only when
-    set; the record reads the same as with the defaults written out."""
+    set, no queue (the id's prefix); the record reads the same as with the defaults written out."""
     keys = QueueKeys(client.settings.key_prefix, "default")
     fixed = replace(make_request("a", [1]), task_id="default.0192f0c2a1b27c3d8e9f0a1b2c3d4e5f")
     for handle in (client.enqueue("a", [1]), client.enqueue_many([fixed])[0]):
         fields = client.redis.hgetall(keys.task(handle.id))
-        assert not {"attempts", "retries", "lost_leases", "eta", "max_retries"} & set(fields)
+        assert not {"attempts", "retries", "lost_leases", "eta", "max_retries", "queue"} & set(fields)
         record = client.get_task(handle.id)
+        assert record.queue == "default"
         assert (record.attempts, record.retries, record.lost_leases) == (0, 0, 0)
         assert (record.eta, record.max_retries) == (None, None)
-        assert "eta" not in _event_of(client, handle.id, "enqueued")
+        assert not {"eta", "queue", "max_retries"} & set(_event_of(client, handle.id, "enqueued"))
     delayed = client.enqueue("a", countdown=60, max_retries=2)
     fields = client.redis.hgetall(keys.task(delayed.id))
     assert (fields["status"], fields["max_retries"]) == ("DELAYED", "2")
@@ -409,3 +410,13 @@ def test_a_lean_task_counts_retries_and_lost_leases_from_zero(settings: Settings
         assert (record.attempts, record.retries, record.lost_leases) == (2, 1, 1)
     finally:
         client.close()
+
+
+def test_a_batch_splits_calls_by_queue_even_when_the_specs_are_equal(client: Client) -> None:
+    """The shared spec no longer names the queue: requests of two queues never share a call."""
+    requests = [make_request("a", [i], queue="default" if i < 2 or i == 4 else "other") for i in range(6)]
+    handles = client.enqueue_many(requests)
+    for queue, expected in (("default", [0, 1, 4]), ("other", [2, 3, 5])):
+        ready = client.redis.lrange(QueueKeys(client.settings.key_prefix, queue).ready("medium"), 0, -1)
+        assert ready == [handles[i].id for i in expected]
+        assert {client.get_task(i).queue for i in ready} == {queue}

@@ -6,7 +6,7 @@ KEYS[1] ready list of the spec's priority   KEYS[2] delayed zset   KEYS[3] wake 
 KEYS[4] event stream                        KEYS[5] stats hash
 KEYS[5 + i] task hash of task i (i = 1 .. N, in the order of the tasks in ARGV)
 ARGV[1] event stream max length (approximate)
-ARGV[2] S, the number of shared spec values: field, value pairs (name, queue, priority, max_retries, ...)
+ARGV[2] S, the number of shared spec values: field, value pairs (name, priority, result_ttl, ...)
 ARGV[3 .. 2+S] the shared spec pairs
 ARGV[3+S ..] per task 5 values: id, args JSON, kwargs JSON, due time in unix ms (0 = now),
              countdown in ms (added to server time; 0 = none)
