@@ -15,12 +15,12 @@ id already exists (a pipeline re-sent after a lost reply must not queue the same
 fresh, made by the client for this call alone, and a call is atomic: either it ran (its tasks exist) or it
 did not, so existence is looked up per task only when the first or the last task exists.
 Time is the Redis server clock (TIME), never a client clock, except an absolute eta given by the user.
-Lean layout (see docs/design.md, "Task hash"): a field whose value is its default is not written. The
-counters attempts, retries and lost_leases start absent (= 0; HINCRBY and every reader treat a missing
-field as 0), eta is written only for a delayed task (absent = no eta, as 0 was), and an empty max_retries
-(= the queue's default) is not sent at all. Numbers go to redis.call as text made once per call: a Lua
-number is formatted with sprintf('%.14g') each time it is passed, which profiled as a tenth of the
-script's CPU. ]]
+Lean layout (docs/design.md, "The task hash and its enqueued event"): a field whose value is its default
+is not written. The counters attempts, retries and lost_leases start absent (= 0; HINCRBY and every reader
+treat a missing field as 0), eta is written only for a delayed task (absent = no eta, as 0 was), and the
+client sends neither an empty max_retries (= the queue's default) nor the queue (the id's prefix).
+Numbers go to redis.call as text made once per call: a Lua number is formatted with sprintf('%.14g') each
+time it is passed, which profiled at about a tenth of Redis's user-space CPU of an enqueue. ]]
 --@include _handoff
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
