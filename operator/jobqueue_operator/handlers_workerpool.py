@@ -69,9 +69,10 @@ def apply_plan(ctx: OperatorContext, owner: Owner, spec: WorkerPoolSpec, plan: P
     ns, name, queues = owner.namespace, owner.name, list(spec.queues)
     for pod in plan.stale:
         ctx.kube.delete_pod(ns, pod)
-        # Its workers are known dead or hung: their leases go back now instead of when they expire.
+        # Its silent workers are known dead or hung: their leases go back now instead of when they expire.
+        # Live siblings of a multi-process pod drain on the pod's SIGTERM like any deleted pod's workers.
         recovered = {"requeued": 0, "dead_lettered": 0}
-        for worker in plan.workers_of(pod):
+        for worker in plan.silent.get(pod, [pod]):
             by_queue = ctx.client.recover_expired_leases_by_queue(queues, worker_id=worker)
             for key, value in count_recovered(ctx, by_queue).items():
                 recovered[key] += value

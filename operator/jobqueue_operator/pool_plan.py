@@ -22,6 +22,7 @@ from jobqueue_operator.decisions import (
     choose_workers_to_drain,
     desired_replicas,
     drained_workers,
+    silent_workers,
     stale_workers,
 )
 from jobqueue_operator.spec import WorkerPoolSpec
@@ -87,6 +88,10 @@ class PoolPlan:
     # Worker ids of every live pod: a drain, a call-off or a lease recovery addresses all of a pod's
     # workers.
     pod_workers: dict[str, list[str]] = field(default_factory=dict)
+    # The workers of each stale pod that stopped heartbeating: their leases are recovered at once. Their
+    # siblings are alive; they drain on the pod's SIGTERM and finish or hand back their own tasks
+    # (recovering those too would run a task twice: once by the sibling, once by its new owner).
+    silent: dict[str, list[str]] = field(default_factory=dict)
 
     def workers_of(self, pod: str) -> list[str]:
         """The worker ids of a pod this plan acts on (the pod name when the pod is unknown)."""
@@ -163,6 +168,11 @@ def plan_pool(
     processes = {p.name: p.processes for p in live}
     stale = stale_workers(running, beats, now, spec.health.heartbeat_stale_seconds, processes)
     pod_workers = {p.name: p.worker_ids for p in pods}
+    silent = {
+        p.name: silent_workers(p.worker_ids, p.started_at, beats, now, spec.health.heartbeat_stale_seconds)
+        for p in live
+        if p.name in stale
+    }
     healthy = [p for p in live if p.name not in stale]
     workers = worker_views(healthy, heartbeats)
     draining = sorted(p.name for p in healthy if p.drain_requested)
@@ -202,6 +212,7 @@ def plan_pool(
             stale=stale,
             draining=keep,
             pod_workers=pod_workers,
+            silent=silent,
         )
     if target >= current:
         return PoolPlan(
@@ -212,6 +223,7 @@ def plan_pool(
             stale=stale,
             draining=keep,
             pod_workers=pod_workers,
+            silent=silent,
         )
     candidates = [w for w in workers if w.pod_name not in call_off]
     chosen = choose_workers_to_drain(candidates, current - target)
@@ -225,4 +237,5 @@ def plan_pool(
         stale=stale,
         draining=keep,
         pod_workers=pod_workers,
+        silent=silent,
     )

@@ -185,6 +185,14 @@ def deletion_cost_annotations(chosen: Iterable[str]) -> dict[str, dict[str, str]
     return {name: {POD_DELETION_COST_ANNOTATION: str(DRAINED_POD_DELETION_COST)} for name in chosen}
 
 
+def silent_workers(
+    worker_ids: Iterable[str], started: float, heartbeats: Mapping[str, float], now: float, stale_after: float
+) -> list[str]:
+    """Of a pod's workers, those that have not heartbeated for ``stale_after`` seconds; one that never
+    heartbeated gets ``stale_after`` from ``started`` (its pod's start) to boot."""
+    return sorted(w for w in worker_ids if now - max(heartbeats.get(w, started), started) > stale_after)
+
+
 def stale_workers(
     running_pods: Mapping[str, float],
     heartbeats: Mapping[str, float],
@@ -200,19 +208,17 @@ def stale_workers(
     gets ``stale_after`` from its pod's start to boot, so a slow image start is not mistaken for a hung
     worker.
 
-    One stale worker makes its pod stale (any, not all): the pod's parent process restarts a worker
+    One silent worker makes its pod stale (any, not all): the pod's parent process restarts a worker
     process that died, so one that stays silent is hung, holding its slots and leases, and only a restart
     of the pod gets it back; waiting until all of a pod's workers hang would leave a pod that looks
     healthy serving with fewer workers indefinitely.
     """
     counts = processes or {}
-    stale = []
-    for pod, started in running_pods.items():
-        for worker in pod_worker_ids(pod, counts.get(pod, 1)):
-            if now - max(heartbeats.get(worker, started), started) > stale_after:
-                stale.append(pod)
-                break
-    return sorted(stale)
+    return sorted(
+        pod
+        for pod, started in running_pods.items()
+        if silent_workers(pod_worker_ids(pod, counts.get(pod, 1)), started, heartbeats, now, stale_after)
+    )
 
 
 def orphaned_workers(

@@ -7,7 +7,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
-from jobqueue.scaling import orphaned_workers, stale_workers
+from jobqueue.scaling import orphaned_workers, silent_workers, stale_workers
 from jobqueue_operator.kube import pod_view
 from jobqueue_operator.manifests import Owner, worker_args, worker_deployment
 from jobqueue_operator.pool_plan import (
@@ -124,12 +124,20 @@ def test_a_pod_is_removed_only_once_all_its_workers_drained() -> None:
     assert (done.replicas, done.remove) == (1, ["b"])
 
 
-def test_a_stale_pods_workers_are_all_named_for_lease_recovery() -> None:
+def test_only_the_silent_workers_of_a_stale_pod_lose_their_leases_at_once() -> None:
     pods = [pod("a"), pod("b", processes=3)]
     beats = {"a_0": beat(), "a_1": beat(), "b_0": beat(), "b_1": beat(age=60), "b_2": beat()}
     p = plan(pods, beats, ready=10)
     assert p.stale == ["b"]
+    # b_0 and b_2 are alive: they drain on the pod's SIGTERM and finish their own tasks.
+    assert p.silent == {"b": ["b_1"]}
     assert p.workers_of("b") == ["b_0", "b_1", "b_2"]
+
+
+def test_silent_workers_of_a_pod() -> None:
+    ids = ["p_0", "p_1", "p_2"]
+    assert silent_workers(ids, NOW - 100, {"p_0": NOW - 1, "p_1": NOW - 50}, NOW, 10) == ["p_1", "p_2"]
+    assert silent_workers(ids, NOW - 5, {"p_0": NOW - 1}, NOW, 10) == []  # still booting
 
 
 def test_the_deployment_runs_the_processes_and_annotates_their_count() -> None:
