@@ -31,6 +31,9 @@ ADAPTER = Adapter(
     # A no-op task is all dispatch overhead: threads avoid the pipe hop to a child process per task. 8
     # threads, not 16: with 16 the GIL rotates among so many busy threads that the fetch thread waits
     # milliseconds for it and the prefetch buffer runs dry (bench.worker_cpu: 15,000/s at 8 against
-    # 12,800/s at 16, 28 against 31 us of worker CPU per task, 3 interleaved rounds).
-    tuned=worker_setting("thread", 8),
+    # 12,800/s at 16, 28 against 31 us of worker CPU per task, 3 interleaved rounds). Two worker processes
+    # (`--processes 2`, one per core of this machine): one process is bound by its one interpreter lock;
+    # interleaved with one process through the harness's runner, 2 x thread 8 measured 1.3-1.4x it, and
+    # 2 x thread 4 / 2 x thread 16 within the noise of 2 x thread 8 (docs/benchmarks.md, "Worker processes").
+    tuned=worker_setting("thread", 8, processes=2),
 )

@@ -44,12 +44,27 @@ def _worker(args: argparse.Namespace) -> int:
     else:
         pool = AsyncPool(app, args.concurrency)
     worker = Worker(
-        app, pool, queues, worker_id=args.worker_id, grace_seconds=args.grace, prefetch=args.prefetch
+        app,
+        pool,
+        queues,
+        worker_id=args.worker_id,
+        grace_seconds=args.grace,
+        prefetch=args.prefetch,
+        before_fetching=_start_gate(args.start_gate, lambda: worker.stopping),
     )
     worker.install_signal_handlers()
     if args.parent_pid is not None:
         _follow_parent(args.parent_pid, worker.stop)
     return worker.run()
+
+
+def _start_gate(gate: str | None, stopping: Callable[[], bool]) -> Callable[[], None] | None:
+    """The start gate of a child of ``--processes`` (worker/processes.py), or None."""
+    if gate is None:
+        return None
+    from jobqueue.worker.processes import wait_at_start_gate  # noqa: PLC0415
+
+    return lambda: wait_at_start_gate(gate, stopping)
 
 
 def _follow_parent(parent_pid: int, stop: Callable[[], None]) -> None:
@@ -234,7 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="worker processes (each its own pool and Redis connections); ids <worker-id>_0 .. _N-1 if N > 1",
     )
     w.add_argument("--worker-id", default=None, help="defaults to $POD_NAME, else host-pid-random")
-    w.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)  # set by --processes
+    # Set by --processes for its children only (worker/processes.py).
+    w.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
+    w.add_argument("--start-gate", default=None, help=argparse.SUPPRESS)
     w.add_argument("--grace", type=float, default=30.0, help="seconds to finish in-flight work on SIGTERM")
     w.add_argument(
         "--prefetch",

@@ -89,3 +89,15 @@ def test_processes_drain_when_their_parent_is_killed(client: Client, start_worke
     worker.process.send_signal(signal.SIGKILL)  # the parent only: no signal reaches the children
     worker.process.wait(10)
     wait_until(lambda: worker_ids(client) == set(), 30)
+
+
+def test_processes_start_together_on_a_waiting_backlog(client: Client, start_worker: StartWorker) -> None:
+    """The start gate: the first process up waits for its sibling, so a backlog waiting at start is
+    shared, not taken whole by whichever process booted first (prefetch on, as by default)."""
+    handles = [client.enqueue("add", [i, 1]) for i in range(1000)]
+    worker = start_worker("--pool", "thread", "--concurrency", "8", "--processes", "2", "--worker-id", "wp")
+    for h in handles:
+        h.result(timeout=30)
+    done_by = collections.Counter(client.get_task(h.id).worker for h in handles)
+    assert set(done_by) == {"wp_0", "wp_1"}, done_by
+    assert "2 of 2 worker process(es) up: start" in worker.log()
