@@ -27,8 +27,9 @@ from jobqueue.errors import BrokerUnavailable, JobQueueError
 from jobqueue.keys import GlobalKeys, QueueKeys, validate_queue_name
 from jobqueue.redis_io import connect, load_all_scripts, run_script, run_scripts, translate_errors
 from jobqueue.retry import QUEUE_DEFAULT_RETRY, QueueDefaultRetry, RetryPolicy
+from jobqueue.scripts import ScriptCall
 from jobqueue.serialization import dumps
-from jobqueue.task_metrics import TaskMetrics, build_flush
+from jobqueue.task_metrics import MetricsFlush, TaskMetrics, build_flush
 from jobqueue.worker.jobs import (
     FetchReply,
     Job,
@@ -220,11 +221,12 @@ class Worker:
         """Write what the last heartbeat did not carry (the tasks finished since)."""
         pending = self.task_metrics.take()
         try:
-            run_scripts(
-                self.redis, [build_flush(self.settings.key_prefix, q, *inc) for q, inc in pending.items()]
-            )
+            run_scripts(self.redis, [self._metrics_flush_call(flush) for flush in pending])
         except JobQueueError as exc:
             log.warning("could not write the last task metrics: %s", exc)
+
+    def _metrics_flush_call(self, flush: MetricsFlush) -> ScriptCall:
+        return build_flush(self.settings.key_prefix, self.task_metrics.writer, flush)
 
     def _release_prefetched(self) -> None:
         """Hand prefetched (never started) tasks back to the front of their queue at once: draining
@@ -484,14 +486,11 @@ class Worker:
         for job in held:
             by_queue.setdefault(job.queue, []).append(job)
         calls = [build_heartbeat(self.settings, q, self.worker_id, jobs) for q, jobs in by_queue.items()]
-        # Histogram deltas ride in the same round trip; kept for the next beat if it fails.
+        # Histogram deltas ride in the same round trip; if it fails they are re-sent unchanged next beat.
         pending = self.task_metrics.take()
-        flushes = [build_flush(self.settings.key_prefix, q, *inc) for q, inc in pending.items()]
-        try:
-            replies = run_scripts(self.redis, calls + flushes)[: len(calls)]
-        except JobQueueError:
-            self.task_metrics.restore(pending)
-            raise
+        replies = run_scripts(self.redis, calls + [self._metrics_flush_call(flush) for flush in pending])
+        self.task_metrics.confirm(pending)
+        replies = replies[: len(calls)]
         with self._lock:
             # A task acked between the snapshot and the script is no longer held: not a lost lease.
             still_held = {job.id for job in self._book.held_jobs()}
