@@ -17,7 +17,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import FrameType
 
 from jobqueue.app import App
@@ -86,6 +86,7 @@ class Worker:
         worker_id: str | None = None,
         grace_seconds: float = 30.0,
         prefetch: int | None = None,
+        before_fetching: Callable[[], None] | None = None,
     ) -> None:
         if not queues:
             raise JobQueueError("a worker needs at least one queue")
@@ -95,6 +96,9 @@ class Worker:
         self.queues = [validate_queue_name(q) for q in queues]
         self.worker_id = worker_id or default_worker_id(self.settings.pod_name)
         self.grace_seconds = grace_seconds
+        # Called once everything is up (pool, heartbeat, registration), just before the first fetch: the
+        # start gate of `--processes` (worker/processes.py) holds each process there until all are up.
+        self._before_fetching = before_fetching
         self.redis = connect(self.settings)
         # The idle wait blocks on its own connection, whose client id a timer can unblock.
         self._blocking = connect(self.settings, single_connection=True)
@@ -139,6 +143,11 @@ class Worker:
         signal.signal(signal.SIGINT, handler)
         self._owns_signals = True
 
+    @property
+    def stopping(self) -> bool:
+        """True once :meth:`stop` was called (SIGTERM, a drain request)."""
+        return self._stop.is_set()
+
     def stop(self) -> None:
         """Stop fetching; run() finishes in-flight work within the grace period and returns."""
         self._stop.set()
@@ -165,6 +174,8 @@ class Worker:
             self.pool.concurrency,
         )
         try:
+            if self._before_fetching is not None:
+                self._before_fetching()
             self._fetch_loop()
         finally:
             self._drain()
