@@ -86,7 +86,7 @@ def one_rep(
     pg_cpu = server_cpu_seconds(pg_pid) - pg_before
     pool.close()
     with psycopg.connect(database_url) as pg:
-        [n_events] = pg.execute("SELECT count(*) FROM task_events").fetchone() or [0]
+        [n_events] = pg.execute("SELECT count(*) FROM task_event_log").fetchone() or [0]
         [n_ok] = pg.execute("SELECT count(*) FROM tasks WHERE status = 'SUCCESS'").fetchone() or [0]
     assert n_events == events and n_ok == tasks, (n_events, events, n_ok, tasks)
     per = 1000 / tasks * 1000

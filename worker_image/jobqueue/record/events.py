@@ -3,6 +3,9 @@
 A stream entry is one task transition written by a Lua script (fields ``id``, ``event``, ``ts`` and
 event-specific ones). The recorder turns a batch of entries into ``task_events`` rows, then folds the
 events it actually inserted into one :class:`TaskDelta` per task, which the upsert merges into ``tasks``.
+Events of the kinds in :data:`KEPT_ON_TASK_ROW` get no ``task_events`` row: the task row holds all they
+say, and the ``task_event_log`` view rebuilds them (migration 0004). All parsing of entry fields is in
+this module.
 """
 
 from __future__ import annotations
@@ -21,6 +24,11 @@ _COLUMN_FIELDS = frozenset({"id", "event", "ts", "token", "worker", "error", "du
 _TASK_ONLY_FIELDS = frozenset({"args", "kwargs", "result", "name", "queue", "priority"})
 
 _NOT_DATA = _COLUMN_FIELDS | _TASK_ONLY_FIELDS
+
+# Events whose every field the task row keeps, so they have no task_events row of their own (see
+# sql/0004_task_row_events.sql): 'enqueued' is the task's spec and enqueue time, and 'succeeded' is
+# terminal, so the row's final completed_at, attempts and duration_ms are its time, attempt and duration.
+KEPT_ON_TASK_ROW = frozenset({"enqueued", "succeeded"})
 
 # Status an event leaves the task in, when it does not carry one itself.
 _STATUS_OF = {
@@ -142,6 +150,7 @@ class TaskDelta:
 
     id: str
     queue: str
+    stream: str
     last_position: tuple[int, int] = (0, 0)
     name: str | None = None
     priority: str | None = None
@@ -152,6 +161,9 @@ class TaskDelta:
     soft_timeout: float | None = None
     parents: str | None = None
     enqueued_at_ms: int | None = None
+    enqueued_entry_ms: int | None = None
+    enqueued_entry_seq: int | None = None
+    enqueued_data: str | None = None
     eta_ms: int | None = None
     status: str | None = None
     worker: str | None = None
@@ -191,6 +203,8 @@ class TaskDelta:
         self.timeout = _float_or_none(f.get("timeout"))
         self.soft_timeout = _float_or_none(f.get("soft_timeout"))
         self.enqueued_at_ms = e.ts_ms
+        self.enqueued_entry_ms, self.enqueued_entry_seq = e.position
+        self.enqueued_data = event_data(e)
         self.eta_ms = e.int_field("eta") or None
 
     def _on_started(self, e: StreamEvent) -> None:
@@ -255,7 +269,7 @@ def fold(events: Iterable[StreamEvent]) -> list[TaskDelta]:
     for e in sorted(events, key=_position):
         delta = deltas.get(e.task_id)
         if delta is None:
-            delta = deltas[e.task_id] = TaskDelta(e.task_id, e.queue)
+            delta = deltas[e.task_id] = TaskDelta(e.task_id, e.queue, e.stream)
         delta.apply(e)
     return [deltas[k] for k in sorted(deltas)]
 

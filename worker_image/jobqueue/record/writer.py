@@ -28,7 +28,14 @@ from psycopg.adapt import Buffer, Dumper
 from psycopg.pq import Format
 
 from jobqueue.record.db import load_sql, translate_errors
-from jobqueue.record.events import ScheduleRunEvent, StreamEvent, TaskDelta, event_data, fold
+from jobqueue.record.events import (
+    KEPT_ON_TASK_ROW,
+    ScheduleRunEvent,
+    StreamEvent,
+    TaskDelta,
+    event_data,
+    fold,
+)
 
 _EVENT_COLUMNS = (
     "stream", "entry_ms", "entry_seq", "task_id", "queue", "event", "ts_ms", "attempt", "worker", "error",
@@ -45,7 +52,7 @@ _TASK_COLUMNS = (
     "id", "queue", "name", "priority", "args", "kwargs", "parents", "max_retries", "timeout",
     "soft_timeout", "enqueued_at_ms", "eta_ms", "status", "worker", "started_at_ms", "completed_at_ms",
     "duration_ms", "result", "error", "traceback", "cancel_reason", "dead_letter_reason", "attempts",
-    "retries", "lost_leases", "replays",
+    "retries", "lost_leases", "replays", "stream", "enqueued_entry_ms", "enqueued_entry_seq", "enqueued_data",
 )  # fmt: skip
 # Columns that may hold arbitrary text (exception messages); JSON payloads never hold a raw NUL.
 _FREE_TEXT = tuple(
@@ -55,7 +62,7 @@ _FREE_TEXT = tuple(
 _TASK_TYPES = (
     "text", "text", "text", "text", "text", "text", "text", "int4", "float8", "float8", "int8", "int8",
     "text", "text", "int8", "int8", "int8", "text", "text", "text", "text", "text", "int4", "int4", "int4",
-    "int4", "int8", "int8",
+    "int4", "text", "int8", "int8", "text", "int8", "int8",
 )  # fmt: skip
 # The same deltas straight into tasks (a task first seen in this batch): times and JSON payloads typed.
 _TIME_COLUMNS = {"enqueued_at_ms": "enqueued_at", "eta_ms": "eta", "started_at_ms": "started_at",
@@ -66,7 +73,7 @@ _TASK_TABLE_TYPES = (
         "timestamptz"
         if n in _TIME_COLUMNS
         else "jsonb"
-        if n in ("args", "kwargs", "parents", "result")
+        if n in ("args", "kwargs", "parents", "result", "enqueued_data")
         else t
         for n, t in zip(_TASK_COLUMNS, _TASK_TYPES[: len(_TASK_COLUMNS)], strict=True)
     ),
@@ -102,6 +109,10 @@ class _JsonTextAsJsonb(Dumper):
         return b"\x01" + text.encode()
 
 
+class _RecordedBefore(Exception):
+    """The direct path met an event folded before (rolled back; the exact path writes the batch)."""
+
+
 @dataclass(frozen=True)
 class BatchResult:
     """What a batch did: events recorded now, and events that were already recorded before."""
@@ -116,11 +127,13 @@ def _clean(value: str | None) -> str | None:
 
 
 def _event_rows(events: Sequence[StreamEvent]) -> list[tuple[Any, ...]]:
-    """One row per event, in the order read: stream order within each stream, streams in the order every
-    recorder reads them, so recorders that insert the same entries (a claim, a replay) wait on each
-    other in one order instead of deadlocking."""
+    """One row per event that has a row of its own, in the order read: stream order within each
+    stream, streams in the order every recorder reads them, so recorders that insert the same entries
+    (a claim, a replay) wait on each other in one order instead of deadlocking."""
     rows = []
     for e in events:
+        if e.event in KEPT_ON_TASK_ROW:
+            continue  # the task row holds it (task_event_log rebuilds it)
         fields = e.fields
         attempt, duration = fields.get("token"), fields.get("duration_ms")
         error = fields.get("error")
@@ -179,7 +192,7 @@ def write_batch(
                 with conn.transaction():
                     inserted_runs = _write_direct(conn, rows, events, schedule_runs)
                 return BatchResult(len(events) + inserted_runs, len(schedule_runs) - inserted_runs)
-            except psycopg.errors.UniqueViolation:
+            except (psycopg.errors.UniqueViolation, _RecordedBefore):
                 pass  # something was recorded before: rolled back, and written by the exact path below
         with conn.transaction():
             new = _write_exact(conn, rows, events)
@@ -203,7 +216,13 @@ def _write_direct(
         # A task whose 'enqueued' event is in this batch has no row yet, unless a later event of it was
         # recorded first (several recorders): then the COPY fails on the key and the exact path merges.
         _copy(conn, "tasks", _TASK_TABLE_COLUMNS, _TASK_TABLE_TYPES, _task_rows(fresh))
-    _merge_deltas(conn, [d for d in deltas if d.enqueued_at_ms is None])
+    known = [d for d in deltas if d.enqueued_at_ms is None]
+    # A 'succeeded' event has no event row whose key would refuse a replay: its task row says whether
+    # it was folded before (a task succeeds once), and then the exact path sorts the batch out.
+    succeeded = [d.id for d in known if d.status == "SUCCESS"]
+    if succeeded and conn.execute(load_sql("succeeded_before"), {"ids": succeeded}).fetchone():
+        raise _RecordedBefore
+    _merge_deltas(conn, known)
     _dead_letters(conn, deltas, events)
     return _insert_schedule_runs(conn, schedule_runs)
 
@@ -217,11 +236,20 @@ def _write_exact(
     conn.execute(load_sql("recorder_staging"))
     _copy(conn, "staged_events", _EVENT_COLUMNS, _EVENT_TYPES, rows)
     skipped = conn.execute(load_sql("insert_events")).fetchall()
-    if skipped:
-        known = {(str(s), int(ms), int(seq)) for s, ms, seq in skipped}
-        new = [e for e in events if (e.stream, *e.position) not in known]
-    else:
-        new = list(events)
+    known = {(str(s), int(ms), int(seq)) for s, ms, seq in skipped}
+    new = [e for e in events if (e.stream, *e.position) not in known]
+    kept = {e.task_id for e in new if e.event in KEPT_ON_TASK_ROW}
+    if kept:
+        # Events without a row of their own were folded before if their task row shows it.
+        folded = {
+            (task_id, event)
+            for task_id, enqueued, succeeded in conn.execute(
+                load_sql("kept_on_task_rows"), {"ids": sorted(kept)}
+            )
+            for event, seen in (("enqueued", enqueued), ("succeeded", succeeded))
+            if seen
+        }
+        new = [e for e in new if (e.task_id, e.event) not in folded]
     deltas = fold(new)
     _merge_deltas(conn, deltas)
     _dead_letters(conn, deltas, new)
@@ -266,7 +294,7 @@ def _merge_deltas(conn: psycopg.Connection[Any], deltas: Sequence[TaskDelta]) ->
     conn.execute(load_sql("recorder_staging"))
     _copy(
         conn,
-        "staged_tasks",
+        "staged_tasks_v2",
         (*_TASK_COLUMNS, "last_event_ms", "last_event_seq"),
         _TASK_TYPES,
         _task_rows(deltas),

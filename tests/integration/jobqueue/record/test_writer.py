@@ -21,7 +21,7 @@ TASK_STATE = """SELECT id, queue, name, priority, status, args, kwargs, result, 
     soft_timeout, enqueued_at, eta, started_at, completed_at, duration_ms, last_event_ms, last_event_seq
     FROM tasks ORDER BY id"""
 EVENTS = (
-    "SELECT stream, entry_ms, entry_seq, task_id, event, ts, attempt, worker, error, data FROM task_events"
+    "SELECT stream, entry_ms, entry_seq, task_id, event, ts, attempt, worker, error, data FROM task_event_log"
 )
 DEAD = "SELECT task_id, dead_at, status, reason, error, attempt, replayed_at FROM dead_letters ORDER BY 1, 2"
 
