@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -10,7 +11,7 @@ from psycopg_pool import ConnectionPool
 from record_helpers import fail, fetch, succeed
 
 from jobqueue import Client
-from jobqueue.record.events import StreamEvent, parse_entry
+from jobqueue.record.events import KEPT_ON_TASK_ROW, StreamEvent, event_data, parse_entry
 from jobqueue.record.writer import write_batch
 
 pytestmark = pytest.mark.timeout(60)
@@ -119,3 +120,54 @@ def test_a_task_recorded_by_a_later_event_first_gets_its_spec_without_losing_its
     statuses = dict(rows(pg_pool, "SELECT status, count(*) FROM tasks GROUP BY status"))
     assert statuses == {"SUCCESS": 7, "FAILED": 1, "QUEUED": 2}
     assert rows(pg_pool, "SELECT count(*) FROM tasks WHERE name IS NULL OR args IS NULL") == [(0,)]
+
+
+def test_events_kept_on_task_rows_are_rebuilt_exactly_as_event_rows(
+    events: list[StreamEvent], pg_pool: ConnectionPool
+) -> None:
+    """'enqueued' and 'succeeded' have no task_events row (migration 0004); task_event_log rebuilds each
+    as the row it used to be, at its own stream position."""
+    record(pg_pool, events)
+    expected = sorted(
+        (
+            e.stream,
+            *e.position,
+            e.task_id,
+            e.event,
+            e.ts_ms,
+            e.int_field("token"),
+            e.text_field("worker"),
+            e.text_field("error"),
+            e.int_field("duration_ms"),
+            json.loads(event_data(e)),
+        )
+        for e in events
+    )
+    logged = rows(
+        pg_pool,
+        """SELECT stream, entry_ms, entry_seq, task_id, event, (extract(epoch FROM ts) * 1000)::bigint,
+                  attempt, worker, error, duration_ms, data FROM task_event_log""",
+    )
+    assert sorted(logged) == expected
+    kinds = {r[0] for r in rows(pg_pool, "SELECT DISTINCT event FROM task_events")}
+    assert kinds and not kinds & KEPT_ON_TASK_ROW
+
+
+@pytest.mark.parametrize("kind", sorted(KEPT_ON_TASK_ROW))
+def test_a_replay_of_events_kept_on_task_rows_alone_changes_nothing(
+    kind: str, events: list[StreamEvent], pg_pool: ConnectionPool
+) -> None:
+    """A batch of only such events has no event row whose key refuses it: the task rows do."""
+    record(pg_pool, events)
+    expected = snapshot(pg_pool)
+    only = [e for e in events if e.event == kind]
+    assert only
+    assert record(pg_pool, only) == (0, len(only))
+    assert snapshot(pg_pool) == expected
+    # Mixed with new events of other tasks: the new ones are recorded, the replayed ones skipped.
+    clear(pg_pool)
+    first, rest = events[: len(events) // 2], events[len(events) // 2 :]
+    record(pg_pool, first)
+    replayed = [e for e in first if e.event == kind]
+    assert record(pg_pool, replayed + rest) == (len(rest), len(replayed))
+    assert snapshot(pg_pool) == expected
