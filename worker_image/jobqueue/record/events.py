@@ -204,6 +204,11 @@ class TaskDelta:
     lost_leases: int = 0
     replays: int = 0
     dead_letters: tuple[StreamEvent, ...] = ()
+    # Events of KEPT_ON_TASK_ROW folded here that the row no longer stands for once the batch is folded
+    # (a second run under one task id in the same batch): they need task_events rows of their own.
+    detached: tuple[StreamEvent, ...] = ()
+    _kept_enqueued: StreamEvent | None = None
+    _kept_succeeded: StreamEvent | None = None
 
     def __init__(self, task_id: str, queue: str, stream: str) -> None:
         self.id = task_id
@@ -216,6 +221,9 @@ class TaskDelta:
     def apply(self, e: StreamEvent) -> None:
         """Fold one event (events must come in stream order)."""
         fields = e.fields
+        if self._kept_succeeded is not None:  # a newer event after 'succeeded': only with a reused id
+            self.detached = (*self.detached, self._kept_succeeded)
+            self._kept_succeeded = None
         self.last_position = e.position
         token = fields.get("token")
         if token:
@@ -226,6 +234,9 @@ class TaskDelta:
             handler(self, e)
 
     def _on_enqueued(self, e: StreamEvent) -> None:
+        if self._kept_enqueued is not None:  # a second 'enqueued': only with a reused id
+            self.detached = (*self.detached, self._kept_enqueued)
+        self._kept_enqueued = e
         f = e.fields
         self.name = f.get("name") or self.name
         self.priority = f.get("priority") or self.priority
@@ -255,6 +266,7 @@ class TaskDelta:
         duration = fields.get("duration_ms")
         self.duration_ms = int(duration) if duration else None
         self.result = fields.get("result") or None
+        self._kept_succeeded = e
 
     def _on_retrying(self, e: StreamEvent) -> None:
         self.retries += 1

@@ -126,13 +126,13 @@ def _clean(value: str | None) -> str | None:
     return value.replace("\x00", "\\u0000") if value and "\x00" in value else value
 
 
-def _event_rows(events: Sequence[StreamEvent]) -> list[tuple[Any, ...]]:
+def _event_rows(events: Sequence[StreamEvent], *, all_kinds: bool = False) -> list[tuple[Any, ...]]:
     """One row per event that has a row of its own, in the order read: stream order within each
     stream, streams in the order every recorder reads them, so recorders that insert the same entries
     (a claim, a replay) wait on each other in one order instead of deadlocking."""
     rows = []
     for e in events:
-        if e.event in KEPT_ON_TASK_ROW:
+        if e.event in KEPT_ON_TASK_ROW and not all_kinds:
             continue  # the task row holds it (task_event_log rebuilds it)
         fields = e.fields
         attempt, duration = fields.get("token"), fields.get("duration_ms")
@@ -211,6 +211,10 @@ def _write_direct(
     it would insert is recorded already."""
     _copy(conn, "task_events", _EVENT_TABLE_COLUMNS, _EVENT_TABLE_TYPES, rows)
     deltas = fold(events)
+    # Kept events the rows will not stand for (a second run of one task id in this batch): own rows.
+    detached = _event_rows([e for d in deltas for e in d.detached], all_kinds=True)
+    if detached:
+        _copy(conn, "task_events", _EVENT_TABLE_COLUMNS, _EVENT_TABLE_TYPES, detached)
     fresh = [d for d in deltas if d.enqueued_at_ms is not None]
     if fresh:
         # A task whose 'enqueued' event is in this batch has no row yet, unless a later event of it was
@@ -238,19 +242,30 @@ def _write_exact(
     skipped = conn.execute(load_sql("insert_events")).fetchall()
     known = {(str(s), int(ms), int(seq)) for s, ms, seq in skipped}
     new = [e for e in events if (e.stream, *e.position) not in known]
-    kept = {e.task_id for e in new if e.event in KEPT_ON_TASK_ROW}
+    kept = [e for e in new if e.event in KEPT_ON_TASK_ROW]
     if kept:
-        # Events without a row of their own were folded before if their task row shows it.
-        folded = {
-            (task_id, event)
-            for task_id, enqueued, succeeded in conn.execute(
-                load_sql("kept_on_task_rows"), {"ids": sorted(kept)}
+        # Events without a row of their own were recorded before if their task row stands for them at
+        # their position, or they were written to task_events (before 0004, or preserved).
+        recorded = {
+            (str(task_id), int(ms), int(seq))
+            for task_id, ms, seq in conn.execute(
+                load_sql("kept_on_task_rows"),
+                {
+                    "task_ids": [e.task_id for e in kept],
+                    "events": [e.event for e in kept],
+                    "entry_ms": [e.position[0] for e in kept],
+                    "entry_seq": [e.position[1] for e in kept],
+                    "streams": [e.stream for e in kept],
+                },
             )
-            for event, seen in (("enqueued", enqueued), ("succeeded", succeeded))
-            if seen
         }
-        new = [e for e in new if (e.task_id, e.event) not in folded]
+        if recorded:
+            new = [e for e in new if (e.task_id, *e.position) not in recorded]
     deltas = fold(new)
+    detached = _event_rows([e for d in deltas for e in d.detached], all_kinds=True)
+    if detached:
+        _copy(conn, "staged_events", _EVENT_COLUMNS, _EVENT_TYPES, detached)
+        conn.execute(load_sql("insert_events")).fetchall()  # the others were inserted above: skipped
     _merge_deltas(conn, deltas)
     _dead_letters(conn, deltas, new)
     return new
@@ -299,6 +314,7 @@ def _merge_deltas(conn: psycopg.Connection[Any], deltas: Sequence[TaskDelta]) ->
         _TASK_TYPES,
         _task_rows(deltas),
     )
+    conn.execute(load_sql("preserve_task_row_events"))
     conn.execute(load_sql("upsert_tasks"))
 
 

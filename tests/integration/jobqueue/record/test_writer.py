@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from psycopg_pool import ConnectionPool
-from record_helpers import fail, fetch, succeed
+from record_helpers import add_event, fail, fetch, succeed
 
 from jobqueue import Client
 from jobqueue.record.events import KEPT_ON_TASK_ROW, StreamEvent, event_data, parse_entry
@@ -128,7 +128,14 @@ def test_events_kept_on_task_rows_are_rebuilt_exactly_as_event_rows(
     """'enqueued' and 'succeeded' have no task_events row (migration 0004); task_event_log rebuilds each
     as the row it used to be, at its own stream position."""
     record(pg_pool, events)
-    expected = sorted(
+    assert logged(pg_pool) == as_logged(events)
+    kinds = {r[0] for r in rows(pg_pool, "SELECT DISTINCT event FROM task_events")}
+    assert kinds and not kinds & KEPT_ON_TASK_ROW
+
+
+def as_logged(events: list[StreamEvent]) -> list[tuple[Any, ...]]:
+    """The task_event_log rows that ``events`` stand for, sorted."""
+    return sorted(
         (
             e.stream,
             *e.position,
@@ -143,14 +150,50 @@ def test_events_kept_on_task_rows_are_rebuilt_exactly_as_event_rows(
         )
         for e in events
     )
-    logged = rows(
-        pg_pool,
-        """SELECT stream, entry_ms, entry_seq, task_id, event, (extract(epoch FROM ts) * 1000)::bigint,
-                  attempt, worker, error, duration_ms, data FROM task_event_log""",
+
+
+def logged(pool: ConnectionPool) -> list[tuple[Any, ...]]:
+    return sorted(
+        rows(
+            pool,
+            """SELECT stream, entry_ms, entry_seq, task_id, event, (extract(epoch FROM ts) * 1000)::bigint,
+                      attempt, worker, error, duration_ms, data FROM task_event_log""",
+        )
     )
-    assert sorted(logged) == expected
-    kinds = {r[0] for r in rows(pg_pool, "SELECT DISTINCT event FROM task_events")}
-    assert kinds and not kinds & KEPT_ON_TASK_ROW
+
+
+def test_a_task_id_enqueued_again_after_its_first_run_expired_keeps_both_runs_in_the_log(
+    client: Client, pg_pool: ConnectionPool
+) -> None:
+    """A task id is new for every task the public API creates, but the enqueue script accepts an id
+    again once its hash expired from Redis (a second run under one id). The row then stands for the
+    newest run, and the other run's 'enqueued' and 'succeeded' are kept as event rows: however the
+    batches are cut and ordered, the log is every entry once."""
+    for run, ms in ((1, 1_000), (2, 5_000)):
+        add_event(client, "default", "default.reused", "enqueued", ms, status="QUEUED", name="add",
+                  args=f"[{run}]", kwargs="{}", max_retries=run)  # fmt: skip
+        add_event(client, "default", "default.reused", "started", ms + 1, token=1, worker=f"w{run}")
+        add_event(client, "default", "default.reused", "succeeded", ms + 3, token=1, duration_ms=2,
+                  result=str(run))  # fmt: skip
+    stream = client.queue_keys("default").events
+    parsed = [parse_entry(stream, "default", i, f) for i, f in client.redis.xrange(stream)]
+    events = [e for e in parsed if e is not None]
+    assert [e.event for e in events] == ["enqueued", "started", "succeeded"] * 2
+    expected = as_logged(events)
+    cuts: list[list[list[StreamEvent]]] = [
+        [events],  # one batch
+        [[e] for e in events],  # one batch per event
+        [events[:3], events[3:]],  # one batch per run
+        [events[3:], events[:3]],  # recorders committing the runs in reverse order
+        [events[1:5], events[:2], events[4:]],  # overlapping batches: replays of both kinds
+    ]
+    for batches in cuts:
+        clear(pg_pool)
+        for batch in batches:
+            record(pg_pool, batch)
+        assert logged(pg_pool) == expected, [[e.event for e in b] for b in batches]
+        assert record(pg_pool, events) == (0, len(events))  # everything again: all duplicates
+        assert logged(pg_pool) == expected
 
 
 @pytest.mark.parametrize("kind", sorted(KEPT_ON_TASK_ROW))

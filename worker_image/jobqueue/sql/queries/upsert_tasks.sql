@@ -29,10 +29,11 @@ ON CONFLICT (id) DO UPDATE SET
     soft_timeout = COALESCE(EXCLUDED.soft_timeout, t.soft_timeout),
     enqueued_at = COALESCE(EXCLUDED.enqueued_at, t.enqueued_at),
     stream = COALESCE(EXCLUDED.stream, t.stream),
-    -- Set by the 'enqueued' event only, and only where it has no event row (before 0004 it had one).
-    enqueued_entry_ms = COALESCE(t.enqueued_entry_ms, EXCLUDED.enqueued_entry_ms),
-    enqueued_entry_seq = COALESCE(t.enqueued_entry_seq, EXCLUDED.enqueued_entry_seq),
-    enqueued_data = COALESCE(t.enqueued_data, EXCLUDED.enqueued_data),
+    -- Set by an 'enqueued' event recorded now (never a replay: those are skipped before folding). One
+    -- the row stood for before was written to task_events first (preserve_task_row_events.sql).
+    enqueued_entry_ms = COALESCE(EXCLUDED.enqueued_entry_ms, t.enqueued_entry_ms),
+    enqueued_entry_seq = COALESCE(EXCLUDED.enqueued_entry_seq, t.enqueued_entry_seq),
+    enqueued_data = COALESCE(EXCLUDED.enqueued_data, t.enqueued_data),
     status = CASE WHEN (EXCLUDED.last_event_ms, EXCLUDED.last_event_seq) > (t.last_event_ms, t.last_event_seq)
         THEN COALESCE(EXCLUDED.status, t.status) ELSE COALESCE(t.status, EXCLUDED.status) END,
     eta = CASE WHEN (EXCLUDED.last_event_ms, EXCLUDED.last_event_seq) > (t.last_event_ms, t.last_event_seq)
