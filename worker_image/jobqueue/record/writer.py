@@ -220,13 +220,7 @@ def _write_direct(
         # A task whose 'enqueued' event is in this batch has no row yet, unless a later event of it was
         # recorded first (several recorders): then the COPY fails on the key and the exact path merges.
         _copy(conn, "tasks", _TASK_TABLE_COLUMNS, _TASK_TABLE_TYPES, _task_rows(fresh))
-    known = [d for d in deltas if d.enqueued_at_ms is None]
-    # A 'succeeded' event has no event row whose key would refuse a replay: its task row says whether
-    # it was folded before (a task succeeds once), and then the exact path sorts the batch out.
-    succeeded = [d.id for d in known if d.status == "SUCCESS"]
-    if succeeded and conn.execute(load_sql("succeeded_before"), {"ids": succeeded}).fetchone():
-        raise _RecordedBefore
-    _merge_deltas(conn, known)
+    _merge_deltas(conn, [d for d in deltas if d.enqueued_at_ms is None], direct=True)
     _dead_letters(conn, deltas, events)
     return _insert_schedule_runs(conn, schedule_runs)
 
@@ -302,8 +296,14 @@ def _run_params(runs: Sequence[ScheduleRunEvent]) -> dict[str, list[Any]]:
     }
 
 
-def _merge_deltas(conn: psycopg.Connection[Any], deltas: Sequence[TaskDelta]) -> None:
-    """Merge deltas into existing (or missing) task rows with the order-safe upsert."""
+def _merge_deltas(conn: psycopg.Connection[Any], deltas: Sequence[TaskDelta], direct: bool = False) -> None:
+    """Merge deltas into existing (or missing) task rows with the order-safe upsert.
+
+    ``direct``: the direct path's merge, which expects every existing row to be older than its delta and
+    not finished with success (the rows of tasks enqueued in an earlier batch). A 'succeeded' event
+    has no event row whose key would refuse a replay, so the task row does: the upsert leaves alone a
+    row that is ``SUCCESS`` or newer than its delta, and then raises _RecordedBefore (rolled back; the
+    exact path writes the batch, preserving the events kept on rows that the merge would change)."""
     if not deltas:
         return
     conn.execute(load_sql("recorder_staging"))
@@ -314,8 +314,12 @@ def _merge_deltas(conn: psycopg.Connection[Any], deltas: Sequence[TaskDelta]) ->
         _TASK_TYPES,
         _task_rows(deltas),
     )
+    if direct:
+        if conn.execute(load_sql("upsert_tasks"), {"direct": True}).rowcount != len(deltas):
+            raise _RecordedBefore
+        return
     conn.execute(load_sql("preserve_task_row_events"))
-    conn.execute(load_sql("upsert_tasks"))
+    conn.execute(load_sql("upsert_tasks"), {"direct": False})
 
 
 def _dead_letters(

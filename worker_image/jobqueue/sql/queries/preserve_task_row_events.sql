@@ -5,8 +5,9 @@
 --   * the row's 'succeeded', when the delta brings a newer event;
 --   * the delta's 'succeeded', when the row already holds a newer event.
 -- That only happens when one task id has two runs (the enqueue script accepts an id again once its hash
--- expired from Redis), possibly recorded out of order; in the common case this finds nothing. Rows are
--- locked in id order, as the upsert locks them, so what is preserved is what the upsert then changes.
+-- expired from Redis), possibly recorded out of order; in the common case this finds nothing. Run by
+-- the exact path only (the direct path's upsert refuses such rows). Rows are locked in id order, as the
+-- upsert locks them, so what is preserved is what the upsert then changes.
 INSERT INTO task_events
     (stream, entry_ms, entry_seq, task_id, queue, event, ts, attempt, duration_ms, data)
 SELECT r.stream, r.entry_ms, r.entry_seq, c.id, c.queue, r.event, r.ts, r.attempt, r.duration_ms, r.data
@@ -17,7 +18,9 @@ FROM (
            s.stream AS s_stream, s.enqueued_entry_ms AS s_enqueued_ms, s.enqueued_entry_seq AS s_enqueued_seq,
            s.status AS s_status, s.last_event_ms AS s_last_ms, s.last_event_seq AS s_last_seq,
            s.completed_at_ms AS s_completed_at_ms, s.attempts AS s_attempts, s.duration_ms AS s_duration_ms
-    FROM staged_tasks_v2 s JOIN tasks t ON t.id = s.id
+    -- One index lookup per delta (LATERAL): the staging table has no statistics, and a hash join
+    -- would read the whole of tasks for every batch.
+    FROM staged_tasks_v2 s CROSS JOIN LATERAL (SELECT * FROM tasks WHERE tasks.id = s.id) t
     WHERE (t.enqueued_entry_ms IS NOT NULL AND s.enqueued_entry_ms IS NOT NULL
            AND (s.enqueued_entry_ms, s.enqueued_entry_seq) <> (t.enqueued_entry_ms, t.enqueued_entry_seq))
        OR (t.status = 'SUCCESS' AND t.stream IS NOT NULL

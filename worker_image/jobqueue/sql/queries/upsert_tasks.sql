@@ -82,3 +82,8 @@ ON CONFLICT (id) DO UPDATE SET
     last_event_seq = CASE WHEN (EXCLUDED.last_event_ms, EXCLUDED.last_event_seq) > (t.last_event_ms, t.last_event_seq)
         THEN EXCLUDED.last_event_seq ELSE t.last_event_seq END,
     recorded_at = now()
+-- The direct path (direct = true) only merges into rows older than the delta and not finished with success:
+-- any other row is left alone, which the recorder sees in the row count and retries by the exact path.
+WHERE NOT %(direct)s
+   OR (t.status IS DISTINCT FROM 'SUCCESS'
+       AND (EXCLUDED.last_event_ms, EXCLUDED.last_event_seq) > (t.last_event_ms, t.last_event_seq))
