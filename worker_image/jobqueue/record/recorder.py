@@ -356,7 +356,7 @@ def tune_garbage_collector() -> None:
     """For a process that only records (``jobqueue recorder``), called once it is built: move everything
     alive so far (modules, settings, connections) out of the collector's sight (gc.freeze) and collect
     the young generation less often. Measured with bench/recorder_cost.py (docs/record.md): the
-    collector was about a fifth of the recorder's CPU. Not for processes that run other work too."""
+    collector was about a sixth of the recorder's CPU. Not for processes that run other work too."""
     gc.collect()
     gc.freeze()
     _, middle, old = gc.get_threshold()
