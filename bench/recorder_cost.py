@@ -7,7 +7,8 @@ enqueue of every task, then fetch + ack in small groups, three events per task),
 emptied record; medians are printed. CPU per task, unlike throughput, barely moves with the neighbours'
 load, so this is the measure to compare code changes with.
 
-``--drop-index NAME`` (repeatable) drops an index from the bench database first, to price it.
+``--drop-index NAME`` (repeatable) drops an index from the bench database first, to price it. The
+garbage collector is tuned as in a ``jobqueue recorder`` process (``--no-gc-tuning`` prices that).
 
     python -m bench.recorder_cost [--tasks 20000] [--batch 600] [--reps 3] [--drop-index task_events_ts]
 """
@@ -35,7 +36,7 @@ from jobqueue.embedded.postgres_server import PostgresServer
 from jobqueue.embedded.redis_server import RedisServer
 from jobqueue.record.db import open_pool
 from jobqueue.record.migrate import migrate
-from jobqueue.record.recorder import Recorder
+from jobqueue.record.recorder import Recorder, tune_garbage_collector
 from jobqueue.record.settings import RecordSettings
 from jobqueue.redis_io import load_all_scripts, run_script, run_scripts
 from jobqueue.worker.jobs import Outcome, OutcomeKind, build_completion, build_fetch, parse_fetch
@@ -86,7 +87,7 @@ def one_rep(
     pg_cpu = server_cpu_seconds(pg_pid) - pg_before
     pool.close()
     with psycopg.connect(database_url) as pg:
-        [n_events] = pg.execute("SELECT count(*) FROM task_events").fetchone() or [0]
+        [n_events] = pg.execute("SELECT count(*) FROM task_event_log").fetchone() or [0]
         [n_ok] = pg.execute("SELECT count(*) FROM tasks WHERE status = 'SUCCESS'").fetchone() or [0]
     assert n_events == events and n_ok == tasks, (n_events, events, n_ok, tasks)
     per = 1000 / tasks * 1000
@@ -106,6 +107,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--fetch", type=int, default=16, help="tasks per fetch while producing")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--drop-index", action="append", default=[])
+    parser.add_argument(
+        "--no-gc-tuning",
+        action="store_true",
+        help="leave the garbage collector as it is (``jobqueue recorder`` tunes it; this prices that)",
+    )
     args = parser.parse_args(argv)
     base = Path(tempfile.mkdtemp(prefix="jobqueue-recorder-cost-"))
     os.chmod(base, 0o755)
@@ -121,6 +127,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             redis_url=SecretStr(redis_server.url), key_prefix="cost", events_max_length=10_000_000
         )
         assert pg.process is not None
+        if not args.no_gc_tuning:
+            tune_garbage_collector()  # as the ``jobqueue recorder`` process does once it is built
         reps = [
             one_rep(settings, database_url, pg.process.pid, args.tasks, args.batch, args.fetch)
             for _ in range(args.reps)
@@ -130,6 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "tasks": args.tasks,
             "batch": args.batch,
             "dropped_indexes": args.drop_index,
+            "gc_tuned": not args.no_gc_tuning,
             "load_average": os.getloadavg(),
             **{
                 k: {"median": statistics.median(r[k] for r in reps), "runs": [r[k] for r in reps]}

@@ -9,7 +9,7 @@ no-op tasks, then a real ``jobqueue worker`` (the tuned setting) processing them
 
 In a round with the recorder it also measures how far the recorder fell behind (events not yet recorded,
 and the age of the oldest one), how long it took to catch up once the workload stopped, and then checks
-the record: the set of stream entry ids equals the set recorded in ``task_events`` (every event recorded,
+the record: the set of stream entry ids equals the set in ``task_event_log`` (every event recorded,
 none twice) and every task is in ``tasks`` as SUCCESS. A recorder that only falls behind is not free:
 that is why lag and catch-up are part of the result.
 
@@ -114,7 +114,7 @@ def verify_record(conn: redis.Redis, database_url: str, stream: str, tasks: int)
     in_stream = {entry_key(entry_id) for entry_id, _ in conn.xrange(stream)}
     with psycopg.connect(database_url) as pg:
         rows = pg.execute(
-            "SELECT entry_ms, entry_seq FROM task_events WHERE stream = %s", (stream,)
+            "SELECT entry_ms, entry_seq FROM task_event_log WHERE stream = %s", (stream,)
         ).fetchall()
         [succeeded] = pg.execute("SELECT count(*) FROM tasks WHERE status = 'SUCCESS'").fetchone() or [0]
     recorded = {(int(ms), int(seq)) for ms, seq in rows}

@@ -18,7 +18,7 @@ from jobqueue.errors import ConfigurationError
 from jobqueue.record.analytics import Granularity, rollup_recent
 from jobqueue.record.db import load_sql, open_pool, translate_errors
 from jobqueue.record.migrate import migrate
-from jobqueue.record.recorder import Recorder
+from jobqueue.record.recorder import Recorder, tune_garbage_collector
 from jobqueue.record.retention import prune
 from jobqueue.record.settings import RecordSettings
 from jobqueue.redis_io import connect
@@ -122,6 +122,7 @@ def run_recorder(settings: Settings, options: RecordSettings, consumer: str | No
     if options.niceness:
         os.nice(options.niceness)
     recorder, pool = build_recorder(settings, options, consumer=consumer)
+    tune_garbage_collector()  # this process only records
 
     def handler(signum: int, frame: FrameType | None) -> None:
         recorder.stop()

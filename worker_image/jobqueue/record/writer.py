@@ -28,7 +28,14 @@ from psycopg.adapt import Buffer, Dumper
 from psycopg.pq import Format
 
 from jobqueue.record.db import load_sql, translate_errors
-from jobqueue.record.events import ScheduleRunEvent, StreamEvent, TaskDelta, event_data, fold
+from jobqueue.record.events import (
+    KEPT_ON_TASK_ROW,
+    ScheduleRunEvent,
+    StreamEvent,
+    TaskDelta,
+    event_data,
+    fold,
+)
 
 _EVENT_COLUMNS = (
     "stream", "entry_ms", "entry_seq", "task_id", "queue", "event", "ts_ms", "attempt", "worker", "error",
@@ -45,7 +52,7 @@ _TASK_COLUMNS = (
     "id", "queue", "name", "priority", "args", "kwargs", "parents", "max_retries", "timeout",
     "soft_timeout", "enqueued_at_ms", "eta_ms", "status", "worker", "started_at_ms", "completed_at_ms",
     "duration_ms", "result", "error", "traceback", "cancel_reason", "dead_letter_reason", "attempts",
-    "retries", "lost_leases", "replays",
+    "retries", "lost_leases", "replays", "stream", "enqueued_entry_ms", "enqueued_entry_seq", "enqueued_data",
 )  # fmt: skip
 # Columns that may hold arbitrary text (exception messages); JSON payloads never hold a raw NUL.
 _FREE_TEXT = tuple(
@@ -55,7 +62,7 @@ _FREE_TEXT = tuple(
 _TASK_TYPES = (
     "text", "text", "text", "text", "text", "text", "text", "int4", "float8", "float8", "int8", "int8",
     "text", "text", "int8", "int8", "int8", "text", "text", "text", "text", "text", "int4", "int4", "int4",
-    "int4", "int8", "int8",
+    "int4", "text", "int8", "int8", "text", "int8", "int8",
 )  # fmt: skip
 # The same deltas straight into tasks (a task first seen in this batch): times and JSON payloads typed.
 _TIME_COLUMNS = {"enqueued_at_ms": "enqueued_at", "eta_ms": "eta", "started_at_ms": "started_at",
@@ -66,7 +73,7 @@ _TASK_TABLE_TYPES = (
         "timestamptz"
         if n in _TIME_COLUMNS
         else "jsonb"
-        if n in ("args", "kwargs", "parents", "result")
+        if n in ("args", "kwargs", "parents", "result", "enqueued_data")
         else t
         for n, t in zip(_TASK_COLUMNS, _TASK_TYPES[: len(_TASK_COLUMNS)], strict=True)
     ),
@@ -102,6 +109,10 @@ class _JsonTextAsJsonb(Dumper):
         return b"\x01" + text.encode()
 
 
+class _RecordedBefore(Exception):
+    """The direct path met an event folded before (rolled back; the exact path writes the batch)."""
+
+
 @dataclass(frozen=True)
 class BatchResult:
     """What a batch did: events recorded now, and events that were already recorded before."""
@@ -115,12 +126,14 @@ def _clean(value: str | None) -> str | None:
     return value.replace("\x00", "\\u0000") if value and "\x00" in value else value
 
 
-def _event_rows(events: Sequence[StreamEvent]) -> list[tuple[Any, ...]]:
-    """One row per event, in the order read: stream order within each stream, streams in the order every
-    recorder reads them, so recorders that insert the same entries (a claim, a replay) wait on each
-    other in one order instead of deadlocking."""
+def _event_rows(events: Sequence[StreamEvent], *, all_kinds: bool = False) -> list[tuple[Any, ...]]:
+    """One row per event that has a row of its own, in the order read: stream order within each
+    stream, streams in the order every recorder reads them, so recorders that insert the same entries
+    (a claim, a replay) wait on each other in one order instead of deadlocking."""
     rows = []
     for e in events:
+        if e.event in KEPT_ON_TASK_ROW and not all_kinds:
+            continue  # the task row holds it (task_event_log rebuilds it)
         fields = e.fields
         attempt, duration = fields.get("token"), fields.get("duration_ms")
         error = fields.get("error")
@@ -179,7 +192,7 @@ def write_batch(
                 with conn.transaction():
                     inserted_runs = _write_direct(conn, rows, events, schedule_runs)
                 return BatchResult(len(events) + inserted_runs, len(schedule_runs) - inserted_runs)
-            except psycopg.errors.UniqueViolation:
+            except (psycopg.errors.UniqueViolation, _RecordedBefore):
                 pass  # something was recorded before: rolled back, and written by the exact path below
         with conn.transaction():
             new = _write_exact(conn, rows, events)
@@ -198,12 +211,16 @@ def _write_direct(
     it would insert is recorded already."""
     _copy(conn, "task_events", _EVENT_TABLE_COLUMNS, _EVENT_TABLE_TYPES, rows)
     deltas = fold(events)
+    # Kept events the rows will not stand for (a second run of one task id in this batch): own rows.
+    detached = _event_rows([e for d in deltas for e in d.detached], all_kinds=True)
+    if detached:
+        _copy(conn, "task_events", _EVENT_TABLE_COLUMNS, _EVENT_TABLE_TYPES, detached)
     fresh = [d for d in deltas if d.enqueued_at_ms is not None]
     if fresh:
         # A task whose 'enqueued' event is in this batch has no row yet, unless a later event of it was
         # recorded first (several recorders): then the COPY fails on the key and the exact path merges.
         _copy(conn, "tasks", _TASK_TABLE_COLUMNS, _TASK_TABLE_TYPES, _task_rows(fresh))
-    _merge_deltas(conn, [d for d in deltas if d.enqueued_at_ms is None])
+    _merge_deltas(conn, [d for d in deltas if d.enqueued_at_ms is None], direct=True)
     _dead_letters(conn, deltas, events)
     return _insert_schedule_runs(conn, schedule_runs)
 
@@ -217,12 +234,32 @@ def _write_exact(
     conn.execute(load_sql("recorder_staging"))
     _copy(conn, "staged_events", _EVENT_COLUMNS, _EVENT_TYPES, rows)
     skipped = conn.execute(load_sql("insert_events")).fetchall()
-    if skipped:
-        known = {(str(s), int(ms), int(seq)) for s, ms, seq in skipped}
-        new = [e for e in events if (e.stream, *e.position) not in known]
-    else:
-        new = list(events)
+    known = {(str(s), int(ms), int(seq)) for s, ms, seq in skipped}
+    new = [e for e in events if (e.stream, *e.position) not in known]
+    kept = [e for e in new if e.event in KEPT_ON_TASK_ROW]
+    if kept:
+        # Events without a row of their own were recorded before if their task row stands for them at
+        # their position, or they were written to task_events (before 0004, or preserved).
+        recorded = {
+            (str(task_id), int(ms), int(seq))
+            for task_id, ms, seq in conn.execute(
+                load_sql("kept_on_task_rows"),
+                {
+                    "task_ids": [e.task_id for e in kept],
+                    "events": [e.event for e in kept],
+                    "entry_ms": [e.position[0] for e in kept],
+                    "entry_seq": [e.position[1] for e in kept],
+                    "streams": [e.stream for e in kept],
+                },
+            )
+        }
+        if recorded:
+            new = [e for e in new if (e.task_id, *e.position) not in recorded]
     deltas = fold(new)
+    detached = _event_rows([e for d in deltas for e in d.detached], all_kinds=True)
+    if detached:
+        _copy(conn, "staged_events", _EVENT_COLUMNS, _EVENT_TYPES, detached)
+        conn.execute(load_sql("insert_events")).fetchall()  # the others were inserted above: skipped
     _merge_deltas(conn, deltas)
     _dead_letters(conn, deltas, new)
     return new
@@ -259,19 +296,30 @@ def _run_params(runs: Sequence[ScheduleRunEvent]) -> dict[str, list[Any]]:
     }
 
 
-def _merge_deltas(conn: psycopg.Connection[Any], deltas: Sequence[TaskDelta]) -> None:
-    """Merge deltas into existing (or missing) task rows with the order-safe upsert."""
+def _merge_deltas(conn: psycopg.Connection[Any], deltas: Sequence[TaskDelta], direct: bool = False) -> None:
+    """Merge deltas into existing (or missing) task rows with the order-safe upsert.
+
+    ``direct``: the direct path's merge, which expects every existing row to be older than its delta and
+    not finished with success (the rows of tasks enqueued in an earlier batch). A 'succeeded' event
+    has no event row whose key would refuse a replay, so the task row does: the upsert leaves alone a
+    row that is ``SUCCESS`` or newer than its delta, and then raises _RecordedBefore (rolled back; the
+    exact path writes the batch, preserving the events kept on rows that the merge would change)."""
     if not deltas:
         return
     conn.execute(load_sql("recorder_staging"))
     _copy(
         conn,
-        "staged_tasks",
+        "staged_tasks_v2",
         (*_TASK_COLUMNS, "last_event_ms", "last_event_seq"),
         _TASK_TYPES,
         _task_rows(deltas),
     )
-    conn.execute(load_sql("upsert_tasks"))
+    if direct:
+        if conn.execute(load_sql("upsert_tasks"), {"direct": True}).rowcount != len(deltas):
+            raise _RecordedBefore
+        return
+    conn.execute(load_sql("preserve_task_row_events"))
+    conn.execute(load_sql("upsert_tasks"), {"direct": False})
 
 
 def _dead_letters(

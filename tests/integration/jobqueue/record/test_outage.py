@@ -108,14 +108,14 @@ def test_postgres_outage_under_load_records_every_transition_once(
     total = len(producer.enqueued)
     wait_until(lambda: int(client.redis.hget(stats_key, "succeeded") or 0) == total, timeout=90)
     # Every transition: enqueued, started, succeeded per task.
-    wait_until(lambda: _count_is(pg_pool, "SELECT count(*) FROM task_events", 3 * total), timeout=90)
+    wait_until(lambda: _count_is(pg_pool, "SELECT count(*) FROM task_event_log", 3 * total), timeout=90)
     recorder.stop()
     recorder_thread.join(10)
     worker.terminate()
 
     in_stream = {entry_id for entry_id, _ in client.redis.xrange(stream)}
     assert len(in_stream) == 3 * total  # the stream was not trimmed: nothing could be lost that way
-    recorded = {f"{ms}-{seq}" for ms, seq in _rows(pg_pool, "SELECT entry_ms, entry_seq FROM task_events")}
+    recorded = {f"{ms}-{seq}" for ms, seq in _rows(pg_pool, "SELECT entry_ms, entry_seq FROM task_event_log")}
     assert recorded == in_stream
     assert _rows(pg_pool, "SELECT status, count(*) FROM tasks GROUP BY status") == [("SUCCESS", total)]
     assert client.redis.xpending(stream, recorder.options.group)["pending"] == 0

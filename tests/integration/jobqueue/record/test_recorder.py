@@ -64,7 +64,7 @@ def test_transitions_become_task_rows_events_and_dead_letters(
     assert task == ("CANCELLED", "user_requested", True)
     history = rows(
         pg_pool,
-        "SELECT event, attempt FROM task_events WHERE task_id = %s ORDER BY entry_ms, entry_seq",
+        "SELECT event, attempt FROM task_event_log WHERE task_id = %s ORDER BY entry_ms, entry_seq",
         flaky.id,
     )
     assert history == [("enqueued", None), ("started", 1), ("retrying", 1), ("started", 2), ("succeeded", 2)]
@@ -87,7 +87,7 @@ def test_replaying_a_batch_changes_nothing(client: Client, pg_pool: ConnectionPo
     assert drain(second) == 60
     assert second.stats.recorded == 0 and second.stats.duplicates == 60
     assert rows(pg_pool, "SELECT * FROM tasks ORDER BY id") == before
-    assert rows(pg_pool, "SELECT count(*) FROM task_events") == [(60,)]
+    assert rows(pg_pool, "SELECT count(*) FROM task_event_log") == [(60,)]
     assert len(handles) == 20
 
 
@@ -120,7 +120,7 @@ def test_a_recorder_crashing_before_xack_loses_and_doubles_nothing(
     assert (survivor.stats.claimed, survivor.stats.recorded, survivor.stats.duplicates) == (30, 0, 30)
     assert client.redis.xpending(stream, options.group)["pending"] == 0
     assert rows(pg_pool, "SELECT * FROM tasks ORDER BY id") == before
-    assert rows(pg_pool, "SELECT count(*) FROM task_events") == [(30,)]
+    assert rows(pg_pool, "SELECT count(*) FROM task_event_log") == [(30,)]
 
 
 def test_a_restarted_recorder_rereads_its_own_pending_entries(
@@ -160,7 +160,7 @@ def test_several_recorders_share_the_streams_and_record_each_event_once(
     assert sum(r.stats.duplicates for r in recorders) == 0
     assert all(r.stats.recorded > 0 for r in recorders)
     assert rows(
-        pg_pool, "SELECT count(*), count(DISTINCT (stream, entry_ms, entry_seq)) FROM task_events"
+        pg_pool, "SELECT count(*), count(DISTINCT (stream, entry_ms, entry_seq)) FROM task_event_log"
     ) == [(expected, expected)]
     assert rows(pg_pool, "SELECT status, count(*) FROM tasks GROUP BY status") == [("SUCCESS", expected // 3)]
 
@@ -183,7 +183,7 @@ def test_a_recorder_behind_reads_larger_batches_and_returns_to_the_base_size(
     assert recorder.run_once(block=False) == 1  # a partial read: the next one asks for 100 again
     assert recorder._count == 100
     assert rows(
-        pg_pool, "SELECT count(*), count(DISTINCT (stream, entry_ms, entry_seq)) FROM task_events"
+        pg_pool, "SELECT count(*), count(DISTINCT (stream, entry_ms, entry_seq)) FROM task_event_log"
     ) == [(1501, 1501)]
 
 

@@ -59,15 +59,17 @@ def test_prune_removes_old_rows_in_batches_and_keeps_recent_ones(
         rollup(pg_pool, Granularity.HOUR, at - dt.timedelta(minutes=1), at + dt.timedelta(minutes=1))
     record_schedule_run(pg_pool, "nightly", NOW - dt.timedelta(days=8), "fired", task_id=old[0])
     record_schedule_run(pg_pool, "nightly", NOW - dt.timedelta(days=1), "fired", task_id=recent[0])
-    assert (count(pg_pool, "tasks"), count(pg_pool, "task_events"), count(pg_pool, "metrics_hourly")) == (
+    assert (count(pg_pool, "tasks"), count(pg_pool, "task_event_log"), count(pg_pool, "metrics_hourly")) == (
         10,
         28,
         3,
     )
+    # Only the 'started' events have rows of their own; 'enqueued' and 'succeeded' live on the task rows.
+    assert count(pg_pool, "task_events") == 9
 
     deleted = prune(pg_pool, raw_days=7, aggregate_days=30, batch=3, now=NOW)
 
-    assert deleted["task_events"] == 3 * 7 + 1 and deleted["tasks"] == 7
+    assert deleted["task_events"] == 7 and deleted["tasks"] == 7
     assert (deleted["schedule_runs"], deleted["metrics_hourly"]) == (1, 1)
     with pg_pool.connection() as conn:
         left = {r[0] for r in conn.execute(b"SELECT id FROM tasks")}
@@ -75,6 +77,9 @@ def test_prune_removes_old_rows_in_batches_and_keeps_recent_ones(
     assert left == {*recent, waiting}
     assert not left & {*ancient, *old}
     assert len(buckets) == 2 and buckets[0] > NOW - dt.timedelta(days=30)
-    assert count(pg_pool, "task_events") == 6
+    # The recent tasks' whole histories, and the waiting task's 'enqueued' event, which is kept with its
+    # row (a live task keeps its record) rather than pruned by age as its own row was before 0004.
+    assert count(pg_pool, "task_event_log") == 2 * 3 + 1
+    assert count(pg_pool, "task_events") == 2
     # Nothing left to prune: a second run deletes nothing.
     assert not any(prune(pg_pool, raw_days=7, aggregate_days=30, batch=3, now=NOW).values())

@@ -7,6 +7,7 @@ import json
 from jobqueue.record.events import (
     ScheduleRunEvent,
     StreamEvent,
+    entries_from_reply,
     event_data,
     fold,
     parse_entry,
@@ -107,3 +108,35 @@ def test_schedule_entries_become_runs_and_malformed_ones_are_skipped() -> None:
         parse_schedule_entry("k", "3-0", {"schedule": "s", "fire": "x", "status": "fired", "ts": "1"}) is None
     )
     assert parse_schedule_entry("k", "4-0", None) is None
+
+
+def test_an_unparsed_xreadgroup_reply_becomes_flat_entries() -> None:
+    reply = [
+        ["s1", [["1-0", ["id", "q.1", "event", "started", "ts", "1"]], ["1-1", None]]],
+        ["s2", [["2-0", ["id", "q.2", "event", "purged", "ts", "2"]]]],
+    ]
+    assert entries_from_reply(reply) == [
+        ("s1", "1-0", {"id": "q.1", "event": "started", "ts": "1"}),
+        ("s1", "1-1", None),  # trimmed away before it was read again
+        ("s2", "2-0", {"id": "q.2", "event": "purged", "ts": "2"}),
+    ]
+    assert entries_from_reply(None) == []  # a blocking read that timed out
+
+
+def test_a_second_run_of_one_task_id_in_a_batch_detaches_the_first_runs_kept_events() -> None:
+    first = [
+        ev("1-0", "enqueued", status="QUEUED"),
+        ev("2-0", "started", token=1),
+        ev("3-0", "succeeded", token=1),
+    ]
+    second = [
+        ev("4-0", "enqueued", status="QUEUED"),
+        ev("5-0", "started", token=1),
+        ev("6-0", "succeeded", token=1),
+    ]
+    [delta] = fold(first + second)
+    # The row stands for the second run's 'enqueued' and 'succeeded'; the first run's need rows.
+    assert sorted(e.entry_id for e in delta.detached) == ["1-0", "3-0"]
+    assert (delta.enqueued_entry_ms, delta.last_position, delta.status) == (4, (6, 0), "SUCCESS")
+    [single] = fold(first)
+    assert single.detached == ()

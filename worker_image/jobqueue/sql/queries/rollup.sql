@@ -20,7 +20,7 @@ SELECT date_trunc(%(unit)s, e.ts, 'UTC'), e.queue, COALESCE(t.name, ''),
            FILTER (WHERE e.event IN ('succeeded', 'dead_lettered')),
        max(e.duration_ms) FILTER (WHERE e.event IN ('succeeded', 'dead_lettered'))::float8,
        now()
-FROM task_events e
+FROM task_event_log e
 LEFT JOIN tasks t ON t.id = e.task_id
 WHERE e.ts >= %(start)s AND e.ts < %(end)s
 GROUP BY 1, 2, 3

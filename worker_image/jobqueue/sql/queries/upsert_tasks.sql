@@ -4,7 +4,8 @@
 INSERT INTO tasks AS t (
     id, queue, name, priority, args, kwargs, parents, max_retries, timeout, soft_timeout, enqueued_at, eta,
     status, worker, started_at, completed_at, duration_ms, result, error, traceback, cancel_reason,
-    dead_letter_reason, attempts, retries, lost_leases, replays, last_event_ms, last_event_seq)
+    dead_letter_reason, attempts, retries, lost_leases, replays, stream, enqueued_entry_ms, enqueued_entry_seq,
+    enqueued_data, last_event_ms, last_event_seq)
 SELECT d.id, d.queue, d.name, d.priority, d.args::jsonb, d.kwargs::jsonb, d.parents::jsonb, d.max_retries,
        d.timeout, d.soft_timeout,
        timestamptz 'epoch' + d.enqueued_at_ms * interval '1 millisecond',
@@ -13,8 +14,9 @@ SELECT d.id, d.queue, d.name, d.priority, d.args::jsonb, d.kwargs::jsonb, d.pare
        timestamptz 'epoch' + d.started_at_ms * interval '1 millisecond',
        timestamptz 'epoch' + d.completed_at_ms * interval '1 millisecond',
        d.duration_ms, d.result::jsonb, d.error, d.traceback, d.cancel_reason, d.dead_letter_reason,
-       d.attempts, d.retries, d.lost_leases, d.replays, d.last_event_ms, d.last_event_seq
-FROM staged_tasks d
+       d.attempts, d.retries, d.lost_leases, d.replays, d.stream, d.enqueued_entry_ms, d.enqueued_entry_seq,
+       d.enqueued_data::jsonb, d.last_event_ms, d.last_event_seq
+FROM staged_tasks_v2 d
 ORDER BY d.id
 ON CONFLICT (id) DO UPDATE SET
     name = COALESCE(EXCLUDED.name, t.name),
@@ -26,6 +28,12 @@ ON CONFLICT (id) DO UPDATE SET
     timeout = COALESCE(EXCLUDED.timeout, t.timeout),
     soft_timeout = COALESCE(EXCLUDED.soft_timeout, t.soft_timeout),
     enqueued_at = COALESCE(EXCLUDED.enqueued_at, t.enqueued_at),
+    stream = COALESCE(EXCLUDED.stream, t.stream),
+    -- Set by an 'enqueued' event recorded now (never a replay: those are skipped before folding). One
+    -- the row stood for before was written to task_events first (preserve_task_row_events.sql).
+    enqueued_entry_ms = COALESCE(EXCLUDED.enqueued_entry_ms, t.enqueued_entry_ms),
+    enqueued_entry_seq = COALESCE(EXCLUDED.enqueued_entry_seq, t.enqueued_entry_seq),
+    enqueued_data = COALESCE(EXCLUDED.enqueued_data, t.enqueued_data),
     status = CASE WHEN (EXCLUDED.last_event_ms, EXCLUDED.last_event_seq) > (t.last_event_ms, t.last_event_seq)
         THEN COALESCE(EXCLUDED.status, t.status) ELSE COALESCE(t.status, EXCLUDED.status) END,
     eta = CASE WHEN (EXCLUDED.last_event_ms, EXCLUDED.last_event_seq) > (t.last_event_ms, t.last_event_seq)
@@ -74,3 +82,8 @@ ON CONFLICT (id) DO UPDATE SET
     last_event_seq = CASE WHEN (EXCLUDED.last_event_ms, EXCLUDED.last_event_seq) > (t.last_event_ms, t.last_event_seq)
         THEN EXCLUDED.last_event_seq ELSE t.last_event_seq END,
     recorded_at = now()
+-- The direct path (direct = true) only merges into rows older than the delta and not finished with success:
+-- any other row is left alone, which the recorder sees in the row count and retries by the exact path.
+WHERE NOT %(direct)s
+   OR (t.status IS DISTINCT FROM 'SUCCESS'
+       AND (EXCLUDED.last_event_ms, EXCLUDED.last_event_seq) > (t.last_event_ms, t.last_event_seq))

@@ -3,7 +3,7 @@
 -- (succeeded or dead-lettered); a task whose 'enqueued' event was never recorded has name ''.
 WITH e AS (
     SELECT e.queue, COALESCE(t.name, '') AS name, e.event, e.duration_ms
-    FROM task_events e
+    FROM task_event_log e
     LEFT JOIN tasks t ON t.id = e.task_id
     WHERE e.ts >= %(start)s AND e.ts < %(end)s
       AND (%(queue)s::text IS NULL OR e.queue = %(queue)s::text)
