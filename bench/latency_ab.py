@@ -78,11 +78,12 @@ def main(argv: list[str] | None = None) -> int:
                         failed += 1
     finally:
         server.stop()
-    print(f"\nmin / median / max over {args.rounds} rounds, {args.rate:g} tasks/s for {args.seconds:g} s each")
+    print(f"\nmin / median / max over {args.rounds} rounds, {args.rate:g}/s for {args.seconds:g} s each")
     for (setting, name), runs in results.items():
         cells = []
         for label, values in (("p50", [r[0] for r in runs]), ("p99", [r[1] for r in runs])):
-            cells.append(f"{label} {min(values):.3f} / {statistics.median(values):.3f} / {max(values):.3f} ms")
+            low, mid, high = min(values), statistics.median(values), max(values)
+            cells.append(f"{label} {low:.3f} / {mid:.3f} / {high:.3f} ms")
         print(f"{setting:12} {name:10} " + "   ".join(cells))
     return 1 if failed else 0
 

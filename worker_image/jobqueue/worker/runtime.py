@@ -403,9 +403,10 @@ class Worker:
         """Run one blocking wait in an idle pool slot (SlotWaitPool) and wait for what it got: (queue,
         capacity left) after a hand-off, which already runs in that slot, else None (fetch).
 
+        A handed-off task then starts in the thread that received it: when the fetch loop waits itself,
+        a thread wake-up and a GIL hand-over (~100-250 us measured) sit between the reply and the start.
         The fetch loop keeps the parked state (only this thread changes it); the slot only pops, books
-        and runs. So a handed-off task starts in the thread that received it, where the loop's own wait
-        cost a thread wake-up (and a GIL hand-over) between the reply and the start."""
+        and runs."""
         wait = _SlotWait()
         assert self._slot_pool is not None  # _slot_free checked it
         self._slot_pool.submit_waiter(lambda: self._slot_wait(wait, wait_seconds, keys, inboxes))
@@ -575,8 +576,10 @@ class Worker:
             self.task_metrics.restore(pending)
             raise
         with self._lock:
-            # A task acked between the snapshot and the script is no longer held: not a lost lease.
-            still_held = {job.id for job in self._book.held_jobs()}
+            # Only tasks still leased here (running or prefetched) count: a finished one whose ack reached
+            # Redis before this script (its reply not yet read by the acker) reads as lost but is not, and
+            # a finished one that really lost its lease is reported by the acker when its ack is refused.
+            still_held = {job.id for job in self._book.leased.values()}
         for reply in replies:
             lost, cancels = parse_heartbeat(reply)
             for task_id in lost:
