@@ -10,6 +10,7 @@ core.
 
     python -m bench.enqueue_cost --rounds 10
     python -m bench.enqueue_cost --baseline /path/to/main/worker_image --rounds 10
+    python -m bench.enqueue_cost --floor --rounds 10   # with the round-trip floor (PING, trivial EVALSHA)
 
 A baseline is imported through PYTHONPATH ahead of the installed jobqueue, so it must be a directory that
 holds a ``jobqueue`` package.
@@ -34,7 +35,7 @@ from jobqueue.embedded.redis_server import RedisServer
 FIGURES = ("rate", "client_cpu_us", "redis_cpu_us", "command_us")
 
 
-def _variants(baseline: str | None, huey: bool) -> dict[str, tuple[Path, str, str | None]]:
+def _variants(baseline: str | None, huey: bool, floor: bool) -> dict[str, tuple[Path, str, str | None]]:
     """name -> (python, system, PYTHONPATH prefix)."""
     here = Path(sys.executable)
     variants: dict[str, tuple[Path, str, str | None]] = {}
@@ -43,7 +44,17 @@ def _variants(baseline: str | None, huey: bool) -> dict[str, tuple[Path, str, st
     variants["jobqueue"] = (here, "jobqueue", None)
     if huey:
         variants["huey"] = (ensure_venv("peers") / "python", "huey", None)
+    if floor:
+        variants["floor"] = (here, "floor", None)
     return variants
+
+
+def _modes(system: str, one: int, batch: int) -> list[tuple[str, int]]:
+    if system == "jobqueue":
+        return [("one", one), ("batch", batch)]
+    if system == "floor":
+        return [("ping", one), ("evalsha", one)]
+    return [("one", one)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,9 +65,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=20000, help="tasks enqueued in batches per sample")
     parser.add_argument("--baseline", default=None, help="a directory holding another jobqueue package")
     parser.add_argument("--without-huey", action="store_true", help="jobqueue variants only")
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="also the one-by-one round-trip floor: a PING, a trivial EVALSHA per call on a kept connection",
+    )
     args = parser.parse_args(argv)
     root = Path(__file__).resolve().parent.parent
-    variants = _variants(args.baseline, huey=not args.without_huey)
+    variants = _variants(args.baseline, huey=not args.without_huey, floor=args.floor)
     server = RedisServer(Path(tempfile.mkdtemp(prefix="jq-enqueue-cost-")), appendonly=False).start()
     conn = redis.Redis.from_url(server.url)
     samples: dict[tuple[str, str], list[dict[str, float]]] = {}
@@ -68,8 +84,7 @@ def main(argv: list[str] | None = None) -> int:
                 env = dict(os.environ, BENCH_REDIS_URL=server.url, PYTHONPATH=str(root))
                 if path:
                     env["PYTHONPATH"] = f"{path}{os.pathsep}{root}"
-                modes = [("one", args.one)] + ([("batch", args.batch)] if system == "jobqueue" else [])
-                for mode, n in modes:
+                for mode, n in _modes(system, args.one, args.batch):
                     conn.flushdb()
                     out = subprocess.run(
                         [str(python), "-m", "bench.enqueue_measure", system, mode, str(n)],

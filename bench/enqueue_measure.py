@@ -1,6 +1,7 @@
 """One enqueue measurement for ``bench.enqueue_cost``, run as a subprocess inside the system's own venv:
 
     python -m bench.enqueue_measure SYSTEM one|batch N
+    python -m bench.enqueue_measure floor ping|evalsha N
 
 Prints one JSON object of per-task figures. Standard library, redis-py and the system's task module only
 (it runs in the peers' venvs too).
@@ -19,17 +20,47 @@ import redis
 
 
 def _redis_costs(conn: redis.Redis) -> tuple[float, float]:
-    """(server CPU seconds, usec spent in the producer commands: EVALSHA and LPUSH) so far."""
+    """(server CPU seconds, usec spent in the producer commands: EVALSHA, LPUSH, PING) so far."""
     cpu: dict[str, Any] = conn.info("cpu")
     stats: dict[str, Any] = conn.info("commandstats")
-    usec = sum(int(stats[k]["usec"]) for k in ("cmdstat_evalsha", "cmdstat_lpush") if k in stats)
+    usec = sum(
+        int(stats[k]["usec"]) for k in ("cmdstat_evalsha", "cmdstat_lpush", "cmdstat_ping") if k in stats
+    )
     return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"]), usec / 1e6
 
 
+class _Floor:
+    """The round-trip floor of one-by-one enqueue (system ``floor``): a PING (mode ``ping``) or an EVALSHA
+    of ``return 1`` (mode ``evalsha``) per call, each written and read on one kept connection the way
+    jobqueue's wire path does (``send_packed_command`` / ``read_response``), so what is left is the
+    socket round trip and redis-py's framing."""
+
+    def __init__(self, conn: redis.Redis, mode: str) -> None:
+        pool = conn.connection_pool
+        try:
+            self.connection = pool.get_connection()
+        except TypeError:  # redis-py before 5.3 wants a command name
+            self.connection = pool.get_connection("PING")
+        if mode == "ping":
+            self.command: tuple[Any, ...] = ("PING",)
+        else:
+            self.command = ("EVALSHA", conn.script_load("return 1"), 0)
+
+    def enqueue_one(self, seq: int) -> None:
+        c = self.connection
+        c.send_packed_command(c.pack_command(*self.command), check_health=False)
+        c.read_response()
+
+
 def measure(system: str, mode: str, n: int) -> dict[str, float]:
-    """Run in the system's venv: enqueue ``n`` tasks one by one or in batches of 1,000; per-task figures."""
-    tasks = importlib.import_module(f"bench.tasks.{system}_tasks")
+    """Run in the system's venv: enqueue ``n`` tasks one by one or in batches of 1,000; per-task figures.
+    System ``floor``, mode ``ping`` or ``evalsha``: the round-trip floor, as one-by-one."""
     conn = redis.Redis.from_url(os.environ["BENCH_REDIS_URL"])
+    tasks: Any = (
+        _Floor(conn, mode) if system == "floor" else importlib.import_module(f"bench.tasks.{system}_tasks")
+    )
+    if system == "floor":
+        mode = "one"
     if mode == "one":
         tasks.enqueue_one(-1)  # connect and load the scripts outside the measurement
     else:

@@ -25,6 +25,10 @@ from jobqueue_api.recorder_progress import RecorderProgress, read_recorder_progr
 COUNTERS = {
     "enqueued": ("jobqueue_tasks_enqueued", "Tasks enqueued"),
     "started": ("jobqueue_tasks_started", "Task attempts started (leases handed out)"),
+    "handed_off": (
+        "jobqueue_tasks_handed_off",
+        "Task attempts the enqueue script leased straight to a parked worker (part of started)",
+    ),
     "succeeded": ("jobqueue_tasks_succeeded", "Tasks that succeeded"),
     "retried": ("jobqueue_tasks_retried", "Failed attempts scheduled for a retry"),
     "dead_lettered": ("jobqueue_tasks_dead_lettered", "Tasks moved to the dead letter queue"),
@@ -162,6 +166,8 @@ def recorder_families(progress: RecorderProgress | None) -> Iterator[Metric]:
         "Age of the oldest event not yet recorded in PostgreSQL (0 when the recorder is caught up)",
         value=progress.lag_seconds,
     )
+    if progress.recorded is None:
+        return  # this Redis cannot count them: no series rather than a false 0
     recorded = CounterMetricFamily(
         "jobqueue_recorder_events_recorded",
         "Events the recorders committed to PostgreSQL and acknowledged",

@@ -7,7 +7,9 @@ for none that is alive: a stopped recorder cannot report its own lag, but its st
   acknowledged (XPENDING) and the first entry not delivered yet (after the group's last-delivered-id).
   Stream entry ids start with the Redis server time in ms, compared with Redis TIME (one clock).
 - recorded: entries the group acknowledged (the recorder XACKs only after its PostgreSQL COMMIT), which is
-  ``entries-read`` minus ``pending`` of XINFO GROUPS (Redis 7).
+  ``entries-read`` minus ``pending`` of XINFO GROUPS. Redis 6 does not report ``entries-read``, and Redis 7
+  leaves it unset for a group it cannot count (created or moved to an arbitrary id): then the count is
+  unknown (None) and /metrics leaves the counter out rather than report a 0 that is not true.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ class RecorderProgress:
     """Cluster-wide: the worst lag over every stream, and the events recorded from all of them."""
 
     lag_seconds: float
-    recorded: int
+    recorded: int | None  # None: the Redis server cannot count it (see the module docstring)
 
 
 def entry_ms(entry_id: str) -> int:
@@ -34,13 +36,17 @@ def entry_ms(entry_id: str) -> int:
 
 def stream_progress(
     group: dict[str, Any], oldest_pending: str | None, first_undelivered: str | None, now_ms: int
-) -> tuple[float, int]:
-    """(lag seconds, recorded entries) of one stream from its group's XINFO entry. Pure."""
+) -> tuple[float, int | None]:
+    """(lag seconds, recorded entries or None if unknown) of one stream from its group's XINFO entry."""
     candidates = [entry_ms(i) for i in (oldest_pending, first_undelivered) if i]
     lag = max(0.0, (now_ms - min(candidates)) / 1000) if candidates else 0.0
-    read = group.get("entries-read")
-    recorded = max(0, int(read) - int(group.get("pending") or 0)) if read is not None else 0
-    return lag, recorded
+    if "entries-read" not in group:
+        return lag, None  # Redis 6
+    read = group["entries-read"]
+    if read is None:
+        # Redis 7 counts from the group's first read; a group that never delivered has recorded nothing.
+        return lag, 0 if group.get("last-delivered-id") == "0-0" else None
+    return lag, max(0, int(read) - int(group.get("pending") or 0))
 
 
 def read_recorder_progress(conn: redis.Redis, streams: Sequence[str], group: str) -> RecorderProgress | None:
@@ -69,10 +75,15 @@ def read_recorder_progress(conn: redis.Redis, streams: Sequence[str], group: str
         pipe.xrange(stream, min=f"({entry['last-delivered-id']}", count=1)
     replies = pipe.execute()
     worst, total = 0.0, 0
+    counted = True
     for i, (_, entry) in enumerate(found):
         pending, undelivered = replies[2 * i], replies[2 * i + 1]
         oldest_pending = pending.get("min") if pending and pending.get("pending") else None
         first_undelivered = undelivered[0][0] if undelivered else None
         lag, recorded = stream_progress(entry, oldest_pending, first_undelivered, now_ms)
-        worst, total = max(worst, lag), total + recorded
-    return RecorderProgress(worst, total)
+        worst = max(worst, lag)
+        if recorded is None:
+            counted = False
+        else:
+            total += recorded
+    return RecorderProgress(worst, total if counted else None)

@@ -13,6 +13,7 @@ from jobqueue.scaling import (
     desired_replicas,
     drained_workers,
     orphaned_workers,
+    silent_workers,
     stale_workers,
 )
 
@@ -28,5 +29,6 @@ __all__ = [
     "desired_replicas",
     "drained_workers",
     "orphaned_workers",
+    "silent_workers",
     "stale_workers",
 ]

@@ -69,8 +69,13 @@ def apply_plan(ctx: OperatorContext, owner: Owner, spec: WorkerPoolSpec, plan: P
     ns, name, queues = owner.namespace, owner.name, list(spec.queues)
     for pod in plan.stale:
         ctx.kube.delete_pod(ns, pod)
-        # The worker is known dead: its leases go back now instead of when they expire.
-        recovered = count_recovered(ctx, ctx.client.recover_expired_leases_by_queue(queues, worker_id=pod))
+        # Its silent workers are known dead or hung: their leases go back now instead of when they expire.
+        # Live siblings of a multi-process pod drain on the pod's SIGTERM like any deleted pod's workers.
+        recovered = {"requeued": 0, "dead_lettered": 0}
+        for worker in plan.silent.get(pod, [pod]):
+            by_queue = ctx.client.recover_expired_leases_by_queue(queues, worker_id=worker)
+            for key, value in count_recovered(ctx, by_queue).items():
+                recovered[key] += value
         ctx.metrics.stale_pods_deleted.labels(ns, name).inc()
         kopf.warn(
             body, reason="StaleWorker", message=f"deleted pod {pod} (heartbeat stale); recovered {recovered}"
@@ -78,13 +83,15 @@ def apply_plan(ctx: OperatorContext, owner: Owner, spec: WorkerPoolSpec, plan: P
     costs = deletion_cost_annotations(plan.request_drain)
     for pod in plan.request_drain:
         ctx.kube.annotate_pod(ns, pod, {**costs[pod], DRAIN_ANNOTATION: str(int(time.time()))})
-        # exit=False: the worker idles until its pod is deleted; exiting would only get it restarted.
-        ctx.client.request_drain(pod, exit=False)
+        # exit=False: the workers idle until their pod is deleted; exiting would only get them restarted.
+        for worker in plan.workers_of(pod):
+            ctx.client.request_drain(worker, exit=False)
         kopf.info(body, reason="DrainRequested", message=f"worker {pod} asked to drain before scale-down")
     for pod in plan.call_off_drain:
         # Redis first: should the annotation patch then fail, the pod still reads as draining and the
         # next reconcile calls the drain off again (both steps are idempotent).
-        ctx.client.cancel_drain(pod)
+        for worker in plan.workers_of(pod):
+            ctx.client.cancel_drain(worker)
         ctx.kube.annotate_pod(ns, pod, dict.fromkeys((POD_DELETION_COST_ANNOTATION, DRAIN_ANNOTATION)))
         kopf.info(body, reason="DrainCalledOff", message=f"worker {pod} fetches again: scale-down not needed")
     if plan.scaled:

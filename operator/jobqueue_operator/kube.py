@@ -10,7 +10,7 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
-from jobqueue_operator.pool_plan import DRAIN_ANNOTATION, PodView
+from jobqueue_operator.pool_plan import DRAIN_ANNOTATION, PROCESSES_ANNOTATION, PodView
 
 NOT_FOUND = 404
 
@@ -33,15 +33,25 @@ def pod_view(pod: Any) -> PodView:
     """The facts of a pod the pool plan needs."""
     conditions = {c.type: c.status for c in (pod.status.conditions or [])}
     created = _seconds(pod.metadata.creation_timestamp)
+    annotations = pod.metadata.annotations or {}
     return PodView(
         name=pod.metadata.name,
         running=pod.status.phase == "Running",
         ready=conditions.get("Ready") == "True",
         started_at=_seconds(pod.status.start_time) or created,
         created_at=created,
-        drain_requested=DRAIN_ANNOTATION in (pod.metadata.annotations or {}),
+        drain_requested=DRAIN_ANNOTATION in annotations,
         terminating=pod.metadata.deletion_timestamp is not None,
+        processes=_processes(annotations.get(PROCESSES_ANNOTATION)),
     )
+
+
+def _processes(value: str | None) -> int:
+    """The pod's worker process count; a pod from before the annotation existed runs one."""
+    try:
+        return max(1, int(value)) if value else 1
+    except ValueError:
+        return 1
 
 
 class Kube:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from jobqueue_operator.pool_plan import PROCESSES_ANNOTATION
 from jobqueue_operator.spec import WorkerPoolSpec
 
 GROUP = "jobqueue.dev"
@@ -38,6 +39,9 @@ def selector_string(pool_name: str) -> str:
 def worker_args(spec: WorkerPoolSpec) -> list[str]:
     """Arguments of the worker container (the image's entry point is the `jobqueue` command)."""
     grace = max(1, spec.termination_grace_period_seconds - SHUTDOWN_MARGIN_SECONDS)
+    # Only when asked for: a pool of one process keeps the pod template it had, so upgrading the operator
+    # rolls no pod.
+    processes = ["--processes", str(spec.processes)] if spec.processes > 1 else []
     return [
         "worker",
         "--app", spec.app,
@@ -45,11 +49,22 @@ def worker_args(spec: WorkerPoolSpec) -> list[str]:
         "--concurrency", str(spec.concurrency),
         "--pool", spec.pool_kind,
         "--grace", str(grace),
+        *processes,
     ]  # fmt: skip
 
 
+def pod_annotations(spec: WorkerPoolSpec) -> dict[str, str]:
+    """The pod template's annotations: the user's, and the worker process count the operator joins the
+    pod's heartbeats by (pool_plan.PodView; absent = one process, the pod template of before)."""
+    annotations = dict(spec.pod_template.metadata.annotations)
+    if spec.processes > 1:
+        annotations[PROCESSES_ANNOTATION] = str(spec.processes)
+    return annotations
+
+
 def worker_container(spec: WorkerPoolSpec) -> dict[str, Any]:
-    """The worker container: its id is the pod name, connection settings come from the Secret."""
+    """The worker container: its worker id is the pod name (``<pod>_<i>`` for each of ``--processes``
+    N > 1), connection settings come from the Secret."""
     container: dict[str, Any] = {
         "name": WORKER_CONTAINER,
         "image": spec.image,
@@ -125,7 +140,7 @@ def worker_deployment(owner: Owner, spec: WorkerPoolSpec, replicas: int) -> dict
             "template": {
                 "metadata": {
                     "labels": {**spec.pod_template.metadata.labels, **labels},
-                    "annotations": dict(spec.pod_template.metadata.annotations),
+                    "annotations": pod_annotations(spec),
                 },
                 "spec": pod_spec,
             },

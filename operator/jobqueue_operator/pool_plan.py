@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from jobqueue.worker_ids import pod_worker_ids
 from jobqueue_operator.decisions import (
     Cooldowns,
     ScaleDecision,
@@ -21,6 +22,7 @@ from jobqueue_operator.decisions import (
     choose_workers_to_drain,
     desired_replicas,
     drained_workers,
+    silent_workers,
     stale_workers,
 )
 from jobqueue_operator.spec import WorkerPoolSpec
@@ -28,6 +30,9 @@ from jobqueue_operator.spec import WorkerPoolSpec
 # Marks a pod whose worker was asked to drain, so later reconciles (and other operator replicas after a
 # restart) know the drain is under way.
 DRAIN_ANNOTATION = "jobqueue.dev/drain-requested"
+# How many worker processes a pod runs (`jobqueue worker --processes`), set on the pod template by the
+# operator, so each pod is judged by the count it was started with, also during a rollout that changes it.
+PROCESSES_ANNOTATION = "jobqueue.dev/worker-processes"
 
 
 @dataclass(frozen=True)
@@ -41,11 +46,18 @@ class PodView:
     created_at: float
     drain_requested: bool = False
     terminating: bool = False
+    processes: int = 1  # worker processes in the pod (PROCESSES_ANNOTATION), each heartbeating on its own
+
+    @property
+    def worker_ids(self) -> list[str]:
+        """The ids its workers heartbeat under (one process: the pod name)."""
+        return pod_worker_ids(self.name, self.processes)
 
 
 @dataclass(frozen=True)
 class Heartbeat:
-    """A worker's last published state (its id is its pod name)."""
+    """A worker's last published state, keyed by worker id (jobqueue.worker_ids: the pod name, or
+    ``<pod>_<i>`` for the processes of a pod started with ``--processes``)."""
 
     at: float  # UNIX seconds of the last heartbeat
     in_flight: int
@@ -73,6 +85,17 @@ class PoolPlan:
     remove: list[str] = field(default_factory=list)
     stale: list[str] = field(default_factory=list)
     draining: list[str] = field(default_factory=list)
+    # Worker ids of every live pod: a drain, a call-off or a lease recovery addresses all of a pod's
+    # workers.
+    pod_workers: dict[str, list[str]] = field(default_factory=dict)
+    # The workers of each stale pod that stopped heartbeating: their leases are recovered at once. Their
+    # siblings are alive; they drain on the pod's SIGTERM and finish or hand back their own tasks
+    # (recovering those too would run a task twice: once by the sibling, once by its new owner).
+    silent: dict[str, list[str]] = field(default_factory=dict)
+
+    def workers_of(self, pod: str) -> list[str]:
+        """The worker ids of a pod this plan acts on (the pod name when the pod is unknown)."""
+        return self.pod_workers.get(pod, [pod])
 
     @property
     def scaled(self) -> bool:
@@ -88,22 +111,23 @@ def initial_replicas(spec: WorkerPoolSpec) -> int:
 
 
 def worker_views(pods: Sequence[PodView], heartbeats: Mapping[str, Heartbeat]) -> list[Worker]:
-    """The pool's live pods joined with their workers' heartbeats.
+    """The pool's live pods joined with their workers' heartbeats (a pod with several worker processes
+    sums their in-flight tasks).
 
-    A pod counts as draining once it was asked to and its worker says so, or its worker already exited
-    (no heartbeat left: a drained worker deregisters).
+    A pod counts as draining once it was asked to and each of its workers says so or already exited (no
+    heartbeat left: a drained worker deregisters).
     """
     workers = []
     for pod in pods:
         if pod.terminating:
             continue
-        beat = heartbeats.get(pod.name)
+        beats = [heartbeats.get(worker_id) for worker_id in pod.worker_ids]
         workers.append(
             Worker(
                 pod_name=pod.name,
-                in_flight=beat.in_flight if beat else 0,
+                in_flight=sum(beat.in_flight for beat in beats if beat),
                 pod_ready=pod.ready and pod.running,
-                draining=pod.drain_requested and (beat is None or beat.draining),
+                draining=pod.drain_requested and all(beat is None or beat.draining for beat in beats),
                 created_at=pod.created_at,
             )
         )
@@ -141,7 +165,14 @@ def plan_pool(
     live = [p for p in pods if not p.terminating]
     running = {p.name: p.started_at for p in live if p.running and not p.drain_requested}
     beats = {name: beat.at for name, beat in heartbeats.items()}
-    stale = stale_workers(running, beats, now, spec.health.heartbeat_stale_seconds)
+    processes = {p.name: p.processes for p in live}
+    stale = stale_workers(running, beats, now, spec.health.heartbeat_stale_seconds, processes)
+    pod_workers = {p.name: p.worker_ids for p in pods}
+    silent = {
+        p.name: silent_workers(p.worker_ids, p.started_at, beats, now, spec.health.heartbeat_stale_seconds)
+        for p in live
+        if p.name in stale
+    }
     healthy = [p for p in live if p.name not in stale]
     workers = worker_views(healthy, heartbeats)
     draining = sorted(p.name for p in healthy if p.drain_requested)
@@ -180,9 +211,20 @@ def plan_pool(
             remove=drained,
             stale=stale,
             draining=keep,
+            pod_workers=pod_workers,
+            silent=silent,
         )
     if target >= current:
-        return PoolPlan(target, current, decision, call_off_drain=call_off, stale=stale, draining=keep)
+        return PoolPlan(
+            target,
+            current,
+            decision,
+            call_off_drain=call_off,
+            stale=stale,
+            draining=keep,
+            pod_workers=pod_workers,
+            silent=silent,
+        )
     candidates = [w for w in workers if w.pod_name not in call_off]
     chosen = choose_workers_to_drain(candidates, current - target)
     fresh = sorted(set(chosen) - set(keep))
@@ -194,4 +236,6 @@ def plan_pool(
         call_off_drain=call_off,
         stale=stale,
         draining=keep,
+        pod_workers=pod_workers,
+        silent=silent,
     )

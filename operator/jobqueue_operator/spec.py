@@ -66,6 +66,7 @@ class WorkerPoolSpec(_CamelModel):
     app: str = Field(min_length=1)
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
     concurrency: int = Field(default=4, ge=1)
+    processes: int = Field(default=1, ge=1, le=64)  # worker processes per pod (`jobqueue worker --processes`)
     pool_kind: Literal["process", "thread", "async"] = "process"
     connection_secret_name: str = "jobqueue-connection"  # noqa: S105 (a Secret's name, not a secret)
     resources: Resources = Field(default_factory=Resources)

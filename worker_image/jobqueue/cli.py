@@ -6,9 +6,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Callable, Sequence
 from types import FrameType
 
 from jobqueue.app import App, load_app
@@ -23,6 +26,10 @@ log = logging.getLogger("jobqueue.cli")
 
 
 def _worker(args: argparse.Namespace) -> int:
+    if args.processes < 1:
+        raise ValidationError("processes", "must be >= 1")
+    if args.processes > 1:
+        return _worker_processes(args)
     from jobqueue.worker.process_pool import ProcessPool  # noqa: PLC0415 - only the worker needs it
     from jobqueue.worker.runtime import Worker  # noqa: PLC0415
     from jobqueue.worker.thread_pool import AsyncPool, ThreadPool  # noqa: PLC0415
@@ -37,10 +44,73 @@ def _worker(args: argparse.Namespace) -> int:
     else:
         pool = AsyncPool(app, args.concurrency)
     worker = Worker(
-        app, pool, queues, worker_id=args.worker_id, grace_seconds=args.grace, prefetch=args.prefetch
+        app,
+        pool,
+        queues,
+        worker_id=args.worker_id,
+        grace_seconds=args.grace,
+        prefetch=args.prefetch,
+        before_fetching=_start_gate(args.start_gate, lambda: worker.stopping),
     )
     worker.install_signal_handlers()
+    if args.parent_pid is not None:
+        _follow_parent(args.parent_pid, worker.stop)
     return worker.run()
+
+
+def _start_gate(gate: str | None, stopping: Callable[[], bool]) -> Callable[[], None] | None:
+    """The start gate of a child of ``--processes`` (worker/processes.py), or None."""
+    if gate is None:
+        return None
+    from jobqueue.worker.processes import wait_at_start_gate  # noqa: PLC0415
+
+    return lambda: wait_at_start_gate(gate, stopping)
+
+
+def _follow_parent(parent_pid: int, stop: Callable[[], None]) -> None:
+    """Drain when the parent of ``--processes`` is gone (killed outright, it cannot forward a signal):
+    a worker process must not outlive the pod process that supervises it."""
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(1.0)
+        log.warning("parent process %d is gone: draining", parent_pid)
+        stop()
+
+    threading.Thread(target=watch, name="jobqueue-parent-watch", daemon=True).start()
+
+
+def _worker_processes(args: argparse.Namespace) -> int:
+    from jobqueue.worker.processes import WorkerProcesses  # noqa: PLC0415
+    from jobqueue.worker.runtime import default_worker_id  # noqa: PLC0415
+
+    app = load_app(args.app)  # fails here, once, rather than in every child
+    queues = [q.strip() for q in args.queues.split(",") if q.strip()]
+    worker_args = [
+        "--log-level", args.log_level,
+        "--log-format", args.log_format,
+        "worker",
+        "--app", args.app,
+        "--queues", args.queues,
+        "--concurrency", str(args.concurrency),
+        "--pool", args.pool,
+        "--grace", str(args.grace),
+    ]  # fmt: skip
+    if args.prefetch is not None:
+        worker_args += ["--prefetch", str(args.prefetch)]
+
+    def recover_leases(worker_id: str) -> None:
+        app.client.recover_expired_leases(queues, worker_id=worker_id)
+
+    parent = WorkerProcesses(
+        worker_args,
+        base_id=args.worker_id or default_worker_id(app.settings.pod_name),
+        processes=args.processes,
+        grace_seconds=args.grace,
+        recover_leases=recover_leases,
+    )
+    parent.install_signal_handlers()
+    return parent.run()
 
 
 def _scheduler(args: argparse.Namespace) -> int:
@@ -172,7 +242,16 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--queues", default="default", help="comma-separated, in priority order")
     w.add_argument("--concurrency", type=int, default=4)
     w.add_argument("--pool", choices=["process", "thread", "async"], default="process")
+    w.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="worker processes (each its own pool and Redis connections); ids <worker-id>_0 .. _N-1 if N > 1",
+    )
     w.add_argument("--worker-id", default=None, help="defaults to $POD_NAME, else host-pid-random")
+    # Set by --processes for its children only (worker/processes.py).
+    w.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
+    w.add_argument("--start-gate", default=None, help=argparse.SUPPRESS)
     w.add_argument("--grace", type=float, default=30.0, help="seconds to finish in-flight work on SIGTERM")
     w.add_argument(
         "--prefetch",

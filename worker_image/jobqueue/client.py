@@ -10,7 +10,13 @@ from typing import Any
 import redis
 from typing_extensions import Unpack
 
-from jobqueue.batch_enqueue import MAX_TASKS_PER_CALL, PreparedEnqueue, parse_plan_replies
+from jobqueue.batch_enqueue import (
+    MAX_TASKS_PER_CALL,
+    PreparedEnqueue,
+    is_plain,
+    parse_plan_replies,
+    single_plain_call,
+)
 from jobqueue.commands import (
     TASK_FIELDS,
     EnqueueOptions,
@@ -144,18 +150,29 @@ class Client(DeadLetterOperations):
         """Enqueue many validated requests in one pipelined round trip; every payload is checked first,
         so one bad request enqueues nothing (a missing parent is found by its script: ValidationError).
         Plain requests of one spec share one script call (see batch_enqueue)."""
+        if len(requests) == 1 and is_plain(requests[0]):
+            # One plain task (``enqueue``, ``Task.enqueue``): the same call, built and run directly.
+            task_id, call = single_plain_call(self.settings, requests[0])
+            if requests[0].queue not in self._registered_queues:
+                self._register_queues({requests[0].queue})
+            self._wire.run_one(call)
+            return [TaskHandle(self, task_id)]
         prepared = PreparedEnqueue(self.settings, requests, MAX_TASKS_PER_CALL)
         registered = self._registered_queues
         new_queues = {r.queue for r in requests if r.queue not in registered}
         if new_queues:
-            with translate_errors():
-                # Registration is idempotent and separate from the task transition (another slot in a
-                # cluster); a task whose registration was lost is still found by the worker serving it.
-                self.redis.sadd(self.global_keys.queues, *new_queues)
-            self._registered_queues = registered | new_queues
+            self._register_queues(new_queues)
         # Both enqueue scripts are idempotent when re-sent, as the wire path requires.
         replies = parse_plan_replies(prepared, self._wire.run(prepared.calls()))
         return [TaskHandle(self, r.id, r.deduplicated) for r in replies]
+
+    def _register_queues(self, new_queues: set[str]) -> None:
+        """Add queues to the registry, once per client and queue."""
+        with translate_errors():
+            # Registration is idempotent and separate from the task transition (another slot in a
+            # cluster); a task whose registration was lost is still found by the worker serving it.
+            self.redis.sadd(self.global_keys.queues, *new_queues)
+        self._registered_queues = self._registered_queues | new_queues
 
     # -- inspect ---------------------------------------------------------------------------------------
 

@@ -249,20 +249,20 @@ def due_times(request: EnqueueRequest) -> tuple[int, int]:
 
 
 def shared_spec(settings: Settings, request: EnqueueRequest) -> tuple[str | int, ...]:
-    """The task hash's spec fields other than args and kwargs, as field, value pairs."""
+    """The task hash's spec fields other than args and kwargs, as field, value pairs. Not the queue: it is
+    the task id's prefix (keys.queue_of), and readers take it from there."""
     spec: tuple[str | int, ...] = (
         "name",
         request.name,
-        "queue",
-        request.queue,
         "priority",
         request.priority.value,
-        "max_retries",
-        # Empty: the task follows its queue's retry default, resolved by fail.lua when it fails.
-        "" if request.max_retries is None else request.max_retries,
         "result_ttl",
         request.result_ttl or settings.result_ttl_seconds,
     )
+    # Absent (empty before): the task follows its queue's retry default, resolved by fail.lua when it
+    # fails. Not writing the default saves Redis a field in the task hash and in the event.
+    if request.max_retries is not None:
+        spec += ("max_retries", request.max_retries)
     if request.timeout is not None:
         spec += ("timeout", repr(float(request.timeout)))
     soft = default_soft_timeout(request.timeout, request.soft_timeout)
@@ -388,7 +388,8 @@ def parse_task(task_id: str, values: Sequence[bytes | str | None]) -> TaskRecord
     return TaskRecord(
         id=task_id,
         name=f["name"] or "",
-        queue=f["queue"] or "",
+        # Not written since the lean layout: the queue is the id's prefix (keys.queue_of).
+        queue=f["queue"] or task_id.rpartition(".")[0],
         priority=Priority(f["priority"] or "medium"),
         status=TaskStatus(f["status"]),
         args=_json_or_raw(f["args"]) or [],

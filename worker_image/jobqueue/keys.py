@@ -131,6 +131,10 @@ class QueueKeys:
         """Hash of run time and queue wait histogram counts, summed over every worker (task_metrics.py)."""
         return f"{self._base}:metrics"
 
+    def task_metrics_applied(self, writer: str) -> str:
+        """The last flush sequence number one worker process added to the metrics hash (expires)."""
+        return f"{self._base}:metrics:applied:{writer}"
+
     @property
     def rate(self) -> str:
         """Rate-limit state (GCRA theoretical arrival time)."""

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from jobqueue.errors import ValidationError
+from jobqueue.worker_ids import pod_of, pod_worker_ids
 
 # Lowest value Kubernetes accepts for controller.kubernetes.io/pod-deletion-cost: a ReplicaSet removes the
 # cheapest pods first when it shrinks, so drained pods are the ones that go.
@@ -147,7 +148,8 @@ class ScalingPolicy:
 
 @dataclass(frozen=True)
 class Worker:
-    """One worker pod as the operator sees it: the pod's facts joined with the worker's Redis state."""
+    """One worker pod as the operator sees it: the pod's facts joined with its workers' Redis state
+    (``in_flight`` summed over the pod's worker processes)."""
 
     pod_name: str
     in_flight: int
@@ -183,24 +185,40 @@ def deletion_cost_annotations(chosen: Iterable[str]) -> dict[str, dict[str, str]
     return {name: {POD_DELETION_COST_ANNOTATION: str(DRAINED_POD_DELETION_COST)} for name in chosen}
 
 
+def silent_workers(
+    worker_ids: Iterable[str], started: float, heartbeats: Mapping[str, float], now: float, stale_after: float
+) -> list[str]:
+    """Of a pod's workers, those that have not heartbeated for ``stale_after`` seconds; one that never
+    heartbeated gets ``stale_after`` from ``started`` (its pod's start) to boot."""
+    return sorted(w for w in worker_ids if now - max(heartbeats.get(w, started), started) > stale_after)
+
+
 def stale_workers(
     running_pods: Mapping[str, float],
     heartbeats: Mapping[str, float],
     now: float,
     stale_after: float,
+    processes: Mapping[str, int] | None = None,
 ) -> list[str]:
-    """Running pods whose worker has not heartbeated for ``stale_after`` seconds.
+    """Running pods with a worker that has not heartbeated for ``stale_after`` seconds.
 
-    ``running_pods`` maps pod name to the time it started running; ``heartbeats`` maps worker id (= pod
-    name) to its last heartbeat. A pod that never heartbeated gets ``stale_after`` from its start to boot,
-    so a slow image start is not mistaken for a hung worker.
+    ``running_pods`` maps pod name to the time it started running; ``heartbeats`` maps worker id to its
+    last heartbeat; ``processes`` the number of worker processes of each pod (default 1), whose ids are
+    jobqueue.worker_ids.pod_worker_ids (one process: the pod name itself). A worker that never heartbeated
+    gets ``stale_after`` from its pod's start to boot, so a slow image start is not mistaken for a hung
+    worker.
+
+    One silent worker makes its pod stale (any, not all): the pod's parent process restarts a worker
+    process that died, so one that stays silent is hung, holding its slots and leases, and only a restart
+    of the pod gets it back; waiting until all of a pod's workers hang would leave a pod that looks
+    healthy serving with fewer workers indefinitely.
     """
-    stale = []
-    for pod, started in running_pods.items():
-        last_sign_of_life = max(heartbeats.get(pod, started), started)
-        if now - last_sign_of_life > stale_after:
-            stale.append(pod)
-    return sorted(stale)
+    counts = processes or {}
+    return sorted(
+        pod
+        for pod, started in running_pods.items()
+        if silent_workers(pod_worker_ids(pod, counts.get(pod, 1)), started, heartbeats, now, stale_after)
+    )
 
 
 def orphaned_workers(
@@ -212,11 +230,13 @@ def orphaned_workers(
 ) -> list[str]:
     """Workers holding leases with no pod left and no heartbeat for ``orphan_after`` seconds.
 
-    Their leases can be recovered now instead of waiting for each lease to expire.
+    A holder's pod is jobqueue.worker_ids.pod_of its id (``pod_1`` belongs to ``pod``), which needs no
+    heartbeat: it is read from the id alone. Their leases can be recovered now instead of waiting for
+    each lease to expire.
     """
     alive = set(pods)
     return sorted(
         worker
         for worker in set(lease_holders)
-        if worker not in alive and now - heartbeats.get(worker, -math.inf) > orphan_after
+        if pod_of(worker) not in alive and now - heartbeats.get(worker, -math.inf) > orphan_after
     )

@@ -108,6 +108,42 @@ class ScriptWire:
                     raise reply
             return replies
 
+    def run_one(self, call: ScriptCall) -> Any:
+        """``run([call])[0]`` without the generator and reply-list bookkeeping (the one-by-one producer's
+        path); the same fallbacks: NOSCRIPT loads and re-runs, a connection or timeout error goes to the
+        ordinary path with its retries, any other exception closes the connection."""
+        with translate_errors():
+            try:
+                connection = self._checkout()
+            except (RedisConnectionError, RedisTimeoutError):
+                return run_script(self._redis, call)
+            try:
+                connection.send_packed_command(
+                    connection.pack_command(
+                        "EVALSHA", script_sha(call.script), len(call.keys), *call.keys, *call.args
+                    ),
+                    check_health=True,
+                )
+                reply = connection.read_response()
+            except NoScriptError:
+                # The reply was read: the connection is in step. The call did not run; load and run it.
+                self._idle.append(connection)
+                return run_script(self._redis, call)
+            except ResponseError:
+                self._idle.append(connection)
+                raise
+            except (RedisConnectionError, RedisTimeoutError):
+                # redis-py has already disconnected it; the ordinary path retries with backoff.
+                self._idle.append(connection)
+                return run_script(self._redis, call)
+            except BaseException:
+                # Between the write and the read (e.g. KeyboardInterrupt): a reply may be in flight.
+                connection.disconnect()
+                self._idle.append(connection)
+                raise
+            self._idle.append(connection)
+            return reply
+
     @staticmethod
     def _exchange(connection: Any, calls: Iterable[ScriptCall], sent: list[ScriptCall]) -> list[Any]:
         for call in calls:

@@ -21,7 +21,9 @@ Cardinality: the task label is a name the worker's code registered (an unregiste
 from __future__ import annotations
 
 import bisect
+import logging
 import math
+import os
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -42,6 +44,15 @@ RUN, WAIT = "run", "wait"
 INF = "inf"
 OTHER_TASK = "_other"
 MAX_TASKS_PER_QUEUE = 200
+# Flushes whose reply never came (Redis may or may not have added them) are re-sent as they were, never
+# merged: a resend that Redis already applied is skipped by its sequence number. While Redis is down no
+# task runs, so few pile up; past this many the oldest are dropped (counts are statistics, not state).
+MAX_FLUSHES_IN_DOUBT = 256
+# How long Redis remembers the last sequence number it applied for one writer and queue: a flush in doubt
+# re-sent within this window is never counted twice.
+APPLIED_SEQ_TTL_SECONDS = 3600
+
+log = logging.getLogger(__name__)
 
 
 def bound_label(bound: float) -> str:
@@ -81,13 +92,32 @@ class Histogram:
         return ints, {f"{kind}:sum:{task}": self.total}
 
 
+@dataclass(frozen=True)
+class MetricsFlush:
+    """One queue's increments as one numbered flush: sent until Redis confirms it, always with the same
+    number, so a flush Redis ran but whose reply was lost is not added twice."""
+
+    queue: str
+    seq: int
+    ints: dict[str, int]  # bucket and count fields
+    floats: dict[str, float]  # sum fields
+
+
 class TaskMetrics:
     """One worker's not yet flushed observations, per queue. Thread-safe: observed from the fetch and
-    outcome threads, flushed from the heartbeat thread."""
+    outcome threads, flushed from the heartbeat thread.
+
+    Flushing is ``take()`` (everything not yet confirmed, oldest first), one script call per flush, then
+    ``confirm()`` once Redis answered. A flush that got no answer stays in doubt and the next ``take()``
+    returns it again unchanged."""
 
     def __init__(self, known_task: Callable[[str], bool], max_tasks: int = MAX_TASKS_PER_QUEUE) -> None:
         self._known_task = known_task
         self._max_tasks = max_tasks
+        # Names this process's flushes in Redis: a restarted worker (same id) starts a new sequence.
+        self.writer = os.urandom(8).hex()
+        self._seq = 0
+        self._in_doubt: list[MetricsFlush] = []
         self._lock = threading.Lock()
         self._run: dict[tuple[str, str], Histogram] = {}  # (queue, task label) -> histogram
         self._wait: dict[str, Histogram] = {}  # queue -> histogram
@@ -126,54 +156,45 @@ class TaskMetrics:
                     histogram = self._wait[queue] = Histogram(WAIT_BUCKETS)
                 histogram.observe(ms / 1000)
 
-    def take(self) -> dict[str, tuple[dict[str, int], dict[str, float]]]:
-        """Every queue's pending increments, removing them; give them back with ``restore`` if the flush
-        fails, so nothing is lost over a Redis outage."""
+    def take(self) -> list[MetricsFlush]:
+        """The flushes to send now: those still in doubt, then one per queue with what was observed since
+        the last ``take()``. They stay in doubt until ``confirm()``."""
         with self._lock:
             run, wait = self._run, self._wait
             self._run, self._wait = {}, {}
-        out: dict[str, tuple[dict[str, int], dict[str, float]]] = {}
-        parts = [(queue, RUN, task, h) for (queue, task), h in run.items()]
-        parts += [(queue, WAIT, "", h) for queue, h in wait.items()]
-        for queue, kind, task, histogram in parts:
-            ints, floats = out.setdefault(queue, ({}, {}))
-            i, f = histogram.fields(kind, task)
-            ints.update(i)
-            floats.update(f)
-        return out
+            fresh: dict[str, tuple[dict[str, int], dict[str, float]]] = {}
+            parts = [(queue, RUN, task, h) for (queue, task), h in run.items()]
+            parts += [(queue, WAIT, "", h) for queue, h in wait.items()]
+            for queue, kind, task, histogram in parts:
+                ints, floats = fresh.setdefault(queue, ({}, {}))
+                i, f = histogram.fields(kind, task)
+                ints.update(i)
+                floats.update(f)
+            for queue, (ints, floats) in fresh.items():
+                self._seq += 1
+                self._in_doubt.append(MetricsFlush(queue, self._seq, ints, floats))
+            if len(self._in_doubt) > MAX_FLUSHES_IN_DOUBT:
+                dropped = len(self._in_doubt) - MAX_FLUSHES_IN_DOUBT
+                log.warning("dropping the %d oldest task metric flushes Redis never confirmed", dropped)
+                del self._in_doubt[:dropped]
+            return list(self._in_doubt)
 
-    def restore(self, pending: Mapping[str, tuple[dict[str, int], dict[str, float]]]) -> None:
-        """Put back increments a failed flush did not write (merged into whatever was observed since)."""
+    def confirm(self, flushes: Iterable[MetricsFlush]) -> None:
+        """Redis answered these flushes (added, or skipped as already added): forget them."""
+        done = {flush.seq for flush in flushes}
         with self._lock:
-            for queue, (ints, floats) in pending.items():
-                for name, n in ints.items():
-                    kind, bound, task = name.split(":", 2)
-                    histogram = self._histogram(queue, kind, task)
-                    if bound == "count":
-                        histogram.count += n
-                    else:
-                        index = (
-                            len(histogram.bounds) if bound == INF else histogram.bounds.index(float(bound))
-                        )
-                        histogram.buckets[index] += n
-                for name, seconds in floats.items():
-                    kind, _, task = name.split(":", 2)
-                    self._histogram(queue, kind, task).total += seconds
-
-    def _histogram(self, queue: str, kind: str, task: str) -> Histogram:
-        if kind == WAIT:
-            return self._wait.setdefault(queue, Histogram(WAIT_BUCKETS))
-        return self._run.setdefault((queue, task), Histogram(RUN_BUCKETS))
+            self._in_doubt = [flush for flush in self._in_doubt if flush.seq not in done]
 
 
-def build_flush(prefix: str, queue: str, ints: Mapping[str, int], floats: Mapping[str, float]) -> ScriptCall:
-    """The script call that adds one queue's increments to its metrics hash, atomically."""
-    args: list[str | int | float] = [len(ints)]
-    for name, n in ints.items():
+def build_flush(prefix: str, writer: str, flush: MetricsFlush) -> ScriptCall:
+    """The script call that adds one flush to its queue's metrics hash, atomically and at most once."""
+    keys = QueueKeys(prefix, flush.queue)
+    args: list[str | int | float] = [flush.seq, APPLIED_SEQ_TTL_SECONDS, len(flush.ints)]
+    for name, n in flush.ints.items():
         args += [name, n]
-    for name, seconds in floats.items():
+    for name, seconds in flush.floats.items():
         args += [name, repr(seconds)]
-    return ScriptCall("task_metrics", (QueueKeys(prefix, queue).task_metrics,), tuple(args))
+    return ScriptCall("task_metrics", (keys.task_metrics, keys.task_metrics_applied(writer)), tuple(args))
 
 
 @dataclass(frozen=True)

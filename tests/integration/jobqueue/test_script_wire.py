@@ -128,6 +128,38 @@ def test_an_exception_while_building_the_next_call_closes_the_connection(wire_cl
         wire.close()
 
 
+def test_one_call_error_reply_is_raised_and_the_connection_stays_in_step(wire_client: Client) -> None:
+    wire = ScriptWire(wire_client.redis)
+    try:
+        [good] = plan_enqueue(wire_client.settings, [make_request("a", [0])]).calls
+        with pytest.raises(JobQueueError, match="Redis error"):
+            wire.run_one(ScriptCall("enqueue_many", (), ("not a number", "x")))
+        assert wire.run_one(good) == ["QUEUED"]
+        assert _ready(wire_client) == 1
+    finally:
+        wire.close()
+
+
+def test_one_call_interrupted_between_write_and_read_closes_the_connection(
+    wire_client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wire = ScriptWire(wire_client.redis)
+    calls = plan_enqueue(wire_client.settings, [make_request("a", [i]) for i in range(2)], 1).calls
+    try:
+        assert wire.run_one(calls[0]) == ["QUEUED"]
+        [connection] = wire._idle
+        with monkeypatch.context() as patch:
+            patch.setattr(connection, "read_response", lambda: (_ for _ in ()).throw(KeyboardInterrupt))
+            with pytest.raises(KeyboardInterrupt):
+                wire.run_one(calls[1])  # written (and run), its reply left unread
+        # A connection reused as it was would return that stale reply (QUEUED) to the next call.
+        [later] = plan_enqueue(wire_client.settings, [make_request("a", [2], countdown=60)]).calls
+        assert wire.run_one(later) == ["DELAYED"]
+        assert _ready(wire_client) == 2
+    finally:
+        wire.close()
+
+
 def _enqueue_in_child(client: Client) -> None:
     wire = client._wire
     parents = list(wire._idle)

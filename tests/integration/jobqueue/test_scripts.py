@@ -342,3 +342,81 @@ def test_one_ack_call_for_many_tasks_is_fenced_per_task(client: Client) -> None:
     keys = QueueKeys(client.settings.key_prefix, "default")
     assert client.redis.hget(keys.stats, "succeeded") == "19"
     assert _event_of(client, jobs[5].id, "succeeded")["result"] == "5"
+
+
+def test_enqueue_writes_no_field_whose_value_is_its_default(client: Client) -> None:
+    """Lean task hash: counters start absent (= 0), eta only for a task due later, max_retries only when
+    set, no queue (the id's prefix); the record reads the same as with the defaults written out."""
+    keys = QueueKeys(client.settings.key_prefix, "default")
+    fixed = replace(make_request("a", [1]), task_id="default.0192f0c2a1b27c3d8e9f0a1b2c3d4e5f")
+    for handle in (client.enqueue("a", [1]), client.enqueue_many([fixed])[0]):
+        fields = client.redis.hgetall(keys.task(handle.id))
+        assert not {"attempts", "retries", "lost_leases", "eta", "max_retries", "queue"} & set(fields)
+        record = client.get_task(handle.id)
+        assert record.queue == "default"
+        assert (record.attempts, record.retries, record.lost_leases) == (0, 0, 0)
+        assert (record.eta, record.max_retries) == (None, None)
+        assert not {"eta", "queue", "max_retries"} & set(_event_of(client, handle.id, "enqueued"))
+    delayed = client.enqueue("a", countdown=60, max_retries=2)
+    fields = client.redis.hgetall(keys.task(delayed.id))
+    assert (fields["status"], fields["max_retries"]) == ("DELAYED", "2")
+    assert int(fields["eta"]) == int(_event_of(client, delayed.id, "enqueued")["eta"])
+    assert client.get_task(delayed.id).eta == pytest.approx(time.time() + 60, abs=5)
+
+
+def test_a_task_written_in_the_earlier_layout_runs_as_before(client: Client) -> None:
+    """Tasks enqueued before the lean layout (every default written out) need no migration: fetch,
+    fail, retry, lease recovery and ack read them as before."""
+    keys = QueueKeys(client.settings.key_prefix, "default")
+    task_id = "default.0192f0c2a1b27c3d8e9f0a1b2c3d4e60"
+    now_ms = int(time.time() * 1000)
+    client.redis.hset(
+        keys.task(task_id),
+        mapping={
+            "status": "QUEUED", "enqueued_at": now_ms, "eta": 0, "attempts": 0, "retries": 0,
+            "lost_leases": 0, "args": "[1]", "kwargs": "{}", "name": "a", "queue": "default",
+            "priority": "medium", "max_retries": "", "result_ttl": 60,
+        },
+    )  # fmt: skip
+    client.redis.rpush(keys.ready("medium"), task_id)
+    record = client.get_task(task_id)
+    assert (record.attempts, record.retries, record.eta, record.max_retries) == (0, 0, None, None)
+    [job] = fetch(client)
+    assert (job.token, job.retries, job.max_retries) == (1, 0, 0)
+    policy = RetryPolicy("constant", 0.01, jitter=False)
+    err = Outcome(task_id, job.token, OutcomeKind.ERROR, error="OSError: boom", retryable=True)
+    client.redis.hset(keys.task(task_id), "max_retries", 1)
+    assert complete(client, job, err, policy) == 1
+    time.sleep(0.02)
+    [job2] = fetch(client)
+    assert (job2.token, job2.retries) == (2, 1)
+    assert complete(client, job2, Outcome(task_id, job2.token, OutcomeKind.SUCCESS, result_json="3")) == 1
+    assert client.get_task(task_id).status == TaskStatus.SUCCESS
+
+
+def test_a_lean_task_counts_retries_and_lost_leases_from_zero(settings: Settings) -> None:
+    s = settings.model_copy(update={"lease_seconds": 0.2, "max_lost_leases": 5})
+    client = Client(s)
+    try:
+        h = client.enqueue("a", max_retries=1)
+        fetch(client)
+        time.sleep(0.25)
+        assert client.recover_expired_leases(["default"]) == {"requeued": 1, "dead_lettered": 0}
+        [job] = fetch(client)
+        assert (job.token, job.retries) == (2, 0)
+        err = Outcome(h.id, job.token, OutcomeKind.ERROR, error="OSError: boom", retryable=True)
+        assert complete(client, job, err, RetryPolicy("constant", 0.01, jitter=False)) == 1
+        record = client.get_task(h.id)
+        assert (record.attempts, record.retries, record.lost_leases) == (2, 1, 1)
+    finally:
+        client.close()
+
+
+def test_a_batch_splits_calls_by_queue_even_when_the_specs_are_equal(client: Client) -> None:
+    """The shared spec no longer names the queue: requests of two queues never share a call."""
+    requests = [make_request("a", [i], queue="default" if i < 2 or i == 4 else "other") for i in range(6)]
+    handles = client.enqueue_many(requests)
+    for queue, expected in (("default", [0, 1, 4]), ("other", [2, 3, 5])):
+        ready = client.redis.lrange(QueueKeys(client.settings.key_prefix, queue).ready("medium"), 0, -1)
+        assert ready == [handles[i].id for i in expected]
+        assert {client.get_task(i).queue for i in ready} == {queue}

@@ -17,7 +17,7 @@ from jobqueue import App, Client, Settings
 from jobqueue.keys import GlobalKeys
 from jobqueue.redis_io import run_script
 from jobqueue.schedules import fire_due_schedules
-from jobqueue.task_metrics import build_flush
+from jobqueue.task_metrics import MetricsFlush, build_flush
 from jobqueue_api import create_app
 from jobqueue_api.settings import ApiSettings
 
@@ -75,15 +75,38 @@ def test_run_time_and_queue_wait_histograms_from_a_real_worker(
     assert sample(s, run, queue="default", task="add", le="+Inf") == 4
 
 
-def test_flush_script_adds_atomically_to_the_queue_hash(client: Client) -> None:
-    call = build_flush(
-        client.settings.key_prefix, "q", {"run:0.5:t": 2, "run:count:t": 2}, {"run:sum:t": 0.25}
-    )
-    assert run_script(client.redis, call) == 3
-    assert run_script(client.redis, call) == 3
+def test_a_task_handed_to_a_parked_worker_is_counted(
+    api: TestClient, client: Client, start_worker: Callable[..., Any]
+) -> None:
+    start_worker("--pool", "thread", "--concurrency", "2")
+    wait_until(lambda: client.redis.hlen(client.queue_keys("default").parked) > 0, 30)
+    task = client.enqueue("add", args=[1, 2])
+    wait_until(lambda: client.get_task(task.id).status == "SUCCESS", 30)
+    s = scrape(api)
+    assert sample(s, "jobqueue_tasks_handed_off_total", queue="default") == 1
+    assert sample(s, "jobqueue_tasks_started_total", queue="default") == 1
+
+
+def test_flush_script_adds_atomically_and_a_resent_flush_only_once(client: Client) -> None:
+    def flush(seq: int, writer: str = "w1") -> int:
+        ints = {"run:0.5:t": 2, "run:count:t": 2}
+        return int(
+            run_script(
+                client.redis,
+                build_flush(
+                    client.settings.key_prefix, writer, MetricsFlush("q", seq, ints, {"run:sum:t": 0.25})
+                ),
+            )
+        )
+
+    assert flush(1) == 3
+    assert flush(1) == 0  # the same flush again (its reply was lost): skipped
+    assert flush(2) == 3
+    assert flush(1, writer="w2") == 3  # another worker process numbers its own flushes
     assert client.redis.hgetall(client.queue_keys("q").task_metrics) == {
-        "run:0.5:t": "4", "run:count:t": "4", "run:sum:t": "0.5",
+        "run:0.5:t": "6", "run:count:t": "6", "run:sum:t": "0.75",
     }  # fmt: skip
+    assert 0 < client.redis.ttl(client.queue_keys("q").task_metrics_applied("w1")) <= 3600
 
 
 def test_recorder_lag_and_recorded_events_come_from_the_consumer_group(

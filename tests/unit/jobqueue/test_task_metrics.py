@@ -3,12 +3,14 @@
 import pytest
 
 from jobqueue.task_metrics import (
+    MAX_FLUSHES_IN_DOUBT,
     OTHER_TASK,
     RUN,
     RUN_BUCKETS,
     WAIT,
     WAIT_BUCKETS,
     Histogram,
+    MetricsFlush,
     TaskMetrics,
     build_flush,
     read_histograms,
@@ -17,9 +19,9 @@ from jobqueue.task_metrics import (
 pytestmark = pytest.mark.timeout(10)
 
 
-def as_redis_hash(pending: dict[str, tuple[dict[str, int], dict[str, float]]], queue: str) -> dict[str, str]:
-    ints, floats = pending[queue]
-    return {**{k: str(v) for k, v in ints.items()}, **{k: repr(v) for k, v in floats.items()}}
+def as_redis_hash(pending: list[MetricsFlush], queue: str) -> dict[str, str]:
+    (flush,) = [f for f in pending if f.queue == queue]
+    return {**{k: str(v) for k, v in flush.ints.items()}, **{k: repr(v) for k, v in flush.floats.items()}}
 
 
 def test_a_value_on_a_bound_falls_in_that_bucket_and_negatives_count_as_zero() -> None:
@@ -55,28 +57,38 @@ def test_waits_skip_unknown_values_and_are_per_queue() -> None:
     metrics.observe_waits("a", [5, -1, 2000])
     metrics.observe_waits("b", [-1])
     pending = metrics.take()
-    assert set(pending) == {"a"}
+    assert [flush.queue for flush in pending] == ["a"]
     (h,) = read_histograms(WAIT, as_redis_hash(pending, "a"), WAIT_BUCKETS)
     assert dict(h.buckets)["0.005"] == 1 and dict(h.buckets)["5.0"] == 2 and h.total == pytest.approx(2.005)
 
 
-def test_take_empties_and_restore_merges_with_newer_observations() -> None:
+def test_an_unconfirmed_flush_is_sent_again_unchanged_before_newer_observations() -> None:
     metrics = TaskMetrics(lambda name: True)
     metrics.observe_run("q", "t", 0.3)
     metrics.observe_waits("q", [10])
-    failed_flush = metrics.take()
-    assert metrics.take() == {}
+    (lost,) = metrics.take()  # sent, but no reply came
     metrics.observe_run("q", "t", 0.3)
-    metrics.restore(failed_flush)
-    fields = as_redis_hash(metrics.take(), "q")
-    assert fields["run:0.5:t"] == "2" and fields["run:count:t"] == "2" and fields["wait:count:"] == "1"
-    assert float(fields["run:sum:t"]) == pytest.approx(0.6)
+    again, newer = metrics.take()
+    assert again == lost  # same number: Redis skips it if it was applied after all
+    assert newer.seq > lost.seq and newer.ints == {"run:0.5:t": 1, "run:count:t": 1}
+    metrics.confirm([again, newer])
+    assert metrics.take() == []
 
 
-def test_flush_call_puts_integer_increments_first_and_counts_them() -> None:
-    call = build_flush("jq", "q", {"run:0.5:t": 2, "run:count:t": 2}, {"run:sum:t": 0.6})
-    assert call.script == "task_metrics" and call.keys == ("jq:{q}:metrics",)
-    assert call.args == (2, "run:0.5:t", 2, "run:count:t", 2, "run:sum:t", "0.6")
+def test_flushes_in_doubt_are_bounded() -> None:
+    metrics = TaskMetrics(lambda name: True)
+    for _ in range(MAX_FLUSHES_IN_DOUBT + 5):
+        metrics.observe_run("q", "t", 0.3)
+        pending = metrics.take()
+    assert len(pending) == MAX_FLUSHES_IN_DOUBT and pending[0].seq == 6
+
+
+def test_flush_call_carries_its_number_and_puts_integer_increments_first() -> None:
+    flush = MetricsFlush("q", 7, {"run:0.5:t": 2, "run:count:t": 2}, {"run:sum:t": 0.6})
+    call = build_flush("jq", "w1", flush)
+    assert call.script == "task_metrics"
+    assert call.keys == ("jq:{q}:metrics", "jq:{q}:metrics:applied:w1")
+    assert call.args == (7, 3600, 2, "run:0.5:t", 2, "run:count:t", 2, "run:sum:t", "0.6")
 
 
 def test_counts_under_bounds_of_another_version_still_add_up() -> None:

@@ -117,10 +117,13 @@ elseif due > now then
 else
   status = 'QUEUED'
 end
-local eta = due
-if due <= now then eta = 0 end
-redis.call('HSET', KEYS[1], 'status', status, 'enqueued_at', now, 'eta', eta, 'attempts', 0,
-  'retries', 0, 'lost_leases', 0, unpack(fields))
+-- Lean layout (as enqueue_many.lua): attempts, retries and lost_leases start absent (= 0) and eta is
+-- written only when the task is due later (absent = none); every reader treats absence as the default.
+if due > now then
+  redis.call('HSET', KEYS[1], 'status', status, 'enqueued_at', now, 'eta', due, unpack(fields))
+else
+  redis.call('HSET', KEYS[1], 'status', status, 'enqueued_at', now, unpack(fields))
+end
 if nparents > 0 and waiting == 0 and not failed_parent then
   -- Every parent had already succeeded: the results they left are passed now, not at their ack.
   jq_splice_results(KEYS[1], ARGV[9])
@@ -146,9 +149,15 @@ elseif status == 'CANCELLED' then
 end
 redis.call('HINCRBY', KEYS[6], 'enqueued', 1)
 -- The event carries the whole spec (name, queue, priority, args, ...) so the recorder never has to read
--- the task hash, which may have expired or changed by the time the event is recorded.
-redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[4], '*', 'id', ARGV[1], 'event', 'enqueued', 'ts', now,
-  'status', status, 'eta', due, unpack(fields, 1, spec_count))
+-- the task hash, which may have expired or changed by the time the event is recorded. Its eta is the due
+-- time asked for (even one already past), absent when none was (as enqueue_many.lua writes it).
+if due ~= 0 then
+  redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[4], '*', 'id', ARGV[1], 'event', 'enqueued', 'ts', now,
+    'status', status, 'eta', due, unpack(fields, 1, spec_count))
+else
+  redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[4], '*', 'id', ARGV[1], 'event', 'enqueued', 'ts', now,
+    'status', status, unpack(fields, 1, spec_count))
+end
 -- A parked worker takes it at once, leased (_handoff.lua); else it queues and idle workers are woken.
 if status == 'QUEUED' and not jq_handoff(KEYS[4], KEYS[1], ARGV[1], now, ARGV[4]) then
   redis.call('RPUSH', KEYS[2], ARGV[1])

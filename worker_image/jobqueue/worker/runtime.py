@@ -17,7 +17,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import FrameType
 
 from jobqueue.app import App
@@ -27,8 +27,9 @@ from jobqueue.errors import BrokerUnavailable, JobQueueError
 from jobqueue.keys import GlobalKeys, QueueKeys, validate_queue_name
 from jobqueue.redis_io import connect, load_all_scripts, run_script, run_scripts, translate_errors
 from jobqueue.retry import QUEUE_DEFAULT_RETRY, QueueDefaultRetry, RetryPolicy
+from jobqueue.scripts import ScriptCall
 from jobqueue.serialization import dumps
-from jobqueue.task_metrics import TaskMetrics, build_flush
+from jobqueue.task_metrics import MetricsFlush, TaskMetrics, build_flush
 from jobqueue.worker.jobs import (
     FetchReply,
     Job,
@@ -96,6 +97,7 @@ class Worker:
         worker_id: str | None = None,
         grace_seconds: float = 30.0,
         prefetch: int | None = None,
+        before_fetching: Callable[[], None] | None = None,
     ) -> None:
         if not queues:
             raise JobQueueError("a worker needs at least one queue")
@@ -105,6 +107,9 @@ class Worker:
         self.queues = [validate_queue_name(q) for q in queues]
         self.worker_id = worker_id or default_worker_id(self.settings.pod_name)
         self.grace_seconds = grace_seconds
+        # Called once everything is up (pool, heartbeat, registration), just before the first fetch: the
+        # start gate of `--processes` (worker/processes.py) holds each process there until all are up.
+        self._before_fetching = before_fetching
         self.redis = connect(self.settings)
         # The idle wait blocks on its own connection, whose client id a timer can unblock.
         self._blocking = connect(self.settings, single_connection=True)
@@ -151,6 +156,11 @@ class Worker:
         signal.signal(signal.SIGINT, handler)
         self._owns_signals = True
 
+    @property
+    def stopping(self) -> bool:
+        """True once :meth:`stop` was called (SIGTERM, a drain request)."""
+        return self._stop.is_set()
+
     def stop(self) -> None:
         """Stop fetching; run() finishes in-flight work within the grace period and returns."""
         self._stop.set()
@@ -177,6 +187,8 @@ class Worker:
             self.pool.concurrency,
         )
         try:
+            if self._before_fetching is not None:
+                self._before_fetching()
             self._fetch_loop()
         finally:
             self._drain()
@@ -222,11 +234,12 @@ class Worker:
         """Write what the last heartbeat did not carry (the tasks finished since)."""
         pending = self.task_metrics.take()
         try:
-            run_scripts(
-                self.redis, [build_flush(self.settings.key_prefix, q, *inc) for q, inc in pending.items()]
-            )
+            run_scripts(self.redis, [self._metrics_flush_call(flush) for flush in pending])
         except JobQueueError as exc:
             log.warning("could not write the last task metrics: %s", exc)
+
+    def _metrics_flush_call(self, flush: MetricsFlush) -> ScriptCall:
+        return build_flush(self.settings.key_prefix, self.task_metrics.writer, flush)
 
     def _release_prefetched(self) -> None:
         """Hand prefetched (never started) tasks back to the front of their queue at once: draining
@@ -567,14 +580,11 @@ class Worker:
         for job in held:
             by_queue.setdefault(job.queue, []).append(job)
         calls = [build_heartbeat(self.settings, q, self.worker_id, jobs) for q, jobs in by_queue.items()]
-        # Histogram deltas ride in the same round trip; kept for the next beat if it fails.
+        # Histogram deltas ride in the same round trip; if it fails they are re-sent unchanged next beat.
         pending = self.task_metrics.take()
-        flushes = [build_flush(self.settings.key_prefix, q, *inc) for q, inc in pending.items()]
-        try:
-            replies = run_scripts(self.redis, calls + flushes)[: len(calls)]
-        except JobQueueError:
-            self.task_metrics.restore(pending)
-            raise
+        replies = run_scripts(self.redis, calls + [self._metrics_flush_call(flush) for flush in pending])
+        self.task_metrics.confirm(pending)
+        replies = replies[: len(calls)]
         with self._lock:
             # Only tasks still leased here (running or prefetched) count: a finished one whose ack reached
             # Redis before this script (its reply not yet read by the acker) reads as lost but is not, and
