@@ -187,8 +187,10 @@ def wait_parked(client: Client, worker_id: str) -> None:
     wait_until(lambda: worker_id in parked(client), timeout=20)
 
 
-def test_a_worker_runs_handed_off_tasks(client: Client, start_worker: StartWorker) -> None:
-    start_worker("--worker-id", "pod-h", "--pool", "thread", "--concurrency", "2")
+@pytest.mark.parametrize("pool", ["thread", "process", "async"])
+def test_a_worker_runs_handed_off_tasks(client: Client, start_worker: StartWorker, pool: str) -> None:
+    """The thread pool waits in a free slot and runs the task there; the others wait in the fetch loop."""
+    start_worker("--worker-id", "pod-h", "--pool", pool, "--concurrency", "2")
     wait_parked(client, "pod-h")
     for i in range(5):
         assert client.enqueue("add", [i, 1]).result(timeout=20) == i + 1
@@ -266,3 +268,69 @@ def test_a_stale_inbox_record_whose_lease_was_recovered_is_dropped(client: Clien
     reply = fetch(client, "w1")
     # The stale record is dropped; the task is leased afresh from the queue, with the next token.
     assert [(j.id, j.token) for j in reply.jobs] == [(h.id, 2)]
+
+
+# -- the thread pool's idle wait in a free slot (runtime.Worker._wait_in_slot) ------------------------------
+
+
+def starts(client: Client) -> dict[str, int]:
+    """How many times each task started (jq_test_app's ``record``)."""
+    out: dict[str, int] = {}
+    for task_id, what, _ in runs(client):
+        if what == "start":
+            out[task_id] = out.get(task_id, 0) + 1
+    return out
+
+
+def test_a_second_hand_off_starts_in_another_slot_while_the_first_runs(
+    client: Client, start_worker: StartWorker
+) -> None:
+    """The slot that popped the first task runs it; the wait moves on to the next free slot at once, so a
+    long task never holds up a second one the worker still has room for."""
+    start_worker("--worker-id", "pod-2", "--pool", "thread", "--concurrency", "2")
+    wait_parked(client, "pod-2")
+    long = client.enqueue("record", [], {"sleep": 3.0})
+    wait_until(lambda: long.id in starts(client), timeout=20)
+    short = client.enqueue("record", [], {"sleep": 0.0})
+    assert short.result(timeout=20) == short.id
+    assert client.get_task(long.id).status == TaskStatus.RUNNING  # the short one did not wait for it
+    assert long.result(timeout=20) == long.id
+    assert stats(client)["handed_off"] == "2"
+    assert starts(client) == {long.id: 1, short.id: 1}
+
+
+def test_a_one_slot_worker_takes_a_hand_off_then_fetches_what_queued_meanwhile(
+    client: Client, start_worker: StartWorker
+) -> None:
+    start_worker("--worker-id", "pod-1", "--pool", "thread", "--concurrency", "1")
+    wait_parked(client, "pod-1")
+    first = client.enqueue("record", [], {"sleep": 1.0})
+    wait_until(lambda: first.id in starts(client), timeout=20)
+    second = client.enqueue("record", [], {"sleep": 0.0})  # no free slot: queued, not handed off
+    assert stats(client)["handed_off"] == "1"
+    assert second.result(timeout=20) == second.id and first.result(timeout=20) == first.id
+    wait_parked(client, "pod-1")  # idle again: parked for the next one
+    third = client.enqueue("record", [], {"sleep": 0.0})
+    assert third.result(timeout=20) == third.id and stats(client)["handed_off"] == "2"
+
+
+@pytest.mark.parametrize("after_start", [False, True])
+def test_a_worker_killed_just_after_the_pop_has_the_task_recovered_and_run_once_more(
+    client: Client, start_worker: StartWorker, after_start: bool
+) -> None:
+    """SIGKILL while the slot that popped the task is booking or running it: the lease (granted by enqueue)
+    expires and recovery gives the task to another worker; it finishes exactly once."""
+    dead = start_worker("--worker-id", "pod-k", "--pool", "thread")
+    wait_parked(client, "pod-k")
+    h = client.enqueue("record", [], {"sleep": 2.0})
+    if after_start:
+        wait_until(lambda: h.id in starts(client), timeout=20)
+    dead.signal_group(signal.SIGKILL)
+    dead.process.wait(10)
+    assert client.get_task(h.id).worker == "pod-k" and stats(client)["handed_off"] == "1"
+    start_worker("--worker-id", "pod-r", "--pool", "thread")
+    assert h.result(timeout=30) == h.id
+    record = client.get_task(h.id)
+    assert record.worker == "pod-r" and record.lost_leases == 1 and record.attempts == 2
+    done = [r for r in runs(client) if r[0] == h.id and r[1] == "done"]
+    assert len(done) == 1

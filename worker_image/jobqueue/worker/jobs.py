@@ -132,29 +132,36 @@ def parse_fetch(queue: str, reply: Sequence[Any]) -> FetchReply:
     jobs = []
     waits = []
     for base in range(3, 3 + count * FETCH_FIELDS_PER_TASK, FETCH_FIELDS_PER_TASK):
-        (task_id, token, name, args, kwargs, priority, timeout, soft_timeout, max_retries, retries, _, _,
-         result_ttl, queue_wait) = reply[base : base + FETCH_FIELDS_PER_TASK]  # fmt: skip
-        # Built without the frozen dataclass __init__ (one object.__setattr__ per field): one Job per
-        # leased task, and that init was the largest share of decoding a fetched batch. Same fields, same
-        # types, still frozen.
-        job = _new(Job)
-        job.__dict__.update(
-            id=task_id,
-            token=int(token),
-            name=name,
-            args_json=args,
-            kwargs_json=kwargs,
-            queue=queue,
-            priority=priority or "medium",
-            timeout=float(timeout) if timeout else None,
-            soft_timeout=float(soft_timeout) if soft_timeout else None,
-            max_retries=int(max_retries or 0),
-            retries=int(retries or 0),
-            result_ttl=int(result_ttl) if result_ttl else None,
-        )
+        job, wait = _leased_job(queue, reply[base : base + FETCH_FIELDS_PER_TASK])
         jobs.append(job)
-        waits.append(int(queue_wait) if queue_wait != "" else -1)
+        waits.append(wait)
     return FetchReply(jobs, int(reply[0]), int(reply[1]), waits)
+
+
+def _leased_job(queue: str, values: Sequence[Any]) -> tuple[Job, int]:
+    """One task's FETCH_FIELDS_PER_TASK values (lua/_lease.lua) as a Job, and its queue wait in ms (-1:
+    unknown)."""
+    (task_id, token, name, args, kwargs, priority, timeout, soft_timeout, max_retries, retries, _, _,
+     result_ttl, queue_wait) = values[:FETCH_FIELDS_PER_TASK]  # fmt: skip
+    # Built without the frozen dataclass __init__ (one object.__setattr__ per field): one Job per leased
+    # task, and that init was the largest share of decoding a fetched batch. Same fields, same types,
+    # still frozen.
+    job = _new(Job)
+    job.__dict__.update(
+        id=task_id,
+        token=int(token),
+        name=name,
+        args_json=args,
+        kwargs_json=kwargs,
+        queue=queue,
+        priority=priority or "medium",
+        timeout=float(timeout) if timeout else None,
+        soft_timeout=float(soft_timeout) if soft_timeout else None,
+        max_retries=int(max_retries or 0),
+        retries=int(retries or 0),
+        result_ttl=int(result_ttl) if result_ttl else None,
+    )
+    return job, int(queue_wait) if queue_wait != "" else -1
 
 
 def build_fetch(
@@ -189,7 +196,12 @@ def parse_handoff(queue: str, record_json: str) -> tuple[FetchReply, int]:
     exactly as a fetch reply would carry it, and the capacity the worker has left parked (0 = it is no
     longer parked and must fetch to park again)."""
     record = json.loads(record_json)
-    reply = parse_fetch(queue, [-1, -1, 1, *record[:FETCH_FIELDS_PER_TASK]])
+    # Decoded straight into its one Job (no fetch-shaped list, no dataclass __init__): this runs on the
+    # task's path to its start, in a thread just woken from idle, where every step costs several times
+    # its warm price.
+    job, wait = _leased_job(queue, record)
+    reply = _new(FetchReply)
+    reply.__dict__.update(jobs=[job], wait_ms=-1, next_due_ms=-1, queue_wait_ms=[wait])
     return reply, int(record[FETCH_FIELDS_PER_TASK])
 
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from jobqueue.worker.jobs import Job, Outcome
 
 # Called once per finished attempt; returns the job that takes the freed slot, if any (the pool starts it
 # there itself: in the same thread, or in the same child process).
 OutcomeCallback = Callable[[Outcome], Job | None]
+# A blocking wait run in an idle slot (see SlotWaitPool): it returns the job to run in that slot, if any.
+SlotWaiter = Callable[[], Job | None]
 
 
 class Pool(Protocol):
@@ -28,3 +30,13 @@ class Pool(Protocol):
 
     def stop(self) -> list[Job]:
         """Stop every executor at once and return the jobs that had not finished (no outcome reported)."""
+
+
+@runtime_checkable
+class SlotWaitPool(Protocol):
+    """A pool whose idle slot can run the worker's idle wait itself (the thread pool): a task the wait
+    receives then starts in the thread that received it, with no hand-over to another thread."""
+
+    def submit_waiter(self, waiter: SlotWaiter) -> None:
+        """Run ``waiter`` in the next idle slot, then the job it returns (if any) in that same slot. The
+        caller guarantees a free slot, as for submit()."""

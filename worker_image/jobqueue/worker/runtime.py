@@ -44,7 +44,7 @@ from jobqueue.worker.jobs import (
     plan_completions,
 )
 from jobqueue.worker.leases import DEFAULT_PREFETCH, LeaseBook
-from jobqueue.worker.pool import Pool
+from jobqueue.worker.pool import Pool, SlotWaitPool
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +72,17 @@ def default_worker_id(pod_name: str | None) -> str:
     if pod_name:
         return pod_name
     return f"{socket.gethostname()}-{os.getpid()}-{random.randrange(16**4):04x}"  # noqa: S311
+
+
+class _SlotWait:
+    """One idle wait handed to a pool slot, and what it got (fields guarded by the worker's lock)."""
+
+    QUEUED, WAITING, DONE = "queued", "waiting", "done"
+
+    def __init__(self) -> None:
+        self.state = self.QUEUED
+        self.handed_off: tuple[str, int] | None = None  # (queue, capacity left) after a hand-off
+        self.error: Exception | None = None
 
 
 class Worker:
@@ -119,6 +130,8 @@ class Worker:
         # Queues this worker is parked on (enqueue may hand it tasks), with the monotonic time it parked;
         # only the main thread (fetch loop, drain) reads or changes it.
         self._parked: dict[str, float] = {}
+        # The thread pool runs the idle wait in a free slot (see _wait_in_slot).
+        self._slot_pool = pool if isinstance(pool, SlotWaitPool) else None
         self._acked_total = 0
         self._started = time.time()
         self._rng = random.Random()  # noqa: S311 - jitter only
@@ -347,12 +360,18 @@ class Worker:
         try:
             with translate_errors():
                 while True:
-                    popped = self._blocking_wait(wait_seconds, [*inboxes, *wake_keys])
-                    queue = inboxes.get(popped[0]) if popped else None
-                    if queue is None or popped is None:
-                        return  # woken (or timed out): fetch
-                    if not self._take_handoff(queue, popped[1]):
-                        return
+                    if inboxes and self._slot_free():
+                        # A hand-off starts in the slot that popped it (thread pool).
+                        handed = self._wait_in_slot(wait_seconds, [*inboxes, *wake_keys], inboxes)
+                        if handed is None or not self._may_stay_parked(*handed):
+                            return
+                    else:
+                        popped = self._blocking_wait(wait_seconds, [*inboxes, *wake_keys])
+                        queue = inboxes.get(popped[0]) if popped else None
+                        if queue is None or popped is None:
+                            return  # woken (or timed out): fetch
+                        if not self._take_handoff(queue, popped[1]):
+                            return
                     if deadline is not None:
                         wait_seconds = deadline - time.monotonic()
                         if wait_seconds <= 0:
@@ -370,11 +389,86 @@ class Worker:
             self._release(reply.jobs)
             return False
         self._start(queue, reply)
+        return self._may_stay_parked(queue, capacity_left)
+
+    def _may_stay_parked(self, queue: str, capacity_left: int) -> bool:
+        """After a hand-off: whether this worker is still parked on ``queue`` with a fresh entry (then it
+        goes on waiting), else it must fetch (to park again or take queued work)."""
         parked_at = self._parked.get(queue)
         if capacity_left <= 0 or parked_at is None:
             self._parked.pop(queue, None)
             return False
-        return time.monotonic() - parked_at < PARK_RENEW_SECONDS
+        return not self._stop.is_set() and time.monotonic() - parked_at < PARK_RENEW_SECONDS
+
+    # -- the idle wait in a pool slot (thread pool) ------------------------------------------------------
+
+    def _slot_free(self) -> bool:
+        """Whether the idle wait can run in a pool slot: the pool supports it and a slot is free now (the
+        fetch loop submits nothing while it waits, so the slot stays free until the wait runs)."""
+        if self._slot_pool is None or self._stop.is_set() or self._held.is_set():
+            return False
+        with self._lock:
+            return len(self._book.running) < self.pool.concurrency
+
+    def _wait_in_slot(
+        self, wait_seconds: float, keys: list[str], inboxes: dict[str, str]
+    ) -> tuple[str, int] | None:
+        """Run one blocking wait in an idle pool slot (SlotWaitPool) and wait for what it got: (queue,
+        capacity left) after a hand-off, which already runs in that slot, else None (fetch).
+
+        A handed-off task then starts in the thread that received it: when the fetch loop waits itself,
+        a thread wake-up and a GIL hand-over (~100-250 us measured) sit between the reply and the start.
+        The fetch loop keeps the parked state (only this thread changes it); the slot only pops, books
+        and runs."""
+        wait = _SlotWait()
+        assert self._slot_pool is not None  # _slot_free checked it
+        self._slot_pool.submit_waiter(lambda: self._slot_wait(wait, wait_seconds, keys, inboxes))
+        # The wait ends within wait_seconds of starting; a slot that never took it up (which the free-slot
+        # check rules out) is given up after a margin, so stopping can never hang here.
+        give_up = time.monotonic() + wait_seconds + 5.0
+        with self._lock:
+            while wait.state != _SlotWait.DONE:
+                if wait.state == _SlotWait.QUEUED and time.monotonic() >= give_up:
+                    wait.state = _SlotWait.DONE
+                    break
+                self._lock.wait(timeout=1.0)
+        if wait.error is not None:
+            raise wait.error
+        return wait.handed_off
+
+    def _slot_wait(
+        self, wait: _SlotWait, wait_seconds: float, keys: list[str], inboxes: dict[str, str]
+    ) -> Job | None:
+        """In the pool slot: pop the inbox or a wake-up key; book a handed-off task and return it to be
+        run in this slot. Reports to the fetch loop before the task runs, so it can wait again at once."""
+        with self._lock:
+            if wait.state != _SlotWait.QUEUED:
+                return None  # given up by the fetch loop
+            wait.state = _SlotWait.WAITING
+        job: Job | None = None
+        try:
+            with translate_errors():
+                popped = self._blocking_wait(wait_seconds, keys)
+            queue = inboxes.get(popped[0]) if popped else None
+            if queue is not None and popped is not None:
+                reply, capacity_left = parse_handoff(queue, popped[1])
+                if self._stop.is_set() or self._held.is_set():
+                    self._release(reply.jobs)  # handed off just as a drain began: back unstarted
+                else:
+                    if reply.jobs:
+                        self.task_metrics.observe_waits(queue, reply.queue_wait_ms)
+                    with self._lock:
+                        start_now = self._book.lease(reply.jobs)
+                    job = start_now[0] if start_now else None
+                    for other in start_now[1:]:
+                        self.pool.submit(other)
+                    wait.handed_off = (queue, capacity_left)
+        except Exception as exc:
+            wait.error = exc  # raised in the fetch loop, as if its own wait had failed
+        with self._lock:
+            wait.state = _SlotWait.DONE
+            self._lock.notify_all()
+        return job
 
     def _blocking_wait(self, wait_seconds: float, keys: list[str]) -> tuple[str, str] | None:
         """BLPOP the wake-up keys until a task arrives or ``wait_seconds`` pass.
@@ -492,8 +586,10 @@ class Worker:
         self.task_metrics.confirm(pending)
         replies = replies[: len(calls)]
         with self._lock:
-            # A task acked between the snapshot and the script is no longer held: not a lost lease.
-            still_held = {job.id for job in self._book.held_jobs()}
+            # Only tasks still leased here (running or prefetched) count: a finished one whose ack reached
+            # Redis before this script (its reply not yet read by the acker) reads as lost but is not, and
+            # a finished one that really lost its lease is reported by the acker when its ack is refused.
+            still_held = {job.id for job in self._book.leased.values()}
         for reply in replies:
             lost, cancels = parse_heartbeat(reply)
             for task_id in lost:

@@ -34,7 +34,7 @@ from jobqueue.worker.execution import (
     success,
 )
 from jobqueue.worker.jobs import Job, Outcome, OutcomeKind
-from jobqueue.worker.pool import OutcomeCallback
+from jobqueue.worker.pool import OutcomeCallback, SlotWaiter
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,8 @@ class ThreadPool:
     def __init__(self, app: App, concurrency: int) -> None:
         self.app = app
         self.concurrency = concurrency
-        self._jobs: queue.Queue[Job | None] = queue.Queue()
+        # Jobs to run, slot waiters (see submit_waiter) and None (stop).
+        self._jobs: queue.Queue[Job | SlotWaiter | None] = queue.Queue()
         self._running: dict[str, _Running] = {}
         self._lock = threading.Lock()
         self._on_outcome: OutcomeCallback | None = None
@@ -85,9 +86,16 @@ class ThreadPool:
         """Queue a job for the next free thread."""
         self._jobs.put(job)
 
+    def submit_waiter(self, waiter: SlotWaiter) -> None:
+        """Run the worker's idle wait in the next free thread; a job it receives runs in that thread."""
+        self._jobs.put(waiter)
+
     def _loop(self) -> None:
         while not self._stopping.is_set():
-            job: Job | None = self._jobs.get()
+            item = self._jobs.get()
+            # A waiter blocks on Redis in this idle thread and returns the task it received, which then
+            # starts right here: no queue hand-off (a thread wake-up) between the reply and the start.
+            job = item if item is None or isinstance(item, Job) else item()
             # A finished job's slot is refilled here, in this thread: no queue hand-off (a thread switch)
             # per task while prefetched work is waiting.
             while job is not None:
