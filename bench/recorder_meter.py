@@ -43,15 +43,20 @@ def backlog(conn: redis.Redis, stream: str, group: str) -> tuple[int, float]:
     pipe.xinfo_groups(stream)
     pipe.xpending(stream, group)
     pipe.xlen(stream)
+    pipe.xinfo_stream(stream)
     pipe.time()
     try:
-        groups, pending, length, (seconds, micros) = pipe.execute()
+        groups, pending, length, stream_info, (seconds, micros) = pipe.execute()
     except redis.ResponseError:
         return 0, 0.0  # no group yet: the recorder has not discovered the queue
     info = next((g for g in groups if g["name"] == group), None)
     if info is None:
         return length, 0.0
-    waiting = int(info.get("lag") or 0) + int(pending["pending"])
+    # The group's lag counts entries trimmed (MAXLEN) before they were delivered, which never will be:
+    # once the group has delivered the last entry, nothing is left to read.
+    caught_up = info["last-delivered-id"] == stream_info["last-generated-id"]
+    unread = 0 if caught_up else int(info.get("lag") or 0)
+    waiting = unread + int(pending["pending"])
     if waiting == 0:
         return 0, 0.0
     if pending["pending"]:

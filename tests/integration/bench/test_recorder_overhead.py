@@ -7,7 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
+import redis
+from bench.recorder_meter import backlog
 from bench.recorder_overhead import main
+
+from jobqueue import Client
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -22,3 +26,19 @@ def test_a_small_run_measures_both_kinds_and_verifies_the_record(tmp_path: Path)
     assert recorded["events"] == 900 and recorded["detail"]["check"]["missing"] == 0
     assert plain["process_per_second"] > 0 and recorded["process_per_second"] > 0
     assert result["cpu_ms_per_1000_tasks"]["recorder_process"] > 0
+
+
+def test_backlog_is_zero_once_the_group_read_everything_even_after_trimming(client: Client) -> None:
+    stream = client.queue_keys("meter").events
+    conn = redis.Redis.from_url(client.settings.redis_url.get_secret_value(), decode_responses=True)
+    try:
+        conn.xgroup_create(stream, "g", id="0", mkstream=True)
+        for i in range(20):
+            conn.xadd(stream, {"n": str(i)}, maxlen=5)  # 15 entries trimmed before anyone read them
+        waiting, _ = backlog(conn, stream, "g")
+        assert waiting > 0
+        entries = conn.xreadgroup("g", "c", {stream: ">"})[0][1]
+        conn.xack(stream, "g", *(entry_id for entry_id, _ in entries))
+        assert backlog(conn, stream, "g") == (0, 0.0)  # the group's lag still counts the trimmed 15
+    finally:
+        conn.close()
