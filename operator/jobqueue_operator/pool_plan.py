@@ -23,7 +23,6 @@ from jobqueue_operator.decisions import (
     desired_replicas,
     drained_workers,
     silent_workers,
-    stale_workers,
 )
 from jobqueue_operator.spec import WorkerPoolSpec
 
@@ -163,16 +162,19 @@ def plan_pool(
 ) -> PoolPlan:
     """Decide replicas, drains, removals and stale pods for one reconcile of a pool."""
     live = [p for p in pods if not p.terminating]
-    running = {p.name: p.started_at for p in live if p.running and not p.drain_requested}
     beats = {name: beat.at for name, beat in heartbeats.items()}
-    processes = {p.name: p.processes for p in live}
-    stale = stale_workers(running, beats, now, spec.health.heartbeat_stale_seconds, processes)
     pod_workers = {p.name: p.worker_ids for p in pods}
+    # A running pod is stale when any of its workers is silent (jobqueue.scaling.stale_workers' rule).
     silent = {
-        p.name: silent_workers(p.worker_ids, p.started_at, beats, now, spec.health.heartbeat_stale_seconds)
+        p.name: ids
         for p in live
-        if p.name in stale
+        if p.running
+        and not p.drain_requested
+        and (
+            ids := silent_workers(p.worker_ids, p.started_at, beats, now, spec.health.heartbeat_stale_seconds)
+        )
     }
+    stale = sorted(silent)
     healthy = [p for p in live if p.name not in stale]
     workers = worker_views(healthy, heartbeats)
     draining = sorted(p.name for p in healthy if p.drain_requested)
