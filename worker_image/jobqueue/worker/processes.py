@@ -209,6 +209,8 @@ class WorkerProcesses:
     def _child_exited(self, child: Child, code: int) -> None:
         del self.children[child.worker_id]
         now = time.monotonic()
+        # Only restarts within the window count (on_child_exit): older ones are forgotten, not kept forever.
+        self.restarts = [moment for moment in self.restarts if now - moment < RESTART_WINDOW_SECONDS]
         action = on_child_exit(code, stopping=self._stop.is_set(), recent_restarts=self.restarts, now=now)
         if action is ChildAction.DONE:
             log.info("worker process %s exited (%d)", child.worker_id, code)
