@@ -203,14 +203,7 @@ class Recorder:
         stable name); read once at start, until none are left."""
         if self._own_pending_done or not self._streams:
             return []
-        with translate_errors():
-            reply = self.redis.xreadgroup(
-                self.options.group,
-                self.consumer,
-                {s: "0" for s in self._streams},
-                count=self.options.batch_size,
-            )
-        entries = _flatten(reply)
+        entries = entries_from_reply(self._xreadgroup("0", self.options.batch_size))
         if not entries:
             self._own_pending_done = True
         return entries
@@ -265,13 +258,7 @@ class Recorder:
             if block:
                 self._stop.wait(min(1.0, self.options.block_ms / 1000))
             return []
-        # One XREADGROUP over every stream (standalone Redis; a cluster would need one per shard).
-        wait: list[object] = ["BLOCK", self.options.block_ms] if block else []
-        with translate_errors():
-            reply = self._unparsed_redis.execute_command(
-                "XREADGROUP", "GROUP", self.options.group, self.consumer, "COUNT", self._count, *wait,
-                "STREAMS", *self._streams, *[">"] * len(self._streams),
-            )  # fmt: skip
+        reply = self._xreadgroup(">", self._count, self.options.block_ms if block else None)
         entries = entries_from_reply(reply)
         self._full = any(len(items) >= self._count for _, items in reply or [])
         self._count = (
@@ -280,6 +267,17 @@ class Recorder:
             else self.options.batch_size
         )
         return entries
+
+    def _xreadgroup(self, after: str, count: int, block_ms: int | None = None) -> Any:
+        """One XREADGROUP over every stream from ``after`` ('>' new entries, '0' this consumer's pending),
+        its reply left unparsed for entries_from_reply (standalone Redis; a cluster would need one call
+        per shard)."""
+        wait: list[object] = ["BLOCK", block_ms] if block_ms is not None else []
+        with translate_errors():
+            return self._unparsed_redis.execute_command(
+                "XREADGROUP", "GROUP", self.options.group, self.consumer, "COUNT", count, *wait,
+                "STREAMS", *self._streams, *[after] * len(self._streams),
+            )  # fmt: skip
 
     def _ack(self, entries: list[Entry]) -> None:
         by_stream: dict[str, list[str]] = {}
@@ -370,11 +368,3 @@ def _entry_key(entry_id: str) -> tuple[int, int]:
 
 def _unparsed(response: Any, **options: Any) -> Any:
     return response
-
-
-def _flatten(reply: Any) -> list[Entry]:
-    """XREADGROUP's [[stream, [(id, fields), ...]], ...] as a flat list of entries."""
-    entries: list[Entry] = []
-    for stream, items in reply or []:
-        entries += [(stream, entry_id, fields or None) for entry_id, fields in items]
-    return entries
