@@ -19,10 +19,10 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from jobqueue import Client, Settings
-from jobqueue.commands import make_request
+from jobqueue.broker.enqueue import make_request
+from jobqueue.broker.queue_admin import QueueAdmin
+from jobqueue.broker.redis_io import run_script, run_scripts
 from jobqueue.embedded.redis_server import RedisServer
-from jobqueue.queue_admin import QueueAdmin
-from jobqueue.redis_io import run_script, run_scripts
 from jobqueue.worker.jobs import Outcome, OutcomeKind, build_fetch, parse_fetch, plan_completions
 
 QUEUE = "flowcost"

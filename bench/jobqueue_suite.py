@@ -42,10 +42,10 @@ from bench.report import replace_results
 from bench.runner import REPO_ROOT, Runner, Sample
 from bench.suite_report import describe, docs_section
 from jobqueue import Client, Settings
-from jobqueue.commands import EnqueueRequest, make_request
+from jobqueue.broker.enqueue import EnqueueRequest, make_request
+from jobqueue.broker.queue_admin import QueueAdmin
 from jobqueue.embedded.redis_server import RedisServer
 from jobqueue.models import Priority
-from jobqueue.queue_admin import QueueAdmin
 
 QUEUE = "bench"
 SECTIONS = ("workers", "pools", "flow", "depth", "payload")

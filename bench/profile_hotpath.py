@@ -23,12 +23,12 @@ from typing import Any
 import redis
 from pydantic import SecretStr
 
-from jobqueue.batch_enqueue import plan_enqueue
-from jobqueue.client import Client
-from jobqueue.commands import make_request
+from jobqueue.broker.batch_enqueue import plan_enqueue
+from jobqueue.broker.client import Client
+from jobqueue.broker.enqueue import make_request
+from jobqueue.broker.redis_io import load_all_scripts, run_script, run_scripts
+from jobqueue.broker.scripts import ScriptCall
 from jobqueue.embedded.redis_server import RedisServer
-from jobqueue.redis_io import load_all_scripts, run_script, run_scripts
-from jobqueue.scripts import ScriptCall
 from jobqueue.settings import Settings
 from jobqueue.worker import jobs
 from jobqueue.worker.jobs import Job, Outcome, OutcomeKind, build_fetch, parse_fetch

@@ -37,10 +37,10 @@ from bench.record import RUNS_FILE_ENV
 from bench.redis_stats import cost_between, snapshot
 from bench.runs import check, count_lines, read_starts
 from jobqueue import Client, Settings
-from jobqueue.commands import make_request
+from jobqueue.broker.enqueue import make_request
+from jobqueue.broker.queue_admin import QueueAdmin
 from jobqueue.embedded.redis_server import RedisServer
 from jobqueue.keys import GlobalKeys, QueueKeys
-from jobqueue.queue_admin import QueueAdmin
 
 QUEUE = "bench"
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from jobqueue.aio import AsyncClient
+from jobqueue.broker.aio import AsyncClient
 from jobqueue.errors import ConfigurationError
 from jobqueue.record.settings import RecordSettings
 from jobqueue.settings import Settings

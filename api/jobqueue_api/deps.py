@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import Request
 
-from jobqueue.aio import AsyncClient
+from jobqueue.broker.aio import AsyncClient
 
 
 def get_client(request: Request) -> AsyncClient:

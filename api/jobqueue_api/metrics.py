@@ -1,7 +1,7 @@
 """Prometheus metrics read from live Redis state at scrape time (no per-task work in the API).
 
 Everything here is cluster-wide, whichever API replica is scraped: queue gauges and counters, the run time
-and queue wait histograms the workers add up in Redis (jobqueue/task_metrics.py), the recorder's progress
+and queue wait histograms the workers add up in Redis (broker/task_metrics.py), the recorder's progress
 (read from its consumer group) and the schedules' fire counters (written by the schedulers).
 
 Labels are queue, priority, task, schedule and state; never task ids (unbounded cardinality).
@@ -15,10 +15,10 @@ from collections.abc import Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from jobqueue.client import Client
+from jobqueue.broker.client import Client
+from jobqueue.broker.task_metrics import RUN, RUN_BUCKETS, WAIT, WAIT_BUCKETS, read_histograms
 from jobqueue.keys import QueueKeys
-from jobqueue.schedules import ScheduleRegistry
-from jobqueue.task_metrics import RUN, RUN_BUCKETS, WAIT, WAIT_BUCKETS, read_histograms
+from jobqueue.schedules.registry import ScheduleRegistry
 from jobqueue_api.recorder_progress import RecorderProgress, read_recorder_progress
 
 # stats-hash field -> counter name (without the _total suffix, which prometheus_client appends)

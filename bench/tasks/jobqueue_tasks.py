@@ -7,7 +7,7 @@ from importlib.metadata import version as dist_version
 
 from bench.record import record_run
 from jobqueue import App
-from jobqueue.commands import make_request
+from jobqueue.broker.enqueue import make_request
 
 QUEUE = "bench"
 

@@ -12,7 +12,7 @@ import kopf
 import pydantic
 from kubernetes.client.exceptions import ApiException
 
-from jobqueue.client import Client
+from jobqueue.broker.client import Client
 from jobqueue.errors import BrokerUnavailable, ScheduleNotFound, ValidationError
 from jobqueue_operator.kube import Kube
 from jobqueue_operator.metrics import OperatorMetrics

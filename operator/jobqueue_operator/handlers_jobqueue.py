@@ -8,8 +8,8 @@ from typing import Any
 import kopf
 import pydantic
 
+from jobqueue.broker.queue_admin import QueueAdmin
 from jobqueue.errors import ValidationError
-from jobqueue.queue_admin import QueueAdmin
 from jobqueue_operator.context import GROUP, VERSION, OperatorContext, reconciling
 from jobqueue_operator.queue_status import apply_queue_spec, configured_status, invalid_status, live_status
 from jobqueue_operator.redis_state import read_queue_status

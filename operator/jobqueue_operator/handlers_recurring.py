@@ -10,8 +10,8 @@ import kopf
 import pydantic
 
 from jobqueue.errors import ScheduleNotFound, ValidationError
-from jobqueue.schedule_model import ScheduleInfo
-from jobqueue.schedules import ScheduleRegistry
+from jobqueue.schedules.model import ScheduleInfo
+from jobqueue.schedules.registry import ScheduleRegistry
 from jobqueue_operator.conditions import flag, merge_conditions, ready, rfc3339
 from jobqueue_operator.context import GROUP, VERSION, OperatorContext, namespace_of, reconciling
 from jobqueue_operator.queue_status import invalid_status

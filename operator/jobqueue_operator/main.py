@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import kopf
 from prometheus_client import start_http_server
 
-from jobqueue.client import Client
+from jobqueue.broker.client import Client
 from jobqueue.log_config import configure_logging
 from jobqueue.settings import Settings
 from jobqueue_operator.context import OperatorContext

@@ -7,7 +7,7 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from jobqueue.queue_admin import QueueAdmin
+from jobqueue.broker.queue_admin import QueueAdmin
 from jobqueue_operator.conditions import Condition, flag, merge_conditions, ready
 from jobqueue_operator.redis_state import QueueStatus
 from jobqueue_operator.spec import JobQueueSpec

@@ -9,9 +9,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from jobqueue.client import Client, QueueDepth
-from jobqueue.queue_admin import QueueAdmin
-from jobqueue.redis_io import translate_errors
+from jobqueue.broker.client import Client, QueueDepth
+from jobqueue.broker.queue_admin import QueueAdmin
+from jobqueue.broker.redis_io import translate_errors
 from jobqueue_operator.pool_plan import Heartbeat, PoolLoad
 
 

@@ -8,9 +8,9 @@ from typing import Any
 from psycopg_pool import ConnectionPool
 
 from jobqueue import Client
+from jobqueue.broker.redis_io import run_script
 from jobqueue.record.recorder import Recorder
 from jobqueue.record.settings import RecordSettings
-from jobqueue.redis_io import run_script
 from jobqueue.retry import RetryPolicy
 from jobqueue.worker.jobs import Job, Outcome, OutcomeKind, build_completion, build_fetch, parse_fetch
 

@@ -12,10 +12,11 @@ Public API::
     add.enqueue(1, 2).result(timeout=10)
 """
 
-from jobqueue.aio import AsyncClient, AsyncTaskHandle
 from jobqueue.app import App, TaskDefinition
+from jobqueue.broker.aio import AsyncClient, AsyncTaskHandle
+from jobqueue.broker.client import Client, TaskHandle
+from jobqueue.broker.workflows import WorkflowHandle
 from jobqueue.canvas import Signature, chain, chord, dag, group
-from jobqueue.client import Client, TaskHandle
 from jobqueue.context import TaskContext, current_context
 from jobqueue.errors import (
     BrokerUnavailable,
@@ -38,7 +39,6 @@ from jobqueue.errors import (
 from jobqueue.models import CancelReason, DeadLetterReason, Priority, TaskRecord, TaskStatus
 from jobqueue.retry import RetryPolicy
 from jobqueue.settings import Settings
-from jobqueue.workflows import WorkflowHandle
 
 __all__ = [
     "App",

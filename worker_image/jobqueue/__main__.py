@@ -2,6 +2,6 @@
 
 import sys
 
-from jobqueue.cli import main
+from jobqueue.cli.main import main
 
 sys.exit(main())

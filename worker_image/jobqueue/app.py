@@ -9,18 +9,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
-from jobqueue.aio import AsyncClient
+from jobqueue.broker.aio import AsyncClient
+from jobqueue.broker.client import Client, TaskHandle
+from jobqueue.broker.enqueue import make_request, parse_priority
+from jobqueue.broker.queue_admin import QueueAdmin
+from jobqueue.broker.workflows import WorkflowHandle, submit
 from jobqueue.canvas import Canvas, Signature
-from jobqueue.client import Client, TaskHandle
-from jobqueue.commands import make_request, parse_priority
 from jobqueue.errors import ConfigurationError, ValidationError
 from jobqueue.keys import validate_queue_name
 from jobqueue.models import Priority
-from jobqueue.queue_admin import QueueAdmin
 from jobqueue.retry import BackoffFunction, RetryPolicy
-from jobqueue.schedules import ScheduleRegistry
+from jobqueue.schedules.registry import ScheduleRegistry
 from jobqueue.settings import Settings
-from jobqueue.workflows import WorkflowHandle, submit
 
 P = ParamSpec("P")
 R = TypeVar("R")

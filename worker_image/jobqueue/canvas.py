@@ -1,5 +1,5 @@
 """Workflows as values: task signatures, ``chain`` / ``|``, ``group``, ``chord`` and explicit ``dag``s,
-compiled to a validated graph of tasks. Pure: no I/O; submission lives in ``jobqueue.workflows``.
+compiled to a validated graph of tasks. Pure: no I/O; submission lives in ``jobqueue.broker.workflows``.
 
 A ``Signature`` (``task.s(...)``) receives its parent's result as its first argument; ``task.si(...)`` is
 immutable and never does. After a group, the next step receives the list of the members' results (a chord).
@@ -15,7 +15,7 @@ from jobqueue.errors import ValidationError
 from jobqueue.keys import queue_of
 
 if TYPE_CHECKING:
-    from jobqueue.workflows import WorkflowHandle
+    from jobqueue.broker.workflows import WorkflowHandle
 
 # Options a signature may carry into make_request; dedup is per task and has no meaning inside a graph
 # (a deduplicated node would leave its children waiting on a task the graph does not know).
@@ -37,7 +37,7 @@ class _Composable:
         return chain(self, other)  # type: ignore[arg-type]
 
     def apply(self, app: Submitter) -> WorkflowHandle:
-        """Submit the whole graph atomically (one MULTI/EXEC); see jobqueue.workflows.submit."""
+        """Submit the whole graph atomically (one MULTI/EXEC); see jobqueue.broker.workflows.submit."""
         return app.submit_workflow(self)  # type: ignore[arg-type]
 
 

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
 
-from jobqueue.aio import AsyncClient
+from jobqueue.broker.aio import AsyncClient
 from jobqueue.errors import TaskNotFound
 from jobqueue.keys import queue_of
 from jobqueue_api.auth import require

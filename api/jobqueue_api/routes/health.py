@@ -8,8 +8,8 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from jobqueue.broker.redis_io import translate_errors
 from jobqueue.errors import BrokerUnavailable
-from jobqueue.redis_io import translate_errors
 
 router = APIRouter(tags=["health"])
 

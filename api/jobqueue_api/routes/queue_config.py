@@ -10,9 +10,9 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path
 from pydantic import BaseModel, ConfigDict, Field
 
-from jobqueue.aio import AsyncClient
-from jobqueue.flow import QueueConfig
-from jobqueue.queue_admin import QueueAdmin
+from jobqueue.broker.aio import AsyncClient
+from jobqueue.broker.queue_admin import QueueAdmin
+from jobqueue.flow_control import QueueConfig
 from jobqueue_api.auth import require
 from jobqueue_api.deps import get_client
 from jobqueue_api.settings import Scope

@@ -10,9 +10,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path
 
-from jobqueue.aio import AsyncClient
+from jobqueue.broker.aio import AsyncClient
+from jobqueue.broker.redis_io import translate_errors
 from jobqueue.keys import QueueKeys
-from jobqueue.redis_io import translate_errors
 from jobqueue_api.auth import require
 from jobqueue_api.deps import get_client
 from jobqueue_api.schemas import QueueStats

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path
 
-from jobqueue.aio import AsyncClient
+from jobqueue.broker.aio import AsyncClient
 from jobqueue_api.auth import require
 from jobqueue_api.deps import get_client
 from jobqueue_api.schemas import QueueInfo

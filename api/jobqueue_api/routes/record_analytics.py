@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
-from jobqueue.aio import AsyncClient
+from jobqueue.broker.aio import AsyncClient
 from jobqueue.errors import ValidationError
 from jobqueue.record.analytics import Granularity, WindowStats, aggregates, live_snapshot, window_stats
 from jobqueue_api.auth import require

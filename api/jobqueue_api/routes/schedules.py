@@ -9,16 +9,16 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path
 from pydantic import BaseModel, ConfigDict, Field
 
-from jobqueue.aio import AsyncClient
-from jobqueue.schedule_model import ScheduleInfo
-from jobqueue.schedules import ScheduleRegistry
+from jobqueue.broker.aio import AsyncClient
+from jobqueue.schedules.model import ScheduleInfo
+from jobqueue.schedules.registry import ScheduleRegistry
 from jobqueue_api.auth import require
 from jobqueue_api.deps import get_client
 from jobqueue_api.settings import Scope
 
 router = APIRouter(prefix="/api/v1/schedules", tags=["schedules"])
 Client = Annotated[AsyncClient, Depends(get_client)]
-# The registry's own name rule (jobqueue.schedule_model.SCHEDULE_NAME), so a bad name is a 422 naming it
+# The registry's own name rule (jobqueue.schedules.model.SCHEDULE_NAME), so a bad name is a 422 naming it
 # on every route and the schema tells clients what a name may be.
 NAME_PATTERN = r"^[A-Za-z0-9_.\-]{1,128}$"
 Name = Annotated[str, Path(pattern=NAME_PATTERN)]

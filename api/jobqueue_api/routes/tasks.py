@@ -6,8 +6,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path
 
-from jobqueue.aio import AsyncClient
-from jobqueue.commands import make_request
+from jobqueue.broker.aio import AsyncClient
+from jobqueue.broker.enqueue import make_request
 from jobqueue.errors import InvalidTransition
 from jobqueue_api.auth import require
 from jobqueue_api.deps import get_client

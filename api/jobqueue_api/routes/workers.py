@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
 
-from jobqueue.aio import AsyncClient
+from jobqueue.broker.aio import AsyncClient
 from jobqueue_api.auth import require
 from jobqueue_api.deps import get_client
 from jobqueue_api.errors import ApiError

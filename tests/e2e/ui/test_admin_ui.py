@@ -12,9 +12,9 @@ from psycopg_pool import ConnectionPool
 from record_helpers import drain, make_recorder
 
 from jobqueue import App, Client
+from jobqueue.broker.queue_admin import QueueAdmin
 from jobqueue.keys import GlobalKeys
-from jobqueue.queue_admin import QueueAdmin
-from jobqueue.schedules import ScheduleRegistry, fire_due_schedules
+from jobqueue.schedules.registry import ScheduleRegistry, fire_due_schedules
 
 pytestmark = pytest.mark.timeout(150)
 

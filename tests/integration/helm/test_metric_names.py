@@ -18,7 +18,7 @@ from pydantic import SecretStr
 
 from helm.fixtures import CHART, VALUES_FILES, render
 from jobqueue import App, Client, Settings
-from jobqueue.schedules import fire_due_schedules
+from jobqueue.schedules.registry import fire_due_schedules
 from jobqueue_api import create_app
 from jobqueue_api.settings import ApiSettings
 from jobqueue_operator.metrics import PoolReplicas, build_metrics

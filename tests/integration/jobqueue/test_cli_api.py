@@ -19,7 +19,7 @@ from pydantic import SecretStr
 from record_helpers import drain, make_recorder
 
 from jobqueue import Client, Settings
-from jobqueue.cli import main
+from jobqueue.cli.main import main
 from jobqueue.embedded.redis_server import free_port
 from jobqueue_api import create_app
 from jobqueue_api.settings import ApiSettings

@@ -9,8 +9,8 @@ from dataclasses import replace
 import pytest
 
 from jobqueue import AsyncClient, Client, Settings, Signature, TaskStatus, ValidationError, chain
-from jobqueue.commands import make_request
-from jobqueue.redis_io import run_script
+from jobqueue.broker.enqueue import make_request
+from jobqueue.broker.redis_io import run_script
 from jobqueue.worker.jobs import Job, Outcome, OutcomeKind, build_completion, build_fetch, parse_fetch
 
 pytestmark = pytest.mark.timeout(30)

@@ -16,10 +16,10 @@ import pytest
 from jq_testing import runs, wait_until
 
 from jobqueue import Client, Settings, TaskStatus
-from jobqueue.commands import make_request
+from jobqueue.broker.enqueue import make_request
+from jobqueue.broker.redis_io import run_script
 from jobqueue.embedded.redis_server import RedisServer, free_port
-from jobqueue.redis_io import run_script
-from jobqueue.scheduler import Scheduler
+from jobqueue.services.scheduler import Scheduler
 from jobqueue.worker.jobs import build_fetch
 
 StartWorker = Callable[..., Any]

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from jobqueue import Settings
-from jobqueue.cli import main
+from jobqueue.cli.main import main
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -14,7 +14,7 @@ import pytest
 from jq_testing import runs, wait_until
 
 from jobqueue import App, Settings, TaskStatus
-from jobqueue.commands import make_request
+from jobqueue.broker.enqueue import make_request
 
 pytestmark = pytest.mark.timeout(90)
 StartWorker = Callable[..., Any]

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from jobqueue import Client
-from jobqueue.redis_io import run_script
+from jobqueue.broker.redis_io import run_script
 from jobqueue.worker.jobs import (
     FetchReply,
     Outcome,

@@ -13,8 +13,8 @@ from jq_testing import wait_until
 from jobqueue import App, Client, Settings, TaskStatus
 from jobqueue.errors import ScheduleNotFound, ValidationError
 from jobqueue.keys import GlobalKeys
-from jobqueue.scheduler import Scheduler
-from jobqueue.schedules import fire_due_schedules
+from jobqueue.schedules.registry import fire_due_schedules
+from jobqueue.services.scheduler import Scheduler
 
 pytestmark = pytest.mark.timeout(60)
 

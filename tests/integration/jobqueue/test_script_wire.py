@@ -1,4 +1,4 @@
-"""The producer's wire path (jobqueue.script_wire) against a real Redis server of its own: this module
+"""The producer's wire path (jobqueue.broker.script_wire) against a real Redis server of its own: this module
 flushes scripts and kills connections, which must not disturb other tests sharing the session's server."""
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ import pytest
 import redis
 
 from jobqueue import Client, Settings, TaskStatus
-from jobqueue.batch_enqueue import plan_enqueue
-from jobqueue.commands import make_request
+from jobqueue.broker.batch_enqueue import plan_enqueue
+from jobqueue.broker.enqueue import make_request
+from jobqueue.broker.script_wire import ScriptWire
+from jobqueue.broker.scripts import ScriptCall
 from jobqueue.embedded.redis_server import RedisServer
 from jobqueue.errors import BrokerUnavailable, JobQueueError
 from jobqueue.keys import QueueKeys
-from jobqueue.script_wire import ScriptWire
-from jobqueue.scripts import ScriptCall
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -9,12 +9,12 @@ from dataclasses import replace
 import pytest
 
 from jobqueue import Client, Priority, Settings, TaskStatus
-from jobqueue.batch_enqueue import plan_enqueue
-from jobqueue.commands import make_request
+from jobqueue.broker.batch_enqueue import plan_enqueue
+from jobqueue.broker.enqueue import make_request
+from jobqueue.broker.redis_io import run_script, run_scripts
+from jobqueue.broker.scripts import ScriptCall
 from jobqueue.keys import QueueKeys
-from jobqueue.redis_io import run_script, run_scripts
 from jobqueue.retry import RetryPolicy
-from jobqueue.scripts import ScriptCall
 from jobqueue.worker.jobs import (
     Job,
     Outcome,

@@ -12,9 +12,9 @@ import pytest
 from jq_testing import runs, wait_until, worker_env
 
 from jobqueue import Client, Settings
-from jobqueue.commands import make_request
+from jobqueue.broker.enqueue import make_request
 from jobqueue.scaling import ScalingPolicy
-from jobqueue.supervisor import LocalSupervisor
+from jobqueue.services.supervisor import LocalSupervisor
 
 
 def make_supervisor(

@@ -10,8 +10,8 @@ import pytest
 from jq_testing import runs, wait_until
 
 from jobqueue import App, Client, Settings, TaskStatus, ValidationError
+from jobqueue.broker.workflows import submit
 from jobqueue.canvas import chain, chord, dag, group
-from jobqueue.workflows import submit
 
 pytestmark = pytest.mark.timeout(60)
 

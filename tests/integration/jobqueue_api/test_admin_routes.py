@@ -11,7 +11,7 @@ from pydantic import SecretStr
 from jobqueue import App, Settings
 from jobqueue.errors import ScheduleCorrupt
 from jobqueue.keys import GlobalKeys
-from jobqueue.schedules import fire_due_schedules
+from jobqueue.schedules.registry import fire_due_schedules
 from jobqueue_api import create_app
 from jobqueue_api.settings import ApiSettings
 

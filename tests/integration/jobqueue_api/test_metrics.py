@@ -14,10 +14,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
 from jobqueue import App, Client, Settings
+from jobqueue.broker.redis_io import run_script
+from jobqueue.broker.task_metrics import MetricsFlush, build_flush
 from jobqueue.keys import GlobalKeys
-from jobqueue.redis_io import run_script
-from jobqueue.schedules import fire_due_schedules
-from jobqueue.task_metrics import MetricsFlush, build_flush
+from jobqueue.schedules.registry import fire_due_schedules
 from jobqueue_api import create_app
 from jobqueue_api.settings import ApiSettings
 

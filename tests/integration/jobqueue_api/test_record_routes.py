@@ -18,7 +18,7 @@ from jobqueue import Client, Settings
 from jobqueue.embedded.postgres_server import PostgresServer
 from jobqueue.embedded.redis_server import free_port
 from jobqueue.record.analytics import Granularity, rollup
-from jobqueue.schedules import ScheduleRegistry, fire_due_schedules
+from jobqueue.schedules.registry import ScheduleRegistry, fire_due_schedules
 from jobqueue_api import create_app
 from jobqueue_api.settings import ApiSettings
 

@@ -10,8 +10,8 @@ import pytest
 from kubernetes import client as k8s_client
 
 from jobqueue import Client, Settings
+from jobqueue.broker.queue_admin import QueueAdmin
 from jobqueue.embedded.redis_server import RedisServer
-from jobqueue.queue_admin import QueueAdmin
 from k8s.control_plane import ControlPlane, free_port, wait_until
 from k8s.custom_resources import create_cr
 from k8s.operator_process import OperatorProcess

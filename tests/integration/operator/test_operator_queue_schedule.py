@@ -13,13 +13,13 @@ from kubernetes import client as k8s_client
 from kubernetes.client.rest import ApiException
 
 from jobqueue import Client, Settings
+from jobqueue.broker.queue_admin import QueueAdmin
+from jobqueue.broker.redis_io import run_script
 from jobqueue.errors import ScheduleNotFound
-from jobqueue.flow import RetryDefaults
-from jobqueue.queue_admin import QueueAdmin
-from jobqueue.redis_io import run_script
+from jobqueue.flow_control import RetryDefaults
 from jobqueue.retry import QUEUE_DEFAULT_RETRY
-from jobqueue.scheduler import Scheduler
-from jobqueue.schedules import ScheduleRegistry
+from jobqueue.schedules.registry import ScheduleRegistry
+from jobqueue.services.scheduler import Scheduler
 from jobqueue.worker.jobs import Outcome, OutcomeKind, build_completion, build_fetch, parse_fetch
 from k8s.control_plane import wait_until
 from k8s.custom_resources import condition, create_cr, events_for, get_cr, patch_spec

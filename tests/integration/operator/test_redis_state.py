@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from jobqueue import Client
-from jobqueue.queue_admin import QueueAdmin
+from jobqueue.broker.queue_admin import QueueAdmin
 from jobqueue_operator.redis_state import read_pool_load
 
 pytestmark = pytest.mark.timeout(30)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from jobqueue.api_client import ApiClient, ApiRequestError
+from jobqueue.cli.api_client import ApiClient, ApiRequestError
 from jobqueue.errors import ConfigurationError, JobQueueError
 
 

@@ -7,8 +7,8 @@ import itertools
 
 import pytest
 
-from jobqueue.cron import fires_between, next_fire, parse_cron
 from jobqueue.errors import ValidationError
+from jobqueue.schedules.cron import fires_between, next_fire, parse_cron
 
 pytestmark = pytest.mark.timeout(10)
 NY = "America/New_York"

@@ -8,8 +8,8 @@ import datetime as dt
 import pytest
 
 from jobqueue import Settings
-from jobqueue.batch_enqueue import plan_enqueue, single_plain_call
-from jobqueue.commands import EnqueueRequest, make_request, shared_spec
+from jobqueue.broker.batch_enqueue import plan_enqueue, single_plain_call
+from jobqueue.broker.enqueue import EnqueueRequest, make_request, shared_spec
 from jobqueue.errors import NotSerializable
 from jobqueue.serialization import dumps
 

@@ -5,8 +5,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from jobqueue.broker.redis_io import translate_errors
 from jobqueue.errors import BrokerUnavailable, JobQueueError, TaskNotFound
-from jobqueue.redis_io import translate_errors
 
 pytestmark = pytest.mark.timeout(10)
 

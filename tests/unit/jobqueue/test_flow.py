@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from jobqueue.errors import ValidationError
-from jobqueue.flow import (
+from jobqueue.flow_control import (
     PriorityPolicy,
     RateLimit,
     compute_rate_stats,

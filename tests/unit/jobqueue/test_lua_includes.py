@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from jobqueue.scripts import SCRIPT_NAMES, script_source
+from jobqueue.broker.scripts import SCRIPT_NAMES, script_source
 
 pytestmark = pytest.mark.timeout(10)
 

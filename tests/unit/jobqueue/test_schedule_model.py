@@ -6,10 +6,10 @@ import datetime as dt
 
 import pytest
 
-from jobqueue.cron import parse_cron
 from jobqueue.errors import ScheduleCorrupt, ValidationError
 from jobqueue.keys import queue_of
-from jobqueue.schedule_model import (
+from jobqueue.schedules.cron import parse_cron
+from jobqueue.schedules.model import (
     MAX_CATCH_UP,
     ConcurrencyPolicy,
     Schedule,

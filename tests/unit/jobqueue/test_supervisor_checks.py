@@ -1,7 +1,7 @@
 """The local supervisor's pure decision of which workers to kill: hung serving workers are replaced,
 workers under drain are left to exit on their own until their deadline."""
 
-from jobqueue.supervisor import HealthChecks, check_workers
+from jobqueue.services.supervisor import HealthChecks, check_workers
 
 
 def check(

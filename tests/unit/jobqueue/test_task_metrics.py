@@ -2,7 +2,7 @@
 
 import pytest
 
-from jobqueue.task_metrics import (
+from jobqueue.broker.task_metrics import (
     MAX_FLUSHES_IN_DOUBT,
     OTHER_TASK,
     RUN,

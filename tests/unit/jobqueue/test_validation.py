@@ -4,7 +4,7 @@ import datetime as dt
 import pytest
 
 from jobqueue import JobQueueError, PayloadTooLarge, Priority, Settings, ValidationError
-from jobqueue.commands import EnqueueRequest, build_enqueue, make_request, parse_priority
+from jobqueue.broker.enqueue import EnqueueRequest, build_enqueue, make_request, parse_priority
 from jobqueue.keys import new_task_id, new_task_ids, queue_of
 
 

@@ -8,7 +8,7 @@ import kopf
 import pytest
 
 from jobqueue.errors import BrokerUnavailable, ValidationError
-from jobqueue.flow import make_retry_defaults
+from jobqueue.flow_control import make_retry_defaults
 from jobqueue_operator.conditions import Condition, merge_conditions
 from jobqueue_operator.context import OperatorContext, reconciling
 from jobqueue_operator.metrics import PoolReplicas, PoolReplicasCollector, build_metrics

@@ -17,7 +17,7 @@ from psycopg import sql
 from psycopg.rows import class_row, kwargs_row
 from psycopg_pool import ConnectionPool
 
-from jobqueue.client import Client, QueueDepth
+from jobqueue.broker.client import Client, QueueDepth
 from jobqueue.errors import ValidationError
 from jobqueue.record.db import load_sql, translate_errors
 

@@ -30,7 +30,7 @@ def load_sql(name: str) -> LiteralString:
 
     Typed as a literal: the files ship with the package, so no user text can reach a statement this way.
     """
-    path = resources.files("jobqueue").joinpath("sql", "queries", f"{name}.sql")
+    path = resources.files("jobqueue.record").joinpath("sql", "queries", f"{name}.sql")
     return path.read_text(encoding="utf-8")  # type checkers that track LiteralString: see docstring
 
 

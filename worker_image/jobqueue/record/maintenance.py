@@ -13,7 +13,8 @@ from types import FrameType
 import redis
 from psycopg_pool import ConnectionPool
 
-from jobqueue.client import Client
+from jobqueue.broker.client import Client
+from jobqueue.broker.redis_io import connect
 from jobqueue.errors import ConfigurationError
 from jobqueue.record.analytics import Granularity, rollup_recent
 from jobqueue.record.db import load_sql, open_pool, translate_errors
@@ -21,7 +22,6 @@ from jobqueue.record.migrate import migrate
 from jobqueue.record.recorder import Recorder, tune_garbage_collector
 from jobqueue.record.retention import prune
 from jobqueue.record.settings import RecordSettings
-from jobqueue.redis_io import connect
 from jobqueue.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -50,7 +50,7 @@ class Migration:
 def available_migrations() -> list[Migration]:
     """Every migration shipped with the package, in version order."""
     found = []
-    for entry in resources.files("jobqueue").joinpath("sql").iterdir():
+    for entry in resources.files("jobqueue.record").joinpath("sql").iterdir():
         match = _FILE.match(entry.name)
         if match:
             found.append(Migration(int(match[1]), match[2], entry.read_text(encoding="utf-8")))

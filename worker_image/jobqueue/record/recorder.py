@@ -28,6 +28,7 @@ import redis
 from psycopg_pool import ConnectionPool
 from redis.exceptions import ResponseError
 
+from jobqueue.broker.redis_io import translate_errors
 from jobqueue.errors import JobQueueError, RecordUnavailable
 from jobqueue.keys import GlobalKeys, QueueKeys
 from jobqueue.record.db import translate_errors as pg_errors
@@ -41,7 +42,6 @@ from jobqueue.record.events import (
 )
 from jobqueue.record.settings import RecordSettings
 from jobqueue.record.writer import write_batch
-from jobqueue.redis_io import translate_errors
 from jobqueue.settings import Settings
 
 log = logging.getLogger(__name__)

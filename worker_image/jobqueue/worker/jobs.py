@@ -9,10 +9,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from jobqueue.broker.scripts import ScriptCall
 from jobqueue.keys import QueueKeys
 from jobqueue.models import DeadLetterReason, Priority, TaskStatus
 from jobqueue.retry import QueueDefaultRetry, RetryPolicy
-from jobqueue.scripts import ScriptCall
 from jobqueue.settings import Settings
 
 FETCH_FIELDS_PER_TASK = 14

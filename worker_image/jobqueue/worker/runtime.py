@@ -22,15 +22,15 @@ from collections.abc import Callable, Sequence
 from types import FrameType
 
 from jobqueue.app import App
-from jobqueue.client import HOLD
-from jobqueue.commands import build_recover
+from jobqueue.broker.client import HOLD
+from jobqueue.broker.enqueue import build_recover
+from jobqueue.broker.redis_io import connect, load_all_scripts, run_scripts, translate_errors
+from jobqueue.broker.scripts import ScriptCall
+from jobqueue.broker.task_metrics import MetricsFlush, TaskMetrics, build_flush
 from jobqueue.errors import BrokerUnavailable, JobQueueError
 from jobqueue.keys import GlobalKeys, QueueKeys, validate_queue_name
-from jobqueue.redis_io import connect, load_all_scripts, run_scripts, translate_errors
 from jobqueue.retry import QUEUE_DEFAULT_RETRY, QueueDefaultRetry, RetryPolicy
-from jobqueue.scripts import ScriptCall
 from jobqueue.serialization import dumps
-from jobqueue.task_metrics import MetricsFlush, TaskMetrics, build_flush
 from jobqueue.worker.fetching import MAX_BACKOFF_SECONDS, Fetching
 from jobqueue.worker.jobs import (
     Job,

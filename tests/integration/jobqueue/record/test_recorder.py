@@ -13,7 +13,7 @@ from psycopg_pool import ConnectionPool
 from record_helpers import drain, fail, fetch, make_recorder, succeed
 
 from jobqueue import Client
-from jobqueue.commands import make_request
+from jobqueue.broker.enqueue import make_request
 from jobqueue.record.queries import RecordQueries
 from jobqueue.record.recorder import Entry, Recorder
 from jobqueue.record.settings import RecordSettings

@@ -15,7 +15,7 @@ from record_helpers import drain, make_recorder
 from jobqueue import App, Client
 from jobqueue.keys import GlobalKeys
 from jobqueue.record.queries import RecordQueries
-from jobqueue.schedules import fire_due_schedules
+from jobqueue.schedules.registry import fire_due_schedules
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from jobqueue.client import Client
+from jobqueue.broker.client import Client
 from jobqueue.scaling import ScalingPolicy, Worker, choose_workers_to_drain, stale_workers
 
 log = logging.getLogger(__name__)

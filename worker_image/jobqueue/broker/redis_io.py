@@ -18,8 +18,8 @@ from redis.exceptions import NoScriptError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
+from jobqueue.broker.scripts import SCRIPT_NAMES, ScriptCall, script_source
 from jobqueue.errors import BrokerUnavailable, JobQueueError
-from jobqueue.scripts import SCRIPT_NAMES, ScriptCall, script_source
 from jobqueue.settings import Settings
 
 CONNECTION_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)

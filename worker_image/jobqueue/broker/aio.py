@@ -15,10 +15,10 @@ import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError
 from typing_extensions import Unpack
 
-from jobqueue.batch_enqueue import parse_plan_replies, plan_enqueue
-from jobqueue.canvas import Canvas
-from jobqueue.client import Client, QueueDepth, outcome_value, parse_cancel_reason
-from jobqueue.commands import (
+from jobqueue.broker.batch_enqueue import parse_plan_replies, plan_enqueue
+from jobqueue.broker.client import Client, QueueDepth, outcome_value, parse_cancel_reason
+from jobqueue.broker.dead_letters import DeadLetterStats
+from jobqueue.broker.enqueue import (
     TASK_FIELDS,
     EnqueueOptions,
     EnqueueRequest,
@@ -26,15 +26,15 @@ from jobqueue.commands import (
     make_request,
     parse_task,
 )
-from jobqueue.dead_letters import DeadLetterStats
+from jobqueue.broker.queue_admin import AsyncQueueAdmin, QueueAdmin
+from jobqueue.broker.redis_io import connect_async, run_script_async, script_sha, translate_errors
+from jobqueue.broker.scripts import ScriptCall
+from jobqueue.broker.workflows import WorkflowHandle, submit
+from jobqueue.canvas import Canvas
 from jobqueue.errors import ResultTimeout, TaskNotFound
 from jobqueue.keys import GlobalKeys, keys_for_task
 from jobqueue.models import CancelReason, Priority, TaskRecord, TaskStatus
-from jobqueue.queue_admin import AsyncQueueAdmin, QueueAdmin
-from jobqueue.redis_io import connect_async, run_script_async, script_sha, translate_errors
-from jobqueue.scripts import ScriptCall
 from jobqueue.settings import Settings
-from jobqueue.workflows import WorkflowHandle, submit
 
 _WAIT_RECHECK_SECONDS = 2.0
 
@@ -124,7 +124,7 @@ class AsyncClient:
         return [AsyncTaskHandle(self, r.id, r.deduplicated) for r in parsed]
 
     async def submit_workflow(self, canvas: Canvas) -> WorkflowHandle:
-        """Submit a workflow atomically (see jobqueue.workflows.submit); its handles use the sync client."""
+        """Submit a workflow atomically (see broker.workflows.submit); its handles use the sync client."""
         return await asyncio.to_thread(submit, self.sync, canvas)
 
     async def get_task(self, task_id: str) -> TaskRecord:

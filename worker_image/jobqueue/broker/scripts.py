@@ -33,7 +33,7 @@ _INCLUDE = "--@include "
 
 
 def _read(name: str) -> str:
-    return resources.files("jobqueue").joinpath("lua", f"{name}.lua").read_text(encoding="utf-8")
+    return resources.files("jobqueue.broker").joinpath("lua", f"{name}.lua").read_text(encoding="utf-8")
 
 
 def _expand(name: str, seen: set[str]) -> str:

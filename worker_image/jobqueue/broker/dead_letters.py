@@ -6,11 +6,11 @@ from dataclasses import dataclass
 
 import redis
 
-from jobqueue.commands import TASK_FIELDS, build_purge_dead, build_replay, parse_task
+from jobqueue.broker.enqueue import TASK_FIELDS, build_purge_dead, build_replay, parse_task
+from jobqueue.broker.redis_io import run_script, translate_errors
 from jobqueue.errors import InvalidTransition, TaskNotFound, ValidationError
 from jobqueue.keys import QueueKeys, keys_for_task, validate_queue_name
 from jobqueue.models import Priority, TaskRecord
-from jobqueue.redis_io import run_script, translate_errors
 from jobqueue.settings import Settings
 
 

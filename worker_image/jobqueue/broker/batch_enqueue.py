@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from jobqueue.commands import (
+from jobqueue.broker.enqueue import (
     EnqueueReply,
     EnqueueRequest,
     build_enqueue,
@@ -24,9 +24,9 @@ from jobqueue.commands import (
     parse_enqueue_reply,
     shared_spec,
 )
+from jobqueue.broker.scripts import ScriptCall
 from jobqueue.keys import QueueKeys, new_task_id, new_task_ids
 from jobqueue.models import TaskStatus
-from jobqueue.scripts import ScriptCall
 from jobqueue.settings import Settings
 
 # Bounds how long one call keeps Redis busy (about 10 µs of server time per task).

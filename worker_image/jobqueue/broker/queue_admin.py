@@ -14,9 +14,10 @@ import json
 from collections.abc import Sequence
 from typing import Any, Unpack
 
-from jobqueue.client import Client
+from jobqueue.broker.client import Client
+from jobqueue.broker.redis_io import run_script, translate_errors
 from jobqueue.errors import ValidationError
-from jobqueue.flow import (
+from jobqueue.flow_control import (
     F_MAX_IN_FLIGHT,
     F_MAX_LOST_LEASES,
     F_PAUSED,
@@ -44,7 +45,6 @@ from jobqueue.flow import (
     validate_policy,
 )
 from jobqueue.keys import QueueKeys
-from jobqueue.redis_io import run_script, translate_errors
 
 
 def _pairs_to_dict(flat: Sequence[Any]) -> dict[str, str]:

@@ -28,8 +28,8 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from jobqueue.broker.scripts import ScriptCall
 from jobqueue.keys import QueueKeys
-from jobqueue.scripts import ScriptCall
 
 # Seconds. Run time spans sub-millisecond tasks to hour-long batch jobs; queue wait likewise spans an idle
 # system (about a millisecond) to a backlog of hours.

@@ -16,10 +16,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypedDict, Unpack
 
+from jobqueue.broker.scripts import ScriptCall
 from jobqueue.errors import ValidationError
 from jobqueue.keys import QueueKeys
 from jobqueue.retry import BACKOFF_NAMES
-from jobqueue.scripts import ScriptCall
 
 # Hash fields of QueueKeys.config that fetch.lua reads (keep in sync with its HMGET).
 F_PAUSED = "paused"

@@ -13,7 +13,7 @@ import json
 import urllib.parse
 from typing import Any
 
-from jobqueue.api_client import ApiClient
+from jobqueue.cli.api_client import ApiClient
 from jobqueue.errors import ValidationError
 from jobqueue.keys import queue_of
 from jobqueue.settings import ApiClientSettings

@@ -8,7 +8,7 @@ ARGV[2] seconds KEYS[2] is kept
 ARGV[3] N, the number of integer increments; ARGV[4 .. 3+2N] field, integer pairs (bucket and count
         fields); then field, float pairs (sum fields)
 Returns the number of fields incremented, 0 for a flush already applied. Field names are documented in
-jobqueue/task_metrics.py. ]]
+jobqueue/broker/task_metrics.py. ]]
 local seq = tonumber(ARGV[1])
 local applied = tonumber(redis.call('GET', KEYS[2]) or '0')
 if seq <= applied then

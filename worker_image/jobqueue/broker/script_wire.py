@@ -39,8 +39,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from jobqueue.redis_io import run_script, run_scripts, script_sha, translate_errors
-from jobqueue.scripts import ScriptCall
+from jobqueue.broker.redis_io import run_script, run_scripts, script_sha, translate_errors
+from jobqueue.broker.scripts import ScriptCall
 
 
 class ScriptWire:

@@ -13,13 +13,13 @@ from typing import Any
 
 from redis.exceptions import WatchError
 
+from jobqueue.broker.client import Client, TaskHandle
+from jobqueue.broker.enqueue import EnqueueRequest, build_enqueue, make_request, parse_enqueue_reply
+from jobqueue.broker.redis_io import translate_errors
+from jobqueue.broker.scripts import ScriptCall, script_source
 from jobqueue.canvas import Canvas, GraphNode, compile_canvas
-from jobqueue.client import Client, TaskHandle
-from jobqueue.commands import EnqueueRequest, build_enqueue, make_request, parse_enqueue_reply
 from jobqueue.errors import JobQueueError, ValidationError
 from jobqueue.keys import keys_for_task, new_task_id
-from jobqueue.redis_io import translate_errors
-from jobqueue.scripts import ScriptCall, script_source
 
 # WATCH on external parents aborts EXEC whenever one of them changes state; a few retries absorb that.
 _WATCH_ATTEMPTS = 10

@@ -10,14 +10,15 @@ from typing import Any
 import redis
 from typing_extensions import Unpack
 
-from jobqueue.batch_enqueue import (
+from jobqueue.broker.batch_enqueue import (
     MAX_TASKS_PER_CALL,
     PreparedEnqueue,
     is_plain,
     parse_plan_replies,
     single_plain_call,
 )
-from jobqueue.commands import (
+from jobqueue.broker.dead_letters import DeadLetterOperations
+from jobqueue.broker.enqueue import (
     TASK_FIELDS,
     EnqueueOptions,
     EnqueueRequest,
@@ -26,7 +27,9 @@ from jobqueue.commands import (
     make_request,
     parse_task,
 )
-from jobqueue.dead_letters import DeadLetterOperations
+from jobqueue.broker.redis_io import connect, run_script, run_scripts, translate_errors
+from jobqueue.broker.script_wire import ScriptWire
+from jobqueue.broker.scripts import ScriptCall
 from jobqueue.errors import (
     InvalidTransition,
     ResultTimeout,
@@ -37,9 +40,6 @@ from jobqueue.errors import (
 )
 from jobqueue.keys import GlobalKeys, keys_for_task, queue_of, validate_queue_name
 from jobqueue.models import CancelReason, Priority, TaskRecord, TaskStatus
-from jobqueue.redis_io import connect, run_script, run_scripts, translate_errors
-from jobqueue.script_wire import ScriptWire
-from jobqueue.scripts import ScriptCall
 from jobqueue.settings import Settings
 
 # While waiting on a completion channel, re-read the task this often in case a publish was lost

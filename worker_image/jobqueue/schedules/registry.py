@@ -16,9 +16,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Unpack
 
-from jobqueue.client import Client
-from jobqueue.commands import make_request
-from jobqueue.cron import next_fire
+from jobqueue.broker.client import Client
+from jobqueue.broker.enqueue import make_request
+from jobqueue.broker.redis_io import run_script, translate_errors
+from jobqueue.broker.scripts import ScriptCall
 from jobqueue.errors import (
     BrokerUnavailable,
     InvalidTransition,
@@ -29,8 +30,8 @@ from jobqueue.errors import (
 )
 from jobqueue.keys import GlobalKeys, keys_for_task
 from jobqueue.models import CancelReason, TaskStatus
-from jobqueue.redis_io import run_script, translate_errors
-from jobqueue.schedule_model import (
+from jobqueue.schedules.cron import next_fire
+from jobqueue.schedules.model import (
     ConcurrencyPolicy,
     Schedule,
     ScheduleInfo,
@@ -42,7 +43,6 @@ from jobqueue.schedule_model import (
     plan_fires,
     to_ms,
 )
-from jobqueue.scripts import ScriptCall
 
 log = logging.getLogger(__name__)
 

@@ -20,12 +20,12 @@ from types import FrameType
 
 from pydantic import SecretStr
 
-from jobqueue.client import Client
+from jobqueue.broker.client import Client
 from jobqueue.embedded.redis_server import RedisServer
 from jobqueue.record.local import LocalRecord
 from jobqueue.scaling import ScalingPolicy
+from jobqueue.services.supervisor import LocalSupervisor
 from jobqueue.settings import Settings
-from jobqueue.supervisor import LocalSupervisor
 
 DEMO_APP = "jobqueue.demo:app"
 

@@ -11,10 +11,10 @@ import socket
 import threading
 import time
 
-from jobqueue.client import Client
+from jobqueue.broker.client import Client
+from jobqueue.broker.redis_io import run_scripts
 from jobqueue.errors import BrokerUnavailable
-from jobqueue.redis_io import run_scripts
-from jobqueue.schedules import fire_due_schedules
+from jobqueue.schedules.registry import fire_due_schedules
 from jobqueue.worker.jobs import build_fetch
 
 log = logging.getLogger(__name__)

@@ -12,10 +12,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
+from jobqueue.broker.scripts import ScriptCall
 from jobqueue.errors import ValidationError
 from jobqueue.keys import QueueKeys, keys_for_task, new_task_id, queue_of, validate_queue_name
 from jobqueue.models import Priority, TaskRecord, TaskStatus
-from jobqueue.scripts import ScriptCall
 from jobqueue.serialization import check_size, dumps, loads, signature
 from jobqueue.settings import Settings
 

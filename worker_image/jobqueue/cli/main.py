@@ -15,14 +15,14 @@ from collections.abc import Callable, Sequence
 from types import FrameType
 
 from jobqueue.app import App, load_app
-from jobqueue.cli_api import add_api_options, api_url, dlq_via_api, status_via_api
-from jobqueue.cli_api import add_commands as add_api_commands
-from jobqueue.cli_flow import add_commands as add_flow_commands
+from jobqueue.cli.api import add_api_options, api_url, dlq_via_api, status_via_api
+from jobqueue.cli.api import add_commands as add_api_commands
+from jobqueue.cli.flow_control import add_commands as add_flow_commands
 from jobqueue.errors import JobQueueError, ValidationError
 from jobqueue.log_config import configure_logging
 from jobqueue.settings import ApiClientSettings, Settings
 
-log = logging.getLogger("jobqueue.cli")
+log = logging.getLogger("jobqueue.cli.main")
 
 
 def _worker(args: argparse.Namespace) -> int:
@@ -114,8 +114,8 @@ def _worker_processes(args: argparse.Namespace) -> int:
 
 
 def _scheduler(args: argparse.Namespace) -> int:
-    from jobqueue.client import Client  # noqa: PLC0415
-    from jobqueue.scheduler import Scheduler  # noqa: PLC0415
+    from jobqueue.broker.client import Client  # noqa: PLC0415
+    from jobqueue.services.scheduler import Scheduler  # noqa: PLC0415
 
     scheduler = Scheduler(Client(Settings()), interval_seconds=args.interval)
 
@@ -146,7 +146,7 @@ def _api(args: argparse.Namespace) -> int:
 
 
 def _up(args: argparse.Namespace) -> int:
-    from jobqueue.local_stack import run_local_stack  # noqa: PLC0415
+    from jobqueue.services.local_stack import run_local_stack  # noqa: PLC0415
 
     return run_local_stack(args)
 

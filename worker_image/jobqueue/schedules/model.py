@@ -22,11 +22,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypedDict, Unpack
 
-from jobqueue.commands import parse_priority
-from jobqueue.cron import CronSpec, fires_between, next_fire, parse_cron
+from jobqueue.broker.enqueue import parse_priority
 from jobqueue.errors import ScheduleCorrupt, ValidationError
 from jobqueue.keys import validate_queue_name
 from jobqueue.models import Priority
+from jobqueue.schedules.cron import CronSpec, fires_between, next_fire, parse_cron
 from jobqueue.serialization import dumps
 
 SCHEDULE_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")

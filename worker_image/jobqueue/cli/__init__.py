@@ -1,0 +1,1 @@
+"""The `jobqueue` command line (entry point: jobqueue.cli.main.main:main)."""

@@ -1,0 +1,1 @@
+"""Long-running processes built from the layers below: scheduler, supervisor, local stack."""
