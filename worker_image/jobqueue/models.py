@@ -6,6 +6,8 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
+from jobqueue.errors import ValidationError
+
 
 class Priority(enum.StrEnum):
     """Three levels per queue; strict by default (high drains before medium before low)."""
@@ -13,6 +15,16 @@ class Priority(enum.StrEnum):
     HIGH = "high"
     MEDIUM = "medium"
     LOW = "low"
+
+
+def parse_priority(value: Priority | str) -> Priority:
+    """A Priority from an enum or its name; ValidationError('priority') otherwise."""
+    if isinstance(value, Priority):
+        return value
+    try:
+        return Priority(value.lower() if isinstance(value, str) else value)
+    except (ValueError, AttributeError) as exc:
+        raise ValidationError("priority", f"{value!r} is not one of high, medium, low") from exc
 
 
 class TaskStatus(enum.StrEnum):

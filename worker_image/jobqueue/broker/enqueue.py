@@ -15,7 +15,7 @@ from typing import Any, TypedDict
 from jobqueue.broker.scripts import ScriptCall
 from jobqueue.errors import ValidationError
 from jobqueue.keys import QueueKeys, keys_for_task, new_task_id, queue_of, validate_queue_name
-from jobqueue.models import Priority, TaskRecord, TaskStatus
+from jobqueue.models import Priority, TaskRecord, TaskStatus, parse_priority
 from jobqueue.serialization import check_size, dumps, loads, signature
 from jobqueue.settings import Settings
 
@@ -56,16 +56,6 @@ class EnqueueReply:
     status: TaskStatus
     created: bool
     deduplicated: bool
-
-
-def parse_priority(value: Priority | str) -> Priority:
-    """A Priority from an enum or its name; ValidationError('priority') otherwise."""
-    if isinstance(value, Priority):
-        return value
-    try:
-        return Priority(value.lower() if isinstance(value, str) else value)
-    except (ValueError, AttributeError) as exc:
-        raise ValidationError("priority", f"{value!r} is not one of high, medium, low") from exc
 
 
 class EnqueueOptions(TypedDict, total=False):
