@@ -31,7 +31,7 @@ from jobqueue.broker.redis_io import connect_async, run_script_async, script_sha
 from jobqueue.broker.scripts import ScriptCall
 from jobqueue.broker.workflows import WorkflowHandle, submit
 from jobqueue.canvas import Canvas
-from jobqueue.errors import ResultTimeout, TaskNotFound
+from jobqueue.errors import BrokerUnavailable, ResultTimeout, TaskNotFound
 from jobqueue.keys import GlobalKeys, keys_for_task
 from jobqueue.models import CancelReason, Priority, TaskRecord, TaskStatus
 from jobqueue.settings import Settings
@@ -80,6 +80,14 @@ class AsyncClient:
     def queues(self) -> AsyncQueueAdmin:
         """Flow control of queues (see QueueAdmin), awaitable."""
         return AsyncQueueAdmin(QueueAdmin(self.sync))
+
+    async def ping(self, timeout: float) -> None:
+        """Raise BrokerUnavailable unless Redis answers within ``timeout`` seconds (readiness probes)."""
+        with translate_errors():
+            try:
+                await asyncio.wait_for(self.redis.ping(), timeout=timeout)
+            except TimeoutError as exc:
+                raise BrokerUnavailable(f"Redis did not answer a PING within {timeout} s") from exc
 
     async def close(self) -> None:
         """Close both connection pools."""
