@@ -9,6 +9,7 @@ import time
 import pytest
 
 from jobqueue import AsyncClient, Client, ValidationError
+from jobqueue.broker.leases import build_fetch, parse_fetch
 from jobqueue.broker.live_state import (
     live_snapshot,
     queue_counters,
@@ -17,7 +18,6 @@ from jobqueue.broker.live_state import (
 )
 from jobqueue.broker.recorder_progress import read_recorder_progress
 from jobqueue.broker.redis_io import run_script
-from jobqueue.worker.jobs import build_fetch, parse_fetch
 
 pytestmark = pytest.mark.timeout(30)
 

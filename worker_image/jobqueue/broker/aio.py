@@ -28,7 +28,7 @@ from jobqueue.broker.enqueue import (
 )
 from jobqueue.broker.queue_admin import AsyncQueueAdmin, QueueAdmin
 from jobqueue.broker.redis_io import connect_async, run_script_async, script_sha, translate_errors
-from jobqueue.broker.scripts import ScriptCall
+from jobqueue.broker.watch import watch_async
 from jobqueue.broker.workflows import WorkflowHandle, submit
 from jobqueue.canvas import Canvas
 from jobqueue.errors import BrokerUnavailable, ResultTimeout, TaskNotFound
@@ -153,7 +153,7 @@ class AsyncClient:
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(keys.done_channel(task_id))
-                status = await run_script_async(self.redis, ScriptCall("watch", (keys.task(task_id),), ()))
+                status: str | None = await watch_async(self.redis, self.settings, task_id)
                 while True:
                     if status is None:
                         raise TaskNotFound(task_id)

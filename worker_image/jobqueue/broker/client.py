@@ -29,7 +29,7 @@ from jobqueue.broker.enqueue import (
 )
 from jobqueue.broker.redis_io import connect, run_script, run_scripts, translate_errors
 from jobqueue.broker.script_wire import ScriptWire
-from jobqueue.broker.scripts import ScriptCall
+from jobqueue.broker.watch import watch
 from jobqueue.errors import (
     InvalidTransition,
     ResultTimeout,
@@ -194,7 +194,7 @@ class Client(DeadLetterOperations):
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             try:
                 pubsub.subscribe(keys.done_channel(task_id))
-                status = run_script(self.redis, ScriptCall("watch", (keys.task(task_id),), ()))
+                status: str | None = watch(self.redis, self.settings, task_id)
                 while True:
                     if status is None:
                         raise TaskNotFound(task_id)
