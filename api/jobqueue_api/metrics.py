@@ -19,6 +19,7 @@ from jobqueue.broker.client import Client
 from jobqueue.broker.live_state import queue_counters, task_metrics_fields
 from jobqueue.broker.recorder_progress import RecorderProgress, read_recorder_progress
 from jobqueue.broker.task_metrics import RUN, RUN_BUCKETS, WAIT, WAIT_BUCKETS, read_histograms
+from jobqueue.models import WorkerState
 from jobqueue.schedules.registry import ScheduleRegistry
 
 # stats-hash field -> counter name (without the _total suffix, which prometheus_client appends)
@@ -113,7 +114,9 @@ class QueueCollector(Collector):
         workers = GaugeMetricFamily("jobqueue_workers", "Workers by state", labels=["state"])
         by_state = {"ACTIVE": 0, "IDLE": 0, "DRAINING": 0, "DEAD": 0}
         for w in self.client.list_workers():
-            state = "DEAD" if w["heartbeat_age"] > self.stale_after_seconds else str(w.get("status", "IDLE"))
+            # A worker that has not reported a state yet is counted idle, as it always was here.
+            status = WorkerState.IDLE if w.status is WorkerState.UNKNOWN else w.status
+            state = "DEAD" if w.heartbeat_age > self.stale_after_seconds else status.value
             by_state[state] = by_state.get(state, 0) + 1
         for state, n in by_state.items():
             workers.add_metric([state], n)

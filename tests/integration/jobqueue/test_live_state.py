@@ -4,6 +4,7 @@ the API's routes and its Prometheus collector use instead of Redis pipelines of 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
 import pytest
@@ -65,6 +66,22 @@ def test_live_snapshot_reads_depth_and_utilization_from_redis(client: Client) ->
     [depth] = [d for d in snapshot.queues if d.queue == "default"]
     assert depth.ready == {"high": 1, "medium": 0, "low": 2}
     assert (snapshot.workers, snapshot.utilization) == (0, None)
+
+
+def test_live_snapshot_counts_busy_slots_from_heartbeats(client: Client) -> None:
+    """Heartbeat hashes as workers write them, one of them garbled: the garbled one counts no busy slot
+    instead of failing the snapshot."""
+    now_ms = int(time.time() * 1000)
+    reports = {
+        "w1": {"status": "ACTIVE", "concurrency": "4", "in_flight": json.dumps(["default.a", "default.b"])},
+        "w2": {"status": "IDLE", "concurrency": "2", "in_flight": "[\x00"},
+    }
+    for worker_id, fields in reports.items():
+        client.redis.hset(client.global_keys.worker(worker_id), mapping=fields)
+        client.redis.zadd(client.global_keys.workers, {worker_id: now_ms})
+    snapshot = live_snapshot(client)
+    assert (snapshot.workers, snapshot.busy_slots, snapshot.total_slots) == (2, 2, 6)
+    assert snapshot.utilization == pytest.approx(2 / 6)
 
 
 def test_recorder_progress_over_the_queues_event_streams(client: Client) -> None:

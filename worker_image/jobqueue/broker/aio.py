@@ -16,7 +16,7 @@ from redis.exceptions import NoScriptError
 from typing_extensions import Unpack
 
 from jobqueue.broker.batch_enqueue import parse_plan_replies, plan_enqueue
-from jobqueue.broker.client import Client, QueueDepth, outcome_value, parse_cancel_reason
+from jobqueue.broker.client import Client, QueueDepth, outcome_value
 from jobqueue.broker.dead_letters import DeadLetterStats
 from jobqueue.broker.enqueue import (
     TASK_FIELDS,
@@ -33,7 +33,7 @@ from jobqueue.broker.workflows import WorkflowHandle, submit
 from jobqueue.canvas import Canvas
 from jobqueue.errors import BrokerUnavailable, ResultTimeout, TaskNotFound
 from jobqueue.keys import GlobalKeys, keys_for_task
-from jobqueue.models import CancelReason, Priority, TaskRecord, TaskStatus
+from jobqueue.models import CancelReason, Priority, TaskRecord, TaskStatus, WorkerInfo, parse_cancel_reason
 from jobqueue.settings import Settings
 
 _WAIT_RECHECK_SECONDS = 2.0
@@ -236,6 +236,6 @@ class AsyncClient:
         """See Client.dead_letter_alert."""
         return await asyncio.to_thread(self.sync.dead_letter_alert, queue, threshold)
 
-    async def list_workers(self) -> list[dict[str, Any]]:
+    async def list_workers(self) -> list[WorkerInfo]:
         """See Client.list_workers."""
         return await asyncio.to_thread(self.sync.list_workers)

@@ -8,7 +8,6 @@ own (the import contracts in pyproject.toml forbid it) and a key layout change t
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -88,8 +87,6 @@ def live_snapshot(client: Client) -> LiveSnapshot:
     """Queue depth per priority and worker utilization, read from Redis (not from the record)."""
     depths = [client.queue_depth(q) for q in client.known_queues()]
     workers = client.list_workers()
-    busy = total = 0
-    for info in workers:
-        total += int(info.get("concurrency") or 0)
-        busy += len(json.loads(info.get("in_flight") or "[]"))
+    busy = sum(len(w.in_flight) for w in workers)
+    total = sum(w.concurrency for w in workers)
     return LiveSnapshot(depths, len(workers), busy, total)
