@@ -20,10 +20,10 @@ from pydantic import SecretStr
 
 from jobqueue import Client, Settings
 from jobqueue.broker.enqueue import make_request
+from jobqueue.broker.leases import Outcome, OutcomeKind, build_fetch, parse_fetch, plan_completions
 from jobqueue.broker.queue_admin import QueueAdmin
 from jobqueue.broker.redis_io import run_script, run_scripts
 from jobqueue.embedded.redis_server import RedisServer
-from jobqueue.worker.jobs import Outcome, OutcomeKind, build_fetch, parse_fetch, plan_completions
 
 QUEUE = "flowcost"
 

@@ -23,15 +23,15 @@ from typing import Any
 import redis
 from pydantic import SecretStr
 
+from jobqueue.broker import leases as jobs
 from jobqueue.broker.batch_enqueue import plan_enqueue
 from jobqueue.broker.client import Client
 from jobqueue.broker.enqueue import make_request
+from jobqueue.broker.leases import Job, Outcome, OutcomeKind, build_fetch, parse_fetch
 from jobqueue.broker.redis_io import load_all_scripts, run_script, run_scripts
 from jobqueue.broker.scripts import ScriptCall
 from jobqueue.embedded.redis_server import RedisServer
 from jobqueue.settings import Settings
-from jobqueue.worker import jobs
-from jobqueue.worker.jobs import Job, Outcome, OutcomeKind, build_fetch, parse_fetch
 
 QUEUE = "prof"
 

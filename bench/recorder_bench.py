@@ -29,6 +29,7 @@ from pydantic import SecretStr
 
 from jobqueue import Client, Settings
 from jobqueue.broker.enqueue import make_request
+from jobqueue.broker.leases import Outcome, OutcomeKind, build_completion, build_fetch, parse_fetch
 from jobqueue.broker.redis_io import load_all_scripts, run_script, run_scripts
 from jobqueue.embedded.postgres_server import PostgresServer
 from jobqueue.embedded.redis_server import RedisServer
@@ -36,7 +37,6 @@ from jobqueue.record.db import open_pool
 from jobqueue.record.migrate import migrate
 from jobqueue.record.recorder import Recorder
 from jobqueue.record.settings import RecordSettings
-from jobqueue.worker.jobs import Outcome, OutcomeKind, build_completion, build_fetch, parse_fetch
 
 
 def produce_and_process(client: Client, tasks: int, batch: int = 500) -> int:

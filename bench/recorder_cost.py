@@ -32,6 +32,7 @@ from pydantic import SecretStr
 from bench.recorder_meter import server_cpu_seconds
 from jobqueue import Client, Settings
 from jobqueue.broker.enqueue import make_request
+from jobqueue.broker.leases import Outcome, OutcomeKind, build_completion, build_fetch, parse_fetch
 from jobqueue.broker.redis_io import load_all_scripts, run_script, run_scripts
 from jobqueue.embedded.postgres_server import PostgresServer
 from jobqueue.embedded.redis_server import RedisServer
@@ -39,7 +40,6 @@ from jobqueue.record.db import open_pool
 from jobqueue.record.migrate import migrate
 from jobqueue.record.recorder import Recorder, tune_garbage_collector
 from jobqueue.record.settings import RecordSettings
-from jobqueue.worker.jobs import Outcome, OutcomeKind, build_completion, build_fetch, parse_fetch
 
 
 def produce(client: Client, tasks: int, fetch_batch: int) -> None:

@@ -16,10 +16,11 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from jobqueue.broker.client import Client
+from jobqueue.broker.live_state import queue_counters, task_metrics_fields
+from jobqueue.broker.recorder_progress import RecorderProgress, read_recorder_progress
 from jobqueue.broker.task_metrics import RUN, RUN_BUCKETS, WAIT, WAIT_BUCKETS, read_histograms
-from jobqueue.keys import QueueKeys
+from jobqueue.models import WorkerState
 from jobqueue.schedules.registry import ScheduleRegistry
-from jobqueue_api.recorder_progress import RecorderProgress, read_recorder_progress
 
 # stats-hash field -> counter name (without the _total suffix, which prometheus_client appends)
 COUNTERS = {
@@ -59,18 +60,13 @@ class QueueCollector(Collector):
         yield from self._queue_families(queues)
         yield from self._task_histograms(queues)
         yield self._workers()
-        yield from recorder_families(
-            read_recorder_progress(self.client.redis, self._streams(queues), self.recorder_group)
-        )
+        yield from recorder_families(read_recorder_progress(self.client, queues, self.recorder_group))
         yield from self._schedule_families()
         yield GaugeMetricFamily(
             "jobqueue_scrape_duration_seconds",
             "Time to read live state for this scrape",
             value=time.monotonic() - started,
         )
-
-    def _streams(self, queues: list[str]) -> list[str]:
-        return [QueueKeys(self.client.settings.key_prefix, q).events for q in queues]
 
     def _queue_families(self, queues: list[str]) -> Iterator[Metric]:
         depth = GaugeMetricFamily("jobqueue_queue_depth", "Ready tasks", labels=["queue", "priority"])
@@ -91,9 +87,9 @@ class QueueCollector(Collector):
             in_flight.add_metric([queue], d.in_flight)
             dead.add_metric([queue], d.dead)
             oldest.add_metric([queue], self.client.oldest_ready_age(queue) or 0.0)
-            stats = self.client.redis.hgetall(self.client.queue_keys(queue).stats)
+            stats = queue_counters(self.client, queue)
             for field, family in counters.items():
-                family.add_metric([queue], float(stats.get(field, 0)))
+                family.add_metric([queue], float(stats.count(field)))
         yield from (depth, delayed, in_flight, dead, oldest, *counters.values())
 
     def _task_histograms(self, queues: list[str]) -> Iterator[Metric]:
@@ -107,10 +103,7 @@ class QueueCollector(Collector):
             "Time from when a task became ready (enqueue, eta, retry due time) to its lease",
             labels=["queue"],
         )
-        pipe = self.client.redis.pipeline(transaction=False)
-        for queue in queues:
-            pipe.hgetall(self.client.queue_keys(queue).task_metrics)
-        for queue, fields in zip(queues, pipe.execute(), strict=True):
+        for queue, fields in task_metrics_fields(self.client, queues).items():
             for h in read_histograms(RUN, fields, RUN_BUCKETS):
                 run.add_metric([queue, h.task], h.buckets, h.total)
             for h in read_histograms(WAIT, fields, WAIT_BUCKETS):
@@ -121,7 +114,9 @@ class QueueCollector(Collector):
         workers = GaugeMetricFamily("jobqueue_workers", "Workers by state", labels=["state"])
         by_state = {"ACTIVE": 0, "IDLE": 0, "DRAINING": 0, "DEAD": 0}
         for w in self.client.list_workers():
-            state = "DEAD" if w["heartbeat_age"] > self.stale_after_seconds else str(w.get("status", "IDLE"))
+            # A worker that has not reported a state yet is counted idle, as it always was here.
+            status = WorkerState.IDLE if w.status is WorkerState.UNKNOWN else w.status
+            state = "DEAD" if w.heartbeat_age > self.stale_after_seconds else status.value
             by_state[state] = by_state.get(state, 0) + 1
         for state, n in by_state.items():
             workers.add_metric([state], n)

@@ -3,7 +3,6 @@ besides the core's own Client, QueueAdmin and ScheduleRegistry calls)."""
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Sequence
@@ -12,6 +11,7 @@ from dataclasses import dataclass
 from jobqueue.broker.client import Client, QueueDepth
 from jobqueue.broker.queue_admin import QueueAdmin
 from jobqueue.broker.redis_io import translate_errors
+from jobqueue.models import WorkerState
 from jobqueue_operator.pool_plan import Heartbeat, PoolLoad
 
 
@@ -28,14 +28,10 @@ def read_heartbeats(client: Client) -> dict[str, Heartbeat]:
     now = time.time()
     beats = {}
     for info in client.list_workers():
-        try:
-            in_flight = len(json.loads(info.get("in_flight") or "[]"))
-        except ValueError:
-            in_flight = 0
-        beats[str(info["id"])] = Heartbeat(
-            at=now - float(info.get("heartbeat_age", 0.0)),
-            in_flight=in_flight,
-            draining=info.get("status") == "DRAINING",
+        beats[info.id] = Heartbeat(
+            at=now - info.heartbeat_age,
+            in_flight=len(info.in_flight),
+            draining=info.status is WorkerState.DRAINING,
         )
     return beats
 

@@ -8,11 +8,11 @@ from typing import Any
 from psycopg_pool import ConnectionPool
 
 from jobqueue import Client
+from jobqueue.broker.leases import Job, Outcome, OutcomeKind, build_completion, build_fetch, parse_fetch
 from jobqueue.broker.redis_io import run_script
 from jobqueue.record.recorder import Recorder
 from jobqueue.record.settings import RecordSettings
 from jobqueue.retry import RetryPolicy
-from jobqueue.worker.jobs import Job, Outcome, OutcomeKind, build_completion, build_fetch, parse_fetch
 
 
 def fetch(client: Client, n: int = 10, queue: str = "default", worker: str = "w1") -> list[Job]:

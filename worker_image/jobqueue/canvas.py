@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from jobqueue.errors import ValidationError
 from jobqueue.keys import queue_of
 
-if TYPE_CHECKING:
-    from jobqueue.broker.workflows import WorkflowHandle
+# The handle a submitter returns (jobqueue.broker.workflows.WorkflowHandle for App). A type parameter
+# rather than an import: canvas is the pure model and must not depend on the broker that submits it.
+_HandleT_co = TypeVar("_HandleT_co", covariant=True)
+HandleT = TypeVar("HandleT")
 
 # Options a signature may carry into make_request; dedup is per task and has no meaning inside a graph
 # (a deduplicated node would leave its children waiting on a task the graph does not know).
@@ -24,10 +26,10 @@ SIGNATURE_OPTIONS = frozenset(
 )
 
 
-class Submitter(Protocol):
-    """Anything that can submit a workflow (``App``)."""
+class Submitter(Protocol[_HandleT_co]):
+    """Anything that can submit a workflow (``App``), returning its own kind of handle."""
 
-    def submit_workflow(self, canvas: Canvas) -> WorkflowHandle:
+    def submit_workflow(self, canvas: Canvas) -> _HandleT_co:
         """Create every task of ``canvas`` at once."""
         ...
 
@@ -36,7 +38,7 @@ class _Composable:
     def __or__(self, other: Canvas) -> Chain:
         return chain(self, other)  # type: ignore[arg-type]
 
-    def apply(self, app: Submitter) -> WorkflowHandle:
+    def apply(self, app: Submitter[HandleT]) -> HandleT:
         """Submit the whole graph atomically (one MULTI/EXEC); see jobqueue.broker.workflows.submit."""
         return app.submit_workflow(self)  # type: ignore[arg-type]
 

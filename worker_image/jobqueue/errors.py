@@ -62,14 +62,6 @@ class ScheduleCorrupt(JobQueueError):
         self.reason = reason
 
 
-class UnknownTask(JobQueueError, LookupError):
-    """A worker received a task name that its app does not register."""
-
-
-class StaleLease(JobQueueError):
-    """An ack, fail or retry used a fencing token that is no longer current."""
-
-
 class InvalidTransition(JobQueueError):
     """The task is not in a state that allows the requested operation (e.g. cancel a finished task)."""
 

@@ -16,9 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypedDict, Unpack
 
-from jobqueue.broker.scripts import ScriptCall
 from jobqueue.errors import ValidationError
-from jobqueue.keys import QueueKeys
 from jobqueue.retry import BACKOFF_NAMES
 
 # Hash fields of QueueKeys.config that fetch.lua reads (keep in sync with its HMGET).
@@ -347,24 +345,4 @@ def compute_rate_stats(
         remaining=remaining,
         burst_used=rate.burst - remaining,
         wait_seconds=round(wait, 3),
-    )
-
-
-def build_configure(
-    keys: QueueKeys,
-    *,
-    set_fields: Mapping[str, str] | None = None,
-    delete_fields: Sequence[str] = (),
-    reset_rate: bool = False,
-    wake: bool = False,
-) -> ScriptCall:
-    """The configure script call: delete then set config fields, optionally reset the rate-limit state and
-    wake idle workers, all atomically."""
-    pairs: list[str] = []
-    for field, value in (set_fields or {}).items():
-        pairs += [field, value]
-    return ScriptCall(
-        "configure",
-        (keys.config, keys.rate, keys.wake),
-        ("1" if reset_rate else "0", "1" if wake else "0", len(delete_fields), *delete_fields, *pairs),
     )

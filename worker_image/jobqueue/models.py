@@ -1,10 +1,14 @@
-"""Domain values: priorities, statuses, cancel reasons and the immutable task record."""
+"""Domain values: priorities, statuses, cancel reasons, the immutable task record and a worker's report."""
 
 from __future__ import annotations
 
 import enum
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from jobqueue.errors import ValidationError
 
 
 class Priority(enum.StrEnum):
@@ -13,6 +17,16 @@ class Priority(enum.StrEnum):
     HIGH = "high"
     MEDIUM = "medium"
     LOW = "low"
+
+
+def parse_priority(value: Priority | str) -> Priority:
+    """A Priority from an enum or its name; ValidationError('priority') otherwise."""
+    if isinstance(value, Priority):
+        return value
+    try:
+        return Priority(value.lower() if isinstance(value, str) else value)
+    except (ValueError, AttributeError) as exc:
+        raise ValidationError("priority", f"{value!r} is not one of high, medium, low") from exc
 
 
 class TaskStatus(enum.StrEnum):
@@ -49,6 +63,15 @@ class CancelReason(enum.StrEnum):
     OTHER = "other"
 
 
+def parse_cancel_reason(reason: CancelReason | str) -> CancelReason:
+    """A CancelReason from an enum or its value; ValidationError('reason') for anything else."""
+    try:
+        return CancelReason(reason)
+    except ValueError as exc:
+        allowed = ", ".join(r.value for r in CancelReason)
+        raise ValidationError("reason", f"{reason!r} is not one of {allowed}") from exc
+
+
 class DeadLetterReason(enum.StrEnum):
     """Why a task ended in the dead letter queue."""
 
@@ -58,27 +81,6 @@ class DeadLetterReason(enum.StrEnum):
     LEASE_LOST_TOO_OFTEN = "lease_lost_too_often"
     MALFORMED = "malformed"
     UNKNOWN_TASK = "unknown_task"
-
-
-@dataclass(frozen=True)
-class RetryRecord:
-    """One failed attempt that was retried (or the last one, that was not)."""
-
-    attempt: int
-    error: str
-    traceback: str | None
-    backoff_seconds: float | None
-    at: float  # unix seconds, Redis server clock
-
-    def to_json(self) -> dict[str, Any]:
-        """The JSON shape stored on the task and returned by the API."""
-        return {
-            "attempt": self.attempt,
-            "error": self.error,
-            "traceback": self.traceback,
-            "backoff_seconds": self.backoff_seconds,
-            "at": self.at,
-        }
 
 
 @dataclass(frozen=True)
@@ -100,7 +102,7 @@ class TaskRecord:
     error: str | None = None
     traceback: str | None = None
     retry_history: list[dict[str, Any]] = field(default_factory=list)
-    cancel_reason: str | None = None
+    cancel_reason: CancelReason | None = None
     dead_letter_reason: str | None = None
     worker: str | None = None
     enqueued_at: float | None = None
@@ -138,7 +140,7 @@ class TaskRecord:
             "error": self.error,
             "traceback": self.traceback,
             "retry_history": self.retry_history,
-            "cancel_reason": self.cancel_reason,
+            "cancel_reason": None if self.cancel_reason is None else self.cancel_reason.value,
             "dead_letter_reason": self.dead_letter_reason,
             "worker": self.worker,
             "enqueued_at": self.enqueued_at,
@@ -152,3 +154,70 @@ class TaskRecord:
             "children": self.children,
             "pending_parents": self.pending_parents,
         }
+
+
+class WorkerState(enum.StrEnum):
+    """What a worker last reported in its heartbeat (DEAD is not reported: readers derive it from the
+    heartbeat's age)."""
+
+    ACTIVE = "ACTIVE"  # running at least one task
+    IDLE = "IDLE"
+    DRAINING = "DRAINING"  # not fetching: stopping, or held by a drain request
+    UNKNOWN = "UNKNOWN"  # no state, or one this version does not know
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    """One worker's last heartbeat report (the worker hash its heartbeat writes), read back typed."""
+
+    id: str
+    status: WorkerState
+    heartbeat_age: float  # seconds since the last heartbeat
+    host: str | None = None
+    pid: int | None = None
+    queues: tuple[str, ...] = ()
+    concurrency: int = 0
+    in_flight: tuple[str, ...] = ()  # ids of the tasks it runs
+    processed: int = 0
+    started_at: float | None = None  # unix seconds
+    heartbeat_at: float | None = None  # unix seconds, the worker's clock
+
+    @classmethod
+    def from_report(cls, worker_id: str, fields: Mapping[str, str], heartbeat_age: float) -> WorkerInfo:
+        """Parse a worker hash. Lenient: a field that is missing or garbled (the hash is written by
+        whatever version each worker runs) reads as unknown rather than failing the whole listing."""
+        try:
+            status = WorkerState(fields.get("status", "UNKNOWN"))
+        except ValueError:
+            status = WorkerState.UNKNOWN
+        try:
+            tasks = json.loads(fields.get("in_flight") or "[]")
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than the decoder recurses
+            tasks = []
+        return cls(
+            id=worker_id,
+            status=status,
+            heartbeat_age=heartbeat_age,
+            host=fields.get("host"),
+            pid=_int_or_none(fields.get("pid")),
+            queues=tuple(q for q in fields.get("queues", "").split(",") if q),
+            concurrency=_int_or_none(fields.get("concurrency")) or 0,
+            in_flight=tuple(str(t) for t in tasks) if isinstance(tasks, list) else (),
+            processed=_int_or_none(fields.get("processed")) or 0,
+            started_at=_float_or_none(fields.get("started_at")),
+            heartbeat_at=_float_or_none(fields.get("heartbeat_at")),
+        )
+
+
+def _int_or_none(text: str | None) -> int | None:
+    try:
+        return int(text) if text else None
+    except ValueError:
+        return None
+
+
+def _float_or_none(text: str | None) -> float | None:
+    try:
+        return float(text) if text else None
+    except ValueError:
+        return None

@@ -11,8 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path
 
 from jobqueue.broker.aio import AsyncClient
-from jobqueue.broker.redis_io import translate_errors
-from jobqueue.keys import QueueKeys
+from jobqueue.broker.live_state import queue_counters_async
 from jobqueue_api.auth import require
 from jobqueue_api.deps import get_client
 from jobqueue_api.schemas import QueueStats
@@ -29,12 +28,7 @@ COUNTER_FIELDS = ("enqueued", "started", "succeeded", "retried", "dead_lettered"
 @router.get("/{queue}/stats")
 async def queue_stats(queue: QueueName, client: Client) -> QueueStats:
     """Lifetime counters of a queue and the Redis server time they were read at (unix seconds)."""
-    keys = QueueKeys(client.settings.key_prefix, queue)
     # One round trip; the server clock is used so rates computed by callers share one time base.
-    with translate_errors():
-        pipe = client.redis.pipeline(transaction=False)
-        pipe.hgetall(keys.stats)
-        pipe.time()
-        raw, (seconds, micros) = await pipe.execute()
-    counters = {name: int(raw.get(name, 0)) for name in COUNTER_FIELDS}
-    return QueueStats(queue=queue, counters=counters, at=seconds + micros / 1_000_000)
+    read = await queue_counters_async(client, queue)
+    counters = {name: read.count(name) for name in COUNTER_FIELDS}
+    return QueueStats(queue=queue, counters=counters, at=read.at)

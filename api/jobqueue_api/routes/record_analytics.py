@@ -6,6 +6,7 @@ Not to be confused with ``/metrics`` (Prometheus text, live Redis state only).
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 from typing import Annotated, Any
@@ -13,8 +14,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 
 from jobqueue.broker.aio import AsyncClient
+from jobqueue.broker.live_state import live_snapshot
 from jobqueue.errors import ValidationError
-from jobqueue.record.analytics import Granularity, WindowStats, aggregates, live_snapshot, window_stats
+from jobqueue.record.analytics import Granularity, WindowStats, aggregates, window_stats
 from jobqueue_api.auth import require
 from jobqueue_api.deps import get_client
 from jobqueue_api.record_access import RECORD_RESPONSES, RecordAccess, get_record
@@ -73,7 +75,7 @@ async def metrics(
     pool = record.pool
     span = dt.timedelta(seconds=window)
     rows = await record.run(lambda: window_stats(pool, span, queue=queue, name=name))
-    live = await record.run(lambda: live_snapshot(client.sync))
+    live = await asyncio.to_thread(live_snapshot, client.sync)
     return {
         "window_seconds": window,
         "start": rows[0].start,

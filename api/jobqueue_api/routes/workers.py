@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
 
 from jobqueue.broker.aio import AsyncClient
+from jobqueue.models import WorkerInfo
 from jobqueue_api.auth import require
 from jobqueue_api.deps import get_client
 from jobqueue_api.errors import ApiError
@@ -17,19 +17,17 @@ router = APIRouter(prefix="/api/v1/workers", tags=["workers"], dependencies=[Dep
 Client = Annotated[AsyncClient, Depends(get_client)]
 
 
-def _shape(raw: dict[str, Any], stale_after: float) -> dict[str, Any]:
-    age = float(raw.get("heartbeat_age", 0))
-    status = "DEAD" if age > stale_after else raw.get("status", "UNKNOWN")
+def _shape(worker: WorkerInfo, stale_after: float) -> dict[str, Any]:
     return {
-        "id": raw["id"],
-        "status": status,
-        "heartbeat_age_seconds": round(age, 3),
-        "host": raw.get("host"),
-        "pid": int(raw["pid"]) if raw.get("pid") else None,
-        "queues": [q for q in str(raw.get("queues", "")).split(",") if q],
-        "concurrency": int(raw.get("concurrency", 0) or 0),
-        "current_tasks": json.loads(raw.get("in_flight") or "[]"),
-        "processed": int(raw.get("processed", 0) or 0),
+        "id": worker.id,
+        "status": "DEAD" if worker.heartbeat_age > stale_after else worker.status.value,
+        "heartbeat_age_seconds": round(worker.heartbeat_age, 3),
+        "host": worker.host,
+        "pid": worker.pid,
+        "queues": list(worker.queues),
+        "concurrency": worker.concurrency,
+        "current_tasks": list(worker.in_flight),
+        "processed": worker.processed,
     }
 
 
@@ -64,6 +62,6 @@ async def get_worker(
 ) -> dict[str, Any]:
     """One worker."""
     for w in await client.list_workers():
-        if w["id"] == worker_id:
+        if w.id == worker_id:
             return _shape(w, stale_after)
     raise ApiError(404, "not_found", f"no worker {worker_id!r} has heartbeated recently", "worker_id")

@@ -8,9 +8,9 @@ import time
 import pytest
 
 from jobqueue import App, Client, TaskStatus
+from jobqueue.broker.leases import Job, Outcome, OutcomeKind, build_completion, build_fetch, parse_fetch
 from jobqueue.broker.redis_io import run_script
 from jobqueue.cli import main as cli
-from jobqueue.worker.jobs import Job, Outcome, OutcomeKind, build_completion, build_fetch, parse_fetch
 
 pytestmark = pytest.mark.timeout(30)
 

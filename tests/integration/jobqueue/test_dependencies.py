@@ -10,8 +10,8 @@ import pytest
 
 from jobqueue import AsyncClient, Client, Settings, Signature, TaskStatus, ValidationError, chain
 from jobqueue.broker.enqueue import make_request
+from jobqueue.broker.leases import Job, Outcome, OutcomeKind, build_completion, build_fetch, parse_fetch
 from jobqueue.broker.redis_io import run_script
-from jobqueue.worker.jobs import Job, Outcome, OutcomeKind, build_completion, build_fetch, parse_fetch
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -17,10 +17,10 @@ from jq_testing import runs, wait_until
 
 from jobqueue import Client, Settings, TaskStatus
 from jobqueue.broker.enqueue import make_request
+from jobqueue.broker.leases import build_fetch
 from jobqueue.broker.redis_io import run_script
 from jobqueue.embedded.redis_server import RedisServer, free_port
 from jobqueue.services.scheduler import Scheduler
-from jobqueue.worker.jobs import build_fetch
 
 StartWorker = Callable[..., Any]
 

@@ -8,10 +8,10 @@ import time
 import pytest
 
 from jobqueue import App, Client, Settings
+from jobqueue.broker.leases import FetchReply, build_fetch, parse_fetch
 from jobqueue.broker.redis_io import run_script
 from jobqueue.errors import ValidationError
 from jobqueue.flow_control import PriorityPolicy
-from jobqueue.worker.jobs import FetchReply, build_fetch, parse_fetch
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -19,9 +19,9 @@ from jq_testing import runs, wait_until
 
 from jobqueue import Client, TaskStatus
 from jobqueue.broker.enqueue import build_recover, make_request
+from jobqueue.broker.leases import FetchReply, build_fetch, parse_fetch, parse_handoff
 from jobqueue.broker.queue_admin import QueueAdmin
 from jobqueue.broker.redis_io import run_script
-from jobqueue.worker.jobs import FetchReply, build_fetch, parse_fetch, parse_handoff
 
 pytestmark = pytest.mark.timeout(60)
 QUEUE = "default"

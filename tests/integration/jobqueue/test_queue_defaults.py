@@ -15,11 +15,11 @@ import pytest
 from jq_testing import wait_until
 
 from jobqueue import Client, Settings, TaskStatus
+from jobqueue.broker.leases import Job, Outcome, OutcomeKind, build_completion, build_fetch, parse_fetch
 from jobqueue.broker.queue_admin import QueueAdmin
 from jobqueue.broker.redis_io import run_script
 from jobqueue.errors import ValidationError
 from jobqueue.retry import QUEUE_DEFAULT_RETRY, QueueDefaultRetry, RetryPolicy
-from jobqueue.worker.jobs import Job, Outcome, OutcomeKind, build_completion, build_fetch, parse_fetch
 
 pytestmark = pytest.mark.timeout(30)
 

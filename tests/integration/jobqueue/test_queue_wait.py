@@ -8,8 +8,7 @@ import time
 import pytest
 
 from jobqueue import Client
-from jobqueue.broker.redis_io import run_script
-from jobqueue.worker.jobs import (
+from jobqueue.broker.leases import (
     FetchReply,
     Outcome,
     OutcomeKind,
@@ -18,6 +17,7 @@ from jobqueue.worker.jobs import (
     build_release,
     parse_fetch,
 )
+from jobqueue.broker.redis_io import run_script
 
 pytestmark = pytest.mark.timeout(30)
 

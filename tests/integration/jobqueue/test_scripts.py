@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import time
 from dataclasses import replace
 
 import pytest
 
-from jobqueue import Client, Priority, Settings, TaskStatus
+from jobqueue import AsyncClient, Client, Priority, Settings, TaskStatus
 from jobqueue.broker.batch_enqueue import plan_enqueue
 from jobqueue.broker.enqueue import make_request
-from jobqueue.broker.redis_io import run_script, run_scripts
-from jobqueue.broker.scripts import ScriptCall
-from jobqueue.keys import QueueKeys
-from jobqueue.retry import RetryPolicy
-from jobqueue.worker.jobs import (
+from jobqueue.broker.leases import (
     Job,
     Outcome,
     OutcomeKind,
@@ -27,6 +24,10 @@ from jobqueue.worker.jobs import (
     parse_fetch,
     parse_heartbeat,
 )
+from jobqueue.broker.redis_io import run_script, run_scripts
+from jobqueue.broker.watch import watch, watch_async
+from jobqueue.keys import QueueKeys
+from jobqueue.retry import RetryPolicy
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -239,10 +240,27 @@ def test_enqueue_same_id_twice_is_idempotent(client: Client) -> None:
 
 
 def test_watch_never_creates_a_task(client: Client) -> None:
-    keys = QueueKeys(client.settings.key_prefix, "default")
-    key = keys.task("default.0192f0c2a1b27c3d8e9f0a1b2c3d4e5f")
-    assert run_script(client.redis, ScriptCall("watch", (key,), ())) is None
-    assert client.redis.exists(key) == 0
+    task_id = "default.0192f0c2a1b27c3d8e9f0a1b2c3d4e5f"
+    assert watch(client.redis, client.settings, task_id) is None
+    assert client.redis.exists(QueueKeys(client.settings.key_prefix, "default").task(task_id)) == 0
+
+
+def test_watch_marks_a_task_awaited_and_returns_its_status(client: Client) -> None:
+    """One wrapper for both clients: the sync call and the asyncio call run the same script."""
+    handle = client.enqueue("a", [1])
+    key = QueueKeys(client.settings.key_prefix, "default").task(handle.id)
+    assert client.redis.hget(key, "watched") is None
+    assert watch(client.redis, client.settings, handle.id) is TaskStatus.QUEUED
+    assert client.redis.hget(key, "watched") == "1"
+
+    async def watch_from_asyncio() -> TaskStatus | None:
+        async_client = AsyncClient(client.settings)
+        try:
+            return await watch_async(async_client.redis, client.settings, handle.id)
+        finally:
+            await async_client.close()
+
+    assert asyncio.run(watch_from_asyncio()) is TaskStatus.QUEUED
 
 
 def test_many_acks_in_one_round_trip(client: Client) -> None:

@@ -115,7 +115,7 @@ def test_draining_worker_is_never_replaced_for_its_silence_and_killed_only_past_
     supervisor.start()
     [worker] = supervisor.workers.values()
     try:
-        wait_until(lambda: worker.worker_id in {w["id"] for w in client.list_workers()}, timeout=60)
+        wait_until(lambda: worker.worker_id in {w.id for w in client.list_workers()}, timeout=60)
         worker.process.send_signal(signal.SIGSTOP)
         supervisor.tick()  # nothing queued and no minimum: it is asked to drain
         asked = worker.drain_requested_at

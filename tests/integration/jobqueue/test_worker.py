@@ -9,6 +9,7 @@ import pytest
 from jq_testing import runs, wait_until
 
 from jobqueue import Client, ResultTimeout, TaskCancelled, TaskFailed, TaskStatus
+from jobqueue.models import WorkerState
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -190,12 +191,12 @@ def test_idle_worker_starts_new_task_within_milliseconds(client: Client, start_w
 
 def test_worker_registers_heartbeats_and_deregisters(client: Client, start_worker: StartWorker) -> None:
     w = start_worker("--worker-id", "pod-abc")
-    wait_until(lambda: any(x["id"] == "pod-abc" for x in client.list_workers()), timeout=20)
-    info = next(x for x in client.list_workers() if x["id"] == "pod-abc")
-    assert info["status"] in ("IDLE", "ACTIVE") and info["queues"] == "default"
-    assert info["heartbeat_age"] < 5
+    wait_until(lambda: any(x.id == "pod-abc" for x in client.list_workers()), timeout=20)
+    info = next(x for x in client.list_workers() if x.id == "pod-abc")
+    assert info.status in (WorkerState.IDLE, WorkerState.ACTIVE) and info.queues == ("default",)
+    assert info.heartbeat_age < 5 and info.pid is not None and info.concurrency > 0
     assert w.terminate() == 0  # type: ignore[attr-defined]
-    assert all(x["id"] != "pod-abc" for x in client.list_workers())
+    assert all(x.id != "pod-abc" for x in client.list_workers())
 
 
 def test_drain_request_stops_worker_after_its_tasks(client: Client, start_worker: StartWorker) -> None:
@@ -217,8 +218,7 @@ def test_a_held_drain_idles_the_worker_until_called_off(client: Client, start_wo
     client.request_drain("pod-hold", exit=False)
 
     def status() -> str:
-        info = next((x for x in client.list_workers() if x["id"] == "pod-hold"), {})
-        return str(info.get("status", ""))
+        return next((x.status.value for x in client.list_workers() if x.id == "pod-hold"), "")
 
     wait_until(lambda: client.get_task(first.id).status == TaskStatus.SUCCESS, timeout=20)
     wait_until(lambda: status() == "DRAINING", timeout=20)

@@ -23,7 +23,7 @@ TWO_PROCESSES = ("--pool", "thread", "--processes", "2", "--worker-id", "wp", "-
 
 
 def worker_ids(client: Client) -> set[str]:
-    return {str(w["id"]) for w in client.list_workers()}
+    return {w.id for w in client.list_workers()}
 
 
 def test_processes_run_tasks_under_distinct_worker_ids(client: Client, start_worker: StartWorker) -> None:

@@ -71,7 +71,7 @@ def test_raising_replicas_during_a_drain_calls_it_off_and_the_worker_fetches_aga
     [held] = drained_pods()
 
     def status_of(worker: str) -> str:
-        return str(next((w for w in client.list_workers() if w["id"] == worker), {}).get("status", ""))
+        return next((w.status.value for w in client.list_workers() if w.id == worker), "")
 
     wait_until(lambda: status_of(held) == "DRAINING", 20, "the chosen worker to hold")
 

@@ -13,6 +13,7 @@ from kubernetes import client as k8s_client
 from kubernetes.client.rest import ApiException
 
 from jobqueue import Client, Settings
+from jobqueue.broker.leases import Outcome, OutcomeKind, build_completion, build_fetch, parse_fetch
 from jobqueue.broker.queue_admin import QueueAdmin
 from jobqueue.broker.redis_io import run_script
 from jobqueue.errors import ScheduleNotFound
@@ -20,7 +21,6 @@ from jobqueue.flow_control import RetryDefaults
 from jobqueue.retry import QUEUE_DEFAULT_RETRY
 from jobqueue.schedules.registry import ScheduleRegistry
 from jobqueue.services.scheduler import Scheduler
-from jobqueue.worker.jobs import Outcome, OutcomeKind, build_completion, build_fetch, parse_fetch
 from k8s.control_plane import wait_until
 from k8s.custom_resources import condition, create_cr, events_for, get_cr, patch_spec
 

@@ -49,7 +49,7 @@ def pool_body(name: str, queue: str, **spec: Any) -> dict[str, Any]:
 
 
 def worker_ids(client: Client) -> set[str]:
-    return {str(w["id"]) for w in client.list_workers()}
+    return {w.id for w in client.list_workers()}
 
 
 def test_a_hung_worker_process_makes_its_pod_stale_and_its_task_completes_elsewhere(

@@ -1,6 +1,6 @@
 """The worker's lease bookkeeping, including adaptive prefetch."""
 
-from jobqueue.worker.jobs import Job, Outcome, OutcomeKind
+from jobqueue.broker.leases import Job, Outcome, OutcomeKind
 from jobqueue.worker.leases import PREFETCH_MAX_TASK_SECONDS, LeaseBook
 
 

@@ -6,8 +6,7 @@ import random
 import pytest
 
 from jobqueue import RetryPolicy, Settings
-from jobqueue.retry import QUEUE_DEFAULT_RETRY
-from jobqueue.worker.jobs import (
+from jobqueue.broker.leases import (
     Job,
     Outcome,
     OutcomeKind,
@@ -16,6 +15,7 @@ from jobqueue.worker.jobs import (
     parse_heartbeat,
     plan_completions,
 )
+from jobqueue.retry import QUEUE_DEFAULT_RETRY
 
 JOB = Job(
     "default.0192f0c2a1b27c3d8e9f0a1b2c3d4e5f", 3, "add", "[1]", "{}", "default", "high", 10.0, 8.0, 2, 1, 60

@@ -4,8 +4,9 @@ import datetime as dt
 import pytest
 
 from jobqueue import JobQueueError, PayloadTooLarge, Priority, Settings, ValidationError
-from jobqueue.broker.enqueue import EnqueueRequest, build_enqueue, make_request, parse_priority
+from jobqueue.broker.enqueue import EnqueueRequest, build_enqueue, make_request
 from jobqueue.keys import new_task_id, new_task_ids, queue_of
+from jobqueue.models import parse_priority
 
 
 def test_task_ids_carry_their_queue_and_sort_by_time() -> None:

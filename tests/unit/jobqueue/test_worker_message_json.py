@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from jobqueue.worker.jobs import Job, Outcome, OutcomeKind
+from jobqueue.broker.leases import Job, Outcome, OutcomeKind
 
 
 def test_job_json_round_trip() -> None:

@@ -16,7 +16,7 @@ from redis.exceptions import NoScriptError
 from typing_extensions import Unpack
 
 from jobqueue.broker.batch_enqueue import parse_plan_replies, plan_enqueue
-from jobqueue.broker.client import Client, QueueDepth, outcome_value, parse_cancel_reason
+from jobqueue.broker.client import Client, QueueDepth, outcome_value
 from jobqueue.broker.dead_letters import DeadLetterStats
 from jobqueue.broker.enqueue import (
     TASK_FIELDS,
@@ -28,12 +28,12 @@ from jobqueue.broker.enqueue import (
 )
 from jobqueue.broker.queue_admin import AsyncQueueAdmin, QueueAdmin
 from jobqueue.broker.redis_io import connect_async, run_script_async, script_sha, translate_errors
-from jobqueue.broker.scripts import ScriptCall
+from jobqueue.broker.watch import watch_async
 from jobqueue.broker.workflows import WorkflowHandle, submit
 from jobqueue.canvas import Canvas
-from jobqueue.errors import ResultTimeout, TaskNotFound
+from jobqueue.errors import BrokerUnavailable, ResultTimeout, TaskNotFound
 from jobqueue.keys import GlobalKeys, keys_for_task
-from jobqueue.models import CancelReason, Priority, TaskRecord, TaskStatus
+from jobqueue.models import CancelReason, Priority, TaskRecord, TaskStatus, WorkerInfo, parse_cancel_reason
 from jobqueue.settings import Settings
 
 _WAIT_RECHECK_SECONDS = 2.0
@@ -80,6 +80,14 @@ class AsyncClient:
     def queues(self) -> AsyncQueueAdmin:
         """Flow control of queues (see QueueAdmin), awaitable."""
         return AsyncQueueAdmin(QueueAdmin(self.sync))
+
+    async def ping(self, timeout: float) -> None:
+        """Raise BrokerUnavailable unless Redis answers within ``timeout`` seconds (readiness probes)."""
+        with translate_errors():
+            try:
+                await asyncio.wait_for(self.redis.ping(), timeout=timeout)
+            except TimeoutError as exc:
+                raise BrokerUnavailable(f"Redis did not answer a PING within {timeout} s") from exc
 
     async def close(self) -> None:
         """Close both connection pools."""
@@ -145,7 +153,7 @@ class AsyncClient:
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(keys.done_channel(task_id))
-                status = await run_script_async(self.redis, ScriptCall("watch", (keys.task(task_id),), ()))
+                status: str | None = await watch_async(self.redis, self.settings, task_id)
                 while True:
                     if status is None:
                         raise TaskNotFound(task_id)
@@ -228,6 +236,6 @@ class AsyncClient:
         """See Client.dead_letter_alert."""
         return await asyncio.to_thread(self.sync.dead_letter_alert, queue, threshold)
 
-    async def list_workers(self) -> list[dict[str, Any]]:
+    async def list_workers(self) -> list[WorkerInfo]:
         """See Client.list_workers."""
         return await asyncio.to_thread(self.sync.list_workers)

@@ -29,7 +29,7 @@ from jobqueue.broker.enqueue import (
 )
 from jobqueue.broker.redis_io import connect, run_script, run_scripts, translate_errors
 from jobqueue.broker.script_wire import ScriptWire
-from jobqueue.broker.scripts import ScriptCall
+from jobqueue.broker.watch import watch
 from jobqueue.errors import (
     InvalidTransition,
     ResultTimeout,
@@ -38,22 +38,13 @@ from jobqueue.errors import (
     TaskNotFound,
     ValidationError,
 )
-from jobqueue.keys import GlobalKeys, keys_for_task, queue_of, validate_queue_name
-from jobqueue.models import CancelReason, Priority, TaskRecord, TaskStatus
+from jobqueue.keys import GlobalKeys, keys_for_task, validate_queue_name
+from jobqueue.models import CancelReason, Priority, TaskRecord, TaskStatus, WorkerInfo, parse_cancel_reason
 from jobqueue.settings import Settings
 
 # While waiting on a completion channel, re-read the task this often in case a publish was lost
 # (pub/sub is at-most-once: a Redis restart drops subscriptions).
 _WAIT_RECHECK_SECONDS = 2.0
-
-
-def parse_cancel_reason(reason: CancelReason | str) -> str:
-    """A CancelReason value; ValidationError('reason') for anything else."""
-    try:
-        return CancelReason(reason).value
-    except ValueError as exc:
-        allowed = ", ".join(r.value for r in CancelReason)
-        raise ValidationError("reason", f"{reason!r} is not one of {allowed}") from exc
 
 
 @dataclass(frozen=True)
@@ -194,7 +185,7 @@ class Client(DeadLetterOperations):
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             try:
                 pubsub.subscribe(keys.done_channel(task_id))
-                status = run_script(self.redis, ScriptCall("watch", (keys.task(task_id),), ()))
+                status: str | None = watch(self.redis, self.settings, task_id)
                 while True:
                     if status is None:
                         raise TaskNotFound(task_id)
@@ -340,7 +331,7 @@ class Client(DeadLetterOperations):
             for queue, result in zip(names, run_scripts(self.redis, calls), strict=True)
         }
 
-    def list_workers(self) -> list[dict[str, Any]]:
+    def list_workers(self) -> list[WorkerInfo]:
         """Workers that heartbeated recently, with their reported state."""
         with translate_errors():
             ids = self.redis.zrange(self.global_keys.workers, 0, -1, withscores=True)
@@ -349,12 +340,11 @@ class Client(DeadLetterOperations):
                 pipe.hgetall(self.global_keys.worker(worker_id))
             infos = pipe.execute()
         now_ms = time.time() * 1000
-        workers = []
-        for (worker_id, beat_ms), info in zip(ids, infos, strict=True):
-            if not info:
-                continue
-            workers.append({**info, "id": worker_id, "heartbeat_age": max(0.0, (now_ms - beat_ms) / 1000)})
-        return workers
+        return [
+            WorkerInfo.from_report(worker_id, info, max(0.0, (now_ms - beat_ms) / 1000))
+            for (worker_id, beat_ms), info in zip(ids, infos, strict=True)
+            if info  # its hash expired: the worker is gone, only its registry entry lingers
+        ]
 
     def request_drain(self, worker_id: str, *, exit: bool = True) -> None:
         """Ask a worker to stop fetching and finish what it runs (used before scaling down).
@@ -379,8 +369,3 @@ class Client(DeadLetterOperations):
 
 # The control hash's drain value for "stop fetching, finish, stay up" (see Client.request_drain).
 HOLD = "hold"
-
-
-def task_queue(task_id: str) -> str:
-    """The queue of a task id (re-exported for callers that only hold an id)."""
-    return queue_of(task_id)

@@ -15,7 +15,7 @@ from typing import Any, TypedDict
 from jobqueue.broker.scripts import ScriptCall
 from jobqueue.errors import ValidationError
 from jobqueue.keys import QueueKeys, keys_for_task, new_task_id, queue_of, validate_queue_name
-from jobqueue.models import Priority, TaskRecord, TaskStatus
+from jobqueue.models import CancelReason, Priority, TaskRecord, TaskStatus, parse_priority
 from jobqueue.serialization import check_size, dumps, loads, signature
 from jobqueue.settings import Settings
 
@@ -56,16 +56,6 @@ class EnqueueReply:
     status: TaskStatus
     created: bool
     deduplicated: bool
-
-
-def parse_priority(value: Priority | str) -> Priority:
-    """A Priority from an enum or its name; ValidationError('priority') otherwise."""
-    if isinstance(value, Priority):
-        return value
-    try:
-        return Priority(value.lower() if isinstance(value, str) else value)
-    except (ValueError, AttributeError) as exc:
-        raise ValidationError("priority", f"{value!r} is not one of high, medium, low") from exc
 
 
 class EnqueueOptions(TypedDict, total=False):
@@ -380,6 +370,17 @@ def _json_or_raw(text: str | None) -> Any:
         return text
 
 
+def _cancel_reason(text: str | None) -> CancelReason | None:
+    """Every writer (cancel.lua from a validated reason, the workflow scripts, the scheduler) stores a
+    CancelReason value; anything else was written outside jobqueue and reads as OTHER."""
+    if not text:
+        return None
+    try:
+        return CancelReason(text)
+    except ValueError:
+        return CancelReason.OTHER
+
+
 def parse_task(task_id: str, values: Sequence[bytes | str | None]) -> TaskRecord | None:
     """A TaskRecord from an HMGET of TASK_FIELDS, or None when the task hash does not exist."""
     f = dict(zip(TASK_FIELDS, (_text(v) for v in values), strict=True))
@@ -402,7 +403,7 @@ def parse_task(task_id: str, values: Sequence[bytes | str | None]) -> TaskRecord
         error=f["error"] or None,
         traceback=f["traceback"] or None,
         retry_history=_json_or_raw(f["history"]) or [],
-        cancel_reason=f["cancel_reason"],
+        cancel_reason=_cancel_reason(f["cancel_reason"]),
         dead_letter_reason=f["dead_letter_reason"],
         worker=f["worker"],
         enqueued_at=_ms(f["enqueued_at"]),

@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Unpack
 
 from jobqueue.broker.client import Client
 from jobqueue.broker.redis_io import run_script, translate_errors
+from jobqueue.broker.scripts import ScriptCall
 from jobqueue.errors import ValidationError
 from jobqueue.flow_control import (
     F_MAX_IN_FLIGHT,
@@ -33,7 +34,6 @@ from jobqueue.flow_control import (
     RateLimitStats,
     RetryBackoffOptions,
     RetryDefaults,
-    build_configure,
     compute_rate_stats,
     make_rate_limit,
     make_retry_defaults,
@@ -49,6 +49,26 @@ from jobqueue.keys import QueueKeys
 
 def _pairs_to_dict(flat: Sequence[Any]) -> dict[str, str]:
     return {str(flat[i]): str(flat[i + 1]) for i in range(0, len(flat), 2)}
+
+
+def build_configure(
+    keys: QueueKeys,
+    *,
+    set_fields: Mapping[str, str] | None = None,
+    delete_fields: Sequence[str] = (),
+    reset_rate: bool = False,
+    wake: bool = False,
+) -> ScriptCall:
+    """The configure script call: delete then set config fields, optionally reset the rate-limit state and
+    wake idle workers, all atomically."""
+    pairs: list[str] = []
+    for field, value in (set_fields or {}).items():
+        pairs += [field, value]
+    return ScriptCall(
+        "configure",
+        (keys.config, keys.rate, keys.wake),
+        ("1" if reset_rate else "0", "1" if wake else "0", len(delete_fields), *delete_fields, *pairs),
+    )
 
 
 class QueueAdmin:

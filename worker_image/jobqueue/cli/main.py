@@ -129,19 +129,11 @@ def _scheduler(args: argparse.Namespace) -> int:
 
 
 def _api(args: argparse.Namespace) -> int:
-    import uvicorn  # noqa: PLC0415 - the api extra is optional for workers
+    # Imported here, not at the top: the api extra (FastAPI, uvicorn) is optional in the worker image.
+    # jobqueue_api.serve is the API package's one entry for the CLI (see the contracts in pyproject.toml).
+    from jobqueue_api import serve  # noqa: PLC0415
 
-    from jobqueue_api import create_app  # noqa: PLC0415
-    from jobqueue_api.settings import ApiSettings  # noqa: PLC0415
-
-    overrides: dict[str, object] = {}
-    if args.host:
-        overrides["host"] = args.host
-    if args.port:
-        overrides["port"] = args.port
-    api_settings = ApiSettings(**overrides)  # type: ignore[arg-type]
-    app = create_app(Settings(), api_settings)
-    uvicorn.run(app, host=api_settings.host, port=api_settings.port, log_level="info", access_log=False)
+    serve(Settings(), host=args.host, port=args.port)
     return 0
 
 

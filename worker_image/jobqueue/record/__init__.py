@@ -8,10 +8,8 @@ modules behind them may change.
 from jobqueue.record.analytics import (
     AggregateRow,
     Granularity,
-    LiveSnapshot,
     WindowStats,
     aggregates,
-    live_snapshot,
     rollup,
     window_stats,
 )
@@ -37,7 +35,6 @@ __all__ = [
     "DeadLetterRow",
     "EventRow",
     "Granularity",
-    "LiveSnapshot",
     "Page",
     "RecordQueries",
     "RecordSettings",
@@ -51,7 +48,6 @@ __all__ = [
     "WindowStats",
     "aggregates",
     "build_recorder",
-    "live_snapshot",
     "open_pool",
     "prune",
     "record_schedule_run",

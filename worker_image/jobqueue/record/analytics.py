@@ -1,5 +1,5 @@
-"""Analytics over the record (throughput, outcomes, duration percentiles) and over live Redis state
-(queue depth per priority, worker utilization).
+"""Analytics over the record: throughput, outcomes, duration percentiles. (Live Redis state, queue depth
+and worker utilization, is read by jobqueue.broker.live_state: this package talks to PostgreSQL only.)
 
 Percentiles are computed by PostgreSQL (``percentile_cont``: linear interpolation between the two nearest
 ranks), over the final attempt of each task that finished in the window.
@@ -10,14 +10,12 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import functools
-import json
 from dataclasses import dataclass
 
 from psycopg import sql
 from psycopg.rows import class_row, kwargs_row
 from psycopg_pool import ConnectionPool
 
-from jobqueue.broker.client import Client, QueueDepth
 from jobqueue.errors import ValidationError
 from jobqueue.record.db import load_sql, translate_errors
 
@@ -187,29 +185,3 @@ def aggregates(
     params = {"since": since, "until": until or _utc_now(), "queue": queue, "name": name}
     with translate_errors(), pool.connection() as conn:
         return conn.cursor(row_factory=class_row(AggregateRow)).execute(query, params).fetchall()
-
-
-@dataclass(frozen=True)
-class LiveSnapshot:
-    """Live state from Redis: depth per queue and priority, and how busy the workers are."""
-
-    queues: list[QueueDepth]
-    workers: int
-    busy_slots: int
-    total_slots: int
-
-    @property
-    def utilization(self) -> float | None:
-        """Share of worker slots running a task; None without workers."""
-        return self.busy_slots / self.total_slots if self.total_slots else None
-
-
-def live_snapshot(client: Client) -> LiveSnapshot:
-    """Queue depth per priority and worker utilization, read from Redis (not from the record)."""
-    depths = [client.queue_depth(q) for q in client.known_queues()]
-    workers = client.list_workers()
-    busy = total = 0
-    for info in workers:
-        total += int(info.get("concurrency") or 0)
-        busy += len(json.loads(info.get("in_flight") or "[]"))
-    return LiveSnapshot(depths, len(workers), busy, total)

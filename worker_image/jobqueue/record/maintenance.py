@@ -16,6 +16,7 @@ from psycopg_pool import ConnectionPool
 from jobqueue.broker.client import Client
 from jobqueue.broker.redis_io import connect
 from jobqueue.errors import ConfigurationError
+from jobqueue.models import WorkerState
 from jobqueue.record.analytics import Granularity, rollup_recent
 from jobqueue.record.db import load_sql, open_pool, translate_errors
 from jobqueue.record.migrate import migrate
@@ -33,15 +34,15 @@ def snapshot_workers(client: Client, pool: ConnectionPool) -> int:
     if not workers:
         return 0
     params: dict[str, list[object]] = {
-        "id": [w["id"] for w in workers],
-        "host": [w.get("host") for w in workers],
-        "pid": [int(w["pid"]) if w.get("pid") else None for w in workers],
-        "queues": [w.get("queues") or "" for w in workers],
-        "concurrency": [int(w["concurrency"]) if w.get("concurrency") else None for w in workers],
-        "status": [w.get("status") for w in workers],
-        "processed": [int(w["processed"]) if w.get("processed") else None for w in workers],
-        "started_at": [float(w["started_at"]) if w.get("started_at") else None for w in workers],
-        "heartbeat_at": [float(w.get("heartbeat_at") or 0) for w in workers],
+        "id": [w.id for w in workers],
+        "host": [w.host for w in workers],
+        "pid": [w.pid for w in workers],
+        "queues": [",".join(w.queues) for w in workers],
+        "concurrency": [w.concurrency for w in workers],
+        "status": [None if w.status is WorkerState.UNKNOWN else w.status.value for w in workers],
+        "processed": [w.processed for w in workers],
+        "started_at": [w.started_at for w in workers],
+        "heartbeat_at": [w.heartbeat_at or 0.0 for w in workers],
     }
     with translate_errors(), pool.connection() as conn:
         conn.execute(load_sql("upsert_workers"), params)

@@ -22,10 +22,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypedDict, Unpack
 
-from jobqueue.broker.enqueue import parse_priority
 from jobqueue.errors import ScheduleCorrupt, ValidationError
 from jobqueue.keys import validate_queue_name
-from jobqueue.models import Priority
+from jobqueue.models import Priority, parse_priority
 from jobqueue.schedules.cron import CronSpec, fires_between, next_fire, parse_cron
 from jobqueue.serialization import dumps
 

@@ -18,8 +18,14 @@ from typing import Unpack
 
 from jobqueue.broker.client import Client
 from jobqueue.broker.enqueue import make_request
-from jobqueue.broker.redis_io import run_script, translate_errors
-from jobqueue.broker.scripts import ScriptCall
+from jobqueue.broker.redis_io import translate_errors
+from jobqueue.broker.schedule_scripts import (
+    FireOutcome,
+    ScheduleOp,
+    claim_fire,
+    record_fire_outcome,
+    update_schedule,
+)
 from jobqueue.errors import (
     BrokerUnavailable,
     InvalidTransition,
@@ -46,24 +52,11 @@ from jobqueue.schedules.model import (
 
 log = logging.getLogger(__name__)
 
-# Claims outlive any scheduler's stale view by far; the forward-only due score is the real guard.
-CLAIM_TTL_MS = 3_600_000
-
 
 def _server_now(client: Client) -> dt.datetime:
     with translate_errors():
         seconds, micros = client.redis.time()
     return dt.datetime.fromtimestamp(seconds + micros / 1e6, dt.UTC)
-
-
-def _update_call(
-    keys: GlobalKeys, op: str, name: str, *, spec: str = "", next_ms: int = 0, paused: str = ""
-) -> ScriptCall:
-    return ScriptCall(
-        "schedule_update",
-        (keys.schedules, keys.schedules_due, keys.schedule_state(name)),
-        (op, name, spec, next_ms, paused),
-    )
 
 
 class ScheduleRegistry:
@@ -89,27 +82,26 @@ class ScheduleRegistry:
         schedule = make_schedule(name, cron=cron, task=task, **options)
         next_ms = to_ms(next_fire(schedule.cron_spec, _server_now(self.client)))
         flag = "" if paused is None else ("1" if paused else "0")
-        run_script(
-            self.client.redis,
-            _update_call(self.keys, "put", name, spec=schedule.to_json(), next_ms=next_ms, paused=flag),
+        update_schedule(
+            self.client, ScheduleOp.PUT, name, spec=schedule.to_json(), next_ms=next_ms, paused=flag
         )
         return self.get(name)
 
     def pause(self, name: str) -> None:
         """Stop firing (fires that fall in the pause are not caught up on resume)."""
-        if not run_script(self.client.redis, _update_call(self.keys, "pause", name)):
+        if not update_schedule(self.client, ScheduleOp.PAUSE, name):
             raise ScheduleNotFound(name)
 
     def resume(self, name: str) -> None:
         """Fire again from the next fire time after now."""
         schedule = self.get(name).schedule
         next_ms = to_ms(next_fire(schedule.cron_spec, _server_now(self.client)))
-        if not run_script(self.client.redis, _update_call(self.keys, "resume", name, next_ms=next_ms)):
+        if not update_schedule(self.client, ScheduleOp.RESUME, name, next_ms=next_ms):
             raise ScheduleNotFound(name)
 
     def delete(self, name: str) -> None:
         """Remove the schedule and its run state (tasks it created are untouched)."""
-        if not run_script(self.client.redis, _update_call(self.keys, "delete", name)):
+        if not update_schedule(self.client, ScheduleOp.DELETE, name):
             raise ScheduleNotFound(name)
 
     def get(self, name: str) -> ScheduleInfo:
@@ -177,42 +169,6 @@ class FireReport:
     next_due_in: float | None = None
 
 
-def _claim(
-    client: Client, keys: GlobalKeys, name: str, fire_ms: int, *, next_ms: int, claimer: str, missed: int
-) -> bool:
-    call = ScriptCall(
-        "schedule_claim",
-        (
-            keys.schedules_due,
-            keys.schedule_state(name),
-            keys.schedule_claim(name, fire_ms),
-            keys.schedule_events,
-        ),
-        (name, fire_ms, next_ms, CLAIM_TTL_MS, claimer, missed, client.settings.events_max_length),
-    )
-    return bool(run_script(client.redis, call))
-
-
-def _outcome(
-    client: Client,
-    keys: GlobalKeys,
-    name: str,
-    fire_ms: int,
-    outcome: str,
-    *,
-    task_id: str = "",
-    replaced: str = "",
-    detail: str = "",
-) -> None:
-    """State and schedule-run event of a claimed fire, in one script (lua/schedule_outcome.lua)."""
-    call = ScriptCall(
-        "schedule_outcome",
-        (keys.schedule_state(name), keys.schedule_events),
-        (name, fire_ms, outcome, task_id, replaced, detail, client.settings.events_max_length),
-    )
-    run_script(client.redis, call)
-
-
 def _previous_running(client: Client, task_id: str | None) -> bool:
     if not task_id:
         return False
@@ -228,7 +184,9 @@ def _fire(client: Client, keys: GlobalKeys, schedule: Schedule, fire_ms: int, re
     replaced = ""
     if schedule.concurrency_policy != ConcurrencyPolicy.ALLOW and _previous_running(client, last_task):
         if schedule.concurrency_policy == ConcurrencyPolicy.FORBID:
-            _outcome(client, keys, name, fire_ms, "skipped", detail=f"{last_task} still running")
+            record_fire_outcome(
+                client, name, fire_ms, FireOutcome.SKIPPED, detail=f"{last_task} still running"
+            )
             report.skipped += 1
             return
         try:
@@ -247,9 +205,11 @@ def _fire(client: Client, keys: GlobalKeys, schedule: Schedule, fire_ms: int, re
         raise
     except JobQueueError as exc:
         # The fire time is claimed and will not come again: say in the record why it produced nothing.
-        _outcome(client, keys, name, fire_ms, "failed", replaced=replaced, detail=str(exc)[:1000])
+        record_fire_outcome(
+            client, name, fire_ms, FireOutcome.FAILED, replaced=replaced, detail=str(exc)[:1000]
+        )
         raise
-    _outcome(client, keys, name, fire_ms, "fired", task_id=task_id, replaced=replaced)
+    record_fire_outcome(client, name, fire_ms, FireOutcome.FIRED, task_id=task_id, replaced=replaced)
     report.fired += 1
     log.info(
         "schedule %s fired task %s",
@@ -272,18 +232,18 @@ def _fire_schedule(
     with translate_errors():
         spec_json = client.redis.hget(keys.schedules, name)
     if spec_json is None:
-        run_script(client.redis, _update_call(keys, "cleanup", name))
+        update_schedule(client, ScheduleOp.CLEANUP, name)
         return
     schedule = Schedule.from_json(spec_json, name)
     spec = schedule.cron_spec
     plan = plan_fires(spec, score, now, schedule.starting_deadline_seconds)
     if plan.missed and plan.missed_from is not None:
         target = first_run_after_missed(plan, spec, now)
-        if _claim(client, keys, name, plan.missed_from, next_ms=target, claimer=claimer, missed=plan.missed):
+        if claim_fire(client, name, plan.missed_from, next_ms=target, claimer=claimer, missed=plan.missed):
             report.missed += plan.missed
             log.warning("schedule %s: %d fire(s) missed", name, plan.missed)
     for fire_ms in plan.run:
-        if _claim(client, keys, name, fire_ms, next_ms=plan.next_after[fire_ms], claimer=claimer, missed=0):
+        if claim_fire(client, name, fire_ms, next_ms=plan.next_after[fire_ms], claimer=claimer, missed=0):
             _fire(client, keys, schedule, fire_ms, report)
 
 

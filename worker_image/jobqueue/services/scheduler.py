@@ -12,10 +12,10 @@ import threading
 import time
 
 from jobqueue.broker.client import Client
+from jobqueue.broker.leases import build_fetch
 from jobqueue.broker.redis_io import run_scripts
 from jobqueue.errors import BrokerUnavailable
 from jobqueue.schedules.registry import fire_due_schedules
-from jobqueue.worker.jobs import build_fetch
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,6 @@ with the same pure decisions the Kubernetes operator uses (jobqueue.scaling)."""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import subprocess
@@ -177,11 +176,11 @@ class LocalSupervisor:
 
     def _candidates(self) -> list[Worker]:
         """Workers that may be drained, with what they run right now."""
-        reported = {w["id"]: w for w in self.client.list_workers()}
+        reported = {w.id: w for w in self.client.list_workers()}
         return [
             Worker(
                 pod_name=worker_id,
-                in_flight=len(json.loads(reported.get(worker_id, {}).get("in_flight") or "[]")),
+                in_flight=len(reported[worker_id].in_flight) if worker_id in reported else 0,
                 pod_ready=worker_id in reported,
                 created_at=worker.started,
             )
@@ -204,7 +203,7 @@ class LocalSupervisor:
     def _kill_unwell(self) -> None:
         now = time.monotonic()
         # Heartbeat ages are wall-clock ages; turn them into moments on the monotonic clock used here.
-        heartbeats = {w["id"]: now - float(w["heartbeat_age"]) for w in self.client.list_workers()}
+        heartbeats = {w.id: now - w.heartbeat_age for w in self.client.list_workers()}
         checks = check_workers(
             {w.worker_id: w.started for w in self.workers.values() if w.drain_requested_at is None},
             {

@@ -10,11 +10,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
+from jobqueue.broker.leases import Job, Outcome, OutcomeKind
 from jobqueue.context import TaskContext, reset_current, set_current
 from jobqueue.errors import NotSerializable, SoftTimeout, TaskCancelled
 from jobqueue.models import DeadLetterReason
 from jobqueue.serialization import dumps
-from jobqueue.worker.jobs import Job, Outcome, OutcomeKind
 
 TaskLookup = Mapping[str, Any]  # name -> TaskDefinition (kept loose to avoid an import cycle with app)
 

@@ -14,12 +14,12 @@ import time
 
 import redis
 
+from jobqueue.broker.leases import FetchReply, Job, build_fetch, parse_fetch, parse_handoff
 from jobqueue.broker.redis_io import run_script, translate_errors
 from jobqueue.broker.task_metrics import TaskMetrics
 from jobqueue.errors import BrokerUnavailable
 from jobqueue.keys import QueueKeys
 from jobqueue.settings import Settings
-from jobqueue.worker.jobs import FetchReply, Job, build_fetch, parse_fetch, parse_handoff
 from jobqueue.worker.leases import LeaseBook
 from jobqueue.worker.pool import Pool, SlotWaitPool
 

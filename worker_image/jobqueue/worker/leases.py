@@ -12,7 +12,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from jobqueue.worker.jobs import Job, Outcome, OutcomeKind
+from jobqueue.broker.leases import Job, Outcome, OutcomeKind
 
 # Prefetch only while attempts take less than this on average (exponentially weighted).
 PREFETCH_MAX_TASK_SECONDS = 0.1

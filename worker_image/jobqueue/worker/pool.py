@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
-from jobqueue.worker.jobs import Job, Outcome
+from jobqueue.broker.leases import Job, Outcome
 
 # Called once per finished attempt; returns the job that takes the freed slot, if any (the pool starts it
 # there itself: in the same thread, or in the same child process).

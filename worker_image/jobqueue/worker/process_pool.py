@@ -24,9 +24,9 @@ from multiprocessing.synchronize import Event
 from types import FrameType
 from typing import Any
 
+from jobqueue.broker.leases import Job, Outcome, OutcomeKind
 from jobqueue.errors import SoftTimeout, TaskTimeout, WorkerCrashed
 from jobqueue.worker.execution import describe
-from jobqueue.worker.jobs import Job, Outcome, OutcomeKind
 from jobqueue.worker.pool import OutcomeCallback
 
 log = logging.getLogger(__name__)

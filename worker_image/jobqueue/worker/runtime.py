@@ -24,15 +24,7 @@ from types import FrameType
 from jobqueue.app import App
 from jobqueue.broker.client import HOLD
 from jobqueue.broker.enqueue import build_recover
-from jobqueue.broker.redis_io import connect, load_all_scripts, run_scripts, translate_errors
-from jobqueue.broker.scripts import ScriptCall
-from jobqueue.broker.task_metrics import MetricsFlush, TaskMetrics, build_flush
-from jobqueue.errors import BrokerUnavailable, JobQueueError
-from jobqueue.keys import GlobalKeys, QueueKeys, validate_queue_name
-from jobqueue.retry import QUEUE_DEFAULT_RETRY, QueueDefaultRetry, RetryPolicy
-from jobqueue.serialization import dumps
-from jobqueue.worker.fetching import MAX_BACKOFF_SECONDS, Fetching
-from jobqueue.worker.jobs import (
+from jobqueue.broker.leases import (
     Job,
     Outcome,
     OutcomeKind,
@@ -41,6 +33,14 @@ from jobqueue.worker.jobs import (
     parse_heartbeat,
     plan_completions,
 )
+from jobqueue.broker.redis_io import connect, load_all_scripts, run_scripts, translate_errors
+from jobqueue.broker.scripts import ScriptCall
+from jobqueue.broker.task_metrics import MetricsFlush, TaskMetrics, build_flush
+from jobqueue.errors import BrokerUnavailable, JobQueueError
+from jobqueue.keys import GlobalKeys, QueueKeys, validate_queue_name
+from jobqueue.retry import QUEUE_DEFAULT_RETRY, QueueDefaultRetry, RetryPolicy
+from jobqueue.serialization import dumps
+from jobqueue.worker.fetching import MAX_BACKOFF_SECONDS, Fetching
 from jobqueue.worker.leases import DEFAULT_PREFETCH, LeaseBook
 from jobqueue.worker.pool import Pool, SlotWaitPool
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from jobqueue.app import App
+from jobqueue.broker.leases import Job, Outcome, OutcomeKind
 from jobqueue.context import reset_current, set_current
 from jobqueue.errors import SoftTimeout, TaskCancelled, TaskTimeout
 from jobqueue.models import DeadLetterReason
@@ -33,7 +34,6 @@ from jobqueue.worker.execution import (
     run_job,
     success,
 )
-from jobqueue.worker.jobs import Job, Outcome, OutcomeKind
 from jobqueue.worker.pool import OutcomeCallback, SlotWaiter
 
 log = logging.getLogger(__name__)

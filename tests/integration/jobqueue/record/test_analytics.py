@@ -9,7 +9,7 @@ from psycopg_pool import ConnectionPool
 from record_helpers import drain, known_workload, make_recorder
 
 from jobqueue import Client
-from jobqueue.record.analytics import Granularity, aggregates, live_snapshot, rollup, window_stats
+from jobqueue.record.analytics import Granularity, aggregates, rollup, window_stats
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -91,13 +91,3 @@ def test_hourly_and_daily_aggregates(pg_pool: ConnectionPool, hour_start: dt.dat
     day = hour_start.replace(hour=0)
     daily = aggregates(pg_pool, Granularity.DAY, day, day + dt.timedelta(days=1), queue="a", name="bad")
     assert [(r.bucket, r.failed, r.retried, r.duration_max_ms) for r in daily] == [(day, 10, 10, 1000)]
-
-
-def test_live_snapshot_reads_depth_and_utilization_from_redis(client: Client) -> None:
-    client.enqueue("add", [1], priority="high")
-    client.enqueue("add", [2], priority="low")
-    client.enqueue("add", [3], priority="low")
-    snapshot = live_snapshot(client)
-    [depth] = [d for d in snapshot.queues if d.queue == "default"]
-    assert depth.ready == {"high": 1, "medium": 0, "low": 2}
-    assert (snapshot.workers, snapshot.utilization) == (0, None)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from jobqueue_api.recorder_progress import entry_ms, stream_progress
+from jobqueue.broker.recorder_progress import entry_ms, stream_progress
 
 pytestmark = pytest.mark.timeout(10)
 NOW = 1_800_000_010_000

@@ -18,7 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import redis
+from jobqueue.broker.client import Client
+from jobqueue.broker.redis_io import translate_errors
 
 
 @dataclass(frozen=True)
@@ -49,10 +50,18 @@ def stream_progress(
     return lag, max(0, int(read) - int(group.get("pending") or 0))
 
 
-def read_recorder_progress(conn: redis.Redis, streams: Sequence[str], group: str) -> RecorderProgress | None:
-    """Progress of consumer group ``group`` over ``streams``; None when no stream has that group."""
+def read_recorder_progress(client: Client, queues: Sequence[str], group: str) -> RecorderProgress | None:
+    """Progress of consumer group ``group`` over the event streams of ``queues``; None when no stream has
+    that group."""
+    streams = [client.queue_keys(q).events for q in queues]
     if not streams:
         return None
+    with translate_errors():
+        return _read_progress(client, streams, group)
+
+
+def _read_progress(client: Client, streams: Sequence[str], group: str) -> RecorderProgress | None:
+    conn = client.redis
     pipe = conn.pipeline(transaction=False)
     pipe.time()
     for stream in streams:

@@ -1,4 +1,6 @@
-"""Pure worker protocol: parse fetched tasks, and turn each attempt's outcome into one fenced script call."""
+"""The lease protocol between workers and the broker, pure: the fetch, ack, fail, release and heartbeat
+script calls (one typed wrapper per script), the parsing of their replies, and the values they carry (a
+leased ``Job``, an attempt's ``Outcome``). The worker runs these calls; it never builds one itself."""
 
 from __future__ import annotations
 
