@@ -124,3 +124,11 @@ def record_sum(ctx: TaskContext, values: list[int]) -> int:
     _record(ctx, "start")
     _record(ctx, "done")
     return sum(values)
+
+
+@app.task
+def raise_surrogate() -> None:
+    """Defect 2 of issue 15: an exception message with a lone surrogate (as os.fsdecode of a bad file name
+    gives), which no UTF-8 store accepts as it is."""
+    raise ValueError("bad \udc80 byte")
+

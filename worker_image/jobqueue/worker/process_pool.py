@@ -25,11 +25,17 @@ from types import FrameType
 from typing import Any
 
 from jobqueue.errors import SoftTimeout, TaskTimeout, WorkerCrashed
+from jobqueue.supervision import GiveUp, RestartPolicy, supervised_thread
 from jobqueue.worker.execution import describe
 from jobqueue.worker.jobs import Job, Outcome, OutcomeKind
 from jobqueue.worker.pool import OutcomeCallback
 
 log = logging.getLogger(__name__)
+
+# The monitor's state lives in the slots, so it may be run again after a failure (a replacement child
+# that would not start, a pipe in a bad state); if it keeps failing, nobody reads the children's outcomes
+# any more, and the worker must exit rather than heartbeat over tasks that can never finish.
+MONITOR_RESTARTS = RestartPolicy(initial_delay=0.1, max_delay=2.0, max_failures=5)
 
 
 def _raise_soft_timeout(signum: int, frame: FrameType | None) -> None:
@@ -128,7 +134,7 @@ class ProcessPool:
         child_conn.close()
         return _Slot(process, parent_conn, flag)
 
-    def start(self, on_outcome: OutcomeCallback) -> None:
+    def start(self, on_outcome: OutcomeCallback, on_loop_died: GiveUp | None = None) -> None:
         """Spawn the children and wait until each has imported the app."""
         self._on_outcome = on_outcome
         self._slots = [self._spawn() for _ in range(self.concurrency)]
@@ -137,7 +143,9 @@ class ProcessPool:
         self._selector.register(self._wakeup_r, selectors.EVENT_READ, None)
         for slot in self._slots:
             self._watch(slot)
-        self._monitor = threading.Thread(target=self._monitor_loop, name="jobqueue-pool", daemon=True)
+        self._monitor = supervised_thread(
+            "jobqueue-pool", self._monitor_loop, policy=MONITOR_RESTARTS, on_give_up=on_loop_died
+        )
         self._monitor.start()
 
     def _await_ready(self, slot: _Slot, timeout: float) -> None:

@@ -29,8 +29,9 @@ from jobqueue.broker.scripts import ScriptCall
 from jobqueue.broker.task_metrics import MetricsFlush, TaskMetrics, build_flush
 from jobqueue.errors import BrokerUnavailable, JobQueueError
 from jobqueue.keys import GlobalKeys, QueueKeys, validate_queue_name
-from jobqueue.retry import QUEUE_DEFAULT_RETRY, QueueDefaultRetry, RetryPolicy
 from jobqueue.serialization import dumps
+from jobqueue.supervision import EXIT_LOOP_DIED, RestartPolicy, run_supervised, supervised_thread
+from jobqueue.worker.acking import ACK_BATCH, Acking
 from jobqueue.worker.fetching import MAX_BACKOFF_SECONDS, Fetching
 from jobqueue.worker.jobs import (
     Job,
@@ -39,19 +40,18 @@ from jobqueue.worker.jobs import (
     build_heartbeat,
     build_release,
     parse_heartbeat,
-    plan_completions,
 )
 from jobqueue.worker.leases import DEFAULT_PREFETCH, LeaseBook
 from jobqueue.worker.pool import Pool, SlotWaitPool
 
 log = logging.getLogger(__name__)
 
-# While other leased tasks are still running, the acker waits up to ACK_LINGER_SECONDS for ACK_BATCH
-# outcomes before recording them, so one round trip and one script call carry many tasks (the process pool
-# of 4 acked ~4 per call, and each call costs the worker's one busy interpreter tens of microseconds). A
-# lone task (nothing else leased) is recorded at once: the linger never delays an idle worker's results.
-ACK_BATCH = 64
-ACK_LINGER_SECONDS = 0.005
+# Every worker loop (acker, heartbeat, cancel listener, fetcher) is restarted after an unexpected failure;
+# five in a row, each within the healthy window of the last, and the worker gives up and exits.
+WORKER_LOOPS = RestartPolicy(initial_delay=0.1, max_delay=2.0, max_failures=5, healthy_after=30.0)
+# Once a loop died, the worker hands back what it can and exits; if its main thread is itself stuck, a
+# watchdog ends the process after this long: a broken worker must not linger while it looks alive.
+DEATH_EXIT_SECONDS = 15.0
 
 
 def default_worker_id(pod_name: str | None) -> str:
@@ -61,7 +61,7 @@ def default_worker_id(pod_name: str | None) -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{random.randrange(16**4):04x}"  # noqa: S311
 
 
-class Worker(Fetching):
+class Worker(Fetching, Acking):
     """One worker process serving ``queues`` (in priority order) with ``pool``."""
 
     def __init__(
@@ -92,6 +92,9 @@ class Worker(Fetching):
         self.global_keys = GlobalKeys(self.settings.key_prefix)
         self._keys = {q: QueueKeys(self.settings.key_prefix, q) for q in self.queues}
         self._stop = threading.Event()
+        # Set when a loop of this worker died (failed past its restart bound): no more heartbeats, hand
+        # back what can be handed back, exit EXIT_LOOP_DIED.
+        self._dead = threading.Event()
         # Set while the operator holds this worker drained (Client.request_drain(exit=False)): no fetching,
         # but alive until its pod is deleted or the drain is called off.
         self._held = threading.Event()
@@ -144,18 +147,21 @@ class Worker(Fetching):
             self._wake_all()
 
     def run(self) -> int:
-        """Run until stopped; returns the process exit code (0 after a clean drain)."""
+        """Run until stopped; returns the process exit code (0 after a clean drain, EXIT_LOOP_DIED after
+        one of its loops died)."""
         self._wait_for_redis()
         with translate_errors():
             self.redis.sadd(self.global_keys.queues, *self.queues)
-        self.pool.start(self._on_outcome)
-        threads = [
-            threading.Thread(target=self._ack_loop, name="jobqueue-acker", daemon=True),
-            threading.Thread(target=self._heartbeat_loop, name="jobqueue-heartbeat", daemon=True),
-            threading.Thread(target=self._cancel_listener, name="jobqueue-cancel", daemon=True),
+        self.pool.start(self._on_outcome, self._loop_died)
+        loops = [
+            ("jobqueue-acker", self._ack_loop),
+            ("jobqueue-heartbeat", self._heartbeat_loop),
+            ("jobqueue-cancel", self._cancel_listener),
         ]
-        for t in threads:
-            t.start()
+        for name, loop in loops:
+            supervised_thread(
+                name, loop, policy=WORKER_LOOPS, stop=self._dead, on_give_up=self._loop_died
+            ).start()
         log.info(
             "worker %s started on queues %s with %d slots",
             self.worker_id,
@@ -165,15 +171,63 @@ class Worker(Fetching):
         try:
             if self._before_fetching is not None:
                 self._before_fetching()
-            self._fetch_loop()
+            run_supervised(
+                "jobqueue-fetcher",
+                self._fetch_loop,
+                policy=WORKER_LOOPS,
+                stop=self._stop,
+                on_give_up=self._loop_died,
+            )
         finally:
-            self._drain()
+            if self._dead.is_set():
+                self._abandon()
+            else:
+                self._drain()
             if self._owns_signals:
                 # Drained: a late SIGTERM (a pod deleted just as its worker exits) must not turn a clean
                 # exit 0 into death by signal while the interpreter shuts down.
                 signal.signal(signal.SIGTERM, signal.SIG_IGN)
                 signal.signal(signal.SIGINT, signal.SIG_IGN)
-        return 0
+        return EXIT_LOOP_DIED if self._dead.is_set() else 0
+
+    def _loop_died(self, name: str, exc: BaseException) -> None:
+        """A loop failed past its bound (or a pool lost track of a task): this worker can no longer be
+        trusted to finish what it holds. Stop heartbeating at once, so its leases expire and are
+        recovered even if the rest fails, and make run() hand back what it can and exit non-zero."""
+        if self._dead.is_set():
+            return
+        log.critical(
+            "worker %s: %s died (%s: %s); exiting with code %d so its tasks are recovered elsewhere",
+            self.worker_id,
+            name,
+            type(exc).__name__,
+            exc,
+            EXIT_LOOP_DIED,
+        )
+        self._dead.set()
+        self.stop()
+        # The main thread normally exits within a second or two; if it is the one that is stuck, nothing
+        # else would end the process.
+        watchdog = threading.Timer(DEATH_EXIT_SECONDS, os._exit, args=(EXIT_LOOP_DIED,))
+        watchdog.daemon = True
+        watchdog.start()
+
+    def _abandon(self) -> None:
+        """After a loop died: stop the pool, hand every lease back (one try; otherwise they expire and are
+        recovered) and deregister; no grace period and no final acks (the acker may be the loop that
+        died)."""
+        self._unpark()
+        unfinished = self.pool.stop()
+        with self._lock:
+            jobs = self._book.take_prefetched()
+            jobs += [job for job in self._book.leased.values() if job not in jobs]
+            jobs += [job for job, _ in self._book.unacked]
+            self._book.forget_leases()
+        try:
+            run_scripts(self.redis, [build_release(self.settings, job) for job in {*jobs, *unfinished}])
+        except JobQueueError as exc:
+            log.warning("could not hand back %d task(s); their leases will expire: %s", len(jobs), exc)
+        self._deregister()  # not listed as a live worker while its process exits
 
     def _wait_for_redis(self) -> None:
         delay = 0.1
@@ -275,50 +329,6 @@ class Worker(Fetching):
                 return
         self.pool.cancel(task_id, force=force)
 
-    def _retry_policy(self, job: Job) -> RetryPolicy | QueueDefaultRetry | None:
-        definition = self.app.registry.get(job.name)
-        # A task without a policy of its own retries by its queue's defaults (fail.lua reads them).
-        return (definition.options.retry or QUEUE_DEFAULT_RETRY) if definition is not None else None
-
-    def _ack_loop(self) -> None:
-        backoff = 0.05
-        while True:
-            with self._lock:
-                while not self._book.unacked:
-                    if self._stop.is_set() and not self._book.leased:
-                        return
-                    self._ack_wanted.wait(timeout=0.5)
-                linger_until = time.monotonic() + ACK_LINGER_SECONDS
-                while len(self._book.unacked) < ACK_BATCH and self._book.leased and not self._stop.is_set():
-                    remaining = linger_until - time.monotonic()
-                    if remaining <= 0:
-                        break
-                    self._ack_wanted.wait(timeout=remaining)
-                batch = list(self._book.unacked)
-            plan = plan_completions(self.settings, batch, self._retry_policy, self._rng)
-            try:
-                results = plan.results(run_scripts(self.redis, plan.calls))
-                backoff = 0.05
-            except BrokerUnavailable as exc:
-                # Keep the outcomes: they are delivered with their fencing tokens once Redis is back.
-                log.warning("recording %d outcome(s) failed, retrying in %.2fs: %s", len(batch), backoff, exc)
-                time.sleep(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
-                continue
-            for (job, outcome), result in zip(batch, results, strict=True):
-                if result == 0:
-                    log.warning(
-                        "task %s: lease lost before its %s was recorded; another attempt owns it",
-                        job.id,
-                        outcome.kind.value,
-                        extra={"task_id": job.id, "queue": job.queue},
-                    )
-            with self._lock:
-                for _ in batch:
-                    self._book.unacked.popleft()
-                self._acked_total += len(batch)
-                self._wake_all()
-
     # -- heartbeat, cancel, drain ----------------------------------------------------------------------
 
     def _held_jobs(self) -> list[Job]:
@@ -398,7 +408,7 @@ class Worker(Fetching):
     def _heartbeat_loop(self) -> None:
         interval = self.settings.effective_heartbeat_seconds
         next_recovery = time.monotonic()
-        while True:
+        while not self._dead.is_set():
             try:
                 self.heartbeat_once()
                 # Workers also recover expired leases of their own queues (idempotent, bounded), so a
@@ -410,7 +420,7 @@ class Worker(Fetching):
                 log.warning("heartbeat failed: %s", exc)
             if self._stop.is_set() and not self._book.leased and not self._book.unacked:
                 return
-            time.sleep(interval)
+            self._dead.wait(interval)
 
     def _cancel_listener(self) -> None:
         channels = [k.cancel_channel for k in self._keys.values()]
