@@ -1,6 +1,6 @@
 """Nothing long-lived dies silently (issue 15): faults injected into a real worker's loops on a real Redis.
 
-Each worker here is a real ``jobqueue worker`` process started through tests/support/jq_faulty_worker.py,
+Each worker here is a real ``jobqueue worker`` process started through tests/support/jq_faulty.py,
 which makes one method raise RuntimeError a number of times (or always). A loop that fails a few times is
 run again and the task completes; a loop that keeps failing makes the worker stop heartbeating and exit
 70 (EXIT_LOOP_DIED), and its task is then run by another worker. Never a live worker sitting on a task.
@@ -41,7 +41,15 @@ def faulty_worker(settings: Settings, tmp_path: Path) -> Iterator[FaultyWorker]:
         log_path = tmp_path / f"faulty{len(started)}.log"
         with log_path.open("ab") as out:
             process = subprocess.Popen(
-                [sys.executable, str(SUPPORT / "jq_faulty_worker.py"), "--app", "jq_test_app:app", *args],
+                [
+                    sys.executable,
+                    str(SUPPORT / "jq_faulty.py"),
+                    "jobqueue",
+                    "worker",
+                    "--app",
+                    "jq_test_app:app",
+                    *args,
+                ],
                 env={**os.environ, **worker_env(settings), "JQ_FAULT": fault},
                 stdout=out,
                 stderr=subprocess.STDOUT,
