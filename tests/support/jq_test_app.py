@@ -132,3 +132,14 @@ def raise_surrogate() -> None:
     gives), which no UTF-8 store accepts as it is."""
     raise ValueError("bad \udc80 byte")
 
+
+@app.task(bind=True, max_retries=2, retry_backoff="constant", retry_base=0.05, retry_jitter=False)
+def spin(ctx: TaskContext, seconds: float) -> str:
+    """A busy loop that never checks ctx.is_cancelled(): only a force cancel stops it. Retried on failure,
+    so a force cancel that counted as a failure would run it again."""
+    _record(ctx, "start")
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        sum(range(100))
+    _record(ctx, "done")
+    return "finished"

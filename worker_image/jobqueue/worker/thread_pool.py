@@ -22,7 +22,7 @@ from typing import Any
 
 from jobqueue.app import App
 from jobqueue.context import reset_current, set_current
-from jobqueue.errors import SoftTimeout, TaskCancelled, TaskTimeout
+from jobqueue.errors import ForceCancelled, SoftTimeout, TaskCancelled, TaskTimeout
 from jobqueue.models import DeadLetterReason
 from jobqueue.supervision import NO_RESTART, GiveUp, RestartPolicy, supervised_thread
 from jobqueue.worker.execution import (
@@ -182,7 +182,7 @@ class ThreadPool:
                 return
             entry.cancelled = True
             if force:
-                _raise_in_thread(entry.thread_id, TaskCancelled)
+                _raise_in_thread(entry.thread_id, ForceCancelled)
 
     def stop(self) -> list[Job]:
         """Stop taking jobs; return those still running (their threads are abandoned)."""
