@@ -25,9 +25,9 @@ StartWorker = Callable[..., Any]
 FaultyWorker = Callable[..., subprocess.Popen[bytes]]
 
 ACKER = "jobqueue.worker.acking:Acking._record"
-HEARTBEAT = "jobqueue.worker.runtime:Worker.heartbeat_once"
+HEARTBEAT = "jobqueue.worker.heartbeat:Heartbeating.heartbeat_once"
 FETCHER = "jobqueue.worker.fetching:Fetching._fetch"
-CANCEL_LISTENER = "jobqueue.worker.runtime:Worker._cancel_listener"
+CANCEL_LISTENER = "jobqueue.worker.heartbeat:Heartbeating._cancel_listener"
 PROCESS_MONITOR = "jobqueue.worker.process_pool:ProcessPool._collect"
 THREAD_MONITOR = "jobqueue.worker.thread_pool:ThreadPool._monitor"
 THREAD_SLOT = "jobqueue.worker.thread_pool:ThreadPool._run"

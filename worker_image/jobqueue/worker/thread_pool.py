@@ -40,7 +40,7 @@ from jobqueue.worker.pool import OutcomeCallback, SlotWaiter
 log = logging.getLogger(__name__)
 
 # The time-limit monitor keeps no state of its own (it reads the running entries): it may be restarted.
-MONITOR_RESTARTS = RestartPolicy(initial_delay=0.05, max_delay=1.0, max_failures=5)
+MONITOR_RESTARTS = RestartPolicy(initial_delay=0.1, max_delay=2.0, max_failures=5)
 
 
 def _raise_in_thread(thread_id: int, exc_type: type[BaseException]) -> None:
