@@ -35,7 +35,12 @@ def test_a_timer_that_raises_is_retried_and_the_status_catches_up(
     )
     try:
         wait_until(operator.healthy, 60, "the operator's liveness endpoint")
-        create_cr(kube_api, kube_namespace, "jobqueues", {"kind": "JobQueue", "metadata": {"name": "flaky"}})
+        create_cr(
+            kube_api,
+            kube_namespace,
+            "jobqueues",
+            {"kind": "JobQueue", "metadata": {"name": "flaky"}, "spec": {}},
+        )
         for _ in range(2):
             client.enqueue("add", [1, 2], queue="flaky")
 
