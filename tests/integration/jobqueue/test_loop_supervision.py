@@ -31,6 +31,9 @@ CANCEL_LISTENER = "jobqueue.worker.heartbeat:Heartbeating._cancel_listener"
 PROCESS_MONITOR = "jobqueue.worker.process_pool:ProcessPool._collect"
 THREAD_MONITOR = "jobqueue.worker.thread_pool:ThreadPool._monitor"
 THREAD_SLOT = "jobqueue.worker.thread_pool:ThreadPool._run"
+# Where every pool hands a finished attempt to the worker: an outcome lost there would leave its task
+# leased for ever, so one failure is enough to end the worker.
+ON_OUTCOME = "jobqueue.worker.runtime:Worker._on_outcome"
 
 
 @pytest.fixture
@@ -105,8 +108,20 @@ def test_a_loop_that_fails_a_few_times_recovers_and_the_worker_keeps_serving(
         (HEARTBEAT, "thread"),
         (PROCESS_MONITOR, "process"),
         (THREAD_SLOT, "thread"),
+        (f"{ON_OUTCOME}:1", "thread"),
+        (f"{ON_OUTCOME}:1", "process"),
+        (f"{ON_OUTCOME}:1", "async"),
     ],
-    ids=["acker-thread-pool", "acker-process-pool", "heartbeat", "process-monitor", "thread-slot"],
+    ids=[
+        "acker-thread-pool",
+        "acker-process-pool",
+        "heartbeat",
+        "process-monitor",
+        "thread-slot",
+        "outcome-thread-pool",
+        "outcome-process-pool",
+        "outcome-async-pool",
+    ],
 )
 def test_a_loop_that_keeps_failing_exits_non_zero_and_its_task_runs_elsewhere(
     client: Client, faulty_worker: FaultyWorker, start_worker: StartWorker, fault: str, pool: str

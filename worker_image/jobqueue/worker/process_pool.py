@@ -107,6 +107,7 @@ class ProcessPool:
         self._lock = threading.Lock()
         self._wakeup_r, self._wakeup_w = self._ctx.Pipe(duplex=False)
         self._on_outcome: OutcomeCallback | None = None
+        self._on_loop_died: GiveUp | None = None
         self._stopping = False
         self._monitor: threading.Thread | None = None
         self._idle = threading.Semaphore(0)
@@ -137,6 +138,7 @@ class ProcessPool:
     def start(self, on_outcome: OutcomeCallback, on_loop_died: GiveUp | None = None) -> None:
         """Spawn the children and wait until each has imported the app."""
         self._on_outcome = on_outcome
+        self._on_loop_died = on_loop_died
         self._slots = [self._spawn() for _ in range(self.concurrency)]
         for slot in self._slots:
             self._await_ready(slot, timeout=60)
@@ -241,6 +243,17 @@ class ProcessPool:
                 slot.hard_deadline = None
                 if not slot.process.is_alive() or slot.kill_as is not None:
                     self._replace(i)
+        try:
+            self._deliver(outcomes)
+        except Exception as exc:
+            # Outcomes read from their children exist nowhere else: restarting the monitor would leave
+            # their tasks leased here, renewed by every heartbeat, for ever. The worker must exit.
+            if not outcomes or self._on_loop_died is None:
+                raise
+            self._on_loop_died("jobqueue-pool", exc)
+
+    def _deliver(self, outcomes: list[Outcome]) -> None:
+        """Wait for replaced children to be up, then report each outcome and start what takes its slot."""
         for slot in self._slots:
             if not slot.ready:
                 self._await_ready(slot, timeout=60)
