@@ -113,6 +113,7 @@ def register_recurring(registry: kopf.OperatorRegistry, ctx: OperatorContext) ->
         VERSION,
         PLURAL,
         interval=ctx.settings.interval_seconds,
+        backoff=ctx.settings.retry_delay_seconds,  # after an unexpected exception (kopf: 60 s)
         id="refresh-schedule-status",
         registry=registry,
     )

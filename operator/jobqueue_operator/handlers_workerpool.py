@@ -157,7 +157,15 @@ def register_workerpool(registry: kopf.OperatorRegistry, ctx: OperatorContext) -
             kopf.info(body, reason="DeploymentApplied", message=f"deployment {name} applied")
 
     @kopf.timer(
-        GROUP, VERSION, PLURAL, interval=ctx.settings.interval_seconds, id="reconcile-pool", registry=registry
+        GROUP,
+        VERSION,
+        PLURAL,
+        interval=ctx.settings.interval_seconds,
+        # An unexpected exception is retried after this delay, not kopf's default of 60 s (the timer
+        # itself survives either way: kopf logs the error and keeps the timer).
+        backoff=ctx.settings.retry_delay_seconds,
+        id="reconcile-pool",
+        registry=registry,
     )
     def reconcile_pool(
         *,

@@ -11,7 +11,7 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from jq_testing import worker_env
+from jq_testing import SUPPORT, worker_env
 
 from jobqueue import Settings
 from k8s.control_plane import free_port
@@ -28,7 +28,9 @@ class OperatorProcess:
         log_path: Path,
         extra_args: Sequence[str] = (),
         extra_env: Mapping[str, str] | None = None,
+        fault: str | None = None,
     ) -> None:
+        """``fault``: a JQ_FAULT spec (tests/support/jq_faulty.py) injected into the operator process."""
         self.metrics_port, live_port = free_port(), free_port()
         self.liveness = f"http://127.0.0.1:{live_port}/healthz"
         self.log_path = log_path
@@ -39,10 +41,12 @@ class OperatorProcess:
             "KUBECONFIG": str(kubeconfig),
             "JOBQUEUE_OPERATOR_RETRY_DELAY_SECONDS": "1",
             **(extra_env or {}),
+            **({"JQ_FAULT": fault} if fault else {}),
         }
+        runner = [str(SUPPORT / "jq_faulty.py")] if fault else ["-m"]
         self.process = subprocess.Popen(
             [
-                sys.executable, "-m", "jobqueue_operator", "--namespace", namespace, "--interval", "1",
+                sys.executable, *runner, "jobqueue_operator", "--namespace", namespace, "--interval", "1",
                 "--metrics-port", str(self.metrics_port), "--liveness", self.liveness, "--log-format", "text",
                 *extra_args,
             ],

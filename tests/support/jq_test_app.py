@@ -124,3 +124,22 @@ def record_sum(ctx: TaskContext, values: list[int]) -> int:
     _record(ctx, "start")
     _record(ctx, "done")
     return sum(values)
+
+
+@app.task
+def raise_surrogate() -> None:
+    """Defect 2 of issue 15: an exception message with a lone surrogate (as os.fsdecode of a bad file name
+    gives), which no UTF-8 store accepts as it is."""
+    raise ValueError("bad \udc80 byte")
+
+
+@app.task(bind=True, max_retries=2, retry_backoff="constant", retry_base=0.05, retry_jitter=False)
+def spin(ctx: TaskContext, seconds: float) -> str:
+    """A busy loop that never checks ctx.is_cancelled(): only a force cancel stops it. Retried on failure,
+    so a force cancel that counted as a failure would run it again."""
+    _record(ctx, "start")
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        sum(range(100))
+    _record(ctx, "done")
+    return "finished"

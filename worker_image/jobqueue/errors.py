@@ -86,6 +86,19 @@ class TaskCancelled(JobQueueError):
         self.reason = reason
 
 
+class ForceCancelled(TaskCancelled):
+    """Raised inside a task's thread on force cancel (thread pool). Built without arguments: the
+    interpreter instantiates an exception injected into a thread from its class alone, and
+    ``TaskCancelled``'s constructor needs the task id (injecting it raised a TypeError instead, which
+    counted as a failure and was retried)."""
+
+    def __init__(self) -> None:
+        super().__init__("", "force-cancelled")
+
+    def __str__(self) -> str:
+        return "force-cancelled"
+
+
 class ResultTimeout(JobQueueError, TimeoutError):
     """``TaskHandle.result(timeout=...)`` gave up before the task finished."""
 

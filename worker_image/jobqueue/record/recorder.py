@@ -341,6 +341,9 @@ class Recorder:
                 job()
             except JobQueueError as exc:
                 log.warning("periodic job %s failed: %s", getattr(job, "__name__", job), exc)
+            except Exception:
+                # One broken job must not keep the others (or the recording itself) from running.
+                log.exception("periodic job %s failed unexpectedly", getattr(job, "__name__", job))
 
 
 # Container allocations between young-generation collections in a recorder process (CPython's default

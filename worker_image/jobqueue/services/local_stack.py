@@ -8,6 +8,7 @@ then enqueues demo tasks and prints what flows. Ctrl-C stops everything cleanly.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import secrets
 import signal
@@ -21,11 +22,14 @@ from types import FrameType
 from pydantic import SecretStr
 
 from jobqueue.broker.client import Client
+from jobqueue.broker.redis_io import translate_errors
 from jobqueue.embedded.redis_server import RedisServer
+from jobqueue.errors import JobQueueError
 from jobqueue.record.local import LocalRecord
 from jobqueue.scaling import ScalingPolicy
 from jobqueue.services.supervisor import LocalSupervisor
 from jobqueue.settings import Settings
+from jobqueue.supervision import FOREVER, LoopGuard
 
 DEMO_APP = "jobqueue.demo:app"
 
@@ -44,6 +48,20 @@ def _enqueue_demo(client: Client, n: int) -> None:
         client.enqueue("resize_image", [n])
     else:
         client.enqueue("flaky", [0.3], max_retries=3)
+
+
+def _report(client: Client, started: float, now: float, workers: int) -> None:
+    """One progress line: what flows through the default queue."""
+    depth = client.queue_depth("default")
+    with translate_errors():
+        stats = client.redis.hgetall(client.queue_keys("default").stats)
+    print(
+        f"[{now - started:6.1f}s] enqueued={stats.get('enqueued', 0)} "
+        f"succeeded={stats.get('succeeded', 0)} retried={stats.get('retried', 0)} "
+        f"dead={depth.dead} ready={depth.total_ready} running={depth.in_flight} "
+        f"workers={workers}",
+        flush=True,
+    )
 
 
 def run_local_stack(args: argparse.Namespace) -> int:
@@ -112,6 +130,7 @@ def run_local_stack(args: argparse.Namespace) -> int:
     )
     started = time.monotonic()
     next_report = next_tick = started
+    guard = LoopGuard("local supervisor", FOREVER)
     sent = 0
     try:
         while not stop.is_set():
@@ -123,7 +142,13 @@ def run_local_stack(args: argparse.Namespace) -> int:
                 sent += 1
             if now >= next_tick:
                 next_tick = now + 2
-                supervisor.tick()
+                try:
+                    supervisor.tick()
+                    guard.succeeded()
+                except Exception as exc:
+                    # A Redis outage or a bug in one tick must not stop the whole local stack (which is
+                    # what leaving this loop does): log it and try again, later each time.
+                    next_tick = now + (guard.failed(exc) or FOREVER.max_delay)
                 for name, process in services.items():
                     if process.poll() is not None:
                         print(
@@ -133,15 +158,8 @@ def run_local_stack(args: argparse.Namespace) -> int:
                         stop.set()
             if now >= next_report:
                 next_report = now + 5
-                depth = client.queue_depth("default")
-                stats = client.redis.hgetall(client.queue_keys("default").stats)
-                print(
-                    f"[{now - started:6.1f}s] enqueued={stats.get('enqueued', 0)} "
-                    f"succeeded={stats.get('succeeded', 0)} retried={stats.get('retried', 0)} "
-                    f"dead={depth.dead} ready={depth.total_ready} running={depth.in_flight} "
-                    f"workers={supervisor.replicas}",
-                    flush=True,
-                )
+                with contextlib.suppress(JobQueueError):  # only a progress line; Redis may be restarting
+                    _report(client, started, now, supervisor.replicas)
             stop.wait(1 / args.demo_rate if args.demo_rate > 0 else 0.5)
     finally:
         print("stopping ...", flush=True)

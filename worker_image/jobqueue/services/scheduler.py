@@ -16,8 +16,13 @@ from jobqueue.broker.leases import build_fetch
 from jobqueue.broker.redis_io import run_scripts
 from jobqueue.errors import BrokerUnavailable
 from jobqueue.schedules.registry import fire_due_schedules
+from jobqueue.supervision import LoopGuard, RestartPolicy
 
 log = logging.getLogger(__name__)
+
+# A scheduler is the only process of its kind in many deployments: it never gives up, and a failing step
+# (a bug, a schedule no store accepts) is retried every few seconds at most, each failure logged.
+SCHEDULER_RESTARTS = RestartPolicy(initial_delay=0.1, max_delay=5.0, max_failures=None)
 
 
 class Scheduler:
@@ -60,6 +65,7 @@ class Scheduler:
     def run(self) -> None:
         """Tick every interval until stop(); in between, wake exactly when the next schedule is due."""
         next_tick = 0.0
+        guard = LoopGuard("scheduler", SCHEDULER_RESTARTS)
         while not self._stop.is_set():
             try:
                 if time.monotonic() >= next_tick:
@@ -67,8 +73,15 @@ class Scheduler:
                     self.tick()
                 else:
                     self.fire_schedules()
+                guard.succeeded()
             except BrokerUnavailable as exc:
                 log.warning("scheduler tick failed: %s", exc)
+            except Exception as exc:
+                # Not an outage: a bug or a poison value. Lease recovery and promotion ran before the
+                # schedules in tick(), so the rest of the system keeps going while this is retried.
+                delay = guard.failed(exc) or SCHEDULER_RESTARTS.max_delay
+                next_tick = max(next_tick, time.monotonic() + delay)
+                self._next_schedule_due = None
             wake_at = next_tick
             if self._next_schedule_due is not None:
                 wake_at = min(wake_at, self._next_schedule_due)

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 from jobqueue.broker.leases import Job, Outcome
+from jobqueue.supervision import GiveUp
 
 # Called once per finished attempt; returns the job that takes the freed slot, if any (the pool starts it
 # there itself: in the same thread, or in the same child process).
@@ -19,8 +20,9 @@ class Pool(Protocol):
 
     concurrency: int
 
-    def start(self, on_outcome: OutcomeCallback) -> None:
-        """Start the executors."""
+    def start(self, on_outcome: OutcomeCallback, on_loop_died: GiveUp | None = None) -> None:
+        """Start the executors. ``on_loop_died`` is called if an internal thread of the pool dies (or
+        keeps failing): the pool may then have lost track of a task, and the worker must exit."""
 
     def submit(self, job: Job) -> None:
         """Run a job; the caller guarantees a free slot."""

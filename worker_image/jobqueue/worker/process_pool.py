@@ -26,10 +26,16 @@ from typing import Any
 
 from jobqueue.broker.leases import Job, Outcome, OutcomeKind
 from jobqueue.errors import SoftTimeout, TaskTimeout, WorkerCrashed
+from jobqueue.supervision import GiveUp, RestartPolicy, supervised_thread
 from jobqueue.worker.execution import describe
 from jobqueue.worker.pool import OutcomeCallback
 
 log = logging.getLogger(__name__)
+
+# The monitor's state lives in the slots, so it may be run again after a failure (a replacement child
+# that would not start, a pipe in a bad state); if it keeps failing, nobody reads the children's outcomes
+# any more, and the worker must exit rather than heartbeat over tasks that can never finish.
+MONITOR_RESTARTS = RestartPolicy(initial_delay=0.1, max_delay=2.0, max_failures=5)
 
 
 def _raise_soft_timeout(signum: int, frame: FrameType | None) -> None:
@@ -101,6 +107,7 @@ class ProcessPool:
         self._lock = threading.Lock()
         self._wakeup_r, self._wakeup_w = self._ctx.Pipe(duplex=False)
         self._on_outcome: OutcomeCallback | None = None
+        self._on_loop_died: GiveUp | None = None
         self._stopping = False
         self._monitor: threading.Thread | None = None
         self._idle = threading.Semaphore(0)
@@ -128,16 +135,19 @@ class ProcessPool:
         child_conn.close()
         return _Slot(process, parent_conn, flag)
 
-    def start(self, on_outcome: OutcomeCallback) -> None:
+    def start(self, on_outcome: OutcomeCallback, on_loop_died: GiveUp | None = None) -> None:
         """Spawn the children and wait until each has imported the app."""
         self._on_outcome = on_outcome
+        self._on_loop_died = on_loop_died
         self._slots = [self._spawn() for _ in range(self.concurrency)]
         for slot in self._slots:
             self._await_ready(slot, timeout=60)
         self._selector.register(self._wakeup_r, selectors.EVENT_READ, None)
         for slot in self._slots:
             self._watch(slot)
-        self._monitor = threading.Thread(target=self._monitor_loop, name="jobqueue-pool", daemon=True)
+        self._monitor = supervised_thread(
+            "jobqueue-pool", self._monitor_loop, policy=MONITOR_RESTARTS, on_give_up=on_loop_died
+        )
         self._monitor.start()
 
     def _await_ready(self, slot: _Slot, timeout: float) -> None:
@@ -233,6 +243,17 @@ class ProcessPool:
                 slot.hard_deadline = None
                 if not slot.process.is_alive() or slot.kill_as is not None:
                     self._replace(i)
+        try:
+            self._deliver(outcomes)
+        except Exception as exc:
+            # Outcomes read from their children exist nowhere else: restarting the monitor would leave
+            # their tasks leased here, renewed by every heartbeat, for ever. The worker must exit.
+            if not outcomes or self._on_loop_died is None:
+                raise
+            self._on_loop_died("jobqueue-pool", exc)
+
+    def _deliver(self, outcomes: list[Outcome]) -> None:
+        """Wait for replaced children to be up, then report each outcome and start what takes its slot."""
         for slot in self._slots:
             if not slot.ready:
                 self._await_ready(slot, timeout=60)

@@ -44,6 +44,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
 
+from jobqueue.supervision import LoopGuard, RestartPolicy
 from jobqueue.worker_ids import process_worker_id
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,9 @@ STOP_MARGIN_SECONDS = 10.0
 POLL_SECONDS = 0.2
 # Longest the first children wait for a slow sibling at the start gate before serving anyway.
 START_GATE_SECONDS = 30.0
+# The parent's supervision loop after an unexpected failure (a child that cannot be started: no memory,
+# no pids left): retried with a backoff, and past the bound the parent drains the rest and exits non-zero.
+PARENT_RESTARTS = RestartPolicy(initial_delay=0.2, max_delay=5.0, max_failures=5)
 
 
 class ChildAction(enum.StrEnum):
@@ -156,6 +160,8 @@ class WorkerProcesses:
         self.restarts: list[float] = []
         self._stop = threading.Event()
         self._failed = False
+        # Ids of children that died and are to be started again (see _supervise_once).
+        self._respawn: list[str] = []
 
     def install_signal_handlers(self) -> None:
         """SIGTERM and SIGINT drain every child."""
@@ -190,21 +196,38 @@ class WorkerProcesses:
         os.close(go_r)
         gate = _ParentGate(ready_r, go_w, len(self.worker_ids))
         codes: dict[str, int] = {}
-        while self.children and not self._stop.is_set():
-            if gate.waiting:
-                gate.poll(POLL_SECONDS)
-            else:
-                self._stop.wait(POLL_SECONDS)
-            for worker_id, child in list(self.children.items()):
-                code = child.process.poll()
-                if code is not None:
-                    codes[worker_id] = code
-                    self._child_exited(child, code)
+        guard = LoopGuard("worker processes parent", PARENT_RESTARTS)
+        while (self.children or self._respawn) and not self._stop.is_set():
+            try:
+                self._supervise_once(gate, codes)
+                guard.succeeded()
+            except Exception as exc:
+                delay = guard.failed(exc)
+                if delay is None:
+                    self._failed = True
+                    break
+                self._stop.wait(delay)
         gate.open()
         codes.update(self._stop_children())
         if self._failed:
             return next((code for code in codes.values() if code > 0), 1)
         return 0 if all(code == 0 for code in codes.values()) else 1
+
+    def _supervise_once(self, gate: _ParentGate, codes: dict[str, int]) -> None:
+        """One poll: note exited children and act on each; start again those a failure left unstarted."""
+        if gate.waiting:
+            gate.poll(POLL_SECONDS)
+        else:
+            self._stop.wait(POLL_SECONDS)
+        for worker_id, child in list(self.children.items()):
+            code = child.process.poll()
+            if code is not None:
+                codes[worker_id] = code
+                self._child_exited(child, code)
+        while self._respawn:
+            # Removed only once started: a start that fails leaves it here for the next attempt.
+            self._spawn(self._respawn[0])
+            self._respawn.pop(0)
 
     def _child_exited(self, child: Child, code: int) -> None:
         del self.children[child.worker_id]
@@ -229,7 +252,7 @@ class WorkerProcesses:
             self._stop.set()
             return
         self.restarts.append(now)
-        self._spawn(child.worker_id)
+        self._respawn.append(child.worker_id)
 
     def _recover(self, worker_id: str) -> None:
         try:

@@ -5,8 +5,11 @@ Threads (each with its own Redis connection from the shared pool):
   never polls on an interval;
 - acker: records outcomes, many fenced acks per round trip; keeps them across a Redis outage;
 - heartbeat: renews every held lease in one round trip per queue, registers the worker, reads cancel
-  requests and drain instructions;
-- cancel listener: pub/sub notices so a cancel reaches a running task at once.
+  requests and drain instructions (worker/heartbeat.py);
+- cancel listener: pub/sub notices so a cancel reaches a running task at once (worker/heartbeat.py).
+
+Each of them runs supervised (jobqueue.supervision): restarted after an unexpected exception, and past
+the bound the worker stops heartbeating, hands its leases back and exits EXIT_LOOP_DIED.
 """
 
 from __future__ import annotations
@@ -22,36 +25,32 @@ from collections.abc import Callable, Sequence
 from types import FrameType
 
 from jobqueue.app import App
-from jobqueue.broker.client import HOLD
-from jobqueue.broker.enqueue import build_recover
 from jobqueue.broker.leases import (
     Job,
     Outcome,
     OutcomeKind,
-    build_heartbeat,
     build_release,
-    parse_heartbeat,
-    plan_completions,
 )
 from jobqueue.broker.redis_io import connect, load_all_scripts, run_scripts, translate_errors
 from jobqueue.broker.scripts import ScriptCall
 from jobqueue.broker.task_metrics import MetricsFlush, TaskMetrics, build_flush
 from jobqueue.errors import BrokerUnavailable, JobQueueError
 from jobqueue.keys import GlobalKeys, QueueKeys, validate_queue_name
-from jobqueue.retry import QUEUE_DEFAULT_RETRY, QueueDefaultRetry, RetryPolicy
-from jobqueue.serialization import dumps
+from jobqueue.supervision import EXIT_LOOP_DIED, RestartPolicy, run_supervised, supervised_thread
+from jobqueue.worker.acking import ACK_BATCH, Acking
 from jobqueue.worker.fetching import MAX_BACKOFF_SECONDS, Fetching
+from jobqueue.worker.heartbeat import Heartbeating
 from jobqueue.worker.leases import DEFAULT_PREFETCH, LeaseBook
 from jobqueue.worker.pool import Pool, SlotWaitPool
 
 log = logging.getLogger(__name__)
 
-# While other leased tasks are still running, the acker waits up to ACK_LINGER_SECONDS for ACK_BATCH
-# outcomes before recording them, so one round trip and one script call carry many tasks (the process pool
-# of 4 acked ~4 per call, and each call costs the worker's one busy interpreter tens of microseconds). A
-# lone task (nothing else leased) is recorded at once: the linger never delays an idle worker's results.
-ACK_BATCH = 64
-ACK_LINGER_SECONDS = 0.005
+# Every worker loop (acker, heartbeat, cancel listener, fetcher) is restarted after an unexpected failure;
+# five in a row, each within the healthy window of the last, and the worker gives up and exits.
+WORKER_LOOPS = RestartPolicy(initial_delay=0.1, max_delay=2.0, max_failures=5, healthy_after=30.0)
+# Once a loop died, the worker hands back what it can and exits; if its main thread is itself stuck, a
+# watchdog ends the process after this long: a broken worker must not linger while it looks alive.
+DEATH_EXIT_SECONDS = 15.0
 
 
 def default_worker_id(pod_name: str | None) -> str:
@@ -61,7 +60,7 @@ def default_worker_id(pod_name: str | None) -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{random.randrange(16**4):04x}"  # noqa: S311
 
 
-class Worker(Fetching):
+class Worker(Heartbeating, Fetching, Acking):
     """One worker process serving ``queues`` (in priority order) with ``pool``."""
 
     def __init__(
@@ -92,6 +91,9 @@ class Worker(Fetching):
         self.global_keys = GlobalKeys(self.settings.key_prefix)
         self._keys = {q: QueueKeys(self.settings.key_prefix, q) for q in self.queues}
         self._stop = threading.Event()
+        # Set when a loop of this worker died (failed past its restart bound): no more heartbeats, hand
+        # back what can be handed back, exit EXIT_LOOP_DIED.
+        self._dead = threading.Event()
         # Set while the operator holds this worker drained (Client.request_drain(exit=False)): no fetching,
         # but alive until its pod is deleted or the drain is called off.
         self._held = threading.Event()
@@ -144,18 +146,21 @@ class Worker(Fetching):
             self._wake_all()
 
     def run(self) -> int:
-        """Run until stopped; returns the process exit code (0 after a clean drain)."""
+        """Run until stopped; returns the process exit code (0 after a clean drain, EXIT_LOOP_DIED after
+        one of its loops died)."""
         self._wait_for_redis()
         with translate_errors():
             self.redis.sadd(self.global_keys.queues, *self.queues)
-        self.pool.start(self._on_outcome)
-        threads = [
-            threading.Thread(target=self._ack_loop, name="jobqueue-acker", daemon=True),
-            threading.Thread(target=self._heartbeat_loop, name="jobqueue-heartbeat", daemon=True),
-            threading.Thread(target=self._cancel_listener, name="jobqueue-cancel", daemon=True),
+        self.pool.start(self._on_outcome, self._loop_died)
+        loops = [
+            ("jobqueue-acker", self._ack_loop),
+            ("jobqueue-heartbeat", self._heartbeat_loop),
+            ("jobqueue-cancel", self._cancel_listener),
         ]
-        for t in threads:
-            t.start()
+        for name, loop in loops:
+            supervised_thread(
+                name, loop, policy=WORKER_LOOPS, stop=self._dead, on_give_up=self._loop_died
+            ).start()
         log.info(
             "worker %s started on queues %s with %d slots",
             self.worker_id,
@@ -165,15 +170,71 @@ class Worker(Fetching):
         try:
             if self._before_fetching is not None:
                 self._before_fetching()
-            self._fetch_loop()
+            run_supervised(
+                "jobqueue-fetcher",
+                self._fetch_loop,
+                policy=WORKER_LOOPS,
+                stop=self._stop,
+                on_give_up=self._loop_died,
+            )
         finally:
-            self._drain()
+            if self._dead.is_set():
+                self._abandon()
+            else:
+                self._drain()
             if self._owns_signals:
                 # Drained: a late SIGTERM (a pod deleted just as its worker exits) must not turn a clean
                 # exit 0 into death by signal while the interpreter shuts down.
                 signal.signal(signal.SIGTERM, signal.SIG_IGN)
                 signal.signal(signal.SIGINT, signal.SIG_IGN)
-        return 0
+        return EXIT_LOOP_DIED if self._dead.is_set() else 0
+
+    def _loop_died(self, name: str, exc: BaseException) -> None:
+        """A loop failed past its bound (or a pool lost track of a task): this worker can no longer be
+        trusted to finish what it holds. Stop heartbeating at once, so its leases expire and are
+        recovered even if the rest fails, and make run() hand back what it can and exit non-zero."""
+        if self._dead.is_set():
+            return
+        log.critical(
+            "worker %s: %s died (%s: %s); exiting with code %d so its tasks are recovered elsewhere",
+            self.worker_id,
+            name,
+            type(exc).__name__,
+            exc,
+            EXIT_LOOP_DIED,
+        )
+        self._dead.set()
+        # The main thread normally exits within a second or two; if it is the one that is stuck (or the
+        # lock stop() takes is), nothing else would end the process.
+        watchdog = threading.Timer(DEATH_EXIT_SECONDS, os._exit, args=(EXIT_LOOP_DIED,))
+        watchdog.daemon = True
+        watchdog.start()
+        self.stop()
+
+    def _abandon(self) -> None:
+        """After a loop died: stop the pool, record the outcomes not yet acked if Redis takes them, hand
+        every other lease back (one try; otherwise they expire and are recovered) and deregister. No
+        grace period: the loop that died may be the one the drain needs."""
+        try:
+            self._unpark()
+            unfinished = self.pool.stop()
+            with self._lock:
+                jobs = self._book.take_prefetched()
+                jobs += [job for job in self._book.leased.values() if job not in jobs]
+                finished = list(self._book.unacked)
+                self._book.unacked.clear()
+                self._book.forget_leases()
+            if finished:
+                try:
+                    self._record(finished)  # done work is kept when it can be (fenced: never twice)
+                except Exception as exc:
+                    log.warning("could not record %d finished task(s): %r", len(finished), exc)
+                    jobs += [job for job, _ in finished]
+            run_scripts(self.redis, [build_release(self.settings, job) for job in {*jobs, *unfinished}])
+        except Exception as exc:
+            log.warning("could not hand back every task; their leases will expire and be recovered: %r", exc)
+        finally:
+            self._deregister()  # not listed as a live worker while its process exits
 
     def _wait_for_redis(self) -> None:
         delay = 0.1
@@ -274,159 +335,3 @@ class Worker(Fetching):
                 self._wake_all()
                 return
         self.pool.cancel(task_id, force=force)
-
-    def _retry_policy(self, job: Job) -> RetryPolicy | QueueDefaultRetry | None:
-        definition = self.app.registry.get(job.name)
-        # A task without a policy of its own retries by its queue's defaults (fail.lua reads them).
-        return (definition.options.retry or QUEUE_DEFAULT_RETRY) if definition is not None else None
-
-    def _ack_loop(self) -> None:
-        backoff = 0.05
-        while True:
-            with self._lock:
-                while not self._book.unacked:
-                    if self._stop.is_set() and not self._book.leased:
-                        return
-                    self._ack_wanted.wait(timeout=0.5)
-                linger_until = time.monotonic() + ACK_LINGER_SECONDS
-                while len(self._book.unacked) < ACK_BATCH and self._book.leased and not self._stop.is_set():
-                    remaining = linger_until - time.monotonic()
-                    if remaining <= 0:
-                        break
-                    self._ack_wanted.wait(timeout=remaining)
-                batch = list(self._book.unacked)
-            plan = plan_completions(self.settings, batch, self._retry_policy, self._rng)
-            try:
-                results = plan.results(run_scripts(self.redis, plan.calls))
-                backoff = 0.05
-            except BrokerUnavailable as exc:
-                # Keep the outcomes: they are delivered with their fencing tokens once Redis is back.
-                log.warning("recording %d outcome(s) failed, retrying in %.2fs: %s", len(batch), backoff, exc)
-                time.sleep(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
-                continue
-            for (job, outcome), result in zip(batch, results, strict=True):
-                if result == 0:
-                    log.warning(
-                        "task %s: lease lost before its %s was recorded; another attempt owns it",
-                        job.id,
-                        outcome.kind.value,
-                        extra={"task_id": job.id, "queue": job.queue},
-                    )
-            with self._lock:
-                for _ in batch:
-                    self._book.unacked.popleft()
-                self._acked_total += len(batch)
-                self._wake_all()
-
-    # -- heartbeat, cancel, drain ----------------------------------------------------------------------
-
-    def _held_jobs(self) -> list[Job]:
-        with self._lock:
-            return self._book.held_jobs()
-
-    def heartbeat_once(self) -> None:
-        """Renew leases, publish this worker's state, apply cancel requests and drain instructions."""
-        held = self._held_jobs()
-        by_queue: dict[str, list[Job]] = {}
-        for job in held:
-            by_queue.setdefault(job.queue, []).append(job)
-        calls = [build_heartbeat(self.settings, q, self.worker_id, jobs) for q, jobs in by_queue.items()]
-        # Histogram deltas ride in the same round trip; if it fails they are re-sent unchanged next beat.
-        pending = self.task_metrics.take()
-        replies = run_scripts(self.redis, calls + [self._metrics_flush_call(flush) for flush in pending])
-        self.task_metrics.confirm(pending)
-        replies = replies[: len(calls)]
-        with self._lock:
-            # Only tasks still leased here (running or prefetched) count: a finished one whose ack reached
-            # Redis before this script (its reply not yet read by the acker) reads as lost but is not, and
-            # a finished one that really lost its lease is reported by the acker when its ack is refused.
-            still_held = {job.id for job in self._book.leased.values()}
-        for reply in replies:
-            lost, cancels = parse_heartbeat(reply)
-            for task_id in lost:
-                if task_id in still_held:
-                    log.warning(
-                        "lease of task %s was lost (recovered elsewhere)", task_id, extra={"task_id": task_id}
-                    )
-            for task_id, mode in cancels.items():
-                self._cancel(task_id, force=mode == "force")
-        now_ms = int(time.time() * 1000)
-        info = {
-            "status": "DRAINING"
-            if self._stop.is_set() or self._held.is_set()
-            else ("ACTIVE" if held else "IDLE"),
-            "host": socket.gethostname(),
-            "pid": os.getpid(),
-            "queues": ",".join(self.queues),
-            "concurrency": self.pool.concurrency,
-            "in_flight": dumps([job.id for job in held], "in_flight"),
-            "processed": self._acked_total,
-            "started_at": self._started,
-            "heartbeat_at": now_ms / 1000,
-        }
-        with translate_errors():
-            pipe = self.redis.pipeline(transaction=False)
-            key = self.global_keys.worker(self.worker_id)
-            pipe.hset(key, mapping=info)
-            pipe.expire(key, max(60, int(self.settings.lease_seconds * 3)))
-            pipe.zadd(self.global_keys.workers, {self.worker_id: now_ms})
-            pipe.hget(self.global_keys.worker_control(self.worker_id), "drain")
-            *_, drain = pipe.execute()
-        self._apply_drain(drain)
-
-    def _apply_drain(self, drain: str | None) -> None:
-        """Act on the control hash's drain value: exit, hold (stop fetching, stay up), or resume."""
-        if self._stop.is_set():
-            return
-        if drain == HOLD:
-            if not self._held.is_set():
-                log.info(
-                    "drain requested for worker %s: holding (no fetching) until its pod goes", self.worker_id
-                )
-                self._held.set()
-                self._release_prefetched()
-        elif drain:
-            log.info("drain requested for worker %s", self.worker_id)
-            self.stop()
-        elif self._held.is_set():
-            log.info("drain called off for worker %s: fetching again", self.worker_id)
-            self._held.clear()
-            with self._lock:
-                self._lock.notify_all()
-
-    def _heartbeat_loop(self) -> None:
-        interval = self.settings.effective_heartbeat_seconds
-        next_recovery = time.monotonic()
-        while True:
-            try:
-                self.heartbeat_once()
-                # Workers also recover expired leases of their own queues (idempotent, bounded), so a
-                # deployment without a scheduler process still gets dead workers' tasks back.
-                if time.monotonic() >= next_recovery:
-                    next_recovery = time.monotonic() + self.settings.lease_seconds
-                    run_scripts(self.redis, [build_recover(self.settings, q) for q in self.queues])
-            except JobQueueError as exc:
-                log.warning("heartbeat failed: %s", exc)
-            if self._stop.is_set() and not self._book.leased and not self._book.unacked:
-                return
-            time.sleep(interval)
-
-    def _cancel_listener(self) -> None:
-        channels = [k.cancel_channel for k in self._keys.values()]
-        while not self._stop.is_set():
-            try:
-                with translate_errors():
-                    pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
-                    pubsub.subscribe(*channels)
-                    while not self._stop.is_set():
-                        message = pubsub.get_message(timeout=1.0)
-                        if message and isinstance(message.get("data"), str):
-                            task_id, _, mode = message["data"].partition(" ")
-                            with self._lock:
-                                held = self._book.holds(task_id)
-                            if held:
-                                self._cancel(task_id, force=mode == "force")
-                    pubsub.close()
-            except BrokerUnavailable:
-                self._stop.wait(1.0)

@@ -23,8 +23,9 @@ from typing import Any
 from jobqueue.app import App
 from jobqueue.broker.leases import Job, Outcome, OutcomeKind
 from jobqueue.context import reset_current, set_current
-from jobqueue.errors import SoftTimeout, TaskCancelled, TaskTimeout
+from jobqueue.errors import ForceCancelled, SoftTimeout, TaskCancelled, TaskTimeout
 from jobqueue.models import DeadLetterReason
+from jobqueue.supervision import NO_RESTART, GiveUp, RestartPolicy, supervised_thread
 from jobqueue.worker.execution import (
     decode_arguments,
     describe,
@@ -37,6 +38,9 @@ from jobqueue.worker.execution import (
 from jobqueue.worker.pool import OutcomeCallback, SlotWaiter
 
 log = logging.getLogger(__name__)
+
+# The time-limit monitor keeps no state of its own (it reads the running entries): it may be restarted.
+MONITOR_RESTARTS = RestartPolicy(initial_delay=0.1, max_delay=2.0, max_failures=5)
 
 
 def _raise_in_thread(thread_id: int, exc_type: type[BaseException]) -> None:
@@ -71,16 +75,25 @@ class ThreadPool:
         self._lock = threading.Lock()
         self._on_outcome: OutcomeCallback | None = None
         self._stopping = threading.Event()
+        self._on_loop_died: GiveUp | None = None
 
-    def start(self, on_outcome: OutcomeCallback) -> None:
+    def start(self, on_outcome: OutcomeCallback, on_loop_died: GiveUp | None = None) -> None:
         """Start the threads and the time-limit monitor."""
         self._on_outcome = on_outcome
+        self._on_loop_died = on_loop_died
         for _ in range(self.concurrency):
             self._start_thread()
-        threading.Thread(target=self._monitor, name="jobqueue-timeouts", daemon=True).start()
+        supervised_thread(
+            "jobqueue-timeouts", self._monitor, policy=MONITOR_RESTARTS, on_give_up=on_loop_died
+        ).start()
 
     def _start_thread(self) -> None:
-        threading.Thread(target=self._loop, name="jobqueue-task", daemon=True).start()
+        # A slot thread that fails outside the task (the task's own exceptions are its outcome) has lost
+        # track of the job it ran: restarting the thread would leave that task leased here for ever, so
+        # the worker is told to exit instead (its leases are then recovered).
+        supervised_thread(
+            "jobqueue-task", self._loop, policy=NO_RESTART, on_give_up=self._on_loop_died
+        ).start()
 
     def submit(self, job: Job) -> None:
         """Queue a job for the next free thread."""
@@ -118,6 +131,12 @@ class ThreadPool:
             outcome = run_job(self.app.registry, job, entry.is_cancelled)
         except SoftTimeout as exc:  # injected after the task returned: still a failure of this attempt
             outcome = failure(job, exc, True)
+        except TaskCancelled as exc:  # a force cancel injected just as the task returned
+            outcome = Outcome(job.id, job.token, OutcomeKind.CANCELLED, error=describe(exc))
+        except BaseException as exc:  # SystemExit or KeyboardInterrupt raised by the task
+            # The task's to report, not this thread's to die of: a dead slot thread would leave the task
+            # leased here, renewed by every heartbeat, for ever.
+            outcome = failure(job, exc, False)
         with self._lock:
             self._running.pop(job.id, None)
             abandoned = entry.abandoned
@@ -163,7 +182,7 @@ class ThreadPool:
                 return
             entry.cancelled = True
             if force:
-                _raise_in_thread(entry.thread_id, TaskCancelled)
+                _raise_in_thread(entry.thread_id, ForceCancelled)
 
     def stop(self) -> list[Job]:
         """Stop taking jobs; return those still running (their threads are abandoned)."""
@@ -189,10 +208,12 @@ class AsyncPool:
         self._on_outcome: OutcomeCallback | None = None
         self._thread: threading.Thread | None = None
         self._stopped = False
+        self._on_loop_died: GiveUp | None = None
 
-    def start(self, on_outcome: OutcomeCallback) -> None:
+    def start(self, on_outcome: OutcomeCallback, on_loop_died: GiveUp | None = None) -> None:
         """Start the event loop thread."""
         self._on_outcome = on_outcome
+        self._on_loop_died = on_loop_died
         self._thread = threading.Thread(target=self._loop.run_forever, name="jobqueue-async", daemon=True)
         self._thread.start()
 
@@ -245,9 +266,15 @@ class AsyncPool:
         self._force.discard(job.id)
         if self._stopped or task.cancelled() or self._on_outcome is None:
             return
-        next_job = self._on_outcome(task.result())
-        if next_job is not None:
-            self._begin(next_job)
+        try:
+            next_job = self._on_outcome(task.result())
+            if next_job is not None:
+                self._begin(next_job)
+        except Exception as exc:
+            # asyncio would only log it, and the task would stay leased here for ever: the worker exits.
+            if self._on_loop_died is None:
+                raise
+            self._on_loop_died("jobqueue-async", exc)
 
     def cancel(self, task_id: str, force: bool) -> None:
         """Graceful: flag. Force: cancel the coroutine."""

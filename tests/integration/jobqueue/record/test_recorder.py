@@ -251,3 +251,30 @@ def test_tasks_run_by_a_real_worker_are_recorded_with_their_retry_history(
         True,
         True,
     )
+
+
+def test_a_periodic_job_that_raises_does_not_stop_the_others_or_the_recording(
+    client: Client, pg_pool: ConnectionPool, caplog: pytest.LogCaptureFixture
+) -> None:
+    ran: list[str] = []
+
+    def broken() -> None:
+        ran.append("broken")
+        raise RuntimeError("injected fault in a periodic job")
+
+    def snapshot() -> None:
+        ran.append("snapshot")
+
+    recorder = Recorder(
+        client.settings,
+        RecordSettings(block_ms=50, discover_interval_seconds=0.01, retry_initial_seconds=0.05),
+        client.redis,
+        pg_pool,
+        periodic=[(0.0, broken), (0.0, snapshot)],
+    )
+    client.enqueue("add", [1, 2])
+    time.sleep(0.05)
+    assert recorder.run_once(block=False) == 1
+    assert ran == ["broken", "snapshot"]
+    assert "periodic job broken failed unexpectedly" in caplog.text
+    assert "injected fault in a periodic job" in caplog.text  # with its traceback

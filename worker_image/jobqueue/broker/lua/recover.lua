@@ -7,9 +7,12 @@ ARGV[1] task key prefix (ids are found inside the script; keys share the queue's
 ARGV[2] max leases recovered per call     ARGV[3] max lost leases before a task is poison (process default)
 ARGV[4] event stream max length           ARGV[5] worker id: '' = every expired lease, else every lease
         held by that worker whatever its expiry (the worker is known dead)
-ARGV[6] completion channel prefix
-Returns {requeued, dead_lettered}.
-Workflows: a dead-lettered task cancels its PENDING descendants; its dedup key may be released. ]]
+ARGV[6] completion channel prefix       ARGV[7] result TTL in seconds for a cancelled record
+A task whose cancel was requested (cancel.lua set cancel_requested while it ran) is not run again: its
+lost lease ends it CANCELLED, as its worker would have, so a cancel survives the death of that worker.
+Returns {requeued, dead_lettered, cancelled}.
+Workflows: a dead-lettered or cancelled task cancels its PENDING descendants; its dedup key may be
+released. ]]
 --@include _workflow
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -25,11 +28,11 @@ local max_lost = tonumber(ARGV[3])
 if #ids > 0 and KEYS[9] then
   max_lost = tonumber(redis.call('HGET', KEYS[9], 'max_lost_leases') or '') or max_lost
 end
-local requeued, dead = 0, 0
+local requeued, dead, cancelled = 0, 0, 0
 for _, id in ipairs(ids) do
   local key = prefix .. id
   local f = redis.call('HMGET', key, 'status', 'priority', 'worker', 'lost_leases', 'attempts', 'history',
-    'watched')
+    'watched', 'cancel_requested')
   if ARGV[5] == '' or f[3] == ARGV[5] then
     redis.call('ZREM', KEYS[1], id)
     if f[1] == 'RUNNING' then
@@ -39,7 +42,18 @@ for _, id in ipairs(ids) do
       history[#history + 1] = {attempt = tonumber(f[5]), error = err, traceback = cjson.null,
         backoff_seconds = cjson.null, at = now / 1000}
       redis.call('HSET', key, 'history', cjson.encode(history), 'error', err)
-      if lost > max_lost then
+      if f[8] then
+        redis.call('HSET', key, 'status', 'CANCELLED', 'completed_at', now)
+        redis.call('HDEL', key, 'cancel_requested', 'worker')
+        redis.call('EXPIRE', key, tonumber(ARGV[7]))
+        redis.call('HINCRBY', KEYS[7], 'cancelled', 1)
+        redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[4], '*', 'id', id, 'event', 'cancelled', 'ts', now,
+          'token', f[5] or '', 'error', err)
+        if f[7] then redis.call('PUBLISH', ARGV[6] .. id, 'CANCELLED') end
+        jq_release_unique(key, id)
+        jq_cancel_descendants(key, now, ARGV[4])
+        cancelled = cancelled + 1
+      elseif lost > max_lost then
         redis.call('HSET', key, 'status', 'FAILED', 'dead_letter_reason', 'lease_lost_too_often',
           'completed_at', now)
         redis.call('ZADD', KEYS[5], now, id)
@@ -67,4 +81,4 @@ end
 if requeued > 0 and redis.call('LLEN', KEYS[8]) == 0 then
   redis.call('LPUSH', KEYS[8], '1')
 end
-return {requeued, dead}
+return {requeued, dead, cancelled}

@@ -1,0 +1,101 @@
+"""Force cancel ends a task CANCELLED for good (issue 15, defects 7 and 8), on a real Redis with real
+worker processes."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from jq_testing import runs, wait_until
+
+from jobqueue import Client, Settings, TaskCancelled, TaskStatus
+from jobqueue.broker.leases import build_fetch, parse_fetch
+from jobqueue.broker.redis_io import run_script
+
+StartWorker = Callable[..., Any]
+
+
+def starts(client: Client, task_id: str) -> int:
+    return sum(1 for tid, what, _ in runs(client) if tid == task_id and what == "start")
+
+
+@pytest.mark.timeout(60)
+def test_thread_pool_force_cancel_ends_cancelled_and_is_not_retried(
+    client: Client, start_worker: StartWorker
+) -> None:
+    """Defect 7: the injected TaskCancelled class could not be built without arguments, so the task got a
+    TypeError, counted as failed and was retried (``spin`` allows 2 retries)."""
+    start_worker("--pool", "thread", "--concurrency", "1")
+    h = client.enqueue("spin", [30.0])
+    wait_until(lambda: starts(client, h.id) == 1, timeout=20)
+    assert client.cancel(h.id, force=True, reason="user_requested") == "requested"
+    with pytest.raises(TaskCancelled) as info:
+        h.result(timeout=10)
+    assert info.value.reason == "user_requested"
+    record = client.get_task(h.id)
+    assert (record.status, record.retries) == (TaskStatus.CANCELLED, 0)
+    assert "TypeError" not in (record.error or "")
+    time.sleep(0.5)  # a retry (backoff 0.05 s) would have started by now
+    assert starts(client, h.id) == 1
+    assert client.enqueue("add", [2, 2]).result(timeout=20) == 4  # the slot thread is still serving
+
+
+@pytest.mark.timeout(60)
+def test_a_force_cancel_survives_the_death_of_the_tasks_worker(
+    client: Client, start_worker: StartWorker
+) -> None:
+    """Defect 8: a cancel requested while the task's worker could not act on it (here: frozen, then
+    killed) was forgotten when the lease was recovered: the task was requeued and ran again."""
+    doomed = start_worker("--concurrency", "1", "--worker-id", "doomed")
+    h = client.enqueue("record", [], {"sleep": 30.0})
+    wait_until(lambda: starts(client, h.id) == 1, timeout=20)
+    doomed.signal_group(signal.SIGSTOP)
+    assert client.cancel(h.id, force=True, reason="user_requested") == "requested"
+    doomed.signal_group(signal.SIGKILL)
+    start_worker("--concurrency", "1", "--worker-id", "survivor")  # also recovers expired leases
+    with pytest.raises(TaskCancelled) as info:
+        h.result(timeout=20)
+    assert info.value.reason == "user_requested"
+    record = client.get_task(h.id)
+    assert (record.status, record.lost_leases) == (TaskStatus.CANCELLED, 1)
+    time.sleep(1.0)
+    assert starts(client, h.id) == 1  # never run again
+    assert client.enqueue("add", [1, 1]).result(timeout=20) == 2
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("mode", ["force", "graceful"])
+def test_recover_cancels_a_task_flagged_for_cancel_instead_of_requeueing_it(
+    settings: Settings, mode: str
+) -> None:
+    """recover.lua, one script call: the flagged task ends CANCELLED (counted, event written, waiters told),
+    the unflagged one is requeued as before."""
+    client = Client(settings)
+    keys = client.queue_keys("default")
+    flagged, other = client.enqueue("a"), client.enqueue("b")
+    fetched = parse_fetch(
+        "default", run_script(client.redis, build_fetch(client.settings, "default", 2, "w1"))
+    )
+    assert {job.id for job in fetched.jobs} == {flagged.id, other.id}
+    assert client.cancel(flagged.id, force=mode == "force", reason="user_requested") == "requested"
+    assert client.recover_expired_leases(["default"], worker_id="w1") == {"requeued": 1, "dead_lettered": 0}
+    record = client.get_task(flagged.id)
+    assert (record.status, record.cancel_reason, record.worker) == (
+        TaskStatus.CANCELLED,
+        "user_requested",
+        None,
+    )
+    assert client.redis.hget(keys.task(flagged.id), "cancel_requested") is None
+    assert client.redis.ttl(keys.task(flagged.id)) > 0  # a finished record expires like any cancelled one
+    assert client.get_task(other.id).status == TaskStatus.QUEUED
+    assert int(client.redis.hget(keys.stats, "cancelled") or 0) == 1
+    events = [fields["event"] for _, fields in client.redis.xrange(keys.events)]
+    assert events.count("cancelled") == 1 and events.count("lease_lost") == 1
+    with pytest.raises(TaskCancelled):
+        flagged.result(timeout=1)
+    # Idempotent: nothing is leased any more.
+    assert client.recover_expired_leases(["default"], worker_id="w1") == {"requeued": 0, "dead_lettered": 0}
+    client.close()
