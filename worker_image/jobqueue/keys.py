@@ -111,6 +111,19 @@ class QueueKeys:
         """List a parked worker blocks on; enqueue pushes tasks already leased to it (lua/_handoff.lua)."""
         return f"{self._base}:inbox:{worker_id}"
 
+    def held(self, worker_id: str) -> str:
+        """Set of the task ids leased to one worker: the index that recovers a dead worker's leases
+        without reading every lease of the queue. Maintained by the lease scripts (fetch, hand-off, ack,
+        fail, release, heartbeat, recover); an id may outlive its lease there (the expiry reaper leaves
+        it), so every reader checks the task hash, and the set expires a while after the worker's last
+        fetch or heartbeat."""
+        return f"{self._base}:held:{worker_id}"
+
+    def children(self, task_id: str) -> str:
+        """List of the task hash keys of a task's children (workflow dependents), one RPUSH per child
+        registered: a parent's child list is never rewritten. Lives as long as the task hash."""
+        return f"{self._base}:children:{task_id}"
+
     @property
     def config(self) -> str:
         """Hash of live queue configuration (paused, rate limit, max in-flight, priority policy)."""

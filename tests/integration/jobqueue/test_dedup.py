@@ -24,7 +24,9 @@ def fetch_one(client: Client) -> Job:
 
 def succeed(client: Client, job: Job) -> None:
     outcome = Outcome(job.id, job.token, OutcomeKind.SUCCESS, "1")
-    assert run_script(client.redis, build_completion(client.settings, job, outcome, None)) == 1
+    assert run_script(
+        client.redis, build_completion(client.settings, job, outcome, None, worker_id="w1")
+    ) == [1]
 
 
 def test_same_unique_task_twice_gives_the_same_id_and_one_task(client: Client) -> None:
@@ -96,7 +98,9 @@ def test_failed_final_attempt_releases_the_key_when_rerun_is_allowed(client: Cli
     first = client.enqueue("flaky", unique=True, unique_rerun=True)
     job = fetch_one(client)
     outcome = Outcome(job.id, job.token, OutcomeKind.ERROR, error="ValueError: x")
-    assert run_script(client.redis, build_completion(client.settings, job, outcome, None)) == 2
+    assert run_script(
+        client.redis, build_completion(client.settings, job, outcome, None, worker_id="w1")
+    ) == [3]
     assert client.enqueue("flaky", unique=True, unique_rerun=True).id != first.id
 
 

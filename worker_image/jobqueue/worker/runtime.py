@@ -23,6 +23,7 @@ from types import FrameType
 
 from jobqueue.app import App
 from jobqueue.broker.client import HOLD
+from jobqueue.broker.completion import parse_completion
 from jobqueue.broker.enqueue import build_recover
 from jobqueue.broker.redis_io import connect, load_all_scripts, run_scripts, translate_errors
 from jobqueue.broker.scripts import ScriptCall
@@ -38,6 +39,7 @@ from jobqueue.worker.jobs import (
     OutcomeKind,
     build_heartbeat,
     build_release,
+    log_stale_completion,
     parse_heartbeat,
     plan_completions,
 )
@@ -229,7 +231,10 @@ class Worker(Fetching):
     def _release(self, jobs: list[Job]) -> None:
         for attempt in range(20):
             try:
-                run_scripts(self.redis, [build_release(self.settings, job) for job in jobs])
+                calls = [build_release(self.settings, job, worker_id=self.worker_id) for job in jobs]
+                replies = run_scripts(self.redis, calls)
+                for job, reply in zip(jobs, replies, strict=True):
+                    log_stale_completion(job, "hand-back", parse_completion(reply)[0])
                 return
             except BrokerUnavailable:
                 time.sleep(min(0.1 * 2**attempt, 1.0))
@@ -295,7 +300,9 @@ class Worker(Fetching):
                         break
                     self._ack_wanted.wait(timeout=remaining)
                 batch = list(self._book.unacked)
-            plan = plan_completions(self.settings, batch, self._retry_policy, self._rng)
+            plan = plan_completions(
+                self.settings, batch, self._retry_policy, self._rng, worker_id=self.worker_id
+            )
             try:
                 results = plan.results(run_scripts(self.redis, plan.calls))
                 backoff = 0.05
@@ -306,13 +313,7 @@ class Worker(Fetching):
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
                 continue
             for (job, outcome), result in zip(batch, results, strict=True):
-                if result == 0:
-                    log.warning(
-                        "task %s: lease lost before its %s was recorded; another attempt owns it",
-                        job.id,
-                        outcome.kind.value,
-                        extra={"task_id": job.id, "queue": job.queue},
-                    )
+                log_stale_completion(job, outcome.kind.value, result)
             with self._lock:
                 for _ in batch:
                     self._book.unacked.popleft()

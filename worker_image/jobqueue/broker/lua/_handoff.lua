@@ -78,6 +78,10 @@ local function jq_handoff(wake_key, task_key, id, now, events_max)
     redis.call('HDEL', parked, worker)
   end
   record[#record + 1] = capacity
+  -- The worker's held set (keys.QueueKeys.held), as fetch.lua keeps it for what it leases.
+  local held = jq_queue_key(wake_key, 'held:' .. worker)
+  redis.call('SADD', held, id)
+  redis.call('PEXPIRE', held, 2 * lease_ms)
   local inbox = jq_queue_key(wake_key, 'inbox:' .. worker)
   redis.call('RPUSH', inbox, cjson.encode(record))
   redis.call('PEXPIRE', inbox, lease_ms)
