@@ -103,8 +103,8 @@ class QueueKeys:
 
     @property
     def parked(self) -> str:
-        """Hash of parked (idle, blocked on their inbox) workers: id -> "<expires ms> <lease ms> <capacity>";
-        enqueue hands ready tasks to them directly (lua/_handoff.lua derives it from the wake key)."""
+        """Hash of parked (idle, blocked on their inbox) workers: id -> their entry (expiry, lease, capacity,
+        inbox and held set keys; lua/_handoff.lua); enqueue hands ready tasks to them directly."""
         return f"{self._base}:parked"
 
     def inbox(self, worker_id: str) -> str:

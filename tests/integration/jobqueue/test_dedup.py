@@ -132,3 +132,17 @@ def test_cli_enqueue_unique_and_depends_on(
     assert cli.main(["enqueue", "after", "--depends-on", first]) == 0
     child = capsys.readouterr().out.strip()
     assert client.get_task(child).parents == [first]
+
+
+def test_the_dedup_key_names_its_holders_hash_and_a_key_holding_a_bare_id_still_counts(
+    client: Client,
+) -> None:
+    keys = client.queue_keys("default")
+    first = client.enqueue("send", ["a"], unique=True)
+    [dedup_key] = client.redis.keys(f"{client.settings.key_prefix}:*:unique:*")
+    # The holder's task hash key, made by the key module: the script reads it without building a key.
+    assert client.redis.get(dedup_key) == keys.task(first.id)
+    # A dedup key written before that layout holds the bare id: still understood.
+    client.redis.set(dedup_key, first.id)
+    second = client.enqueue("send", ["a"], unique=True)
+    assert second.id == first.id and second.deduplicated

@@ -151,11 +151,12 @@ def test_promote_moves_due_delayed_tasks_and_wakes_workers(client: Client) -> No
 
 
 def test_a_task_handed_to_a_parked_worker_is_indexed_as_that_workers_lease(client: Client) -> None:
-    run_script(client.redis, build_fetch(client.settings, "default", 4, "parked-w", 5000))  # nothing: parks
+    # A worker id with a space: the parked entry must still name its inbox and held set unambiguously.
+    run_script(client.redis, build_fetch(client.settings, "default", 4, "parked w", 5000))  # nothing: parks
     h = client.enqueue("a")
-    assert client.get_task(h.id).worker == "parked-w"
-    assert held(client, "parked-w") == {h.id}
-    assert client.recover_expired_leases(["default"], worker_id="parked-w") == {
+    assert client.get_task(h.id).worker == "parked w"
+    assert held(client, "parked w") == {h.id}
+    assert client.recover_expired_leases(["default"], worker_id="parked w") == {
         "requeued": 1,
         "dead_lettered": 0,
     }

@@ -298,6 +298,12 @@ def build_enqueue(settings: Settings, request: EnqueueRequest) -> tuple[str, Scr
             keys.wake,
             keys.events,
             keys.stats,
+            # the hand-off's keys (lua/_handoff.lua)
+            keys.parked,
+            *keys.ready_all,
+            keys.leases,
+            keys.rate,
+            keys.config,
             *unique_keys,
             keys.children(task_id),
             *parent_keys,

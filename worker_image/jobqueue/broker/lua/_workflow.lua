@@ -13,7 +13,8 @@ Keys are never built here. They were computed by the Python key module at enqueu
                 own queue (children = its own child list, for the cascade below)
                 pending_parents = parents not yet succeeded; pass_result = '' | 'first' | 'list'
                 presult:<parent id> = a parent's result JSON, kept for pass_result
-  unique task:  unique_key = its dedup key (same queue, same slot), unique_rerun = '1' to release it
+  unique task:  unique_key = its dedup key (same queue, same slot; it holds the task hash key of its
+                holder), unique_rerun = '1' to release it
 On a single Redis children may live in other queues. On Redis Cluster a script may only touch its own slot,
 so a workflow must stay in one queue there (see docs/workflows.md). ]]
 
@@ -25,10 +26,14 @@ local JQ_CASCADE_LIMIT = 10000
 
 -- Release a finished task's dedup key when re-execution after completion is allowed. Compare-and-delete:
 -- after the key's TTL another task may hold it, and that one must keep it.
+-- The key holds the holder's task hash key (a bare id when written before that layout).
 local function jq_release_unique(task_key, id)
   local u = redis.call('HMGET', task_key, 'unique_key', 'unique_rerun')
-  if u[1] and u[2] == '1' and redis.call('GET', u[1]) == id then
-    redis.call('DEL', u[1])
+  if u[1] and u[2] == '1' then
+    local holder = redis.call('GET', u[1])
+    if holder == task_key or holder == id then
+      redis.call('DEL', u[1])
+    end
   end
 end
 

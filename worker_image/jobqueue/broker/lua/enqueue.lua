@@ -2,7 +2,9 @@
 KEYS[1] task hash          KEYS[2] ready list of the task's priority
 KEYS[3] delayed zset       KEYS[4] wake list (marker for idle workers)
 KEYS[5] event stream       KEYS[6] stats hash
-KEYS[7] dedup key, only when ARGV[5] > 0 (same queue, so same slot)
+KEYS[7] parked workers hash  KEYS[8] ready high  KEYS[9] ready medium  KEYS[10] ready low
+KEYS[11] lease zset         KEYS[12] rate-limit state   KEYS[13] queue config hash  (7-13: the hand-off)
+KEYS[14] dedup key, only when ARGV[5] > 0 (same queue, so same slot)
 KEYS[#KEYS - 2P] this task's own child list (keys.QueueKeys.children; not touched here: stored in its
         dep_keys, so a cascade reaching this task can walk on to its children)
 KEYS[last 2P .. last P + 1] the parents' task hashes, in the order of the parent ids in ARGV (P = ARGV[10])
@@ -12,7 +14,7 @@ ARGV[3] countdown in ms (added to server time; 0 = none)
 ARGV[4] event stream max length (approximate)
 ARGV[5] dedup key TTL in seconds (0 = not unique)
 ARGV[6] '1' to release the dedup key once the task completes (re-execution allowed), else '0'
-ARGV[7] task key prefix of the queue (the dedup key holds an id; its hash is prefix .. id)
+ARGV[7] task key prefix of the queue (a dedup key holds its holder's task hash key, which starts with it)
 ARGV[8] completion channel of this task (stored for a dependency-failed cancel)
 ARGV[9] pass_result: '' | 'first' (first arg = the parent's result) | 'list' (first arg = all results)
 ARGV[10] P, the number of parents     ARGV[11 .. 10+P] parent task ids
@@ -43,11 +45,19 @@ for i = 1, nparents do
   end
 end
 
--- Deduplication: the dedup key holds the id of the live task with this signature.
+-- Deduplication: the dedup key holds the task hash key of the live task with this signature (a key made
+-- by the Python key module, so the holder's hash is read without building its key here). A dedup key
+-- written before this layout holds the bare id: only then is the holder's key prefix .. id.
 if unique_ttl > 0 then
-  if not redis.call('SET', KEYS[7], ARGV[1], 'NX', 'EX', unique_ttl) then
-    local holder = redis.call('GET', KEYS[7])
-    local held = redis.call('HGET', ARGV[7] .. holder, 'status')
+  if not redis.call('SET', KEYS[14], KEYS[1], 'NX', 'EX', unique_ttl) then
+    local holder_key = redis.call('GET', KEYS[14])
+    local holder = holder_key
+    if string.sub(holder_key, 1, #ARGV[7]) == ARGV[7] then
+      holder = string.sub(holder_key, #ARGV[7] + 1)
+    else
+      holder_key = ARGV[7] .. holder_key
+    end
+    local held = redis.call('HGET', holder_key, 'status')
     local finished = held == 'SUCCESS' or held == 'FAILED' or held == 'TIMEOUT' or held == 'CANCELLED'
     -- A holder whose record is gone cannot be returned; a finished one is replaced only if re-execution
     -- is allowed (its release on completion was the normal path; this covers a key set before that).
@@ -55,7 +65,7 @@ if unique_ttl > 0 then
       redis.call('HINCRBY', KEYS[6], 'deduplicated', 1)
       return {2, held, holder}
     end
-    redis.call('SET', KEYS[7], ARGV[1], 'EX', unique_ttl)
+    redis.call('SET', KEYS[14], KEYS[1], 'EX', unique_ttl)
   end
 end
 
@@ -72,7 +82,7 @@ end
 local spec_count = #fields
 if unique_ttl > 0 then
   fields[#fields + 1] = 'unique_key'
-  fields[#fields + 1] = KEYS[7]
+  fields[#fields + 1] = KEYS[14]
   fields[#fields + 1] = 'unique_rerun'
   fields[#fields + 1] = ARGV[6]
 end
@@ -151,7 +161,7 @@ elseif status == 'CANCELLED' then
   redis.call('HSET', KEYS[1], 'cancel_reason', 'dependency_failed', 'completed_at', now)
   redis.call('EXPIRE', KEYS[1], tonumber(redis.call('HGET', KEYS[1], 'result_ttl')) or 86400)
   if unique_ttl > 0 and ARGV[6] == '1' then
-    redis.call('DEL', KEYS[7])
+    redis.call('DEL', KEYS[14])
   end
   redis.call('HINCRBY', KEYS[6], 'cancelled', 1)
 end
@@ -167,7 +177,9 @@ else
     'status', status, unpack(fields, 1, spec_count))
 end
 -- A parked worker takes it at once, leased (_handoff.lua); else it queues and idle workers are woken.
-if status == 'QUEUED' and not jq_handoff(KEYS[4], KEYS[1], ARGV[1], now, ARGV[4]) then
+local handoff_keys = {parked = KEYS[7], high = KEYS[8], medium = KEYS[9], low = KEYS[10],
+  delayed = KEYS[3], leases = KEYS[11], rate = KEYS[12], config = KEYS[13], events = KEYS[5], stats = KEYS[6]}
+if status == 'QUEUED' and not jq_handoff(handoff_keys, KEYS[1], ARGV[1], now, ARGV[4]) then
   redis.call('RPUSH', KEYS[2], ARGV[1])
   jq_wake(KEYS[4])
 end

@@ -27,6 +27,7 @@ Flow control: _flow.lua (shared with the hand-off); priority_policy ('strict' | 
 --@include _common
 --@include _flow
 --@include _lease
+--@include _handoff
 --@include _promote
 local now = jq_now()
 local prefix = ARGV[4]
@@ -179,6 +180,6 @@ if count == requested and redis.call('LLEN', KEYS[6]) == 0 and (redis.call('LLEN
 end
 -- Nothing to run and nothing flow control holds back: park, so the next task enqueued is handed here.
 if park_ms and park_ms > 0 and handed + count == 0 and requested > 0 then
-  redis.call('HSET', KEYS[11], ARGV[2], (now + park_ms) .. ' ' .. ARGV[3] .. ' ' .. requested)
+  redis.call('HSET', KEYS[11], ARGV[2], jq_parked_entry(now + park_ms, ARGV[3], requested, KEYS[12], KEYS[13]))
 end
 return out
