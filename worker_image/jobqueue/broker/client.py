@@ -335,13 +335,17 @@ class Client(DeadLetterOperations):
         self, queues: Sequence[str] | None = None, worker_id: str = ""
     ) -> dict[str, dict[str, int]]:
         """``recover_expired_leases`` with the counts of each queue: {queue: {'requeued', 'dead_lettered'}}.
-        One round trip for every queue."""
+        One round trip for every queue (and one more per 1,000 leases a dead worker held beyond the first)."""
         names = list(queues) if queues is not None else self.known_queues()
         counts = {validate_queue_name(q): {"requeued": 0, "dead_lettered": 0} for q in names}
         pending = list(counts)
         # A dead worker's leases come from its held set, a bounded batch per call: call again for the
-        # queues where some are left (the expiry reaper always reports none left).
-        while pending:
+        # queues where some are left (the expiry reaper always reports none left). Each call empties its
+        # batch from the set, so this ends; the cap only guards against a worker that is not dead after all
+        # and keeps leasing.
+        for _ in range(100):
+            if not pending:
+                break
             replies = run_scripts(self.redis, [build_recover(self.settings, q, worker_id) for q in pending])
             for queue, result in zip(pending, replies, strict=True):
                 counts[queue]["requeued"] += int(result[0])
