@@ -160,3 +160,19 @@ def test_a_task_handed_to_a_parked_worker_is_indexed_as_that_workers_lease(clien
         "requeued": 1,
         "dead_lettered": 0,
     }
+
+
+def test_recovering_one_worker_reads_only_its_own_tasks(client: Client) -> None:
+    for i in range(53):
+        client.enqueue("a", [i])
+    fetch(client, 50, "busy-pod")
+    fetch(client, 3, "dead-pod")
+    client.redis.config_resetstat()  # commands run by scripts are counted too
+    assert client.recover_expired_leases(["default"], worker_id="dead-pod") == {
+        "requeued": 3,
+        "dead_lettered": 0,
+    }
+    stats = client.redis.info("commandstats")
+    # One task hash read per lease of the dead worker; the busy worker's 50 leases are never looked at.
+    assert stats["cmdstat_hmget"]["calls"] == 3
+    assert "cmdstat_zrange" not in stats
