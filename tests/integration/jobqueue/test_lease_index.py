@@ -176,3 +176,17 @@ def test_recovering_one_worker_reads_only_its_own_tasks(client: Client) -> None:
     # One task hash read per lease of the dead worker; the busy worker's 50 leases are never looked at.
     assert stats["cmdstat_hmget"]["calls"] == 3
     assert "cmdstat_zrange" not in stats
+
+
+def test_lost_lease_history_is_bounded_like_retry_history(settings: Settings) -> None:
+    client = Client(
+        settings.model_copy(update={"lease_seconds": 0.2, "max_lost_leases": 100, "retry_history_max": 2})
+    )
+    h = client.enqueue("a")
+    for _ in range(4):
+        fetch(client, 1, "w1")
+        time.sleep(0.25)
+        assert client.recover_expired_leases(["default"]) == {"requeued": 1, "dead_lettered": 0}
+    record = client.get_task(h.id)
+    assert record.lost_leases == 4 and [e["attempt"] for e in record.retry_history] == [3, 4]
+    client.close()

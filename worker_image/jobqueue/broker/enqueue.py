@@ -478,6 +478,7 @@ def build_recover(settings: Settings, queue: str, worker_id: str = "", limit: in
             settings.events_max_length,
             worker_id,
             keys.done_channel_prefix,
+            settings.retry_history_max,
         ),
     )
 

@@ -8,7 +8,7 @@ ARGV[1] task key prefix (ids are found inside the script; keys share the queue's
 ARGV[2] max leases recovered per call     ARGV[3] max lost leases before a task is poison (process default)
 ARGV[4] event stream max length           ARGV[5] worker id: '' = every expired lease, else every lease
         held by that worker whatever its expiry (the worker is known dead)
-ARGV[6] completion channel prefix
+ARGV[6] completion channel prefix          ARGV[7] max history entries kept on the task (as fail.lua's)
 Returns {requeued, dead_lettered, left}: left = ids still in the worker's held set (call again while > 0);
 always 0 for the expiry reaper, whose next call finds the next expired leases.
 Cost: the expiry reaper reads the lease zset by score (O(log n + k)); a named worker's leases come from
@@ -48,6 +48,11 @@ for _, id in ipairs(ids) do
       local history = cjson.decode(f[6] or '[]')
       history[#history + 1] = {attempt = tonumber(f[5]), error = err, traceback = cjson.null,
         backoff_seconds = cjson.null, at = now / 1000}
+      -- Bounded like fail.lua's: with a high max_lost_leases a task could otherwise grow it without end.
+      local keep = tonumber(ARGV[7]) or #history
+      while #history > keep do
+        table.remove(history, 1)
+      end
       redis.call('HSET', key, 'history', cjson.encode(history), 'error', err)
       if lost > max_lost then
         redis.call('HSET', key, 'status', 'FAILED', 'dead_letter_reason', 'lease_lost_too_often',
