@@ -89,7 +89,8 @@ def lease_and_ack(client: Client, queue: str, count: int, batch: int) -> int:
             continue
         done_batch = [(j, Outcome(j.id, j.token, OutcomeKind.SUCCESS, "null")) for j in reply.jobs]
         # As the worker records outcomes: successes grouped into fenced ack calls, sent in one pipeline.
-        run_scripts(client.redis, plan_completions(client.settings, done_batch, lambda _job: None).calls)
+        plan = plan_completions(client.settings, done_batch, lambda _job: None, worker_id="bench")
+        run_scripts(client.redis, plan.calls)
         round_trips += 1
         done += len(reply.jobs)
     return round_trips

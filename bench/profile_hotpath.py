@@ -12,6 +12,7 @@ wall time (round trip: socket syscalls, redis-py packing and parsing, scheduling
 from __future__ import annotations
 
 import argparse
+import inspect
 import random
 import statistics
 import tempfile
@@ -41,9 +42,13 @@ def completion_calls(
 ) -> list[ScriptCall]:
     """The calls the worker's acker sends for a batch of outcomes (so older versions can be compared: before
     batched acks there was one ack call per task, pipelined)."""
+    # Trees before the held-lease index take no worker id.
+    worker: dict[str, Any] = {}
+    if "worker_id" in inspect.signature(jobs.build_completion).parameters:
+        worker = {"worker_id": "prof"}
     if hasattr(jobs, "plan_completions"):
-        return list(jobs.plan_completions(settings, pairs, lambda job: None, rng).calls)
-    return [jobs.build_completion(settings, job, outcome, None, rng) for job, outcome in pairs]
+        return list(jobs.plan_completions(settings, pairs, lambda job: None, rng, **worker).calls)
+    return [jobs.build_completion(settings, job, outcome, None, rng, **worker) for job, outcome in pairs]
 
 
 def _redis_usec(conn: redis.Redis) -> tuple[int, int, float]:

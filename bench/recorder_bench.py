@@ -48,7 +48,13 @@ def produce_and_process(client: Client, tasks: int, batch: int = 500) -> int:
         reply = run_script(client.redis, build_fetch(client.settings, "default", n, "bench-worker"))
         jobs = parse_fetch("default", reply).jobs
         calls = [
-            build_completion(client.settings, j, Outcome(j.id, j.token, OutcomeKind.SUCCESS, "1"), None)
+            build_completion(
+                client.settings,
+                j,
+                Outcome(j.id, j.token, OutcomeKind.SUCCESS, "1"),
+                None,
+                worker_id="bench-worker",
+            )
             for j in jobs
         ]
         run_scripts(client.redis, calls)

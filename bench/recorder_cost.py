@@ -53,7 +53,13 @@ def produce(client: Client, tasks: int, fetch_batch: int) -> None:
         run_scripts(
             client.redis,
             [
-                build_completion(client.settings, j, Outcome(j.id, j.token, OutcomeKind.SUCCESS, "1"), None)
+                build_completion(
+                    client.settings,
+                    j,
+                    Outcome(j.id, j.token, OutcomeKind.SUCCESS, "1"),
+                    None,
+                    worker_id="bench-w",
+                )
                 for j in jobs
             ],
         )

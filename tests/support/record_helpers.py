@@ -22,13 +22,17 @@ def fetch(client: Client, n: int = 10, queue: str = "default", worker: str = "w1
 
 def succeed(client: Client, job: Job, result_json: str = "null") -> int:
     outcome = Outcome(job.id, job.token, OutcomeKind.SUCCESS, result_json)
-    return int(run_script(client.redis, build_completion(client.settings, job, outcome, None)))
+    return int(
+        run_script(client.redis, build_completion(client.settings, job, outcome, None, worker_id="w1"))[0]
+    )
 
 
 def fail(client: Client, job: Job, error: str, retry: bool, traceback: str = "") -> int:
     outcome = Outcome(job.id, job.token, OutcomeKind.ERROR, error=error, traceback=traceback, retryable=retry)
     policy = RetryPolicy(backoff="constant", base_seconds=0.0, jitter=False) if retry else None
-    return int(run_script(client.redis, build_completion(client.settings, job, outcome, policy)))
+    return int(
+        run_script(client.redis, build_completion(client.settings, job, outcome, policy, worker_id="w1"))[0]
+    )
 
 
 def make_recorder(client: Client, pool: ConnectionPool, **options: Any) -> Recorder:

@@ -103,13 +103,26 @@ class QueueKeys:
 
     @property
     def parked(self) -> str:
-        """Hash of parked (idle, blocked on their inbox) workers: id -> "<expires ms> <lease ms> <capacity>";
-        enqueue hands ready tasks to them directly (lua/_handoff.lua derives it from the wake key)."""
+        """Hash of parked (idle, blocked on their inbox) workers: id -> their entry (expiry, lease, capacity,
+        inbox and held set keys; lua/_handoff.lua); enqueue hands ready tasks to them directly."""
         return f"{self._base}:parked"
 
     def inbox(self, worker_id: str) -> str:
         """List a parked worker blocks on; enqueue pushes tasks already leased to it (lua/_handoff.lua)."""
         return f"{self._base}:inbox:{worker_id}"
+
+    def held(self, worker_id: str) -> str:
+        """Set of the task ids leased to one worker: the index that recovers a dead worker's leases
+        without reading every lease of the queue. Maintained by the lease scripts (fetch, hand-off, ack,
+        fail, release, heartbeat, recover); an id may outlive its lease there (the expiry reaper leaves
+        it), so every reader checks the task hash, and the set expires a while after the worker's last
+        fetch or heartbeat."""
+        return f"{self._base}:held:{worker_id}"
+
+    def children(self, task_id: str) -> str:
+        """List of the task hash keys of a task's children (workflow dependents), one RPUSH per child
+        registered: a parent's child list is never rewritten. Lives as long as the task hash."""
+        return f"{self._base}:children:{task_id}"
 
     @property
     def config(self) -> str:

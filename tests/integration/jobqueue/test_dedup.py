@@ -24,7 +24,9 @@ def fetch_one(client: Client) -> Job:
 
 def succeed(client: Client, job: Job) -> None:
     outcome = Outcome(job.id, job.token, OutcomeKind.SUCCESS, "1")
-    assert run_script(client.redis, build_completion(client.settings, job, outcome, None)) == 1
+    assert run_script(
+        client.redis, build_completion(client.settings, job, outcome, None, worker_id="w1")
+    ) == [1]
 
 
 def test_same_unique_task_twice_gives_the_same_id_and_one_task(client: Client) -> None:
@@ -96,7 +98,9 @@ def test_failed_final_attempt_releases_the_key_when_rerun_is_allowed(client: Cli
     first = client.enqueue("flaky", unique=True, unique_rerun=True)
     job = fetch_one(client)
     outcome = Outcome(job.id, job.token, OutcomeKind.ERROR, error="ValueError: x")
-    assert run_script(client.redis, build_completion(client.settings, job, outcome, None)) == 2
+    assert run_script(
+        client.redis, build_completion(client.settings, job, outcome, None, worker_id="w1")
+    ) == [3]
     assert client.enqueue("flaky", unique=True, unique_rerun=True).id != first.id
 
 
@@ -128,3 +132,17 @@ def test_cli_enqueue_unique_and_depends_on(
     assert cli.main(["enqueue", "after", "--depends-on", first]) == 0
     child = capsys.readouterr().out.strip()
     assert client.get_task(child).parents == [first]
+
+
+def test_the_dedup_key_names_its_holders_hash_and_a_key_holding_a_bare_id_still_counts(
+    client: Client,
+) -> None:
+    keys = client.queue_keys("default")
+    first = client.enqueue("send", ["a"], unique=True)
+    [dedup_key] = client.redis.keys(f"{client.settings.key_prefix}:*:unique:*")
+    # The holder's task hash key, made by the key module: the script reads it without building a key.
+    assert client.redis.get(dedup_key) == keys.task(first.id)
+    # A dedup key written before that layout holds the bare id: still understood.
+    client.redis.set(dedup_key, first.id)
+    second = client.enqueue("send", ["a"], unique=True)
+    assert second.id == first.id and second.deduplicated

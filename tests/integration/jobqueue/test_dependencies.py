@@ -9,6 +9,7 @@ from dataclasses import replace
 import pytest
 
 from jobqueue import AsyncClient, Client, Settings, Signature, TaskStatus, ValidationError, chain
+from jobqueue.broker.completion import CompletionCode, parse_completion
 from jobqueue.broker.enqueue import make_request
 from jobqueue.broker.leases import Job, Outcome, OutcomeKind, build_completion, build_fetch, parse_fetch
 from jobqueue.broker.redis_io import run_script
@@ -20,9 +21,12 @@ def fetch(client: Client, n: int = 10, queue: str = "default") -> list[Job]:
     return parse_fetch(queue, run_script(client.redis, build_fetch(client.settings, queue, n, "w1"))).jobs
 
 
-def finish(client: Client, job: Job, kind: OutcomeKind = OutcomeKind.SUCCESS, result: str = "null") -> int:
+def finish(
+    client: Client, job: Job, kind: OutcomeKind = OutcomeKind.SUCCESS, result: str = "null"
+) -> CompletionCode:
     outcome = Outcome(job.id, job.token, kind, result, error="ValueError: no")
-    return int(run_script(client.redis, build_completion(client.settings, job, outcome, None)))
+    call = build_completion(client.settings, job, outcome, None, worker_id="w1")
+    return parse_completion(run_script(client.redis, call))[0]
 
 
 def status(client: Client, task_id: str) -> TaskStatus:
@@ -68,7 +72,7 @@ def test_final_failure_cancels_every_descendant_once(client: Client) -> None:
     c = client.enqueue("c", depends_on=[a]).id
     d = client.enqueue("d", depends_on=[b, c]).id
     [job] = fetch(client)
-    assert finish(client, job, OutcomeKind.ERROR) == 2
+    assert finish(client, job, OutcomeKind.ERROR) == CompletionCode.FINISHED
     assert status(client, a) == TaskStatus.FAILED
     for task_id in (b, c, d):
         record = client.get_task(task_id)

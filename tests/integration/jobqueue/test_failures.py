@@ -68,8 +68,8 @@ def test_stalled_worker_cannot_complete_after_losing_its_lease(
         assert client.get_task(h.id).worker == "fresh"
     finally:
         stalled.signal_group(signal.SIGCONT)
-    # The stalled attempt finishes its work but its ack carries a stale fencing token.
-    wait_until(lambda: "lease lost before its success was recorded" in stalled.log(), timeout=20)
+    # The stalled attempt finishes its work but its ack carries a stale fencing token: refused as fenced.
+    wait_until(lambda: "success not recorded: a newer attempt holds the task" in stalled.log(), timeout=20)
     record = client.get_task(h.id)
     assert (record.status, record.worker, record.attempts) == (TaskStatus.SUCCESS, "fresh", 2)
 

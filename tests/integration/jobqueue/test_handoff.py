@@ -75,7 +75,7 @@ def test_an_idle_worker_parks_and_an_enqueue_is_leased_into_its_inbox_as_a_fetch
     client: Client,
 ) -> None:
     assert fetch(client, "w1").jobs == []
-    expires, lease_ms, capacity = parked(client)["w1"].split()
+    expires, lease_ms, capacity = parked(client)["w1"].split()[:3]
     assert int(expires) > time.time() * 1000
     assert lease_ms == str(int(client.settings.lease_seconds * 1000)) and capacity == "4"
 

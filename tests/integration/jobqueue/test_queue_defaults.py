@@ -15,7 +15,15 @@ import pytest
 from jq_testing import wait_until
 
 from jobqueue import Client, Settings, TaskStatus
-from jobqueue.broker.leases import Job, Outcome, OutcomeKind, build_completion, build_fetch, parse_fetch
+from jobqueue.broker.completion import CompletionCode, parse_completion
+from jobqueue.broker.leases import (
+    Job,
+    Outcome,
+    OutcomeKind,
+    build_completion,
+    build_fetch,
+    parse_fetch,
+)
 from jobqueue.broker.queue_admin import QueueAdmin
 from jobqueue.broker.redis_io import run_script
 from jobqueue.errors import ValidationError
@@ -32,11 +40,12 @@ def fetch_one(client: Client, queue: str = "default") -> Job:
 
 def fail(
     client: Client, job: Job, policy: RetryPolicy | QueueDefaultRetry | None, draw: float = 0.5
-) -> int:
+) -> CompletionCode:
     outcome = Outcome(job.id, job.token, OutcomeKind.ERROR, error="ValueError: boom", retryable=True)
     rng = random.Random()
     rng.random = lambda: draw  # type: ignore[method-assign]
-    return int(run_script(client.redis, build_completion(client.settings, job, outcome, policy, rng)))
+    call = build_completion(client.settings, job, outcome, policy, rng, worker_id="w1")
+    return parse_completion(run_script(client.redis, call))[0]
 
 
 def last_backoff(client: Client, task_id: str) -> float:
@@ -50,8 +59,8 @@ def test_a_task_without_max_retries_takes_the_queue_default_at_failure_time(clie
     # Set after the enqueue: defaults resolve when the task fails, not when it was enqueued.
     admin.set_retry_defaults("default", max_retries=2, backoff="constant", base_seconds=0, jitter=False)
     for _ in range(2):
-        assert fail(client, fetch_one_due(client), QUEUE_DEFAULT_RETRY) == 1
-    assert fail(client, fetch_one_due(client), QUEUE_DEFAULT_RETRY) == 2
+        assert fail(client, fetch_one_due(client), QUEUE_DEFAULT_RETRY) == CompletionCode.RETRY_SCHEDULED
+    assert fail(client, fetch_one_due(client), QUEUE_DEFAULT_RETRY) == CompletionCode.FINISHED
     record = client.get_task(task)
     assert (record.status, record.retries, record.dead_letter_reason) == (
         TaskStatus.FAILED,
@@ -75,13 +84,13 @@ def fetch_one_due(client: Client) -> Job:
 def test_a_task_s_own_max_retries_wins_over_the_queue_default(client: Client) -> None:
     QueueAdmin(client).set_retry_defaults("default", max_retries=5)
     task = client.enqueue("strict", max_retries=0).id
-    assert fail(client, fetch_one(client), QUEUE_DEFAULT_RETRY) == 2
+    assert fail(client, fetch_one(client), QUEUE_DEFAULT_RETRY) == CompletionCode.FINISHED
     assert client.get_task(task).dead_letter_reason == "max_retries_exceeded"
 
 
 def test_a_queue_without_defaults_does_not_retry_a_task_that_set_none(client: Client) -> None:
     client.enqueue("plain")
-    assert fail(client, fetch_one(client), QUEUE_DEFAULT_RETRY) == 2
+    assert fail(client, fetch_one(client), QUEUE_DEFAULT_RETRY) == CompletionCode.FINISHED
 
 
 @pytest.mark.parametrize(
@@ -103,7 +112,7 @@ def test_the_queue_default_backoff_matches_the_python_policy(
     )
     task = client.enqueue("t").id
     client.redis.hset(client.queue_keys("default").task(task), "retries", retries_before)
-    assert fail(client, fetch_one(client), QUEUE_DEFAULT_RETRY) == 1
+    assert fail(client, fetch_one(client), QUEUE_DEFAULT_RETRY) == CompletionCode.RETRY_SCHEDULED
     assert last_backoff(client, task) == pytest.approx(expected)
     python = RetryPolicy(backoff, 2, 60, jitter=False).delay(retries_before + 1)
     assert last_backoff(client, task) == pytest.approx(python)
@@ -112,14 +121,17 @@ def test_the_queue_default_backoff_matches_the_python_policy(
 def test_queue_default_jitter_uses_the_worker_s_draw(client: Client) -> None:
     QueueAdmin(client).set_retry_defaults("default", max_retries=3, base_seconds=10, jitter=True)
     task = client.enqueue("t").id
-    assert fail(client, fetch_one(client), QUEUE_DEFAULT_RETRY, draw=0.0) == 1
+    assert fail(client, fetch_one(client), QUEUE_DEFAULT_RETRY, draw=0.0) == CompletionCode.RETRY_SCHEDULED
     assert last_backoff(client, task) == pytest.approx(5.0)  # 50 % of 10 s, as RetryPolicy.delay
 
 
 def test_a_task_s_own_backoff_wins_over_the_queue_default(client: Client) -> None:
     QueueAdmin(client).set_retry_defaults("default", max_retries=3, base_seconds=100, jitter=False)
     task = client.enqueue("t").id
-    assert fail(client, fetch_one(client), RetryPolicy("constant", 0.25, jitter=False)) == 1
+    assert (
+        fail(client, fetch_one(client), RetryPolicy("constant", 0.25, jitter=False))
+        == CompletionCode.RETRY_SCHEDULED
+    )
     assert last_backoff(client, task) == pytest.approx(0.25)
 
 

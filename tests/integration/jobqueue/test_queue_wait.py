@@ -43,7 +43,7 @@ def test_a_handed_back_task_waits_from_its_hand_back(client: Client) -> None:
     time.sleep(0.6)
     (job,) = fetch(client).jobs
     time.sleep(0.6)  # running: not waiting
-    assert run_script(client.redis, build_release(client.settings, job)) == 1
+    assert run_script(client.redis, build_release(client.settings, job, worker_id="w1")) == [4]
     reply = fetch(client)
     assert [j.id for j in reply.jobs] == [job.id]
     assert reply.queue_wait_ms[0] < 500
@@ -54,8 +54,9 @@ def test_a_child_waits_from_its_parents_success(client: Client) -> None:
     child = client.enqueue("add", [2, 2], depends_on=[parent.id])
     (job,) = fetch(client).jobs
     time.sleep(0.8)  # the parent runs; the child is PENDING, not waiting in the queue
-    ack = build_completion(client.settings, job, Outcome(job.id, job.token, OutcomeKind.SUCCESS, "2"), None)
-    assert run_script(client.redis, ack) == 1
+    outcome = Outcome(job.id, job.token, OutcomeKind.SUCCESS, "2")
+    ack = build_completion(client.settings, job, outcome, None, worker_id="w1")
+    assert run_script(client.redis, ack) == [1]
     reply = fetch(client)
     assert [j.id for j in reply.jobs] == [child.id]
     assert reply.queue_wait_ms[0] < 500

@@ -11,6 +11,7 @@ import pytest
 
 from jobqueue import AsyncClient, Client, Priority, Settings, TaskStatus
 from jobqueue.broker.batch_enqueue import plan_enqueue
+from jobqueue.broker.completion import CompletionCode, parse_completion
 from jobqueue.broker.enqueue import make_request
 from jobqueue.broker.leases import (
     Job,
@@ -37,8 +38,9 @@ def fetch(client: Client, n: int = 10, queue: str = "default", worker: str = "w1
     return parse_fetch(queue, reply).jobs
 
 
-def complete(client: Client, job: Job, outcome: Outcome, policy: RetryPolicy | None = None) -> int:
-    return int(run_script(client.redis, build_completion(client.settings, job, outcome, policy)))
+def complete(client: Client, job: Job, outcome: Outcome, policy: RetryPolicy | None = None) -> CompletionCode:
+    call = build_completion(client.settings, job, outcome, policy, worker_id="w1")
+    return parse_completion(run_script(client.redis, call))[0]
 
 
 def test_enqueue_creates_a_queued_task(client: Client) -> None:
@@ -74,13 +76,19 @@ def test_ack_with_stale_token_is_rejected(client: Client) -> None:
     h = client.enqueue("add", [1, 2])
     [job] = fetch(client)
     stale = Job(**{**job.to_json(), "token": job.token + 1})
-    assert complete(client, stale, Outcome(h.id, stale.token, OutcomeKind.SUCCESS, "3")) == 0
+    assert (
+        complete(client, stale, Outcome(h.id, stale.token, OutcomeKind.SUCCESS, "3")) == CompletionCode.FENCED
+    )
     assert client.get_task(h.id).status == TaskStatus.RUNNING
-    assert complete(client, job, Outcome(h.id, job.token, OutcomeKind.SUCCESS, "3")) == 1
+    assert (
+        complete(client, job, Outcome(h.id, job.token, OutcomeKind.SUCCESS, "3")) == CompletionCode.SUCCEEDED
+    )
     record = client.get_task(h.id)
     assert (record.status, record.result) == (TaskStatus.SUCCESS, 3)
     # A second ack of the same attempt changes nothing.
-    assert complete(client, job, Outcome(h.id, job.token, OutcomeKind.SUCCESS, "4")) == 0
+    assert (
+        complete(client, job, Outcome(h.id, job.token, OutcomeKind.SUCCESS, "4")) == CompletionCode.LEASE_LOST
+    )
     assert client.get_task(h.id).result == 3
     assert 0 < client.result_ttl(h.id) <= client.settings.result_ttl_seconds  # type: ignore[operator]
 
@@ -90,7 +98,7 @@ def test_fail_retries_with_backoff_then_dead_letters(client: Client) -> None:
     [job] = fetch(client)
     policy = RetryPolicy("constant", 0.2, jitter=False)
     err = Outcome(h.id, job.token, OutcomeKind.ERROR, error="OSError: boom", traceback="tb", retryable=True)
-    assert complete(client, job, err, policy) == 1
+    assert complete(client, job, err, policy) == CompletionCode.RETRY_SCHEDULED
     record = client.get_task(h.id)
     assert record.status == TaskStatus.RETRYING and record.retries == 1
     assert record.retry_history[0]["backoff_seconds"] == pytest.approx(0.2)
@@ -99,7 +107,7 @@ def test_fail_retries_with_backoff_then_dead_letters(client: Client) -> None:
     [job2] = fetch(client)
     assert job2.token == 2 and job2.retries == 1
     err2 = Outcome(h.id, job2.token, OutcomeKind.ERROR, error="OSError: again", retryable=True)
-    assert complete(client, job2, err2, policy) == 2
+    assert complete(client, job2, err2, policy) == CompletionCode.FINISHED
     record = client.get_task(h.id)
     assert record.status == TaskStatus.FAILED
     assert record.dead_letter_reason == "max_retries_exceeded"
@@ -112,10 +120,12 @@ def test_release_hands_task_back_to_the_front(client: Client) -> None:
     second = client.enqueue("b").id
     [job] = fetch(client, 1)
     assert job.id == first
-    assert run_script(client.redis, build_release(client.settings, job)) == 1
+    assert run_script(client.redis, build_release(client.settings, job, worker_id="w1")) == [
+        CompletionCode.RELEASED
+    ]
     assert [j.id for j in fetch(client, 2)] == [first, second]
-    # The releasing worker's token is stale now.
-    assert complete(client, job, Outcome(first, job.token, OutcomeKind.SUCCESS)) == 0
+    # The releasing worker's token is stale now: the task was leased again, with a newer token.
+    assert complete(client, job, Outcome(first, job.token, OutcomeKind.SUCCESS)) == CompletionCode.FENCED
 
 
 def test_heartbeat_renews_and_reports_lost_and_cancelled(client: Client) -> None:
@@ -183,7 +193,7 @@ def test_cancel_running_task_sets_a_flag(client: Client) -> None:
     [job] = fetch(client)
     assert client.cancel(h.id) == "requested"
     outcome = Outcome(h.id, job.token, OutcomeKind.CANCELLED, error="TaskCancelled")
-    assert complete(client, job, outcome) == 2
+    assert complete(client, job, outcome) == CompletionCode.FINISHED
     record = client.get_task(h.id)
     assert (record.status, record.cancel_reason) == (TaskStatus.CANCELLED, "user_requested")
     assert client.queue_depth("default").dead == 0
@@ -268,10 +278,12 @@ def test_many_acks_in_one_round_trip(client: Client) -> None:
         client.enqueue("a", [i])
     jobs = fetch(client, 20)
     calls = [
-        build_completion(client.settings, j, Outcome(j.id, j.token, OutcomeKind.SUCCESS, "1"), None)
+        build_completion(
+            client.settings, j, Outcome(j.id, j.token, OutcomeKind.SUCCESS, "1"), None, worker_id="w1"
+        )
         for j in jobs
     ]
-    assert run_scripts(client.redis, calls) == [1] * 20
+    assert run_scripts(client.redis, calls) == [[1]] * 20
     assert client.queue_depth("default").in_flight == 0
 
 
@@ -353,7 +365,10 @@ def test_one_ack_call_for_many_tasks_is_fenced_per_task(client: Client) -> None:
     done = [(j, Outcome(j.id, j.token, OutcomeKind.SUCCESS, str(i))) for i, j in enumerate(jobs)]
     stale = replace(jobs[3], token=jobs[3].token + 1)
     done[3] = (stale, Outcome(stale.id, stale.token, OutcomeKind.SUCCESS, "99"))
-    assert run_script(client.redis, build_ack(client.settings, done)) == [1] * 3 + [0] + [1] * 16
+    assert (
+        run_script(client.redis, build_ack(client.settings, done, worker_id="w1"))
+        == [1] * 3 + [-2] + [1] * 16
+    )
     assert client.queue_depth("default").in_flight == 1  # the stale one is still leased
     assert client.get_task(jobs[5].id).result == 5
     assert client.get_task(jobs[3].id).status == TaskStatus.RUNNING
@@ -404,11 +419,14 @@ def test_a_task_written_in_the_earlier_layout_runs_as_before(client: Client) -> 
     policy = RetryPolicy("constant", 0.01, jitter=False)
     err = Outcome(task_id, job.token, OutcomeKind.ERROR, error="OSError: boom", retryable=True)
     client.redis.hset(keys.task(task_id), "max_retries", 1)
-    assert complete(client, job, err, policy) == 1
+    assert complete(client, job, err, policy) == CompletionCode.RETRY_SCHEDULED
     time.sleep(0.02)
     [job2] = fetch(client)
     assert (job2.token, job2.retries) == (2, 1)
-    assert complete(client, job2, Outcome(task_id, job2.token, OutcomeKind.SUCCESS, result_json="3")) == 1
+    assert (
+        complete(client, job2, Outcome(task_id, job2.token, OutcomeKind.SUCCESS, result_json="3"))
+        == CompletionCode.SUCCEEDED
+    )
     assert client.get_task(task_id).status == TaskStatus.SUCCESS
 
 
@@ -423,7 +441,10 @@ def test_a_lean_task_counts_retries_and_lost_leases_from_zero(settings: Settings
         [job] = fetch(client)
         assert (job.token, job.retries) == (2, 0)
         err = Outcome(h.id, job.token, OutcomeKind.ERROR, error="OSError: boom", retryable=True)
-        assert complete(client, job, err, RetryPolicy("constant", 0.01, jitter=False)) == 1
+        assert (
+            complete(client, job, err, RetryPolicy("constant", 0.01, jitter=False))
+            == CompletionCode.RETRY_SCHEDULED
+        )
         record = client.get_task(h.id)
         assert (record.attempts, record.retries, record.lost_leases) == (2, 1, 1)
     finally:

@@ -109,7 +109,9 @@ def test_jobqueue_retries_and_dead_letter_settings_apply_in_redis(
     reply = run_script(client.redis, build_fetch(client.settings, "billing", 1, "w"))
     [job] = parse_fetch("billing", reply).jobs
     outcome = Outcome(job.id, job.token, OutcomeKind.ERROR, error="TypeError: no", retryable=True)
-    run_script(client.redis, build_completion(client.settings, job, outcome, QUEUE_DEFAULT_RETRY))
+    run_script(
+        client.redis, build_completion(client.settings, job, outcome, QUEUE_DEFAULT_RETRY, worker_id="w")
+    )
     assert client.get_task(task).dead_letter_reason == "max_retries_exceeded"
 
     def alerting() -> bool:

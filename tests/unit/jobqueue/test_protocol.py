@@ -1,16 +1,19 @@
 """The pure worker protocol: fetch replies in, fenced completion calls out."""
 
 import dataclasses
+import logging
 import random
 
 import pytest
 
 from jobqueue import RetryPolicy, Settings
+from jobqueue.broker.completion import CompletionCode, parse_completion
 from jobqueue.broker.leases import (
     Job,
     Outcome,
     OutcomeKind,
     build_completion,
+    log_stale_completion,
     parse_fetch,
     parse_heartbeat,
     plan_completions,
@@ -30,7 +33,9 @@ def test_parse_fetch() -> None:
 
 
 def test_success_is_a_fenced_ack_with_the_tasks_result_ttl() -> None:
-    call = build_completion(Settings(), JOB, Outcome(JOB.id, 3, OutcomeKind.SUCCESS, "2"), None)
+    call = build_completion(
+        Settings(), JOB, Outcome(JOB.id, 3, OutcomeKind.SUCCESS, "2"), None, worker_id="w1"
+    )
     assert call.script == "ack"
     assert call.args[1:5] == (JOB.id, 3, "2", 60)
 
@@ -45,16 +50,30 @@ def test_successes_of_a_batch_share_one_ack_call_per_queue() -> None:
         (other, Outcome(other.id, 1, OutcomeKind.SUCCESS, "2")),
         (JOB, Outcome(JOB.id, 4, OutcomeKind.SUCCESS, "3")),
     ]
-    plan = plan_completions(Settings(), batch, lambda job: None)
+    plan = plan_completions(Settings(), batch, lambda job: None, worker_id="w1")
     assert [c.script for c in plan.calls] == ["fail", "ack", "ack"]
-    assert plan.slots == [(1, 0), (0, -1), (2, -1), (1, 1)]
-    # one ack for two tasks of 'default' returns a list; a single task returns its number
-    assert plan.results([1, [1, 0], 1]) == [1, 1, 1, 0]
+    assert plan.slots == [(1, 0), (0, 0), (2, 0), (1, 1)]
+    # every completion script replies with a list of codes, one per task
+    assert plan.results([[2], [1, -2], [1]]) == [
+        CompletionCode.SUCCEEDED,
+        CompletionCode.RETRY_SCHEDULED,
+        CompletionCode.SUCCEEDED,
+        CompletionCode.FENCED,
+    ]
+
+
+def test_completion_codes_say_which_outcomes_are_stale() -> None:
+    codes = parse_completion([1, 2, 3, 4, -1, -2, -3])
+    assert [c.stale for c in codes] == [False] * 4 + [True] * 3
+    with pytest.raises(ValueError):
+        parse_completion([0])
 
 
 def test_retryable_error_carries_backoff_from_the_policy() -> None:
     outcome = Outcome(JOB.id, 3, OutcomeKind.ERROR, error="OSError: x", retryable=True)
-    call = build_completion(Settings(), JOB, outcome, RetryPolicy(jitter=False), random.Random(1))
+    call = build_completion(
+        Settings(), JOB, outcome, RetryPolicy(jitter=False), random.Random(1), worker_id="w1"
+    )
     assert call.script == "fail"
     # retries=1 so far: the next is retry #2 → 2 s exponential.
     assert call.args[4:7] == ("1", 2000, "FAILED")
@@ -64,13 +83,13 @@ def test_rejected_messages_are_never_retried() -> None:
     outcome = Outcome(
         JOB.id, 3, OutcomeKind.REJECTED, error="UnknownTask", retryable=True, reject_reason="unknown_task"
     )
-    call = build_completion(Settings(), JOB, outcome, RetryPolicy())
+    call = build_completion(Settings(), JOB, outcome, RetryPolicy(), worker_id="w1")
     assert call.args[4] == "0" and call.args[7] == "unknown_task"
 
 
 def test_timeouts_and_cancels_have_their_final_status() -> None:
     for kind, status in ((OutcomeKind.TIMEOUT, "TIMEOUT"), (OutcomeKind.CANCELLED, "CANCELLED")):
-        call = build_completion(Settings(), JOB, Outcome(JOB.id, 3, kind), RetryPolicy())
+        call = build_completion(Settings(), JOB, Outcome(JOB.id, 3, kind), RetryPolicy(), worker_id="w1")
         assert call.args[6] == status
 
 
@@ -83,7 +102,7 @@ def test_a_task_without_its_own_backoff_leaves_the_delay_to_the_fail_script() ->
     outcome = Outcome(JOB.id, 3, OutcomeKind.ERROR, error="OSError: x", retryable=True)
     rng = random.Random(3)
     draw = random.Random(3).random()
-    call = build_completion(Settings(), JOB, outcome, QUEUE_DEFAULT_RETRY, rng)
+    call = build_completion(Settings(), JOB, outcome, QUEUE_DEFAULT_RETRY, rng, worker_id="w1")
     # '' = compute from the queue's defaults inside fail.lua; the jitter draw travels in ARGV[12].
     assert call.args[4:6] == ("1", "")
     assert call.args[11] == draw
@@ -91,7 +110,7 @@ def test_a_task_without_its_own_backoff_leaves_the_delay_to_the_fail_script() ->
 
 def test_an_unknown_task_is_not_retried_even_under_queue_defaults() -> None:
     outcome = Outcome(JOB.id, 3, OutcomeKind.ERROR, error="x", retryable=True)
-    assert build_completion(Settings(), JOB, outcome, None).args[4:6] == ("0", 0)
+    assert build_completion(Settings(), JOB, outcome, None, worker_id="w1").args[4:6] == ("0", 0)
 
 
 def test_hot_path_constructors_build_the_same_frozen_values() -> None:
@@ -107,3 +126,15 @@ def test_hot_path_constructors_build_the_same_frozen_values() -> None:
         job.token = 4  # type: ignore[misc]
     with pytest.raises(dataclasses.FrozenInstanceError):
         outcome.kind = OutcomeKind.ERROR  # type: ignore[misc]
+
+
+def test_a_stale_completion_is_logged_with_its_task_queue_attempt_and_why(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="jobqueue.broker.leases"):
+        log_stale_completion(JOB, "success", CompletionCode.SUCCEEDED)
+        assert caplog.records == []
+        log_stale_completion(JOB, "success", CompletionCode.FENCED)
+    [record] = caplog.records
+    assert (record.task_id, record.queue, record.attempt, record.stale) == (JOB.id, "default", 3, "fenced")  # type: ignore[attr-defined]
+    assert "a newer attempt holds the task" in record.getMessage()

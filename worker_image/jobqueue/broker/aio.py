@@ -139,8 +139,11 @@ class AsyncClient:
         """The current record of a task; TaskNotFound when it is gone."""
         keys = keys_for_task(self.settings.key_prefix, task_id)
         with translate_errors():
-            values = await self.redis.hmget(keys.task(task_id), TASK_FIELDS)
-        record = parse_task(task_id, values)
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.hmget(keys.task(task_id), TASK_FIELDS)
+            pipe.lrange(keys.children(task_id), 0, -1)
+            values, child_keys = await pipe.execute()
+        record = parse_task(task_id, values, child_keys)
         if record is None:
             raise TaskNotFound(task_id)
         return record

@@ -60,7 +60,16 @@ def _group_keys(prefix: str, queue: str, priority: str) -> tuple[tuple[str, ...]
     """(the leading KEYS of an enqueue_many call, the queue's task key prefix): the same for every call of
     a queue and priority, so built once rather than per call (one-by-one enqueue builds a group per task)."""
     keys = QueueKeys(prefix, queue)
-    return (keys.ready(priority), keys.delayed, keys.wake, keys.events, keys.stats), keys.task_prefix
+    # The hand-off's keys (lua/_handoff.lua) follow the queue's own: every key the script touches is in KEYS.
+    handoff = (keys.parked, *keys.ready_all, keys.leases, keys.rate, keys.config)
+    return (
+        keys.ready(priority),
+        keys.delayed,
+        keys.wake,
+        keys.events,
+        keys.stats,
+        *handoff,
+    ), keys.task_prefix
 
 
 class _Group:

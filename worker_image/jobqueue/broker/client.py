@@ -171,8 +171,11 @@ class Client(DeadLetterOperations):
         """The current record of a task; TaskNotFound once it is gone (e.g. its result TTL expired)."""
         keys = keys_for_task(self.settings.key_prefix, task_id)
         with translate_errors():
-            values = self.redis.hmget(keys.task(task_id), TASK_FIELDS)
-        record = parse_task(task_id, values)
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.hmget(keys.task(task_id), TASK_FIELDS)
+            pipe.lrange(keys.children(task_id), 0, -1)
+            values, child_keys = pipe.execute()
+        record = parse_task(task_id, values, child_keys)
         if record is None:
             raise TaskNotFound(task_id)
         return record
@@ -323,13 +326,23 @@ class Client(DeadLetterOperations):
         self, queues: Sequence[str] | None = None, worker_id: str = ""
     ) -> dict[str, dict[str, int]]:
         """``recover_expired_leases`` with the counts of each queue: {queue: {'requeued', 'dead_lettered'}}.
-        One round trip for every queue."""
+        One round trip for every queue (and one more per 1,000 leases a dead worker held beyond the first)."""
         names = list(queues) if queues is not None else self.known_queues()
-        calls = [build_recover(self.settings, validate_queue_name(q), worker_id) for q in names]
-        return {
-            queue: {"requeued": int(result[0]), "dead_lettered": int(result[1])}
-            for queue, result in zip(names, run_scripts(self.redis, calls), strict=True)
-        }
+        counts = {validate_queue_name(q): {"requeued": 0, "dead_lettered": 0} for q in names}
+        pending = list(counts)
+        # A dead worker's leases come from its held set, a bounded batch per call: call again for the
+        # queues where some are left (the expiry reaper always reports none left). Each call empties its
+        # batch from the set, so this ends; the cap only guards against a worker that is not dead after all
+        # and keeps leasing.
+        for _ in range(100):
+            if not pending:
+                break
+            replies = run_scripts(self.redis, [build_recover(self.settings, q, worker_id) for q in pending])
+            for queue, result in zip(pending, replies, strict=True):
+                counts[queue]["requeued"] += int(result[0])
+                counts[queue]["dead_lettered"] += int(result[1])
+            pending = [q for q, result in zip(pending, replies, strict=True) if int(result[2]) > 0]
+        return counts
 
     def list_workers(self) -> list[WorkerInfo]:
         """Workers that heartbeated recently, with their reported state."""

@@ -278,6 +278,7 @@ def build_enqueue(settings: Settings, request: EnqueueRequest) -> tuple[str, Scr
         fields += ["parents", dumps(parents, "depends_on")]
     unique_keys = (keys.unique(unique_digest(request)),) if request.unique else ()
     parent_keys = tuple(keys_for_task(settings.key_prefix, p).task(p) for p in parents)
+    parent_lists = tuple(keys_for_task(settings.key_prefix, p).children(p) for p in parents)
     call = ScriptCall(
         "enqueue",
         (
@@ -287,8 +288,16 @@ def build_enqueue(settings: Settings, request: EnqueueRequest) -> tuple[str, Scr
             keys.wake,
             keys.events,
             keys.stats,
+            # the hand-off's keys (lua/_handoff.lua)
+            keys.parked,
+            *keys.ready_all,
+            keys.leases,
+            keys.rate,
+            keys.config,
             *unique_keys,
+            keys.children(task_id),
             *parent_keys,
+            *parent_lists,
         ),
         (
             task_id,
@@ -381,8 +390,16 @@ def _cancel_reason(text: str | None) -> CancelReason | None:
         return CancelReason.OTHER
 
 
-def parse_task(task_id: str, values: Sequence[bytes | str | None]) -> TaskRecord | None:
-    """A TaskRecord from an HMGET of TASK_FIELDS, or None when the task hash does not exist."""
+def _child_id(task_key: bytes | str) -> str:
+    """The id at the end of a task hash key (ids hold no ':', see keys.new_task_id)."""
+    return (_text(task_key) or "").rpartition(":")[2]
+
+
+def parse_task(
+    task_id: str, values: Sequence[bytes | str | None], child_keys: Sequence[bytes | str] = ()
+) -> TaskRecord | None:
+    """A TaskRecord from an HMGET of TASK_FIELDS and the task's child list (the children's task hash
+    keys, keys.QueueKeys.children), or None when the task hash does not exist."""
     f = dict(zip(TASK_FIELDS, (_text(v) for v in values), strict=True))
     if f["status"] is None:
         return None
@@ -413,7 +430,8 @@ def parse_task(task_id: str, values: Sequence[bytes | str | None]) -> TaskRecord
         timeout=_float(f["timeout"]),
         soft_timeout=_float(f["soft_timeout"]),
         parents=loads(f["parents"]) or [],
-        children=loads(f["children"]) or [],
+        # A parent written before the child list kept its children's ids in a JSON field.
+        children=(loads(f["children"]) or []) + [_child_id(k) for k in child_keys],
         pending_parents=int(f["pending_parents"] or 0),
     )
 
@@ -425,7 +443,14 @@ def build_cancel(
     keys = QueueKeys(settings.key_prefix, task_id.rpartition(".")[0])
     return ScriptCall(
         "cancel",
-        (keys.task(task_id), keys.ready(priority), keys.delayed, keys.events, keys.stats),
+        (
+            keys.task(task_id),
+            keys.ready(priority),
+            keys.delayed,
+            keys.events,
+            keys.stats,
+            keys.children(task_id),
+        ),
         (
             task_id,
             reason,
@@ -439,11 +464,14 @@ def build_cancel(
 
 
 def build_recover(settings: Settings, queue: str, worker_id: str = "", limit: int = 1000) -> ScriptCall:
-    """The recover script call: expired leases of a queue, or every lease of a worker known dead."""
+    """The recover script call: expired leases of a queue, or the leases of a worker known dead (read
+    from its held set, up to ``limit`` per call). Reply: [requeued, dead_lettered, left, cancelled],
+    left = ids of that worker still to look at (call again while > 0)."""
     keys = QueueKeys(settings.key_prefix, queue)
+    held = (keys.held(worker_id),) if worker_id else ()
     return ScriptCall(
         "recover",
-        (keys.leases, *keys.ready_all, keys.dead, keys.events, keys.stats, keys.wake, keys.config),
+        (keys.leases, *keys.ready_all, keys.dead, keys.events, keys.stats, keys.wake, keys.config, *held),
         (
             keys.task_prefix,
             limit,
@@ -451,6 +479,7 @@ def build_recover(settings: Settings, queue: str, worker_id: str = "", limit: in
             settings.events_max_length,
             worker_id,
             keys.done_channel_prefix,
+            settings.retry_history_max,
             settings.result_ttl_seconds,
         ),
     )

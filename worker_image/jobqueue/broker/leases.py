@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import enum
 import json
+import logging
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from jobqueue.broker.completion import CompletionCode
 from jobqueue.broker.scripts import ScriptCall
 from jobqueue.keys import QueueKeys
 from jobqueue.models import DeadLetterReason, Priority, TaskStatus
@@ -18,6 +20,8 @@ from jobqueue.retry import QueueDefaultRetry, RetryPolicy
 from jobqueue.settings import Settings
 
 FETCH_FIELDS_PER_TASK = 14
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -169,7 +173,8 @@ def _leased_job(queue: str, values: Sequence[Any]) -> tuple[Job, int]:
 def build_fetch(
     settings: Settings, queue: str, max_tasks: int, worker_id: str, park_ms: int | None = None
 ) -> ScriptCall:
-    """The fetch call for one queue (max_tasks = 0 only promotes due delayed tasks).
+    """The fetch call for one queue (max_tasks = 0 only promotes due delayed tasks; the scheduler uses
+    broker.promotion.build_promote for that).
 
     ``park_ms`` (workers only): first leave the parked hash and take what enqueue handed to this worker's
     inbox; then, if the call finds nothing to run and nothing to wait for, park for that long with
@@ -179,7 +184,7 @@ def build_fetch(
         "fetch",
         (
             *k.ready_all, k.delayed, k.leases, k.wake, k.config, k.events, k.stats, k.rate, k.parked,
-            k.inbox(worker_id),
+            k.inbox(worker_id), k.held(worker_id),
         ),
         (
             max_tasks,
@@ -213,15 +218,19 @@ def build_completion(
     outcome: Outcome,
     retry: RetryPolicy | QueueDefaultRetry | None,
     rng: random.Random | None = None,
+    *,
+    worker_id: str,
 ) -> ScriptCall:
-    """The one fenced script call that records an attempt's outcome.
+    """The one fenced script call that records an attempt's outcome; its reply is a list of one
+    CompletionCode (``broker.completion.parse_completion``).
 
-    ``retry`` is the task's own policy, QUEUE_DEFAULT_RETRY when it has none (fail.lua then computes the
-    backoff from the queue's defaults, with a jitter draw made here), or None when the worker does not
-    know the task (then no retry).
+    ``worker_id`` is the worker that holds the lease (its held set loses the id). ``retry`` is the
+    task's own policy, QUEUE_DEFAULT_RETRY when it has none (fail.lua then computes the backoff from the
+    queue's defaults, with a jitter draw made here), or None when the worker does not know the task
+    (then no retry).
     """
     if outcome.kind == OutcomeKind.SUCCESS:
-        return build_ack(settings, [(job, outcome)])
+        return build_ack(settings, [(job, outcome)], worker_id=worker_id)
     k = QueueKeys(settings.key_prefix, job.queue)
     final = {
         OutcomeKind.TIMEOUT: TaskStatus.TIMEOUT,
@@ -236,7 +245,18 @@ def build_completion(
     reason = outcome.reject_reason or DeadLetterReason.NOT_RETRYABLE.value
     return ScriptCall(
         "fail",
-        (k.task(job.id), k.leases, k.delayed, k.dead, k.events, k.stats, k.wake, k.config),
+        (
+            k.task(job.id),
+            k.leases,
+            k.delayed,
+            k.dead,
+            k.events,
+            k.stats,
+            k.wake,
+            k.config,
+            k.held(worker_id),
+            k.children(job.id),
+        ),
         (
             job.id,
             job.token,
@@ -254,9 +274,9 @@ def build_completion(
     )
 
 
-def build_ack(settings: Settings, done: Sequence[tuple[Job, Outcome]]) -> ScriptCall:
-    """One fenced ack call for successes of one queue (the caller groups by queue). With one task the
-    reply is 1 or 0, else a list of them in order."""
+def build_ack(settings: Settings, done: Sequence[tuple[Job, Outcome]], *, worker_id: str) -> ScriptCall:
+    """One fenced ack call for successes of one queue leased by ``worker_id`` (the caller groups by
+    queue). The reply is a list of one CompletionCode per task, in order."""
     k = QueueKeys(settings.key_prefix, done[0][0].queue)
     args: list[str | int] = [settings.events_max_length]
     for job, outcome in done:
@@ -269,8 +289,34 @@ def build_ack(settings: Settings, done: Sequence[tuple[Job, Outcome]]) -> Script
         )
     return ScriptCall(
         "ack",
-        (k.leases, k.events, k.stats, k.wake, k.config, *(k.task(job.id) for job, _ in done)),
+        (
+            k.leases, k.events, k.stats, k.wake, k.config, k.held(worker_id),
+            *(k.task(job.id) for job, _ in done),
+            *(k.children(job.id) for job, _ in done),
+        ),
         tuple(args),
+    )  # fmt: skip
+
+
+_STALE_REASONS = {
+    CompletionCode.LEASE_LOST: "its lease was lost (recovered or finished elsewhere)",
+    CompletionCode.FENCED: "a newer attempt holds the task",
+    CompletionCode.UNKNOWN_TASK: "the task no longer exists",
+}
+
+
+def log_stale_completion(job: Job, what: str, code: CompletionCode) -> None:
+    """Log a refused ack / fail / release (nothing else to do: the task is another attempt's, or gone),
+    with the structured fields task_id, queue, attempt and the code's name as ``stale``."""
+    if not code.stale:
+        return
+    log.warning(
+        "task %s attempt %d: %s not recorded: %s",
+        job.id,
+        job.token,
+        what,
+        _STALE_REASONS[code],
+        extra={"task_id": job.id, "queue": job.queue, "attempt": job.token, "stale": code.name.lower()},
     )
 
 
@@ -278,14 +324,14 @@ def build_ack(settings: Settings, done: Sequence[tuple[Job, Outcome]]) -> Script
 class CompletionPlan:
     """Script calls recording a batch of outcomes, and where each outcome's reply is found.
 
-    ``slots[i]`` = (index of the call, position in that call's list reply or -1 for a scalar reply)."""
+    ``slots[i]`` = (index of the call, position in that call's list reply)."""
 
     calls: list[ScriptCall]
     slots: list[tuple[int, int]]
 
-    def results(self, replies: Sequence[Any]) -> list[int]:
-        """1 (recorded) or 0 (stale token: nothing changed) per outcome, in order."""
-        return [int(replies[c] if p < 0 else replies[c][p]) for c, p in self.slots]
+    def results(self, replies: Sequence[Any]) -> list[CompletionCode]:
+        """The CompletionCode of each outcome, in order."""
+        return [CompletionCode(int(replies[c][p])) for c, p in self.slots]
 
 
 def plan_completions(
@@ -294,9 +340,12 @@ def plan_completions(
     policy_of: Callable[[Job], RetryPolicy | QueueDefaultRetry | None],
     rng: random.Random | None = None,
     max_per_call: int = 500,
+    *,
+    worker_id: str,
 ) -> CompletionPlan:
     """Successes grouped into one ack call per queue (up to ``max_per_call`` each); every other outcome
-    is its own fenced fail call. Each task's transition is still atomic and fenced on its own token."""
+    is its own fenced fail call. Each task's transition is still atomic and fenced on its own token.
+    ``worker_id`` holds every lease of the batch."""
     calls: list[ScriptCall] = []
     slots: list[tuple[int, int]] = [(-1, -1)] * len(batch)
     successes: dict[str, list[int]] = {}
@@ -304,24 +353,24 @@ def plan_completions(
         if outcome.kind == OutcomeKind.SUCCESS:
             successes.setdefault(job.queue, []).append(i)
         else:
-            slots[i] = (len(calls), -1)
-            calls.append(build_completion(settings, job, outcome, policy_of(job), rng))
+            slots[i] = (len(calls), 0)
+            calls.append(build_completion(settings, job, outcome, policy_of(job), rng, worker_id=worker_id))
     for indexes in successes.values():
         for start in range(0, len(indexes), max_per_call):
             chunk = indexes[start : start + max_per_call]
-            single = len(chunk) == 1
             for position, i in enumerate(chunk):
-                slots[i] = (len(calls), -1 if single else position)
-            calls.append(build_ack(settings, [batch[i] for i in chunk]))
+                slots[i] = (len(calls), position)
+            calls.append(build_ack(settings, [batch[i] for i in chunk], worker_id=worker_id))
     return CompletionPlan(calls, slots)
 
 
-def build_release(settings: Settings, job: Job) -> ScriptCall:
-    """Hand an unfinished lease back to the front of its queue."""
+def build_release(settings: Settings, job: Job, *, worker_id: str) -> ScriptCall:
+    """Hand an unfinished lease of ``worker_id`` back to the front of its queue; the reply is a list of
+    one CompletionCode (RELEASED, or why not)."""
     k = QueueKeys(settings.key_prefix, job.queue)
     return ScriptCall(
         "release",
-        (k.task(job.id), k.leases, k.ready(Priority(job.priority)), k.wake, k.events),
+        (k.task(job.id), k.leases, k.ready(Priority(job.priority)), k.wake, k.events, k.held(worker_id)),
         (job.id, job.token, settings.events_max_length),
     )
 
@@ -334,7 +383,7 @@ def build_heartbeat(settings: Settings, queue: str, worker_id: str, jobs: Sequen
         pairs += [job.id, job.token]
     return ScriptCall(
         "heartbeat",
-        (k.leases, *(k.task(job.id) for job in jobs)),
+        (k.leases, k.held(worker_id), *(k.task(job.id) for job in jobs)),
         (worker_id, int(settings.lease_seconds * 1000), *pairs),
     )
 

@@ -10,6 +10,7 @@ SCRIPT_NAMES = (
     "enqueue",
     "enqueue_many",
     "fetch",
+    "promote",
     "ack",
     "fail",
     "release",

@@ -12,7 +12,7 @@ import threading
 import time
 
 from jobqueue.broker.client import Client
-from jobqueue.broker.leases import build_fetch
+from jobqueue.broker.promotion import build_promote, parse_promote
 from jobqueue.broker.redis_io import run_scripts
 from jobqueue.errors import BrokerUnavailable
 from jobqueue.schedules.registry import fire_due_schedules
@@ -43,8 +43,10 @@ class Scheduler:
         """One pass over every known queue: recover expired leases, promote due delayed tasks."""
         queues = self.client.known_queues()
         recovered = self.client.recover_expired_leases(queues)
-        # fetch with max 0 only promotes due delayed tasks (and wakes idle workers).
-        run_scripts(self.client.redis, [build_fetch(self.client.settings, q, 0, "scheduler") for q in queues])
+        replies = run_scripts(self.client.redis, [build_promote(self.client.settings, q) for q in queues])
+        promoted = sum(parse_promote(reply).promoted for reply in replies)
+        if promoted:
+            log.debug("promoted %d due delayed task(s)", promoted)
         if recovered["requeued"] or recovered["dead_lettered"]:
             log.warning("recovered expired leases: %s", recovered)
         return {**recovered, **self.fire_schedules()}

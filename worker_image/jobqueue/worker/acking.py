@@ -14,12 +14,12 @@ import logging
 import random
 import threading
 import time
-from typing import Any
 
 import redis
 
 from jobqueue.app import App
-from jobqueue.broker.leases import Job, Outcome, OutcomeKind, plan_completions
+from jobqueue.broker.completion import CompletionCode
+from jobqueue.broker.leases import Job, Outcome, OutcomeKind, log_stale_completion, plan_completions
 from jobqueue.broker.redis_io import run_scripts
 from jobqueue.errors import BrokerUnavailable
 from jobqueue.retry import QUEUE_DEFAULT_RETRY, QueueDefaultRetry, RetryPolicy
@@ -58,6 +58,7 @@ class Acking:
     app: App
     settings: Settings
     redis: redis.Redis
+    worker_id: str
     _stop: threading.Event
     _lock: threading.Condition
     _ack_wanted: threading.Condition
@@ -98,20 +99,14 @@ class Acking:
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
                 continue
             for (job, outcome), result in zip(batch, results, strict=True):
-                if result == 0:
-                    log.warning(
-                        "task %s: lease lost before its %s was recorded; another attempt owns it",
-                        job.id,
-                        outcome.kind.value,
-                        extra={"task_id": job.id, "queue": job.queue},
-                    )
+                log_stale_completion(job, outcome.kind.value, result)
             with self._lock:
                 for _ in batch:
                     self._book.unacked.popleft()
                 self._acked_total += len(batch)
                 self._wake_all()
 
-    def _record(self, batch: Batch) -> list[Any]:
+    def _record(self, batch: Batch) -> list[CompletionCode]:
         """Record a batch in one round trip; if Redis refuses it for a reason other than an outage, record
         its outcomes one by one so only the bad ones are replaced (see :func:`unrecordable`)."""
         try:
@@ -124,7 +119,7 @@ class Acking:
             )
         return [self._record_alone(job, outcome) for job, outcome in batch]
 
-    def _record_alone(self, job: Job, outcome: Outcome) -> Any:
+    def _record_alone(self, job: Job, outcome: Outcome) -> CompletionCode:
         try:
             return self._run_plan([(job, outcome)])[0]
         except BrokerUnavailable:
@@ -139,6 +134,6 @@ class Acking:
             )
             return self._run_plan([(job, unrecordable(outcome, exc))])[0]
 
-    def _run_plan(self, batch: Batch) -> list[Any]:
-        plan = plan_completions(self.settings, batch, self._retry_policy, self._rng)
+    def _run_plan(self, batch: Batch) -> list[CompletionCode]:
+        plan = plan_completions(self.settings, batch, self._retry_policy, self._rng, worker_id=self.worker_id)
         return plan.results(run_scripts(self.redis, plan.calls))

@@ -25,11 +25,13 @@ from collections.abc import Callable, Sequence
 from types import FrameType
 
 from jobqueue.app import App
+from jobqueue.broker.completion import parse_completion
 from jobqueue.broker.leases import (
     Job,
     Outcome,
     OutcomeKind,
     build_release,
+    log_stale_completion,
 )
 from jobqueue.broker.redis_io import connect, load_all_scripts, run_scripts, translate_errors
 from jobqueue.broker.scripts import ScriptCall
@@ -230,7 +232,10 @@ class Worker(Heartbeating, Fetching, Acking):
                 except Exception as exc:
                     log.warning("could not record %d finished task(s): %r", len(finished), exc)
                     jobs += [job for job, _ in finished]
-            run_scripts(self.redis, [build_release(self.settings, job) for job in {*jobs, *unfinished}])
+            run_scripts(
+                self.redis,
+                [build_release(self.settings, job, worker_id=self.worker_id) for job in {*jobs, *unfinished}],
+            )
         except Exception as exc:
             log.warning("could not hand back every task; their leases will expire and be recovered: %r", exc)
         finally:
@@ -290,7 +295,10 @@ class Worker(Heartbeating, Fetching, Acking):
     def _release(self, jobs: list[Job]) -> None:
         for attempt in range(20):
             try:
-                run_scripts(self.redis, [build_release(self.settings, job) for job in jobs])
+                calls = [build_release(self.settings, job, worker_id=self.worker_id) for job in jobs]
+                replies = run_scripts(self.redis, calls)
+                for job, reply in zip(jobs, replies, strict=True):
+                    log_stale_completion(job, "hand-back", parse_completion(reply)[0])
                 return
             except BrokerUnavailable:
                 time.sleep(min(0.1 * 2**attempt, 1.0))

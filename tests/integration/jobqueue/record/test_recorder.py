@@ -35,8 +35,8 @@ def test_transitions_become_task_rows_events_and_dead_letters(
     cancelled = client.enqueue("later", countdown=3600)
     jobs = {j.id: j for j in fetch(client)}
     assert succeed(client, jobs[ok.id], "6") == 1
-    assert fail(client, jobs[flaky.id], "OSError: disk", retry=True, traceback="Traceback...") == 1
-    assert fail(client, jobs[doomed.id], "ValueError: bad", retry=False) == 2
+    assert fail(client, jobs[flaky.id], "OSError: disk", retry=True, traceback="Traceback...") == 2
+    assert fail(client, jobs[doomed.id], "ValueError: bad", retry=False) == 3
     client.cancel(cancelled.id)
     [retried] = fetch(client)  # the flaky task's retry (zero backoff), second attempt
     assert succeed(client, retried, '"done"') == 1

@@ -2,14 +2,19 @@
 KEYS[1] task hash          KEYS[2] ready list of the task's priority
 KEYS[3] delayed zset       KEYS[4] wake list (marker for idle workers)
 KEYS[5] event stream       KEYS[6] stats hash
-KEYS[7] dedup key, only when ARGV[5] > 0 (same queue, so same slot)
-KEYS[last P] the parents' task hashes, in the order of the parent ids in ARGV (P = ARGV[10])
+KEYS[7] parked workers hash  KEYS[8] ready high  KEYS[9] ready medium  KEYS[10] ready low
+KEYS[11] lease zset         KEYS[12] rate-limit state   KEYS[13] queue config hash  (7-13: the hand-off)
+KEYS[14] dedup key, only when ARGV[5] > 0 (same queue, so same slot)
+KEYS[#KEYS - 2P] this task's own child list (keys.QueueKeys.children; not touched here: stored in its
+        dep_keys, so a cascade reaching this task can walk on to its children)
+KEYS[last 2P .. last P + 1] the parents' task hashes, in the order of the parent ids in ARGV (P = ARGV[10])
+KEYS[last P] the parents' child lists, in the same order: this task's hash key is appended to each
 ARGV[1] task id            ARGV[2] due time in unix ms (0 = ready now)
 ARGV[3] countdown in ms (added to server time; 0 = none)
 ARGV[4] event stream max length (approximate)
 ARGV[5] dedup key TTL in seconds (0 = not unique)
 ARGV[6] '1' to release the dedup key once the task completes (re-execution allowed), else '0'
-ARGV[7] task key prefix of the queue (the dedup key holds an id; its hash is prefix .. id)
+ARGV[7] task key prefix of the queue (a dedup key holds its holder's task hash key, which starts with it)
 ARGV[8] completion channel of this task (stored for a dependency-failed cancel)
 ARGV[9] pass_result: '' | 'first' (first arg = the parent's result) | 'list' (first arg = all results)
 ARGV[10] P, the number of parents     ARGV[11 .. 10+P] parent task ids
@@ -18,18 +23,20 @@ Returns {1, status, id} when created, {0, status, id} when a task with this id a
 {2, status, holder id} when a unique task with the same signature is still live (nothing enqueued),
 {-1, 'missing_parent', parent id} when a parent does not exist (nothing written).
 Time is the Redis server clock (TIME), never a client clock, except an absolute eta given by the user. ]]
+--@include _common
 --@include _workflow
 --@include _handoff
 local existing = redis.call('HGET', KEYS[1], 'status')
 if existing then
   return {0, existing, ARGV[1]}
 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = jq_now()
 local unique_ttl = tonumber(ARGV[5])
 local nparents = tonumber(ARGV[10])
 local first_field = 11 + nparents
-local parent_keys_from = #KEYS - nparents + 1
+local parent_keys_from = #KEYS - 2 * nparents + 1
+local parent_lists_from = #KEYS - nparents + 1
+local own_children = KEYS[#KEYS - 2 * nparents]
 
 -- Parents must exist before anything is written (checked first so a rejected call changes nothing).
 for i = 1, nparents do
@@ -38,11 +45,19 @@ for i = 1, nparents do
   end
 end
 
--- Deduplication: the dedup key holds the id of the live task with this signature.
+-- Deduplication: the dedup key holds the task hash key of the live task with this signature (a key made
+-- by the Python key module, so the holder's hash is read without building its key here). A dedup key
+-- written before this layout holds the bare id: only then is the holder's key prefix .. id.
 if unique_ttl > 0 then
-  if not redis.call('SET', KEYS[7], ARGV[1], 'NX', 'EX', unique_ttl) then
-    local holder = redis.call('GET', KEYS[7])
-    local held = redis.call('HGET', ARGV[7] .. holder, 'status')
+  if not redis.call('SET', KEYS[14], KEYS[1], 'NX', 'EX', unique_ttl) then
+    local holder_key = redis.call('GET', KEYS[14])
+    local holder = holder_key
+    if string.sub(holder_key, 1, #ARGV[7]) == ARGV[7] then
+      holder = string.sub(holder_key, #ARGV[7] + 1)
+    else
+      holder_key = ARGV[7] .. holder_key
+    end
+    local held = redis.call('HGET', holder_key, 'status')
     local finished = held == 'SUCCESS' or held == 'FAILED' or held == 'TIMEOUT' or held == 'CANCELLED'
     -- A holder whose record is gone cannot be returned; a finished one is replaced only if re-execution
     -- is allowed (its release on completion was the normal path; this covers a key set before that).
@@ -50,7 +65,7 @@ if unique_ttl > 0 then
       redis.call('HINCRBY', KEYS[6], 'deduplicated', 1)
       return {2, held, holder}
     end
-    redis.call('SET', KEYS[7], ARGV[1], 'EX', unique_ttl)
+    redis.call('SET', KEYS[14], KEYS[1], 'EX', unique_ttl)
   end
 end
 
@@ -67,14 +82,9 @@ end
 local spec_count = #fields
 if unique_ttl > 0 then
   fields[#fields + 1] = 'unique_key'
-  fields[#fields + 1] = KEYS[7]
+  fields[#fields + 1] = KEYS[14]
   fields[#fields + 1] = 'unique_rerun'
   fields[#fields + 1] = ARGV[6]
-end
-
-local function json_append(list, value)
-  if not list or list == '[]' then return '["' .. value .. '"]' end
-  return string.sub(list, 1, -2) .. ',"' .. value .. '"]'
 end
 
 -- Dependencies: count the parents that have not succeeded yet; register this task on each of them.
@@ -83,7 +93,8 @@ if nparents > 0 then
   for i = 1, nparents do
     local pkey = KEYS[parent_keys_from + i - 1]
     local pid = ARGV[10 + i]
-    local p = redis.call('HMGET', pkey, 'status', 'result', 'children', 'child_keys')
+    local plist = KEYS[parent_lists_from + i - 1]
+    local p = redis.call('HMGET', pkey, 'status', 'result')
     if p[1] == 'SUCCESS' then
       if ARGV[9] ~= '' then
         fields[#fields + 1] = 'presult:' .. pid
@@ -94,9 +105,16 @@ if nparents > 0 then
     else
       waiting = waiting + 1
     end
-    -- Append as text: ids and keys never need JSON escaping (see keys.py), and re-encoding with cjson
-    -- would make a fan-out of n children cost O(n^2) parsing.
-    redis.call('HSET', pkey, 'children', json_append(p[3], ARGV[1]), 'child_keys', json_append(p[4], KEYS[1]))
+    -- One RPUSH per child: registering the n-th child costs what the first did (the parent's JSON child
+    -- list this replaces was rewritten whole each time: O(n^2) for a fan-out of n).
+    redis.call('RPUSH', plist, KEYS[1])
+    redis.call('HSET', pkey, 'children_key', plist)
+    if p[1] ~= 'PENDING' and p[1] ~= 'QUEUED' and p[1] ~= 'DELAYED' and p[1] ~= 'RUNNING'
+        and p[1] ~= 'RETRYING' then
+      -- A finished parent's hash expires: its child list must not outlive it.
+      local ttl = redis.call('PTTL', pkey)
+      if ttl > 0 then redis.call('PEXPIRE', plist, ttl) end
+    end
   end
   fields[#fields + 1] = 'pending_parents'
   fields[#fields + 1] = waiting
@@ -104,7 +122,7 @@ if nparents > 0 then
   fields[#fields + 1] = ARGV[9]
   fields[#fields + 1] = 'dep_keys'
   fields[#fields + 1] = cjson.encode({id = ARGV[1], ready = KEYS[2], delayed = KEYS[3], wake = KEYS[4],
-    events = KEYS[5], stats = KEYS[6], done = ARGV[8]})
+    events = KEYS[5], stats = KEYS[6], done = ARGV[8], children = own_children})
 end
 
 local status
@@ -143,7 +161,7 @@ elseif status == 'CANCELLED' then
   redis.call('HSET', KEYS[1], 'cancel_reason', 'dependency_failed', 'completed_at', now)
   redis.call('EXPIRE', KEYS[1], tonumber(redis.call('HGET', KEYS[1], 'result_ttl')) or 86400)
   if unique_ttl > 0 and ARGV[6] == '1' then
-    redis.call('DEL', KEYS[7])
+    redis.call('DEL', KEYS[14])
   end
   redis.call('HINCRBY', KEYS[6], 'cancelled', 1)
 end
@@ -159,10 +177,10 @@ else
     'status', status, unpack(fields, 1, spec_count))
 end
 -- A parked worker takes it at once, leased (_handoff.lua); else it queues and idle workers are woken.
-if status == 'QUEUED' and not jq_handoff(KEYS[4], KEYS[1], ARGV[1], now, ARGV[4]) then
+local handoff_keys = {parked = KEYS[7], high = KEYS[8], medium = KEYS[9], low = KEYS[10],
+  delayed = KEYS[3], leases = KEYS[11], rate = KEYS[12], config = KEYS[13], events = KEYS[5], stats = KEYS[6]}
+if status == 'QUEUED' and not jq_handoff(handoff_keys, KEYS[1], ARGV[1], now, ARGV[4]) then
   redis.call('RPUSH', KEYS[2], ARGV[1])
-  if redis.call('LLEN', KEYS[4]) == 0 then
-    redis.call('LPUSH', KEYS[4], '1')
-  end
+  jq_wake(KEYS[4])
 end
 return {1, status, ARGV[1]}

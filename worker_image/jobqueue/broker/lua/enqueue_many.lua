@@ -4,7 +4,9 @@ through enqueue.lua, which checks for an existing task). Writes exactly what enq
 task: the same hash fields, the same 'enqueued' event with the whole spec, the same wake-up and counter.
 KEYS[1] ready list of the spec's priority   KEYS[2] delayed zset   KEYS[3] wake list
 KEYS[4] event stream                        KEYS[5] stats hash
-KEYS[5 + i] task hash of task i (i = 1 .. N, in the order of the tasks in ARGV)
+KEYS[6] parked workers hash  KEYS[7] ready high  KEYS[8] ready medium  KEYS[9] ready low
+KEYS[10] lease zset          KEYS[11] rate-limit state    KEYS[12] queue config hash  (6-12: the hand-off)
+KEYS[12 + i] task hash of task i (i = 1 .. N, in the order of the tasks in ARGV)
 ARGV[1] event stream max length (approximate)
 ARGV[2] S, the number of shared spec values: field, value pairs (name, priority, result_ttl, ...)
 ARGV[3 .. 2+S] the shared spec pairs
@@ -21,9 +23,9 @@ treat a missing field as 0), eta is written only for a delayed task (absent = no
 client sends neither an empty max_retries (= the queue's default) nor the queue (the id's prefix).
 Numbers go to redis.call as text made once per call: a Lua number is formatted with sprintf('%.14g') each
 time it is passed, which profiled at about a tenth of Redis's user-space CPU of an enqueue. ]]
+--@include _common
 --@include _handoff
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = jq_now()
 local now_s = string.format('%d', now)
 local maxlen = ARGV[1]
 local nspec = tonumber(ARGV[2])
@@ -43,11 +45,11 @@ local earliest_delayed = nil -- the first delayed task before this call, looked 
 local wake = false
 -- One or two lookups instead of one per task (a third of the per-task calls); the last task is checked
 -- too so that a re-sent call whose first task was since deleted still finds the others.
-local resent = redis.call('EXISTS', KEYS[6], KEYS[5 + ntasks]) > 0
+local resent = redis.call('EXISTS', KEYS[13], KEYS[12 + ntasks]) > 0
 for i = 1, ntasks do
   local a = first_task + (i - 1) * 5
   local id, args, kwargs = ARGV[a], ARGV[a + 1], ARGV[a + 2]
-  local existing = resent and redis.call('HGET', KEYS[5 + i], 'status')
+  local existing = resent and redis.call('HGET', KEYS[12 + i], 'status')
   if existing then
     statuses[i] = existing
   else
@@ -61,10 +63,10 @@ for i = 1, ntasks do
       due = tonumber(due_s)
     end
     if due <= now then
-      redis.call('HSET', KEYS[5 + i], 'status', 'QUEUED', 'enqueued_at', now_s, 'args', args,
+      redis.call('HSET', KEYS[12 + i], 'status', 'QUEUED', 'enqueued_at', now_s, 'args', args,
         'kwargs', kwargs, unpack(spec))
       ready_ids[#ready_ids + 1] = id
-      task_keys[id] = KEYS[5 + i]
+      task_keys[id] = KEYS[12 + i]
       wake = true
       statuses[i] = 'QUEUED'
       -- The event's eta is the due time asked for, even one already past; absent = none (0 before).
@@ -76,7 +78,7 @@ for i = 1, ntasks do
           'status', 'QUEUED', 'eta', due_s, 'args', args, 'kwargs', kwargs, unpack(spec))
       end
     else
-      redis.call('HSET', KEYS[5 + i], 'status', 'DELAYED', 'enqueued_at', now_s, 'eta', due_s, 'args', args,
+      redis.call('HSET', KEYS[12 + i], 'status', 'DELAYED', 'enqueued_at', now_s, 'eta', due_s, 'args', args,
         'kwargs', kwargs, unpack(spec))
       if earliest_delayed == nil then
         local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
@@ -97,7 +99,9 @@ for i = 1, ntasks do
 end
 -- The first ready tasks go straight to parked workers while any take them (_handoff.lua), the rest queue.
 local handed = 0
-while handed < #ready_ids and jq_handoff(KEYS[3], task_keys[ready_ids[handed + 1]], ready_ids[handed + 1],
+local handoff_keys = {parked = KEYS[6], high = KEYS[7], medium = KEYS[8], low = KEYS[9], delayed = KEYS[2],
+  leases = KEYS[10], rate = KEYS[11], config = KEYS[12], events = KEYS[4], stats = KEYS[5]}
+while handed < #ready_ids and jq_handoff(handoff_keys, task_keys[ready_ids[handed + 1]], ready_ids[handed + 1],
     now, maxlen) do
   handed = handed + 1
 end
@@ -108,8 +112,8 @@ end
 for from = handed + 1, #ready_ids, 500 do
   redis.call('RPUSH', KEYS[1], unpack(ready_ids, from, math.min(from + 499, #ready_ids)))
 end
-if wake and redis.call('LLEN', KEYS[3]) == 0 then
-  redis.call('LPUSH', KEYS[3], '1')
+if wake then
+  jq_wake(KEYS[3])
 end
 if count > 0 then
   redis.call('HINCRBY', KEYS[5], 'enqueued', count)

@@ -2,6 +2,7 @@
 Fenced: accepted only with the current token while the task is RUNNING.
 KEYS[1] task hash   KEYS[2] lease zset   KEYS[3] delayed zset   KEYS[4] dead letter zset
 KEYS[5] event stream KEYS[6] stats hash  KEYS[7] wake list  KEYS[8] queue config hash
+KEYS[9] the failing worker's held set (keys.QueueKeys.held)   KEYS[10] the task's child list
 ARGV[1] task id     ARGV[2] fencing token
 ARGV[3] error (type: message)            ARGV[4] traceback ('' = none)
 ARGV[5] 1 if the worker's retry rules allow a retry of this error, else 0
@@ -14,17 +15,20 @@ ARGV[11] max retry-history entries kept on the task
 ARGV[12] a random draw in [0, 1) for the jitter of a queue-default backoff
 Retry defaults: a task whose max_retries field is empty takes the queue's retry_max_retries (else 0), read
 here, at failure time, so a changed queue default applies to tasks already waiting.
-Returns 1 = retry scheduled, 2 = finished (dead-lettered, or cancelled), 0 = stale token.
+Returns {code} (_fence.lua): 2 = retry scheduled, 3 = finished (dead-lettered, or cancelled); stale, with
+nothing changed: -1 lease lost, -2 fenced by a newer attempt, -3 unknown task.
 Workflows: when finished, PENDING descendants are cancelled (dependency_failed); dedup key released. ]]
+--@include _common
+--@include _fence
 --@include _workflow
 --@include _retry
 local f = redis.call('HMGET', KEYS[1], 'status', 'attempts', 'retries', 'max_retries', 'history', 'watched',
   'started_at')
-if f[1] ~= 'RUNNING' or f[2] ~= ARGV[2] then
-  return 0
+local stale = jq_fence(f[1], f[2], ARGV[2])
+if stale ~= 0 then
+  return {stale}
 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = jq_now()
 local retries = tonumber(f[3]) or 0
 local max_retries = tonumber(f[4])
 local backoff = tonumber(ARGV[6])
@@ -53,19 +57,20 @@ while #history > keep do
   table.remove(history, 1)
 end
 redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('SREM', KEYS[9], ARGV[1])
 redis.call('HSET', KEYS[1], 'error', ARGV[3], 'traceback', ARGV[4], 'history', cjson.encode(history))
 if retry then
   local due = now + backoff
   redis.call('HSET', KEYS[1], 'status', 'RETRYING', 'retries', retries + 1, 'eta', due)
   local first = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
   redis.call('ZADD', KEYS[3], due, ARGV[1])
-  if (first[2] == nil or tonumber(first[2]) > due) and redis.call('LLEN', KEYS[7]) == 0 then
-    redis.call('LPUSH', KEYS[7], '1')
+  if first[2] == nil or tonumber(first[2]) > due then
+    jq_wake(KEYS[7])
   end
   redis.call('HINCRBY', KEYS[6], 'retried', 1)
   redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[9], '*', 'id', ARGV[1], 'event', 'retrying', 'ts', now,
     'token', ARGV[2], 'error', ARGV[3], 'backoff_ms', backoff, 'duration_ms', duration, 'traceback', ARGV[4])
-  return 1
+  return {JQ_RETRY_SCHEDULED}
 end
 local status = ARGV[7]
 redis.call('HSET', KEYS[1], 'status', status, 'completed_at', now)
@@ -80,6 +85,7 @@ else
   elseif ARGV[5] == '1' then reason = 'max_retries_exceeded' end
   redis.call('HSET', KEYS[1], 'dead_letter_reason', reason)
   redis.call('PERSIST', KEYS[1])
+  redis.call('PERSIST', KEYS[10])
   redis.call('ZADD', KEYS[4], now, ARGV[1])
   redis.call('HINCRBY', KEYS[6], 'dead_lettered', 1)
   redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[9], '*', 'id', ARGV[1], 'event', 'dead_lettered',
@@ -91,8 +97,8 @@ if f[6] then
 end
 -- workflows / dedup (lua/_workflow.lua)
 jq_release_unique(KEYS[1], ARGV[1])
-jq_cancel_descendants(KEYS[1], now, ARGV[9])
-if (tonumber(redis.call('HGET', KEYS[8], 'max_in_flight') or '0') or 0) > 0 and redis.call('LLEN', KEYS[7]) == 0 then
-  redis.call('LPUSH', KEYS[7], '1')
+jq_cancel_descendants(KEYS[1], KEYS[10], now, ARGV[9])
+if (tonumber(redis.call('HGET', KEYS[8], 'max_in_flight') or '0') or 0) > 0 then
+  jq_wake(KEYS[7])
 end
-return 2
+return {JQ_FINISHED}

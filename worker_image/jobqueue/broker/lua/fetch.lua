@@ -5,11 +5,12 @@ KEYS[4] delayed zset KEYS[5] lease zset     KEYS[6] wake list
 KEYS[7] config hash  KEYS[8] event stream   KEYS[9] stats hash
 KEYS[10] rate-limit state (GCRA hash: tat, interval)
 KEYS[11] parked workers hash   KEYS[12] this worker's inbox list (both only read when ARGV[7] is given)
+KEYS[13] this worker's held set (the ids it holds leases on: keys.QueueKeys.held)
 ARGV[1] max tasks    ARGV[2] worker id      ARGV[3] lease duration ms
 ARGV[4] task key prefix (task keys share the queue's hash tag, so they live on the same cluster slot;
         the ids are only known inside the script, hence the prefix rather than KEYS)
 ARGV[5] event stream max length            ARGV[6] max delayed tasks promoted per call
-ARGV[7] parking (see _handoff.lua): '' or absent = none (the scheduler's promote-only call); otherwise
+ARGV[7] parking (see _handoff.lua): '' or absent = none (a call that only leases or promotes); otherwise
         the worker first leaves the parked hash and takes what was handed to its inbox (already leased to
         it, returned first), and, if > 0 and the call ends with nothing to run and nothing to wait for
         (count 0, wait_ms -1), parks again for ARGV[7] ms with capacity ARGV[1] (0 = only unpark)
@@ -20,13 +21,15 @@ queue_wait_ms: now minus when the task last became ready (the latest of enqueued
 which release / recover / a workflow release set), '' if unknown.
 wait_ms: -1 when tasks were handed out or none are ready; otherwise how long flow control says to wait
 (-2 = paused, -3 = max in-flight reached). next_due_ms: milliseconds until the earliest delayed task
-is due, or -1. With ARGV[1] = 0 the call only promotes (the scheduler does that).
+is due, or -1. With ARGV[1] = 0 the call only promotes (the scheduler calls promote.lua instead).
 Flow control: _flow.lua (shared with the hand-off); priority_policy ('strict' | 'weighted') and weights
 (JSON [h, m, l]) are read here. ]]
+--@include _common
 --@include _flow
 --@include _lease
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+--@include _handoff
+--@include _promote
+local now = jq_now()
 local prefix = ARGV[4]
 local ready = {high = KEYS[1], medium = KEYS[2], low = KEYS[3]}
 local out = {-1, -1, 0}
@@ -54,21 +57,7 @@ if park_ms then
 end
 
 -- 1. Promote due delayed tasks (bounded per call, O(log n + k)).
-local due = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now, 'LIMIT', 0, tonumber(ARGV[6]))
-for _, id in ipairs(due) do
-  local key = prefix .. id
-  local st = redis.call('HMGET', key, 'status', 'priority')
-  redis.call('ZREM', KEYS[4], id)
-  if st[1] == 'DELAYED' or st[1] == 'RETRYING' then
-    redis.call('HSET', key, 'status', 'QUEUED')
-    redis.call('RPUSH', ready[st[2]] or KEYS[2], id)
-  end
-end
-local next_due = -1
-local first = redis.call('ZRANGE', KEYS[4], 0, 0, 'WITHSCORES')
-if first[2] then
-  next_due = math.max(0, tonumber(first[2]) - now)
-end
+local _, next_due = jq_promote(KEYS[4], ready, function(id) return prefix .. id end, now, tonumber(ARGV[6]))
 out[2] = next_due
 
 -- 2. Flow control.
@@ -101,6 +90,7 @@ end
 local count = 0
 local lease_until = now + tonumber(ARGV[3])
 local leases = {} -- ZADD arguments (score, id, ...), written in one call at the end
+local held = {} -- the same ids, for this worker's held set (SADD in one call at the end)
 
 -- Lease one popped id if it is still QUEUED; any other status (CANCELLED, ...) is a stale entry and
 -- dropping it is the cleanup.
@@ -109,6 +99,7 @@ local function lease(id)
   if record then
     leases[#leases + 1] = lease_until
     leases[#leases + 1] = id
+    held[#held + 1] = id
     count = count + 1
     for i = 1, 14 do
       out[#out + 1] = record[i]
@@ -165,6 +156,14 @@ end
 for from = 1, #leases, 1000 do
   redis.call('ZADD', KEYS[5], unpack(leases, from, math.min(from + 999, #leases)))
 end
+if #held > 0 then
+  for from = 1, #held, 1000 do
+    redis.call('SADD', KEYS[13], unpack(held, from, math.min(from + 999, #held)))
+  end
+  -- Outlives every lease this worker holds (they expire at most one lease duration from now); the
+  -- worker's heartbeat extends it. Once it has gone, the expiry reaper has those leases anyway.
+  redis.call('PEXPIRE', KEYS[13], 2 * tonumber(ARGV[3]))
+end
 if weights then
   redis.call('HSET', KEYS[7], 'weighted_cursor', cursor % total)
 end
@@ -181,6 +180,6 @@ if count == requested and redis.call('LLEN', KEYS[6]) == 0 and (redis.call('LLEN
 end
 -- Nothing to run and nothing flow control holds back: park, so the next task enqueued is handed here.
 if park_ms and park_ms > 0 and handed + count == 0 and requested > 0 then
-  redis.call('HSET', KEYS[11], ARGV[2], (now + park_ms) .. ' ' .. ARGV[3] .. ' ' .. requested)
+  redis.call('HSET', KEYS[11], ARGV[2], jq_parked_entry(now + park_ms, ARGV[3], requested, KEYS[12], KEYS[13]))
 end
 return out

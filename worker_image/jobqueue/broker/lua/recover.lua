@@ -3,25 +3,33 @@ Idempotent: a second run finds nothing expired, and tasks already recovered are 
 KEYS[1] lease zset  KEYS[2] ready high  KEYS[3] ready medium  KEYS[4] ready low
 KEYS[5] dead letter zset  KEYS[6] event stream  KEYS[7] stats hash  KEYS[8] wake list
 KEYS[9] queue config hash (its max_lost_leases field, when set, overrides ARGV[3] for this queue)
+KEYS[10] the held set of the worker named in ARGV[5] (keys.QueueKeys.held; only read when it is named)
 ARGV[1] task key prefix (ids are found inside the script; keys share the queue's hash tag)
 ARGV[2] max leases recovered per call     ARGV[3] max lost leases before a task is poison (process default)
 ARGV[4] event stream max length           ARGV[5] worker id: '' = every expired lease, else every lease
         held by that worker whatever its expiry (the worker is known dead)
-ARGV[6] completion channel prefix       ARGV[7] result TTL in seconds for a cancelled record
+ARGV[6] completion channel prefix          ARGV[7] max history entries kept on the task (as fail.lua's)
+ARGV[8] result TTL in seconds for a cancelled record
 A task whose cancel was requested (cancel.lua set cancel_requested while it ran) is not run again: its
 lost lease ends it CANCELLED, as its worker would have, so a cancel survives the death of that worker.
-Returns {requeued, dead_lettered, cancelled}.
-Workflows: a dead-lettered or cancelled task cancels its PENDING descendants; its dedup key may be
-released. ]]
+Returns {requeued, dead_lettered, left, cancelled}: left = ids still in the worker's held set (call again
+while > 0); always 0 for the expiry reaper, whose next call finds the next expired leases.
+Cost: the expiry reaper reads the lease zset by score (O(log n + k)); a named worker's leases come from
+its held set, never from the queue's whole lease zset, so recovering one worker costs what it held.
+The expiry reaper leaves recovered ids in their worker's held set (its key would have to be built here):
+every reader of a held set checks each id against the task hash and the lease zset, and the set expires.
+Workflows: a dead-lettered or cancelled task cancels its PENDING descendants; its dedup key may be released. ]]
+--@include _common
 --@include _workflow
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = jq_now()
 local prefix = ARGV[1]
+local limit = tonumber(ARGV[2])
+local by_worker = ARGV[5] ~= ''
 local ids
-if ARGV[5] == '' then
-  ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
+if by_worker then
+  ids = redis.call('SPOP', KEYS[10], limit)
 else
-  ids = redis.call('ZRANGE', KEYS[1], 0, -1)
+  ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, limit)
 end
 local ready = {high = KEYS[2], medium = KEYS[3], low = KEYS[4]}
 local max_lost = tonumber(ARGV[3])
@@ -32,8 +40,10 @@ local requeued, dead, cancelled = 0, 0, 0
 for _, id in ipairs(ids) do
   local key = prefix .. id
   local f = redis.call('HMGET', key, 'status', 'priority', 'worker', 'lost_leases', 'attempts', 'history',
-    'watched', 'cancel_requested')
-  if ARGV[5] == '' or f[3] == ARGV[5] then
+    'watched', 'children_key', 'cancel_requested')
+  -- A held-set id is only a hint: it must still be leased (in the zset) to that same worker.
+  local mine = not by_worker or (f[3] == ARGV[5] and redis.call('ZSCORE', KEYS[1], id))
+  if mine then
     redis.call('ZREM', KEYS[1], id)
     if f[1] == 'RUNNING' then
       local lost = redis.call('HINCRBY', key, 'lost_leases', 1)
@@ -41,17 +51,22 @@ for _, id in ipairs(ids) do
       local history = cjson.decode(f[6] or '[]')
       history[#history + 1] = {attempt = tonumber(f[5]), error = err, traceback = cjson.null,
         backoff_seconds = cjson.null, at = now / 1000}
+      -- Bounded like fail.lua's: with a high max_lost_leases a task could otherwise grow it without end.
+      local keep = tonumber(ARGV[7]) or #history
+      while #history > keep do
+        table.remove(history, 1)
+      end
       redis.call('HSET', key, 'history', cjson.encode(history), 'error', err)
-      if f[8] then
+      if f[9] then
         redis.call('HSET', key, 'status', 'CANCELLED', 'completed_at', now)
         redis.call('HDEL', key, 'cancel_requested', 'worker')
-        redis.call('EXPIRE', key, tonumber(ARGV[7]))
+        redis.call('EXPIRE', key, tonumber(ARGV[8]))
         redis.call('HINCRBY', KEYS[7], 'cancelled', 1)
         redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[4], '*', 'id', id, 'event', 'cancelled', 'ts', now,
           'token', f[5] or '', 'error', err)
         if f[7] then redis.call('PUBLISH', ARGV[6] .. id, 'CANCELLED') end
         jq_release_unique(key, id)
-        jq_cancel_descendants(key, now, ARGV[4])
+        jq_cancel_descendants(key, f[8], now, ARGV[4])
         cancelled = cancelled + 1
       elseif lost > max_lost then
         redis.call('HSET', key, 'status', 'FAILED', 'dead_letter_reason', 'lease_lost_too_often',
@@ -61,9 +76,9 @@ for _, id in ipairs(ids) do
         redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[4], '*', 'id', id, 'event', 'dead_lettered',
           'ts', now, 'status', 'FAILED', 'reason', 'lease_lost_too_often', 'error', err)
         if f[7] then redis.call('PUBLISH', ARGV[6] .. id, 'FAILED') end
-        -- workflows / dedup (lua/_workflow.lua)
+        -- workflows / dedup (lua/_workflow.lua); the child list key was stored by enqueue.lua
         jq_release_unique(key, id)
-        jq_cancel_descendants(key, now, ARGV[4])
+        jq_cancel_descendants(key, f[8], now, ARGV[4])
         dead = dead + 1
       else
         redis.call('HSET', key, 'status', 'QUEUED', 'ready_at', now)
@@ -78,7 +93,11 @@ for _, id in ipairs(ids) do
     end
   end
 end
-if requeued > 0 and redis.call('LLEN', KEYS[8]) == 0 then
-  redis.call('LPUSH', KEYS[8], '1')
+if requeued > 0 then
+  jq_wake(KEYS[8])
 end
-return {requeued, dead, cancelled}
+local left = 0
+if by_worker then
+  left = redis.call('SCARD', KEYS[10])
+end
+return {requeued, dead, left, cancelled}

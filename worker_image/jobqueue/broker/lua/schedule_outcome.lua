@@ -7,8 +7,8 @@ ARGV[3] outcome: 'fired' (its task was enqueued), 'skipped' (Forbid: the previou
 ARGV[4] task id of the fire ('' when none)   ARGV[5] task the fire cancelled (Replace policy; '' = none)
 ARGV[6] detail ('' = none)   ARGV[7] event stream max length
 Returns 1. ]]
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+--@include _common
+local now = jq_now()
 local outcome = ARGV[3]
 if outcome == 'fired' then
   redis.call('HSET', KEYS[1], 'last_fire_at', ARGV[2], 'last_task_id', ARGV[4])
