@@ -165,6 +165,11 @@ class App:
             self._client.close()
             self._client = None
 
+    def task_queues(self) -> list[str]:
+        """Every queue the registered tasks declare, sorted (what a worker for this app serves by
+        default under ``jobqueue up`` and ``run_until_idle``)."""
+        return sorted({definition.options.queue for definition in self.registry.values()})
+
     def submit_workflow(self, canvas: Canvas) -> WorkflowHandle:
         """Create every task of a workflow atomically (what ``canvas.apply(app)`` calls)."""
         return submit(self.client, canvas)

@@ -22,6 +22,9 @@ class Settings(BaseSettings):
     max_lost_leases: int = Field(default=3, ge=0)
     events_max_length: int = Field(default=100_000, gt=0)
     retry_history_max: int = Field(default=50, gt=0)
+    # Multiplies every retry delay; tests set 0 (the pytest plugin does) so a retried task runs again at
+    # once instead of making the test suite wait out real backoff.
+    backoff_scale: float = Field(default=1.0, ge=0, le=1000)
     promote_batch: int = Field(default=500, gt=0)
     socket_timeout_seconds: float = Field(default=10.0, gt=0)
     database_url: SecretStr | None = None

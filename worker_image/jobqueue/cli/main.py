@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import signal
 import sys
@@ -28,14 +29,20 @@ log = logging.getLogger("jobqueue.cli.main")
 def _worker(args: argparse.Namespace) -> int:
     if args.processes < 1:
         raise ValidationError("processes", "must be >= 1")
+    if not math.isfinite(args.burst_wait) or args.burst_wait < 0:
+        raise ValidationError("burst-wait", "must be a finite number of seconds >= 0")
     if args.processes > 1:
+        if args.burst:
+            raise ValidationError("burst", "runs one worker process: use it without --processes")
         return _worker_processes(args)
+    from jobqueue.worker.burst import Burst  # noqa: PLC0415
     from jobqueue.worker.process_pool import ProcessPool  # noqa: PLC0415 - only the worker needs it
     from jobqueue.worker.runtime import Worker  # noqa: PLC0415
     from jobqueue.worker.thread_pool import AsyncPool, ThreadPool  # noqa: PLC0415
 
     app = load_app(args.app)
     queues = [q.strip() for q in args.queues.split(",") if q.strip()]
+    burst = Burst(args.burst_wait) if args.burst else None
     pool: ProcessPool | ThreadPool | AsyncPool
     if args.pool == "process":
         pool = ProcessPool(args.app, args.concurrency, logging.getLogger().level)
@@ -51,11 +58,15 @@ def _worker(args: argparse.Namespace) -> int:
         grace_seconds=args.grace,
         prefetch=args.prefetch,
         before_fetching=_start_gate(args.start_gate, lambda: worker.stopping),
+        burst=burst,
     )
     worker.install_signal_handlers()
     if args.parent_pid is not None:
         _follow_parent(args.parent_pid, worker.stop)
-    return worker.run()
+    code = worker.run()
+    if burst is not None:
+        print(burst.summary().line(), flush=True)
+    return code
 
 
 def _start_gate(gate: str | None, stopping: Callable[[], bool]) -> Callable[[], None] | None:
@@ -258,6 +269,17 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="at most this many tasks leased ahead of free slots, while tasks are short (default: 256)",
+    )
+    w.add_argument(
+        "--burst",
+        action="store_true",
+        help="run until the queues are idle, then exit: 0, or 1 if a task ended FAILED or TIMEOUT",
+    )
+    w.add_argument(
+        "--burst-wait",
+        type=float,
+        default=0.0,
+        help="with --burst: also wait for delayed tasks (retries, countdowns) due within N seconds",
     )
     w.set_defaults(func=_worker)
 

@@ -248,6 +248,7 @@ def build_completion(
             k.done_channel(job.id),
             settings.retry_history_max,
             (rng or random).random(),
+            repr(settings.backoff_scale),
         ),
     )
 

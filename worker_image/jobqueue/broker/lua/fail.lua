@@ -12,6 +12,8 @@ ARGV[8] dead letter reason if not retried and the error itself is not retryable
 ARGV[9] event stream max length          ARGV[10] completion channel
 ARGV[11] max retry-history entries kept on the task
 ARGV[12] a random draw in [0, 1) for the jitter of a queue-default backoff
+ARGV[13] factor applied to the retry delay, whichever policy computed it (Settings.backoff_scale: 0 in
+         test runs so retries are due at once; absent = 1)
 Retry defaults: a task whose max_retries field is empty takes the queue's retry_max_retries (else 0), read
 here, at failure time, so a changed queue default applies to tasks already waiting.
 Returns 1 = retry scheduled, 2 = finished (dead-lettered, or cancelled), 0 = stale token.
@@ -40,7 +42,7 @@ if retry and backoff == nil then
   backoff = jq_backoff_ms(defaults[2] or 'exponential', retries + 1, tonumber(defaults[3]) or 1000,
     tonumber(defaults[4]) or 300000, defaults[5] ~= '0', tonumber(ARGV[12]) or 1)
 end
-backoff = backoff or 0
+backoff = math.floor((backoff or 0) * (tonumber(ARGV[13] or '') or 1))
 local duration = now - (tonumber(f[7]) or now)
 local history = cjson.decode(f[5] or '[]')
 local tb = ARGV[4]
