@@ -290,6 +290,8 @@ def load_app(spec: str) -> App:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise ConfigurationError(f"cannot import {module_name!r}: {exc}") from exc
+    except Exception as exc:  # the user's module failed while importing: one line, not a traceback
+        raise ConfigurationError(f"importing {module_name!r} failed: {type(exc).__name__}: {exc}") from exc
     app = getattr(module, attribute, None)
     if not isinstance(app, App):
         raise ConfigurationError(f"{spec!r} is not a jobqueue App")

@@ -61,7 +61,7 @@ def test_the_plugin_starts_nothing_unless_its_fixtures_are_used(tmp_path: Path) 
 
 
 def test_tests_are_isolated_and_hostile_payloads_round_trip(tmp_path: Path) -> None:
-    tests = '''
+    tests = """
 import redis
 
 
@@ -77,7 +77,7 @@ def test_second_sees_an_empty_redis(jobqueue_redis_url):
     assert client.dbsize() == 0
     client.close()
 
-'''
+"""
     done = run_pytest(write_project(tmp_path / "p", tests))
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     assert "2 passed" in done.stdout

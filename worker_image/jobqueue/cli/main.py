@@ -19,6 +19,7 @@ from jobqueue.app import App, load_app
 from jobqueue.cli.api import add_api_options, api_url, dlq_via_api, status_via_api
 from jobqueue.cli.api import add_commands as add_api_commands
 from jobqueue.cli.flow_control import add_commands as add_flow_commands
+from jobqueue.cli.up import add_command as add_up_command
 from jobqueue.errors import JobQueueError, ValidationError
 from jobqueue.log_config import configure_logging
 from jobqueue.settings import ApiClientSettings, Settings
@@ -154,12 +155,6 @@ def _api(args: argparse.Namespace) -> int:
     app = create_app(Settings(), api_settings)
     uvicorn.run(app, host=api_settings.host, port=api_settings.port, log_level="info", access_log=False)
     return 0
-
-
-def _up(args: argparse.Namespace) -> int:
-    from jobqueue.services.local_stack import run_local_stack  # noqa: PLC0415
-
-    return run_local_stack(args)
 
 
 def _migrate(args: argparse.Namespace) -> int:
@@ -299,16 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--consumer", default=None, help="consumer name (defaults to $POD_NAME, else host-pid)")
     r.set_defaults(func=_recorder)
 
-    u = sub.add_parser("up", help="run the whole system locally on an embedded Redis")
-    u.add_argument("--data-dir", default=".jobqueue")
-    u.add_argument("--redis-port", type=int, default=6390, help="0 picks a free port")
-    u.add_argument("--api-port", type=int, default=8000)
-    u.add_argument("--workers", type=int, default=1, help="minimum worker processes")
-    u.add_argument("--max-workers", type=int, default=4, help="autoscaling maximum")
-    u.add_argument("--concurrency", type=int, default=2)
-    u.add_argument("--demo-rate", type=float, default=5.0, help="demo tasks per second (0 = none)")
-    u.add_argument("--duration", type=float, default=None, help="stop after N seconds (default: Ctrl-C)")
-    u.set_defaults(func=_up)
+    add_up_command(sub)
 
     e = sub.add_parser("enqueue", help="enqueue a task by name")
     e.add_argument("name")
