@@ -227,7 +227,8 @@ class App:
 
         Retry options left out (``max_retries``; the backoff ``retry_backoff`` / ``retry_base`` /
         ``retry_max`` / ``retry_jitter``, which go together) follow the queue's retry defaults at the time
-        the task fails, else the built-ins: no retry; exponential from 1 s, capped at 300 s, jittered.
+        the task fails, else the product defaults: up to JOBQUEUE_DEFAULT_MAX_RETRIES (3) retries,
+        exponential from 1 s, capped at 300 s, jittered. No ``timeout``: JOBQUEUE_DEFAULT_TIMEOUT (300 s).
 
         ``unique=True`` deduplicates every enqueue of the task (see docs/deduplication.md)."""
 

@@ -25,12 +25,22 @@ class Settings(BaseSettings):
     # Multiplies every retry delay; tests set 0 (the pytest plugin does) so a retried task runs again at
     # once instead of making the test suite wait out real backoff.
     backoff_scale: float = Field(default=1.0, ge=0, le=1000)
+    # The product's defaults for a task that sets neither (and whose queue sets no retry default): up to
+    # 3 retries with exponential backoff, and a 300 s hard time limit. 0 = no retry / no limit. Applied by
+    # the worker (the fail script and the lease), so they follow the worker's configuration.
+    default_max_retries: int = Field(default=3, ge=0, le=1000)
+    default_timeout: float = Field(default=300.0, ge=0, le=86_400 * 30)
     promote_batch: int = Field(default=500, gt=0)
     socket_timeout_seconds: float = Field(default=10.0, gt=0)
     database_url: SecretStr | None = None
     # In Kubernetes the worker id is the pod name (downward API), so the operator can match heartbeats
     # to pods.
     pod_name: str | None = Field(default=None, validation_alias=AliasChoices("POD_NAME", "JOBQUEUE_POD_NAME"))
+
+    @property
+    def effective_default_timeout(self) -> float | None:
+        """The hard time limit of a task enqueued without one; None when default_timeout is 0."""
+        return self.default_timeout or None
 
     @property
     def effective_heartbeat_seconds(self) -> float:

@@ -136,7 +136,7 @@ class Fetching:
             # again when it finds nothing, so the next task enqueued comes straight here.
             want = max(0, want)
             call = build_fetch(self.settings, queue, want, self.worker_id, park_ms if want else 0)
-            reply = parse_fetch(queue, run_script(self.redis, call))
+            reply = parse_fetch(queue, run_script(self.redis, call), self.settings.effective_default_timeout)
             if want and not reply.jobs and reply.wait_ms == -1:
                 self._parked[queue] = time.monotonic()
             else:
@@ -216,7 +216,7 @@ class Fetching:
         """Book a task enqueue handed to this parked worker: (jobs to start now, capacity left), or None
         when it was handed off just as a drain began (then it goes back to the queue unstarted, like
         prefetched work)."""
-        reply, capacity_left = parse_handoff(queue, record)
+        reply, capacity_left = parse_handoff(queue, record, self.settings.effective_default_timeout)
         if self._stop.is_set() or self._held.is_set():
             self._release(reply.jobs)
             return None
