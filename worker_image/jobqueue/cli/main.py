@@ -13,7 +13,10 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from importlib import metadata
 from types import FrameType
+
+import pydantic
 
 from jobqueue.app import App, load_app
 from jobqueue.cli.api import add_api_options, api_url, dlq_via_api, status_via_api
@@ -239,6 +242,7 @@ def _dlq(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
     parser = argparse.ArgumentParser(prog="jobqueue", description="jobqueue: a distributed job queue")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {metadata.version('jobqueue')}")
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--log-format", choices=["text", "json"], default="text")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -343,6 +347,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except JobQueueError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except pydantic.ValidationError as exc:
+        # A bad JOBQUEUE_* value (environment or .env file): one line per field, not a traceback.
+        for error in exc.errors():
+            field = ".".join(str(part) for part in error["loc"]) or exc.title
+            print(f"error: setting {field}: {error['msg']}", file=sys.stderr)
         return 2
 
 
