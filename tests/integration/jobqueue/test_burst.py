@@ -14,7 +14,7 @@ from jq_testing import worker_env
 
 from jobqueue import App, Client, Settings, TaskContext, TaskStatus
 from jobqueue.broker.enqueue import make_request
-from jobqueue.errors import ConfigurationError, RunTimeout
+from jobqueue.errors import ConfigurationError, RunTimeout, ValidationError
 from jobqueue.testing import run_until_idle
 
 
@@ -207,3 +207,41 @@ def test_run_until_idle_refuses_an_app_without_tasks(settings: Settings) -> None
 def test_run_until_idle_refuses_a_timeout_that_is_not_a_positive_duration(app: App, bad: float) -> None:
     with pytest.raises(ConfigurationError, match="timeout"):
         run_until_idle(app, timeout=bad)
+
+
+@pytest.mark.parametrize(
+    ("queues", "error", "match"),
+    [
+        ([], ConfigurationError, "queues is empty"),
+        ("math", ConfigurationError, "not a string"),
+        (["bad queue"], ValidationError, "queue"),
+        (["nul\x00"], ValidationError, "queue"),
+        (["\udcff"], ValidationError, "queue"),
+        (["x" * 10_000], ValidationError, "queue"),
+    ],
+)
+def test_run_until_idle_refuses_bad_queue_names(
+    app: App, queues: object, error: type[Exception], match: str
+) -> None:
+    with pytest.raises(error, match=match):
+        run_until_idle(app, queues=queues, timeout=5)  # type: ignore[arg-type]
+
+
+def test_burst_refuses_several_processes(settings: Settings) -> None:
+    done = burst_worker(settings, "--processes", "2", timeout=30)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "error: burst: runs one worker process: use it without --processes"
+    ]
+
+
+@pytest.mark.parametrize("pool", ["thread", "process"])
+def test_a_soft_timeout_is_raised_in_the_task_and_logged_as_a_warning(
+    settings: Settings, client: Client, pool: str
+) -> None:
+    handle = client.enqueue("soft", [3], timeout=5, soft_timeout=0.3)
+    done = burst_worker(settings, "--pool", pool)
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    assert handle.result(timeout=1) == "cleaned up after soft timeout"
+    warnings = [line for line in done.stderr.splitlines() if "soft time limit" in line]
+    assert warnings and all("WARNING" in line for line in warnings), done.stderr[-3000:]

@@ -35,9 +35,15 @@ def run_until_idle(
     Raises RunTimeout (with ``.summary``) when the queues are still busy after ``timeout`` seconds, and
     ConfigurationError when there is no queue to run. Set ``backoff_scale=0`` on the app's settings (the
     pytest plugin's ``jobqueue_app`` does) so retries do not wait out their real backoff."""
+    if isinstance(queues, str):  # a lone name would be read as a sequence of one-letter queues
+        raise ConfigurationError("run_until_idle: queues must be a list of queue names, not a string")
     names = list(queues) if queues is not None else app.task_queues()
     if not names:
-        raise ConfigurationError("run_until_idle: the app registers no task, so there is no queue to run")
+        raise ConfigurationError(
+            "run_until_idle: no queue to run (queues is empty)"
+            if queues is not None
+            else "run_until_idle: the app registers no task, so there is no queue to run"
+        )
     if not math.isfinite(timeout) or timeout <= 0:
         raise ConfigurationError("run_until_idle: timeout must be a finite number of seconds > 0")
     burst = Burst(wait_seconds=timeout)
