@@ -5,7 +5,9 @@ from __future__ import annotations
 import enum
 
 from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from jobqueue.settings import EnvFileSettings
 
 
 class Scope(enum.StrEnum):
@@ -16,18 +18,23 @@ class Scope(enum.StrEnum):
     ADMIN = "admin"
 
 
-class ApiSettings(BaseSettings):
+class ApiSettings(EnvFileSettings):
     """Settings of the API process."""
 
     model_config = SettingsConfigDict(env_prefix="JOBQUEUE_API_", extra="ignore")
 
-    host: str = "127.0.0.1"
-    port: int = Field(default=8000, ge=1, le=65535)
+    host: str = Field(default="127.0.0.1", description="address the API listens on")
+    port: int = Field(description="port the API listens on", default=8000, ge=1, le=65535)
     # Comma-separated "key:scope1+scope2" entries, e.g. "s3cr3t:admin,k2:submit+read".
-    keys: SecretStr = Field(default=SecretStr(""))
+    keys: SecretStr = Field(
+        description="comma-separated key:scope+scope entries, e.g. s3cr3t:admin,k2:submit+read (secret)",
+        default=SecretStr(""),
+    )
     # Open mode (no key needed) is refused unless the API listens on a loopback address.
-    open_mode: bool = False
-    max_body_bytes: int = Field(default=2_097_152, gt=0)
+    open_mode: bool = Field(
+        default=False, description="no key needed; refused unless the API listens on a loopback address"
+    )
+    max_body_bytes: int = Field(description="largest request body accepted", default=2_097_152, gt=0)
 
     def parsed_keys(self) -> dict[str, frozenset[Scope]]:
         """{key: scopes}; ValueError naming the entry when the setting is malformed."""

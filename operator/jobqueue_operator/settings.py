@@ -4,28 +4,53 @@ the core's own ``JOBQUEUE_*`` settings: JOBQUEUE_REDIS_URL, JOBQUEUE_KEY_PREFIX)
 from __future__ import annotations
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from jobqueue.settings import EnvFileSettings
 
 
-class OperatorSettings(BaseSettings):
+class OperatorSettings(EnvFileSettings):
     """How the operator runs. Build once in the entry point and pass it down."""
 
     model_config = SettingsConfigDict(env_prefix="JOBQUEUE_OPERATOR_", extra="ignore")
 
     # Empty with all_namespaces False means the operator's own namespace is not guessed: one must be named.
-    namespaces: list[str] = Field(default_factory=list)
-    all_namespaces: bool = False
+    namespaces: list[str] = Field(
+        description="namespaces to watch (JSON list); empty needs all_namespaces", default_factory=list
+    )
+    all_namespaces: bool = Field(default=False, description="watch every namespace")
     # Seconds between reconciles of each resource's live state (autoscaler, health, status).
-    interval_seconds: float = Field(default=5.0, gt=0)
+    interval_seconds: float = Field(
+        description="seconds between reconciles of each resource's live state", default=5.0, gt=0
+    )
     # Seconds to wait before retrying when Redis or the API server is unreachable.
-    retry_delay_seconds: float = Field(default=5.0, gt=0)
-    metrics_host: str = "0.0.0.0"  # noqa: S104 (scraped from inside the cluster)
-    metrics_port: int = Field(default=9108, ge=0, le=65535)
-    liveness_endpoint: str = "http://0.0.0.0:8080/healthz"
+    retry_delay_seconds: float = Field(
+        description="seconds before retrying when Redis or the API server is unreachable", default=5.0, gt=0
+    )
+    metrics_host: str = Field(
+        default="0.0.0.0",  # noqa: S104 (scraped from inside the cluster)
+        description="address of the Prometheus metrics endpoint",
+    )
+    metrics_port: int = Field(
+        description="port of the Prometheus metrics endpoint", default=9108, ge=0, le=65535
+    )
+    liveness_endpoint: str = Field(
+        default="http://0.0.0.0:8080/healthz", description="kopf liveness probe endpoint"
+    )
     # kopf peering (several replicas, one active; docs/operator.md "High availability"): the name of the
     # KopfPeering object (ClusterKopfPeering with all_namespaces). None: standalone, one replica only.
-    peering: str | None = Field(default=None, min_length=1, max_length=253)
+    peering: str | None = Field(
+        description="name of the KopfPeering object for several replicas, one active; unset = standalone",
+        default=None,
+        min_length=1,
+        max_length=253,
+    )
     # Seconds a replica's keep-alive counts: how long a SIGKILLed leader blocks the others at most.
-    peering_lifetime_seconds: int = Field(default=30, ge=2, le=3600)
+    peering_lifetime_seconds: int = Field(
+        description="seconds a replica's keep-alive counts", default=30, ge=2, le=3600
+    )
     # None: derived from the start time, so the oldest replica leads (jobqueue_operator.peering).
-    priority: int | None = None
+    priority: int | None = Field(
+        default=None,
+        description="peering priority; unset = derived from the start time (the oldest replica leads)",
+    )

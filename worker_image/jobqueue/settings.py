@@ -2,32 +2,146 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from pydantic import AliasChoices, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from jobqueue.errors import ConfigurationError
+
+# Names the dotenv file every settings class reads after the environment; unset = ./.env if present, and
+# empty = none. Read when settings are built (never at import), so each process decides for itself.
+ENV_FILE_VARIABLE = "JOBQUEUE_ENV_FILE"
+DEFAULT_ENV_FILE = ".env"
 
 
-class Settings(BaseSettings):
+def env_file() -> Path | None:
+    """The dotenv file to read: $JOBQUEUE_ENV_FILE (which must exist), else ./.env, or None when
+    JOBQUEUE_ENV_FILE is empty. ``./.env`` is optional: a missing one is no error."""
+    named = os.environ.get(ENV_FILE_VARIABLE)
+    if named is None:
+        return Path(DEFAULT_ENV_FILE)
+    if not named:
+        return None
+    path = Path(named)
+    if not path.is_file():
+        raise ConfigurationError(f"{ENV_FILE_VARIABLE}: {named!r} is not a readable file")
+    return path
+
+
+class EnvFileSettings(BaseSettings):
+    """Base of every jobqueue settings class: a value comes from the constructor, else the environment,
+    else the dotenv file (:func:`env_file`), else the default. The environment wins over the file, as in
+    docker compose and most twelve-factor tooling, so a deployment can always override a checked-in file."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Constructor, environment, then the dotenv file this process names."""
+        path = env_file()
+        if path is None:
+            return init_settings, env_settings, file_secret_settings
+        try:  # the source reads the file here
+            dotenv = DotEnvSettingsSource(settings_cls, env_file=path, env_file_encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigurationError(f"cannot read the settings file {str(path)!r}: {exc}") from exc
+        return init_settings, env_settings, dotenv, file_secret_settings
+
+
+class Settings(EnvFileSettings):
     """Process-wide configuration. Build once per process and pass it down."""
 
     model_config = SettingsConfigDict(env_prefix="JOBQUEUE_", extra="ignore")
 
-    redis_url: SecretStr = Field(default=SecretStr("redis://127.0.0.1:6379/0"))
-    key_prefix: str = Field(default="jq", pattern=r"^[A-Za-z0-9_\-:]{1,32}$")
+    redis_url: SecretStr = Field(
+        description="Redis to use: redis://, rediss://, Sentinel or Cluster URL (secret: never logged)",
+        default=SecretStr("redis://127.0.0.1:6379/0"),
+    )
+    key_prefix: str = Field(
+        description="prefix of every key; several deployments can share one Redis",
+        default="jq",
+        pattern=r"^[A-Za-z0-9_\-:]{1,32}$",
+    )
     # A lease outlives the worker's heartbeat interval several times over, so one slow heartbeat never
     # loses a lease; a dead worker's tasks are back in the queue within lease_seconds.
-    lease_seconds: float = Field(default=30.0, gt=0.2)
-    heartbeat_seconds: float = Field(default=5.0, gt=0.05)
-    result_ttl_seconds: int = Field(default=86_400, gt=0)
-    max_payload_bytes: int = Field(default=1_048_576, gt=0)
-    max_lost_leases: int = Field(default=3, ge=0)
-    events_max_length: int = Field(default=100_000, gt=0)
-    retry_history_max: int = Field(default=50, gt=0)
-    promote_batch: int = Field(default=500, gt=0)
-    socket_timeout_seconds: float = Field(default=10.0, gt=0)
-    database_url: SecretStr | None = None
+    lease_seconds: float = Field(
+        description="how long a leased task stays with a worker without a heartbeat", default=30.0, gt=0.2
+    )
+    heartbeat_seconds: float = Field(
+        description="heartbeat interval (capped at a third of the lease)", default=5.0, gt=0.05
+    )
+    result_ttl_seconds: int = Field(
+        description="how long finished tasks and their results are kept", default=86_400, gt=0
+    )
+    max_payload_bytes: int = Field(
+        description="largest serialized args + kwargs accepted at enqueue", default=1_048_576, gt=0
+    )
+    max_lost_leases: int = Field(
+        description="lost leases after which a task is dead-lettered as poison "
+        "(a queue's own max_lost_leases wins)",
+        default=3,
+        ge=0,
+    )
+    events_max_length: int = Field(
+        description="approximate cap of each queue's event stream", default=100_000, gt=0
+    )
+    retry_history_max: int = Field(description="failed attempts kept on a task", default=50, gt=0)
+    # Multiplies every retry delay; tests set 0 (the pytest plugin does) so a retried task runs again at
+    # once instead of making the test suite wait out real backoff.
+    backoff_scale: float = Field(
+        description="factor applied to every retry delay; the pytest plugin sets 0 so retries run at once "
+        "(docs/testing.md)",
+        default=1.0,
+        ge=0,
+        le=1000,
+    )
+    # The product's defaults for a task that sets neither (and whose queue sets no retry default): up to
+    # 3 retries with exponential backoff, and a 300 s hard time limit. 0 = no retry / no limit. Applied by
+    # the worker (the fail script and the lease), so they follow the worker's configuration.
+    default_max_retries: int = Field(
+        description="retries of a task that sets no max_retries and whose queue sets no retry default "
+        "(0 = none)",
+        default=3,
+        ge=0,
+        le=1000,
+    )
+    default_timeout: float = Field(
+        description="hard time limit in seconds of a task enqueued without a timeout (0 = none)",
+        default=300.0,
+        ge=0,
+        le=86_400 * 30,
+    )
+    promote_batch: int = Field(description="delayed tasks promoted per fetch call", default=500, gt=0)
+    socket_timeout_seconds: float = Field(description="Redis socket timeout", default=10.0, gt=0)
+    database_url: SecretStr | None = Field(
+        default=None,
+        description="PostgreSQL of the durable record, for the recorder, migrate and the API (secret)",
+    )
     # In Kubernetes the worker id is the pod name (downward API), so the operator can match heartbeats
     # to pods.
-    pod_name: str | None = Field(default=None, validation_alias=AliasChoices("POD_NAME", "JOBQUEUE_POD_NAME"))
+    pod_name: str | None = Field(
+        description="worker id: in Kubernetes the pod name (downward API); else host-pid-random "
+        "(with --processes N, each process adds _0 .. _N-1)",
+        default=None,
+        validation_alias=AliasChoices("POD_NAME", "JOBQUEUE_POD_NAME"),
+    )
+
+    @property
+    def effective_default_timeout(self) -> float | None:
+        """The hard time limit of a task enqueued without one; None when default_timeout is 0."""
+        return self.default_timeout or None
 
     @property
     def effective_heartbeat_seconds(self) -> float:
@@ -35,11 +149,14 @@ class Settings(BaseSettings):
         return min(self.heartbeat_seconds, self.lease_seconds / 3)
 
 
-class ApiClientSettings(BaseSettings):
+class ApiClientSettings(EnvFileSettings):
     """Where the CLI finds the REST API: ``JOBQUEUE_API_URL`` and ``JOBQUEUE_API_KEY`` (one key, as
     opposed to the server's ``JOBQUEUE_API_KEYS`` list)."""
 
     model_config = SettingsConfigDict(env_prefix="JOBQUEUE_API_", extra="ignore")
 
-    url: str | None = None
-    key: SecretStr | None = None
+    url: str | None = Field(
+        default=None,
+        description="where the CLI reaches the REST API (submit, cancel, queues, status --history)",
+    )
+    key: SecretStr | None = Field(default=None, description="the API key the CLI sends (secret)")

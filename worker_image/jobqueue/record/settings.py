@@ -7,43 +7,92 @@ with the API.
 from __future__ import annotations
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from jobqueue.settings import EnvFileSettings
 
 
-class RecordSettings(BaseSettings):
+class RecordSettings(EnvFileSettings):
     """Recorder, rollup and retention knobs. Build once per process and pass it down."""
 
     model_config = SettingsConfigDict(env_prefix="JOBQUEUE_RECORD_", extra="ignore")
 
-    group: str = Field(default="jobqueue-recorder", min_length=1)
+    group: str = Field(
+        description="Redis consumer group of the recorders", default="jobqueue-recorder", min_length=1
+    )
     # Entries read per stream per round trip; one batch is one PostgreSQL transaction.
-    batch_size: int = Field(default=2000, gt=0, le=50_000)
+    batch_size: int = Field(
+        description="entries read per stream per round trip; one batch is one PostgreSQL transaction",
+        default=2000,
+        gt=0,
+        le=50_000,
+    )
     # While the recorder is behind (a read came back full), each read asks for twice as many entries, up
     # to this: fewer, larger transactions per event when it matters, i.e. when catching up. A read that
     # is not full returns to batch_size.
-    max_batch_size: int = Field(default=10_000, gt=0, le=50_000)
-    block_ms: int = Field(default=1000, ge=1)
+    max_batch_size: int = Field(
+        description="largest read while the recorder catches up (reads double from batch_size while full)",
+        default=10_000,
+        gt=0,
+        le=50_000,
+    )
+    block_ms: int = Field(description="how long one read blocks waiting for new events", default=1000, ge=1)
     # After a partial batch, wait this long before reading again: fewer, larger transactions under load,
     # at the price of recording up to this much later.
-    linger_ms: int = Field(default=100, ge=0)
+    linger_ms: int = Field(
+        description="after a partial batch, wait this long before reading again (fewer, larger transactions)",
+        default=100,
+        ge=0,
+    )
     # Pending entries idle this long belong to a recorder presumed dead and are claimed (XAUTOCLAIM).
     # Longer than the longest retry pause of a live recorder, so a recorder waiting out a PostgreSQL
     # outage keeps its batch instead of having it stolen (that would only cost duplicates, not loss).
-    claim_idle_seconds: float = Field(default=60.0, gt=0)
-    claim_interval_seconds: float = Field(default=15.0, gt=0)
-    discover_interval_seconds: float = Field(default=5.0, gt=0)
-    retry_initial_seconds: float = Field(default=0.1, gt=0)
-    retry_max_seconds: float = Field(default=5.0, gt=0)
-    workers_interval_seconds: float = Field(default=10.0, gt=0)
-    rollup_interval_seconds: float = Field(default=60.0, gt=0)
-    retention_interval_seconds: float = Field(default=3600.0, gt=0)
-    pool_size: int = Field(default=4, gt=0)
+    claim_idle_seconds: float = Field(
+        description="pending entries idle this long belong to a recorder presumed dead and are claimed",
+        default=60.0,
+        gt=0,
+    )
+    claim_interval_seconds: float = Field(
+        description="how often a recorder looks for such entries", default=15.0, gt=0
+    )
+    discover_interval_seconds: float = Field(
+        description="how often a recorder looks for new queues' streams", default=5.0, gt=0
+    )
+    retry_initial_seconds: float = Field(
+        description="first pause after a failed write (doubles up to retry_max_seconds)", default=0.1, gt=0
+    )
+    retry_max_seconds: float = Field(description="longest pause between write retries", default=5.0, gt=0)
+    workers_interval_seconds: float = Field(
+        description="how often worker heartbeats are copied into the record", default=10.0, gt=0
+    )
+    rollup_interval_seconds: float = Field(
+        description="how often metric aggregates are rolled up", default=60.0, gt=0
+    )
+    retention_interval_seconds: float = Field(
+        description="how often old rows are pruned", default=3600.0, gt=0
+    )
+    pool_size: int = Field(description="PostgreSQL connections of the recorder", default=4, gt=0)
     # How long a write waits for a PostgreSQL connection before it counts as failed and is retried.
-    pool_timeout_seconds: float = Field(default=3.0, gt=0)
+    pool_timeout_seconds: float = Field(
+        description="how long a write waits for a connection before it counts as failed and is retried",
+        default=3.0,
+        gt=0,
+    )
     # Retention: raw rows (tasks, events, dead letters, workers, schedule runs) and metric aggregates.
-    raw_retention_days: float = Field(default=7.0, gt=0)
-    aggregate_retention_days: float = Field(default=30.0, gt=0)
-    prune_batch_size: int = Field(default=5000, gt=0)
+    raw_retention_days: float = Field(
+        description="how long raw rows (tasks, events, dead letters, workers, schedule runs) are kept",
+        default=7.0,
+        gt=0,
+    )
+    aggregate_retention_days: float = Field(
+        description="how long metric aggregates are kept", default=30.0, gt=0
+    )
+    prune_batch_size: int = Field(description="rows deleted per retention statement", default=5000, gt=0)
     # Added to the recorder process's niceness at start (os.nice): on a machine shared with workers, a
     # positive value lets the hot path have the CPU first; the recorder then catches up when it is idle.
-    niceness: int = Field(default=0, ge=0, le=19)
+    niceness: int = Field(
+        description="added to the recorder process's niceness at start (0-19; jobqueue recorder only)",
+        default=0,
+        ge=0,
+        le=19,
+    )

@@ -24,6 +24,7 @@ from jobqueue.broker.redis_io import run_scripts
 from jobqueue.errors import BrokerUnavailable
 from jobqueue.retry import QUEUE_DEFAULT_RETRY, QueueDefaultRetry, RetryPolicy
 from jobqueue.settings import Settings
+from jobqueue.worker.burst import Burst
 from jobqueue.worker.fetching import MAX_BACKOFF_SECONDS
 from jobqueue.worker.leases import LeaseBook
 
@@ -65,6 +66,7 @@ class Acking:
     _book: LeaseBook
     _rng: random.Random
     _acked_total: int
+    _burst: Burst | None
 
     def _wake_all(self) -> None:
         raise NotImplementedError  # Worker
@@ -98,6 +100,8 @@ class Acking:
                 time.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
                 continue
+            if self._burst is not None:
+                self._burst.record(batch, results)
             for (job, outcome), result in zip(batch, results, strict=True):
                 log_stale_completion(job, outcome.kind.value, result)
             with self._lock:

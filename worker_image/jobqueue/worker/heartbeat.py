@@ -32,6 +32,10 @@ from jobqueue.worker.pool import Pool
 
 log = logging.getLogger(__name__)
 
+# How often the cancel listener looks at the stop flag between pub/sub messages (a local select, no
+# round trip): bounds how long a drained worker waits for it to end.
+CANCEL_POLL_SECONDS = 0.25
+
 
 class Heartbeating:
     """Heartbeat, cancel requests and drain instructions (state set up by Worker.__init__)."""
@@ -47,6 +51,7 @@ class Heartbeating:
     _stop: threading.Event
     _held: threading.Event
     _dead: threading.Event
+    _finished: threading.Event
     _lock: threading.Condition
     _book: LeaseBook
     _acked_total: int
@@ -153,7 +158,10 @@ class Heartbeating:
                 log.warning("heartbeat failed: %s", exc)
             if self._stop.is_set() and not self._book.leased and not self._book.unacked:
                 return
-            self._dead.wait(interval)
+            # Ends at once when drained (_finished: the heartbeat must not register this worker again
+            # after _deregister removed it) or when a loop died (_dead: no more heartbeats).
+            if self._finished.wait(interval) or self._dead.is_set():
+                return
 
     def _cancel_listener(self) -> None:
         channels = [k.cancel_channel for k in self._keys.values()]
@@ -163,7 +171,7 @@ class Heartbeating:
                     pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
                     pubsub.subscribe(*channels)
                     while not self._stop.is_set():
-                        message = pubsub.get_message(timeout=1.0)
+                        message = pubsub.get_message(timeout=CANCEL_POLL_SECONDS)
                         if message and isinstance(message.get("data"), str):
                             task_id, _, mode = message["data"].partition(" ")
                             with self._lock:

@@ -39,6 +39,10 @@ MONITOR_RESTARTS = RestartPolicy(initial_delay=0.1, max_delay=2.0, max_failures=
 
 
 def _raise_soft_timeout(signum: int, frame: FrameType | None) -> None:
+    # Logged as well as raised: a task may catch SoftTimeout and carry on, and the operator of the worker
+    # should still see that it ran past its soft limit. A Python-level handler runs between bytecodes of
+    # the main thread, and logging's handler locks are re-entrant, so this cannot deadlock.
+    log.warning("task reached its soft time limit: raising SoftTimeout in it")
     raise SoftTimeout("soft time limit reached")
 
 

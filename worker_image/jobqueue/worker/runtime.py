@@ -40,8 +40,9 @@ from jobqueue.errors import BrokerUnavailable, JobQueueError
 from jobqueue.keys import GlobalKeys, QueueKeys, validate_queue_name
 from jobqueue.supervision import EXIT_LOOP_DIED, RestartPolicy, run_supervised, supervised_thread
 from jobqueue.worker.acking import ACK_BATCH, Acking
+from jobqueue.worker.burst import Burst
 from jobqueue.worker.fetching import MAX_BACKOFF_SECONDS, Fetching
-from jobqueue.worker.heartbeat import Heartbeating
+from jobqueue.worker.heartbeat import CANCEL_POLL_SECONDS, Heartbeating
 from jobqueue.worker.leases import DEFAULT_PREFETCH, LeaseBook
 from jobqueue.worker.pool import Pool, SlotWaitPool
 
@@ -75,6 +76,7 @@ class Worker(Heartbeating, Fetching, Acking):
         grace_seconds: float = 30.0,
         prefetch: int | None = None,
         before_fetching: Callable[[], None] | None = None,
+        burst: Burst | None = None,
     ) -> None:
         if not queues:
             raise JobQueueError("a worker needs at least one queue")
@@ -87,6 +89,8 @@ class Worker(Heartbeating, Fetching, Acking):
         # Called once everything is up (pool, heartbeat, registration), just before the first fetch: the
         # start gate of `--processes` (worker/processes.py) holds each process there until all are up.
         self._before_fetching = before_fetching
+        # Burst mode (worker/burst.py): the fetch loop ends once the queues are idle.
+        self._burst = burst
         self.redis = connect(self.settings)
         # The idle wait blocks on its own connection, whose client id a timer can unblock.
         self._blocking = connect(self.settings, single_connection=True)
@@ -96,6 +100,10 @@ class Worker(Heartbeating, Fetching, Acking):
         # Set when a loop of this worker died (failed past its restart bound): no more heartbeats, hand
         # back what can be handed back, exit EXIT_LOOP_DIED.
         self._dead = threading.Event()
+        # Set once drained: the heartbeat ends at once instead of after its interval (in-process runs,
+        # such as jobqueue.testing.run_until_idle, join it before they close the connections).
+        self._finished = threading.Event()
+        self._threads: list[threading.Thread] = []
         # Set while the operator holds this worker drained (Client.request_drain(exit=False)): no fetching,
         # but alive until its pod is deleted or the drain is called off.
         self._held = threading.Event()
@@ -159,10 +167,13 @@ class Worker(Heartbeating, Fetching, Acking):
             ("jobqueue-heartbeat", self._heartbeat_loop),
             ("jobqueue-cancel", self._cancel_listener),
         ]
-        for name, loop in loops:
-            supervised_thread(
-                name, loop, policy=WORKER_LOOPS, stop=self._dead, on_give_up=self._loop_died
-            ).start()
+        # Kept so a drain can join them (in-process runs close the connections after run() returns).
+        self._threads = [
+            supervised_thread(name, loop, policy=WORKER_LOOPS, stop=self._dead, on_give_up=self._loop_died)
+            for name, loop in loops
+        ]
+        for thread in self._threads:
+            thread.start()
         log.info(
             "worker %s started on queues %s with %d slots",
             self.worker_id,
@@ -189,7 +200,14 @@ class Worker(Heartbeating, Fetching, Acking):
                 # exit 0 into death by signal while the interpreter shuts down.
                 signal.signal(signal.SIGTERM, signal.SIG_IGN)
                 signal.signal(signal.SIGINT, signal.SIG_IGN)
-        return EXIT_LOOP_DIED if self._dead.is_set() else 0
+        if self._dead.is_set():
+            return EXIT_LOOP_DIED
+        return 0 if self._burst is None else self._burst.summary().exit_code
+
+    def close(self) -> None:
+        """Close this worker's Redis connections (after run() returned; a process simply exits)."""
+        self._blocking.close()
+        self.redis.close()
 
     def _loop_died(self, name: str, exc: BaseException) -> None:
         """A loop failed past its bound (or a pool lost track of a task): this worker can no longer be
@@ -269,6 +287,10 @@ class Worker(Heartbeating, Fetching, Acking):
             self._wake_all()
             while self._book.unacked and time.monotonic() < flush_deadline:
                 self._lock.wait(timeout=0.1)
+        # The heartbeat must not register this worker again after _deregister removed it.
+        self._finished.set()
+        for thread in self._threads:
+            thread.join(timeout=CANCEL_POLL_SECONDS + 1.0)
         self._flush_task_metrics()
         self._deregister()
 

@@ -150,6 +150,7 @@ class ThreadPool:
         while not self._stopping.wait(0.05):
             now = time.monotonic()
             timed_out: list[Job] = []
+            soft: list[Job] = []
             with self._lock:
                 for entry in self._running.values():
                     if (
@@ -159,9 +160,17 @@ class ThreadPool:
                     ):
                         entry.soft_fired = True
                         _raise_in_thread(entry.thread_id, SoftTimeout)
+                        soft.append(entry.job)
                     if entry.hard_deadline is not None and not entry.abandoned and now >= entry.hard_deadline:
                         entry.abandoned = True
                         timed_out.append(entry.job)
+            for job in soft:
+                log.warning(
+                    "task %s reached its soft time limit of %ss: raising SoftTimeout in it",
+                    job.id,
+                    job.soft_timeout,
+                    extra={"task_id": job.id, "queue": job.queue},
+                )
             for job in timed_out:
                 log.warning("task %s hit its hard time limit; abandoning its thread", job.id)
                 self._start_thread()
