@@ -179,7 +179,7 @@ def test_workerpool_scale_subresource(kube_api: k8s_client.ApiClient, kube_names
 
 
 def test_short_names_and_category_are_served(kube_api: k8s_client.ApiClient) -> None:
-    """What `kubectl get jq,wp,rt` and `kubectl get jobqueue` resolve names through."""
+    """What `kubectl get jq,wp,rt` and `kubectl get jobqueue-all` resolve names through."""
     resources = k8s_client.CustomObjectsApi(kube_api).get_api_resources(GROUP, VERSION)
     by_kind = {r.kind: r for r in resources.resources if "/" not in r.name}
     assert {kind: r.short_names for kind, r in by_kind.items()} == {
@@ -187,7 +187,7 @@ def test_short_names_and_category_are_served(kube_api: k8s_client.ApiClient) -> 
         "WorkerPool": ["wp"],
         "RecurringTask": ["rt"],
     }
-    assert all(r.categories == ["jobqueue"] for r in by_kind.values())
+    assert all(r.categories == ["jobqueue-all"] for r in by_kind.values())
     assert {r.name for r in resources.resources} >= {"workerpools/scale", "workerpools/status"}
 
 
