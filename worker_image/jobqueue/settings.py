@@ -28,6 +28,8 @@ class Settings(BaseSettings):
     # In Kubernetes the worker id is the pod name (downward API), so the operator can match heartbeats
     # to pods.
     pod_name: str | None = Field(default=None, validation_alias=AliasChoices("POD_NAME", "JOBQUEUE_POD_NAME"))
+    # Where each worker process touches its liveness file for `jobqueue worker-health` (None: no file).
+    health_dir: str | None = None
 
     @property
     def effective_heartbeat_seconds(self) -> float:

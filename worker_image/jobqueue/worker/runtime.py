@@ -32,6 +32,7 @@ from jobqueue.keys import GlobalKeys, QueueKeys, validate_queue_name
 from jobqueue.retry import QUEUE_DEFAULT_RETRY, QueueDefaultRetry, RetryPolicy
 from jobqueue.serialization import dumps
 from jobqueue.worker.fetching import MAX_BACKOFF_SECONDS, Fetching
+from jobqueue.worker.health import LivenessFile
 from jobqueue.worker.jobs import (
     Job,
     Outcome,
@@ -82,6 +83,7 @@ class Worker(Fetching):
         self.pool = pool
         self.queues = [validate_queue_name(q) for q in queues]
         self.worker_id = worker_id or default_worker_id(self.settings.pod_name)
+        self._liveness = LivenessFile(self.settings.health_dir, self.worker_id)
         self.grace_seconds = grace_seconds
         # Called once everything is up (pool, heartbeat, registration), just before the first fetch: the
         # start gate of `--processes` (worker/processes.py) holds each process there until all are up.
@@ -145,6 +147,7 @@ class Worker(Fetching):
 
     def run(self) -> int:
         """Run until stopped; returns the process exit code (0 after a clean drain)."""
+        self._liveness.touch()
         self._wait_for_redis()
         with translate_errors():
             self.redis.sadd(self.global_keys.queues, *self.queues)
@@ -168,6 +171,7 @@ class Worker(Fetching):
             self._fetch_loop()
         finally:
             self._drain()
+            self._liveness.remove()
             if self._owns_signals:
                 # Drained: a late SIGTERM (a pod deleted just as its worker exits) must not turn a clean
                 # exit 0 into death by signal while the interpreter shuts down.
@@ -183,6 +187,7 @@ class Worker(Fetching):
                 return
             except BrokerUnavailable as exc:
                 log.warning("waiting for Redis: %s", exc)
+                self._liveness.touch()  # alive, only waiting: the kubelet must not restart it for that
                 self._stop.wait(delay)
                 delay = min(delay * 2, MAX_BACKOFF_SECONDS)
 
@@ -408,6 +413,8 @@ class Worker(Fetching):
                     run_scripts(self.redis, [build_recover(self.settings, q) for q in self.queues])
             except JobQueueError as exc:
                 log.warning("heartbeat failed: %s", exc)
+            # Whatever Redis answered: the liveness probe asks whether this loop still runs.
+            self._liveness.touch()
             if self._stop.is_set() and not self._book.leased and not self._book.unacked:
                 return
             time.sleep(interval)
