@@ -119,6 +119,36 @@ INVALID = [
         "retries.backoff.initialSeconds must not exceed retries.backoff.maxSeconds",
     ),
     ("JobQueue", {"metadata.name": "emails.v2"}, "metadata.name is the queue name and must be a DNS label"),
+    (
+        "WorkerPool",
+        {"spec.podTemplate.spec": {"containers": [{"name": "worker", "image": "evil:1"}]}},
+        "the worker container's image, command and args are the operator's",
+    ),
+    (
+        "WorkerPool",
+        {"spec.podTemplate.spec": {"containers": [{"name": "worker", "args": ["sh", "-c", "id"]}]}},
+        "the worker container's image, command and args are the operator's",
+    ),
+    (
+        "WorkerPool",
+        {"spec.podTemplate.spec": {"initContainers": [{"name": "worker", "image": "x"}]}},
+        "the name worker is the worker container's",
+    ),
+    (
+        "WorkerPool",
+        {"spec.podTemplate.spec": {"volumes": [{"name": "jobqueue-tmp", "emptyDir": {}}]}},
+        "volume names starting with jobqueue- are the operator's",
+    ),
+    (
+        "WorkerPool",
+        {"spec.podTemplate.spec": {"volumes": [{"name": "a", "emptyDir": {}}] * 2}},
+        "Duplicate value",
+    ),
+    (
+        "WorkerPool",
+        {"spec.disruptionBudget": {"minAvailable": 1, "maxUnavailable": 1}},
+        "disruptionBudget needs exactly one of minAvailable and maxUnavailable",
+    ),
 ]
 
 
@@ -138,6 +168,27 @@ def test_invalid_resources_are_rejected_with_the_rule_message(
     assert caught.value.status == 422
     details = json.loads(caught.value.body)
     assert message in details["message"], details["message"]
+
+
+def test_a_full_pod_template_is_accepted_as_written(
+    kube_api: k8s_client.ApiClient, kube_namespace: str
+) -> None:
+    body = example("WorkerPool")
+    template = {
+        "containers": [
+            {"name": "worker", "volumeMounts": [{"name": "settings", "mountPath": "/etc/acme"}],
+             "readinessProbe": {"tcpSocket": {"port": 9100}}},
+            {"name": "proxy", "image": "envoy:1", "args": ["--config", "/etc/envoy.yaml"]},
+        ],
+        "initContainers": [{"name": "wait", "image": "busybox:1", "command": ["true"]}],
+        "volumes": [{"name": "settings", "configMap": {"name": "acme-settings"}}],
+        "tolerations": [{"key": "batch", "operator": "Exists"}],
+    }  # fmt: skip
+    body["spec"]["podTemplate"] = {"spec": template}
+    body["spec"]["disruptionBudget"] = {"maxUnavailable": "25%"}
+    created = create(kube_api, kube_namespace, body)
+    assert created["spec"]["podTemplate"]["spec"] == template
+    assert created["spec"]["disruptionBudget"] == {"maxUnavailable": "25%"}
 
 
 def test_schema_rejects_unknown_enum_values(kube_api: k8s_client.ApiClient, kube_namespace: str) -> None:
