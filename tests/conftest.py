@@ -36,6 +36,9 @@ def settings(redis_server: RedisServer) -> Settings:
         key_prefix=f"t{uuid.uuid4().hex[:10]}",
         lease_seconds=2.0,
         heartbeat_seconds=0.5,
+        # Most tests were written for "a task without a retry policy is not retried"; the product's default
+        # of 3 retries is tested where it is the subject (test_defaults.py).
+        default_max_retries=0,
     )
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import enum
 
 from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from jobqueue.settings import EnvFileSettings
 
 
 class Scope(enum.StrEnum):
@@ -16,7 +18,7 @@ class Scope(enum.StrEnum):
     ADMIN = "admin"
 
 
-class ApiSettings(BaseSettings):
+class ApiSettings(EnvFileSettings):
     """Settings of the API process."""
 
     model_config = SettingsConfigDict(env_prefix="JOBQUEUE_API_", extra="ignore")

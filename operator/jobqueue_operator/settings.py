@@ -4,10 +4,12 @@ the core's own ``JOBQUEUE_*`` settings: JOBQUEUE_REDIS_URL, JOBQUEUE_KEY_PREFIX)
 from __future__ import annotations
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from jobqueue.settings import EnvFileSettings
 
 
-class OperatorSettings(BaseSettings):
+class OperatorSettings(EnvFileSettings):
     """How the operator runs. Build once in the entry point and pass it down."""
 
     model_config = SettingsConfigDict(env_prefix="JOBQUEUE_OPERATOR_", extra="ignore")

@@ -19,6 +19,9 @@ def worker_env(settings: Settings) -> dict[str, str]:
         "JOBQUEUE_KEY_PREFIX": settings.key_prefix,
         "JOBQUEUE_LEASE_SECONDS": str(settings.lease_seconds),
         "JOBQUEUE_HEARTBEAT_SECONDS": str(settings.heartbeat_seconds),
+        "JOBQUEUE_DEFAULT_MAX_RETRIES": str(settings.default_max_retries),
+        "JOBQUEUE_DEFAULT_TIMEOUT": str(settings.default_timeout),
+        "JOBQUEUE_BACKOFF_SCALE": str(settings.backoff_scale),
         "PYTHONPATH": os.pathsep.join([str(SUPPORT), os.environ.get("PYTHONPATH", "")]),
     }
     if settings.health_dir:

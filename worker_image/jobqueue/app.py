@@ -165,6 +165,11 @@ class App:
             self._client.close()
             self._client = None
 
+    def task_queues(self) -> list[str]:
+        """Every queue the registered tasks declare, sorted (what a worker for this app serves by
+        default under ``jobqueue up`` and ``run_until_idle``)."""
+        return sorted({definition.options.queue for definition in self.registry.values()})
+
     def submit_workflow(self, canvas: Canvas) -> WorkflowHandle:
         """Create every task of a workflow atomically (what ``canvas.apply(app)`` calls)."""
         return submit(self.client, canvas)
@@ -222,7 +227,8 @@ class App:
 
         Retry options left out (``max_retries``; the backoff ``retry_backoff`` / ``retry_base`` /
         ``retry_max`` / ``retry_jitter``, which go together) follow the queue's retry defaults at the time
-        the task fails, else the built-ins: no retry; exponential from 1 s, capped at 300 s, jittered.
+        the task fails, else the product defaults: up to JOBQUEUE_DEFAULT_MAX_RETRIES (3) retries,
+        exponential from 1 s, capped at 300 s, jittered. No ``timeout``: JOBQUEUE_DEFAULT_TIMEOUT (300 s).
 
         ``unique=True`` deduplicates every enqueue of the task (see docs/deduplication.md)."""
 
@@ -285,6 +291,8 @@ def load_app(spec: str) -> App:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise ConfigurationError(f"cannot import {module_name!r}: {exc}") from exc
+    except Exception as exc:  # the user's module failed while importing: one line, not a traceback
+        raise ConfigurationError(f"importing {module_name!r} failed: {type(exc).__name__}: {exc}") from exc
     app = getattr(module, attribute, None)
     if not isinstance(app, App):
         raise ConfigurationError(f"{spec!r} is not a jobqueue App")

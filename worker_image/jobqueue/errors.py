@@ -116,3 +116,11 @@ class RecordError(JobQueueError):
 
 class RecordUnavailable(RecordError):
     """PostgreSQL could not be reached or dropped the connection; retrying later may succeed."""
+
+
+class RunTimeout(JobQueueError, TimeoutError):
+    """``run_until_idle`` gave up before its queues were idle; ``summary`` holds what finished."""
+
+    def __init__(self, message: str, summary: object) -> None:
+        super().__init__(message)
+        self.summary = summary

@@ -2,11 +2,65 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from pydantic import AliasChoices, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from jobqueue.errors import ConfigurationError
+
+# Names the dotenv file every settings class reads after the environment; unset = ./.env if present, and
+# empty = none. Read when settings are built (never at import), so each process decides for itself.
+ENV_FILE_VARIABLE = "JOBQUEUE_ENV_FILE"
+DEFAULT_ENV_FILE = ".env"
 
 
-class Settings(BaseSettings):
+def env_file() -> Path | None:
+    """The dotenv file to read: $JOBQUEUE_ENV_FILE (which must exist), else ./.env, or None when
+    JOBQUEUE_ENV_FILE is empty. ``./.env`` is optional: a missing one is no error."""
+    named = os.environ.get(ENV_FILE_VARIABLE)
+    if named is None:
+        return Path(DEFAULT_ENV_FILE)
+    if not named:
+        return None
+    path = Path(named)
+    if not path.is_file():
+        raise ConfigurationError(f"{ENV_FILE_VARIABLE}: {named!r} is not a readable file")
+    return path
+
+
+class EnvFileSettings(BaseSettings):
+    """Base of every jobqueue settings class: a value comes from the constructor, else the environment,
+    else the dotenv file (:func:`env_file`), else the default. The environment wins over the file, as in
+    docker compose and most twelve-factor tooling, so a deployment can always override a checked-in file."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Constructor, environment, then the dotenv file this process names."""
+        path = env_file()
+        if path is None:
+            return init_settings, env_settings, file_secret_settings
+        try:  # the source reads the file here
+            dotenv = DotEnvSettingsSource(settings_cls, env_file=path, env_file_encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigurationError(f"cannot read the settings file {str(path)!r}: {exc}") from exc
+        return init_settings, env_settings, dotenv, file_secret_settings
+
+
+class Settings(EnvFileSettings):
     """Process-wide configuration. Build once per process and pass it down."""
 
     model_config = SettingsConfigDict(env_prefix="JOBQUEUE_", extra="ignore")
@@ -22,6 +76,14 @@ class Settings(BaseSettings):
     max_lost_leases: int = Field(default=3, ge=0)
     events_max_length: int = Field(default=100_000, gt=0)
     retry_history_max: int = Field(default=50, gt=0)
+    # Multiplies every retry delay; tests set 0 (the pytest plugin does) so a retried task runs again at
+    # once instead of making the test suite wait out real backoff.
+    backoff_scale: float = Field(default=1.0, ge=0, le=1000)
+    # The product's defaults for a task that sets neither (and whose queue sets no retry default): up to
+    # 3 retries with exponential backoff, and a 300 s hard time limit. 0 = no retry / no limit. Applied by
+    # the worker (the fail script and the lease), so they follow the worker's configuration.
+    default_max_retries: int = Field(default=3, ge=0, le=1000)
+    default_timeout: float = Field(default=300.0, ge=0, le=86_400 * 30)
     promote_batch: int = Field(default=500, gt=0)
     socket_timeout_seconds: float = Field(default=10.0, gt=0)
     database_url: SecretStr | None = None
@@ -32,12 +94,17 @@ class Settings(BaseSettings):
     health_dir: str | None = None
 
     @property
+    def effective_default_timeout(self) -> float | None:
+        """The hard time limit of a task enqueued without one; None when default_timeout is 0."""
+        return self.default_timeout or None
+
+    @property
     def effective_heartbeat_seconds(self) -> float:
         """Heartbeat interval, never more than a third of the lease so two misses still keep it."""
         return min(self.heartbeat_seconds, self.lease_seconds / 3)
 
 
-class ApiClientSettings(BaseSettings):
+class ApiClientSettings(EnvFileSettings):
     """Where the CLI finds the REST API: ``JOBQUEUE_API_URL`` and ``JOBQUEUE_API_KEY`` (one key, as
     opposed to the server's ``JOBQUEUE_API_KEYS`` list)."""
 

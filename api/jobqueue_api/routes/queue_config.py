@@ -162,7 +162,7 @@ async def put_retry_defaults(queue: QueueName, body: RetryDefaultsBody, client: 
 
 @router.delete("/retry-defaults", dependencies=[Depends(require(Scope.ADMIN))])
 async def delete_retry_defaults(queue: QueueName, client: Client) -> dict[str, Any]:
-    """Back to the built-in retry defaults (no retry; exponential backoff)."""
+    """Back to the product's retry defaults (JOBQUEUE_DEFAULT_MAX_RETRIES; exponential backoff)."""
     return config_json(await asyncio.to_thread(_admin(client).remove_retry_defaults, queue))
 
 

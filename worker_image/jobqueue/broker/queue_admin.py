@@ -191,7 +191,8 @@ class QueueAdmin:
         return cfg.retry_defaults
 
     def remove_retry_defaults(self, queue: str) -> QueueConfig:
-        """Back to the built-in defaults (no retry; exponential from 1 s, capped at 300 s, jittered)."""
+        """Back to the product defaults (the worker's JOBQUEUE_DEFAULT_MAX_RETRIES retries, 3 unless set;
+        exponential from 1 s, capped at 300 s, jittered)."""
         return self._configure(queue, delete_fields=RETRY_FIELDS)
 
     def set_max_lost_leases(self, queue: str, max_lost_leases: int | None) -> QueueConfig:

@@ -6,19 +6,24 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import signal
 import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from importlib import metadata
 from types import FrameType
+
+import pydantic
 
 from jobqueue.app import App, load_app
 from jobqueue.cli.api import add_api_options, api_url, dlq_via_api, status_via_api
 from jobqueue.cli.api import add_commands as add_api_commands
 from jobqueue.cli.flow_control import add_commands as add_flow_commands
 from jobqueue.cli.health import add_commands as add_health_commands
+from jobqueue.cli.up import add_command as add_up_command
 from jobqueue.errors import JobQueueError, ValidationError
 from jobqueue.log_config import configure_logging
 from jobqueue.settings import ApiClientSettings, Settings
@@ -29,14 +34,20 @@ log = logging.getLogger("jobqueue.cli.main")
 def _worker(args: argparse.Namespace) -> int:
     if args.processes < 1:
         raise ValidationError("processes", "must be >= 1")
+    if not math.isfinite(args.burst_wait) or args.burst_wait < 0:
+        raise ValidationError("burst-wait", "must be a finite number of seconds >= 0")
     if args.processes > 1:
+        if args.burst:
+            raise ValidationError("burst", "runs one worker process: use it without --processes")
         return _worker_processes(args)
+    from jobqueue.worker.burst import Burst  # noqa: PLC0415
     from jobqueue.worker.process_pool import ProcessPool  # noqa: PLC0415 - only the worker needs it
     from jobqueue.worker.runtime import Worker  # noqa: PLC0415
     from jobqueue.worker.thread_pool import AsyncPool, ThreadPool  # noqa: PLC0415
 
     app = load_app(args.app)
     queues = [q.strip() for q in args.queues.split(",") if q.strip()]
+    burst = Burst(args.burst_wait) if args.burst else None
     pool: ProcessPool | ThreadPool | AsyncPool
     if args.pool == "process":
         pool = ProcessPool(args.app, args.concurrency, logging.getLogger().level)
@@ -52,11 +63,15 @@ def _worker(args: argparse.Namespace) -> int:
         grace_seconds=args.grace,
         prefetch=args.prefetch,
         before_fetching=_start_gate(args.start_gate, lambda: worker.stopping),
+        burst=burst,
     )
     worker.install_signal_handlers()
     if args.parent_pid is not None:
         _follow_parent(args.parent_pid, worker.stop)
-    return worker.run()
+    code = worker.run()
+    if burst is not None:
+        print(burst.summary().line(), flush=True)
+    return code
 
 
 def _start_gate(gate: str | None, stopping: Callable[[], bool]) -> Callable[[], None] | None:
@@ -146,12 +161,6 @@ def _api(args: argparse.Namespace) -> int:
     return 0
 
 
-def _up(args: argparse.Namespace) -> int:
-    from jobqueue.services.local_stack import run_local_stack  # noqa: PLC0415
-
-    return run_local_stack(args)
-
-
 def _migrate(args: argparse.Namespace) -> int:
     from jobqueue.record.maintenance import run_migrate  # noqa: PLC0415 - needs the record extra
 
@@ -234,6 +243,7 @@ def _dlq(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
     parser = argparse.ArgumentParser(prog="jobqueue", description="jobqueue: a distributed job queue")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {metadata.version('jobqueue')}")
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--log-format", choices=["text", "json"], default="text")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -260,6 +270,17 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="at most this many tasks leased ahead of free slots, while tasks are short (default: 256)",
     )
+    w.add_argument(
+        "--burst",
+        action="store_true",
+        help="run until the queues are idle, then exit: 0, or 1 if a task ended FAILED or TIMEOUT",
+    )
+    w.add_argument(
+        "--burst-wait",
+        type=float,
+        default=0.0,
+        help="with --burst: also wait for delayed tasks (retries, countdowns) due within N seconds",
+    )
     w.set_defaults(func=_worker)
 
     s = sub.add_parser("scheduler", help="recover expired leases and promote delayed tasks")
@@ -278,16 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--consumer", default=None, help="consumer name (defaults to $POD_NAME, else host-pid)")
     r.set_defaults(func=_recorder)
 
-    u = sub.add_parser("up", help="run the whole system locally on an embedded Redis")
-    u.add_argument("--data-dir", default=".jobqueue")
-    u.add_argument("--redis-port", type=int, default=6390, help="0 picks a free port")
-    u.add_argument("--api-port", type=int, default=8000)
-    u.add_argument("--workers", type=int, default=1, help="minimum worker processes")
-    u.add_argument("--max-workers", type=int, default=4, help="autoscaling maximum")
-    u.add_argument("--concurrency", type=int, default=2)
-    u.add_argument("--demo-rate", type=float, default=5.0, help="demo tasks per second (0 = none)")
-    u.add_argument("--duration", type=float, default=None, help="stop after N seconds (default: Ctrl-C)")
-    u.set_defaults(func=_up)
+    add_up_command(sub)
 
     e = sub.add_parser("enqueue", help="enqueue a task by name")
     e.add_argument("name")
@@ -337,6 +349,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except JobQueueError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except pydantic.ValidationError as exc:
+        # A bad JOBQUEUE_* value (environment or .env file): one line per field, not a traceback.
+        for error in exc.errors():
+            field = ".".join(str(part) for part in error["loc"]) or exc.title
+            print(f"error: setting {field}: {error['msg']}", file=sys.stderr)
         return 2
 
 

@@ -7,10 +7,12 @@ with the API.
 from __future__ import annotations
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from jobqueue.settings import EnvFileSettings
 
 
-class RecordSettings(BaseSettings):
+class RecordSettings(EnvFileSettings):
     """Recorder, rollup and retention knobs. Build once per process and pass it down."""
 
     model_config = SettingsConfigDict(env_prefix="JOBQUEUE_RECORD_", extra="ignore")

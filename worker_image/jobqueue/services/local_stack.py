@@ -24,10 +24,9 @@ from jobqueue.broker.client import Client
 from jobqueue.embedded.redis_server import RedisServer
 from jobqueue.record.local import LocalRecord
 from jobqueue.scaling import ScalingPolicy
+from jobqueue.services.served_app import DEMO_APP, ServedApp, SourceWatcher, status_line
 from jobqueue.services.supervisor import LocalSupervisor
 from jobqueue.settings import Settings
-
-DEMO_APP = "jobqueue.demo:app"
 
 
 def _start(cmd: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
@@ -46,8 +45,12 @@ def _enqueue_demo(client: Client, n: int) -> None:
         client.enqueue("flaky", [0.3], max_retries=3)
 
 
-def run_local_stack(args: argparse.Namespace) -> int:
-    """Run until Ctrl-C (or ``--duration`` seconds); returns the exit code."""
+def run_local_stack(args: argparse.Namespace, served: ServedApp | None = None) -> int:
+    """Run until Ctrl-C (or ``--duration`` seconds); returns the exit code. ``served`` is the user's app
+    (``jobqueue up --app``, validated by cli/up.py before anything starts); None = the demo."""
+    if served is None:
+        served = ServedApp(DEMO_APP, ("default",), ("add",), demo=args.demo_rate > 0)
+    watcher = SourceWatcher(served.watch_root) if served.watch_root is not None else None
     data_dir = Path(args.data_dir).resolve()
     logs = data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -79,8 +82,8 @@ def run_local_stack(args: argparse.Namespace) -> int:
     )
     supervisor = LocalSupervisor(
         client,
-        app_spec=DEMO_APP,
-        queues=["default"],
+        app_spec=served.app_spec,
+        queues=list(served.queues),
         concurrency=args.concurrency,
         policy=policy,
         log_dir=logs,
@@ -99,7 +102,7 @@ def run_local_stack(args: argparse.Namespace) -> int:
     print(f"API key:        {api_key}", flush=True)
     print(
         "Submit a task:  curl -s -X POST -H 'Authorization: Bearer " + api_key + "' "
-        f'-H \'Content-Type: application/json\' -d \'{{"name": "add", "args": [1, 2]}}\' '
+        f"-H 'Content-Type: application/json' -d '{served.example_request}' "
         f"{base}/api/v1/tasks",
         flush=True,
     )
@@ -118,11 +121,14 @@ def run_local_stack(args: argparse.Namespace) -> int:
             now = time.monotonic()
             if args.duration is not None and now - started >= args.duration:
                 break
-            if args.demo_rate > 0:
+            if served.demo:
                 _enqueue_demo(client, sent)
                 sent += 1
             if now >= next_tick:
                 next_tick = now + 2
+                if watcher is not None and watcher.changed():
+                    print("source changed: restarting the workers", flush=True)
+                    supervisor.roll()
                 supervisor.tick()
                 for name, process in services.items():
                     if process.poll() is not None:
@@ -133,16 +139,9 @@ def run_local_stack(args: argparse.Namespace) -> int:
                         stop.set()
             if now >= next_report:
                 next_report = now + 5
-                depth = client.queue_depth("default")
-                stats = client.redis.hgetall(client.queue_keys("default").stats)
-                print(
-                    f"[{now - started:6.1f}s] enqueued={stats.get('enqueued', 0)} "
-                    f"succeeded={stats.get('succeeded', 0)} retried={stats.get('retried', 0)} "
-                    f"dead={depth.dead} ready={depth.total_ready} running={depth.in_flight} "
-                    f"workers={supervisor.replicas}",
-                    flush=True,
-                )
-            stop.wait(1 / args.demo_rate if args.demo_rate > 0 else 0.5)
+                line = status_line(client, served.queues)
+                print(f"[{now - started:6.1f}s] {line} workers={supervisor.replicas}", flush=True)
+            stop.wait(1 / args.demo_rate if served.demo else 0.5)
     finally:
         print("stopping ...", flush=True)
         supervisor.stop()

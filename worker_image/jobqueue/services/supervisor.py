@@ -168,6 +168,15 @@ class LocalSupervisor:
         log.info("scaled workers: %s", reason)
         return reason
 
+    def roll(self) -> None:
+        """Replace every serving worker (``jobqueue up --reload`` after a source change): new workers
+        start at once with the new code; the old ones drain, finishing their running tasks first."""
+        old = [worker_id for worker_id, worker in self.workers.items() if not worker.draining]
+        for _ in range(max(1, len(old))):
+            self._spawn()
+        for worker_id in old:
+            self.drain(worker_id)
+
     def drain(self, worker_id: str) -> None:
         """Ask one worker to drain and exit; it no longer counts toward the replicas."""
         self.workers[worker_id].drain_requested_at = time.monotonic()

@@ -19,6 +19,7 @@ from jobqueue.broker.task_metrics import TaskMetrics
 from jobqueue.errors import BrokerUnavailable
 from jobqueue.keys import QueueKeys
 from jobqueue.settings import Settings
+from jobqueue.worker.burst import Burst
 from jobqueue.worker.jobs import FetchReply, Job, build_fetch, parse_fetch, parse_handoff
 from jobqueue.worker.leases import LeaseBook
 from jobqueue.worker.pool import Pool, SlotWaitPool
@@ -66,6 +67,7 @@ class Fetching:
     _book: LeaseBook
     _parked: dict[str, float]
     _slot_pool: SlotWaitPool | None
+    _burst: Burst | None
 
     def _release(self, jobs: list[Job]) -> None:
         raise NotImplementedError  # Worker: hands jobs back to their queue unstarted
@@ -81,8 +83,13 @@ class Fetching:
                 while (self._held.is_set() or not self._book.should_fetch()) and not self._stop.is_set():
                     self._lock.wait(timeout=1.0)
                 free = self._book.free_slots()
+                # Burst mode: a fetch that finds nothing ends the run only if no outcome was still on its
+                # way to Redis before it (an ack may release workflow children, a failure a retry).
+                idle = not self._book.leased and not self._book.unacked
             if self._stop.is_set():
                 return
+            if self._burst is not None:
+                self._burst.begin_fetch()
             try:
                 got, wait_seconds, wake_keys = self._fetch(free)
                 backoff = 0.05
@@ -91,8 +98,29 @@ class Fetching:
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
                 continue
-            if got == 0:
+            if got == 0 and self._burst is None:
                 self._idle_wait(wait_seconds, wake_keys)
+            elif got == 0 and not self._burst_wait(idle, wait_seconds):
+                self._stop.set()  # the run is over: the acker, heartbeat and listener end with the drain
+                return
+
+    def _burst_wait(self, idle: bool, wait_seconds: float) -> bool:
+        """Burst mode after a fetch found nothing: wait for what may still come; False = the run is over.
+
+        While tasks are in flight it waits for their outcomes here, not on the wake-up keys: what comes
+        next in a burst run comes mostly from those outcomes (workflow children, retries), and the next
+        fetch also takes anything enqueue handed to this worker meanwhile."""
+        assert self._burst is not None  # only called in burst mode
+        if not idle:
+            with self._lock:
+                if (self._book.leased or self._book.unacked) and not self._stop.is_set():
+                    self._lock.wait(timeout=min(wait_seconds, IDLE_RECHECK_SECONDS))
+            return True
+        pause = self._burst.idle_pause()
+        if pause is None:
+            return False
+        self._stop.wait(pause)
+        return True
 
     def _fetch(self, free: int) -> tuple[int, float, list[str]]:
         """Lease up to ``free`` tasks across the queues in order; returns (leased, wait, wake keys)."""
@@ -108,12 +136,14 @@ class Fetching:
             # again when it finds nothing, so the next task enqueued comes straight here.
             want = max(0, want)
             call = build_fetch(self.settings, queue, want, self.worker_id, park_ms if want else 0)
-            reply = parse_fetch(queue, run_script(self.redis, call))
+            reply = parse_fetch(queue, run_script(self.redis, call), self.settings.effective_default_timeout)
             if want and not reply.jobs and reply.wait_ms == -1:
                 self._parked[queue] = time.monotonic()
             else:
                 self._parked.pop(queue, None)
             self._start(queue, reply)
+            if self._burst is not None:
+                self._burst.observe(reply, IDLE_RECHECK_SECONDS)
             got += len(reply.jobs)
             if reply.wait_ms > 0:
                 wait = min(wait, reply.wait_ms / 1000)  # rate limited: sleep exactly that long
@@ -186,7 +216,7 @@ class Fetching:
         """Book a task enqueue handed to this parked worker: (jobs to start now, capacity left), or None
         when it was handed off just as a drain began (then it goes back to the queue unstarted, like
         prefetched work)."""
-        reply, capacity_left = parse_handoff(queue, record)
+        reply, capacity_left = parse_handoff(queue, record, self.settings.effective_default_timeout)
         if self._stop.is_set() or self._held.is_set():
             self._release(reply.jobs)
             return None

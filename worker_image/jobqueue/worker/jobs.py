@@ -126,21 +126,21 @@ class FetchReply:
     queue_wait_ms: list[int] = field(default_factory=list)  # per job: ms since it became ready, -1 unknown
 
 
-def parse_fetch(queue: str, reply: Sequence[Any]) -> FetchReply:
-    """Decode the flat reply of fetch.lua."""
+def parse_fetch(queue: str, reply: Sequence[Any], default_timeout: float | None = None) -> FetchReply:
+    """Decode the flat reply of fetch.lua; a task without a hard time limit gets ``default_timeout``."""
     count = int(reply[2])
     jobs = []
     waits = []
     for base in range(3, 3 + count * FETCH_FIELDS_PER_TASK, FETCH_FIELDS_PER_TASK):
-        job, wait = _leased_job(queue, reply[base : base + FETCH_FIELDS_PER_TASK])
+        job, wait = _leased_job(queue, reply[base : base + FETCH_FIELDS_PER_TASK], default_timeout)
         jobs.append(job)
         waits.append(wait)
     return FetchReply(jobs, int(reply[0]), int(reply[1]), waits)
 
 
-def _leased_job(queue: str, values: Sequence[Any]) -> tuple[Job, int]:
+def _leased_job(queue: str, values: Sequence[Any], default_timeout: float | None) -> tuple[Job, int]:
     """One task's FETCH_FIELDS_PER_TASK values (lua/_lease.lua) as a Job, and its queue wait in ms (-1:
-    unknown)."""
+    unknown). A task enqueued without a timeout runs under ``default_timeout`` (None: no limit)."""
     (task_id, token, name, args, kwargs, priority, timeout, soft_timeout, max_retries, retries, _, _,
      result_ttl, queue_wait) = values[:FETCH_FIELDS_PER_TASK]  # fmt: skip
     # Built without the frozen dataclass __init__ (one object.__setattr__ per field): one Job per leased
@@ -155,7 +155,7 @@ def _leased_job(queue: str, values: Sequence[Any]) -> tuple[Job, int]:
         kwargs_json=kwargs,
         queue=queue,
         priority=priority or "medium",
-        timeout=float(timeout) if timeout else None,
+        timeout=float(timeout) if timeout else default_timeout,
         soft_timeout=float(soft_timeout) if soft_timeout else None,
         max_retries=int(max_retries or 0),
         retries=int(retries or 0),
@@ -191,7 +191,9 @@ def build_fetch(
     )  # fmt: skip
 
 
-def parse_handoff(queue: str, record_json: str) -> tuple[FetchReply, int]:
+def parse_handoff(
+    queue: str, record_json: str, default_timeout: float | None = None
+) -> tuple[FetchReply, int]:
     """Decode one record enqueue pushed to a parked worker's inbox (lua/_handoff.lua): the task, leased
     exactly as a fetch reply would carry it, and the capacity the worker has left parked (0 = it is no
     longer parked and must fetch to park again)."""
@@ -199,7 +201,7 @@ def parse_handoff(queue: str, record_json: str) -> tuple[FetchReply, int]:
     # Decoded straight into its one Job (no fetch-shaped list, no dataclass __init__): this runs on the
     # task's path to its start, in a thread just woken from idle, where every step costs several times
     # its warm price.
-    job, wait = _leased_job(queue, record)
+    job, wait = _leased_job(queue, record, default_timeout)
     reply = _new(FetchReply)
     reply.__dict__.update(jobs=[job], wait_ms=-1, next_due_ms=-1, queue_wait_ms=[wait])
     return reply, int(record[FETCH_FIELDS_PER_TASK])
@@ -248,6 +250,8 @@ def build_completion(
             k.done_channel(job.id),
             settings.retry_history_max,
             (rng or random).random(),
+            repr(settings.backoff_scale),
+            settings.default_max_retries,
         ),
     )
 

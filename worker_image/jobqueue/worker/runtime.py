@@ -31,6 +31,7 @@ from jobqueue.errors import BrokerUnavailable, JobQueueError
 from jobqueue.keys import GlobalKeys, QueueKeys, validate_queue_name
 from jobqueue.retry import QUEUE_DEFAULT_RETRY, QueueDefaultRetry, RetryPolicy
 from jobqueue.serialization import dumps
+from jobqueue.worker.burst import Burst
 from jobqueue.worker.fetching import MAX_BACKOFF_SECONDS, Fetching
 from jobqueue.worker.health import LivenessFile
 from jobqueue.worker.jobs import (
@@ -53,6 +54,9 @@ log = logging.getLogger(__name__)
 # lone task (nothing else leased) is recorded at once: the linger never delays an idle worker's results.
 ACK_BATCH = 64
 ACK_LINGER_SECONDS = 0.005
+# How often the cancel listener looks at the stop flag between pub/sub messages (a local select, no
+# round trip): bounds how long a drained worker waits for it to end.
+CANCEL_POLL_SECONDS = 0.25
 
 
 def default_worker_id(pod_name: str | None) -> str:
@@ -75,6 +79,7 @@ class Worker(Fetching):
         grace_seconds: float = 30.0,
         prefetch: int | None = None,
         before_fetching: Callable[[], None] | None = None,
+        burst: Burst | None = None,
     ) -> None:
         if not queues:
             raise JobQueueError("a worker needs at least one queue")
@@ -88,12 +93,18 @@ class Worker(Fetching):
         # Called once everything is up (pool, heartbeat, registration), just before the first fetch: the
         # start gate of `--processes` (worker/processes.py) holds each process there until all are up.
         self._before_fetching = before_fetching
+        # Burst mode (worker/burst.py): the fetch loop ends once the queues are idle.
+        self._burst = burst
         self.redis = connect(self.settings)
         # The idle wait blocks on its own connection, whose client id a timer can unblock.
         self._blocking = connect(self.settings, single_connection=True)
         self.global_keys = GlobalKeys(self.settings.key_prefix)
         self._keys = {q: QueueKeys(self.settings.key_prefix, q) for q in self.queues}
         self._stop = threading.Event()
+        # Set once drained: the heartbeat ends at once instead of after its interval (in-process runs,
+        # such as jobqueue.testing.run_until_idle, join it before they close the connections).
+        self._finished = threading.Event()
+        self._threads: list[threading.Thread] = []
         # Set while the operator holds this worker drained (Client.request_drain(exit=False)): no fetching,
         # but alive until its pod is deleted or the drain is called off.
         self._held = threading.Event()
@@ -152,7 +163,7 @@ class Worker(Fetching):
         with translate_errors():
             self.redis.sadd(self.global_keys.queues, *self.queues)
         self.pool.start(self._on_outcome)
-        threads = [
+        self._threads = threads = [
             threading.Thread(target=self._ack_loop, name="jobqueue-acker", daemon=True),
             threading.Thread(target=self._heartbeat_loop, name="jobqueue-heartbeat", daemon=True),
             threading.Thread(target=self._cancel_listener, name="jobqueue-cancel", daemon=True),
@@ -177,7 +188,12 @@ class Worker(Fetching):
                 # exit 0 into death by signal while the interpreter shuts down.
                 signal.signal(signal.SIGTERM, signal.SIG_IGN)
                 signal.signal(signal.SIGINT, signal.SIG_IGN)
-        return 0
+        return 0 if self._burst is None else self._burst.summary().exit_code
+
+    def close(self) -> None:
+        """Close this worker's Redis connections (after run() returned; a process simply exits)."""
+        self._blocking.close()
+        self.redis.close()
 
     def _wait_for_redis(self) -> None:
         delay = 0.1
@@ -208,6 +224,10 @@ class Worker(Fetching):
             self._wake_all()
             while self._book.unacked and time.monotonic() < flush_deadline:
                 self._lock.wait(timeout=0.1)
+        # The heartbeat must not register this worker again after _deregister removed it.
+        self._finished.set()
+        for thread in self._threads:
+            thread.join(timeout=CANCEL_POLL_SECONDS + 1.0)
         self._flush_task_metrics()
         self._deregister()
 
@@ -310,6 +330,8 @@ class Worker(Fetching):
                 time.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
                 continue
+            if self._burst is not None:
+                self._burst.record(batch, results)
             for (job, outcome), result in zip(batch, results, strict=True):
                 if result == 0:
                     log.warning(
@@ -417,7 +439,8 @@ class Worker(Fetching):
             self._liveness.touch()
             if self._stop.is_set() and not self._book.leased and not self._book.unacked:
                 return
-            time.sleep(interval)
+            if self._finished.wait(interval):
+                return
 
     def _cancel_listener(self) -> None:
         channels = [k.cancel_channel for k in self._keys.values()]
@@ -427,7 +450,7 @@ class Worker(Fetching):
                     pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
                     pubsub.subscribe(*channels)
                     while not self._stop.is_set():
-                        message = pubsub.get_message(timeout=1.0)
+                        message = pubsub.get_message(timeout=CANCEL_POLL_SECONDS)
                         if message and isinstance(message.get("data"), str):
                             task_id, _, mode = message["data"].partition(" ")
                             with self._lock:

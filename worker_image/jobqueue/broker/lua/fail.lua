@@ -12,7 +12,10 @@ ARGV[8] dead letter reason if not retried and the error itself is not retryable
 ARGV[9] event stream max length          ARGV[10] completion channel
 ARGV[11] max retry-history entries kept on the task
 ARGV[12] a random draw in [0, 1) for the jitter of a queue-default backoff
-Retry defaults: a task whose max_retries field is empty takes the queue's retry_max_retries (else 0), read
+ARGV[13] factor applied to the retry delay, whichever policy computed it (Settings.backoff_scale: 0 in
+         test runs so retries are due at once; absent = 1)
+ARGV[14] retries of a task that set none and whose queue sets none (Settings.default_max_retries; absent = 0)
+Retry defaults: a task whose max_retries field is empty takes the queue's retry_max_retries (else ARGV[14]), read
 here, at failure time, so a changed queue default applies to tasks already waiting.
 Returns 1 = retry scheduled, 2 = finished (dead-lettered, or cancelled), 0 = stale token.
 Workflows: when finished, PENDING descendants are cancelled (dependency_failed); dedup key released. ]]
@@ -34,13 +37,13 @@ if max_retries == nil or backoff == nil then
   defaults = redis.call('HMGET', KEYS[8], 'retry_max_retries', 'retry_backoff', 'retry_base_ms',
     'retry_max_ms', 'retry_jitter')
 end
-if max_retries == nil then max_retries = tonumber(defaults[1]) or 0 end
+if max_retries == nil then max_retries = tonumber(defaults[1]) or tonumber(ARGV[14] or '') or 0 end
 local retry = ARGV[5] == '1' and retries < max_retries and ARGV[7] ~= 'CANCELLED'
 if retry and backoff == nil then
   backoff = jq_backoff_ms(defaults[2] or 'exponential', retries + 1, tonumber(defaults[3]) or 1000,
     tonumber(defaults[4]) or 300000, defaults[5] ~= '0', tonumber(ARGV[12]) or 1)
 end
-backoff = backoff or 0
+backoff = math.floor((backoff or 0) * (tonumber(ARGV[13] or '') or 1))
 local duration = now - (tonumber(f[7]) or now)
 local history = cjson.decode(f[5] or '[]')
 local tb = ARGV[4]
