@@ -266,7 +266,7 @@ def test_printer_columns_show_spec_and_status(
     assert names == ["Name", "Queues", "Desired", "Current", "Ready", "Depth", "In-Flight", "Autoscaling",
                      "Status", "Age"]  # fmt: skip
     (row,) = table["rows"]
-    assert row["cells"][:9] == ["email-workers", '["emails"]', 3, 2, 1, 70, 16, True, "True"]
+    assert row["cells"][:9] == ["email-workers", '["emails","default"]', 3, 2, 1, 70, 16, True, "True"]
 
     create(kube_api, kube_namespace, example("RecurringTask"))
     status, table = kube_control_plane.request(

@@ -43,9 +43,9 @@ def test_worker_container_runs_the_pool_with_pod_name_and_connection_secret() ->
     d = worker_deployment(OWNER, example_spec(), replicas=1)
     pod = d["spec"]["template"]["spec"]
     (container,) = pod["containers"]
-    assert container["image"] == "registry.example.com/acme/tasks:1.4.2"
+    assert container["image"] == "quickstart-worker:0.1.0"
     assert container["args"] == [
-        "worker", "--app", "acme.tasks:app", "--queues", "emails", "--concurrency", "8",
+        "worker", "--app", "tasks:app", "--queues", "emails,default", "--concurrency", "8",
         "--pool", "thread", "--grace", "115",
     ]  # fmt: skip
     assert container["env"][0] == {

@@ -70,8 +70,8 @@ def test_worker_container_gets_the_templates_additions_but_keeps_image_args_and_
         "resources": {"requests": {"cpu": "1", "ephemeral-storage": "1Gi"}},
     }
     worker = containers(pod_of({"containers": [worker_part, SIDECAR], "volumes": [CONFIG]}))["worker"]
-    assert worker["image"] == "registry.example.com/acme/tasks:1.4.2"
-    assert worker["args"][:3] == ["worker", "--app", "acme.tasks:app"]
+    assert worker["image"] == "quickstart-worker:0.1.0"
+    assert worker["args"][:3] == ["worker", "--app", "tasks:app"]
     assert worker["env"][0]["name"] == "POD_NAME"
     assert {"name": "ACME_MODE", "value": "batch"} in worker["env"]
     assert {"name": "ACME_SMTP_HOST", "value": "smtp.internal"} in worker["env"]
