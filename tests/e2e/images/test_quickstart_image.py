@@ -5,18 +5,13 @@ root filesystem and a tmpfs /tmp, as a WorkerPool runs it."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from jobqueue import Client, Settings
-
-ROOT = Path(__file__).resolve().parents[3]
-QUICKSTART = ROOT / "examples" / "quickstart"
 
 # The requirements layer downloads from PyPI on a cold cache.
 pytestmark = pytest.mark.timeout(900)
@@ -24,19 +19,6 @@ pytestmark = pytest.mark.timeout(900)
 
 def docker(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["docker", *args], capture_output=True, text=True, check=False, timeout=timeout)
-
-
-@pytest.fixture(scope="module")
-def quickstart_image(images: dict[str, str]) -> str:
-    tag = f"quickstart-worker:{images['worker'].rpartition(':')[2]}"
-    built = subprocess.run(
-        ["docker", "build", "--network", "host", "--build-arg", f"WORKER_IMAGE={images['worker']}",
-         "-t", tag, str(QUICKSTART)],
-        env={**os.environ, "DOCKER_BUILDKIT": "0"},
-        capture_output=True, text=True, check=False, timeout=840,
-    )  # fmt: skip
-    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
-    return tag
 
 
 def test_runs_as_the_base_images_non_root_user(quickstart_image: str) -> None:
@@ -49,8 +31,8 @@ def test_runs_as_the_base_images_non_root_user(quickstart_image: str) -> None:
 
 def test_the_projects_requirements_were_installed(quickstart_image: str, images: dict[str, str]) -> None:
     probe = ("run", "--rm", "--network", "host", "--entrypoint", "python")
-    assert docker(*probe, quickstart_image, "-c", "import tzdata, tasks").returncode == 0
-    assert docker(*probe, images["worker"], "-c", "import tzdata").returncode != 0  # not from the base
+    assert docker(*probe, quickstart_image, "-c", "import humanize, tasks").returncode == 0
+    assert docker(*probe, images["worker"], "-c", "import humanize").returncode != 0  # not from the base
 
 
 @pytest.fixture
