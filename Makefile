@@ -49,7 +49,8 @@ bench: deps
 control-plane:
 	bash tests/k8s/build-control-plane.sh
 
-## make images: both images on a debootstrapped Debian base (no registry needed; see tests/images)
+## make images: jobqueue-worker:<appVersion> and jobqueue-operator:<appVersion> (the chart's defaults) on a
+## debootstrapped Debian base (no registry needed; see tests/images)
 images:
 	bash tests/images/ensure-docker.sh
 	bash tests/images/build-base-image.sh
@@ -58,7 +59,8 @@ images:
 helm:
 	bash tests/helm/build-helm.sh
 
-## make e2e-kind: kind cluster, images, helm install, helm test (needs a registry: not on the build machine)
+## make e2e-kind: README's "On Kubernetes" commands on a kind cluster, then helm test (needs a registry: not
+## on the build machine)
 e2e-kind:
 	bash tests/e2e/kind/run.sh
 

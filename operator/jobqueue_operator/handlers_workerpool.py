@@ -3,6 +3,7 @@ health checks (stale heartbeats, orphaned leases) and the status. Decisions are 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import time
 from collections.abc import Mapping
@@ -17,8 +18,9 @@ from jobqueue_operator.decisions import (
     deletion_cost_annotations,
     orphaned_workers,
 )
-from jobqueue_operator.manifests import Owner, selector_string, worker_deployment
+from jobqueue_operator.manifests import Owner, pod_disruption_budget, selector_string, worker_deployment
 from jobqueue_operator.metrics import PoolReplicas
+from jobqueue_operator.pod_template import InvalidPodTemplate
 from jobqueue_operator.pool_plan import DRAIN_ANNOTATION, Heartbeat, PoolPlan, initial_replicas, plan_pool
 from jobqueue_operator.pool_status import parse_time, pool_status
 from jobqueue_operator.queue_status import invalid_status
@@ -29,10 +31,17 @@ KIND, PLURAL = "WorkerPool", "workerpools"
 
 
 def ensure_deployment(ctx: OperatorContext, owner: Owner, spec: WorkerPoolSpec) -> None:
-    """Create or update the pool's Deployment, keeping the replica count the autoscaler last set."""
+    """Create or update the pool's Deployment, keeping the replica count the autoscaler last set, and its
+    optional PodDisruptionBudget."""
     existing = ctx.kube.read_deployment(owner.namespace, owner.name)
     replicas = existing.spec.replicas if existing is not None else initial_replicas(spec)
-    ctx.kube.apply_deployment(worker_deployment(owner, spec, replicas))
+    # Both manifests are built before either is applied: an invalid pod template changes nothing.
+    deployment, budget = worker_deployment(owner, spec, replicas), pod_disruption_budget(owner, spec)
+    ctx.kube.apply_deployment(deployment)
+    if budget is not None:
+        ctx.kube.apply_disruption_budget(budget)
+    else:
+        ctx.kube.delete_disruption_budget(owner.namespace, owner.name)
 
 
 def count_recovered(ctx: OperatorContext, by_queue: Mapping[str, Mapping[str, int]]) -> dict[str, int]:
@@ -148,12 +157,13 @@ def register_workerpool(registry: kopf.OperatorRegistry, ctx: OperatorContext) -
         with reconciling(ctx, KIND, "deployment"):
             try:
                 parsed = WorkerPoolSpec.model_validate(dict(spec))
-            except pydantic.ValidationError as exc:
+                # Built before anything is applied: a template that cannot be merged whole changes nothing.
+                ensure_deployment(ctx, Owner(name, namespace_of(namespace), uid), parsed)
+            except (pydantic.ValidationError, InvalidPodTemplate) as exc:
                 now = dt.datetime.now(dt.UTC)
                 patch.status.update(invalid_status(status.get("conditions"), generation, now, str(exc)))
                 kopf.warn(body, reason="InvalidSpec", message=str(exc))
                 raise
-            ensure_deployment(ctx, Owner(name, namespace_of(namespace), uid), parsed)
             kopf.info(body, reason="DeploymentApplied", message=f"deployment {name} applied")
 
     @kopf.timer(
@@ -187,7 +197,9 @@ def register_workerpool(registry: kopf.OperatorRegistry, ctx: OperatorContext) -
         with reconciling(ctx, KIND, "reconcile"):
             deployment = ctx.kube.read_deployment(owner.namespace, name)
             if deployment is None:
-                ensure_deployment(ctx, owner, parsed)
+                # An invalid template is reported by apply_deployment as a permanent error and a condition.
+                with contextlib.suppress(InvalidPodTemplate):
+                    ensure_deployment(ctx, owner, parsed)
                 return
             pods = ctx.kube.list_pods(owner.namespace, selector_string(name))
             heartbeats = read_heartbeats(ctx.client)

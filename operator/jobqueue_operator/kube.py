@@ -60,6 +60,7 @@ class Kube:
     def __init__(self, api: k8s.ApiClient) -> None:
         self.apps = k8s.AppsV1Api(api)
         self.core = k8s.CoreV1Api(api)
+        self.policy = k8s.PolicyV1Api(api)
 
     def read_deployment(self, namespace: str, name: str) -> Any | None:
         """The Deployment, or None when it does not exist."""
@@ -86,6 +87,24 @@ class Kube:
                 raise
             spec = {key: value for key, value in manifest["spec"].items() if key != "replicas"}
             self.apps.patch_namespaced_deployment(meta["name"], meta["namespace"], {**manifest, "spec": spec})
+
+    def apply_disruption_budget(self, manifest: dict[str, Any]) -> None:
+        """Create the PodDisruptionBudget, or patch the existing one to the manifest."""
+        meta = manifest["metadata"]
+        try:
+            self.policy.create_namespaced_pod_disruption_budget(meta["namespace"], manifest)  # type: ignore[arg-type]
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+            self.policy.patch_namespaced_pod_disruption_budget(meta["name"], meta["namespace"], manifest)
+
+    def delete_disruption_budget(self, namespace: str, name: str) -> None:
+        """Delete the PodDisruptionBudget (none there is fine: the pool never had one)."""
+        try:
+            self.policy.delete_namespaced_pod_disruption_budget(name, namespace)
+        except ApiException as exc:
+            if exc.status != NOT_FOUND:
+                raise
 
     def scale_deployment(self, namespace: str, name: str, replicas: int) -> None:
         """Set the Deployment's replicas through its scale subresource."""

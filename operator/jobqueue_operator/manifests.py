@@ -5,13 +5,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from jobqueue_operator.pod_template import (
+    HEALTH_DIR,
+    HEALTH_DIR_ENV,
+    WORKER_CONTAINER,
+    check_env,
+    merge_pod_spec,
+)
 from jobqueue_operator.pool_plan import PROCESSES_ANNOTATION
 from jobqueue_operator.spec import WorkerPoolSpec
 
 GROUP = "jobqueue.dev"
 VERSION = "v1alpha1"
 POOL_LABEL = f"{GROUP}/pool"
-WORKER_CONTAINER = "worker"
+# `kubectl logs` and `kubectl exec` pick the worker, not a sidecar, when no container is named.
+DEFAULT_CONTAINER_ANNOTATION = "kubectl.kubernetes.io/default-container"
 # The worker must stop before the kubelet's SIGKILL: it gets the pod's grace period minus this margin
 # to finish its in-flight tasks after SIGTERM.
 SHUTDOWN_MARGIN_SECONDS = 5
@@ -56,7 +64,7 @@ def worker_args(spec: WorkerPoolSpec) -> list[str]:
 def pod_annotations(spec: WorkerPoolSpec) -> dict[str, str]:
     """The pod template's annotations: the user's, and the worker process count the operator joins the
     pod's heartbeats by (pool_plan.PodView; absent = one process, the pod template of before)."""
-    annotations = dict(spec.pod_template.metadata.annotations)
+    annotations = {DEFAULT_CONTAINER_ANNOTATION: WORKER_CONTAINER, **spec.pod_template.metadata.annotations}
     if spec.processes > 1:
         annotations[PROCESSES_ANNOTATION] = str(spec.processes)
     return annotations
@@ -73,6 +81,7 @@ def worker_container(spec: WorkerPoolSpec) -> dict[str, Any]:
         # The operator matches heartbeats to pods by this id.
         "env": [
             {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            {"name": HEALTH_DIR_ENV, "value": HEALTH_DIR},
             *[dict(item) for item in spec.env],
         ],
         "envFrom": [{"secretRef": {"name": spec.connection_secret_name}}],
@@ -93,23 +102,62 @@ def worker_container(spec: WorkerPoolSpec) -> dict[str, Any]:
     return container
 
 
+def owner_reference(owner: Owner) -> dict[str, Any]:
+    """The reference that makes ``owner`` the controller of an object (deleted with it)."""
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "WorkerPool",
+        "name": owner.name,
+        "uid": owner.uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def pod_disruption_budget(owner: Owner, spec: WorkerPoolSpec) -> dict[str, Any] | None:
+    """The pool's PodDisruptionBudget, or None when spec.disruptionBudget is unset (then the operator
+    deletes one it made earlier). Voluntary evictions (node drains) wait while it would be broken; the
+    operator's own scale-down drains workers first and is not an eviction."""
+    budget = spec.disruption_budget
+    if budget is None:
+        return None
+    limits = {"minAvailable": budget.min_available, "maxUnavailable": budget.max_unavailable}
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {
+            "name": owner.name,
+            "namespace": owner.namespace,
+            "labels": {"app.kubernetes.io/managed-by": "jobqueue-operator", **pool_selector(owner.name)},
+            "ownerReferences": [owner_reference(owner)],
+        },
+        "spec": {
+            "selector": {"matchLabels": pool_selector(owner.name)},
+            **{key: value for key, value in limits.items() if value is not None},
+        },
+    }
+
+
 def worker_deployment(owner: Owner, spec: WorkerPoolSpec, replicas: int) -> dict[str, Any]:
     """The Deployment of a WorkerPool, named like the pool and owned by it.
 
     ``replicas`` is passed separately from the spec: the autoscaler or the drain logic decides it.
-    Pod template overrides are merged last, except that the worker container cannot be replaced.
+    The pod template is merged around the worker container (pod_template.merge_pod_spec); raises
+    pod_template.InvalidPodTemplate when it cannot be merged whole.
     """
+    check_env(spec.env, "spec.env")
     labels = {
         "app.kubernetes.io/name": "jobqueue-worker",
         "app.kubernetes.io/instance": owner.name,
         "app.kubernetes.io/managed-by": "jobqueue-operator",
         **pool_selector(owner.name),
     }
-    pod_spec: dict[str, Any] = {
-        **spec.pod_template.spec,
-        "terminationGracePeriodSeconds": spec.termination_grace_period_seconds,
-        "containers": [worker_container(spec)],
-    }
+    pod_spec = merge_pod_spec(
+        spec.pod_template.spec,
+        worker_container(spec),
+        heartbeat_stale_seconds=spec.health.heartbeat_stale_seconds,
+    )
+    pod_spec["terminationGracePeriodSeconds"] = spec.termination_grace_period_seconds
     pod_spec.setdefault("securityContext", {"seccompProfile": {"type": "RuntimeDefault"}})
     # Service link variables (e.g. JOBQUEUE_API_PORT=tcp://... from a release's jobqueue-api Service)
     # share the worker's settings prefix; the worker needs none, so none may shadow a setting.
@@ -121,16 +169,7 @@ def worker_deployment(owner: Owner, spec: WorkerPoolSpec, replicas: int) -> dict
             "name": owner.name,
             "namespace": owner.namespace,
             "labels": labels,
-            "ownerReferences": [
-                {
-                    "apiVersion": f"{GROUP}/{VERSION}",
-                    "kind": "WorkerPool",
-                    "name": owner.name,
-                    "uid": owner.uid,
-                    "controller": True,
-                    "blockOwnerDeletion": True,
-                }
-            ],
+            "ownerReferences": [owner_reference(owner)],
         },
         "spec": {
             "replicas": replicas,

@@ -58,6 +58,13 @@ class Resources(_CamelModel):
     limits: dict[str, str | int] = Field(default_factory=dict)
 
 
+class DisruptionBudget(_CamelModel):
+    """spec.disruptionBudget: the pool's PodDisruptionBudget (exactly one of the two, as the CRD checks)."""
+
+    min_available: int | str | None = None
+    max_unavailable: int | str | None = None
+
+
 class WorkerPoolSpec(_CamelModel):
     """spec of a WorkerPool."""
 
@@ -76,6 +83,7 @@ class WorkerPoolSpec(_CamelModel):
     replicas: int = Field(default=1, ge=0)
     autoscaling: Autoscaling = Field(default_factory=Autoscaling)
     health: Health = Field(default_factory=Health)
+    disruption_budget: DisruptionBudget | None = None
 
 
 # -- JobQueue -------------------------------------------------------------------------------------------

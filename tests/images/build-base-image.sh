@@ -9,13 +9,14 @@
 # Usage: tests/images/build-base-image.sh [--base-only]
 #   JOBQUEUE_IMAGE_CACHE  rootfs cache (default ~/.cache/jobqueue-images)
 #   JOBQUEUE_BASE_IMAGE   tag of the imported base (default jobqueue-base:bookworm)
-#   JOBQUEUE_IMAGE_TAG    tag of the built images (default test)
+#   JOBQUEUE_IMAGE_TAG    tag of the built images (default: the chart's appVersion, the tag the chart's
+#                         defaults name, so `make images` + `kind load docker-image` + `helm install` fit)
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cache="${JOBQUEUE_IMAGE_CACHE:-$HOME/.cache/jobqueue-images}"
 base="${JOBQUEUE_BASE_IMAGE:-jobqueue-base:bookworm}"
-tag="${JOBQUEUE_IMAGE_TAG:-test}"
+tag="${JOBQUEUE_IMAGE_TAG:-$(sed -nE 's/^appVersion: *"?([^"]+)"?$/\1/p' "$root/helm/jobqueue/Chart.yaml")}"
 log() { echo "build-base-image: $*" >&2; }
 
 # The mirror this machine's apt already uses (deb822 or one-line format), so nothing new is contacted.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the binaries of a real Kubernetes test control plane from Go modules, once per machine:
-#   etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok (fake nodes).
+#   etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok (fake nodes) and kubectl.
 # They go into ${JOBQUEUE_K8S_CACHE:-$HOME/.cache/jobqueue-k8s}/<kubernetes version>/bin, outside the
 # repository; a binary already there that reports the expected version is kept, so reruns take a second.
 #
@@ -76,17 +76,12 @@ build_etcd() {
   mv "$bin/etcd.tmp" "$bin/etcd"
 }
 
-build_kubernetes() {
-  local want="Kubernetes $KUBERNETES_VERSION"
-  if has_version kube-apiserver "$want" && has_version kube-controller-manager "$want" \
-    && has_version kube-scheduler "$want"; then
-    log "kubernetes $KUBERNETES_VERSION present"; return
-  fi
-  log "building kube-apiserver, kube-controller-manager, kube-scheduler $KUBERNETES_VERSION (slow)"
-  local dir; dir="$(new_wrapper "kubernetes-$KUBERNETES_VERSION")"
-  local gomod commit staging_version
+# kubernetes_wrapper NAME: a wrapper module for k8s.io/kubernetes at KUBERNETES_VERSION whose go.mod pins
+# every staging module the release replaces with ./staging/src/... to its published twin.
+kubernetes_wrapper() {
+  local dir; dir="$(new_wrapper "$1")"
+  local gomod staging_version
   gomod="$(module_field "k8s.io/kubernetes@$KUBERNETES_VERSION" GoMod)"
-  commit="$(module_field "k8s.io/kubernetes@$KUBERNETES_VERSION" Origin.Hash)"
   # v1.32.13 -> v0.32.13: the staging modules are published with major 0 and the same minor/patch.
   staging_version="v0.${KUBERNETES_VERSION#v1.}"
   {
@@ -102,20 +97,54 @@ build_kubernetes() {
     echo ")"
   } >"$dir/go.mod"
   log "wrapper go.mod pins $(grep -c '=>' "$dir/go.mod") staging modules at $staging_version"
-  local pkgs=(k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager
-    k8s.io/kubernetes/cmd/kube-scheduler)
-  # The same variables hack/lib/version.sh sets, so /version and --version report the real release.
-  local minor="${KUBERNETES_VERSION#v1.}"; minor="${minor%%.*}"
-  local ldflags="-s -w" pkg
+  echo "$dir"
+}
+
+# kubernetes_ldflags: the variables hack/lib/version.sh sets, so /version and --version report the release.
+kubernetes_ldflags() {
+  local commit minor ldflags="-s -w" pkg
+  commit="$(module_field "k8s.io/kubernetes@$KUBERNETES_VERSION" Origin.Hash)"
+  minor="${KUBERNETES_VERSION#v1.}"; minor="${minor%%.*}"
   for pkg in k8s.io/client-go/pkg/version k8s.io/component-base/version; do
     ldflags+=" -X $pkg.gitVersion=$KUBERNETES_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
     ldflags+=" -X $pkg.gitCommit=${commit:-unknown} -X $pkg.gitTreeState=clean"
     ldflags+=" -X $pkg.buildDate=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
   done
+  echo "$ldflags"
+}
+
+build_kubernetes() {
+  local want="Kubernetes $KUBERNETES_VERSION"
+  if has_version kube-apiserver "$want" && has_version kube-controller-manager "$want" \
+    && has_version kube-scheduler "$want"; then
+    log "kubernetes $KUBERNETES_VERSION present"; return
+  fi
+  log "building kube-apiserver, kube-controller-manager, kube-scheduler $KUBERNETES_VERSION (slow)"
+  local dir ldflags pkg
+  dir="$(kubernetes_wrapper "kubernetes-$KUBERNETES_VERSION")"
+  ldflags="$(kubernetes_ldflags)"
+  local pkgs=(k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager
+    k8s.io/kubernetes/cmd/kube-scheduler)
   # @version on every package: a bare `go get pkg` would upgrade k8s.io/kubernetes to the newest release.
   (cd "$dir" && go get "${pkgs[@]/%/@$KUBERNETES_VERSION}" \
     && mkdir -p out && "${build[@]}" -ldflags "$ldflags" -o out/ "${pkgs[@]}")
   for pkg in kube-apiserver kube-controller-manager kube-scheduler; do mv "$dir/out/$pkg" "$bin/$pkg"; done
+}
+
+# kubectl of the same release, for end-to-end tests of what users type (name and category resolution
+# happens in kubectl, not in the API server). Built separately so a cache with the server binaries only
+# gains kubectl without rebuilding them.
+build_kubectl() {
+  if [ -x "$bin/kubectl" ] && "$bin/kubectl" version --client 2>/dev/null | grep -qF "$KUBERNETES_VERSION"; then
+    log "kubectl $KUBERNETES_VERSION present"; return
+  fi
+  log "building kubectl $KUBERNETES_VERSION"
+  local dir ldflags
+  dir="$(kubernetes_wrapper "kubectl-$KUBERNETES_VERSION")"
+  ldflags="$(kubernetes_ldflags)"
+  (cd "$dir" && go get "k8s.io/kubernetes/cmd/kubectl@$KUBERNETES_VERSION" \
+    && "${build[@]}" -ldflags "$ldflags" -o "$bin/kubectl.tmp" k8s.io/kubernetes/cmd/kubectl)
+  mv "$bin/kubectl.tmp" "$bin/kubectl"
 }
 
 # kwok needs Stage objects (how fake nodes and pods move through their lifecycle) in its config; kwokctl
@@ -153,4 +182,5 @@ start=$(date +%s)
 build_etcd
 build_kubernetes
 build_kwok
+build_kubectl
 log "done in $(( $(date +%s) - start ))s: $bin"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import socket
 import ssl
 import subprocess
@@ -51,6 +52,18 @@ def default_bin_dir(environ: Mapping[str, str] = os.environ) -> Path:
     """Where build-control-plane.sh puts the binaries for the versions in versions.env."""
     cache = environ.get("JOBQUEUE_K8S_CACHE") or str(Path.home() / ".cache" / "jobqueue-k8s")
     return Path(cache) / read_versions()["KUBERNETES_VERSION"] / "bin"
+
+
+def kubectl_binary(bin_dir: Path) -> Path | None:
+    """The kubectl the build script made for this release, else the one on PATH, else None.
+
+    Name and category resolution happen in kubectl, not in the API server, so tests of what users type
+    need the real binary."""
+    built = bin_dir / "kubectl"
+    if os.access(built, os.X_OK):
+        return built
+    found = shutil.which("kubectl")
+    return Path(found) if found else None
 
 
 def missing_binaries(bin_dir: Path) -> list[str]:

@@ -27,6 +27,7 @@ RULES: list[dict[str, Any]] = [
     {"apiGroups": ["jobqueue.dev"], "resources": ["workerpools/finalizers"], "verbs": ["update"]},
     {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "create", "patch"]},
     {"apiGroups": ["apps"], "resources": ["deployments/scale"], "verbs": ["patch"]},
+    {"apiGroups": ["policy"], "resources": ["poddisruptionbudgets"], "verbs": ["create", "patch", "delete"]},
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "patch", "delete"]},
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
 ]

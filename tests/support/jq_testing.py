@@ -14,7 +14,7 @@ SUPPORT = Path(__file__).parent
 
 def worker_env(settings: Settings) -> dict[str, str]:
     """Environment for a worker subprocess that uses ``settings`` and can import jq_test_app."""
-    return {
+    env = {
         "JOBQUEUE_REDIS_URL": settings.redis_url.get_secret_value(),
         "JOBQUEUE_KEY_PREFIX": settings.key_prefix,
         "JOBQUEUE_LEASE_SECONDS": str(settings.lease_seconds),
@@ -24,6 +24,9 @@ def worker_env(settings: Settings) -> dict[str, str]:
         "JOBQUEUE_BACKOFF_SCALE": str(settings.backoff_scale),
         "PYTHONPATH": os.pathsep.join([str(SUPPORT), os.environ.get("PYTHONPATH", "")]),
     }
+    if settings.health_dir:
+        env["JOBQUEUE_HEALTH_DIR"] = settings.health_dir
+    return env
 
 
 def wait_until(predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.02) -> None:

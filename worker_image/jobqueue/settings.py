@@ -137,6 +137,11 @@ class Settings(EnvFileSettings):
         default=None,
         validation_alias=AliasChoices("POD_NAME", "JOBQUEUE_POD_NAME"),
     )
+    health_dir: str | None = Field(
+        description="where each worker process touches its liveness file for `jobqueue worker-health` "
+        "(unset: no file)",
+        default=None,
+    )
 
     @property
     def effective_default_timeout(self) -> float | None:

@@ -56,5 +56,19 @@ def images() -> dict[str, str]:
     return IMAGES
 
 
+@pytest.fixture(scope="session")
+def quickstart_image(images: dict[str, str]) -> str:
+    """examples/quickstart built FROM the freshly built worker image (its Dockerfile, as a user builds it)."""
+    tag = f"quickstart-worker:{TAG}"
+    built = subprocess.run(
+        ["docker", "build", "--network", "host", "--build-arg", f"WORKER_IMAGE={images['worker']}",
+         "-t", tag, str(ROOT / "examples" / "quickstart")],
+        env={**os.environ, "DOCKER_BUILDKIT": "0"},
+        capture_output=True, text=True, check=False, timeout=840,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+    return tag
+
+
 # The helm binary, for the test that installs the chart with these images on the docker node.
 from helm.fixtures import helm_bin  # noqa: E402, F401 (fixture, by import)

@@ -55,9 +55,26 @@ def test_images_keep_no_pip_cache_or_build_tools(images: dict[str, str]) -> None
         "sh",
         images["worker"],
         "-c",
-        "ls -d /root/.cache/pip /tmp/.cache/pip /opt/jobqueue/bin/pip 2>/dev/null; true",
+        "ls -d /root/.cache/pip /tmp/.cache/pip /opt/jobqueue/bin/wheel"
+        " /opt/jobqueue/lib/*/site-packages/setuptools 2>/dev/null; true",
     )
     assert result.stdout.strip() == ""
+
+
+def test_worker_image_keeps_pip_for_builds_but_the_runtime_user_cannot_change_the_venv(
+    images: dict[str, str],
+) -> None:
+    # pip stays so `FROM jobqueue-worker` + `pip install -r requirements.txt` works (docs/images.md), as
+    # root at build time; uid 10001 cannot install into (or alter) the root-owned venv.
+    result = docker(
+        "run", "--rm", "--network", "host", "--entrypoint", "pip", images["worker"], "install", "six"
+    )
+    assert result.returncode != 0
+    assert "Permission denied" in result.stdout + result.stderr
+    env = docker(
+        "image", "inspect", "--format", "{{json .Config.Env}} {{.Config.WorkingDir}}", images["worker"]
+    )
+    assert "PYTHONPATH=/app" in env.stdout and env.stdout.strip().endswith("/app")
 
 
 @pytest.fixture

@@ -119,6 +119,36 @@ INVALID = [
         "retries.backoff.initialSeconds must not exceed retries.backoff.maxSeconds",
     ),
     ("JobQueue", {"metadata.name": "emails.v2"}, "metadata.name is the queue name and must be a DNS label"),
+    (
+        "WorkerPool",
+        {"spec.podTemplate.spec": {"containers": [{"name": "worker", "image": "evil:1"}]}},
+        "the worker container's image, command and args are the operator's",
+    ),
+    (
+        "WorkerPool",
+        {"spec.podTemplate.spec": {"containers": [{"name": "worker", "args": ["sh", "-c", "id"]}]}},
+        "the worker container's image, command and args are the operator's",
+    ),
+    (
+        "WorkerPool",
+        {"spec.podTemplate.spec": {"initContainers": [{"name": "worker", "image": "x"}]}},
+        "the name worker is the worker container's",
+    ),
+    (
+        "WorkerPool",
+        {"spec.podTemplate.spec": {"volumes": [{"name": "jobqueue-tmp", "emptyDir": {}}]}},
+        "volume names starting with jobqueue- are the operator's",
+    ),
+    (
+        "WorkerPool",
+        {"spec.podTemplate.spec": {"volumes": [{"name": "a", "emptyDir": {}}] * 2}},
+        "Duplicate value",
+    ),
+    (
+        "WorkerPool",
+        {"spec.disruptionBudget": {"minAvailable": 1, "maxUnavailable": 1}},
+        "disruptionBudget needs exactly one of minAvailable and maxUnavailable",
+    ),
 ]
 
 
@@ -138,6 +168,27 @@ def test_invalid_resources_are_rejected_with_the_rule_message(
     assert caught.value.status == 422
     details = json.loads(caught.value.body)
     assert message in details["message"], details["message"]
+
+
+def test_a_full_pod_template_is_accepted_as_written(
+    kube_api: k8s_client.ApiClient, kube_namespace: str
+) -> None:
+    body = example("WorkerPool")
+    template = {
+        "containers": [
+            {"name": "worker", "volumeMounts": [{"name": "settings", "mountPath": "/etc/acme"}],
+             "readinessProbe": {"tcpSocket": {"port": 9100}}},
+            {"name": "proxy", "image": "envoy:1", "args": ["--config", "/etc/envoy.yaml"]},
+        ],
+        "initContainers": [{"name": "wait", "image": "busybox:1", "command": ["true"]}],
+        "volumes": [{"name": "settings", "configMap": {"name": "acme-settings"}}],
+        "tolerations": [{"key": "batch", "operator": "Exists"}],
+    }  # fmt: skip
+    body["spec"]["podTemplate"] = {"spec": template}
+    body["spec"]["disruptionBudget"] = {"maxUnavailable": "25%"}
+    created = create(kube_api, kube_namespace, body)
+    assert created["spec"]["podTemplate"]["spec"] == template
+    assert created["spec"]["disruptionBudget"] == {"maxUnavailable": "25%"}
 
 
 def test_schema_rejects_unknown_enum_values(kube_api: k8s_client.ApiClient, kube_namespace: str) -> None:
@@ -179,7 +230,7 @@ def test_workerpool_scale_subresource(kube_api: k8s_client.ApiClient, kube_names
 
 
 def test_short_names_and_category_are_served(kube_api: k8s_client.ApiClient) -> None:
-    """What `kubectl get jq,wp,rt` and `kubectl get jobqueue` resolve names through."""
+    """What `kubectl get jq,wp,rt` and `kubectl get jobqueue-all` resolve names through."""
     resources = k8s_client.CustomObjectsApi(kube_api).get_api_resources(GROUP, VERSION)
     by_kind = {r.kind: r for r in resources.resources if "/" not in r.name}
     assert {kind: r.short_names for kind, r in by_kind.items()} == {
@@ -187,7 +238,7 @@ def test_short_names_and_category_are_served(kube_api: k8s_client.ApiClient) -> 
         "WorkerPool": ["wp"],
         "RecurringTask": ["rt"],
     }
-    assert all(r.categories == ["jobqueue"] for r in by_kind.values())
+    assert all(r.categories == ["jobqueue-all"] for r in by_kind.values())
     assert {r.name for r in resources.resources} >= {"workerpools/scale", "workerpools/status"}
 
 
@@ -215,7 +266,7 @@ def test_printer_columns_show_spec_and_status(
     assert names == ["Name", "Queues", "Desired", "Current", "Ready", "Depth", "In-Flight", "Autoscaling",
                      "Status", "Age"]  # fmt: skip
     (row,) = table["rows"]
-    assert row["cells"][:9] == ["email-workers", '["emails"]', 3, 2, 1, 70, 16, True, "True"]
+    assert row["cells"][:9] == ["email-workers", '["emails","default"]', 3, 2, 1, 70, 16, True, "True"]
 
     create(kube_api, kube_namespace, example("RecurringTask"))
     status, table = kube_control_plane.request(

@@ -64,9 +64,28 @@ def test_one_crd_per_kind_with_names_short_names_and_category() -> None:
         assert crd["spec"]["group"] == "jobqueue.dev"
         assert crd["metadata"]["name"] == f"{names['plural']}.jobqueue.dev"
         assert names["shortNames"] == [short]
-        assert names["categories"] == ["jobqueue"]
+        assert names["categories"] == ["jobqueue-all"]
         (version,) = crd["spec"]["versions"]
         assert (version["name"], version["served"], version["storage"]) == ("v1alpha1", True, True)
+
+
+def test_no_category_is_also_a_resource_name() -> None:
+    # kubectl expands a category before it looks for a resource of that name: with the category `jobqueue`
+    # (JobQueue's singular), `kubectl get jobqueue NAME` failed and `kubectl delete jobqueue --all` deleted
+    # every WorkerPool and RecurringTask of the namespace as well.
+    every_crd = [
+        load(p) for p in sorted(CRDS.rglob("*.yaml")) if load(p).get("kind") == "CustomResourceDefinition"
+    ]
+    resource_names: set[str] = {"all"}  # kubectl's built-in category, never ours to reuse
+    categories: set[str] = set()
+    for crd in every_crd:
+        names = crd["spec"]["names"]
+        resource_names |= {names["kind"].lower(), names["plural"], names.get("singular", "")}
+        resource_names |= set(names.get("shortNames", []))
+        categories |= set(names.get("categories", []))
+    assert len(every_crd) >= len(KINDS)
+    assert categories, "the jobqueue kinds share a category"
+    assert categories.isdisjoint(resource_names), categories & resource_names
 
 
 @pytest.mark.parametrize("kind", sorted(KINDS))

@@ -43,9 +43,9 @@ def test_worker_container_runs_the_pool_with_pod_name_and_connection_secret() ->
     d = worker_deployment(OWNER, example_spec(), replicas=1)
     pod = d["spec"]["template"]["spec"]
     (container,) = pod["containers"]
-    assert container["image"] == "registry.example.com/acme/tasks:1.4.2"
+    assert container["image"] == "quickstart-worker:0.1.0"
     assert container["args"] == [
-        "worker", "--app", "acme.tasks:app", "--queues", "emails", "--concurrency", "8",
+        "worker", "--app", "tasks:app", "--queues", "emails,default", "--concurrency", "8",
         "--pool", "thread", "--grace", "115",
     ]  # fmt: skip
     assert container["env"][0] == {
@@ -64,7 +64,7 @@ def test_worker_container_runs_the_pool_with_pod_name_and_connection_secret() ->
     assert pod["enableServiceLinks"] is False
 
 
-def test_pod_template_overrides_merge_but_cannot_replace_the_worker() -> None:
+def test_pod_template_metadata_merges_but_cannot_move_the_pod_out_of_its_pool() -> None:
     spec = example_spec(
         podTemplate={
             "metadata": {
@@ -78,9 +78,13 @@ def test_pod_template_overrides_merge_but_cannot_replace_the_worker() -> None:
     template = d["spec"]["template"]
     assert template["metadata"]["labels"]["team"] == "mail"
     assert template["metadata"]["labels"]["jobqueue.dev/pool"] == "email-workers"
-    assert template["metadata"]["annotations"] == {"a": "b"}
+    assert template["metadata"]["annotations"] == {
+        "a": "b",
+        "kubectl.kubernetes.io/default-container": "worker",
+    }
     assert template["spec"]["nodeSelector"] == {"pool": "workers"}
-    assert [c["name"] for c in template["spec"]["containers"]] == ["worker"]
+    # The worker first, the template's own containers kept (before, a sidecar was silently dropped).
+    assert [c["name"] for c in template["spec"]["containers"]] == ["worker", "other"]
 
 
 def test_minimal_spec_uses_crd_defaults() -> None:

@@ -22,6 +22,7 @@ from jobqueue.app import App, load_app
 from jobqueue.cli.api import add_api_options, api_url, dlq_via_api, status_via_api
 from jobqueue.cli.api import add_commands as add_api_commands
 from jobqueue.cli.flow_control import add_commands as add_flow_commands
+from jobqueue.cli.health import add_commands as add_health_commands
 from jobqueue.cli.up import add_command as add_up_command
 from jobqueue.errors import JobQueueError, ValidationError
 from jobqueue.log_config import configure_logging
@@ -328,6 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_flow_commands(sub)
     add_api_commands(sub)
+    add_health_commands(sub)
     return parser
 
 

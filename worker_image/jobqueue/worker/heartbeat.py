@@ -27,6 +27,7 @@ from jobqueue.errors import BrokerUnavailable, JobQueueError
 from jobqueue.keys import GlobalKeys, QueueKeys
 from jobqueue.serialization import dumps
 from jobqueue.settings import Settings
+from jobqueue.worker.health import LivenessFile
 from jobqueue.worker.leases import LeaseBook
 from jobqueue.worker.pool import Pool
 
@@ -52,6 +53,7 @@ class Heartbeating:
     _held: threading.Event
     _dead: threading.Event
     _finished: threading.Event
+    _liveness: LivenessFile
     _lock: threading.Condition
     _book: LeaseBook
     _acked_total: int
@@ -156,6 +158,8 @@ class Heartbeating:
                     run_scripts(self.redis, [build_recover(self.settings, q) for q in self.queues])
             except JobQueueError as exc:
                 log.warning("heartbeat failed: %s", exc)
+            # Whatever Redis answered: the liveness probe asks whether this loop still runs.
+            self._liveness.touch()
             if self._stop.is_set() and not self._book.leased and not self._book.unacked:
                 return
             # Ends at once when drained (_finished: the heartbeat must not register this worker again

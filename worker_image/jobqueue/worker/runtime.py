@@ -42,6 +42,7 @@ from jobqueue.supervision import EXIT_LOOP_DIED, RestartPolicy, run_supervised, 
 from jobqueue.worker.acking import ACK_BATCH, Acking
 from jobqueue.worker.burst import Burst
 from jobqueue.worker.fetching import MAX_BACKOFF_SECONDS, Fetching
+from jobqueue.worker.health import LivenessFile
 from jobqueue.worker.heartbeat import CANCEL_POLL_SECONDS, Heartbeating
 from jobqueue.worker.leases import DEFAULT_PREFETCH, LeaseBook
 from jobqueue.worker.pool import Pool, SlotWaitPool
@@ -85,6 +86,7 @@ class Worker(Heartbeating, Fetching, Acking):
         self.pool = pool
         self.queues = [validate_queue_name(q) for q in queues]
         self.worker_id = worker_id or default_worker_id(self.settings.pod_name)
+        self._liveness = LivenessFile(self.settings.health_dir, self.worker_id)
         self.grace_seconds = grace_seconds
         # Called once everything is up (pool, heartbeat, registration), just before the first fetch: the
         # start gate of `--processes` (worker/processes.py) holds each process there until all are up.
@@ -158,6 +160,7 @@ class Worker(Heartbeating, Fetching, Acking):
     def run(self) -> int:
         """Run until stopped; returns the process exit code (0 after a clean drain, EXIT_LOOP_DIED after
         one of its loops died)."""
+        self._liveness.touch()
         self._wait_for_redis()
         with translate_errors():
             self.redis.sadd(self.global_keys.queues, *self.queues)
@@ -195,6 +198,7 @@ class Worker(Heartbeating, Fetching, Acking):
                 self._abandon()
             else:
                 self._drain()
+            self._liveness.remove()
             if self._owns_signals:
                 # Drained: a late SIGTERM (a pod deleted just as its worker exits) must not turn a clean
                 # exit 0 into death by signal while the interpreter shuts down.
@@ -267,6 +271,7 @@ class Worker(Heartbeating, Fetching, Acking):
                 return
             except BrokerUnavailable as exc:
                 log.warning("waiting for Redis: %s", exc)
+                self._liveness.touch()  # alive, only waiting: the kubelet must not restart it for that
                 self._stop.wait(delay)
                 delay = min(delay * 2, MAX_BACKOFF_SECONDS)
 

@@ -1,0 +1,83 @@
+"""`jobqueue worker-health` against real worker processes: healthy while the heartbeat loop runs (also
+while Redis is down), stale once the process is frozen, gone after a clean exit."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from jq_testing import wait_until
+from pydantic import SecretStr
+
+from jobqueue import Settings
+from jobqueue.embedded.redis_server import RedisServer
+
+pytestmark = pytest.mark.timeout(60)
+
+StartWorker = Callable[..., object]
+
+
+def probe(directory: Path, max_age: float) -> subprocess.CompletedProcess[str]:
+    """What the kubelet runs (the exec liveness probe of the worker container)."""
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "jobqueue",
+            "worker-health",
+            "--dir",
+            str(directory),
+            "--max-age",
+            str(max_age),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+def test_healthy_while_running_stale_when_stopped_gone_after_exit(
+    settings: Settings, start_worker: Callable[..., object], tmp_path: Path
+) -> None:
+    health = tmp_path / "health"
+    fast = settings.model_copy(update={"health_dir": str(health), "heartbeat_seconds": 0.2})
+    worker = start_worker("--worker-id", "pod-1", "--pool", "thread", worker_settings=fast)
+    wait_until(lambda: probe(health, 2).returncode == 0, timeout=30)
+
+    worker.signal_group(signal.SIGSTOP)  # type: ignore[attr-defined]
+    try:
+        wait_until(lambda: probe(health, 2).returncode == 1, timeout=15)
+        assert "stale" in probe(health, 2).stderr
+    finally:
+        worker.signal_group(signal.SIGCONT)  # type: ignore[attr-defined]
+    wait_until(lambda: probe(health, 2).returncode == 0, timeout=15)
+
+    assert worker.terminate() == 0  # type: ignore[attr-defined]
+    assert not (health / "pod-1").exists()
+    assert probe(health, 2).returncode == 1
+
+
+def test_a_redis_outage_does_not_fail_the_probe(
+    settings: Settings, start_worker: StartWorker, tmp_path: Path
+) -> None:
+    # Were the probe to ask Redis, an outage would make every kubelet restart its workers at once.
+    redis = RedisServer(tmp_path / "redis").start()
+    try:
+        health = tmp_path / "health"
+        private = settings.model_copy(
+            update={"health_dir": str(health), "redis_url": SecretStr(redis.url), "heartbeat_seconds": 0.2}
+        )
+        worker = start_worker("--worker-id", "pod-2", "--pool", "thread", worker_settings=private)
+        wait_until(lambda: probe(health, 2).returncode == 0, timeout=30)
+        redis.stop()
+        wait_until(lambda: "heartbeat failed" in worker.log(), timeout=30)  # type: ignore[attr-defined]
+        time.sleep(2.5)  # longer than --max-age: only a loop that kept running keeps the file fresh
+        assert probe(health, 2).returncode == 0
+    finally:
+        redis.stop()
