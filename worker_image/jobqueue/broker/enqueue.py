@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import math
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypedDict
@@ -16,11 +17,15 @@ from jobqueue.broker.scripts import ScriptCall
 from jobqueue.errors import ValidationError
 from jobqueue.keys import QueueKeys, keys_for_task, new_task_id, queue_of, validate_queue_name
 from jobqueue.models import Priority, TaskRecord, TaskStatus
+from jobqueue.payloads import check_encoded, check_text
 from jobqueue.serialization import check_size, dumps, loads, signature
 from jobqueue.settings import Settings
 
 DEFAULT_UNIQUE_TTL = 86_400  # a dedup key outlives any sane pending time, yet never lives forever
 MAX_PARENTS = 1000
+# The furthest a task may be scheduled ahead (countdown or eta): a typo'd year must be refused, not kept in
+# the delayed set for ever (and a datetime near year 9999 plus an offset overflows timestamp()).
+MAX_DELAY_SECONDS = 10 * 365 * 86_400
 PASS_RESULT_MODES = ("", "first", "list")
 
 
@@ -114,6 +119,7 @@ def make_request(
     """
     if not isinstance(name, str) or not name or len(name) > 200:
         raise ValidationError("name", "must be a non-empty string of at most 200 characters")
+    check_text(name, "name")
     _check_queue(queue)
     if args is None:
         args = []
@@ -130,10 +136,10 @@ def make_request(
         raise ValidationError("kwargs", "must be an object with string keys")
     if countdown is not None and eta is not None:
         raise ValidationError("countdown", "give either countdown or eta, not both")
-    if countdown is not None and (not _is_number(countdown) or countdown < 0 or math.isinf(countdown)):
-        raise ValidationError("countdown", "must be a finite number of seconds >= 0")
-    if eta is not None and not isinstance(eta, dt.datetime):
-        raise ValidationError("eta", "must be a datetime")
+    if countdown is not None and (not _is_number(countdown) or not 0 <= countdown <= MAX_DELAY_SECONDS):
+        raise ValidationError("countdown", f"must be a number of seconds between 0 and {MAX_DELAY_SECONDS}")
+    if eta is not None:
+        _check_eta(eta)
     if max_retries is not None and (
         not isinstance(max_retries, int) or isinstance(max_retries, bool) or not 0 <= max_retries <= 1000
     ):
@@ -149,6 +155,8 @@ def make_request(
         raise ValidationError("result_ttl", "must be a whole number of seconds > 0")
     if unique_key is not None and (not isinstance(unique_key, str) or not 0 < len(unique_key) <= 1000):
         raise ValidationError("unique_key", "must be a non-empty string of at most 1000 characters")
+    if unique_key is not None:
+        check_text(unique_key, "unique_key")
     ttl = DEFAULT_UNIQUE_TTL if unique_ttl is None else unique_ttl
     if not isinstance(ttl, int) or isinstance(ttl, bool) or ttl <= 0:
         raise ValidationError("unique_ttl", "must be a whole number of seconds > 0")
@@ -194,6 +202,18 @@ def _check_queue(queue: str) -> None:
         _VALID_QUEUES.add(queue)
 
 
+def _check_eta(eta: object) -> None:
+    """ValidationError('eta') unless ``eta`` is a datetime at most MAX_DELAY_SECONDS ahead (naive = UTC)."""
+    if not isinstance(eta, dt.datetime):
+        raise ValidationError("eta", "must be a datetime")
+    try:
+        at = (eta if eta.tzinfo else eta.replace(tzinfo=dt.UTC)).timestamp()
+    except (OverflowError, ValueError, OSError) as exc:
+        raise ValidationError("eta", "is out of range") from exc
+    if at - time.time() > MAX_DELAY_SECONDS:
+        raise ValidationError("eta", f"must be at most {MAX_DELAY_SECONDS} seconds in the future")
+
+
 def validate_parents(depends_on: Sequence[str] | None) -> tuple[str, ...]:
     """Parent ids as a tuple without duplicates (order kept); ValidationError('depends_on') otherwise."""
     if depends_on is None:
@@ -229,11 +249,17 @@ def default_soft_timeout(timeout: float | None, soft_timeout: float | None) -> f
 
 
 def encode_payload(settings: Settings, request: EnqueueRequest) -> tuple[str, str]:
-    """(args JSON, kwargs JSON) of a request; PayloadTooLarge over the configured limit."""
+    """(args JSON, kwargs JSON) of a request; ValidationError naming the path of a part that is not
+    storable (jobqueue.payloads), PayloadTooLarge over the configured limit."""
     args_json = dumps(request.args, "args")
+    check_encoded(request.args, args_json, "args")
     # Most tasks take no keyword arguments: their JSON is known without running the encoder.
     kwargs = request.kwargs
-    kwargs_json = "{}" if type(kwargs) is dict and not kwargs else dumps(kwargs, "kwargs")
+    if type(kwargs) is dict and not kwargs:
+        kwargs_json = "{}"
+    else:
+        kwargs_json = dumps(kwargs, "kwargs")
+        check_encoded(kwargs, kwargs_json, "kwargs")
     check_size(len(args_json) + len(kwargs_json) + len(request.name), settings.max_payload_bytes)
     return args_json, kwargs_json
 

@@ -65,7 +65,8 @@ def parse_timezone(name: object) -> ZoneInfo:
         raise ValidationError("timezone", f"{name!r} is not an IANA time zone name")
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    # A tzdata folder ("America", "Etc") is found on disk but is a directory: OSError, not "not found".
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
         raise ValidationError("timezone", f"{name!r} is not an IANA time zone name") from exc
 
 

@@ -30,6 +30,7 @@ from jobqueue.errors import (
 )
 from jobqueue.keys import GlobalKeys, keys_for_task
 from jobqueue.models import CancelReason, TaskStatus
+from jobqueue.payloads import escape_text
 from jobqueue.schedules.cron import next_fire
 from jobqueue.schedules.model import (
     ConcurrencyPolicy,
@@ -247,7 +248,9 @@ def _fire(client: Client, keys: GlobalKeys, schedule: Schedule, fire_ms: int, re
         raise
     except JobQueueError as exc:
         # The fire time is claimed and will not come again: say in the record why it produced nothing.
-        _outcome(client, keys, name, fire_ms, "failed", replaced=replaced, detail=str(exc)[:1000])
+        _outcome(
+            client, keys, name, fire_ms, "failed", replaced=replaced, detail=escape_text(str(exc)[:1000])
+        )
         raise
     _outcome(client, keys, name, fire_ms, "fired", task_id=task_id, replaced=replaced)
     report.fired += 1
