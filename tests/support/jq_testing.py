@@ -19,6 +19,7 @@ def worker_env(settings: Settings) -> dict[str, str]:
         "JOBQUEUE_KEY_PREFIX": settings.key_prefix,
         "JOBQUEUE_LEASE_SECONDS": str(settings.lease_seconds),
         "JOBQUEUE_HEARTBEAT_SECONDS": str(settings.heartbeat_seconds),
+        "JOBQUEUE_MAX_RESULT_BYTES": str(settings.max_result_bytes),
         "PYTHONPATH": os.pathsep.join([str(SUPPORT), os.environ.get("PYTHONPATH", "")]),
     }
 

@@ -19,6 +19,16 @@ class Settings(BaseSettings):
     heartbeat_seconds: float = Field(default=5.0, gt=0.05)
     result_ttl_seconds: int = Field(default=86_400, gt=0)
     max_payload_bytes: int = Field(default=1_048_576, gt=0)
+    # A task's result is held in Redis for its TTL and served whole by the API: bounded like args, yet
+    # larger, since results are often bigger than the arguments that asked for them. A larger result
+    # ends the attempt FAILED (ResultTooLarge), never stored. See docs/guarantees.md.
+    max_result_bytes: int = Field(default=4 * 1_048_576, gt=0)
+    # Only results up to this size travel in the event stream (the recorder's copy); a larger one stays in
+    # the task hash for its TTL and the durable record notes its size (one bounded stream entry per task).
+    max_event_result_bytes: int = Field(default=65_536, ge=0)
+    # Error text and traceback of an attempt are cut to these many characters (a task controls them).
+    max_error_chars: int = Field(default=10_000, gt=0)
+    max_traceback_chars: int = Field(default=20_000, gt=0)
     max_lost_leases: int = Field(default=3, ge=0)
     events_max_length: int = Field(default=100_000, gt=0)
     retry_history_max: int = Field(default=50, gt=0)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import enum
 import json
+import logging
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from jobqueue.broker.scripts import ScriptCall
@@ -14,6 +15,9 @@ from jobqueue.keys import QueueKeys
 from jobqueue.models import DeadLetterReason, Priority, TaskStatus
 from jobqueue.retry import QueueDefaultRetry, RetryPolicy
 from jobqueue.settings import Settings
+from jobqueue.worker.storable import UNSTORABLE, storable_error, storable_result
+
+log = logging.getLogger(__name__)
 
 FETCH_FIELDS_PER_TASK = 14
 
@@ -205,6 +209,27 @@ def parse_handoff(queue: str, record_json: str) -> tuple[FetchReply, int]:
     return reply, int(record[FETCH_FIELDS_PER_TASK])
 
 
+def storable_outcome(settings: Settings, outcome: Outcome) -> Outcome:
+    """``outcome`` with a result and error text every store accepts (see worker/storable.py). Never
+    raises: the acker thread that calls it must survive any output a task produces."""
+    try:
+        if outcome.kind == OutcomeKind.SUCCESS:
+            result_json, too_large = storable_result(settings, outcome.result_json)
+            if too_large:
+                return Outcome(outcome.task_id, outcome.token, OutcomeKind.ERROR, error=too_large)
+            return (
+                outcome if result_json is outcome.result_json else replace(outcome, result_json=result_json)
+            )
+        error = storable_error(outcome.error, settings.max_error_chars)
+        traceback = storable_error(outcome.traceback, settings.max_traceback_chars)
+        if error is outcome.error and traceback is outcome.traceback:
+            return outcome
+        return replace(outcome, error=error, traceback=traceback)
+    except Exception:
+        log.exception("task %s: its outcome could not be made storable", outcome.task_id)
+        return Outcome(outcome.task_id, outcome.token, OutcomeKind.ERROR, error=UNSTORABLE)
+
+
 def build_completion(
     settings: Settings,
     job: Job,
@@ -218,8 +243,19 @@ def build_completion(
     backoff from the queue's defaults, with a jitter draw made here), or None when the worker does not
     know the task (then no retry).
     """
+    return _build_completion(settings, job, storable_outcome(settings, outcome), retry, rng)
+
+
+def _build_completion(
+    settings: Settings,
+    job: Job,
+    outcome: Outcome,
+    retry: RetryPolicy | QueueDefaultRetry | None,
+    rng: random.Random | None,
+) -> ScriptCall:
+    """build_completion of an outcome already made storable."""
     if outcome.kind == OutcomeKind.SUCCESS:
-        return build_ack(settings, [(job, outcome)])
+        return _build_ack(settings, [(job, outcome)])
     k = QueueKeys(settings.key_prefix, job.queue)
     final = {
         OutcomeKind.TIMEOUT: TaskStatus.TIMEOUT,
@@ -238,8 +274,8 @@ def build_completion(
         (
             job.id,
             job.token,
-            outcome.error[:10_000],
-            outcome.traceback[:20_000],
+            outcome.error,
+            outcome.traceback,
             "1" if may_retry else "0",
             backoff_ms,
             final.value,
@@ -255,6 +291,11 @@ def build_completion(
 def build_ack(settings: Settings, done: Sequence[tuple[Job, Outcome]]) -> ScriptCall:
     """One fenced ack call for successes of one queue (the caller groups by queue). With one task the
     reply is 1 or 0, else a list of them in order."""
+    return _build_ack(settings, [(job, storable_outcome(settings, outcome)) for job, outcome in done])
+
+
+def _build_ack(settings: Settings, done: Sequence[tuple[Job, Outcome]]) -> ScriptCall:
+    """build_ack of outcomes already made storable."""
     k = QueueKeys(settings.key_prefix, done[0][0].queue)
     args: list[str | int] = [settings.events_max_length]
     for job, outcome in done:
@@ -298,19 +339,22 @@ def plan_completions(
     calls: list[ScriptCall] = []
     slots: list[tuple[int, int]] = [(-1, -1)] * len(batch)
     successes: dict[str, list[int]] = {}
+    # Each outcome is made storable once, before it is routed: a result over the size limit is no longer
+    # a success.
+    batch = [(job, storable_outcome(settings, outcome)) for job, outcome in batch]
     for i, (job, outcome) in enumerate(batch):
         if outcome.kind == OutcomeKind.SUCCESS:
             successes.setdefault(job.queue, []).append(i)
         else:
             slots[i] = (len(calls), -1)
-            calls.append(build_completion(settings, job, outcome, policy_of(job), rng))
+            calls.append(_build_completion(settings, job, outcome, policy_of(job), rng))
     for indexes in successes.values():
         for start in range(0, len(indexes), max_per_call):
             chunk = indexes[start : start + max_per_call]
             single = len(chunk) == 1
             for position, i in enumerate(chunk):
                 slots[i] = (len(calls), -1 if single else position)
-            calls.append(build_ack(settings, [batch[i] for i in chunk]))
+            calls.append(_build_ack(settings, [batch[i] for i in chunk]))
     return CompletionPlan(calls, slots)
 
 
