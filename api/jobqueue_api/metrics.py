@@ -17,7 +17,7 @@ from prometheus_client.registry import Collector
 
 from jobqueue.broker.client import Client
 from jobqueue.broker.task_metrics import RUN, RUN_BUCKETS, WAIT, WAIT_BUCKETS, read_histograms
-from jobqueue.keys import QueueKeys
+from jobqueue.keys import GlobalKeys, QueueKeys
 from jobqueue.schedules.registry import ScheduleRegistry
 from jobqueue_api.recorder_progress import RecorderProgress, read_recorder_progress
 
@@ -62,12 +62,22 @@ class QueueCollector(Collector):
         yield from recorder_families(
             read_recorder_progress(self.client.redis, self._streams(queues), self.recorder_group)
         )
+        yield self._rejected()
         yield from self._schedule_families()
         yield GaugeMetricFamily(
             "jobqueue_scrape_duration_seconds",
             "Time to read live state for this scrape",
             value=time.monotonic() - started,
         )
+
+    def _rejected(self) -> Metric:
+        rejected = CounterMetricFamily(
+            "jobqueue_recorder_events_rejected",
+            "Stream entries PostgreSQL refused, parked in the record_rejects table instead of recorded",
+        )
+        count = self.client.redis.get(GlobalKeys(self.client.settings.key_prefix).record_rejects)
+        rejected.add_metric([], int(count or 0))
+        return rejected
 
     def _streams(self, queues: list[str]) -> list[str]:
         return [QueueKeys(self.client.settings.key_prefix, q).events for q in queues]

@@ -297,7 +297,7 @@ def build_ack(settings: Settings, done: Sequence[tuple[Job, Outcome]]) -> Script
 def _build_ack(settings: Settings, done: Sequence[tuple[Job, Outcome]]) -> ScriptCall:
     """build_ack of outcomes already made storable."""
     k = QueueKeys(settings.key_prefix, done[0][0].queue)
-    args: list[str | int] = [settings.events_max_length]
+    args: list[str | int] = [settings.events_max_length, settings.max_event_result_bytes]
     for job, outcome in done:
         args += (
             job.id,

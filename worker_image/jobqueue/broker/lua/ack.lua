@@ -4,7 +4,10 @@ invocation, clock, counters, config) is paid once per batch, not once per task.
 KEYS[1] lease zset   KEYS[2] event stream   KEYS[3] stats hash   KEYS[4] wake list   KEYS[5] queue config hash
 KEYS[5 + i] task hash of task i (i = 1 .. N, in the order of the tasks in ARGV)
 ARGV[1] event stream max length
-ARGV[2 ..] per task 5 values: task id, fencing token (attempt number of the lease), result as JSON,
+ARGV[2] largest result (bytes) an event carries; a larger one is kept in the task hash only and its
+        event says 'result_omitted' = its size (the stream outlives the result's TTL, and a copy of every
+        large result in it would double what results cost Redis)
+ARGV[3 ..] per task 5 values: task id, fencing token (attempt number of the lease), result as JSON,
            result TTL in seconds, completion channel (published only if someone waits)
 Returns, per task, 1 when recorded, 0 when the token is stale or the task is no longer running (nothing
 changed for it); a single task (N = 1) gets the number itself, as every other transition returns.
@@ -13,10 +16,11 @@ Workflows: children whose last parent this was are queued; a unique task's dedup
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local maxlen = ARGV[1]
-local n = (#ARGV - 1) / 5
+local event_result_max = tonumber(ARGV[2])
+local n = (#ARGV - 2) / 5
 local results, acked = {}, {}
 for i = 1, n do
-  local a = 2 + (i - 1) * 5
+  local a = 3 + (i - 1) * 5
   local key, id, token, result = KEYS[5 + i], ARGV[a], ARGV[a + 1], ARGV[a + 2]
   -- One read for every decision below: fencing, duration, waiters, cancel flag, dedup and children.
   local f = redis.call('HMGET', key, 'status', 'attempts', 'started_at', 'watched', 'cancel_requested',
@@ -31,8 +35,12 @@ for i = 1, n do
       redis.call('HDEL', key, 'cancel_requested')
     end
     redis.call('EXPIRE', key, tonumber(ARGV[a + 3]))
+    local result_field, result_value = 'result', result
+    if #result > event_result_max then
+      result_field, result_value = 'result_omitted', #result
+    end
     redis.call('XADD', KEYS[2], 'MAXLEN', '~', maxlen, '*', 'id', id, 'event', 'succeeded', 'ts', now,
-      'token', token, 'duration_ms', now - (tonumber(f[3]) or now), 'result', result)
+      'token', token, 'duration_ms', now - (tonumber(f[3]) or now), result_field, result_value)
     if f[4] then
       redis.call('PUBLISH', ARGV[a + 4], 'SUCCESS')
     end
