@@ -126,3 +126,11 @@ def test_a_result_over_the_limit_fails_the_attempt(
     body = task(api, task_id)
     assert body["result"] is None
     assert body["error"].startswith("ResultTooLarge: the task's result is 20002 bytes")
+
+
+def test_a_task_stored_by_an_earlier_version_still_reads(api: TestClient, client: Client) -> None:
+    handle = client.enqueue("add", ["placeholder"])
+    client.redis.hset(client.queue_keys("default").task(handle.id), "args", '["\\ud800"]')
+    r = api.get(f"/api/v1/tasks/{handle.id}", headers=HEADERS)
+    assert r.status_code == 200, r.text
+    assert r.json()["args"] == ["\ud800"]
