@@ -28,10 +28,38 @@ MAX_DEPTH = 128
 # A NUL or a lone surrogate in a Python string. A surrogate *pair* cannot occur in a str (Python stores
 # code points), so any surrogate code point is a lone one.
 _UNSTORABLE_CHAR = re.compile("[\x00\ud800-\udfff]")
-# The same in compact JSON text written with ensure_ascii=False: a NUL is written as the escape
-# ``\u0000``, a surrogate stays a raw code point. A match on ``\\u0000`` (an escaped backslash then
-# "u0000") is a false alarm that only sends the value down the exact, slower walk.
-_UNSTORABLE_JSON = re.compile(r"[\ud800-\udfff]|\\u0000")
+# In JSON text: a string (so brackets inside strings are not counted), and a bracket pair with no
+# bracket inside (so each substitution pass removes one level of nesting).
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_INNERMOST = re.compile(r"\[[^\[\]{}]*\]|\{[^\[\]{}]*\}")
+
+
+def _depth_within(text: str, limit: int) -> bool:
+    """Whether JSON ``text`` nests at most ``limit`` deep: strings blanked, then innermost bracket pairs
+    removed one level per pass (each pass a C-speed regex substitution over a shrinking text)."""
+    rest = _JSON_STRING.sub("0", text)
+    for _ in range(limit):
+        rest, removed = _INNERMOST.subn("0", rest)
+        if not removed:
+            return True
+    return "[" not in rest and "{" not in rest
+
+
+def _clean_json(text: str) -> bool:
+    """True when compact JSON ``text`` written with ensure_ascii=False (serialization.dumps) is certainly
+    storable. A NUL appears as the escape ``\\u0000`` in it, a surrogate as a raw code point; a false
+    alarm (an escaped backslash before "u0000") only costs the exact walk."""
+    if "\\u0000" in text:
+        return False
+    if not text.isascii():
+        # Encoding fails exactly on a lone surrogate, and runs several times faster than a regex search
+        # over non-ASCII text (measured: 1000 accented letters, 25 -> 3 µs).
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            return False
+    # Nesting never exceeds the number of opening brackets: counting them settles most payloads.
+    return text.count("[") + text.count("{") <= MAX_DEPTH or _depth_within(text, MAX_DEPTH)
 
 
 def describe_char(char: str) -> str:
@@ -83,13 +111,9 @@ def find_unstorable(value: Any, path: str, depth: int = 0) -> tuple[str, str] | 
 
 def check_encoded(value: Any, text: str, field: str) -> None:
     """ValidationError naming the path inside ``value`` when its compact JSON ``text`` (as
-    serialization.dumps writes it) is not storable.
-
-    Costs two C-speed scans of ``text`` for the usual payload; only a suspicious one is walked.
-    """
-    suspicious = _UNSTORABLE_JSON.search(text) is not None
-    # Nesting depth never exceeds the number of opening brackets: counting them is a cheap upper bound.
-    if not suspicious and text.count("[") + text.count("{") <= MAX_DEPTH:
+    serialization.dumps writes it) is not storable. Costs a few C-speed scans of ``text`` for the usual
+    payload; only a suspicious one is walked."""
+    if _clean_json(text):
         return
     hit = find_unstorable(value, field)
     if hit is not None:
@@ -127,7 +151,7 @@ def escape_value(value: Any, depth: int = 0) -> Any:
 def escape_json(text: str) -> str:
     """Compact JSON text whose strings are storable: ``text`` itself when it already is, else re-encoded
     through ``escape_value``. ``text`` must be JSON that jobqueue wrote (json.loads reads it back)."""
-    if _UNSTORABLE_JSON.search(text) is None and text.count("[") + text.count("{") <= MAX_DEPTH:
+    if _clean_json(text):
         return text
     value = escape_value(json.loads(text))
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
