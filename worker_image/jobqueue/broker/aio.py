@@ -24,16 +24,15 @@ from jobqueue.broker.batch_enqueue import (
 from jobqueue.broker.client import Client, QueueDepth, outcome_value, parse_cancel_reason
 from jobqueue.broker.dead_letters import DeadLetterStats
 from jobqueue.broker.enqueue import (
-    TASK_FIELDS,
     EnqueueOptions,
     EnqueueRequest,
     build_cancel,
     make_request,
-    parse_task,
 )
 from jobqueue.broker.queue_admin import AsyncQueueAdmin, QueueAdmin
 from jobqueue.broker.redis_io import connect_async, run_script_async, script_sha, translate_errors
 from jobqueue.broker.scripts import ScriptCall
+from jobqueue.broker.task_read import TASK_FIELDS, parse_task
 from jobqueue.broker.workflows import WorkflowHandle, submit
 from jobqueue.canvas import Canvas
 from jobqueue.errors import ResultTimeout, TaskNotFound

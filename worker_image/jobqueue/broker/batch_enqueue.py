@@ -204,10 +204,14 @@ def parent_checks(settings: Settings, requests: Sequence[EnqueueRequest]) -> lis
     script alone decides) and for batches without dependencies."""
     if len(requests) < 2:
         return []
+    # A parent created earlier in the same batch (a caller-chosen task id) exists by the time its child's
+    # script runs: only parents from outside the batch are checked.
+    created = {r.task_id for r in requests if r.task_id is not None}
     return [
         (index, parent, QueueKeys(settings.key_prefix, parent.rpartition(".")[0]).task(parent))
         for index, request in enumerate(requests)
         for parent in request.depends_on
+        if parent not in created
     ]
 
 

@@ -21,17 +21,16 @@ from jobqueue.broker.batch_enqueue import (
 )
 from jobqueue.broker.dead_letters import DeadLetterOperations
 from jobqueue.broker.enqueue import (
-    TASK_FIELDS,
     EnqueueOptions,
     EnqueueRequest,
     build_cancel,
     build_recover,
     make_request,
-    parse_task,
 )
 from jobqueue.broker.redis_io import connect, run_script, run_scripts, translate_errors
 from jobqueue.broker.script_wire import ScriptWire
 from jobqueue.broker.scripts import ScriptCall
+from jobqueue.broker.task_read import TASK_FIELDS, parse_task
 from jobqueue.errors import (
     InvalidTransition,
     ResultTimeout,
