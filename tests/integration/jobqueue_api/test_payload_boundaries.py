@@ -134,3 +134,22 @@ def test_a_task_stored_by_an_earlier_version_still_reads(api: TestClient, client
     r = api.get(f"/api/v1/tasks/{handle.id}", headers=HEADERS)
     assert r.status_code == 200, r.text
     assert r.json()["args"] == ["\ud800"]
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"cron": "* * * * \ud800"}, "cron"),  # croniter's error quoted it: the 422 itself failed (500)
+        ({"timezone": "\ud800"}, "timezone"),
+        ({"timezone": "Etc"}, "timezone"),
+        ({"task": "x\x00"}, "task"),
+        ({"kwargs": {"k": {"\x00": 1}}}, "kwargs.k"),
+        ({"starting_deadline_seconds": "5"}, "starting_deadline_seconds"),
+    ],
+)
+def test_bad_schedules_are_a_422_naming_the_field(
+    api: TestClient, change: dict[str, Any], field: str
+) -> None:
+    r = post(api, "/api/v1/schedules", {"name": "s", "cron": "* * * * *", "task": "x", **change})
+    assert r.status_code == 422 and r.json()["field"] == field, r.text
+    assert api.get("/api/v1/schedules", headers=HEADERS).json() == []
