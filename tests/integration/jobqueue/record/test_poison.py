@@ -104,3 +104,13 @@ def test_events_never_carry_large_results(client: Client, pg_pool: ConnectionPoo
     assert client.get_task(large.id).result == "x" * 500  # whole in the task hash, for its TTL
     drain(make_recorder(client, pg_pool))
     assert rows(pg_pool, "SELECT result FROM tasks WHERE id = %s", large.id) == [(None,)]
+
+
+def test_a_malformed_entry_is_skipped_without_logging_its_payload(
+    client: Client, pg_pool: ConnectionPool, caplog: pytest.LogCaptureFixture
+) -> None:
+    client.redis.sadd(client.global_keys.queues, "default")
+    client.redis.xadd(client.queue_keys("default").events, {"id": "x", "args": '["secret"]'})
+    drain(make_recorder(client, pg_pool))
+    assert "skipping malformed event" in caplog.text and "args" in caplog.text
+    assert "secret" not in caplog.text
