@@ -66,7 +66,7 @@ class CancelRequest(BaseModel):
         "rate_limit_exceeded",
         "other",
     ] = "user_requested"
-    force: bool = False
+    force: bool = Field(default=False, strict=True)
 
 
 class CancelResult(BaseModel):
@@ -81,7 +81,7 @@ class ReplayRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    reset_retries: bool = False
+    reset_retries: bool = Field(default=False, strict=True)
 
 
 class ExtendResult(BaseModel):
@@ -89,7 +89,7 @@ class ExtendResult(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    ttl_seconds: int = Field(gt=0, le=365 * 86400)
+    ttl_seconds: int = Field(gt=0, le=365 * 86400, strict=True)
 
 
 class QueueInfo(BaseModel):

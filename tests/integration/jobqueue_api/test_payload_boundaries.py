@@ -153,3 +153,21 @@ def test_bad_schedules_are_a_422_naming_the_field(
     r = post(api, "/api/v1/schedules", {"name": "s", "cron": "* * * * *", "task": "x", **change})
     assert r.status_code == 422 and r.json()["field"] == field, r.text
     assert api.get("/api/v1/schedules", headers=HEADERS).json() == []
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        (
+            "/api/v1/queues/q/retry-defaults",
+            {"max_retries": 3, "base_seconds": 60, "max_seconds": 10},
+            "base_seconds",
+        ),
+        ("/api/v1/queues/q/retry-defaults", {"max_retries": "3"}, "max_retries"),
+        ("/api/v1/queues/q/rate-limit", {"limit": True, "period_seconds": 1}, "limit"),
+        ("/api/v1/queues/q/max-in-flight", {"max_in_flight": "5"}, "max_in_flight"),
+    ],
+)
+def test_lax_queue_settings_are_refused(api: TestClient, path: str, body: dict[str, Any], field: str) -> None:
+    r = api.put(path, content=json.dumps(body).encode(), headers=HEADERS)
+    assert r.status_code == 422 and r.json()["field"] == field, r.text
