@@ -21,6 +21,7 @@ from jobqueue.payloads import (
     escape_value,
     find_unstorable,
 )
+from jobqueue.schedules.model import Schedule, make_schedule
 from jobqueue.serialization import dumps
 
 
@@ -111,3 +112,17 @@ def test_nesting_is_bounded(value: Any) -> None:
     else:
         with pytest.raises(ValidationError, match="nested"):
             check_encoded(value, text, "args")
+
+
+@PROFILE
+@given(json_values(), json_values())
+def test_a_schedule_is_refused_or_reads_back_equal(arg: Any, value: Any) -> None:
+    try:
+        schedule = make_schedule("s", cron="* * * * *", task="t", args=[arg], kwargs={"k": value})
+    except ValidationError as exc:
+        assert exc.field.startswith(("args", "kwargs"))
+        assert find_unstorable([arg], "args") or find_unstorable({"k": value}, "kwargs")
+        return
+    text = schedule.to_json()
+    text.encode("utf-8")
+    assert Schedule.from_json(text, "s") == schedule
