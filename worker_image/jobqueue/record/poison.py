@@ -15,7 +15,7 @@ import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
 
@@ -31,9 +31,9 @@ log = logging.getLogger(__name__)
 MAX_REASON_CHARS = 2_000
 
 
-@dataclass(frozen=True)
-class Parsed:
-    """A stream entry and what it parsed to (a task event or a schedule run)."""
+class Parsed(NamedTuple):
+    """A stream entry and what it parsed to (a task event or a schedule run). A tuple: one is built per
+    entry on the recorder's path, where a frozen dataclass's __init__ cost a visible share."""
 
     stream: str
     entry_id: str
