@@ -80,6 +80,9 @@ def test_generated_payloads_are_refused_or_round_trip(stack: tuple[TestClient, C
         body = json.dumps({"name": "echo", "args": [value]}).encode()
         rest = api.post("/api/v1/tasks", content=body, headers=HEADERS)
         assert rest.status_code != 500, rest.text
+        batch_body = {"tasks": [{"name": "echo", "args": [1]}, {"name": "echo", "args": [value]}]}
+        batch = api.post("/api/v1/tasks/batch", content=json.dumps(batch_body).encode(), headers=HEADERS)
+        assert batch.status_code == rest.status_code, batch.text
         try:
             handle = client.enqueue("echo", [value])
         except PayloadTooLarge:
@@ -90,11 +93,12 @@ def test_generated_payloads_are_refused_or_round_trip(stack: tuple[TestClient, C
             assert unstorable(value), exc
             assert exc.field.startswith("args"), exc
             assert rest.status_code == 422 and rest.json()["field"].startswith("args"), rest.text
+            assert batch.json()["field"].startswith("tasks[1].args"), batch.text
             seen["refused"] += 1
             return
         assert not unstorable(value)
         assert rest.status_code == 201, rest.text
-        ids = [rest.json()["ids"][0], handle.id]
+        ids = [rest.json()["ids"][0], handle.id, batch.json()["ids"][1]]
         seen["stored"] += 1
 
         def done() -> bool:
@@ -107,7 +111,7 @@ def test_generated_payloads_are_refused_or_round_trip(stack: tuple[TestClient, C
             live = api.get(f"/api/v1/tasks/{task_id}", headers=HEADERS)
             assert live.status_code == 200 and live.json()["result"] == value
         drain(recorder)
-        found = api.get("/api/v1/tasks?name=echo&limit=500", headers=HEADERS)
+        found = api.get("/api/v1/tasks?name=echo&limit=1000", headers=HEADERS)
         assert found.status_code == 200, found.text
         recorded = {item["id"]: item for item in found.json()["items"]}
         small = len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()) <= (
