@@ -26,7 +26,8 @@ from jobqueue.record.recorder import Recorder
 from jobqueue_api import create_app
 from jobqueue_api.settings import ApiSettings
 
-pytestmark = pytest.mark.timeout(600)
+# A few seconds an example at worst (a real worker and recorder on a busy machine); make fuzz runs 2000.
+pytestmark = pytest.mark.timeout(max(300, PROFILE.max_examples * 3))
 
 HEADERS = {"Authorization": "Bearer k", "content-type": "application/json"}
 
