@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 LINT_DIRS := $(wildcard worker_image api operator tests bench)
 
-.PHONY: run test lint unit integration bench clean deps control-plane images helm e2e-kind
+.PHONY: run test lint unit integration bench clean deps control-plane images helm e2e-kind fuzz
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,13 @@ lint: $(STAMP)
 
 unit: $(STAMP)
 	$(PY) -m pytest tests/unit
+
+## make fuzz: the generated-payload tests with a long budget (hypothesis profile "fuzz", random seeds) and
+## the API schema fuzzer with more examples; make test runs the same tests with a small fixed budget.
+fuzz: deps
+	JOBQUEUE_HYPOTHESIS_PROFILE=fuzz JOBQUEUE_FUZZ_EXAMPLES=200 JOBQUEUE_FUZZ_RANDOM=1 $(PY) -m pytest \
+		--timeout=3600 tests/unit/jobqueue/test_payloads.py tests/integration/jobqueue_api/test_payload_fuzz.py \
+		tests/integration/jobqueue_api/test_fuzz.py
 
 ## make bench: jobqueue side by side with peer queues on one Redis (see docs/benchmarks.md)
 # Peer queues go into their own venv (bench/.venv-peers, created by the harness), never into $(VENV).

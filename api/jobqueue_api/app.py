@@ -20,6 +20,7 @@ from jobqueue.settings import Settings
 from jobqueue_api.errors import ERROR_RESPONSES, error_body, install_error_handlers
 from jobqueue_api.metrics import QueueCollector
 from jobqueue_api.record_access import RecordAccess
+from jobqueue_api.responses import StorableJSONResponse
 from jobqueue_api.routes import (
     dead_letters,
     health,
@@ -132,6 +133,7 @@ def create_app(
         version="0.1.0",
         description="Submit, inspect and manage jobqueue tasks, queues, dead letters and workers.",
         lifespan=lifespan,
+        default_response_class=StorableJSONResponse,
     )
     client = AsyncClient(settings)
     registry = CollectorRegistry()

@@ -23,6 +23,7 @@ from jobqueue.errors import (
     TaskNotFound,
     ValidationError,
 )
+from jobqueue_api.responses import StorableJSONResponse
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,8 @@ def error_body(code: str, message: str, field: str | None = None, **extra: Any) 
 
 
 def _to_response(exc: ApiError) -> JSONResponse:
-    return JSONResponse(
+    # Storable: a message may quote the caller's input, lone surrogates included.
+    return StorableJSONResponse(
         error_body(exc.code, exc.message, exc.field), status_code=exc.status, headers=exc.headers
     )
 
@@ -144,7 +146,7 @@ def install_error_handlers(app: FastAPI) -> None:
             {"field": ".".join(str(p) for p in e.get("loc", ())), "message": e.get("msg")} for e in errors
         ]
         body = error_body("invalid", str(first.get("msg", "invalid request")), field, details=details)
-        return JSONResponse(body, status_code=422)
+        return StorableJSONResponse(body, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -17,7 +17,7 @@ from prometheus_client.registry import Collector
 
 from jobqueue.broker.client import Client
 from jobqueue.broker.live_state import queue_counters, task_metrics_fields
-from jobqueue.broker.recorder_progress import RecorderProgress, read_recorder_progress
+from jobqueue.broker.recorder_progress import RecorderProgress, read_record_rejects, read_recorder_progress
 from jobqueue.broker.task_metrics import RUN, RUN_BUCKETS, WAIT, WAIT_BUCKETS, read_histograms
 from jobqueue.models import WorkerState
 from jobqueue.schedules.registry import ScheduleRegistry
@@ -61,12 +61,21 @@ class QueueCollector(Collector):
         yield from self._task_histograms(queues)
         yield self._workers()
         yield from recorder_families(read_recorder_progress(self.client, queues, self.recorder_group))
+        yield self._rejected()
         yield from self._schedule_families()
         yield GaugeMetricFamily(
             "jobqueue_scrape_duration_seconds",
             "Time to read live state for this scrape",
             value=time.monotonic() - started,
         )
+
+    def _rejected(self) -> Metric:
+        rejected = CounterMetricFamily(
+            "jobqueue_recorder_events_rejected",
+            "Stream entries PostgreSQL refused, parked in the record_rejects table instead of recorded",
+        )
+        rejected.add_metric([], read_record_rejects(self.client))
+        return rejected
 
     def _queue_families(self, queues: list[str]) -> Iterator[Metric]:
         depth = GaugeMetricFamily("jobqueue_queue_depth", "Ready tasks", labels=["queue", "priority"])

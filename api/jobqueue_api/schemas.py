@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from jobqueue.broker.enqueue import MAX_DELAY_SECONDS
+
 QueueName = Field(default="default", pattern=r"^[A-Za-z0-9_\-]{1,64}$")
 
 
@@ -20,17 +22,18 @@ class SubmitTask(BaseModel):
     kwargs: dict[str, Any] = Field(default_factory=dict)
     queue: str = QueueName
     priority: Literal["high", "medium", "low"] = "medium"
-    countdown: float | None = Field(default=None, ge=0, le=10 * 365 * 86400)
+    # strict: "10" for a number, or true for 1, is a client bug to report, not to guess at.
+    countdown: float | None = Field(default=None, ge=0, le=MAX_DELAY_SECONDS, strict=True)
     eta: dt.datetime | None = None
     # null: the queue's retry default (PUT /api/v1/queues/{queue}/retry-defaults) applies when it fails.
-    max_retries: int | None = Field(default=None, ge=0, le=1000)
-    timeout: float | None = Field(default=None, gt=0, le=7 * 86400)
-    soft_timeout: float | None = Field(default=None, gt=0, le=7 * 86400)
-    result_ttl: int | None = Field(default=None, gt=0, le=365 * 86400)
-    unique: bool = False
+    max_retries: int | None = Field(default=None, ge=0, le=1000, strict=True)
+    timeout: float | None = Field(default=None, gt=0, le=7 * 86400, strict=True)
+    soft_timeout: float | None = Field(default=None, gt=0, le=7 * 86400, strict=True)
+    result_ttl: int | None = Field(default=None, gt=0, le=365 * 86400, strict=True)
+    unique: bool = Field(default=False, strict=True)
     unique_key: str | None = Field(default=None, min_length=1, max_length=500)
-    unique_ttl: int | None = Field(default=None, gt=0, le=365 * 86400)
-    unique_rerun: bool = False
+    unique_ttl: int | None = Field(default=None, gt=0, le=365 * 86400, strict=True)
+    unique_rerun: bool = Field(default=False, strict=True)
     depends_on: list[str] = Field(default_factory=list, max_length=1000)
 
 
@@ -63,7 +66,7 @@ class CancelRequest(BaseModel):
         "rate_limit_exceeded",
         "other",
     ] = "user_requested"
-    force: bool = False
+    force: bool = Field(default=False, strict=True)
 
 
 class CancelResult(BaseModel):
@@ -78,7 +81,7 @@ class ReplayRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    reset_retries: bool = False
+    reset_retries: bool = Field(default=False, strict=True)
 
 
 class ExtendResult(BaseModel):
@@ -86,7 +89,7 @@ class ExtendResult(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    ttl_seconds: int = Field(gt=0, le=365 * 86400)
+    ttl_seconds: int = Field(gt=0, le=365 * 86400, strict=True)
 
 
 class QueueInfo(BaseModel):

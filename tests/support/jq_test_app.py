@@ -143,3 +143,23 @@ def spin(ctx: TaskContext, seconds: float) -> str:
         sum(range(100))
     _record(ctx, "done")
     return "finished"
+
+
+@app.task
+def echo(value: object) -> object:
+    """Return the argument: a payload's round trip through args, worker, result and record."""
+    return value
+
+
+@app.task
+def unstorable_output(kind: str) -> object:
+    """Output no store accepts as is, as real code produces it (``os.fsdecode`` of a bad file name)."""
+    bad = "bad \udc80 byte, nul \x00"
+    if kind == "raise":
+        raise ValueError(bad)
+    return {bad: [bad]}
+
+
+@app.task
+def big_result(size: int) -> str:
+    return "x" * size

@@ -22,6 +22,7 @@ def worker_env(settings: Settings) -> dict[str, str]:
         "JOBQUEUE_DEFAULT_MAX_RETRIES": str(settings.default_max_retries),
         "JOBQUEUE_DEFAULT_TIMEOUT": str(settings.default_timeout),
         "JOBQUEUE_BACKOFF_SCALE": str(settings.backoff_scale),
+        "JOBQUEUE_MAX_RESULT_BYTES": str(settings.max_result_bytes),
         "PYTHONPATH": os.pathsep.join([str(SUPPORT), os.environ.get("PYTHONPATH", "")]),
     }
     if settings.health_dir:

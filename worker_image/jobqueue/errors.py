@@ -16,12 +16,18 @@ class ConfigurationError(JobQueueError):
 
 
 class ValidationError(JobQueueError, ValueError):
-    """A value given by the caller is invalid; ``field`` names the offending input."""
+    """A value given by the caller is invalid; ``field`` names the offending input, and ``index`` the
+    request it belongs to when it came in a batch (None otherwise)."""
 
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
+    def __init__(self, field: str, message: str, index: int | None = None) -> None:
+        super().__init__(f"{field}: {message}" if index is None else f"[{index}].{field}: {message}")
         self.field = field
         self.message = message
+        self.index = index
+
+    def at_index(self, index: int) -> ValidationError:
+        """The same error (same class) about the ``index``-th request of a batch."""
+        return type(self)(self.field, self.message, index)
 
 
 class PayloadTooLarge(ValidationError):

@@ -244,13 +244,12 @@ def make_retry_defaults(*, max_retries: int, **options: Unpack[RetryBackoffOptio
         raise ValidationError("backoff", f"{backoff!r} is not one of {', '.join(BACKOFF_NAMES)}")
     if not isinstance(jitter, bool):
         raise ValidationError("jitter", "must be True or False")
-    return RetryDefaults(
-        max_retries,
-        backoff,
-        _delay_seconds("base_seconds", base_seconds),
-        _delay_seconds("max_seconds", max_seconds),
-        jitter,
-    )
+    base = _delay_seconds("base_seconds", base_seconds)
+    cap = _delay_seconds("max_seconds", max_seconds)
+    if base > cap:
+        # Every delay would be the cap: almost certainly the two values swapped.
+        raise ValidationError("base_seconds", f"must not exceed max_seconds ({cap})")
+    return RetryDefaults(max_retries, backoff, base, cap, jitter)
 
 
 def retry_default_fields(defaults: RetryDefaults) -> dict[str, str]:

@@ -15,14 +15,21 @@ from dataclasses import dataclass
 from jobqueue.errors import ValidationError
 from jobqueue.models import Priority
 
-QUEUE_NAME = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
-_ID_SUFFIX = re.compile(r"^[0-9a-f]{32}$")
+# Matched with fullmatch: ``$`` would also accept a trailing newline ("default\n").
+QUEUE_NAME = re.compile(r"[A-Za-z0-9_\-]{1,64}")
+_ID_SUFFIX = re.compile(r"[0-9a-f]{32}")
+# Hash tags jobqueue uses for keys that belong to no queue: a queue of that name would share their keys
+# (a queue "schedules" had its events written to the schedule-run stream, where the recorder dropped
+# them). Reserved rather than moved, so existing deployments keep their schedules.
+RESERVED_QUEUE_NAMES = frozenset({"schedules"})
 
 
 def validate_queue_name(queue: str) -> str:
     """Return ``queue`` if it is a valid queue name, else raise ValidationError('queue')."""
-    if not isinstance(queue, str) or not QUEUE_NAME.match(queue):
+    if not isinstance(queue, str) or not QUEUE_NAME.fullmatch(queue):
         raise ValidationError("queue", f"{queue!r} must be 1-64 characters of letters, digits, '_' or '-'")
+    if queue in RESERVED_QUEUE_NAMES:
+        raise ValidationError("queue", f"{queue!r} is reserved for jobqueue's own keys; choose another name")
     return queue
 
 
@@ -56,7 +63,7 @@ def queue_of(task_id: str) -> str:
     if not isinstance(task_id, str):
         raise ValidationError("task_id", "must be a string")
     queue, sep, suffix = task_id.rpartition(".")
-    if not sep or not QUEUE_NAME.match(queue) or not _ID_SUFFIX.match(suffix):
+    if not sep or not QUEUE_NAME.fullmatch(queue) or not _ID_SUFFIX.fullmatch(suffix):
         raise ValidationError("task_id", f"{task_id!r} is not a jobqueue task id")
     return queue
 
@@ -204,6 +211,11 @@ class GlobalKeys:
     def worker_control(self, worker_id: str) -> str:
         """Hash of instructions to one worker (e.g. drain), set by the operator or supervisor."""
         return f"{self.prefix}:worker:{worker_id}:control"
+
+    @property
+    def record_rejects(self) -> str:
+        """Counter of stream entries the recorders parked in PostgreSQL's record_rejects (never reset)."""
+        return f"{self.prefix}:recorder:rejected"
 
     # Schedule keys share the hash tag {schedules}: the claim script touches several of them at once.
     @property

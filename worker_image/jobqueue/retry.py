@@ -73,6 +73,8 @@ class RetryPolicy:
             )
         if self.base_seconds < 0 or self.max_seconds < 0:
             raise ConfigurationError("retry delays must not be negative")
+        if self.base_seconds > self.max_seconds:
+            raise ConfigurationError("retry_base must not exceed retry_max")
 
     def delay(self, retry_number: int, rng: random.Random | None = None) -> float:
         """Seconds to wait before retry ``retry_number`` (1-based), capped and jittered."""

@@ -88,6 +88,28 @@ class Settings(EnvFileSettings):
     max_payload_bytes: int = Field(
         description="largest serialized args + kwargs accepted at enqueue", default=1_048_576, gt=0
     )
+    # A task's result is held in Redis for its TTL and served whole by the API: bounded like args, yet
+    # larger, since results are often bigger than the arguments that asked for them. A larger result
+    # ends the attempt FAILED (ResultTooLarge), never stored. See docs/guarantees.md.
+    max_result_bytes: int = Field(
+        description="largest serialized task result stored; a larger one ends the attempt FAILED "
+        "(ResultTooLarge)",
+        default=4 * 1_048_576,
+        gt=0,
+    )
+    # Only results up to this size travel in the event stream (the recorder's copy); a larger one stays in
+    # the task hash for its TTL and the durable record notes its size (one bounded stream entry per task).
+    max_event_result_bytes: int = Field(
+        description="largest result copied into the event stream and the durable record (larger: size only)",
+        default=65_536,
+        ge=0,
+    )
+    max_error_chars: int = Field(
+        description="error text of an attempt is cut to this many characters", default=10_000, gt=0
+    )
+    max_traceback_chars: int = Field(
+        description="traceback of an attempt is cut to this many characters", default=20_000, gt=0
+    )
     max_lost_leases: int = Field(
         description="lost leases after which a task is dead-lettered as poison "
         "(a queue's own max_lost_leases wins)",

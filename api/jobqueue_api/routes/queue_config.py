@@ -8,7 +8,7 @@ import dataclasses
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from jobqueue.broker.aio import AsyncClient
 from jobqueue.broker.queue_admin import QueueAdmin
@@ -27,11 +27,11 @@ class RateLimitBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    limit: int = Field(gt=0, le=10_000_000)
+    limit: int = Field(gt=0, le=10_000_000, strict=True)
     # The broker's own bounds (1 ms .. ) stated here, so a 422 names period_seconds, not its "period".
-    period_seconds: float = Field(ge=0.001, le=86_400)
-    burst: int = Field(default=1, ge=1, le=1_000_000)
-    enabled: bool = True
+    period_seconds: float = Field(ge=0.001, le=86_400, strict=True)
+    burst: int = Field(default=1, ge=1, le=1_000_000, strict=True)
+    enabled: bool = Field(default=True, strict=True)
 
 
 class MaxInFlightBody(BaseModel):
@@ -39,7 +39,7 @@ class MaxInFlightBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    max_in_flight: int | None = Field(default=None, ge=1, le=10_000_000)
+    max_in_flight: int | None = Field(default=None, ge=1, le=10_000_000, strict=True)
 
 
 class PriorityPolicyBody(BaseModel):
@@ -48,7 +48,7 @@ class PriorityPolicyBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     policy: Literal["strict", "weighted"] = "strict"
-    weights: list[int] | None = Field(default=None, min_length=3, max_length=3)
+    weights: list[StrictInt] | None = Field(default=None, min_length=3, max_length=3)
 
 
 class RetryDefaultsBody(BaseModel):
@@ -56,11 +56,11 @@ class RetryDefaultsBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    max_retries: int = Field(ge=0, le=1000)
+    max_retries: int = Field(ge=0, le=1000, strict=True)
     backoff: Literal["exponential", "linear", "fibonacci", "constant"] = "exponential"
-    base_seconds: float = Field(default=1.0, ge=0, le=7 * 86_400)
-    max_seconds: float = Field(default=300.0, ge=0, le=7 * 86_400)
-    jitter: bool = True
+    base_seconds: float = Field(default=1.0, ge=0, le=7 * 86_400, strict=True)
+    max_seconds: float = Field(default=300.0, ge=0, le=7 * 86_400, strict=True)
+    jitter: bool = Field(default=True, strict=True)
 
 
 class MaxLostLeasesBody(BaseModel):
@@ -68,7 +68,7 @@ class MaxLostLeasesBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    max_lost_leases: int | None = Field(default=None, ge=0, le=1000)
+    max_lost_leases: int | None = Field(default=None, ge=0, le=1000, strict=True)
 
 
 def config_json(config: QueueConfig) -> dict[str, Any]:

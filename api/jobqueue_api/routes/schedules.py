@@ -38,7 +38,7 @@ class ScheduleBody(BaseModel):
     queue: str = Field(default="default", pattern=r"^[A-Za-z0-9_\-]{1,64}$")
     priority: Literal["high", "medium", "low"] = "medium"
     concurrency_policy: Literal["Allow", "Forbid", "Replace"] = "Allow"
-    starting_deadline_seconds: float | None = Field(default=None, gt=0)
+    starting_deadline_seconds: float | None = Field(default=None, gt=0, lt=10**9, strict=True)
 
 
 def schedule_json(info: ScheduleInfo) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Path
 
 from jobqueue.broker.aio import AsyncClient
 from jobqueue.broker.enqueue import make_request
-from jobqueue.errors import InvalidTransition
+from jobqueue.errors import InvalidTransition, ValidationError
 from jobqueue_api.auth import require
 from jobqueue_api.deps import get_client
 from jobqueue_api.schemas import CancelRequest, CancelResult, ExtendResult, SubmitBatch, SubmitTask, Submitted
@@ -33,9 +33,20 @@ async def submit(body: SubmitTask, client: Client) -> Submitted:
 
 @router.post("/batch", status_code=201, dependencies=[Depends(require(Scope.SUBMIT))])
 async def submit_batch(body: SubmitBatch, client: Client) -> Submitted:
-    """Enqueue many tasks in one round trip; one invalid task rejects the whole batch."""
-    requests = [_request(t) for t in body.tasks]
-    handles = await client.enqueue_many(requests)
+    """Enqueue many tasks in one round trip; one invalid task (its payload, options or a missing parent)
+    rejects the whole batch before anything is written, and the error names it (``tasks[3].args[0]``)."""
+    try:
+        requests = []
+        for index, task in enumerate(body.tasks):
+            try:
+                requests.append(_request(task))
+            except ValidationError as exc:
+                raise exc.at_index(index) from exc
+        handles = await client.enqueue_many(requests)
+    except ValidationError as exc:
+        if exc.index is None:
+            raise
+        raise type(exc)(f"tasks[{exc.index}].{exc.field}", exc.message) from exc
     return Submitted(ids=[h.id for h in handles], deduplicated=[h.deduplicated for h in handles])
 
 

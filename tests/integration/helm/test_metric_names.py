@@ -84,6 +84,7 @@ def test_the_scrapes_export_queue_task_and_operator_metrics(
     assert {"jobqueue_queue_depth", "jobqueue_workers", "jobqueue_tasks_enqueued_total"} <= api_exported
     assert {"jobqueue_task_run_seconds_bucket", "jobqueue_task_queue_wait_seconds_count"} <= api_exported
     assert {"jobqueue_recorder_lag_seconds", "jobqueue_schedule_fires_total"} <= api_exported
+    assert "jobqueue_recorder_events_rejected_total" in api_exported
     assert {
         "jobqueue_workerpool_replicas_max",
         "jobqueue_operator_reconciliations_total",

@@ -41,7 +41,7 @@ def test_alert_expressions_parse_and_each_alert_says_what_to_do(helm_bin: Path) 
     rules = alert_rules(helm_bin)
     assert {r["alert"] for r in rules} >= {
         "JobQueueBacklogWithoutWorkers", "JobQueueOldestTaskOverSLO", "JobQueueDeadLettersGrowing",
-        "JobQueueStaleWorkers", "JobQueueWorkerPoolAtMax", "JobQueueRecorderLag",
+        "JobQueueStaleWorkers", "JobQueueWorkerPoolAtMax", "JobQueueRecorderLag", "JobQueueRecordRejects",
     }  # fmt: skip
     for rule in rules:
         try:

@@ -37,7 +37,7 @@ def test_success_is_a_fenced_ack_with_the_tasks_result_ttl() -> None:
         Settings(), JOB, Outcome(JOB.id, 3, OutcomeKind.SUCCESS, "2"), None, worker_id="w1"
     )
     assert call.script == "ack"
-    assert call.args[1:5] == (JOB.id, 3, "2", 60)
+    assert call.args[2:6] == (JOB.id, 3, "2", 60)
 
 
 def test_successes_of_a_batch_share_one_ack_call_per_queue() -> None:

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from jobqueue.broker.enqueue import TASK_FIELDS, parse_task
+from jobqueue.broker.task_read import TASK_FIELDS, parse_task
 from jobqueue.errors import ValidationError
 from jobqueue.models import CancelReason, TaskStatus, WorkerInfo, WorkerState, parse_cancel_reason
 

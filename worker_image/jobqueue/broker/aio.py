@@ -15,19 +15,23 @@ import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError
 from typing_extensions import Unpack
 
-from jobqueue.broker.batch_enqueue import parse_plan_replies, plan_enqueue
+from jobqueue.broker.batch_enqueue import (
+    parent_checks,
+    parse_plan_replies,
+    plan_enqueue,
+    raise_missing_parents,
+)
 from jobqueue.broker.client import Client, QueueDepth, outcome_value
 from jobqueue.broker.dead_letters import DeadLetterStats
 from jobqueue.broker.enqueue import (
-    TASK_FIELDS,
     EnqueueOptions,
     EnqueueRequest,
     build_cancel,
     make_request,
-    parse_task,
 )
 from jobqueue.broker.queue_admin import AsyncQueueAdmin, QueueAdmin
 from jobqueue.broker.redis_io import connect_async, run_script_async, script_sha, translate_errors
+from jobqueue.broker.task_read import TASK_FIELDS, parse_task
 from jobqueue.broker.watch import watch_async
 from jobqueue.broker.workflows import WorkflowHandle, submit
 from jobqueue.canvas import Canvas
@@ -110,7 +114,13 @@ class AsyncClient:
         """Enqueue validated requests in one pipelined round trip (few script calls: see batch_enqueue)."""
         plan = plan_enqueue(self.settings, requests)
         new_queues = {r.queue for r in requests} - self._registered_queues
+        checks = parent_checks(self.settings, requests)
         with translate_errors():
+            if checks:
+                pipe = self.redis.pipeline(transaction=False)
+                for _, _, key in checks:
+                    pipe.exists(key)
+                raise_missing_parents(checks, await pipe.execute())
             if new_queues:
                 await self.redis.sadd(self.global_keys.queues, *new_queues)
                 self._registered_queues |= new_queues

@@ -25,6 +25,7 @@ from jobqueue.broker.enqueue import (
     shared_spec,
 )
 from jobqueue.broker.scripts import ScriptCall
+from jobqueue.errors import ValidationError
 from jobqueue.keys import QueueKeys, new_task_id, new_task_ids
 from jobqueue.models import TaskStatus
 from jobqueue.settings import Settings
@@ -117,29 +118,43 @@ class PreparedEnqueue:
         # A batch's requests mostly share one spec: built once per distinct spec, and the same tuple
         # object then makes calls() compare specs by identity.
         specs: dict[tuple[Any, ...], tuple[str | int, ...]] = {}
-        for request in requests:
-            if is_plain(request):
-                args_json, kwargs_json = encode_payload(settings, request)
-                spec_key = (
-                    request.name,
-                    request.queue,
-                    request.priority,
-                    request.max_retries,
-                    request.timeout,
-                    request.soft_timeout,
-                    request.result_ttl,
-                )
-                spec = specs.get(spec_key)
-                if spec is None:
-                    spec = specs[spec_key] = shared_spec(settings, request)
-                if request.eta is None and not request.countdown:
-                    self._items.append((request.queue, spec, args_json, kwargs_json, 0, 0))
-                else:
-                    self._items.append((request.queue, spec, args_json, kwargs_json, *due_times(request)))
-                plain_queues.append(request.queue)
-            else:
-                self._items.append(build_enqueue(settings, request))
+        for index, request in enumerate(requests):
+            try:
+                self._add(settings, request, specs, plain_queues)
+            except ValidationError as exc:
+                # The caller must know which task of the batch is wrong, not only which field.
+                raise exc.at_index(index) from exc
         self._plain_ids = new_task_ids(plain_queues)
+
+    def _add(
+        self,
+        settings: Settings,
+        request: EnqueueRequest,
+        specs: dict[tuple[Any, ...], tuple[str | int, ...]],
+        plain_queues: list[str],
+    ) -> None:
+        """Validate and encode one request into an item of ``calls()``."""
+        if is_plain(request):
+            args_json, kwargs_json = encode_payload(settings, request)
+            spec_key = (
+                request.name,
+                request.queue,
+                request.priority,
+                request.max_retries,
+                request.timeout,
+                request.soft_timeout,
+                request.result_ttl,
+            )
+            spec = specs.get(spec_key)
+            if spec is None:
+                spec = specs[spec_key] = shared_spec(settings, request)
+            if request.eta is None and not request.countdown:
+                self._items.append((request.queue, spec, args_json, kwargs_json, 0, 0))
+            else:
+                self._items.append((request.queue, spec, args_json, kwargs_json, *due_times(request)))
+            plain_queues.append(request.queue)
+        else:
+            self._items.append(build_enqueue(settings, request))
 
     def calls(self) -> Iterator[ScriptCall]:
         """The script calls in request order; plain runs of one spec share a call of up to max_per_call."""
@@ -189,6 +204,33 @@ def single_plain_call(settings: Settings, request: EnqueueRequest) -> tuple[str,
         (*head, task_prefix + task_id),
         (settings.events_max_length, len(spec), *spec, task_id, args_json, kwargs_json, due_ms, countdown_ms),
     )
+
+
+def parent_checks(settings: Settings, requests: Sequence[EnqueueRequest]) -> list[tuple[int, str, str]]:
+    """(request index, parent id, parent task key) of every parent a batch names, for a check that they
+    exist before any task is written: enqueue.lua refuses a task with a missing parent, but by then the
+    batch's earlier tasks were written, and a batch is all-or-nothing. Empty for a single request (its
+    script alone decides) and for batches without dependencies."""
+    if len(requests) < 2:
+        return []
+    # A parent created earlier in the same batch (a caller-chosen task id) exists by the time its child's
+    # script runs: only parents from outside the batch are checked.
+    created = {r.task_id for r in requests if r.task_id is not None}
+    return [
+        (index, parent, QueueKeys(settings.key_prefix, parent.rpartition(".")[0]).task(parent))
+        for index, request in enumerate(requests)
+        for parent in request.depends_on
+        if parent not in created
+    ]
+
+
+def raise_missing_parents(checks: Sequence[tuple[int, str, str]], exists: Sequence[Any]) -> None:
+    """ValidationError('depends_on', index) for the first parent whose EXISTS reply was 0."""
+    for (index, parent, _), found in zip(checks, exists, strict=True):
+        if not int(found):
+            raise ValidationError(
+                "depends_on", f"unknown parent task {parent} (never created, or expired)", index
+            )
 
 
 def plan_enqueue(

@@ -14,21 +14,22 @@ from jobqueue.broker.batch_enqueue import (
     MAX_TASKS_PER_CALL,
     PreparedEnqueue,
     is_plain,
+    parent_checks,
     parse_plan_replies,
+    raise_missing_parents,
     single_plain_call,
 )
 from jobqueue.broker.dead_letters import DeadLetterOperations
 from jobqueue.broker.enqueue import (
-    TASK_FIELDS,
     EnqueueOptions,
     EnqueueRequest,
     build_cancel,
     build_recover,
     make_request,
-    parse_task,
 )
 from jobqueue.broker.redis_io import connect, run_script, run_scripts, translate_errors
 from jobqueue.broker.script_wire import ScriptWire
+from jobqueue.broker.task_read import TASK_FIELDS, parse_task
 from jobqueue.broker.watch import watch
 from jobqueue.errors import (
     InvalidTransition,
@@ -149,6 +150,12 @@ class Client(DeadLetterOperations):
             self._wire.run_one(call)
             return [TaskHandle(self, task_id)]
         prepared = PreparedEnqueue(self.settings, requests, MAX_TASKS_PER_CALL)
+        checks = parent_checks(self.settings, requests)
+        if checks:
+            with translate_errors(), self.redis.pipeline(transaction=False) as pipe:
+                for _, _, key in checks:
+                    pipe.exists(key)
+                raise_missing_parents(checks, pipe.execute())
         registered = self._registered_queues
         new_queues = {r.queue for r in requests if r.queue not in registered}
         if new_queues:

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 import redis
 
-from jobqueue.broker.enqueue import TASK_FIELDS, build_purge_dead, build_replay, parse_task
+from jobqueue.broker.enqueue import build_purge_dead, build_replay
 from jobqueue.broker.redis_io import run_script, translate_errors
+from jobqueue.broker.task_read import TASK_FIELDS, parse_task
 from jobqueue.errors import InvalidTransition, TaskNotFound, ValidationError
 from jobqueue.keys import QueueKeys, keys_for_task, validate_queue_name
 from jobqueue.models import Priority, TaskRecord

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import math
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypedDict
@@ -15,12 +16,16 @@ from typing import Any, TypedDict
 from jobqueue.broker.scripts import ScriptCall
 from jobqueue.errors import ValidationError
 from jobqueue.keys import QueueKeys, keys_for_task, new_task_id, queue_of, validate_queue_name
-from jobqueue.models import CancelReason, Priority, TaskRecord, TaskStatus, parse_priority
-from jobqueue.serialization import check_size, dumps, loads, signature
+from jobqueue.models import Priority, TaskStatus, parse_priority
+from jobqueue.payloads import check_encoded, check_text
+from jobqueue.serialization import check_size, dumps, signature
 from jobqueue.settings import Settings
 
 DEFAULT_UNIQUE_TTL = 86_400  # a dedup key outlives any sane pending time, yet never lives forever
 MAX_PARENTS = 1000
+# The furthest a task may be scheduled ahead (countdown or eta): a typo'd year must be refused, not kept in
+# the delayed set for ever (and a datetime near year 9999 plus an offset overflows timestamp()).
+MAX_DELAY_SECONDS = 10 * 365 * 86_400
 PASS_RESULT_MODES = ("", "first", "list")
 
 
@@ -104,6 +109,7 @@ def make_request(
     """
     if not isinstance(name, str) or not name or len(name) > 200:
         raise ValidationError("name", "must be a non-empty string of at most 200 characters")
+    check_text(name, "name")
     _check_queue(queue)
     if args is None:
         args = []
@@ -120,10 +126,10 @@ def make_request(
         raise ValidationError("kwargs", "must be an object with string keys")
     if countdown is not None and eta is not None:
         raise ValidationError("countdown", "give either countdown or eta, not both")
-    if countdown is not None and (not _is_number(countdown) or countdown < 0 or math.isinf(countdown)):
-        raise ValidationError("countdown", "must be a finite number of seconds >= 0")
-    if eta is not None and not isinstance(eta, dt.datetime):
-        raise ValidationError("eta", "must be a datetime")
+    if countdown is not None and (not _is_number(countdown) or not 0 <= countdown <= MAX_DELAY_SECONDS):
+        raise ValidationError("countdown", f"must be a number of seconds between 0 and {MAX_DELAY_SECONDS}")
+    if eta is not None:
+        _check_eta(eta)
     if max_retries is not None and (
         not isinstance(max_retries, int) or isinstance(max_retries, bool) or not 0 <= max_retries <= 1000
     ):
@@ -139,6 +145,8 @@ def make_request(
         raise ValidationError("result_ttl", "must be a whole number of seconds > 0")
     if unique_key is not None and (not isinstance(unique_key, str) or not 0 < len(unique_key) <= 1000):
         raise ValidationError("unique_key", "must be a non-empty string of at most 1000 characters")
+    if unique_key is not None:
+        check_text(unique_key, "unique_key")
     ttl = DEFAULT_UNIQUE_TTL if unique_ttl is None else unique_ttl
     if not isinstance(ttl, int) or isinstance(ttl, bool) or ttl <= 0:
         raise ValidationError("unique_ttl", "must be a whole number of seconds > 0")
@@ -184,6 +192,18 @@ def _check_queue(queue: str) -> None:
         _VALID_QUEUES.add(queue)
 
 
+def _check_eta(eta: object) -> None:
+    """ValidationError('eta') unless ``eta`` is a datetime at most MAX_DELAY_SECONDS ahead (naive = UTC)."""
+    if not isinstance(eta, dt.datetime):
+        raise ValidationError("eta", "must be a datetime")
+    try:
+        at = (eta if eta.tzinfo else eta.replace(tzinfo=dt.UTC)).timestamp()
+    except (OverflowError, ValueError, OSError) as exc:
+        raise ValidationError("eta", "is out of range") from exc
+    if at - time.time() > MAX_DELAY_SECONDS:
+        raise ValidationError("eta", f"must be at most {MAX_DELAY_SECONDS} seconds in the future")
+
+
 def validate_parents(depends_on: Sequence[str] | None) -> tuple[str, ...]:
     """Parent ids as a tuple without duplicates (order kept); ValidationError('depends_on') otherwise."""
     if depends_on is None:
@@ -219,11 +239,17 @@ def default_soft_timeout(timeout: float | None, soft_timeout: float | None) -> f
 
 
 def encode_payload(settings: Settings, request: EnqueueRequest) -> tuple[str, str]:
-    """(args JSON, kwargs JSON) of a request; PayloadTooLarge over the configured limit."""
+    """(args JSON, kwargs JSON) of a request; ValidationError naming the path of a part that is not
+    storable (jobqueue.payloads), PayloadTooLarge over the configured limit."""
     args_json = dumps(request.args, "args")
+    check_encoded(request.args, args_json, "args")
     # Most tasks take no keyword arguments: their JSON is known without running the encoder.
     kwargs = request.kwargs
-    kwargs_json = "{}" if type(kwargs) is dict and not kwargs else dumps(kwargs, "kwargs")
+    if type(kwargs) is dict and not kwargs:
+        kwargs_json = "{}"
+    else:
+        kwargs_json = dumps(kwargs, "kwargs")
+        check_encoded(kwargs, kwargs_json, "kwargs")
     check_size(len(args_json) + len(kwargs_json) + len(request.name), settings.max_payload_bytes)
     return args_json, kwargs_json
 
@@ -323,117 +349,6 @@ def parse_enqueue_reply(reply: Sequence[Any]) -> EnqueueReply:
     if code == -1:
         raise ValidationError("depends_on", f"unknown parent task {task_id} (never created, or expired)")
     return EnqueueReply(task_id, TaskStatus(status), created=code == 1, deduplicated=code == 2)
-
-
-TASK_FIELDS = (
-    "name",
-    "queue",
-    "priority",
-    "status",
-    "args",
-    "kwargs",
-    "attempts",
-    "max_retries",
-    "retries",
-    "lost_leases",
-    "result",
-    "error",
-    "traceback",
-    "history",
-    "cancel_reason",
-    "dead_letter_reason",
-    "worker",
-    "enqueued_at",
-    "eta",
-    "started_at",
-    "completed_at",
-    "timeout",
-    "soft_timeout",
-    "parents",
-    "children",
-    "pending_parents",
-)
-
-
-def _text(value: bytes | str | None) -> str | None:
-    if value is None:
-        return None
-    return value.decode() if isinstance(value, bytes) else value
-
-
-def _ms(value: str | None) -> float | None:
-    if value is None or value in ("", "0"):
-        return None
-    return int(value) / 1000.0
-
-
-def _float(value: str | None) -> float | None:
-    return None if value in (None, "") else float(value)
-
-
-def _json_or_raw(text: str | None) -> Any:
-    """Stored JSON, or the raw text when a message was corrupted outside jobqueue (shown, not hidden)."""
-    try:
-        return loads(text)
-    except ValueError:
-        return text
-
-
-def _cancel_reason(text: str | None) -> CancelReason | None:
-    """Every writer (cancel.lua from a validated reason, the workflow scripts, the scheduler) stores a
-    CancelReason value; anything else was written outside jobqueue and reads as OTHER."""
-    if not text:
-        return None
-    try:
-        return CancelReason(text)
-    except ValueError:
-        return CancelReason.OTHER
-
-
-def _child_id(task_key: bytes | str) -> str:
-    """The id at the end of a task hash key (ids hold no ':', see keys.new_task_id)."""
-    return (_text(task_key) or "").rpartition(":")[2]
-
-
-def parse_task(
-    task_id: str, values: Sequence[bytes | str | None], child_keys: Sequence[bytes | str] = ()
-) -> TaskRecord | None:
-    """A TaskRecord from an HMGET of TASK_FIELDS and the task's child list (the children's task hash
-    keys, keys.QueueKeys.children), or None when the task hash does not exist."""
-    f = dict(zip(TASK_FIELDS, (_text(v) for v in values), strict=True))
-    if f["status"] is None:
-        return None
-    return TaskRecord(
-        id=task_id,
-        name=f["name"] or "",
-        # Not written since the lean layout: the queue is the id's prefix (keys.queue_of).
-        queue=f["queue"] or task_id.rpartition(".")[0],
-        priority=Priority(f["priority"] or "medium"),
-        status=TaskStatus(f["status"]),
-        args=_json_or_raw(f["args"]) or [],
-        kwargs=_json_or_raw(f["kwargs"]) or {},
-        attempts=int(f["attempts"] or 0),
-        max_retries=int(f["max_retries"]) if f["max_retries"] else None,
-        retries=int(f["retries"] or 0),
-        lost_leases=int(f["lost_leases"] or 0),
-        result=_json_or_raw(f["result"]),
-        error=f["error"] or None,
-        traceback=f["traceback"] or None,
-        retry_history=_json_or_raw(f["history"]) or [],
-        cancel_reason=_cancel_reason(f["cancel_reason"]),
-        dead_letter_reason=f["dead_letter_reason"],
-        worker=f["worker"],
-        enqueued_at=_ms(f["enqueued_at"]),
-        eta=_ms(f["eta"]),
-        started_at=_ms(f["started_at"]),
-        completed_at=_ms(f["completed_at"]),
-        timeout=_float(f["timeout"]),
-        soft_timeout=_float(f["soft_timeout"]),
-        parents=loads(f["parents"]) or [],
-        # A parent written before the child list kept its children's ids in a JSON field.
-        children=(loads(f["children"]) or []) + [_child_id(k) for k in child_keys],
-        pending_parents=int(f["pending_parents"] or 0),
-    )
 
 
 def build_cancel(

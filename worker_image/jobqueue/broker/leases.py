@@ -9,7 +9,7 @@ import json
 import logging
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from jobqueue.broker.completion import CompletionCode
@@ -18,6 +18,9 @@ from jobqueue.keys import QueueKeys
 from jobqueue.models import DeadLetterReason, Priority, TaskStatus
 from jobqueue.retry import QueueDefaultRetry, RetryPolicy
 from jobqueue.settings import Settings
+from jobqueue.storable import UNSTORABLE, storable_error, storable_result
+
+log = logging.getLogger(__name__)
 
 FETCH_FIELDS_PER_TASK = 14
 
@@ -214,6 +217,27 @@ def parse_handoff(
     return reply, int(record[FETCH_FIELDS_PER_TASK])
 
 
+def storable_outcome(settings: Settings, outcome: Outcome) -> Outcome:
+    """``outcome`` with a result and error text every store accepts (see worker/storable.py). Never
+    raises: the acker thread that calls it must survive any output a task produces."""
+    try:
+        if outcome.kind == OutcomeKind.SUCCESS:
+            result_json, too_large = storable_result(settings, outcome.result_json)
+            if too_large:
+                return Outcome(outcome.task_id, outcome.token, OutcomeKind.ERROR, error=too_large)
+            return (
+                outcome if result_json is outcome.result_json else replace(outcome, result_json=result_json)
+            )
+        error = storable_error(outcome.error, settings.max_error_chars)
+        traceback = storable_error(outcome.traceback, settings.max_traceback_chars)
+        if error is outcome.error and traceback is outcome.traceback:
+            return outcome
+        return replace(outcome, error=error, traceback=traceback)
+    except Exception:
+        log.exception("task %s: its outcome could not be made storable", outcome.task_id)
+        return Outcome(outcome.task_id, outcome.token, OutcomeKind.ERROR, error=UNSTORABLE)
+
+
 def build_completion(
     settings: Settings,
     job: Job,
@@ -231,8 +255,23 @@ def build_completion(
     queue's defaults, with a jitter draw made here), or None when the worker does not know the task
     (then no retry).
     """
+    return _build_completion(
+        settings, job, storable_outcome(settings, outcome), retry, rng, worker_id=worker_id
+    )
+
+
+def _build_completion(
+    settings: Settings,
+    job: Job,
+    outcome: Outcome,
+    retry: RetryPolicy | QueueDefaultRetry | None,
+    rng: random.Random | None,
+    *,
+    worker_id: str,
+) -> ScriptCall:
+    """build_completion of an outcome already made storable."""
     if outcome.kind == OutcomeKind.SUCCESS:
-        return build_ack(settings, [(job, outcome)], worker_id=worker_id)
+        return _build_ack(settings, [(job, outcome)], worker_id=worker_id)
     k = QueueKeys(settings.key_prefix, job.queue)
     final = {
         OutcomeKind.TIMEOUT: TaskStatus.TIMEOUT,
@@ -262,8 +301,8 @@ def build_completion(
         (
             job.id,
             job.token,
-            outcome.error[:10_000],
-            outcome.traceback[:20_000],
+            outcome.error,
+            outcome.traceback,
             "1" if may_retry else "0",
             backoff_ms,
             final.value,
@@ -281,8 +320,15 @@ def build_completion(
 def build_ack(settings: Settings, done: Sequence[tuple[Job, Outcome]], *, worker_id: str) -> ScriptCall:
     """One fenced ack call for successes of one queue leased by ``worker_id`` (the caller groups by
     queue). The reply is a list of one CompletionCode per task, in order."""
+    return _build_ack(
+        settings, [(job, storable_outcome(settings, outcome)) for job, outcome in done], worker_id=worker_id
+    )
+
+
+def _build_ack(settings: Settings, done: Sequence[tuple[Job, Outcome]], *, worker_id: str) -> ScriptCall:
+    """build_ack of outcomes already made storable."""
     k = QueueKeys(settings.key_prefix, done[0][0].queue)
-    args: list[str | int] = [settings.events_max_length]
+    args: list[str | int] = [settings.events_max_length, settings.max_event_result_bytes]
     for job, outcome in done:
         args += (
             job.id,
@@ -353,18 +399,21 @@ def plan_completions(
     calls: list[ScriptCall] = []
     slots: list[tuple[int, int]] = [(-1, -1)] * len(batch)
     successes: dict[str, list[int]] = {}
+    # Each outcome is made storable once, before it is routed: a result over the size limit is no longer
+    # a success.
+    batch = [(job, storable_outcome(settings, outcome)) for job, outcome in batch]
     for i, (job, outcome) in enumerate(batch):
         if outcome.kind == OutcomeKind.SUCCESS:
             successes.setdefault(job.queue, []).append(i)
         else:
             slots[i] = (len(calls), 0)
-            calls.append(build_completion(settings, job, outcome, policy_of(job), rng, worker_id=worker_id))
+            calls.append(_build_completion(settings, job, outcome, policy_of(job), rng, worker_id=worker_id))
     for indexes in successes.values():
         for start in range(0, len(indexes), max_per_call):
             chunk = indexes[start : start + max_per_call]
             for position, i in enumerate(chunk):
                 slots[i] = (len(calls), position)
-            calls.append(build_ack(settings, [batch[i] for i in chunk], worker_id=worker_id))
+            calls.append(_build_ack(settings, [batch[i] for i in chunk], worker_id=worker_id))
     return CompletionPlan(calls, slots)
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from jobqueue.broker.client import Client
 from jobqueue.broker.redis_io import translate_errors
+from jobqueue.keys import GlobalKeys
 
 
 @dataclass(frozen=True)
@@ -96,3 +97,11 @@ def _read_progress(client: Client, streams: Sequence[str], group: str) -> Record
         else:
             total += recorded
     return RecorderProgress(worst, total if counted else None)
+
+
+def read_record_rejects(client: Client) -> int:
+    """Stream entries the recorders parked in PostgreSQL's record_rejects table (a counter they add to in
+    Redis after each park, so every API replica reports the same cluster-wide total)."""
+    with translate_errors():
+        count = client.redis.get(GlobalKeys(client.settings.key_prefix).record_rejects)
+    return int(count or 0)

@@ -16,6 +16,7 @@ from typing import Any
 from jobqueue.cli.api_client import ApiClient
 from jobqueue.errors import ValidationError
 from jobqueue.keys import queue_of
+from jobqueue.payloads import find_unstorable
 from jobqueue.settings import ApiClientSettings
 
 
@@ -23,11 +24,18 @@ def _print(value: Any) -> None:
     print(json.dumps(value, indent=2, default=str))
 
 
-def _json_option(text: str, field: str) -> Any:
+def json_option(text: str, field: str) -> Any:
+    """A JSON option from the command line, refused here (naming the path inside it) when it is not a
+    storable payload: bytes of the shell that are not UTF-8 reach Python as lone surrogates."""
     try:
-        return json.loads(text)
+        value = json.loads(text)
     except ValueError as exc:
         raise ValidationError(field, f"is not valid JSON ({exc})") from exc
+    unstorable = find_unstorable(value, field)
+    if unstorable is not None:
+        path, reason = unstorable
+        raise ValidationError(path, f"{reason}, which cannot be stored")
+    return value
 
 
 def _seg(value: str) -> str:
@@ -51,8 +59,8 @@ def api_client(args: argparse.Namespace, settings: ApiClientSettings | None = No
 def _submit(args: argparse.Namespace) -> int:
     body: dict[str, Any] = {
         "name": args.name,
-        "args": _json_option(args.args, "args"),
-        "kwargs": _json_option(args.kwargs, "kwargs"),
+        "args": json_option(args.args, "args"),
+        "kwargs": json_option(args.kwargs, "kwargs"),
         "queue": args.queue,
         "priority": args.priority,
         "max_retries": args.max_retries,

@@ -19,7 +19,7 @@ from types import FrameType
 import pydantic
 
 from jobqueue.app import App, load_app
-from jobqueue.cli.api import add_api_options, api_url, dlq_via_api, status_via_api
+from jobqueue.cli.api import add_api_options, api_url, dlq_via_api, json_option, status_via_api
 from jobqueue.cli.api import add_commands as add_api_commands
 from jobqueue.cli.flow_control import add_commands as add_flow_commands
 from jobqueue.cli.health import add_commands as add_health_commands
@@ -172,19 +172,12 @@ def _client(args: argparse.Namespace) -> App:
     return load_app(args.app) if getattr(args, "app", None) else App()
 
 
-def _json_option(text: str, field: str) -> object:
-    try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise ValidationError(field, f"is not valid JSON ({exc})") from exc
-
-
 def _enqueue(args: argparse.Namespace) -> int:
     app = _client(args)
     handle = app.client.enqueue(
         args.name,
-        _json_option(args.args, "args"),  # type: ignore[arg-type]
-        _json_option(args.kwargs, "kwargs"),  # type: ignore[arg-type]
+        json_option(args.args, "args"),
+        json_option(args.kwargs, "kwargs"),
         queue=args.queue,
         priority=args.priority,
         countdown=args.countdown,

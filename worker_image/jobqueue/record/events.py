@@ -96,12 +96,13 @@ def parse_entry(
 ) -> StreamEvent | None:
     """A StreamEvent, or None for an entry that is not a task transition (it is logged and skipped)."""
     if not fields or "id" not in fields or "event" not in fields or "ts" not in fields:
-        log.warning("skipping malformed event %s in %s: %r", entry_id, stream, fields)
+        # Field names only: the values may be a task's arguments, which are never logged.
+        log.warning("skipping malformed event %s in %s (fields %s)", entry_id, stream, sorted(fields or ()))
         return None
     try:
         ts_ms = int(fields["ts"])
     except ValueError:
-        log.warning("skipping event %s in %s with a bad ts: %r", entry_id, stream, fields["ts"])
+        log.warning("skipping event %s in %s with a bad ts: %r", entry_id, stream, fields["ts"][:40])
         return None
     ms, _, seq = entry_id.partition("-")
     return StreamEvent(
@@ -141,7 +142,9 @@ def parse_schedule_entry(
             detail=f.get("detail") or None,
         )
     except (KeyError, ValueError):
-        log.warning("skipping malformed schedule event %s in %s: %r", entry_id, stream, fields)
+        log.warning(
+            "skipping malformed schedule event %s in %s (fields %s)", entry_id, stream, sorted(fields or ())
+        )
         return None
 
 

@@ -19,7 +19,7 @@ from jobqueue.record.db import translate_errors
 
 log = logging.getLogger(__name__)
 
-_FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+_FILE = re.compile(r"(\d{4})_([a-z0-9_]+)\.sql")
 # Arbitrary constant shared by every jobqueue process: the key of the migration advisory lock.
 _LOCK_KEY = 0x6A6F62_7175  # "jobqu"
 
@@ -51,7 +51,7 @@ def available_migrations() -> list[Migration]:
     """Every migration shipped with the package, in version order."""
     found = []
     for entry in resources.files("jobqueue.record").joinpath("sql").iterdir():
-        match = _FILE.match(entry.name)
+        match = _FILE.fullmatch(entry.name)
         if match:
             found.append(Migration(int(match[1]), match[2], entry.read_text(encoding="utf-8")))
     found.sort(key=lambda m: m.version)

@@ -20,7 +20,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,8 +40,9 @@ from jobqueue.record.events import (
     parse_entry,
     parse_schedule_entry,
 )
+from jobqueue.record.poison import Parsed, insert_reject, write_or_park
 from jobqueue.record.settings import RecordSettings
-from jobqueue.record.writer import write_batch
+from jobqueue.record.writer import BatchResult, write_batch
 from jobqueue.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,7 @@ class RecorderStats:
     claimed: int = 0
     trimmed: int = 0
     write_retries: int = 0
+    rejected: int = 0  # entries parked in record_rejects (record/poison.py)
 
 
 def default_consumer_name(settings: Settings) -> str:
@@ -297,32 +299,30 @@ class Recorder:
     # -- PostgreSQL side -------------------------------------------------------------------------------
 
     def _record(self, entries: list[Entry]) -> bool:
-        """Write the batch, retrying with backoff until it commits; False if stopped first."""
-        events: list[StreamEvent] = []
-        runs: list[ScheduleRunEvent] = []
+        """Write the batch, retrying with backoff while PostgreSQL is unavailable, parking the entries it
+        refuses (record/poison.py); False if stopped first."""
+        parsed: list[Parsed] = []
         for stream, entry_id, fields in entries:
             if fields is None:
                 self.stats.trimmed += 1
                 continue
+            item: StreamEvent | ScheduleRunEvent | None
             if stream == self._schedule_stream:
-                run = parse_schedule_entry(stream, entry_id, fields)
-                if run is not None:
-                    runs.append(run)
-                continue
-            event = parse_entry(stream, self._streams.get(stream, ""), entry_id, fields)
-            if event is not None:
-                events.append(event)
+                item = parse_schedule_entry(stream, entry_id, fields)
+            else:
+                item = parse_entry(stream, self._streams.get(stream, ""), entry_id, fields)
+            if item is not None:
+                parsed.append(Parsed(stream, entry_id, fields, item))
         delay = self.options.retry_initial_seconds
         while True:
             try:
-                with pg_errors(), self.pool.connection() as conn:
-                    result = write_batch(conn, events, runs)
+                result = write_or_park(self._write, self._park, parsed)
                 break
             except JobQueueError as exc:
                 # Nothing is acknowledged, so nothing is lost: the same batch is tried again.
                 self.stats.write_retries += 1
                 level = logging.WARNING if isinstance(exc, RecordUnavailable) else logging.ERROR
-                log.log(level, "recording %d events failed, retrying in %.1fs: %s", len(events), delay, exc)
+                log.log(level, "recording %d events failed, retrying in %.1fs: %s", len(parsed), delay, exc)
                 if self._stop.wait(delay):
                     return False
                 delay = min(delay * 2, self.options.retry_max_seconds)
@@ -330,6 +330,25 @@ class Recorder:
         self.stats.recorded += result.inserted
         self.stats.duplicates += result.duplicates
         return True
+
+    def _write(self, events: Sequence[StreamEvent], runs: Sequence[ScheduleRunEvent]) -> BatchResult:
+        with pg_errors(), self.pool.connection() as conn:
+            return write_batch(conn, events, runs)
+
+    def _park(self, parsed: Parsed, reason: str) -> None:
+        """Park one entry PostgreSQL refused, count it (Redis, read by /metrics) and log it (without its
+        payload). RecordUnavailable propagates: the batch is retried, parking is idempotent."""
+        with pg_errors(), self.pool.connection() as conn:
+            new = insert_reject(conn, parsed, reason)
+        log.error("parked entry %s of %s in record_rejects: %s", parsed.entry_id, parsed.stream, reason[:200])
+        if not new:
+            return
+        self.stats.rejected += 1
+        try:
+            with translate_errors():
+                self.redis.incr(GlobalKeys(self.settings.key_prefix).record_rejects)
+        except JobQueueError as exc:
+            log.warning("could not count a parked entry in Redis: %s", exc)
 
     def _run_periodic(self) -> None:
         now = time.monotonic()

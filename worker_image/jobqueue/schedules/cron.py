@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import CroniterBadCronError, CroniterBadDateError, croniter
 
 from jobqueue.errors import ValidationError
+from jobqueue.payloads import check_text
 
 SHORTCUTS = {
     "@yearly": "0 0 1 1 *",
@@ -63,9 +64,11 @@ def parse_timezone(name: object) -> ZoneInfo:
     """A ZoneInfo for an IANA name; ValidationError('timezone') otherwise."""
     if not isinstance(name, str) or not name or len(name) > 64:
         raise ValidationError("timezone", f"{name!r} is not an IANA time zone name")
+    check_text(name, "timezone")
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    # A tzdata folder ("America", "Etc") is found on disk but is a directory: OSError, not "not found".
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
         raise ValidationError("timezone", f"{name!r} is not an IANA time zone name") from exc
 
 
@@ -74,6 +77,11 @@ def parse_cron(expression: object, timezone: str = "UTC") -> CronSpec:
     parse_timezone(timezone)
     if not isinstance(expression, str) or not expression.strip():
         raise ValidationError("cron", "must be a cron expression such as '0 2 * * *' or '@daily'")
+    if len(expression) > 200:
+        raise ValidationError("cron", "must be at most 200 characters")
+    # Before croniter sees it: its errors quote the expression, and a lone surrogate quoted in an error
+    # message cannot be sent back as UTF-8.
+    check_text(expression, "cron")
     text = " ".join(expression.split())
     fields = SHORTCUTS.get(text.lower(), text)
     if fields.startswith("@"):

@@ -25,10 +25,11 @@ from typing import Any, TypedDict, Unpack
 from jobqueue.errors import ScheduleCorrupt, ValidationError
 from jobqueue.keys import validate_queue_name
 from jobqueue.models import Priority, parse_priority
+from jobqueue.payloads import check_encoded, check_text, find_unstorable
 from jobqueue.schedules.cron import CronSpec, fires_between, next_fire, parse_cron
 from jobqueue.serialization import dumps
 
-SCHEDULE_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
+SCHEDULE_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,128}")  # fullmatch: "$" accepts a trailing newline
 MAX_CATCH_UP = 100
 _TICK = dt.timedelta(microseconds=1)
 _LOOKBACK = (
@@ -85,6 +86,11 @@ class Schedule:
         """Inverse of to_json; ScheduleCorrupt (naming the schedule ``name``) when ``text`` is not one."""
         try:
             data = json.loads(text)
+            # Written before payloads were checked at registration: a NUL or lone surrogate read back
+            # would fail every fire and every listing, so the schedule reads as corrupt instead.
+            unstorable = find_unstorable(data, "schedule")
+            if unstorable is not None:
+                raise ValueError(" ".join(unstorable))
             return cls(
                 **{
                     **data,
@@ -134,7 +140,7 @@ def make_schedule(name: str, *, cron: str, task: str, **options: Unpack[Schedule
     priority = options.get("priority", Priority.MEDIUM)
     concurrency_policy = options.get("concurrency_policy", ConcurrencyPolicy.ALLOW)
     deadline = options.get("starting_deadline_seconds")
-    if not isinstance(name, str) or not SCHEDULE_NAME.match(name):
+    if not isinstance(name, str) or not SCHEDULE_NAME.fullmatch(name):
         raise ValidationError("name", "must be 1-128 characters of letters, digits, '_', '-' or '.'")
     parse_cron(cron, timezone)
     if not isinstance(task, str) or not task or len(task) > 200:
@@ -148,8 +154,9 @@ def make_schedule(name: str, *, cron: str, task: str, **options: Unpack[Schedule
         kwargs = {}
     if not isinstance(kwargs, Mapping) or not all(isinstance(k, str) for k in kwargs):
         raise ValidationError("kwargs", "must be an object with string keys")
-    dumps(list(args), "args")
-    dumps(dict(kwargs), "kwargs")
+    check_encoded(list(args), dumps(list(args), "args"), "args")
+    check_encoded(dict(kwargs), dumps(dict(kwargs), "kwargs"), "kwargs")
+    check_text(task, "task")
     try:
         policy = ConcurrencyPolicy(concurrency_policy)
     except ValueError as exc:

@@ -36,6 +36,7 @@ from jobqueue.errors import (
 )
 from jobqueue.keys import GlobalKeys, keys_for_task
 from jobqueue.models import CancelReason, TaskStatus
+from jobqueue.payloads import escape_text
 from jobqueue.schedules.cron import next_fire
 from jobqueue.schedules.model import (
     ConcurrencyPolicy,
@@ -206,7 +207,7 @@ def _fire(client: Client, keys: GlobalKeys, schedule: Schedule, fire_ms: int, re
     except JobQueueError as exc:
         # The fire time is claimed and will not come again: say in the record why it produced nothing.
         record_fire_outcome(
-            client, name, fire_ms, FireOutcome.FAILED, replaced=replaced, detail=str(exc)[:1000]
+            client, name, fire_ms, FireOutcome.FAILED, replaced=replaced, detail=escape_text(str(exc)[:1000])
         )
         raise
     record_fire_outcome(client, name, fire_ms, FireOutcome.FIRED, task_id=task_id, replaced=replaced)

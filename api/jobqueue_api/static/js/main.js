@@ -5,6 +5,7 @@
 
 import { ApiError, getKey, setKey } from "./api.js";
 import { showMessage } from "./dom.js";
+import { hashPath } from "./hash.js";
 import * as deadLetters from "./dead_letters.js";
 import * as overview from "./overview.js";
 import * as queue from "./queue.js";
@@ -40,7 +41,8 @@ const keyInput = document.getElementById("api-key");
 const keyButton = document.getElementById("key-button");
 
 function route() {
-  const path = decodeURI(location.hash.replace(/^#/, "")) || "/";
+  const path = hashPath(location.hash);
+  if (path === null) return null;
   for (const r of ROUTES) {
     const match = path.match(r.pattern);
     if (match) return { ...r, params: match.groups || {} };

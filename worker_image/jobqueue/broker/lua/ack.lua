@@ -6,7 +6,10 @@ KEYS[6] the acking worker's held set (keys.QueueKeys.held)
 KEYS[6 + i] task hash of task i (i = 1 .. N, in the order of the tasks in ARGV)
 KEYS[6 + N + i] child list of task i (keys.QueueKeys.children; read only when the task has children)
 ARGV[1] event stream max length
-ARGV[2 ..] per task 5 values: task id, fencing token (attempt number of the lease), result as JSON,
+ARGV[2] largest result (bytes) an event carries; a larger one is kept in the task hash only and its
+        event says 'result_omitted' = its size (the stream outlives the result's TTL, and a copy of every
+        large result in it would double what results cost Redis)
+ARGV[3 ..] per task 5 values: task id, fencing token (attempt number of the lease), result as JSON,
            result TTL in seconds, completion channel (published only if someone waits)
 Returns a list of one code per task, in order (_fence.lua): 1 = recorded; -1 lease lost, -2 fenced by a
 newer attempt, -3 unknown task (nothing changed for a task with a negative code).
@@ -16,10 +19,11 @@ Workflows: children whose last parent this was are queued; a unique task's dedup
 --@include _workflow
 local now = jq_now()
 local maxlen = ARGV[1]
-local n = (#ARGV - 1) / 5
+local event_result_max = tonumber(ARGV[2])
+local n = (#ARGV - 2) / 5
 local results, acked = {}, {}
 for i = 1, n do
-  local a = 2 + (i - 1) * 5
+  local a = 3 + (i - 1) * 5
   local key, id, token, result = KEYS[6 + i], ARGV[a], ARGV[a + 1], ARGV[a + 2]
   -- One read for every decision below: fencing, duration, waiters, cancel flag, dedup and children.
   local f = redis.call('HMGET', key, 'status', 'attempts', 'started_at', 'watched', 'cancel_requested',
@@ -36,8 +40,12 @@ for i = 1, n do
       redis.call('HDEL', key, 'cancel_requested')
     end
     redis.call('EXPIRE', key, ttl)
+    local result_field, result_value = 'result', result
+    if #result > event_result_max then
+      result_field, result_value = 'result_omitted', #result
+    end
     redis.call('XADD', KEYS[2], 'MAXLEN', '~', maxlen, '*', 'id', id, 'event', 'succeeded', 'ts', now,
-      'token', token, 'duration_ms', now - (tonumber(f[3]) or now), 'result', result)
+      'token', token, 'duration_ms', now - (tonumber(f[3]) or now), result_field, result_value)
     if f[4] then
       redis.call('PUBLISH', ARGV[a + 4], 'SUCCESS')
     end
