@@ -129,9 +129,8 @@ def _scheduler(args: argparse.Namespace) -> int:
 
 
 def _api(args: argparse.Namespace) -> int:
-    import uvicorn  # noqa: PLC0415 - the api extra is optional for workers
-
-    from jobqueue_api import create_app  # noqa: PLC0415
+    from jobqueue_api import create_app  # noqa: PLC0415 - the api extra is optional for workers
+    from jobqueue_api.server import serve  # noqa: PLC0415
     from jobqueue_api.settings import ApiSettings  # noqa: PLC0415
 
     overrides: dict[str, object] = {}
@@ -141,7 +140,7 @@ def _api(args: argparse.Namespace) -> int:
         overrides["port"] = args.port
     api_settings = ApiSettings(**overrides)  # type: ignore[arg-type]
     app = create_app(Settings(), api_settings)
-    uvicorn.run(app, host=api_settings.host, port=api_settings.port, log_level="info", access_log=False)
+    serve(app, api_settings)
     return 0
 
 

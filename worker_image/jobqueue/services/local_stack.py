@@ -95,7 +95,7 @@ def run_local_stack(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, handler)
     supervisor.start()
     base = f"http://127.0.0.1:{args.api_port}"
-    print(f"Web UI and API: {base}   (API docs: {base}/docs)", flush=True)
+    print(f"Web UI and API: {base}   (OpenAPI schema: {base}/openapi.json)", flush=True)
     print(f"API key:        {api_key}", flush=True)
     print(
         "Submit a task:  curl -s -X POST -H 'Authorization: Bearer " + api_key + "' "
