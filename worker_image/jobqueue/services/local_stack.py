@@ -49,10 +49,16 @@ def _enqueue_demo(client: Client, n: int) -> None:
 def run_local_stack(args: argparse.Namespace) -> int:
     """Run until Ctrl-C (or ``--duration`` seconds); returns the exit code."""
     data_dir = Path(args.data_dir).resolve()
+    # Task data, logs and the database password live here: ours alone, whatever the umask.
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(data_dir, 0o700)
     logs = data_dir / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
+    logs.mkdir(exist_ok=True)
     print(f"starting embedded Redis in {data_dir / 'redis'} ...", flush=True)
-    server = RedisServer(data_dir / "redis", port=args.redis_port, appendonly=True).start()
+    # A fresh password each run (Redis keeps none on disk): other local users must not reach the queues.
+    server = RedisServer(
+        data_dir / "redis", port=args.redis_port, appendonly=True, password=secrets.token_urlsafe(24)
+    ).start()
     settings = Settings(redis_url=SecretStr(server.url))
     print("starting embedded PostgreSQL (the durable record) and the recorder ...", flush=True)
     record = LocalRecord(data_dir, settings).start()
@@ -61,14 +67,15 @@ def run_local_stack(args: argparse.Namespace) -> int:
     env = {
         "JOBQUEUE_REDIS_URL": server.url,
         "JOBQUEUE_KEY_PREFIX": settings.key_prefix,
-        "JOBQUEUE_API_KEYS": f"{api_key}:admin",
-        "JOBQUEUE_API_PORT": str(args.api_port),
         "JOBQUEUE_DATABASE_URL": record.database_url,
     }
+    # The admin key goes to the API alone: workers run the user's task code, which must not be able to
+    # read a key that purges queues and replays dead letters.
+    api_env = {**env, "JOBQUEUE_API_KEYS": f"{api_key}:admin", "JOBQUEUE_API_PORT": str(args.api_port)}
     python = [sys.executable, "-m", "jobqueue"]
     services = {
         "scheduler": _start([*python, "scheduler"], env, logs / "scheduler.log"),
-        "api": _start([*python, "api"], env, logs / "api.log"),
+        "api": _start([*python, "api"], api_env, logs / "api.log"),
     }
     policy = ScalingPolicy(
         min_replicas=args.workers,
@@ -103,7 +110,7 @@ def run_local_stack(args: argparse.Namespace) -> int:
         f"{base}/api/v1/tasks",
         flush=True,
     )
-    print(f"Redis:          {server.url}   logs: {logs}", flush=True)
+    print(f"Redis:          {server.url.split('@')[-1]}   logs: {logs}", flush=True)
     print(f"PostgreSQL:     {record.database_url.split('@')[-1]}  (the durable record)", flush=True)
     print(
         f"Workers:        {args.workers}..{policy.max_replicas} x {args.concurrency} slots, scaled from "
