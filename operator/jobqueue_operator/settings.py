@@ -6,6 +6,8 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from jobqueue_operator.pod_policy import PodPolicy
+
 
 class OperatorSettings(BaseSettings):
     """How the operator runs. Build once in the entry point and pass it down."""
@@ -29,3 +31,22 @@ class OperatorSettings(BaseSettings):
     peering_lifetime_seconds: int = Field(default=30, ge=2, le=3600)
     # None: derived from the start time, so the oldest replica leads (jobqueue_operator.peering).
     priority: int | None = None
+    # What a WorkerPool's podTemplate may have beyond Pod Security "restricted" (jobqueue_operator.pod_policy;
+    # the chart's workerPoolPolicy values). Lists are JSON in the environment.
+    pod_allow_host_namespaces: bool = False
+    pod_allow_host_path: bool = False
+    pod_allow_privileged: bool = False
+    pod_allow_root: bool = False
+    pod_service_accounts: list[str] = Field(default_factory=list)
+    pod_secrets: list[str] = Field(default_factory=lambda: ["jobqueue-connection"])
+
+    def pod_policy(self) -> PodPolicy:
+        """The WorkerPool pod policy these settings describe."""
+        return PodPolicy(
+            allow_host_namespaces=self.pod_allow_host_namespaces,
+            allow_host_path=self.pod_allow_host_path,
+            allow_privileged=self.pod_allow_privileged,
+            allow_root=self.pod_allow_root,
+            service_accounts=frozenset(self.pod_service_accounts),
+            secrets=frozenset(self.pod_secrets),
+        )
