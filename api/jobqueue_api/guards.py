@@ -120,12 +120,15 @@ class RequestGuard:
             body = error_body("cross_site", f"cross-site request refused: {reason}", "origin")
             await _refusal(403, body)(scope, receive, send)
             return
+        authorization = headers.get("authorization")
         if (
             not self.open_mode
             and scope["path"].startswith("/api/")
-            and key_scopes(headers.get("authorization"), self.keys) is None
+            and key_scopes(authorization, self.keys) is None
         ):
-            body = error_body("unauthorized", "missing or unknown bearer API key")
+            # The same messages as jobqueue_api.auth.require: the UI shows them by the key box.
+            message = "unknown API key" if authorization else "missing bearer API key"
+            body = error_body("unauthorized", message)
             await _refusal(401, body, {"WWW-Authenticate": "Bearer"})(scope, receive, send)
             return
         await self.app(scope, receive, send)

@@ -132,6 +132,7 @@ def test_no_cdn_docs_pages_and_a_csp_everywhere(api: TestClient) -> None:
 def test_anonymous_write_is_refused_with_json_before_the_body_is_parsed(api: TestClient) -> None:
     r = api.post("/api/v1/tasks", content=b"not json at all")
     assert r.status_code == 401 and r.json()["error"] == "unauthorized"
+    assert r.json()["message"] == "missing bearer API key"  # the UI shows it by the key box
     assert r.headers["www-authenticate"] == "Bearer"
     r = api.post("/api/v1/tasks", content=b"not json at all", headers={"Authorization": "Bearer wrong"})
-    assert r.status_code == 401
+    assert r.status_code == 401 and r.json()["message"] == "unknown API key"
