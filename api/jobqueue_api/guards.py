@@ -23,6 +23,8 @@ from jobqueue_api.settings import Scope as KeyScope
 # Methods that change state. GET/HEAD/OPTIONS never do here, so a cross-site GET is harmless (the
 # same-origin policy keeps its answer from the other site).
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# Probes answer whatever the Host: the kubelet sends the pod's IP, and they reveal nothing worth a rebind.
+PROBE_PATHS = frozenset({"/healthz", "/readyz"})
 
 
 def key_scopes(
@@ -111,7 +113,7 @@ class RequestGuard:
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
-        if not host_allowed(headers.get("host"), self.allowed_hosts):
+        if scope["path"] not in PROBE_PATHS and not host_allowed(headers.get("host"), self.allowed_hosts):
             body = error_body("misdirected", "this API does not answer to that Host header", "host")
             await _refusal(421, body)(scope, receive, send)
             return
