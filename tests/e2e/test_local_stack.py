@@ -67,7 +67,11 @@ class Stack:
             text=True,
             # Its own process group, so a failed test can stop every child it started.
             start_new_session=True,
-            env={k: v for k, v in os.environ.items() if not k.startswith("JOBQUEUE_")},
+            # A key in the user's shell must not reach the workers either (checked below).
+            env={
+                **{k: v for k, v in os.environ.items() if not k.startswith("JOBQUEUE_")},
+                "JOBQUEUE_API_KEYS": "shell-key:admin",
+            },
         )  # fmt: skip
         assert self.process.stdout is not None
         self.reader = threading.Thread(target=self._read, args=(self.process.stdout,), daemon=True)
@@ -141,8 +145,8 @@ def check_least_privilege(running: Stack, data_dir: Path) -> None:
     apis = [env for cmd, env in children.items() if cmd.rstrip().endswith(" api")]
     assert workers and apis, children.keys()
     for cmd, env in workers.items():
-        assert "JOBQUEUE_API_KEYS" not in env, cmd
-    assert all("JOBQUEUE_API_KEYS" in env for env in apis)
+        assert not env.get("JOBQUEUE_API_KEYS"), cmd
+    assert all(env.get("JOBQUEUE_API_KEYS") for env in apis)
 
 
 def stat_mode(path: Path) -> int:

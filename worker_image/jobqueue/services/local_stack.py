@@ -68,6 +68,8 @@ def run_local_stack(args: argparse.Namespace) -> int:
         "JOBQUEUE_REDIS_URL": server.url,
         "JOBQUEUE_KEY_PREFIX": settings.key_prefix,
         "JOBQUEUE_DATABASE_URL": record.database_url,
+        # Blank, so a key exported in the user's shell is not inherited either (children get os.environ).
+        "JOBQUEUE_API_KEYS": "",
     }
     # The admin key goes to the API alone: workers run the user's task code, which must not be able to
     # read a key that purges queues and replays dead letters.
