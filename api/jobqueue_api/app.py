@@ -18,6 +18,7 @@ from jobqueue.errors import ConfigurationError
 from jobqueue.record.settings import RecordSettings
 from jobqueue.settings import Settings
 from jobqueue_api.errors import ERROR_RESPONSES, error_body, install_error_handlers
+from jobqueue_api.guards import BodyDeadline, RequestGuard, SecurityHeaders
 from jobqueue_api.metrics import QueueCollector
 from jobqueue_api.record_access import RecordAccess
 from jobqueue_api.responses import StorableJSONResponse
@@ -128,12 +129,17 @@ def create_app(
             app.state.record.close()
             await app.state.client.close()
 
+    # No /docs or /redoc: FastAPI's pages load Swagger UI / ReDoc scripts from a CDN, which would run
+    # third-party code on the UI's origin (where the API key lives) and break air-gapped installs.
+    # /openapi.json is served; point any OpenAPI viewer at it (docs/api.md).
     app = FastAPI(
         title="jobqueue",
         version="0.1.0",
         description="Submit, inspect and manage jobqueue tasks, queues, dead letters and workers.",
         lifespan=lifespan,
         default_response_class=StorableJSONResponse,
+        docs_url=None,
+        redoc_url=None,
     )
     client = AsyncClient(settings)
     registry = CollectorRegistry()
@@ -146,7 +152,17 @@ def create_app(
     app.state.open_mode = api_settings.open_mode
     if api_settings.open_mode:
         log.warning("API in OPEN MODE: no API key required (bound to %s only)", api_settings.host)
+    # Outermost last: headers on every answer; then refusals by the request head alone (Host,
+    # cross-site, key), so no anonymous body is ever read; then the body's deadline and size.
     app.add_middleware(BodySizeLimit, max_bytes=api_settings.max_body_bytes)
+    app.add_middleware(BodyDeadline, seconds=api_settings.body_timeout_seconds)
+    app.add_middleware(
+        RequestGuard,
+        allowed_hosts=api_settings.parsed_allowed_hosts(),
+        keys=keys,
+        open_mode=api_settings.open_mode,
+    )
+    app.add_middleware(SecurityHeaders)
     install_error_handlers(app)
     app.include_router(health.router)
     # The record routers come first: GET /api/v1/tasks (search) and .../{id}/history sit beside the

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 from fastapi import Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from jobqueue_api.errors import ApiError
+from jobqueue_api.guards import key_scopes
 from jobqueue_api.settings import Scope
-
-_bearer = HTTPBearer(auto_error=False)
 
 
 def _grants(scopes: frozenset[Scope], needed: Scope) -> bool:
@@ -26,21 +23,30 @@ def require(needed: Scope) -> Callable[[Request], Coroutine[Any, Any, None]]:
         state = request.app.state
         if state.open_mode:
             return
-        credentials: HTTPAuthorizationCredentials | None = await _bearer(request)
-        if credentials is None:
+        authorization = request.headers.get("authorization")
+        if not authorization:
             raise ApiError(
                 401, "unauthorized", "missing bearer API key", headers={"WWW-Authenticate": "Bearer"}
             )
-        presented = credentials.credentials.encode()
-        scopes: frozenset[Scope] | None = None
-        # Compare against every key in constant time, so timing reveals neither which key nor how much
-        # of it matched.
-        for key, key_scopes in state.api_keys.items():
-            if hmac.compare_digest(presented, key.encode()):
-                scopes = key_scopes
+        scopes = key_scopes(authorization, state.api_keys)
         if scopes is None:
             raise ApiError(401, "unauthorized", "unknown API key", headers={"WWW-Authenticate": "Bearer"})
+        # Kept for routes whose needed scope depends on what the request turns out to touch.
+        request.state.scopes = scopes
         if not _grants(scopes, needed):
             raise ApiError(403, "forbidden", f"this key lacks the {needed.value!r} scope")
 
     return check
+
+
+def ensure_scope(request: Request, needed: Scope) -> None:
+    """Refuse (403) a request already admitted by ``require`` whose key lacks ``needed``.
+
+    For a route whose scope depends on the target: e.g. retry needs submit, but retrying a dead letter is a
+    replay, which needs admin like the dead-letter replay route.
+    """
+    if request.app.state.open_mode:
+        return
+    scopes: frozenset[Scope] = getattr(request.state, "scopes", frozenset())
+    if not _grants(scopes, needed):
+        raise ApiError(403, "forbidden", f"this key lacks the {needed.value!r} scope")

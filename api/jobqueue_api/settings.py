@@ -35,6 +35,43 @@ class ApiSettings(EnvFileSettings):
         default=False, description="no key needed; refused unless the API listens on a loopback address"
     )
     max_body_bytes: int = Field(description="largest request body accepted", default=2_097_152, gt=0)
+    # Slow clients (slowloris): the whole request head must arrive within header_timeout_seconds of the
+    # connection opening (or of the previous response), the whole body within body_timeout_seconds of the
+    # request head; an idle keep-alive connection is closed after keep_alive_seconds.
+    header_timeout_seconds: float = Field(
+        description="the request head must arrive within this many seconds of the connection opening",
+        default=10.0,
+        gt=0,
+        le=3600,
+    )
+    body_timeout_seconds: float = Field(
+        description="the request body must arrive within this many seconds of the request head (else 408)",
+        default=30.0,
+        gt=0,
+        le=3600,
+    )
+    keep_alive_seconds: int = Field(
+        description="an idle keep-alive connection is closed after this many seconds",
+        default=5,
+        ge=1,
+        le=3600,
+    )
+    # Comma-separated Host header values the API answers ("name" or "name:port"; "*" = any). Empty: any
+    # with API keys, only loopback names in open mode (so DNS rebinding cannot reach an open API).
+    allowed_hosts: str = Field(
+        description="comma-separated Host header values the API answers (* = any); empty: any with keys, "
+        "loopback names only in open mode",
+        default="",
+    )
+    def parsed_allowed_hosts(self) -> frozenset[str]:
+        """The Host header values to answer (lower case); {"*"} means any."""
+        hosts = frozenset(h.strip().lower() for h in self.allowed_hosts.split(",") if h.strip())
+        if hosts:
+            return hosts
+        if self.open_mode:
+            bound = f"[{self.host}]" if ":" in self.host else self.host
+            return frozenset({"localhost", "127.0.0.1", "[::1]", bound.lower()})
+        return frozenset({"*"})
 
     def parsed_keys(self) -> dict[str, frozenset[Scope]]:
         """{key: scopes}; ValueError naming the entry when the setting is malformed."""

@@ -12,6 +12,7 @@ from typing import Any
 import kopf
 import pydantic
 
+from jobqueue_operator.conditions import merge_conditions, ready
 from jobqueue_operator.context import GROUP, VERSION, OperatorContext, namespace_of, reconciling
 from jobqueue_operator.decisions import (
     POD_DELETION_COST_ANNOTATION,
@@ -20,6 +21,7 @@ from jobqueue_operator.decisions import (
 )
 from jobqueue_operator.manifests import Owner, pod_disruption_budget, selector_string, worker_deployment
 from jobqueue_operator.metrics import PoolReplicas
+from jobqueue_operator.pod_policy import pod_template_violations
 from jobqueue_operator.pod_template import InvalidPodTemplate
 from jobqueue_operator.pool_plan import DRAIN_ANNOTATION, Heartbeat, PoolPlan, initial_replicas, plan_pool
 from jobqueue_operator.pool_status import parse_time, pool_status
@@ -28,6 +30,12 @@ from jobqueue_operator.redis_state import lease_holders, read_heartbeats, read_p
 from jobqueue_operator.spec import WorkerPoolSpec
 
 KIND, PLURAL = "WorkerPool", "workerpools"
+
+
+def policy_violations(ctx: OperatorContext, spec: WorkerPoolSpec) -> list[str]:
+    """What the chart's pod policy refuses in the pool's podTemplate and connection Secret."""
+    policy = ctx.settings.pod_policy()
+    return pod_template_violations(spec.pod_template.spec, spec.connection_secret_name, policy)
 
 
 def ensure_deployment(ctx: OperatorContext, owner: Owner, spec: WorkerPoolSpec) -> None:
@@ -157,6 +165,17 @@ def register_workerpool(registry: kopf.OperatorRegistry, ctx: OperatorContext) -
         with reconciling(ctx, KIND, "deployment"):
             try:
                 parsed = WorkerPoolSpec.model_validate(dict(spec))
+                violations = policy_violations(ctx, parsed)
+                if violations:
+                    # Permanent until the spec (or the chart's policy) changes: no Deployment is written.
+                    why = "refused by the pod policy: " + "; ".join(violations)
+                    conditions = merge_conditions(
+                        status.get("conditions"), [ready(False, "PodPolicyViolation", why)], generation,
+                        dt.datetime.now(dt.UTC),
+                    )  # fmt: skip
+                    patch.status.update({"observedGeneration": generation, "conditions": conditions})
+                    kopf.warn(body, reason="PodPolicyViolation", message=why)
+                    raise kopf.PermanentError(why)
                 # Built before anything is applied: a template that cannot be merged whole changes nothing.
                 ensure_deployment(ctx, Owner(name, namespace_of(namespace), uid), parsed)
             except (pydantic.ValidationError, InvalidPodTemplate) as exc:
@@ -193,6 +212,8 @@ def register_workerpool(registry: kopf.OperatorRegistry, ctx: OperatorContext) -
             parsed = WorkerPoolSpec.model_validate(dict(spec))
         except pydantic.ValidationError:
             return  # reported by apply_deployment as a permanent error and a condition
+        if policy_violations(ctx, parsed):
+            return  # likewise: reported by apply_deployment, and never given a Deployment
         owner = Owner(name, namespace_of(namespace), uid)
         with reconciling(ctx, KIND, "reconcile"):
             deployment = ctx.kube.read_deployment(owner.namespace, name)

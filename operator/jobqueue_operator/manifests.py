@@ -158,7 +158,13 @@ def worker_deployment(owner: Owner, spec: WorkerPoolSpec, replicas: int) -> dict
         heartbeat_stale_seconds=spec.health.heartbeat_stale_seconds,
     )
     pod_spec["terminationGracePeriodSeconds"] = spec.termination_grace_period_seconds
-    pod_spec.setdefault("securityContext", {"seccompProfile": {"type": "RuntimeDefault"}})
+    # Pod Security "restricted" at pod level for every container (sidecars too), unless the template says
+    # otherwise in a way the pod policy (pod_policy.py) allowed.
+    pod_spec["securityContext"] = {
+        "runAsNonRoot": True,
+        "seccompProfile": {"type": "RuntimeDefault"},
+        **dict(spec.pod_template.spec.get("securityContext") or {}),
+    }
     # Service link variables (e.g. JOBQUEUE_API_PORT=tcp://... from a release's jobqueue-api Service)
     # share the worker's settings prefix; the worker needs none, so none may shadow a setting.
     pod_spec.setdefault("enableServiceLinks", False)

@@ -7,6 +7,7 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from jobqueue.settings import EnvFileSettings
+from jobqueue_operator.pod_policy import PodPolicy
 
 
 class OperatorSettings(EnvFileSettings):
@@ -54,3 +55,30 @@ class OperatorSettings(EnvFileSettings):
         default=None,
         description="peering priority; unset = derived from the start time (the oldest replica leads)",
     )
+    # What a WorkerPool's podTemplate may have beyond Pod Security "restricted" (jobqueue_operator.pod_policy;
+    # the chart's workerPoolPolicy values). Lists are JSON in the environment.
+    pod_allow_host_namespaces: bool = Field(
+        default=False, description="WorkerPool pods may use host network / PID / IPC and host ports"
+    )
+    pod_allow_host_path: bool = Field(default=False, description="WorkerPool pods may mount hostPath volumes")
+    pod_allow_privileged: bool = Field(
+        default=False, description="WorkerPool pods may be privileged, add capabilities or escalate"
+    )
+    pod_allow_root: bool = Field(default=False, description="WorkerPool pods may run as uid 0")
+    pod_service_accounts: list[str] = Field(
+        default_factory=list, description="service accounts a WorkerPool pod may name (JSON list)"
+    )
+    pod_secrets: list[str] = Field(
+        default_factory=lambda: ["jobqueue-connection"],
+        description="Secrets a WorkerPool pod or connectionSecretName may reference (JSON list)",
+    )
+    def pod_policy(self) -> PodPolicy:
+        """The WorkerPool pod policy these settings describe."""
+        return PodPolicy(
+            allow_host_namespaces=self.pod_allow_host_namespaces,
+            allow_host_path=self.pod_allow_host_path,
+            allow_privileged=self.pod_allow_privileged,
+            allow_root=self.pod_allow_root,
+            service_accounts=frozenset(self.pod_service_accounts),
+            secrets=frozenset(self.pod_secrets),
+        )

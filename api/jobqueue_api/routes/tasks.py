@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, Path, Request
 
 from jobqueue.broker.aio import AsyncClient
 from jobqueue.broker.enqueue import make_request
 from jobqueue.errors import InvalidTransition, ValidationError
-from jobqueue_api.auth import require
+from jobqueue_api.auth import ensure_scope, require
 from jobqueue_api.deps import get_client
 from jobqueue_api.schemas import CancelRequest, CancelResult, ExtendResult, SubmitBatch, SubmitTask, Submitted
 from jobqueue_api.settings import Scope
@@ -64,13 +64,14 @@ async def cancel(task_id: TaskId, body: CancelRequest, client: Client) -> Cancel
 
 
 @router.post("/{task_id}/retry", dependencies=[Depends(require(Scope.SUBMIT))])
-async def retry(task_id: TaskId, client: Client) -> Submitted:
-    """Run a finished task again: a dead letter is replayed in place; any other final task is
-    re-submitted as a new task with the same name and arguments."""
+async def retry(task_id: TaskId, request: Request, client: Client) -> Submitted:
+    """Run a finished task again: a dead letter is replayed in place (admin scope, as the replay route);
+    any other final task is re-submitted as a new task with the same name and arguments."""
     record = await client.get_task(task_id)
     if not record.status.is_terminal:
         raise InvalidTransition(f"task {task_id} is {record.status.value}: it has not finished")
     if record.dead_letter_reason is not None and record.completed_at is not None:
+        ensure_scope(request, Scope.ADMIN)
         await client.replay_dead_letter(task_id, reset_retries=True)
         return Submitted(ids=[task_id], deduplicated=[False])
     handle = await client.enqueue(

@@ -224,7 +224,8 @@ def test_open_mode_only_on_loopback(settings: Settings) -> None:
     with pytest.raises(ConfigurationError):
         create_app(settings, ApiSettings())  # neither keys nor open mode
     app = create_app(settings, ApiSettings(open_mode=True, host="127.0.0.1"))
-    with TestClient(app) as client:
+    # An open API answers only to loopback Host names (test_security.py), not TestClient's "testserver".
+    with TestClient(app, base_url="http://127.0.0.1:8000") as client:
         assert client.get("/api/v1/queues").status_code == 200
 
 

@@ -99,6 +99,10 @@ def fuzz_app(settings: Settings, database_url: str) -> FastAPI:
 def session(fuzz_app: FastAPI) -> Iterator[asgi.ASGIClient]:
     # One in-process client for the whole run: one event loop, so the app's Redis pool is reused.
     with asgi.get_client(fuzz_app) as client:
+        # The record pool connects in a background thread that draws from the global `random` (psycopg's
+        # connection attempts); were that to overlap a Hypothesis draw, Hypothesis would flag the case as
+        # a strategy using `random` (seen once requests without a key are refused faster, by middleware).
+        fuzz_app.state.record.pool.wait(timeout=30)
         yield client
 
 

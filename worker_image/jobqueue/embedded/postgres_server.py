@@ -19,6 +19,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 import psycopg
 from psycopg import sql
@@ -109,12 +110,17 @@ class PostgresServer:
 
     ``durable=False`` turns off fsync and synchronous commit: ten times faster for tests, but a machine
     crash may corrupt the cluster, so only for throw-away data.
+
+    Without ``password`` every local user may connect as the superuser (trust: for tests' throw-away
+    clusters). With it, every connection must authenticate with it (scram-sha-256); a cluster made
+    earlier with trust is switched over on start.
     """
 
     data_dir: Path
     port: int = 0
     durable: bool = True
     bin_dir: Path | None = None
+    password: str | None = field(default=None, repr=False)
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     @property
@@ -128,8 +134,9 @@ class PostgresServer:
         return self.data_dir / "postgres.log"
 
     def url(self, database: str = "postgres") -> str:
-        """postgresql:// URL of one database on this server (trust authentication on 127.0.0.1)."""
-        return f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/{database}"
+        """postgresql:// URL of one database on this server (with the password, when there is one)."""
+        auth = f"{SUPERUSER}:{quote(self.password, safe='')}" if self.password else SUPERUSER
+        return f"postgresql://{auth}@127.0.0.1:{self.port}/{database}"
 
     def _user_kwargs(self) -> dict[str, int]:
         account = _run_as_user()
@@ -158,13 +165,25 @@ class PostgresServer:
             str(bin_dir / "initdb"),
             "-D", str(self.cluster_dir),
             "--username", SUPERUSER,
-            "--auth", "trust",
+            "--auth", "scram-sha-256" if self.password else "trust",
             "--encoding", "UTF8",
             "--locale", "C",
         ]  # fmt: skip
         if not self.durable:
             cmd.append("--no-sync")
-        done = subprocess.run(cmd, capture_output=True, check=False, **self._user_kwargs())  # type: ignore[call-overload]
+        pwfile = self.data_dir / "initdb.pwfile"
+        if self.password:
+            # A file the server user alone can read: initdb takes the password from it, not from argv.
+            pwfile.touch(mode=0o600)
+            pwfile.write_text(self.password + "\n")
+            account = _run_as_user()
+            if account is not None:
+                os.chown(pwfile, account.pw_uid, account.pw_gid)
+            cmd.append(f"--pwfile={pwfile}")
+        try:
+            done = subprocess.run(cmd, capture_output=True, check=False, **self._user_kwargs())  # type: ignore[call-overload]
+        finally:
+            pwfile.unlink(missing_ok=True)
         if done.returncode != 0:
             raise ConfigurationError(f"initdb failed: {done.stderr.decode(errors='replace')[-2000:]}")
 
@@ -197,7 +216,30 @@ class PostgresServer:
         finally:
             log.close()
         self._wait_ready(timeout)
+        if self.password:
+            self._require_password()
         return self
+
+    def _require_password(self) -> None:
+        """Switch a cluster made with trust authentication to scram-sha-256 with ``password``."""
+        hba = self.cluster_dir / "pg_hba.conf"
+        lines = hba.read_text().splitlines()
+        trusting = [
+            i for i, line in enumerate(lines) if not line.lstrip().startswith("#") and " trust" in line
+        ]
+        if not trusting:
+            return
+        # Trust still admits us (whatever password the URL carries): set the password, then require it.
+        with psycopg.connect(self.url(), autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                    sql.Identifier(SUPERUSER), sql.Literal(self.password)
+                )
+            )
+            for i in trusting:
+                lines[i] = lines[i].replace(" trust", " scram-sha-256")
+            hba.write_text("\n".join(lines) + "\n")
+            conn.execute("SELECT pg_reload_conf()")
 
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout

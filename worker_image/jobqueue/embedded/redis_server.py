@@ -9,6 +9,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 import redis
 
@@ -38,17 +39,24 @@ def free_port() -> int:
 
 @dataclass
 class RedisServer:
-    """A redis-server process on 127.0.0.1:port with its data in ``data_dir``."""
+    """A redis-server process on 127.0.0.1:port with its data in ``data_dir``.
+
+    With ``password`` set, clients must AUTH (``requirepass``): any local user or process could otherwise
+    read and rewrite every queue. The password is runtime configuration only, so each start may use a new
+    one; it is in ``url``.
+    """
 
     data_dir: Path
     port: int = 0
     appendonly: bool = False
+    password: str | None = field(default=None, repr=False)
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     @property
     def url(self) -> str:
-        """redis:// URL of the server."""
-        return f"redis://127.0.0.1:{self.port}/0"
+        """redis:// URL of the server (with the password, when there is one)."""
+        auth = f":{quote(self.password, safe='')}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def start(self, timeout: float = 10.0) -> RedisServer:
         """Start the server and wait until it answers PING."""
@@ -76,12 +84,22 @@ class RedisServer:
             "--logfile",
             str(self.data_dir / "redis.log"),
         ]
+        if self.password:
+            # On stdin as a config directive, not argv: the command line is visible to every local user.
+            args.append("-")
         # Its own session: a terminal's Ctrl-C goes to the local stack, which stops Redis last.
         self.process = subprocess.Popen(
-            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+            args,
+            stdin=subprocess.PIPE if self.password else subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
         )
+        if self.password and self.process.stdin is not None:
+            self.process.stdin.write(f'requirepass "{self.password}"\n'.encode())
+            self.process.stdin.close()
         deadline = time.monotonic() + timeout
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
+        client = redis.Redis(port=self.port, password=self.password, socket_connect_timeout=0.5)
         try:
             while True:
                 try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import secrets
 import tempfile
 import threading
 from pathlib import Path
@@ -37,11 +38,23 @@ def local_data_dir(data_dir: Path) -> Path:
     return fallback
 
 
+def local_password(data_dir: Path) -> str:
+    """The local cluster's superuser password: made once, kept in ``data_dir`` readable by us alone (the
+    cluster outlives one ``jobqueue up``, so its password must too)."""
+    path = data_dir / "postgres.password"
+    if not path.exists():
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(24))
+    os.chmod(path, 0o600)
+    return path.read_text().strip()
+
+
 class LocalRecord:
-    """Embedded PostgreSQL + migrations + a recorder thread; ``stop()`` undoes it all."""
+    """Embedded PostgreSQL (password authentication) + migrations + a recorder thread; ``stop()`` undoes
+    it all."""
 
     def __init__(self, data_dir: Path, settings: Settings) -> None:
-        self.server = PostgresServer(local_data_dir(data_dir))
+        self.server = PostgresServer(local_data_dir(data_dir), password=local_password(data_dir))
         self.settings = settings
         self.recorder: Recorder | None = None
         self.pool: ConnectionPool | None = None

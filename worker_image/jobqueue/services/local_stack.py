@@ -55,10 +55,16 @@ def run_local_stack(args: argparse.Namespace, served: ServedApp | None = None) -
         served = ServedApp(DEMO_APP, ("default",), ("add",), demo=args.demo_rate > 0)
     watcher = SourceWatcher(served.watch_root) if served.watch_root is not None else None
     data_dir = Path(args.data_dir).resolve()
+    # Task data, logs and the database password live here: ours alone, whatever the umask.
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(data_dir, 0o700)
     logs = data_dir / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
+    logs.mkdir(exist_ok=True)
     print(f"starting embedded Redis in {data_dir / 'redis'} ...", flush=True)
-    server = RedisServer(data_dir / "redis", port=args.redis_port, appendonly=True).start()
+    # A fresh password each run (Redis keeps none on disk): other local users must not reach the queues.
+    server = RedisServer(
+        data_dir / "redis", port=args.redis_port, appendonly=True, password=secrets.token_urlsafe(24)
+    ).start()
     settings = Settings(redis_url=SecretStr(server.url))
     print("starting embedded PostgreSQL (the durable record) and the recorder ...", flush=True)
     record = LocalRecord(data_dir, settings).start()
@@ -67,14 +73,17 @@ def run_local_stack(args: argparse.Namespace, served: ServedApp | None = None) -
     env = {
         "JOBQUEUE_REDIS_URL": server.url,
         "JOBQUEUE_KEY_PREFIX": settings.key_prefix,
-        "JOBQUEUE_API_KEYS": f"{api_key}:admin",
-        "JOBQUEUE_API_PORT": str(args.api_port),
         "JOBQUEUE_DATABASE_URL": record.database_url,
+        # Blank, so a key exported in the user's shell is not inherited either (children get os.environ).
+        "JOBQUEUE_API_KEYS": "",
     }
+    # The admin key goes to the API alone: workers run the user's task code, which must not be able to
+    # read a key that purges queues and replays dead letters.
+    api_env = {**env, "JOBQUEUE_API_KEYS": f"{api_key}:admin", "JOBQUEUE_API_PORT": str(args.api_port)}
     python = [sys.executable, "-m", "jobqueue"]
     services = {
         "scheduler": _start([*python, "scheduler"], env, logs / "scheduler.log"),
-        "api": _start([*python, "api"], env, logs / "api.log"),
+        "api": _start([*python, "api"], api_env, logs / "api.log"),
     }
     policy = ScalingPolicy(
         min_replicas=args.workers,
@@ -101,7 +110,7 @@ def run_local_stack(args: argparse.Namespace, served: ServedApp | None = None) -
     signal.signal(signal.SIGTERM, handler)
     supervisor.start()
     base = f"http://127.0.0.1:{args.api_port}"
-    print(f"Web UI and API: {base}   (API docs: {base}/docs)", flush=True)
+    print(f"Web UI and API: {base}   (OpenAPI schema: {base}/openapi.json)", flush=True)
     print(f"API key:        {api_key}", flush=True)
     print(
         "Submit a task:  curl -s -X POST -H 'Authorization: Bearer " + api_key + "' "
@@ -109,7 +118,7 @@ def run_local_stack(args: argparse.Namespace, served: ServedApp | None = None) -
         f"{base}/api/v1/tasks",
         flush=True,
     )
-    print(f"Redis:          {server.url}   logs: {logs}", flush=True)
+    print(f"Redis:          {server.url.split('@')[-1]}   logs: {logs}", flush=True)
     print(f"PostgreSQL:     {record.database_url.split('@')[-1]}  (the durable record)", flush=True)
     print(
         f"Workers:        {args.workers}..{policy.max_replicas} x {args.concurrency} slots, scaled from "

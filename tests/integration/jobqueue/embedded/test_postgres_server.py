@@ -82,3 +82,31 @@ def test_binaries_in_a_private_directory_are_copied_where_the_server_user_can_ru
         assert (base_dir / "pg" / "server-binaries" / "pgserver" / "pginstall" / "bin" / "postgres").is_file()
     finally:
         shutil.rmtree(private, ignore_errors=True)
+
+
+def test_a_password_is_required_when_set_also_on_a_cluster_made_with_trust(base_dir: Path) -> None:
+    # `jobqueue up` clusters from before passwords were trust: the next start must switch them over.
+    server = PostgresServer(base_dir, durable=False).start()
+    server.stop()
+    server = PostgresServer(base_dir, durable=False, password="pw with spaces/and:colons").start()
+    try:
+        with pytest.raises(psycopg.OperationalError, match="password"):
+            psycopg.connect(f"postgresql://postgres@127.0.0.1:{server.port}/postgres", connect_timeout=5)
+        with pytest.raises(psycopg.OperationalError, match="password"):
+            psycopg.connect(
+                f"postgresql://postgres:wrong@127.0.0.1:{server.port}/postgres", connect_timeout=5
+            )
+        with psycopg.connect(server.url()) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        server.stop()
+    fresh = PostgresServer(base_dir / "fresh", durable=False, password="another").start()
+    try:
+        hba = (fresh.cluster_dir / "pg_hba.conf").read_text()
+        assert " trust" not in "\n".join(line for line in hba.splitlines() if not line.startswith("#"))
+        with pytest.raises(psycopg.OperationalError, match="password"):
+            psycopg.connect(f"postgresql://postgres@127.0.0.1:{fresh.port}/postgres", connect_timeout=5)
+        with psycopg.connect(fresh.url()) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        fresh.stop()

@@ -45,3 +45,15 @@ def test_a_relative_data_dir_works(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         assert (tmp_path / "relative" / "data" / "redis.log").exists()
     finally:
         server.stop()
+
+
+def test_a_password_is_required_when_set(tmp_path: Path) -> None:
+    server = RedisServer(tmp_path / "data", password="s3cret-pw").start()
+    try:
+        with pytest.raises(redis.exceptions.AuthenticationError):
+            redis.Redis(port=server.port).ping()
+        authed = redis.Redis.from_url(server.url)
+        assert authed.ping()
+        authed.close()
+    finally:
+        server.stop()
