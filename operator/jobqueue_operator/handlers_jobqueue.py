@@ -13,7 +13,7 @@ from jobqueue.errors import ValidationError
 from jobqueue_operator.context import GROUP, VERSION, OperatorContext, reconciling
 from jobqueue_operator.queue_status import apply_queue_spec, configured_status, invalid_status, live_status
 from jobqueue_operator.redis_state import read_queue_status
-from jobqueue_operator.spec import JobQueueSpec, queue_of
+from jobqueue_operator.spec import JobQueueSpec, configured_queue
 
 KIND, PLURAL = "JobQueue", "jobqueues"
 
@@ -35,7 +35,7 @@ def register_jobqueue(registry: kopf.OperatorRegistry, ctx: OperatorContext) -> 
         with reconciling(ctx, KIND, "configure"):
             try:
                 parsed = JobQueueSpec.model_validate(dict(spec))
-                queue = queue_of(parsed, name)
+                queue = configured_queue(parsed, name)
                 apply_queue_spec(QueueAdmin(ctx.client), queue, parsed)
             except (ValidationError, pydantic.ValidationError) as exc:
                 patch.status.update(invalid_status(status.get("conditions"), generation, _now(), str(exc)))
@@ -64,7 +64,7 @@ def register_jobqueue(registry: kopf.OperatorRegistry, ctx: OperatorContext) -> 
     def refresh_queue_status(*, name: str, spec: Any, meta: Any, status: Any, patch: Any, **_: Any) -> None:
         try:
             parsed = JobQueueSpec.model_validate(dict(spec))
-            queue = queue_of(parsed, name)
+            queue = configured_queue(parsed, name)
         except (ValidationError, pydantic.ValidationError):
             return  # the configure handler reported it; nothing live to show
         with reconciling(ctx, KIND, "status"):

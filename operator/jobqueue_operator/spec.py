@@ -188,6 +188,6 @@ class RecurringTaskSpec(_CamelModel):
     starting_deadline_seconds: int | None = Field(default=None, ge=0)
 
 
-def queue_of(spec: JobQueueSpec, name: str) -> str:
+def configured_queue(spec: JobQueueSpec, name: str) -> str:
     """The queue a JobQueue named ``name`` configures; ValidationError('queue') when it breaks the rule."""
     return spec.queue_name or validate_queue_name(name)

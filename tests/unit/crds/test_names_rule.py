@@ -27,7 +27,7 @@ from jobqueue_operator.spec import (
     RecurringTaskSpec,
     RetriesSpec,
     WorkerPoolSpec,
-    queue_of,
+    configured_queue,
 )
 
 CRDS = Path(__file__).resolve().parents[3] / "crds"
@@ -139,10 +139,11 @@ def test_the_operator_parses_queue_names_by_the_same_rule() -> None:
                 assert not accepted, (model.__name__, name)
             else:
                 assert accepted, (model.__name__, name)
-    assert queue_of(JobQueueSpec.model_validate({"queueName": "Emails_V2"}), "emails-v2") == "Emails_V2"
-    assert queue_of(JobQueueSpec(), "emails") == "emails"
+    named = JobQueueSpec.model_validate({"queueName": "Emails_V2"})
+    assert configured_queue(named, "emails-v2") == "Emails_V2"
+    assert configured_queue(JobQueueSpec(), "emails") == "emails"
     with pytest.raises(ValidationError, match="reserved"):
-        queue_of(JobQueueSpec(), "schedules")
+        configured_queue(JobQueueSpec(), "schedules")
     with pytest.raises(pydantic.ValidationError, match="reserved"):
         JobQueueSpec.model_validate({"queueName": "schedules"})
 
