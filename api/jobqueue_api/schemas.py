@@ -8,8 +8,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from jobqueue.broker.enqueue import MAX_DELAY_SECONDS
+from jobqueue.keys import QUEUE_NAME_PATTERN
 
-QueueName = Field(default="default", pattern=r"^[A-Za-z0-9_\-]{1,64}$")
+QueueName = Field(default="default", pattern=QUEUE_NAME_PATTERN)
 
 
 class SubmitTask(BaseModel):

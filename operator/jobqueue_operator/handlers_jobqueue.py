@@ -13,7 +13,7 @@ from jobqueue.errors import ValidationError
 from jobqueue_operator.context import GROUP, VERSION, OperatorContext, reconciling
 from jobqueue_operator.queue_status import apply_queue_spec, configured_status, invalid_status, live_status
 from jobqueue_operator.redis_state import read_queue_status
-from jobqueue_operator.spec import JobQueueSpec
+from jobqueue_operator.spec import JobQueueSpec, configured_queue
 
 KIND, PLURAL = "JobQueue", "jobqueues"
 
@@ -35,13 +35,22 @@ def register_jobqueue(registry: kopf.OperatorRegistry, ctx: OperatorContext) -> 
         with reconciling(ctx, KIND, "configure"):
             try:
                 parsed = JobQueueSpec.model_validate(dict(spec))
-                apply_queue_spec(QueueAdmin(ctx.client), name, parsed)
+                queue = configured_queue(parsed, name)
+                apply_queue_spec(QueueAdmin(ctx.client), queue, parsed)
             except (ValidationError, pydantic.ValidationError) as exc:
                 patch.status.update(invalid_status(status.get("conditions"), generation, _now(), str(exc)))
                 kopf.warn(body, reason="InvalidSpec", message=str(exc))
                 raise
             patch.status.update(configured_status(status.get("conditions"), generation, _now()))
-            kopf.info(body, reason="Configured", message=f"queue {name!r} configuration written to Redis")
+            kopf.info(body, reason="Configured", message=f"queue {queue!r} configuration written to Redis")
+            if parsed.retries.backoff.deprecated_spelling:
+                strategy = parsed.retries.backoff
+                kopf.warn(
+                    body,
+                    reason="DeprecatedValue",
+                    message=f"spec.retries.backoff.strategy {strategy.strategy!r} is an old spelling; "
+                    f"write {strategy.policy_name!r}",
+                )
 
     @kopf.timer(
         GROUP,
@@ -55,9 +64,10 @@ def register_jobqueue(registry: kopf.OperatorRegistry, ctx: OperatorContext) -> 
     def refresh_queue_status(*, name: str, spec: Any, meta: Any, status: Any, patch: Any, **_: Any) -> None:
         try:
             parsed = JobQueueSpec.model_validate(dict(spec))
-        except pydantic.ValidationError:
+            queue = configured_queue(parsed, name)
+        except (ValidationError, pydantic.ValidationError):
             return  # the configure handler reported it; nothing live to show
         with reconciling(ctx, KIND, "status"):
-            live = read_queue_status(ctx.client, name)
+            live = read_queue_status(ctx.client, queue)
             generation = int(meta.get("generation") or 0)
             patch.status.update(live_status(parsed, live, status.get("conditions"), generation, _now()))

@@ -12,16 +12,13 @@ from jobqueue_operator.conditions import Condition, flag, merge_conditions, read
 from jobqueue_operator.redis_state import QueueStatus
 from jobqueue_operator.spec import JobQueueSpec
 
-# The CRD names backoff strategies as Kubernetes enums do; the core uses its retry policy names.
-BACKOFF_STRATEGIES = {"Exponential": "exponential", "Linear": "linear", "Fixed": "constant"}
-
 
 def retry_defaults_of(spec: JobQueueSpec) -> dict[str, Any]:
     """The keyword arguments of ``QueueAdmin.set_retry_defaults`` that ``spec.retries`` asks for."""
     retries = spec.retries
     return {
         "max_retries": retries.max_retries,
-        "backoff": BACKOFF_STRATEGIES[retries.backoff.strategy],
+        "backoff": retries.backoff.policy_name,
         "base_seconds": retries.backoff.initial_seconds,
         "max_seconds": retries.backoff.max_seconds,
         "jitter": retries.backoff.jitter,

@@ -6,10 +6,23 @@ the CRD's so a spec read from an older object (before a default was added) behav
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
+
+from jobqueue.keys import validate_queue_name
+
+# The broker's queue name rule, applied again here: the CRD states it too (a test compares the two), but an
+# object stored before the CRD said so, or a CRD not yet upgraded, must be refused by the operator rather
+# than written to Redis.
+QueueName = Annotated[str, AfterValidator(validate_queue_name)]
+
+# Backoff spellings of earlier CRD releases (Kubernetes enum style), still accepted; the core's names
+# (jobqueue.retry.BACKOFF_NAMES, which tests/unit/crds/test_names_rule.py holds this Literal to) are the
+# ones to write.
+LEGACY_BACKOFF_NAMES = {"Exponential": "exponential", "Linear": "linear", "Fixed": "constant"}
+BackoffName = Literal["exponential", "linear", "fibonacci", "constant", "Exponential", "Linear", "Fixed"]
 
 
 class _CamelModel(BaseModel):
@@ -68,7 +81,7 @@ class DisruptionBudget(_CamelModel):
 class WorkerPoolSpec(_CamelModel):
     """spec of a WorkerPool."""
 
-    queues: tuple[str, ...] = Field(min_length=1)
+    queues: tuple[QueueName, ...] = Field(min_length=1)
     image: str = Field(min_length=1)
     app: str = Field(min_length=1)
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
@@ -115,16 +128,26 @@ class RateLimitSpec(_CamelModel):
 class Backoff(_CamelModel):
     """spec.retries.backoff."""
 
-    strategy: Literal["Exponential", "Linear", "Fixed"] = "Exponential"
+    strategy: BackoffName = "exponential"
     initial_seconds: float = 1.0
     max_seconds: float = 300.0
     jitter: bool = True
+
+    @property
+    def policy_name(self) -> str:
+        """The core's name of the strategy (``Fixed`` is ``constant``)."""
+        return LEGACY_BACKOFF_NAMES.get(self.strategy, self.strategy)
+
+    @property
+    def deprecated_spelling(self) -> bool:
+        """Whether the spec uses an earlier release's spelling (worth a warning event, not a refusal)."""
+        return self.strategy in LEGACY_BACKOFF_NAMES
 
 
 class RetriesSpec(_CamelModel):
     """spec.retries: defaults for tasks that set no retry policy of their own."""
 
-    max_retries: int = Field(default=3, ge=0)
+    max_retries: int = Field(default=3, ge=0, le=1000)
     backoff: Backoff = Field(default_factory=Backoff)
 
 
@@ -136,8 +159,9 @@ class DeadLetterSpec(_CamelModel):
 
 
 class JobQueueSpec(_CamelModel):
-    """spec of a JobQueue (the queue's name is metadata.name)."""
+    """spec of a JobQueue (the queue's name is ``queue_name`` if set, else metadata.name)."""
 
+    queue_name: QueueName | None = None
     paused: bool = False
     priority: PrioritySpec = Field(default_factory=PrioritySpec)
     rate_limit: RateLimitSpec | None = None
@@ -157,8 +181,13 @@ class RecurringTaskSpec(_CamelModel):
     task: str = Field(min_length=1)
     args: tuple[Any, ...] = ()
     kwargs: dict[str, Any] = Field(default_factory=dict)
-    queue: str = "default"
+    queue: QueueName = "default"
     priority: Literal["high", "medium", "low"] = "medium"
     suspend: bool = False
     concurrency_policy: Literal["Allow", "Forbid", "Replace"] = "Allow"
     starting_deadline_seconds: int | None = Field(default=None, ge=0)
+
+
+def configured_queue(spec: JobQueueSpec, name: str) -> str:
+    """The queue a JobQueue named ``name`` configures; ValidationError('queue') when it breaks the rule."""
+    return spec.queue_name or validate_queue_name(name)

@@ -15,8 +15,15 @@ from dataclasses import dataclass
 from jobqueue.errors import ValidationError
 from jobqueue.models import Priority
 
-# Matched with fullmatch: ``$`` would also accept a trailing newline ("default\n").
-QUEUE_NAME = re.compile(r"[A-Za-z0-9_\-]{1,64}")
+# The one queue name rule (docs/configuration.md, "Names"): the REST schemas, the CLI and the CRDs state the
+# same pattern, length and reserved names (tests/unit/crds/test_names_rule.py compares them). Letters,
+# digits, '_' and '-' only, because a name sits inside Redis keys and hash tags, task ids (split at '.')
+# and worker arguments (split at ',').
+QUEUE_NAME_MAX_LENGTH = 64
+# Anchored for JSON Schema / pydantic patterns, whose ``$`` is the end of the text (no newline).
+QUEUE_NAME_PATTERN = rf"^[A-Za-z0-9_-]{{1,{QUEUE_NAME_MAX_LENGTH}}}$"
+# Matched with fullmatch: Python's ``$`` would also accept a trailing newline ("default\n").
+QUEUE_NAME = re.compile(QUEUE_NAME_PATTERN[1:-1])
 _ID_SUFFIX = re.compile(r"[0-9a-f]{32}")
 # Hash tags jobqueue uses for keys that belong to no queue: a queue of that name would share their keys
 # (a queue "schedules" had its events written to the schedule-run stream, where the recorder dropped

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Path, Query
 
 from jobqueue.broker.aio import AsyncClient
 from jobqueue.errors import TaskNotFound
-from jobqueue.keys import queue_of
+from jobqueue.keys import QUEUE_NAME_PATTERN, queue_of
 from jobqueue_api.auth import require
 from jobqueue_api.deps import get_client
 from jobqueue_api.schemas import DeadLetterStatsBody, ReplayRequest
@@ -16,8 +16,8 @@ from jobqueue_api.settings import Scope
 
 router = APIRouter(prefix="/api/v1/queues/{queue}/dead-letters", tags=["dead letters"])
 Client = Annotated[AsyncClient, Depends(get_client)]
-QueueName = Annotated[str, Path(pattern=r"^[A-Za-z0-9_\-]{1,64}$")]
-TaskId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_\-]{1,64}\.[0-9a-f]{32}$")]
+QueueName = Annotated[str, Path(pattern=QUEUE_NAME_PATTERN)]
+TaskId = Annotated[str, Path(pattern=rf"{QUEUE_NAME_PATTERN[:-1]}\.[0-9a-f]{{32}}$")]
 
 
 @router.get("", dependencies=[Depends(require(Scope.READ))])

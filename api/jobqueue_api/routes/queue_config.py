@@ -13,13 +13,14 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt
 from jobqueue.broker.aio import AsyncClient
 from jobqueue.broker.queue_admin import QueueAdmin
 from jobqueue.flow_control import QueueConfig
+from jobqueue.keys import QUEUE_NAME_PATTERN
 from jobqueue_api.auth import require
 from jobqueue_api.deps import get_client
 from jobqueue_api.settings import Scope
 
 router = APIRouter(prefix="/api/v1/queues/{queue}", tags=["queues"])
 Client = Annotated[AsyncClient, Depends(get_client)]
-QueueName = Annotated[str, Path(pattern=r"^[A-Za-z0-9_\-]{1,64}$")]
+QueueName = Annotated[str, Path(pattern=QUEUE_NAME_PATTERN)]
 
 
 class RateLimitBody(BaseModel):
@@ -154,9 +155,7 @@ async def put_priority_policy(queue: QueueName, body: PriorityPolicyBody, client
 @router.put("/retry-defaults", dependencies=[Depends(require(Scope.ADMIN))])
 async def put_retry_defaults(queue: QueueName, body: RetryDefaultsBody, client: Client) -> dict[str, Any]:
     """Set the retry policy of tasks that have none of their own; applies to their next failure."""
-    defaults = await asyncio.to_thread(
-        lambda: _admin(client).set_retry_defaults(queue, **body.model_dump())
-    )
+    defaults = await asyncio.to_thread(lambda: _admin(client).set_retry_defaults(queue, **body.model_dump()))
     return dataclasses.asdict(defaults)
 
 

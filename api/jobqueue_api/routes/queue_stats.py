@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Path
 
 from jobqueue.broker.aio import AsyncClient
 from jobqueue.broker.live_state import queue_counters_async
+from jobqueue.keys import QUEUE_NAME_PATTERN
 from jobqueue_api.auth import require
 from jobqueue_api.deps import get_client
 from jobqueue_api.schemas import QueueStats
@@ -19,7 +20,7 @@ from jobqueue_api.settings import Scope
 
 router = APIRouter(prefix="/api/v1/queues", tags=["queues"], dependencies=[Depends(require(Scope.READ))])
 Client = Annotated[AsyncClient, Depends(get_client)]
-QueueName = Annotated[str, Path(pattern=r"^[A-Za-z0-9_\-]{1,64}$")]
+QueueName = Annotated[str, Path(pattern=QUEUE_NAME_PATTERN)]
 
 # Counters written by the transition scripts; a queue that never saw one reports 0 rather than omitting it.
 COUNTER_FIELDS = ("enqueued", "started", "succeeded", "retried", "dead_lettered", "cancelled", "lost_leases")

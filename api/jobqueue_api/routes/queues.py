@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path
 
 from jobqueue.broker.aio import AsyncClient
+from jobqueue.keys import QUEUE_NAME_PATTERN
 from jobqueue_api.auth import require
 from jobqueue_api.deps import get_client
 from jobqueue_api.schemas import QueueInfo
@@ -14,7 +15,7 @@ from jobqueue_api.settings import Scope
 
 router = APIRouter(prefix="/api/v1/queues", tags=["queues"], dependencies=[Depends(require(Scope.READ))])
 Client = Annotated[AsyncClient, Depends(get_client)]
-QueueName = Annotated[str, Path(pattern=r"^[A-Za-z0-9_\-]{1,64}$")]
+QueueName = Annotated[str, Path(pattern=QUEUE_NAME_PATTERN)]
 
 
 async def queue_info(client: AsyncClient, name: str) -> QueueInfo:

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
+from jobqueue.keys import QUEUE_NAME_PATTERN
 from jobqueue.models import TaskStatus
 from jobqueue.record.queries import Page, ScheduleRunStatus, SortKey, TaskSearch, TimeField
 from jobqueue_api.auth import require
@@ -29,7 +30,7 @@ Record = Annotated[RecordAccess, Depends(get_record)]
 # PostgreSQL text cannot hold NUL: refused here as a 422 rather than failing in the driver.
 NO_NUL = r"^[^\x00]+$"
 Name = Annotated[str | None, Query(min_length=1, max_length=200, pattern=NO_NUL)]
-QueueFilter = Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_\-]{1,64}$")]
+QueueFilter = Annotated[str | None, Query(pattern=QUEUE_NAME_PATTERN)]
 Limit = Annotated[int, Query(ge=1, le=1000)]
 Offset = Annotated[int, Query(ge=0, le=1_000_000)]
 ErrorText = Annotated[

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from jobqueue.broker.aio import AsyncClient
+from jobqueue.keys import QUEUE_NAME_PATTERN
 from jobqueue.schedules.model import ScheduleInfo
 from jobqueue.schedules.registry import ScheduleRegistry
 from jobqueue_api.auth import require
@@ -35,7 +36,7 @@ class ScheduleBody(BaseModel):
     timezone: str = "UTC"
     args: list[Any] = Field(default_factory=list)
     kwargs: dict[str, Any] = Field(default_factory=dict)
-    queue: str = Field(default="default", pattern=r"^[A-Za-z0-9_\-]{1,64}$")
+    queue: str = Field(default="default", pattern=QUEUE_NAME_PATTERN)
     priority: Literal["high", "medium", "low"] = "medium"
     concurrency_policy: Literal["Allow", "Forbid", "Replace"] = "Allow"
     starting_deadline_seconds: float | None = Field(default=None, gt=0, lt=10**9, strict=True)

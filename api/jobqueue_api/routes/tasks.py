@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Path, Request
 from jobqueue.broker.aio import AsyncClient
 from jobqueue.broker.enqueue import make_request
 from jobqueue.errors import InvalidTransition, ValidationError
+from jobqueue.keys import QUEUE_NAME_PATTERN
 from jobqueue_api.auth import ensure_scope, require
 from jobqueue_api.deps import get_client
 from jobqueue_api.schemas import CancelRequest, CancelResult, ExtendResult, SubmitBatch, SubmitTask, Submitted
@@ -16,7 +17,7 @@ from jobqueue_api.settings import Scope
 
 router = APIRouter(prefix="/api/v1/tasks", tags=["tasks"])
 Client = Annotated[AsyncClient, Depends(get_client)]
-TaskId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_\-]{1,64}\.[0-9a-f]{32}$", description="a task id")]
+TaskId = Annotated[str, Path(pattern=rf"{QUEUE_NAME_PATTERN[:-1]}\.[0-9a-f]{{32}}$", description="a task id")]
 
 
 def _request(body: SubmitTask) -> Any:

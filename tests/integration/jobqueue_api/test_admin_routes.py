@@ -124,3 +124,35 @@ def test_a_corrupt_stored_schedule_hides_nothing_else(api: TestClient, settings:
     # The way out the error names: delete it and register it again.
     assert api.delete("/api/v1/schedules/broken", headers=ADMIN).status_code == 204
     assert api.post("/api/v1/schedules", json={**body, "name": "broken"}, headers=ADMIN).status_code == 201
+
+
+@pytest.mark.parametrize(
+    ("queue", "status"),
+    [
+        ("Billing_EU", 200),
+        ("a" * 64, 200),
+        ("schedules", 422),
+        ("a" * 65, 422),
+        ("emails.v2", 422),
+        ("%C3%A9", 422),
+    ],
+)
+def test_queue_names_follow_the_one_rule(api: TestClient, queue: str, status: int) -> None:
+    # The same rule as the broker and the CRDs (docs/configuration.md, "Names"): what the CRD accepts the API
+    # accepts, and a name it refuses is a 422 naming the queue, never a 500.
+    r = api.put(f"/api/v1/queues/{queue}/retry-defaults", json={"max_retries": 2}, headers=ADMIN)
+    assert r.status_code == status, r.text
+    if status == 422:
+        assert "queue" in r.text
+
+
+def test_retry_defaults_take_the_cores_backoff_names_only(api: TestClient) -> None:
+    for name in ("exponential", "linear", "fibonacci", "constant"):
+        body = {"max_retries": 1, "backoff": name}
+        r = api.put("/api/v1/queues/emails/retry-defaults", json=body, headers=ADMIN)
+        assert r.status_code == 200 and r.json()["backoff"] == name, r.text
+    # The CRD's old spellings are the operator's to map; the REST API never had them.
+    r = api.put(
+        "/api/v1/queues/emails/retry-defaults", json={"max_retries": 1, "backoff": "Fixed"}, headers=ADMIN
+    )
+    assert r.status_code == 422 and "backoff" in r.text

@@ -61,7 +61,7 @@ def test_minimal_resources_get_every_default(kube_api: k8s_client.ApiClient, kub
         {"apiVersion": f"{GROUP}/{VERSION}", "kind": "JobQueue", "metadata": {"name": "default"}, "spec": {}},
     )
     assert queue["spec"]["priority"] == {"policy": "Strict"}
-    assert queue["spec"]["retries"]["backoff"]["strategy"] == "Exponential"
+    assert queue["spec"]["retries"]["backoff"]["strategy"] == "exponential"
     task = create(
         kube_api,
         kube_namespace,
@@ -118,7 +118,19 @@ INVALID = [
         {"spec.retries.backoff.initialSeconds": 900, "spec.retries.backoff.maxSeconds": 60},
         "retries.backoff.initialSeconds must not exceed retries.backoff.maxSeconds",
     ),
-    ("JobQueue", {"metadata.name": "emails.v2"}, "metadata.name is the queue name and must be a DNS label"),
+    ("JobQueue", {"metadata.name": "emails.v2"}, "metadata.name is the queue name and must be 1-64 letters"),
+    ("JobQueue", {"metadata.name": "schedules"}, "not the reserved name schedules"),
+    ("JobQueue", {"spec.queueName": "schedules"}, "spec.queueName must not be the reserved name schedules"),
+    ("JobQueue", {"spec.queueName": "emails.v2"}, "spec.queueName"),
+    ("JobQueue", {"spec.retries.backoff.strategy": "Fibonacci"}, "spec.retries.backoff.strategy"),
+    ("WorkerPool", {"spec.queues": ["emails", "schedules"]}, "must not name the reserved queue schedules"),
+    ("WorkerPool", {"spec.queues": ["a" * 65]}, "spec.queues[0]"),
+    (
+        "RecurringTask",
+        {"spec.queue": "schedules"},
+        "spec.queue must not be the reserved queue name schedules",
+    ),
+    ("RecurringTask", {"spec.queue": "reports\n"}, "spec.queue"),
     (
         "WorkerPool",
         {"spec.podTemplate.spec": {"containers": [{"name": "worker", "image": "evil:1"}]}},
@@ -189,6 +201,46 @@ def test_a_full_pod_template_is_accepted_as_written(
     created = create(kube_api, kube_namespace, body)
     assert created["spec"]["podTemplate"]["spec"] == template
     assert created["spec"]["disruptionBudget"] == {"maxUnavailable": "25%"}
+
+
+def test_queue_names_the_broker_accepts_are_accepted(
+    kube_api: k8s_client.ApiClient, kube_namespace: str
+) -> None:
+    # The broker's rule (jobqueue.keys.validate_queue_name): uppercase and '_' are valid queue names, so
+    # pools and schedules may name them, and a JobQueue configures one through spec.queueName.
+    pool = example("WorkerPool")
+    pool["spec"]["queues"] = ["Emails_V2", "a" * 64]
+    assert create(kube_api, kube_namespace, pool)["spec"]["queues"] == ["Emails_V2", "a" * 64]
+    task = example("RecurringTask")
+    task["spec"]["queue"] = "Reports_Daily"
+    assert create(kube_api, kube_namespace, task)["spec"]["queue"] == "Reports_Daily"
+    queue = example("JobQueue")
+    queue["metadata"]["name"] = "emails-v2"
+    queue["spec"]["queueName"] = "Emails_V2"
+    assert create(kube_api, kube_namespace, queue)["spec"]["queueName"] == "Emails_V2"
+
+
+def test_queue_name_cannot_change_and_old_backoff_spellings_stay_valid(
+    kube_api: k8s_client.ApiClient, kube_namespace: str
+) -> None:
+    objects = k8s_client.CustomObjectsApi(kube_api)
+    body = example("JobQueue")
+    body["spec"]["queueName"] = "Emails_V2"
+    body["spec"]["retries"]["backoff"]["strategy"] = "Fixed"  # written before the core's names were accepted
+    created = create(kube_api, kube_namespace, body)
+    assert created["spec"]["retries"]["backoff"]["strategy"] == "Fixed"
+    args = (GROUP, VERSION, kube_namespace, "jobqueues", created["metadata"]["name"])
+    with pytest.raises(ApiException) as caught:
+        objects.patch_namespaced_custom_object(
+            *args, {"spec": {"queueName": "Other"}}, _content_type="application/merge-patch+json"
+        )
+    assert "spec.queueName cannot be changed" in json.loads(caught.value.body)["message"]
+    patched = objects.patch_namespaced_custom_object(
+        *args,
+        {"spec": {"retries": {"backoff": {"strategy": "constant"}}}},
+        _content_type="application/merge-patch+json",
+    )
+    assert patched["spec"]["retries"]["backoff"]["strategy"] == "constant"
 
 
 def test_schema_rejects_unknown_enum_values(kube_api: k8s_client.ApiClient, kube_namespace: str) -> None:

@@ -127,6 +127,41 @@ def test_jobqueue_retries_and_dead_letter_settings_apply_in_redis(
         return defaults is not None and defaults.max_retries == 5
 
     wait_until(raised, 30, "the raised maxRetries in Redis")
+    # Fixed is an earlier release's spelling: still applied, with a warning event naming the new one.
+    wait_until(
+        lambda: "DeprecatedValue" in events_for(kube_api, kube_namespace, "billing"),
+        30,
+        "the deprecation event",
+    )
+
+
+def test_jobqueue_spec_queue_name_configures_a_queue_kubernetes_cannot_name(
+    kube_api: k8s_client.ApiClient, kube_namespace: str, client: Client
+) -> None:
+    # "Billing_EU" is a valid queue name, not a valid object name: spec.queueName carries it.
+    create_cr(
+        kube_api,
+        kube_namespace,
+        "jobqueues",
+        {
+            "kind": "JobQueue",
+            "metadata": {"name": "billing-eu"},
+            "spec": {
+                "queueName": "Billing_EU",
+                "retries": {"maxRetries": 2, "backoff": {"strategy": "fibonacci", "jitter": False}},
+            },
+        },
+    )
+    admin = QueueAdmin(client)
+    wait_until(
+        lambda: admin.get_config("Billing_EU").retry_defaults is not None, 30, "retry defaults in Redis"
+    )
+    assert admin.get_config("Billing_EU").retry_defaults == RetryDefaults(2, "fibonacci", 1.0, 300.0, False)
+    assert admin.get_config("billing-eu").retry_defaults is None
+    wait_until(
+        lambda: "Configured" in events_for(kube_api, kube_namespace, "billing-eu"), 30, "the Configured event"
+    )
+    assert "DeprecatedValue" not in events_for(kube_api, kube_namespace, "billing-eu")
 
 
 def test_recurring_task_fires_once_per_slot_suspends_and_is_removed(

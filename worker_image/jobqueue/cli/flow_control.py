@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from jobqueue.app import App
+from jobqueue.retry import BACKOFF_NAMES
 
 
 def _app() -> App:
@@ -93,9 +94,7 @@ def add_commands(sub: Any) -> None:
         help="max-in-flight: the cap (0 = none); max-lost-leases: the threshold (absent = process default)",
     )  # fmt: skip
     q.add_argument("--max-retries", type=int, default=None, help="retries: the queue's default max retries")
-    q.add_argument(
-        "--backoff", choices=["exponential", "linear", "fibonacci", "constant"], default="exponential"
-    )
+    q.add_argument("--backoff", choices=BACKOFF_NAMES, default="exponential")
     q.add_argument("--base", type=float, default=1.0, help="retries: first delay in seconds")
     q.add_argument("--max-delay", type=float, default=300.0, help="retries: delay cap in seconds")
     q.add_argument("--no-jitter", action="store_true", help="retries: exact delays")
