@@ -20,6 +20,7 @@ from jobqueue.settings import Settings
 from jobqueue_api.errors import ERROR_RESPONSES, error_body, install_error_handlers
 from jobqueue_api.guards import BodyDeadline, RequestGuard, SecurityHeaders
 from jobqueue_api.metrics import QueueCollector
+from jobqueue_api.pool_backends import LocalPoolBackend, NoPoolBackend, PoolBackend
 from jobqueue_api.record_access import RecordAccess
 from jobqueue_api.responses import StorableJSONResponse
 from jobqueue_api.routes import (
@@ -32,6 +33,7 @@ from jobqueue_api.routes import (
     record_history,
     schedules,
     tasks,
+    worker_pools,
     workers,
 )
 from jobqueue_api.settings import ApiSettings
@@ -148,6 +150,10 @@ def create_app(
     database_url = settings.database_url.get_secret_value() if settings.database_url else None
     app.state.record = RecordAccess(database_url)
     app.state.metrics_registry = registry
+    pool_backend: PoolBackend = (
+        LocalPoolBackend(client) if api_settings.pools_backend == "local" else NoPoolBackend()
+    )
+    app.state.pool_backend = pool_backend
     app.state.api_keys = keys
     app.state.open_mode = api_settings.open_mode
     if api_settings.open_mode:
@@ -177,6 +183,7 @@ def create_app(
         dead_letters,
         workers,
         schedules,
+        worker_pools,
     ):
         app.include_router(module.router, responses=ERROR_RESPONSES)
     install_ui(app)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
@@ -63,6 +64,12 @@ class ApiSettings(EnvFileSettings):
         "loopback names only in open mode",
         default="",
     )
+    # Who runs the pools of /api/v1/worker-pools: "local" = the supervisor of `jobqueue up` (which sets
+    # it), through Redis; "none" = pool routes answer 409 saying how to configure one.
+    pools_backend: Literal["none", "local"] = Field(
+        default="none", description="who runs worker pools: local (jobqueue up's supervisor) or none"
+    )
+
     def parsed_allowed_hosts(self) -> frozenset[str]:
         """The Host header values to answer (lower case); {"*"} means any."""
         hosts = frozenset(h.strip().lower() for h in self.allowed_hosts.split(",") if h.strip())

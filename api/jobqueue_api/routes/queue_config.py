@@ -154,9 +154,7 @@ async def put_priority_policy(queue: QueueName, body: PriorityPolicyBody, client
 @router.put("/retry-defaults", dependencies=[Depends(require(Scope.ADMIN))])
 async def put_retry_defaults(queue: QueueName, body: RetryDefaultsBody, client: Client) -> dict[str, Any]:
     """Set the retry policy of tasks that have none of their own; applies to their next failure."""
-    defaults = await asyncio.to_thread(
-        lambda: _admin(client).set_retry_defaults(queue, **body.model_dump())
-    )
+    defaults = await asyncio.to_thread(lambda: _admin(client).set_retry_defaults(queue, **body.model_dump()))
     return dataclasses.asdict(defaults)
 
 
