@@ -10,6 +10,7 @@ concurrent admins never lose each other's change (the loser retries on the fresh
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ from jobqueue.broker.client import Client
 from jobqueue.broker.redis_io import translate_errors
 from jobqueue.errors import InvalidTransition, PoolExists, PoolNotFound, ValidationError
 from jobqueue.pools import PoolEvent, PoolSpec, spec_from_json
+
+log = logging.getLogger(__name__)
 
 # Per pool: enough history to explain the last hours of scaling, bounded so a flapping pool cannot grow
 # Redis. The list of a deleted pool expires after a day (its name may be reused; events then continue).
@@ -106,10 +109,17 @@ class PoolStore:
         return _parse(name, str(text))
 
     def all(self) -> list[PoolSpec]:
-        """Every pool, by name."""
+        """Every readable pool, by name (an unreadable spec is logged and left out: one hand-edited entry
+        must not hide or stop every other pool; GET of its name says what is wrong)."""
         with translate_errors():
             raw = self.redis.hgetall(self.keys.pools)
-        return [_parse(str(n), str(t)) for n, t in sorted(raw.items())]
+        specs = []
+        for name, text in sorted(raw.items()):
+            try:
+                specs.append(_parse(str(name), str(text)))
+            except ValidationError as exc:
+                log.warning("skipping worker pool %r: %s", name, exc)
+        return specs
 
     def update(self, name: str, change: Callable[[PoolSpec], PoolSpec], kind: str, message: str) -> PoolSpec:
         """Apply ``change`` to the current spec atomically (WATCH); PoolNotFound if there is none.
