@@ -4,13 +4,23 @@ cluster, WorkerPool resources. One protocol so the routes are the same for both.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from jobqueue.broker.aio import AsyncClient
 from jobqueue.broker.worker_pools import PoolStatus, PoolStore
-from jobqueue.errors import PoolsUnavailable
+from jobqueue.errors import PoolsUnavailable, ValidationError
 from jobqueue.pools import PoolAutoscaling, PoolEvent, PoolSpec
+
+
+@dataclass(frozen=True)
+class ClusterOptions:
+    """What only a cluster pool has: the worker image, the app to import, processes per pod, pool kind."""
+
+    image: str | None = None
+    app: str | None = None
+    processes: int | None = None
+    pool_kind: str | None = None
 
 
 class PoolBackend(Protocol):
@@ -27,7 +37,7 @@ class PoolBackend(Protocol):
         """One pool's view."""
         ...
 
-    async def create(self, spec: PoolSpec) -> dict[str, Any]:
+    async def create(self, spec: PoolSpec, options: ClusterOptions) -> dict[str, Any]:
         """Create a pool."""
         ...
 
@@ -59,8 +69,8 @@ class NoPoolBackend:
 
     def _refuse(self) -> PoolsUnavailable:
         return PoolsUnavailable(
-            "pool management is not configured: set JOBQUEUE_API_POOLS_BACKEND to 'local' "
-            "(jobqueue up sets it)"
+            "pool management is not configured: set JOBQUEUE_API_POOLS_BACKEND to 'kubernetes' "
+            "(the Helm chart does) or 'local' (jobqueue up does)"
         )
 
     async def list_pools(self) -> list[dict[str, Any]]:
@@ -71,7 +81,7 @@ class NoPoolBackend:
         """Refused."""
         raise self._refuse()
 
-    async def create(self, spec: PoolSpec) -> dict[str, Any]:
+    async def create(self, spec: PoolSpec, options: ClusterOptions) -> dict[str, Any]:
         """Refused."""
         raise self._refuse()
 
@@ -155,8 +165,11 @@ class LocalPoolBackend:
         statuses = await asyncio.to_thread(store.statuses)
         return await self._view(spec, statuses.get(name))
 
-    async def create(self, spec: PoolSpec) -> dict[str, Any]:
-        """Create a pool."""
+    async def create(self, spec: PoolSpec, options: ClusterOptions) -> dict[str, Any]:
+        """Create a pool (cluster-only options are refused: every local worker runs jobqueue up's app)."""
+        for field_name, value in vars(options).items():
+            if value is not None:
+                raise ValidationError(field_name, "only on the kubernetes backend")
         await asyncio.to_thread(self._store().create, spec)
         return await self._view(spec, None)
 

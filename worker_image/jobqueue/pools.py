@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -35,6 +35,20 @@ def validate_pool_name(name: object) -> str:
             "must be 1-63 lower-case letters, digits or '-', starting and ending with one of the first",
         )
     return name
+
+
+def validate_pool_queues(queues: Sequence[object]) -> tuple[str, ...]:
+    """1 to MAX_QUEUES distinct valid queue names; ValidationError naming ``queues`` or ``queues.<i>``."""
+    if not 1 <= len(queues) <= MAX_QUEUES:
+        raise ValidationError("queues", f"must list 1 to {MAX_QUEUES} queue names")
+    for i, queue in enumerate(queues):
+        try:
+            validate_queue_name(queue)  # type: ignore[arg-type]  # it checks the type too
+        except ValidationError as exc:
+            raise ValidationError(f"queues.{i}", exc.message) from exc
+    if len(set(queues)) != len(queues):
+        raise ValidationError("queues", "must not repeat a queue")
+    return tuple(str(q) for q in queues)
 
 
 def _int(value: object, path: str, low: int, high: int) -> int:
@@ -80,15 +94,9 @@ class PoolSpec:
 
     def __post_init__(self) -> None:
         validate_pool_name(self.name)
-        if not isinstance(self.queues, tuple) or not 1 <= len(self.queues) <= MAX_QUEUES:
-            raise ValidationError("queues", f"must list 1 to {MAX_QUEUES} queue names")
-        for i, queue in enumerate(self.queues):
-            try:
-                validate_queue_name(queue)
-            except ValidationError as exc:
-                raise ValidationError(f"queues.{i}", exc.message) from exc
-        if len(set(self.queues)) != len(self.queues):
-            raise ValidationError("queues", "must not repeat a queue")
+        if not isinstance(self.queues, tuple):
+            raise ValidationError("queues", "must be a list of queue names")
+        validate_pool_queues(self.queues)
         _int(self.concurrency, "concurrency", 1, MAX_CONCURRENCY)
         _int(self.replicas, "replicas", 0, MAX_REPLICAS)
         _int(self.generation, "generation", 1, 2**53)

@@ -7,7 +7,7 @@ field before anything is touched) and the pure model (jobqueue.pools) for the ru
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
@@ -16,7 +16,7 @@ from jobqueue.errors import ValidationError
 from jobqueue.pools import MAX_CONCURRENCY, MAX_QUEUES, MAX_REPLICAS, MAX_TARGET_PER_REPLICA, PoolSpec
 from jobqueue.pools import PoolAutoscaling as PoolAutoscalingModel
 from jobqueue_api.auth import require
-from jobqueue_api.pool_backends import PoolBackend
+from jobqueue_api.pool_backends import ClusterOptions, PoolBackend
 from jobqueue_api.settings import Scope
 
 router = APIRouter(prefix="/api/v1/worker-pools", tags=["worker-pools"])
@@ -67,6 +67,11 @@ class PoolBody(BaseModel):
     concurrency: Concurrency = 4
     replicas: Replicas = 1
     autoscaling: AutoscalingBody | None = None
+    # Kubernetes backend only (the local backend runs jobqueue up's app and refuses them).
+    image: str | None = Field(default=None, min_length=1, max_length=512, pattern=r"^[^\s\x00]+$")
+    app: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*$")
+    processes: Annotated[int, Field(ge=1, le=64, strict=True)] | None = None
+    pool_kind: Literal["process", "thread", "asyncio"] | None = None
 
 
 class PoolPatch(BaseModel):
@@ -103,7 +108,8 @@ async def create_pool(body: PoolBody, backend: Backend) -> dict[str, Any]:
         replicas=body.replicas,
         autoscaling=body.autoscaling.model() if body.autoscaling else PoolAutoscalingModel(),
     )
-    return await backend.create(spec)
+    options = ClusterOptions(body.image, body.app, body.processes, body.pool_kind)
+    return await backend.create(spec, options)
 
 
 @router.get("/{name}", dependencies=READ)

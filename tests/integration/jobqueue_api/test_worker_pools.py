@@ -182,3 +182,11 @@ def test_without_a_backend_pool_routes_say_how_to_configure_one(settings: Settin
         r = api.get(BASE, headers=ADMIN)
         assert r.status_code == 409 and "JOBQUEUE_API_POOLS_BACKEND" in r.json()["message"]
         assert api.post(BASE, json=POOL, headers=ADMIN).status_code == 409
+
+
+def test_cluster_only_fields_are_refused_locally(api: TestClient, client: Client) -> None:
+    r = api.post(BASE, json={**POOL, "image": "me/worker:1"}, headers=ADMIN)
+    assert r.status_code == 422 and r.json()["field"] == "image", r.text
+    r = api.post(BASE, json={**POOL, "processes": 2}, headers=ADMIN)
+    assert r.status_code == 422 and r.json()["field"] == "processes", r.text
+    assert PoolStore(client).all() == []
