@@ -5,7 +5,7 @@ server come back as 422 naming the field; nothing is half-created."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +13,10 @@ import pytest
 from fastapi.testclient import TestClient
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
+from kubernetes.client.exceptions import ApiException
 from pydantic import SecretStr
 
-from jobqueue import Settings
+from jobqueue import Client, Settings
 from jobqueue.errors import ValidationError
 from jobqueue.pools import PoolSpec
 from jobqueue_api import create_app
@@ -23,7 +24,7 @@ from jobqueue_api.pool_backends import ClusterOptions
 from jobqueue_api.pool_kube import KubernetesPoolBackend
 from jobqueue_api.settings import ApiSettings
 from k8s.api_rbac import api_kubeconfig
-from k8s.control_plane import ControlPlane
+from k8s.control_plane import ControlPlane, wait_until
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.usefixtures("jobqueue_crds")]
 ADMIN = {"Authorization": "Bearer a"}
@@ -134,3 +135,42 @@ def test_read_scope_cannot_change_and_unknown_is_404(api: TestClient) -> None:
     assert api.post(BASE, json=POOL, headers=READ).status_code == 403
     assert api.get(f"{BASE}/nope", headers=READ).status_code == 404
     assert api.post(f"{BASE}/nope/scale", json={"replicas": 1}, headers=ADMIN).status_code == 404
+
+
+def test_a_pool_created_over_rest_becomes_workers_that_run_tasks(
+    operator: Any,
+    api: TestClient,
+    kube_api: k8s_client.ApiClient,
+    kube_namespace: str,
+    client: Client,
+    pod_runner_factory: Callable[..., Any],
+) -> None:
+    """Issue 18's done-when on the control plane: REST -> WorkerPool -> (operator) Deployment -> pods
+    whose workers run tasks; a scale through REST changes the Deployment through the operator."""
+    apps = k8s_client.AppsV1Api(kube_api)
+    # kwok never pulls images; the pod runner runs the worker from this checkout instead.
+    body = {**POOL, "name": "crunch", "queues": ["crunch"], "app": "jq_test_app:app", "pool_kind": "thread"}
+    assert api.post(BASE, json=body, headers=ADMIN).status_code == 201
+    wait_until(lambda: deployment_replicas(apps, kube_namespace, "crunch") == 1, 60, "the Deployment")
+    pod_runner_factory("crunch")
+    assert client.enqueue("add", [2, 3], queue="crunch").result(timeout=90) == 5
+
+    assert api.post(f"{BASE}/crunch/scale", json={"replicas": 2}, headers=ADMIN).status_code == 200
+    wait_until(lambda: deployment_replicas(apps, kube_namespace, "crunch") == 2, 60, "the scale-up")
+
+    def ready_two() -> bool:
+        return bool(api.get(f"{BASE}/crunch", headers=READ).json()["status"]["ready_replicas"] == 2)
+
+    wait_until(ready_two, 90, "two ready replicas in the pool's REST status")
+    assert api.get(f"{BASE}/crunch/events", headers=READ).json()["events"], "the operator's events"
+    assert api.delete(f"{BASE}/crunch", headers=ADMIN).status_code == 204
+    wait_until(lambda: pools(kube_api, kube_namespace) == [], 60, "the WorkerPool to go")
+
+
+def deployment_replicas(apps: k8s_client.AppsV1Api, namespace: str, name: str) -> int | None:
+    try:
+        return int(apps.read_namespaced_deployment(name, namespace).spec.replicas or 0)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
