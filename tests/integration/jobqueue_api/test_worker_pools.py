@@ -3,11 +3,15 @@ ones the local supervisor reads (tests/integration/jobqueue/test_pool_fleet.py r
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import given
+from hypothesis import strategies as st
+from payload_strategies import PROFILE, json_values
 from pydantic import SecretStr
 
 from jobqueue import Settings
@@ -190,3 +194,30 @@ def test_cluster_only_fields_are_refused_locally(api: TestClient, client: Client
     r = api.post(BASE, json={**POOL, "processes": 2}, headers=ADMIN)
     assert r.status_code == 422 and r.json()["field"] == "processes", r.text
     assert PoolStore(client).all() == []
+
+
+def test_generated_hostile_bodies_are_created_exactly_or_refused_naming_a_field(
+    api: TestClient, client: Client
+) -> None:
+    """Any field replaced by arbitrary JSON (NUL, lone surrogates, huge numbers, nesting): a 201 whose
+    stored spec is what was asked, or a 422 with a field and nothing stored; never a 500."""
+    store = PoolStore(client)
+    json_body = {**ADMIN, "Content-Type": "application/json"}
+
+    @PROFILE
+    @given(st.sampled_from([*POOL, "autoscaling"]), json_values())
+    def check(field: str, value: Any) -> None:
+        body = {**POOL, field: value}
+        r = api.post(BASE, content=json.dumps(body).encode(), headers=json_body)
+        assert r.status_code in (201, 422), r.text
+        if r.status_code == 422:
+            assert r.json()["field"], r.text
+            assert store.all() == []
+            return
+        stored = store.get("emails").to_dict()
+        assert {k: stored[k] for k in ("queues", "concurrency", "replicas")} == {
+            k: body[k] for k in ("queues", "concurrency", "replicas")
+        }
+        assert api.delete(f"{BASE}/emails", headers=ADMIN).status_code == 204
+
+    check()
