@@ -11,17 +11,22 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 from typing import Any
 
+import urllib3
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
-from jobqueue.errors import ConfigurationError, JobQueueError, PoolExists, PoolNotFound, ValidationError
+from jobqueue.errors import ConfigurationError, PoolExists, PoolNotFound, ValidationError
 from jobqueue.pools import PoolAutoscaling, PoolEvent, PoolSpec, validate_pool_queues
+from jobqueue_api.errors import ApiError
 from jobqueue_api.pool_backends import ClusterOptions
+
+log = logging.getLogger(__name__)
 
 GROUP, VERSION, PLURAL = "jobqueue.dev", "v1alpha1", "workerpools"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "jobqueue-api"}
@@ -110,9 +115,10 @@ def view(resource: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def translate(exc: ApiException, name: str) -> JobQueueError:
-    """A Kubernetes API error as a jobqueue error (the routes map those to HTTP)."""
-    if exc.status == 404:
+def translate(exc: ApiException, name: str) -> Exception:
+    """A Kubernetes API error as a jobqueue error (the routes map those to HTTP), or a 503 when the fault
+    is the cluster's or the deployment's (RBAC missing, CRD not installed, API server failing)."""
+    if exc.status == 404 and name:
         return PoolNotFound(name)
     if exc.status == 409:
         return PoolExists(name)
@@ -127,7 +133,14 @@ def translate(exc: ApiException, name: str) -> JobQueueError:
             )
         except (ValueError, AttributeError):
             return ValidationError("body", "rejected by Kubernetes")
-    return JobQueueError(f"the Kubernetes API answered {exc.status} {exc.reason}")
+    # Not the caller's fault: logged here with the reason, a 503 for the client to retry.
+    log.error("Kubernetes API answered %s %s for worker pool %r", exc.status, exc.reason, name)
+    return ApiError(
+        503,
+        "unavailable",
+        f"the Kubernetes API answered {exc.status} {exc.reason} (check the API's RBAC and the CRDs)",
+        headers={"Retry-After": "10"},
+    )
 
 
 class KubernetesPoolBackend:
@@ -146,6 +159,11 @@ class KubernetesPoolBackend:
             return await asyncio.to_thread(fn, *args, **kwargs)
         except ApiException as exc:
             raise translate(exc, name) from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            log.warning("Kubernetes API unreachable: %s", exc)
+            raise ApiError(
+                503, "unavailable", "the Kubernetes API is unavailable", headers={"Retry-After": "5"}
+            ) from exc
 
     async def _get(self, name: str) -> dict[str, Any]:
         ns = self.namespace
