@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import UnionType
-from typing import Any, Union, get_args, get_origin
+from typing import Any, Literal, Union, get_args, get_origin
 
 import annotated_types
 from pydantic import AliasChoices, SecretStr
@@ -81,7 +81,10 @@ def type_text(field: FieldInfo) -> str:
         bool: "true/false",
         SecretStr: "secret",
     }
-    text = names.get(base, "JSON list" if get_origin(base) is list else str(base))
+    if get_origin(base) is Literal:
+        text = "one of " + ", ".join(f"`{choice}`" for choice in get_args(base))
+    else:
+        text = names.get(base, "JSON list" if get_origin(base) is list else str(base))
     bounds = [
         template.format(_number(get(meta)))
         for meta in field.metadata

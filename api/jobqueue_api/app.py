@@ -20,6 +20,8 @@ from jobqueue.settings import Settings
 from jobqueue_api.errors import ERROR_RESPONSES, error_body, install_error_handlers
 from jobqueue_api.guards import BodyDeadline, RequestGuard, SecurityHeaders
 from jobqueue_api.metrics import QueueCollector
+from jobqueue_api.pool_backends import LocalPoolBackend, NoPoolBackend, PoolBackend
+from jobqueue_api.pool_kube import KubernetesPoolBackend, kube_api_client
 from jobqueue_api.record_access import RecordAccess
 from jobqueue_api.responses import StorableJSONResponse
 from jobqueue_api.routes import (
@@ -32,6 +34,7 @@ from jobqueue_api.routes import (
     record_history,
     schedules,
     tasks,
+    worker_pools,
     workers,
 )
 from jobqueue_api.settings import ApiSettings
@@ -101,12 +104,24 @@ class BodySizeLimit:
             await self._reject(scope, receive, send)
 
 
+def _pool_backend(api_settings: ApiSettings, client: AsyncClient) -> PoolBackend:
+    if api_settings.pools_backend == "local":
+        return LocalPoolBackend(client)
+    if api_settings.pools_backend == "kubernetes":
+        return KubernetesPoolBackend(
+            kube_api_client(), api_settings.pools_namespace, api_settings.pools_default_image or None
+        )
+    return NoPoolBackend()
+
+
 def create_app(
     settings: Settings | None = None,
     api_settings: ApiSettings | None = None,
     record_settings: RecordSettings | None = None,
+    pool_backend: PoolBackend | None = None,
 ) -> FastAPI:
-    """Build the API. Connections open lazily; nothing happens at import time."""
+    """Build the API. Connections open lazily; nothing happens at import time. ``pool_backend`` replaces
+    the one the settings choose (tests pass a Kubernetes backend bound to their control plane)."""
     settings = settings or Settings()
     api_settings = api_settings or ApiSettings()
     # Only the recorders' consumer group name is used here (/metrics reads their progress).
@@ -148,6 +163,7 @@ def create_app(
     database_url = settings.database_url.get_secret_value() if settings.database_url else None
     app.state.record = RecordAccess(database_url)
     app.state.metrics_registry = registry
+    app.state.pool_backend = pool_backend or _pool_backend(api_settings, client)
     app.state.api_keys = keys
     app.state.open_mode = api_settings.open_mode
     if api_settings.open_mode:
@@ -177,6 +193,7 @@ def create_app(
         dead_letters,
         workers,
         schedules,
+        worker_pools,
     ):
         app.include_router(module.router, responses=ERROR_RESPONSES)
     install_ui(app)

@@ -16,6 +16,9 @@ from jobqueue.errors import (
     InvalidTransition,
     JobQueueError,
     PayloadTooLarge,
+    PoolExists,
+    PoolNotFound,
+    PoolsUnavailable,
     RecordError,
     RecordUnavailable,
     ScheduleCorrupt,
@@ -67,7 +70,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: _declared("Rejected by the broker"),
     401: _declared("Missing or unknown API key"),
     403: _declared("The key lacks the scope"),
-    404: _declared("No such task, schedule, worker or dead letter"),
+    404: _declared("No such task, schedule, worker, worker pool or dead letter"),
     409: _declared("Not possible in the current state"),
     413: _declared("Request body over the size limit"),
     422: _declared("Invalid input; 'field' names it"),
@@ -101,6 +104,12 @@ def translate(exc: JobQueueError) -> ApiError:
         return ApiError(404, "not_found", str(exc), "task_id")
     if isinstance(exc, ScheduleNotFound):
         return ApiError(404, "not_found", str(exc), "name")
+    if isinstance(exc, PoolNotFound):
+        return ApiError(404, "not_found", str(exc), "name")
+    if isinstance(exc, PoolExists):
+        return ApiError(409, "conflict", str(exc), "name")
+    if isinstance(exc, PoolsUnavailable):
+        return ApiError(409, "pools_not_configured", str(exc))
     if isinstance(exc, ScheduleCorrupt):
         return ApiError(409, "conflict", str(exc), "name")
     if isinstance(exc, InvalidTransition):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
@@ -63,6 +64,22 @@ class ApiSettings(EnvFileSettings):
         "loopback names only in open mode",
         default="",
     )
+    # Who runs the pools of /api/v1/worker-pools: "kubernetes" = WorkerPool resources in pools_namespace
+    # (the chart sets it), "local" = the supervisor of `jobqueue up` (which sets it), through Redis;
+    # "none" = pool routes answer 409 saying how to configure one.
+    pools_backend: Literal["none", "local", "kubernetes"] = Field(
+        default="none",
+        description="who runs worker pools: kubernetes (WorkerPool resources), local (jobqueue up) or none",
+    )
+    pools_namespace: str = Field(
+        default="default",
+        description="namespace of the WorkerPool resources (kubernetes backend)",
+        pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$",
+    )
+    pools_default_image: str = Field(
+        default="", description="worker image of a pool created without one (kubernetes backend)"
+    )
+
     def parsed_allowed_hosts(self) -> frozenset[str]:
         """The Host header values to answer (lower case); {"*"} means any."""
         hosts = frozenset(h.strip().lower() for h in self.allowed_hosts.split(",") if h.strip())

@@ -135,3 +135,23 @@ class RunTimeout(JobQueueError, TimeoutError):
     def __init__(self, message: str, summary: object) -> None:
         super().__init__(message)
         self.summary = summary
+
+
+class PoolNotFound(JobQueueError, LookupError):
+    """No worker pool exists with this name."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"worker pool {name!r} not found")
+        self.name = name
+
+
+class PoolExists(JobQueueError):
+    """A worker pool with this name already exists (names are unique per backend)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"worker pool {name!r} already exists")
+        self.name = name
+
+
+class PoolsUnavailable(JobQueueError):
+    """No pool backend is configured for this API (see JOBQUEUE_API_POOLS_BACKEND)."""

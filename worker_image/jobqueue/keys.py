@@ -248,6 +248,22 @@ class GlobalKeys:
         """Claim of one fire time of one schedule (SET NX with expiry): whoever sets it fires."""
         return f"{self.prefix}:{{schedules}}:claim:{name}:{fire_ms}"
 
+    # Pool keys share the hash tag {:pools}: a queue name cannot contain ':', so no queue shares the slot
+    # prefix or the keys, and the pool writes that touch the specs and an event list stay on one slot.
+    @property
+    def pools(self) -> str:
+        """Hash of worker pool name -> pool spec (JSON), written by the API, read by the local supervisor."""
+        return f"{self.prefix}:{{:pools}}:specs"
+
+    @property
+    def pools_status(self) -> str:
+        """Hash of worker pool name -> observed status (JSON), written by the local supervisor."""
+        return f"{self.prefix}:{{:pools}}:status"
+
+    def pool_events(self, name: str) -> str:
+        """List of one pool's events (JSON, newest first, bounded)."""
+        return f"{self.prefix}:{{:pools}}:events:{name}"
+
 
 def keys_for_task(prefix: str, task_id: str) -> QueueKeys:
     """The keys of the queue a task id belongs to."""

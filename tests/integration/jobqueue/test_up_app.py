@@ -231,3 +231,50 @@ def test_up_serves_the_users_app_over_http_and_reloads_its_code(stack: tuple[Sta
 
     running.process.send_signal(signal.SIGINT)
     assert running.process.wait(60) == 0, "\n".join(running.output)
+
+
+@pytest.mark.timeout(300)
+def test_pools_created_over_rest_run_real_workers(tmp_path: Path) -> None:
+    """Issue 18 with `jobqueue up`: the same REST calls create, scale and delete local worker processes,
+    shown in GET /api/v1/workers."""
+    project = tmp_path / "quickstart"
+    shutil.copytree(QUICKSTART, project, ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache"))
+    port = free_port()
+    running = Stack(project, port, "--app", "tasks:app")
+    try:
+        running.wait_for_line("Web UI and API:", 180)
+        key = running.wait_for_line("API key:", 10).split()[-1]
+        base = f"http://127.0.0.1:{port}/api/v1"
+        poll(lambda: request("GET", f"http://127.0.0.1:{port}/readyz", key)[0] == 200, 60, "/readyz")
+        assert request("GET", f"{base}/worker-pools", key) == (200, {"backend": "local", "pools": []})
+        pool = {"name": "mail", "queues": ["email"], "concurrency": 2, "replicas": 2}
+        status, created = request("POST", f"{base}/worker-pools", key, pool)
+        assert status == 201, created
+        assert request("POST", f"{base}/worker-pools", key, pool)[0] == 409
+
+        def pool_workers() -> set[str]:
+            code, workers = request("GET", f"{base}/workers", key)
+            assert code == 200, workers
+            return {w["id"] for w in workers if w["id"].startswith("pool-mail-") and w["status"] != "DEAD"}
+
+        poll(lambda: len(pool_workers()) == 2, 90, "two pool workers")
+        poll(lambda: request("GET", f"{base}/worker-pools/mail", key)[1]["status"]["ready_replicas"] == 2,
+             30, "ready replicas in the pool status")  # fmt: skip
+        status, scaled = request("POST", f"{base}/worker-pools/mail/scale", key, {"replicas": 1})
+        assert status == 200 and scaled["replicas"] == 1, scaled
+        poll(lambda: len(pool_workers()) == 1, 90, "the scale-down to one worker")
+        assert request("DELETE", f"{base}/worker-pools/mail", key)[0] == 204
+        poll(lambda: not pool_workers(), 90, "the pool's workers to drain")
+        code, events = request("GET", f"{base}/worker-pools/mail/events", key)
+        kinds = [e["kind"] for e in events["events"]]
+        assert code == 200
+        assert {"Created", "Started", "ScaledUp", "Scaled", "ScaledDown", "Deleting"} <= set(kinds), kinds
+        running.process.send_signal(signal.SIGINT)
+        assert running.process.wait(60) == 0, "\n".join(running.output)
+    finally:
+        if running.process.poll() is None:
+            os.killpg(running.process.pid, signal.SIGKILL)
+            running.process.wait(10)
+        running.reader.join(10)
+        assert running.process.stdout is not None
+        running.process.stdout.close()

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from helm.fixtures import CHART, KUBE_VERSION, VALUES_FILES, render, run_helm
-from k8s import operator_rbac
+from k8s import api_rbac, operator_rbac
 
 pytestmark = pytest.mark.timeout(300)
 WORKLOADS = {"Deployment", "StatefulSet", "Job"}
@@ -51,9 +51,35 @@ def test_no_pod_gets_service_link_variables(helm_bin: Path, values: str) -> None
         assert spec["enableServiceLinks"] is False, where
 
 
-def test_only_the_operator_gets_a_kubernetes_api_token(helm_bin: Path) -> None:
+def test_only_the_operator_and_the_pool_managing_api_get_a_kubernetes_api_token(helm_bin: Path) -> None:
     for where, spec in pod_specs(render(helm_bin, None)).items():
+        expected = where.endswith("-operator") or where == "Deployment/rel-jobqueue-api"
+        assert spec.get("automountServiceAccountToken", True) is expected, where
+    off = render(helm_bin, None, "--set", "api.manageWorkerPools=false")
+    for where, spec in pod_specs(off).items():
         assert spec.get("automountServiceAccountToken", True) is where.endswith("-operator"), where
+    assert [r["metadata"]["name"] for r in by_kind(off, "Role")] == ["rel-jobqueue-operator"]
+
+
+def operator_role(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    (role,) = [r for r in by_kind(docs, "Role") if r["metadata"]["name"] == "rel-jobqueue-operator"]
+    return role
+
+
+def test_api_manages_workerpools_with_exactly_the_rules_its_tests_run_with(helm_bin: Path) -> None:
+    docs = render(helm_bin, None)
+    (role,) = [r for r in by_kind(docs, "Role") if r["metadata"]["name"] == "rel-jobqueue-api"]
+    assert role["metadata"]["namespace"] == "jq"
+    assert role["rules"] == api_rbac.RULES
+    (binding,) = [b for b in by_kind(docs, "RoleBinding") if b["metadata"]["name"] == "rel-jobqueue-api"]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "rel-jobqueue-api", "namespace": "jq"}]
+    (api,) = [d for d in by_kind(docs, "Deployment") if d["metadata"]["name"] == "rel-jobqueue-api"]
+    spec = api["spec"]["template"]["spec"]
+    assert spec["serviceAccountName"] == "rel-jobqueue-api"
+    env = {e["name"]: e.get("value") for e in spec["containers"][0]["env"]}
+    assert env["JOBQUEUE_API_POOLS_BACKEND"] == "kubernetes"
+    assert env["JOBQUEUE_API_POOLS_NAMESPACE"] == "jq"
+    assert env["JOBQUEUE_API_POOLS_DEFAULT_IMAGE"]
 
 
 def test_api_probes_liveness_on_healthz_and_readiness_on_readyz(helm_bin: Path) -> None:
@@ -77,7 +103,7 @@ def test_operator_rbac_is_namespaced_and_least_privilege_by_default(helm_bin: Pa
         "customresourcedefinitions",
         "namespaces",
     }
-    (role,) = by_kind(docs, "Role")
+    role = operator_role(docs)
     assert role["metadata"]["namespace"] == "jq"
     granted = {
         (group, resource, verb)
@@ -144,7 +170,7 @@ def test_operator_replicas_run_peered_with_least_privilege_on_their_peering_obje
     assert env["JOBQUEUE_OPERATOR_PEERING_LIFETIME_SECONDS"]["value"] == "30"
     (peering,) = by_kind(docs, "KopfPeering")
     assert (peering["metadata"]["name"], peering["metadata"]["namespace"]) == ("rel-jobqueue-operator", "jq")
-    (role,) = by_kind(docs, "Role")
+    role = operator_role(docs)
     peering_rules = [r for r in role["rules"] if r["apiGroups"] == ["kopf.dev"]]
     assert {(tuple(r["verbs"]), tuple(r.get("resourceNames", []))) for r in peering_rules} == {
         (("list", "watch"), ()),
@@ -158,7 +184,7 @@ def test_standalone_operator_is_one_replica_replaced_with_recreate(helm_bin: Pat
     operator = operator_deployment(docs)
     assert (operator["spec"]["replicas"], operator["spec"]["strategy"]["type"]) == (1, "Recreate")
     assert not by_kind(docs, "KopfPeering")
-    (role,) = by_kind(docs, "Role")
+    role = operator_role(docs)
     assert not [r for r in role["rules"] if "kopf.dev" in r["apiGroups"]]
     out = run_helm(
         helm_bin, "template", "rel", str(CHART), "--kube-version", KUBE_VERSION,
@@ -169,7 +195,7 @@ def test_standalone_operator_is_one_replica_replaced_with_recreate(helm_bin: Pat
 
 def test_watching_all_namespaces_switches_to_cluster_roles(helm_bin: Path) -> None:
     docs = render(helm_bin, None, "--set", "operator.watchAllNamespaces=true")
-    assert not by_kind(docs, "Role")
+    assert [r["metadata"]["name"] for r in by_kind(docs, "Role")] == ["rel-jobqueue-api"]  # pools only
     names = {d["metadata"]["name"] for d in by_kind(docs, "ClusterRole")}
     assert names == {"jq-rel-jobqueue-operator", "jq-rel-jobqueue-operator-discovery"}
     operator = operator_deployment(docs)

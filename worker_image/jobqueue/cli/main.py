@@ -23,6 +23,7 @@ from jobqueue.cli.api import add_api_options, api_url, dlq_via_api, json_option,
 from jobqueue.cli.api import add_commands as add_api_commands
 from jobqueue.cli.flow_control import add_commands as add_flow_commands
 from jobqueue.cli.health import add_commands as add_health_commands
+from jobqueue.cli.pools import add_commands as add_pool_commands
 from jobqueue.cli.up import add_command as add_up_command
 from jobqueue.errors import JobQueueError, ValidationError
 from jobqueue.log_config import configure_logging
@@ -322,6 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_flow_commands(sub)
     add_api_commands(sub)
+    add_pool_commands(sub)
     add_health_commands(sub)
     return parser
 

@@ -26,6 +26,7 @@ from jobqueue.embedded.redis_server import RedisServer
 from jobqueue.errors import JobQueueError
 from jobqueue.record.local import LocalRecord
 from jobqueue.scaling import ScalingPolicy
+from jobqueue.services.pool_fleet import PoolFleet
 from jobqueue.services.served_app import DEMO_APP, ServedApp, SourceWatcher, status_line
 from jobqueue.services.supervisor import LocalSupervisor
 from jobqueue.settings import Settings
@@ -79,7 +80,13 @@ def run_local_stack(args: argparse.Namespace, served: ServedApp | None = None) -
     }
     # The admin key goes to the API alone: workers run the user's task code, which must not be able to
     # read a key that purges queues and replays dead letters.
-    api_env = {**env, "JOBQUEUE_API_KEYS": f"{api_key}:admin", "JOBQUEUE_API_PORT": str(args.api_port)}
+    api_env = {
+        **env,
+        "JOBQUEUE_API_KEYS": f"{api_key}:admin",
+        "JOBQUEUE_API_PORT": str(args.api_port),
+        # Pools created over REST are run by the PoolFleet below.
+        "JOBQUEUE_API_POOLS_BACKEND": "local",
+    }
     python = [sys.executable, "-m", "jobqueue"]
     services = {
         "scheduler": _start([*python, "scheduler"], env, logs / "scheduler.log"),
@@ -101,6 +108,7 @@ def run_local_stack(args: argparse.Namespace, served: ServedApp | None = None) -
         log_dir=logs,
         env=env,
     )
+    fleet = PoolFleet(client, app_spec=served.app_spec, log_dir=logs, env=env)
     stop = threading.Event()
 
     def handler(signum: int, frame: FrameType | None) -> None:
@@ -144,6 +152,7 @@ def run_local_stack(args: argparse.Namespace, served: ServedApp | None = None) -
                         print("source changed: restarting the workers", flush=True)
                         supervisor.roll()
                     supervisor.tick()
+                    fleet.tick()
                     guard.succeeded()
                 except Exception as exc:
                     # A Redis outage or a bug in one tick must not stop the whole local stack (which is
@@ -165,6 +174,7 @@ def run_local_stack(args: argparse.Namespace, served: ServedApp | None = None) -
     finally:
         print("stopping ...", flush=True)
         supervisor.stop()
+        fleet.stop()
         for process in services.values():
             if process.poll() is None:
                 process.terminate()

@@ -88,6 +88,7 @@ class LocalSupervisor:
         env: dict[str, str],
         heartbeat_stale_seconds: float = 30.0,
         drain_timeout_seconds: float = DEFAULT_DRAIN_TIMEOUT_SECONDS,
+        worker_prefix: str = "local",
     ) -> None:
         self.client = client
         self.app_spec = app_spec
@@ -98,13 +99,15 @@ class LocalSupervisor:
         self.env = env
         self.heartbeat_stale_seconds = heartbeat_stale_seconds
         self.drain_timeout_seconds = drain_timeout_seconds
+        # Several supervisors (one per pool) share a process: the prefix keeps their worker ids apart.
+        self.worker_prefix = worker_prefix
         self.workers: dict[str, ManagedWorker] = {}
         self.restarts = 0
         self.last_scale: float | None = None
         self._next_index = 0
 
     def _spawn(self) -> ManagedWorker:
-        worker_id = f"local-{os.getpid()}-{self._next_index}"
+        worker_id = f"{self.worker_prefix}-{os.getpid()}-{self._next_index}"
         self._next_index += 1
         # The child keeps its own copy of the log file descriptor; ours closes right after the start.
         cmd = [
@@ -139,33 +142,57 @@ class LocalSupervisor:
         """Workers counted toward the desired number (draining ones are on their way out)."""
         return sum(1 for w in self.workers.values() if not w.draining)
 
-    def tick(self) -> str | None:
-        """Replace dead or hung workers, kill overdue drains, then apply one scaling decision; returns what
-        it did."""
+    def tick(self, fixed_replicas: int | None = None) -> str | None:
+        """Replace dead or hung workers, kill overdue drains, then apply one scaling decision (or hold
+        ``fixed_replicas`` when given: a pool whose autoscaling is off); returns what it did."""
         self._reap_exited()
         self._kill_unwell()
+        now = time.monotonic()
+        if fixed_replicas is not None:
+            if fixed_replicas == self.replicas:
+                return None
+            reason = f"held at {fixed_replicas} replicas, was {self.replicas}"
+            self._scale_to(fixed_replicas)
+            self.last_scale = now
+            log.info("scaled workers: %s", reason)
+            return reason
         ready = in_flight = 0
         for queue in self.queues:
             depth = self.client.queue_depth(queue)
             ready += depth.total_ready
             in_flight += depth.in_flight
-        now = time.monotonic()
         decision = self.policy.decide(
             ready=ready, in_flight=in_flight, current=self.replicas, last_scale_time=self.last_scale, now=now
         )
         if decision.replicas == self.replicas:
             return None
-        if decision.replicas > self.replicas:
-            for _ in range(decision.replicas - self.replicas):
-                self._spawn()
-        else:
-            for worker_id in choose_workers_to_drain(self._candidates(), self.replicas - decision.replicas):
-                self.drain(worker_id)
+        self._scale_to(decision.replicas)
         self.last_scale = now
         work = ready + in_flight
         reason = f"{decision.reason.value}: {work} tasks, target {decision.target}, now {self.replicas}"
         log.info("scaled workers: %s", reason)
         return reason
+
+    def _scale_to(self, replicas: int) -> None:
+        if replicas > self.replicas:
+            for _ in range(replicas - self.replicas):
+                self._spawn()
+        elif replicas < self.replicas:
+            for worker_id in choose_workers_to_drain(self._candidates(), self.replicas - replicas):
+                self.drain(worker_id)
+
+    def drain_all(self) -> None:
+        """Ask every serving worker to drain (the pool is going away)."""
+        for worker_id, worker in list(self.workers.items()):
+            if not worker.draining:
+                self.drain(worker_id)
+
+    def tick_draining(self) -> bool:
+        """One tick of a supervisor whose workers all drain: forget those that exited, kill the overdue;
+        True once none is left."""
+        self._reap_exited()
+        self._kill_unwell()
+        return not self.workers
 
     def roll(self) -> None:
         """Replace every serving worker (``jobqueue up --reload`` after a source change): new workers
