@@ -27,6 +27,7 @@ from jobqueue.settings import Settings
 from jobqueue.worker.burst import Burst
 from jobqueue.worker.fetching import MAX_BACKOFF_SECONDS
 from jobqueue.worker.leases import LeaseBook
+from jobqueue.worker.task_log import TaskLog
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ class Acking:
     _rng: random.Random
     _acked_total: int
     _burst: Burst | None
+    task_log: TaskLog
 
     def _wake_all(self) -> None:
         raise NotImplementedError  # Worker
@@ -104,6 +106,7 @@ class Acking:
                 self._burst.record(batch, results)
             for (job, outcome), result in zip(batch, results, strict=True):
                 log_stale_completion(job, outcome.kind.value, result)
+            self.task_log.recorded(batch, results)
             with self._lock:
                 for _ in batch:
                     self._book.unacked.popleft()

@@ -46,6 +46,7 @@ from jobqueue.worker.health import LivenessFile
 from jobqueue.worker.heartbeat import CANCEL_POLL_SECONDS, Heartbeating
 from jobqueue.worker.leases import DEFAULT_PREFETCH, LeaseBook
 from jobqueue.worker.pool import Pool, SlotWaitPool
+from jobqueue.worker.task_log import TaskLog
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +128,8 @@ class Worker(Heartbeating, Fetching, Acking):
         self._rng = random.Random()  # noqa: S311 - jitter only
         # Run time and queue wait histograms, flushed with the heartbeat (never a round trip per task).
         self.task_metrics = TaskMetrics(lambda name: name in app.registry)
+        # One line per task transition (worker/task_log.py).
+        self.task_log = TaskLog(self.worker_id, self.settings.log_task_payload_chars)
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
@@ -359,8 +362,13 @@ class Worker(Heartbeating, Fetching, Acking):
             # The fetch loop waits for room (and drain for the last lease): not woken on every outcome.
             if self._stop.is_set() or self._book.should_fetch():
                 self._lock.notify()
-        if started is not None and job is not None and outcome.kind != OutcomeKind.REJECTED:
-            self.task_metrics.observe_run(job.queue, job.name, time.monotonic() - started)
+        if started is not None and job is not None:
+            seconds = time.monotonic() - started
+            self.task_log.ran(outcome, seconds)
+            if outcome.kind != OutcomeKind.REJECTED:
+                self.task_metrics.observe_run(job.queue, job.name, seconds)
+        if next_job is not None:
+            self.task_log.started((next_job,))
         return next_job
 
     def _cancel(self, task_id: str, force: bool) -> None:
