@@ -34,6 +34,7 @@ from jobqueue.errors import (
     ValidationError,
     WorkerCrashed,
 )
+from jobqueue.hooks import DeadLetterNotice, TaskOutcome
 from jobqueue.models import CancelReason, DeadLetterReason, Priority, TaskRecord, TaskStatus
 from jobqueue.retry import RetryPolicy
 from jobqueue.settings import Settings
@@ -46,6 +47,7 @@ __all__ = [
     "CancelReason",
     "Client",
     "ConfigurationError",
+    "DeadLetterNotice",
     "DeadLetterReason",
     "InvalidTransition",
     "JobQueueError",
@@ -63,6 +65,7 @@ __all__ = [
     "TaskFailed",
     "TaskHandle",
     "TaskNotFound",
+    "TaskOutcome",
     "TaskRecord",
     "TaskStatus",
     "TaskTimeout",

@@ -26,6 +26,7 @@ from typing import Any
 
 from jobqueue.broker.leases import Job, Outcome, OutcomeKind
 from jobqueue.errors import SoftTimeout, TaskTimeout, WorkerCrashed
+from jobqueue.hooks import HookKind
 from jobqueue.log_config import configure_logging
 from jobqueue.supervision import GiveUp, RestartPolicy, supervised_thread
 from jobqueue.worker.execution import describe
@@ -61,19 +62,26 @@ def child_main(
     from jobqueue.app import load_app  # noqa: PLC0415 - the child imports the app after the fork point
     from jobqueue.worker.execution import run_job  # noqa: PLC0415
 
-    registry = load_app(app_spec).registry
+    app = load_app(app_spec)
+    registry = app.registry
+    hooks = app.hooks if app.hooks.has_task_hooks() else None
+    # Each child is a process that serves tasks: its own start hook (a database pool, an error reporter
+    # of its own), run before it says ready, so no task runs before it.
+    app.hooks.run(HookKind.WORKER_START)
     conn.send_bytes(b'{"ready": true}')
     while True:
         try:
             data = conn.recv_bytes()
         except (EOFError, OSError):
+            # The parent closed the pipe: a drain (a child killed mid-task runs no stop hook).
+            app.hooks.run(HookKind.WORKER_STOP)
             return
         job = Job.from_fields(json.loads(data))  # the parent's own to_json: every field, typed
         cancel_flag.clear()
         if job.soft_timeout:
             signal.setitimer(signal.ITIMER_REAL, job.soft_timeout)
         try:
-            outcome = run_job(registry, job, cancel_flag.is_set)
+            outcome = run_job(registry, job, cancel_flag.is_set, hooks)
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
         conn.send_bytes(json.dumps(outcome.to_json()).encode())

@@ -37,6 +37,7 @@ from jobqueue.broker.redis_io import connect, load_all_scripts, run_scripts, tra
 from jobqueue.broker.scripts import ScriptCall
 from jobqueue.broker.task_metrics import MetricsFlush, TaskMetrics, build_flush
 from jobqueue.errors import BrokerUnavailable, JobQueueError
+from jobqueue.hooks import HookKind
 from jobqueue.keys import GlobalKeys, QueueKeys, validate_queue_name
 from jobqueue.supervision import EXIT_LOOP_DIED, RestartPolicy, run_supervised, supervised_thread
 from jobqueue.worker.acking import ACK_BATCH, Acking
@@ -164,6 +165,8 @@ class Worker(Heartbeating, Fetching, Acking):
         """Run until stopped; returns the process exit code (0 after a clean drain, EXIT_LOOP_DIED after
         one of its loops died)."""
         self._liveness.touch()
+        # Before any task can start here (the process pool's children run their own when they start).
+        self.app.hooks.run(HookKind.WORKER_START)
         self._wait_for_redis()
         with translate_errors():
             self.redis.sadd(self.global_keys.queues, *self.queues)
@@ -202,6 +205,7 @@ class Worker(Heartbeating, Fetching, Acking):
             else:
                 self._drain()
             self._liveness.remove()
+            self.app.hooks.run(HookKind.WORKER_STOP)
             if self._owns_signals:
                 # Drained: a late SIGTERM (a pod deleted just as its worker exits) must not turn a clean
                 # exit 0 into death by signal while the interpreter shuts down.
