@@ -12,7 +12,7 @@ from typing import Any
 
 from jobqueue.broker.leases import Job, Outcome, OutcomeKind
 from jobqueue.context import TaskContext, reset_current, set_current
-from jobqueue.errors import NotSerializable, SoftTimeout, TaskCancelled
+from jobqueue.errors import NotSerializable, Retry, SoftTimeout, TaskCancelled
 from jobqueue.hooks import Hooks
 from jobqueue.models import DeadLetterReason
 from jobqueue.serialization import dumps
@@ -81,6 +81,8 @@ def _call(
         return success(job, value), None
     except TaskCancelled as exc:
         return Outcome(job.id, job.token, OutcomeKind.CANCELLED, error=describe(exc)), None
+    except Retry as exc:  # asked for, not a failure: no on_failure hook
+        return requested_retry(job, exc), None
     except SoftTimeout as exc:
         # The task let its soft time limit escape: the attempt timed out (status TIMEOUT if final).
         timed_out = failure(job, exc, definition.should_retry(exc))
@@ -115,6 +117,21 @@ def success(job: Job, value: Any) -> Outcome:
     except NotSerializable as exc:
         return Outcome(job.id, job.token, OutcomeKind.ERROR, error=describe(exc), retryable=False)
     return Outcome.succeeded(job.id, job.token, result_json)
+
+
+def requested_retry(job: Job, exc: Retry) -> Outcome:
+    """The outcome of an attempt that raised Retry: retryable whatever retry_on says, with the delay
+    it asked for (None: the task's backoff) and whether it counts against max_retries."""
+    delay_ms = None if exc.delay_seconds is None else int(exc.delay_seconds * 1000)
+    return Outcome(
+        job.id,
+        job.token,
+        OutcomeKind.ERROR,
+        error=describe(exc),
+        retryable=True,
+        retry_in_ms=delay_ms,
+        retry_counted=exc.count,
+    )
 
 
 def failure(job: Job, exc: BaseException, retryable: bool) -> Outcome:

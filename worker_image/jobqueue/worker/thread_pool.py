@@ -23,7 +23,7 @@ from typing import Any
 from jobqueue.app import App
 from jobqueue.broker.leases import Job, Outcome, OutcomeKind
 from jobqueue.context import reset_current, set_current
-from jobqueue.errors import ForceCancelled, SoftTimeout, TaskCancelled, TaskTimeout
+from jobqueue.errors import ForceCancelled, Retry, SoftTimeout, TaskCancelled, TaskTimeout
 from jobqueue.models import DeadLetterReason
 from jobqueue.supervision import NO_RESTART, GiveUp, RestartPolicy, supervised_thread
 from jobqueue.worker.execution import (
@@ -32,6 +32,7 @@ from jobqueue.worker.execution import (
     failure,
     make_context,
     reject,
+    requested_retry,
     run_job,
     success,
 )
@@ -277,6 +278,8 @@ class AsyncPool:
             timeout = TaskTimeout(f"hard time limit of {job.timeout}s exceeded; coroutine cancelled")
             outcome = Outcome(job.id, job.token, OutcomeKind.TIMEOUT, error=describe(timeout), retryable=True)
             return outcome, timeout
+        except Retry as exc:
+            return requested_retry(job, exc), None
         except (asyncio.CancelledError, TaskCancelled):
             if job.id in self._force or flag.is_set():
                 return Outcome(
