@@ -52,12 +52,15 @@ def client(settings: Settings) -> Iterator[Client]:
 class WorkerProcess:
     """A real ``jobqueue worker`` subprocess."""
 
-    def __init__(self, settings: Settings, *args: str, log_path: Path) -> None:
+    def __init__(self, settings: Settings, *args: str, log_path: Path, log_level: str = "INFO") -> None:
         env = {**os.environ, **worker_env(settings)}
         self.log_path = log_path
         self._log = log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "jobqueue", "worker", "--app", "jq_test_app:app", *args],
+            [
+                *(sys.executable, "-m", "jobqueue", "--log-level", log_level),
+                *("worker", "--app", "jq_test_app:app", *args),
+            ],
             env=env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -92,8 +95,13 @@ class WorkerProcess:
 def start_worker(settings: Settings, tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
     started: list[WorkerProcess] = []
 
-    def start(*args: str, worker_settings: Settings | None = None) -> WorkerProcess:
-        w = WorkerProcess(worker_settings or settings, *args, log_path=tmp_path / f"worker{len(started)}.log")
+    def start(*args: str, worker_settings: Settings | None = None, log_level: str = "INFO") -> WorkerProcess:
+        w = WorkerProcess(
+            worker_settings or settings,
+            *args,
+            log_path=tmp_path / f"worker{len(started)}.log",
+            log_level=log_level,
+        )
         started.append(w)
         return w
 

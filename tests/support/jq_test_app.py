@@ -13,7 +13,7 @@ from functools import cache
 
 import redis
 
-from jobqueue import App, SoftTimeout, TaskContext
+from jobqueue import App, Retry, SoftTimeout, TaskContext
 
 app = App()
 
@@ -163,3 +163,11 @@ def unstorable_output(kind: str) -> object:
 @app.task
 def big_result(size: int) -> str:
     return "x" * size
+
+
+@app.task(bind=True, retry_on=(OSError,))
+def retry_later(ctx: TaskContext, times: int, countdown: float, count: bool = True) -> int:
+    """Ask to be retried (raise Retry) on the first ``times`` attempts, then return the attempt."""
+    if ctx.attempt <= times:
+        raise Retry(countdown=countdown, reason=f"busy on attempt {ctx.attempt}", count=count)
+    return ctx.attempt

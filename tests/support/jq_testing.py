@@ -23,6 +23,7 @@ def worker_env(settings: Settings) -> dict[str, str]:
         "JOBQUEUE_DEFAULT_TIMEOUT": str(settings.default_timeout),
         "JOBQUEUE_BACKOFF_SCALE": str(settings.backoff_scale),
         "JOBQUEUE_MAX_RESULT_BYTES": str(settings.max_result_bytes),
+        "JOBQUEUE_LOG_TASK_PAYLOAD_CHARS": str(settings.log_task_payload_chars),
         "PYTHONPATH": os.pathsep.join([str(SUPPORT), os.environ.get("PYTHONPATH", "")]),
     }
     if settings.health_dir:

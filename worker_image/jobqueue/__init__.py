@@ -26,6 +26,7 @@ from jobqueue.errors import (
     NotSerializable,
     PayloadTooLarge,
     ResultTimeout,
+    Retry,
     SoftTimeout,
     TaskCancelled,
     TaskFailed,
@@ -34,6 +35,7 @@ from jobqueue.errors import (
     ValidationError,
     WorkerCrashed,
 )
+from jobqueue.hooks import DeadLetterNotice, TaskOutcome
 from jobqueue.models import CancelReason, DeadLetterReason, Priority, TaskRecord, TaskStatus
 from jobqueue.retry import RetryPolicy
 from jobqueue.settings import Settings
@@ -46,6 +48,7 @@ __all__ = [
     "CancelReason",
     "Client",
     "ConfigurationError",
+    "DeadLetterNotice",
     "DeadLetterReason",
     "InvalidTransition",
     "JobQueueError",
@@ -53,6 +56,7 @@ __all__ = [
     "PayloadTooLarge",
     "Priority",
     "ResultTimeout",
+    "Retry",
     "RetryPolicy",
     "Settings",
     "Signature",
@@ -63,6 +67,7 @@ __all__ = [
     "TaskFailed",
     "TaskHandle",
     "TaskNotFound",
+    "TaskOutcome",
     "TaskRecord",
     "TaskStatus",
     "TaskTimeout",

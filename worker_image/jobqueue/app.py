@@ -15,7 +15,9 @@ from jobqueue.broker.enqueue import make_request
 from jobqueue.broker.queue_admin import QueueAdmin
 from jobqueue.broker.workflows import WorkflowHandle, submit
 from jobqueue.canvas import Canvas, Signature
+from jobqueue.context import TaskContext
 from jobqueue.errors import ConfigurationError, ValidationError
+from jobqueue.hooks import DeadLetterNotice, HookKind, Hooks, TaskOutcome
 from jobqueue.keys import validate_queue_name
 from jobqueue.models import Priority, parse_priority
 from jobqueue.retry import BackoffFunction, RetryPolicy
@@ -136,7 +138,39 @@ class App:
             overrides["redis_url"] = redis_url
         self.settings = settings.model_copy(update=overrides) if settings else Settings(**overrides)
         self.registry: dict[str, TaskDefinition[Any, Any]] = {}
+        self.hooks = Hooks()
         self._client: Client | None = None
+
+    # -- hooks (jobqueue/hooks.py, docs/hooks.md) --------------------------------------------------------
+
+    def on_worker_start(self, fn: Callable[[], None]) -> Callable[[], None]:
+        """Run ``fn()`` once in each process that serves tasks, before its first task: the worker
+        process and each child of the process pool."""
+        return self.hooks.add(HookKind.WORKER_START, fn)
+
+    def on_worker_stop(self, fn: Callable[[], None]) -> Callable[[], None]:
+        """Run ``fn()`` once in each such process as it stops after a drain (not when it is killed)."""
+        return self.hooks.add(HookKind.WORKER_STOP, fn)
+
+    def before_task(self, fn: Callable[[TaskContext], None]) -> Callable[[TaskContext], None]:
+        """Run ``fn(ctx)`` before each attempt, where the attempt runs."""
+        return self.hooks.add(HookKind.BEFORE_TASK, fn)
+
+    def after_task(
+        self, fn: Callable[[TaskContext, TaskOutcome], None]
+    ) -> Callable[[TaskContext, TaskOutcome], None]:
+        """Run ``fn(ctx, outcome)`` after each attempt, where it ran, whatever its outcome."""
+        return self.hooks.add(HookKind.AFTER_TASK, fn)
+
+    def on_failure(
+        self, fn: Callable[[TaskContext, BaseException], None]
+    ) -> Callable[[TaskContext, BaseException], None]:
+        """Run ``fn(ctx, exc)`` when an attempt raised, where it raised (before after_task)."""
+        return self.hooks.add(HookKind.FAILURE, fn)
+
+    def on_dead_letter(self, fn: Callable[[DeadLetterNotice], None]) -> Callable[[DeadLetterNotice], None]:
+        """Run ``fn(notice)`` in the worker process once a task was moved to the dead-letter queue."""
+        return self.hooks.add(HookKind.DEAD_LETTER, fn)
 
     @property
     def client(self) -> Client:

@@ -6,6 +6,8 @@ never need to import a driver to handle failures.
 
 from __future__ import annotations
 
+import datetime as dt
+
 
 class JobQueueError(Exception):
     """Root of every error raised by jobqueue."""
@@ -155,3 +157,54 @@ class PoolExists(JobQueueError):
 
 class PoolsUnavailable(JobQueueError):
     """No pool backend is configured for this API (see JOBQUEUE_API_POOLS_BACKEND)."""
+
+
+# The longest a task may ask to wait before its retry (a year): past that a countdown is a bug (a
+# timestamp passed as a countdown), and a huge number would overflow the millisecond arithmetic.
+MAX_RETRY_COUNTDOWN_SECONDS = 366 * 86_400.0
+
+
+class Retry(JobQueueError):
+    """Raised by a task to run again later: ``raise Retry(countdown=30, reason="429 from the API")``.
+
+    The attempt ends as a failed attempt with the error ``Retry: <reason>`` and the task waits in the
+    delayed set: ``countdown`` seconds, or until ``eta`` (naive = UTC; measured on the worker's clock; in
+    the past = at once), or, with neither, its usual retry backoff. It counts as a retry and obeys
+    ``max_retries`` (past it the task is dead-lettered, reason max_retries_exceeded) unless
+    ``count=False``. ``retry_on`` does not apply: the task asked for it. Bad values raise
+    ValidationError inside the task, which then fails like any other error.
+    """
+
+    def __init__(
+        self,
+        countdown: float | None = None,
+        *,
+        eta: dt.datetime | None = None,
+        reason: str = "",
+        count: bool = True,
+    ) -> None:
+        if countdown is not None and eta is not None:
+            raise ValidationError("countdown", "give countdown or eta, not both")
+        delay: float | None = None
+        if countdown is not None:
+            if isinstance(countdown, bool) or not isinstance(countdown, int | float):
+                raise ValidationError("countdown", "must be a number of seconds")
+            # One chained comparison, no float(): NaN fails it, and so does an int too large for a float.
+            if not 0 <= countdown <= MAX_RETRY_COUNTDOWN_SECONDS:
+                raise ValidationError(
+                    "countdown", f"must be between 0 and {MAX_RETRY_COUNTDOWN_SECONDS:.0f} s"
+                )
+            delay = float(countdown)
+        elif eta is not None:
+            if not isinstance(eta, dt.datetime):
+                raise ValidationError("eta", "must be a datetime")
+            when = eta if eta.tzinfo is not None else eta.replace(tzinfo=dt.UTC)
+            delay = max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
+            if delay > MAX_RETRY_COUNTDOWN_SECONDS:
+                raise ValidationError("eta", "must be within a year")
+        if not isinstance(reason, str):
+            raise ValidationError("reason", "must be a string")
+        super().__init__(reason or "retry requested")
+        self.delay_seconds = delay
+        self.reason = reason
+        self.count = bool(count)

@@ -4,38 +4,85 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
-from typing import Any
+from typing import Any, TextIO
 
-_STRUCTURED = ("task_id", "task", "queue", "attempt", "worker")
+# The structured fields jobqueue attaches to its records (``extra=``), copied into each JSON line when
+# present. The task transition lines (worker/task_log.py) use most of them.
+_STRUCTURED = (
+    "event",
+    "task_id",
+    "task",
+    "queue",
+    "attempt",
+    "duration_ms",
+    "worker",
+    "status",
+    "error",
+    "retry_in_s",
+    "stale",
+    "hook",
+    "task_args",
+    "task_kwargs",
+    "result",
+)
+
+LOG_FORMATS = ("auto", "text", "json")
 
 
 class JsonFormatter(logging.Formatter):
     """One JSON object per line with the structured fields jobqueue attaches (task_id, queue, ...)."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        # A worker writes a line per finished task: the encoder is built once (json.dumps builds one per
+        # call when given options) and the timestamp's seconds part is reused within the same second.
+        # ensure_ascii (the default): a lone surrogate or a NUL in a message is escaped, never a line a
+        # collector cannot decode.
+        self._encode = json.JSONEncoder(default=str).encode
+        self._second = -1
+        self._stamp = ""
+
     def format(self, record: logging.LogRecord) -> str:
+        second = int(record.created)
+        if second != self._second:  # a benign race between threads: both compute the same string
+            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = second
         entry: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
+            "ts": f"{self._stamp}.{int(record.msecs):03d}Z",
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
         }
+        fields = record.__dict__
         for name in _STRUCTURED:
-            if hasattr(record, name):
-                entry[name] = getattr(record, name)
+            if name in fields:
+                entry[name] = fields[name]
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        return self._encode(entry)
 
 
-def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
-    """Configure the root logger once for a process."""
+def resolve_format(fmt: str, stream: TextIO | None = None) -> str:
+    """``auto`` is JSON unless the stream (stderr by default) is a terminal: containers and log
+    collectors get one object per line, a person at a terminal gets text."""
+    if fmt != "auto":
+        return fmt
+    target = sys.stderr if stream is None else stream
+    try:
+        return "text" if target.isatty() else "json"
+    except (AttributeError, ValueError):  # a closed or replaced stream: not a terminal
+        return "json"
+
+
+def configure_logging(level: str | int = "INFO", fmt: str = "auto") -> None:
+    """Configure the root logger once for a process (``fmt``: auto, text or json)."""
     handler = logging.StreamHandler()
-    if fmt == "json":
+    if resolve_format(fmt) == "json":
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level.upper())
+    root.setLevel(level.upper() if isinstance(level, str) else level)

@@ -164,6 +164,15 @@ class Settings(EnvFileSettings):
         "(unset: no file)",
         default=None,
     )
+    # Arguments and results are the application's data (personal data, secrets): a worker's log lines
+    # never carry them unless this is set, and then cut short, so one huge argument cannot flood a log.
+    log_task_payload_chars: int = Field(
+        description="include each task's args, kwargs and result in the worker's task log lines, cut to "
+        "this many characters (0: never)",
+        default=0,
+        ge=0,
+        le=100_000,
+    )
 
     @property
     def effective_default_timeout(self) -> float | None:

@@ -88,6 +88,10 @@ class Outcome:
     traceback: str = ""
     retryable: bool = False
     reject_reason: str = ""
+    # Set by ``raise Retry(...)``: the exact delay asked for (None: the retry policy's), and False when
+    # the retry must not count against max_retries.
+    retry_in_ms: int | None = None
+    retry_counted: bool = True
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready dict (``kind`` is a StrEnum, which JSON writes as its value)."""
@@ -121,6 +125,8 @@ _SUCCESS_DEFAULTS: dict[str, Any] = {
     "traceback": "",
     "retryable": False,
     "reject_reason": "",
+    "retry_in_ms": None,
+    "retry_counted": True,
 }
 _new = object.__new__
 
@@ -277,9 +283,15 @@ def _build_completion(
         OutcomeKind.TIMEOUT: TaskStatus.TIMEOUT,
         OutcomeKind.CANCELLED: TaskStatus.CANCELLED,
     }.get(outcome.kind, TaskStatus.FAILED)
-    may_retry = outcome.retryable and retry is not None and outcome.kind != OutcomeKind.REJECTED
+    # A task's own ``raise Retry(...)`` is retried even where the worker has no policy for it.
+    requested = outcome.retry_in_ms is not None or not outcome.retry_counted
+    may_retry = (
+        outcome.retryable and (retry is not None or requested) and outcome.kind != OutcomeKind.REJECTED
+    )
     backoff_ms: int | str = 0
-    if may_retry and isinstance(retry, RetryPolicy):
+    if may_retry and outcome.retry_in_ms is not None:
+        backoff_ms = outcome.retry_in_ms
+    elif may_retry and isinstance(retry, RetryPolicy):
         backoff_ms = int(retry.delay(job.retries + 1, rng) * 1000)
     elif may_retry:
         backoff_ms = ""  # the queue's default, computed inside the script
@@ -313,6 +325,7 @@ def _build_completion(
             (rng or random).random(),
             repr(settings.backoff_scale),
             settings.default_max_retries,
+            ("e" if outcome.retry_in_ms is not None else "") + ("" if outcome.retry_counted else "f"),
         ),
     )
 

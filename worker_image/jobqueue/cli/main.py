@@ -26,7 +26,7 @@ from jobqueue.cli.health import add_commands as add_health_commands
 from jobqueue.cli.pools import add_commands as add_pool_commands
 from jobqueue.cli.up import add_command as add_up_command
 from jobqueue.errors import JobQueueError, ValidationError
-from jobqueue.log_config import configure_logging
+from jobqueue.log_config import LOG_FORMATS, configure_logging, resolve_format
 from jobqueue.settings import ApiClientSettings, Settings
 
 log = logging.getLogger("jobqueue.cli.main")
@@ -51,7 +51,10 @@ def _worker(args: argparse.Namespace) -> int:
     burst = Burst(args.burst_wait) if args.burst else None
     pool: ProcessPool | ThreadPool | AsyncPool
     if args.pool == "process":
-        pool = ProcessPool(args.app, args.concurrency, logging.getLogger().level)
+        # The children log in the parent's format: one worker's lines must not mix JSON and text.
+        pool = ProcessPool(
+            args.app, args.concurrency, logging.getLogger().level, resolve_format(args.log_format)
+        )
     elif args.pool == "thread":
         pool = ThreadPool(app, args.concurrency)
     else:
@@ -231,7 +234,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jobqueue", description="jobqueue: a distributed job queue")
     parser.add_argument("--version", action="version", version=f"%(prog)s {metadata.version('jobqueue')}")
     parser.add_argument("--log-level", default="INFO")
-    parser.add_argument("--log-format", choices=["text", "json"], default="text")
+    parser.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default="auto",
+        help="auto (default): JSON lines unless stderr is a terminal; text; json",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     w = sub.add_parser("worker", help="run a worker process")

@@ -22,11 +22,13 @@ from jobqueue.broker.completion import CompletionCode
 from jobqueue.broker.leases import Job, Outcome, OutcomeKind, log_stale_completion, plan_completions
 from jobqueue.broker.redis_io import run_scripts
 from jobqueue.errors import BrokerUnavailable
+from jobqueue.hooks import DeadLetterNotice, HookKind
 from jobqueue.retry import QUEUE_DEFAULT_RETRY, QueueDefaultRetry, RetryPolicy
 from jobqueue.settings import Settings
 from jobqueue.worker.burst import Burst
 from jobqueue.worker.fetching import MAX_BACKOFF_SECONDS
 from jobqueue.worker.leases import LeaseBook
+from jobqueue.worker.task_log import TaskLog
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +69,7 @@ class Acking:
     _rng: random.Random
     _acked_total: int
     _burst: Burst | None
+    task_log: TaskLog
 
     def _wake_all(self) -> None:
         raise NotImplementedError  # Worker
@@ -104,11 +107,23 @@ class Acking:
                 self._burst.record(batch, results)
             for (job, outcome), result in zip(batch, results, strict=True):
                 log_stale_completion(job, outcome.kind.value, result)
+            self.task_log.recorded(batch, results)
+            if self.app.hooks.has(HookKind.DEAD_LETTER):
+                self._notify_dead_letters(batch, results)
             with self._lock:
                 for _ in batch:
                     self._book.unacked.popleft()
                 self._acked_total += len(batch)
                 self._wake_all()
+
+    def _notify_dead_letters(self, batch: Batch, codes: list[CompletionCode]) -> None:
+        """Run the on_dead_letter hooks for the tasks fail.lua moved to the dead-letter queue (every
+        final failure but a cancel). In this thread: a slow hook delays the next acks, never a task."""
+        for (job, outcome), code in zip(batch, codes, strict=True):
+            if code is CompletionCode.FINISHED and outcome.kind != OutcomeKind.CANCELLED:
+                status = "TIMEOUT" if outcome.kind == OutcomeKind.TIMEOUT else "FAILED"
+                notice = DeadLetterNotice(job.id, job.name, job.queue, job.token, status, outcome.error)
+                self.app.hooks.run(HookKind.DEAD_LETTER, notice, task_id=job.id)
 
     def _record(self, batch: Batch) -> list[CompletionCode]:
         """Record a batch in one round trip; if Redis refuses it for a reason other than an outage, record

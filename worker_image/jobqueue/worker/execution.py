@@ -12,7 +12,8 @@ from typing import Any
 
 from jobqueue.broker.leases import Job, Outcome, OutcomeKind
 from jobqueue.context import TaskContext, reset_current, set_current
-from jobqueue.errors import NotSerializable, SoftTimeout, TaskCancelled
+from jobqueue.errors import NotSerializable, Retry, SoftTimeout, TaskCancelled
+from jobqueue.hooks import Hooks
 from jobqueue.models import DeadLetterReason
 from jobqueue.serialization import dumps
 
@@ -39,8 +40,12 @@ def reject(job: Job, reason: DeadLetterReason, error: str) -> Outcome:
     return Outcome(job.id, job.token, OutcomeKind.REJECTED, error=error, reject_reason=reason.value)
 
 
-def run_job(registry: TaskLookup, job: Job, is_cancelled: Callable[[], bool]) -> Outcome:
-    """Run a job to completion in the calling thread (coroutine functions get their own event loop)."""
+def run_job(
+    registry: TaskLookup, job: Job, is_cancelled: Callable[[], bool], hooks: Hooks | None = None
+) -> Outcome:
+    """Run a job to completion in the calling thread (coroutine functions get their own event loop), with
+    the app's before_task / on_failure / after_task hooks around it (a message that can never run gets
+    none: there is no task to speak of)."""
     definition = registry.get(job.name)
     if definition is None:
         return reject(
@@ -53,22 +58,37 @@ def run_job(registry: TaskLookup, job: Job, is_cancelled: Callable[[], bool]) ->
     ctx = make_context(job, is_cancelled)
     token = set_current(ctx)
     try:
+        if hooks is not None:
+            hooks.before_task(ctx)
+        outcome, raised = _call(definition, job, ctx, args, kwargs)
+        if hooks is not None:
+            hooks.after_task(ctx, outcome.kind.value, outcome.error, raised)
+        return outcome
+    finally:
+        reset_current(token)
+
+
+def _call(
+    definition: Any, job: Job, ctx: TaskContext, args: list[Any], kwargs: dict[str, Any]
+) -> tuple[Outcome, BaseException | None]:
+    """The attempt's outcome, and the exception it raised (None when it returned or was cancelled)."""
+    try:
         if definition.options.bind:
             args = [ctx, *args]
         value = definition.fn(*args, **kwargs)
         if inspect.isawaitable(value):
             value = asyncio.run(_await(value))
-        return success(job, value)
+        return success(job, value), None
     except TaskCancelled as exc:
-        return Outcome(job.id, job.token, OutcomeKind.CANCELLED, error=describe(exc))
+        return Outcome(job.id, job.token, OutcomeKind.CANCELLED, error=describe(exc)), None
+    except Retry as exc:  # asked for, not a failure: no on_failure hook
+        return requested_retry(job, exc), None
     except SoftTimeout as exc:
         # The task let its soft time limit escape: the attempt timed out (status TIMEOUT if final).
         timed_out = failure(job, exc, definition.should_retry(exc))
-        return replace(timed_out, kind=OutcomeKind.TIMEOUT)
+        return replace(timed_out, kind=OutcomeKind.TIMEOUT), exc
     except Exception as exc:
-        return failure(job, exc, definition.should_retry(exc))
-    finally:
-        reset_current(token)
+        return failure(job, exc, definition.should_retry(exc)), exc
 
 
 async def _await(value: Any) -> Any:
@@ -97,6 +117,21 @@ def success(job: Job, value: Any) -> Outcome:
     except NotSerializable as exc:
         return Outcome(job.id, job.token, OutcomeKind.ERROR, error=describe(exc), retryable=False)
     return Outcome.succeeded(job.id, job.token, result_json)
+
+
+def requested_retry(job: Job, exc: Retry) -> Outcome:
+    """The outcome of an attempt that raised Retry: retryable whatever retry_on says, with the delay
+    it asked for (None: the task's backoff) and whether it counts against max_retries."""
+    delay_ms = None if exc.delay_seconds is None else int(exc.delay_seconds * 1000)
+    return Outcome(
+        job.id,
+        job.token,
+        OutcomeKind.ERROR,
+        error=describe(exc),
+        retryable=True,
+        retry_in_ms=delay_ms,
+        retry_counted=exc.count,
+    )
 
 
 def failure(job: Job, exc: BaseException, retryable: bool) -> Outcome:

@@ -23,6 +23,7 @@ from jobqueue.settings import Settings
 from jobqueue.worker.burst import Burst
 from jobqueue.worker.leases import LeaseBook
 from jobqueue.worker.pool import Pool, SlotWaitPool
+from jobqueue.worker.task_log import TaskLog
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,7 @@ class Fetching:
     pool: Pool
     redis: redis.Redis
     task_metrics: TaskMetrics
+    task_log: TaskLog
     _blocking: redis.Redis
     _keys: dict[str, QueueKeys]
     _stop: threading.Event
@@ -163,7 +165,10 @@ class Fetching:
         if reply.jobs:
             self.task_metrics.observe_waits(queue, reply.queue_wait_ms)
         with self._lock:
-            return self._book.lease(reply.jobs)
+            start_now = self._book.lease(reply.jobs)
+        self.task_log.received(reply.jobs)
+        self.task_log.started(start_now)
+        return start_now
 
     def _unpark(self) -> None:
         """Leave every parked hash and hand back what was handed here meanwhile (never started)."""

@@ -26,6 +26,8 @@ from typing import Any
 
 from jobqueue.broker.leases import Job, Outcome, OutcomeKind
 from jobqueue.errors import SoftTimeout, TaskTimeout, WorkerCrashed
+from jobqueue.hooks import HookKind
+from jobqueue.log_config import configure_logging
 from jobqueue.supervision import GiveUp, RestartPolicy, supervised_thread
 from jobqueue.worker.execution import describe
 from jobqueue.worker.pool import OutcomeCallback
@@ -46,7 +48,9 @@ def _raise_soft_timeout(signum: int, frame: FrameType | None) -> None:
     raise SoftTimeout("soft time limit reached")
 
 
-def child_main(app_spec: str, conn: mpc.Connection, cancel_flag: Event, log_level: int) -> None:
+def child_main(
+    app_spec: str, conn: mpc.Connection, cancel_flag: Event, log_level: int, log_format: str = "text"
+) -> None:
     """Entry point of a child: import the app, then run jobs received on ``conn`` until it closes."""
     # The parent owns shutdown; a Ctrl-C or SIGTERM sent to the whole process group must not kill a
     # task halfway before the parent decides to hand it back.
@@ -54,23 +58,30 @@ def child_main(app_spec: str, conn: mpc.Connection, cancel_flag: Event, log_leve
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGALRM, _raise_soft_timeout)
     _die_with_parent()
-    logging.basicConfig(level=log_level)
+    configure_logging(log_level, log_format)
     from jobqueue.app import load_app  # noqa: PLC0415 - the child imports the app after the fork point
     from jobqueue.worker.execution import run_job  # noqa: PLC0415
 
-    registry = load_app(app_spec).registry
+    app = load_app(app_spec)
+    registry = app.registry
+    hooks = app.hooks if app.hooks.has_task_hooks() else None
+    # Each child is a process that serves tasks: its own start hook (a database pool, an error reporter
+    # of its own), run before it says ready, so no task runs before it.
+    app.hooks.run(HookKind.WORKER_START)
     conn.send_bytes(b'{"ready": true}')
     while True:
         try:
             data = conn.recv_bytes()
         except (EOFError, OSError):
+            # The parent closed the pipe: a drain (a child killed mid-task runs no stop hook).
+            app.hooks.run(HookKind.WORKER_STOP)
             return
         job = Job.from_fields(json.loads(data))  # the parent's own to_json: every field, typed
         cancel_flag.clear()
         if job.soft_timeout:
             signal.setitimer(signal.ITIMER_REAL, job.soft_timeout)
         try:
-            outcome = run_job(registry, job, cancel_flag.is_set)
+            outcome = run_job(registry, job, cancel_flag.is_set, hooks)
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
         conn.send_bytes(json.dumps(outcome.to_json()).encode())
@@ -102,10 +113,13 @@ class _Slot:
 class ProcessPool:
     """``concurrency`` child processes, each running one job at a time."""
 
-    def __init__(self, app_spec: str, concurrency: int, log_level: int = logging.WARNING) -> None:
+    def __init__(
+        self, app_spec: str, concurrency: int, log_level: int = logging.WARNING, log_format: str = "text"
+    ) -> None:
         self.app_spec = app_spec
         self.concurrency = concurrency
         self.log_level = log_level
+        self.log_format = log_format
         self._ctx = multiprocessing.get_context("spawn")
         self._slots: list[_Slot] = []
         self._lock = threading.Lock()
@@ -133,7 +147,9 @@ class ProcessPool:
         parent_conn, child_conn = self._ctx.Pipe()
         flag = self._ctx.Event()
         process = self._ctx.Process(
-            target=child_main, args=(self.app_spec, child_conn, flag, self.log_level), daemon=True
+            target=child_main,
+            args=(self.app_spec, child_conn, flag, self.log_level, self.log_format),
+            daemon=True,
         )
         process.start()
         child_conn.close()

@@ -37,6 +37,7 @@ from jobqueue.broker.redis_io import connect, load_all_scripts, run_scripts, tra
 from jobqueue.broker.scripts import ScriptCall
 from jobqueue.broker.task_metrics import MetricsFlush, TaskMetrics, build_flush
 from jobqueue.errors import BrokerUnavailable, JobQueueError
+from jobqueue.hooks import HookKind
 from jobqueue.keys import GlobalKeys, QueueKeys, validate_queue_name
 from jobqueue.supervision import EXIT_LOOP_DIED, RestartPolicy, run_supervised, supervised_thread
 from jobqueue.worker.acking import ACK_BATCH, Acking
@@ -46,6 +47,7 @@ from jobqueue.worker.health import LivenessFile
 from jobqueue.worker.heartbeat import CANCEL_POLL_SECONDS, Heartbeating
 from jobqueue.worker.leases import DEFAULT_PREFETCH, LeaseBook
 from jobqueue.worker.pool import Pool, SlotWaitPool
+from jobqueue.worker.task_log import TaskLog
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +129,8 @@ class Worker(Heartbeating, Fetching, Acking):
         self._rng = random.Random()  # noqa: S311 - jitter only
         # Run time and queue wait histograms, flushed with the heartbeat (never a round trip per task).
         self.task_metrics = TaskMetrics(lambda name: name in app.registry)
+        # One line per task transition (worker/task_log.py).
+        self.task_log = TaskLog(self.worker_id, self.settings.log_task_payload_chars)
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
@@ -161,6 +165,8 @@ class Worker(Heartbeating, Fetching, Acking):
         """Run until stopped; returns the process exit code (0 after a clean drain, EXIT_LOOP_DIED after
         one of its loops died)."""
         self._liveness.touch()
+        # Before any task can start here (the process pool's children run their own when they start).
+        self.app.hooks.run(HookKind.WORKER_START)
         self._wait_for_redis()
         with translate_errors():
             self.redis.sadd(self.global_keys.queues, *self.queues)
@@ -199,6 +205,7 @@ class Worker(Heartbeating, Fetching, Acking):
             else:
                 self._drain()
             self._liveness.remove()
+            self.app.hooks.run(HookKind.WORKER_STOP)
             if self._owns_signals:
                 # Drained: a late SIGTERM (a pod deleted just as its worker exits) must not turn a clean
                 # exit 0 into death by signal while the interpreter shuts down.
@@ -359,8 +366,13 @@ class Worker(Heartbeating, Fetching, Acking):
             # The fetch loop waits for room (and drain for the last lease): not woken on every outcome.
             if self._stop.is_set() or self._book.should_fetch():
                 self._lock.notify()
-        if started is not None and job is not None and outcome.kind != OutcomeKind.REJECTED:
-            self.task_metrics.observe_run(job.queue, job.name, time.monotonic() - started)
+        if started is not None and job is not None:
+            seconds = time.monotonic() - started
+            self.task_log.ran(outcome, seconds)
+            if outcome.kind != OutcomeKind.REJECTED:
+                self.task_metrics.observe_run(job.queue, job.name, seconds)
+        if next_job is not None:
+            self.task_log.started((next_job,))
         return next_job
 
     def _cancel(self, task_id: str, force: bool) -> None:

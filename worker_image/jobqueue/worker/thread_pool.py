@@ -23,7 +23,7 @@ from typing import Any
 from jobqueue.app import App
 from jobqueue.broker.leases import Job, Outcome, OutcomeKind
 from jobqueue.context import reset_current, set_current
-from jobqueue.errors import ForceCancelled, SoftTimeout, TaskCancelled, TaskTimeout
+from jobqueue.errors import ForceCancelled, Retry, SoftTimeout, TaskCancelled, TaskTimeout
 from jobqueue.models import DeadLetterReason
 from jobqueue.supervision import NO_RESTART, GiveUp, RestartPolicy, supervised_thread
 from jobqueue.worker.execution import (
@@ -32,6 +32,7 @@ from jobqueue.worker.execution import (
     failure,
     make_context,
     reject,
+    requested_retry,
     run_job,
     success,
 )
@@ -76,6 +77,8 @@ class ThreadPool:
         self._on_outcome: OutcomeCallback | None = None
         self._stopping = threading.Event()
         self._on_loop_died: GiveUp | None = None
+        # None when the app has no task hook: the hot path then skips them with one test.
+        self._hooks = app.hooks if app.hooks.has_task_hooks() else None
 
     def start(self, on_outcome: OutcomeCallback, on_loop_died: GiveUp | None = None) -> None:
         """Start the threads and the time-limit monitor."""
@@ -128,7 +131,7 @@ class ThreadPool:
         with self._lock:
             self._running[job.id] = entry
         try:
-            outcome = run_job(self.app.registry, job, entry.is_cancelled)
+            outcome = run_job(self.app.registry, job, entry.is_cancelled, self._hooks)
         except SoftTimeout as exc:  # injected after the task returned: still a failure of this attempt
             outcome = failure(job, exc, True)
         except TaskCancelled as exc:  # a force cancel injected just as the task returned
@@ -249,6 +252,19 @@ class AsyncPool:
             args = [ctx, *args]
         token = set_current(ctx)
         try:
+            hooks = self.app.hooks
+            hooks.before_task(ctx)
+            outcome, raised = await self._call(job, definition, args, kwargs, flag)
+            hooks.after_task(ctx, outcome.kind.value, outcome.error, raised)
+            return outcome
+        finally:
+            reset_current(token)
+
+    async def _call(
+        self, job: Job, definition: Any, args: list[Any], kwargs: dict[str, Any], flag: threading.Event
+    ) -> tuple[Outcome, BaseException | None]:
+        """The attempt's outcome, and the exception it raised (None when it returned or was cancelled)."""
+        try:
             call: Callable[[], Any]
             if definition.is_async:
                 coro = definition.fn(*args, **kwargs)
@@ -257,18 +273,21 @@ class AsyncPool:
                 coro = self._loop.run_in_executor(None, call)
             async with asyncio.timeout(job.timeout):
                 value = await coro
-            return success(job, value)
+            return success(job, value), None
         except TimeoutError:
             timeout = TaskTimeout(f"hard time limit of {job.timeout}s exceeded; coroutine cancelled")
-            return Outcome(job.id, job.token, OutcomeKind.TIMEOUT, error=describe(timeout), retryable=True)
+            outcome = Outcome(job.id, job.token, OutcomeKind.TIMEOUT, error=describe(timeout), retryable=True)
+            return outcome, timeout
+        except Retry as exc:
+            return requested_retry(job, exc), None
         except (asyncio.CancelledError, TaskCancelled):
             if job.id in self._force or flag.is_set():
-                return Outcome(job.id, job.token, OutcomeKind.CANCELLED, error="TaskCancelled: cancelled")
+                return Outcome(
+                    job.id, job.token, OutcomeKind.CANCELLED, error="TaskCancelled: cancelled"
+                ), None
             raise
         except Exception as exc:
-            return failure(job, exc, definition.should_retry(exc))
-        finally:
-            reset_current(token)
+            return failure(job, exc, definition.should_retry(exc)), exc
 
     def _finish(self, job: Job, task: asyncio.Task[Outcome]) -> None:
         self._tasks.pop(job.id, None)

@@ -16,6 +16,8 @@ ARGV[12] a random draw in [0, 1) for the jitter of a queue-default backoff
 ARGV[13] factor applied to the retry delay, whichever policy computed it (Settings.backoff_scale: 0 in
          test runs so retries are due at once; absent = 1)
 ARGV[14] retries of a task that set none and whose queue sets none (Settings.default_max_retries; absent = 0)
+ARGV[15] flags of a retry the task asked for (raise Retry): 'e' = ARGV[6] is the exact delay it asked
+         for (not scaled by ARGV[13]); 'f' = not counted: retries unchanged and max_retries not applied
 Retry defaults: a task whose max_retries field is empty takes the queue's retry_max_retries (else ARGV[14]), read
 here, at failure time, so a changed queue default applies to tasks already waiting.
 Returns {code} (_fence.lua): 2 = retry scheduled, 3 = finished (dead-lettered, or cancelled); stale, with
@@ -42,12 +44,18 @@ if max_retries == nil or backoff == nil then
     'retry_max_ms', 'retry_jitter')
 end
 if max_retries == nil then max_retries = tonumber(defaults[1]) or tonumber(ARGV[14] or '') or 0 end
-local retry = ARGV[5] == '1' and retries < max_retries and ARGV[7] ~= 'CANCELLED'
+local flags = ARGV[15] or ''
+local uncounted = string.find(flags, 'f', 1, true) ~= nil
+local retry = ARGV[5] == '1' and (uncounted or retries < max_retries) and ARGV[7] ~= 'CANCELLED'
 if retry and backoff == nil then
   backoff = jq_backoff_ms(defaults[2] or 'exponential', retries + 1, tonumber(defaults[3]) or 1000,
     tonumber(defaults[4]) or 300000, defaults[5] ~= '0', tonumber(ARGV[12]) or 1)
 end
-backoff = math.floor((backoff or 0) * (tonumber(ARGV[13] or '') or 1))
+if string.find(flags, 'e', 1, true) then
+  backoff = math.floor(backoff or 0)
+else
+  backoff = math.floor((backoff or 0) * (tonumber(ARGV[13] or '') or 1))
+end
 local duration = now - (tonumber(f[7]) or now)
 local history = cjson.decode(f[5] or '[]')
 local tb = ARGV[4]
@@ -64,7 +72,8 @@ redis.call('SREM', KEYS[9], ARGV[1])
 redis.call('HSET', KEYS[1], 'error', ARGV[3], 'traceback', ARGV[4], 'history', cjson.encode(history))
 if retry then
   local due = now + backoff
-  redis.call('HSET', KEYS[1], 'status', 'RETRYING', 'retries', retries + 1, 'eta', due)
+  if not uncounted then retries = retries + 1 end
+  redis.call('HSET', KEYS[1], 'status', 'RETRYING', 'retries', retries, 'eta', due)
   local first = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
   redis.call('ZADD', KEYS[3], due, ARGV[1])
   if first[2] == nil or tonumber(first[2]) > due then
