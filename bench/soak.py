@@ -2,11 +2,12 @@
 (``SOAK_MINUTES``, default 10), then one table: tasks in, done, duplicates, lost, record complete, max
 recorder lag, restarts, HTTP 500s. Exit status 1 when a guarantee broke.
 
-The load mixes small tasks (through the Python client, and one in ten through the REST API, whose task
-reads are driven too) with poison output: results and exceptions holding NUL and lone surrogates, and
-results over the size limit. The faults, spread over the run: workers SIGKILLed with their pool children
-(and started again, as a Deployment does), a Redis SIGKILL and restart from its AOF (fsync always, so
-every acknowledged enqueue must survive), and a PostgreSQL outage (server stopped, then started).
+The load mixes small and a few long tasks (through the Python client, and one in ten through the REST
+API, whose task reads are driven too) with poison output: results and exceptions holding NUL and lone
+surrogates, and results over the size limit. The faults, spread over the run: workers SIGKILLed with their
+pool children (and started again, as a Deployment does), a Redis SIGKILL and restart from its AOF (fsync
+always, so every acknowledged enqueue must survive), and a PostgreSQL outage (server stopped, then
+started).
 
 After the load: every acknowledged task must reach a final status (else it is lost), each task body must
 have run once, or again only after its earlier run's lease could have expired (bench/soak_verdict.py), and
@@ -149,6 +150,10 @@ class Soak:
             self._enqueue("poison_error", [], max_retries=0)
         elif kind == 2:
             self._enqueue("oversize", [MAX_RESULT_BYTES + 1], max_retries=0)
+        elif n % 20 == 4:
+            # A long one: most workers have one running whenever a kill comes, so kills interrupt task
+            # bodies (and the re-run rule is exercised, not just queued work recovered).
+            self._enqueue("work", [n, 4.0])
         elif n % 10 == 3:
             self._submit_api(n)
         else:

@@ -20,5 +20,7 @@ def test_nothing_is_lost_duplicated_unrecorded_or_answered_500_under_faults() ->
     assert report.workers_killed >= 3, table
     assert report.redis_crashes == 1 and report.postgres_outages == 1, table
     assert report.by_status.get("FAILED", 0) > 0 and report.http_requests > 0, table
+    # Some kill interrupted a running task body, whose re-run the duplicate rule then had to allow.
+    assert report.reruns_allowed > 0, table
     assert report.problems() == [], f"{table}\nlogs kept in {stack.logs}"
     assert report.done == report.tasks_in and report.recorded == report.done, table
