@@ -52,6 +52,7 @@ class Timeline:
 
     worker_kills: list[float]
     redis_crash: float
+    redis_up: float
     postgres_down: float
     postgres_up: float
 
@@ -60,7 +61,10 @@ class Timeline:
         """Faults spread over the run, apart from each other so each one's effect can be told apart."""
         outage = min(30.0, max(8.0, seconds * 0.1))
         kills = [seconds * f for f in (0.12, 0.28, 0.5, 0.75, 0.88)]
-        return cls(kills, seconds * 0.38, seconds * 0.58, seconds * 0.58 + outage)
+        redis_down = 3.0  # the producer and the API keep going meanwhile: refused, 503, never 500
+        return cls(
+            kills, seconds * 0.38, seconds * 0.38 + redis_down, seconds * 0.58, seconds * 0.58 + outage
+        )
 
 
 @dataclass
@@ -73,6 +77,9 @@ class Load:
     refused: int = 0
     http_requests: int = 0
     http_500: int = 0
+    hostile: int = 0  # submits with NUL and a lone surrogate in args
+    hostile_422: int = 0  # ... answered 422, as they must be
+    hostile_other: list[int] = field(default_factory=list)  # what the others got (0: no answer)
 
 
 class Soak:
@@ -103,6 +110,8 @@ class Soak:
         report.refused, report.http_requests, report.http_500 = (
             self.load.refused, self.load.http_requests, self.load.http_500,
         )  # fmt: skip
+        report.hostile, report.hostile_422 = self.load.hostile, self.load.hostile_422
+        report.hostile_other = self.load.hostile_other
         restarts = self.stack.restarts
         report.workers_killed, report.redis_crashes = restarts.workers_killed, restarts.redis_crashes
         report.postgres_outages, report.service_restarts = (
@@ -115,7 +124,7 @@ class Soak:
     def _load_with_faults(self) -> None:
         plan = Timeline.for_duration(self.seconds)
         kills = list(plan.worker_kills)
-        crashed = pg_down = pg_up = False
+        crashed = redis_up = pg_down = pg_up = False
         start = time.monotonic()
         next_tick = 0.0
         n = 0
@@ -125,7 +134,10 @@ class Soak:
                 self.stack.kill_worker(self.random.randrange(len(self.stack.workers)))
             if not crashed and elapsed >= plan.redis_crash:
                 crashed = True
-                self.stack.crash_redis(down_seconds=2.0)
+                self.stack.crash_redis()
+            if crashed and not redis_up and elapsed >= plan.redis_up:
+                redis_up = True
+                self.stack.restart_redis()
             if not pg_down and elapsed >= plan.postgres_down:
                 pg_down = True
                 self.stack.stop_postgres()
@@ -139,6 +151,8 @@ class Soak:
             self._submit(n)
             n += 1
             time.sleep(1 / self.rate)
+        if crashed and not redis_up:
+            self.stack.restart_redis()
         if pg_down and not pg_up:
             self.stack.start_postgres()
 
@@ -154,6 +168,8 @@ class Soak:
             # A long one: most workers have one running whenever a kill comes, so kills interrupt task
             # bodies (and the re-run rule is exercised, not just queued work recovered).
             self._enqueue("work", [n, 4.0])
+        elif kind == 13:
+            self._submit_hostile()
         elif n % 10 == 3:
             self._submit_api(n)
         else:
@@ -178,6 +194,16 @@ class Soak:
             self.load.refused += 1
         if self.load.ids:  # a read of an earlier task: the API's other half
             self._http("GET", f"/api/v1/tasks/{self.random.choice(self.load.ids)}", None)
+
+    def _submit_hostile(self) -> None:
+        """Input no store accepts, through the REST API: a 422 naming the field, never a 500, never in."""
+        body = {"name": "work", "args": ["nul \x00", "surrogate \ud800"], "queue": QUEUE}
+        self.load.hostile += 1
+        status, _ = self._http("POST", "/api/v1/tasks", body)
+        if status == 422:
+            self.load.hostile_422 += 1
+        else:
+            self.load.hostile_other.append(status)
 
     def _http(self, method: str, path: str, body: object) -> tuple[int, Any]:
         data = json.dumps(body).encode() if body is not None else None
@@ -259,9 +285,10 @@ class Soak:
 def run_soak(minutes: float, rate: float = 20.0, keep_files: bool = False) -> tuple[SoakReport, SoakStack]:
     """Start the stack, soak it, stop it; the report and the (stopped) stack, whose logs are kept when
     ``keep_files`` or when a guarantee broke."""
-    stack = SoakStack().start()
+    stack = SoakStack()
     report = None
     try:
+        stack.start()
         report = Soak(stack, minutes, rate).run()
     finally:
         stack.stop(keep_files=keep_files or report is None or bool(report.problems()))

@@ -17,6 +17,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -106,7 +108,21 @@ class SoakStack:
             self.services[name] = self._spawn(name, [name])
         for slot in range(len(WORKER_POOLS)):
             self.workers[slot] = self._spawn_worker(slot)
+        self._wait_for_api()
         return self
+
+    def _wait_for_api(self, timeout: float = 60.0) -> None:
+        # The load starts only once the API answers: a request refused because uvicorn was still
+        # starting would be counted against the API (and hide in "refused").
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(f"{self.api_url}/healthz", timeout=2):
+                    return
+            except (urllib.error.URLError, OSError):
+                if time.monotonic() > deadline or self.services["api"].poll() is not None:
+                    raise RuntimeError(f"the API did not start; see {self.logs / 'api.log'}") from None
+                time.sleep(0.2)
 
     def _spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
         with (self.logs / f"{name}.log").open("ab") as out:  # the child keeps its own descriptor
@@ -142,17 +158,19 @@ class SoakStack:
         worker.wait(10)
         self.restarts.workers_killed += 1
 
-    def crash_redis(self, down_seconds: float) -> None:
-        """SIGKILL Redis, leave it down a while, start it again on the same port from its AOF."""
+    def crash_redis(self) -> None:
+        """SIGKILL Redis (no shutdown, no final AOF rewrite: what survives is what was fsynced)."""
         process = self.redis.process
         assert process is not None
         self.restarts.redis_crash_times.append(time.time())
         process.kill()
         process.wait(10)
         self.redis.process = None
-        time.sleep(down_seconds)
-        self.redis.start(timeout=60)
         self.restarts.redis_crashes += 1
+
+    def restart_redis(self) -> None:
+        """Start Redis again on the same port, from its AOF."""
+        self.redis.start(timeout=60)
 
     def stop_postgres(self) -> None:
         """Begin a PostgreSQL outage (the server is stopped; the recorder must wait, not lose)."""

@@ -75,6 +75,9 @@ class SoakReport:
     service_restarts: dict[str, int] = field(default_factory=dict)
     http_requests: int = 0
     http_500: int = 0
+    hostile: int = 0
+    hostile_422: int = 0
+    hostile_other: list[int] = field(default_factory=list)  # statuses of the others (0: no answer)
     wall_seconds: float = 0.0
 
     @property
@@ -94,6 +97,11 @@ class SoakReport:
             )
             if value
         ]
+        if self.hostile_422 != self.hostile:
+            found.append(
+                f"hostile submits not answered 422: {self.hostile - self.hostile_422} "
+                f"(answers: {sorted(self.hostile_other)})"
+            )
         if self.tasks_in == 0:
             found.append("no task was submitted")
         return found
@@ -116,7 +124,8 @@ class SoakReport:
             ("max recorder lag", f"{self.max_recorder_lag:.1f} s"),
             ("restarts", f"{self.workers_killed} workers SIGKILLed, {self.redis_crashes} Redis crashes, "
                          f"{self.postgres_outages} PostgreSQL outages; services restarted: {services}"),
-            ("HTTP 500s", f"{self.http_500} of {self.http_requests} API requests"),
+            ("HTTP 500s", f"{self.http_500} of {self.http_requests} API requests ({self.hostile_422}/"
+                          f"{self.hostile} submits with NUL and a lone surrogate answered 422)"),
         ]  # fmt: skip
 
 

@@ -40,3 +40,8 @@ def test_the_report_names_each_broken_guarantee_and_prints_one_table() -> None:
     assert table.splitlines()[0].startswith("| measure")
     assert "| tasks in" in table and "10 (client 9, API 1" in table
     assert SoakReport(minutes=1).problems() == ["no task was submitted"]
+
+
+def test_a_hostile_submit_not_answered_422_is_a_problem() -> None:
+    report = SoakReport(minutes=1, submitted_client=1, done=1, hostile=3, hostile_422=2, hostile_other=[0])
+    assert report.problems() == ["hostile submits not answered 422: 1 (answers: [0])"]
