@@ -11,7 +11,7 @@ STAMP      := $(VENV)/.installed-all-$(HASH)
 RUN_STAMP  := $(VENV)/.installed-run-$(HASH)
 LINT_DIRS := $(wildcard worker_image api operator tests bench)
 
-.PHONY: run test lint unit integration bench clean deps run-deps control-plane images helm e2e-kind fuzz
+.PHONY: run test lint unit integration bench clean deps run-deps control-plane images helm e2e-kind fuzz soak
 
 $(RUN_STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -57,6 +57,14 @@ fuzz: deps
 	JOBQUEUE_HYPOTHESIS_PROFILE=fuzz JOBQUEUE_FUZZ_EXAMPLES=200 JOBQUEUE_FUZZ_RANDOM=1 $(PY) -m pytest \
 		--timeout=3600 tests/unit/jobqueue/test_payloads.py tests/integration/jobqueue_api/test_payload_fuzz.py \
 		tests/integration/jobqueue_api/test_fuzz.py
+
+## make soak: the whole system for SOAK_MINUTES (default 10) under load with poison payloads, SIGKILLed
+## workers, a Redis crash (AOF, fsync always) and a PostgreSQL outage; prints one table and fails when a
+## task was lost, ran twice beyond the lease rule or went unrecorded, or the API answered 500 (bench/soak.py).
+## make test runs a 1.5-minute version (tests/integration/bench/test_soak.py).
+SOAK_MINUTES ?= 10
+soak: deps
+	SOAK_MINUTES=$(SOAK_MINUTES) $(PY) -m bench.soak
 
 ## make bench: jobqueue side by side with peer queues on one Redis (see docs/benchmarks.md)
 # Peer queues go into their own venv (bench/.venv-peers, created by the harness), never into $(VENV).

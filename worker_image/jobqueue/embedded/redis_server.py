@@ -49,6 +49,9 @@ class RedisServer:
     data_dir: Path
     port: int = 0
     appendonly: bool = False
+    # "always" fsyncs every write before replying: an acknowledged enqueue survives a crash of the server
+    # (the soak, bench/soak.py, relies on it); "everysec" may lose the last second of writes.
+    appendfsync: str = "everysec"
     password: str | None = field(default=None, repr=False)
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
@@ -78,7 +81,7 @@ class RedisServer:
             "--appendonly",
             "yes" if self.appendonly else "no",
             "--appendfsync",
-            "everysec",
+            self.appendfsync,
             "--daemonize",
             "no",
             "--logfile",

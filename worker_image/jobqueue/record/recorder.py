@@ -202,7 +202,7 @@ class Recorder:
 
     def _read_own_pending(self) -> list[Entry]:
         """Entries delivered to this consumer name earlier and never acknowledged (a restart with a
-        stable name); read once at start, until none are left."""
+        stable name); read at start and after a failed XACK, until none are left."""
         if self._own_pending_done or not self._streams:
             return []
         entries = entries_from_reply(self._xreadgroup("0", self.options.batch_size))
@@ -285,8 +285,10 @@ class Recorder:
         by_stream: dict[str, list[str]] = {}
         for stream, entry_id, _ in entries:
             by_stream.setdefault(stream, []).append(entry_id)
-        # A failed XACK is harmless: the entries stay pending, are claimed again later, and their
-        # second recording changes nothing. So an ack failure is logged, not retried here.
+        # A failed XACK is harmless: the entries stay pending at this consumer and their second recording
+        # changes nothing. So an ack failure is logged, not retried here; the next step re-reads them
+        # (_read_own_pending) rather than leaving them to the claim of recorders presumed dead, which
+        # waits claim_idle_seconds while the lag gauge counts them as unrecorded.
         try:
             with translate_errors():
                 pipe = self.redis.pipeline(transaction=False)
@@ -294,6 +296,7 @@ class Recorder:
                     pipe.xack(stream, self.options.group, *ids)
                 pipe.execute()
         except JobQueueError as exc:
+            self._own_pending_done = False
             log.warning("XACK failed (entries will be re-read and skipped): %s", exc)
 
     # -- PostgreSQL side -------------------------------------------------------------------------------

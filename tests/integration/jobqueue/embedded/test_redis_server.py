@@ -57,3 +57,22 @@ def test_a_password_is_required_when_set(tmp_path: Path) -> None:
         authed.close()
     finally:
         server.stop()
+
+
+def test_an_acknowledged_write_survives_a_sigkill_with_appendfsync_always(tmp_path: Path) -> None:
+    server = RedisServer(tmp_path / "data", appendonly=True, appendfsync="always").start()
+    try:
+        conn = redis.Redis(port=server.port)
+        assert conn.config_get("appendfsync") == {"appendfsync": "always"}
+        conn.set("acknowledged", "1")
+        conn.close()
+        assert server.process is not None
+        server.process.kill()  # no shutdown, no final AOF flush: only what was fsynced remains
+        server.process.wait(10)
+        server.process = None
+        server.start()
+        conn = redis.Redis(port=server.port)
+        assert conn.get("acknowledged") == b"1"
+        conn.close()
+    finally:
+        server.stop()
