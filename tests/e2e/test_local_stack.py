@@ -4,7 +4,6 @@ key completes, its history reaches PostgreSQL, and SIGINT (Ctrl-C) stops everyth
 
 from __future__ import annotations
 
-import json
 import os
 import queue
 import signal
@@ -12,8 +11,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -21,34 +18,11 @@ from typing import IO, Any
 import psycopg
 import pytest
 import redis
+from http_calls import poll, request
 
 from jobqueue.embedded.redis_server import free_port
 
 pytestmark = pytest.mark.timeout(240)
-
-
-def request(method: str, url: str, key: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method=method)
-    req.add_header("Authorization", f"Bearer {key}")
-    req.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return resp.status, json.loads(resp.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"null")
-    except (urllib.error.URLError, ConnectionError):
-        return 0, None
-
-
-def poll(check: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 class Stack:
