@@ -119,12 +119,18 @@ def test_operator_may_do_what_it_needs_and_nothing_more(
     release: Release, kube_api: k8s_client.ApiClient
 ) -> None:
     auth = k8s_client.AuthorizationV1Api(kube_api)
+    # Exactly what the operator's code calls (tests/k8s/operator_rbac.py; a unit test keeps the chart equal).
     assert can(auth, release, "patch", "workerpools", "jobqueue.dev", "status")
-    assert can(auth, release, "update", "workerpools", "jobqueue.dev", "scale")
     assert can(auth, release, "create", "deployments", "apps")
+    assert can(auth, release, "patch", "deployments", "apps", "scale")
     assert can(auth, release, "delete", "pods")
-    assert can(auth, release, "get", "secrets")
+    assert can(auth, release, "create", "poddisruptionbudgets", "policy")
+    # Nothing it does not call: no Secret at all (pods get the connection Secret by reference), no
+    # Deployment deletes (owner references clean up), no scale subresource of its own resources.
+    assert not can(auth, release, "get", "secrets")
     assert not can(auth, release, "list", "secrets")
+    assert not can(auth, release, "delete", "deployments", "apps")
+    assert not can(auth, release, "update", "workerpools", "jobqueue.dev", "scale")
     assert not can(auth, release, "create", "pods")
     assert not can(auth, release, "delete", "workerpools", "jobqueue.dev")
     peering = f"{release.namespace}-{release.name}-jobqueue-operator"
