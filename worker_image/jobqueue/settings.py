@@ -145,6 +145,14 @@ class Settings(EnvFileSettings):
         ge=0,
         le=86_400 * 30,
     )
+    # A schedule that fires every second is allowed by default (the product has seconds-precision cron);
+    # a deployment that shares Redis with untrusted schedule authors raises this floor.
+    min_schedule_interval_seconds: float = Field(
+        description="shortest time between two fires of a cron schedule accepted at registration (0 = any)",
+        default=1.0,
+        ge=0,
+        le=86_400,
+    )
     promote_batch: int = Field(description="delayed tasks promoted per fetch call", default=500, gt=0)
     socket_timeout_seconds: float = Field(description="Redis socket timeout", default=10.0, gt=0)
     database_url: SecretStr | None = Field(

@@ -22,6 +22,7 @@ transitions within one day (none exist in current tzdata) would be seen as none.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -197,3 +198,13 @@ def fires_between(
             break
         out.append(current)
     return out
+
+
+def shortest_interval(spec: CronSpec, after: dt.datetime, samples: int = 64) -> float:
+    """The shortest gap in seconds between consecutive fires among the next ``samples`` + 1 fires after
+    ``after``: enough to see a cron's densest stretch within its hour or day (``0,1 * * * *`` fires one
+    minute apart, then 59), at a bounded cost."""
+    fires = [next_fire(spec, after)]
+    for _ in range(samples):
+        fires.append(next_fire(spec, fires[-1]))
+    return min((b - a).total_seconds() for a, b in itertools.pairwise(fires))

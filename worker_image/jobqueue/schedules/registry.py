@@ -33,11 +33,12 @@ from jobqueue.errors import (
     ScheduleCorrupt,
     ScheduleNotFound,
     TaskNotFound,
+    ValidationError,
 )
 from jobqueue.keys import GlobalKeys, keys_for_task
 from jobqueue.models import CancelReason, TaskStatus
 from jobqueue.payloads import escape_text
-from jobqueue.schedules.cron import next_fire
+from jobqueue.schedules.cron import next_fire, shortest_interval
 from jobqueue.schedules.model import (
     ConcurrencyPolicy,
     Schedule,
@@ -81,7 +82,17 @@ class ScheduleRegistry:
         ``timezone`` (default UTC). The next fire is computed from now; ``paused=None`` keeps a paused
         schedule paused."""
         schedule = make_schedule(name, cron=cron, task=task, **options)
-        next_ms = to_ms(next_fire(schedule.cron_spec, _server_now(self.client)))
+        now = _server_now(self.client)
+        floor = self.client.settings.min_schedule_interval_seconds
+        if floor > 0:
+            gap = shortest_interval(schedule.cron_spec, now)
+            if gap < floor:
+                raise ValidationError(
+                    "cron",
+                    f"fires {gap:g} s apart at its closest; schedules must fire at least {floor:g} s apart "
+                    "(JOBQUEUE_MIN_SCHEDULE_INTERVAL_SECONDS)",
+                )
+        next_ms = to_ms(next_fire(schedule.cron_spec, now))
         flag = "" if paused is None else ("1" if paused else "0")
         update_schedule(
             self.client, ScheduleOp.PUT, name, spec=schedule.to_json(), next_ms=next_ms, paused=flag
