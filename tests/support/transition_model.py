@@ -32,7 +32,10 @@ ALLOWED_EDGES = frozenset(
         (S.RUNNING, S.RETRYING),  # fail, retry scheduled
         (S.RUNNING, S.FAILED),  # fail (dead letter), or recover of a poison task
         (S.RUNNING, S.TIMEOUT),  # fail at the hard limit
-        (S.RUNNING, S.CANCELLED),  # fail as cancelled, or recover of a task whose cancel was requested
+        (
+            S.RUNNING,
+            S.CANCELLED,
+        ),  # fail as cancelled; recover or release of a task whose cancel was requested
         (S.RUNNING, S.QUEUED),  # release, recover
         (S.FAILED, S.QUEUED),  # replay from the dead letters
         (S.TIMEOUT, S.QUEUED),
@@ -162,6 +165,11 @@ class TransitionModel:
         task = self.tasks[task_id]
         del self.leases[task_id]
         task.worker = None
+        if task.cancel_requested:
+            # Not handed back to run again: a requested cancel ends it, as recover does.
+            task.cancel_requested = None
+            self._move(task, S.CANCELLED)
+            return CompletionCode.FINISHED
         self._move(task, S.QUEUED)
         self.ready[task.priority].insert(0, task_id)
         return CompletionCode.RELEASED

@@ -12,7 +12,8 @@ import pytest
 from jq_testing import runs, wait_until
 
 from jobqueue import Client, Settings, TaskCancelled, TaskStatus
-from jobqueue.broker.leases import build_fetch, parse_fetch
+from jobqueue.broker.completion import CompletionCode, parse_completion
+from jobqueue.broker.leases import build_fetch, build_release, parse_fetch
 from jobqueue.broker.redis_io import run_script
 
 StartWorker = Callable[..., Any]
@@ -98,4 +99,45 @@ def test_recover_cancels_a_task_flagged_for_cancel_instead_of_requeueing_it(
         flagged.result(timeout=1)
     # Idempotent: nothing is leased any more.
     assert client.recover_expired_leases(["default"], worker_id="w1") == {"requeued": 0, "dead_lettered": 0}
+    client.close()
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("mode", ["force", "graceful"])
+def test_release_of_a_task_flagged_for_cancel_ends_it_cancelled_instead_of_running_it_again(
+    settings: Settings, mode: str
+) -> None:
+    """release.lua (a draining worker hands back what it did not finish): like recover.lua, a task whose
+    cancel was requested ends CANCELLED; before, it was queued again and the next worker started it anew.
+    Found while modelling release for the state machine (test_transition_model.py)."""
+    client = Client(settings)
+    keys = client.queue_keys("default")
+    flagged, other = client.enqueue("a"), client.enqueue("b")
+    jobs = parse_fetch(
+        "default", run_script(client.redis, build_fetch(client.settings, "default", 2, "w1"))
+    ).jobs
+    assert client.cancel(flagged.id, force=mode == "force", reason="user_requested") == "requested"
+    replies = [
+        parse_completion(run_script(client.redis, build_release(client.settings, job, worker_id="w1")))
+        for job in jobs
+    ]
+    codes = {job.id: reply for job, reply in zip(jobs, replies, strict=True)}
+    assert codes == {flagged.id: [CompletionCode.FINISHED], other.id: [CompletionCode.RELEASED]}
+    record = client.get_task(flagged.id)
+    assert (record.status, record.cancel_reason, record.worker) == (
+        TaskStatus.CANCELLED,
+        "user_requested",
+        None,
+    )
+    assert client.redis.hget(keys.task(flagged.id), "cancel_requested") is None
+    assert client.redis.ttl(keys.task(flagged.id)) > 0
+    assert int(client.redis.hget(keys.stats, "cancelled") or 0) == 1
+    assert client.redis.smembers(keys.held("w1")) == set()
+    with pytest.raises(TaskCancelled):
+        flagged.result(timeout=1)
+    # Only the other task runs again.
+    fetched = parse_fetch(
+        "default", run_script(client.redis, build_fetch(client.settings, "default", 2, "w2"))
+    )
+    assert [job.id for job in fetched.jobs] == [other.id]
     client.close()
