@@ -13,7 +13,14 @@ from jq_testing import runs, wait_until
 
 from jobqueue import Client, Settings, TaskCancelled, TaskStatus
 from jobqueue.broker.completion import CompletionCode, parse_completion
-from jobqueue.broker.leases import build_fetch, build_release, parse_fetch
+from jobqueue.broker.leases import (
+    Outcome,
+    OutcomeKind,
+    build_completion,
+    build_fetch,
+    build_release,
+    parse_fetch,
+)
 from jobqueue.broker.redis_io import run_script
 
 StartWorker = Callable[..., Any]
@@ -140,4 +147,23 @@ def test_release_of_a_task_flagged_for_cancel_ends_it_cancelled_instead_of_runni
         "default", run_script(client.redis, build_fetch(client.settings, "default", 2, "w2"))
     )
     assert [job.id for job in fetched.jobs] == [other.id]
+    client.close()
+
+
+@pytest.mark.timeout(30)
+def test_a_task_cancelled_while_it_ran_expires_like_every_finished_record(settings: Settings) -> None:
+    """fail.lua with final status CANCELLED (the worker stopped the task on a cancel request) left the
+    record without a TTL, in Redis for good; cancel.lua and recover.lua expire theirs. Found while modelling
+    fail.lua for the state machine (test_transition_model.py), which now checks every record's TTL."""
+    client = Client(settings)
+    keys = client.queue_keys("default")
+    h = client.enqueue("a", result_ttl=120)
+    [job] = parse_fetch(
+        "default", run_script(client.redis, build_fetch(client.settings, "default", 1, "w1"))
+    ).jobs
+    outcome = Outcome(job.id, job.token, OutcomeKind.CANCELLED, error="TaskCancelled: user_requested")
+    call = build_completion(client.settings, job, outcome, None, worker_id="w1")
+    assert parse_completion(run_script(client.redis, call)) == [CompletionCode.FINISHED]
+    assert client.get_task(h.id).status == TaskStatus.CANCELLED
+    assert 0 < client.redis.ttl(keys.task(h.id)) <= 120  # the task's own result TTL
     client.close()

@@ -295,14 +295,21 @@ class TransitionMachine(RuleBasedStateMachine):
         pipe.zrange(self.keys.dead, 0, -1)
         for task_id in ids:
             pipe.hmget(self.keys.task(task_id), HASH_FIELDS)
+            pipe.ttl(self.keys.task(task_id))
         for worker in WORKERS:
             pipe.smembers(self.keys.held(worker))
         replies = pipe.execute()
         leases = dict(replies[4])
         self._check_places(dict(zip(PRIORITIES, replies[:3], strict=True)), replies[3], leases, replies[5])
-        held = dict(zip(WORKERS, replies[6 + len(ids) :], strict=True))
-        for task_id, record in zip(ids, replies[6 : 6 + len(ids)], strict=True):
+        held = dict(zip(WORKERS, replies[6 + 2 * len(ids) :], strict=True))
+        records = replies[6 : 6 + 2 * len(ids) : 2]
+        ttls = replies[7 : 7 + 2 * len(ids) : 2]
+        for task_id, record, ttl in zip(ids, records, ttls, strict=True):
             self._check_task(task_id, record, leases, held)
+            # Nothing stays in Redis for good but dead letters: a finished record expires, a live one
+            # (waiting, leased or dead-lettered) does not.
+            finished = self.model.place(task_id) == "finished"
+            assert (ttl > 0) if finished else (ttl == -1), f"{task_id}: TTL {ttl}"
 
     def _check_places(
         self, ready: dict[str, list[str]], delayed: list[str], leases: dict[str, float], dead: list[str]

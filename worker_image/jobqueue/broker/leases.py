@@ -313,6 +313,7 @@ def _build_completion(
             (rng or random).random(),
             repr(settings.backoff_scale),
             settings.default_max_retries,
+            job.result_ttl or settings.result_ttl_seconds,
         ),
     )
 

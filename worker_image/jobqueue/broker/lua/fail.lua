@@ -16,6 +16,8 @@ ARGV[12] a random draw in [0, 1) for the jitter of a queue-default backoff
 ARGV[13] factor applied to the retry delay, whichever policy computed it (Settings.backoff_scale: 0 in
          test runs so retries are due at once; absent = 1)
 ARGV[14] retries of a task that set none and whose queue sets none (Settings.default_max_retries; absent = 0)
+ARGV[15] TTL in seconds of a CANCELLED record (the task's result TTL, else Settings.result_ttl_seconds;
+         absent = 86400): like every other finished record, it expires
 Retry defaults: a task whose max_retries field is empty takes the queue's retry_max_retries (else ARGV[14]), read
 here, at failure time, so a changed queue default applies to tasks already waiting.
 Returns {code} (_fence.lua): 2 = retry scheduled, 3 = finished (dead-lettered, or cancelled); stale, with
@@ -79,6 +81,11 @@ local status = ARGV[7]
 redis.call('HSET', KEYS[1], 'status', status, 'completed_at', now)
 redis.call('HDEL', KEYS[1], 'cancel_requested')
 if status == 'CANCELLED' then
+  -- Without a TTL a task cancelled while it ran stayed in Redis for good (cancel.lua and recover.lua
+  -- expire theirs; only dead letters are kept).
+  local ttl = tonumber(ARGV[15] or '') or 86400
+  redis.call('EXPIRE', KEYS[1], ttl)
+  redis.call('EXPIRE', KEYS[10], ttl)
   redis.call('HINCRBY', KEYS[6], 'cancelled', 1)
   redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[9], '*', 'id', ARGV[1], 'event', 'cancelled', 'ts', now,
     'token', ARGV[2], 'duration_ms', duration, 'error', ARGV[3])
