@@ -147,7 +147,10 @@ class TransitionModel:
             return stale
         task = self.tasks[task_id]
         del self.leases[task_id]
-        if retryable and task.retries < task.max_retries and final != S.CANCELLED:
+        would_retry = retryable and task.retries < task.max_retries and final != S.CANCELLED
+        if would_retry and task.cancel_requested:
+            final = S.CANCELLED  # not retried: a requested cancel ends it instead of another attempt
+        elif would_retry:
             task.retries += 1
             self._move(task, S.RETRYING)
             self.delayed[task_id] = None  # the test's backoff is an hour

@@ -22,6 +22,7 @@ from jobqueue.broker.leases import (
     parse_fetch,
 )
 from jobqueue.broker.redis_io import run_script
+from jobqueue.retry import RetryPolicy
 
 StartWorker = Callable[..., Any]
 
@@ -166,4 +167,43 @@ def test_a_task_cancelled_while_it_ran_expires_like_every_finished_record(settin
     assert parse_completion(run_script(client.redis, call)) == [CompletionCode.FINISHED]
     assert client.get_task(h.id).status == TaskStatus.CANCELLED
     assert 0 < client.redis.ttl(keys.task(h.id)) <= 120  # the task's own result TTL
+    client.close()
+
+
+@pytest.mark.timeout(30)
+def test_a_failed_attempt_of_a_task_flagged_for_cancel_is_not_retried(settings: Settings) -> None:
+    """fail.lua: an attempt that raised a retryable error after its cancel was requested scheduled a
+    retry, so the cancelled task ran again until its next heartbeat stopped it; it now ends CANCELLED,
+    as recover.lua and release.lua end such a task. Found while modelling fail.lua for the state machine."""
+    client = Client(settings)
+    h = client.enqueue("a", max_retries=3)
+    [job] = parse_fetch(
+        "default", run_script(client.redis, build_fetch(client.settings, "default", 1, "w1"))
+    ).jobs
+    assert client.cancel(h.id, reason="user_requested") == "requested"
+    outcome = Outcome(job.id, job.token, OutcomeKind.ERROR, error="OSError: interrupted", retryable=True)
+    call = build_completion(client.settings, job, outcome, RetryPolicy("constant", 0.0, 0.0), worker_id="w1")
+    assert parse_completion(run_script(client.redis, call)) == [CompletionCode.FINISHED]
+    record = client.get_task(h.id)
+    assert (record.status, record.retries, record.cancel_reason) == (
+        TaskStatus.CANCELLED,
+        0,
+        "user_requested",
+    )
+    assert client.redis.hget(client.queue_keys("default").task(h.id), "cancel_requested") is None
+    assert (
+        parse_fetch(
+            "default", run_script(client.redis, build_fetch(client.settings, "default", 1, "w1"))
+        ).jobs
+        == []
+    )
+    # Without a cancel request the same failure is retried, as before.
+    other = client.enqueue("b", max_retries=3)
+    [job] = parse_fetch(
+        "default", run_script(client.redis, build_fetch(client.settings, "default", 1, "w1"))
+    ).jobs
+    outcome = Outcome(job.id, job.token, OutcomeKind.ERROR, error="OSError: interrupted", retryable=True)
+    call = build_completion(client.settings, job, outcome, RetryPolicy("constant", 0.0, 0.0), worker_id="w1")
+    assert parse_completion(run_script(client.redis, call)) == [CompletionCode.RETRY_SCHEDULED]
+    assert client.get_task(other.id).status == TaskStatus.RETRYING
     client.close()

@@ -20,6 +20,7 @@ ARGV[15] TTL in seconds of a CANCELLED record (the task's result TTL, else Setti
          absent = 86400): like every other finished record, it expires
 Retry defaults: a task whose max_retries field is empty takes the queue's retry_max_retries (else ARGV[14]), read
 here, at failure time, so a changed queue default applies to tasks already waiting.
+A retry is not scheduled for a task whose cancel was requested: it ends CANCELLED.
 Returns {code} (_fence.lua): 2 = retry scheduled, 3 = finished (dead-lettered, or cancelled); stale, with
 nothing changed: -1 lease lost, -2 fenced by a newer attempt, -3 unknown task.
 Workflows: when finished, PENDING descendants are cancelled (dependency_failed); dedup key released. ]]
@@ -28,7 +29,7 @@ Workflows: when finished, PENDING descendants are cancelled (dependency_failed);
 --@include _workflow
 --@include _retry
 local f = redis.call('HMGET', KEYS[1], 'status', 'attempts', 'retries', 'max_retries', 'history', 'watched',
-  'started_at')
+  'started_at', 'cancel_requested')
 local stale = jq_fence(f[1], f[2], ARGV[2])
 if stale ~= 0 then
   return {stale}
@@ -45,6 +46,10 @@ if max_retries == nil or backoff == nil then
 end
 if max_retries == nil then max_retries = tonumber(defaults[1]) or tonumber(ARGV[14] or '') or 0 end
 local retry = ARGV[5] == '1' and retries < max_retries and ARGV[7] ~= 'CANCELLED'
+-- A retry of a task whose cancel was requested would run it again (only its next heartbeat would stop
+-- it): it ends CANCELLED instead, as recover.lua and release.lua end such a task.
+local cancelled_instead = retry and f[8] ~= false
+if cancelled_instead then retry = false end
 if retry and backoff == nil then
   backoff = jq_backoff_ms(defaults[2] or 'exponential', retries + 1, tonumber(defaults[3]) or 1000,
     tonumber(defaults[4]) or 300000, defaults[5] ~= '0', tonumber(ARGV[12]) or 1)
@@ -78,6 +83,7 @@ if retry then
   return {JQ_RETRY_SCHEDULED}
 end
 local status = ARGV[7]
+if cancelled_instead then status = 'CANCELLED' end
 redis.call('HSET', KEYS[1], 'status', status, 'completed_at', now)
 redis.call('HDEL', KEYS[1], 'cancel_requested')
 if status == 'CANCELLED' then
