@@ -51,12 +51,13 @@ lint: $(STAMP)
 unit: $(STAMP)
 	$(PY) -m pytest tests/unit
 
-## make fuzz: the generated-payload tests with a long budget (hypothesis profile "fuzz", random seeds) and
-## the API schema fuzzer with more examples; make test runs the same tests with a small fixed budget.
+## make fuzz: the generated-payload tests and the state machine over the Lua transitions with a long budget
+## (hypothesis profile "fuzz", random seeds) and the API schema fuzzer with more examples; make test runs the
+## same tests with a small fixed budget.
 fuzz: deps
 	JOBQUEUE_HYPOTHESIS_PROFILE=fuzz JOBQUEUE_FUZZ_EXAMPLES=200 JOBQUEUE_FUZZ_RANDOM=1 $(PY) -m pytest \
 		--timeout=3600 tests/unit/jobqueue/test_payloads.py tests/integration/jobqueue_api/test_payload_fuzz.py \
-		tests/integration/jobqueue_api/test_fuzz.py
+		tests/integration/jobqueue_api/test_fuzz.py tests/integration/jobqueue/test_transition_model.py
 
 ## make soak: the whole system for SOAK_MINUTES (default 10) under load with poison payloads, SIGKILLed
 ## workers, a Redis crash (AOF, fsync always) and a PostgreSQL outage; prints one table and fails when a

@@ -12,8 +12,17 @@ import pytest
 from jq_testing import runs, wait_until
 
 from jobqueue import Client, Settings, TaskCancelled, TaskStatus
-from jobqueue.broker.leases import build_fetch, parse_fetch
+from jobqueue.broker.completion import CompletionCode, parse_completion
+from jobqueue.broker.leases import (
+    Outcome,
+    OutcomeKind,
+    build_completion,
+    build_fetch,
+    build_release,
+    parse_fetch,
+)
 from jobqueue.broker.redis_io import run_script
+from jobqueue.retry import RetryPolicy
 
 StartWorker = Callable[..., Any]
 
@@ -98,4 +107,103 @@ def test_recover_cancels_a_task_flagged_for_cancel_instead_of_requeueing_it(
         flagged.result(timeout=1)
     # Idempotent: nothing is leased any more.
     assert client.recover_expired_leases(["default"], worker_id="w1") == {"requeued": 0, "dead_lettered": 0}
+    client.close()
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("mode", ["force", "graceful"])
+def test_release_of_a_task_flagged_for_cancel_ends_it_cancelled_instead_of_running_it_again(
+    settings: Settings, mode: str
+) -> None:
+    """release.lua (a draining worker hands back what it did not finish): like recover.lua, a task whose
+    cancel was requested ends CANCELLED; before, it was queued again and the next worker started it anew.
+    Found while modelling release for the state machine (test_transition_model.py)."""
+    client = Client(settings)
+    keys = client.queue_keys("default")
+    flagged, other = client.enqueue("a"), client.enqueue("b")
+    jobs = parse_fetch(
+        "default", run_script(client.redis, build_fetch(client.settings, "default", 2, "w1"))
+    ).jobs
+    assert client.cancel(flagged.id, force=mode == "force", reason="user_requested") == "requested"
+    replies = [
+        parse_completion(run_script(client.redis, build_release(client.settings, job, worker_id="w1")))
+        for job in jobs
+    ]
+    codes = {job.id: reply for job, reply in zip(jobs, replies, strict=True)}
+    assert codes == {flagged.id: [CompletionCode.FINISHED], other.id: [CompletionCode.RELEASED]}
+    record = client.get_task(flagged.id)
+    assert (record.status, record.cancel_reason, record.worker) == (
+        TaskStatus.CANCELLED,
+        "user_requested",
+        None,
+    )
+    assert client.redis.hget(keys.task(flagged.id), "cancel_requested") is None
+    assert client.redis.ttl(keys.task(flagged.id)) > 0
+    assert int(client.redis.hget(keys.stats, "cancelled") or 0) == 1
+    assert client.redis.smembers(keys.held("w1")) == set()
+    with pytest.raises(TaskCancelled):
+        flagged.result(timeout=1)
+    # Only the other task runs again.
+    fetched = parse_fetch(
+        "default", run_script(client.redis, build_fetch(client.settings, "default", 2, "w2"))
+    )
+    assert [job.id for job in fetched.jobs] == [other.id]
+    client.close()
+
+
+@pytest.mark.timeout(30)
+def test_a_task_cancelled_while_it_ran_expires_like_every_finished_record(settings: Settings) -> None:
+    """fail.lua with final status CANCELLED (the worker stopped the task on a cancel request) left the
+    record without a TTL, in Redis for good; cancel.lua and recover.lua expire theirs. Found while modelling
+    fail.lua for the state machine (test_transition_model.py), which now checks every record's TTL."""
+    client = Client(settings)
+    keys = client.queue_keys("default")
+    h = client.enqueue("a", result_ttl=120)
+    [job] = parse_fetch(
+        "default", run_script(client.redis, build_fetch(client.settings, "default", 1, "w1"))
+    ).jobs
+    outcome = Outcome(job.id, job.token, OutcomeKind.CANCELLED, error="TaskCancelled: user_requested")
+    call = build_completion(client.settings, job, outcome, None, worker_id="w1")
+    assert parse_completion(run_script(client.redis, call)) == [CompletionCode.FINISHED]
+    assert client.get_task(h.id).status == TaskStatus.CANCELLED
+    assert 0 < client.redis.ttl(keys.task(h.id)) <= 120  # the task's own result TTL
+    client.close()
+
+
+@pytest.mark.timeout(30)
+def test_a_failed_attempt_of_a_task_flagged_for_cancel_is_not_retried(settings: Settings) -> None:
+    """fail.lua: an attempt that raised a retryable error after its cancel was requested scheduled a
+    retry, so the cancelled task ran again until its next heartbeat stopped it; it now ends CANCELLED,
+    as recover.lua and release.lua end such a task. Found while modelling fail.lua for the state machine."""
+    client = Client(settings)
+    h = client.enqueue("a", max_retries=3)
+    [job] = parse_fetch(
+        "default", run_script(client.redis, build_fetch(client.settings, "default", 1, "w1"))
+    ).jobs
+    assert client.cancel(h.id, reason="user_requested") == "requested"
+    outcome = Outcome(job.id, job.token, OutcomeKind.ERROR, error="OSError: interrupted", retryable=True)
+    call = build_completion(client.settings, job, outcome, RetryPolicy("constant", 0.0, 0.0), worker_id="w1")
+    assert parse_completion(run_script(client.redis, call)) == [CompletionCode.FINISHED]
+    record = client.get_task(h.id)
+    assert (record.status, record.retries, record.cancel_reason) == (
+        TaskStatus.CANCELLED,
+        0,
+        "user_requested",
+    )
+    assert client.redis.hget(client.queue_keys("default").task(h.id), "cancel_requested") is None
+    assert (
+        parse_fetch(
+            "default", run_script(client.redis, build_fetch(client.settings, "default", 1, "w1"))
+        ).jobs
+        == []
+    )
+    # Without a cancel request the same failure is retried, as before.
+    other = client.enqueue("b", max_retries=3)
+    [job] = parse_fetch(
+        "default", run_script(client.redis, build_fetch(client.settings, "default", 1, "w1"))
+    ).jobs
+    outcome = Outcome(job.id, job.token, OutcomeKind.ERROR, error="OSError: interrupted", retryable=True)
+    call = build_completion(client.settings, job, outcome, RetryPolicy("constant", 0.0, 0.0), worker_id="w1")
+    assert parse_completion(run_script(client.redis, call)) == [CompletionCode.RETRY_SCHEDULED]
+    assert client.get_task(other.id).status == TaskStatus.RETRYING
     client.close()

@@ -190,3 +190,23 @@ def test_lost_lease_history_is_bounded_like_retry_history(settings: Settings) ->
     record = client.get_task(h.id)
     assert record.lost_leases == 4 and [e["attempt"] for e in record.retry_history] == [3, 4]
     client.close()
+
+
+def test_a_stale_attempt_in_a_heartbeat_keeps_the_newer_lease_of_the_same_worker_indexed(
+    client: Client,
+) -> None:
+    # Found while modelling heartbeat.lua for the state machine (test_transition_model.py): w1 stalled,
+    # its lease expired and was recovered, w1 fetched the task again while the old attempt still ran, and
+    # heartbeats both attempts. The stale one is lost, but dropping the id from w1's held set hid the
+    # live lease from recovery.
+    h = client.enqueue("a")
+    keys = QueueKeys(client.settings.key_prefix, "default")
+    [old] = fetch(client, 1, "w1")
+    client.redis.zadd(keys.leases, {h.id: 1}, xx=True)  # expired (test helper: the score in the past)
+    assert client.recover_expired_leases(["default"]) == {"requeued": 1, "dead_lettered": 0}
+    [new] = fetch(client, 1, "w1")
+    reply = run_script(client.redis, build_heartbeat(client.settings, "default", "w1", [old, new]))
+    assert list(reply) == [h.id, ""]  # the old attempt is lost, the new one renewed
+    assert held(client, "w1") == {h.id}
+    assert client.recover_expired_leases(["default"], worker_id="w1") == {"requeued": 1, "dead_lettered": 0}
+    assert client.get_task(h.id).status == TaskStatus.QUEUED

@@ -14,7 +14,7 @@ class CompletionCode(enum.IntEnum):
 
     SUCCEEDED = 1  # ack: the task is SUCCESS
     RETRY_SCHEDULED = 2  # fail: it waits in the delayed set for its retry
-    FINISHED = 3  # fail: dead-lettered, timed out or cancelled for good
+    FINISHED = 3  # fail: dead-lettered, timed out or cancelled for good; release: cancel was requested
     RELEASED = 4  # release: back at the front of its ready list
     LEASE_LOST = -1  # this attempt is still the latest, but its lease is gone (recovered, finished)
     FENCED = -2  # the token is not the task's latest attempt (a newer one holds it)

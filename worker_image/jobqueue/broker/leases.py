@@ -326,6 +326,7 @@ def _build_completion(
             repr(settings.backoff_scale),
             settings.default_max_retries,
             ("e" if outcome.retry_in_ms is not None else "") + ("" if outcome.retry_counted else "f"),
+            job.result_ttl or settings.result_ttl_seconds,
         ),
     )
 
@@ -432,13 +433,17 @@ def plan_completions(
 
 def build_release(settings: Settings, job: Job, *, worker_id: str) -> ScriptCall:
     """Hand an unfinished lease of ``worker_id`` back to the front of its queue; the reply is a list of
-    one CompletionCode (RELEASED, or why not)."""
+    one CompletionCode: RELEASED, FINISHED when the task's cancel was requested (it ends CANCELLED instead
+    of running again), or why not."""
     k = QueueKeys(settings.key_prefix, job.queue)
     return ScriptCall(
         "release",
-        (k.task(job.id), k.leases, k.ready(Priority(job.priority)), k.wake, k.events, k.held(worker_id)),
-        (job.id, job.token, settings.events_max_length),
-    )
+        (
+            k.task(job.id), k.leases, k.ready(Priority(job.priority)), k.wake, k.events, k.held(worker_id),
+            k.stats, k.children(job.id),
+        ),
+        (job.id, job.token, settings.events_max_length, k.done_channel(job.id), settings.result_ttl_seconds),
+    )  # fmt: skip
 
 
 def build_heartbeat(settings: Settings, queue: str, worker_id: str, jobs: Sequence[Job]) -> ScriptCall:

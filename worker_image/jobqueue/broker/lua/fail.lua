@@ -18,8 +18,11 @@ ARGV[13] factor applied to the retry delay, whichever policy computed it (Settin
 ARGV[14] retries of a task that set none and whose queue sets none (Settings.default_max_retries; absent = 0)
 ARGV[15] flags of a retry the task asked for (raise Retry): 'e' = ARGV[6] is the exact delay it asked
          for (not scaled by ARGV[13]); 'f' = not counted: retries unchanged and max_retries not applied
+ARGV[16] TTL in seconds of a CANCELLED record (the task's result TTL, else Settings.result_ttl_seconds;
+         absent = 86400): like every other finished record, it expires
 Retry defaults: a task whose max_retries field is empty takes the queue's retry_max_retries (else ARGV[14]), read
 here, at failure time, so a changed queue default applies to tasks already waiting.
+A retry is not scheduled for a task whose cancel was requested: it ends CANCELLED.
 Returns {code} (_fence.lua): 2 = retry scheduled, 3 = finished (dead-lettered, or cancelled); stale, with
 nothing changed: -1 lease lost, -2 fenced by a newer attempt, -3 unknown task.
 Workflows: when finished, PENDING descendants are cancelled (dependency_failed); dedup key released. ]]
@@ -28,7 +31,7 @@ Workflows: when finished, PENDING descendants are cancelled (dependency_failed);
 --@include _workflow
 --@include _retry
 local f = redis.call('HMGET', KEYS[1], 'status', 'attempts', 'retries', 'max_retries', 'history', 'watched',
-  'started_at')
+  'started_at', 'cancel_requested')
 local stale = jq_fence(f[1], f[2], ARGV[2])
 if stale ~= 0 then
   return {stale}
@@ -47,6 +50,10 @@ if max_retries == nil then max_retries = tonumber(defaults[1]) or tonumber(ARGV[
 local flags = ARGV[15] or ''
 local uncounted = string.find(flags, 'f', 1, true) ~= nil
 local retry = ARGV[5] == '1' and (uncounted or retries < max_retries) and ARGV[7] ~= 'CANCELLED'
+-- A retry of a task whose cancel was requested would run it again (only its next heartbeat would stop
+-- it): it ends CANCELLED instead, as recover.lua and release.lua end such a task.
+local cancelled_instead = retry and f[8] ~= false
+if cancelled_instead then retry = false end
 if retry and backoff == nil then
   backoff = jq_backoff_ms(defaults[2] or 'exponential', retries + 1, tonumber(defaults[3]) or 1000,
     tonumber(defaults[4]) or 300000, defaults[5] ~= '0', tonumber(ARGV[12]) or 1)
@@ -85,9 +92,15 @@ if retry then
   return {JQ_RETRY_SCHEDULED}
 end
 local status = ARGV[7]
+if cancelled_instead then status = 'CANCELLED' end
 redis.call('HSET', KEYS[1], 'status', status, 'completed_at', now)
 redis.call('HDEL', KEYS[1], 'cancel_requested')
 if status == 'CANCELLED' then
+  -- Without a TTL a task cancelled while it ran stayed in Redis for good (cancel.lua and recover.lua
+  -- expire theirs; only dead letters are kept).
+  local ttl = tonumber(ARGV[16] or '') or 86400
+  redis.call('EXPIRE', KEYS[1], ttl)
+  redis.call('EXPIRE', KEYS[10], ttl)
   redis.call('HINCRBY', KEYS[6], 'cancelled', 1)
   redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[9], '*', 'id', ARGV[1], 'event', 'cancelled', 'ts', now,
     'token', ARGV[2], 'duration_ms', duration, 'error', ARGV[3])
