@@ -4,15 +4,17 @@ autoscaling, read the events, delete; refusals shown next to the control that ca
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
-from jq_testing import wait_until
+from jq_testing import wait_until, worker_env
 
-from jobqueue import Client
+from jobqueue import Client, Settings
 from jobqueue.broker.worker_pools import PoolStore
 from jobqueue.errors import PoolNotFound
+from jobqueue.services.pool_fleet import PoolFleet
 
 pytestmark = pytest.mark.timeout(150)
 
@@ -162,3 +164,48 @@ def test_an_unknown_pool_and_no_pool_backend_say_so(start_api: Callable[..., Any
     page.goto(f"{unset.url}/#/pools")
     page.locator("#pools-backend", has_text="JOBQUEUE_API_POOLS_BACKEND").wait_for()
     assert page.locator("#notice").is_hidden()
+
+
+@pytest.fixture
+def fleet(client: Client, settings: Settings, tmp_path: Path) -> Iterator[PoolFleet]:
+    """What `jobqueue up` runs beside the API: the pools' real worker processes (ticked by the test)."""
+    fleet = PoolFleet(
+        client,
+        app_spec="jq_test_app:app",
+        log_dir=tmp_path,
+        env=worker_env(settings),
+        heartbeat_stale_seconds=10,
+    )
+    try:
+        yield fleet
+    finally:
+        fleet.stop()
+
+
+def test_ready_replicas_follow_the_real_workers(
+    start_api: Callable[..., Any], browser: Any, client: Client, fleet: PoolFleet
+) -> None:
+    api = start_api(extra_env=LOCAL_POOLS)
+    page = sign_in(browser, api.url, "admin-key")
+    page.goto(f"{api.url}/#/pools")
+    page.get_by_label("Pool name").fill("mail")
+    page.get_by_label("Queues").fill("mail")
+    page.get_by_label("Replicas", exact=True).fill("2")
+    page.get_by_role("button", name="Create pool").click()
+    page.wait_for_url(f"{api.url}/#/pools/mail")
+    facts = page.locator("#pool-facts")
+
+    def shows(text: str) -> bool:
+        fleet.tick()
+        return text in facts.inner_text()
+
+    wait_until(lambda: shows("2 / 2"), timeout=60, interval=0.3)
+    page.locator("#pool-facts", has_text="pool-mail-").wait_for()
+    assert client.enqueue("add", [2, 3], queue="mail").result(timeout=30) == 5
+    browser.screenshots("pool-running")
+
+    page.get_by_label("Replicas", exact=True).fill("1")
+    page.get_by_role("button", name="Scale").click()
+    page.locator("#pool-scale-message", has_text="done").wait_for()
+    wait_until(lambda: shows("1 / 1"), timeout=60, interval=0.3)
+    page.locator("#pool-events", has_text="scaled to 1 replicas").wait_for()

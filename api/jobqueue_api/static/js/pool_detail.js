@@ -40,6 +40,7 @@ function facts(pool) {
   ];
   if (s.draining_workers) rows.push(["Draining workers", fmtNumber(s.draining_workers)]);
   if (s.stale_workers) rows.push(["Stale workers", fmtNumber(s.stale_workers)]);
+  if (s.workers?.length) rows.push(["Workers", h("span", { class: "mono id" }, s.workers.join(", "))]);
   if (pool.image) rows.push(["Image", pool.image]);
   return rows.flatMap(([label, value]) => [h("dt", {}, label), h("dd", {}, value)]);
 }
