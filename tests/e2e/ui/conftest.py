@@ -83,7 +83,12 @@ class ApiServer:
     """A real `python -m jobqueue api` process on a free loopback port."""
 
     def __init__(
-        self, settings: Settings, log_path: Path, keys: str | None, database_url: str | None = None
+        self,
+        settings: Settings,
+        log_path: Path,
+        keys: str | None,
+        database_url: str | None = None,
+        extra_env: dict[str, str] | None = None,
     ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -97,6 +102,7 @@ class ApiServer:
         env.pop("JOBQUEUE_DATABASE_URL", None)
         if database_url:
             env["JOBQUEUE_DATABASE_URL"] = database_url
+        env.update(extra_env or {})
         self._log = log_path.open("ab")
         self.log_path = log_path
         self.process = subprocess.Popen(
@@ -136,10 +142,13 @@ def start_api(settings: Settings, tmp_path: Path) -> Iterator[Callable[..., ApiS
     servers: list[ApiServer] = []
 
     def start(
-        keys: str | None = KEYS, server_settings: Settings | None = None, database_url: str | None = None
+        keys: str | None = KEYS,
+        server_settings: Settings | None = None,
+        database_url: str | None = None,
+        extra_env: dict[str, str] | None = None,
     ) -> ApiServer:
         log_path = tmp_path / f"api{len(servers)}.log"
-        server = ApiServer(server_settings or settings, log_path, keys, database_url)
+        server = ApiServer(server_settings or settings, log_path, keys, database_url, extra_env)
         servers.append(server)
         return server
 

@@ -106,4 +106,12 @@ export const api = {
     request("GET", `/api/v1/schedules/${q(name)}/runs?offset=${offset}&limit=${limit}`),
   workers: () => request("GET", "/api/v1/workers"),
   workerStats: () => request("GET", "/api/v1/workers/stats"),
+  // Worker pools: {"backend", "pools"}; 409 pools_not_configured when the API has no pool backend.
+  pools: () => request("GET", "/api/v1/worker-pools"),
+  pool: (name) => request("GET", `/api/v1/worker-pools/${q(name)}`),
+  createPool: (body) => request("POST", "/api/v1/worker-pools", body),
+  scalePool: (name, replicas) => request("POST", `/api/v1/worker-pools/${q(name)}/scale`, { replicas }),
+  setPoolAutoscaling: (name, body) => request("PUT", `/api/v1/worker-pools/${q(name)}/autoscaling`, body),
+  deletePool: (name) => request("DELETE", `/api/v1/worker-pools/${q(name)}`),
+  poolEvents: (name) => request("GET", `/api/v1/worker-pools/${q(name)}/events`),
 };

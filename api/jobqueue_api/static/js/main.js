@@ -8,6 +8,8 @@ import { showMessage } from "./dom.js";
 import { hashPath } from "./hash.js";
 import * as deadLetters from "./dead_letters.js";
 import * as overview from "./overview.js";
+import * as poolDetail from "./pool_detail.js";
+import * as pools from "./pools.js";
 import * as queue from "./queue.js";
 import * as schedules from "./schedules.js";
 import * as taskDetail from "./task_detail.js";
@@ -24,6 +26,8 @@ const ROUTES = [
   { pattern: /^\/tasks\/(?<id>[^/?]+)$/, page: taskDetail, nav: "tasks" },
   { pattern: /^\/dead-letters(?:\/(?<queue>[^/?]+))?$/, page: deadLetters, nav: "dead-letters" },
   { pattern: /^\/workers$/, page: workers, nav: "workers" },
+  { pattern: /^\/pools$/, page: pools, nav: "pools" },
+  { pattern: /^\/pools\/(?<name>[^/?]+)$/, page: poolDetail, nav: "pools" },
   { pattern: /^\/schedules$/, page: schedules, nav: "schedules" },
 ];
 
