@@ -68,9 +68,17 @@ def test_jobqueue_flow_control_lands_in_redis_and_status_shows_depth(
     assert queue["status"]["deadLetterSize"] == 0
     assert queue["status"]["oldestTaskAgeSeconds"] >= 0
     assert queue["status"]["observedGeneration"] == queue["metadata"]["generation"]
-    assert (condition(queue, "Ready") or {}).get("status") == "True"
-    assert (condition(queue, "Paused") or {}).get("status") == "True"
-    assert "Configured" in events_for(kube_api, kube_namespace, "emails")
+
+    # The conditions and the event are written by the configure handler, which may land after the status
+    # timer showed the depth: wait for them instead of reading them once.
+    def configured() -> bool:
+        queue = get_cr(kube_api, kube_namespace, "jobqueues", "emails")
+        return (condition(queue, "Ready") or {}).get("status") == "True" and (
+            condition(queue, "Paused") or {}
+        ).get("status") == "True"
+
+    wait_until(configured, 30, "the Ready and Paused conditions")
+    wait_until(lambda: "Configured" in events_for(kube_api, kube_namespace, "emails"), 30, "the event")
 
     patch_spec(kube_api, kube_namespace, "jobqueues", "emails", {"paused": False, "rateLimit": None})
     wait_until(lambda: not admin.get_config("emails").paused, 30, "the queue to resume in Redis")

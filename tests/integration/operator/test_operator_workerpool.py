@@ -265,8 +265,14 @@ def test_orphaned_leases_of_a_vanished_worker_are_recovered(
         )
         print(f"\norphaned lease recovered after {time.monotonic() - killed_at:.1f}s")
         assert client.queue_depth("orphans").in_flight == 0
-        assert "OrphanedLeases" in events_for(kube_api, kube_namespace, "idle")
-        assert metric(operator, "jobqueue_operator_leases_recovered_total", queue="orphans") == 1
+        # The event and the counter follow the recovery in the same handler run; the task's new status may
+        # be seen first.
+        wait_until(lambda: "OrphanedLeases" in events_for(kube_api, kube_namespace, "idle"), 30, "the event")
+        wait_until(
+            lambda: metric(operator, "jobqueue_operator_leases_recovered_total", queue="orphans") == 1,
+            30,
+            "the recovered-leases counter",
+        )
     finally:
         client.close()
 
