@@ -4,19 +4,16 @@
 from __future__ import annotations
 
 import os
-import queue
 import shutil
 import signal
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pytest
-from http_calls import poll, request
+from http_calls import OutputLines, poll, request
 
 from jobqueue.embedded.redis_server import free_port
 
@@ -116,8 +113,6 @@ class Stack:
     """A running `jobqueue up --app`, its output read line by line on a thread."""
 
     def __init__(self, project: Path, api_port: int, *args: str) -> None:
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.output: list[str] = []
         self.process = subprocess.Popen(
             [sys.executable, "-m", "jobqueue", "up", "--data-dir", str(project / "data"), "--redis-port", "0",
              "--api-port", str(api_port), *args],
@@ -128,27 +123,11 @@ class Stack:
             start_new_session=True,  # a failed test can stop every child it started
             env=clean_env(),
         )  # fmt: skip
-        assert self.process.stdout is not None
-        self.reader = threading.Thread(target=self._read, args=(self.process.stdout,), daemon=True)
-        self.reader.start()
-
-    def _read(self, stream: IO[str]) -> None:
-        for line in stream:
-            self.output.append(line.rstrip())
-            self.lines.put(line.rstrip())
+        self.reader = OutputLines(self.process)
+        self.output = self.reader.output
 
     def wait_for_line(self, prefix: str, timeout: float) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                line = self.lines.get(timeout=0.5)
-            except queue.Empty:
-                if self.process.poll() is not None:
-                    break
-                continue
-            if line.startswith(prefix):
-                return line
-        raise AssertionError(f"no {prefix!r} line; output so far:\n" + "\n".join(self.output))
+        return self.reader.wait_for_line(prefix, timeout)
 
 
 @pytest.fixture
