@@ -44,8 +44,16 @@ log = logging.getLogger(__name__)
 MONITOR_RESTARTS = RestartPolicy(initial_delay=0.1, max_delay=2.0, max_failures=5)
 
 
+FORCE_CANCELLED = "TaskCancelled: force-cancelled"
+
+
 def _raise_in_thread(thread_id: int, exc_type: type[BaseException]) -> None:
     ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id), ctypes.py_object(exc_type))
+
+
+def _clear_raised_in_thread(thread_id: int) -> None:
+    """Drop an exception _raise_in_thread left pending in a thread that has not reached it yet."""
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id), None)
 
 
 @dataclass
@@ -57,8 +65,11 @@ class _Running:
     # A plain flag, not a threading.Event (a Condition and a lock allocated per task): only ever set to
     # True, and a bool assignment is atomic.
     cancelled: bool = False
+    forced: bool = False
     abandoned: bool = False
     soft_fired: bool = False
+    # Set under the pool's lock once the task's code has returned: nothing is raised in its thread after.
+    finished: bool = False
 
     def is_cancelled(self) -> bool:
         return self.cancelled
@@ -140,14 +151,34 @@ class ThreadPool:
             # The task's to report, not this thread's to die of: a dead slot thread would leave the task
             # leased here, renewed by every heartbeat, for ever.
             outcome = failure(job, exc, False)
-        with self._lock:
-            self._running.pop(job.id, None)
-            abandoned = entry.abandoned
+        abandoned = self._finish(entry)
+        if entry.forced and outcome.kind is not OutcomeKind.CANCELLED:
+            # The force cancel won the race with the task's return (or the task saw the cancel flag, set
+            # just before the exception was raised, and returned): a forced attempt ends CANCELLED.
+            outcome = Outcome(job.id, job.token, OutcomeKind.CANCELLED, error=FORCE_CANCELLED)
         if abandoned:
             return True, None
         if self._on_outcome is None:
             return False, None
         return False, self._on_outcome(outcome)
+
+    def _finish(self, entry: _Running) -> bool:
+        """Take the entry out of the running set; True if it was abandoned meanwhile.
+
+        A force cancel or soft timeout raised into this thread just as the task returned may fire here,
+        after run_job's handlers: it is caught and the step retried. Once ``finished`` is set under the
+        lock nothing more is raised, and any exception still pending is cleared, so none can reach the
+        slot loop (whose death would leave the worker unable to run tasks).
+        """
+        while True:
+            try:
+                with self._lock:
+                    entry.finished = True
+                    _clear_raised_in_thread(entry.thread_id)
+                    self._running.pop(entry.job.id, None)
+                    return entry.abandoned
+            except (TaskCancelled, SoftTimeout):
+                continue
 
     def _monitor(self) -> None:
         while not self._stopping.wait(0.05):
@@ -158,6 +189,7 @@ class ThreadPool:
                 for entry in self._running.values():
                     if (
                         entry.soft_deadline is not None
+                        and not entry.finished
                         and not entry.soft_fired
                         and now >= entry.soft_deadline
                     ):
@@ -190,11 +222,12 @@ class ThreadPool:
         """Graceful: flag. Force: raise TaskCancelled in the task's thread."""
         with self._lock:
             entry = self._running.get(task_id)
-            if entry is None:
+            if entry is None or entry.finished:
                 return
-            entry.cancelled = True
-            if force:
+            if force and not entry.forced:  # once: the heartbeat repeats what the cancel channel said
+                entry.forced = True
                 _raise_in_thread(entry.thread_id, ForceCancelled)
+            entry.cancelled = True
 
     def stop(self) -> list[Job]:
         """Stop taking jobs; return those still running (their threads are abandoned)."""
