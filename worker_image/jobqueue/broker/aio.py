@@ -15,11 +15,13 @@ import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError
 from typing_extensions import Unpack
 
+from jobqueue import tracing
 from jobqueue.broker.batch_enqueue import (
     parent_checks,
     parse_plan_replies,
     plan_enqueue,
     raise_missing_parents,
+    with_trace_context,
 )
 from jobqueue.broker.client import Client, QueueDepth, outcome_value
 from jobqueue.broker.dead_letters import DeadLetterStats
@@ -111,7 +113,17 @@ class AsyncClient:
         return (await self.enqueue_many([request]))[0]
 
     async def enqueue_many(self, requests: Sequence[EnqueueRequest]) -> list[AsyncTaskHandle]:
-        """Enqueue validated requests in one pipelined round trip (few script calls: see batch_enqueue)."""
+        """Enqueue validated requests in one pipelined round trip (few script calls: see batch_enqueue),
+        in a PRODUCER span when OpenTelemetry is installed (see Client.enqueue_many)."""
+        if not requests or not tracing.active():
+            return await self._send(requests)
+        with tracing.send_span([r.queue for r in requests]) as span:
+            handles = await self._send(with_trace_context(requests))
+            tracing.record_sent(span, [h.id for h in handles])
+        return handles
+
+    async def _send(self, requests: Sequence[EnqueueRequest]) -> list[AsyncTaskHandle]:
+        """enqueue_many without the producer span."""
         plan = plan_enqueue(self.settings, requests)
         new_queues = {r.queue for r in requests} - self._registered_queues
         checks = parent_checks(self.settings, requests)

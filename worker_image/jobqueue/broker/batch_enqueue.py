@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from jobqueue.broker.enqueue import (
@@ -29,6 +29,7 @@ from jobqueue.errors import ValidationError
 from jobqueue.keys import QueueKeys, new_task_id, new_task_ids
 from jobqueue.models import TaskStatus
 from jobqueue.settings import Settings
+from jobqueue.tracing import current_trace_headers, merge_headers
 
 # Bounds how long one call keeps Redis busy (about 10 µs of server time per task).
 MAX_TASKS_PER_CALL = 500
@@ -144,6 +145,7 @@ class PreparedEnqueue:
                 request.timeout,
                 request.soft_timeout,
                 request.result_ttl,
+                tuple(request.headers.items()) if request.headers else (),
             )
             spec = specs.get(spec_key)
             if spec is None:
@@ -253,3 +255,12 @@ def parse_plan_replies(plan: EnqueuePlan | PreparedEnqueue, replies: Sequence[An
         else:
             out.append(EnqueueReply(task_id, status_of[reply[position]], created=True, deduplicated=False))
     return out
+
+
+def with_trace_context(requests: Sequence[EnqueueRequest]) -> Sequence[EnqueueRequest]:
+    """``requests`` carrying the current trace context in their headers (jobqueue.tracing), so each
+    attempt's span is a child of the producer's; the same requests when there is no context to carry."""
+    context = current_trace_headers()
+    if not context:
+        return requests
+    return [replace(r, headers=merge_headers(r.headers, context)) for r in requests]

@@ -10,6 +10,7 @@ from typing import Any
 import redis
 from typing_extensions import Unpack
 
+from jobqueue import tracing
 from jobqueue.broker.batch_enqueue import (
     MAX_TASKS_PER_CALL,
     PreparedEnqueue,
@@ -18,6 +19,7 @@ from jobqueue.broker.batch_enqueue import (
     parse_plan_replies,
     raise_missing_parents,
     single_plain_call,
+    with_trace_context,
 )
 from jobqueue.broker.dead_letters import DeadLetterOperations
 from jobqueue.broker.enqueue import (
@@ -141,7 +143,17 @@ class Client(DeadLetterOperations):
     def enqueue_many(self, requests: Sequence[EnqueueRequest]) -> list[TaskHandle]:
         """Enqueue many validated requests in one pipelined round trip; every payload is checked first,
         so one bad request enqueues nothing (a missing parent is found by its script: ValidationError).
-        Plain requests of one spec share one script call (see batch_enqueue)."""
+        Plain requests of one spec share one script call (see batch_enqueue). With OpenTelemetry
+        installed, the call is a PRODUCER span whose context every message carries (jobqueue.tracing)."""
+        if not requests or not tracing.active():
+            return self._send(requests)
+        with tracing.send_span([r.queue for r in requests]) as span:
+            handles = self._send(with_trace_context(requests))
+            tracing.record_sent(span, [h.id for h in handles])
+        return handles
+
+    def _send(self, requests: Sequence[EnqueueRequest]) -> list[TaskHandle]:
+        """enqueue_many without the producer span."""
         if len(requests) == 1 and is_plain(requests[0]):
             # One plain task (``enqueue``, ``Task.enqueue``): the same call, built and run directly.
             task_id, call = single_plain_call(self.settings, requests[0])

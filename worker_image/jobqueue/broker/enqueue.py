@@ -10,11 +10,12 @@ import hashlib
 import math
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
 from jobqueue.broker.scripts import ScriptCall
 from jobqueue.errors import ValidationError
+from jobqueue.headers import check_headers, encode_headers
 from jobqueue.keys import QueueKeys, keys_for_task, new_task_id, queue_of, validate_queue_name
 from jobqueue.models import Priority, TaskStatus, parse_priority
 from jobqueue.payloads import check_encoded, check_text
@@ -51,6 +52,8 @@ class EnqueueRequest:
     unique_rerun: bool = False  # release the dedup key once the task completes
     depends_on: tuple[str, ...] = ()
     pass_result: str = ""  # set by workflows: '' | 'first' | 'list' (see lua/_workflow.lua)
+    # Message headers (jobqueue.headers), validated; the client adds the trace context (jobqueue.tracing).
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,7 @@ class EnqueueOptions(TypedDict, total=False):
     unique_ttl: int | None
     unique_rerun: bool
     depends_on: Sequence[str] | None
+    headers: Mapping[str, str] | None
 
 
 def make_request(
@@ -99,13 +103,15 @@ def make_request(
     unique_ttl: int | None = None,
     unique_rerun: bool = False,
     depends_on: Sequence[str] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> EnqueueRequest:
     """Validate enqueue options; every problem is a ValidationError naming the field.
 
     ``unique`` (implied by ``unique_key``) deduplicates on the signature (SHA-256 of name and canonical
     args / kwargs) or on ``unique_key``, for ``unique_ttl`` seconds (default 24 h); ``unique_rerun``
     allows a new task once the earlier one completed. ``depends_on`` lists parent task ids: the task stays
-    PENDING until every parent succeeded.
+    PENDING until every parent succeeded. ``headers``: string metadata carried with the message
+    (jobqueue.headers: bounded, printable ASCII; ValidationError('headers.<name>') otherwise).
     """
     if not isinstance(name, str) or not name or len(name) > 200:
         raise ValidationError("name", "must be a non-empty string of at most 200 characters")
@@ -173,6 +179,7 @@ def make_request(
         unique_rerun=bool(unique_rerun),
         depends_on=validate_parents(depends_on),
         pass_result="",
+        headers={} if headers is None else check_headers(headers),
     )
     return request
 
@@ -284,6 +291,8 @@ def shared_spec(settings: Settings, request: EnqueueRequest) -> tuple[str | int,
     soft = default_soft_timeout(request.timeout, request.soft_timeout)
     if soft is not None:
         spec += ("soft_timeout", repr(float(soft)))
+    if request.headers:
+        spec += ("headers", encode_headers(request.headers))
     return spec
 
 

@@ -16,6 +16,7 @@ from jobqueue.errors import NotSerializable, Retry, SoftTimeout, TaskCancelled
 from jobqueue.hooks import Hooks
 from jobqueue.models import DeadLetterReason
 from jobqueue.serialization import dumps
+from jobqueue.tracing import process_span, record_outcome
 
 TaskLookup = Mapping[str, Any]  # name -> TaskDefinition (kept loose to avoid an import cycle with app)
 
@@ -45,16 +46,28 @@ def run_job(
 ) -> Outcome:
     """Run a job to completion in the calling thread (coroutine functions get their own event loop), with
     the app's before_task / on_failure / after_task hooks around it (a message that can never run gets
-    none: there is no task to speak of)."""
+    none: there is no task to speak of), in the attempt's tracing span (jobqueue.tracing)."""
+    with process_span(
+        job.headers_json, task_id=job.id, name=job.name, queue=job.queue, attempt=job.token
+    ) as span:
+        outcome, raised = _attempt(registry, job, is_cancelled, hooks)
+        record_outcome(span, outcome.kind.value, outcome.error, raised)
+    return outcome
+
+
+def _attempt(
+    registry: TaskLookup, job: Job, is_cancelled: Callable[[], bool], hooks: Hooks | None
+) -> tuple[Outcome, BaseException | None]:
+    """run_job's outcome, and the exception the task raised (None when it returned or never ran)."""
     definition = registry.get(job.name)
     if definition is None:
         return reject(
             job, DeadLetterReason.UNKNOWN_TASK, f"UnknownTask: no task named {job.name!r} is registered"
-        )
+        ), None
     try:
         args, kwargs = decode_arguments(job)
     except ValueError as exc:
-        return reject(job, DeadLetterReason.MALFORMED, f"MalformedMessage: {exc}")
+        return reject(job, DeadLetterReason.MALFORMED, f"MalformedMessage: {exc}"), None
     ctx = make_context(job, is_cancelled)
     token = set_current(ctx)
     try:
@@ -63,7 +76,7 @@ def run_job(
         outcome, raised = _call(definition, job, ctx, args, kwargs)
         if hooks is not None:
             hooks.after_task(ctx, outcome.kind.value, outcome.error, raised)
-        return outcome
+        return outcome, raised
     finally:
         reset_current(token)
 

@@ -26,6 +26,7 @@ from jobqueue.context import reset_current, set_current
 from jobqueue.errors import ForceCancelled, Retry, SoftTimeout, TaskCancelled, TaskTimeout
 from jobqueue.models import DeadLetterReason
 from jobqueue.supervision import NO_RESTART, GiveUp, RestartPolicy, supervised_thread
+from jobqueue.tracing import process_span, record_outcome
 from jobqueue.worker.execution import (
     decode_arguments,
     describe,
@@ -273,13 +274,24 @@ class AsyncPool:
         task.add_done_callback(lambda t: self._finish(job, t))
 
     async def _run(self, job: Job, flag: threading.Event) -> Outcome:
+        """One attempt in its tracing span (as execution.run_job)."""
+        with process_span(
+            job.headers_json, task_id=job.id, name=job.name, queue=job.queue, attempt=job.token
+        ) as span:
+            outcome, raised = await self._attempt(job, flag)
+            record_outcome(span, outcome.kind.value, outcome.error, raised)
+        return outcome
+
+    async def _attempt(self, job: Job, flag: threading.Event) -> tuple[Outcome, BaseException | None]:
         definition = self.app.registry.get(job.name)
         if definition is None:
-            return reject(job, DeadLetterReason.UNKNOWN_TASK, f"UnknownTask: no task named {job.name!r}")
+            return reject(
+                job, DeadLetterReason.UNKNOWN_TASK, f"UnknownTask: no task named {job.name!r}"
+            ), None
         try:
             args, kwargs = decode_arguments(job)
         except ValueError as exc:
-            return reject(job, DeadLetterReason.MALFORMED, f"MalformedMessage: {exc}")
+            return reject(job, DeadLetterReason.MALFORMED, f"MalformedMessage: {exc}"), None
         ctx = make_context(job, flag.is_set)
         if definition.options.bind:
             args = [ctx, *args]
@@ -289,7 +301,7 @@ class AsyncPool:
             hooks.before_task(ctx)
             outcome, raised = await self._call(job, definition, args, kwargs, flag)
             hooks.after_task(ctx, outcome.kind.value, outcome.error, raised)
-            return outcome
+            return outcome, raised
         finally:
             reset_current(token)
 

@@ -14,9 +14,9 @@ ARGV[7] parking (see _handoff.lua): '' or absent = none (a call that only leases
         the worker first leaves the parked hash and takes what was handed to its inbox (already leased to
         it, returned first), and, if > 0 and the call ends with nothing to run and nothing to wait for
         (count 0, wait_ms -1), parks again for ARGV[7] ms with capacity ARGV[1] (0 = only unpark)
-Returns {wait_ms, next_due_ms, count, then per task 14 values:
+Returns {wait_ms, next_due_ms, count, then per task 15 values:
          id, token, name, args, kwargs, priority, timeout, soft_timeout, max_retries, retries,
-         enqueued_at, lost_leases, result_ttl, queue_wait_ms}
+         enqueued_at, lost_leases, result_ttl, queue_wait_ms, headers}
 queue_wait_ms: now minus when the task last became ready (the latest of enqueued_at, eta and ready_at,
 which release / recover / a workflow release set), '' if unknown.
 wait_ms: -1 when tasks were handed out or none are ready; otherwise how long flow control says to wait
@@ -47,7 +47,7 @@ if park_ms then
     -- pod) whose lease was recovered meanwhile is dropped, not run a second time.
     local f = redis.call('HMGET', prefix .. record[1], 'status', 'attempts', 'worker')
     if f[1] == 'RUNNING' and tonumber(f[2]) == tonumber(record[2]) and f[3] == ARGV[2] then
-      for i = 1, 14 do
+      for i = 1, 15 do
         out[#out + 1] = record[i]
       end
       handed = handed + 1
@@ -101,7 +101,7 @@ local function lease(id)
     leases[#leases + 1] = id
     held[#held + 1] = id
     count = count + 1
-    for i = 1, 14 do
+    for i = 1, 15 do
       out[#out + 1] = record[i]
     end
   elseif missing then
