@@ -17,6 +17,7 @@ from jobqueue.broker.aio import AsyncClient
 from jobqueue.errors import ConfigurationError
 from jobqueue.record.settings import RecordSettings
 from jobqueue.settings import Settings
+from jobqueue_api.access_log import AccessLog
 from jobqueue_api.errors import ERROR_RESPONSES, error_body, install_error_handlers
 from jobqueue_api.guards import BodyDeadline, RequestGuard, SecurityHeaders
 from jobqueue_api.metrics import QueueCollector
@@ -179,6 +180,9 @@ def create_app(
         open_mode=api_settings.open_mode,
     )
     app.add_middleware(SecurityHeaders)
+    if api_settings.access_log:
+        # Outermost of all: every request is logged with the status it got, refusals included.
+        app.add_middleware(AccessLog, keys=keys)
     install_error_handlers(app)
     app.include_router(health.router)
     # The record routers come first: GET /api/v1/tasks (search) and .../{id}/history sit beside the

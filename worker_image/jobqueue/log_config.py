@@ -26,6 +26,12 @@ _STRUCTURED = (
     "task_args",
     "task_kwargs",
     "result",
+    # The API's access log (jobqueue_api.access_log).
+    "method",
+    "route",
+    "path",
+    "key_id",
+    "client",
 )
 
 LOG_FORMATS = ("auto", "text", "json")
