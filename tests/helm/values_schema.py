@@ -33,6 +33,7 @@ CONSTRAINTS: dict[str, dict[str, Any]] = {
     "metricsPort": {"minimum": 1, "maximum": 65535},
     "maxUnavailable": {"minimum": 1},
     "appendfsync": {"enum": ["always", "everysec", "no"]},
+    "logFormat": {"enum": ["auto", "json", "text"]},
     "type": {"enum": ["ClusterIP", "NodePort", "LoadBalancer"]},
     "interval": {"pattern": "^[0-9]+(ms|s|m|h)$"},
     "size": {"pattern": "^[0-9]+(Ki|Mi|Gi|Ti)$"},

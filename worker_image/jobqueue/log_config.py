@@ -65,6 +65,11 @@ class JsonFormatter(logging.Formatter):
         for name in _STRUCTURED:
             if name in fields:
                 entry[name] = fields[name]
+        # kopf's per-object records (the operator) name their object in ``k8s_ref``; written under the key
+        # kopf's own JSON format uses, without the settings object kopf also attaches.
+        ref = fields.get("k8s_ref")
+        if isinstance(ref, dict):
+            entry["object"] = {k: ref.get(k) for k in ("apiVersion", "kind", "namespace", "name", "uid")}
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return self._encode(entry)
