@@ -103,10 +103,13 @@ def current_trace_headers() -> dict[str, str]:
 
 def merge_headers(own: Mapping[str, str], context: Mapping[str, str]) -> Mapping[str, str]:
     """A message's own headers with the trace context added (the context wins over a header of the same
-    name; what the merge pushes past the limits is dropped with a warning)."""
+    name; what the merge pushes past the limits is dropped with a warning, the message's own headers
+    first: the context is kept whole)."""
     if not own:
         return context
-    return clean_headers({**own, **context}, "the trace context added to the message's headers")
+    merged = dict(context)
+    merged.update((name, value) for name, value in own.items() if name not in context)
+    return clean_headers(merged, "the trace context added to the message's headers")
 
 
 @contextmanager

@@ -23,6 +23,7 @@ from jobqueue.headers import (
     encode_headers,
     header_problem,
 )
+from jobqueue.tracing import merge_headers
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -103,3 +104,12 @@ print(sorted(m for m in sys.modules if m.startswith("opentelemetry")))
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
     )
     assert json.loads(result.stdout.strip().replace("'", '"')) == ["opentelemetry"]  # only the None entry
+
+
+def test_the_trace_context_is_kept_whole_when_a_message_already_has_as_many_headers_as_allowed() -> None:
+    own = {f"h{i:02d}": "v" for i in range(MAX_HEADERS)} | {"traceparent": "stale"}
+    context = {"traceparent": TRACEPARENT, "tracestate": "rojo=1"}
+    merged = merge_headers(dict(list(own.items())[1:]), context)
+    assert len(merged) == MAX_HEADERS
+    assert merged["traceparent"] == TRACEPARENT and merged["tracestate"] == "rojo=1"
+    assert merge_headers({}, context) is context
