@@ -13,6 +13,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 image="${1:-jobqueue-base:bookworm}"
 work="$(mktemp -d /tmp/jobqueue-probe-node.XXXXXX)"
 containerd_pid=""
+cgroup_parent="jobqueue-probe-$$"
 say() { echo "probe-real-node: $*"; }
 blocked() {
   say "BLOCKED: $*"
@@ -25,6 +26,8 @@ cleanup() {
     kill "$containerd_pid" 2>/dev/null || true
     wait "$containerd_pid" 2>/dev/null || true
   fi
+  # The container's cgroups (runc mirrors them into the unified hierarchy too), deepest first.
+  find /sys/fs/cgroup/*/"$cgroup_parent" -depth -type d -exec rmdir {} \; 2>/dev/null || true
   # Snapshots are overlay mounts under the root directory: unmount before removing it.
   grep -F " $work/" /proc/self/mounts | awk '{print $2}' | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
   rm -rf "$work"
@@ -46,6 +49,13 @@ if [ -d /sys/fs/cgroup/memory ]; then
 fi
 grep -qw overlay /proc/filesystems && say "overlay filesystem: available" || say "overlay filesystem: missing"
 say "capabilities: $(grep CapEff /proc/self/status | awk '{print $2}') (000001ffffffffff = all)"
+# Pod sandboxes get oom_score_adj -998; lowering it needs CAP_SYS_RESOURCE. Without it runc fails every
+# sandbox ("can't get final child's PID from pipe: EOF") unless containerd restricts the score.
+if err="$(bash -c 'echo -998 > /proc/self/oom_score_adj' 2>&1)"; then
+  say "oom_score_adj can be lowered"
+else
+  say "oom_score_adj cannot be lowered (${err##*: }): containerd needs restrict_oom_score_adj = true"
+fi
 say "swap: $(awk 'NR > 1' /proc/swaps | wc -l) device(s)"
 say "containerd: $(containerd --version 2>&1 || echo missing)"
 say "runc: $(runc --version 2>&1 | head -1 || echo missing)"
@@ -92,7 +102,7 @@ ref="$(ctr --address "$work/containerd.sock" -n k8s.io images ls -q | grep -v '^
 say "imported $image as $ref"
 
 if ! out="$(timeout 60 ctr --address "$work/containerd.sock" -n k8s.io run --rm --net-host \
-  --snapshotter "$snapshotter" "$ref" probe sh -c 'echo ran as pid $$ in $(cat /proc/self/cgroup | head -1)' 2>&1)"; then
+  --cgroup "/$cgroup_parent/probe" --snapshotter "$snapshotter" "$ref" probe sh -c 'echo ran as pid $$ in $(cat /proc/self/cgroup | head -1)' 2>&1)"; then
   blocked "ctr run --net-host $ref: $out"
 fi
 say "container output: $out"

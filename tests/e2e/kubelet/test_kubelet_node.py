@@ -7,6 +7,7 @@ default user is root, which is what runAsNonRoot must refuse.
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from collections.abc import Callable
@@ -20,7 +21,14 @@ from kubernetes import client as k8s_client
 from k8s.control_plane import ControlPlane, free_port, read_versions
 from k8s.kubelet_node import POD_CIDR, KubeletNode
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [
+    pytest.mark.timeout(300),
+    # Checked here as well as in the fixture, so an opted-out run does not start a control plane first.
+    pytest.mark.skipif(
+        os.environ.get("JOBQUEUE_TEST_NODE") != "kubelet",
+        reason="REAL KUBELET NODE IS OPT-IN: set JOBQUEUE_TEST_NODE=kubelet (see tests/k8s/README.md)",
+    ),
+]
 IMAGE = "jobqueue-base:bookworm"
 
 
