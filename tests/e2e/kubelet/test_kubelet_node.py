@@ -50,14 +50,24 @@ def pod(node: KubeletNode, name: str, script: str, **spec: Any) -> dict[str, Any
             "nodeSelector": node.node_selector,
             "tolerations": [node.toleration],
             "automountServiceAccountToken": False,
-            "securityContext": {"runAsUser": 10001, "runAsGroup": 10001, "runAsNonRoot": True},
+            # What the chart's pods run with (values.yaml podSecurityContext, the operator's manifests).
+            "securityContext": {
+                "runAsUser": 10001,
+                "runAsGroup": 10001,
+                "runAsNonRoot": True,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
             "containers": [
                 {
                     "name": "main",
                     "image": IMAGE,
                     "imagePullPolicy": "Never",
                     "command": ["sh", "-c", script],
-                    "securityContext": {"readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}},
+                    "securityContext": {
+                        "readOnlyRootFilesystem": True,
+                        "allowPrivilegeEscalation": False,
+                        "capabilities": {"drop": ["ALL"]},
+                    },
                     "volumeMounts": [{"name": "work", "mountPath": "/work"}],
                     **spec.pop("main", {}),
                 }
@@ -107,7 +117,7 @@ def test_the_node_registers_ready_as_the_release_and_runs_a_host_network_pod(
     assert "sent" in container_log(kubelet_node, kube_namespace, "host-net")
 
 
-def test_run_as_non_root_and_a_read_only_root_filesystem_are_enforced(
+def test_run_as_non_root_read_only_root_seccomp_and_no_new_privileges_are_enforced(
     kubelet_node: KubeletNode, kube_api: k8s_client.ApiClient, kube_namespace: str
 ) -> None:
     core = k8s_client.CoreV1Api(kube_api)
@@ -117,7 +127,8 @@ def test_run_as_non_root_and_a_read_only_root_filesystem_are_enforced(
     core.create_namespaced_pod(kube_namespace, as_root)
     script = (
         'echo "uid=$(id -u)"; touch /not-writable || echo "root is read-only"; '
-        "touch /work/ok && echo 'emptyDir is writable'"
+        "touch /work/ok && echo 'emptyDir is writable'; "
+        "grep -E '^(Seccomp|NoNewPrivs|CapEff):' /proc/self/status"
     )
     core.create_namespaced_pod(kube_namespace, pod(kubelet_node, "non-root", script, restartPolicy="Never"))
 
@@ -136,6 +147,8 @@ def test_run_as_non_root_and_a_read_only_root_filesystem_are_enforced(
     log = container_log(kubelet_node, kube_namespace, "non-root")
     assert "uid=10001" in log and "emptyDir is writable" in log, log
     assert "Read-only file system" in log and "root is read-only" in log, log
+    # RuntimeDefault seccomp is a filter (mode 2); no privilege escalation; every capability dropped.
+    assert "Seccomp:\t2" in log and "NoNewPrivs:\t1" in log and "CapEff:\t0000000000000000" in log, log
 
 
 def test_probes_mark_ready_and_a_failing_liveness_probe_restarts_the_container(
