@@ -72,6 +72,7 @@ class OperatorSettings(EnvFileSettings):
         default_factory=lambda: ["jobqueue-connection"],
         description="Secrets a WorkerPool pod or connectionSecretName may reference (JSON list)",
     )
+
     def pod_policy(self) -> PodPolicy:
         """The WorkerPool pod policy these settings describe."""
         return PodPolicy(
