@@ -7,8 +7,8 @@ temporary storage directory, never the packaged service) scrapes the API's /metr
 evaluates the chart's alert rules. Then:
 
 - every dashboard query (``$queue`` and ``$pool`` as Grafana's "All") returns at least one number, but
-  the ones listed in NEEDS_THE_OPERATOR, which only the operator exports (it needs Kubernetes and a
-  WorkerPool; tests/integration/helm/test_metric_names.py checks those names against its registry);
+  the ones on the operator's metrics (NEEDS_THE_OPERATOR: it needs Kubernetes and a WorkerPool), which
+  tests/integration/operator/test_operator_dashboard.py asks of a real operator;
 - every alert rule evaluates without error, and none fires on this healthy stack;
 - once the stack stops, JobQueueMetricsAbsent goes pending: the API's series are marked stale at the
   first failed scrape, and absent() sees it.
@@ -16,96 +16,36 @@ evaluates the chart's alert rules. Then:
 
 from __future__ import annotations
 
-import json
-import math
 import os
-import re
 import signal
 import subprocess
 import sys
-import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from http_calls import OutputLines, poll, request
 
-from helm.fixtures import CHART
-from helm.prometheus_tools import prometheus_tool, write_rule_file
+from helm.prometheus_tools import (
+    API_METRICS,
+    OPERATOR_METRICS,
+    Prometheus,
+    dashboard_queries,
+    grafana_all,
+    prometheus_tool,
+    write_rule_file,
+)
 from jobqueue.embedded.redis_server import free_port
 
 pytestmark = pytest.mark.timeout(420)
-OPERATOR_METRICS = re.compile(r"\bjobqueue_(operator|workerpool)_[a-z_]+")
-# Queries only the operator can answer, and why this test cannot provide them.
+# Why the operator's queries are not asked here (tests/integration/operator/test_operator_dashboard.py
+# asks them of a real operator on the test control plane).
 NEEDS_THE_OPERATOR = "exported by the operator alone, which needs Kubernetes and a WorkerPool"
-
-
-def dashboard_queries() -> list[tuple[str, str]]:
-    dashboard = json.loads((CHART / "dashboards/jobqueue.json").read_text())
-    return [(p["title"], t["expr"]) for p in dashboard["panels"] for t in p.get("targets", [])]
-
-
-def grafana_all(expr: str) -> str:
-    """The query as Grafana sends it with every variable at "All" (allValue .*)."""
-    return expr.replace("$queue", ".*").replace("$pool", ".*")
 
 
 def clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("JOBQUEUE_")}
-
-
-class Prometheus:
-    """A Prometheus server of our own: 127.0.0.1, a free port, storage in the test's directory."""
-
-    def __init__(self, binary: Path, workdir: Path, api_port: int) -> None:
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        config = {
-            "global": {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "1s"},
-            "rule_files": ["rules.yaml"],
-            "scrape_configs": [
-                {"job_name": "jobqueue-api", "static_configs": [{"targets": [f"127.0.0.1:{api_port}"]}]}
-            ],
-        }
-        (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
-        self.log = (workdir / "prometheus.log").open("w")
-        self.process = subprocess.Popen(
-            [str(binary), "--config.file=prometheus.yml", f"--storage.tsdb.path={workdir / 'tsdb'}",
-             f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"],
-            cwd=workdir, stdout=self.log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-
-    def get(self, path: str, **params: str) -> Any:
-        url = f"{self.base}{path}?{urllib.parse.urlencode(params)}"
-        with urllib.request.urlopen(url, timeout=10) as resp:
-            body = json.loads(resp.read())
-        assert body["status"] == "success", body
-        return body["data"]
-
-    def ready(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.base}/-/ready", timeout=2) as resp:
-                return bool(resp.status == 200)
-        except OSError:
-            return False
-
-    def numbers(self, expr: str) -> list[float]:
-        """The finite values of an instant query (NaN, such as a quantile of no observations, is no data)."""
-        result = self.get("/api/v1/query", query=expr)["result"]
-        values = [float(r["value"][1]) for r in result]
-        return [v for v in values if not math.isnan(v)]
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(10)
-        self.log.close()
 
 
 @pytest.fixture
@@ -142,7 +82,7 @@ def prometheus(
     workdir = tmp_path / "prometheus"
     workdir.mkdir()
     write_rule_file(helm_bin, workdir / "rules.yaml")
-    server = Prometheus(binary, workdir, stack[1])
+    server = Prometheus(binary, workdir, {"jobqueue-api": f"127.0.0.1:{stack[1]}"})
     try:
         poll(server.ready, 60, "Prometheus to be ready")
         yield server
@@ -163,7 +103,7 @@ def test_a_real_prometheus_scraping_jobqueue_up_answers_every_dashboard_query(
     queries = dashboard_queries()
     operator_only = [(t, q) for t, q in queries if OPERATOR_METRICS.search(q)]
     # The exclusion is exactly the operator's metrics: no query of an API metric can hide behind it.
-    assert all(not re.search(r"\bjobqueue_(?!operator_|workerpool_)", q) for _, q in operator_only)
+    assert all(not API_METRICS.search(q) for _, q in operator_only)
     expected = [(t, q) for t, q in queries if (t, q) not in operator_only]
     missing = expected
 
@@ -184,7 +124,7 @@ def test_a_real_prometheus_scraping_jobqueue_up_answers_every_dashboard_query(
 
     # The chart's alert rules, evaluated on live data: no error, and nothing fires on a healthy stack.
     def evaluated() -> list[dict[str, Any]]:
-        rules = [r for g in prometheus.get("/api/v1/rules")["groups"] for r in g["rules"]]
+        rules = prometheus.rules()
         return rules if rules and all(r.get("lastEvaluation", "").startswith("20") for r in rules) else []
 
     rules = poll(evaluated, 30, "the alert rules to be evaluated")
@@ -199,8 +139,7 @@ def test_a_real_prometheus_scraping_jobqueue_up_answers_every_dashboard_query(
     process.wait(60)
 
     def absent_alert_state() -> str:
-        rules = [r for g in prometheus.get("/api/v1/rules")["groups"] for r in g["rules"]]
-        (absent,) = [r for r in rules if r["name"] == "JobQueueMetricsAbsent"]
+        (absent,) = [r for r in prometheus.rules() if r["name"] == "JobQueueMetricsAbsent"]
         return str(absent["state"])
 
     poll(lambda: absent_alert_state() == "pending", 30, "JobQueueMetricsAbsent to be pending")
