@@ -92,6 +92,7 @@ def test_every_operator_panel_of_the_dashboard_shows_data(
 
     poll(at_max_pending, 30, "JobQueueWorkerPoolAtMax to be pending on the pinned pool")
     rules = prometheus.rules()
+    assert {r["name"]: r["state"] for r in rules}["JobQueueOperatorMetricsAbsent"] == "inactive"
     assert {r["name"]: (r["health"], r.get("lastError", "")) for r in rules} == {
         r["name"]: ("ok", "") for r in rules
     }
