@@ -147,3 +147,15 @@ def test_only_what_redis_recorded_as_a_retry_or_a_final_failure_counts(
     code: CompletionCode, kind: OutcomeKind, counter: str | None
 ) -> None:
     assert outcome_counter(code, kind) == counter
+
+
+def test_a_registered_name_redis_cannot_store_is_folded_so_the_flush_always_encodes() -> None:
+    metrics = TaskMetrics(lambda name: True)
+    for name in ("nul\x00name", "lone\udcffsurrogate"):
+        metrics.observe_run("q", name, 0.1)
+        metrics.count("q", name, FAILED)
+    (flush,) = metrics.take()
+    assert read_counters(FAILED, as_redis_hash([flush], "q")) == {OTHER_TASK: 2}
+    call = build_flush("p", metrics.writer, flush)
+    for arg in call.args:
+        str(arg).encode("utf-8")  # what redis-py does: a lone surrogate would raise here

@@ -39,7 +39,9 @@ from dataclasses import dataclass, field
 from jobqueue.broker.completion import CompletionCode
 from jobqueue.broker.leases import OutcomeKind
 from jobqueue.broker.scripts import ScriptCall
+from jobqueue.errors import ValidationError
 from jobqueue.keys import QueueKeys
+from jobqueue.payloads import check_text
 
 # Seconds. Run time spans sub-millisecond tasks to hour-long batch jobs; queue wait likewise spans an idle
 # system (about a millisecond) to a backlog of hours.
@@ -153,6 +155,12 @@ class TaskMetrics:
             return label
         if not self._known_task(task):
             return OTHER_TASK  # not cached: unregistered names are caller input, unbounded
+        try:
+            check_text(task, "task")
+        except ValidationError:
+            # A registered name Redis cannot take (NUL, lone surrogate): in a field name it would fail
+            # the heartbeat's whole pipeline, lease renewals included, on every beat.
+            return OTHER_TASK
         seen = self._seen.get(queue, 0)
         label = task if seen < self._max_tasks else OTHER_TASK
         self._seen[queue] = seen + (label == task)
