@@ -54,7 +54,6 @@ WAIT_BUCKETS: tuple[float, ...] = (
 )  # fmt: skip
 RUN, WAIT = "run", "wait"
 FAILED, RETRIED = "failed", "retried"
-COUNTER_KINDS = (FAILED, RETRIED)
 INF = "inf"
 OTHER_TASK = "_other"
 MAX_TASKS_PER_QUEUE = 200

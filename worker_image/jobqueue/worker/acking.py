@@ -109,10 +109,10 @@ class Acking:
                 self._burst.record(batch, results)
             for (job, outcome), result in zip(batch, results, strict=True):
                 log_stale_completion(job, outcome.kind.value, result)
-            self.task_log.recorded(batch, results)
-            for (job, outcome), code in zip(batch, results, strict=True):
-                if (counter := outcome_counter(code, outcome.kind)) is not None:
+                # Per queue and task name, flushed with the next heartbeat (no round trip of its own).
+                if (counter := outcome_counter(result, outcome.kind)) is not None:
                     self.task_metrics.count(job.queue, job.name, counter)
+            self.task_log.recorded(batch, results)
             if self.app.hooks.has(HookKind.DEAD_LETTER):
                 self._notify_dead_letters(batch, results)
             with self._lock:
