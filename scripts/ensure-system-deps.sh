@@ -37,3 +37,17 @@ if [ "$browser" = 1 ] && [ ! -x /usr/bin/chromium ]; then
     echo "note: /usr/bin/chromium missing and apt-get unavailable; the web UI tests will skip (fail under CI=true)"
   fi
 fi
+# prometheus: Debian's package ships the Prometheus server and promtool; the alert-rule tests
+# (`promtool check/test rules`) and the dashboard test (a real server scraping a running stack) run the
+# binaries themselves on free ports. Test tooling, so not for --no-browser (make run); no recommends (they
+# would add node-exporter), and the packaged service is stopped: nothing listens on 9090 on our behalf.
+if [ "$browser" = 1 ] && ! command -v promtool >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing system packages: prometheus"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+    (systemctl disable --now prometheus 2>/dev/null || service prometheus stop 2>/dev/null) || true
+  else
+    echo "note: promtool missing and apt-get unavailable; the Prometheus tests will skip (fail under CI=true)"
+  fi
+fi

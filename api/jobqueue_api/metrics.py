@@ -9,8 +9,10 @@ Labels are queue, priority, task, schedule and state; never task ids (unbounded 
 
 from __future__ import annotations
 
+import platform
 import time
 from collections.abc import Iterator
+from importlib import metadata
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -18,7 +20,16 @@ from prometheus_client.registry import Collector
 from jobqueue.broker.client import Client
 from jobqueue.broker.live_state import queue_counters, task_metrics_fields
 from jobqueue.broker.recorder_progress import RecorderProgress, read_record_rejects, read_recorder_progress
-from jobqueue.broker.task_metrics import RUN, RUN_BUCKETS, WAIT, WAIT_BUCKETS, read_histograms
+from jobqueue.broker.task_metrics import (
+    FAILED,
+    RETRIED,
+    RUN,
+    RUN_BUCKETS,
+    WAIT,
+    WAIT_BUCKETS,
+    read_counters,
+    read_histograms,
+)
 from jobqueue.models import WorkerState
 from jobqueue.schedules.registry import ScheduleRegistry
 
@@ -36,7 +47,33 @@ COUNTERS = {
     "cancelled": ("jobqueue_tasks_cancelled", "Tasks cancelled"),
     "lost_leases": ("jobqueue_leases_lost", "Leases that expired and were recovered"),
 }
+# task-metrics hash counter kind -> (counter name without _total, help); labels queue and task
+TASK_COUNTERS = {
+    FAILED: (
+        "jobqueue_task_failures",
+        "Attempts that ended their task FAILED or TIMEOUT (dead-lettered), by task name, as workers report",
+    ),
+    RETRIED: (
+        "jobqueue_task_retries",
+        "Failed attempts scheduled for a retry, by task name, as workers report",
+    ),
+}
 DEFAULT_RECORDER_GROUP = "jobqueue-recorder"
+
+
+def build_info() -> Metric:
+    """``jobqueue_build_info{version, python} 1``: which release answers, joinable onto any series."""
+    try:
+        version = metadata.version("jobqueue")
+    except metadata.PackageNotFoundError:
+        version = "unknown"  # run from a source tree that was never installed
+    info = GaugeMetricFamily(
+        "jobqueue_build_info",
+        "Always 1: the jobqueue version and Python this API runs",
+        labels=["version", "python"],
+    )
+    info.add_metric([version, platform.python_version()], 1)
+    return info
 
 
 class QueueCollector(Collector):
@@ -56,6 +93,7 @@ class QueueCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         """Called by prometheus_client on each scrape."""
         started = time.monotonic()
+        yield build_info()
         queues = self.client.known_queues()
         yield from self._queue_families(queues)
         yield from self._task_histograms(queues)
@@ -112,12 +150,23 @@ class QueueCollector(Collector):
             "Time from when a task became ready (enqueue, eta, retry due time) to its lease",
             labels=["queue"],
         )
+        counters = {
+            kind: CounterMetricFamily(name, doc, labels=["queue", "task"])
+            for kind, (name, doc) in TASK_COUNTERS.items()
+        }
         for queue, fields in task_metrics_fields(self.client, queues).items():
-            for h in read_histograms(RUN, fields, RUN_BUCKETS):
+            ran = read_histograms(RUN, fields, RUN_BUCKETS)
+            for h in ran:
                 run.add_metric([queue, h.task], h.buckets, h.total)
             for h in read_histograms(WAIT, fields, WAIT_BUCKETS):
                 wait.add_metric([queue], h.buckets, h.total)
-        yield from (run, wait)
+            for kind, family in counters.items():
+                # A task that ran shows 0 failures rather than no series: increase() over a series that
+                # appears at 1 misses that first failure, and an alert on it would never fire.
+                counts = {h.task: 0 for h in ran} | read_counters(kind, fields)
+                for task, n in sorted(counts.items()):
+                    family.add_metric([queue, task], n)
+        yield from (run, wait, *counters.values())
 
     def _workers(self) -> Metric:
         workers = GaugeMetricFamily("jobqueue_workers", "Workers by state", labels=["state"])

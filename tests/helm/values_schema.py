@@ -45,6 +45,8 @@ CONSTRAINTS: dict[str, dict[str, Any]] = {
     "oldestTaskAgeSloSeconds": {"exclusiveMinimum": 0},
     "deadLetterGrowthPer15m": {"minimum": 0},
     "recorderLagSeconds": {"exclusiveMinimum": 0},
+    "metricsAbsentFor": {"pattern": "^[0-9]+(s|m|h)$"},
+    "runbookBaseUrl": {"pattern": "^https?://"},
     "minReplicas": {"minimum": 0},
     "maxReplicas": {"minimum": 1},
     "lifetimeSeconds": {"minimum": 2, "maximum": 3600},
