@@ -3,7 +3,11 @@ Idempotent: a second run finds nothing expired, and tasks already recovered are 
 KEYS[1] lease zset  KEYS[2] ready high  KEYS[3] ready medium  KEYS[4] ready low
 KEYS[5] dead letter zset  KEYS[6] event stream  KEYS[7] stats hash  KEYS[8] wake list
 KEYS[9] queue config hash (its max_lost_leases field, when set, overrides ARGV[3] for this queue)
-KEYS[10] the held set of the worker named in ARGV[5] (keys.QueueKeys.held; only read when it is named)
+KEYS[10] the queue's recovery counts hash (keys.QueueKeys.recoveries): 'w:<worker>' = leases recovered from
+         that worker, 't:<worker>' = when (ms) the last one was, 'last_at' = the last recovery of the queue.
+         Counted here, in the script that recovers, so the count is exact whoever reaps (scheduler,
+         worker, operator, supervisor) and however many reap at once.
+KEYS[11] the held set of the worker named in ARGV[5] (keys.QueueKeys.held; only read when it is named)
 ARGV[1] task key prefix (ids are found inside the script; keys share the queue's hash tag)
 ARGV[2] max leases recovered per call     ARGV[3] max lost leases before a task is poison (process default)
 ARGV[4] event stream max length           ARGV[5] worker id: '' = every expired lease, else every lease
@@ -27,7 +31,7 @@ local limit = tonumber(ARGV[2])
 local by_worker = ARGV[5] ~= ''
 local ids
 if by_worker then
-  ids = redis.call('SPOP', KEYS[10], limit)
+  ids = redis.call('SPOP', KEYS[11], limit)
 else
   ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, limit)
 end
@@ -90,6 +94,9 @@ for _, id in ipairs(ids) do
         requeued = requeued + 1
       end
       redis.call('HINCRBY', KEYS[7], 'lost_leases', 1)
+      -- The field carries the worker id (a hash field, not a key: nothing is built for Cluster routing).
+      redis.call('HINCRBY', KEYS[10], 'w:' .. (f[3] or ''), 1)
+      redis.call('HSET', KEYS[10], 't:' .. (f[3] or ''), now, 'last_at', now)
     end
   end
 end
@@ -98,6 +105,6 @@ if requeued > 0 then
 end
 local left = 0
 if by_worker then
-  left = redis.call('SCARD', KEYS[10])
+  left = redis.call('SCARD', KEYS[11])
 end
 return {requeued, dead, left, cancelled}
