@@ -14,6 +14,7 @@ from psycopg_pool import ConnectionPool
 from record_helpers import drain, make_recorder
 
 from jobqueue import Client
+from jobqueue.embedded.redis_server import free_port
 from jobqueue.record import rollup
 from jobqueue.record.analytics import Granularity
 
@@ -86,9 +87,18 @@ def test_analytics_per_queue_and_task_hourly_and_daily(
     browser.screenshots("analytics-daily")
 
 
-def test_without_a_record_the_page_says_so(start_api: Callable[..., Any], browser: Any) -> None:
+def test_without_a_record_the_page_says_so_and_a_record_down_is_a_notice(
+    start_api: Callable[..., Any], browser: Any
+) -> None:
     api = start_api()
     page = open_ui(browser, api.url)
     page.goto(f"{api.url}/#/analytics")
-    page.locator("#analytics-status", has_text="503").wait_for()
+    page.locator("#analytics-status", has_text="record_not_configured").wait_for()
     assert page.locator("#notice").is_hidden()
+
+    # Configured but unreachable: a failed update, explained in the notice as on every other page.
+    down = start_api(database_url=f"postgresql://jobqueue@127.0.0.1:{free_port()}/jobqueue")
+    page = open_ui(browser, down.url)
+    page.goto(f"{down.url}/#/analytics")
+    page.locator("#notice", has_text="record (PostgreSQL) is unavailable").wait_for(timeout=30_000)
+    browser.screenshots("analytics-record-down")

@@ -136,8 +136,9 @@ export function mount(root) {
         granularity === "daily" ? api.metricsDaily() : api.metricsHourly(),
       ]);
     } catch (error) {
-      // No record configured is a deployment choice, not a failed update: say so in place.
-      if (error.status !== 503) throw error;
+      // No record configured is a deployment choice, not a failed update: say so in place. A record or
+      // a Redis that is down is a failed update, reported in the notice like on every page.
+      if (error.code !== "record_not_configured") throw error;
       showMessage(status, "error", error.describe());
       return;
     }
