@@ -6,6 +6,7 @@ decides and shapes them, so every rule here is unit-tested without I/O."""
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -64,27 +65,35 @@ class QueueRecoveries:
 
     @classmethod
     def parse(cls, fields: Mapping[str, str]) -> QueueRecoveries:
-        """Decode the hash; a garbled value reads as absent rather than failing the whole report."""
+        """Decode the hash; a garbled value (not a whole count, not a finite time) reads as absent rather
+        than failing the whole report: only recover.lua writes it, but anyone with Redis access can."""
         counts: dict[str, int] = {}
         last: dict[str, float] = {}
         for name, value in fields.items():
             kind, _, worker = name.partition(":")
-            number = _number(value)
-            if number is None:
-                continue
-            if kind == "w":
-                counts[worker] = int(number)
-            elif kind == "t":
-                last[worker] = number / 1000
-        last_at = _number(fields.get("last_at"))
+            if kind == "w" and (count := _count(value)) is not None:
+                counts[worker] = count
+            elif kind == "t" and (at := _time_ms(value)) is not None:
+                last[worker] = at / 1000
+        last_at = _time_ms(fields.get("last_at"))
         return cls(counts, last, None if last_at is None else last_at / 1000)
 
 
-def _number(value: str | None) -> float | None:
+def _count(value: str | None) -> int | None:
     try:
-        return float(value) if value is not None else None
+        count = int(value) if value is not None else None
     except ValueError:
         return None
+    return count if count is not None and 0 <= count < 2**63 else None
+
+
+def _time_ms(value: str | None) -> float | None:
+    try:
+        number = float(value) if value is not None else None
+    except ValueError:
+        return None
+    # A Redis TIME in ms; anything else (inf, nan, negative) is not a time.
+    return number if number is not None and math.isfinite(number) and number >= 0 else None
 
 
 @dataclass(frozen=True)
@@ -108,6 +117,10 @@ class MonitorInput:
     now: float  # unix seconds
 
 
+def _seconds(value: float | None) -> float | None:
+    return round(value, 3) if value is not None and math.isfinite(value) else None
+
+
 def monitor_stats(data: MonitorInput, thresholds: Thresholds) -> dict[str, Any]:
     """The JSON-ready report of GET /api/v1/workers/monitor/stats (docs/api.md, "Worker monitoring").
 
@@ -116,10 +129,11 @@ def monitor_stats(data: MonitorInput, thresholds: Thresholds) -> dict[str, Any]:
     liveness: dict[str, Liveness] = {}
     workers = []
     for worker_id, beat in sorted(data.heartbeats.items()):
-        age = max(0.0, data.now - beat)
+        # A score of -inf / inf is possible in a sorted set: no age, so dead (JSON has no infinity).
+        age = max(0.0, data.now - beat) if math.isfinite(beat) else None
         state = thresholds.classify(age if worker_id in data.reported else None)
         liveness[worker_id] = state
-        workers.append({"id": worker_id, "state": state.value, "heartbeat_age_seconds": round(age, 3)})
+        workers.append({"id": worker_id, "state": state.value, "heartbeat_age_seconds": _seconds(age)})
     counts = {state.value: 0 for state in Liveness}
     for state in liveness.values():
         counts[state.value] += 1
@@ -138,7 +152,7 @@ def monitor_stats(data: MonitorInput, thresholds: Thresholds) -> dict[str, Any]:
                 {
                     "task_id": lease.task_id,
                     "worker": lease.worker,
-                    "lease_expired_seconds_ago": round(max(0.0, data.now - lease.expires_at), 3),
+                    "lease_expired_seconds_ago": _seconds(max(0.0, data.now - lease.expires_at)),
                 }
             )
     return {

@@ -100,3 +100,34 @@ def test_no_workers_and_no_queues_is_an_empty_report(api: TestClient) -> None:
     assert body["workers"] == {"live": 0, "stale": 0, "dead": 0, "total": 0}
     assert body["orphaned_leases"] == [] and body["leases_recovered"]["by_queue"] == []
     assert api.get("/api/v1/workers/monitor/stats").status_code == 401
+
+
+def test_odd_worker_ids_and_garbled_records_do_not_break_the_report(
+    api: TestClient, monitored: Settings
+) -> None:
+    client = Client(monitored)
+    try:
+        keys = client.queue_keys("odd")
+        registry = client.global_keys.workers
+        odd = 'w\x00"<b>\u202e' + "x" * 300
+        now_ms = time.time() * 1000
+        client.redis.sadd(client.global_keys.queues, "odd")
+        # A far-future heartbeat (a worker with a wrong clock), one from 1970 and one with no record.
+        client.redis.zadd(registry, {odd: now_ms, "future": 1e300, "ancient": 1.0, "minus": float("-inf")})
+        client.redis.hset(client.global_keys.worker(odd), "status", "IDLE")
+        client.redis.hset(client.global_keys.worker("future"), "status", "IDLE")
+        garbled = {"t:" + odd: "nan?", "w:": "1", "w:big": "1e400", "last_at": "1e400", "x": "y"}
+        client.redis.hset(keys.recoveries, mapping={f"w:{odd}": "2", **garbled})
+        # A lease whose task hash is gone (no worker named), and one held by the odd worker.
+        client.redis.zadd(keys.leases, {"odd.gone": 1.0, "odd.mine": now_ms + 60_000})
+        client.redis.hset(keys.task("odd.mine"), "worker", odd)
+        body = stats(api)
+        states = {w["id"]: w["state"] for w in body["by_worker"]}
+        assert states == {odd: "live", "future": "live", "ancient": "dead", "minus": "dead"}
+        assert body["leases_recovered"]["by_queue"] == [
+            {"queue": "odd", "recovered": 3, "last_recovery_at": None}
+        ]
+        [orphans] = body["orphaned_leases"]
+        assert [(o["task_id"], o["worker"]) for o in orphans["leases"]] == [("odd.gone", "")]
+    finally:
+        client.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from jobqueue import Settings
@@ -81,3 +83,29 @@ def test_report_lists_orphans_of_dead_and_unknown_workers_only() -> None:
         {"worker": "other", "recovered": 4, "last_recovery_at": 40.0},
     ]
     assert [q["queue"] for q in recovered["by_queue"]] == ["q1", "q2"]
+
+
+def test_non_numbers_in_redis_read_as_absent() -> None:
+    rec = QueueRecoveries.parse(
+        {"w:a": "1e400", "w:b": "2.5", "w:c": "-1", "w:d": str(2**64), "w:e": "7", "t:a": "inf", "t:b": "nan",
+         "t:c": "-5", "t:e": "1000", "last_at": "1e400"}
+    )  # fmt: skip
+    assert (rec.by_worker, rec.last_by_worker, rec.last_at) == ({"e": 7}, {"e": 1.0}, None)
+
+
+def test_infinite_scores_never_reach_the_json() -> None:
+    inf = float("inf")
+    data = MonitorInput(
+        heartbeats={"a": inf, "b": -inf, "c": float("nan")},
+        reported=frozenset({"a", "b", "c"}),
+        recoveries={},
+        leases=[HeldLease("q", "q.x", "b", -inf), HeldLease("q", "q.y", "c", inf)],
+        now=100.0,
+    )
+    body = monitor_stats(data, Thresholds(15, 30))
+    assert [(w["state"], w["heartbeat_age_seconds"]) for w in body["by_worker"]] == [("dead", None)] * 3
+    assert [lease["lease_expired_seconds_ago"] for lease in body["orphaned_leases"][0]["leases"]] == [
+        None,
+        0.0,
+    ]
+    json.dumps(body, allow_nan=False)
