@@ -41,6 +41,8 @@ if #ids > 0 and KEYS[9] then
   max_lost = tonumber(redis.call('HGET', KEYS[9], 'max_lost_leases') or '') or max_lost
 end
 local requeued, dead, cancelled = 0, 0, 0
+-- worker id -> leases recovered from it in this call, written to KEYS[10] once per worker at the end
+local recovered_from = {}
 for _, id in ipairs(ids) do
   local key = prefix .. id
   local f = redis.call('HMGET', key, 'status', 'priority', 'worker', 'lost_leases', 'attempts', 'history',
@@ -94,14 +96,28 @@ for _, id in ipairs(ids) do
         requeued = requeued + 1
       end
       redis.call('HINCRBY', KEYS[7], 'lost_leases', 1)
-      -- The field carries the worker id (a hash field, not a key: nothing is built for Cluster routing).
-      redis.call('HINCRBY', KEYS[10], 'w:' .. (f[3] or ''), 1)
-      redis.call('HSET', KEYS[10], 't:' .. (f[3] or ''), now, 'last_at', now)
+      local owner = f[3] or ''
+      recovered_from[owner] = (recovered_from[owner] or 0) + 1
     end
   end
 end
 if requeued > 0 then
   jq_wake(KEYS[8])
+end
+-- Hash fields carry the worker ids (fields, not keys: nothing is built for Cluster routing).
+-- The stamps go out in chunks: unpack() of more values than Lua's C stack holds (~8000) would fail.
+local stamps = {}
+for owner, n in pairs(recovered_from) do
+  redis.call('HINCRBY', KEYS[10], 'w:' .. owner, n)
+  stamps[#stamps + 1] = 't:' .. owner
+  stamps[#stamps + 1] = now
+  if #stamps >= 1000 then
+    redis.call('HSET', KEYS[10], unpack(stamps))
+    stamps = {}
+  end
+end
+if next(recovered_from) then
+  redis.call('HSET', KEYS[10], 'last_at', now, unpack(stamps))
 end
 local left = 0
 if by_worker then
