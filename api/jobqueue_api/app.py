@@ -24,6 +24,7 @@ from jobqueue_api.metrics import QueueCollector
 from jobqueue_api.pool_backends import LocalPoolBackend, NoPoolBackend, PoolBackend
 from jobqueue_api.pool_kube import KubernetesPoolBackend, kube_api_client
 from jobqueue_api.record_access import RecordAccess
+from jobqueue_api.replica_history import ReplicaHistory
 from jobqueue_api.responses import StorableJSONResponse
 from jobqueue_api.routes import (
     dead_letters,
@@ -165,6 +166,7 @@ def create_app(
     app.state.record = RecordAccess(database_url)
     app.state.metrics_registry = registry
     app.state.pool_backend = pool_backend or _pool_backend(api_settings, client)
+    app.state.replica_history = ReplicaHistory()
     app.state.api_keys = keys
     app.state.open_mode = api_settings.open_mode
     if api_settings.open_mode:

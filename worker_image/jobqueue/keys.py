@@ -139,6 +139,13 @@ class QueueKeys:
         return f"{self._base}:children:{task_id}"
 
     @property
+    def recoveries(self) -> str:
+        """Hash of recovered-lease counts, written by recover.lua only: ``w:<worker id>`` = leases
+        recovered from that worker, ``t:<worker id>`` = time (ms) of its last one, ``last_at`` = the
+        queue's last recovery (read by broker/worker_monitor.py)."""
+        return f"{self._base}:recoveries"
+
+    @property
     def config(self) -> str:
         """Hash of live queue configuration (paused, rate limit, max in-flight, priority policy)."""
         return f"{self._base}:config"

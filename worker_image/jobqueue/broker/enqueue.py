@@ -390,12 +390,23 @@ def build_cancel(
 def build_recover(settings: Settings, queue: str, worker_id: str = "", limit: int = 1000) -> ScriptCall:
     """The recover script call: expired leases of a queue, or the leases of a worker known dead (read
     from its held set, up to ``limit`` per call). Reply: [requeued, dead_lettered, left, cancelled],
-    left = ids of that worker still to look at (call again while > 0)."""
+    left = ids of that worker still to look at (call again while > 0). Every recovered lease is counted
+    in the queue's recoveries hash, per worker, by the script itself."""
     keys = QueueKeys(settings.key_prefix, queue)
     held = (keys.held(worker_id),) if worker_id else ()
     return ScriptCall(
         "recover",
-        (keys.leases, *keys.ready_all, keys.dead, keys.events, keys.stats, keys.wake, keys.config, *held),
+        (
+            keys.leases,
+            *keys.ready_all,
+            keys.dead,
+            keys.events,
+            keys.stats,
+            keys.wake,
+            keys.config,
+            keys.recoveries,
+            *held,
+        ),
         (
             keys.task_prefix,
             limit,

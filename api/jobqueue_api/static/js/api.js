@@ -104,6 +104,11 @@ export const api = {
   // The PostgreSQL record's runs of one schedule, newest fire time first (503 without a record).
   scheduleRuns: (name, offset, limit) =>
     request("GET", `/api/v1/schedules/${q(name)}/runs?offset=${offset}&limit=${limit}`),
+  // The PostgreSQL record's analytics (503 without a record): window stats with a per-queue and per-task
+  // breakdown, and the stored hourly / daily buckets (the API's default ranges).
+  metrics: (windowSeconds) => request("GET", `/api/v1/metrics?window=${windowSeconds}`),
+  metricsHourly: () => request("GET", "/api/v1/metrics/hourly"),
+  metricsDaily: () => request("GET", "/api/v1/metrics/daily"),
   workers: () => request("GET", "/api/v1/workers"),
   workerStats: () => request("GET", "/api/v1/workers/stats"),
   // Worker pools: {"backend", "pools"}; 409 pools_not_configured when the API has no pool backend.

@@ -1,5 +1,6 @@
 // Overview: every queue's depth per priority, in-flight, delayed, dead letters and oldest age; workers;
-// throughput and success-rate charts computed from the queues' lifetime counters.
+// throughput and success-rate charts computed from the queues' lifetime counters; the worker pools (with
+// their replicas sparkline) right under the queues they serve.
 
 import { api } from "./api.js";
 import { CounterHistory, activityCharts, lifetimeSuccessRate, sumCounters } from "./charts.js";
@@ -15,6 +16,8 @@ import {
   statusBadge,
   table,
 } from "./dom.js";
+import { desiredText } from "./pool_form.js";
+import { poolHref, replicasSparkline } from "./pools.js";
 
 // Kept at module level so the charts keep their history when the user visits another page and returns.
 const history = new CounterHistory();
@@ -40,6 +43,25 @@ function queueColumns() {
   ];
 }
 
+const poolColumns = [
+  { label: "Pool", cell: (p) => link(poolHref(p.name), p.name, { class: "mono id" }) },
+  { label: "Queues", cell: (p) => p.queues.join(", "), class: "wrap" },
+  { label: "Desired", cell: desiredText, class: "num" },
+  { label: "Ready", cell: (p) => fmtNumber(p.status?.ready_replicas ?? 0), class: "num" },
+  { label: "Replicas over time", cell: replicasSparkline },
+  { label: "In flight", cell: (p) => fmtNumber(p.status?.queue_in_flight), class: "num" },
+];
+
+// Pools beside the queues they serve; an API without a pool backend (409) shows a line, not an error.
+async function loadPools() {
+  try {
+    return { pools: (await api.pools()).pools, note: null };
+  } catch (error) {
+    if (error.status !== 409) throw error;
+    return { pools: [], note: "No pool backend is configured (JOBQUEUE_API_POOLS_BACKEND)." };
+  }
+}
+
 const workerColumns = [
   { label: "Worker", cell: (w) => w.id, class: "mono" },
   { label: "Status", cell: (w) => statusBadge(w.status) },
@@ -52,20 +74,23 @@ export function mount(root) {
   const charts = h("div", { class: "charts" });
   const queues = h("div", { id: "overview-queues" });
   const workersEl = h("div", { id: "overview-workers" });
+  const poolsEl = h("div", { id: "overview-pools" });
   replace(
     root,
     h("h1", {}, "Overview"),
     cards,
     section("Activity", charts),
     section("Queues", queues),
+    section("Pools", poolsEl, h("p", {}, link("#/pools", "Manage pools"))),
     section("Workers", workersEl, h("p", {}, link("#/workers", "All worker details"))),
   );
 
   async function refresh() {
-    const [queueList, workerList, workerStats] = await Promise.all([
+    const [queueList, workerList, workerStats, poolList] = await Promise.all([
       api.queues(),
       api.workers(),
       api.workerStats(),
+      loadPools(),
     ]);
     const stats = await Promise.all(queueList.map((q) => api.queueStats(q.name)));
     const totals = sumCounters(stats.map((s) => s.counters));
@@ -90,6 +115,9 @@ export function mount(root) {
     drawCharts(charts);
     renderIfChanged(queues, queueList, (el, data) =>
       replace(el, table("Queues", queueColumns(), data, "No queue has seen a task yet.")),
+    );
+    renderIfChanged(poolsEl, poolList, (el, data) =>
+      replace(el, data.note ? h("p", { class: "empty" }, data.note) : table("Pools", poolColumns, data.pools, "No worker pools yet.")),
     );
     renderIfChanged(workersEl, workerList, (el, data) =>
       replace(el, table("Workers", workerColumns, data, "No worker has sent a heartbeat recently.")),
