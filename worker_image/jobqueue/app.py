@@ -11,7 +11,7 @@ from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from jobqueue.broker.aio import AsyncClient
 from jobqueue.broker.client import Client, TaskHandle
-from jobqueue.broker.enqueue import make_request
+from jobqueue.broker.enqueue import expiry_ms, make_request
 from jobqueue.broker.queue_admin import QueueAdmin
 from jobqueue.broker.workflows import WorkflowHandle, submit
 from jobqueue.canvas import Canvas, Signature
@@ -45,6 +45,7 @@ class TaskOptions:
     unique: bool = False
     unique_ttl: int | None = None
     unique_rerun: bool = False
+    expires: float | None = None  # seconds after each enqueue: not started by then, it ends EXPIRED
 
 
 class TaskDefinition(Generic[P, R]):
@@ -71,7 +72,14 @@ class TaskDefinition(Generic[P, R]):
 
     def _enqueue(self, args: tuple[Any, ...], kwargs: dict[str, Any], **when: Any) -> TaskHandle:
         o = self.options
-        options = {"unique": o.unique, "unique_ttl": o.unique_ttl, "unique_rerun": o.unique_rerun, **when}
+        options: dict[str, Any] = {
+            "unique": o.unique,
+            "unique_ttl": o.unique_ttl,
+            "unique_rerun": o.unique_rerun,
+        }
+        if o.expires is not None:
+            options["expires"] = o.expires
+        options.update(when)
         request = make_request(
             self.name,
             list(args),
@@ -90,7 +98,7 @@ class TaskDefinition(Generic[P, R]):
         self, args: tuple[Any, ...] | list[Any] = (), kwargs: dict[str, Any] | None = None, **options: Any
     ) -> TaskHandle:
         """Enqueue with per-call options overriding the task's (any ``make_request`` option: unique,
-        unique_key, unique_ttl, unique_rerun, depends_on, countdown, eta, ...)."""
+        unique_key, unique_ttl, unique_rerun, depends_on, countdown, eta, expires, ...)."""
         return self._enqueue(tuple(args), kwargs or {}, **options)
 
     def _signature(self, args: tuple[Any, ...], kwargs: dict[str, Any], immutable: bool) -> Signature:
@@ -233,6 +241,7 @@ class App:
         unique: bool = False,
         unique_ttl: int | None = None,
         unique_rerun: bool = False,
+        expires: float | None = None,
     ) -> Callable[[Callable[P, R]], TaskDefinition[P, R]]: ...
 
     def task(
@@ -256,6 +265,7 @@ class App:
         unique: bool = False,
         unique_ttl: int | None = None,
         unique_rerun: bool = False,
+        expires: float | None = None,
     ) -> Any:
         """Register a function as a task; usable as ``@app.task`` or ``@app.task(...)``.
 
@@ -264,7 +274,9 @@ class App:
         the task fails, else the product defaults: up to JOBQUEUE_DEFAULT_MAX_RETRIES (3) retries,
         exponential from 1 s, capped at 300 s, jittered. No ``timeout``: JOBQUEUE_DEFAULT_TIMEOUT (300 s).
 
-        ``unique=True`` deduplicates every enqueue of the task (see docs/deduplication.md)."""
+        ``unique=True`` deduplicates every enqueue of the task (see docs/deduplication.md).
+        ``expires`` (seconds): an enqueued task not started that long after its enqueue never runs and
+        ends EXPIRED (docs/expiry.md)."""
 
         def register(func: Callable[P, R]) -> TaskDefinition[P, R]:
             task_name = name or func.__name__
@@ -273,6 +285,8 @@ class App:
             validate_queue_name(queue)
             if soft_timeout is not None and timeout is not None and soft_timeout >= timeout:
                 raise ValidationError("soft_timeout", "must be less than timeout")
+            if expires is not None:
+                expiry_ms(expires)  # ValidationError('expires') at decoration, not at the first enqueue
             retry_types = (retry_on,) if isinstance(retry_on, type) else retry_on
             options = TaskOptions(
                 queue=queue,
@@ -287,6 +301,7 @@ class App:
                 unique=unique,
                 unique_ttl=unique_ttl,
                 unique_rerun=unique_rerun,
+                expires=expires,
             )
             definition: TaskDefinition[P, R] = TaskDefinition(self, func, task_name, options)
             self.registry[task_name] = definition

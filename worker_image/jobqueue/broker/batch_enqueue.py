@@ -144,6 +144,7 @@ class PreparedEnqueue:
                 request.timeout,
                 request.soft_timeout,
                 request.result_ttl,
+                request.expires_at_ms,
             )
             spec = specs.get(spec_key)
             if spec is None:

@@ -35,6 +35,7 @@ from jobqueue.errors import (
     InvalidTransition,
     ResultTimeout,
     TaskCancelled,
+    TaskExpired,
     TaskFailed,
     TaskNotFound,
     ValidationError,
@@ -87,7 +88,8 @@ class TaskHandle:
     def result(self, timeout: float | None = None) -> Any:
         """Wait (without polling) for the task to finish and return its result.
 
-        Raises TaskFailed (FAILED, TIMEOUT), TaskCancelled, or ResultTimeout after ``timeout`` seconds.
+        Raises TaskFailed (FAILED, TIMEOUT; its subclass TaskExpired for EXPIRED), TaskCancelled, or
+        ResultTimeout after ``timeout`` seconds.
         """
         return outcome_value(self.client.wait(self.id, timeout=timeout))
 
@@ -102,6 +104,8 @@ def outcome_value(record: TaskRecord) -> Any:
         return record.result
     if record.status == TaskStatus.CANCELLED:
         raise TaskCancelled(record.id, record.cancel_reason)
+    if record.status == TaskStatus.EXPIRED:
+        raise TaskExpired(record.id)
     raise TaskFailed(record.id, record.status.value, record.error, record.traceback)
 
 

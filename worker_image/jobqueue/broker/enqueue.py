@@ -11,7 +11,7 @@ import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypedDict
+from typing import Any, TypedDict, TypeGuard
 
 from jobqueue.broker.scripts import ScriptCall
 from jobqueue.errors import ValidationError
@@ -51,6 +51,7 @@ class EnqueueRequest:
     unique_rerun: bool = False  # release the dedup key once the task completes
     depends_on: tuple[str, ...] = ()
     pass_result: str = ""  # set by workflows: '' | 'first' | 'list' (see lua/_workflow.lua)
+    expires_at_ms: int | None = None  # not started by then (unix ms): EXPIRED, never run
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,7 @@ class EnqueueOptions(TypedDict, total=False):
     unique_ttl: int | None
     unique_rerun: bool
     depends_on: Sequence[str] | None
+    expires: float | dt.datetime | None
 
 
 def make_request(
@@ -99,13 +101,15 @@ def make_request(
     unique_ttl: int | None = None,
     unique_rerun: bool = False,
     depends_on: Sequence[str] | None = None,
+    expires: float | dt.datetime | None = None,
 ) -> EnqueueRequest:
     """Validate enqueue options; every problem is a ValidationError naming the field.
 
     ``unique`` (implied by ``unique_key``) deduplicates on the signature (SHA-256 of name and canonical
     args / kwargs) or on ``unique_key``, for ``unique_ttl`` seconds (default 24 h); ``unique_rerun``
     allows a new task once the earlier one completed. ``depends_on`` lists parent task ids: the task stays
-    PENDING until every parent succeeded.
+    PENDING until every parent succeeded. ``expires`` (seconds from now, or a datetime; naive = UTC): a
+    task not started by then is never run and ends EXPIRED (docs/expiry.md).
     """
     if not isinstance(name, str) or not name or len(name) > 200:
         raise ValidationError("name", "must be a non-empty string of at most 200 characters")
@@ -130,6 +134,7 @@ def make_request(
         raise ValidationError("countdown", f"must be a number of seconds between 0 and {MAX_DELAY_SECONDS}")
     if eta is not None:
         _check_eta(eta)
+    expires_at_ms = None if expires is None else expiry_ms(expires, countdown, eta)
     if max_retries is not None and (
         not isinstance(max_retries, int) or isinstance(max_retries, bool) or not 0 <= max_retries <= 1000
     ):
@@ -173,6 +178,7 @@ def make_request(
         unique_rerun=bool(unique_rerun),
         depends_on=validate_parents(depends_on),
         pass_result="",
+        expires_at_ms=expires_at_ms,
     )
     return request
 
@@ -204,6 +210,38 @@ def _check_eta(eta: object) -> None:
         raise ValidationError("eta", f"must be at most {MAX_DELAY_SECONDS} seconds in the future")
 
 
+def expiry_ms(expires: object, countdown: float | None = None, eta: dt.datetime | None = None) -> int:
+    """``expires`` (seconds from now, or a datetime; naive = UTC) as unix ms. ValidationError('expires')
+    when it is not in the future, too far ahead, or not after the task's eta / countdown (it could never
+    run). Relative expiry is taken on the producer's clock, as an absolute eta is."""
+    now = time.time()
+    if isinstance(expires, dt.datetime):
+        try:
+            at = (expires if expires.tzinfo else expires.replace(tzinfo=dt.UTC)).timestamp()
+        except (OverflowError, ValueError, OSError) as exc:
+            raise ValidationError("expires", "is out of range") from exc
+        if at <= now:
+            raise ValidationError(
+                "expires", f"is in the past ({expires.isoformat()}): the task could never run"
+            )
+    elif _is_number(expires) and not (isinstance(expires, float) and math.isinf(expires)):
+        if expires <= 0:
+            raise ValidationError("expires", "must be a number of seconds > 0 (or a future datetime)")
+        if expires > MAX_DELAY_SECONDS:  # before float(): a huge int would overflow it
+            raise ValidationError("expires", f"must be at most {MAX_DELAY_SECONDS} seconds in the future")
+        at = now + float(expires)
+    else:
+        raise ValidationError("expires", "must be a number of seconds > 0 or a datetime")
+    if at - now > MAX_DELAY_SECONDS:
+        raise ValidationError("expires", f"must be at most {MAX_DELAY_SECONDS} seconds in the future")
+    due = now + countdown if countdown else None
+    if eta is not None:
+        due = (eta if eta.tzinfo else eta.replace(tzinfo=dt.UTC)).timestamp()
+    if due is not None and at <= due:
+        raise ValidationError("expires", "must be after the task's eta / countdown: it could never run")
+    return int(at * 1000)
+
+
 def validate_parents(depends_on: Sequence[str] | None) -> tuple[str, ...]:
     """Parent ids as a tuple without duplicates (order kept); ValidationError('depends_on') otherwise."""
     if depends_on is None:
@@ -227,8 +265,14 @@ def unique_digest(request: EnqueueRequest) -> str:
     return signature(request.name, request.args, request.kwargs)
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value)
+def _is_number(value: object) -> TypeGuard[int | float]:
+    # isnan only on floats: math.isnan(10**400) raises OverflowError (a huge int is a number, refused
+    # later by its range check).
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and not (isinstance(value, float) and math.isnan(value))
+    )
 
 
 def default_soft_timeout(timeout: float | None, soft_timeout: float | None) -> float | None:
@@ -284,6 +328,8 @@ def shared_spec(settings: Settings, request: EnqueueRequest) -> tuple[str | int,
     soft = default_soft_timeout(request.timeout, request.soft_timeout)
     if soft is not None:
         spec += ("soft_timeout", repr(float(soft)))
+    if request.expires_at_ms is not None:
+        spec += ("expires_at", request.expires_at_ms)
     return spec
 
 

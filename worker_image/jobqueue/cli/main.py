@@ -192,6 +192,7 @@ def _enqueue(args: argparse.Namespace) -> int:
         unique_ttl=args.unique_ttl,
         unique_rerun=args.unique_rerun,
         depends_on=args.depends_on or None,
+        expires=args.expires,
     )
     print(handle.id)
     if args.wait is not None:
@@ -306,6 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-retries", type=int, default=None, help="retries after a failure (default: the queue's default)"
     )
     e.add_argument("--timeout", type=float, default=None)
+    e.add_argument("--expires", type=float, default=None, help="seconds: not started by then, never run")
     e.add_argument("--wait", type=float, default=None, help="wait up to N seconds and print the result")
     e.add_argument("--unique", action="store_true", help="deduplicate on name + args (docs/deduplication.md)")
     e.add_argument("--unique-key", default=None, help="deduplicate on this key instead")

@@ -59,6 +59,7 @@ if unique_ttl > 0 then
     end
     local held = redis.call('HGET', holder_key, 'status')
     local finished = held == 'SUCCESS' or held == 'FAILED' or held == 'TIMEOUT' or held == 'CANCELLED'
+      or held == 'EXPIRED'
     -- A holder whose record is gone cannot be returned; a finished one is replaced only if re-execution
     -- is allowed (its release on completion was the normal path; this covers a key set before that).
     if held and not (finished and ARGV[6] == '1') then
@@ -100,7 +101,7 @@ if nparents > 0 then
         fields[#fields + 1] = 'presult:' .. pid
         fields[#fields + 1] = p[2] or 'null'
       end
-    elseif p[1] == 'FAILED' or p[1] == 'TIMEOUT' or p[1] == 'CANCELLED' then
+    elseif p[1] == 'FAILED' or p[1] == 'TIMEOUT' or p[1] == 'CANCELLED' or p[1] == 'EXPIRED' then
       failed_parent = true
     else
       waiting = waiting + 1
