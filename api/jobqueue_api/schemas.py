@@ -53,6 +53,9 @@ class Submitted(BaseModel):
 
     ids: list[str]
     deduplicated: list[bool] = Field(default_factory=list)
+    # The id each enqueue was given: ids[i] unless deduplicated[i], and then the id whose
+    # GET /api/v1/tasks/{id}/duplicate names the task it was folded into.
+    enqueue_ids: list[str] = Field(default_factory=list)
 
 
 class CancelRequest(BaseModel):

@@ -1,8 +1,10 @@
-"""Task features through the real API (a real Redis, real worker processes): expiry and progress."""
+"""Task features through the real API (a real Redis, real worker processes): expiry, progress and the
+duplicate lookup of a deduplicated enqueue."""
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -12,6 +14,7 @@ from jq_testing import wait_until
 from pydantic import SecretStr
 
 from jobqueue import Client, Settings
+from jobqueue.serialization import signature as signature_of
 from jobqueue_api import create_app
 from jobqueue_api.settings import ApiSettings
 
@@ -117,3 +120,61 @@ def test_progress_is_on_the_task_detail_while_it_runs(
     client.redis.rpush(f"{client.settings.key_prefix}:test:release:{task_id}", "go")
     wait_until(lambda: task(api, task_id)["status"] == "SUCCESS", timeout=30)
     assert task(api, task_id)["progress"]["done"] == 3
+
+
+def test_a_deduplicated_enqueue_names_the_task_it_was_folded_into(api: TestClient, client: Client) -> None:
+    body = {"name": "record", "args": [7], "unique": True, "countdown": 600}
+    first = api.post("/api/v1/tasks", json=body, headers=SUBMIT).json()
+    second = api.post("/api/v1/tasks", json=body, headers=SUBMIT).json()
+    holder = first["ids"][0]
+    assert (first["deduplicated"], first["enqueue_ids"]) == ([False], [holder])
+    assert second["ids"] == [holder] and second["deduplicated"] == [True]
+    folded = second["enqueue_ids"][0]
+    assert folded != holder
+    r = api.get(f"/api/v1/tasks/{folded}/duplicate", headers=READ)
+    assert r.status_code == 200, r.text
+    answer = r.json()
+    signature = signature_of("record", [7], {})
+    assert answer["duplicate"] is True
+    assert (answer["duplicate_of"], answer["duplicate_of_status"], answer["signature"]) == (
+        holder,
+        "DELAYED",
+        signature,
+    )
+    assert abs(answer["folded_at"] - client.redis.time()[0]) < 30
+    # The folded id is no task of its own.
+    assert api.get(f"/api/v1/tasks/{folded}", headers=READ).status_code == 404
+    # The holder is not a duplicate; it carries the same signature.
+    mine = api.get(f"/api/v1/tasks/{holder}/duplicate", headers=READ).json()
+    assert (mine["duplicate"], mine["duplicate_of"], mine["signature"]) == (False, None, signature)
+
+
+def test_an_explicit_unique_key_and_a_plain_task(api: TestClient) -> None:
+    body = {"name": "record", "unique_key": "invoice-42 ✓", "countdown": 600}
+    api.post("/api/v1/tasks", json=body, headers=SUBMIT)
+    folded = api.post("/api/v1/tasks", json={**body, "args": [1]}, headers=SUBMIT).json()["enqueue_ids"][0]
+    answer = api.get(f"/api/v1/tasks/{folded}/duplicate", headers=READ).json()
+    assert answer["signature"] == hashlib.sha256("key:invoice-42 ✓".encode()).hexdigest()
+    plain = submit(api)
+    answer = api.get(f"/api/v1/tasks/{plain}/duplicate", headers=READ).json()
+    assert (answer["duplicate"], answer["signature"]) == (False, None)
+
+
+@pytest.mark.parametrize(
+    ("task_id", "status"),
+    [
+        ("default." + "0" * 32, 404),  # well formed, unknown
+        ("nosuchqueue." + "a" * 32, 404),
+        ("default.xyz", 422),
+        ("default." + "0" * 31 + "%00", 422),
+        ("%ED%A0%80." + "0" * 32, 422),
+    ],
+)
+def test_an_unknown_or_malformed_id_is_a_json_4xx(api: TestClient, task_id: str, status: int) -> None:
+    r = api.get(f"/api/v1/tasks/{task_id}/duplicate", headers=READ)
+    assert r.status_code == status, r.text
+    assert "error" in r.json()
+
+
+def test_the_duplicate_route_needs_the_read_scope(api: TestClient) -> None:
+    assert api.get("/api/v1/tasks/default." + "0" * 32 + "/duplicate").status_code == 401

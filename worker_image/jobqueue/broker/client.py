@@ -68,11 +68,15 @@ class QueueDepth:
 class TaskHandle:
     """A reference to an enqueued task."""
 
-    def __init__(self, client: Client, task_id: str, deduplicated: bool = False) -> None:
+    def __init__(
+        self, client: Client, task_id: str, deduplicated: bool = False, enqueue_id: str | None = None
+    ) -> None:
         self.client = client
         self.id = task_id
         # True when a unique enqueue found a live task with the same signature: ``id`` is that task's.
         self.deduplicated = deduplicated
+        # The id this enqueue was given: ``id`` unless deduplicated (then see Client.find_duplicate).
+        self.enqueue_id = enqueue_id or task_id
 
     def __repr__(self) -> str:
         return f"TaskHandle({self.id!r})"
@@ -166,7 +170,7 @@ class Client(DeadLetterOperations):
             self._register_queues(new_queues)
         # Both enqueue scripts are idempotent when re-sent, as the wire path requires.
         replies = parse_plan_replies(prepared, self._wire.run(prepared.calls()))
-        return [TaskHandle(self, r.id, r.deduplicated) for r in replies]
+        return [TaskHandle(self, r.id, r.deduplicated, r.enqueue_id) for r in replies]
 
     def _register_queues(self, new_queues: set[str]) -> None:
         """Add queues to the registry, once per client and queue."""

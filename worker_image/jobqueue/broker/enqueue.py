@@ -62,6 +62,9 @@ class EnqueueReply:
     status: TaskStatus
     created: bool
     deduplicated: bool
+    # The id this enqueue was given; when deduplicated it differs from ``id`` and names the folded record
+    # (GET /api/v1/tasks/{enqueue_id}/duplicate).
+    enqueue_id: str | None = None
 
 
 class EnqueueOptions(TypedDict, total=False):
@@ -348,7 +351,7 @@ def build_enqueue(settings: Settings, request: EnqueueRequest) -> tuple[str, Scr
     parents = list(request.depends_on)
     if parents:
         fields += ["parents", dumps(parents, "depends_on")]
-    unique_keys = (keys.unique(unique_digest(request)),) if request.unique else ()
+    unique_keys = (keys.unique(unique_digest(request)), keys.folded(task_id)) if request.unique else ()
     parent_keys = tuple(keys_for_task(settings.key_prefix, p).task(p) for p in parents)
     parent_lists = tuple(keys_for_task(settings.key_prefix, p).children(p) for p in parents)
     call = ScriptCall(
@@ -394,7 +397,10 @@ def parse_enqueue_reply(reply: Sequence[Any]) -> EnqueueReply:
     code, status, task_id = int(reply[0]), str(reply[1]), str(reply[2])
     if code == -1:
         raise ValidationError("depends_on", f"unknown parent task {task_id} (never created, or expired)")
-    return EnqueueReply(task_id, TaskStatus(status), created=code == 1, deduplicated=code == 2)
+    enqueue_id = str(reply[3]) if code == 2 and len(reply) > 3 else task_id
+    return EnqueueReply(
+        task_id, TaskStatus(status), created=code == 1, deduplicated=code == 2, enqueue_id=enqueue_id
+    )
 
 
 def build_cancel(
