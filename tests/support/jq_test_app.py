@@ -208,3 +208,10 @@ def expiring(value: int) -> int:
     """A task that expires half a second after each enqueue unless it started by then."""
     _redis().rpush(f"{app.settings.key_prefix}:test:expiring_ran", value)
     return value
+
+
+@app.periodic(cron="* * * * * *", tz="Europe/Paris", args=["tick"], name="every_second")
+def every_second(label: str) -> str:
+    """Fired every second by a scheduler started with --app jq_test_app:app."""
+    _redis().rpush(f"{app.settings.key_prefix}:test:periodic", label)
+    return label

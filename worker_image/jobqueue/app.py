@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
@@ -21,6 +21,8 @@ from jobqueue.hooks import DeadLetterNotice, HookKind, Hooks, TaskOutcome
 from jobqueue.keys import validate_queue_name
 from jobqueue.models import Priority, parse_priority
 from jobqueue.retry import BackoffFunction, RetryPolicy
+from jobqueue.schedules.code import declare_periodic
+from jobqueue.schedules.model import ConcurrencyPolicy, Schedule
 from jobqueue.schedules.registry import ScheduleRegistry
 from jobqueue.settings import Settings
 
@@ -146,6 +148,8 @@ class App:
             overrides["redis_url"] = redis_url
         self.settings = settings.model_copy(update=overrides) if settings else Settings(**overrides)
         self.registry: dict[str, TaskDefinition[Any, Any]] = {}
+        # Declared with @app.periodic; a scheduler started with this app syncs them (schedules/code.py).
+        self.periodic_schedules: dict[str, Schedule] = {}
         self.hooks = Hooks()
         self._client: Client | None = None
 
@@ -215,6 +219,46 @@ class App:
     def submit_workflow(self, canvas: Canvas) -> WorkflowHandle:
         """Create every task of a workflow atomically (what ``canvas.apply(app)`` calls)."""
         return submit(self.client, canvas)
+
+    def periodic(
+        self,
+        *,
+        cron: str,
+        tz: str = "UTC",
+        queue: str = "default",
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        name: str | None = None,
+        priority: Priority | str = Priority.MEDIUM,
+        concurrency_policy: ConcurrencyPolicy | str = ConcurrencyPolicy.ALLOW,
+    ) -> Callable[[Callable[P, R]], TaskDefinition[P, R]]:
+        """Register the function as a task (named ``name``, default its own name) that a scheduler runs
+        at every fire time of ``cron`` in zone ``tz`` with ``args`` / ``kwargs``. The schedule is synced
+        when a scheduler starts with this app (``jobqueue scheduler --app``, ``jobqueue up --app``);
+        one removed from the code is paused and reported, never deleted silently (docs/schedules.md).
+        ConfigurationError now for an invalid cron, zone or arguments."""
+
+        def register(func: Callable[P, R]) -> TaskDefinition[P, R]:
+            task_name = name or func.__name__
+            if task_name in self.periodic_schedules:
+                raise ConfigurationError(f"@app.periodic {task_name!r} is declared twice")
+            # Validated before the task is registered: a bad cron leaves nothing half-declared.
+            schedule = declare_periodic(
+                task_name,
+                cron=cron,
+                task=task_name,
+                tz=tz,
+                queue=queue,
+                args=args,
+                kwargs=kwargs,
+                priority=priority,
+                concurrency_policy=concurrency_policy,
+            )
+            definition: TaskDefinition[P, R] = self.task(name=task_name, queue=queue, priority=priority)(func)
+            self.periodic_schedules[task_name] = schedule
+            return definition
+
+        return register
 
     @overload
     def task(self, fn: Callable[P, R], /) -> TaskDefinition[P, R]: ...
