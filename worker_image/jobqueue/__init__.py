@@ -21,6 +21,7 @@ from jobqueue.context import TaskContext, current_context
 from jobqueue.errors import (
     BrokerUnavailable,
     ConfigurationError,
+    InvalidProgress,
     InvalidTransition,
     JobQueueError,
     NotSerializable,
@@ -51,6 +52,7 @@ __all__ = [
     "ConfigurationError",
     "DeadLetterNotice",
     "DeadLetterReason",
+    "InvalidProgress",
     "InvalidTransition",
     "JobQueueError",
     "NotSerializable",
