@@ -3,6 +3,7 @@ record, throttled; bad input is a typed error in the task and the worker keeps r
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -15,6 +16,7 @@ from jobqueue import Client, Settings, TaskRecord, TaskStatus
 from jobqueue.broker.leases import build_fetch, parse_fetch
 from jobqueue.broker.redis_io import run_script, script_sha
 from jobqueue.broker.task_progress import write_progress
+from jobqueue.cli import main as cli
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -121,3 +123,26 @@ def test_a_progress_written_by_hand_is_not_a_crash(client: Client) -> None:
     task_id = client.enqueue("add", [1, 1]).id
     client.redis.hset(client.queue_keys("default").task(task_id), "progress", "[1, 2")
     assert client.get_task(task_id).progress is None
+
+
+def test_jobqueue_status_shows_progress_and_expiry(
+    client: Client, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("JOBQUEUE_REDIS_URL", client.settings.redis_url.get_secret_value())
+    monkeypatch.setenv("JOBQUEUE_KEY_PREFIX", client.settings.key_prefix)
+    monkeypatch.delenv("JOBQUEUE_API_URL", raising=False)
+    assert cli.main(["enqueue", "report_progress", "--args", "[1, 1]", "--expires", "600"]) == 0
+    task_id = capsys.readouterr().out.strip()
+    reply = run_script(client.redis, build_fetch(client.settings, "default", 1, "w1"))
+    [job] = parse_fetch("default", reply).jobs
+    value = {"done": 1, "total": 4, "message": "a quarter", "at": 2.0}
+    assert write_progress(client.redis, client.settings, task_id, job.token, value)
+    assert cli.main(["status", task_id]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["progress"] == value and shown["status"] == "RUNNING"
+    assert shown["expires_at"] - shown["enqueued_at"] == pytest.approx(600, abs=5)
+    with pytest.raises(SystemExit):
+        cli.main(["enqueue", "add", "--expires", "soon"])
+    assert "--expires: invalid float value" in capsys.readouterr().err
+    assert cli.main(["enqueue", "add", "--expires", "-5"]) == 2
+    assert "error: expires: must be a number of seconds > 0" in capsys.readouterr().err
