@@ -1,5 +1,6 @@
 """The task page in a real headless Chromium, against a real API process, Redis and worker process: the
-progress bar of a running task and the EXPIRED badge of a task that expired before it started."""
+progress bar of a running task, the EXPIRED badge of a task that expired before it started, and where each
+schedule comes from."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from typing import Any
 import pytest
 from jq_testing import wait_until
 
-from jobqueue import Client, TaskStatus
+from jobqueue import App, Client, Settings, TaskStatus
 from jobqueue.broker.leases import build_fetch
 from jobqueue.broker.redis_io import run_script
+from jobqueue.services.scheduler import Scheduler
 
 pytestmark = pytest.mark.timeout(150)
 
@@ -70,3 +72,28 @@ def test_an_expired_task_shows_the_expired_badge(
     assert page.get_by_role("button", name="Retry").is_visible()
     assert page.locator("dt", has_text="Expires").is_visible()
     browser.screenshots("task-expired")
+
+
+def test_the_schedules_page_tells_code_schedules_and_orphans_apart(
+    start_api: Callable[..., Any], browser: Any, client: Client, settings: Settings
+) -> None:
+    def declared(*names: str) -> App:
+        app = App(settings=settings)
+        for name in names:
+            app.periodic(cron="0 4 * * *", name=name)(lambda: None)
+        return app
+
+    App(settings=settings).schedules.register("by-hand", cron="0 5 * * *", task="add")
+    Scheduler(client, code_schedules=declared("kept", "dropped").periodic_schedules).tick()
+    Scheduler(client, code_schedules=declared("kept").periodic_schedules).tick()
+    api = start_api()
+    page = open_ui(browser, api.url)
+    page.get_by_role("link", name="Schedules").click()
+    rows = page.locator("#schedule-list tbody tr")
+    rows.first.wait_for()
+    sources = {
+        row.locator("td").nth(0).inner_text(): row.locator("td").nth(1).inner_text() for row in rows.all()
+    }
+    assert sources == {"by-hand": "api", "kept": "code", "dropped": "code, orphaned"}
+    page.get_by_role("button", name="Resume dropped").wait_for()  # paused, not deleted
+    browser.screenshots("schedules-sources")
