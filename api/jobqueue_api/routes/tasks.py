@@ -93,7 +93,7 @@ async def retry(task_id: TaskId, request: Request, client: Client) -> Submitted:
     if record.dead_letter_reason is not None and record.completed_at is not None:
         ensure_scope(request, Scope.ADMIN)
         await client.replay_dead_letter(task_id, reset_retries=True)
-        return Submitted(ids=[task_id], deduplicated=[False])
+        return Submitted(ids=[task_id], deduplicated=[False], enqueue_ids=[task_id])
     handle = await client.enqueue(
         record.name,
         record.args,
@@ -104,7 +104,7 @@ async def retry(task_id: TaskId, request: Request, client: Client) -> Submitted:
         timeout=record.timeout,
         soft_timeout=record.soft_timeout,
     )
-    return Submitted(ids=[handle.id], deduplicated=[handle.deduplicated])
+    return Submitted(ids=[handle.id], deduplicated=[handle.deduplicated], enqueue_ids=[handle.enqueue_id])
 
 
 @router.get("/{task_id}/result", dependencies=[Depends(require(Scope.READ))])

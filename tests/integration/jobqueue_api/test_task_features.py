@@ -88,7 +88,8 @@ def test_an_expired_task_is_shown_expired(
     r = api.get(f"/api/v1/tasks/{doomed}/result", headers=READ)
     assert r.status_code == 200 and r.json()["status"] == "EXPIRED"
     # Finished: the retry route re-submits it as a new task.
-    assert api.post(f"/api/v1/tasks/{doomed}/retry", headers=SUBMIT).status_code == 200
+    retried = api.post(f"/api/v1/tasks/{doomed}/retry", headers=SUBMIT)
+    assert retried.status_code == 200 and retried.json()["enqueue_ids"] == retried.json()["ids"]
 
 
 def test_queue_expiry_is_configured_through_the_api(api: TestClient) -> None:
