@@ -11,12 +11,13 @@ from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from jobqueue.broker.aio import AsyncClient
 from jobqueue.broker.client import Client, TaskHandle
-from jobqueue.broker.enqueue import expiry_ms, make_request
+from jobqueue.broker.enqueue import make_request
 from jobqueue.broker.queue_admin import QueueAdmin
 from jobqueue.broker.workflows import WorkflowHandle, submit
 from jobqueue.canvas import Canvas, Signature
 from jobqueue.context import TaskContext
 from jobqueue.errors import ConfigurationError, ValidationError
+from jobqueue.expiry import expiry_ms
 from jobqueue.hooks import DeadLetterNotice, HookKind, Hooks, TaskOutcome
 from jobqueue.keys import validate_queue_name
 from jobqueue.models import Priority, parse_priority

@@ -15,6 +15,8 @@ from typing import Any, TypedDict, TypeGuard
 
 from jobqueue.broker.scripts import ScriptCall
 from jobqueue.errors import ValidationError
+from jobqueue.expiry import MAX_DELAY_SECONDS as _MAX_AHEAD
+from jobqueue.expiry import expiry_ms
 from jobqueue.keys import QueueKeys, keys_for_task, new_task_id, queue_of, validate_queue_name
 from jobqueue.models import Priority, TaskStatus, parse_priority
 from jobqueue.payloads import check_encoded, check_text
@@ -23,9 +25,8 @@ from jobqueue.settings import Settings
 
 DEFAULT_UNIQUE_TTL = 86_400  # a dedup key outlives any sane pending time, yet never lives forever
 MAX_PARENTS = 1000
-# The furthest a task may be scheduled ahead (countdown or eta): a typo'd year must be refused, not kept in
-# the delayed set for ever (and a datetime near year 9999 plus an offset overflows timestamp()).
-MAX_DELAY_SECONDS = 10 * 365 * 86_400
+# One bound for countdown, eta and expires (defined beside expires, jobqueue/expiry.py).
+MAX_DELAY_SECONDS = _MAX_AHEAD
 PASS_RESULT_MODES = ("", "first", "list")
 
 
@@ -211,38 +212,6 @@ def _check_eta(eta: object) -> None:
         raise ValidationError("eta", "is out of range") from exc
     if at - time.time() > MAX_DELAY_SECONDS:
         raise ValidationError("eta", f"must be at most {MAX_DELAY_SECONDS} seconds in the future")
-
-
-def expiry_ms(expires: object, countdown: float | None = None, eta: dt.datetime | None = None) -> int:
-    """``expires`` (seconds from now, or a datetime; naive = UTC) as unix ms. ValidationError('expires')
-    when it is not in the future, too far ahead, or not after the task's eta / countdown (it could never
-    run). Relative expiry is taken on the producer's clock, as an absolute eta is."""
-    now = time.time()
-    if isinstance(expires, dt.datetime):
-        try:
-            at = (expires if expires.tzinfo else expires.replace(tzinfo=dt.UTC)).timestamp()
-        except (OverflowError, ValueError, OSError) as exc:
-            raise ValidationError("expires", "is out of range") from exc
-        if at <= now:
-            raise ValidationError(
-                "expires", f"is in the past ({expires.isoformat()}): the task could never run"
-            )
-    elif _is_number(expires) and not (isinstance(expires, float) and math.isinf(expires)):
-        if expires <= 0:
-            raise ValidationError("expires", "must be a number of seconds > 0 (or a future datetime)")
-        if expires > MAX_DELAY_SECONDS:  # before float(): a huge int would overflow it
-            raise ValidationError("expires", f"must be at most {MAX_DELAY_SECONDS} seconds in the future")
-        at = now + float(expires)
-    else:
-        raise ValidationError("expires", "must be a number of seconds > 0 or a datetime")
-    if at - now > MAX_DELAY_SECONDS:
-        raise ValidationError("expires", f"must be at most {MAX_DELAY_SECONDS} seconds in the future")
-    due = now + countdown if countdown else None
-    if eta is not None:
-        due = (eta if eta.tzinfo else eta.replace(tzinfo=dt.UTC)).timestamp()
-    if due is not None and at <= due:
-        raise ValidationError("expires", "must be after the task's eta / countdown: it could never run")
-    return int(at * 1000)
 
 
 def validate_parents(depends_on: Sequence[str] | None) -> tuple[str, ...]:
