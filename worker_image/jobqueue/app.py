@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
@@ -17,10 +17,13 @@ from jobqueue.broker.workflows import WorkflowHandle, submit
 from jobqueue.canvas import Canvas, Signature
 from jobqueue.context import TaskContext
 from jobqueue.errors import ConfigurationError, ValidationError
+from jobqueue.expiry import expiry_ms
 from jobqueue.hooks import DeadLetterNotice, HookKind, Hooks, TaskOutcome
 from jobqueue.keys import validate_queue_name
 from jobqueue.models import Priority, parse_priority
 from jobqueue.retry import BackoffFunction, RetryPolicy
+from jobqueue.schedules.code import declare_periodic
+from jobqueue.schedules.model import ConcurrencyPolicy, Schedule
 from jobqueue.schedules.registry import ScheduleRegistry
 from jobqueue.settings import Settings
 
@@ -45,6 +48,7 @@ class TaskOptions:
     unique: bool = False
     unique_ttl: int | None = None
     unique_rerun: bool = False
+    expires: float | None = None  # seconds after each enqueue: not started by then, it ends EXPIRED
 
 
 class TaskDefinition(Generic[P, R]):
@@ -71,7 +75,14 @@ class TaskDefinition(Generic[P, R]):
 
     def _enqueue(self, args: tuple[Any, ...], kwargs: dict[str, Any], **when: Any) -> TaskHandle:
         o = self.options
-        options = {"unique": o.unique, "unique_ttl": o.unique_ttl, "unique_rerun": o.unique_rerun, **when}
+        options: dict[str, Any] = {
+            "unique": o.unique,
+            "unique_ttl": o.unique_ttl,
+            "unique_rerun": o.unique_rerun,
+        }
+        if o.expires is not None:
+            options["expires"] = o.expires
+        options.update(when)
         request = make_request(
             self.name,
             list(args),
@@ -90,7 +101,7 @@ class TaskDefinition(Generic[P, R]):
         self, args: tuple[Any, ...] | list[Any] = (), kwargs: dict[str, Any] | None = None, **options: Any
     ) -> TaskHandle:
         """Enqueue with per-call options overriding the task's (any ``make_request`` option: unique,
-        unique_key, unique_ttl, unique_rerun, depends_on, countdown, eta, ...)."""
+        unique_key, unique_ttl, unique_rerun, depends_on, countdown, eta, expires, ...)."""
         return self._enqueue(tuple(args), kwargs or {}, **options)
 
     def _signature(self, args: tuple[Any, ...], kwargs: dict[str, Any], immutable: bool) -> Signature:
@@ -138,6 +149,8 @@ class App:
             overrides["redis_url"] = redis_url
         self.settings = settings.model_copy(update=overrides) if settings else Settings(**overrides)
         self.registry: dict[str, TaskDefinition[Any, Any]] = {}
+        # Declared with @app.periodic; a scheduler started with this app syncs them (schedules/code.py).
+        self.periodic_schedules: dict[str, Schedule] = {}
         self.hooks = Hooks()
         self._client: Client | None = None
 
@@ -208,6 +221,46 @@ class App:
         """Create every task of a workflow atomically (what ``canvas.apply(app)`` calls)."""
         return submit(self.client, canvas)
 
+    def periodic(
+        self,
+        *,
+        cron: str,
+        tz: str = "UTC",
+        queue: str = "default",
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        name: str | None = None,
+        priority: Priority | str = Priority.MEDIUM,
+        concurrency_policy: ConcurrencyPolicy | str = ConcurrencyPolicy.ALLOW,
+    ) -> Callable[[Callable[P, R]], TaskDefinition[P, R]]:
+        """Register the function as a task (named ``name``, default its own name) that a scheduler runs
+        at every fire time of ``cron`` in zone ``tz`` with ``args`` / ``kwargs``. The schedule is synced
+        when a scheduler starts with this app (``jobqueue scheduler --app``, ``jobqueue up --app``);
+        one removed from the code is paused and reported, never deleted silently (docs/schedules.md).
+        ConfigurationError now for an invalid cron, zone or arguments."""
+
+        def register(func: Callable[P, R]) -> TaskDefinition[P, R]:
+            task_name = name or func.__name__
+            if task_name in self.periodic_schedules:
+                raise ConfigurationError(f"@app.periodic {task_name!r} is declared twice")
+            # Validated before the task is registered: a bad cron leaves nothing half-declared.
+            schedule = declare_periodic(
+                task_name,
+                cron=cron,
+                task=task_name,
+                tz=tz,
+                queue=queue,
+                args=args,
+                kwargs=kwargs,
+                priority=priority,
+                concurrency_policy=concurrency_policy,
+            )
+            definition: TaskDefinition[P, R] = self.task(name=task_name, queue=queue, priority=priority)(func)
+            self.periodic_schedules[task_name] = schedule
+            return definition
+
+        return register
+
     @overload
     def task(self, fn: Callable[P, R], /) -> TaskDefinition[P, R]: ...
 
@@ -233,6 +286,7 @@ class App:
         unique: bool = False,
         unique_ttl: int | None = None,
         unique_rerun: bool = False,
+        expires: float | None = None,
     ) -> Callable[[Callable[P, R]], TaskDefinition[P, R]]: ...
 
     def task(
@@ -256,6 +310,7 @@ class App:
         unique: bool = False,
         unique_ttl: int | None = None,
         unique_rerun: bool = False,
+        expires: float | None = None,
     ) -> Any:
         """Register a function as a task; usable as ``@app.task`` or ``@app.task(...)``.
 
@@ -264,7 +319,9 @@ class App:
         the task fails, else the product defaults: up to JOBQUEUE_DEFAULT_MAX_RETRIES (3) retries,
         exponential from 1 s, capped at 300 s, jittered. No ``timeout``: JOBQUEUE_DEFAULT_TIMEOUT (300 s).
 
-        ``unique=True`` deduplicates every enqueue of the task (see docs/deduplication.md)."""
+        ``unique=True`` deduplicates every enqueue of the task (see docs/deduplication.md).
+        ``expires`` (seconds): an enqueued task not started that long after its enqueue never runs and
+        ends EXPIRED (docs/expiry.md)."""
 
         def register(func: Callable[P, R]) -> TaskDefinition[P, R]:
             task_name = name or func.__name__
@@ -273,6 +330,8 @@ class App:
             validate_queue_name(queue)
             if soft_timeout is not None and timeout is not None and soft_timeout >= timeout:
                 raise ValidationError("soft_timeout", "must be less than timeout")
+            if expires is not None:
+                expiry_ms(expires)  # ValidationError('expires') at decoration, not at the first enqueue
             retry_types = (retry_on,) if isinstance(retry_on, type) else retry_on
             options = TaskOptions(
                 queue=queue,
@@ -287,6 +346,7 @@ class App:
                 unique=unique,
                 unique_ttl=unique_ttl,
                 unique_rerun=unique_rerun,
+                expires=expires,
             )
             definition: TaskDefinition[P, R] = TaskDefinition(self, func, task_name, options)
             self.registry[task_name] = definition

@@ -38,6 +38,9 @@ F_RETRY_MAX_MS = "retry_max_ms"
 F_RETRY_JITTER = "retry_jitter"
 RETRY_FIELDS = (F_RETRY_MAX_RETRIES, F_RETRY_BACKOFF, F_RETRY_BASE_MS, F_RETRY_MAX_MS, F_RETRY_JITTER)
 F_MAX_LOST_LEASES = "max_lost_leases"
+# Read by fetch.lua (lua/_lease.lua): a task of the queue not started this long after its enqueue expires.
+F_EXPIRES_MS = "expires_ms"
+MAX_QUEUE_EXPIRES_SECONDS = 365 * 86_400
 
 DEFAULT_WEIGHTS = (6, 3, 1)
 _MAX_PERIOD_MS = 31 * 86_400_000  # a month; longer periods are better served by a schedule
@@ -98,6 +101,7 @@ class QueueConfig:
     weights: tuple[int, int, int] | None
     retry_defaults: RetryDefaults | None = None
     max_lost_leases: int | None = None  # None: the process-wide JOBQUEUE_MAX_LOST_LEASES
+    expires_seconds: float | None = None  # None: tasks wait for ever unless they set their own expires
 
 
 @dataclass(frozen=True)
@@ -263,6 +267,22 @@ def retry_default_fields(defaults: RetryDefaults) -> dict[str, str]:
     }
 
 
+def validate_queue_expires(value: float | None) -> int | None:
+    """None (no queue expiry) or seconds in (0, a year] as whole milliseconds (at least 1)."""
+    if value is None:
+        return None
+    if (
+        not isinstance(value, (int, float))
+        or isinstance(value, bool)
+        or math.isnan(value)
+        or not 0 < value <= MAX_QUEUE_EXPIRES_SECONDS
+    ):
+        raise ValidationError(
+            "expires", f"must be a number of seconds > 0 and <= {MAX_QUEUE_EXPIRES_SECONDS}"
+        )
+    return max(1, round(value * 1000))
+
+
 def validate_max_lost_leases(value: int | None) -> int | None:
     """None (the process-wide default applies) or a whole number 0..1000: a task whose lease is lost
     more often than this is dead-lettered as poison."""
@@ -310,6 +330,7 @@ def parse_config(queue: str, raw: Mapping[str, str]) -> QueueConfig:
         weights=weights,
         retry_defaults=_parse_retry_defaults(raw),
         max_lost_leases=int(raw[F_MAX_LOST_LEASES]) if raw.get(F_MAX_LOST_LEASES) else None,
+        expires_seconds=int(raw[F_EXPIRES_MS]) / 1000 if raw.get(F_EXPIRES_MS) else None,
     )
 
 

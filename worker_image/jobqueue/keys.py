@@ -183,6 +183,11 @@ class QueueKeys:
         """Dedup key of a unique task's signature; holds the id of the live task with that signature."""
         return f"{self._base}:unique:{digest}"
 
+    def folded(self, task_id: str) -> str:
+        """Record of a unique enqueue that was folded into a live task with the same signature: the id
+        that enqueue was given, holding the holder's id and the dedup key (lives as long as that key)."""
+        return f"{self._base}:folded:{task_id}"
+
     def task(self, task_id: str) -> str:
         """Hash holding one task's spec, state and result."""
         return f"{self.task_prefix}{task_id}"

@@ -182,6 +182,15 @@ class Settings(EnvFileSettings):
         le=100_000,
     )
 
+    # A task reporting progress in a tight loop must not become a flood of Redis writes.
+    progress_interval_seconds: float = Field(
+        description="at most one progress write per running task per this many seconds (ctx.set_progress; "
+        "the last value is always written before the outcome)",
+        default=0.5,
+        ge=0,
+        le=3600,
+    )
+
     @property
     def effective_default_timeout(self) -> float | None:
         """The hard time limit of a task enqueued without one; None when default_timeout is 0."""

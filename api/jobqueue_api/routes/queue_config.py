@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from jobqueue.broker.aio import AsyncClient
 from jobqueue.broker.queue_admin import QueueAdmin
-from jobqueue.flow_control import QueueConfig
+from jobqueue.flow_control import MAX_QUEUE_EXPIRES_SECONDS, QueueConfig
 from jobqueue.keys import QUEUE_NAME_PATTERN
 from jobqueue_api.auth import require
 from jobqueue_api.deps import get_client
@@ -72,6 +72,16 @@ class MaxLostLeasesBody(BaseModel):
     max_lost_leases: int | None = Field(default=None, ge=0, le=1000, strict=True)
 
 
+class ExpiresBody(BaseModel):
+    """Tasks not started this many seconds after their enqueue end EXPIRED (null: no queue expiry)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    expires: float | None = Field(
+        default=None, gt=0, le=MAX_QUEUE_EXPIRES_SECONDS, strict=True, allow_inf_nan=False
+    )
+
+
 def config_json(config: QueueConfig) -> dict[str, Any]:
     """JSON shape of a queue's configuration."""
     return {
@@ -83,6 +93,7 @@ def config_json(config: QueueConfig) -> dict[str, Any]:
         "weights": list(config.weights) if config.weights else None,
         "retry_defaults": dataclasses.asdict(config.retry_defaults) if config.retry_defaults else None,
         "max_lost_leases": config.max_lost_leases,
+        "expires": config.expires_seconds,
     }
 
 
@@ -171,3 +182,9 @@ async def put_max_lost_leases(queue: QueueName, body: MaxLostLeasesBody, client:
     return config_json(
         await asyncio.to_thread(_admin(client).set_max_lost_leases, queue, body.max_lost_leases)
     )
+
+
+@router.put("/expires", dependencies=[Depends(require(Scope.ADMIN))])
+async def put_expires(queue: QueueName, body: ExpiresBody, client: Client) -> dict[str, Any]:
+    """Set or clear the queue's expiry: tasks not started that long after their enqueue never run."""
+    return config_json(await asyncio.to_thread(_admin(client).set_expires, queue, body.expires))

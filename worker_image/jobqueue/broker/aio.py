@@ -48,10 +48,13 @@ _WAIT_RECHECK_SECONDS = 2.0
 class AsyncTaskHandle:
     """A reference to an enqueued task, for asyncio code."""
 
-    def __init__(self, client: AsyncClient, task_id: str, deduplicated: bool = False) -> None:
+    def __init__(
+        self, client: AsyncClient, task_id: str, deduplicated: bool = False, enqueue_id: str | None = None
+    ) -> None:
         self.client = client
         self.id = task_id
         self.deduplicated = deduplicated  # see TaskHandle.deduplicated
+        self.enqueue_id = enqueue_id or task_id  # see TaskHandle.enqueue_id
 
     def __repr__(self) -> str:
         return f"AsyncTaskHandle({self.id!r})"
@@ -151,7 +154,7 @@ class AsyncClient:
                     elif isinstance(result, Exception):
                         raise result
         parsed = parse_plan_replies(plan, replies)
-        return [AsyncTaskHandle(self, r.id, r.deduplicated) for r in parsed]
+        return [AsyncTaskHandle(self, r.id, r.deduplicated, r.enqueue_id) for r in parsed]
 
     async def submit_workflow(self, canvas: Canvas) -> WorkflowHandle:
         """Submit a workflow atomically (see broker.workflows.submit); its handles use the sync client."""

@@ -146,6 +146,7 @@ class PreparedEnqueue:
                 request.soft_timeout,
                 request.result_ttl,
                 tuple(request.headers.items()) if request.headers else (),
+                request.expires_at_ms,
             )
             spec = specs.get(spec_key)
             if spec is None:

@@ -37,6 +37,7 @@ from jobqueue.errors import (
     InvalidTransition,
     ResultTimeout,
     TaskCancelled,
+    TaskExpired,
     TaskFailed,
     TaskNotFound,
     ValidationError,
@@ -69,11 +70,15 @@ class QueueDepth:
 class TaskHandle:
     """A reference to an enqueued task."""
 
-    def __init__(self, client: Client, task_id: str, deduplicated: bool = False) -> None:
+    def __init__(
+        self, client: Client, task_id: str, deduplicated: bool = False, enqueue_id: str | None = None
+    ) -> None:
         self.client = client
         self.id = task_id
         # True when a unique enqueue found a live task with the same signature: ``id`` is that task's.
         self.deduplicated = deduplicated
+        # The id this enqueue was given: ``id`` unless deduplicated (then see Client.find_duplicate).
+        self.enqueue_id = enqueue_id or task_id
 
     def __repr__(self) -> str:
         return f"TaskHandle({self.id!r})"
@@ -89,7 +94,8 @@ class TaskHandle:
     def result(self, timeout: float | None = None) -> Any:
         """Wait (without polling) for the task to finish and return its result.
 
-        Raises TaskFailed (FAILED, TIMEOUT), TaskCancelled, or ResultTimeout after ``timeout`` seconds.
+        Raises TaskFailed (FAILED, TIMEOUT; its subclass TaskExpired for EXPIRED), TaskCancelled, or
+        ResultTimeout after ``timeout`` seconds.
         """
         return outcome_value(self.client.wait(self.id, timeout=timeout))
 
@@ -104,6 +110,8 @@ def outcome_value(record: TaskRecord) -> Any:
         return record.result
     if record.status == TaskStatus.CANCELLED:
         raise TaskCancelled(record.id, record.cancel_reason)
+    if record.status == TaskStatus.EXPIRED:
+        raise TaskExpired(record.id)
     raise TaskFailed(record.id, record.status.value, record.error, record.traceback)
 
 
@@ -174,7 +182,7 @@ class Client(DeadLetterOperations):
             self._register_queues(new_queues)
         # Both enqueue scripts are idempotent when re-sent, as the wire path requires.
         replies = parse_plan_replies(prepared, self._wire.run(prepared.calls()))
-        return [TaskHandle(self, r.id, r.deduplicated) for r in replies]
+        return [TaskHandle(self, r.id, r.deduplicated, r.enqueue_id) for r in replies]
 
     def _register_queues(self, new_queues: set[str]) -> None:
         """Add queues to the registry, once per client and queue."""

@@ -205,6 +205,7 @@ def build_fetch(
             settings.events_max_length,
             settings.promote_batch,
             "" if park_ms is None else park_ms,
+            k.done_channel_prefix,
         ),
     )  # fmt: skip
 

@@ -19,6 +19,7 @@ from jobqueue.broker.redis_io import run_script, translate_errors
 from jobqueue.broker.scripts import ScriptCall
 from jobqueue.errors import ValidationError
 from jobqueue.flow_control import (
+    F_EXPIRES_MS,
     F_MAX_IN_FLIGHT,
     F_MAX_LOST_LEASES,
     F_PAUSED,
@@ -43,6 +44,7 @@ from jobqueue.flow_control import (
     validate_max_in_flight,
     validate_max_lost_leases,
     validate_policy,
+    validate_queue_expires,
 )
 from jobqueue.keys import QueueKeys
 
@@ -222,6 +224,14 @@ class QueueAdmin:
         if value is None:
             return self._configure(queue, delete_fields=(F_MAX_LOST_LEASES,))
         return self._configure(queue, set_fields={F_MAX_LOST_LEASES: str(value)})
+
+    def set_expires(self, queue: str, seconds: float | None) -> QueueConfig:
+        """A task of ``queue`` not started ``seconds`` after its enqueue is never run: the fetch that
+        reaches it ends it EXPIRED (a task's own ``expires`` wins); None removes the queue's expiry."""
+        value = validate_queue_expires(seconds)
+        if value is None:
+            return self._configure(queue, delete_fields=(F_EXPIRES_MS,))
+        return self._configure(queue, set_fields={F_EXPIRES_MS: str(value)})
 
     def get_config(self, queue: str) -> QueueConfig:
         """The queue's live configuration."""

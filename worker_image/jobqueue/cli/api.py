@@ -67,7 +67,7 @@ def _submit(args: argparse.Namespace) -> int:
         "unique": args.unique,
         "depends_on": args.depends_on,
     }
-    for option in ("countdown", "eta", "timeout", "unique_key"):
+    for option in ("countdown", "eta", "timeout", "unique_key", "expires"):
         if getattr(args, option) is not None:
             body[option] = getattr(args, option)
     _print(api_client(args).post("/api/v1/tasks", body))
@@ -137,6 +137,7 @@ def add_commands(sub: Any) -> None:
         "--max-retries", type=int, default=None, help="retries after a failure (default: the queue's default)"
     )
     s.add_argument("--timeout", type=float, default=None, help="hard time limit in seconds")
+    s.add_argument("--expires", type=float, default=None, help="seconds: not started by then, never run")
     s.add_argument("--unique", action="store_true", help="deduplicate on name + args")
     s.add_argument("--unique-key", default=None, help="deduplicate on this key instead")
     s.add_argument("--depends-on", action="append", default=[], metavar="TASK_ID", help="parent (repeatable)")

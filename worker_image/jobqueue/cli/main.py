@@ -137,7 +137,9 @@ def _scheduler(args: argparse.Namespace) -> int:
     from jobqueue.broker.client import Client  # noqa: PLC0415
     from jobqueue.services.scheduler import Scheduler  # noqa: PLC0415
 
-    scheduler = Scheduler(Client(Settings()), interval_seconds=args.interval)
+    # --app: the app's @app.periodic schedules are synced at start (jobqueue/schedules/code.py).
+    code_schedules = load_app(args.app).periodic_schedules if args.app else None
+    scheduler = Scheduler(Client(Settings()), interval_seconds=args.interval, code_schedules=code_schedules)
 
     def handler(signum: int, frame: FrameType | None) -> None:
         scheduler.stop()
@@ -192,6 +194,7 @@ def _enqueue(args: argparse.Namespace) -> int:
         unique_ttl=args.unique_ttl,
         unique_rerun=args.unique_rerun,
         depends_on=args.depends_on or None,
+        expires=args.expires,
     )
     print(handle.id)
     if args.wait is not None:
@@ -279,6 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("scheduler", help="recover expired leases and promote delayed tasks")
     s.add_argument("--interval", type=float, default=1.0)
+    s.add_argument("--app", default=None, help="module:attribute of an App (syncs its @app.periodic)")
     s.set_defaults(func=_scheduler)
 
     a = sub.add_parser("api", help="serve the REST API (JOBQUEUE_API_KEYS, JOBQUEUE_API_HOST/PORT)")
@@ -306,6 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-retries", type=int, default=None, help="retries after a failure (default: the queue's default)"
     )
     e.add_argument("--timeout", type=float, default=None)
+    e.add_argument("--expires", type=float, default=None, help="seconds: not started by then, never run")
     e.add_argument("--wait", type=float, default=None, help="wait up to N seconds and print the result")
     e.add_argument("--unique", action="store_true", help="deduplicate on name + args (docs/deduplication.md)")
     e.add_argument("--unique-key", default=None, help="deduplicate on this key instead")

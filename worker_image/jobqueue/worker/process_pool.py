@@ -61,10 +61,13 @@ def child_main(
     configure_logging(log_level, log_format)
     from jobqueue.app import load_app  # noqa: PLC0415 - the child imports the app after the fork point
     from jobqueue.worker.execution import run_job  # noqa: PLC0415
+    from jobqueue.worker.progress import ProgressSink  # noqa: PLC0415
 
     app = load_app(app_spec)
     registry = app.registry
     hooks = app.hooks if app.hooks.has_task_hooks() else None
+    # The child's own client (made at its first progress write): connections are never shared across a fork.
+    progress = ProgressSink(lambda: app.client.redis, app.settings)
     # Each child is a process that serves tasks: its own start hook (a database pool, an error reporter
     # of its own), run before it says ready, so no task runs before it.
     app.hooks.run(HookKind.WORKER_START)
@@ -81,7 +84,7 @@ def child_main(
         if job.soft_timeout:
             signal.setitimer(signal.ITIMER_REAL, job.soft_timeout)
         try:
-            outcome = run_job(registry, job, cancel_flag.is_set, hooks)
+            outcome = run_job(registry, job, cancel_flag.is_set, hooks, progress)
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
         conn.send_bytes(json.dumps(outcome.to_json()).encode())

@@ -38,6 +38,7 @@ from jobqueue.worker.execution import (
     success,
 )
 from jobqueue.worker.pool import OutcomeCallback, SlotWaiter
+from jobqueue.worker.progress import ProgressSink
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,7 @@ class ThreadPool:
         self._on_loop_died: GiveUp | None = None
         # None when the app has no task hook: the hot path then skips them with one test.
         self._hooks = app.hooks if app.hooks.has_task_hooks() else None
+        self._progress = ProgressSink(lambda: app.client.redis, app.settings)
 
     def start(self, on_outcome: OutcomeCallback, on_loop_died: GiveUp | None = None) -> None:
         """Start the threads and the time-limit monitor."""
@@ -143,7 +145,7 @@ class ThreadPool:
         with self._lock:
             self._running[job.id] = entry
         try:
-            outcome = run_job(self.app.registry, job, entry.is_cancelled, self._hooks)
+            outcome = run_job(self.app.registry, job, entry.is_cancelled, self._hooks, self._progress)
         except SoftTimeout as exc:  # injected after the task returned: still a failure of this attempt
             outcome = failure(job, exc, True)
         except TaskCancelled as exc:  # a force cancel injected just as the task returned
@@ -255,6 +257,7 @@ class AsyncPool:
         self._thread: threading.Thread | None = None
         self._stopped = False
         self._on_loop_died: GiveUp | None = None
+        self._progress = ProgressSink(lambda: app.client.redis, app.settings)
 
     def start(self, on_outcome: OutcomeCallback, on_loop_died: GiveUp | None = None) -> None:
         """Start the event loop thread."""
@@ -292,7 +295,8 @@ class AsyncPool:
             args, kwargs = decode_arguments(job)
         except ValueError as exc:
             return reject(job, DeadLetterReason.MALFORMED, f"MalformedMessage: {exc}"), None
-        ctx = make_context(job, flag.is_set)
+        reporter = self._progress.reporter(job)
+        ctx = make_context(job, flag.is_set, reporter)
         if definition.options.bind:
             args = [ctx, *args]
         token = set_current(ctx)
@@ -300,6 +304,7 @@ class AsyncPool:
             hooks = self.app.hooks
             hooks.before_task(ctx)
             outcome, raised = await self._call(job, definition, args, kwargs, flag)
+            reporter.flush()
             hooks.after_task(ctx, outcome.kind.value, outcome.error, raised)
             return outcome, raised
         finally:

@@ -2,10 +2,11 @@
 -- fetch.lua when a worker asks, and _handoff.lua when enqueue hands a task straight to a parked worker.
 -- One implementation, so a hand-off can never start a task that a fetch would have been refused.
 -- Config fields read (written by configure.lua): paused, max_in_flight, rate_limit, rate_period_ms,
--- rate_burst, rate_enabled ('0' = off), priority_policy, weights.
+-- rate_burst, rate_enabled ('0' = off), priority_policy, weights; and expires_ms (the queue's expiry, read
+-- by fetch.lua for _lease.lua: fetched here so a fetch still reads its config in one command).
 local function jq_flow_config(config_key)
   return redis.call('HMGET', config_key, 'paused', 'max_in_flight', 'rate_limit', 'rate_period_ms',
-    'rate_burst', 'priority_policy', 'weights', 'rate_enabled')
+    'rate_burst', 'priority_policy', 'weights', 'rate_enabled', 'expires_ms')
 end
 
 -- How many of ``want`` tasks may start now. Returns (allowed, wait, gcra): allowed = 0 with wait -2

@@ -14,6 +14,10 @@ ARGV[7] parking (see _handoff.lua): '' or absent = none (a call that only leases
         the worker first leaves the parked hash and takes what was handed to its inbox (already leased to
         it, returned first), and, if > 0 and the call ends with nothing to run and nothing to wait for
         (count 0, wait_ms -1), parks again for ARGV[7] ms with capacity ARGV[1] (0 = only unpark)
+ARGV[8] completion channel prefix of the queue (keys.QueueKeys.done_channel_prefix): a task that expires
+        here is published to whoever waits on it, as any final transition is
+Expiry: a task past its expires_at (or its queue's expires_ms after enqueue) ends EXPIRED here instead of
+being leased (_lease.lua); it is not counted against the batch, the rate limit or max in-flight.
 Returns {wait_ms, next_due_ms, count, then per task 15 values:
          id, token, name, args, kwargs, priority, timeout, soft_timeout, max_retries, retries,
          enqueued_at, lost_leases, result_ttl, queue_wait_ms, headers}
@@ -94,8 +98,12 @@ local held = {} -- the same ids, for this worker's held set (SADD in one call at
 
 -- Lease one popped id if it is still QUEUED; any other status (CANCELLED, ...) is a stale entry and
 -- dropping it is the cleanup.
+-- n counts the tasks expired by this call: at most EXPIRE_LIMIT, so a backlog that all expired at once is
+-- ended over several calls (bounded work per call) rather than in one long script.
+local EXPIRE_LIMIT = 1000
+local expiry = {queue_ms = tonumber(cfg[9]), stats = KEYS[9], done_prefix = ARGV[8] or '', n = 0}
 local function lease(id)
-  local record, missing = jq_lease(prefix .. id, id, ARGV[2], now, KEYS[8], ARGV[5])
+  local record, missing = jq_lease(prefix .. id, id, ARGV[2], now, KEYS[8], ARGV[5], expiry)
   if record then
     leases[#leases + 1] = lease_until
     leases[#leases + 1] = id
@@ -115,7 +123,7 @@ local empty = {}
 if weights then
   -- One slot at a time so the weighted policy applies per task, not per batch.
   local exhausted = false
-  while count < want and not exhausted do
+  while count < want and not exhausted and expiry.n < EXPIRE_LIMIT do
     local slot = cursor % total
     cursor = cursor + 1
     local order
@@ -141,7 +149,7 @@ if weights then
 else
   -- Strict: pop as many as still wanted from the highest non-empty level in one LPOP.
   for _, level in ipairs({'high', 'medium', 'low'}) do
-    while count < want and not empty[level] do
+    while count < want and not empty[level] and expiry.n < EXPIRE_LIMIT do
       local asked = want - count
       local ids = redis.call('LPOP', ready[level], asked)
       if not ids or #ids < asked then
@@ -176,6 +184,9 @@ end
 -- flow control cut this batch short, since the next worker would only be told to wait.
 if count == requested and redis.call('LLEN', KEYS[6]) == 0 and (redis.call('LLEN', KEYS[1]) > 0
       or redis.call('LLEN', KEYS[2]) > 0 or redis.call('LLEN', KEYS[3]) > 0) then
+  redis.call('LPUSH', KEYS[6], '1')
+elseif expiry.n >= EXPIRE_LIMIT and redis.call('LLEN', KEYS[6]) == 0 then
+  -- Stopped at the expiry bound with ready tasks possibly left: a worker comes back for them at once.
   redis.call('LPUSH', KEYS[6], '1')
 end
 -- Nothing to run and nothing flow control holds back: park, so the next task enqueued is handed here.
