@@ -57,7 +57,17 @@ async def _produce(client: AsyncClient, producers: int, per_producer: int) -> li
     return list(await asyncio.gather(*(producer(p) for p in range(producers))))
 
 
+def _evalsha_calls(settings: Settings) -> int:
+    conn = redis.Redis.from_url(settings.redis_url.get_secret_value(), decode_responses=True)
+    try:
+        return int(conn.info("commandstats").get("cmdstat_evalsha", {"calls": 0})["calls"])
+    finally:
+        conn.close()
+
+
 def test_100_concurrent_coroutines_share_round_trips_on_one_connection(own_settings: Settings) -> None:
+    before = _evalsha_calls(own_settings)
+
     async def main() -> list[list[str]]:
         client = AsyncClient(own_settings)
         try:
@@ -74,6 +84,8 @@ def test_100_concurrent_coroutines_share_round_trips_on_one_connection(own_setti
         assert [position[i] for i in ids] == sorted(position[i] for i in ids)
     # 100 callers at once, one connection: their calls went as shared pipelines, not one per caller.
     assert _evalsha_connections(own_settings) <= 1
+    # And the one-task calls of one queue and spec in a round trip became one script call each time.
+    assert _evalsha_calls(own_settings) - before < 2000 / 4
 
 
 def test_concurrent_calls_of_one_loop_iteration_keep_their_issue_order(own_settings: Settings) -> None:

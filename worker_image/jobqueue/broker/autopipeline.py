@@ -21,16 +21,23 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
+import hiredis
 import redis.asyncio as aioredis
-from redis.exceptions import NoScriptError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from jobqueue.broker.batch_enqueue import coalesce_calls, spread_replies
 from jobqueue.broker.redis_io import script_sha, translated
 from jobqueue.broker.script_wire import ScriptWire
 from jobqueue.broker.scripts import ScriptCall, script_source
 from jobqueue.errors import JobQueueError
+
+# hiredis' stub types the command as a 1-tuple; it takes any tuple of str, bytes, int and float.
+_pack: Callable[[tuple[Any, ...]], bytes] = hiredis.pack_command
 
 # One caller's calls and the future its replies are delivered to.
 _Waiting = tuple[Sequence[ScriptCall], "asyncio.Future[list[Any]]"]
@@ -93,9 +100,9 @@ class AsyncAutoPipeline:
             self._sender = None
 
     async def _send(self, batch: list[_Waiting]) -> None:
-        flat = [call for calls, _ in batch for call in calls]
+        merged, where = coalesce_calls([call for calls, _ in batch for call in calls])
         try:
-            replies = await self._pipeline(flat)
+            replies = spread_replies(await self._pipeline(merged), where)
         except Exception as exc:  # every call of the round trip shares its fate
             for _, future in batch:
                 if not future.done():
@@ -114,22 +121,63 @@ class AsyncAutoPipeline:
                 future.set_exception(error)
 
     async def _pipeline(self, calls: list[ScriptCall]) -> list[Any]:
-        pipe = self._redis.pipeline(transaction=False)
-        for call in calls:
-            pipe.evalsha(script_sha(call.script), len(call.keys), *call.keys, *call.args)
-        replies: list[Any] = await pipe.execute(raise_on_error=False)
+        """Every call's reply (an error reply in its place), NOSCRIPT resolved."""
+        replies = await self._exchange(calls)
         missing = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
         if missing:
             # Those calls did not run (Redis restarted or its scripts were flushed): load the scripts and
             # re-run them, in their order, in one more round trip.
             for name in {calls[i].script for i in missing}:
                 await self._redis.script_load(script_source(name))
-            pipe = self._redis.pipeline(transaction=False)
-            for i in missing:
-                pipe.evalsha(script_sha(calls[i].script), len(calls[i].keys), *calls[i].keys, *calls[i].args)
-            for i, reply in zip(missing, await pipe.execute(raise_on_error=False), strict=True):
+            rerun = await self._exchange([calls[i] for i in missing])
+            for i, reply in zip(missing, rerun, strict=True):
                 replies[i] = reply
         return replies
+
+    async def _exchange(self, calls: list[ScriptCall]) -> list[Any]:
+        """The calls written on one pooled connection in one write, packed by hiredis (redis.asyncio packs
+        commands in Python: about 400 µs per enqueue call measured here, most of a concurrent producer's
+        CPU), then every reply read. A connection or timeout error hands the round trip to redis-py's
+        own pipeline, which retries with backoff (re-sending calls that may have run: see the module
+        docstring)."""
+        packed = b"".join(
+            _pack(("EVALSHA", script_sha(c.script), len(c.keys), *c.keys, *c.args)) for c in calls
+        )
+        pool = self._redis.connection_pool
+        try:
+            connection = await pool.get_connection()
+        except (RedisConnectionError, RedisTimeoutError):
+            return await self._retried_exchange(calls)
+        try:
+            await connection.send_packed_command(packed, check_health=True)
+            replies = [await _read(connection) for _ in calls]
+        except (RedisConnectionError, RedisTimeoutError):
+            # redis-py has already disconnected it: the next use reconnects.
+            await pool.release(connection)
+            return await self._retried_exchange(calls)
+        except BaseException:
+            # Between a write and its reads (e.g. cancelled): replies may be in flight, so the connection
+            # is closed rather than handed back out of step.
+            await connection.disconnect(nowait=True)
+            await pool.release(connection)
+            raise
+        await pool.release(connection)
+        return replies
+
+    async def _retried_exchange(self, calls: list[ScriptCall]) -> list[Any]:
+        pipe = self._redis.pipeline(transaction=False)
+        for call in calls:
+            pipe.evalsha(script_sha(call.script), len(call.keys), *call.keys, *call.args)
+        replies: list[Any] = await pipe.execute(raise_on_error=False)
+        return replies
+
+
+async def _read(connection: Any) -> Any:
+    """One reply; an error reply is returned, not raised (the whole reply was read: still in step)."""
+    try:
+        return await connection.read_response()
+    except ResponseError as exc:
+        return exc
 
 
 class _Entry:
@@ -186,8 +234,9 @@ class ThreadAutoPipeline:
     def _send_queued(self) -> None:
         with self._lock:
             batch, self._queued = self._queued, []
+        merged, where = coalesce_calls([e.call for e in batch])
         try:
-            replies = self._wire.run_replies([e.call for e in batch])
+            replies = spread_replies(self._wire.run_replies(merged), where)
         except BaseException as exc:  # the whole exchange failed: every call of it shares the outcome
             for entry in batch:
                 entry.error = _caller_error(exc)
