@@ -100,6 +100,7 @@ class AsyncClient:
 
     async def close(self) -> None:
         """Close both connection pools."""
+        await self._pipeline.close()
         await self.redis.aclose()
         if self._sync is not None:
             self._sync.close()

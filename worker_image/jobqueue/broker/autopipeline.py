@@ -66,6 +66,7 @@ class AsyncAutoPipeline:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._waiting: list[_Waiting] = []
         self._sender: asyncio.Task[None] | None = None
+        self._connection: Any = None  # the connection round trips go on (see _exchange)
 
     async def run(self, calls: Sequence[ScriptCall]) -> list[Any]:
         """The replies of ``calls`` (sent in order, together with other callers' calls); raises the
@@ -74,7 +75,7 @@ class AsyncAutoPipeline:
         if loop is not self._loop:
             # A client reused by a later event loop (asyncio.run twice): the old loop's futures and
             # sender cannot be awaited from this one.
-            self._loop, self._waiting, self._sender = loop, [], None
+            self._loop, self._waiting, self._sender, self._connection = loop, [], None, None
         future: asyncio.Future[list[Any]] = loop.create_future()
         self._waiting.append((calls, future))
         if self._sender is None:
@@ -135,7 +136,7 @@ class AsyncAutoPipeline:
         return replies
 
     async def _exchange(self, calls: list[ScriptCall]) -> list[Any]:
-        """The calls written on one pooled connection in one write, packed by hiredis (redis.asyncio packs
+        """The calls written on the kept connection in one write, packed by hiredis (redis.asyncio packs
         commands in Python: about 400 µs per enqueue call measured here, most of a concurrent producer's
         CPU), then every reply read. A connection or timeout error hands the round trip to redis-py's
         own pipeline, which retries with backoff (re-sending calls that may have run: see the module
@@ -143,26 +144,30 @@ class AsyncAutoPipeline:
         packed = b"".join(
             _pack(("EVALSHA", script_sha(c.script), len(c.keys), *c.keys, *c.args)) for c in calls
         )
-        pool = self._redis.connection_pool
+        connection = self._connection
         try:
-            connection = await pool.get_connection()
-        except (RedisConnectionError, RedisTimeoutError):
-            return await self._retried_exchange(calls)
-        try:
+            if connection is None:
+                # Kept for the client's life (one round trip at a time needs one): a pool checkout per
+                # round trip costs a lock and a non-blocking read, which one-by-one callers pay per call.
+                connection = self._connection = await self._redis.connection_pool.get_connection()
             await connection.send_packed_command(packed, check_health=True)
             replies = [await _read(connection) for _ in calls]
         except (RedisConnectionError, RedisTimeoutError):
-            # redis-py has already disconnected it: the next use reconnects.
-            await pool.release(connection)
+            # redis-py has already disconnected it (its next use reconnects); the ordinary path retries.
             return await self._retried_exchange(calls)
         except BaseException:
             # Between a write and its reads (e.g. cancelled): replies may be in flight, so the connection
-            # is closed rather than handed back out of step.
-            await connection.disconnect(nowait=True)
-            await pool.release(connection)
+            # is closed (and reopened by its next use) rather than read out of step.
+            if connection is not None:
+                await connection.disconnect(nowait=True)
             raise
-        await pool.release(connection)
         return replies
+
+    async def close(self) -> None:
+        """Hand the kept connection back to the pool (the client then closes the pool)."""
+        connection, self._connection = self._connection, None
+        if connection is not None and self._loop is asyncio.get_running_loop():
+            await self._redis.connection_pool.release(connection)
 
     async def _retried_exchange(self, calls: list[ScriptCall]) -> list[Any]:
         pipe = self._redis.pipeline(transaction=False)
