@@ -5,10 +5,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any
 
+import hiredis
 import redis
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry as AsyncRetry
@@ -145,6 +146,89 @@ def run_scripts_replies(conn: redis.Redis, calls: Sequence[ScriptCall]) -> list[
                 except ResponseError as exc:
                     results[i] = exc
         return results
+
+
+# hiredis' stub types the command as a 1-tuple; it takes any tuple of str, bytes, int and float.
+pack_command: Callable[[tuple[Any, ...]], bytes] = hiredis.pack_command
+
+
+def read_many(conn: redis.Redis, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
+    """The raw replies of many read-only commands in one round trip: packed by hiredis and read without
+    redis-py's per-command pipeline bookkeeping and response callbacks (about 30 µs a command here, which
+    made 130,000 commands of a 10,000-queue scrape take seconds). Replies are RESP as parsed: a hash is
+    a flat list, TIME a list of two strings; an error reply is returned in its place. Read-only commands
+    only: a connection error is retried by re-sending the whole round trip."""
+    if not commands:
+        return []
+    packed = b"".join(pack_command(command) for command in commands)
+    with translate_errors():
+        return _read_many_with_retry(conn, packed, len(commands))
+
+
+def _read_many_with_retry(conn: redis.Redis, packed: bytes, count: int) -> list[Any]:
+    last: Exception | None = None
+    for _ in range(3):  # as redis-py's own retry: a dropped idle connection is reopened and read again
+        pool = conn.connection_pool
+        try:
+            connection = pool.get_connection()
+        except TypeError:  # redis-py before 5.3 requires a command name
+            connection = pool.get_connection("PING")
+        try:
+            connection.send_packed_command([packed])
+            replies = [_read_reply(connection) for _ in range(count)]
+        except CONNECTION_ERRORS as exc:
+            connection.disconnect()
+            last = exc
+            continue
+        except BaseException:
+            connection.disconnect()  # replies may be in flight: never hand it back out of step
+            raise
+        finally:
+            pool.release(connection)
+        return replies
+    assert last is not None
+    raise last
+
+
+async def read_many_async(conn: aioredis.Redis, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
+    """The asyncio twin of read_many."""
+    if not commands:
+        return []
+    packed = b"".join(pack_command(command) for command in commands)
+    last: Exception | None = None
+    with translate_errors():
+        for _ in range(3):
+            pool = conn.connection_pool
+            connection = await pool.get_connection()
+            try:
+                await connection.send_packed_command(packed)
+                replies = [await _read_reply_async(connection) for _ in commands]
+            except CONNECTION_ERRORS as exc:
+                await connection.disconnect()
+                last = exc
+                continue
+            except BaseException:
+                await connection.disconnect(nowait=True)
+                raise
+            finally:
+                await pool.release(connection)
+            return replies
+        assert last is not None
+        raise last
+
+
+def _read_reply(connection: Any) -> Any:
+    try:
+        return connection.read_response()
+    except ResponseError as exc:
+        return exc
+
+
+async def _read_reply_async(connection: Any) -> Any:
+    try:
+        return await connection.read_response()
+    except ResponseError as exc:
+        return exc
 
 
 def translated(error: BaseException) -> BaseException:
