@@ -38,9 +38,10 @@ def _first_pass(prefix: str, queues: Sequence[str], with_counters: bool) -> list
     commands: list[tuple[Any, ...]] = [("TIME",)]
     for queue in queues:
         keys = QueueKeys(prefix, queue)
-        commands += [("LLEN", key) for key in keys.ready_all]
+        high, medium, low = keys.ready_all
+        commands += [("LLEN", high), ("LLEN", medium), ("LLEN", low)]
         commands += [("ZCARD", keys.delayed), ("ZCARD", keys.leases), ("ZCARD", keys.dead)]
-        commands += [("LINDEX", key, 0) for key in keys.ready_all]
+        commands += [("LINDEX", high, 0), ("LINDEX", medium, 0), ("LINDEX", low, 0)]
         if with_counters:
             commands.append(("HGETALL", keys.stats))
     return commands
@@ -59,9 +60,10 @@ def _heads(prefix: str, queues: Sequence[str], replies: Sequence[Any], stride: i
     heads = []
     for i, queue in enumerate(queues):
         base = 1 + i * stride
-        for task_id in replies[base + 6 : base + 9]:
-            if task_id:
-                heads.append((i, QueueKeys(prefix, queue).task(task_id)))
+        ids = [task_id for task_id in replies[base + 6 : base + 9] if task_id]
+        if ids:
+            keys = QueueKeys(prefix, queue)
+            heads += [(i, keys.task(task_id)) for task_id in ids]
     return heads
 
 
