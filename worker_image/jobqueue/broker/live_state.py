@@ -61,7 +61,8 @@ async def queue_counters_async(client: AsyncClient, queue: str) -> QueueCounters
 def task_metrics_fields(client: Client, queues: Sequence[str]) -> dict[str, dict[str, str]]:
     """The raw task-metrics hash of each queue (decode with broker.task_metrics.read_histograms), in one
     round trip for all of them."""
-    replies = read_many(client.redis, [("HGETALL", client.queue_keys(q).task_metrics) for q in queues])
+    prefix = client.settings.key_prefix
+    replies = read_many(client.redis, [("HGETALL", QueueKeys(prefix, q).task_metrics) for q in queues])
     out = {}
     for queue, flat in zip(queues, replies, strict=True):
         if isinstance(flat, Exception):

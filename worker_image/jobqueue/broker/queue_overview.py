@@ -9,6 +9,7 @@ alone. Chunks bound the size of one pipeline's replies held in memory at once.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,16 +35,31 @@ class QueueState:
     counters: QueueCounters | None
 
 
+@functools.lru_cache(maxsize=65536)
+def _read_commands(prefix: str, queue: str) -> tuple[tuple[Any, ...], ...]:
+    """The first pass's commands of one queue (with the stats hash last): the same for every scrape, and
+    building them from QueueKeys was a fifth of a 10,000-queue scrape's CPU."""
+    keys = QueueKeys(prefix, queue)
+    high, medium, low = keys.ready_all
+    return (
+        ("LLEN", high),
+        ("LLEN", medium),
+        ("LLEN", low),
+        ("ZCARD", keys.delayed),
+        ("ZCARD", keys.leases),
+        ("ZCARD", keys.dead),
+        ("LINDEX", high, 0),
+        ("LINDEX", medium, 0),
+        ("LINDEX", low, 0),
+        ("HGETALL", keys.stats),
+    )
+
+
 def _first_pass(prefix: str, queues: Sequence[str], with_counters: bool) -> list[tuple[Any, ...]]:
     commands: list[tuple[Any, ...]] = [("TIME",)]
     for queue in queues:
-        keys = QueueKeys(prefix, queue)
-        high, medium, low = keys.ready_all
-        commands += [("LLEN", high), ("LLEN", medium), ("LLEN", low)]
-        commands += [("ZCARD", keys.delayed), ("ZCARD", keys.leases), ("ZCARD", keys.dead)]
-        commands += [("LINDEX", high, 0), ("LINDEX", medium, 0), ("LINDEX", low, 0)]
-        if with_counters:
-            commands.append(("HGETALL", keys.stats))
+        per_queue = _read_commands(prefix, queue)
+        commands += per_queue if with_counters else per_queue[:-1]
     return commands
 
 

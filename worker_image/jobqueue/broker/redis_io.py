@@ -166,6 +166,7 @@ def read_many(conn: redis.Redis, commands: Sequence[tuple[Any, ...]]) -> list[An
 
 
 def _read_many_with_retry(conn: redis.Redis, packed: bytes, count: int) -> list[Any]:
+    decode = bool(conn.connection_pool.connection_kwargs.get("decode_responses"))
     last: Exception | None = None
     for _ in range(3):  # as redis-py's own retry: a dropped idle connection is reopened and read again
         pool = conn.connection_pool
@@ -175,7 +176,7 @@ def _read_many_with_retry(conn: redis.Redis, packed: bytes, count: int) -> list[
             connection = pool.get_connection("PING")
         try:
             connection.send_packed_command([packed])
-            replies = [_read_reply(connection) for _ in range(count)]
+            replies = _read_replies(connection, count, decode)
         except CONNECTION_ERRORS as exc:
             connection.disconnect()
             last = exc
@@ -217,11 +218,28 @@ async def read_many_async(conn: aioredis.Redis, commands: Sequence[tuple[Any, ..
         raise last
 
 
-def _read_reply(connection: Any) -> Any:
+def _read_replies(connection: Any, count: int, decode: bool) -> list[Any]:
+    """``count`` replies parsed by a hiredis reader of our own straight from the connection's socket:
+    redis-py's ``read_response`` costs about 8 µs a reply in Python around the same C parser, most of a
+    10,000-queue scrape's time. Only whole replies are consumed, so the connection stays in step."""
+    reader = hiredis.Reader(replyError=ResponseError, encoding="utf-8" if decode else None)
+    sock = connection._sock
+    replies: list[Any] = []
     try:
-        return connection.read_response()
-    except ResponseError as exc:
-        return exc
+        while len(replies) < count:
+            reply = reader.gets()
+            if reply is False:  # incomplete: read more (None is a nil reply)
+                data = sock.recv(1 << 16)
+                if not data:
+                    raise RedisConnectionError("Redis closed the connection")
+                reader.feed(data)
+            else:
+                replies.append(reply)
+    except TimeoutError as exc:  # socket.timeout
+        raise RedisTimeoutError(f"Timeout reading from Redis: {exc}") from exc
+    except OSError as exc:
+        raise RedisConnectionError(f"Error while reading from Redis: {exc}") from exc
+    return replies
 
 
 async def _read_reply_async(connection: Any) -> Any:
