@@ -46,7 +46,8 @@ def _python(venv: str) -> Path:
     return Path(sys.executable) if venv == "main" else ensure_venv(venv) / "python"
 
 
-def _run(variant: str, tasks: int, producers: int, redis_url: str) -> float:
+def _run(variant: str, tasks: int, producers: int, redis_url: str) -> tuple[float, float]:
+    """(enqueues per second, producer CPU µs per task; NaN for one-by-one runs, which do not report it)."""
     venv, system, extra = VARIANTS[variant]
     mode, *flags = extra
     argv = [str(_python(venv)), "-m", "bench.enqueue", system, mode, str(tasks), *flags]
@@ -57,7 +58,8 @@ def _run(variant: str, tasks: int, producers: int, redis_url: str) -> float:
     if done.returncode != 0:
         raise SystemExit(f"{variant} failed:\n{done.stderr[-3000:]}")
     out = json.loads(done.stdout)
-    return float(out["n"]) / float(out["seconds"])
+    cpu_us = float(out["cpu_seconds"]) * 1e6 / float(out["n"]) if "cpu_seconds" in out else float("nan")
+    return float(out["n"]) / float(out["seconds"]), cpu_us
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown variants: {sorted(unknown)}")
     rates: dict[str, list[float]] = {v: [] for v in variants}
+    cpus: dict[str, list[float]] = {v: [] for v in variants}
     with tempfile.TemporaryDirectory(prefix="bench-concurrent-") as tmp:
         server = RedisServer(Path(tmp)).start()
         conn = redis.Redis.from_url(server.url)
@@ -81,19 +84,24 @@ def main(argv: list[str] | None = None) -> int:
                 shift = r % len(variants)
                 for variant in variants[shift:] + variants[:shift]:
                     conn.flushdb()
-                    rate = _run(variant, args.tasks, args.producers, server.url)
+                    rate, cpu_us = _run(variant, args.tasks, args.producers, server.url)
                     rates[variant].append(rate)
-                    print(f"round {r + 1}: {variant} {rate:,.0f}/s", flush=True)
+                    cpus[variant].append(cpu_us)
+                    print(f"round {r + 1}: {variant} {rate:,.0f}/s {cpu_us:.0f} µs CPU/task", flush=True)
         finally:
             conn.close()
             server.stop()
     load = os.getloadavg()[0]
     print(f"\n{args.tasks} tasks, {args.producers} producers, {args.rounds} rounds, load {load:.1f}\n")
-    print("| variant | enqueue /s (median) | min-max |")
-    print("|---|---|---|")
+    print("| variant | enqueue /s (median) | min-max | producer CPU µs/task (median) |")
+    print("|---|---|---|---|")
     for variant in variants:
         values = rates[variant]
-        print(f"| {variant} | {statistics.median(values):,.0f} | {min(values):,.0f}-{max(values):,.0f} |")
+        cpu = statistics.median(cpus[variant])
+        print(
+            f"| {variant} | {statistics.median(values):,.0f} | {min(values):,.0f}-{max(values):,.0f} | "
+            f"{'-' if cpu != cpu else f'{cpu:.0f}'} |"
+        )
     return 0
 
 
