@@ -161,7 +161,8 @@ _QUEUE_GAUGES: list[tuple[str, str, Callable[[QueueState], float]]] = [
 def render_queue_families(states: Sequence[QueueState]) -> str:
     """The per-queue gauges and counters in the Prometheus text format, rendered directly: with 10,000
     queues they are 150,000 series, which prometheus_client's generic exposition took seconds to format
-    (it validates and escapes every label; queue names need neither: they match [A-Za-z0-9_-]+)."""
+    (it validates and escapes every label; queue names need neither: they match [A-Za-z0-9_-]+). Labels
+    in name order, as prometheus_client writes them, so the text is what it was."""
     lines = [
         "# HELP jobqueue_queue_depth Ready tasks",
         "# TYPE jobqueue_queue_depth gauge",
@@ -169,7 +170,7 @@ def render_queue_families(states: Sequence[QueueState]) -> str:
     for state in states:
         queue = state.depth.queue
         for priority, n in state.depth.ready.items():
-            lines.append(f'jobqueue_queue_depth{{queue="{queue}",priority="{priority}"}} {float(n)!r}')
+            lines.append(f'jobqueue_queue_depth{{priority="{priority}",queue="{queue}"}} {float(n)!r}')
     for name, doc, value in _QUEUE_GAUGES:
         lines += [f"# HELP {name} {doc}", f"# TYPE {name} gauge"]
         lines += [f'{name}{{queue="{s.depth.queue}"}} {float(value(s))!r}' for s in states]
