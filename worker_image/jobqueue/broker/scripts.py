@@ -25,6 +25,7 @@ SCRIPT_NAMES = (
     "schedule_claim",
     "schedule_outcome",
     "task_metrics",
+    "queue_state",
 )
 
 
