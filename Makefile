@@ -6,7 +6,7 @@ HASH   := $(shell cat pyproject.toml | sha1sum | cut -c1-12)
 # What `jobqueue up` imports (its API, recorder and embedded servers) and nothing else: no test tools, no
 # browser, no operator. tests/unit/test_run_install_set.py checks this set covers every module it loads.
 RUN_EXTRAS  := embedded,api,record
-ALL_EXTRAS  := dev,embedded,api,operator,record
+ALL_EXTRAS  := dev,embedded,api,operator,record,otel
 STAMP      := $(VENV)/.installed-all-$(HASH)
 RUN_STAMP  := $(VENV)/.installed-run-$(HASH)
 LINT_DIRS := $(wildcard worker_image api operator tests bench)
@@ -77,6 +77,8 @@ bench: deps
 	$(PY) -m bench.jobqueue_suite $(SUITE_ARGS)
 	$(PY) -m bench.flow_cost
 	$(PY) -m bench.recorder_overhead
+	$(PY) -m bench.concurrent_enqueue
+	$(PY) -m bench.queue_scale --old
 
 ## make control-plane: build the Kubernetes test control plane (etcd, kube-*, kwok) from Go modules,
 ## into ~/.cache/jobqueue-k8s; operator tests skip loudly without it (and fail under CI=true)

@@ -160,7 +160,9 @@ def create_app(
     )
     client = AsyncClient(settings)
     registry = CollectorRegistry()
-    registry.register(QueueCollector(client.sync, recorder_group=record_settings.group))
+    collector = QueueCollector(client.sync, recorder_group=record_settings.group)
+    registry.register(collector)
+    app.state.queue_collector = collector
     app.state.client = client
     database_url = settings.database_url.get_secret_value() if settings.database_url else None
     app.state.record = RecordAccess(database_url)

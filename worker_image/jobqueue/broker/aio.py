@@ -12,15 +12,17 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import NoScriptError
 from typing_extensions import Unpack
 
 from jobqueue import tracing
+from jobqueue.broker.autopipeline import AsyncAutoPipeline
 from jobqueue.broker.batch_enqueue import (
+    is_plain,
     parent_checks,
     parse_plan_replies,
     plan_enqueue,
     raise_missing_parents,
+    single_plain_call,
     with_trace_context,
 )
 from jobqueue.broker.client import Client, QueueDepth, outcome_value
@@ -32,7 +34,7 @@ from jobqueue.broker.enqueue import (
     make_request,
 )
 from jobqueue.broker.queue_admin import AsyncQueueAdmin, QueueAdmin
-from jobqueue.broker.redis_io import connect_async, run_script_async, script_sha, translate_errors
+from jobqueue.broker.redis_io import connect_async, run_script_async, translate_errors
 from jobqueue.broker.task_read import TASK_FIELDS, parse_task
 from jobqueue.broker.watch import watch_async
 from jobqueue.broker.workflows import WorkflowHandle, submit
@@ -76,7 +78,10 @@ class AsyncClient:
         self.redis = connection if connection is not None else connect_async(settings)
         self.global_keys = GlobalKeys(settings.key_prefix)
         self._registered_queues: set[str] = set()
+        self._registering: dict[str, asyncio.Task[None]] = {}
         self._sync: Client | None = None
+        # Enqueues issued concurrently share round trips (see autopipeline).
+        self._pipeline = AsyncAutoPipeline(self.redis)
 
     @property
     def sync(self) -> Client:
@@ -100,6 +105,7 @@ class AsyncClient:
 
     async def close(self) -> None:
         """Close both connection pools."""
+        await self._pipeline.close()
         await self.redis.aclose()
         if self._sync is not None:
             self._sync.close()
@@ -116,8 +122,10 @@ class AsyncClient:
         return (await self.enqueue_many([request]))[0]
 
     async def enqueue_many(self, requests: Sequence[EnqueueRequest]) -> list[AsyncTaskHandle]:
-        """Enqueue validated requests in one pipelined round trip (few script calls: see batch_enqueue),
-        in a PRODUCER span when OpenTelemetry is installed (see Client.enqueue_many)."""
+        """Enqueue validated requests (few script calls: see batch_enqueue), in a PRODUCER span when
+        OpenTelemetry is installed (see Client.enqueue_many). Returns once every task is in Redis. Calls
+        made concurrently in one event loop share round trips (see autopipeline); each call still gets its
+        own replies and its own error."""
         if not requests or not tracing.active():
             return await self._send(requests)
         with tracing.send_span([r.queue for r in requests]) as span:
@@ -127,34 +135,58 @@ class AsyncClient:
 
     async def _send(self, requests: Sequence[EnqueueRequest]) -> list[AsyncTaskHandle]:
         """enqueue_many without the producer span."""
+        if len(requests) == 1 and is_plain(requests[0]):
+            # One plain task (``enqueue``): the same single call the sync client builds.
+            task_id, call = single_plain_call(self.settings, requests[0])
+            if requests[0].queue not in self._registered_queues:
+                await self._register_queues({requests[0].queue})
+            await self._pipeline.run((call,))
+            return [AsyncTaskHandle(self, task_id)]
         plan = plan_enqueue(self.settings, requests)
-        new_queues = {r.queue for r in requests} - self._registered_queues
         checks = parent_checks(self.settings, requests)
-        with translate_errors():
-            if checks:
+        if checks:
+            with translate_errors():
                 pipe = self.redis.pipeline(transaction=False)
                 for _, _, key in checks:
                     pipe.exists(key)
                 raise_missing_parents(checks, await pipe.execute())
-            if new_queues:
-                await self.redis.sadd(self.global_keys.queues, *new_queues)
-                self._registered_queues |= new_queues
-            if len(plan.calls) == 1:
-                replies = [await run_script_async(self.redis, plan.calls[0])]
-            else:
-                # Scripts were loaded by the first single call or by a worker; a call that met NOSCRIPT
-                # did not run, so it alone is re-run one by one, which loads the script.
-                pipe = self.redis.pipeline(transaction=False)
-                for call in plan.calls:
-                    pipe.evalsha(script_sha(call.script), len(call.keys), *call.keys, *call.args)
-                replies = await pipe.execute(raise_on_error=False)
-                for i, (call, result) in enumerate(zip(plan.calls, replies, strict=True)):
-                    if isinstance(result, NoScriptError):
-                        replies[i] = await run_script_async(self.redis, call)
-                    elif isinstance(result, Exception):
-                        raise result
-        parsed = parse_plan_replies(plan, replies)
+        new_queues = {r.queue for r in requests} - self._registered_queues
+        if new_queues:
+            await self._register_queues(new_queues)
+        parsed = parse_plan_replies(plan, await self._pipeline.run(plan.calls))
         return [AsyncTaskHandle(self, r.id, r.deduplicated, r.enqueue_id) for r in parsed]
+
+    async def _register_queues(self, new_queues: set[str]) -> None:
+        """Add queues to the registry, once per client and queue (see Client._register_queues).
+
+        Callers that arrive while a queue's registration is in flight await that same one: 100 concurrent
+        first enqueues must not open 100 connections for 100 SADDs, and they resume in the order they
+        arrived, so their enqueues keep that order."""
+        loop = asyncio.get_running_loop()
+        pending = []
+        unclaimed = set()
+        for queue in new_queues:
+            registration = self._registering.get(queue)
+            if registration is None or registration.get_loop() is not loop:
+                unclaimed.add(queue)
+            else:
+                pending.append(registration)
+        if unclaimed:
+            registration = loop.create_task(self._register(unclaimed))
+            for queue in unclaimed:
+                self._registering[queue] = registration
+            pending.append(registration)
+        for registration in pending:
+            await asyncio.shield(registration)
+
+    async def _register(self, queues: set[str]) -> None:
+        try:
+            with translate_errors():
+                await self.redis.sadd(self.global_keys.queues, *queues)
+            self._registered_queues |= queues
+        finally:
+            for queue in queues:
+                self._registering.pop(queue, None)
 
     async def submit_workflow(self, canvas: Canvas) -> WorkflowHandle:
         """Submit a workflow atomically (see broker.workflows.submit); its handles use the sync client."""

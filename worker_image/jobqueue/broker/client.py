@@ -11,6 +11,7 @@ import redis
 from typing_extensions import Unpack
 
 from jobqueue import tracing
+from jobqueue.broker.autopipeline import ThreadAutoPipeline
 from jobqueue.broker.batch_enqueue import (
     MAX_TASKS_PER_CALL,
     PreparedEnqueue,
@@ -128,6 +129,8 @@ class Client(DeadLetterOperations):
         # Enqueues go over connections kept out of the pool (see script_wire): they are the producer's hot
         # path, and every other operation is left to redis-py's ordinary path.
         self._wire = ScriptWire(self.redis)
+        # One-task enqueues from many threads at once share round trips (see autopipeline).
+        self._threads = ThreadAutoPipeline(self._wire)
 
     def close(self) -> None:
         """Release the connection pool (the enqueue connections included)."""
@@ -167,7 +170,7 @@ class Client(DeadLetterOperations):
             task_id, call = single_plain_call(self.settings, requests[0])
             if requests[0].queue not in self._registered_queues:
                 self._register_queues({requests[0].queue})
-            self._wire.run_one(call)
+            self._threads.run_one(call)
             return [TaskHandle(self, task_id)]
         prepared = PreparedEnqueue(self.settings, requests, MAX_TASKS_PER_CALL)
         checks = parent_checks(self.settings, requests)
@@ -181,7 +184,11 @@ class Client(DeadLetterOperations):
         if new_queues:
             self._register_queues(new_queues)
         # Both enqueue scripts are idempotent when re-sent, as the wire path requires.
-        replies = parse_plan_replies(prepared, self._wire.run(prepared.calls()))
+        if len(requests) == 1:
+            # One task (unique, dependent, own id): one call, shared with other threads' (autopipeline).
+            replies = parse_plan_replies(prepared, [self._threads.run_one(next(prepared.calls()))])
+        else:
+            replies = parse_plan_replies(prepared, self._wire.run(prepared.calls()))
         return [TaskHandle(self, r.id, r.deduplicated, r.enqueue_id) for r in replies]
 
     def _register_queues(self, new_queues: set[str]) -> None:

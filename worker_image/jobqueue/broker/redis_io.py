@@ -5,16 +5,17 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any
 
+import hiredis
 import redis
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
@@ -114,6 +115,20 @@ def run_scripts(conn: redis.Redis, calls: Sequence[ScriptCall]) -> list[Any]:
         # A pipeline of one costs about 10% more per call than a plain EVALSHA (one-by-one enqueue,
         # an ack batch of one) for the same single round trip.
         return [run_script(conn, calls[0])]
+    results = run_scripts_replies(conn, calls)
+    with translate_errors():
+        for r in results:
+            if isinstance(r, Exception):
+                raise r
+    return results
+
+
+def run_scripts_replies(conn: redis.Redis, calls: Sequence[ScriptCall]) -> list[Any]:
+    """Like run_scripts, but a call's error reply is returned in its place (a ``ResponseError``), not
+    raised: the replies of calls made for different callers (auto-pipelining) stay apart. Connection
+    errors still raise (BrokerUnavailable) for the whole exchange."""
+    if not calls:
+        return []
     with translate_errors():
         pipe = conn.pipeline(transaction=False)
         for call in calls:
@@ -124,11 +139,130 @@ def run_scripts(conn: redis.Redis, calls: Sequence[ScriptCall]) -> list[Any]:
             for name in {calls[i].script for i in missing}:
                 conn.script_load(script_source(name))
             for i in missing:
-                results[i] = run_script(conn, calls[i])
-        for r in results:
-            if isinstance(r, Exception):
-                raise r
+                try:
+                    results[i] = conn.evalsha(
+                        script_sha(calls[i].script), len(calls[i].keys), *calls[i].keys, *calls[i].args
+                    )
+                except ResponseError as exc:
+                    results[i] = exc
         return results
+
+
+# hiredis' stub types the command as a 1-tuple; it takes any tuple of str, bytes, int and float.
+pack_command: Callable[[tuple[Any, ...]], bytes] = hiredis.pack_command
+
+
+def read_many(conn: redis.Redis, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
+    """The raw replies of many read-only commands in one round trip: packed by hiredis and read without
+    redis-py's per-command pipeline bookkeeping and response callbacks (about 30 µs a command here, which
+    made 130,000 commands of a 10,000-queue scrape take seconds). Replies are RESP as parsed: a hash is
+    a flat list, TIME a list of two strings; an error reply is returned in its place. Read-only commands
+    only: a connection error is retried by re-sending the whole round trip."""
+    if not commands:
+        return []
+    packed = b"".join(pack_command(command) for command in commands)
+    with translate_errors():
+        return _read_many_with_retry(conn, packed, len(commands))
+
+
+def _read_many_with_retry(conn: redis.Redis, packed: bytes, count: int) -> list[Any]:
+    decode = bool(conn.connection_pool.connection_kwargs.get("decode_responses"))
+    last: Exception | None = None
+    for _ in range(3):  # as redis-py's own retry: a dropped idle connection is reopened and read again
+        pool = conn.connection_pool
+        try:
+            connection = pool.get_connection()
+        except TypeError:  # redis-py before 5.3 requires a command name
+            connection = pool.get_connection("PING")
+        try:
+            connection.send_packed_command([packed])
+            replies = _read_replies(connection, count, decode)
+        except CONNECTION_ERRORS as exc:
+            connection.disconnect()
+            last = exc
+            continue
+        except BaseException:
+            connection.disconnect()  # replies may be in flight: never hand it back out of step
+            raise
+        finally:
+            pool.release(connection)
+        return replies
+    assert last is not None
+    raise last
+
+
+async def read_many_async(conn: aioredis.Redis, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
+    """The asyncio twin of read_many."""
+    if not commands:
+        return []
+    packed = b"".join(pack_command(command) for command in commands)
+    last: Exception | None = None
+    with translate_errors():
+        for _ in range(3):
+            pool = conn.connection_pool
+            connection = await pool.get_connection()
+            try:
+                await connection.send_packed_command(packed)
+                replies = [await _read_reply_async(connection) for _ in commands]
+            except CONNECTION_ERRORS as exc:
+                await connection.disconnect()
+                last = exc
+                continue
+            except BaseException:
+                await connection.disconnect(nowait=True)
+                raise
+            finally:
+                await pool.release(connection)
+            return replies
+        assert last is not None
+        raise last
+
+
+def _read_replies(connection: Any, count: int, decode: bool) -> list[Any]:
+    """``count`` replies parsed by a hiredis reader of our own straight from the connection's socket:
+    redis-py's ``read_response`` costs about 8 µs a reply in Python around the same C parser, most of a
+    10,000-queue scrape's time. Only whole replies are consumed, so the connection stays in step."""
+    reader = hiredis.Reader(replyError=ResponseError, encoding="utf-8" if decode else None)
+    sock = connection._sock
+    replies: list[Any] = []
+    try:
+        while len(replies) < count:
+            reply = reader.gets()
+            if reply is False:  # incomplete: read more (None is a nil reply)
+                data = sock.recv(1 << 16)
+                if not data:
+                    raise RedisConnectionError("Redis closed the connection")
+                reader.feed(data)
+            else:
+                replies.append(reply)
+    except TimeoutError as exc:  # socket.timeout
+        raise RedisTimeoutError(f"Timeout reading from Redis: {exc}") from exc
+    except OSError as exc:
+        raise RedisConnectionError(f"Error while reading from Redis: {exc}") from exc
+    return replies
+
+
+async def _read_reply_async(connection: Any) -> Any:
+    try:
+        return await connection.read_response()
+    except ResponseError as exc:
+        return exc
+
+
+def translated(error: BaseException) -> BaseException:
+    """The jobqueue error a caller sees for a driver error (as ``translate_errors`` raises it), chained
+    to it; jobqueue's own errors and anything else unchanged. A fresh exception per call: one error
+    reply shared by many awaiting callers must not share one traceback."""
+    if isinstance(error, JobQueueError):
+        return error
+    if isinstance(error, CONNECTION_ERRORS):
+        fresh: BaseException = BrokerUnavailable(f"Redis unavailable: {error}")
+    elif isinstance(error, RedisError):
+        fresh = JobQueueError(f"Redis error: {error}")
+    else:
+        return error
+    fresh.__cause__ = error
+    return fresh
 
 
 async def run_script_async(conn: aioredis.Redis, call: ScriptCall) -> Any:

@@ -39,7 +39,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from jobqueue.broker.redis_io import run_script, run_scripts, script_sha, translate_errors
+from jobqueue.broker.redis_io import run_script, run_scripts_replies, script_sha, translate_errors
 from jobqueue.broker.scripts import ScriptCall
 
 
@@ -78,7 +78,20 @@ class ScriptWire:
 
     def run(self, calls: Iterable[ScriptCall]) -> list[Any]:
         """Every call's reply, in order. ``calls`` may be a generator: each call is built only once the
-        one before it has been written, so building overlaps with Redis running the previous call."""
+        one before it has been written, so building overlaps with Redis running the previous call.
+        The first error reply is raised once every reply has been read."""
+        replies = self.run_replies(calls)
+        with translate_errors():
+            for reply in replies:
+                if isinstance(reply, ResponseError):
+                    raise reply
+        return replies
+
+    def run_replies(self, calls: Iterable[ScriptCall]) -> list[Any]:
+        """Like ``run``, but an error reply is returned in its call's place (a ``ResponseError``), not
+        raised, so calls made for different callers (see autopipeline) keep their errors apart. NOSCRIPT
+        is resolved here; a connection or timeout error that outlasts the retries raises
+        BrokerUnavailable for the whole exchange."""
         pending = iter(calls)
         sent: list[ScriptCall] = []
         with translate_errors():
@@ -86,13 +99,13 @@ class ScriptWire:
                 connection = self._checkout()
             except (RedisConnectionError, RedisTimeoutError):
                 # Redis unreachable right now: the ordinary path retries with backoff, then raises.
-                return run_scripts(self._redis, list(pending))
+                return run_scripts_replies(self._redis, list(pending))
             try:
                 replies = self._exchange(connection, pending, sent)
             except (RedisConnectionError, RedisTimeoutError):
                 # redis-py has already disconnected it; the ordinary path retries with backoff.
                 self._idle.append(connection)
-                return run_scripts(self._redis, [*sent, *pending])
+                return run_scripts_replies(self._redis, [*sent, *pending])
             except BaseException:
                 # Raised between a write and its read (e.g. while building the next call): replies may be
                 # in flight, so the connection is closed rather than reused out of step.
@@ -101,11 +114,11 @@ class ScriptWire:
                 raise
             self._idle.append(connection)
             missing = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
-            for i in missing:
-                replies[i] = run_script(self._redis, sent[i])  # loads the script, then runs the call
-            for reply in replies:
-                if isinstance(reply, ResponseError):
-                    raise reply
+            if missing:
+                # Load the scripts and re-run those calls (they did not run) in one exchange, in order.
+                rerun = run_scripts_replies(self._redis, [sent[i] for i in missing])
+                for i, reply in zip(missing, rerun, strict=True):
+                    replies[i] = reply
             return replies
 
     def run_one(self, call: ScriptCall) -> Any:

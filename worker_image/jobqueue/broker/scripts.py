@@ -26,6 +26,7 @@ SCRIPT_NAMES = (
     "schedule_outcome",
     "task_metrics",
     "progress",
+    "queue_state",
 )
 
 

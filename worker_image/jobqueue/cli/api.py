@@ -85,8 +85,23 @@ def _cancel(args: argparse.Namespace) -> int:
 
 def _queues(args: argparse.Namespace) -> int:
     client = api_client(args)
-    _print(client.get(f"/api/v1/queues/{_seg(args.queue)}") if args.queue else client.get("/api/v1/queues"))
+    if args.queue:
+        _print(client.get(f"/api/v1/queues/{_seg(args.queue)}"))
+        return 0
+    # Every queue: the listing is paged (in name order; a short page is the last one).
+    queues: list[Any] = []
+    while True:
+        page = client.get(
+            "/api/v1/queues", limit=_QUEUE_PAGE, **({"after": queues[-1]["name"]} if queues else {})
+        )
+        queues += page
+        if len(page) < _QUEUE_PAGE:
+            break
+    _print(queues)
     return 0
+
+
+_QUEUE_PAGE = 1000
 
 
 def status_via_api(args: argparse.Namespace, settings: ApiClientSettings) -> int:

@@ -69,29 +69,51 @@ const workerColumns = [
   { label: "Running", cell: (w) => `${w.current_tasks.length} / ${w.concurrency}`, class: "num" },
 ];
 
-export function mount(root) {
+export function mount(root, _params, ctx) {
   const cards = h("div", { class: "cards", id: "overview-cards" });
   const charts = h("div", { class: "charts" });
   const queues = h("div", { id: "overview-queues" });
   const workersEl = h("div", { id: "overview-workers" });
   const poolsEl = h("div", { id: "overview-pools" });
+  // The queue listing is paged by the API (cursor = the last name of the previous page): the cursors of
+  // the pages visited so far, the current one last, so Previous can go back.
+  const pageStarts = [null];
+  let nextCursor = null;
+  const prev = h("button", { type: "button", class: "secondary" }, "Previous");
+  const next = h("button", { type: "button", class: "secondary" }, "Next");
+  const pager = h("div", { class: "row pager", id: "overview-queues-pager" }, prev, next);
+  prev.addEventListener("click", () => {
+    if (pageStarts.length > 1) pageStarts.pop();
+    ctx.refreshNow();
+  });
+  next.addEventListener("click", () => {
+    if (nextCursor) pageStarts.push(nextCursor);
+    ctx.refreshNow();
+  });
   replace(
     root,
     h("h1", {}, "Overview"),
     cards,
     section("Activity", charts),
-    section("Queues", queues),
+    section("Queues", queues, pager),
     section("Pools", poolsEl, h("p", {}, link("#/pools", "Manage pools"))),
     section("Workers", workersEl, h("p", {}, link("#/workers", "All worker details"))),
   );
 
   async function refresh() {
-    const [queueList, workerList, workerStats, poolList] = await Promise.all([
-      api.queues(),
+    const [queuePage, workerList, workerStats, poolList] = await Promise.all([
+      api.queues(pageStarts[pageStarts.length - 1]),
       api.workers(),
       api.workerStats(),
       loadPools(),
     ]);
+    const queueList = queuePage.items;
+    nextCursor = queuePage.next;
+    prev.disabled = pageStarts.length === 1;
+    next.disabled = !nextCursor;
+    pager.hidden = pageStarts.length === 1 && !nextCursor;
+    // With more queues than one page, the cards and charts add up the queues on this page only.
+    const scope = queuePage.total > queueList.length ? " (this page)" : "";
     const stats = await Promise.all(queueList.map((q) => api.queueStats(q.name)));
     const totals = sumCounters(stats.map((s) => s.counters));
     if (stats.length) history.add(Math.max(...stats.map((s) => s.at)), totals);
@@ -99,14 +121,14 @@ export function mount(root) {
     const sum = (f) => queueList.reduce((n, q) => n + f(q), 0);
     const ready = sum((q) => q.ready.high + q.ready.medium + q.ready.low);
     const rate = lifetimeSuccessRate(totals);
-    renderIfChanged(cards, { queueList, workerStats, rate }, (el) =>
+    renderIfChanged(cards, { queuePage, workerStats, rate }, (el) =>
       replace(
         el,
-        card("Queues", fmtNumber(queueList.length)),
-        card("Ready", fmtNumber(ready)),
-        card("In flight", fmtNumber(sum((q) => q.in_flight))),
-        card("Delayed", fmtNumber(sum((q) => q.delayed))),
-        card("Dead letters", link("#/dead-letters", fmtNumber(sum((q) => q.dead_letters)))),
+        card("Queues", fmtNumber(queuePage.total)),
+        card(`Ready${scope}`, fmtNumber(ready)),
+        card(`In flight${scope}`, fmtNumber(sum((q) => q.in_flight))),
+        card(`Delayed${scope}`, fmtNumber(sum((q) => q.delayed))),
+        card(`Dead letters${scope}`, link("#/dead-letters", fmtNumber(sum((q) => q.dead_letters)))),
         card("Workers live", `${fmtNumber(workerList.filter((w) => w.status !== "DEAD").length)}`),
         card(`Utilization of ${workerStats.slots} slots`, `${Math.round(workerStats.utilization * 100)} %`),
         card("Success, all time", rate === null ? "—" : `${rate.toFixed(1)} %`),
