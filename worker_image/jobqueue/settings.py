@@ -181,6 +181,20 @@ class Settings(EnvFileSettings):
         ge=0,
         le=100_000,
     )
+    # A leaking task grows its child process for ever; replacing the child after a bounded number of tasks
+    # or once its resident memory passed a limit is the standard cure. Only the process pool has children.
+    max_tasks_per_child: int | None = Field(
+        description="process pool: replace a child process after it ran this many tasks, between two "
+        "tasks (unset: never)",
+        default=None,
+        ge=1,
+    )
+    max_memory_per_child_mb: int | None = Field(
+        description="process pool (Linux): replace a child process after a task that left its resident "
+        "memory above this many MiB (unset: never)",
+        default=None,
+        ge=1,
+    )
 
     @property
     def effective_default_timeout(self) -> float | None:
