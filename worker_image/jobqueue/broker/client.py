@@ -124,7 +124,7 @@ class Client(DeadLetterOperations):
         self._registered_queues: set[str] = set()
         # Enqueues go over connections kept out of the pool (see script_wire): they are the producer's hot
         # path, and every other operation is left to redis-py's ordinary path.
-        self._wire = ScriptWire(self.redis)
+        self._wire = ScriptWire(self.redis, keep_idle=settings.redis_max_connections is None)
 
     def close(self) -> None:
         """Release the connection pool (the enqueue connections included)."""
