@@ -41,6 +41,7 @@ from jobqueue.hooks import DeadLetterNotice, TaskOutcome
 from jobqueue.models import CancelReason, DeadLetterReason, Priority, TaskRecord, TaskStatus
 from jobqueue.retry import RetryPolicy
 from jobqueue.settings import Settings
+from jobqueue.task_calls import TaskArgs
 
 __all__ = [
     "App",
@@ -64,6 +65,7 @@ __all__ = [
     "Settings",
     "Signature",
     "SoftTimeout",
+    "TaskArgs",
     "TaskCancelled",
     "TaskContext",
     "TaskDefinition",

@@ -13,10 +13,11 @@ import enum
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypedDict, Unpack
 
 from jobqueue.errors import ValidationError
+from jobqueue.models import Priority
 from jobqueue.retry import BACKOFF_NAMES
 
 # Hash fields of QueueKeys.config that fetch.lua reads (keep in sync with its HMGET).
@@ -102,6 +103,8 @@ class QueueConfig:
     retry_defaults: RetryDefaults | None = None
     max_lost_leases: int | None = None  # None: the process-wide JOBQUEUE_MAX_LOST_LEASES
     expires_seconds: float | None = None  # None: tasks wait for ever unless they set their own expires
+    # Each level's own limit, beside ``rate_limit`` (a start counts against both); absent = none.
+    priority_rate_limits: dict[Priority, RateLimit] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -187,6 +190,31 @@ def rate_limit_fields(rate: RateLimit) -> dict[str, str]:
         F_RATE_BURST: str(rate.burst),
         F_RATE_ENABLED: "1" if rate.enabled else "0",
     }
+
+
+def priority_rate_field_names(priority: Priority) -> tuple[str, str, str]:
+    """The config hash fields of one priority level's own rate limit (read by _flow.lua)."""
+    level = priority.value
+    return (f"rate_limit_{level}", f"rate_period_ms_{level}", f"rate_burst_{level}")
+
+
+def priority_rate_fields(priority: Priority, rate: RateLimit) -> dict[str, str]:
+    """The config hash fields that encode one priority level's own rate limit."""
+    limit, period, burst = priority_rate_field_names(priority)
+    return {limit: str(rate.limit), period: str(round(rate.period_seconds * 1000)), burst: str(rate.burst)}
+
+
+def _parse_priority_rates(raw: Mapping[str, str]) -> dict[Priority, RateLimit]:
+    rates = {}
+    for priority in Priority:
+        limit, period, burst = priority_rate_field_names(priority)
+        if raw.get(limit):
+            rates[priority] = RateLimit(
+                limit=int(raw[limit]),
+                period_seconds=int(raw.get(period) or 1000) / 1000,
+                burst=int(raw.get(burst) or 1),
+            )
+    return rates
 
 
 def validate_max_in_flight(value: int | None) -> int | None:
@@ -331,6 +359,7 @@ def parse_config(queue: str, raw: Mapping[str, str]) -> QueueConfig:
         retry_defaults=_parse_retry_defaults(raw),
         max_lost_leases=int(raw[F_MAX_LOST_LEASES]) if raw.get(F_MAX_LOST_LEASES) else None,
         expires_seconds=int(raw[F_EXPIRES_MS]) / 1000 if raw.get(F_EXPIRES_MS) else None,
+        priority_rate_limits=_parse_priority_rates(raw),
     )
 
 

@@ -174,6 +174,15 @@ class QueueKeys:
         """Rate-limit state (GCRA theoretical arrival time)."""
         return f"{self._base}:rate"
 
+    def priority_rate(self, priority: str) -> str:
+        """Rate-limit state (GCRA) of one priority level's own limit, beside the queue's."""
+        return f"{self._base}:rate:{priority}"
+
+    @property
+    def priority_rates(self) -> tuple[str, str, str]:
+        """The three priority levels' rate-limit states, high, medium, low (fetch.lua's KEYS order)."""
+        return (self.priority_rate("high"), self.priority_rate("medium"), self.priority_rate("low"))
+
     @property
     def task_prefix(self) -> str:
         """Prefix of task hash keys; scripts that discover ids append the id to it."""

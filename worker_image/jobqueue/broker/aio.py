@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Generic, cast
 
 import redis.asyncio as aioredis
 from typing_extensions import Unpack
@@ -25,7 +25,7 @@ from jobqueue.broker.batch_enqueue import (
     single_plain_call,
     with_trace_context,
 )
-from jobqueue.broker.client import Client, QueueDepth, outcome_value
+from jobqueue.broker.client import Client, QueueDepth, T, outcome_value
 from jobqueue.broker.dead_letters import DeadLetterStats
 from jobqueue.broker.enqueue import (
     EnqueueOptions,
@@ -47,8 +47,8 @@ from jobqueue.settings import Settings
 _WAIT_RECHECK_SECONDS = 2.0
 
 
-class AsyncTaskHandle:
-    """A reference to an enqueued task, for asyncio code."""
+class AsyncTaskHandle(Generic[T]):
+    """A reference to an enqueued task whose result is a ``T``, for asyncio code."""
 
     def __init__(
         self, client: AsyncClient, task_id: str, deduplicated: bool = False, enqueue_id: str | None = None
@@ -65,9 +65,9 @@ class AsyncTaskHandle:
         """The task's current record."""
         return await self.client.get_task(self.id)
 
-    async def result(self, timeout: float | None = None) -> Any:
+    async def result(self, timeout: float | None = None) -> T:
         """Wait for the task to finish and return its result (raises like TaskHandle.result)."""
-        return outcome_value(await self.client.wait(self.id, timeout=timeout))
+        return cast(T, outcome_value(await self.client.wait(self.id, timeout=timeout)))
 
 
 class AsyncClient:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, cast
 
 import redis
-from typing_extensions import Unpack
+from typing_extensions import TypeVar, Unpack
 
 from jobqueue import tracing
 from jobqueue.broker.autopipeline import ThreadAutoPipeline
@@ -68,8 +68,13 @@ class QueueDepth:
         return sum(self.ready.values())
 
 
-class TaskHandle:
-    """A reference to an enqueued task."""
+# The result type of a task; Any for a task enqueued by name (Client.enqueue), the function's return type
+# for one enqueued through its definition (``add.enqueue(1, 2).result()`` is an int to a type checker).
+T = TypeVar("T", default=Any)
+
+
+class TaskHandle(Generic[T]):
+    """A reference to an enqueued task whose result is a ``T``."""
 
     def __init__(
         self, client: Client, task_id: str, deduplicated: bool = False, enqueue_id: str | None = None
@@ -92,13 +97,15 @@ class TaskHandle:
         """The task's current status."""
         return self.get().status
 
-    def result(self, timeout: float | None = None) -> Any:
+    def result(self, timeout: float | None = None) -> T:
         """Wait (without polling) for the task to finish and return its result.
 
         Raises TaskFailed (FAILED, TIMEOUT; its subclass TaskExpired for EXPIRED), TaskCancelled, or
-        ResultTimeout after ``timeout`` seconds.
+        ResultTimeout after ``timeout`` seconds. The result is the task's return value as JSON brought it
+        back (a tuple comes back a list): the type is what the function declares, trusted rather than
+        checked.
         """
-        return outcome_value(self.client.wait(self.id, timeout=timeout))
+        return cast(T, outcome_value(self.client.wait(self.id, timeout=timeout)))
 
     def cancel(self, force: bool = False, reason: CancelReason | str = CancelReason.USER_REQUESTED) -> str:
         """Cancel the task; see Client.cancel."""
@@ -128,7 +135,7 @@ class Client(DeadLetterOperations):
         self._registered_queues: set[str] = set()
         # Enqueues go over connections kept out of the pool (see script_wire): they are the producer's hot
         # path, and every other operation is left to redis-py's ordinary path.
-        self._wire = ScriptWire(self.redis)
+        self._wire = ScriptWire(self.redis, keep_idle=settings.redis_max_connections is None)
         # One-task enqueues from many threads at once share round trips (see autopipeline).
         self._threads = ThreadAutoPipeline(self._wire)
 

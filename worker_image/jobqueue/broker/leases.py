@@ -195,7 +195,7 @@ def build_fetch(
         "fetch",
         (
             *k.ready_all, k.delayed, k.leases, k.wake, k.config, k.events, k.stats, k.rate, k.parked,
-            k.inbox(worker_id), k.held(worker_id),
+            k.inbox(worker_id), k.held(worker_id), *k.priority_rates,
         ),
         (
             max_tasks,

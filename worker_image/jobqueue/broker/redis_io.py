@@ -72,25 +72,36 @@ def _options(settings: Settings) -> dict[str, Any]:
     }
 
 
+def _bounded_pool_options(settings: Settings) -> dict[str, Any]:
+    """Options of a BlockingConnectionPool capped at JOBQUEUE_REDIS_MAX_CONNECTIONS: a caller that finds
+    every connection in use waits for one (up to the socket timeout, then a connection error the loops
+    back off from) instead of failing at once as redis-py's default pool does past its cap."""
+    return {"max_connections": settings.redis_max_connections, "timeout": settings.socket_timeout_seconds}
+
+
 def connect(settings: Settings, url: str | None = None, single_connection: bool = False) -> redis.Redis:
-    """A sync Redis client (no I/O until first use). Connection errors are retried briefly.
+    """A sync Redis client (no I/O until first use). Connection errors are retried briefly. Its pool is
+    capped by ``settings.redis_max_connections`` when set (unbounded otherwise, redis-py's default).
 
     ``single_connection`` pins every command to one connection (needed to know its CLIENT ID)."""
-    return redis.Redis.from_url(
-        url or settings.redis_url.get_secret_value(),
-        retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 3),
-        single_connection_client=single_connection,
-        **_options(settings),
-    )
+    url = url or settings.redis_url.get_secret_value()
+    options = {"retry": Retry(ExponentialBackoff(cap=1.0, base=0.05), 3), **_options(settings)}
+    if settings.redis_max_connections is None:
+        return redis.Redis.from_url(url, single_connection_client=single_connection, **options)
+    pool = redis.BlockingConnectionPool.from_url(url, **_bounded_pool_options(settings), **options)
+    client = redis.Redis(connection_pool=pool, single_connection_client=single_connection)
+    client.auto_close_connection_pool = True  # as from_url does: close() disconnects the pool
+    return client
 
 
 def connect_async(settings: Settings, url: str | None = None) -> aioredis.Redis:
-    """An asyncio Redis client (no I/O until first use)."""
-    return aioredis.Redis.from_url(
-        url or settings.redis_url.get_secret_value(),
-        retry=AsyncRetry(ExponentialBackoff(cap=1.0, base=0.05), 3),
-        **_options(settings),
-    )
+    """An asyncio Redis client (no I/O until first use), its pool capped like ``connect``'s."""
+    url = url or settings.redis_url.get_secret_value()
+    options = {"retry": AsyncRetry(ExponentialBackoff(cap=1.0, base=0.05), 3), **_options(settings)}
+    if settings.redis_max_connections is None:
+        return aioredis.Redis.from_url(url, **options)
+    pool = aioredis.BlockingConnectionPool.from_url(url, **_bounded_pool_options(settings), **options)
+    return aioredis.Redis.from_pool(pool)
 
 
 def run_script(conn: redis.Redis, call: ScriptCall) -> Any:

@@ -47,11 +47,16 @@ class ScriptWire:
     """Runs idempotent script calls over connections kept out of the pool. Thread-safe: each exchange
     takes a connection of its own (``list.pop`` / ``append`` are atomic), making one when none is idle."""
 
-    def __init__(self, conn: redis.Redis) -> None:
+    def __init__(self, conn: redis.Redis, keep_idle: bool = True) -> None:
         self._redis = conn
         self._pool = conn.connection_pool
         self._idle: list[Any] = []
         self._pid = os.getpid()
+        # Under a connection cap (JOBQUEUE_REDIS_MAX_CONNECTIONS), connections kept idle here would count
+        # against it while nobody else could use them: after a burst of concurrent enqueues they could be
+        # all of them, and every other operation of the client would wait for a free one in vain. With
+        # ``keep_idle`` False each connection goes back to the pool after its exchange instead.
+        self._keep_idle = keep_idle
 
     def _checkout(self) -> Any:
         if self._pid != os.getpid():
@@ -68,6 +73,12 @@ class ScriptWire:
         except TypeError:
             # redis-py before 5.3 requires a command name (later versions deprecate passing one).
             return self._pool.get_connection("EVALSHA")
+
+    def _put_back(self, connection: Any) -> None:
+        if self._keep_idle:
+            self._idle.append(connection)
+        else:
+            self._pool.release(connection)
 
     def close(self) -> None:
         """Hand the kept connections back to the pool (``Client.close`` then disconnects the pool)."""
@@ -104,15 +115,15 @@ class ScriptWire:
                 replies = self._exchange(connection, pending, sent)
             except (RedisConnectionError, RedisTimeoutError):
                 # redis-py has already disconnected it; the ordinary path retries with backoff.
-                self._idle.append(connection)
+                self._put_back(connection)
                 return run_scripts_replies(self._redis, [*sent, *pending])
             except BaseException:
                 # Raised between a write and its read (e.g. while building the next call): replies may be
                 # in flight, so the connection is closed rather than reused out of step.
                 connection.disconnect()
-                self._idle.append(connection)
+                self._put_back(connection)
                 raise
-            self._idle.append(connection)
+            self._put_back(connection)
             missing = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
             if missing:
                 # Load the scripts and re-run those calls (they did not run) in one exchange, in order.
@@ -140,21 +151,21 @@ class ScriptWire:
                 reply = connection.read_response()
             except NoScriptError:
                 # The reply was read: the connection is in step. The call did not run; load and run it.
-                self._idle.append(connection)
+                self._put_back(connection)
                 return run_script(self._redis, call)
             except ResponseError:
-                self._idle.append(connection)
+                self._put_back(connection)
                 raise
             except (RedisConnectionError, RedisTimeoutError):
                 # redis-py has already disconnected it; the ordinary path retries with backoff.
-                self._idle.append(connection)
+                self._put_back(connection)
                 return run_script(self._redis, call)
             except BaseException:
                 # Between the write and the read (e.g. KeyboardInterrupt): a reply may be in flight.
                 connection.disconnect()
-                self._idle.append(connection)
+                self._put_back(connection)
                 raise
-            self._idle.append(connection)
+            self._put_back(connection)
             return reply
 
     @staticmethod
