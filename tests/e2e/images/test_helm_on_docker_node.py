@@ -9,6 +9,9 @@ Redis and PostgreSQL are the test servers on 127.0.0.1 (connection.existingSecre
 StatefulSets: their images (redis, postgres) come from a registry, and none is reachable here.
 Containers use host networking, so every port is a free one chosen here and the API Service's port equals
 its container port (a Service name resolves to 127.0.0.1 inside the containers).
+
+The flow is `run_helm_flow`, shared with test_helm_on_kubelet_node.py (the same steps on the real node);
+each node says through a NodeChecks where its evidence is (logs, errors, containers).
 """
 
 from __future__ import annotations
@@ -139,6 +142,8 @@ class NodeChecks(Protocol):
 
 
 class DockerNodeChecks:
+    """The docker node keeps every container's log (deleted pods' too) and records errors and events."""
+
     def __init__(self, node: DockerNode) -> None:
         self.node, self.name = node, node.name
 
