@@ -50,6 +50,14 @@ CONSTRAINTS: dict[str, dict[str, Any]] = {
     "minReplicas": {"minimum": 0},
     "maxReplicas": {"minimum": 1},
     "lifetimeSeconds": {"minimum": 2, "maximum": 3600},
+    # kubernetesApi: env values (KUBERNETES_SERVICE_HOST/PORT); a port may be given as a number too.
+    "serviceHost": {"pattern": "^[A-Za-z0-9.:\\[\\]-]*$"},
+    "servicePort": {
+        "type": ["string", "integer"],
+        "pattern": "^([0-9]{1,5})?$",
+        "minimum": 1,
+        "maximum": 65535,
+    },
 }
 
 
