@@ -44,10 +44,15 @@ def _worker(args: argparse.Namespace) -> int:
             raise ValidationError("burst", "runs one worker process: use it without --processes")
         return _worker_processes(args)
     from jobqueue.worker.burst import Burst  # noqa: PLC0415
-    from jobqueue.worker.process_pool import ProcessPool  # noqa: PLC0415 - only the worker needs it
+    from jobqueue.worker.process_pool import ProcessPool, start_forkserver  # noqa: PLC0415 - worker only
     from jobqueue.worker.runtime import Worker  # noqa: PLC0415
     from jobqueue.worker.thread_pool import AsyncPool, ThreadPool  # noqa: PLC0415
 
+    if args.pool == "process":
+        # First: the fork server's imports run on the other core while this process loads the app and
+        # connects, instead of after it (cold start). This module is preloaded because every child re-runs
+        # the `jobqueue` console script, which imports it.
+        start_forkserver([__name__])
     app = load_app(args.app)
     queues = [q.strip() for q in args.queues.split(",") if q.strip()]
     burst = Burst(args.burst_wait) if args.burst else None
