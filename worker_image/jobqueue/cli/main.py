@@ -44,7 +44,8 @@ def _worker(args: argparse.Namespace) -> int:
             raise ValidationError("burst", "runs one worker process: use it without --processes")
         return _worker_processes(args)
     from jobqueue.worker.burst import Burst  # noqa: PLC0415
-    from jobqueue.worker.process_pool import ProcessPool, start_forkserver  # noqa: PLC0415 - worker only
+    from jobqueue.worker.process_child import start_forkserver  # noqa: PLC0415 - only the worker needs it
+    from jobqueue.worker.process_pool import ProcessPool  # noqa: PLC0415
     from jobqueue.worker.runtime import Worker  # noqa: PLC0415
     from jobqueue.worker.thread_pool import AsyncPool, ThreadPool  # noqa: PLC0415
 

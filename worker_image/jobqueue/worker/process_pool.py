@@ -1,44 +1,47 @@
 """The process pool (default): one child process per slot, crash isolation, real hard timeouts.
 
-Children are started with the 'forkserver' method: a clean, single-threaded server process imports
-jobqueue once (:func:`start_forkserver`, called as the worker command starts, so those imports overlap the
-worker's own start-up) and forks every child from there. No child is ever forked from the worker itself,
-which holds threads and sockets; and no child pays the ~0.4 s of imports a 'spawn' child pays (on two
-cores, four spawned children made a cold start of about 1.1 s). Children talk to the parent over pipes
-in JSON. A child that times out, is force-cancelled or dies is replaced; so is
-a child past its task or memory limit (worker/child_recycling.py), between two tasks, never during one.
+The child side (how children start, what they run, the wire) is worker/process_child.py. A child that
+times out, is force-cancelled or dies is replaced; so is a child past its task or memory limit
+(worker/child_recycling.py), between two tasks, never during one.
+
+One job waits ahead in each busy child while tasks are short (the worker's prefetch is in force): the
+child starts it the moment the current one ends, instead of idling until the worker process is scheduled
+to read the outcome and send it more work. On two cores with both busy with tasks, that hop held each
+child idle for about a millisecond per task (CPU-bound 2 ms tasks ran at ~70% of the machine's bound).
+A job waiting ahead is not started yet: cancelling it means it never starts; if its child dies or is
+killed, it is given to the replacement child.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import logging
 import multiprocessing
 import multiprocessing.connection as mpc
-import multiprocessing.forkserver
 import os
 import selectors
 import signal
-import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
-from multiprocessing.synchronize import Event
-from types import FrameType
-from typing import Any, Final
+from typing import Any
 
 from jobqueue.broker.leases import Job, Outcome, OutcomeKind
-from jobqueue.errors import SoftTimeout, TaskTimeout, WorkerCrashed
-from jobqueue.hooks import HookKind
-from jobqueue.log_config import configure_logging
+from jobqueue.errors import TaskTimeout, WorkerCrashed
 from jobqueue.supervision import GiveUp, RestartPolicy, supervised_thread
 from jobqueue.worker.child_recycling import ChildLimits, resident_bytes, retirement_reason
 from jobqueue.worker.execution import describe
-from jobqueue.worker.pool import OutcomeCallback
+from jobqueue.worker.pool import OutcomeCallback, StartedAhead, TakeAhead
+from jobqueue.worker.process_child import (
+    START_METHOD,
+    CancelArray,
+    cancel_job,
+    child_main,
+    job_message,
+    start_forkserver,
+)
 
 log = logging.getLogger(__name__)
 
@@ -51,106 +54,16 @@ MONITOR_RESTARTS = RestartPolicy(initial_delay=0.1, max_delay=2.0, max_failures=
 # is killed; it holds no task by then, so killing it loses nothing.
 RETIRE_GRACE_SECONDS = 10.0
 
-# What the fork server imports once, before it forks any child: everything child_main needs. The app's own
-# module is not among them: it would be built once, with the environment of the moment the server started,
-# and shared by every later pool of the process; each child imports it itself (cheap once jobqueue is in).
-CHILD_MODULES = (
-    "jobqueue.app",
-    "jobqueue.worker.execution",
-    "jobqueue.worker.process_pool",
-    "jobqueue.worker.progress",
-)
-START_METHOD: Final = "forkserver"
-
-
-def start_forkserver(extra_modules: Sequence[str] = ()) -> None:
-    """Start the fork server the process pool's children are forked from, preloaded with jobqueue (and
-    ``extra_modules``: the entry point's own module, which every child re-imports as ``__mp_main__``
-    when the worker runs as a console script). It returns at once; the server imports in parallel with
-    the caller. Idempotent: a later call (or a later pool in the same process) reuses the running one."""
-    ctx = multiprocessing.get_context(START_METHOD)
-    ctx.set_forkserver_preload([*CHILD_MODULES, *extra_modules])
-    multiprocessing.forkserver.ensure_running()
-
-
-def _raise_soft_timeout(signum: int, frame: FrameType | None) -> None:
-    # Logged as well as raised: a task may catch SoftTimeout and carry on, and the operator of the worker
-    # should still see that it ran past its soft limit. A Python-level handler runs between bytecodes of
-    # the main thread, and logging's handler locks are re-entrant, so this cannot deadlock.
-    log.warning("task reached its soft time limit: raising SoftTimeout in it")
-    raise SoftTimeout("soft time limit reached")
-
-
-def child_main(  # noqa: PLR0917 - multiprocessing passes a target's arguments positionally
-    app_spec: str,
-    conn: mpc.Connection,
-    cancel_flag: Event,
-    log_level: int,
-    log_format: str = "text",
-    environ: Mapping[str, str] | None = None,
-) -> None:
-    """Entry point of a child: import the app, then run jobs received on ``conn`` until it closes."""
-    if environ is not None:
-        # A forked child has the fork server's environment, fixed when the server started; a child must
-        # see the worker's environment of now, as a spawned child would (the app's settings read it).
-        os.environ.clear()
-        os.environ.update(environ)
-    # The parent owns shutdown; a Ctrl-C or SIGTERM sent to the whole process group must not kill a
-    # task halfway before the parent decides to hand it back.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    signal.signal(signal.SIGALRM, _raise_soft_timeout)
-    _die_with_parent()
-    configure_logging(log_level, log_format)
-    from jobqueue.app import load_app  # noqa: PLC0415 - the child imports the app after the fork point
-    from jobqueue.worker.execution import run_job  # noqa: PLC0415
-    from jobqueue.worker.progress import ProgressSink  # noqa: PLC0415
-
-    app = load_app(app_spec)
-    registry = app.registry
-    hooks = app.hooks if app.hooks.has_task_hooks() else None
-    # The child's own client (made at its first progress write): connections are never shared across a fork.
-    progress = ProgressSink(lambda: app.client.redis, app.settings)
-    # Each child is a process that serves tasks: its own start hook (a database pool, an error reporter
-    # of its own), run before it says ready, so no task runs before it.
-    app.hooks.run(HookKind.WORKER_START)
-    conn.send_bytes(b'{"ready": true}')
-    while True:
-        try:
-            data = conn.recv_bytes()
-        except (EOFError, OSError):
-            # The parent closed the pipe: a drain (a child killed mid-task runs no stop hook).
-            app.hooks.run(HookKind.WORKER_STOP)
-            return
-        job = Job.from_fields(json.loads(data))  # the parent's own to_json: every field, typed
-        cancel_flag.clear()
-        if job.soft_timeout:
-            signal.setitimer(signal.ITIMER_REAL, job.soft_timeout)
-        try:
-            outcome = run_job(registry, job, cancel_flag.is_set, hooks, progress)
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-        conn.send_bytes(json.dumps(outcome.to_json()).encode())
-
-
-def _die_with_parent() -> None:
-    """Linux: have the kernel SIGKILL this child when the worker process dies, even by SIGKILL, so an
-    orphan never finishes a task whose lease is about to be recovered and run elsewhere."""
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
-        if os.getppid() == 1:  # the parent died before prctl took effect
-            os._exit(1)
-
 
 @dataclass
 class _Slot:
     process: BaseProcess
     conn: mpc.Connection
-    cancel_flag: Event
+    cancels: CancelArray
     ready: bool = False
-    job: Job | None = None
+    job: Job | None = None  # running in the child
+    serial: int = 0  # the serial of the last job sent to the child
+    ahead: Job | None = None  # sent to the child, to start when ``job`` ends
     hard_deadline: float | None = None
     kill_as: OutcomeKind | None = None
     tasks_done: int = 0
@@ -176,6 +89,8 @@ class ProcessPool:
         self.log_level = log_level
         self.log_format = log_format
         self._ctx = multiprocessing.get_context(START_METHOD)
+        self._take_ahead: TakeAhead | None = None
+        self._started_ahead: StartedAhead | None = None
         self._slots: list[_Slot] = []
         self._lock = threading.Lock()
         self._wakeup_r, self._wakeup_w = self._ctx.Pipe(duplex=False)
@@ -198,20 +113,40 @@ class ProcessPool:
             with contextlib.suppress(KeyError, ValueError, OSError):
                 self._selector.unregister(fileobj)
 
+    def queue_ahead(self, take: TakeAhead, started: StartedAhead) -> None:
+        """Let one job wait ahead in each busy child (see the module docstring); call before start().
+        Not with child limits: a child due for replacement after its current task must hold no other."""
+        if self.limits.max_tasks is None and not self.limits.watches_memory:
+            self._take_ahead, self._started_ahead = take, started
+
     def _spawn(self) -> _Slot:
         parent_conn, child_conn = self._ctx.Pipe()
-        flag = self._ctx.Event()
+        cancels = self._ctx.RawArray("q", 2)
         process = self._ctx.Process(
             target=child_main,
-            args=(self.app_spec, child_conn, flag, self.log_level, self.log_format, dict(os.environ)),
+            args=(self.app_spec, child_conn, cancels, self.log_level, self.log_format, dict(os.environ)),
             daemon=True,
         )
         process.start()
         child_conn.close()
-        return _Slot(process, parent_conn, flag)
+        return _Slot(process, parent_conn, cancels)
+
+    def _send(self, slot: _Slot, job: Job) -> None:
+        """Send a job to a slot's child. Lock held."""
+        slot.serial += 1
+        slot.conn.send_bytes(job_message(slot.serial, job))
+
+    def _fill_ahead(self, slot: _Slot) -> None:
+        """Give a busy child the job to start after its current one, if the worker has one. Lock held."""
+        if self._take_ahead is None or slot.job is None or slot.ahead is not None or slot.kill_as is not None:
+            return
+        job = self._take_ahead()
+        if job is not None:
+            slot.ahead = job
+            self._send(slot, job)
 
     def start(self, on_outcome: OutcomeCallback, on_loop_died: GiveUp | None = None) -> None:
-        """Spawn the children and wait until each has imported the app."""
+        """Start the children and wait until each has imported the app."""
         start_forkserver()
         self._on_outcome = on_outcome
         self._on_loop_died = on_loop_died
@@ -249,14 +184,18 @@ class ProcessPool:
             slot.job = job
             slot.kill_as = None
             slot.hard_deadline = time.monotonic() + job.timeout if job.timeout else None
-            slot.conn.send_bytes(json.dumps(job.to_json()).encode())
+            self._send(slot, job)
+            self._fill_ahead(slot)
 
     def cancel(self, task_id: str, force: bool) -> None:
         """Graceful: set the child's cancel flag. Force: kill the child (the task reports CANCELLED)."""
         with self._lock:
             for slot in self._slots:
+                if slot.ahead is not None and slot.ahead.id == task_id:
+                    # Not started: it never will (force or not), and the running task is left alone.
+                    cancel_job(slot.cancels, slot.serial)
                 if slot.job is not None and slot.job.id == task_id:
-                    slot.cancel_flag.set()
+                    cancel_job(slot.cancels, slot.serial - (slot.ahead is not None))
                     if force:
                         slot.kill_as = OutcomeKind.CANCELLED
                         _kill(slot.process)
@@ -291,40 +230,19 @@ class ProcessPool:
         """Read the outcomes of the children the selector named (or whose hard limit passed); replace
         children that died or were killed."""
         outcomes: list[Outcome] = []
-        now = time.monotonic()
+        promoted: list[Job] = []
         with self._lock:
             for i, slot in enumerate(self._slots):
-                job = slot.job
-                if job is None:
+                if slot.job is None:
                     if id(slot) in named and not slot.process.is_alive():
                         # An idle child died (killed from outside): replace it before it is given work.
                         self._replace(i)
                     continue
-                overdue = slot.hard_deadline is not None and now >= slot.hard_deadline
-                if id(slot) not in named and not overdue:
+                if id(slot) not in named and not self._overdue(slot):
                     continue
-                if slot.kill_as is None and overdue:
-                    slot.kill_as = OutcomeKind.TIMEOUT
-                    log.warning(
-                        "task %s hit its hard time limit of %ss; killing its process",
-                        job.id,
-                        job.timeout,
-                        extra={"task_id": job.id, "queue": job.queue},
-                    )
-                    _kill(slot.process)
-                outcome = self._read_outcome(slot, job)
-                if outcome is None:
-                    continue
-                outcomes.append(outcome)
-                slot.job = None
-                slot.hard_deadline = None
-                slot.tasks_done += 1
-                if not slot.process.is_alive() or slot.kill_as is not None:
-                    self._replace(i)
-                else:
-                    self._retire_if_spent(i)
+                self._collect_slot(i, outcomes, promoted)
         try:
-            self._deliver(outcomes)
+            self._deliver(outcomes, promoted)
         except Exception as exc:
             # Outcomes read from their children exist nowhere else: restarting the monitor would leave
             # their tasks leased here, renewed by every heartbeat, for ever. The worker must exit.
@@ -332,11 +250,66 @@ class ProcessPool:
                 raise
             self._on_loop_died("jobqueue-pool", exc)
 
-    def _deliver(self, outcomes: list[Outcome]) -> None:
+    def _overdue(self, slot: _Slot) -> bool:
+        return slot.hard_deadline is not None and time.monotonic() >= slot.hard_deadline
+
+    def _collect_slot(self, index: int, outcomes: list[Outcome], promoted: list[Job]) -> None:
+        """Read every outcome a slot's child has sent (two when the job ahead ended too). Lock held."""
+        slot = self._slots[index]
+        while (job := slot.job) is not None:
+            if slot.kill_as is None and self._overdue(slot):
+                slot.kill_as = OutcomeKind.TIMEOUT
+                log.warning(
+                    "task %s hit its hard time limit of %ss; killing its process",
+                    job.id,
+                    job.timeout,
+                    extra={"task_id": job.id, "queue": job.queue},
+                )
+                _kill(slot.process)
+            outcome, reported = self._read_outcome(slot, job)
+            if outcome is None:
+                return
+            outcomes.append(outcome)
+            slot.tasks_done += 1
+            # The job ahead (if any) started in the child as this one ended.
+            slot.job, slot.ahead = slot.ahead, None
+            slot.hard_deadline = None
+            if slot.job is not None and slot.job.timeout:
+                slot.hard_deadline = time.monotonic() + slot.job.timeout
+            if reported and slot.kill_as is None:
+                if slot.job is not None:
+                    # The child ended the job itself, so it went on to the next: running now (if the
+                    # child died since, the next turn reports that job CRASHED).
+                    promoted.append(slot.job)
+                    continue
+                if slot.process.is_alive():
+                    self._retire_if_spent(index)
+                else:
+                    self._replace(index)
+                return
+            # The child died in the job just read, or was killed for it (hard limit, force cancel): the job
+            # ahead, not started or cut short by a kill meant for another, runs in the replacement child.
+            waiting, slot.job = slot.job, None
+            self._replace(index)
+            if waiting is not None:
+                replacement = self._slots[index]
+                replacement.job = waiting
+                promoted.append(waiting)
+                self._send(replacement, waiting)
+            return
+
+    def _deliver(self, outcomes: list[Outcome], promoted: list[Job]) -> None:
         """Wait for replaced children to be up, then report each outcome and start what takes its slot."""
         for slot in self._slots:
             if not slot.ready:
                 self._await_ready(slot, timeout=60)
+                if slot.job is not None and slot.job.timeout:
+                    # A job given to the replacement: its time runs from now, once the child is up.
+                    slot.hard_deadline = time.monotonic() + slot.job.timeout
+        if self._started_ahead is not None:
+            # First: the slots these jobs run in are not free, so no outcome below hands them another.
+            for job in promoted:
+                self._started_ahead(job)
         if self._on_outcome is not None:
             for outcome in outcomes:
                 next_job = self._on_outcome(outcome)
@@ -344,6 +317,9 @@ class ProcessPool:
                     # From the monitor thread itself: its next wait already includes this child, so no
                     # wake-up write (and no extra monitor wake-up) per task.
                     self._assign(next_job)
+        with self._lock:
+            for slot in self._slots:
+                self._fill_ahead(slot)
 
     def _replace(self, index: int) -> None:
         """Kill and reap the child of a slot and start a new one in its place. Lock held."""
@@ -387,22 +363,25 @@ class ProcessPool:
             process.join(timeout=1)
         self._retiring = still
 
-    def _read_outcome(self, slot: _Slot, job: Job) -> Outcome | None:
+    def _read_outcome(self, slot: _Slot, job: Job) -> tuple[Outcome | None, bool]:
+        """The job's outcome (None while it runs), and whether the child reported it (False: the child
+        is gone and the outcome says why)."""
         try:
             if slot.conn.poll():
-                return Outcome.from_json(json.loads(slot.conn.recv_bytes()))
+                return Outcome.from_json(json.loads(slot.conn.recv_bytes())), True
         except (EOFError, OSError):
             pass
         if slot.process.is_alive():
-            return None
+            return None, False
         slot.process.join(timeout=1)
         if slot.kill_as == OutcomeKind.TIMEOUT:
             exc: Exception = TaskTimeout(f"hard time limit of {job.timeout}s exceeded; process killed")
-            return Outcome(job.id, job.token, OutcomeKind.TIMEOUT, error=describe(exc), retryable=True)
+            return Outcome(job.id, job.token, OutcomeKind.TIMEOUT, error=describe(exc), retryable=True), False
         if slot.kill_as == OutcomeKind.CANCELLED:
-            return Outcome(job.id, job.token, OutcomeKind.CANCELLED, error="TaskCancelled: force-cancelled")
+            error = "TaskCancelled: force-cancelled"
+            return Outcome(job.id, job.token, OutcomeKind.CANCELLED, error=error), False
         exc = WorkerCrashed(f"task process exited with code {slot.process.exitcode}")
-        return Outcome(job.id, job.token, OutcomeKind.CRASHED, error=describe(exc), retryable=True)
+        return Outcome(job.id, job.token, OutcomeKind.CRASHED, error=describe(exc), retryable=True), False
 
     def stop(self) -> list[Job]:
         """Kill every child now; return the jobs they were running."""
@@ -411,7 +390,7 @@ class ProcessPool:
         if self._monitor is not None:
             self._monitor.join(timeout=5)
         with self._lock:
-            unfinished = [s.job for s in self._slots if s.job is not None]
+            unfinished = [job for s in self._slots for job in (s.job, s.ahead) if job is not None]
             for slot in self._slots:
                 if slot.job is None:
                     slot.conn.close()  # the child sees EOF and exits by itself
