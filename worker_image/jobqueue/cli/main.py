@@ -44,16 +44,10 @@ def _worker(args: argparse.Namespace) -> int:
             raise ValidationError("burst", "runs one worker process: use it without --processes")
         return _worker_processes(args)
     from jobqueue.worker.burst import Burst  # noqa: PLC0415
-    from jobqueue.worker.process_child import start_forkserver  # noqa: PLC0415 - only the worker needs it
-    from jobqueue.worker.process_pool import ProcessPool  # noqa: PLC0415
+    from jobqueue.worker.process_pool import ProcessPool  # noqa: PLC0415 - only the worker needs it
     from jobqueue.worker.runtime import Worker  # noqa: PLC0415
     from jobqueue.worker.thread_pool import AsyncPool, ThreadPool  # noqa: PLC0415
 
-    if args.pool == "process":
-        # First: the fork server's imports run on the other core while this process loads the app and
-        # connects, instead of after it (cold start). This module is preloaded because every child re-runs
-        # the `jobqueue` console script, which imports it.
-        start_forkserver([__name__])
     app = load_app(args.app)
     queues = [q.strip() for q in args.queues.split(",") if q.strip()]
     burst = Burst(args.burst_wait) if args.burst else None
@@ -66,7 +60,11 @@ def _worker(args: argparse.Namespace) -> int:
             logging.getLogger().level,
             resolve_format(args.log_format),
             _child_limits(args, app.settings),
+            # The fork server's children re-run the `jobqueue` console script, which imports this module.
+            forkserver_preload=[__name__],
         )
+        # The first children are forked from here, now: single-threaded, nothing connected yet.
+        pool.prefork()
     elif args.pool == "thread":
         pool = ThreadPool(app, args.concurrency)
     else:

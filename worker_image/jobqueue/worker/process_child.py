@@ -16,6 +16,7 @@ outstanding, and they have consecutive serials).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import logging
@@ -84,8 +85,13 @@ def child_main(  # noqa: PLR0917 - multiprocessing passes a target's arguments p
     log_level: int,
     log_format: str = "text",
     environ: Mapping[str, str] | None = None,
+    close_fds: Sequence[int] = (),
 ) -> None:
-    """Entry point of a child: import the app, then run jobs received on ``conn`` until it closes."""
+    """Entry point of a child: import the app, then run jobs received on ``conn`` until it closes.
+    ``close_fds``: descriptors a child forked from the worker itself inherited and must not hold."""
+    for fd in close_fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
     if environ is not None:
         # A forked child has the fork server's environment, fixed when the server started; a child must
         # see the worker's environment of now, as a spawned child would (the app's settings read it).

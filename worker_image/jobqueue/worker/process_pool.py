@@ -4,12 +4,9 @@ The child side (how children start, what they run, the wire) is worker/process_c
 times out, is force-cancelled or dies is replaced; so is a child past its task or memory limit
 (worker/child_recycling.py), between two tasks, never during one.
 
-One job waits ahead in each busy child while tasks are short (the worker's prefetch is in force): the
-child starts it the moment the current one ends, instead of idling until the worker process is scheduled
-to read the outcome and send it more work. On two cores with both busy with tasks, that hop held each
-child idle for about a millisecond per task (CPU-bound 2 ms tasks ran at ~70% of the machine's bound).
-A job waiting ahead is not started yet: cancelling it means it never starts; if its child dies or is
-killed, it is given to the replacement child.
+One job waits ahead in each busy child while tasks are short, so the child starts it the moment the
+current one ends instead of idling until the worker process reads the outcome (docs/guarantees.md, "A
+job waiting ahead in a child": cancelled there it never starts; a replaced child's goes to its successor).
 """
 
 from __future__ import annotations
@@ -22,9 +19,12 @@ import multiprocessing.connection as mpc
 import os
 import selectors
 import signal
+import sys
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from multiprocessing.context import ForkContext, ForkServerContext
 from multiprocessing.process import BaseProcess
 from typing import Any
 
@@ -80,10 +80,14 @@ class ProcessPool:
         log_level: int = logging.WARNING,
         log_format: str = "text",
         limits: ChildLimits | None = None,
+        *,
+        forkserver_preload: Sequence[str] = (),
     ) -> None:
         self.app_spec = app_spec
         self.concurrency = concurrency
         self.limits = limits or ChildLimits()
+        # Modules the fork server imports besides jobqueue's (see process_child.start_forkserver).
+        self.forkserver_preload = tuple(forkserver_preload)
         # Retired children finishing their stop hook, with the monotonic time they get killed at.
         self._retiring: list[tuple[BaseProcess, float]] = []
         self.log_level = log_level
@@ -119,12 +123,45 @@ class ProcessPool:
         if self.limits.max_tasks is None and not self.limits.watches_memory:
             self._take_ahead, self._started_ahead = take, started
 
-    def _spawn(self) -> _Slot:
-        parent_conn, child_conn = self._ctx.Pipe()
-        cancels = self._ctx.RawArray("q", 2)
-        process = self._ctx.Process(
+    def prefork(self) -> bool:
+        """Fork the first children from this process now, if it is single-threaded: they start with
+        jobqueue and the app already imported (about 10 ms each, against the fork server's import of
+        jobqueue, which the first task would otherwise wait for). Call it right after loading the app,
+        before anything connects to Redis or runs a start hook, so no child inherits a connection (the
+        children run their own start hook, as ever). Replacement children, started while the worker
+        runs its threads, always come from the fork server. Returns whether it forked."""
+        if self._slots or threading.active_count() > 1:
+            return False
+        # Buffered output not yet written would be written again by every child.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        fork = multiprocessing.get_context("fork")
+        for _ in range(self.concurrency):
+            # A forked child inherits every descriptor: the pool's ends of its siblings' pipes (and its
+            # own) would keep them open, so a child would never see EOF when the pool closes its pipe.
+            inherited = [self._wakeup_r.fileno(), self._wakeup_w.fileno()]
+            inherited += [slot.conn.fileno() for slot in self._slots]
+            self._slots.append(self._spawn(fork, inherited))
+        return True
+
+    def _spawn(
+        self, ctx: ForkContext | ForkServerContext | None = None, inherited: list[int] | None = None
+    ) -> _Slot:
+        ctx = ctx or self._ctx
+        parent_conn, child_conn = ctx.Pipe()
+        cancels = ctx.RawArray("q", 2)
+        close = [*inherited, parent_conn.fileno()] if inherited is not None else []
+        process = ctx.Process(
             target=child_main,
-            args=(self.app_spec, child_conn, cancels, self.log_level, self.log_format, dict(os.environ)),
+            args=(
+                self.app_spec,
+                child_conn,
+                cancels,
+                self.log_level,
+                self.log_format,
+                dict(os.environ),
+                close,
+            ),
             daemon=True,
         )
         process.start()
@@ -147,12 +184,16 @@ class ProcessPool:
 
     def start(self, on_outcome: OutcomeCallback, on_loop_died: GiveUp | None = None) -> None:
         """Start the children and wait until each has imported the app."""
-        start_forkserver()
         self._on_outcome = on_outcome
         self._on_loop_died = on_loop_died
-        self._slots = [self._spawn() for _ in range(self.concurrency)]
+        if not self._slots:
+            start_forkserver(self.forkserver_preload)
+            self._slots = [self._spawn() for _ in range(self.concurrency)]
         for slot in self._slots:
             self._await_ready(slot, timeout=60)
+        # After pre-forked children are up, not before: its imports would compete with their start for
+        # the CPU. It is needed only for replacements.
+        start_forkserver(self.forkserver_preload)
         self._selector.register(self._wakeup_r, selectors.EVENT_READ, None)
         for slot in self._slots:
             self._watch(slot)
@@ -180,7 +221,11 @@ class ProcessPool:
 
     def _assign(self, job: Job) -> None:
         with self._lock:
-            slot = next(s for s in self._slots if s.job is None and s.ready)
+            idle = [s for s in self._slots if s.job is None]
+            # A replacement child still starting (an idle child died) takes the job too: the pipe holds it
+            # until the child is up, and the monitor restarts its hard limit then. Failing here instead
+            # left the task leased, renewed by every heartbeat, and never run.
+            slot = next((s for s in idle if s.ready), idle[0])
             slot.job = job
             slot.kill_as = None
             slot.hard_deadline = time.monotonic() + job.timeout if job.timeout else None
