@@ -90,6 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"round {rnd + 1} {system} {label}: {shown}", flush=True)
     finally:
         server.stop()
+        os.environ.pop(BURN_MS_ENV, None)  # the caller's later workers (a test session) burn nothing
     load_end = os.getloadavg()[0]
     print(f"\nload average {load_start:.1f} at start, {load_end:.1f} at end; {args.tasks} tasks of ", end="")
     print(f"{args.burn_ms} ms CPU, bound {bound_rate:,.0f}/s on {bound} cores")
