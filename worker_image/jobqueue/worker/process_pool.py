@@ -12,36 +12,30 @@ job waiting ahead in a child": cancelled there it never starts; a replaced child
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import multiprocessing
-import multiprocessing.connection as mpc
 import os
 import selectors
-import signal
 import sys
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from multiprocessing.context import ForkContext, ForkServerContext
 from multiprocessing.process import BaseProcess
-from typing import Any
 
 from jobqueue.broker.leases import Job, Outcome, OutcomeKind
-from jobqueue.errors import TaskTimeout, WorkerCrashed
+from jobqueue.errors import WorkerCrashed
 from jobqueue.supervision import GiveUp, RestartPolicy, supervised_thread
 from jobqueue.worker.child_recycling import ChildLimits, resident_bytes, retirement_reason
-from jobqueue.worker.execution import describe
 from jobqueue.worker.pool import OutcomeCallback, StartedAhead, TakeAhead
 from jobqueue.worker.process_child import (
     START_METHOD,
-    CancelArray,
     cancel_job,
     child_main,
     job_message,
     start_forkserver,
 )
+from jobqueue.worker.process_slots import Slot, kill, read_outcome
 
 log = logging.getLogger(__name__)
 
@@ -53,21 +47,6 @@ MONITOR_RESTARTS = RestartPolicy(initial_delay=0.1, max_delay=2.0, max_failures=
 # A retired child gets this long to run its stop hook (close a database pool) and exit by itself before it
 # is killed; it holds no task by then, so killing it loses nothing.
 RETIRE_GRACE_SECONDS = 10.0
-
-
-@dataclass
-class _Slot:
-    process: BaseProcess
-    conn: mpc.Connection
-    cancels: CancelArray
-    ready: bool = False
-    job: Job | None = None  # running in the child
-    serial: int = 0  # the serial of the last job sent to the child
-    ahead: Job | None = None  # sent to the child, to start when ``job`` ends
-    hard_deadline: float | None = None
-    kill_as: OutcomeKind | None = None
-    tasks_done: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class ProcessPool:
@@ -95,7 +74,7 @@ class ProcessPool:
         self._ctx = multiprocessing.get_context(START_METHOD)
         self._take_ahead: TakeAhead | None = None
         self._started_ahead: StartedAhead | None = None
-        self._slots: list[_Slot] = []
+        self._slots: list[Slot] = []
         self._lock = threading.Lock()
         self._wakeup_r, self._wakeup_w = self._ctx.Pipe(duplex=False)
         self._on_outcome: OutcomeCallback | None = None
@@ -108,11 +87,11 @@ class ProcessPool:
         # names are read.
         self._selector = selectors.DefaultSelector()
 
-    def _watch(self, slot: _Slot) -> None:
+    def _watch(self, slot: Slot) -> None:
         self._selector.register(slot.conn, selectors.EVENT_READ, slot)
         self._selector.register(slot.process.sentinel, selectors.EVENT_READ, slot)
 
-    def _unwatch(self, slot: _Slot) -> None:
+    def _unwatch(self, slot: Slot) -> None:
         for fileobj in (slot.conn, slot.process.sentinel):
             with contextlib.suppress(KeyError, ValueError, OSError):
                 self._selector.unregister(fileobj)
@@ -146,7 +125,7 @@ class ProcessPool:
 
     def _spawn(
         self, ctx: ForkContext | ForkServerContext | None = None, inherited: list[int] | None = None
-    ) -> _Slot:
+    ) -> Slot:
         ctx = ctx or self._ctx
         parent_conn, child_conn = ctx.Pipe()
         cancels = ctx.RawArray("q", 2)
@@ -166,14 +145,14 @@ class ProcessPool:
         )
         process.start()
         child_conn.close()
-        return _Slot(process, parent_conn, cancels)
+        return Slot(process, parent_conn, cancels)
 
-    def _send(self, slot: _Slot, job: Job) -> None:
+    def _send(self, slot: Slot, job: Job) -> None:
         """Send a job to a slot's child. Lock held."""
         slot.serial += 1
         slot.conn.send_bytes(job_message(slot.serial, job))
 
-    def _fill_ahead(self, slot: _Slot) -> None:
+    def _fill_ahead(self, slot: Slot) -> None:
         """Give a busy child the job to start after its current one, if the worker has one. Lock held."""
         if self._take_ahead is None or slot.job is None or slot.ahead is not None or slot.kill_as is not None:
             return
@@ -202,7 +181,7 @@ class ProcessPool:
         )
         self._monitor.start()
 
-    def _await_ready(self, slot: _Slot, timeout: float) -> None:
+    def _await_ready(self, slot: Slot, timeout: float) -> None:
         if not slot.conn.poll(timeout):
             raise WorkerCrashed(f"child process {slot.process.pid} did not start within {timeout} s")
         try:
@@ -243,7 +222,7 @@ class ProcessPool:
                     cancel_job(slot.cancels, slot.serial - (slot.ahead is not None))
                     if force:
                         slot.kill_as = OutcomeKind.CANCELLED
-                        _kill(slot.process)
+                        kill(slot.process)
         self._wakeup_w.send_bytes(b"")
 
     def running(self) -> list[Job]:
@@ -295,7 +274,7 @@ class ProcessPool:
                 raise
             self._on_loop_died("jobqueue-pool", exc)
 
-    def _overdue(self, slot: _Slot) -> bool:
+    def _overdue(self, slot: Slot) -> bool:
         return slot.hard_deadline is not None and time.monotonic() >= slot.hard_deadline
 
     def _collect_slot(self, index: int, outcomes: list[Outcome], promoted: list[Job]) -> None:
@@ -310,8 +289,8 @@ class ProcessPool:
                     job.timeout,
                     extra={"task_id": job.id, "queue": job.queue},
                 )
-                _kill(slot.process)
-            outcome, reported = self._read_outcome(slot, job)
+                kill(slot.process)
+            outcome, reported = read_outcome(slot, job)
             if outcome is None:
                 return
             outcomes.append(outcome)
@@ -370,7 +349,7 @@ class ProcessPool:
         """Kill and reap the child of a slot and start a new one in its place. Lock held."""
         slot = self._slots[index]
         self._unwatch(slot)
-        _kill(slot.process)
+        kill(slot.process)
         slot.process.join(timeout=5)
         slot.conn.close()
         self._slots[index] = self._spawn()
@@ -404,29 +383,9 @@ class ProcessPool:
                 continue
             if process.is_alive():
                 log.warning("retired child process %s did not exit in time: killing it", process.pid)
-                _kill(process)
+                kill(process)
             process.join(timeout=1)
         self._retiring = still
-
-    def _read_outcome(self, slot: _Slot, job: Job) -> tuple[Outcome | None, bool]:
-        """The job's outcome (None while it runs), and whether the child reported it (False: the child
-        is gone and the outcome says why)."""
-        try:
-            if slot.conn.poll():
-                return Outcome.from_json(json.loads(slot.conn.recv_bytes())), True
-        except (EOFError, OSError):
-            pass
-        if slot.process.is_alive():
-            return None, False
-        slot.process.join(timeout=1)
-        if slot.kill_as == OutcomeKind.TIMEOUT:
-            exc: Exception = TaskTimeout(f"hard time limit of {job.timeout}s exceeded; process killed")
-            return Outcome(job.id, job.token, OutcomeKind.TIMEOUT, error=describe(exc), retryable=True), False
-        if slot.kill_as == OutcomeKind.CANCELLED:
-            error = "TaskCancelled: force-cancelled"
-            return Outcome(job.id, job.token, OutcomeKind.CANCELLED, error=error), False
-        exc = WorkerCrashed(f"task process exited with code {slot.process.exitcode}")
-        return Outcome(job.id, job.token, OutcomeKind.CRASHED, error=describe(exc), retryable=True), False
 
     def stop(self) -> list[Job]:
         """Kill every child now; return the jobs they were running."""
@@ -440,17 +399,11 @@ class ProcessPool:
                 if slot.job is None:
                     slot.conn.close()  # the child sees EOF and exits by itself
                     slot.process.join(timeout=2)
-                _kill(slot.process)
+                kill(slot.process)
                 slot.process.join(timeout=5)
             for process, _ in self._retiring:
-                _kill(process)
+                kill(process)
                 process.join(timeout=5)
             self._retiring = []
             self._selector.close()
             return unfinished
-
-
-def _kill(process: BaseProcess) -> None:
-    if process.is_alive() and process.pid is not None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(process.pid, signal.SIGKILL)
