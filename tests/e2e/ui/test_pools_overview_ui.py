@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from jq_testing import wait_until, worker_env
+from ui_pages import open_ui
 
 from jobqueue import Client, Settings
 from jobqueue.broker.worker_pools import PoolStore
@@ -37,23 +38,13 @@ def fleet(client: Client, settings: Settings, tmp_path: Path) -> Iterator[PoolFl
         fleet.stop()
 
 
-def sign_in(browser: Any, url: str) -> Any:
-    page = browser.page
-    page.goto(url)
-    page.locator("#login").wait_for(state="visible")
-    page.get_by_label("API key").fill("admin-key")
-    page.get_by_role("button", name="Sign in").click()
-    page.get_by_role("heading", name="Overview").wait_for()
-    return page
-
-
 def test_sparkline_follows_a_scale_and_the_overview_lists_pools(
     start_api: Callable[..., Any], browser: Any, client: Client, fleet: PoolFleet
 ) -> None:
     store = PoolStore(client)
     store.create(PoolSpec(name="mail", queues=("mail",), concurrency=2, replicas=2))
     api = start_api(extra_env=LOCAL_POOLS)
-    page = sign_in(browser, api.url)
+    page = open_ui(browser, api.url)
 
     # The Overview: the pool under the queues, with its sparkline (sampled when the API serves the pool).
     pools = page.locator("#overview-pools")
@@ -89,6 +80,6 @@ def test_sparkline_follows_a_scale_and_the_overview_lists_pools(
 
 def test_overview_without_a_pool_backend_says_so(start_api: Callable[..., Any], browser: Any) -> None:
     api = start_api()
-    page = sign_in(browser, api.url)
+    page = open_ui(browser, api.url)
     page.locator("#overview-pools", has_text="JOBQUEUE_API_POOLS_BACKEND").wait_for()
     assert page.locator("#notice").is_hidden()
