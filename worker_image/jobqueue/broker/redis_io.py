@@ -65,6 +65,9 @@ def _options(settings: Settings) -> dict[str, Any]:
     """Connection options shared by the sync and asyncio clients."""
     return {
         "decode_responses": True,
+        # RESP2 on every redis-py version: 8 speaks RESP3 by default, whose maps, sets and push messages
+        # change reply shapes the raw readers (read_many, the script wire) and parsers rely on.
+        "protocol": 2,
         "socket_timeout": settings.socket_timeout_seconds,
         "socket_connect_timeout": min(5.0, settings.socket_timeout_seconds),
         "retry_on_error": [RedisConnectionError, RedisTimeoutError],
