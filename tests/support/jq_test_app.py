@@ -14,13 +14,16 @@ from functools import cache
 import redis
 
 from jobqueue import App, Retry, SoftTimeout, TaskContext
+from jobqueue.broker.redis_io import connect
 
 app = App()
 
 
 @cache
 def _redis() -> redis.Redis:
-    return redis.Redis.from_url(app.settings.redis_url.get_secret_value(), decode_responses=True)
+    # Through jobqueue's own connect, so the tasks reach Redis by any URL the worker was given
+    # (Sentinel included).
+    return connect(app.settings)
 
 
 def _record(ctx: TaskContext, what: str) -> None:

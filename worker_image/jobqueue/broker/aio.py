@@ -30,7 +30,14 @@ from jobqueue.broker.enqueue import (
     make_request,
 )
 from jobqueue.broker.queue_admin import AsyncQueueAdmin, QueueAdmin
-from jobqueue.broker.redis_io import connect_async, run_script_async, script_sha, translate_errors
+from jobqueue.broker.redis_io import (
+    ReplicaWait,
+    connect_async,
+    run_script_async,
+    script_sha,
+    translate_errors,
+)
+from jobqueue.broker.scripts import ScriptCall, script_source
 from jobqueue.broker.task_read import TASK_FIELDS, parse_task
 from jobqueue.broker.watch import watch_async
 from jobqueue.broker.workflows import WorkflowHandle, submit
@@ -72,6 +79,7 @@ class AsyncClient:
         self.global_keys = GlobalKeys(settings.key_prefix)
         self._registered_queues: set[str] = set()
         self._sync: Client | None = None
+        self._replica_wait = ReplicaWait.of(settings)
 
     @property
     def sync(self) -> Client:
@@ -124,22 +132,41 @@ class AsyncClient:
             if new_queues:
                 await self.redis.sadd(self.global_keys.queues, *new_queues)
                 self._registered_queues |= new_queues
-            if len(plan.calls) == 1:
+            if len(plan.calls) == 1 and self._replica_wait is None:
                 replies = [await run_script_async(self.redis, plan.calls[0])]
             else:
-                # Scripts were loaded by the first single call or by a worker; a call that met NOSCRIPT
-                # did not run, so it alone is re-run one by one, which loads the script.
-                pipe = self.redis.pipeline(transaction=False)
-                for call in plan.calls:
-                    pipe.evalsha(script_sha(call.script), len(call.keys), *call.keys, *call.args)
-                replies = await pipe.execute(raise_on_error=False)
-                for i, (call, result) in enumerate(zip(plan.calls, replies, strict=True)):
-                    if isinstance(result, NoScriptError):
-                        replies[i] = await run_script_async(self.redis, call)
-                    elif isinstance(result, Exception):
-                        raise result
+                replies = await self._run_pipelined(plan.calls)
         parsed = parse_plan_replies(plan, replies)
         return [AsyncTaskHandle(self, r.id, r.deduplicated) for r in parsed]
+
+    async def _run_pipelined(self, calls: Sequence[ScriptCall]) -> list[Any]:
+        """The calls in one pipeline, followed by a WAIT when JOBQUEUE_REDIS_WAIT_REPLICAS asks for one.
+        Scripts were loaded by an earlier single call or by a worker; calls that met NOSCRIPT did not run,
+        so they alone are run again after loading (in a pipeline of their own, with its own WAIT)."""
+        wait = self._replica_wait
+        pipe = self.redis.pipeline(transaction=False)
+        for call in calls:
+            pipe.evalsha(script_sha(call.script), len(call.keys), *call.keys, *call.args)
+        if wait is not None:
+            # On the pipeline's one connection, so WAIT covers these calls (redis_io.ReplicaWait).
+            pipe.execute_command("WAIT", wait.replicas, wait.timeout_ms)
+        replies: list[Any] = await pipe.execute(raise_on_error=False)
+        confirmed = replies.pop() if wait is not None else None
+        missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+        if missing:
+            for name in {calls[i].script for i in missing}:
+                await self.redis.script_load(script_source(name))
+            rerun = await self._run_pipelined([calls[i] for i in missing])
+            for i, reply in zip(missing, rerun, strict=True):
+                replies[i] = reply
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        if wait is not None:
+            if isinstance(confirmed, Exception):
+                raise confirmed
+            wait.check(confirmed)
+        return replies
 
     async def submit_workflow(self, canvas: Canvas) -> WorkflowHandle:
         """Submit a workflow atomically (see broker.workflows.submit); its handles use the sync client."""

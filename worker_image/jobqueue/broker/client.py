@@ -27,7 +27,7 @@ from jobqueue.broker.enqueue import (
     build_recover,
     make_request,
 )
-from jobqueue.broker.redis_io import connect, run_script, run_scripts, translate_errors
+from jobqueue.broker.redis_io import ReplicaWait, connect, run_script, run_scripts, translate_errors
 from jobqueue.broker.script_wire import ScriptWire
 from jobqueue.broker.task_read import TASK_FIELDS, parse_task
 from jobqueue.broker.watch import watch
@@ -117,7 +117,7 @@ class Client(DeadLetterOperations):
         self._registered_queues: set[str] = set()
         # Enqueues go over connections kept out of the pool (see script_wire): they are the producer's hot
         # path, and every other operation is left to redis-py's ordinary path.
-        self._wire = ScriptWire(self.redis)
+        self._wire = ScriptWire(self.redis, ReplicaWait.of(settings))
 
     def close(self) -> None:
         """Release the connection pool (the enqueue connections included)."""

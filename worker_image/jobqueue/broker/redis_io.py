@@ -6,20 +6,28 @@ import contextlib
 import functools
 import hashlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 import redis
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import ClusterNode as AsyncClusterNode
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.asyncio.retry import Retry as AsyncRetry
+from redis.asyncio.sentinel import Sentinel as AsyncSentinel
+from redis.asyncio.sentinel import SentinelConnectionPool as AsyncSentinelConnectionPool
 from redis.backoff import ExponentialBackoff
+from redis.cluster import ClusterNode, RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
+from redis.sentinel import Sentinel, SentinelConnectionPool
 
 from jobqueue.broker.scripts import SCRIPT_NAMES, ScriptCall, script_source
-from jobqueue.errors import BrokerUnavailable, JobQueueError
+from jobqueue.errors import BrokerUnavailable, ConfigurationError, JobQueueError, ReplicationIncomplete
+from jobqueue.redis_urls import RedisMode, RedisTarget, parse_redis_url
 from jobqueue.settings import Settings
 
 CONNECTION_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
@@ -71,29 +79,137 @@ def _options(settings: Settings) -> dict[str, Any]:
     }
 
 
+def _sentinel_options(settings: Settings, target: RedisTarget) -> dict[str, Any]:
+    """Options for the connections to the sentinels themselves (not to the primary they name)."""
+    return {
+        "password": target.sentinel_password,
+        "ssl": target.tls,
+        "socket_timeout": min(5.0, settings.socket_timeout_seconds),
+        "socket_connect_timeout": min(5.0, settings.socket_timeout_seconds),
+    }
+
+
+def _primary_options(target: RedisTarget) -> dict[str, Any]:
+    """Options for the connections to the primary a Sentinel names, or to a Cluster's nodes."""
+    options: dict[str, Any] = {"username": target.username, "password": target.password}
+    if target.tls:
+        options["ssl"] = True
+    return options
+
+
+class _AsyncSentinelPool(AsyncSentinelConnectionPool):  # type: ignore[misc]  # redis-py: untyped
+    """A Sentinel pool that also closes its connections to the sentinels when its client closes (redis-py
+    leaves them open, and an event loop closed under them warns)."""
+
+    async def disconnect(self, inuse_connections: bool = True) -> None:
+        await super().disconnect(inuse_connections)
+        # Only on a full close (the client's aclose): a failover disconnects idle connections alone.
+        if inuse_connections:
+            for sentinel in self.sentinel_manager.sentinels:
+                await sentinel.aclose()
+
+
 def connect(settings: Settings, url: str | None = None, single_connection: bool = False) -> redis.Redis:
-    """A sync Redis client (no I/O until first use). Connection errors are retried briefly.
+    """A sync Redis client for ``url`` (default: JOBQUEUE_REDIS_URL) of any form jobqueue.redis_urls
+    accepts; no I/O until first use. Connection errors are retried briefly; through Sentinel each retry
+    asks the sentinels for the current primary, so a failover needs no restart.
 
     ``single_connection`` pins every command to one connection (needed to know its CLIENT ID)."""
+    target = parse_redis_url(url or settings.redis_url.get_secret_value())
+    retry = Retry(ExponentialBackoff(cap=1.0, base=0.05), 3)
+    if target.mode is RedisMode.SENTINEL:
+        sentinel = Sentinel(list(target.nodes), sentinel_kwargs=_sentinel_options(settings, target))
+        pool = SentinelConnectionPool(
+            target.service_name,
+            sentinel,
+            is_master=True,
+            db=target.db,
+            retry=retry,
+            **_primary_options(target),
+            **_options(settings),
+        )
+        client = redis.Redis(connection_pool=pool, single_connection_client=single_connection)
+        client.auto_close_connection_pool = True  # as from_url does: close() releases the pool
+        return client
+    if target.mode is RedisMode.CLUSTER:
+        if single_connection:
+            raise ConfigurationError(
+                "this process needs one pinned Redis connection (the worker's idle wait), which a Redis "
+                "Cluster URL cannot give yet: run workers against a redis:// or redis+sentinel:// URL"
+            )
+        cluster = RedisCluster(
+            startup_nodes=[ClusterNode(host, port) for host, port in target.nodes],
+            retry=retry,
+            **_primary_options(target),
+            **_options(settings),
+        )
+        # RedisCluster is not a redis.Redis subclass but offers the same command methods and pipelines
+        # that jobqueue calls (each keyed command routed to its slot's primary); the few places that
+        # reach under the client (ScriptWire, pinned connections) check for it.
+        return cast(redis.Redis, cluster)
     return redis.Redis.from_url(
-        url or settings.redis_url.get_secret_value(),
-        retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 3),
-        single_connection_client=single_connection,
-        **_options(settings),
+        target.url, retry=retry, single_connection_client=single_connection, **_options(settings)
     )
 
 
 def connect_async(settings: Settings, url: str | None = None) -> aioredis.Redis:
-    """An asyncio Redis client (no I/O until first use)."""
-    return aioredis.Redis.from_url(
-        url or settings.redis_url.get_secret_value(),
-        retry=AsyncRetry(ExponentialBackoff(cap=1.0, base=0.05), 3),
-        **_options(settings),
-    )
+    """An asyncio Redis client (no I/O until first use), for the same URL forms as ``connect``."""
+    target = parse_redis_url(url or settings.redis_url.get_secret_value())
+    retry = AsyncRetry(ExponentialBackoff(cap=1.0, base=0.05), 3)
+    if target.mode is RedisMode.SENTINEL:
+        sentinel = AsyncSentinel(list(target.nodes), sentinel_kwargs=_sentinel_options(settings, target))
+        pool = _AsyncSentinelPool(
+            target.service_name,
+            sentinel,
+            is_master=True,
+            db=target.db,
+            retry=retry,
+            **_primary_options(target),
+            **_options(settings),
+        )
+        return aioredis.Redis.from_pool(pool)  # aclose() releases the pool (and the sentinel clients)
+    if target.mode is RedisMode.CLUSTER:
+        cluster = AsyncRedisCluster(
+            startup_nodes=[AsyncClusterNode(host, port) for host, port in target.nodes],
+            retry=retry,
+            **_primary_options(target),
+            **_options(settings),
+        )
+        return cast(aioredis.Redis, cluster)  # same command surface: see connect()
+    return aioredis.Redis.from_url(target.url, retry=retry, **_options(settings))
 
 
-def run_script(conn: redis.Redis, call: ScriptCall) -> Any:
-    """EVALSHA one script call, loading the script first if Redis does not know it (e.g. after a restart)."""
+def is_cluster(conn: redis.Redis | aioredis.Redis) -> bool:
+    """Whether ``conn`` is a Redis Cluster client (its commands are routed by slot, it has no one pool)."""
+    return isinstance(conn, RedisCluster | AsyncRedisCluster)
+
+
+@dataclass(frozen=True)
+class ReplicaWait:
+    """Opt-in durability (JOBQUEUE_REDIS_WAIT_REPLICAS): after the scripts, WAIT on the same connection
+    until ``replicas`` replicas hold every write so far, for at most ``timeout_ms``."""
+
+    replicas: int
+    timeout_ms: int
+
+    @classmethod
+    def of(cls, settings: Settings) -> ReplicaWait | None:
+        """The wait the settings ask for, or None when they ask for none (the default)."""
+        if settings.redis_wait_replicas <= 0:
+            return None
+        return cls(settings.redis_wait_replicas, max(1, round(settings.redis_wait_timeout_seconds * 1000)))
+
+    def check(self, confirmed: Any) -> None:
+        """ReplicationIncomplete unless WAIT's reply ``confirmed`` reaches ``replicas``."""
+        if int(confirmed) < self.replicas:
+            raise ReplicationIncomplete(int(confirmed), self.replicas, self.timeout_ms)
+
+
+def run_script(conn: redis.Redis, call: ScriptCall, wait: ReplicaWait | None = None) -> Any:
+    """EVALSHA one script call, loading the script first if Redis does not know it (e.g. after a restart).
+    With ``wait``, the call and a WAIT go in one pipeline (one connection, so WAIT covers the call)."""
+    if wait is not None:
+        return run_scripts(conn, [call], wait)[0]
     sha = script_sha(call.script)
     with translate_errors():
         try:
@@ -103,14 +219,16 @@ def run_script(conn: redis.Redis, call: ScriptCall) -> Any:
             return conn.evalsha(sha, len(call.keys), *call.keys, *call.args)
 
 
-def run_scripts(conn: redis.Redis, calls: Sequence[ScriptCall]) -> list[Any]:
+def run_scripts(conn: redis.Redis, calls: Sequence[ScriptCall], wait: ReplicaWait | None = None) -> list[Any]:
     """Run many script calls in one round trip (a non-transactional pipeline).
 
     Calls that failed with NOSCRIPT did not run, so they alone are re-run after loading the scripts.
+    With ``wait``, a WAIT follows the calls on the pipeline's connection; ReplicationIncomplete when fewer
+    replicas confirmed in time (the calls did run on the primary).
     """
     if not calls:
         return []
-    if len(calls) == 1:
+    if len(calls) == 1 and wait is None:
         # A pipeline of one costs about 10% more per call than a plain EVALSHA (one-by-one enqueue,
         # an ack batch of one) for the same single round trip.
         return [run_script(conn, calls[0])]
@@ -118,16 +236,25 @@ def run_scripts(conn: redis.Redis, calls: Sequence[ScriptCall]) -> list[Any]:
         pipe = conn.pipeline(transaction=False)
         for call in calls:
             pipe.evalsha(script_sha(call.script), len(call.keys), *call.keys, *call.args)
+        if wait is not None:
+            pipe.execute_command("WAIT", wait.replicas, wait.timeout_ms)
         results: list[Any] = pipe.execute(raise_on_error=False)
+        confirmed = results.pop() if wait is not None else None
         missing = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
         if missing:
             for name in {calls[i].script for i in missing}:
                 conn.script_load(script_source(name))
-            for i in missing:
-                results[i] = run_script(conn, calls[i])
+            # The re-run calls were not covered by the first WAIT: they get their own.
+            rerun = run_scripts(conn, [calls[i] for i in missing], wait)
+            for i, result in zip(missing, rerun, strict=True):
+                results[i] = result
         for r in results:
             if isinstance(r, Exception):
                 raise r
+        if wait is not None:
+            if isinstance(confirmed, Exception):
+                raise confirmed
+            wait.check(confirmed)
         return results
 
 

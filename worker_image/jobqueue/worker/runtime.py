@@ -33,7 +33,7 @@ from jobqueue.broker.leases import (
     build_release,
     log_stale_completion,
 )
-from jobqueue.broker.redis_io import connect, load_all_scripts, run_scripts, translate_errors
+from jobqueue.broker.redis_io import ReplicaWait, connect, load_all_scripts, run_scripts, translate_errors
 from jobqueue.broker.scripts import ScriptCall
 from jobqueue.broker.task_metrics import MetricsFlush, TaskMetrics, build_flush
 from jobqueue.errors import BrokerUnavailable, JobQueueError
@@ -96,6 +96,7 @@ class Worker(Heartbeating, Fetching, Acking):
         # Burst mode (worker/burst.py): the fetch loop ends once the queues are idle.
         self._burst = burst
         self.redis = connect(self.settings)
+        self._replica_wait = ReplicaWait.of(self.settings)
         # The idle wait blocks on its own connection, whose client id a timer can unblock.
         self._blocking = connect(self.settings, single_connection=True)
         self.global_keys = GlobalKeys(self.settings.key_prefix)

@@ -1,0 +1,103 @@
+"""jobqueue through Redis Sentinel on real servers (one primary, one replica, three sentinels): every
+process finds the primary by asking the sentinels, and the core behaviours work unchanged."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+from jq_testing import runs, worker_env
+from psycopg_pool import ConnectionPool
+from record_helpers import drain, make_recorder
+from redis_topologies import SentinelTopology, ha_settings
+
+from jobqueue import AsyncClient, Client, Settings, TaskStatus
+from jobqueue.broker.redis_io import connect
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture
+def settings(sentinel_topology: SentinelTopology) -> Settings:
+    return ha_settings(sentinel_topology.url)
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[Client]:
+    c = Client(settings)
+    yield c
+    c.close()
+
+
+def burst_worker(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    """``jobqueue worker --burst`` on jq_test_app, as a real process given the Sentinel URL."""
+    return subprocess.run(
+        [sys.executable, "-m", "jobqueue", "worker", "--app", "jq_test_app:app", "--burst", *args],
+        env={**os.environ, **worker_env(settings)},
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+
+
+def test_sync_and_async_clients_talk_to_the_primary_the_sentinels_name(
+    settings: Settings, sentinel_topology: SentinelTopology
+) -> None:
+    conn = connect(settings)
+    try:
+        assert conn.info("replication")["role"] == "master"
+        assert conn.connection_pool.get_master_address() == ("127.0.0.1", sentinel_topology.primary.port)
+    finally:
+        conn.close()
+
+    async def role() -> str:
+        client = AsyncClient(settings)
+        try:
+            handle = await client.enqueue("add", [1, 2])
+            assert (await client.get_task(handle.id)).status == TaskStatus.QUEUED
+            return str((await client.redis.info("replication"))["role"])
+        finally:
+            await client.close()
+
+    assert asyncio.run(role()) == "master"
+
+
+def test_enqueue_fetch_ack_retry_dead_letter_delay_and_cancel_through_sentinel(
+    settings: Settings, client: Client
+) -> None:
+    done = client.enqueue("add", [2, 3])
+    flaky = client.enqueue("fail_times", [2], max_retries=3)
+    dead = client.enqueue("fail_with", ["value"])  # ValueError: not retried, dead-lettered
+    delayed = client.enqueue("add", [1, 1], countdown=0.5)
+    cancelled = client.enqueue("add", [9, 9], countdown=60)
+    client.cancel(cancelled.id)
+    recorded = client.enqueue("record")
+
+    ran = burst_worker(settings, "--pool", "thread", "--burst-wait", "5")
+
+    assert ran.returncode == 1, ran.stdout + ran.stderr[-3000:]  # 1: one task failed (the dead letter)
+    assert done.result(timeout=1) == 5
+    assert flaky.result(timeout=1) == 3
+    assert client.get_task(flaky.id).retries == 2
+    assert client.get_task(dead.id).status == TaskStatus.FAILED
+    assert [t.id for t in client.list_dead_letters("default")] == [dead.id]
+    assert delayed.result(timeout=1) == 2
+    assert client.get_task(cancelled.id).status == TaskStatus.CANCELLED
+    assert [(task_id, what) for task_id, what, _ in runs(client)] == [
+        (recorded.id, "start"),
+        (recorded.id, "done"),
+    ]
+
+
+def test_the_recorder_writes_sentinel_events_into_postgresql(client: Client, pg_pool: ConnectionPool) -> None:
+    handles = [client.enqueue("add", [i, i]) for i in range(5)]
+    recorder = make_recorder(client, pg_pool)
+    assert drain(recorder) == 5
+    with pg_pool.connection() as conn:
+        rows = conn.execute("SELECT id, status FROM tasks ORDER BY id").fetchall()
+    assert rows == sorted((h.id, "QUEUED") for h in handles)
