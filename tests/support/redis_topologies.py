@@ -154,6 +154,17 @@ class SentinelTopology:
         _host, port = sentinel.client().execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", SERVICE_NAME)
         return int(port)
 
+    def restart_old_primary_as_replica(self, timeout: float = 30.0) -> None:
+        """Start the killed primary again (as an orchestrator restarts a pod): the sentinels turn it into
+        a replica of the new primary. Waits until it is in sync."""
+        self.primary.start()
+
+        def in_sync() -> bool:
+            info = self.primary.client().info("replication")
+            return bool(info.get("role") == "slave" and info.get("master_link_status") == "up")
+
+        _wait(in_sync, "the old primary in sync as a replica", timeout, [n.log for n in self.nodes])
+
     def wait_for_failover(self, old_port: int, timeout: float = 30.0) -> None:
         """Until every sentinel names a new primary and that server answers as a primary."""
 
