@@ -205,6 +205,8 @@ class ClusterTopology:
                 port,
                 *("--cluster-enabled", "yes", "--cluster-config-file", str(directory / "nodes.conf")),
                 *("--cluster-node-timeout", "2000"),
+                # A free bus port of its own: the default, port + 10000, may be taken or out of range.
+                *("--cluster-port", str(free_port())),
             )
             self.nodes.append(Node(directory, port, args).start())
         logs = [n.log for n in self.nodes]

@@ -1,0 +1,239 @@
+"""jobqueue on a real Redis Cluster (three primaries, each with a replica, on 127.0.0.1): queues spread
+over all three shards, and every Lua script checked against a cluster node for the keys it touches."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+from collections.abc import Iterator
+
+import pytest
+import redis
+from record_helpers import fail, fetch, succeed
+from redis.cluster import RedisCluster
+from redis.crc import key_slot
+from redis_topologies import ClusterTopology, ha_settings
+
+from jobqueue import Client, Settings, TaskStatus
+from jobqueue.broker.enqueue import build_recover, make_request
+from jobqueue.broker.leases import build_heartbeat, build_release
+from jobqueue.broker.promotion import build_promote
+from jobqueue.broker.queue_admin import QueueAdmin
+from jobqueue.broker.redis_io import connect, run_script, script_sha
+from jobqueue.broker.schedule_scripts import (
+    FireOutcome,
+    ScheduleOp,
+    claim_fire,
+    record_fire_outcome,
+    update_schedule,
+)
+from jobqueue.broker.scripts import SCRIPT_NAMES, script_source
+from jobqueue.broker.task_metrics import MetricsFlush, build_flush
+from jobqueue.broker.watch import build_watch
+from jobqueue.broker.workflows import submit
+from jobqueue.canvas import Signature, chain
+from jobqueue.errors import ConfigurationError, ValidationError
+from jobqueue.keys import QueueKeys
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture
+def settings(cluster_topology: ClusterTopology) -> Settings:
+    return ha_settings(cluster_topology.url)
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[Client]:
+    c = Client(settings)
+    yield c
+    c.close()
+
+
+def queues_on_every_shard(client: Client, per_shard: int = 1) -> dict[str, list[str]]:
+    """Queue names grouped by the primary that owns their slot, ``per_shard`` on each of the three."""
+    cluster = client.redis
+    assert isinstance(cluster, RedisCluster)
+    found: dict[str, list[str]] = {}
+    for i in range(10_000):
+        queue = f"q{i}"
+        node = cluster.get_node_from_key(QueueKeys(client.settings.key_prefix, queue).ready("high")).name
+        if len(found.setdefault(node, [])) < per_shard:
+            found[node].append(queue)
+        if len(found) == 3 and all(len(q) == per_shard for q in found.values()):
+            return found
+    raise AssertionError(f"could not place queues on three shards: {found}")
+
+
+def test_enqueue_fetch_and_ack_on_queues_spread_over_all_three_shards(client: Client) -> None:
+    shards = queues_on_every_shard(client, per_shard=2)
+    assert len(shards) == 3
+    queues = [q for names in shards.values() for q in names]
+    handles = {q: [client.enqueue("add", [i, i], queue=q) for i in range(5)] for q in queues}
+    for queue in queues:
+        jobs = fetch(client, 10, queue=queue)
+        assert sorted(j.id for j in jobs) == sorted(h.id for h in handles[queue])
+        for job in jobs:
+            assert succeed(client, job, "7") == 1  # CompletionCode.SUCCEEDED
+    assert all(h.status() == TaskStatus.SUCCESS for hs in handles.values() for h in hs)
+    assert {q for q in queues} <= set(client.known_queues())
+
+
+def test_a_single_queue_workflow_runs_and_a_cross_queue_one_is_refused_naming_the_queues(
+    client: Client,
+) -> None:
+    add = Signature("add", (1, 2))
+    flow = submit(client, chain(add.set(queue="flows"), Signature("add", (3,)).set(queue="flows")))
+    assert [h.status() for h in flow.tasks] == [TaskStatus.QUEUED, TaskStatus.PENDING]
+    with pytest.raises(ValidationError, match="spans queues flows, other") as caught:
+        submit(client, chain(add.set(queue="flows"), Signature("add", (3,)).set(queue="other")))
+    assert caught.value.field == "queue"
+
+
+def test_a_worker_refuses_a_cluster_url_with_a_clear_error(settings: Settings) -> None:
+    with pytest.raises(ConfigurationError, match="Redis Cluster"):
+        connect(settings, single_connection=True)
+
+
+# -- every script's keys, checked on the cluster ---------------------------------------------------------
+
+
+_ARG = re.compile(r'"((?:[^"\\]|\\.)*)"')
+
+
+def _unescape(arg: str) -> str:
+    return re.sub(r"\\x([0-9a-f]{2})|\\(.)", lambda m: chr(int(m[1], 16)) if m[1] else m[2], arg)
+
+
+class Monitor(threading.Thread):
+    """MONITOR on one node, kept raw: each line is [client type, args]. A script's own commands are the
+    'lua' lines after the EVALSHA / EVAL that ran it."""
+
+    def __init__(self, port: int) -> None:
+        super().__init__(daemon=True)
+        self.conn = redis.Redis(port=port, decode_responses=True)
+        self.connection = self.conn.connection_pool.get_connection()
+        self.connection.send_command("MONITOR")
+        assert self.connection.read_response() == "OK"
+        self.lines: list[tuple[str, list[str]]] = []
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        while not self.halt.is_set():
+            try:
+                if not self.connection.can_read(timeout=0.05):
+                    continue
+                line = str(self.connection.read_response())
+            except (redis.exceptions.ConnectionError, OSError, ValueError):
+                return
+            _time, _, rest = line.partition(" [")
+            source, _, command = rest.partition("] ")
+            self.lines.append((source.split(" ", 1)[1], [_unescape(a) for a in _ARG.findall(command)]))
+
+    def stop(self) -> list[tuple[str, list[str]]]:
+        self.halt.set()
+        self.join(5)
+        self.connection.disconnect()
+        self.conn.close()
+        return self.lines
+
+
+def keys_each_script_touched(
+    node: redis.Redis, lines: list[tuple[str, list[str]]], names: dict[str, str]
+) -> list[tuple[str, list[str], list[str]]]:
+    """(script name, declared KEYS, keys its commands touched) for every script run in ``lines``."""
+    runs: list[tuple[str, list[str], list[str]]] = []
+    for source, args in lines:
+        if source != "lua":
+            verb = args[0].upper() if args else ""
+            if verb in ("EVALSHA", "EVAL"):
+                body = args[1] if verb == "EVALSHA" else hashlib.sha1(args[1].encode()).hexdigest()
+                runs.append((names.get(body, body), args[3 : 3 + int(args[2])], []))
+            continue
+        if not runs or args[0].upper() in ("PUBLISH", "TIME"):
+            continue
+        try:
+            touched = node.command_getkeys(*args)
+        except redis.exceptions.ResponseError:
+            continue  # no key arguments
+        runs[-1][2].extend(touched)
+    return runs
+
+
+# Keys a script may touch without their name in KEYS: the task ids are only known inside the script (popped
+# from a list, read from a sorted set or a parked worker's entry), so their keys are derived there from a
+# prefix that carries the queue's hash tag. They are always on the declared keys' slot (checked below, and
+# Redis Cluster itself refuses anything else). Any other undeclared key fails this test.
+DERIVED = re.compile(r"^[^{]*\{[A-Za-z0-9_-]+\}:(t:|children:|inbox:|held:)")
+
+
+def _shape(key: str) -> str:
+    return re.sub(r"[0-9a-f]{32}|w[0-9]+", "<id>", key.split("}", 1)[-1])
+
+
+def test_every_script_touches_only_declared_or_derived_keys_of_one_slot(
+    client: Client, settings: Settings, cluster_topology: ClusterTopology
+) -> None:
+    names = {script_sha(name): name for name in SCRIPT_NAMES}
+    names |= {hashlib.sha1(script_source(n).encode()).hexdigest(): n for n in SCRIPT_NAMES}
+    primaries = [n for n in cluster_topology.nodes if n.client().info("replication")["role"] == "master"]
+    monitors = [Monitor(n.port) for n in primaries]
+    for m in monitors:
+        m.start()
+    try:
+        drive_every_script(client, settings, queue="audit")
+    finally:
+        lines = [m.stop() for m in monitors]
+    runs = [
+        run
+        for node, node_lines in zip(primaries, lines, strict=True)
+        for run in keys_each_script_touched(node.client(), node_lines, names)
+    ]
+    assert {name for name, _, _ in runs} >= set(SCRIPT_NAMES), set(SCRIPT_NAMES) - {n for n, _, _ in runs}
+    derived: set[tuple[str, str]] = set()
+    violations: set[tuple[str, str]] = set()
+    for name, declared, touched in runs:
+        slots = {key_slot(k.encode()) for k in [*declared, *touched]}
+        assert len(slots) == 1, (name, declared, touched)
+        for key in set(touched) - set(declared):
+            (derived if DERIVED.match(key) else violations).add((name, _shape(key)))
+    print("derived inside scripts:", sorted(derived))
+    assert not violations, f"keys neither in KEYS nor derived from an id: {sorted(violations)}"
+
+
+def drive_every_script(client: Client, settings: Settings, queue: str) -> None:
+    """Run each of the 18 scripts at least once on ``queue`` (and the schedule keys)."""
+    client.enqueue("add", [1, 1], queue=queue)  # enqueue
+    client.enqueue_many([make_request("add", [i, i], queue=queue) for i in range(3)])  # enqueue_many
+    client.enqueue("add", [5, 5], queue=queue, unique=True)
+    client.enqueue("add", [5, 5], queue=queue, unique=True)  # the dedup path
+    parent = client.enqueue("add", [6, 6], queue=queue)
+    child = client.enqueue("add", [7, 7], queue=queue, depends_on=[parent.id])
+    submit(client, chain(Signature("add", (1, 2)).set(queue=queue), Signature("add", (3,)).set(queue=queue)))
+    doomed = client.enqueue("add", [8, 8], queue=queue)
+    client.enqueue("add", [9, 9], queue=queue, depends_on=[doomed.id])
+    jobs = fetch(client, 100, queue=queue)  # fetch
+    by_id = {j.id: j for j in jobs}
+    succeed(client, by_id.pop(parent.id))  # ack, releasing the child (workflow path)
+    fail(client, by_id.pop(doomed.id), "ValueError: no", retry=False)  # fail, cancelling its child
+    first, second, third, *rest = by_id.values()
+    fail(client, first, "OSError: again", retry=True)  # fail -> delayed retry
+    run_script(client.redis, build_promote(settings, queue))  # promote
+    fail(client, second, "ValueError: no", retry=False)  # fail -> dead letter
+    client.replay_dead_letter(second.id)  # replay
+    redo = [j for j in fetch(client, 100, queue=queue) if j.id == second.id]
+    fail(client, redo[0], "ValueError: no", retry=False)
+    client.purge_dead_letters(queue)  # purge_dead
+    run_script(client.redis, build_heartbeat(settings, queue, "w1", [third]))  # heartbeat
+    run_script(client.redis, build_release(settings, third, worker_id="w1"))  # release
+    run_script(client.redis, build_recover(settings, queue, "w1"))  # recover
+    client.cancel(child.id)  # cancel
+    run_script(client.redis, build_watch(settings, parent.id))  # watch
+    QueueAdmin(client).pause(queue)  # configure
+    update_schedule(client, ScheduleOp.PUT, "audit", spec="{}", next_ms=1)  # schedule_update
+    claim_fire(client, "audit", 1, next_ms=2, claimer="t", missed=0)  # schedule_claim
+    record_fire_outcome(client, "audit", 1, FireOutcome.SKIPPED, detail="test")  # schedule_outcome
+    flush = MetricsFlush(queue, 1, {"count": 1}, {"run_sum": 0.5})
+    run_script(client.redis, build_flush(settings.key_prefix, "w1", flush))  # task_metrics
+    assert rest is not None
