@@ -20,6 +20,7 @@ from jobqueue.broker.batch_enqueue import (
     parse_plan_replies,
     plan_enqueue,
     raise_missing_parents,
+    refuse_cross_queue_parents,
 )
 from jobqueue.broker.client import Client, QueueDepth, outcome_value
 from jobqueue.broker.dead_letters import DeadLetterStats
@@ -33,6 +34,7 @@ from jobqueue.broker.queue_admin import AsyncQueueAdmin, QueueAdmin
 from jobqueue.broker.redis_io import (
     ReplicaWait,
     connect_async,
+    is_cluster,
     run_script_async,
     script_sha,
     translate_errors,
@@ -120,6 +122,8 @@ class AsyncClient:
 
     async def enqueue_many(self, requests: Sequence[EnqueueRequest]) -> list[AsyncTaskHandle]:
         """Enqueue validated requests in one pipelined round trip (few script calls: see batch_enqueue)."""
+        if is_cluster(self.redis):
+            refuse_cross_queue_parents(requests)
         plan = plan_enqueue(self.settings, requests)
         new_queues = {r.queue for r in requests} - self._registered_queues
         checks = parent_checks(self.settings, requests)

@@ -17,6 +17,7 @@ from jobqueue.broker.batch_enqueue import (
     parent_checks,
     parse_plan_replies,
     raise_missing_parents,
+    refuse_cross_queue_parents,
     single_plain_call,
 )
 from jobqueue.broker.dead_letters import DeadLetterOperations
@@ -27,7 +28,14 @@ from jobqueue.broker.enqueue import (
     build_recover,
     make_request,
 )
-from jobqueue.broker.redis_io import ReplicaWait, connect, run_script, run_scripts, translate_errors
+from jobqueue.broker.redis_io import (
+    ReplicaWait,
+    connect,
+    is_cluster,
+    run_script,
+    run_scripts,
+    translate_errors,
+)
 from jobqueue.broker.script_wire import ScriptWire
 from jobqueue.broker.task_read import TASK_FIELDS, parse_task
 from jobqueue.broker.watch import watch
@@ -118,6 +126,7 @@ class Client(DeadLetterOperations):
         # Enqueues go over connections kept out of the pool (see script_wire): they are the producer's hot
         # path, and every other operation is left to redis-py's ordinary path.
         self._wire = ScriptWire(self.redis, ReplicaWait.of(settings))
+        self._cluster = is_cluster(self.redis)
 
     def close(self) -> None:
         """Release the connection pool (the enqueue connections included)."""
@@ -149,6 +158,8 @@ class Client(DeadLetterOperations):
                 self._register_queues({requests[0].queue})
             self._wire.run_one(call)
             return [TaskHandle(self, task_id)]
+        if self._cluster:
+            refuse_cross_queue_parents(requests)
         prepared = PreparedEnqueue(self.settings, requests, MAX_TASKS_PER_CALL)
         checks = parent_checks(self.settings, requests)
         if checks:

@@ -28,8 +28,8 @@ import redis
 from psycopg_pool import ConnectionPool
 from redis.exceptions import ResponseError
 
-from jobqueue.broker.redis_io import translate_errors
-from jobqueue.errors import JobQueueError, RecordUnavailable
+from jobqueue.broker.redis_io import is_cluster, translate_errors
+from jobqueue.errors import ConfigurationError, JobQueueError, RecordUnavailable
 from jobqueue.keys import GlobalKeys, QueueKeys
 from jobqueue.record.db import translate_errors as pg_errors
 from jobqueue.record.events import (
@@ -82,6 +82,11 @@ class Recorder:
     ) -> None:
         self.settings = settings
         self.options = record_settings
+        if is_cluster(redis_conn):  # needs one consumer per primary (docs/operations.md), not built yet
+            raise ConfigurationError(
+                "the recorder does not run on a Redis Cluster URL yet: it reads every queue's event stream "
+                "in one XREADGROUP, which Redis Cluster refuses across slots"
+            )
         self.redis = redis_conn
         # The same connections, but XREADGROUP replies left unparsed for entries_from_reply (the other
         # commands keep redis-py's parsing on self.redis).

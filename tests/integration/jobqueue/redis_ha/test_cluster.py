@@ -4,12 +4,17 @@ over all three shards, and every Lua script checked against a cluster node for t
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
+from jq_testing import worker_env
 from record_helpers import fail, fetch, succeed
 from redis.cluster import RedisCluster
 from redis.crc import key_slot
@@ -35,6 +40,8 @@ from jobqueue.broker.workflows import submit
 from jobqueue.canvas import Signature, chain
 from jobqueue.errors import ConfigurationError, ValidationError
 from jobqueue.keys import QueueKeys
+from jobqueue.record.recorder import Recorder
+from jobqueue.record.settings import RecordSettings
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -71,6 +78,7 @@ def test_enqueue_fetch_and_ack_on_queues_spread_over_all_three_shards(client: Cl
     assert len(shards) == 3
     queues = [q for names in shards.values() for q in names]
     handles = {q: [client.enqueue("add", [i, i], queue=q) for i in range(5)] for q in queues}
+    assert {q: client.queue_depth(q).total_ready for q in queues} == dict.fromkeys(queues, 5)
     for queue in queues:
         jobs = fetch(client, 10, queue=queue)
         assert sorted(j.id for j in jobs) == sorted(h.id for h in handles[queue])
@@ -89,11 +97,31 @@ def test_a_single_queue_workflow_runs_and_a_cross_queue_one_is_refused_naming_th
     with pytest.raises(ValidationError, match="spans queues flows, other") as caught:
         submit(client, chain(add.set(queue="flows"), Signature("add", (3,)).set(queue="other")))
     assert caught.value.field == "queue"
+    parent = client.enqueue("add", [1, 1], queue="flows")
+    with pytest.raises(ValidationError, match=r"parent .* is in queue 'flows', the task in 'other'") as edge:
+        client.enqueue("add", [2, 2], queue="other", depends_on=[parent.id])
+    assert edge.value.field == "depends_on"
+    assert client.enqueue("add", [2, 2], queue="flows", depends_on=[parent.id]).status() == TaskStatus.PENDING
 
 
-def test_a_worker_refuses_a_cluster_url_with_a_clear_error(settings: Settings) -> None:
+def test_a_worker_and_the_recorder_refuse_a_cluster_url_with_a_clear_error(
+    settings: Settings, client: Client, tmp_path: Path
+) -> None:
     with pytest.raises(ConfigurationError, match="Redis Cluster"):
         connect(settings, single_connection=True)
+    with pytest.raises(ConfigurationError, match="recorder does not run on a Redis Cluster"):
+        Recorder(settings, RecordSettings(), client.redis, None)  # type: ignore[arg-type]
+    done = subprocess.run(
+        [sys.executable, "-m", "jobqueue", "worker", "--app", "jq_test_app:app", "--burst"],
+        env={**os.environ, **worker_env(settings)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert "Redis Cluster URL cannot give yet" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 # -- every script's keys, checked on the cluster ---------------------------------------------------------
