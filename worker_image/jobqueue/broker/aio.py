@@ -150,7 +150,9 @@ class AsyncClient:
         wait = self._replica_wait
         pipe = self.redis.pipeline(transaction=False)
         for call in calls:
-            pipe.evalsha(script_sha(call.script), len(call.keys), *call.keys, *call.args)
+            # As a raw command: redis-py's ClusterPipeline blocks its evalsha() method, while a single-slot
+            # EVALSHA routed by its keys is what Redis Cluster accepts.
+            pipe.execute_command("EVALSHA", script_sha(call.script), len(call.keys), *call.keys, *call.args)
         if wait is not None:
             # On the pipeline's one connection, so WAIT covers these calls (redis_io.ReplicaWait).
             pipe.execute_command("WAIT", wait.replicas, wait.timeout_ms)

@@ -152,6 +152,20 @@ def connect(settings: Settings, url: str | None = None, single_connection: bool 
     )
 
 
+def connect_cluster_node(settings: Settings, host: str, port: int) -> redis.Redis:
+    """A client pinned to one connection to one node of the Redis Cluster JOBQUEUE_REDIS_URL names (with
+    its credentials and TLS), for a blocking command on keys of one slot (worker/cluster_wait.py)."""
+    target = parse_redis_url(settings.redis_url.get_secret_value())
+    return redis.Redis(
+        host=host,
+        port=port,
+        single_connection_client=True,
+        retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 3),
+        **_primary_options(target),
+        **_options(settings),
+    )
+
+
 def connect_async(settings: Settings, url: str | None = None) -> aioredis.Redis:
     """An asyncio Redis client (no I/O until first use), for the same URL forms as ``connect``."""
     target = parse_redis_url(url or settings.redis_url.get_secret_value())
@@ -235,7 +249,9 @@ def run_scripts(conn: redis.Redis, calls: Sequence[ScriptCall], wait: ReplicaWai
     with translate_errors():
         pipe = conn.pipeline(transaction=False)
         for call in calls:
-            pipe.evalsha(script_sha(call.script), len(call.keys), *call.keys, *call.args)
+            # As a raw command: redis-py's ClusterPipeline blocks its evalsha() method, while a single-slot
+            # EVALSHA routed by its keys is what Redis Cluster accepts.
+            pipe.execute_command("EVALSHA", script_sha(call.script), len(call.keys), *call.keys, *call.args)
         if wait is not None:
             pipe.execute_command("WAIT", wait.replicas, wait.timeout_ms)
         results: list[Any] = pipe.execute(raise_on_error=False)
