@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 import redis
 from jq_testing import worker_env
-from record_helpers import fail, fetch, succeed
+from psycopg_pool import ConnectionPool
+from record_helpers import drain, fail, fetch, make_recorder, succeed
 from redis.cluster import RedisCluster
 from redis.crc import key_slot
 from redis_topologies import ClusterTopology, ha_settings
@@ -42,8 +43,6 @@ from jobqueue.canvas import Signature, chain
 from jobqueue.embedded.redis_server import RedisServer
 from jobqueue.errors import ConfigurationError, ValidationError
 from jobqueue.keys import QueueKeys
-from jobqueue.record.recorder import Recorder
-from jobqueue.record.settings import RecordSettings
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -106,13 +105,23 @@ def test_a_single_queue_workflow_runs_and_a_cross_queue_one_is_refused_naming_th
     assert client.enqueue("add", [2, 2], queue="flows", depends_on=[parent.id]).status() == TaskStatus.PENDING
 
 
-def test_the_recorder_and_a_pinned_connection_refuse_a_cluster_url_with_a_clear_error(
-    settings: Settings, client: Client
-) -> None:
+def test_a_pinned_connection_is_refused_with_a_clear_error(settings: Settings) -> None:
     with pytest.raises(ConfigurationError, match="Redis Cluster"):
         connect(settings, single_connection=True)
-    with pytest.raises(ConfigurationError, match="recorder does not run on a Redis Cluster"):
-        Recorder(settings, RecordSettings(), client.redis, None)  # type: ignore[arg-type]
+
+
+def test_the_recorder_writes_events_of_queues_on_all_three_shards_into_postgresql(
+    client: Client, pg_pool: ConnectionPool
+) -> None:
+    queues = [names[0] for names in queues_on_every_shard(client).values()]
+    handles = [client.enqueue("add", [i, i], queue=q) for q in queues for i in range(3)]
+    job = fetch(client, 1, queue=queues[1])[0]
+    succeed(client, job, "7")
+    recorder = make_recorder(client, pg_pool)
+    assert drain(recorder) == len(handles) + 2  # enqueued x 9, then started and succeeded
+    with pg_pool.connection() as conn:
+        rows = dict(conn.execute("SELECT id, status FROM tasks").fetchall())
+    assert rows == {h.id: "SUCCESS" if h.id == job.id else "QUEUED" for h in handles}
 
 
 def burst_worker(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
