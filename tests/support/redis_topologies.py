@@ -205,6 +205,9 @@ class ClusterTopology:
                 port,
                 *("--cluster-enabled", "yes", "--cluster-config-file", str(directory / "nodes.conf")),
                 *("--cluster-node-timeout", "2000"),
+                # A replica may always take over (the default refuses one whose link was down for long,
+                # which a loaded test machine can cause).
+                *("--cluster-replica-validity-factor", "0"),
                 # A free bus port of its own: the default, port + 10000, may be taken or out of range.
                 *("--cluster-port", str(free_port())),
             )
@@ -229,8 +232,35 @@ class ClusterTopology:
         _wait(self._healthy, "cluster_state:ok on every node", timeout, logs)
         return self
 
+    def primary_of(self, key: str) -> Node:
+        """The node serving ``key``'s slot now."""
+        slot = int(self.nodes[0].client().cluster("KEYSLOT", key))
+        for start, end, primary, *_ in self.nodes[0].client().execute_command("CLUSTER", "SLOTS"):
+            if int(start) <= slot <= int(end):
+                return next(n for n in self.nodes if n.port == int(primary[1]))
+        raise AssertionError(f"no node serves slot {slot}")
+
+    def wait_for_promotion(self, killed: Node, key: str, timeout: float = 60.0) -> Node:
+        """Until a live node serves ``key``'s slot as primary (the killed primary's replica)."""
+        alive = next(n for n in self.nodes if n is not killed)
+        promoted: list[Node] = []
+
+        def served() -> bool:
+            slot = int(alive.client().cluster("KEYSLOT", key))
+            for start, end, primary, *_ in alive.client().execute_command("CLUSTER", "SLOTS"):
+                if int(start) <= slot <= int(end) and int(primary[1]) != killed.port:
+                    promoted[:] = [n for n in self.nodes if n.port == int(primary[1])]
+                    return "cluster_state:ok" in str(alive.client().execute_command("CLUSTER", "INFO"))
+            return False
+
+        _wait(served, "the replica promoted", timeout, [n.log for n in self.nodes])
+        return promoted[0]
+
     def _healthy(self) -> bool:
         for n in self.nodes:
+            replication = n.client().info("replication")
+            if replication["role"] == "slave" and replication.get("master_link_status") != "up":
+                return False
             info = n.client().cluster("INFO")
             text = info if isinstance(info, str) else str(info)
             if "cluster_state:ok" not in text and not (

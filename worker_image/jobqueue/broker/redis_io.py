@@ -211,6 +211,9 @@ class ReplicaWait:
         """The wait the settings ask for, or None when they ask for none (the default)."""
         if settings.redis_wait_replicas <= 0:
             return None
+        if parse_redis_url(settings.redis_url.get_secret_value()).mode is RedisMode.CLUSTER:
+            # A cluster pipeline sends a keyless WAIT to some node, not on the connection of the writes.
+            raise ConfigurationError("JOBQUEUE_REDIS_WAIT_REPLICAS is not supported on Redis Cluster yet")
         return cls(settings.redis_wait_replicas, max(1, round(settings.redis_wait_timeout_seconds * 1000)))
 
     def check(self, confirmed: Any) -> None:

@@ -37,3 +37,13 @@ def cluster_topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clust
         yield topology.start()
     finally:
         topology.stop()
+
+
+@pytest.fixture
+def private_cluster_topology(tmp_path: Path) -> Iterator[ClusterTopology]:
+    """A cluster of its own for a test that kills a primary."""
+    topology = ClusterTopology(tmp_path / "cluster")
+    try:
+        yield topology.start()
+    finally:
+        topology.stop()
