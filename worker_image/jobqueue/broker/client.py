@@ -315,7 +315,7 @@ class Client(DeadLetterOperations):
             pipe = self.redis.pipeline(transaction=False)
             for key in keys.ready_all:
                 pipe.lindex(key, 0)
-            pipe.time()
+            pipe.execute_command("TIME")  # not pipe.time(): a cluster pipeline refuses that method
             *heads, (seconds, micros) = pipe.execute()
             ids = [h for h in heads if h]
             if not ids:

@@ -64,7 +64,7 @@ def read_recorder_progress(client: Client, queues: Sequence[str], group: str) ->
 def _read_progress(client: Client, streams: Sequence[str], group: str) -> RecorderProgress | None:
     conn = client.redis
     pipe = conn.pipeline(transaction=False)
-    pipe.time()
+    pipe.execute_command("TIME")  # not pipe.time(): a cluster pipeline refuses that method
     for stream in streams:
         pipe.xinfo_groups(stream)
     # A stream that does not exist yet answers XINFO with an error: it has no group, so it is skipped.

@@ -19,8 +19,15 @@ from redis.asyncio.sentinel import Sentinel as AsyncSentinel
 from redis.asyncio.sentinel import SentinelConnectionPool as AsyncSentinelConnectionPool
 from redis.backoff import ExponentialBackoff
 from redis.cluster import ClusterNode, RedisCluster
+from redis.exceptions import (
+    ClusterDownError,
+    NoScriptError,
+    RedisClusterException,
+    RedisError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelConnectionPool
@@ -31,6 +38,7 @@ from jobqueue.redis_urls import RedisMode, RedisTarget, parse_redis_url
 from jobqueue.settings import Settings
 
 CONNECTION_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
+CLUSTER_DOWN_ERRORS = (ClusterDownError, SlotNotCoveredError, TryAgainError)
 
 
 @functools.cache
@@ -56,7 +64,11 @@ class _ErrorTranslation:
             return
         if isinstance(exc, CONNECTION_ERRORS):
             raise BrokerUnavailable(f"Redis unavailable: {exc}") from exc
-        if isinstance(exc, RedisError):
+        if isinstance(exc, CLUSTER_DOWN_ERRORS):
+            # A Cluster failover or resharding in progress: as transient as a lost connection.
+            raise BrokerUnavailable(f"Redis Cluster unavailable: {exc}") from exc
+        if isinstance(exc, RedisError | RedisClusterException):
+            # RedisClusterException (e.g. a command a cluster pipeline refuses) derives from Exception only.
             raise JobQueueError(f"Redis error: {exc}") from exc
 
 
