@@ -3,6 +3,7 @@ over all three shards, and every Lua script checked against a cluster node for t
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import re
@@ -22,7 +23,7 @@ from redis.cluster import RedisCluster
 from redis.crc import key_slot
 from redis_topologies import ClusterTopology, ha_settings
 
-from jobqueue import Client, Settings, TaskStatus
+from jobqueue import AsyncClient, Client, Settings, TaskStatus
 from jobqueue.broker.enqueue import build_recover, make_request
 from jobqueue.broker.leases import build_heartbeat, build_release
 from jobqueue.broker.promotion import build_promote
@@ -157,6 +158,24 @@ def test_a_worker_on_queues_of_three_shards_runs_retries_dead_letters_delays_and
     assert [t.id for t in client.list_dead_letters(queues[1])] == [dead.id]
     assert delayed.result(timeout=1) == 2
     assert client.get_task(cancelled.id).status == TaskStatus.CANCELLED
+
+
+def test_dedup_rate_limit_and_a_single_queue_workflow(settings: Settings, client: Client) -> None:
+    first = client.enqueue("add", [1, 1], unique=True)
+    assert client.enqueue("add", [1, 1], unique=True).id == first.id
+    QueueAdmin(client).set_rate_limit("limited", max_tasks_per_second=5)
+    limited = [client.enqueue("add", [i, i], queue="limited") for i in range(8)]
+    flow = submit(client, chain(Signature("add", (1, 2)), Signature("add", (3,))))
+
+    ran = burst_worker(settings, "--queues", "default,limited", "--pool", "thread", "--burst-wait", "5")
+
+    assert ran.returncode == 0, ran.stdout + ran.stderr[-3000:]
+    assert first.result(timeout=1) == 2
+    assert flow.sinks[0].result(timeout=1) == 6  # add(1, 2), then add(3, 3) with the parent's result
+    assert [h.result(timeout=1) for h in limited] == [2 * i for i in range(8)]
+    starts = sorted(client.get_task(h.id).started_at or 0.0 for h in limited)
+    # 8 tasks at 5 a second (burst 1): at least 7 intervals of 0.2 s between the first and the last start.
+    assert starts[0] > 0 and starts[-1] - starts[0] >= 1.3
 
 
 def wake_latencies(client: Client, queues: list[str]) -> list[float]:
@@ -337,3 +356,22 @@ def drive_every_script(client: Client, settings: Settings, queue: str) -> None:
     flush = MetricsFlush(queue, 1, {"count": 1}, {"run_sum": 0.5})
     run_script(client.redis, build_flush(settings.key_prefix, "w1", flush))  # task_metrics
     assert rest is not None
+
+
+def test_the_asyncio_client_enqueues_one_and_many_on_every_shard(settings: Settings, client: Client) -> None:
+    queues = [names[0] for names in queues_on_every_shard(client).values()]
+
+    async def enqueue() -> list[str]:
+        aclient = AsyncClient(settings)
+        try:
+            one = [await aclient.enqueue("add", [1, 1], queue=q) for q in queues]
+            many = await aclient.enqueue_many([make_request("add", [2, 2], queue=q) for q in queues])
+            for handle in [*one, *many]:
+                assert (await aclient.get_task(handle.id)).status == TaskStatus.QUEUED
+            return [h.id for h in [*one, *many]]
+        finally:
+            await aclient.close()
+
+    ids = asyncio.run(enqueue())
+    assert {q: client.queue_depth(q).total_ready for q in queues} == dict.fromkeys(queues, 2)
+    assert len(set(ids)) == 6

@@ -16,7 +16,10 @@ from record_helpers import drain, make_recorder
 from redis_topologies import SentinelTopology, ha_settings
 
 from jobqueue import AsyncClient, Client, Settings, TaskStatus
+from jobqueue.broker.queue_admin import QueueAdmin
 from jobqueue.broker.redis_io import connect
+from jobqueue.broker.workflows import submit
+from jobqueue.canvas import Signature, chain
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -101,3 +104,21 @@ def test_the_recorder_writes_sentinel_events_into_postgresql(client: Client, pg_
     with pg_pool.connection() as conn:
         rows = conn.execute("SELECT id, status FROM tasks ORDER BY id").fetchall()
     assert rows == sorted((h.id, "QUEUED") for h in handles)
+
+
+def test_dedup_rate_limit_and_a_single_queue_workflow(settings: Settings, client: Client) -> None:
+    first = client.enqueue("add", [1, 1], unique=True)
+    assert client.enqueue("add", [1, 1], unique=True).id == first.id
+    QueueAdmin(client).set_rate_limit("limited", max_tasks_per_second=5)
+    limited = [client.enqueue("add", [i, i], queue="limited") for i in range(8)]
+    flow = submit(client, chain(Signature("add", (1, 2)), Signature("add", (3,))))
+
+    ran = burst_worker(settings, "--queues", "default,limited", "--pool", "thread", "--burst-wait", "5")
+
+    assert ran.returncode == 0, ran.stdout + ran.stderr[-3000:]
+    assert first.result(timeout=1) == 2
+    assert flow.sinks[0].result(timeout=1) == 6  # add(1, 2), then add(3, 3) with the parent's result
+    assert [h.result(timeout=1) for h in limited] == [2 * i for i in range(8)]
+    starts = sorted(client.get_task(h.id).started_at or 0.0 for h in limited)
+    # 8 tasks at 5 a second (burst 1): at least 7 intervals of 0.2 s between the first and the last start.
+    assert starts[0] > 0 and starts[-1] - starts[0] >= 1.3
