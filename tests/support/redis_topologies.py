@@ -155,8 +155,14 @@ class SentinelTopology:
         return int(port)
 
     def restart_old_primary_as_replica(self, timeout: float = 30.0) -> None:
-        """Start the killed primary again (as an orchestrator restarts a pod): the sentinels turn it into
-        a replica of the new primary. Waits until it is in sync."""
+        """Start the killed primary again as a replica of the primary the sentinels name now (as a
+        Sentinel-aware orchestrator does): restarted as a primary, a server without persistence comes
+        back empty, and a sentinel that still follows it could make the promoted replica copy that empty
+        data set. Waits until it is in sync."""
+        current = self.current_primary_port()
+        self.primary.args = _server_args(
+            self.primary.directory, self.primary.port, "--replicaof", "127.0.0.1", str(current)
+        )
         self.primary.start()
 
         def in_sync() -> bool:

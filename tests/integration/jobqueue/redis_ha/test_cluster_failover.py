@@ -69,6 +69,9 @@ def test_sigkill_of_a_primary_under_load_the_replica_takes_over_without_restarts
     producer = Producer(client, runs_file)
     producer.start()
     try:
+        # Every worker running before the kill: one still starting then exits (its first connection is
+        # made at start-up), which a kubelet would restart, and is not what this test measures.
+        wait_until(lambda: all("started on queues" in w.log() for w in workers), timeout=60)  # type: ignore[attr-defined]
         wait_until(lambda: len(runs_file.read_text().splitlines()) >= 300, timeout=120)
         victim = topology.primary_of(key)
         killed_at = time.monotonic()

@@ -81,6 +81,9 @@ def test_sigkill_of_the_primary_under_load_loses_no_acknowledged_task(
     producer = Producer(client, runs_file, TASKS)
     producer.start()
     try:
+        # Every worker running before the kill: one still starting then exits (its first connection is
+        # made at start-up), which a kubelet would restart, and is not what this test measures.
+        wait_until(lambda: all("started on queues" in w.log() for w in workers), timeout=60)  # type: ignore[attr-defined]
         wait_until(lambda: len(runs_file.read_text().splitlines()) >= TASKS // 4, timeout=120)
         killed_at = time.monotonic()
         topology.primary.kill()
