@@ -6,12 +6,13 @@ HASH   := $(shell cat pyproject.toml | sha1sum | cut -c1-12)
 # What `jobqueue up` imports (its API, recorder and embedded servers) and nothing else: no test tools, no
 # browser, no operator. tests/unit/test_run_install_set.py checks this set covers every module it loads.
 RUN_EXTRAS  := embedded,api,record
-ALL_EXTRAS  := dev,embedded,api,operator,record
+ALL_EXTRAS  := dev,embedded,api,operator,record,otel
 STAMP      := $(VENV)/.installed-all-$(HASH)
 RUN_STAMP  := $(VENV)/.installed-run-$(HASH)
 LINT_DIRS := $(wildcard worker_image api operator tests bench)
 
-.PHONY: run test lint unit integration bench clean deps run-deps control-plane images helm e2e-kind fuzz soak
+.PHONY: run test lint unit integration bench clean deps run-deps control-plane images helm e2e-kind fuzz soak \
+	test-redis-oldest
 
 $(RUN_STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,6 +42,17 @@ run: run-deps
 ## make test: lint, type-check and the whole test suite against real servers
 test: deps lint
 	$(PY) -m pytest
+
+## make test-redis-oldest: the core tests (scripts, enqueue, fetch, ack, retry, workflows, asyncio) on the
+## oldest redis-py jobqueue supports; `make test` runs everything on the newest (pyproject has no upper cap)
+REDIS_OLDEST := 5.0.1
+OLDEST_VENV  := .venv-redis-oldest
+REDIS_CORE_TESTS := $(addprefix tests/integration/jobqueue/,test_scripts.py test_app_api.py test_worker.py \
+	test_workflows.py test_dependencies.py test_retry_request.py test_task_producers.py \
+	test_redis_max_connections.py)
+test-redis-oldest: $(STAMP)
+	PYTHON=$(PYTHON) bash scripts/redis-oldest-venv.sh $(VENV) $(OLDEST_VENV) $(REDIS_OLDEST)
+	$(OLDEST_VENV)/bin/python -m pytest -p no:cacheprovider -q $(REDIS_CORE_TESTS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check $(LINT_DIRS)
@@ -78,6 +90,8 @@ bench: deps
 	$(PY) -m bench.flow_cost
 	$(PY) -m bench.recorder_overhead
 	$(PY) -m bench.replica_wait
+	$(PY) -m bench.concurrent_enqueue
+	$(PY) -m bench.queue_scale --old
 
 ## make control-plane: build the Kubernetes test control plane (etcd, kube-*, kwok) from Go modules,
 ## into ~/.cache/jobqueue-k8s; operator tests skip loudly without it (and fail under CI=true)
@@ -100,4 +114,4 @@ e2e-kind:
 	bash tests/e2e/kind/run.sh
 
 clean:
-	rm -rf $(VENV) .jobqueue .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(OLDEST_VENV) .jobqueue .pytest_cache .mypy_cache .ruff_cache

@@ -37,3 +37,38 @@ if [ "$browser" = 1 ] && [ ! -x /usr/bin/chromium ]; then
     echo "note: /usr/bin/chromium missing and apt-get unavailable; the web UI tests will skip (fail under CI=true)"
   fi
 fi
+# prometheus: Debian's package ships the Prometheus server and promtool; the alert-rule tests
+# (`promtool check/test rules`) and the dashboard test (a real server scraping a running stack) run the
+# binaries themselves on free ports. Test tooling, so not for --no-browser (make run); no recommends (they
+# would add node-exporter), and the packaged service is stopped: nothing listens on 9090 on our behalf.
+if [ "$browser" = 1 ] && ! command -v promtool >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing system packages: prometheus"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+    (systemctl disable --now prometheus 2>/dev/null || service prometheus stop 2>/dev/null) || true
+  else
+    echo "note: promtool missing and apt-get unavailable; the Prometheus tests will skip (fail under CI=true)"
+  fi
+fi
+# The opted-in real Kubernetes node (JOBQUEUE_TEST_NODE=kubelet, tests/k8s/README.md "The real node"):
+# Debian's container runtime and CNI plugins, which the kubelet drives through CRI. gcc and libc6-dev
+# build the static pause image (registry.k8s.io is unreachable). Nobody else needs them.
+if [ "${JOBQUEUE_TEST_NODE:-}" = "kubelet" ]; then
+  node_need=()
+  command -v containerd >/dev/null 2>&1 || node_need+=(containerd)
+  command -v runc >/dev/null 2>&1 || node_need+=(runc)
+  [ -x /usr/lib/cni/ptp ] || node_need+=(containernetworking-plugins)
+  command -v gcc >/dev/null 2>&1 || node_need+=(gcc libc6-dev)
+  if [ ${#node_need[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+      echo "installing system packages for the kubelet node: ${node_need[*]}"
+      apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${node_need[@]}" >/dev/null
+      # A packaged containerd service may keep running (Docker may use it): each node starts a private
+      # containerd with its own root, state and socket.
+    else
+      echo "note: ${node_need[*]} missing and apt-get unavailable; the kubelet node tests will skip (fail under CI=true)"
+    fi
+  fi
+fi

@@ -15,7 +15,13 @@ from jq_testing import worker_env
 
 from jobqueue import Client, Settings
 from jobqueue.embedded.redis_server import RedisServer
-from k8s.fixtures import kube_api, kube_control_plane, kube_namespace  # noqa: F401 (fixtures, by import)
+from k8s.fixtures import (  # noqa: F401 (fixtures, by import)
+    kube_api,
+    kube_control_plane,
+    kube_namespace,
+    kubelet_node,
+    kubelet_node_images,
+)
 
 # PostgreSQL fixtures (server per session, template database per test): tests/support/pg_fixtures.py
 pytest_plugins = ["pg_fixtures"]

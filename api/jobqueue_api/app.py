@@ -17,12 +17,14 @@ from jobqueue.broker.aio import AsyncClient
 from jobqueue.errors import ConfigurationError
 from jobqueue.record.settings import RecordSettings
 from jobqueue.settings import Settings
+from jobqueue_api.access_log import AccessLog
 from jobqueue_api.errors import ERROR_RESPONSES, error_body, install_error_handlers
 from jobqueue_api.guards import BodyDeadline, RequestGuard, SecurityHeaders
 from jobqueue_api.metrics import QueueCollector
 from jobqueue_api.pool_backends import LocalPoolBackend, NoPoolBackend, PoolBackend
 from jobqueue_api.pool_kube import KubernetesPoolBackend, kube_api_client
 from jobqueue_api.record_access import RecordAccess
+from jobqueue_api.replica_history import ReplicaHistory
 from jobqueue_api.responses import StorableJSONResponse
 from jobqueue_api.routes import (
     dead_letters,
@@ -158,12 +160,15 @@ def create_app(
     )
     client = AsyncClient(settings)
     registry = CollectorRegistry()
-    registry.register(QueueCollector(client.sync, recorder_group=record_settings.group))
+    collector = QueueCollector(client.sync, recorder_group=record_settings.group)
+    registry.register(collector)
+    app.state.queue_collector = collector
     app.state.client = client
     database_url = settings.database_url.get_secret_value() if settings.database_url else None
     app.state.record = RecordAccess(database_url)
     app.state.metrics_registry = registry
     app.state.pool_backend = pool_backend or _pool_backend(api_settings, client)
+    app.state.replica_history = ReplicaHistory()
     app.state.api_keys = keys
     app.state.open_mode = api_settings.open_mode
     if api_settings.open_mode:
@@ -179,6 +184,9 @@ def create_app(
         open_mode=api_settings.open_mode,
     )
     app.add_middleware(SecurityHeaders)
+    if api_settings.access_log:
+        # Outermost of all: every request is logged with the status it got, refusals included.
+        app.add_middleware(AccessLog, keys=keys)
     install_error_handlers(app)
     app.include_router(health.router)
     # The record routers come first: GET /api/v1/tasks (search) and .../{id}/history sit beside the

@@ -223,7 +223,9 @@ class KubernetesPoolBackend:
         return await self._patch(name, {"autoscaling": autoscaling_resource(autoscaling)})
 
     async def delete(self, name: str) -> None:
-        """Delete the WorkerPool; the operator drains its workers before its Deployment goes."""
+        """Delete the WorkerPool. The garbage collector then removes its Deployment and pods, and each
+        worker finishes its running tasks on SIGTERM within the pod's grace period (no operator step:
+        tests/integration/operator/test_api_pool_delete.py)."""
         ns = self.namespace
         await self._call(name, self.objects.delete_namespaced_custom_object, GROUP, VERSION, ns, PLURAL, name)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -36,6 +36,8 @@ class SubmitTask(BaseModel):
     unique_ttl: int | None = Field(default=None, gt=0, le=365 * 86400, strict=True)
     unique_rerun: bool = Field(default=False, strict=True)
     depends_on: list[str] = Field(default_factory=list, max_length=1000)
+    # Seconds from now, or an ISO 8601 time; one already past is a 422 naming ``expires`` (make_request).
+    expires: Annotated[float, Field(strict=True, allow_inf_nan=False)] | dt.datetime | None = None
 
 
 class SubmitBatch(BaseModel):
@@ -51,6 +53,9 @@ class Submitted(BaseModel):
 
     ids: list[str]
     deduplicated: list[bool] = Field(default_factory=list)
+    # The id each enqueue was given: ids[i] unless deduplicated[i], and then the id whose
+    # GET /api/v1/tasks/{id}/duplicate names the task it was folded into.
+    enqueue_ids: list[str] = Field(default_factory=list)
 
 
 class CancelRequest(BaseModel):

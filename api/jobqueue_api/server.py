@@ -92,7 +92,10 @@ def uvicorn_config(app: FastAPI, api_settings: ApiSettings) -> uvicorn.Config:
         # here so it is a decision, not an accident).
         h11_max_incomplete_event_size=16 * 1024,
         log_level="info",
+        # jobqueue_api.access_log writes the access log; uvicorn's own lines go through the root logger
+        # that ``--log-format`` configured (no logging config of uvicorn's own: it would print text).
         access_log=False,
+        log_config=None,
     )
 
 

@@ -79,6 +79,11 @@ class ApiSettings(EnvFileSettings):
     pools_default_image: str = Field(
         default="", description="worker image of a pool created without one (kubernetes backend)"
     )
+    # One structured line per request (jobqueue_api.access_log); off for an API behind a proxy that logs.
+    access_log: bool = Field(
+        default=True,
+        description="log one line per request (method, route template, status, duration, key id, client)",
+    )
 
     def parsed_allowed_hosts(self) -> frozenset[str]:
         """The Host header values to answer (lower case); {"*"} means any."""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from importlib.metadata import version as dist_version
 
 from bench.record import record_run
@@ -35,6 +37,21 @@ def noop_payload(seq: int, payload: str) -> None:
 def enqueue_one(seq: int) -> None:
     """The usual producer call: one script call, one round trip."""
     noop.enqueue(seq)
+
+
+@asynccontextmanager
+async def concurrent_async_producer() -> AsyncIterator[Callable[[int], Awaitable[object]]]:
+    """One ``AsyncClient`` for a whole run, as in an asyncio web server; yields ``noop``'s enqueue through
+    it (concurrent calls share round trips: auto-pipelining)."""
+    client = app.async_client()
+
+    async def send(seq: int) -> object:
+        return await client.enqueue("noop", [seq], queue=QUEUE)
+
+    try:
+        yield send
+    finally:
+        await client.close()
 
 
 def enqueue_batch(seqs: list[int]) -> None:

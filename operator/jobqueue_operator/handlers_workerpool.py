@@ -44,7 +44,8 @@ def ensure_deployment(ctx: OperatorContext, owner: Owner, spec: WorkerPoolSpec) 
     existing = ctx.kube.read_deployment(owner.namespace, owner.name)
     replicas = existing.spec.replicas if existing is not None else initial_replicas(spec)
     # Both manifests are built before either is applied: an invalid pod template changes nothing.
-    deployment, budget = worker_deployment(owner, spec, replicas), pod_disruption_budget(owner, spec)
+    deployment = worker_deployment(owner, spec, replicas, ctx.settings.worker_log_format)
+    budget = pod_disruption_budget(owner, spec)
     ctx.kube.apply_deployment(deployment)
     if budget is not None:
         ctx.kube.apply_disruption_budget(budget)
@@ -65,7 +66,12 @@ def count_recovered(ctx: OperatorContext, by_queue: Mapping[str, Mapping[str, in
 def record_replicas(
     ctx: OperatorContext, owner: Owner, spec: WorkerPoolSpec, plan: PoolPlan, deployment: Any
 ) -> None:
-    """The pool's replica gauges: what the autoscaler wants, what the Deployment has, and the bounds."""
+    """The pool's replica gauges: what the autoscaler wants, what the Deployment has, and the bounds; and
+    its event counters created at 0, so the first stale pod or recovered lease is an increase() that
+    the dashboard and alerts see (a series that appears at 1 has no increase to show)."""
+    ctx.metrics.stale_pods_deleted.labels(owner.namespace, owner.name)
+    for queue in spec.queues:
+        ctx.metrics.leases_recovered.labels(queue)
     scaling = spec.autoscaling
     ctx.metrics.pool_replicas.set(
         owner.namespace,

@@ -13,7 +13,7 @@ import kopf
 from prometheus_client import start_http_server
 
 from jobqueue.broker.client import Client
-from jobqueue.log_config import configure_logging
+from jobqueue.log_config import LOG_FORMATS, configure_logging
 from jobqueue.settings import Settings
 from jobqueue_operator.context import OperatorContext
 from jobqueue_operator.handlers import build_registry
@@ -51,7 +51,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--priority", type=int, default=None, help="peering priority (default: oldest leads)")
     parser.add_argument("--log-level", default="INFO")
-    parser.add_argument("--log-format", choices=["text", "json"], default="json")
+    parser.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default="auto",
+        help="auto (default): JSON lines unless stderr is a terminal; text; json (kopf's per-object "
+        "records carry their object as 'object', as kopf's own JSON format does)",
+    )
     return parser.parse_args(argv)
 
 

@@ -44,13 +44,16 @@ def selector_string(pool_name: str) -> str:
     return ",".join(f"{key}={value}" for key, value in sorted(pool_selector(pool_name).items()))
 
 
-def worker_args(spec: WorkerPoolSpec) -> list[str]:
-    """Arguments of the worker container (the image's entry point is the `jobqueue` command)."""
+def worker_args(spec: WorkerPoolSpec, log_format: str = "auto") -> list[str]:
+    """Arguments of the worker container (the image's entry point is the `jobqueue` command); a
+    ``log_format`` other than auto goes before the subcommand (a global option of `jobqueue`)."""
     grace = max(1, spec.termination_grace_period_seconds - SHUTDOWN_MARGIN_SECONDS)
     # Only when asked for: a pool of one process keeps the pod template it had, so upgrading the operator
     # rolls no pod.
     processes = ["--processes", str(spec.processes)] if spec.processes > 1 else []
+    log = ["--log-format", log_format] if log_format != "auto" else []
     return [
+        *log,
         "worker",
         "--app", spec.app,
         "--queues", ",".join(spec.queues),
@@ -70,14 +73,14 @@ def pod_annotations(spec: WorkerPoolSpec) -> dict[str, str]:
     return annotations
 
 
-def worker_container(spec: WorkerPoolSpec) -> dict[str, Any]:
+def worker_container(spec: WorkerPoolSpec, log_format: str = "auto") -> dict[str, Any]:
     """The worker container: its worker id is the pod name (``<pod>_<i>`` for each of ``--processes``
     N > 1), connection settings come from the Secret."""
     container: dict[str, Any] = {
         "name": WORKER_CONTAINER,
         "image": spec.image,
         "imagePullPolicy": spec.image_pull_policy,
-        "args": worker_args(spec),
+        "args": worker_args(spec, log_format),
         # The operator matches heartbeats to pods by this id.
         "env": [
             {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
@@ -138,7 +141,9 @@ def pod_disruption_budget(owner: Owner, spec: WorkerPoolSpec) -> dict[str, Any] 
     }
 
 
-def worker_deployment(owner: Owner, spec: WorkerPoolSpec, replicas: int) -> dict[str, Any]:
+def worker_deployment(
+    owner: Owner, spec: WorkerPoolSpec, replicas: int, log_format: str = "auto"
+) -> dict[str, Any]:
     """The Deployment of a WorkerPool, named like the pool and owned by it.
 
     ``replicas`` is passed separately from the spec: the autoscaler or the drain logic decides it.
@@ -154,7 +159,7 @@ def worker_deployment(owner: Owner, spec: WorkerPoolSpec, replicas: int) -> dict
     }
     pod_spec = merge_pod_spec(
         spec.pod_template.spec,
-        worker_container(spec),
+        worker_container(spec, log_format),
         heartbeat_stale_seconds=spec.health.heartbeat_stale_seconds,
     )
     pod_spec["terminationGracePeriodSeconds"] = spec.termination_grace_period_seconds

@@ -8,12 +8,14 @@ autoscaling bounds).
 
 from __future__ import annotations
 
+import platform
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from importlib import metadata
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -104,6 +106,14 @@ def build_metrics(pool_expire_seconds: float = 300.0) -> OperatorMetrics:
     registry = CollectorRegistry()
     pool_replicas = PoolReplicasCollector(pool_expire_seconds)
     registry.register(pool_replicas)
+    # Always 1: which release runs, and a series whose absence means the operator is not scraped (the
+    # chart's JobQueueOperatorMetricsAbsent alert).
+    Gauge(
+        "jobqueue_operator_build_info",
+        "Always 1: the jobqueue version and Python this operator runs",
+        ["version", "python"],
+        registry=registry,
+    ).labels(metadata.version("jobqueue"), platform.python_version()).set(1)
     return OperatorMetrics(
         registry=registry,
         reconciliations=Counter(

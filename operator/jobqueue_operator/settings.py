@@ -3,6 +3,8 @@ the core's own ``JOBQUEUE_*`` settings: JOBQUEUE_REDIS_URL, JOBQUEUE_KEY_PREFIX)
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
@@ -72,6 +74,13 @@ class OperatorSettings(EnvFileSettings):
         default_factory=lambda: ["jobqueue-connection"],
         description="Secrets a WorkerPool pod or connectionSecretName may reference (JSON list)",
     )
+    # The --log-format of the worker containers the operator runs (the chart sets json). auto adds no
+    # argument, so the pod template of an operator without the setting is unchanged (no rollout).
+    worker_log_format: Literal["auto", "json", "text"] = Field(
+        default="auto",
+        description="log format of WorkerPool workers: auto (JSON unless a terminal), json or text",
+    )
+
     def pod_policy(self) -> PodPolicy:
         """The WorkerPool pod policy these settings describe."""
         return PodPolicy(

@@ -33,6 +33,7 @@ CONSTRAINTS: dict[str, dict[str, Any]] = {
     "metricsPort": {"minimum": 1, "maximum": 65535},
     "maxUnavailable": {"minimum": 1},
     "appendfsync": {"enum": ["always", "everysec", "no"]},
+    "logFormat": {"enum": ["auto", "json", "text"]},
     "type": {"enum": ["ClusterIP", "NodePort", "LoadBalancer"]},
     "interval": {"pattern": "^[0-9]+(ms|s|m|h)$"},
     "size": {"pattern": "^[0-9]+(Ki|Mi|Gi|Ti)$"},
@@ -44,9 +45,19 @@ CONSTRAINTS: dict[str, dict[str, Any]] = {
     "oldestTaskAgeSloSeconds": {"exclusiveMinimum": 0},
     "deadLetterGrowthPer15m": {"minimum": 0},
     "recorderLagSeconds": {"exclusiveMinimum": 0},
+    "metricsAbsentFor": {"pattern": "^[0-9]+(s|m|h)$"},
+    "runbookBaseUrl": {"pattern": "^https?://"},
     "minReplicas": {"minimum": 0},
     "maxReplicas": {"minimum": 1},
     "lifetimeSeconds": {"minimum": 2, "maximum": 3600},
+    # kubernetesApi: env values (KUBERNETES_SERVICE_HOST/PORT); a port may be given as a number too.
+    "serviceHost": {"pattern": "^[A-Za-z0-9.:\\[\\]-]*$"},
+    "servicePort": {
+        "type": ["string", "integer"],
+        "pattern": "^([0-9]{1,5})?$",
+        "minimum": 1,
+        "maximum": 65535,
+    },
 }
 
 

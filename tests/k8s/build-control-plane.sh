@@ -9,7 +9,9 @@
 # at v0.0.0 and replaces it with ./staging/src/..., and replace directives of a dependency are ignored.
 # A wrapper module therefore re-states those replaces, pointing each at the published v0.X.Y twin.
 #
-# Usage: tests/k8s/build-control-plane.sh [--print-bin-dir]
+# Usage: tests/k8s/build-control-plane.sh [--print-bin-dir] [--with-kubelet]
+#   --with-kubelet (or JOBQUEUE_TEST_NODE=kubelet) also builds the kubelet of the same release, for the
+#   opt-in real node (tests/k8s/kubelet_node.py); nothing else needs it, so a plain build skips it.
 # Builds are niced and serial (-p 1): the machine is shared.
 set -euo pipefail
 
@@ -178,9 +180,28 @@ build_kwok() {
   echo "$KWOK_VERSION" >"$bin/.kwok-version"
 }
 
+# The kubelet of the same release, for the real node (containerd through CRI). Built apart from the server
+# binaries so that a cache holding them only gains the kubelet.
+build_kubelet() {
+  if has_version kubelet "Kubernetes $KUBERNETES_VERSION"; then log "kubelet $KUBERNETES_VERSION present"; return; fi
+  log "building kubelet $KUBERNETES_VERSION"
+  local dir ldflags kstart
+  kstart=$(date +%s)
+  dir="$(kubernetes_wrapper "kubelet-$KUBERNETES_VERSION")"
+  ldflags="$(kubernetes_ldflags)"
+  (cd "$dir" && go get "k8s.io/kubernetes/cmd/kubelet@$KUBERNETES_VERSION" \
+    && "${build[@]}" -ldflags "$ldflags" -o "$bin/kubelet.tmp" k8s.io/kubernetes/cmd/kubelet)
+  mv "$bin/kubelet.tmp" "$bin/kubelet"
+  log "kubelet built in $(( $(date +%s) - kstart ))s"
+}
+
+with_kubelet=0
+if [ "${1:-}" = "--with-kubelet" ] || [ "${JOBQUEUE_TEST_NODE:-}" = "kubelet" ]; then with_kubelet=1; fi
+
 start=$(date +%s)
 build_etcd
 build_kubernetes
 build_kwok
 build_kubectl
+if [ "$with_kubelet" = 1 ]; then build_kubelet; fi
 log "done in $(( $(date +%s) - start ))s: $bin"

@@ -9,12 +9,14 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 
 from k8s.control_plane import BUILD_SCRIPT, ControlPlane, default_bin_dir, missing_binaries
+from k8s.kubelet_node import KubeletNode, node_requirements
 
 
 @pytest.fixture(scope="session")
@@ -51,3 +53,38 @@ def kube_namespace(kube_api: k8s_client.ApiClient) -> Iterator[str]:
     core.create_namespace(k8s_client.V1Namespace(metadata=k8s_client.V1ObjectMeta(name=name)))
     yield name
     core.delete_namespace(name)
+
+
+@pytest.fixture
+def kubelet_node_images() -> tuple[str, ...]:
+    """Docker images the kubelet node imports into its containerd; override it in a test module."""
+    return ("jobqueue-base:bookworm",)
+
+
+@pytest.fixture
+def kubelet_node(
+    kube_control_plane: ControlPlane,
+    kube_namespace: str,
+    kubelet_node_images: tuple[str, ...],
+    tmp_path: Path,
+) -> Iterator[KubeletNode]:
+    """A real node: the kubelet of the control plane's release on a private containerd (k8s/kubelet_node.py).
+
+    Opt-in with JOBQUEUE_TEST_NODE=kubelet: it needs root, Debian's containerd, runc and CNI plugins and
+    the kubelet binary. Once opted in, anything missing is a skip naming it, or a failure under CI=true.
+    Set up after the namespace, so torn down before it: the node deletes its pods and stops its containers.
+    """
+    if os.environ.get("JOBQUEUE_TEST_NODE") != "kubelet":
+        pytest.skip("REAL KUBELET NODE IS OPT-IN: set JOBQUEUE_TEST_NODE=kubelet (see tests/k8s/README.md)")
+    missing = node_requirements(kube_control_plane.bin_dir)
+    if missing:
+        reason = f"KUBELET NODE CANNOT START: missing {'; '.join(missing)}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+    node = KubeletNode(kube_control_plane, tmp_path / "kubelet-node", kubelet_node_images).start()
+    yield node
+    node.stop()
+    # What the kubelet should have stopped itself when its pods were deleted (stop() then killed it).
+    assert not node.leftover_containers, node.leftover_containers
+    assert not node.leftover_cgroups, node.leftover_cgroups

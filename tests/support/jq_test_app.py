@@ -185,3 +185,47 @@ def note(ctx: TaskContext, path: str, sleep: float = 0.0) -> str:
     with open(path, "a", encoding="utf-8") as out:
         out.write(f"{ctx.id} {ctx.attempt} {os.getpid()}\n")
     return ctx.id
+
+
+@app.task(bind=True)
+def report_progress(ctx: TaskContext, steps: int, total: int | None, hold: float = 0.0) -> int:
+    """Report 1..steps in a tight loop, then (``hold`` > 0) wait up to ``hold`` seconds for the test to
+    push to its release list; returns how many reports it made."""
+    for done in range(1, steps + 1):
+        ctx.set_progress(done, total, f"step {done}")
+    if hold:
+        _redis().blpop([f"{app.settings.key_prefix}:test:release:{ctx.id}"], hold)
+    return steps
+
+
+BAD_PROGRESS: dict[str, tuple[object, object, object]] = {
+    "total_below_done": (5, 3, None),
+    "negative": (-1, None, None),
+    "nan": (float("nan"), 10, None),
+    "huge": (10**400, None, None),
+    "bool": (True, None, None),
+    "long_message": (1, 2, "x" * 5000),
+    "surrogate": (1, 2, "bad \ud800 name"),
+    "nul": (1, 2, "a\x00b"),
+}
+
+
+@app.task(bind=True)
+def bad_progress(ctx: TaskContext, kind: str) -> None:
+    """Report a progress no one can store: the InvalidProgress it raises is the attempt's error."""
+    done, total, message = BAD_PROGRESS[kind]
+    ctx.set_progress(done, total, message)  # type: ignore[arg-type]
+
+
+@app.task(expires=0.5)
+def expiring(value: int) -> int:
+    """A task that expires half a second after each enqueue unless it started by then."""
+    _redis().rpush(f"{app.settings.key_prefix}:test:expiring_ran", value)
+    return value
+
+
+@app.periodic(cron="* * * * * *", tz="Europe/Paris", args=["tick"], name="every_second")
+def every_second(label: str) -> str:
+    """Fired every second by a scheduler started with --app jq_test_app:app."""
+    _redis().rpush(f"{app.settings.key_prefix}:test:periodic", label)
+    return label

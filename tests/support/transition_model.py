@@ -39,10 +39,14 @@ ALLOWED_EDGES = frozenset(
         (S.RUNNING, S.QUEUED),  # release, recover
         (S.FAILED, S.QUEUED),  # replay from the dead letters
         (S.TIMEOUT, S.QUEUED),
+        (S.QUEUED, S.EXPIRED),  # fetch reaches a task past its expires_at: ended, never leased
     }
 )
-# fetch.lua promotes and leases in one call: a due delayed task can go to RUNNING between two observations.
-FETCH_COMPOSITES = frozenset({(S.DELAYED, S.RUNNING), (S.RETRYING, S.RUNNING)})
+# fetch.lua promotes and leases (or expires) in one call: a due delayed task can go to RUNNING or EXPIRED
+# between two observations.
+FETCH_COMPOSITES = frozenset(
+    {(S.DELAYED, S.RUNNING), (S.RETRYING, S.RUNNING), (S.DELAYED, S.EXPIRED), (S.RETRYING, S.EXPIRED)}
+)
 DEAD_STATUSES = (S.FAILED, S.TIMEOUT)
 
 
@@ -59,6 +63,7 @@ class ModelTask:
     lost_leases: int = 0
     worker: str | None = None
     cancel_requested: str | None = None
+    expired: bool = False  # its expires_at is in the past: the next fetch that reaches it ends it EXPIRED
 
 
 class TransitionModel:
@@ -93,6 +98,9 @@ class TransitionModel:
         else:
             self.ready[priority].append(task_id)
 
+    def make_expired(self, task_id: str) -> None:
+        self.tasks[task_id].expired = True
+
     def make_due(self, task_id: str, sequence: int) -> None:
         self.delayed[task_id] = sequence
 
@@ -107,12 +115,17 @@ class TransitionModel:
         return len(due)
 
     def fetch(self, worker: str, n: int) -> list[tuple[str, int]]:
-        """(id, token) of what fetch.lua leases: strict priority, FIFO within a level."""
+        """(id, token) of what fetch.lua leases: strict priority, FIFO within a level; an expired task it
+        pops ends EXPIRED and does not count against ``n`` (lua/_lease.lua)."""
         self.promote_due()
         out = []
         for priority in PRIORITIES:
             while len(out) < n and self.ready[priority]:
                 task = self.tasks[self.ready[priority].pop(0)]
+                if task.expired:
+                    task.worker = None
+                    self._move(task, S.EXPIRED)
+                    continue
                 task.attempts += 1
                 task.worker = worker
                 self._move(task, S.RUNNING)

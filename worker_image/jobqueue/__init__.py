@@ -21,6 +21,7 @@ from jobqueue.context import TaskContext, current_context
 from jobqueue.errors import (
     BrokerUnavailable,
     ConfigurationError,
+    InvalidProgress,
     InvalidTransition,
     JobQueueError,
     NotSerializable,
@@ -29,6 +30,7 @@ from jobqueue.errors import (
     Retry,
     SoftTimeout,
     TaskCancelled,
+    TaskExpired,
     TaskFailed,
     TaskNotFound,
     TaskTimeout,
@@ -39,6 +41,7 @@ from jobqueue.hooks import DeadLetterNotice, TaskOutcome
 from jobqueue.models import CancelReason, DeadLetterReason, Priority, TaskRecord, TaskStatus
 from jobqueue.retry import RetryPolicy
 from jobqueue.settings import Settings
+from jobqueue.task_calls import TaskArgs
 
 __all__ = [
     "App",
@@ -50,6 +53,7 @@ __all__ = [
     "ConfigurationError",
     "DeadLetterNotice",
     "DeadLetterReason",
+    "InvalidProgress",
     "InvalidTransition",
     "JobQueueError",
     "NotSerializable",
@@ -61,9 +65,11 @@ __all__ = [
     "Settings",
     "Signature",
     "SoftTimeout",
+    "TaskArgs",
     "TaskCancelled",
     "TaskContext",
     "TaskDefinition",
+    "TaskExpired",
     "TaskFailed",
     "TaskHandle",
     "TaskNotFound",

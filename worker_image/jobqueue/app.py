@@ -5,24 +5,30 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, ParamSpec, TypeVar, overload
+from typing import Any, Concatenate, Generic, Literal, ParamSpec, Protocol, TypeVar, overload
 
-from jobqueue.broker.aio import AsyncClient
+from typing_extensions import Unpack
+
+from jobqueue.broker.aio import AsyncClient, AsyncTaskHandle
 from jobqueue.broker.client import Client, TaskHandle
-from jobqueue.broker.enqueue import make_request
+from jobqueue.broker.enqueue import EnqueueOptions, EnqueueRequest, make_request
 from jobqueue.broker.queue_admin import QueueAdmin
 from jobqueue.broker.workflows import WorkflowHandle, submit
 from jobqueue.canvas import Canvas, Signature
 from jobqueue.context import TaskContext
 from jobqueue.errors import ConfigurationError, ValidationError
+from jobqueue.expiry import expiry_ms
 from jobqueue.hooks import DeadLetterNotice, HookKind, Hooks, TaskOutcome
 from jobqueue.keys import validate_queue_name
 from jobqueue.models import Priority, parse_priority
 from jobqueue.retry import BackoffFunction, RetryPolicy
+from jobqueue.schedules.code import declare_periodic
+from jobqueue.schedules.model import ConcurrencyPolicy, Schedule
 from jobqueue.schedules.registry import ScheduleRegistry
 from jobqueue.settings import Settings
+from jobqueue.task_calls import LoopClients, TaskArgs, TaskDecoratorOptions, split_calls
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -45,12 +51,16 @@ class TaskOptions:
     unique: bool = False
     unique_ttl: int | None = None
     unique_rerun: bool = False
+    expires: float | None = None  # seconds after each enqueue: not started by then, it ends EXPIRED
 
 
 class TaskDefinition(Generic[P, R]):
-    """A registered task: callable like the function, plus ways to enqueue it."""
+    """A registered task: callable like the function, plus ways to enqueue it.
 
-    def __init__(self, app: App, fn: Callable[P, R], name: str, options: TaskOptions) -> None:
+    ``P`` is what a caller passes when enqueueing (without the TaskContext of a ``bind=True`` task) and
+    ``R`` the result a handle returns (the awaited value of an ``async def`` task)."""
+
+    def __init__(self, app: App, fn: Callable[..., Any], name: str, options: TaskOptions) -> None:
         self.app = app
         self.fn = fn
         self.name = name
@@ -61,7 +71,7 @@ class TaskDefinition(Generic[P, R]):
         return f"<task {self.name} queue={self.options.queue}>"
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
-        return self.fn(*args, **kwargs)
+        return self.fn(*args, **kwargs)  # type: ignore[no-any-return]  # fn is the Callable[P, R] it was given
 
     def should_retry(self, exc: BaseException) -> bool:
         """Whether this exception type may be retried under the task's ``retry_on`` rule."""
@@ -69,29 +79,70 @@ class TaskDefinition(Generic[P, R]):
             return True
         return isinstance(exc, self.options.retry_on)
 
-    def _enqueue(self, args: tuple[Any, ...], kwargs: dict[str, Any], **when: Any) -> TaskHandle:
+    def _request(self, args: Iterable[Any], kwargs: dict[str, Any], **when: Any) -> EnqueueRequest:
         o = self.options
-        options = {"unique": o.unique, "unique_ttl": o.unique_ttl, "unique_rerun": o.unique_rerun, **when}
-        request = make_request(
-            self.name,
-            list(args),
-            kwargs,
-            queue=o.queue,
-            priority=o.priority,
-            max_retries=o.max_retries,
-            timeout=o.timeout,
-            soft_timeout=o.soft_timeout,
-            result_ttl=o.result_ttl,
-            **options,
-        )
-        return self.app.client.enqueue_many([request])[0]
+        # The task's options, then the call's (a call may override any of them, queue and priority too).
+        options: dict[str, Any] = {
+            "queue": o.queue,
+            "priority": o.priority,
+            "max_retries": o.max_retries,
+            "timeout": o.timeout,
+            "soft_timeout": o.soft_timeout,
+            "result_ttl": o.result_ttl,
+            "unique": o.unique,
+            "unique_ttl": o.unique_ttl,
+            "unique_rerun": o.unique_rerun,
+        }
+        if o.expires is not None:
+            options["expires"] = o.expires
+        options.update(when)
+        return make_request(self.name, list(args), kwargs, **options)
+
+    def _enqueue(self, args: tuple[Any, ...], kwargs: dict[str, Any], **when: Any) -> TaskHandle[R]:
+        return self.app.client.enqueue_many([self._request(args, kwargs, **when)])[0]
 
     def enqueue_with(
         self, args: tuple[Any, ...] | list[Any] = (), kwargs: dict[str, Any] | None = None, **options: Any
-    ) -> TaskHandle:
+    ) -> TaskHandle[R]:
         """Enqueue with per-call options overriding the task's (any ``make_request`` option: unique,
-        unique_key, unique_ttl, unique_rerun, depends_on, countdown, eta, ...)."""
+        unique_key, unique_ttl, unique_rerun, depends_on, countdown, eta, expires, ...)."""
         return self._enqueue(tuple(args), kwargs or {}, **options)
+
+    def args(self, *args: P.args, **kwargs: P.kwargs) -> TaskArgs[P]:
+        """The arguments of one call, checked against the task's parameters: an item of enqueue_many."""
+        return TaskArgs(args, kwargs)
+
+    def _batch(
+        self, calls: Iterable[TaskArgs[P] | tuple[Any, ...] | list[Any]], options: EnqueueOptions
+    ) -> list[EnqueueRequest]:
+        requests = []
+        for i, (args, kwargs) in enumerate(split_calls(calls)):
+            try:
+                requests.append(self._request(args, kwargs, **options))
+            except ValidationError as exc:
+                raise exc.at_index(i) from exc  # which call of the batch, as Client.enqueue_many says
+        return requests
+
+    def enqueue_many(
+        self, calls: Iterable[TaskArgs[P] | tuple[Any, ...] | list[Any]], **options: Unpack[EnqueueOptions]
+    ) -> list[TaskHandle[R]]:
+        """Enqueue one task per call in one pipelined round trip (``add.enqueue_many([(1, 2), (3, 4)])``;
+        keyword arguments through ``add.args(1, y=2)``), with the task's options, overridden by
+        ``options`` for all of them. Every call is validated first: one bad call enqueues nothing."""
+        requests = self._batch(calls, options)
+        return self.app.client.enqueue_many(requests) if requests else []
+
+    async def aenqueue(self, *args: P.args, **kwargs: P.kwargs) -> AsyncTaskHandle[R]:
+        """``enqueue`` for asyncio code, through the running loop's AsyncClient (close it with
+        ``await app.aclose()`` before the loop ends)."""
+        return (await self.app.loop_client().enqueue_many([self._request(args, kwargs)]))[0]
+
+    async def aenqueue_many(
+        self, calls: Iterable[TaskArgs[P] | tuple[Any, ...] | list[Any]], **options: Unpack[EnqueueOptions]
+    ) -> list[AsyncTaskHandle[R]]:
+        """``enqueue_many`` for asyncio code (see ``aenqueue``)."""
+        requests = self._batch(calls, options)
+        return await self.app.loop_client().enqueue_many(requests) if requests else []
 
     def _signature(self, args: tuple[Any, ...], kwargs: dict[str, Any], immutable: bool) -> Signature:
         o = self.options
@@ -113,17 +164,68 @@ class TaskDefinition(Generic[P, R]):
         """An immutable signature: it never receives a parent's result."""
         return self._signature(args, kwargs, immutable=True)
 
-    def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> TaskHandle:
+    def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> TaskHandle[R]:
         """Enqueue now with the task's default options."""
         return self._enqueue(args, kwargs)
 
-    def enqueue_in(self, countdown: float, *args: P.args, **kwargs: P.kwargs) -> TaskHandle:
+    def enqueue_in(self, countdown: float, *args: P.args, **kwargs: P.kwargs) -> TaskHandle[R]:
         """Enqueue to start after ``countdown`` seconds (measured on the Redis server clock)."""
         return self._enqueue(args, kwargs, countdown=countdown)
 
-    def enqueue_at(self, eta: dt.datetime, *args: P.args, **kwargs: P.kwargs) -> TaskHandle:
+    def enqueue_at(self, eta: dt.datetime, *args: P.args, **kwargs: P.kwargs) -> TaskHandle[R]:
         """Enqueue to start at ``eta`` (naive datetimes are taken as UTC)."""
         return self._enqueue(args, kwargs, eta=eta)
+
+
+# Called directly, a bound or async task is the function as written (the context first; a coroutine);
+# enqueued, it takes P and yields R. The direct call is what differs, so its signature is overridden.
+class BoundTaskDefinition(TaskDefinition[P, R]):
+    """A ``bind=True`` task: a direct call passes the TaskContext first, an enqueue does not."""
+
+    def __call__(self, ctx: TaskContext, /, *args: P.args, **kwargs: P.kwargs) -> R:  # type: ignore[override]
+        return self.fn(ctx, *args, **kwargs)  # type: ignore[no-any-return]
+
+
+class AsyncTaskDefinition(TaskDefinition[P, R]):
+    """An ``async def`` task: a direct call returns the coroutine; a handle's result is its value."""
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R]:  # type: ignore[override]
+        return self.fn(*args, **kwargs)  # type: ignore[no-any-return]
+
+
+class BoundAsyncTaskDefinition(TaskDefinition[P, R]):
+    """An ``async def`` task with ``bind=True``."""
+
+    def __call__(  # type: ignore[override]
+        self, ctx: TaskContext, /, *args: P.args, **kwargs: P.kwargs
+    ) -> Coroutine[Any, Any, R]:
+        return self.fn(ctx, *args, **kwargs)  # type: ignore[no-any-return]
+
+
+_DEFINITION_CLASSES: dict[tuple[bool, bool], type[TaskDefinition[Any, Any]]] = {
+    (False, False): TaskDefinition,
+    (True, False): BoundTaskDefinition,
+    (False, True): AsyncTaskDefinition,
+    (True, True): BoundAsyncTaskDefinition,
+}
+
+
+class _TaskDecorator(Protocol):
+    @overload
+    def __call__(  # the first match wins: a coroutine function is also a Callable[P, R]
+        self, fn: Callable[P, Coroutine[Any, Any, R]], /
+    ) -> AsyncTaskDefinition[P, R]: ...
+    @overload
+    def __call__(self, fn: Callable[P, R], /) -> TaskDefinition[P, R]: ...
+
+
+class _BoundTaskDecorator(Protocol):
+    @overload
+    def __call__(  # type: ignore[overload-overlap]
+        self, fn: Callable[Concatenate[TaskContext, P], Coroutine[Any, Any, R]], /
+    ) -> BoundAsyncTaskDefinition[P, R]: ...
+    @overload
+    def __call__(self, fn: Callable[Concatenate[TaskContext, P], R], /) -> BoundTaskDefinition[P, R]: ...
 
 
 class App:
@@ -138,8 +240,11 @@ class App:
             overrides["redis_url"] = redis_url
         self.settings = settings.model_copy(update=overrides) if settings else Settings(**overrides)
         self.registry: dict[str, TaskDefinition[Any, Any]] = {}
+        # Declared with @app.periodic; a scheduler started with this app syncs them (schedules/code.py).
+        self.periodic_schedules: dict[str, Schedule] = {}
         self.hooks = Hooks()
         self._client: Client | None = None
+        self._loop_clients = LoopClients(self.async_client)
 
     # -- hooks (jobqueue/hooks.py, docs/hooks.md) --------------------------------------------------------
 
@@ -193,11 +298,19 @@ class App:
         """A new asyncio client (bind one per event loop)."""
         return AsyncClient(self.settings)
 
+    def loop_client(self) -> AsyncClient:
+        """The running event loop's asyncio client (``aenqueue`` uses it), created on first use."""
+        return self._loop_clients.current()
+
     def close(self) -> None:
-        """Close connections opened by this app."""
+        """Close connections opened by this app (the sync client; ``aclose`` closes a loop's)."""
         if self._client is not None:
             self._client.close()
             self._client = None
+
+    async def aclose(self) -> None:
+        """Close the running loop's asyncio client, if ``aenqueue`` made one."""
+        await self._loop_clients.close_current()
 
     def task_queues(self) -> list[str]:
         """Every queue the registered tasks declare, sorted (what a worker for this app serves by
@@ -208,36 +321,64 @@ class App:
         """Create every task of a workflow atomically (what ``canvas.apply(app)`` calls)."""
         return submit(self.client, canvas)
 
+    def periodic(
+        self,
+        *,
+        cron: str,
+        tz: str = "UTC",
+        queue: str = "default",
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        name: str | None = None,
+        priority: Priority | str = Priority.MEDIUM,
+        concurrency_policy: ConcurrencyPolicy | str = ConcurrencyPolicy.ALLOW,
+    ) -> Callable[[Callable[P, R]], TaskDefinition[P, R]]:
+        """Register the function as a task (named ``name``, default its own name) that a scheduler runs
+        at every fire time of ``cron`` in zone ``tz`` with ``args`` / ``kwargs``. The schedule is synced
+        when a scheduler starts with this app (``jobqueue scheduler --app``, ``jobqueue up --app``);
+        one removed from the code is paused and reported, never deleted silently (docs/schedules.md).
+        ConfigurationError now for an invalid cron, zone or arguments."""
+
+        def register(func: Callable[P, R]) -> TaskDefinition[P, R]:
+            task_name = name or func.__name__
+            if task_name in self.periodic_schedules:
+                raise ConfigurationError(f"@app.periodic {task_name!r} is declared twice")
+            # Validated before the task is registered: a bad cron leaves nothing half-declared.
+            schedule = declare_periodic(
+                task_name,
+                cron=cron,
+                task=task_name,
+                tz=tz,
+                queue=queue,
+                args=args,
+                kwargs=kwargs,
+                priority=priority,
+                concurrency_policy=concurrency_policy,
+            )
+            definition: TaskDefinition[P, R] = self.task(name=task_name, queue=queue, priority=priority)(func)
+            self.periodic_schedules[task_name] = schedule
+            return definition
+
+        return register
+
+    @overload
+    def task(  # the first match wins: a coroutine function is also a Callable[P, R]
+        self, fn: Callable[P, Coroutine[Any, Any, R]], /
+    ) -> AsyncTaskDefinition[P, R]: ...
     @overload
     def task(self, fn: Callable[P, R], /) -> TaskDefinition[P, R]: ...
-
     @overload
     def task(
-        self,
-        fn: None = None,
-        /,
-        *,
-        name: str | None = None,
-        queue: str = "default",
-        priority: Priority | str = Priority.MEDIUM,
-        max_retries: int | None = None,
-        retry_backoff: str | BackoffFunction | None = None,
-        retry_base: float | None = None,
-        retry_max: float | None = None,
-        retry_jitter: bool | None = None,
-        retry_on: tuple[type[BaseException], ...] | type[BaseException] | None = None,
-        timeout: float | None = None,
-        soft_timeout: float | None = None,
-        result_ttl: int | None = None,
-        bind: bool = False,
-        unique: bool = False,
-        unique_ttl: int | None = None,
-        unique_rerun: bool = False,
-    ) -> Callable[[Callable[P, R]], TaskDefinition[P, R]]: ...
+        self, fn: None = None, /, *, bind: Literal[True], **options: Unpack[TaskDecoratorOptions]
+    ) -> _BoundTaskDecorator: ...
+    @overload
+    def task(
+        self, fn: None = None, /, *, bind: Literal[False] = False, **options: Unpack[TaskDecoratorOptions]
+    ) -> _TaskDecorator: ...
 
     def task(
         self,
-        fn: Callable[P, R] | None = None,
+        fn: Callable[..., Any] | None = None,
         /,
         *,
         name: str | None = None,
@@ -256,6 +397,7 @@ class App:
         unique: bool = False,
         unique_ttl: int | None = None,
         unique_rerun: bool = False,
+        expires: float | None = None,
     ) -> Any:
         """Register a function as a task; usable as ``@app.task`` or ``@app.task(...)``.
 
@@ -264,15 +406,19 @@ class App:
         the task fails, else the product defaults: up to JOBQUEUE_DEFAULT_MAX_RETRIES (3) retries,
         exponential from 1 s, capped at 300 s, jittered. No ``timeout``: JOBQUEUE_DEFAULT_TIMEOUT (300 s).
 
-        ``unique=True`` deduplicates every enqueue of the task (see docs/deduplication.md)."""
+        ``unique=True`` deduplicates every enqueue of the task (see docs/deduplication.md).
+        ``expires`` (seconds): an enqueued task not started that long after its enqueue never runs and
+        ends EXPIRED (docs/expiry.md)."""
 
-        def register(func: Callable[P, R]) -> TaskDefinition[P, R]:
+        def register(func: Callable[..., Any]) -> TaskDefinition[Any, Any]:
             task_name = name or func.__name__
             if task_name in self.registry:
                 raise ConfigurationError(f"task name {task_name!r} is registered twice")
             validate_queue_name(queue)
             if soft_timeout is not None and timeout is not None and soft_timeout >= timeout:
                 raise ValidationError("soft_timeout", "must be less than timeout")
+            if expires is not None:
+                expiry_ms(expires)  # ValidationError('expires') at decoration, not at the first enqueue
             retry_types = (retry_on,) if isinstance(retry_on, type) else retry_on
             options = TaskOptions(
                 queue=queue,
@@ -287,8 +433,10 @@ class App:
                 unique=unique,
                 unique_ttl=unique_ttl,
                 unique_rerun=unique_rerun,
+                expires=expires,
             )
-            definition: TaskDefinition[P, R] = TaskDefinition(self, func, task_name, options)
+            kind = _DEFINITION_CLASSES[(bind, inspect.iscoroutinefunction(func))]
+            definition: TaskDefinition[Any, Any] = kind(self, func, task_name, options)
             self.registry[task_name] = definition
             return definition
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jobqueue.errors import JobQueueError
+from jobqueue.progress import progress_value
 
 _current: contextvars.ContextVar[TaskContext | None] = contextvars.ContextVar("jobqueue_task", default=None)
 
@@ -25,6 +26,8 @@ class TaskContext:
     retries: int
     max_retries: int
     _cancel_check: Callable[[], bool] = field(repr=False)
+    # Where set_progress sends a validated value (worker/progress.py: throttled); None: nowhere.
+    _report_progress: Callable[[dict[str, Any]], None] | None = field(default=None, repr=False)
 
     @functools.cached_property
     def logger(self) -> logging.LoggerAdapter[logging.Logger]:
@@ -41,6 +44,16 @@ class TaskContext:
     def is_cancelled(self) -> bool:
         """True once someone asked to cancel this task; long tasks should check it and stop early."""
         return self._cancel_check()
+
+    def set_progress(self, done: float, total: float | None = None, message: str | None = None) -> None:
+        """Report how far the task got: shown as the task's ``progress`` (get_task, the API, the UI's bar,
+        ``jobqueue status``). Call it as often as you like: the worker writes at most one value per
+        JOBQUEUE_PROGRESS_INTERVAL_SECONDS and always the last one before the outcome.
+        InvalidProgress (a ValueError) for a negative or non-finite number, ``total < done``, or a message
+        over 1000 characters or holding a NUL / lone surrogate."""
+        value = progress_value(done, total, message)
+        if self._report_progress is not None:
+            self._report_progress(value)
 
 
 def current_context() -> TaskContext:

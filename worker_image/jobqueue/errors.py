@@ -32,6 +32,11 @@ class ValidationError(JobQueueError, ValueError):
         return type(self)(self.field, self.message, index)
 
 
+class InvalidProgress(ValidationError):
+    """``ctx.set_progress`` was given a value that cannot describe progress (negative, NaN, total below
+    done, a message too long or holding a NUL / lone surrogate). Raised in the task, which may catch it."""
+
+
 class PayloadTooLarge(ValidationError):
     """The serialized task exceeds the configured maximum payload size."""
 
@@ -107,6 +112,14 @@ class TaskCancelled(JobQueueError):
         super().__init__(f"task {task_id} cancelled: {reason}")
         self.task_id = task_id
         self.reason = reason
+
+
+class TaskExpired(TaskFailed):
+    """Raised by ``TaskHandle.result()`` when the task was not started before its ``expires`` time and
+    so never ran (status EXPIRED). A TaskFailed, so code that handles failures handles it too."""
+
+    def __init__(self, task_id: str) -> None:
+        super().__init__(task_id, "EXPIRED", "not started before it expired: never run", None)
 
 
 class ForceCancelled(TaskCancelled):

@@ -13,10 +13,11 @@ import enum
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypedDict, Unpack
 
 from jobqueue.errors import ValidationError
+from jobqueue.models import Priority
 from jobqueue.retry import BACKOFF_NAMES
 
 # Hash fields of QueueKeys.config that fetch.lua reads (keep in sync with its HMGET).
@@ -38,6 +39,9 @@ F_RETRY_MAX_MS = "retry_max_ms"
 F_RETRY_JITTER = "retry_jitter"
 RETRY_FIELDS = (F_RETRY_MAX_RETRIES, F_RETRY_BACKOFF, F_RETRY_BASE_MS, F_RETRY_MAX_MS, F_RETRY_JITTER)
 F_MAX_LOST_LEASES = "max_lost_leases"
+# Read by fetch.lua (lua/_lease.lua): a task of the queue not started this long after its enqueue expires.
+F_EXPIRES_MS = "expires_ms"
+MAX_QUEUE_EXPIRES_SECONDS = 365 * 86_400
 
 DEFAULT_WEIGHTS = (6, 3, 1)
 _MAX_PERIOD_MS = 31 * 86_400_000  # a month; longer periods are better served by a schedule
@@ -98,6 +102,9 @@ class QueueConfig:
     weights: tuple[int, int, int] | None
     retry_defaults: RetryDefaults | None = None
     max_lost_leases: int | None = None  # None: the process-wide JOBQUEUE_MAX_LOST_LEASES
+    expires_seconds: float | None = None  # None: tasks wait for ever unless they set their own expires
+    # Each level's own limit, beside ``rate_limit`` (a start counts against both); absent = none.
+    priority_rate_limits: dict[Priority, RateLimit] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -185,6 +192,31 @@ def rate_limit_fields(rate: RateLimit) -> dict[str, str]:
     }
 
 
+def priority_rate_field_names(priority: Priority) -> tuple[str, str, str]:
+    """The config hash fields of one priority level's own rate limit (read by _flow.lua)."""
+    level = priority.value
+    return (f"rate_limit_{level}", f"rate_period_ms_{level}", f"rate_burst_{level}")
+
+
+def priority_rate_fields(priority: Priority, rate: RateLimit) -> dict[str, str]:
+    """The config hash fields that encode one priority level's own rate limit."""
+    limit, period, burst = priority_rate_field_names(priority)
+    return {limit: str(rate.limit), period: str(round(rate.period_seconds * 1000)), burst: str(rate.burst)}
+
+
+def _parse_priority_rates(raw: Mapping[str, str]) -> dict[Priority, RateLimit]:
+    rates = {}
+    for priority in Priority:
+        limit, period, burst = priority_rate_field_names(priority)
+        if raw.get(limit):
+            rates[priority] = RateLimit(
+                limit=int(raw[limit]),
+                period_seconds=int(raw.get(period) or 1000) / 1000,
+                burst=int(raw.get(burst) or 1),
+            )
+    return rates
+
+
 def validate_max_in_flight(value: int | None) -> int | None:
     """None or 0 removes the limit; otherwise a whole number >= 1."""
     if value is None or (isinstance(value, int) and not isinstance(value, bool) and value == 0):
@@ -263,6 +295,22 @@ def retry_default_fields(defaults: RetryDefaults) -> dict[str, str]:
     }
 
 
+def validate_queue_expires(value: float | None) -> int | None:
+    """None (no queue expiry) or seconds in (0, a year] as whole milliseconds (at least 1)."""
+    if value is None:
+        return None
+    if (
+        not isinstance(value, (int, float))
+        or isinstance(value, bool)
+        or math.isnan(value)
+        or not 0 < value <= MAX_QUEUE_EXPIRES_SECONDS
+    ):
+        raise ValidationError(
+            "expires", f"must be a number of seconds > 0 and <= {MAX_QUEUE_EXPIRES_SECONDS}"
+        )
+    return max(1, round(value * 1000))
+
+
 def validate_max_lost_leases(value: int | None) -> int | None:
     """None (the process-wide default applies) or a whole number 0..1000: a task whose lease is lost
     more often than this is dead-lettered as poison."""
@@ -310,6 +358,8 @@ def parse_config(queue: str, raw: Mapping[str, str]) -> QueueConfig:
         weights=weights,
         retry_defaults=_parse_retry_defaults(raw),
         max_lost_leases=int(raw[F_MAX_LOST_LEASES]) if raw.get(F_MAX_LOST_LEASES) else None,
+        expires_seconds=int(raw[F_EXPIRES_MS]) / 1000 if raw.get(F_EXPIRES_MS) else None,
+        priority_rate_limits=_parse_priority_rates(raw),
     )
 
 

@@ -139,6 +139,13 @@ class QueueKeys:
         return f"{self._base}:children:{task_id}"
 
     @property
+    def recoveries(self) -> str:
+        """Hash of recovered-lease counts, written by recover.lua only: ``w:<worker id>`` = leases
+        recovered from that worker, ``t:<worker id>`` = time (ms) of its last one, ``last_at`` = the
+        queue's last recovery (read by broker/worker_monitor.py)."""
+        return f"{self._base}:recoveries"
+
+    @property
     def config(self) -> str:
         """Hash of live queue configuration (paused, rate limit, max in-flight, priority policy)."""
         return f"{self._base}:config"
@@ -167,6 +174,15 @@ class QueueKeys:
         """Rate-limit state (GCRA theoretical arrival time)."""
         return f"{self._base}:rate"
 
+    def priority_rate(self, priority: str) -> str:
+        """Rate-limit state (GCRA) of one priority level's own limit, beside the queue's."""
+        return f"{self._base}:rate:{priority}"
+
+    @property
+    def priority_rates(self) -> tuple[str, str, str]:
+        """The three priority levels' rate-limit states, high, medium, low (fetch.lua's KEYS order)."""
+        return (self.priority_rate("high"), self.priority_rate("medium"), self.priority_rate("low"))
+
     @property
     def task_prefix(self) -> str:
         """Prefix of task hash keys; scripts that discover ids append the id to it."""
@@ -175,6 +191,11 @@ class QueueKeys:
     def unique(self, digest: str) -> str:
         """Dedup key of a unique task's signature; holds the id of the live task with that signature."""
         return f"{self._base}:unique:{digest}"
+
+    def folded(self, task_id: str) -> str:
+        """Record of a unique enqueue that was folded into a live task with the same signature: the id
+        that enqueue was given, holding the holder's id and the dedup key (lives as long as that key)."""
+        return f"{self._base}:folded:{task_id}"
 
     def task(self, task_id: str) -> str:
         """Hash holding one task's spec, state and result."""

@@ -26,6 +26,12 @@ _STRUCTURED = (
     "task_args",
     "task_kwargs",
     "result",
+    # The API's access log (jobqueue_api.access_log).
+    "method",
+    "route",
+    "path",
+    "key_id",
+    "client",
 )
 
 LOG_FORMATS = ("auto", "text", "json")
@@ -59,6 +65,11 @@ class JsonFormatter(logging.Formatter):
         for name in _STRUCTURED:
             if name in fields:
                 entry[name] = fields[name]
+        # kopf's per-object records (the operator) name their object in ``k8s_ref``; written under the key
+        # kopf's own JSON format uses, without the settings object kopf also attaches.
+        ref = fields.get("k8s_ref")
+        if isinstance(ref, dict):
+            entry["object"] = {k: ref.get(k) for k in ("apiVersion", "kind", "namespace", "name", "uid")}
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return self._encode(entry)

@@ -30,7 +30,7 @@ def parse_priority(value: Priority | str) -> Priority:
 
 
 class TaskStatus(enum.StrEnum):
-    """Where a task is in its lifecycle. Terminal: SUCCESS, FAILED, TIMEOUT, CANCELLED."""
+    """Where a task is in its lifecycle. Terminal: SUCCESS, FAILED, TIMEOUT, CANCELLED, EXPIRED."""
 
     PENDING = "PENDING"  # waiting on dependencies
     QUEUED = "QUEUED"  # ready to be leased
@@ -41,6 +41,7 @@ class TaskStatus(enum.StrEnum):
     FAILED = "FAILED"  # out of retries or not retryable: dead-lettered
     TIMEOUT = "TIMEOUT"  # killed at its hard time limit on the last attempt: dead-lettered
     CANCELLED = "CANCELLED"
+    EXPIRED = "EXPIRED"  # not started before its expires time: never run (decided at fetch, lua/_lease.lua)
 
     @property
     def is_terminal(self) -> bool:
@@ -48,7 +49,9 @@ class TaskStatus(enum.StrEnum):
         return self in _TERMINAL
 
 
-_TERMINAL = frozenset({TaskStatus.SUCCESS, TaskStatus.FAILED, TaskStatus.TIMEOUT, TaskStatus.CANCELLED})
+_TERMINAL = frozenset(
+    {TaskStatus.SUCCESS, TaskStatus.FAILED, TaskStatus.TIMEOUT, TaskStatus.CANCELLED, TaskStatus.EXPIRED}
+)
 
 
 class CancelReason(enum.StrEnum):
@@ -114,6 +117,8 @@ class TaskRecord:
     parents: list[str] = field(default_factory=list)
     children: list[str] = field(default_factory=list)
     pending_parents: int = 0  # parents not yet succeeded, while PENDING
+    expires_at: float | None = None  # not started by then: EXPIRED (the task's own; a queue's is not shown)
+    progress: dict[str, Any] | None = None  # the latest ctx.set_progress: {done, total, message, at}
 
     @property
     def duration(self) -> float | None:
@@ -153,6 +158,8 @@ class TaskRecord:
             "parents": self.parents,
             "children": self.children,
             "pending_parents": self.pending_parents,
+            "expires_at": self.expires_at,
+            "progress": self.progress,
         }
 
 

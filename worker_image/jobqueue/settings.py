@@ -169,6 +169,19 @@ class Settings(EnvFileSettings):
         ge=0,
         le=86_400,
     )
+    # Unset, redis-py's pool opens a connection whenever every open one is busy; a Redis shared by many pods
+    # (maxclients, a managed service's connection quota) wants a cap per process. A worker holds about four
+    # at once (fetch, ack, heartbeat, cancel listener) plus one per thread enqueueing from tasks; its idle
+    # wait has a connection of its own. Callers past the cap wait for a free connection.
+    redis_max_connections: int | None = Field(
+        description="most Redis connections each client of a process opens (a worker, the API, the "
+        "scheduler, the recorder and producers each have one or two clients); callers wait for a free "
+        "one up to the socket timeout (unset: redis-py's default pool: no cap before redis-py 8, 100 "
+        "from 8 on, past which a command fails instead of waiting)",
+        default=None,
+        ge=4,
+        le=100_000,
+    )
     promote_batch: int = Field(description="delayed tasks promoted per fetch call", default=500, gt=0)
     socket_timeout_seconds: float = Field(description="Redis socket timeout", default=10.0, gt=0)
     database_url: SecretStr | None = Field(
@@ -196,6 +209,29 @@ class Settings(EnvFileSettings):
         default=0,
         ge=0,
         le=100_000,
+    )
+    # A leaking task grows its child process for ever; replacing the child after a bounded number of tasks
+    # or once its resident memory passed a limit is the standard cure. Only the process pool has children.
+    max_tasks_per_child: int | None = Field(
+        description="process pool: replace a child process after it ran this many tasks, between two "
+        "tasks (unset: never)",
+        default=None,
+        ge=1,
+    )
+    max_memory_per_child_mb: int | None = Field(
+        description="process pool (Linux): replace a child process after a task that left its resident "
+        "memory above this many MiB (unset: never)",
+        default=None,
+        ge=1,
+    )
+
+    # A task reporting progress in a tight loop must not become a flood of Redis writes.
+    progress_interval_seconds: float = Field(
+        description="at most one progress write per running task per this many seconds (ctx.set_progress; "
+        "the last value is always written before the outcome)",
+        default=0.5,
+        ge=0,
+        le=3600,
     )
 
     @property

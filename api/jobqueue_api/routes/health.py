@@ -6,7 +6,7 @@ import asyncio
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from jobqueue.errors import BrokerUnavailable
 
@@ -45,5 +45,6 @@ async def readyz(request: Request) -> JSONResponse:
 )
 async def metrics(request: Request) -> Response:
     """Prometheus exposition of live queue state and counters."""
-    body = await asyncio.to_thread(generate_latest, request.app.state.metrics_registry)
+    state = request.app.state
+    body = await asyncio.to_thread(state.queue_collector.exposition, state.metrics_registry)
     return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from jobqueue.broker.aio import AsyncClient
 from jobqueue.broker.queue_admin import QueueAdmin
-from jobqueue.flow_control import QueueConfig
+from jobqueue.flow_control import MAX_QUEUE_EXPIRES_SECONDS, QueueConfig
 from jobqueue.keys import QUEUE_NAME_PATTERN
 from jobqueue_api.auth import require
 from jobqueue_api.deps import get_client
@@ -33,6 +33,20 @@ class RateLimitBody(BaseModel):
     period_seconds: float = Field(ge=0.001, le=86_400, strict=True)
     burst: int = Field(default=1, ge=1, le=1_000_000, strict=True)
     enabled: bool = Field(default=True, strict=True)
+
+
+class PriorityRateLimitBody(BaseModel):
+    """One priority level's own limit: ``limit`` starts of that level per ``period_seconds``, beside the
+    queue's own limit (a start counts against both)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    limit: int = Field(gt=0, le=10_000_000, strict=True)
+    period_seconds: float = Field(ge=0.001, le=86_400, strict=True)
+    burst: int = Field(default=1, ge=1, le=1_000_000, strict=True)
+
+
+PriorityLevel = Annotated[Literal["high", "medium", "low"], Path()]
 
 
 class MaxInFlightBody(BaseModel):
@@ -72,6 +86,16 @@ class MaxLostLeasesBody(BaseModel):
     max_lost_leases: int | None = Field(default=None, ge=0, le=1000, strict=True)
 
 
+class ExpiresBody(BaseModel):
+    """Tasks not started this many seconds after their enqueue end EXPIRED (null: no queue expiry)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    expires: float | None = Field(
+        default=None, gt=0, le=MAX_QUEUE_EXPIRES_SECONDS, strict=True, allow_inf_nan=False
+    )
+
+
 def config_json(config: QueueConfig) -> dict[str, Any]:
     """JSON shape of a queue's configuration."""
     return {
@@ -79,10 +103,14 @@ def config_json(config: QueueConfig) -> dict[str, Any]:
         "paused": config.paused,
         "max_in_flight": config.max_in_flight,
         "rate_limit": dataclasses.asdict(config.rate_limit) if config.rate_limit else None,
+        "priority_rate_limits": {
+            level.value: dataclasses.asdict(rate) for level, rate in config.priority_rate_limits.items()
+        },
         "priority_policy": config.priority_policy.value,
         "weights": list(config.weights) if config.weights else None,
         "retry_defaults": dataclasses.asdict(config.retry_defaults) if config.retry_defaults else None,
         "max_lost_leases": config.max_lost_leases,
+        "expires": config.expires_seconds,
     }
 
 
@@ -124,6 +152,25 @@ async def reset_rate_limit(queue: QueueName, client: Client) -> dict[str, str]:
     """Forget the starts counted so far."""
     await asyncio.to_thread(_admin(client).reset_rate_limit, queue)
     return {"queue": queue, "status": "reset"}
+
+
+@router.put("/rate-limit/{priority}", dependencies=[Depends(require(Scope.ADMIN))])
+async def put_priority_rate_limit(
+    queue: QueueName, priority: PriorityLevel, body: PriorityRateLimitBody, client: Client
+) -> dict[str, Any]:
+    """Set one priority level's own limit; running workers apply it at their next fetch."""
+    rate = await asyncio.to_thread(
+        lambda: _admin(client).set_priority_rate_limit(
+            queue, priority, limit=body.limit, period=body.period_seconds, burst=body.burst
+        )
+    )
+    return {"priority": priority, **dataclasses.asdict(rate)}
+
+
+@router.delete("/rate-limit/{priority}", status_code=204, dependencies=[Depends(require(Scope.ADMIN))])
+async def delete_priority_rate_limit(queue: QueueName, priority: PriorityLevel, client: Client) -> None:
+    """Remove one priority level's own limit (the queue's own limit stays)."""
+    await asyncio.to_thread(_admin(client).remove_priority_rate_limit, queue, priority)
 
 
 @router.put("/max-in-flight", dependencies=[Depends(require(Scope.ADMIN))])
@@ -171,3 +218,9 @@ async def put_max_lost_leases(queue: QueueName, body: MaxLostLeasesBody, client:
     return config_json(
         await asyncio.to_thread(_admin(client).set_max_lost_leases, queue, body.max_lost_leases)
     )
+
+
+@router.put("/expires", dependencies=[Depends(require(Scope.ADMIN))])
+async def put_expires(queue: QueueName, body: ExpiresBody, client: Client) -> dict[str, Any]:
+    """Set or clear the queue's expiry: tasks not started that long after their enqueue never run."""
+    return config_json(await asyncio.to_thread(_admin(client).set_expires, queue, body.expires))

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
 
-from jobqueue.broker.aio import AsyncClient
+from jobqueue.broker.aio import AsyncClient, AsyncTaskHandle
+from jobqueue.broker.duplicates import find_duplicate
 from jobqueue.broker.enqueue import make_request
 from jobqueue.errors import InvalidTransition, ValidationError
 from jobqueue.keys import QUEUE_NAME_PATTERN
@@ -29,7 +31,7 @@ def _request(body: SubmitTask) -> Any:
 async def submit(body: SubmitTask, client: Client) -> Submitted:
     """Enqueue one task."""
     handles = await client.enqueue_many([_request(body)])
-    return Submitted(ids=[h.id for h in handles], deduplicated=[h.deduplicated for h in handles])
+    return _submitted(handles)
 
 
 @router.post("/batch", status_code=201, dependencies=[Depends(require(Scope.SUBMIT))])
@@ -48,13 +50,30 @@ async def submit_batch(body: SubmitBatch, client: Client) -> Submitted:
         if exc.index is None:
             raise
         raise type(exc)(f"tasks[{exc.index}].{exc.field}", exc.message) from exc
-    return Submitted(ids=[h.id for h in handles], deduplicated=[h.deduplicated for h in handles])
+    return _submitted(handles)
+
+
+def _submitted(handles: list[AsyncTaskHandle]) -> Submitted:
+    return Submitted(
+        ids=[h.id for h in handles],
+        deduplicated=[h.deduplicated for h in handles],
+        enqueue_ids=[h.enqueue_id for h in handles],
+    )
 
 
 @router.get("/{task_id}", dependencies=[Depends(require(Scope.READ))])
 async def get_task(task_id: TaskId, client: Client) -> dict[str, Any]:
     """A task's full live record (status, attempts, result, error, traceback, retry history, times)."""
     return (await client.get_task(task_id)).to_json()
+
+
+@router.get("/{task_id}/duplicate", dependencies=[Depends(require(Scope.READ))])
+async def get_duplicate(task_id: TaskId, client: Client) -> dict[str, Any]:
+    """For a deduplicated enqueue (its ``enqueue_ids`` entry at submit), the task it was folded into and
+    the dedup signature; for any other task, ``duplicate: false`` (with its signature when unique).
+    404 when the id is unknown (a folded record lives as long as its dedup key)."""
+    answer = await asyncio.to_thread(find_duplicate, client.sync, task_id)
+    return answer.to_json()
 
 
 @router.post("/{task_id}/cancel", dependencies=[Depends(require(Scope.SUBMIT))])
@@ -74,7 +93,7 @@ async def retry(task_id: TaskId, request: Request, client: Client) -> Submitted:
     if record.dead_letter_reason is not None and record.completed_at is not None:
         ensure_scope(request, Scope.ADMIN)
         await client.replay_dead_letter(task_id, reset_retries=True)
-        return Submitted(ids=[task_id], deduplicated=[False])
+        return Submitted(ids=[task_id], deduplicated=[False], enqueue_ids=[task_id])
     handle = await client.enqueue(
         record.name,
         record.args,
@@ -85,7 +104,7 @@ async def retry(task_id: TaskId, request: Request, client: Client) -> Submitted:
         timeout=record.timeout,
         soft_timeout=record.soft_timeout,
     )
-    return Submitted(ids=[handle.id], deduplicated=[handle.deduplicated])
+    return Submitted(ids=[handle.id], deduplicated=[handle.deduplicated], enqueue_ids=[handle.enqueue_id])
 
 
 @router.get("/{task_id}/result", dependencies=[Depends(require(Scope.READ))])

@@ -7,6 +7,7 @@ field before anything is touched) and the pure model (jobqueue.pools) for the ru
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Request
@@ -17,6 +18,7 @@ from jobqueue.pools import MAX_CONCURRENCY, MAX_QUEUES, MAX_REPLICAS, MAX_TARGET
 from jobqueue.pools import PoolAutoscaling as PoolAutoscalingModel
 from jobqueue_api.auth import require
 from jobqueue_api.pool_backends import ClusterOptions, PoolBackend
+from jobqueue_api.replica_history import ReplicaHistory
 from jobqueue_api.settings import Scope
 
 router = APIRouter(prefix="/api/v1/worker-pools", tags=["worker-pools"])
@@ -37,7 +39,14 @@ def get_backend(request: Request) -> PoolBackend:
     return backend
 
 
+def get_replica_history(request: Request) -> ReplicaHistory:
+    """The app's ring of replica samples per pool (the UI's sparklines)."""
+    history: ReplicaHistory = request.app.state.replica_history
+    return history
+
+
 Backend = Annotated[PoolBackend, Depends(get_backend)]
+History = Annotated[ReplicaHistory, Depends(get_replica_history)]
 ADMIN = [Depends(require(Scope.ADMIN))]
 READ = [Depends(require(Scope.READ))]
 
@@ -93,9 +102,15 @@ class ScaleBody(BaseModel):
 
 
 @router.get("", dependencies=READ)
-async def list_pools(backend: Backend) -> dict[str, Any]:
-    """Every pool, and which backend runs them."""
-    return {"backend": backend.name, "pools": await backend.list_pools()}
+async def list_pools(backend: Backend, history: History) -> dict[str, Any]:
+    """Every pool, and which backend runs them; ``status.replica_history`` holds this API process's
+    recent samples of each pool's replicas (docs/api.md)."""
+    return {"backend": backend.name, "pools": [_sampled(p, history) for p in await backend.list_pools()]}
+
+
+def _sampled(view: dict[str, Any], history: ReplicaHistory) -> dict[str, Any]:
+    samples = history.observe(str(view.get("name")), view, time.time())
+    return {**view, "status": {**(view.get("status") or {}), "replica_history": samples}}
 
 
 @router.post("", status_code=201, dependencies=ADMIN)
@@ -113,9 +128,9 @@ async def create_pool(body: PoolBody, backend: Backend) -> dict[str, Any]:
 
 
 @router.get("/{name}", dependencies=READ)
-async def get_pool(name: Name, backend: Backend) -> dict[str, Any]:
-    """One pool: spec and observed status."""
-    return await backend.get(name)
+async def get_pool(name: Name, backend: Backend, history: History) -> dict[str, Any]:
+    """One pool: spec and observed status (with the replica samples, as in the list)."""
+    return _sampled(await backend.get(name), history)
 
 
 @router.patch("/{name}", dependencies=ADMIN)
@@ -125,9 +140,10 @@ async def patch_pool(name: Name, body: PoolPatch, backend: Backend) -> dict[str,
 
 
 @router.delete("/{name}", status_code=204, dependencies=ADMIN)
-async def delete_pool(name: Name, backend: Backend) -> None:
+async def delete_pool(name: Name, backend: Backend, history: History) -> None:
     """Delete a pool: its workers finish their tasks and exit."""
     await backend.delete(name)
+    history.forget(name)
 
 
 @router.post("/{name}/scale", dependencies=ADMIN)

@@ -7,7 +7,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query
 
 from jobqueue.broker.aio import AsyncClient
+from jobqueue.broker.worker_monitor import read_monitor_input_async
 from jobqueue.models import WorkerInfo
+from jobqueue.worker_monitor import Thresholds, monitor_stats
 from jobqueue_api.auth import require
 from jobqueue_api.deps import get_client
 from jobqueue_api.errors import ApiError
@@ -52,6 +54,13 @@ async def worker_stats(
     for w in workers:
         counts[w["status"]] = counts.get(w["status"], 0) + 1
     return {"by_status": counts, "slots": slots, "busy": busy, "utilization": busy / slots if slots else 0.0}
+
+
+@router.get("/monitor/stats")
+async def worker_monitor_stats(client: Client) -> dict[str, Any]:
+    """Live / stale / dead workers by heartbeat age (thresholds from the settings), leases recovered per
+    worker and per queue with the last recovery, and the orphaned leases of dead workers per queue."""
+    return monitor_stats(await read_monitor_input_async(client), Thresholds.from_settings(client.settings))
 
 
 @router.get("/{worker_id}")

@@ -101,9 +101,39 @@ affinity: {{ toYaml . | nindent 2 }}
 {{- end }}
 {{- end -}}
 
+{{/*
+Host networking of every jobqueue pod (not the in-chart Redis/PostgreSQL): the pod shares the node's
+network namespace, so 127.0.0.1 is the node's loopback. ClusterFirstWithHostNet keeps cluster DNS for
+such a pod where a cluster has it (plain ClusterFirst would fall back to the node's resolv.conf).
+*/}}
+{{- define "jobqueue.podNetwork" -}}
+{{- if .Values.hostNetwork }}
+hostNetwork: true
+dnsPolicy: ClusterFirstWithHostNet
+{{- end }}
+{{- end -}}
+
+{{/*
+Where in-cluster Kubernetes clients (the operator, the API's pool routes, the examples' cleanup hook)
+reach the API server. The kubelet sets KUBERNETES_SERVICE_HOST/PORT to the `kubernetes` Service's
+ClusterIP; a container's own env wins over it, so a cluster whose ClusterIPs route nowhere from a pod
+(no kube-proxy) can name the API server's real address here, one its serving certificate names.
+*/}}
+{{- define "jobqueue.kubernetesApiEnv" -}}
+{{- with .Values.kubernetesApi.serviceHost }}
+- {name: KUBERNETES_SERVICE_HOST, value: {{ . | quote }}}
+{{- end }}
+{{- with .Values.kubernetesApi.servicePort }}
+- {name: KUBERNETES_SERVICE_PORT, value: {{ . | toString | quote }}}
+{{- end }}
+{{- end -}}
+
 {{- define "jobqueue.validate" -}}
 {{- if and (not .Values.connection.existingSecret) (not (and .Values.redis.enabled .Values.postgresql.enabled)) -}}
 {{- fail "connection.existingSecret is required unless both redis.enabled and postgresql.enabled (the in-chart quick-start stores) are true" -}}
+{{- end -}}
+{{- if and .Values.hostNetwork .Values.examples.enabled (not .Values.operator.workerPoolPolicy.allowHostNamespaces) -}}
+{{- fail "hostNetwork with examples.enabled needs operator.workerPoolPolicy.allowHostNamespaces: the example WorkerPool asks for hostNetwork, which the operator refuses otherwise" -}}
 {{- end -}}
 {{- end -}}
 

@@ -9,6 +9,9 @@ Redis and PostgreSQL are the test servers on 127.0.0.1 (connection.existingSecre
 StatefulSets: their images (redis, postgres) come from a registry, and none is reachable here.
 Containers use host networking, so every port is a free one chosen here and the API Service's port equals
 its container port (a Service name resolves to 127.0.0.1 inside the containers).
+
+The flow is `run_helm_flow`, shared with test_helm_on_kubelet_node.py (the same steps on the real node);
+each node says through a NodeChecks where its evidence is (logs, errors, containers).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg
 import pytest
@@ -72,8 +75,17 @@ class Install:
         return run_helm(self.helm, *args, "--namespace", self.namespace, env=self.env, check=check)
 
 
+class PlacedNode(Protocol):
+    """What the chart's values need of a test node (k8s/docker_node.py and k8s/kubelet_node.py)."""
+
+    @property
+    def node_selector(self) -> dict[str, str]: ...
+    @property
+    def toleration(self) -> dict[str, str]: ...
+
+
 def chart_values(
-    images: dict[str, str], node: DockerNode, settings: Settings, api_port: int
+    images: dict[str, str], node: PlacedNode, settings: Settings, api_port: int
 ) -> dict[str, Any]:
     def image(tag: str) -> dict[str, str]:
         repository, _, version = tag.partition(":")
@@ -108,6 +120,52 @@ def api_call(port: int, key: str, method: str, path: str, body: Any = None) -> A
         return json.load(resp)
 
 
+class NodeChecks(Protocol):
+    """What the shared flow asks of the node its pods run on (each node keeps its evidence differently)."""
+
+    name: str
+
+    def migrate_logs(self, namespace: str) -> list[str] | None:
+        """The texts of the migration hook's logs so far, or None where a deleted pod's log is gone."""
+
+    def helm_test_log(self, namespace: str) -> str | None:
+        """The `helm test` pod's log, or None where a deleted pod's log is gone."""
+
+    def problems(self, namespace: str) -> list[str]:
+        """Crashes, liveness failures or node errors seen during the flow (empty: none)."""
+
+    def containers(self) -> list[str]:
+        """Containers the node still runs."""
+
+    def diagnostics(self) -> str:
+        """Log tails to show with a failure."""
+
+
+class DockerNodeChecks:
+    """The docker node keeps every container's log (deleted pods' too) and records errors and events."""
+
+    def __init__(self, node: DockerNode) -> None:
+        self.node, self.name = node, node.name
+
+    def migrate_logs(self, namespace: str) -> list[str] | None:
+        paths = sorted(self.node.log_dir.glob(f"{namespace}_{RELEASE}-migrate-*_migrate.log"))
+        return [path.read_text() for path in paths]
+
+    def helm_test_log(self, namespace: str) -> str | None:
+        pod = {"metadata": {"namespace": namespace, "name": f"{RELEASE}-test-submit"}}
+        return self.node.log_path(pod, "submit").read_text()
+
+    def problems(self, namespace: str) -> list[str]:
+        return [*self.node.errors, *(e for e in self.node.events if "liveness" in e)]
+
+    def containers(self) -> list[str]:
+        return self.node.containers()
+
+    def diagnostics(self) -> str:
+        node = self.node
+        return f"{node.log_tails()}\nnode errors: {node.errors} events: {node.events}"
+
+
 def test_helm_install_runs_hooks_operator_workers_and_helm_test_on_the_docker_node(
     images: dict[str, str],
     helm_bin: Path,
@@ -119,6 +177,26 @@ def test_helm_install_runs_hooks_operator_workers_and_helm_test_on_the_docker_no
     empty_database: str,
     tmp_path: Path,
 ) -> None:
+    values = chart_values(images, docker_node, settings, free_port())
+    run_helm_flow(
+        DockerNodeChecks(docker_node), values, helm_bin, kube_control_plane, kube_api, kube_namespace,
+        settings, empty_database, tmp_path,
+    )  # fmt: skip
+
+
+def run_helm_flow(
+    node: NodeChecks,
+    chart: dict[str, Any],
+    helm_bin: Path,
+    kube_control_plane: ControlPlane,
+    kube_api: k8s_client.ApiClient,
+    kube_namespace: str,
+    settings: Settings,
+    empty_database: str,
+    tmp_path: Path,
+) -> None:
+    """install → migration hook → operator → WorkerPool workers → a task through the API → the record →
+    upgrade (the hook again, a no-op) → `helm test` → uninstall, with ``chart`` as the release's values."""
     core = k8s_client.CoreV1Api(kube_api)
     custom = k8s_client.CustomObjectsApi(kube_api)
     ns = kube_namespace
@@ -129,22 +207,22 @@ def test_helm_install_runs_hooks_operator_workers_and_helm_test_on_the_docker_no
     core.create_namespaced_secret(
         ns, k8s_client.V1Secret(metadata=k8s_client.V1ObjectMeta(name="jobqueue-stores"), string_data=stores)
     )
-    api_port = free_port()
+    api_port = int(chart["api"]["port"])
     values = tmp_path / "values.json"
-    values.write_text(json.dumps(chart_values(images, docker_node, settings, api_port)))
+    values.write_text(json.dumps(chart))
     helm = Install(helm_bin, kube_control_plane, ns, tmp_path)
     started = time.monotonic()
     uninstalled = False
     try:
-        # --wait: every Deployment's pods Ready on the docker node (readiness probes answered for real).
+        # --wait: every Deployment's pods Ready on the node (readiness probes answered for real).
         helm.run("install", RELEASE, str(CHART), "-f", str(values), "--wait", "--timeout", "300s")
         installed = time.monotonic() - started
 
         # The pre-install hook ran `jobqueue migrate` in the worker image against the empty database.
         with psycopg.connect(empty_database) as conn:
             assert conn.execute("SELECT to_regclass('public.tasks')").fetchone() == ("tasks",)
-        migrate_logs = list(docker_node.log_dir.glob(f"{ns}_{RELEASE}-migrate-*_migrate.log"))
-        assert migrate_logs, docker_node.log_tails()
+        migrate_logs = node.migrate_logs(ns)
+        assert migrate_logs is None or migrate_logs, node.diagnostics()
 
         # The operator container reconciles the example pool into a worker pod running here.
         def pool_ready() -> bool:
@@ -156,7 +234,7 @@ def test_helm_install_runs_hooks_operator_workers_and_helm_test_on_the_docker_no
         wait_until(pool_ready, timeout=120, interval=1)
         workers = core.list_namespaced_pod(ns, label_selector="jobqueue.dev/pool=demo-workers").items
         worker_pods = {p.metadata.name for p in workers if p.status.phase == "Running"}
-        assert worker_pods and all(p.spec.node_name == docker_node.name for p in workers)
+        assert worker_pods and all(p.spec.node_name == node.name for p in workers)
 
         # A task through the API container, run by a worker container, recorded by the recorder container.
         secret = core.read_namespaced_secret(f"{RELEASE}-api-key", ns)
@@ -181,24 +259,21 @@ def test_helm_install_runs_hooks_operator_workers_and_helm_test_on_the_docker_no
                 interval=0.5,
             )
 
-        # `helm upgrade` runs the migration again as a pre-upgrade hook: on a migrated database, a no-op.
+        # `helm upgrade` runs the migration again as a pre-upgrade hook: on a migrated database, a no-op
+        # (helm fails the upgrade if the hook's Job fails).
         helm.run("upgrade", RELEASE, str(CHART), "-f", str(values), "--wait", "--timeout", "300s")
-        migrate_logs = sorted(docker_node.log_dir.glob(f"{ns}_{RELEASE}-migrate-*_migrate.log"))
-        assert len(migrate_logs) == 2, migrate_logs
-        assert any("database is up to date" in log.read_text() for log in migrate_logs), (
-            docker_node.log_tails()
-        )
+        migrate_logs = node.migrate_logs(ns)
+        if migrate_logs is not None:
+            assert len(migrate_logs) == 2, migrate_logs
+            assert any("database is up to date" in log for log in migrate_logs), node.diagnostics()
 
         # `helm test`: its pod submits through the API Service name and waits for its own worker.
-        # (No --logs: the pod is deleted once it succeeds, hook-succeeded; its log is the docker node's.)
+        # (No --logs: the pod is deleted once it succeeds, hook-succeeded; its log is the node's.)
         output = helm.run("test", RELEASE, "--timeout", "180s")
         assert "Phase: Succeeded" in " ".join(output.split()), output
-        submit_log = docker_node.log_path(
-            {"metadata": {"namespace": ns, "name": f"{RELEASE}-test-submit"}}, "submit"
-        )
-        assert "succeeded with 5" in submit_log.read_text(), submit_log.read_text()
-        assert not docker_node.errors, docker_node.errors
-        assert not [e for e in docker_node.events if "liveness" in e], docker_node.events
+        submit_log = node.helm_test_log(ns)
+        assert submit_log is None or "succeeded with 5" in submit_log, submit_log
+        assert not node.problems(ns), node.problems(ns)
 
         # Uninstall: the pre-delete hook removes the examples while the operator still runs, so nothing
         # is left Terminating and the pool's workers stop with the release.
@@ -207,11 +282,10 @@ def test_helm_install_runs_hooks_operator_workers_and_helm_test_on_the_docker_no
         for plural in ("workerpools", "jobqueues"):
             assert not custom.list_namespaced_custom_object("jobqueue.dev", "v1alpha1", ns, plural)["items"]
         wait_until(lambda: not core.list_namespaced_pod(ns).items, timeout=60, interval=0.5)
-        assert not docker_node.containers()
+        wait_until(lambda: not node.containers(), timeout=60, interval=0.5)
         print(f"installed in {installed:.0f}s, whole flow {time.monotonic() - started:.0f}s")
     except BaseException:
-        print(docker_node.log_tails())  # shown with the failure
-        print("node errors:", docker_node.errors, "events:", docker_node.events)
+        print(node.diagnostics())  # shown with the failure
         raise
     finally:
         if not uninstalled:

@@ -13,6 +13,7 @@ from pydantic import SecretStr
 from record_helpers import drain, make_recorder
 
 from jobqueue import Client, Settings
+from jobqueue.broker.enqueue import make_request
 from jobqueue.embedded.redis_server import free_port
 from jobqueue.models import TaskStatus
 
@@ -308,3 +309,26 @@ def test_search_tasks_over_the_record(
     page.get_by_role("button", name="Search", exact=True).click()
     page.locator("#search-message", has_text="(field: queue)").wait_for()
     assert page.get_by_label("In queue").get_attribute("aria-invalid") == "true"
+
+
+def test_overview_pages_through_many_queues(
+    start_api: Callable[..., Any], browser: Any, client: Client
+) -> None:
+    """With more queues than one page (100), the overview shows a page at a time, pages on with the API's
+    cursor and back again, and counts every queue."""
+    client.enqueue_many([make_request("add", [i, i], queue=f"q{i:03d}") for i in range(130)])
+    api = start_api(keys=None)
+    page = open_ui(browser, api.url, key=None)
+    rows = page.locator("#overview-queues tbody tr")
+    rows.nth(99).wait_for()
+    assert rows.count() == 100 and rows.first.locator("td").first.inner_text() == "q000"
+    page.locator("#overview-cards", has_text="130").wait_for()
+    page.locator("#overview-cards", has_text="Ready (this page)").wait_for()
+    pager = page.locator("#overview-queues-pager")
+    pager.get_by_role("button", name="Next").click()
+    page.locator("#overview-queues tbody tr td", has_text="q129").wait_for()
+    assert rows.count() == 30 and rows.first.locator("td").first.inner_text() == "q100"
+    assert pager.get_by_role("button", name="Next").is_disabled()
+    pager.get_by_role("button", name="Previous").click()
+    page.locator("#overview-queues tbody tr td", has_text="q000").wait_for()
+    assert rows.count() == 100

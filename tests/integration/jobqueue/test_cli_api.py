@@ -19,6 +19,8 @@ from pydantic import SecretStr
 from record_helpers import drain, make_recorder
 
 from jobqueue import Client, Settings
+from jobqueue.broker.enqueue import make_request
+from jobqueue.cli import api as cli_api
 from jobqueue.cli.main import main
 from jobqueue.embedded.redis_server import free_port
 from jobqueue_api import create_app
@@ -75,6 +77,18 @@ def test_submit_status_queues_and_cancel(capsys: pytest.CaptureFixture[str]) -> 
     assert run(capsys, "queues", "default")["delayed"] == 1
     assert run(capsys, "cancel", task_id, "--reason", "other") == {"id": task_id, "outcome": "cancelled"}
     assert run(capsys, "status", task_id)["status"] == "CANCELLED"
+
+
+def test_queues_follows_the_pages(
+    capsys: pytest.CaptureFixture[str], settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = Client(settings)
+    try:
+        client.enqueue_many([make_request("add", [1, 1], queue=f"q{i}") for i in range(5)])
+    finally:
+        client.close()
+    monkeypatch.setattr(cli_api, "_QUEUE_PAGE", 2)  # three pages: 2, 2, 1
+    assert [q["name"] for q in run(capsys, "queues")] == [f"q{i}" for i in range(5)]
 
 
 def test_api_errors_print_the_message_and_field(

@@ -8,6 +8,7 @@ import time
 import pytest
 
 from jobqueue import App, Client, TaskStatus
+from jobqueue.broker.duplicates import find_duplicate
 from jobqueue.broker.leases import Job, Outcome, OutcomeKind, build_completion, build_fetch, parse_fetch
 from jobqueue.broker.redis_io import run_script
 from jobqueue.cli import main as cli
@@ -146,3 +147,22 @@ def test_the_dedup_key_names_its_holders_hash_and_a_key_holding_a_bare_id_still_
     client.redis.set(dedup_key, first.id)
     second = client.enqueue("send", ["a"], unique=True)
     assert second.id == first.id and second.deduplicated
+
+
+def test_a_folded_enqueue_is_recorded_for_as_long_as_its_dedup_key(client: Client) -> None:
+    first = client.enqueue("send", ["a@example.com"], unique=True, unique_ttl=30)
+    again = client.enqueue("send", ["a@example.com"], unique=True, unique_ttl=30)
+    assert (again.id, again.deduplicated) == (first.id, True)
+    assert first.enqueue_id == first.id and again.enqueue_id != first.id
+    answer = find_duplicate(client, again.enqueue_id)
+    assert (answer.duplicate, answer.duplicate_of, answer.duplicate_of_status) == (
+        True,
+        first.id,
+        TaskStatus.QUEUED,
+    )
+    folded_key = client.queue_keys("default").folded(again.enqueue_id)
+    assert 0 < client.redis.ttl(folded_key) <= 30
+    # Once the holder finished and its record expired, the answer still names it (its status is gone).
+    succeed(client, fetch_one(client))
+    client.redis.delete(client.queue_keys("default").task(first.id))
+    assert find_duplicate(client, again.enqueue_id).duplicate_of_status is None

@@ -249,11 +249,12 @@ def test_a_handed_off_task_can_be_cancelled(client: Client, start_worker: StartW
 
 def test_inbox_record_is_json_of_the_fetch_fields(client: Client) -> None:
     fetch(client, "w1")
-    client.enqueue("add", [1, 2], timeout=5)
+    client.enqueue("add", [1, 2], timeout=5, headers={"x-request-id": "r-1"})
     (raw,) = inbox(client, "w1")
     record = json.loads(raw)
-    # The 14 fetch reply values, as fetch.lua returns them, then the capacity left.
-    assert len(record) == 15 and record[2] == "add" and json.loads(record[3]) == [1, 2] and record[-1] == 3
+    # The 15 fetch reply values, as fetch.lua returns them (the headers last), then the capacity left.
+    assert len(record) == 16 and record[2] == "add" and json.loads(record[3]) == [1, 2] and record[-1] == 3
+    assert json.loads(record[14]) == {"x-request-id": "r-1"}
 
 
 def test_a_stale_inbox_record_whose_lease_was_recovered_is_dropped(client: Client) -> None:

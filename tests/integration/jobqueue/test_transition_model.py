@@ -1,9 +1,10 @@
 """Issue 15, generative: a hypothesis state machine drives the Lua transitions (enqueue, fetch, ack, fail,
-release, heartbeat, recover by expiry and by worker, cancel incl. force, replay, promote) through their
-typed wrappers in jobqueue.broker against a real Redis, and compares Redis with the pure reference model
-in tests/support/transition_model.py after every step: every task in exactly one place, the same status,
-token and counters, ready lists in the same order, fencing codes as the model predicts (a refused call
-changes nothing), statuses only along allowed edges, every live lease in its holder's held set.
+release, heartbeat, recover by expiry and by worker, cancel incl. force, replay, promote, task expiry)
+through their typed wrappers in jobqueue.broker against a real Redis, and compares Redis with the pure
+reference model in tests/support/transition_model.py after every step: every task in exactly one place,
+the same status, token and counters, ready lists in the same order, fencing codes as the model predicts
+(a refused call changes nothing), statuses only along allowed edges, every live lease in its holder's
+held set.
 
 Time: leases last a minute and retry backoff an hour, so nothing expires on its own during a run. A lease
 expires, or a delayed task becomes due, only when a rule rewrites its score in the lease or delayed zset to
@@ -161,6 +162,15 @@ class TransitionMachine(RuleBasedStateMachine):
         sequence = self._next_sequence()
         assert self.client.redis.zadd(self.keys.delayed, {task_id: sequence}, xx=True) == 0
         self.model.make_due(task_id, sequence)
+
+    @precondition(lambda self: any(not t.expired for t in self.model.tasks.values()))
+    @rule(data=st.data())
+    def make_expired(self, data: st.DataObject) -> None:
+        """Test helper for time: a task's expires_at rewritten into the past, whatever its state (it has
+        an effect only when a fetch next reaches it: queued, delayed, retrying, or after a hand-back)."""
+        task_id = data.draw(st.sampled_from(sorted(i for i, t in self.model.tasks.items() if not t.expired)))
+        self.client.redis.hset(self.keys.task(task_id), "expires_at", self._next_sequence())
+        self.model.make_expired(task_id)
 
     @rule()
     def promote(self) -> None:

@@ -3,8 +3,10 @@ progress read from their consumer group, and the schedules' fire counters."""
 
 from __future__ import annotations
 
+import platform
 import time
 from collections.abc import Callable, Iterator
+from importlib import metadata
 from typing import Any
 
 import pytest
@@ -155,3 +157,46 @@ def test_schedule_fires_misfires_and_next_fire(api: TestClient, settings: Settin
         sample(s, "jobqueue_schedule_next_fire_timestamp_seconds", schedule="m")
         == info.next_fire_at.timestamp()
     )
+
+
+def test_failures_and_retries_per_queue_and_task_from_a_real_worker(
+    api: TestClient, client: Client, start_worker: Callable[..., Any]
+) -> None:
+    start_worker("--pool", "thread", "--concurrency", "4")
+    ids = [
+        # The retry policy is the worker's (jq_test_app); max_retries is the enqueuer's.
+        client.enqueue("fail_times", args=[2], max_retries=3).id,  # two retries, then success
+        client.enqueue("fail_with", args=["value"]).id,  # not retried: dead-lettered at once
+        client.enqueue("fail_with", args=["os"], max_retries=5).id,  # five retries, then dead-lettered
+        client.enqueue("no_such_task").id,  # rejected by the worker: a final failure of an unknown name
+        client.enqueue("add", args=[1, 2]).id,
+    ]
+    wait_until(lambda: all(client.get_task(i).status in {"SUCCESS", "FAILED"} for i in ids), 60)
+
+    def flushed() -> bool:
+        s = scrape(api)
+        totals = [
+            sum(v for (n, _), v in s.items() if n == f"jobqueue_task_{name}_total")
+            for name in ("retries", "failures")
+        ]
+        return totals == [7, 3]
+
+    wait_until(flushed, 15, interval=0.2)
+    s = scrape(api)
+    retries, failures = "jobqueue_task_retries_total", "jobqueue_task_failures_total"
+    assert sample(s, retries, queue="default", task="fail_times") == 2
+    assert sample(s, failures, queue="default", task="fail_times") == 0  # ran: shown as 0, not absent
+    assert sample(s, failures, queue="default", task="fail_with") == 2
+    assert sample(s, failures, queue="default", task="_other") == 1  # never the caller's raw name
+    assert sample(s, failures, queue="default", task="add") == 0
+    assert sample(s, retries, queue="default", task="add") == 0
+    # They add up to the queue's own counters, which the scripts keep.
+    assert sample(s, "jobqueue_tasks_retried_total", queue="default") == 7
+    assert sample(s, "jobqueue_tasks_dead_lettered_total", queue="default") == 3
+
+
+def test_build_info_names_the_version_and_python(api: TestClient) -> None:
+    (info,) = [(n, dict(labels)) for (n, labels) in scrape(api) if n == "jobqueue_build_info"]
+    assert info[1]["version"] == metadata.version("jobqueue")
+    assert info[1]["python"] == platform.python_version()
+    assert sample(scrape(api), "jobqueue_build_info", **info[1]) == 1

@@ -7,46 +7,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 from kubernetes import client as k8s_client
-from kubernetes.client.rest import ApiException
 
 from jobqueue import Settings
 from jobqueue_operator.manifests import selector_string
 from k8s.control_plane import ControlPlane, wait_until
+from k8s.crds import CRDS, apply_crds
 from k8s.operator_process import OperatorProcess
 from k8s.operator_rbac import operator_kubeconfig, remove_cluster_rbac
 from k8s.pod_runner import PodRunner
-
-CRDS = Path(__file__).resolve().parents[3] / "crds"
-
-
-def established(api: k8s_client.ApiextensionsV1Api, name: str) -> bool:
-    crd = api.read_custom_resource_definition(name)
-    conditions = {c.type: c.status for c in (crd.status.conditions or [])}
-    return conditions.get("Established") == "True" and conditions.get("NamesAccepted") == "True"
-
-
-def apply_crds(kube_api: k8s_client.ApiClient, paths: list[Path]) -> list[str]:
-    """Apply CRDs (replacing older copies) and wait until each is Established."""
-    api = k8s_client.ApiextensionsV1Api(kube_api)
-    names = []
-    for path in paths:
-        body = yaml.safe_load(path.read_text())
-        name = body["metadata"]["name"]
-        try:
-            api.create_custom_resource_definition(body)
-        except ApiException as exc:
-            if exc.status != 409:
-                raise
-            body["metadata"]["resourceVersion"] = api.read_custom_resource_definition(
-                name
-            ).metadata.resource_version
-            api.replace_custom_resource_definition(name, body)
-        names.append(name)
-    for name in names:
-        wait_until(lambda name=name: established(api, name), 60, f"CRD {name} to be Established")
-    return names
 
 
 @pytest.fixture(scope="session")

@@ -233,7 +233,7 @@ def test_migrations_run_before_new_code_meets_the_database(helm_bin: Path, value
     # install, so the first migration runs right after it.
     (job,) = by_kind(render(helm_bin, VALUES_FILES[values]), "Job")
     assert job["metadata"]["annotations"]["helm.sh/hook"] == hook
-    assert job["spec"]["template"]["spec"]["containers"][0]["args"] == ["migrate"]
+    assert job["spec"]["template"]["spec"]["containers"][0]["args"] == ["--log-format", "json", "migrate"]
 
 
 def test_external_stores_read_urls_from_the_existing_secret(helm_bin: Path) -> None:

@@ -1,5 +1,6 @@
 """Every query in the Grafana dashboard and every alert expression parses as PromQL (a typo would show an
-empty panel or an alert that never fires, silently), and every alert tells the on-call what to do."""
+empty panel or an alert that never fires, silently), and every alert tells the on-call what to do: a
+summary, a description and a runbook_url to a section of docs/runbooks.md that exists."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 
 from helm.fixtures import CHART, VALUES_FILES, render
 
+RUNBOOKS = CHART.parents[1] / "docs" / "runbooks.md"
 pytestmark = pytest.mark.timeout(120)
 
 
@@ -42,6 +44,7 @@ def test_alert_expressions_parse_and_each_alert_says_what_to_do(helm_bin: Path) 
     assert {r["alert"] for r in rules} >= {
         "JobQueueBacklogWithoutWorkers", "JobQueueOldestTaskOverSLO", "JobQueueDeadLettersGrowing",
         "JobQueueStaleWorkers", "JobQueueWorkerPoolAtMax", "JobQueueRecorderLag", "JobQueueRecordRejects",
+        "JobQueueMetricsAbsent",
     }  # fmt: skip
     for rule in rules:
         try:
@@ -51,6 +54,35 @@ def test_alert_expressions_parse_and_each_alert_says_what_to_do(helm_bin: Path) 
         assert rule["labels"]["severity"] in {"critical", "warning"}, rule["alert"]
         assert rule["annotations"]["summary"] and rule["annotations"]["description"], rule["alert"]
         assert re.fullmatch(r"[0-9]+[smh]", rule.get("for", "0s")), rule["alert"]
+
+
+def runbook_sections() -> dict[str, str]:
+    """GitHub's anchor of each level-2 section of docs/runbooks.md -> its text."""
+    sections: dict[str, str] = {}
+    anchor = None
+    for line in RUNBOOKS.read_text().splitlines():
+        if line.startswith("## "):
+            anchor = re.sub(r"[^a-z0-9 _-]", "", line[3:].strip().lower()).replace(" ", "-")
+            sections[anchor] = ""
+        elif anchor is not None:
+            sections[anchor] += line + "\n"
+    return sections
+
+
+def test_every_alert_links_its_own_runbook_section_which_says_what_to_do(helm_bin: Path) -> None:
+    sections = runbook_sections()
+    base = "https://runbooks.example/jobqueue.md"
+    rendered = render(
+        helm_bin, VALUES_FILES["all-on"], "--set", f"monitoring.prometheusRule.runbookBaseUrl={base}"
+    )
+    (rule,) = [d for d in rendered if d["kind"] == "PrometheusRule"]
+    for r in (r for g in rule["spec"]["groups"] for r in g["rules"]):
+        url = r["annotations"].get("runbook_url", "")
+        assert url == f"{base}#{r['alert'].lower()}", r["alert"]  # the base comes from values
+        text = sections.get(url.partition("#")[2], "")
+        assert "**What it means.**" in text and "**Fix.**" in text, f"{r['alert']}: no runbook section"
+    # No section left for an alert that was renamed or removed.
+    assert set(sections) == {r["alert"].lower() for g in rule["spec"]["groups"] for r in g["rules"]}
 
 
 def test_slo_threshold_comes_from_values(helm_bin: Path) -> None:
@@ -76,6 +108,8 @@ def api_selectors_outside_max(node: Any, nearest_aggregation: str | None = None)
         return [name] if api_metric and nearest_aggregation != "max" else []
     if kind == "AggregateExpr":
         return api_selectors_outside_max(node.expr, str(node.op))
+    if kind == "Call" and node.func.name == "absent":
+        return []  # 1 when no replica exports the series, whatever their number: nothing is counted
     children = {
         "BinaryExpr": lambda n: [n.lhs, n.rhs],
         "Call": lambda n: list(n.args),

@@ -12,7 +12,7 @@ from jobqueue.retry import QUEUE_DEFAULT_RETRY
 
 JOB = Job("t1", 1, "add", "[]", "{}", "default", "medium", None, None, 0, 0, None)
 # One leased task as fetch.lua returns it: id, token, name, args, kwargs, priority, timeout, soft timeout, ...
-FETCHED = [-1, -1, 1, "t1", "1", "add", "[]", "{}", "medium", "", "", "", "0", "", "", "", "5"]
+FETCHED = [-1, -1, 1, "t1", "1", "add", "[]", "{}", "medium", "", "", "", "0", "", "", "", "5", ""]
 
 
 def test_the_product_defaults(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -34,3 +34,17 @@ def test_a_json_line_stays_one_decodable_line_whatever_the_text() -> None:
     assert entry["message"] == entry["error"] == hostile
     assert entry["attempt"] == 10**30 and entry["event"] == "failed" and "unknown" not in entry
     assert entry["ts"].endswith("Z") and entry["level"] == "ERROR"
+
+
+def test_a_kopf_per_object_record_names_its_object_and_nothing_else_kopf_attaches() -> None:
+    record = logging.LogRecord("kopf.objects", logging.INFO, __file__, 1, "Handler succeeded.", (), None)
+    ref = {
+        "apiVersion": "jobqueue.dev/v1alpha1",
+        "kind": "WorkerPool",
+        "name": "p",
+        "uid": "u",
+        "namespace": "n",
+    }
+    record.__dict__.update(k8s_ref=ref, k8s_skip=False, settings=object())
+    line = json.loads(JsonFormatter().format(record))
+    assert line["object"] == ref and "settings" not in line and "k8s_skip" not in line

@@ -27,9 +27,13 @@ JOB = Job(
 
 def test_parse_fetch() -> None:
     reply = [-1, 250, 1, JOB.id, 3, "add", "[1]", "{}", "high", "10.0", "8.0", "2", "1", "123", "0", "60", 42]
+    reply.append("")  # no headers
     parsed = parse_fetch("default", reply)
     assert parsed.jobs == [JOB] and parsed.next_due_ms == 250 and parsed.wait_ms == -1
     assert parsed.queue_wait_ms == [42]
+    # The message headers (the 15th value) are carried encoded, as the script returned them.
+    reply[-1] = '{"traceparent":"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}'
+    assert parse_fetch("default", reply).jobs[0].headers_json == reply[-1]
 
 
 def test_success_is_a_fenced_ack_with_the_tasks_result_ttl() -> None:
@@ -115,7 +119,7 @@ def test_an_unknown_task_is_not_retried_even_under_queue_defaults() -> None:
 
 def test_hot_path_constructors_build_the_same_frozen_values() -> None:
     # parse_fetch and Outcome.succeeded skip the dataclass __init__ for speed: same value, still frozen.
-    reply = [-1, -1, 1, JOB.id, "3", "add", "[1]", "{}", "", "", "", "", "", "", "", "", ""]
+    reply = [-1, -1, 1, JOB.id, "3", "add", "[1]", "{}", "", "", "", "", "", "", "", "", "", ""]
     [job] = parse_fetch("default", reply).jobs
     assert job == Job(JOB.id, 3, "add", "[1]", "{}", "default", "medium", None, None, 0, 0, None)
     assert parse_fetch("default", reply).queue_wait_ms == [-1]

@@ -2,9 +2,13 @@
 
 import pytest
 
+from jobqueue.broker.completion import CompletionCode
+from jobqueue.broker.leases import OutcomeKind
 from jobqueue.broker.task_metrics import (
+    FAILED,
     MAX_FLUSHES_IN_DOUBT,
     OTHER_TASK,
+    RETRIED,
     RUN,
     RUN_BUCKETS,
     WAIT,
@@ -13,6 +17,8 @@ from jobqueue.broker.task_metrics import (
     MetricsFlush,
     TaskMetrics,
     build_flush,
+    outcome_counter,
+    read_counters,
     read_histograms,
 )
 
@@ -95,3 +101,61 @@ def test_counts_under_bounds_of_another_version_still_add_up() -> None:
     fields = {"run:0.2:t": "1", "run:0.5:t": "1", "run:count:t": "2", "run:sum:t": "0.5", "junk": "x"}
     (h,) = read_histograms(RUN, fields, (0.5,))
     assert h.buckets == [("0.2", 1.0), ("0.5", 2.0), ("+Inf", 2.0)]
+
+
+def test_failures_and_retries_are_counted_per_queue_and_task_in_the_same_flush() -> None:
+    metrics = TaskMetrics(lambda name: name != "typo")
+    metrics.observe_run("q", "resize", 0.2)
+    for queue, task, kind in [
+        ("q", "resize", RETRIED), ("q", "resize", RETRIED), ("q", "resize", FAILED),
+        ("q", "typo", FAILED), ("other", "resize", RETRIED),
+    ]:  # fmt: skip
+        metrics.count(queue, task, kind)
+    pending = metrics.take()
+    assert sorted(f.queue for f in pending) == ["other", "q"]  # one flush (one script call) per queue
+    q = as_redis_hash(pending, "q")
+    assert read_counters(RETRIED, q) == {"resize": 2}
+    assert read_counters(FAILED, q) == {"resize": 1, OTHER_TASK: 1}  # an unregistered name is folded
+    assert read_histograms(RUN, q, RUN_BUCKETS)[0].task == "resize"  # the histogram rides along
+    assert read_counters(RETRIED, as_redis_hash(pending, "other")) == {"resize": 1}
+    metrics.confirm(pending)
+    assert metrics.take() == []  # counted once
+
+
+def test_counter_read_back_ignores_histogram_fields_and_garbage() -> None:
+    fields = {"failed:a:b": "3", "run:count:failed": "9", "failed:x": "NaN", "failed": "1", "retried:": "2"}
+    assert read_counters(FAILED, fields) == {"a:b": 3}  # a task name may hold a colon
+    assert read_counters(RETRIED, fields) == {"": 2}
+
+
+@pytest.mark.parametrize(
+    ("code", "kind", "counter"),
+    [
+        (CompletionCode.RETRY_SCHEDULED, OutcomeKind.ERROR, RETRIED),
+        (CompletionCode.RETRY_SCHEDULED, OutcomeKind.CRASHED, RETRIED),
+        (CompletionCode.FINISHED, OutcomeKind.ERROR, FAILED),
+        (CompletionCode.FINISHED, OutcomeKind.TIMEOUT, FAILED),
+        (CompletionCode.FINISHED, OutcomeKind.REJECTED, FAILED),
+        (CompletionCode.FINISHED, OutcomeKind.CANCELLED, None),
+        (CompletionCode.SUCCEEDED, OutcomeKind.SUCCESS, None),
+        (CompletionCode.RELEASED, OutcomeKind.ERROR, None),
+        (CompletionCode.FENCED, OutcomeKind.ERROR, None),  # Redis refused a stale attempt: not counted
+        (CompletionCode.LEASE_LOST, OutcomeKind.ERROR, None),
+    ],
+)
+def test_only_what_redis_recorded_as_a_retry_or_a_final_failure_counts(
+    code: CompletionCode, kind: OutcomeKind, counter: str | None
+) -> None:
+    assert outcome_counter(code, kind) == counter
+
+
+def test_a_registered_name_redis_cannot_store_is_folded_so_the_flush_always_encodes() -> None:
+    metrics = TaskMetrics(lambda name: True)
+    for name in ("nul\x00name", "lone\udcffsurrogate"):
+        metrics.observe_run("q", name, 0.1)
+        metrics.count("q", name, FAILED)
+    (flush,) = metrics.take()
+    assert read_counters(FAILED, as_redis_hash([flush], "q")) == {OTHER_TASK: 2}
+    call = build_flush("p", metrics.writer, flush)
+    for arg in call.args:
+        str(arg).encode("utf-8")  # what redis-py does: a lone surrogate would raise here

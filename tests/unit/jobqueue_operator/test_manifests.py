@@ -64,6 +64,18 @@ def test_worker_container_runs_the_pool_with_pod_name_and_connection_secret() ->
     assert pod["enableServiceLinks"] is False
 
 
+def test_a_log_format_other_than_auto_is_the_workers_first_argument() -> None:
+    # A global option of `jobqueue`, so before the subcommand; auto adds nothing (no rollout on upgrade).
+    (container,) = worker_deployment(OWNER, example_spec(), 1, "json")["spec"]["template"]["spec"][
+        "containers"
+    ]
+    assert container["args"][:3] == ["--log-format", "json", "worker"]
+    (container,) = worker_deployment(OWNER, example_spec(), 1, "auto")["spec"]["template"]["spec"][
+        "containers"
+    ]
+    assert container["args"][0] == "worker"
+
+
 def test_pod_template_metadata_merges_but_cannot_move_the_pod_out_of_its_pool() -> None:
     spec = example_spec(
         podTemplate={

@@ -41,3 +41,11 @@ def test_peering_flags_override_the_environment() -> None:
     assert (settings.peering, settings.priority) == ("jq-operators", 5)
     standalone = build_settings(parse_args(["-n", "ns"]))
     assert standalone.peering is None and standalone.priority is None
+
+
+def test_the_operator_takes_the_same_log_formats_as_jobqueue_and_defaults_to_auto() -> None:
+    # auto: JSON unless stderr is a terminal (jobqueue.log_config), as the worker and the API.
+    assert parse_args(["-A"]).log_format == "auto"
+    assert parse_args(["-A", "--log-format", "text"]).log_format == "text"
+    with pytest.raises(SystemExit):
+        parse_args(["-A", "--log-format", "xml"])

@@ -9,20 +9,24 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Generic, cast
 
 import redis.asyncio as aioredis
-from redis.exceptions import NoScriptError
 from typing_extensions import Unpack
 
+from jobqueue import tracing
+from jobqueue.broker.autopipeline import AsyncAutoPipeline
 from jobqueue.broker.batch_enqueue import (
+    is_plain,
     parent_checks,
     parse_plan_replies,
     plan_enqueue,
     raise_missing_parents,
     refuse_cross_queue_parents,
+    single_plain_call,
+    with_trace_context,
 )
-from jobqueue.broker.client import Client, QueueDepth, outcome_value
+from jobqueue.broker.client import Client, QueueDepth, T, outcome_value
 from jobqueue.broker.dead_letters import DeadLetterStats
 from jobqueue.broker.enqueue import (
     EnqueueOptions,
@@ -36,10 +40,8 @@ from jobqueue.broker.redis_io import (
     connect_async,
     is_cluster,
     run_script_async,
-    script_sha,
     translate_errors,
 )
-from jobqueue.broker.scripts import ScriptCall, script_source
 from jobqueue.broker.task_read import TASK_FIELDS, parse_task
 from jobqueue.broker.watch import watch_async
 from jobqueue.broker.workflows import WorkflowHandle, submit
@@ -52,13 +54,16 @@ from jobqueue.settings import Settings
 _WAIT_RECHECK_SECONDS = 2.0
 
 
-class AsyncTaskHandle:
-    """A reference to an enqueued task, for asyncio code."""
+class AsyncTaskHandle(Generic[T]):
+    """A reference to an enqueued task whose result is a ``T``, for asyncio code."""
 
-    def __init__(self, client: AsyncClient, task_id: str, deduplicated: bool = False) -> None:
+    def __init__(
+        self, client: AsyncClient, task_id: str, deduplicated: bool = False, enqueue_id: str | None = None
+    ) -> None:
         self.client = client
         self.id = task_id
         self.deduplicated = deduplicated  # see TaskHandle.deduplicated
+        self.enqueue_id = enqueue_id or task_id  # see TaskHandle.enqueue_id
 
     def __repr__(self) -> str:
         return f"AsyncTaskHandle({self.id!r})"
@@ -67,9 +72,9 @@ class AsyncTaskHandle:
         """The task's current record."""
         return await self.client.get_task(self.id)
 
-    async def result(self, timeout: float | None = None) -> Any:
+    async def result(self, timeout: float | None = None) -> T:
         """Wait for the task to finish and return its result (raises like TaskHandle.result)."""
-        return outcome_value(await self.client.wait(self.id, timeout=timeout))
+        return cast(T, outcome_value(await self.client.wait(self.id, timeout=timeout)))
 
 
 class AsyncClient:
@@ -80,8 +85,11 @@ class AsyncClient:
         self.redis = connection if connection is not None else connect_async(settings)
         self.global_keys = GlobalKeys(settings.key_prefix)
         self._registered_queues: set[str] = set()
+        self._registering: dict[str, asyncio.Task[None]] = {}
         self._sync: Client | None = None
-        self._replica_wait = ReplicaWait.of(settings)
+        # Enqueues issued concurrently share round trips (see autopipeline); with a ReplicaWait each shared
+        # round trip ends with one WAIT on its connection.
+        self._pipeline = AsyncAutoPipeline(self.redis, ReplicaWait.of(settings))
 
     @property
     def sync(self) -> Client:
@@ -105,6 +113,7 @@ class AsyncClient:
 
     async def close(self) -> None:
         """Close both connection pools."""
+        await self._pipeline.close()
         await self.redis.aclose()
         if self._sync is not None:
             self._sync.close()
@@ -121,58 +130,73 @@ class AsyncClient:
         return (await self.enqueue_many([request]))[0]
 
     async def enqueue_many(self, requests: Sequence[EnqueueRequest]) -> list[AsyncTaskHandle]:
-        """Enqueue validated requests in one pipelined round trip (few script calls: see batch_enqueue)."""
+        """Enqueue validated requests (few script calls: see batch_enqueue), in a PRODUCER span when
+        OpenTelemetry is installed (see Client.enqueue_many). Returns once every task is in Redis. Calls
+        made concurrently in one event loop share round trips (see autopipeline); each call still gets its
+        own replies and its own error."""
+        if not requests or not tracing.active():
+            return await self._send(requests)
+        with tracing.send_span([r.queue for r in requests]) as span:
+            handles = await self._send(with_trace_context(requests))
+            tracing.record_sent(span, [h.id for h in handles])
+        return handles
+
+    async def _send(self, requests: Sequence[EnqueueRequest]) -> list[AsyncTaskHandle]:
+        """enqueue_many without the producer span."""
+        if len(requests) == 1 and is_plain(requests[0]):
+            # One plain task (``enqueue``): the same single call the sync client builds.
+            task_id, call = single_plain_call(self.settings, requests[0])
+            if requests[0].queue not in self._registered_queues:
+                await self._register_queues({requests[0].queue})
+            await self._pipeline.run((call,))
+            return [AsyncTaskHandle(self, task_id)]
         if is_cluster(self.redis):
             refuse_cross_queue_parents(requests)
         plan = plan_enqueue(self.settings, requests)
-        new_queues = {r.queue for r in requests} - self._registered_queues
         checks = parent_checks(self.settings, requests)
-        with translate_errors():
-            if checks:
+        if checks:
+            with translate_errors():
                 pipe = self.redis.pipeline(transaction=False)
                 for _, _, key in checks:
                     pipe.exists(key)
                 raise_missing_parents(checks, await pipe.execute())
-            if new_queues:
-                await self.redis.sadd(self.global_keys.queues, *new_queues)
-                self._registered_queues |= new_queues
-            if len(plan.calls) == 1 and self._replica_wait is None:
-                replies = [await run_script_async(self.redis, plan.calls[0])]
-            else:
-                replies = await self._run_pipelined(plan.calls)
-        parsed = parse_plan_replies(plan, replies)
-        return [AsyncTaskHandle(self, r.id, r.deduplicated) for r in parsed]
+        new_queues = {r.queue for r in requests} - self._registered_queues
+        if new_queues:
+            await self._register_queues(new_queues)
+        parsed = parse_plan_replies(plan, await self._pipeline.run(plan.calls))
+        return [AsyncTaskHandle(self, r.id, r.deduplicated, r.enqueue_id) for r in parsed]
 
-    async def _run_pipelined(self, calls: Sequence[ScriptCall]) -> list[Any]:
-        """The calls in one pipeline, followed by a WAIT when JOBQUEUE_REDIS_WAIT_REPLICAS asks for one.
-        Scripts were loaded by an earlier single call or by a worker; calls that met NOSCRIPT did not run,
-        so they alone are run again after loading (in a pipeline of their own, with its own WAIT)."""
-        wait = self._replica_wait
-        pipe = self.redis.pipeline(transaction=False)
-        for call in calls:
-            # As a raw command: redis-py's ClusterPipeline blocks its evalsha() method, while a single-slot
-            # EVALSHA routed by its keys is what Redis Cluster accepts.
-            pipe.execute_command("EVALSHA", script_sha(call.script), len(call.keys), *call.keys, *call.args)
-        if wait is not None:
-            # On the pipeline's one connection, so WAIT covers these calls (redis_io.ReplicaWait).
-            pipe.execute_command("WAIT", wait.replicas, wait.timeout_ms)
-        replies: list[Any] = await pipe.execute(raise_on_error=False)
-        confirmed = replies.pop() if wait is not None else None
-        missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
-        if missing:
-            for name in {calls[i].script for i in missing}:
-                await self.redis.script_load(script_source(name))
-            rerun = await self._run_pipelined([calls[i] for i in missing])
-            for i, reply in zip(missing, rerun, strict=True):
-                replies[i] = reply
-        for reply in replies:
-            if isinstance(reply, Exception):
-                raise reply
-        if wait is not None:
-            if isinstance(confirmed, Exception):
-                raise confirmed
-            wait.check(confirmed)
-        return replies
+    async def _register_queues(self, new_queues: set[str]) -> None:
+        """Add queues to the registry, once per client and queue (see Client._register_queues).
+
+        Callers that arrive while a queue's registration is in flight await that same one: 100 concurrent
+        first enqueues must not open 100 connections for 100 SADDs, and they resume in the order they
+        arrived, so their enqueues keep that order."""
+        loop = asyncio.get_running_loop()
+        pending = []
+        unclaimed = set()
+        for queue in new_queues:
+            registration = self._registering.get(queue)
+            if registration is None or registration.get_loop() is not loop:
+                unclaimed.add(queue)
+            else:
+                pending.append(registration)
+        if unclaimed:
+            registration = loop.create_task(self._register(unclaimed))
+            for queue in unclaimed:
+                self._registering[queue] = registration
+            pending.append(registration)
+        for registration in pending:
+            await asyncio.shield(registration)
+
+    async def _register(self, queues: set[str]) -> None:
+        try:
+            with translate_errors():
+                await self.redis.sadd(self.global_keys.queues, *queues)
+            self._registered_queues |= queues
+        finally:
+            for queue in queues:
+                self._registering.pop(queue, None)
 
     async def submit_workflow(self, canvas: Canvas) -> WorkflowHandle:
         """Submit a workflow atomically (see broker.workflows.submit); its handles use the sync client."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from jobqueue.broker.enqueue import (
@@ -29,6 +29,7 @@ from jobqueue.errors import ValidationError
 from jobqueue.keys import QueueKeys, new_task_id, new_task_ids
 from jobqueue.models import TaskStatus
 from jobqueue.settings import Settings
+from jobqueue.tracing import current_trace_headers, merge_headers
 
 # Bounds how long one call keeps Redis busy (about 10 µs of server time per task).
 MAX_TASKS_PER_CALL = 500
@@ -144,6 +145,8 @@ class PreparedEnqueue:
                 request.timeout,
                 request.soft_timeout,
                 request.result_ttl,
+                tuple(request.headers.items()) if request.headers else (),
+                request.expires_at_ms,
             )
             spec = specs.get(spec_key)
             if spec is None:
@@ -204,6 +207,63 @@ def single_plain_call(settings: Settings, request: EnqueueRequest) -> tuple[str,
         (*head, task_prefix + task_id),
         (settings.events_max_length, len(spec), *spec, task_id, args_json, kwargs_json, due_ms, countdown_ms),
     )
+
+
+def coalesce_calls(
+    calls: Sequence[ScriptCall], max_per_call: int = MAX_TASKS_PER_CALL
+) -> tuple[list[ScriptCall], list[tuple[int, int]]]:
+    """Merge runs of one-task ``enqueue_many`` calls of one queue and spec (made by ``single_plain_call``
+    for different callers: see autopipeline) into one call each, as ``PreparedEnqueue`` does for one
+    caller's batch: Redis then runs one script, one RPUSH and one counter update for the run instead of
+    one each per task. Only consecutive calls are merged, so the order of every ready list holds.
+
+    Returns (the calls to send, for each given call (index of the call carrying it, position of its task
+    in that call's reply, or -1 when it is sent as it was))."""
+    out: list[ScriptCall] = []
+    where: list[tuple[int, int]] = []
+    # The open run: its shared keys and shared args (identical in every call of the run), then per task
+    # the task key and the task's five values.
+    head: tuple[str, ...] = ()
+    prefix: tuple[str | int | float, ...] = ()
+    task_keys: list[str] = []
+    per_task: list[str | int | float] = []
+
+    def close_run() -> None:
+        if task_keys:
+            out.append(ScriptCall("enqueue_many", (*head, *task_keys), (*prefix, *per_task)))
+            task_keys.clear()
+            per_task.clear()
+
+    for call in calls:
+        shared = 2 + int(call.args[1]) if call.script == "enqueue_many" else 0
+        if not shared or len(call.args) != shared + 5:
+            close_run()
+            where.append((len(out), -1))
+            out.append(call)
+            continue
+        if not (
+            task_keys
+            and len(task_keys) < max_per_call
+            and call.keys[:-1] == head
+            and call.args[:shared] == prefix
+        ):
+            close_run()
+            head, prefix = call.keys[:-1], call.args[:shared]
+        where.append((len(out), len(task_keys)))
+        task_keys.append(call.keys[-1])
+        per_task.extend(call.args[shared:])
+    close_run()
+    return out, where
+
+
+def spread_replies(replies: Sequence[Any], where: Sequence[tuple[int, int]]) -> list[Any]:
+    """The reply of each call given to ``coalesce_calls``: a merged call's reply split back into one-task
+    replies (an error reply is every merged call's)."""
+    out = []
+    for index, position in where:
+        reply = replies[index]
+        out.append(reply if position < 0 or isinstance(reply, Exception) else [reply[position]])
+    return out
 
 
 def parent_checks(settings: Settings, requests: Sequence[EnqueueRequest]) -> list[tuple[int, str, str]]:
@@ -269,3 +329,12 @@ def parse_plan_replies(plan: EnqueuePlan | PreparedEnqueue, replies: Sequence[An
         else:
             out.append(EnqueueReply(task_id, status_of[reply[position]], created=True, deduplicated=False))
     return out
+
+
+def with_trace_context(requests: Sequence[EnqueueRequest]) -> Sequence[EnqueueRequest]:
+    """``requests`` carrying the current trace context in their headers (jobqueue.tracing), so each
+    attempt's span is a child of the producer's; the same requests when there is no context to carry."""
+    context = current_trace_headers()
+    if not context:
+        return requests
+    return [replace(r, headers=merge_headers(r.headers, context)) for r in requests]

@@ -5,11 +5,13 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, cast
 
 import redis
-from typing_extensions import Unpack
+from typing_extensions import TypeVar, Unpack
 
+from jobqueue import tracing
+from jobqueue.broker.autopipeline import ThreadAutoPipeline
 from jobqueue.broker.batch_enqueue import (
     MAX_TASKS_PER_CALL,
     PreparedEnqueue,
@@ -19,6 +21,7 @@ from jobqueue.broker.batch_enqueue import (
     raise_missing_parents,
     refuse_cross_queue_parents,
     single_plain_call,
+    with_trace_context,
 )
 from jobqueue.broker.dead_letters import DeadLetterOperations
 from jobqueue.broker.enqueue import (
@@ -43,6 +46,7 @@ from jobqueue.errors import (
     InvalidTransition,
     ResultTimeout,
     TaskCancelled,
+    TaskExpired,
     TaskFailed,
     TaskNotFound,
     ValidationError,
@@ -72,14 +76,23 @@ class QueueDepth:
         return sum(self.ready.values())
 
 
-class TaskHandle:
-    """A reference to an enqueued task."""
+# The result type of a task; Any for a task enqueued by name (Client.enqueue), the function's return type
+# for one enqueued through its definition (``add.enqueue(1, 2).result()`` is an int to a type checker).
+T = TypeVar("T", default=Any)
 
-    def __init__(self, client: Client, task_id: str, deduplicated: bool = False) -> None:
+
+class TaskHandle(Generic[T]):
+    """A reference to an enqueued task whose result is a ``T``."""
+
+    def __init__(
+        self, client: Client, task_id: str, deduplicated: bool = False, enqueue_id: str | None = None
+    ) -> None:
         self.client = client
         self.id = task_id
         # True when a unique enqueue found a live task with the same signature: ``id`` is that task's.
         self.deduplicated = deduplicated
+        # The id this enqueue was given: ``id`` unless deduplicated (then see Client.find_duplicate).
+        self.enqueue_id = enqueue_id or task_id
 
     def __repr__(self) -> str:
         return f"TaskHandle({self.id!r})"
@@ -92,12 +105,15 @@ class TaskHandle:
         """The task's current status."""
         return self.get().status
 
-    def result(self, timeout: float | None = None) -> Any:
+    def result(self, timeout: float | None = None) -> T:
         """Wait (without polling) for the task to finish and return its result.
 
-        Raises TaskFailed (FAILED, TIMEOUT), TaskCancelled, or ResultTimeout after ``timeout`` seconds.
+        Raises TaskFailed (FAILED, TIMEOUT; its subclass TaskExpired for EXPIRED), TaskCancelled, or
+        ResultTimeout after ``timeout`` seconds. The result is the task's return value as JSON brought it
+        back (a tuple comes back a list): the type is what the function declares, trusted rather than
+        checked.
         """
-        return outcome_value(self.client.wait(self.id, timeout=timeout))
+        return cast(T, outcome_value(self.client.wait(self.id, timeout=timeout)))
 
     def cancel(self, force: bool = False, reason: CancelReason | str = CancelReason.USER_REQUESTED) -> str:
         """Cancel the task; see Client.cancel."""
@@ -110,6 +126,8 @@ def outcome_value(record: TaskRecord) -> Any:
         return record.result
     if record.status == TaskStatus.CANCELLED:
         raise TaskCancelled(record.id, record.cancel_reason)
+    if record.status == TaskStatus.EXPIRED:
+        raise TaskExpired(record.id)
     raise TaskFailed(record.id, record.status.value, record.error, record.traceback)
 
 
@@ -125,8 +143,13 @@ class Client(DeadLetterOperations):
         self._registered_queues: set[str] = set()
         # Enqueues go over connections kept out of the pool (see script_wire): they are the producer's hot
         # path, and every other operation is left to redis-py's ordinary path.
-        self._wire = ScriptWire(self.redis, ReplicaWait.of(settings))
+        self._wire = ScriptWire(
+            self.redis, ReplicaWait.of(settings), keep_idle=settings.redis_max_connections is None
+        )
         self._cluster = is_cluster(self.redis)
+        # One-task enqueues from many threads at once share round trips (see autopipeline); with a
+        # ReplicaWait each shared round trip ends with one WAIT (see ScriptWire.run_replies).
+        self._threads = ThreadAutoPipeline(self._wire)
 
     def close(self) -> None:
         """Release the connection pool (the enqueue connections included)."""
@@ -150,13 +173,23 @@ class Client(DeadLetterOperations):
     def enqueue_many(self, requests: Sequence[EnqueueRequest]) -> list[TaskHandle]:
         """Enqueue many validated requests in one pipelined round trip; every payload is checked first,
         so one bad request enqueues nothing (a missing parent is found by its script: ValidationError).
-        Plain requests of one spec share one script call (see batch_enqueue)."""
+        Plain requests of one spec share one script call (see batch_enqueue). With OpenTelemetry
+        installed, the call is a PRODUCER span whose context every message carries (jobqueue.tracing)."""
+        if not requests or not tracing.active():
+            return self._send(requests)
+        with tracing.send_span([r.queue for r in requests]) as span:
+            handles = self._send(with_trace_context(requests))
+            tracing.record_sent(span, [h.id for h in handles])
+        return handles
+
+    def _send(self, requests: Sequence[EnqueueRequest]) -> list[TaskHandle]:
+        """enqueue_many without the producer span."""
         if len(requests) == 1 and is_plain(requests[0]):
             # One plain task (``enqueue``, ``Task.enqueue``): the same call, built and run directly.
             task_id, call = single_plain_call(self.settings, requests[0])
             if requests[0].queue not in self._registered_queues:
                 self._register_queues({requests[0].queue})
-            self._wire.run_one(call)
+            self._threads.run_one(call)
             return [TaskHandle(self, task_id)]
         if self._cluster:
             refuse_cross_queue_parents(requests)
@@ -172,8 +205,12 @@ class Client(DeadLetterOperations):
         if new_queues:
             self._register_queues(new_queues)
         # Both enqueue scripts are idempotent when re-sent, as the wire path requires.
-        replies = parse_plan_replies(prepared, self._wire.run(prepared.calls()))
-        return [TaskHandle(self, r.id, r.deduplicated) for r in replies]
+        if len(requests) == 1:
+            # One task (unique, dependent, own id): one call, shared with other threads' (autopipeline).
+            replies = parse_plan_replies(prepared, [self._threads.run_one(next(prepared.calls()))])
+        else:
+            replies = parse_plan_replies(prepared, self._wire.run(prepared.calls()))
+        return [TaskHandle(self, r.id, r.deduplicated, r.enqueue_id) for r in replies]
 
     def _register_queues(self, new_queues: set[str]) -> None:
         """Add queues to the registry, once per client and queue."""

@@ -10,11 +10,14 @@ import hashlib
 import math
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, TypedDict
+from dataclasses import dataclass, field
+from typing import Any, TypedDict, TypeGuard
 
 from jobqueue.broker.scripts import ScriptCall
 from jobqueue.errors import ValidationError
+from jobqueue.expiry import MAX_DELAY_SECONDS as _MAX_AHEAD
+from jobqueue.expiry import expiry_ms
+from jobqueue.headers import check_headers, encode_headers
 from jobqueue.keys import QueueKeys, keys_for_task, new_task_id, queue_of, validate_queue_name
 from jobqueue.models import Priority, TaskStatus, parse_priority
 from jobqueue.payloads import check_encoded, check_text
@@ -23,9 +26,8 @@ from jobqueue.settings import Settings
 
 DEFAULT_UNIQUE_TTL = 86_400  # a dedup key outlives any sane pending time, yet never lives forever
 MAX_PARENTS = 1000
-# The furthest a task may be scheduled ahead (countdown or eta): a typo'd year must be refused, not kept in
-# the delayed set for ever (and a datetime near year 9999 plus an offset overflows timestamp()).
-MAX_DELAY_SECONDS = 10 * 365 * 86_400
+# One bound for countdown, eta and expires (defined beside expires, jobqueue/expiry.py).
+MAX_DELAY_SECONDS = _MAX_AHEAD
 PASS_RESULT_MODES = ("", "first", "list")
 
 
@@ -51,6 +53,9 @@ class EnqueueRequest:
     unique_rerun: bool = False  # release the dedup key once the task completes
     depends_on: tuple[str, ...] = ()
     pass_result: str = ""  # set by workflows: '' | 'first' | 'list' (see lua/_workflow.lua)
+    # Message headers (jobqueue.headers), validated; the client adds the trace context (jobqueue.tracing).
+    headers: Mapping[str, str] = field(default_factory=dict)
+    expires_at_ms: int | None = None  # not started by then (unix ms): EXPIRED, never run
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,9 @@ class EnqueueReply:
     status: TaskStatus
     created: bool
     deduplicated: bool
+    # The id this enqueue was given; when deduplicated it differs from ``id`` and names the folded record
+    # (GET /api/v1/tasks/{enqueue_id}/duplicate).
+    enqueue_id: str | None = None
 
 
 class EnqueueOptions(TypedDict, total=False):
@@ -79,6 +87,8 @@ class EnqueueOptions(TypedDict, total=False):
     unique_ttl: int | None
     unique_rerun: bool
     depends_on: Sequence[str] | None
+    headers: Mapping[str, str] | None
+    expires: float | dt.datetime | None
 
 
 def make_request(
@@ -99,13 +109,18 @@ def make_request(
     unique_ttl: int | None = None,
     unique_rerun: bool = False,
     depends_on: Sequence[str] | None = None,
+    headers: Mapping[str, str] | None = None,
+    expires: float | dt.datetime | None = None,
 ) -> EnqueueRequest:
     """Validate enqueue options; every problem is a ValidationError naming the field.
 
     ``unique`` (implied by ``unique_key``) deduplicates on the signature (SHA-256 of name and canonical
     args / kwargs) or on ``unique_key``, for ``unique_ttl`` seconds (default 24 h); ``unique_rerun``
     allows a new task once the earlier one completed. ``depends_on`` lists parent task ids: the task stays
-    PENDING until every parent succeeded.
+    PENDING until every parent succeeded. ``headers``: string metadata carried with the message
+    (jobqueue.headers: bounded, printable ASCII; ValidationError('headers.<name>') otherwise). ``expires``
+    (seconds from now, or a datetime; naive = UTC): a task not started by then is never run and ends
+    EXPIRED (docs/expiry.md).
     """
     if not isinstance(name, str) or not name or len(name) > 200:
         raise ValidationError("name", "must be a non-empty string of at most 200 characters")
@@ -130,6 +145,7 @@ def make_request(
         raise ValidationError("countdown", f"must be a number of seconds between 0 and {MAX_DELAY_SECONDS}")
     if eta is not None:
         _check_eta(eta)
+    expires_at_ms = None if expires is None else expiry_ms(expires, countdown, eta)
     if max_retries is not None and (
         not isinstance(max_retries, int) or isinstance(max_retries, bool) or not 0 <= max_retries <= 1000
     ):
@@ -173,6 +189,8 @@ def make_request(
         unique_rerun=bool(unique_rerun),
         depends_on=validate_parents(depends_on),
         pass_result="",
+        headers={} if headers is None else check_headers(headers),
+        expires_at_ms=expires_at_ms,
     )
     return request
 
@@ -227,8 +245,14 @@ def unique_digest(request: EnqueueRequest) -> str:
     return signature(request.name, request.args, request.kwargs)
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value)
+def _is_number(value: object) -> TypeGuard[int | float]:
+    # isnan only on floats: math.isnan(10**400) raises OverflowError (a huge int is a number, refused
+    # later by its range check).
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and not (isinstance(value, float) and math.isnan(value))
+    )
 
 
 def default_soft_timeout(timeout: float | None, soft_timeout: float | None) -> float | None:
@@ -284,6 +308,10 @@ def shared_spec(settings: Settings, request: EnqueueRequest) -> tuple[str | int,
     soft = default_soft_timeout(request.timeout, request.soft_timeout)
     if soft is not None:
         spec += ("soft_timeout", repr(float(soft)))
+    if request.headers:
+        spec += ("headers", encode_headers(request.headers))
+    if request.expires_at_ms is not None:
+        spec += ("expires_at", request.expires_at_ms)
     return spec
 
 
@@ -302,7 +330,7 @@ def build_enqueue(settings: Settings, request: EnqueueRequest) -> tuple[str, Scr
     parents = list(request.depends_on)
     if parents:
         fields += ["parents", dumps(parents, "depends_on")]
-    unique_keys = (keys.unique(unique_digest(request)),) if request.unique else ()
+    unique_keys = (keys.unique(unique_digest(request)), keys.folded(task_id)) if request.unique else ()
     parent_keys = tuple(keys_for_task(settings.key_prefix, p).task(p) for p in parents)
     parent_lists = tuple(keys_for_task(settings.key_prefix, p).children(p) for p in parents)
     call = ScriptCall(
@@ -348,7 +376,10 @@ def parse_enqueue_reply(reply: Sequence[Any]) -> EnqueueReply:
     code, status, task_id = int(reply[0]), str(reply[1]), str(reply[2])
     if code == -1:
         raise ValidationError("depends_on", f"unknown parent task {task_id} (never created, or expired)")
-    return EnqueueReply(task_id, TaskStatus(status), created=code == 1, deduplicated=code == 2)
+    enqueue_id = str(reply[3]) if code == 2 and len(reply) > 3 else task_id
+    return EnqueueReply(
+        task_id, TaskStatus(status), created=code == 1, deduplicated=code == 2, enqueue_id=enqueue_id
+    )
 
 
 def build_cancel(
@@ -381,12 +412,23 @@ def build_cancel(
 def build_recover(settings: Settings, queue: str, worker_id: str = "", limit: int = 1000) -> ScriptCall:
     """The recover script call: expired leases of a queue, or the leases of a worker known dead (read
     from its held set, up to ``limit`` per call). Reply: [requeued, dead_lettered, left, cancelled],
-    left = ids of that worker still to look at (call again while > 0)."""
+    left = ids of that worker still to look at (call again while > 0). Every recovered lease is counted
+    in the queue's recoveries hash, per worker, by the script itself."""
     keys = QueueKeys(settings.key_prefix, queue)
     held = (keys.held(worker_id),) if worker_id else ()
     return ScriptCall(
         "recover",
-        (keys.leases, *keys.ready_all, keys.dead, keys.events, keys.stats, keys.wake, keys.config, *held),
+        (
+            keys.leases,
+            *keys.ready_all,
+            keys.dead,
+            keys.events,
+            keys.stats,
+            keys.wake,
+            keys.config,
+            keys.recoveries,
+            *held,
+        ),
         (
             keys.task_prefix,
             limit,

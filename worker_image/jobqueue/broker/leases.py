@@ -22,9 +22,7 @@ from jobqueue.storable import UNSTORABLE, storable_error, storable_result
 
 log = logging.getLogger(__name__)
 
-FETCH_FIELDS_PER_TASK = 14
-
-log = logging.getLogger(__name__)
+FETCH_FIELDS_PER_TASK = 15
 
 
 @dataclass(frozen=True)
@@ -43,6 +41,9 @@ class Job:
     max_retries: int
     retries: int
     result_ttl: int | None
+    # The message headers as written at enqueue (JSON, '' = none; jobqueue.headers): kept encoded, since
+    # only tracing reads them, and decodes them defensively.
+    headers_json: str = ""
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready dict (sent to child processes as JSON, never pickled)."""
@@ -157,7 +158,7 @@ def _leased_job(queue: str, values: Sequence[Any], default_timeout: float | None
     """One task's FETCH_FIELDS_PER_TASK values (lua/_lease.lua) as a Job, and its queue wait in ms (-1:
     unknown). A task enqueued without a timeout runs under ``default_timeout`` (None: no limit)."""
     (task_id, token, name, args, kwargs, priority, timeout, soft_timeout, max_retries, retries, _, _,
-     result_ttl, queue_wait) = values[:FETCH_FIELDS_PER_TASK]  # fmt: skip
+     result_ttl, queue_wait, headers_json) = values[:FETCH_FIELDS_PER_TASK]  # fmt: skip
     # Built without the frozen dataclass __init__ (one object.__setattr__ per field): one Job per leased
     # task, and that init was the largest share of decoding a fetched batch. Same fields, same types,
     # still frozen.
@@ -175,6 +176,7 @@ def _leased_job(queue: str, values: Sequence[Any], default_timeout: float | None
         max_retries=int(max_retries or 0),
         retries=int(retries or 0),
         result_ttl=int(result_ttl) if result_ttl else None,
+        headers_json=headers_json,
     )
     return job, int(queue_wait) if queue_wait != "" else -1
 
@@ -193,7 +195,7 @@ def build_fetch(
         "fetch",
         (
             *k.ready_all, k.delayed, k.leases, k.wake, k.config, k.events, k.stats, k.rate, k.parked,
-            k.inbox(worker_id), k.held(worker_id),
+            k.inbox(worker_id), k.held(worker_id), *k.priority_rates,
         ),
         (
             max_tasks,
@@ -203,6 +205,7 @@ def build_fetch(
             settings.events_max_length,
             settings.promote_batch,
             "" if park_ms is None else park_ms,
+            k.done_channel_prefix,
         ),
     )  # fmt: skip
 

@@ -14,7 +14,9 @@ from typing import Any
 
 from jobqueue.broker.aio import AsyncClient
 from jobqueue.broker.client import Client, QueueDepth
+from jobqueue.broker.raw_reads import read_many
 from jobqueue.broker.redis_io import translate_errors
+from jobqueue.errors import JobQueueError
 from jobqueue.keys import QueueKeys, validate_queue_name
 
 
@@ -60,12 +62,14 @@ async def queue_counters_async(client: AsyncClient, queue: str) -> QueueCounters
 def task_metrics_fields(client: Client, queues: Sequence[str]) -> dict[str, dict[str, str]]:
     """The raw task-metrics hash of each queue (decode with broker.task_metrics.read_histograms), in one
     round trip for all of them."""
-    with translate_errors():
-        pipe = client.redis.pipeline(transaction=False)
-        for queue in queues:
-            pipe.hgetall(client.queue_keys(queue).task_metrics)
-        replies = pipe.execute()
-    return dict(zip(queues, replies, strict=True))
+    prefix = client.settings.key_prefix
+    replies = read_many(client.redis, [("HGETALL", QueueKeys(prefix, q).task_metrics) for q in queues])
+    out = {}
+    for queue, flat in zip(queues, replies, strict=True):
+        if isinstance(flat, Exception):
+            raise JobQueueError(f"Redis error: {flat}") from flat
+        out[queue] = dict(zip(flat[::2], flat[1::2], strict=True))  # HGETALL raw: field, value, ...
+    return out
 
 
 @dataclass(frozen=True)

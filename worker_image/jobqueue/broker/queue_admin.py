@@ -19,6 +19,7 @@ from jobqueue.broker.redis_io import run_script, translate_errors
 from jobqueue.broker.scripts import ScriptCall
 from jobqueue.errors import ValidationError
 from jobqueue.flow_control import (
+    F_EXPIRES_MS,
     F_MAX_IN_FLIGHT,
     F_MAX_LOST_LEASES,
     F_PAUSED,
@@ -38,13 +39,17 @@ from jobqueue.flow_control import (
     make_rate_limit,
     make_retry_defaults,
     parse_config,
+    priority_rate_field_names,
+    priority_rate_fields,
     rate_limit_fields,
     retry_default_fields,
     validate_max_in_flight,
     validate_max_lost_leases,
     validate_policy,
+    validate_queue_expires,
 )
 from jobqueue.keys import QueueKeys
+from jobqueue.models import Priority, parse_priority
 
 
 def _pairs_to_dict(flat: Sequence[Any]) -> dict[str, str]:
@@ -58,15 +63,16 @@ def build_configure(
     delete_fields: Sequence[str] = (),
     reset_rate: bool = False,
     wake: bool = False,
+    rate_key: str | None = None,
 ) -> ScriptCall:
-    """The configure script call: delete then set config fields, optionally reset the rate-limit state and
-    wake idle workers, all atomically."""
+    """The configure script call: delete then set config fields, optionally reset the rate-limit state
+    (the queue's, or ``rate_key``: a priority level's) and wake idle workers, all atomically."""
     pairs: list[str] = []
     for field, value in (set_fields or {}).items():
         pairs += [field, value]
     return ScriptCall(
         "configure",
-        (keys.config, keys.rate, keys.wake),
+        (keys.config, rate_key or keys.rate, keys.wake),
         ("1" if reset_rate else "0", "1" if wake else "0", len(delete_fields), *delete_fields, *pairs),
     )
 
@@ -153,6 +159,45 @@ class QueueAdmin:
         config = parse_config(queue, raw)
         return compute_rate_stats(queue, config.rate_limit, state, seconds * 1000 + micros / 1000)
 
+    def set_priority_rate_limit(
+        self,
+        queue: str,
+        priority: Priority | str,
+        *,
+        max_tasks_per_second: int | None = None,
+        max_tasks_per_minute: int | None = None,
+        max_tasks_per_hour: int | None = None,
+        limit: int | None = None,
+        period: float | dt.timedelta | None = None,
+        burst: int = 1,
+    ) -> RateLimit:
+        """Limit the starts of one priority level of ``queue``, beside the queue's own limit (a start
+        counts against both), stated like ``set_rate_limit``. A level at its limit is passed over like an
+        empty one: lower levels keep starting. A queue with any such limit does no enqueue hand-off."""
+        level = parse_priority(priority)
+        rate = make_rate_limit(
+            max_tasks_per_second=max_tasks_per_second,
+            max_tasks_per_minute=max_tasks_per_minute,
+            max_tasks_per_hour=max_tasks_per_hour,
+            limit=limit,
+            period=period,
+            burst=burst,
+        )
+        cfg = self._configure(queue, set_fields=priority_rate_fields(level, rate), wake=True)
+        return cfg.priority_rate_limits[level]
+
+    def remove_priority_rate_limit(self, queue: str, priority: Priority | str) -> None:
+        """Remove one priority level's own limit and its state."""
+        level = parse_priority(priority)
+        keys = self.client.queue_keys(queue)
+        self._configure(
+            queue,
+            delete_fields=priority_rate_field_names(level),
+            reset_rate=True,
+            rate_key=keys.priority_rate(level.value),
+            wake=True,
+        )
+
     # -- concurrency, pause, priorities ----------------------------------------------------------------
 
     def set_max_in_flight(self, queue: str, max_in_flight: int | None) -> QueueConfig:
@@ -223,6 +268,14 @@ class QueueAdmin:
             return self._configure(queue, delete_fields=(F_MAX_LOST_LEASES,))
         return self._configure(queue, set_fields={F_MAX_LOST_LEASES: str(value)})
 
+    def set_expires(self, queue: str, seconds: float | None) -> QueueConfig:
+        """A task of ``queue`` not started ``seconds`` after its enqueue is never run: the fetch that
+        reaches it ends it EXPIRED (a task's own ``expires`` wins); None removes the queue's expiry."""
+        value = validate_queue_expires(seconds)
+        if value is None:
+            return self._configure(queue, delete_fields=(F_EXPIRES_MS,))
+        return self._configure(queue, set_fields={F_EXPIRES_MS: str(value)})
+
     def get_config(self, queue: str) -> QueueConfig:
         """The queue's live configuration."""
         keys: QueueKeys = self.client.queue_keys(queue)
@@ -241,6 +294,17 @@ class AsyncQueueAdmin:
     async def set_rate_limit(self, queue: str, **options: Any) -> RateLimit:
         """See QueueAdmin.set_rate_limit."""
         return await asyncio.to_thread(lambda: self._admin.set_rate_limit(queue, **options))
+
+    async def set_priority_rate_limit(
+        self, queue: str, priority: Priority | str, **options: Any
+    ) -> RateLimit:
+        """See QueueAdmin.set_priority_rate_limit."""
+        admin = self._admin
+        return await asyncio.to_thread(lambda: admin.set_priority_rate_limit(queue, priority, **options))
+
+    async def remove_priority_rate_limit(self, queue: str, priority: Priority | str) -> None:
+        """See QueueAdmin.remove_priority_rate_limit."""
+        await asyncio.to_thread(self._admin.remove_priority_rate_limit, queue, priority)
 
     async def get_rate_limit(self, queue: str) -> RateLimit | None:
         """See QueueAdmin.get_rate_limit."""

@@ -109,6 +109,30 @@ def _primary_options(target: RedisTarget) -> dict[str, Any]:
     return options
 
 
+def _bounded_pool_options(settings: Settings) -> dict[str, Any]:
+    """Options of a BlockingConnectionPool capped at JOBQUEUE_REDIS_MAX_CONNECTIONS: a caller that finds
+    every connection in use waits for one (up to the socket timeout, then a connection error the loops
+    back off from) instead of failing at once as redis-py's default pool does past its cap."""
+    return {"max_connections": settings.redis_max_connections, "timeout": settings.socket_timeout_seconds}
+
+
+class _BlockingSentinelPool(SentinelConnectionPool, redis.BlockingConnectionPool):  # type: ignore[misc]
+    """A Sentinel pool with JOBQUEUE_REDIS_MAX_CONNECTIONS' blocking cap: Sentinel's primary discovery
+    and failover checks (SentinelConnectionPool) over BlockingConnectionPool's wait for a free
+    connection. redis-py has no such class; the two only share ConnectionPool, so the MRO composes them."""
+
+    def disconnect(self, inuse_connections: bool = True) -> None:
+        """All connections, or (as Sentinel asks when the primary moved) the idle ones only:
+        BlockingConnectionPool's own disconnect takes no argument and always closes all of them."""
+        if inuse_connections:
+            super().disconnect()
+            return
+        with self.pool.mutex:  # the LifoQueue of idle connections (None: a free slot not yet connected)
+            idle = [connection for connection in self.pool.queue if connection is not None]
+        for connection in idle:
+            connection.disconnect()
+
+
 class _AsyncSentinelPool(AsyncSentinelConnectionPool):  # type: ignore[misc]  # redis-py: untyped
     """A Sentinel pool that also closes its connections to the sentinels when its client closes (redis-py
     leaves them open, and an event loop closed under them warns)."""
@@ -121,22 +145,32 @@ class _AsyncSentinelPool(AsyncSentinelConnectionPool):  # type: ignore[misc]  # 
                 await sentinel.aclose()
 
 
+class _AsyncBlockingSentinelPool(_AsyncSentinelPool, aioredis.BlockingConnectionPool):  # type: ignore[misc]
+    """The asyncio twin of _BlockingSentinelPool."""
+
+
 def connect(settings: Settings, url: str | None = None, single_connection: bool = False) -> redis.Redis:
     """A sync Redis client for ``url`` (default: JOBQUEUE_REDIS_URL) of any form jobqueue.redis_urls
     accepts; no I/O until first use. Connection errors are retried briefly; through Sentinel each retry
     asks the sentinels for the current primary, so a failover needs no restart.
 
+    With ``settings.redis_max_connections`` set, a standalone or Sentinel client's pool is capped and a
+    caller past the cap waits for a free connection; a Cluster client caps each node's pool, where
+    redis-py fails a call past the cap at once (a connection error: BrokerUnavailable) instead of waiting.
+
     ``single_connection`` pins every command to one connection (needed to know its CLIENT ID)."""
     target = parse_redis_url(url or settings.redis_url.get_secret_value())
     retry = Retry(ExponentialBackoff(cap=1.0, base=0.05), 3)
+    capped = settings.redis_max_connections is not None
     if target.mode is RedisMode.SENTINEL:
         sentinel = Sentinel(list(target.nodes), sentinel_kwargs=_sentinel_options(settings, target))
-        pool = SentinelConnectionPool(
+        pool = (_BlockingSentinelPool if capped else SentinelConnectionPool)(
             target.service_name,
             sentinel,
             is_master=True,
             db=target.db,
             retry=retry,
+            **(_bounded_pool_options(settings) if capped else {}),
             **_primary_options(target),
             **_options(settings),
         )
@@ -152,16 +186,21 @@ def connect(settings: Settings, url: str | None = None, single_connection: bool 
         cluster = RedisCluster(
             startup_nodes=[ClusterNode(host, port) for host, port in target.nodes],
             retry=retry,
+            **({"max_connections": settings.redis_max_connections} if capped else {}),
             **_primary_options(target),
             **_options(settings),
         )
         # RedisCluster is not a redis.Redis subclass but offers the same command methods and pipelines
         # that jobqueue calls (each keyed command routed to its slot's primary); the few places that
-        # reach under the client (ScriptWire, pinned connections) check for it.
+        # reach under the client (ScriptWire, auto-pipelining, read_many, pinned connections) check for it.
         return cast(redis.Redis, cluster)
-    return redis.Redis.from_url(
-        target.url, retry=retry, single_connection_client=single_connection, **_options(settings)
-    )
+    options = {"retry": retry, **_options(settings)}
+    if not capped:
+        return redis.Redis.from_url(target.url, single_connection_client=single_connection, **options)
+    bounded = redis.BlockingConnectionPool.from_url(target.url, **_bounded_pool_options(settings), **options)
+    client = redis.Redis(connection_pool=bounded, single_connection_client=single_connection)
+    client.auto_close_connection_pool = True  # as from_url does: close() disconnects the pool
+    return client
 
 
 def connect_cluster_node(settings: Settings, host: str, port: int) -> redis.Redis:
@@ -179,17 +218,20 @@ def connect_cluster_node(settings: Settings, host: str, port: int) -> redis.Redi
 
 
 def connect_async(settings: Settings, url: str | None = None) -> aioredis.Redis:
-    """An asyncio Redis client (no I/O until first use), for the same URL forms as ``connect``."""
+    """An asyncio Redis client (no I/O until first use), for the same URL forms as ``connect`` and capped
+    as it is."""
     target = parse_redis_url(url or settings.redis_url.get_secret_value())
     retry = AsyncRetry(ExponentialBackoff(cap=1.0, base=0.05), 3)
+    capped = settings.redis_max_connections is not None
     if target.mode is RedisMode.SENTINEL:
         sentinel = AsyncSentinel(list(target.nodes), sentinel_kwargs=_sentinel_options(settings, target))
-        pool = _AsyncSentinelPool(
+        pool = (_AsyncBlockingSentinelPool if capped else _AsyncSentinelPool)(
             target.service_name,
             sentinel,
             is_master=True,
             db=target.db,
             retry=retry,
+            **(_bounded_pool_options(settings) if capped else {}),
             **_primary_options(target),
             **_options(settings),
         )
@@ -198,11 +240,18 @@ def connect_async(settings: Settings, url: str | None = None) -> aioredis.Redis:
         cluster = AsyncRedisCluster(
             startup_nodes=[AsyncClusterNode(host, port) for host, port in target.nodes],
             retry=retry,
+            **({"max_connections": settings.redis_max_connections} if capped else {}),
             **_primary_options(target),
             **_options(settings),
         )
         return cast(aioredis.Redis, cluster)  # same command surface: see connect()
-    return aioredis.Redis.from_url(target.url, retry=retry, **_options(settings))
+    options = {"retry": retry, **_options(settings)}
+    if not capped:
+        return aioredis.Redis.from_url(target.url, **options)
+    bounded = aioredis.BlockingConnectionPool.from_url(
+        target.url, **_bounded_pool_options(settings), **options
+    )
+    return aioredis.Redis.from_pool(bounded)
 
 
 def is_cluster(conn: redis.Redis | aioredis.Redis) -> bool:
@@ -261,32 +310,79 @@ def run_scripts(conn: redis.Redis, calls: Sequence[ScriptCall], wait: ReplicaWai
         # A pipeline of one costs about 10% more per call than a plain EVALSHA (one-by-one enqueue,
         # an ack batch of one) for the same single round trip.
         return [run_script(conn, calls[0])]
+    results = run_scripts_replies(conn, calls, wait)
     with translate_errors():
-        pipe = conn.pipeline(transaction=False)
-        for call in calls:
-            # As a raw command: redis-py's ClusterPipeline blocks its evalsha() method, while a single-slot
-            # EVALSHA routed by its keys is what Redis Cluster accepts.
-            pipe.execute_command("EVALSHA", script_sha(call.script), len(call.keys), *call.keys, *call.args)
-        if wait is not None:
-            pipe.execute_command("WAIT", wait.replicas, wait.timeout_ms)
-        results: list[Any] = pipe.execute(raise_on_error=False)
-        confirmed = results.pop() if wait is not None else None
+        for r in results:
+            if isinstance(r, Exception):
+                raise r
+    return results
+
+
+def run_scripts_replies(
+    conn: redis.Redis, calls: Sequence[ScriptCall], wait: ReplicaWait | None = None
+) -> list[Any]:
+    """Like run_scripts, but a call's error reply is returned in its place (a ``ResponseError``), not
+    raised: the replies of calls made for different callers (auto-pipelining) stay apart. Connection
+    errors still raise (BrokerUnavailable) for the whole exchange, and so does a ``wait`` that fewer
+    replicas than asked confirmed (ReplicationIncomplete: one WAIT covers every call of the exchange)."""
+    if not calls:
+        return []
+    with translate_errors():
+        results, confirmed = _pipelined_scripts(conn, calls, wait)
         missing = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
         if missing:
             for name in {calls[i].script for i in missing}:
                 conn.script_load(script_source(name))
-            # The re-run calls were not covered by the first WAIT: they get their own.
-            rerun = run_scripts(conn, [calls[i] for i in missing], wait)
+            # Those calls did not run: re-run in one more round trip, with a WAIT of their own (the first
+            # one did not cover them). A second NOSCRIPT (scripts flushed again) stays an error in place.
+            rerun, confirmed_rerun = _pipelined_scripts(conn, [calls[i] for i in missing], wait)
             for i, result in zip(missing, rerun, strict=True):
                 results[i] = result
-        for r in results:
-            if isinstance(r, Exception):
-                raise r
-        if wait is not None:
-            if isinstance(confirmed, Exception):
-                raise confirmed
-            wait.check(confirmed)
+            check_replicas(wait, confirmed_rerun)
+        # Checked once every call ran: a ReplicationIncomplete means all of them did, on the primary.
+        check_replicas(wait, confirmed)
         return results
+
+
+def _pipelined_scripts(
+    conn: redis.Redis, calls: Sequence[ScriptCall], wait: ReplicaWait | None
+) -> tuple[list[Any], Any]:
+    """The replies of one pipeline of the calls, and WAIT's reply (None without ``wait``)."""
+    pipe = conn.pipeline(transaction=False)
+    for call in calls:
+        # As a raw command: redis-py's ClusterPipeline blocks its evalsha() method, while a single-slot
+        # EVALSHA routed by its keys is what Redis Cluster accepts.
+        pipe.execute_command("EVALSHA", script_sha(call.script), len(call.keys), *call.keys, *call.args)
+    if wait is not None:
+        pipe.execute_command("WAIT", wait.replicas, wait.timeout_ms)
+    results: list[Any] = pipe.execute(raise_on_error=False)
+    return results, (results.pop() if wait is not None else None)
+
+
+def check_replicas(wait: ReplicaWait | None, confirmed: Any) -> None:
+    """Raise WAIT's error reply, or ReplicationIncomplete when it confirmed too few replicas; nothing
+    without a ``wait``."""
+    if wait is None:
+        return
+    if isinstance(confirmed, Exception):
+        raise confirmed
+    wait.check(confirmed)
+
+
+def translated(error: BaseException) -> BaseException:
+    """The jobqueue error a caller sees for a driver error (as ``translate_errors`` raises it), chained
+    to it; jobqueue's own errors and anything else unchanged. A fresh exception per call: one error
+    reply shared by many awaiting callers must not share one traceback."""
+    if isinstance(error, JobQueueError):
+        return error
+    if isinstance(error, CONNECTION_ERRORS):
+        fresh: BaseException = BrokerUnavailable(f"Redis unavailable: {error}")
+    elif isinstance(error, RedisError):
+        fresh = JobQueueError(f"Redis error: {error}")
+    else:
+        return error
+    fresh.__cause__ = error
+    return fresh
 
 
 async def run_script_async(conn: aioredis.Redis, call: ScriptCall) -> Any:

@@ -43,7 +43,7 @@ from jobqueue.broker.redis_io import (
     ReplicaWait,
     is_cluster,
     run_script,
-    run_scripts,
+    run_scripts_replies,
     script_sha,
     translate_errors,
 )
@@ -54,7 +54,7 @@ class ScriptWire:
     """Runs idempotent script calls over connections kept out of the pool. Thread-safe: each exchange
     takes a connection of its own (``list.pop`` / ``append`` are atomic), making one when none is idle."""
 
-    def __init__(self, conn: redis.Redis, wait: ReplicaWait | None = None) -> None:
+    def __init__(self, conn: redis.Redis, wait: ReplicaWait | None = None, keep_idle: bool = True) -> None:
         self._redis = conn
         # A Redis Cluster client has a pool per node, and a WAIT must follow the calls on their
         # connection: both take redis-py's ordinary path (whose cost is small next to WAIT's round trip
@@ -64,6 +64,11 @@ class ScriptWire:
         self._pool: Any = None if self._ordinary else conn.connection_pool
         self._idle: list[Any] = []
         self._pid = os.getpid()
+        # Under a connection cap (JOBQUEUE_REDIS_MAX_CONNECTIONS), connections kept idle here would count
+        # against it while nobody else could use them: after a burst of concurrent enqueues they could be
+        # all of them, and every other operation of the client would wait for a free one in vain. With
+        # ``keep_idle`` False each connection goes back to the pool after its exchange instead.
+        self._keep_idle = keep_idle
 
     def _checkout(self) -> Any:
         if self._pid != os.getpid():
@@ -81,6 +86,12 @@ class ScriptWire:
             # redis-py before 5.3 requires a command name (later versions deprecate passing one).
             return self._pool.get_connection("EVALSHA")
 
+    def _put_back(self, connection: Any) -> None:
+        if self._keep_idle:
+            self._idle.append(connection)
+        else:
+            self._pool.release(connection)
+
     def close(self) -> None:
         """Hand the kept connections back to the pool (``Client.close`` then disconnects the pool)."""
         idle, self._idle = self._idle, []
@@ -90,9 +101,23 @@ class ScriptWire:
 
     def run(self, calls: Iterable[ScriptCall]) -> list[Any]:
         """Every call's reply, in order. ``calls`` may be a generator: each call is built only once the
-        one before it has been written, so building overlaps with Redis running the previous call."""
+        one before it has been written, so building overlaps with Redis running the previous call.
+        The first error reply is raised once every reply has been read."""
+        replies = self.run_replies(calls)
+        with translate_errors():
+            for reply in replies:
+                if isinstance(reply, ResponseError):
+                    raise reply
+        return replies
+
+    def run_replies(self, calls: Iterable[ScriptCall]) -> list[Any]:
+        """Like ``run``, but an error reply is returned in its call's place (a ``ResponseError``), not
+        raised, so calls made for different callers (see autopipeline) keep their errors apart. NOSCRIPT
+        is resolved here; a connection or timeout error that outlasts the retries raises
+        BrokerUnavailable for the whole exchange. With a ReplicaWait, one WAIT follows the whole exchange
+        (ReplicationIncomplete for all of it when too few replicas confirmed)."""
         if self._ordinary:
-            return run_scripts(self._redis, list(calls), self._wait)
+            return run_scripts_replies(self._redis, list(calls), self._wait)
         pending = iter(calls)
         sent: list[ScriptCall] = []
         with translate_errors():
@@ -100,26 +125,26 @@ class ScriptWire:
                 connection = self._checkout()
             except (RedisConnectionError, RedisTimeoutError):
                 # Redis unreachable right now: the ordinary path retries with backoff, then raises.
-                return run_scripts(self._redis, list(pending))
+                return run_scripts_replies(self._redis, list(pending))
             try:
                 replies = self._exchange(connection, pending, sent)
             except (RedisConnectionError, RedisTimeoutError):
                 # redis-py has already disconnected it; the ordinary path retries with backoff.
-                self._idle.append(connection)
-                return run_scripts(self._redis, [*sent, *pending])
+                self._put_back(connection)
+                return run_scripts_replies(self._redis, [*sent, *pending])
             except BaseException:
                 # Raised between a write and its read (e.g. while building the next call): replies may be
                 # in flight, so the connection is closed rather than reused out of step.
                 connection.disconnect()
-                self._idle.append(connection)
+                self._put_back(connection)
                 raise
-            self._idle.append(connection)
+            self._put_back(connection)
             missing = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
-            for i in missing:
-                replies[i] = run_script(self._redis, sent[i])  # loads the script, then runs the call
-            for reply in replies:
-                if isinstance(reply, ResponseError):
-                    raise reply
+            if missing:
+                # Load the scripts and re-run those calls (they did not run) in one exchange, in order.
+                rerun = run_scripts_replies(self._redis, [sent[i] for i in missing])
+                for i, reply in zip(missing, rerun, strict=True):
+                    replies[i] = reply
             return replies
 
     def run_one(self, call: ScriptCall) -> Any:
@@ -143,21 +168,21 @@ class ScriptWire:
                 reply = connection.read_response()
             except NoScriptError:
                 # The reply was read: the connection is in step. The call did not run; load and run it.
-                self._idle.append(connection)
+                self._put_back(connection)
                 return run_script(self._redis, call)
             except ResponseError:
-                self._idle.append(connection)
+                self._put_back(connection)
                 raise
             except (RedisConnectionError, RedisTimeoutError):
                 # redis-py has already disconnected it; the ordinary path retries with backoff.
-                self._idle.append(connection)
+                self._put_back(connection)
                 return run_script(self._redis, call)
             except BaseException:
                 # Between the write and the read (e.g. KeyboardInterrupt): a reply may be in flight.
                 connection.disconnect()
-                self._idle.append(connection)
+                self._put_back(connection)
                 raise
-            self._idle.append(connection)
+            self._put_back(connection)
             return reply
 
     @staticmethod

@@ -25,6 +25,8 @@ SCRIPT_NAMES = (
     "schedule_claim",
     "schedule_outcome",
     "task_metrics",
+    "progress",
+    "queue_state",
 )
 
 

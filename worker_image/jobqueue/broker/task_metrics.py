@@ -1,4 +1,5 @@
-"""Task run time and queue wait histograms: aggregated in each worker, summed cluster-wide in Redis.
+"""Task run time and queue wait histograms, failure and retry counters: aggregated in each worker, summed
+cluster-wide in Redis.
 
 Each worker counts observations locally (a dict increment under a lock, no I/O per task) and flushes the
 deltas with its heartbeat, in the same pipelined round trip: one script call per queue adds them to the
@@ -13,6 +14,13 @@ between versions never misfiles a count):
     run:sum:<task>      total run time in seconds (HINCRBYFLOAT)
     run:count:<task>    attempts
     wait:<le>:  wait:inf:  wait:sum:  wait:count:     the same for queue wait (no task label)
+    failed:<task>       attempts Redis recorded as the task's final failure (FAILED or TIMEOUT: fail.lua
+                        dead-letters both)
+    retried:<task>      failed attempts Redis scheduled for a retry
+
+The counters are taken from the completion script's reply (what Redis did, not what the worker hoped),
+so a stale attempt that Redis refused is never counted. A worker killed before its next heartbeat loses
+its unflushed counts: these are statistics; the task records in Redis and PostgreSQL are the truth.
 
 Cardinality: the task label is a name the worker's code registered (an unregistered name is folded into
 ``OTHER_TASK``), and a worker keeps at most ``MAX_TASKS_PER_QUEUE`` names per queue. Never task ids.
@@ -28,8 +36,12 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from jobqueue.broker.completion import CompletionCode
+from jobqueue.broker.leases import OutcomeKind
 from jobqueue.broker.scripts import ScriptCall
+from jobqueue.errors import ValidationError
 from jobqueue.keys import QueueKeys
+from jobqueue.payloads import check_text
 
 # Seconds. Run time spans sub-millisecond tasks to hour-long batch jobs; queue wait likewise spans an idle
 # system (about a millisecond) to a backlog of hours.
@@ -41,6 +53,7 @@ WAIT_BUCKETS: tuple[float, ...] = (
     0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 21600.0,
 )  # fmt: skip
 RUN, WAIT = "run", "wait"
+FAILED, RETRIED = "failed", "retried"
 INF = "inf"
 OTHER_TASK = "_other"
 MAX_TASKS_PER_QUEUE = 200
@@ -103,6 +116,16 @@ class MetricsFlush:
     floats: dict[str, float]  # sum fields
 
 
+def outcome_counter(code: CompletionCode, kind: OutcomeKind) -> str | None:
+    """The counter a recorded attempt adds to: RETRIED, FAILED (a final failure, dead-lettered) or none
+    (a success, a cancel, a hand-back, or an attempt Redis refused as stale)."""
+    if code is CompletionCode.RETRY_SCHEDULED:
+        return RETRIED
+    if code is CompletionCode.FINISHED and kind != OutcomeKind.CANCELLED:
+        return FAILED
+    return None
+
+
 class TaskMetrics:
     """One worker's not yet flushed observations, per queue. Thread-safe: observed from the fetch and
     outcome threads, flushed from the heartbeat thread.
@@ -121,6 +144,7 @@ class TaskMetrics:
         self._lock = threading.Lock()
         self._run: dict[tuple[str, str], Histogram] = {}  # (queue, task label) -> histogram
         self._wait: dict[str, Histogram] = {}  # queue -> histogram
+        self._counts: dict[tuple[str, str, str], int] = {}  # (queue, kind, task label) -> n
         self._labels: dict[tuple[str, str], str] = {}  # (queue, registered task) -> its label (bounded)
         self._seen: dict[str, int] = {}  # queue -> task labels given out by this worker
 
@@ -130,6 +154,12 @@ class TaskMetrics:
             return label
         if not self._known_task(task):
             return OTHER_TASK  # not cached: unregistered names are caller input, unbounded
+        try:
+            check_text(task, "task")
+        except ValidationError:
+            # A registered name Redis cannot take (NUL, lone surrogate): in a field name it would fail
+            # the heartbeat's whole pipeline, lease renewals included, on every beat.
+            return OTHER_TASK
         seen = self._seen.get(queue, 0)
         label = task if seen < self._max_tasks else OTHER_TASK
         self._seen[queue] = seen + (label == task)
@@ -156,13 +186,21 @@ class TaskMetrics:
                     histogram = self._wait[queue] = Histogram(WAIT_BUCKETS)
                 histogram.observe(ms / 1000)
 
+    def count(self, queue: str, task: str, kind: str) -> None:
+        """One attempt of ``task`` ended as ``kind`` (FAILED or RETRIED), as Redis recorded it."""
+        with self._lock:
+            key = (queue, kind, self._task_label(queue, task))
+            self._counts[key] = self._counts.get(key, 0) + 1
+
     def take(self) -> list[MetricsFlush]:
         """The flushes to send now: those still in doubt, then one per queue with what was observed since
         the last ``take()``. They stay in doubt until ``confirm()``."""
         with self._lock:
-            run, wait = self._run, self._wait
-            self._run, self._wait = {}, {}
+            run, wait, counts = self._run, self._wait, self._counts
+            self._run, self._wait, self._counts = {}, {}, {}
             fresh: dict[str, tuple[dict[str, int], dict[str, float]]] = {}
+            for (queue, kind, task), n in counts.items():
+                fresh.setdefault(queue, ({}, {}))[0][f"{kind}:{task}"] = n
             parts = [(queue, RUN, task, h) for (queue, task), h in run.items()]
             parts += [(queue, WAIT, "", h) for queue, h in wait.items()]
             for queue, kind, task, histogram in parts:
@@ -195,6 +233,20 @@ def build_flush(prefix: str, writer: str, flush: MetricsFlush) -> ScriptCall:
     for name, seconds in flush.floats.items():
         args += [name, repr(seconds)]
     return ScriptCall("task_metrics", (keys.task_metrics, keys.task_metrics_applied(writer)), tuple(args))
+
+
+def read_counters(kind: str, fields: Mapping[str, str]) -> dict[str, int]:
+    """Task label -> count of one counter kind (FAILED, RETRIED) in a metrics hash (HGETALL)."""
+    out: dict[str, int] = {}
+    for name, value in fields.items():
+        field_kind, sep, task = name.partition(":")
+        if field_kind != kind or not sep:
+            continue
+        try:
+            out[task] = int(value)
+        except ValueError:
+            continue  # a field written by hand; never fail a scrape for it
+    return out
 
 
 @dataclass(frozen=True)

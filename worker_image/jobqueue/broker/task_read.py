@@ -35,6 +35,8 @@ TASK_FIELDS = (
     "parents",
     "children",
     "pending_parents",
+    "expires_at",
+    "progress",
 )
 
 
@@ -116,4 +118,12 @@ def parse_task(
         # A parent written before the child list kept its children's ids in a JSON field.
         children=(loads(f["children"]) or []) + [_child_id(k) for k in child_keys],
         pending_parents=int(f["pending_parents"] or 0),
+        expires_at=_ms(f["expires_at"]),
+        progress=_progress(f["progress"]),
     )
+
+
+def _progress(text: str | None) -> dict[str, Any] | None:
+    """The progress a worker wrote (worker/progress.py); anything else (written by hand) reads as none."""
+    value = _json_or_raw(text)
+    return value if isinstance(value, dict) else None

@@ -13,6 +13,8 @@ from typing import Any
 
 from redis.exceptions import WatchError
 
+from jobqueue import tracing
+from jobqueue.broker.batch_enqueue import with_trace_context
 from jobqueue.broker.client import Client, TaskHandle
 from jobqueue.broker.enqueue import EnqueueRequest, build_enqueue, make_request, parse_enqueue_reply
 from jobqueue.broker.redis_io import is_cluster, translate_errors
@@ -60,6 +62,15 @@ def submit(client: Client, canvas: Canvas, attempts: int = _WATCH_ATTEMPTS) -> W
     """
     nodes = compile_canvas(canvas, new_task_id)
     requests = [node_request(n) for n in nodes]
+    # One PRODUCER span for the whole workflow: every task of it is in the trace that submitted it.
+    with tracing.send_span([r.queue for r in requests], [n.id for n in nodes]):
+        return _submit(client, nodes, with_trace_context(requests), attempts)
+
+
+def _submit(
+    client: Client, nodes: Sequence[GraphNode], requests: Sequence[EnqueueRequest], attempts: int
+) -> WorkflowHandle:
+    """submit, once the requests are built."""
     calls = [build_enqueue(client.settings, r)[1] for r in requests]
     internal = {n.id for n in nodes}
     parents = sorted({p for n in nodes for p in n.parents} - internal)

@@ -67,7 +67,7 @@ def _submit(args: argparse.Namespace) -> int:
         "unique": args.unique,
         "depends_on": args.depends_on,
     }
-    for option in ("countdown", "eta", "timeout", "unique_key"):
+    for option in ("countdown", "eta", "timeout", "unique_key", "expires"):
         if getattr(args, option) is not None:
             body[option] = getattr(args, option)
     _print(api_client(args).post("/api/v1/tasks", body))
@@ -85,8 +85,23 @@ def _cancel(args: argparse.Namespace) -> int:
 
 def _queues(args: argparse.Namespace) -> int:
     client = api_client(args)
-    _print(client.get(f"/api/v1/queues/{_seg(args.queue)}") if args.queue else client.get("/api/v1/queues"))
+    if args.queue:
+        _print(client.get(f"/api/v1/queues/{_seg(args.queue)}"))
+        return 0
+    # Every queue: the listing is paged (in name order; a short page is the last one).
+    queues: list[Any] = []
+    while True:
+        page = client.get(
+            "/api/v1/queues", limit=_QUEUE_PAGE, **({"after": queues[-1]["name"]} if queues else {})
+        )
+        queues += page
+        if len(page) < _QUEUE_PAGE:
+            break
+    _print(queues)
     return 0
+
+
+_QUEUE_PAGE = 1000
 
 
 def status_via_api(args: argparse.Namespace, settings: ApiClientSettings) -> int:
@@ -137,6 +152,7 @@ def add_commands(sub: Any) -> None:
         "--max-retries", type=int, default=None, help="retries after a failure (default: the queue's default)"
     )
     s.add_argument("--timeout", type=float, default=None, help="hard time limit in seconds")
+    s.add_argument("--expires", type=float, default=None, help="seconds: not started by then, never run")
     s.add_argument("--unique", action="store_true", help="deduplicate on name + args")
     s.add_argument("--unique-key", default=None, help="deduplicate on this key instead")
     s.add_argument("--depends-on", action="append", default=[], metavar="TASK_ID", help="parent (repeatable)")

@@ -28,6 +28,7 @@ from jobqueue.cli.up import add_command as add_up_command
 from jobqueue.errors import JobQueueError, ValidationError
 from jobqueue.log_config import LOG_FORMATS, configure_logging, resolve_format
 from jobqueue.settings import ApiClientSettings, Settings
+from jobqueue.worker.child_recycling import ChildLimits
 
 log = logging.getLogger("jobqueue.cli.main")
 
@@ -37,6 +38,7 @@ def _worker(args: argparse.Namespace) -> int:
         raise ValidationError("processes", "must be >= 1")
     if not math.isfinite(args.burst_wait) or args.burst_wait < 0:
         raise ValidationError("burst-wait", "must be a finite number of seconds >= 0")
+    _check_child_limits(args)
     if args.processes > 1:
         if args.burst:
             raise ValidationError("burst", "runs one worker process: use it without --processes")
@@ -53,7 +55,11 @@ def _worker(args: argparse.Namespace) -> int:
     if args.pool == "process":
         # The children log in the parent's format: one worker's lines must not mix JSON and text.
         pool = ProcessPool(
-            args.app, args.concurrency, logging.getLogger().level, resolve_format(args.log_format)
+            args.app,
+            args.concurrency,
+            logging.getLogger().level,
+            resolve_format(args.log_format),
+            _child_limits(args, app.settings),
         )
     elif args.pool == "thread":
         pool = ThreadPool(app, args.concurrency)
@@ -76,6 +82,26 @@ def _worker(args: argparse.Namespace) -> int:
     if burst is not None:
         print(burst.summary().line(), flush=True)
     return code
+
+
+def _check_child_limits(args: argparse.Namespace) -> None:
+    for flag, value in (
+        ("max-tasks-per-child", args.max_tasks_per_child),
+        ("max-memory-per-child-mb", args.max_memory_per_child_mb),
+    ):
+        if value is None:
+            continue
+        if args.pool != "process":
+            raise ValidationError(flag, "only the process pool has child processes to replace")
+        if value < 1:
+            raise ValidationError(flag, "must be >= 1")
+
+
+def _child_limits(args: argparse.Namespace, settings: Settings) -> ChildLimits:
+    """The process pool's child limits: a flag wins over its JOBQUEUE_ setting."""
+    max_tasks = args.max_tasks_per_child or settings.max_tasks_per_child
+    max_mb = args.max_memory_per_child_mb or settings.max_memory_per_child_mb
+    return ChildLimits(max_tasks, max_mb * 1024 * 1024 if max_mb else None)
 
 
 def _start_gate(gate: str | None, stopping: Callable[[], bool]) -> Callable[[], None] | None:
@@ -118,6 +144,10 @@ def _worker_processes(args: argparse.Namespace) -> int:
     ]  # fmt: skip
     if args.prefetch is not None:
         worker_args += ["--prefetch", str(args.prefetch)]
+    if args.max_tasks_per_child is not None:
+        worker_args += ["--max-tasks-per-child", str(args.max_tasks_per_child)]
+    if args.max_memory_per_child_mb is not None:
+        worker_args += ["--max-memory-per-child-mb", str(args.max_memory_per_child_mb)]
 
     def recover_leases(worker_id: str) -> None:
         app.client.recover_expired_leases(queues, worker_id=worker_id)
@@ -137,7 +167,9 @@ def _scheduler(args: argparse.Namespace) -> int:
     from jobqueue.broker.client import Client  # noqa: PLC0415
     from jobqueue.services.scheduler import Scheduler  # noqa: PLC0415
 
-    scheduler = Scheduler(Client(Settings()), interval_seconds=args.interval)
+    # --app: the app's @app.periodic schedules are synced at start (jobqueue/schedules/code.py).
+    code_schedules = load_app(args.app).periodic_schedules if args.app else None
+    scheduler = Scheduler(Client(Settings()), interval_seconds=args.interval, code_schedules=code_schedules)
 
     def handler(signum: int, frame: FrameType | None) -> None:
         scheduler.stop()
@@ -192,6 +224,7 @@ def _enqueue(args: argparse.Namespace) -> int:
         unique_ttl=args.unique_ttl,
         unique_rerun=args.unique_rerun,
         depends_on=args.depends_on or None,
+        expires=args.expires,
     )
     print(handle.id)
     if args.wait is not None:
@@ -275,10 +308,24 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.0,
         help="with --burst: also wait for delayed tasks (retries, countdowns) due within N seconds",
     )
+    w.add_argument(
+        "--max-tasks-per-child",
+        type=int,
+        default=None,
+        help="process pool: replace a child after N tasks, between tasks ($JOBQUEUE_MAX_TASKS_PER_CHILD)",
+    )
+    w.add_argument(
+        "--max-memory-per-child-mb",
+        type=int,
+        default=None,
+        help="process pool (Linux): replace a child whose resident memory is over N MiB after a task "
+        "($JOBQUEUE_MAX_MEMORY_PER_CHILD_MB)",
+    )
     w.set_defaults(func=_worker)
 
     s = sub.add_parser("scheduler", help="recover expired leases and promote delayed tasks")
     s.add_argument("--interval", type=float, default=1.0)
+    s.add_argument("--app", default=None, help="module:attribute of an App (syncs its @app.periodic)")
     s.set_defaults(func=_scheduler)
 
     a = sub.add_parser("api", help="serve the REST API (JOBQUEUE_API_KEYS, JOBQUEUE_API_HOST/PORT)")
@@ -306,6 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-retries", type=int, default=None, help="retries after a failure (default: the queue's default)"
     )
     e.add_argument("--timeout", type=float, default=None)
+    e.add_argument("--expires", type=float, default=None, help="seconds: not started by then, never run")
     e.add_argument("--wait", type=float, default=None, help="wait up to N seconds and print the result")
     e.add_argument("--unique", action="store_true", help="deduplicate on name + args (docs/deduplication.md)")
     e.add_argument("--unique-key", default=None, help="deduplicate on this key instead")

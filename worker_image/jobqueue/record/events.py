@@ -42,6 +42,7 @@ _STATUS_OF = {
     "succeeded": "SUCCESS",
     "retrying": "RETRYING",
     "cancelled": "CANCELLED",
+    "expired": "EXPIRED",
     "released": "QUEUED",
     "lease_lost": "QUEUED",
     "replayed": "QUEUED",
@@ -288,6 +289,11 @@ class TaskDelta:
     def _on_cancelled(self, e: StreamEvent) -> None:
         self._finish(e)
         self.cancel_reason = e.text_field("reason") or self.cancel_reason
+
+    def _on_expired(self, e: StreamEvent) -> None:
+        # Ended at fetch without running (lua/_lease.lua): no attempt, so no duration and no worker.
+        self._finish(e)
+        self.worker = ""
 
     def _on_cancel_requested(self, e: StreamEvent) -> None:
         self.cancel_reason = e.text_field("reason")

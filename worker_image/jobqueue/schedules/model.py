@@ -30,6 +30,10 @@ from jobqueue.schedules.cron import CronSpec, fires_between, next_fire, parse_cr
 from jobqueue.serialization import dumps
 
 SCHEDULE_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,128}")  # fullmatch: "$" accepts a trailing newline
+# Who owns a schedule: registered over the API / ScheduleRegistry, or declared in code with @app.periodic
+# (synced by the scheduler at start: jobqueue/schedules/code.py).
+SOURCE_API = "api"
+SOURCE_CODE = "code"
 MAX_CATCH_UP = 100
 _TICK = dt.timedelta(microseconds=1)
 _LOOKBACK = (
@@ -63,6 +67,8 @@ class Schedule:
     priority: Priority = Priority.MEDIUM
     concurrency_policy: ConcurrencyPolicy = ConcurrencyPolicy.ALLOW
     starting_deadline_seconds: float | None = None
+    source: str = SOURCE_API  # absent in definitions stored before sources existed: they were API ones
+    orphaned: bool = False  # a code schedule no longer declared by the code a scheduler started with
 
     @property
     def cron_spec(self) -> CronSpec:
@@ -77,6 +83,7 @@ class Schedule:
                 "args": self.args, "kwargs": self.kwargs, "queue": self.queue,
                 "priority": self.priority.value, "concurrency_policy": self.concurrency_policy.value,
                 "starting_deadline_seconds": self.starting_deadline_seconds,
+                "source": self.source, "orphaned": self.orphaned,
             },
             separators=(",", ":"),
         )  # fmt: skip
@@ -129,6 +136,8 @@ class ScheduleOptions(TypedDict, total=False):
     priority: Priority | str
     concurrency_policy: ConcurrencyPolicy | str
     starting_deadline_seconds: float | None
+    source: str
+    orphaned: bool
 
 
 def make_schedule(name: str, *, cron: str, task: str, **options: Unpack[ScheduleOptions]) -> Schedule:
@@ -140,6 +149,9 @@ def make_schedule(name: str, *, cron: str, task: str, **options: Unpack[Schedule
     priority = options.get("priority", Priority.MEDIUM)
     concurrency_policy = options.get("concurrency_policy", ConcurrencyPolicy.ALLOW)
     deadline = options.get("starting_deadline_seconds")
+    source = options.get("source", SOURCE_API)
+    if source not in (SOURCE_API, SOURCE_CODE):
+        raise ValidationError("source", f"must be {SOURCE_API!r} or {SOURCE_CODE!r}")
     if not isinstance(name, str) or not SCHEDULE_NAME.fullmatch(name):
         raise ValidationError("name", "must be 1-128 characters of letters, digits, '_', '-' or '.'")
     parse_cron(cron, timezone)
@@ -181,6 +193,8 @@ def make_schedule(name: str, *, cron: str, task: str, **options: Unpack[Schedule
         priority=parse_priority(priority),
         concurrency_policy=policy,
         starting_deadline_seconds=None if deadline is None else float(deadline),
+        source=source,
+        orphaned=bool(options.get("orphaned", False)),
     )
 
 

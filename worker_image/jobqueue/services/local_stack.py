@@ -89,7 +89,8 @@ def run_local_stack(args: argparse.Namespace, served: ServedApp | None = None) -
     }
     python = [sys.executable, "-m", "jobqueue"]
     services = {
-        "scheduler": _start([*python, "scheduler"], env, logs / "scheduler.log"),
+        # The app's @app.periodic schedules are synced by the scheduler at its start.
+        "scheduler": _start([*python, "scheduler", "--app", served.app_spec], env, logs / "scheduler.log"),
         "api": _start([*python, "api"], api_env, logs / "api.log"),
     }
     policy = ScalingPolicy(

@@ -10,12 +10,15 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Mapping
 
 from jobqueue.broker.client import Client
 from jobqueue.broker.promotion import build_promote, parse_promote
 from jobqueue.broker.redis_io import run_scripts
 from jobqueue.errors import BrokerUnavailable
-from jobqueue.schedules.registry import fire_due_schedules
+from jobqueue.schedules.code import SyncReport, sync_code_schedules
+from jobqueue.schedules.model import Schedule
+from jobqueue.schedules.registry import ScheduleRegistry, fire_due_schedules
 from jobqueue.supervision import LoopGuard, RestartPolicy
 
 log = logging.getLogger(__name__)
@@ -28,9 +31,17 @@ SCHEDULER_RESTARTS = RestartPolicy(initial_delay=0.1, max_delay=5.0, max_failure
 class Scheduler:
     """Runs maintenance ticks until stopped."""
 
-    def __init__(self, client: Client, interval_seconds: float = 1.0) -> None:
+    def __init__(
+        self,
+        client: Client,
+        interval_seconds: float = 1.0,
+        code_schedules: Mapping[str, Schedule] | None = None,
+    ) -> None:
         self.client = client
         self.interval_seconds = interval_seconds
+        # The app's @app.periodic schedules, synced by the first tick that reaches Redis (None: no app).
+        self._code_schedules = code_schedules
+        self.code_sync: SyncReport | None = None
         self._stop = threading.Event()
         self.scheduler_id = f"{socket.gethostname()}-{os.getpid()}-{id(self):x}"
         self._next_schedule_due: float | None = None  # monotonic time of the next schedule fire
@@ -40,7 +51,10 @@ class Scheduler:
         self._stop.set()
 
     def tick(self) -> dict[str, int]:
-        """One pass over every known queue: recover expired leases, promote due delayed tasks."""
+        """One pass over every known queue: recover expired leases, promote due delayed tasks (and, on
+        the first pass that succeeds, sync the app's code schedules)."""
+        if self._code_schedules is not None and self.code_sync is None:
+            self.code_sync = sync_code_schedules(ScheduleRegistry(self.client), self._code_schedules)
         queues = self.client.known_queues()
         recovered = self.client.recover_expired_leases(queues)
         replies = run_scripts(self.client.redis, [build_promote(self.client.settings, q) for q in queues])

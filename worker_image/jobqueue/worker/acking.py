@@ -21,6 +21,7 @@ from jobqueue.app import App
 from jobqueue.broker.completion import CompletionCode
 from jobqueue.broker.leases import Job, Outcome, OutcomeKind, log_stale_completion, plan_completions
 from jobqueue.broker.redis_io import ReplicaWait, run_scripts
+from jobqueue.broker.task_metrics import TaskMetrics, outcome_counter
 from jobqueue.errors import BrokerUnavailable
 from jobqueue.hooks import DeadLetterNotice, HookKind
 from jobqueue.retry import QUEUE_DEFAULT_RETRY, QueueDefaultRetry, RetryPolicy
@@ -72,6 +73,7 @@ class Acking:
     _acked_total: int
     _burst: Burst | None
     task_log: TaskLog
+    task_metrics: TaskMetrics
 
     def _wake_all(self) -> None:
         raise NotImplementedError  # Worker
@@ -109,6 +111,9 @@ class Acking:
                 self._burst.record(batch, results)
             for (job, outcome), result in zip(batch, results, strict=True):
                 log_stale_completion(job, outcome.kind.value, result)
+                # Per queue and task name, flushed with the next heartbeat (no round trip of its own).
+                if (counter := outcome_counter(result, outcome.kind)) is not None:
+                    self.task_metrics.count(job.queue, job.name, counter)
             self.task_log.recorded(batch, results)
             if self.app.hooks.has(HookKind.DEAD_LETTER):
                 self._notify_dead_letters(batch, results)

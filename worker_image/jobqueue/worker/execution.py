@@ -16,6 +16,8 @@ from jobqueue.errors import NotSerializable, Retry, SoftTimeout, TaskCancelled
 from jobqueue.hooks import Hooks
 from jobqueue.models import DeadLetterReason
 from jobqueue.serialization import dumps
+from jobqueue.tracing import process_span, record_outcome
+from jobqueue.worker.progress import ProgressReporter, ProgressSink
 
 TaskLookup = Mapping[str, Any]  # name -> TaskDefinition (kept loose to avoid an import cycle with app)
 
@@ -41,29 +43,53 @@ def reject(job: Job, reason: DeadLetterReason, error: str) -> Outcome:
 
 
 def run_job(
-    registry: TaskLookup, job: Job, is_cancelled: Callable[[], bool], hooks: Hooks | None = None
+    registry: TaskLookup,
+    job: Job,
+    is_cancelled: Callable[[], bool],
+    hooks: Hooks | None = None,
+    progress: ProgressSink | None = None,
 ) -> Outcome:
     """Run a job to completion in the calling thread (coroutine functions get their own event loop), with
     the app's before_task / on_failure / after_task hooks around it (a message that can never run gets
-    none: there is no task to speak of)."""
+    none: there is no task to speak of), in the attempt's tracing span (jobqueue.tracing). Progress the
+    task reported is flushed before this returns, so it is stored before the outcome."""
+    with process_span(
+        job.headers_json, task_id=job.id, name=job.name, queue=job.queue, attempt=job.token
+    ) as span:
+        outcome, raised = _attempt(registry, job, is_cancelled, hooks, progress)
+        record_outcome(span, outcome.kind.value, outcome.error, raised)
+    return outcome
+
+
+def _attempt(
+    registry: TaskLookup,
+    job: Job,
+    is_cancelled: Callable[[], bool],
+    hooks: Hooks | None,
+    progress: ProgressSink | None,
+) -> tuple[Outcome, BaseException | None]:
+    """run_job's outcome, and the exception the task raised (None when it returned or never ran)."""
     definition = registry.get(job.name)
     if definition is None:
         return reject(
             job, DeadLetterReason.UNKNOWN_TASK, f"UnknownTask: no task named {job.name!r} is registered"
-        )
+        ), None
     try:
         args, kwargs = decode_arguments(job)
     except ValueError as exc:
-        return reject(job, DeadLetterReason.MALFORMED, f"MalformedMessage: {exc}")
-    ctx = make_context(job, is_cancelled)
+        return reject(job, DeadLetterReason.MALFORMED, f"MalformedMessage: {exc}"), None
+    reporter = progress.reporter(job) if progress is not None else None
+    ctx = make_context(job, is_cancelled, reporter)
     token = set_current(ctx)
     try:
         if hooks is not None:
             hooks.before_task(ctx)
         outcome, raised = _call(definition, job, ctx, args, kwargs)
+        if reporter is not None:
+            reporter.flush()
         if hooks is not None:
             hooks.after_task(ctx, outcome.kind.value, outcome.error, raised)
-        return outcome
+        return outcome, raised
     finally:
         reset_current(token)
 
@@ -95,8 +121,10 @@ async def _await(value: Any) -> Any:
     return await value
 
 
-def make_context(job: Job, is_cancelled: Callable[[], bool]) -> TaskContext:
-    """The TaskContext of a job's attempt."""
+def make_context(
+    job: Job, is_cancelled: Callable[[], bool], progress: ProgressReporter | None = None
+) -> TaskContext:
+    """The TaskContext of a job's attempt; its set_progress goes to ``progress`` (none: validated only)."""
     return TaskContext(
         id=job.id,
         name=job.name,
@@ -105,6 +133,7 @@ def make_context(job: Job, is_cancelled: Callable[[], bool]) -> TaskContext:
         retries=job.retries,
         max_retries=job.max_retries,
         _cancel_check=is_cancelled,
+        _report_progress=None if progress is None else progress.report,
     )
 
 

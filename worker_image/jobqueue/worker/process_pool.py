@@ -1,7 +1,8 @@
 """The process pool (default): one child process per slot, crash isolation, real hard timeouts.
 
 Children are started with the 'spawn' method (never fork a process that holds threads and sockets) and
-talk to the parent over pipes in JSON. A child that times out, is force-cancelled or dies is replaced.
+talk to the parent over pipes in JSON. A child that times out, is force-cancelled or dies is replaced; so is
+a child past its task or memory limit (worker/child_recycling.py), between two tasks, never during one.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from jobqueue.errors import SoftTimeout, TaskTimeout, WorkerCrashed
 from jobqueue.hooks import HookKind
 from jobqueue.log_config import configure_logging
 from jobqueue.supervision import GiveUp, RestartPolicy, supervised_thread
+from jobqueue.worker.child_recycling import ChildLimits, resident_bytes, retirement_reason
 from jobqueue.worker.execution import describe
 from jobqueue.worker.pool import OutcomeCallback
 
@@ -38,6 +40,10 @@ log = logging.getLogger(__name__)
 # that would not start, a pipe in a bad state); if it keeps failing, nobody reads the children's outcomes
 # any more, and the worker must exit rather than heartbeat over tasks that can never finish.
 MONITOR_RESTARTS = RestartPolicy(initial_delay=0.1, max_delay=2.0, max_failures=5)
+
+# A retired child gets this long to run its stop hook (close a database pool) and exit by itself before it
+# is killed; it holds no task by then, so killing it loses nothing.
+RETIRE_GRACE_SECONDS = 10.0
 
 
 def _raise_soft_timeout(signum: int, frame: FrameType | None) -> None:
@@ -61,10 +67,13 @@ def child_main(
     configure_logging(log_level, log_format)
     from jobqueue.app import load_app  # noqa: PLC0415 - the child imports the app after the fork point
     from jobqueue.worker.execution import run_job  # noqa: PLC0415
+    from jobqueue.worker.progress import ProgressSink  # noqa: PLC0415
 
     app = load_app(app_spec)
     registry = app.registry
     hooks = app.hooks if app.hooks.has_task_hooks() else None
+    # The child's own client (made at its first progress write): connections are never shared across a fork.
+    progress = ProgressSink(lambda: app.client.redis, app.settings)
     # Each child is a process that serves tasks: its own start hook (a database pool, an error reporter
     # of its own), run before it says ready, so no task runs before it.
     app.hooks.run(HookKind.WORKER_START)
@@ -81,7 +90,7 @@ def child_main(
         if job.soft_timeout:
             signal.setitimer(signal.ITIMER_REAL, job.soft_timeout)
         try:
-            outcome = run_job(registry, job, cancel_flag.is_set, hooks)
+            outcome = run_job(registry, job, cancel_flag.is_set, hooks, progress)
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
         conn.send_bytes(json.dumps(outcome.to_json()).encode())
@@ -107,6 +116,7 @@ class _Slot:
     job: Job | None = None
     hard_deadline: float | None = None
     kill_as: OutcomeKind | None = None
+    tasks_done: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -114,10 +124,18 @@ class ProcessPool:
     """``concurrency`` child processes, each running one job at a time."""
 
     def __init__(
-        self, app_spec: str, concurrency: int, log_level: int = logging.WARNING, log_format: str = "text"
+        self,
+        app_spec: str,
+        concurrency: int,
+        log_level: int = logging.WARNING,
+        log_format: str = "text",
+        limits: ChildLimits | None = None,
     ) -> None:
         self.app_spec = app_spec
         self.concurrency = concurrency
+        self.limits = limits or ChildLimits()
+        # Retired children finishing their stop hook, with the monotonic time they get killed at.
+        self._retiring: list[tuple[BaseProcess, float]] = []
         self.log_level = log_level
         self.log_format = log_format
         self._ctx = multiprocessing.get_context("spawn")
@@ -221,6 +239,7 @@ class ProcessPool:
             events = self._selector.select(timeout)
             if self._stopping:
                 return
+            self._reap_retired()
             named: set[int] = set()
             for key, _ in events:
                 if key.data is None:
@@ -261,8 +280,11 @@ class ProcessPool:
                 outcomes.append(outcome)
                 slot.job = None
                 slot.hard_deadline = None
+                slot.tasks_done += 1
                 if not slot.process.is_alive() or slot.kill_as is not None:
                     self._replace(i)
+                else:
+                    self._retire_if_spent(i)
         try:
             self._deliver(outcomes)
         except Exception as exc:
@@ -295,6 +317,38 @@ class ProcessPool:
         self._slots[index] = self._spawn()
         self._watch(self._slots[index])
 
+    def _retire_if_spent(self, index: int) -> None:
+        """Replace the (idle, healthy) child of a slot that reached its task or memory limit. Lock held.
+
+        Its pipe is closed rather than the child killed, so it runs its stop hook and exits by itself; the
+        monitor reaps it (:meth:`_reap_retired`). Its replacement is awaited by :meth:`_deliver` before
+        the slot is given a task, exactly as for a crashed child."""
+        slot = self._slots[index]
+        rss = resident_bytes(slot.process.pid) if self.limits.watches_memory and slot.process.pid else None
+        reason = retirement_reason(self.limits, slot.tasks_done, rss)
+        if reason is None:
+            return
+        log.info("replacing child process %s: it %s", slot.process.pid, reason)
+        self._unwatch(slot)
+        slot.conn.close()
+        self._retiring.append((slot.process, time.monotonic() + RETIRE_GRACE_SECONDS))
+        self._slots[index] = self._spawn()
+        self._watch(self._slots[index])
+
+    def _reap_retired(self) -> None:
+        """Join retired children that exited; kill the ones past their grace (a stop hook that hangs)."""
+        now = time.monotonic()
+        still: list[tuple[BaseProcess, float]] = []
+        for process, kill_at in self._retiring:
+            if process.is_alive() and now < kill_at:
+                still.append((process, kill_at))
+                continue
+            if process.is_alive():
+                log.warning("retired child process %s did not exit in time: killing it", process.pid)
+                _kill(process)
+            process.join(timeout=1)
+        self._retiring = still
+
     def _read_outcome(self, slot: _Slot, job: Job) -> Outcome | None:
         try:
             if slot.conn.poll():
@@ -326,6 +380,10 @@ class ProcessPool:
                     slot.process.join(timeout=2)
                 _kill(slot.process)
                 slot.process.join(timeout=5)
+            for process, _ in self._retiring:
+                _kill(process)
+                process.join(timeout=5)
+            self._retiring = []
             self._selector.close()
             return unfinished
 

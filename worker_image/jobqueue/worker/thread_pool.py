@@ -26,6 +26,7 @@ from jobqueue.context import reset_current, set_current
 from jobqueue.errors import ForceCancelled, Retry, SoftTimeout, TaskCancelled, TaskTimeout
 from jobqueue.models import DeadLetterReason
 from jobqueue.supervision import NO_RESTART, GiveUp, RestartPolicy, supervised_thread
+from jobqueue.tracing import process_span, record_outcome
 from jobqueue.worker.execution import (
     decode_arguments,
     describe,
@@ -37,6 +38,7 @@ from jobqueue.worker.execution import (
     success,
 )
 from jobqueue.worker.pool import OutcomeCallback, SlotWaiter
+from jobqueue.worker.progress import ProgressSink
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +92,7 @@ class ThreadPool:
         self._on_loop_died: GiveUp | None = None
         # None when the app has no task hook: the hot path then skips them with one test.
         self._hooks = app.hooks if app.hooks.has_task_hooks() else None
+        self._progress = ProgressSink(lambda: app.client.redis, app.settings)
 
     def start(self, on_outcome: OutcomeCallback, on_loop_died: GiveUp | None = None) -> None:
         """Start the threads and the time-limit monitor."""
@@ -142,7 +145,7 @@ class ThreadPool:
         with self._lock:
             self._running[job.id] = entry
         try:
-            outcome = run_job(self.app.registry, job, entry.is_cancelled, self._hooks)
+            outcome = run_job(self.app.registry, job, entry.is_cancelled, self._hooks, self._progress)
         except SoftTimeout as exc:  # injected after the task returned: still a failure of this attempt
             outcome = failure(job, exc, True)
         except TaskCancelled as exc:  # a force cancel injected just as the task returned
@@ -254,6 +257,7 @@ class AsyncPool:
         self._thread: threading.Thread | None = None
         self._stopped = False
         self._on_loop_died: GiveUp | None = None
+        self._progress = ProgressSink(lambda: app.client.redis, app.settings)
 
     def start(self, on_outcome: OutcomeCallback, on_loop_died: GiveUp | None = None) -> None:
         """Start the event loop thread."""
@@ -273,14 +277,26 @@ class AsyncPool:
         task.add_done_callback(lambda t: self._finish(job, t))
 
     async def _run(self, job: Job, flag: threading.Event) -> Outcome:
+        """One attempt in its tracing span (as execution.run_job)."""
+        with process_span(
+            job.headers_json, task_id=job.id, name=job.name, queue=job.queue, attempt=job.token
+        ) as span:
+            outcome, raised = await self._attempt(job, flag)
+            record_outcome(span, outcome.kind.value, outcome.error, raised)
+        return outcome
+
+    async def _attempt(self, job: Job, flag: threading.Event) -> tuple[Outcome, BaseException | None]:
         definition = self.app.registry.get(job.name)
         if definition is None:
-            return reject(job, DeadLetterReason.UNKNOWN_TASK, f"UnknownTask: no task named {job.name!r}")
+            return reject(
+                job, DeadLetterReason.UNKNOWN_TASK, f"UnknownTask: no task named {job.name!r}"
+            ), None
         try:
             args, kwargs = decode_arguments(job)
         except ValueError as exc:
-            return reject(job, DeadLetterReason.MALFORMED, f"MalformedMessage: {exc}")
-        ctx = make_context(job, flag.is_set)
+            return reject(job, DeadLetterReason.MALFORMED, f"MalformedMessage: {exc}"), None
+        reporter = self._progress.reporter(job)
+        ctx = make_context(job, flag.is_set, reporter)
         if definition.options.bind:
             args = [ctx, *args]
         token = set_current(ctx)
@@ -288,8 +304,9 @@ class AsyncPool:
             hooks = self.app.hooks
             hooks.before_task(ctx)
             outcome, raised = await self._call(job, definition, args, kwargs, flag)
+            reporter.flush()
             hooks.after_task(ctx, outcome.kind.value, outcome.error, raised)
-            return outcome
+            return outcome, raised
         finally:
             reset_current(token)
 

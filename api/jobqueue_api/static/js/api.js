@@ -41,7 +41,8 @@ async function errorFrom(response) {
   return new ApiError(response.status, "http_error", response.statusText || "request failed", null);
 }
 
-export async function request(method, path, body) {
+// The answer to one request; a non-2xx answer is thrown as an ApiError.
+async function send(method, path, body) {
   const headers = { Accept: "application/json" };
   const key = getKey();
   if (key) headers.Authorization = `Bearer ${key}`;
@@ -63,15 +64,30 @@ export async function request(method, path, body) {
     }
     throw error;
   }
+  return response;
+}
+
+export async function request(method, path, body) {
+  const response = await send(method, path, body);
   if (response.status === 204) return null;
   return response.json();
+}
+
+// A paged listing: the items, the cursor of the next page (null on the last) and the total count, which
+// the API sends in the X-Next-Cursor and X-Total-Count headers.
+async function requestPage(path) {
+  const response = await send("GET", path);
+  const total = Number(response.headers.get("X-Total-Count"));
+  return { items: await response.json(), next: response.headers.get("X-Next-Cursor"), total };
 }
 
 const q = encodeURIComponent;
 
 // One function per endpoint the UI uses, so pages never build URLs by hand.
 export const api = {
-  queues: () => request("GET", "/api/v1/queues"),
+  // One page of queues in name order, after the cursor `after` (null: the first page).
+  queues: (after = null, limit = 100) =>
+    requestPage(`/api/v1/queues?limit=${limit}${after ? `&after=${q(after)}` : ""}`),
   queue: (name) => request("GET", `/api/v1/queues/${q(name)}`),
   queueStats: (name) => request("GET", `/api/v1/queues/${q(name)}/stats`),
   task: (id) => request("GET", `/api/v1/tasks/${q(id)}`),
@@ -104,6 +120,11 @@ export const api = {
   // The PostgreSQL record's runs of one schedule, newest fire time first (503 without a record).
   scheduleRuns: (name, offset, limit) =>
     request("GET", `/api/v1/schedules/${q(name)}/runs?offset=${offset}&limit=${limit}`),
+  // The PostgreSQL record's analytics (503 without a record): window stats with a per-queue and per-task
+  // breakdown, and the stored hourly / daily buckets (the API's default ranges).
+  metrics: (windowSeconds) => request("GET", `/api/v1/metrics?window=${windowSeconds}`),
+  metricsHourly: () => request("GET", "/api/v1/metrics/hourly"),
+  metricsDaily: () => request("GET", "/api/v1/metrics/daily"),
   workers: () => request("GET", "/api/v1/workers"),
   workerStats: () => request("GET", "/api/v1/workers/stats"),
   // Worker pools: {"backend", "pools"}; 409 pools_not_configured when the API has no pool backend.

@@ -143,7 +143,8 @@ export function mount(root, params, ctx) {
   ];
 
   async function refresh() {
-    const queues = (await api.queues()).map((q) => q.name);
+    // The picker lists the first 1,000 queues by name; a queue further on is reached by its URL.
+    const queues = (await api.queues(null, 1000)).items.map((q) => q.name);
     if (!queue) queue = queues[0] || "default";
     renderIfChanged(picker, { queues, queue }, (el) =>
       replace(

@@ -6,6 +6,7 @@
 import { ApiError, getKey, setKey } from "./api.js";
 import { showMessage } from "./dom.js";
 import { hashPath } from "./hash.js";
+import * as analytics from "./analytics.js";
 import * as deadLetters from "./dead_letters.js";
 import * as overview from "./overview.js";
 import * as poolDetail from "./pool_detail.js";
@@ -29,6 +30,7 @@ const ROUTES = [
   { pattern: /^\/pools$/, page: pools, nav: "pools" },
   { pattern: /^\/pools\/(?<name>[^/?]+)$/, page: poolDetail, nav: "pools" },
   { pattern: /^\/schedules$/, page: schedules, nav: "schedules" },
+  { pattern: /^\/analytics$/, page: analytics, nav: "analytics" },
 ];
 
 // loginDismissed: the user closed the key box; 401s then go to the notice instead of reopening it

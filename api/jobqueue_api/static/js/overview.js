@@ -1,5 +1,6 @@
 // Overview: every queue's depth per priority, in-flight, delayed, dead letters and oldest age; workers;
-// throughput and success-rate charts computed from the queues' lifetime counters.
+// throughput and success-rate charts computed from the queues' lifetime counters; the worker pools (with
+// their replicas sparkline) right under the queues they serve.
 
 import { api } from "./api.js";
 import { CounterHistory, activityCharts, lifetimeSuccessRate, sumCounters } from "./charts.js";
@@ -15,6 +16,8 @@ import {
   statusBadge,
   table,
 } from "./dom.js";
+import { desiredText } from "./pool_form.js";
+import { poolHref, replicasSparkline } from "./pools.js";
 
 // Kept at module level so the charts keep their history when the user visits another page and returns.
 const history = new CounterHistory();
@@ -40,6 +43,25 @@ function queueColumns() {
   ];
 }
 
+const poolColumns = [
+  { label: "Pool", cell: (p) => link(poolHref(p.name), p.name, { class: "mono id" }) },
+  { label: "Queues", cell: (p) => p.queues.join(", "), class: "wrap" },
+  { label: "Desired", cell: desiredText, class: "num" },
+  { label: "Ready", cell: (p) => fmtNumber(p.status?.ready_replicas ?? 0), class: "num" },
+  { label: "Replicas over time", cell: replicasSparkline },
+  { label: "In flight", cell: (p) => fmtNumber(p.status?.queue_in_flight), class: "num" },
+];
+
+// Pools beside the queues they serve; an API without a pool backend (409) shows a line, not an error.
+async function loadPools() {
+  try {
+    return { pools: (await api.pools()).pools, note: null };
+  } catch (error) {
+    if (error.status !== 409) throw error;
+    return { pools: [], note: "No pool backend is configured (JOBQUEUE_API_POOLS_BACKEND)." };
+  }
+}
+
 const workerColumns = [
   { label: "Worker", cell: (w) => w.id, class: "mono" },
   { label: "Status", cell: (w) => statusBadge(w.status) },
@@ -47,26 +69,51 @@ const workerColumns = [
   { label: "Running", cell: (w) => `${w.current_tasks.length} / ${w.concurrency}`, class: "num" },
 ];
 
-export function mount(root) {
+export function mount(root, _params, ctx) {
   const cards = h("div", { class: "cards", id: "overview-cards" });
   const charts = h("div", { class: "charts" });
   const queues = h("div", { id: "overview-queues" });
   const workersEl = h("div", { id: "overview-workers" });
+  const poolsEl = h("div", { id: "overview-pools" });
+  // The queue listing is paged by the API (cursor = the last name of the previous page): the cursors of
+  // the pages visited so far, the current one last, so Previous can go back.
+  const pageStarts = [null];
+  let nextCursor = null;
+  const prev = h("button", { type: "button", class: "secondary" }, "Previous");
+  const next = h("button", { type: "button", class: "secondary" }, "Next");
+  const pager = h("div", { class: "row pager", id: "overview-queues-pager" }, prev, next);
+  prev.addEventListener("click", () => {
+    if (pageStarts.length > 1) pageStarts.pop();
+    ctx.refreshNow();
+  });
+  next.addEventListener("click", () => {
+    if (nextCursor) pageStarts.push(nextCursor);
+    ctx.refreshNow();
+  });
   replace(
     root,
     h("h1", {}, "Overview"),
     cards,
     section("Activity", charts),
-    section("Queues", queues),
+    section("Queues", queues, pager),
+    section("Pools", poolsEl, h("p", {}, link("#/pools", "Manage pools"))),
     section("Workers", workersEl, h("p", {}, link("#/workers", "All worker details"))),
   );
 
   async function refresh() {
-    const [queueList, workerList, workerStats] = await Promise.all([
-      api.queues(),
+    const [queuePage, workerList, workerStats, poolList] = await Promise.all([
+      api.queues(pageStarts[pageStarts.length - 1]),
       api.workers(),
       api.workerStats(),
+      loadPools(),
     ]);
+    const queueList = queuePage.items;
+    nextCursor = queuePage.next;
+    prev.disabled = pageStarts.length === 1;
+    next.disabled = !nextCursor;
+    pager.hidden = pageStarts.length === 1 && !nextCursor;
+    // With more queues than one page, the cards and charts add up the queues on this page only.
+    const scope = queuePage.total > queueList.length ? " (this page)" : "";
     const stats = await Promise.all(queueList.map((q) => api.queueStats(q.name)));
     const totals = sumCounters(stats.map((s) => s.counters));
     if (stats.length) history.add(Math.max(...stats.map((s) => s.at)), totals);
@@ -74,14 +121,14 @@ export function mount(root) {
     const sum = (f) => queueList.reduce((n, q) => n + f(q), 0);
     const ready = sum((q) => q.ready.high + q.ready.medium + q.ready.low);
     const rate = lifetimeSuccessRate(totals);
-    renderIfChanged(cards, { queueList, workerStats, rate }, (el) =>
+    renderIfChanged(cards, { queuePage, workerStats, rate }, (el) =>
       replace(
         el,
-        card("Queues", fmtNumber(queueList.length)),
-        card("Ready", fmtNumber(ready)),
-        card("In flight", fmtNumber(sum((q) => q.in_flight))),
-        card("Delayed", fmtNumber(sum((q) => q.delayed))),
-        card("Dead letters", link("#/dead-letters", fmtNumber(sum((q) => q.dead_letters)))),
+        card("Queues", fmtNumber(queuePage.total)),
+        card(`Ready${scope}`, fmtNumber(ready)),
+        card(`In flight${scope}`, fmtNumber(sum((q) => q.in_flight))),
+        card(`Delayed${scope}`, fmtNumber(sum((q) => q.delayed))),
+        card(`Dead letters${scope}`, link("#/dead-letters", fmtNumber(sum((q) => q.dead_letters)))),
         card("Workers live", `${fmtNumber(workerList.filter((w) => w.status !== "DEAD").length)}`),
         card(`Utilization of ${workerStats.slots} slots`, `${Math.round(workerStats.utilization * 100)} %`),
         card("Success, all time", rate === null ? "—" : `${rate.toFixed(1)} %`),
@@ -90,6 +137,9 @@ export function mount(root) {
     drawCharts(charts);
     renderIfChanged(queues, queueList, (el, data) =>
       replace(el, table("Queues", queueColumns(), data, "No queue has seen a task yet.")),
+    );
+    renderIfChanged(poolsEl, poolList, (el, data) =>
+      replace(el, data.note ? h("p", { class: "empty" }, data.note) : table("Pools", poolColumns, data.pools, "No worker pools yet.")),
     );
     renderIfChanged(workersEl, workerList, (el, data) =>
       replace(el, table("Workers", workerColumns, data, "No worker has sent a heartbeat recently.")),

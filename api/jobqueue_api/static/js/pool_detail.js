@@ -6,6 +6,7 @@
 import { api } from "./api.js";
 import { fmtNumber, fmtTime, h, link, renderIfChanged, replace, runAction, section, table } from "./dom.js";
 import { autoscalingBody, countValue, desiredText } from "./pool_form.js";
+import { replicasSparkline } from "./pools.js";
 
 export function title(params) {
   return `Pool ${params.name}`;
@@ -19,6 +20,15 @@ function numberField(id, label, attrs = {}) {
 function statusMessage(id) {
   return h("p", { class: "message", role: "status", hidden: true, id });
 }
+
+// The WorkerPool's status conditions (kubernetes backend only): written by the operator, shown as text.
+const conditionColumns = [
+  { label: "Condition", cell: (c) => String(c.type ?? "—"), class: "mono" },
+  { label: "Status", cell: (c) => h("span", { class: `badge condition-${c.status === "True" ? "true" : "other"}` }, String(c.status ?? "Unknown")) },
+  { label: "Reason", cell: (c) => String(c.reason ?? ""), class: "wrap" },
+  { label: "Message", cell: (c) => String(c.message ?? ""), class: "wrap" },
+  { label: "Since", cell: (c) => (c.lastTransitionTime ? new Date(c.lastTransitionTime).toLocaleString() : "—") },
+];
 
 const eventColumns = [
   { label: "Time", cell: (e) => fmtTime(e.at) },
@@ -34,6 +44,7 @@ function facts(pool) {
     ["Concurrency", fmtNumber(pool.concurrency)],
     ["Desired replicas", desiredText(pool)],
     ["Current / ready", `${fmtNumber(s.current_replicas ?? 0)} / ${fmtNumber(s.ready_replicas ?? 0)}`],
+    ["Replicas over time", replicasSparkline(pool)],
     ["Autoscaling", auto.enabled ? `on: ${auto.min_replicas}–${auto.max_replicas}, ${auto.target_tasks_per_replica} tasks per replica` : "off"],
     ["Queue depth", fmtNumber(s.queue_ready)],
     ["In flight", fmtNumber(s.queue_in_flight)],
@@ -49,6 +60,9 @@ export function mount(root, params, ctx) {
   const name = params.name;
   const factList = h("dl", { class: "facts", id: "pool-facts" });
   const events = h("div", { id: "pool-events" });
+  const conditions = h("div", { id: "pool-conditions" });
+  const conditionsSection = section("Conditions", conditions);
+  conditionsSection.hidden = true;
 
   const replicas = numberField("pool-scale-replicas", "Replicas", { min: 0 });
   const scaleMessage = statusMessage("pool-scale-message");
@@ -131,6 +145,7 @@ export function mount(root, params, ctx) {
     h("p", {}, link("#/pools", "← All pools")),
     h("h1", {}, `Pool ${name}`),
     section("Status", factList),
+    conditionsSection,
     section("Scale", h("p", { class: "help" }, "Holds exactly this many workers and turns autoscaling off."), scaleForm, scaleMessage),
     section("Autoscaling", autoForm, autoMessage),
     section("Events", events),
@@ -142,6 +157,9 @@ export function mount(root, params, ctx) {
     if (!edited && JSON.stringify(pool) !== loaded) fill(pool);
     loaded = JSON.stringify(pool);
     renderIfChanged(factList, pool, (el, p) => replace(el, facts(p)));
+    const list = Array.isArray(pool.status?.conditions) ? pool.status.conditions.filter((c) => c && typeof c === "object") : [];
+    conditionsSection.hidden = list.length === 0;
+    renderIfChanged(conditions, list, (el, rows) => replace(el, table(`Conditions of ${name}`, conditionColumns, rows, "")));
     renderIfChanged(events, history.events, (el, list) =>
       replace(el, table(`Events of ${name}`, eventColumns, list, "No events yet.")),
     );

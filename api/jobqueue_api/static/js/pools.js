@@ -6,6 +6,7 @@
 import { api } from "./api.js";
 import { fmtNumber, h, link, renderIfChanged, replace, runAction, section, showMessage, table } from "./dom.js";
 import { createPoolBody, desiredText } from "./pool_form.js";
+import { sparkline } from "./time_charts.js";
 
 export function title() {
   return "Pools";
@@ -15,12 +16,27 @@ export function poolHref(name) {
   return `#/pools/${encodeURIComponent(name)}`;
 }
 
+// The pool's current replicas over the samples the API kept (status.replica_history), as a sparkline
+// whose accessible name says the range in words.
+export function replicasSparkline(pool) {
+  const samples = pool.status?.replica_history || [];
+  const values = samples.map((s) => s.current);
+  if (!values.length) return "—";
+  const minutes = Math.max(0, Math.round((samples[samples.length - 1].at - samples[0].at) / 60));
+  const label =
+    values.length > 1
+      ? `Replicas of ${pool.name}: ${values[0]} to ${values[values.length - 1]} over ${minutes} min`
+      : `Replicas of ${pool.name}: ${values[0]}`;
+  return sparkline(values, label);
+}
+
 const columns = [
   { label: "Pool", cell: (p) => link(poolHref(p.name), p.name, { class: "mono id" }) },
   { label: "Queues", cell: (p) => p.queues.join(", "), class: "wrap" },
   { label: "Concurrency", cell: (p) => fmtNumber(p.concurrency), class: "num" },
   { label: "Desired", cell: desiredText, class: "num" },
   { label: "Ready", cell: (p) => fmtNumber(p.status?.ready_replicas ?? 0), class: "num" },
+  { label: "Replicas over time", cell: replicasSparkline },
   {
     label: "Autoscaling",
     cell: (p) =>

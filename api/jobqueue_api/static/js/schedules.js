@@ -181,6 +181,19 @@ export function mount(root) {
 
   const columns = [
     { label: "Name", cell: (s) => s.name, class: "mono" },
+    // Declared with @app.periodic (synced by the scheduler) or registered here / over the API; a code
+    // schedule the code no longer declares is paused and flagged, not deleted (docs/schedules.md).
+    {
+      label: "Source",
+      cell: (s) =>
+        s.orphaned
+          ? h(
+              "span",
+              { class: "badge status-expired", title: "no longer declared in code: paused" },
+              "code, orphaned",
+            )
+          : s.source || "api",
+    },
     { label: "Cron", cell: (s) => `${s.cron} (${s.timezone})`, class: "mono" },
     { label: "Task", cell: (s) => `${s.task} → ${s.queue}` },
     { label: "Next fire", cell: (s) => (s.paused ? "paused" : fmtIso(s.next_fire_at)) },

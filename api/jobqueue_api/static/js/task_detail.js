@@ -16,7 +16,7 @@ import {
 } from "./dom.js";
 import { rememberTask } from "./tasks.js";
 
-const FINAL = new Set(["SUCCESS", "FAILED", "TIMEOUT", "CANCELLED"]);
+const FINAL = new Set(["SUCCESS", "FAILED", "TIMEOUT", "CANCELLED", "EXPIRED"]);
 
 export function title(params) {
   return `Task ${params.id}`;
@@ -35,6 +35,7 @@ function facts(t) {
     ["Worker", t.worker || "—"],
     ["Enqueued", fmtTime(t.enqueued_at)],
     ["Due (eta)", fmtTime(t.eta)],
+    ["Expires", t.expires_at ? fmtTime(t.expires_at) : "—"],
     ["Started", fmtTime(t.started_at)],
     ["Completed", fmtTime(t.completed_at)],
     ["Duration", t.duration === null ? "—" : fmtAge(t.duration)],
@@ -53,9 +54,31 @@ function pre(label, value) {
   return h("pre", { class: "code", tabindex: "0", "aria-label": label }, value);
 }
 
+// The latest ctx.set_progress of the task: a bar when a total is known, else the count alone.
+function progress(p) {
+  const text =
+    p.total === null || p.total === undefined
+      ? `${p.done}`
+      : `${p.done} / ${p.total} (${p.total > 0 ? Math.floor((100 * p.done) / p.total) : 100} %)`;
+  return section(
+    "Progress",
+    p.total === null || p.total === undefined
+      ? null
+      : h("progress", {
+          id: "task-progress",
+          max: String(p.total),
+          value: String(p.done),
+          "aria-label": "progress",
+        }),
+    h("p", { id: "task-progress-text" }, text),
+    p.message ? h("p", { id: "task-progress-message" }, p.message) : null,
+  );
+}
+
 function body(t) {
   const parts = [
     section("Details", facts(t)),
+    t.progress ? progress(t.progress) : null,
     section(
       "Arguments",
       h("h3", {}, "args"),

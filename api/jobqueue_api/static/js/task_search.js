@@ -15,6 +15,7 @@ const STATUSES = [
   "FAILED",
   "TIMEOUT",
   "CANCELLED",
+  "EXPIRED",
 ];
 const SORTS = [
   ["-enqueued_at", "Newest first"],

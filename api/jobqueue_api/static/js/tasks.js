@@ -17,7 +17,7 @@ import { taskSearch } from "./task_search.js";
 
 const RECENT_STORAGE = "jobqueue.recentTasks";
 const RECENT_MAX = 20;
-const FINAL = new Set(["SUCCESS", "FAILED", "TIMEOUT", "CANCELLED"]);
+const FINAL = new Set(["SUCCESS", "FAILED", "TIMEOUT", "CANCELLED", "EXPIRED"]);
 
 export function rememberTask(id) {
   const ids = recentIds().filter((x) => x !== id);

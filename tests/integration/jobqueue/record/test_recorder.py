@@ -319,3 +319,26 @@ def test_a_periodic_job_that_raises_does_not_stop_the_others_or_the_recording(
     assert ran == ["broken", "snapshot"]
     assert "periodic job broken failed unexpectedly" in caplog.text
     assert "injected fault in a periodic job" in caplog.text  # with its traceback
+
+
+def test_message_headers_are_recorded_with_the_enqueued_event(
+    client: Client, pg_pool: ConnectionPool
+) -> None:
+    # The trace context a producer attached stays findable in the durable record (a trace id to search).
+    traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    plain = client.enqueue("add", [1], headers={"traceparent": traceparent})
+    unique = client.enqueue("add", [2], unique=True, headers={"x-request-id": "r-7"})
+    recorder = make_recorder(client, pg_pool)
+    assert drain(recorder) == 2
+    recorded = dict(
+        rows(
+            pg_pool,
+            "SELECT task_id, data->>'headers' FROM task_event_log "
+            "WHERE event = 'enqueued' AND task_id = ANY(%s)",
+            [plain.id, unique.id],
+        )
+    )
+    assert recorded == {
+        plain.id: f'{{"traceparent":"{traceparent}"}}',
+        unique.id: '{"x-request-id":"r-7"}',
+    }

@@ -21,6 +21,7 @@ from psycopg_pool import ConnectionPool
 from record_helpers import drain, fail, fetch, make_recorder, succeed
 from redis.cluster import RedisCluster
 from redis.crc import key_slot
+from redis.exceptions import ResponseError
 from redis_topologies import ClusterTopology, ha_settings
 
 from jobqueue import AsyncClient, Client, Settings, TaskStatus
@@ -28,6 +29,8 @@ from jobqueue.broker.enqueue import build_recover, make_request
 from jobqueue.broker.leases import build_heartbeat, build_release
 from jobqueue.broker.promotion import build_promote
 from jobqueue.broker.queue_admin import QueueAdmin
+from jobqueue.broker.queue_overview import read_queue_states
+from jobqueue.broker.raw_reads import read_many, read_many_async
 from jobqueue.broker.redis_io import connect, run_script, script_sha
 from jobqueue.broker.schedule_scripts import (
     FireOutcome,
@@ -38,6 +41,7 @@ from jobqueue.broker.schedule_scripts import (
 )
 from jobqueue.broker.scripts import SCRIPT_NAMES, script_source
 from jobqueue.broker.task_metrics import MetricsFlush, build_flush
+from jobqueue.broker.task_progress import build_progress
 from jobqueue.broker.watch import build_watch
 from jobqueue.broker.workflows import submit
 from jobqueue.canvas import Signature, chain
@@ -322,7 +326,7 @@ def test_every_script_touches_only_declared_or_derived_keys_of_one_slot(
 
 
 def drive_every_script(client: Client, settings: Settings, queue: str) -> None:
-    """Run each of the 18 scripts at least once on ``queue`` (and the schedule keys)."""
+    """Run each of the 20 scripts at least once on ``queue`` (and the schedule keys)."""
     client.enqueue("add", [1, 1], queue=queue)  # enqueue
     client.enqueue_many([make_request("add", [i, i], queue=queue) for i in range(3)])  # enqueue_many
     client.enqueue("add", [5, 5], queue=queue, unique=True)
@@ -345,6 +349,9 @@ def drive_every_script(client: Client, settings: Settings, queue: str) -> None:
     fail(client, redo[0], "ValueError: no", retry=False)
     client.purge_dead_letters(queue)  # purge_dead
     run_script(client.redis, build_heartbeat(settings, queue, "w1", [third]))  # heartbeat
+    run_script(
+        client.redis, build_progress(settings, third.id, third.token, {"done": 1, "at": 1.0})
+    )  # progress
     run_script(client.redis, build_release(settings, third, worker_id="w1"))  # release
     run_script(client.redis, build_recover(settings, queue, "w1"))  # recover
     client.cancel(child.id)  # cancel
@@ -355,6 +362,7 @@ def drive_every_script(client: Client, settings: Settings, queue: str) -> None:
     record_fire_outcome(client, "audit", 1, FireOutcome.SKIPPED, detail="test")  # schedule_outcome
     flush = MetricsFlush(queue, 1, {"count": 1}, {"run_sum": 0.5})
     run_script(client.redis, build_flush(settings.key_prefix, "w1", flush))  # task_metrics
+    read_queue_states(client, [queue], with_counters=True)  # queue_state, read raw node by node
     assert rest is not None
 
 
@@ -375,3 +383,93 @@ def test_the_asyncio_client_enqueues_one_and_many_on_every_shard(settings: Setti
     ids = asyncio.run(enqueue())
     assert {q: client.queue_depth(q).total_ready for q in queues} == dict.fromkeys(queues, 2)
     assert len(set(ids)) == 6
+
+
+def test_raw_reads_keep_their_one_node_shapes_on_the_cluster(settings: Settings, client: Client) -> None:
+    """read_many / read_many_async (queue listing, /metrics, recorder progress) on keys of all three
+    shards: RESP as parsed, in order: TIME as two strings, a hash as a flat list, an error in place."""
+    queues = [names[0] for names in queues_on_every_shard(client).values()]
+    hashes = [client.queue_keys(q).stats for q in queues]
+    for i, key in enumerate(hashes):
+        client.redis.hset(key, mapping={"a": str(i), "b": "x"})
+    commands: list[tuple[Any, ...]] = [("TIME",)]
+    for i, key in enumerate(hashes):
+        commands += [("HGETALL", key), ("XINFO", "GROUPS", f"{key}:no-stream"), ("HGET", key, "a")]
+    commands.append(("LLEN", client.queue_keys(queues[0]).ready("high")))
+
+    def check(replies: list[Any]) -> None:
+        assert len(replies) == len(commands)
+        seconds, micros = replies[0]
+        assert isinstance(seconds, str) and isinstance(micros, str) and int(seconds) > 0
+        for i in range(3):
+            flat, missing, one = replies[1 + 3 * i : 4 + 3 * i]
+            assert flat == ["a", str(i), "b", "x"]
+            assert isinstance(missing, ResponseError) and "no such key" in str(missing)
+            assert one == str(i)
+        assert replies[-1] == 0
+
+    check(read_many(client.redis, commands))
+
+    async def read() -> list[Any]:
+        aclient = AsyncClient(settings)
+        try:
+            return await read_many_async(aclient.redis, commands)
+        finally:
+            await aclient.close()
+
+    check(asyncio.run(read()))
+
+
+def test_concurrent_enqueues_on_every_shard_share_round_trips(settings: Settings, client: Client) -> None:
+    """Auto-pipelining on the cluster (coroutines of one AsyncClient, threads of one Client): each shared
+    round trip is routed node by node, and every caller gets its own task."""
+    queues = [names[0] for names in queues_on_every_shard(client).values()]
+
+    async def coroutines() -> list[str]:
+        aclient = AsyncClient(settings)
+        try:
+            handles = await asyncio.gather(
+                *(aclient.enqueue("add", [i, i], queue=queues[i % 3]) for i in range(60))
+            )
+            return [h.id for h in handles]
+        finally:
+            await aclient.close()
+
+    ids = asyncio.run(coroutines())
+    threads_ids: list[str] = []
+
+    def produce(queue: str) -> None:
+        for i in range(20):
+            threads_ids.append(client.enqueue("add", [i, i], queue=queue).id)
+
+    threads = [threading.Thread(target=produce, args=(queues[i % 3],)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(ids + threads_ids)) == 180
+    assert [client.queue_depth(q).total_ready for q in queues] == [60, 60, 60]
+
+
+def test_the_connection_cap_applies_to_each_node_of_the_cluster(settings: Settings) -> None:
+    """JOBQUEUE_REDIS_MAX_CONNECTIONS on a Cluster URL caps each node's connections (redis-py's cluster
+    pools refuse a call past the cap instead of waiting: a BrokerUnavailable the loops back off from)."""
+    capped = settings.model_copy(update={"redis_max_connections": 3})
+    cluster = connect(capped)
+    try:
+        assert isinstance(cluster, RedisCluster)
+        primaries = cluster.get_primaries()
+        assert len(primaries) == 3
+        assert all(n.redis_connection.connection_pool.max_connections == 3 for n in primaries)
+    finally:
+        cluster.close()
+
+    async def node_caps() -> list[int]:
+        aclient = AsyncClient(capped)
+        try:
+            await aclient.redis.ping()
+            return [n.max_connections for n in aclient.redis.get_primaries()]  # type: ignore[attr-defined]
+        finally:
+            await aclient.close()
+
+    assert asyncio.run(node_caps()) == [3, 3, 3]

@@ -120,3 +120,54 @@ def test_the_async_client_waits_for_replicas(sentinel_topology: SentinelTopology
             await client.close()
 
     asyncio.run(enqueue())
+
+
+def test_concurrent_enqueues_share_round_trips_each_ending_with_one_wait(
+    sentinel_topology: SentinelTopology,
+) -> None:
+    """Auto-pipelining (asyncio coroutines, sync threads) with JOBQUEUE_REDIS_WAIT_REPLICAS: every enqueue
+    returns only once the replica holds it, and too few replicas fail every caller of the round trip."""
+    settings = ha_settings(sentinel_topology.url, redis_wait_replicas=1, redis_wait_timeout_seconds=10)
+    replica = sentinel_topology.replica.client()
+
+    async def coroutines() -> list[str]:
+        client = AsyncClient(settings)
+        try:
+            handles = await asyncio.gather(*(client.enqueue("add", [i, i]) for i in range(60)))
+            return [h.id for h in handles]
+        finally:
+            await client.close()
+
+    ids = asyncio.run(coroutines())
+    client = Client(settings)
+    try:
+        threads_ids: list[str] = []
+
+        def produce() -> None:
+            for i in range(20):
+                threads_ids.append(client.enqueue("add", [i, i]).id)
+
+        threads = [threading.Thread(target=produce) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        keys = client.queue_keys("default")
+        # Read at once: every enqueue returned after its round trip's WAIT, so no replication lag is left.
+        assert len(set(ids + threads_ids)) == 180
+        assert all(replica.exists(keys.task(task_id)) for task_id in ids + threads_ids)
+    finally:
+        client.close()
+
+    too_many = settings.model_copy(update={"redis_wait_replicas": 2, "redis_wait_timeout_seconds": 0.2})
+
+    async def refused() -> list[BaseException | object]:
+        client = AsyncClient(too_many)
+        try:
+            return await asyncio.gather(
+                *(client.enqueue("add", [i, i]) for i in range(20)), return_exceptions=True
+            )
+        finally:
+            await client.close()
+
+    assert all(isinstance(r, ReplicationIncomplete) for r in asyncio.run(refused()))

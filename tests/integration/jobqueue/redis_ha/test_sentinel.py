@@ -7,9 +7,11 @@ import asyncio
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 
 import pytest
+import redis
 from jq_testing import runs, worker_env
 from psycopg_pool import ConnectionPool
 from record_helpers import drain, make_recorder
@@ -122,3 +124,41 @@ def test_dedup_rate_limit_and_a_single_queue_workflow(settings: Settings, client
     starts = sorted(client.get_task(h.id).started_at or 0.0 for h in limited)
     # 8 tasks at 5 a second (burst 1): at least 7 intervals of 0.2 s between the first and the last start.
     assert starts[0] > 0 and starts[-1] - starts[0] >= 1.3
+
+
+def test_the_connection_cap_holds_through_sentinel(settings: Settings) -> None:
+    """JOBQUEUE_REDIS_MAX_CONNECTIONS on a Sentinel URL: a capped pool that waits for a free connection
+    (threads and coroutines past the cap all get their enqueue through)."""
+    capped = settings.model_copy(update={"redis_max_connections": 2})
+    client = Client(capped)
+    try:
+        pool = client.redis.connection_pool
+        assert isinstance(pool, redis.BlockingConnectionPool) and pool.max_connections == 2
+        done: list[str] = []
+
+        def produce() -> None:
+            for i in range(25):
+                done.append(client.enqueue("add", [i, i], queue="capped").id)
+                client.queue_depth("capped")
+
+        threads = [threading.Thread(target=produce) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(done) == 200 and len(pool._connections) <= 2  # type: ignore[attr-defined]
+    finally:
+        client.close()
+
+    async def coroutines() -> int:
+        aclient = AsyncClient(capped)
+        try:
+            handles = await asyncio.gather(
+                *(aclient.enqueue("add", [i, i], queue="capped") for i in range(50)),
+                *(aclient.queue_depth("capped") for _ in range(20)),
+            )
+            return len(handles)
+        finally:
+            await aclient.close()
+
+    assert asyncio.run(coroutines()) == 70

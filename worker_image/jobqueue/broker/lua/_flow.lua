@@ -2,39 +2,27 @@
 -- fetch.lua when a worker asks, and _handoff.lua when enqueue hands a task straight to a parked worker.
 -- One implementation, so a hand-off can never start a task that a fetch would have been refused.
 -- Config fields read (written by configure.lua): paused, max_in_flight, rate_limit, rate_period_ms,
--- rate_burst, rate_enabled ('0' = off), priority_policy, weights.
+-- rate_burst, rate_enabled ('0' = off), priority_policy, weights, (9 .. 11) the per-priority limits
+-- rate_limit_high / _medium / _low (their periods and bursts are read by jq_level_allowances), and (12)
+-- expires_ms (the queue's expiry, read by fetch.lua for _lease.lua: fetched here so a fetch still reads
+-- its config in one command).
 local function jq_flow_config(config_key)
   return redis.call('HMGET', config_key, 'paused', 'max_in_flight', 'rate_limit', 'rate_period_ms',
-    'rate_burst', 'priority_policy', 'weights', 'rate_enabled')
+    'rate_burst', 'priority_policy', 'weights', 'rate_enabled', 'rate_limit_high', 'rate_limit_medium',
+    'rate_limit_low', 'expires_ms')
 end
 
--- How many of ``want`` tasks may start now. Returns (allowed, wait, gcra): allowed = 0 with wait -2
--- (paused), -3 (max in-flight reached) or the milliseconds the rate limit says to wait; otherwise wait is
--- -1 and gcra is the rate-limit state to pass to jq_flow_commit once the tasks actually started are known.
-local function jq_flow_allowance(cfg, leases_key, rate_key, now, want)
-  if cfg[1] == '1' then
-    return 0, -2, nil
-  end
-  local max_in_flight = tonumber(cfg[2] or '0') or 0
-  if max_in_flight > 0 then
-    local room = max_in_flight - redis.call('ZCARD', leases_key)
-    if room <= 0 then
-      return 0, -3, nil
-    end
-    if room < want then want = room end
-  end
-  -- Rate limit as GCRA: the state hash holds one "theoretical arrival time" (tat) and the interval it was
-  -- counted in; burst tasks may start at once, then one per interval. Tokens are only consumed for tasks
-  -- actually started (jq_flow_commit).
-  local limit = tonumber(cfg[3] or '0') or 0
-  if cfg[8] == '0' then limit = 0 end
-  if limit <= 0 then
-    return want, -1, nil
-  end
-  local period = tonumber(cfg[4] or '') or 1000
+-- Whether any priority level has a rate limit of its own (config from jq_flow_config).
+local function jq_has_level_limits(cfg)
+  return (tonumber(cfg[9] or '0') or 0) > 0 or (tonumber(cfg[10] or '0') or 0) > 0
+    or (tonumber(cfg[11] or '0') or 0) > 0
+end
+
+-- GCRA over the state hash ``rate_key``: how many of ``want`` starts ``limit`` per ``period`` ms with
+-- ``burst`` allow now. Returns (allowed, -1, gcra) or (0, milliseconds to wait, nil).
+local function jq_gcra_allowance(rate_key, limit, period, burst, now, want)
   if period <= 0 then period = 1000 end
   local interval = period / limit
-  local burst = tonumber(cfg[5] or '1') or 1
   if burst < 1 then burst = 1 end
   local tolerance = (burst - 1) * interval
   local state = redis.pcall('HMGET', rate_key, 'tat', 'interval')
@@ -62,6 +50,52 @@ local function jq_flow_allowance(cfg, leases_key, rate_key, now, want)
   end
   if allowed < want then want = allowed end
   return want, -1, {tat = tat, interval = interval}
+end
+
+-- How many of ``want`` tasks may start now. Returns (allowed, wait, gcra): allowed = 0 with wait -2
+-- (paused), -3 (max in-flight reached) or the milliseconds the rate limit says to wait; otherwise wait is
+-- -1 and gcra is the rate-limit state to pass to jq_flow_commit once the tasks actually started are known.
+local function jq_flow_allowance(cfg, leases_key, rate_key, now, want)
+  if cfg[1] == '1' then
+    return 0, -2, nil
+  end
+  local max_in_flight = tonumber(cfg[2] or '0') or 0
+  if max_in_flight > 0 then
+    local room = max_in_flight - redis.call('ZCARD', leases_key)
+    if room <= 0 then
+      return 0, -3, nil
+    end
+    if room < want then want = room end
+  end
+  -- Rate limit as GCRA: the state hash holds one "theoretical arrival time" (tat) and the interval it was
+  -- counted in; burst tasks may start at once, then one per interval. Tokens are only consumed for tasks
+  -- actually started (jq_flow_commit).
+  local limit = tonumber(cfg[3] or '0') or 0
+  if cfg[8] == '0' then limit = 0 end
+  if limit <= 0 then
+    return want, -1, nil
+  end
+  return jq_gcra_allowance(rate_key, limit, tonumber(cfg[4] or '') or 1000, tonumber(cfg[5] or '1') or 1,
+    now, want)
+end
+
+-- The per-priority limits, beside the queue's own (a start counts against both): for each level with a
+-- limit (config rate_limit_<level>, rate_period_ms_<level>, rate_burst_<level>), how many of ``want`` it
+-- may start now, the wait when none, and its GCRA state to commit. A level without a limit is absent
+-- from ``allowed`` (no bound). ``rate_keys``: {high = key, medium = key, low = key}.
+local function jq_level_allowances(config_key, rate_keys, now, want)
+  local f = redis.call('HMGET', config_key, 'rate_limit_high', 'rate_period_ms_high', 'rate_burst_high',
+    'rate_limit_medium', 'rate_period_ms_medium', 'rate_burst_medium',
+    'rate_limit_low', 'rate_period_ms_low', 'rate_burst_low')
+  local allowed, waits, gcras = {}, {}, {}
+  for i, level in ipairs({'high', 'medium', 'low'}) do
+    local limit = tonumber(f[3 * i - 2] or '0') or 0
+    if limit > 0 then
+      allowed[level], waits[level], gcras[level] = jq_gcra_allowance(rate_keys[level], limit,
+        tonumber(f[3 * i - 1] or '') or 1000, tonumber(f[3 * i] or '1') or 1, now, want)
+    end
+  end
+  return allowed, waits, gcras
 end
 
 -- Consume rate-limit tokens for ``count`` tasks started under the allowance that returned ``gcra``.

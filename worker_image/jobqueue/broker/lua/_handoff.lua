@@ -69,7 +69,13 @@ local function jq_handoff(hk, task_key, id, now, events_max)
   if not lease_ms then
     return false
   end
-  local allowed, _, gcra = jq_flow_allowance(jq_flow_config(hk.config), hk.leases, hk.rate, now, 1)
+  local cfg = jq_flow_config(hk.config)
+  -- A queue with per-priority limits queues the task instead: the level's limit state is not among the
+  -- caller's KEYS, and the fetch that takes it applies every limit.
+  if jq_has_level_limits(cfg) then
+    return false
+  end
+  local allowed, _, gcra = jq_flow_allowance(cfg, hk.leases, hk.rate, now, 1)
   if allowed < 1 then
     return false
   end

@@ -5,6 +5,8 @@ KEYS[5] event stream       KEYS[6] stats hash
 KEYS[7] parked workers hash  KEYS[8] ready high  KEYS[9] ready medium  KEYS[10] ready low
 KEYS[11] lease zset         KEYS[12] rate-limit state   KEYS[13] queue config hash  (7-13: the hand-off)
 KEYS[14] dedup key, only when ARGV[5] > 0 (same queue, so same slot)
+KEYS[15] this enqueue's folded record (keys.QueueKeys.folded), only when ARGV[5] > 0: written when the
+        enqueue is folded into a live task (holder id, dedup key, time), for the duplicate lookup
 KEYS[#KEYS - 2P] this task's own child list (keys.QueueKeys.children; not touched here: stored in its
         dep_keys, so a cascade reaching this task can walk on to its children)
 KEYS[last 2P .. last P + 1] the parents' task hashes, in the order of the parent ids in ARGV (P = ARGV[10])
@@ -20,7 +22,8 @@ ARGV[9] pass_result: '' | 'first' (first arg = the parent's result) | 'list' (fi
 ARGV[10] P, the number of parents     ARGV[11 .. 10+P] parent task ids
 ARGV[11+P ..] field, value pairs of the task hash (name, args, kwargs, priority, ...)
 Returns {1, status, id} when created, {0, status, id} when a task with this id already exists (idempotent),
-{2, status, holder id} when a unique task with the same signature is still live (nothing enqueued),
+{2, status, holder id, this enqueue's id} when a unique task with the same signature is still live
+(no task enqueued; only the folded record KEYS[15] written, for as long as the dedup key lives),
 {-1, 'missing_parent', parent id} when a parent does not exist (nothing written).
 Time is the Redis server clock (TIME), never a client clock, except an absolute eta given by the user. ]]
 --@include _common
@@ -59,11 +62,14 @@ if unique_ttl > 0 then
     end
     local held = redis.call('HGET', holder_key, 'status')
     local finished = held == 'SUCCESS' or held == 'FAILED' or held == 'TIMEOUT' or held == 'CANCELLED'
+      or held == 'EXPIRED'
     -- A holder whose record is gone cannot be returned; a finished one is replaced only if re-execution
     -- is allowed (its release on completion was the normal path; this covers a key set before that).
     if held and not (finished and ARGV[6] == '1') then
       redis.call('HINCRBY', KEYS[6], 'deduplicated', 1)
-      return {2, held, holder}
+      redis.call('HSET', KEYS[15], 'holder', holder, 'unique_key', KEYS[14], 'at', now)
+      redis.call('EXPIRE', KEYS[15], unique_ttl)
+      return {2, held, holder, ARGV[1]}
     end
     redis.call('SET', KEYS[14], KEYS[1], 'EX', unique_ttl)
   end
@@ -100,7 +106,7 @@ if nparents > 0 then
         fields[#fields + 1] = 'presult:' .. pid
         fields[#fields + 1] = p[2] or 'null'
       end
-    elseif p[1] == 'FAILED' or p[1] == 'TIMEOUT' or p[1] == 'CANCELLED' then
+    elseif p[1] == 'FAILED' or p[1] == 'TIMEOUT' or p[1] == 'CANCELLED' or p[1] == 'EXPIRED' then
       failed_parent = true
     else
       waiting = waiting + 1

@@ -6,6 +6,7 @@ KEYS[7] config hash  KEYS[8] event stream   KEYS[9] stats hash
 KEYS[10] rate-limit state (GCRA hash: tat, interval)
 KEYS[11] parked workers hash   KEYS[12] this worker's inbox list (both only read when ARGV[7] is given)
 KEYS[13] this worker's held set (the ids it holds leases on: keys.QueueKeys.held)
+KEYS[14] KEYS[15] KEYS[16] rate-limit states of the high, medium and low levels' own limits
 ARGV[1] max tasks    ARGV[2] worker id      ARGV[3] lease duration ms
 ARGV[4] task key prefix (task keys share the queue's hash tag, so they live on the same cluster slot;
         the ids are only known inside the script, hence the prefix rather than KEYS)
@@ -14,13 +15,18 @@ ARGV[7] parking (see _handoff.lua): '' or absent = none (a call that only leases
         the worker first leaves the parked hash and takes what was handed to its inbox (already leased to
         it, returned first), and, if > 0 and the call ends with nothing to run and nothing to wait for
         (count 0, wait_ms -1), parks again for ARGV[7] ms with capacity ARGV[1] (0 = only unpark)
-Returns {wait_ms, next_due_ms, count, then per task 14 values:
+ARGV[8] completion channel prefix of the queue (keys.QueueKeys.done_channel_prefix): a task that expires
+        here is published to whoever waits on it, as any final transition is
+Expiry: a task past its expires_at (or its queue's expires_ms after enqueue) ends EXPIRED here instead of
+being leased (_lease.lua); it is not counted against the batch, the rate limit or max in-flight.
+Returns {wait_ms, next_due_ms, count, then per task 15 values:
          id, token, name, args, kwargs, priority, timeout, soft_timeout, max_retries, retries,
-         enqueued_at, lost_leases, result_ttl, queue_wait_ms}
+         enqueued_at, lost_leases, result_ttl, queue_wait_ms, headers}
 queue_wait_ms: now minus when the task last became ready (the latest of enqueued_at, eta and ready_at,
 which release / recover / a workflow release set), '' if unknown.
 wait_ms: -1 when tasks were handed out or none are ready; otherwise how long flow control says to wait
-(-2 = paused, -3 = max in-flight reached). next_due_ms: milliseconds until the earliest delayed task
+(-2 = paused, -3 = max in-flight reached); with nothing handed out while a level's own rate limit holds
+back its waiting tasks, the shortest such wait. next_due_ms: milliseconds until the earliest delayed task
 is due, or -1. With ARGV[1] = 0 the call only promotes (the scheduler calls promote.lua instead).
 Flow control: _flow.lua (shared with the hand-off); priority_policy ('strict' | 'weighted') and weights
 (JSON [h, m, l]) are read here. ]]
@@ -47,7 +53,7 @@ if park_ms then
     -- pod) whose lease was recovered meanwhile is dropped, not run a second time.
     local f = redis.call('HMGET', prefix .. record[1], 'status', 'attempts', 'worker')
     if f[1] == 'RUNNING' and tonumber(f[2]) == tonumber(record[2]) and f[3] == ARGV[2] then
-      for i = 1, 14 do
+      for i = 1, 15 do
         out[#out + 1] = record[i]
       end
       handed = handed + 1
@@ -68,6 +74,17 @@ local want, wait, gcra = jq_flow_allowance(cfg, KEYS[5], KEYS[10], now, requeste
 if want == 0 and wait ~= -1 then
   out[1] = wait
   return out
+end
+
+-- Per-priority limits: a level whose own limit is reached is passed over like an empty one, so lower
+-- levels still start (strict and weighted alike).
+local level_keys = {high = KEYS[14], medium = KEYS[15], low = KEYS[16]}
+local level_allowed, level_wait, level_gcra = jq_level_allowances(KEYS[7], level_keys, now, want)
+local level_count = {high = 0, medium = 0, low = 0}
+local function room(level)
+  local allowed = level_allowed[level]
+  if allowed == nil then return want end
+  return allowed - level_count[level]
 end
 
 -- 3. Lease.
@@ -94,14 +111,19 @@ local held = {} -- the same ids, for this worker's held set (SADD in one call at
 
 -- Lease one popped id if it is still QUEUED; any other status (CANCELLED, ...) is a stale entry and
 -- dropping it is the cleanup.
-local function lease(id)
-  local record, missing = jq_lease(prefix .. id, id, ARGV[2], now, KEYS[8], ARGV[5])
+-- n counts the tasks expired by this call: at most EXPIRE_LIMIT, so a backlog that all expired at once is
+-- ended over several calls (bounded work per call) rather than in one long script.
+local EXPIRE_LIMIT = 1000
+local expiry = {queue_ms = tonumber(cfg[12]), stats = KEYS[9], done_prefix = ARGV[8] or '', n = 0}
+local function lease(id, level)
+  local record, missing = jq_lease(prefix .. id, id, ARGV[2], now, KEYS[8], ARGV[5], expiry)
   if record then
     leases[#leases + 1] = lease_until
     leases[#leases + 1] = id
     held[#held + 1] = id
     count = count + 1
-    for i = 1, 14 do
+    level_count[level] = level_count[level] + 1
+    for i = 1, 15 do
       out[#out + 1] = record[i]
     end
   elseif missing then
@@ -115,18 +137,21 @@ local empty = {}
 if weights then
   -- One slot at a time so the weighted policy applies per task, not per batch.
   local exhausted = false
-  while count < want and not exhausted do
+  while count < want and not exhausted and expiry.n < EXPIRE_LIMIT do
     local slot = cursor % total
     cursor = cursor + 1
     local order
     if slot < weights[1] then order = {'high', 'medium', 'low'}
     elseif slot < weights[1] + weights[2] then order = {'medium', 'high', 'low'}
     else order = {'low', 'medium', 'high'} end
-    local id = nil
+    local id, from = nil, nil
     for _, level in ipairs(order) do
-      if not empty[level] then
+      if not empty[level] and room(level) > 0 then
         id = redis.call('LPOP', ready[level])
-        if id then break end
+        if id then
+          from = level
+          break
+        end
         empty[level] = true
       end
     end
@@ -135,20 +160,20 @@ if weights then
       -- The slot that found nothing is not consumed: the rotation resumes there next time.
       cursor = cursor - 1
     else
-      lease(id)
+      lease(id, from)
     end
   end
 else
   -- Strict: pop as many as still wanted from the highest non-empty level in one LPOP.
   for _, level in ipairs({'high', 'medium', 'low'}) do
-    while count < want and not empty[level] do
-      local asked = want - count
+    while count < want and not empty[level] and room(level) > 0 and expiry.n < EXPIRE_LIMIT do
+      local asked = math.min(want - count, room(level))
       local ids = redis.call('LPOP', ready[level], asked)
       if not ids or #ids < asked then
         empty[level] = true
       end
       for _, id in ipairs(ids or {}) do
-        lease(id)
+        lease(id, level)
       end
     end
   end
@@ -169,6 +194,19 @@ if weights then
 end
 out[3] = handed + count
 jq_flow_commit(KEYS[10], gcra, count, now)
+for _, level in ipairs({'high', 'medium', 'low'}) do
+  jq_flow_commit(level_keys[level], level_gcra[level], level_count[level], now)
+end
+-- Nothing started while a level's own limit holds back its waiting tasks: the worker sleeps until the
+-- first of them may start (and does not park: that task is not handed off, it waits for this fetch).
+if handed + count == 0 then
+  for _, level in ipairs({'high', 'medium', 'low'}) do
+    if level_allowed[level] == 0 and redis.call('LLEN', ready[level]) > 0
+        and (out[1] == -1 or level_wait[level] < out[1]) then
+      out[1] = level_wait[level]
+    end
+  end
+end
 if count > 0 then
   redis.call('HINCRBY', KEYS[9], 'started', count)
 end
@@ -177,9 +215,12 @@ end
 if count == requested and redis.call('LLEN', KEYS[6]) == 0 and (redis.call('LLEN', KEYS[1]) > 0
       or redis.call('LLEN', KEYS[2]) > 0 or redis.call('LLEN', KEYS[3]) > 0) then
   redis.call('LPUSH', KEYS[6], '1')
+elseif expiry.n >= EXPIRE_LIMIT and redis.call('LLEN', KEYS[6]) == 0 then
+  -- Stopped at the expiry bound with ready tasks possibly left: a worker comes back for them at once.
+  redis.call('LPUSH', KEYS[6], '1')
 end
 -- Nothing to run and nothing flow control holds back: park, so the next task enqueued is handed here.
-if park_ms and park_ms > 0 and handed + count == 0 and requested > 0 then
+if park_ms and park_ms > 0 and handed + count == 0 and requested > 0 and out[1] == -1 then
   redis.call('HSET', KEYS[11], ARGV[2], jq_parked_entry(now + park_ms, ARGV[3], requested, KEYS[12], KEYS[13]))
 end
 return out

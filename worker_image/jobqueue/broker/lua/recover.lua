@@ -3,7 +3,11 @@ Idempotent: a second run finds nothing expired, and tasks already recovered are 
 KEYS[1] lease zset  KEYS[2] ready high  KEYS[3] ready medium  KEYS[4] ready low
 KEYS[5] dead letter zset  KEYS[6] event stream  KEYS[7] stats hash  KEYS[8] wake list
 KEYS[9] queue config hash (its max_lost_leases field, when set, overrides ARGV[3] for this queue)
-KEYS[10] the held set of the worker named in ARGV[5] (keys.QueueKeys.held; only read when it is named)
+KEYS[10] the queue's recovery counts hash (keys.QueueKeys.recoveries): 'w:<worker>' = leases recovered from
+         that worker, 't:<worker>' = when (ms) the last one was, 'last_at' = the last recovery of the queue.
+         Counted here, in the script that recovers, so the count is exact whoever reaps (scheduler,
+         worker, operator, supervisor) and however many reap at once.
+KEYS[11] the held set of the worker named in ARGV[5] (keys.QueueKeys.held; only read when it is named)
 ARGV[1] task key prefix (ids are found inside the script; keys share the queue's hash tag)
 ARGV[2] max leases recovered per call     ARGV[3] max lost leases before a task is poison (process default)
 ARGV[4] event stream max length           ARGV[5] worker id: '' = every expired lease, else every lease
@@ -27,7 +31,7 @@ local limit = tonumber(ARGV[2])
 local by_worker = ARGV[5] ~= ''
 local ids
 if by_worker then
-  ids = redis.call('SPOP', KEYS[10], limit)
+  ids = redis.call('SPOP', KEYS[11], limit)
 else
   ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, limit)
 end
@@ -37,6 +41,8 @@ if #ids > 0 and KEYS[9] then
   max_lost = tonumber(redis.call('HGET', KEYS[9], 'max_lost_leases') or '') or max_lost
 end
 local requeued, dead, cancelled = 0, 0, 0
+-- worker id -> leases recovered from it in this call, written to KEYS[10] once per worker at the end
+local recovered_from = {}
 for _, id in ipairs(ids) do
   local key = prefix .. id
   local f = redis.call('HMGET', key, 'status', 'priority', 'worker', 'lost_leases', 'attempts', 'history',
@@ -90,14 +96,31 @@ for _, id in ipairs(ids) do
         requeued = requeued + 1
       end
       redis.call('HINCRBY', KEYS[7], 'lost_leases', 1)
+      local owner = f[3] or ''
+      recovered_from[owner] = (recovered_from[owner] or 0) + 1
     end
   end
 end
 if requeued > 0 then
   jq_wake(KEYS[8])
 end
+-- Hash fields carry the worker ids (fields, not keys: nothing is built for Cluster routing).
+-- The stamps go out in chunks: unpack() of more values than Lua's C stack holds (~8000) would fail.
+local stamps = {}
+for owner, n in pairs(recovered_from) do
+  redis.call('HINCRBY', KEYS[10], 'w:' .. owner, n)
+  stamps[#stamps + 1] = 't:' .. owner
+  stamps[#stamps + 1] = now
+  if #stamps >= 1000 then
+    redis.call('HSET', KEYS[10], unpack(stamps))
+    stamps = {}
+  end
+end
+if next(recovered_from) then
+  redis.call('HSET', KEYS[10], 'last_at', now, unpack(stamps))
+end
 local left = 0
 if by_worker then
-  left = redis.call('SCARD', KEYS[10])
+  left = redis.call('SCARD', KEYS[11])
 end
 return {requeued, dead, left, cancelled}

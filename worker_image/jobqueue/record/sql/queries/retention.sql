@@ -9,7 +9,7 @@ DELETE FROM task_events WHERE ctid = ANY(ARRAY(
 -- Only finished tasks (or rows that never got a status): a task still waiting keeps its record.
 DELETE FROM tasks WHERE ctid = ANY(ARRAY(
     SELECT ctid FROM tasks
-    WHERE (status IN ('SUCCESS', 'FAILED', 'TIMEOUT', 'CANCELLED') AND completed_at < %(cutoff)s)
+    WHERE (status IN ('SUCCESS', 'FAILED', 'TIMEOUT', 'CANCELLED', 'EXPIRED') AND completed_at < %(cutoff)s)
        OR (status IS NULL AND recorded_at < %(cutoff)s)
     LIMIT %(batch)s))
 

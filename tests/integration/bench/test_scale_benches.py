@@ -1,0 +1,29 @@
+"""`python -m bench.concurrent_enqueue` and `python -m bench.queue_scale` at tiny sizes (jobqueue's own
+variants: the peers' venvs are the harness tests' business), so neither harness can rot unnoticed."""
+
+from __future__ import annotations
+
+import pytest
+from bench import concurrent_enqueue, queue_scale
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def test_concurrent_producers_run_and_print_a_median_per_variant(capsys: pytest.CaptureFixture[str]) -> None:
+    variants = "jobqueue-one,jobqueue-async-one,jobqueue-async,jobqueue-threads"
+    args = ["--tasks", "200", "--producers", "10", "--rounds", "1", "--variants", variants]
+    assert concurrent_enqueue.main(args) == 0
+    out = capsys.readouterr().out
+    for variant in variants.split(","):
+        assert f"| {variant} | " in out
+
+
+def test_unknown_variants_are_refused() -> None:
+    with pytest.raises(SystemExit):
+        concurrent_enqueue.main(["--variants", "jobqueue-one,nosuch"])
+
+
+def test_queue_scale_reports_each_size(capsys: pytest.CaptureFixture[str]) -> None:
+    assert queue_scale.main(["--queues", "5,50", "--repeats", "1", "--old"]) == 0
+    out = capsys.readouterr().out
+    assert "| 5 | " in out and "| 50 | " in out
