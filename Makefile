@@ -89,6 +89,7 @@ bench: deps
 	$(PY) -m bench.jobqueue_suite $(SUITE_ARGS)
 	$(PY) -m bench.flow_cost
 	$(PY) -m bench.recorder_overhead
+	$(PY) -m bench.replica_wait
 	$(PY) -m bench.concurrent_enqueue
 	$(PY) -m bench.queue_scale --old
 

@@ -155,7 +155,7 @@ class QueueAdmin:
             pipe = self.client.redis.pipeline(transaction=True)
             pipe.hgetall(keys.config)
             pipe.hgetall(keys.rate)
-            pipe.time()
+            pipe.execute_command("TIME")  # not pipe.time(): a cluster pipeline refuses that method
             raw, state, (seconds, micros) = pipe.execute()
         config = parse_config(queue, raw)
         return compute_rate_stats(queue, config.rate_limit, state, seconds * 1000 + micros / 1000)
