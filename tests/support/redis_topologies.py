@@ -60,7 +60,9 @@ class Node:
         return self
 
     def client(self) -> redis.Redis:
-        return redis.Redis(port=self.port, decode_responses=True, socket_timeout=2, socket_connect_timeout=1)
+        return redis.Redis(
+            port=self.port, decode_responses=True, protocol=2, socket_timeout=2, socket_connect_timeout=1
+        )
 
     def kill(self) -> None:
         """SIGKILL: the crash a failover is for (no shutdown, no final write to disk)."""

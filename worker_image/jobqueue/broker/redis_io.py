@@ -99,6 +99,7 @@ def _sentinel_options(settings: Settings, target: RedisTarget) -> dict[str, Any]
     return {
         "password": target.sentinel_password,
         "ssl": target.tls,
+        "protocol": 2,  # as every other connection (see _options)
         "socket_timeout": min(5.0, settings.socket_timeout_seconds),
         "socket_connect_timeout": min(5.0, settings.socket_timeout_seconds),
     }

@@ -235,7 +235,7 @@ class Monitor(threading.Thread):
 
     def __init__(self, port: int) -> None:
         super().__init__(daemon=True)
-        self.conn = redis.Redis(port=port, decode_responses=True)
+        self.conn = redis.Redis(port=port, decode_responses=True, protocol=2)
         self.connection = self.conn.connection_pool.get_connection()
         self.connection.send_command("MONITOR")
         assert self.connection.read_response() == "OK"
