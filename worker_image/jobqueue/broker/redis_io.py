@@ -69,6 +69,10 @@ def _options(settings: Settings) -> dict[str, Any]:
         "socket_connect_timeout": min(5.0, settings.socket_timeout_seconds),
         "retry_on_error": [RedisConnectionError, RedisTimeoutError],
         "health_check_interval": 30,
+        # RESP2 on every redis-py major: redis-py 8 speaks RESP3 unless told otherwise, and the raw replies
+        # read without redis-py's parsing (the recorder's XREADGROUP, XINFO GROUPS for /metrics) are
+        # RESP2-shaped (a RESP3 map made the recorder fail on its first read).
+        "protocol": 2,
     }
 
 
