@@ -22,11 +22,15 @@ and lag under sustained maximum load (the worst seconds-behind in the second hal
 worse than in the first: bounded, not growing).
 
     python -m bench.recorder_overhead [--tasks 20000] [--rounds 3] [--record niceness=10] [--json out.json]
+
+The four figures are written into docs/benchmarks.md between the ``bench:record`` markers unless
+``--no-docs``.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import shutil
@@ -56,6 +60,7 @@ from bench.recorder_meter import (
     server_cpu_seconds,
 )
 from bench.redis_stats import snapshot
+from bench.report import markdown, replace_results
 from bench.runner import REPO_ROOT, Runner
 from jobqueue.embedded.postgres_server import PostgresServer
 from jobqueue.embedded.redis_server import RedisServer
@@ -289,6 +294,33 @@ def verdicts(summary: dict[str, Any], catch_up: Sequence[CatchUp], rounds: Seque
     }  # fmt: skip
 
 
+DOCS_MARKERS = ("<!-- bench:record:start -->", "<!-- bench:record:end -->")
+
+
+def docs_section(result: dict[str, Any], command: str) -> str:
+    """The generated record part of docs/benchmarks.md: the four figures against their targets."""
+    t = result["targets"]
+    load = ", ".join(f"{x:.1f}" for x in result["load_average_after"])
+    yes = {True: "yes", False: "no"}
+    cpu, share = t["recorder_cpu_us_per_event"], t["recorder_share_of_redis_percent"]
+    rate, lag = t["catch_up_events_per_second"], t["lag_under_sustained_max_load"]
+    halves = "; ".join(f"{a:.1f} / {b:.1f}" for a, b in lag["max_behind_seconds_first_half_second_half"])
+    rows = [
+        ["figure", "measured", "target", "met"],
+        ["recorder CPU per event (live rounds)", f"{cpu['measured']} µs", "≤ 25 µs", yes[cpu["met"]]],
+        ["recorder's share of Redis command time", f"{share['measured']}%", "≤ 5%", yes[share["met"]]],
+        ["catch-up from a pre-filled stream", f"{rate['measured']:,} events/s = {rate['x_hot_path_max']}x "
+         f"the hot path's {t['hot_path_max_events_per_second']:,}", "≥ 2x", yes[rate["met"]]],
+        ["lag, worst seconds behind, first / second half of each round", halves, "not growing",
+         yes[lag["met"]]],
+    ]  # fmt: skip
+    return (
+        f"Measured {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC with `{command}` "
+        f"({result['tasks_per_round']:,} tasks per round, {result['rounds']} rounds of each kind; "
+        f"load average after: {load}).\n\n" + markdown(rows)
+    )
+
+
 def spread(values: Sequence[float]) -> dict[str, Any]:
     """Median, min, max, and half the min-max range as % of the median."""
     med = statistics.median(values)
@@ -361,6 +393,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "record's disk flushes apart from its CPU",
     )  # fmt: skip
     parser.add_argument("--json", type=Path, default=None, help="also write the result here")
+    parser.add_argument("--docs", type=Path, default=REPO_ROOT / "docs" / "benchmarks.md")
+    parser.add_argument("--no-docs", action="store_true", help="print only; leave docs/ alone")
     args = parser.parse_args(argv)
     record_env = {}
     for item in args.record:
@@ -411,6 +445,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             **summary,
         }
         print(json.dumps(result, indent=2))
+        if not args.no_docs:
+            command = "python -m bench.recorder_overhead " + " ".join(
+                argv if argv is not None else sys.argv[1:]
+            )
+            current = args.docs.read_text() if args.docs.exists() else ""
+            section = docs_section(result, command.strip())
+            args.docs.write_text(replace_results(current, section, DOCS_MARKERS))
         if args.json:
             args.json.write_text(json.dumps({**result, "raw": [asdict(r) for r in rounds]}, indent=2))
     finally:

@@ -14,7 +14,9 @@ so a step that grows with the population shows as a growing number rather than a
   ``promote.lua`` call with nothing due, and promotion of 1,000 due tasks, per promoted task.
 
     python -m bench.scale_costs
-    python -m bench.scale_costs --workers 10,100 --schedules 10,100 --delayed 1000,10000 --repeats 3
+    python -m bench.scale_costs --workers 10,100 --schedules 10,100 --delayed 1000,10000 --repeats 3 --no-docs
+
+The tables are written into docs/benchmarks.md between the ``bench:scale`` markers unless ``--no-docs``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import dataclasses
 import datetime as dt
 import os
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -33,6 +36,8 @@ from typing import Any
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
+from bench.report import markdown, replace_results
+from bench.runner import REPO_ROOT
 from jobqueue import Client, Settings
 from jobqueue.broker.promotion import build_promote, parse_promote
 from jobqueue.broker.redis_io import run_scripts
@@ -48,6 +53,7 @@ from jobqueue_api import create_app
 from jobqueue_api.settings import ApiSettings
 
 HEADERS = {"Authorization": "Bearer bench"}
+DOCS_MARKERS = ("<!-- bench:scale:start -->", "<!-- bench:scale:end -->")
 QUEUE = "scale"
 DUE_SCHEDULES = 10
 DUE_TASKS = 1000
@@ -231,11 +237,8 @@ def _growth(rows: list[dict[str, Any]], field: str) -> list[str]:
     return out
 
 
-def _table(header: list[str], rows: list[list[str]]) -> None:
-    print("\n| " + " | ".join(header) + " |")
-    print("|" + "---|" * len(header))
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    return "\n" + markdown([header, *rows]) + "\n"
 
 
 def _sizes(text: str) -> list[int]:
@@ -249,6 +252,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--schedules", default="100,1000,10000")
     parser.add_argument("--delayed", default="10000,100000,1000000")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--docs", type=Path, default=REPO_ROOT / "docs" / "benchmarks.md")
+    parser.add_argument("--no-docs", action="store_true", help="print only; leave docs/ alone")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-scale-costs-") as tmp:
         server = RedisServer(Path(tmp)).start()
@@ -264,28 +269,37 @@ def main(argv: list[str] | None = None) -> int:
             client.close()
             server.stop()
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    print(f"\n{stamp}, load average {os.getloadavg()[0]:.1f}, medians of {args.repeats} (heartbeats and")
-    print("empty promote calls: of 20x as many), one dedicated redis-server, API in-process\n")
-    _table(
+    command = "python -m bench.scale_costs " + " ".join(argv if argv is not None else sys.argv[1:])
+    section = (
+        f"Measured {stamp} with `{command.strip()}`, load average {os.getloadavg()[0]:.1f}, medians of "
+        f"{args.repeats} (heartbeats and empty promote calls: of 20x as many), one dedicated redis-server, "
+        "the API in-process.\n"
+    )
+    section += _table(
         ["registered workers", "one heartbeat µs", "GET /api/v1/workers ms", "listing µs per worker",
          "listed (registry left)"],
         [[r["workers"], "-" if r["beat"] is None else f"{r['beat']:.0f}", f"{r['list_ms']:.1f}",
           f"{r['per']:.0f}", f"{r['n']:,}"] for r in workers],
     )  # fmt: skip
-    _table(
+    section += _table(
         ["schedules", "firing step, none due µs", "x vs previous",
          f"per fired schedule µs ({DUE_SCHEDULES} due)", "x vs previous"],
         [[f"{r['schedules']:,}", f"{r['idle']:.0f}", g_idle, f"{r['per_fire']:.0f}", g_fire]
          for r, g_idle, g_fire in zip(schedules, _growth(schedules, "idle"), _growth(schedules, "per_fire"),
                                       strict=True)],
     )  # fmt: skip
-    _table(
+    section += _table(
         ["delayed tasks", "promote call, none due µs", "x vs previous",
          f"per promoted task µs ({DUE_TASKS:,} due)", "x vs previous"],
         [[f"{r['delayed']:,}", f"{r['idle']:.0f}", g_idle, f"{r['per_task']:.1f}", g_task]
          for r, g_idle, g_task in zip(delayed, _growth(delayed, "idle"), _growth(delayed, "per_task"),
                                       strict=True)],
     )  # fmt: skip
+    print("\n" + section)
+    if not args.no_docs:
+        current = args.docs.read_text() if args.docs.exists() else ""
+        args.docs.write_text(replace_results(current, section, DOCS_MARKERS))
+        print(f"wrote {args.docs}")
     return 0
 
 

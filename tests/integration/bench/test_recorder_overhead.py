@@ -18,7 +18,21 @@ pytestmark = pytest.mark.timeout(240)
 
 def test_a_small_run_measures_both_kinds_and_verifies_the_record(tmp_path: Path) -> None:
     out = tmp_path / "result.json"
-    assert main(["--tasks", "300", "--rounds", "1", "--record", "niceness=5", "--json", str(out)]) == 0
+    docs = tmp_path / "benchmarks.md"
+    args = [
+        "--tasks",
+        "300",
+        "--rounds",
+        "1",
+        "--record",
+        "niceness=5",
+        "--json",
+        str(out),
+        "--docs",
+        str(docs),
+    ]
+    assert main(args) == 0
+    assert "| recorder CPU per event (live rounds) |" in docs.read_text()
     result = json.loads(out.read_text())
     assert result["recorder_settings"] == {"JOBQUEUE_RECORD_NICENESS": "5"}
     assert result["recorder"]["every_event_recorded_once"] is True

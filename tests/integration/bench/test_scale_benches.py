@@ -4,6 +4,8 @@ rot unnoticed."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from bench import concurrent_enqueue, queue_scale, scale_costs
 
@@ -30,9 +32,14 @@ def test_queue_scale_reports_each_size(capsys: pytest.CaptureFixture[str]) -> No
     assert "| 5 | " in out and "| 50 | " in out
 
 
-def test_scale_costs_report_workers_schedules_and_delayed_tasks(capsys: pytest.CaptureFixture[str]) -> None:
+def test_scale_costs_report_workers_schedules_and_delayed_tasks(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    docs = tmp_path / "benchmarks.md"
+    docs.write_text("# Benchmarks\n\nkept\n")
     args = ["--workers", "3,30", "--schedules", "12,40", "--delayed", "100,1000", "--repeats", "1"]
-    assert scale_costs.main(args) == 0
+    assert scale_costs.main([*args, "--docs", str(docs)]) == 0
+    assert "kept" in docs.read_text() and "<!-- bench:scale:start -->" in docs.read_text()
     out = capsys.readouterr().out
     assert "| 30 | " in out and "| 40 | " in out and "| 1,000 | " in out
     # The dead entries added after the largest size are pruned by one heartbeat: 30 live ones remain.
