@@ -176,7 +176,7 @@ def summary_rows(samples: Sequence[Sample], systems: Sequence[str]) -> list[list
         best = best_peer(samples, systems, metric)
         if ours is None or best is None:
             continue
-        rows.append([TITLES[metric], _fmt(ours), best[0], _fmt(best[1]), f"{ours / best[1]:.2f}x faster"])
+        rows.append([TITLES[metric], _fmt(ours), best[0], _fmt(best[1]), f"{ours / best[1]:.2f}x"])
     for key, title in (
         ("p50_ms", "latency p50 ms at 100 tasks/s"),
         ("p99_ms", "latency p99 ms at 100 tasks/s"),
@@ -185,5 +185,7 @@ def summary_rows(samples: Sequence[Sample], systems: Sequence[str]) -> list[list
         low = _lowest_peer(samples, systems, key)
         if ours is None or low is None:
             continue
-        rows.append([title, _fmt(ours, 2), low[0], _fmt(low[1], 2), f"{ours / low[1]:.2f}x the time"])
+        rows.append(
+            [title, _fmt(ours, 2), low[0], _fmt(low[1], 2), f"{ours / low[1]:.2f}x (lower is better)"]
+        )
     return rows

@@ -118,6 +118,6 @@ def test_the_summary_puts_each_headline_figure_against_the_best_peer() -> None:
         Sample("huey", 1, "latency", None, True, {"p50_ms": 2.0, "p99_ms": 4.0}),
     ]
     rows = summary_rows(samples, ["jobqueue", "huey", "rq"])
-    assert rows[1] == ["enqueue 1-by-1 /s", "6,000", "huey", "5,000", "1.20x faster"]
-    assert rows[2] == ["latency p50 ms at 100 tasks/s", "1.00", "huey", "2.00", "0.50x the time"]
+    assert rows[1] == ["enqueue 1-by-1 /s", "6,000", "huey", "5,000", "1.20x"]
+    assert rows[2] == ["latency p50 ms at 100 tasks/s", "1.00", "huey", "2.00", "0.50x (lower is better)"]
     assert len(rows) == 4  # no batch or processing samples: those rows are left out
