@@ -85,7 +85,8 @@ def _options(settings: Settings) -> dict[str, Any]:
     return {
         "decode_responses": True,
         # RESP2 on every redis-py version: 8 speaks RESP3 by default, whose maps, sets and push messages
-        # change reply shapes the raw readers (read_many, the script wire) and parsers rely on.
+        # change reply shapes the raw readers (read_many, the script wire, the recorder's XREADGROUP)
+        # and parsers rely on (a RESP3 map made the recorder fail on its first read).
         "protocol": 2,
         "socket_timeout": settings.socket_timeout_seconds,
         "socket_connect_timeout": min(5.0, settings.socket_timeout_seconds),
