@@ -36,7 +36,14 @@ from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from jobqueue.broker.batch_enqueue import coalesce_calls, spread_replies
-from jobqueue.broker.redis_io import ReplicaWait, check_replicas, is_cluster, script_sha, translated
+from jobqueue.broker.redis_io import (
+    ReplicaWait,
+    check_replicas,
+    checkout_async,
+    is_cluster,
+    script_sha,
+    translated,
+)
 from jobqueue.broker.script_wire import ScriptWire
 from jobqueue.broker.scripts import ScriptCall, script_source
 from jobqueue.errors import JobQueueError
@@ -161,7 +168,7 @@ class AsyncAutoPipeline:
             if connection is None:
                 # Kept for the client's life (one round trip at a time needs one): a pool checkout per
                 # round trip costs a lock and a non-blocking read, which one-by-one callers pay per call.
-                connection = self._connection = await self._redis.connection_pool.get_connection()
+                connection = self._connection = await checkout_async(self._redis.connection_pool, "EVALSHA")
             await connection.send_packed_command(packed, check_health=True)
             replies = [await _read(connection) for _ in calls]
         except (RedisConnectionError, RedisTimeoutError):

@@ -17,7 +17,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from jobqueue.broker.redis_io import CONNECTION_ERRORS, is_cluster, translate_errors
+from jobqueue.broker.redis_io import CONNECTION_ERRORS, checkout, checkout_async, is_cluster, translate_errors
 
 # hiredis' stub types the command as a 1-tuple; it takes any tuple of str, bytes, int and float.
 pack_command: Callable[[tuple[Any, ...]], bytes] = hiredis.pack_command
@@ -105,10 +105,7 @@ def _read_many_with_retry(conn: redis.Redis, packed: bytes, count: int) -> list[
     last: Exception | None = None
     for _ in range(3):  # as redis-py's own retry: a dropped idle connection is reopened and read again
         pool = conn.connection_pool
-        try:
-            connection = pool.get_connection()
-        except TypeError:  # redis-py before 5.3 requires a command name
-            connection = pool.get_connection("PING")
+        connection = checkout(pool)
         try:
             connection.send_packed_command([packed])
             replies = _read_replies(connection, count, decode)
@@ -138,7 +135,7 @@ async def read_many_async(conn: aioredis.Redis, commands: Sequence[tuple[Any, ..
     with translate_errors():
         for _ in range(3):
             pool = conn.connection_pool
-            connection = await pool.get_connection()
+            connection = await checkout_async(pool)
             try:
                 await connection.send_packed_command(packed)
                 replies = [await _read_reply_async(connection) for _ in commands]

@@ -264,6 +264,23 @@ def is_cluster(conn: redis.Redis | aioredis.Redis) -> bool:
     return isinstance(conn, RedisCluster | AsyncRedisCluster)
 
 
+def checkout(pool: Any, command: str = "PING") -> Any:
+    """A connection from a redis-py pool on every supported version: before 5.3 ``get_connection``
+    requires a command name (later versions deprecate passing one). Give it back with ``pool.release``."""
+    try:
+        return pool.get_connection()
+    except TypeError:
+        return pool.get_connection(command)
+
+
+async def checkout_async(pool: Any, command: str = "PING") -> Any:
+    """The asyncio twin of ``checkout``."""
+    try:
+        return await pool.get_connection()
+    except TypeError:
+        return await pool.get_connection(command)
+
+
 @dataclass(frozen=True)
 class ReplicaWait:
     """Opt-in durability (JOBQUEUE_REDIS_WAIT_REPLICAS): after the scripts, WAIT on the same connection

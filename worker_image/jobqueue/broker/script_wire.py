@@ -41,6 +41,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from jobqueue.broker.redis_io import (
     ReplicaWait,
+    checkout,
     is_cluster,
     run_script,
     run_scripts_replies,
@@ -80,11 +81,7 @@ class ScriptWire:
             return self._idle.pop()
         except IndexError:
             pass
-        try:
-            return self._pool.get_connection()
-        except TypeError:
-            # redis-py before 5.3 requires a command name (later versions deprecate passing one).
-            return self._pool.get_connection("EVALSHA")
+        return checkout(self._pool, "EVALSHA")
 
     def _put_back(self, connection: Any) -> None:
         if self._keep_idle:

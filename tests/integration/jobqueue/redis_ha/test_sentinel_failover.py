@@ -123,9 +123,13 @@ def test_sigkill_of_the_primary_under_load_loses_no_acknowledged_task(
             f"the others because their lease expired during the failover), {len(attempts)} distinct tasks ran"
         )
         assert missing == []
-        # A second run needs a lease the promotion lost: at most what the workers held or had fetched.
-        assert len(twice) <= WORKERS * (CONCURRENCY + PREFETCH)
         if settings.lease_seconds > 3 * promoted_after:
+            # The lease outlasts the failover: a second run needs a fetch the promotion lost, so at most
+            # what the workers held or had fetched at the kill, and nothing else runs twice.
+            assert len(twice) <= WORKERS * (CONCURRENCY + PREFETCH)
             assert len(twice) == fetch_lost
+        # A lease shorter than the failover: leases expire while workers reconnect and their tasks are
+        # recovered and run again, by design (docs/operations.md); how many depends on how long the
+        # reconnection takes on a loaded machine, so they are counted (printed above), not bounded.
     finally:
         client.close()
