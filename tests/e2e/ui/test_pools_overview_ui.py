@@ -4,15 +4,14 @@ shows the pools under the queues."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from jq_testing import wait_until, worker_env
+from jq_testing import wait_until
 from ui_pages import open_ui
 
-from jobqueue import Client, Settings
+from jobqueue import Client
 from jobqueue.broker.worker_pools import PoolStore
 from jobqueue.pools import PoolSpec
 from jobqueue.services.pool_fleet import PoolFleet
@@ -20,22 +19,6 @@ from jobqueue.services.pool_fleet import PoolFleet
 pytestmark = pytest.mark.timeout(150)
 
 LOCAL_POOLS = {"JOBQUEUE_API_POOLS_BACKEND": "local"}
-
-
-@pytest.fixture
-def fleet(client: Client, settings: Settings, tmp_path: Path) -> Iterator[PoolFleet]:
-    """What `jobqueue up` runs beside the API: the pools' real worker processes (ticked by the test)."""
-    fleet = PoolFleet(
-        client,
-        app_spec="jq_test_app:app",
-        log_dir=tmp_path,
-        env=worker_env(settings),
-        heartbeat_stale_seconds=10,
-    )
-    try:
-        yield fleet
-    finally:
-        fleet.stop()
 
 
 def test_sparkline_follows_a_scale_and_the_overview_lists_pools(

@@ -4,15 +4,14 @@ autoscaling, read the events, delete; refusals shown next to the control that ca
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from jq_testing import wait_until, worker_env
+from jq_testing import wait_until
 from ui_pages import open_ui
 
-from jobqueue import Client, Settings
+from jobqueue import Client
 from jobqueue.broker.worker_pools import PoolStore
 from jobqueue.errors import PoolNotFound
 from jobqueue.services.pool_fleet import PoolFleet
@@ -155,22 +154,6 @@ def test_an_unknown_pool_and_no_pool_backend_say_so(start_api: Callable[..., Any
     page.goto(f"{unset.url}/#/pools")
     page.locator("#pools-backend", has_text="JOBQUEUE_API_POOLS_BACKEND").wait_for()
     assert page.locator("#notice").is_hidden()
-
-
-@pytest.fixture
-def fleet(client: Client, settings: Settings, tmp_path: Path) -> Iterator[PoolFleet]:
-    """What `jobqueue up` runs beside the API: the pools' real worker processes (ticked by the test)."""
-    fleet = PoolFleet(
-        client,
-        app_spec="jq_test_app:app",
-        log_dir=tmp_path,
-        env=worker_env(settings),
-        heartbeat_stale_seconds=10,
-    )
-    try:
-        yield fleet
-    finally:
-        fleet.stop()
 
 
 def test_ready_replicas_follow_the_real_workers(
