@@ -89,8 +89,10 @@ bench: deps
 	$(PY) -m bench.jobqueue_suite $(SUITE_ARGS)
 	$(PY) -m bench.flow_cost
 	$(PY) -m bench.recorder_overhead
+	$(PY) -m bench.replica_wait
 	$(PY) -m bench.concurrent_enqueue
 	$(PY) -m bench.queue_scale --old
+	$(PY) -m bench.scale_costs
 
 ## make control-plane: build the Kubernetes test control plane (etcd, kube-*, kwok) from Go modules,
 ## into ~/.cache/jobqueue-k8s; operator tests skip loudly without it (and fail under CI=true)

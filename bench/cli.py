@@ -14,7 +14,16 @@ from pathlib import Path
 
 from bench.adapters import ADAPTERS, Adapter
 from bench.peers_env import ensure_venv, main_bin_dir
-from bench.report import console, latency_rows, markdown, replace_results, table
+from bench.report import (
+    SUMMARY_END,
+    SUMMARY_START,
+    console,
+    latency_rows,
+    markdown,
+    replace_results,
+    summary_rows,
+    table,
+)
 from bench.runner import REPO_ROOT, Runner, Sample
 from jobqueue.embedded.redis_server import RedisServer
 
@@ -168,7 +177,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.no_docs:
         args.docs.parent.mkdir(parents=True, exist_ok=True)
         current = args.docs.read_text() if args.docs.exists() else ""
-        args.docs.write_text(replace_results(current, docs_section(samples, systems, meta, adapters)))
+        current = replace_results(current, docs_section(samples, systems, meta, adapters))
+        summary = f"Run of {meta['date']}, load average {meta['load']} (the full tables below).\n\n"
+        summary += markdown(summary_rows(samples, systems))
+        args.docs.write_text(replace_results(current, summary, (SUMMARY_START, SUMMARY_END)))
         print(f"\nwrote {args.docs}")
     failed = [s for s in samples if not s.ok]
     return 1 if failed else 0

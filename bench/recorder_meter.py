@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import resource
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -69,12 +70,13 @@ def backlog(conn: redis.Redis, stream: str, group: str) -> tuple[int, float]:
 
 
 class LagProbe:
-    """Samples the recorder's backlog every 50 ms in a thread; keeps the worst seen."""
+    """Samples the recorder's backlog every 50 ms in a thread; keeps the worst seen and every sample."""
 
     def __init__(self, url: str, stream: str, group: str) -> None:
         self.conn = redis.Redis.from_url(url, decode_responses=True)
         self.stream, self.group = stream, group
         self.max_events, self.max_seconds = 0, 0.0
+        self.samples: list[tuple[float, int, float]] = []  # (perf_counter, events behind, seconds behind)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -90,6 +92,7 @@ class LagProbe:
     def _run(self) -> None:
         while not self._stop.wait(0.05):
             events, seconds = backlog(self.conn, self.stream, self.group)
+            self.samples.append((time.perf_counter(), events, seconds))
             self.max_events = max(self.max_events, events)
             self.max_seconds = max(self.max_seconds, seconds)
 
@@ -146,3 +149,12 @@ def children_cpu_seconds() -> float:
     """CPU of every child process this process has waited for (drivers, workers, recorders)."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
+
+
+def lag_halves(samples: list[tuple[float, int, float]], start: float, end: float) -> list[float]:
+    """The worst seconds-behind in the first and in the second half of [start, end]: a recorder that
+    keeps up under sustained load has no worse a second half than its first."""
+    middle = (start + end) / 2
+    first = [s for t, _, s in samples if start <= t < middle]
+    second = [s for t, _, s in samples if middle <= t <= end]
+    return [round(max(first, default=0.0), 3), round(max(second, default=0.0), 3)]

@@ -13,12 +13,24 @@ the record: the set of stream entry ids equals the set in ``task_event_log`` (ev
 none twice) and every task is in ``tasks`` as SUCCESS. A recorder that only falls behind is not free:
 that is why lag and catch-up are part of the result.
 
+The result opens with issue 21's four figures for the record, each against its target (``targets``):
+recorder CPU per event (process CPU of the recorder / events it recorded, target <= 25 µs), its share
+of Redis command time (INFO commandstats deltas of its commands while the hot path runs at its maximum
+rate, <= 5%), the catch-up rate (the workload run with no recorder so the stream fills, then a recorder
+started: events per second from its first commit to the last, >= 2x the hot path's maximum event rate)
+and lag under sustained maximum load (the worst seconds-behind in the second half of the workload is no
+worse than in the first: bounded, not growing).
+
     python -m bench.recorder_overhead [--tasks 20000] [--rounds 3] [--record niceness=10] [--json out.json]
+
+The four figures are written into docs/benchmarks.md between the ``bench:record`` markers unless
+``--no-docs``.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import shutil
@@ -41,12 +53,14 @@ from bench.recorder_meter import (
     backlog,
     children_cpu_seconds,
     entry_key,
+    lag_halves,
     process_cpu_seconds,
     recorder_share_of_redis,
     redis_usec_by_command,
     server_cpu_seconds,
 )
 from bench.redis_stats import snapshot
+from bench.report import markdown, replace_results
 from bench.runner import REPO_ROOT, Runner
 from jobqueue.embedded.postgres_server import PostgresServer
 from jobqueue.embedded.redis_server import RedisServer
@@ -163,8 +177,10 @@ def run_round(
         children, redis_cpu = children_cpu_seconds(), snapshot(runner.redis).cpu_seconds
         usec = redis_usec_by_command(runner.redis)
         with LagProbe(runner.redis_url, stream, group) as probe:
+            load_start = time.perf_counter()
             enqueue = runner.enqueue(adapter, rep, "batch")
             process = runner.process(adapter, rep, "tuned")
+            load_end = time.perf_counter()
             at_end, _ = backlog(conn, stream, group)
             started = time.perf_counter()
             while backlog(conn, stream, group)[0] and time.perf_counter() - started < CATCH_UP_TIMEOUT:
@@ -185,8 +201,124 @@ def run_round(
         backlog_at_end=at_end, catch_up_seconds=round(catch_up, 3), recorder_cpu_seconds=round(cpu, 2),
         hot_path_cpu_seconds=round(hot, 2), postgres_cpu_seconds=round(pg_cpu, 2),
         recorded_once=check["ok"], redis_share_percent=redis_share,
-        detail={"process_ok": process.ok, "check": check},
+        detail={"process_ok": process.ok, "check": check,
+                "lag_halves_seconds": lag_halves(probe.samples, load_start, load_end)},
     )  # fmt: skip
+
+
+@dataclass
+class CatchUp:
+    """A pre-filled backlog drained by a recorder started after the workload: its rate and its CPU."""
+
+    events: int
+    seconds: float
+    events_per_second: float
+    recorder_cpu_us_per_event: float
+    recorded_once: bool
+
+
+def catch_up_round(runner: Runner, servers: Servers, record_env: dict[str, str], out: Path) -> CatchUp:
+    """The workload with no recorder (the streams fill, as during a recorder or PostgreSQL outage), then
+    a recorder started: events recorded per second."""
+    adapter = ADAPTERS["jobqueue"]
+    runner.flush()
+    reset_record(servers.database_url)
+    stream = QueueKeys(PREFIX, QUEUE).events
+    group = RecordSettings().group
+    runner.enqueue(adapter, 0, "batch")
+    runner.process(adapter, 0, "tuned")
+    conn = redis.Redis.from_url(runner.redis_url, decode_responses=True)
+    total = int(conn.xlen(stream))
+    recorder = start_recorder(
+        runner.redis_url, servers.database_url, record_env, out / "recorder-catch-up.log"
+    )
+    try:
+        # From the moment it created its consumer group (discovery, right before its first read) to the
+        # last commit: its start-up (imports, pool) is not the catch-up rate.
+        started: tuple[float, float] | None = None
+        deadline = time.perf_counter() + CATCH_UP_TIMEOUT
+        while time.perf_counter() < deadline:
+            if started is None and _has_group(conn, stream, group):
+                started = (time.perf_counter(), process_cpu_seconds(recorder.pid))
+            if started is not None and backlog(conn, stream, group)[0] == 0:
+                break
+            time.sleep(0.005)
+        end, cpu_end = time.perf_counter(), process_cpu_seconds(recorder.pid)
+    finally:
+        recorder.terminate()
+        recorder.wait(30)
+    check = verify_record(conn, servers.database_url, stream, runner.tasks)
+    conn.close()
+    if started is None:
+        raise SystemExit("the recorder did not start within the catch-up timeout")
+    seconds = max(end - started[0], 1e-6)
+    cpu_per_event = (cpu_end - started[1]) * 1e6 / max(total, 1)
+    events = total
+    return CatchUp(events, round(seconds, 3), round(events / seconds), round(cpu_per_event, 1), check["ok"])
+
+
+def _has_group(conn: redis.Redis, stream: str, group: str) -> bool:
+    try:
+        return any(g["name"] == group for g in conn.xinfo_groups(stream))
+    except redis.ResponseError:
+        return False
+
+
+def verdicts(summary: dict[str, Any], catch_up: Sequence[CatchUp], rounds: Sequence[Round]) -> dict[str, Any]:
+    """Issue 21's four figures for the record, each against its target."""
+    recorded = [r for r in rounds if r.recorder]
+    events_per_task = 3.0  # enqueued, started, succeeded: one event each per no-op task
+    plain = [r.process_per_second for r in rounds if not r.recorder and r.process_per_second]
+    hot_events = statistics.median(plain) * events_per_task if plain else 0.0
+    cpu_us = summary["recorder"]["cpu_ms_per_1000_events"]
+    share = statistics.median(r.redis_share_percent for r in recorded) if recorded else None
+    rate = statistics.median(c.events_per_second for c in catch_up) if catch_up else None
+    halves = [r.detail.get("lag_halves_seconds") for r in recorded]
+    bounded = all(h and h[1] <= max(2 * h[0], 1.0) for h in halves)
+    cpu_met = cpu_us is not None and cpu_us <= 25
+    share_met = share is not None and share <= 5
+    rate_met = bool(rate and hot_events and rate >= 2 * hot_events)
+    return {
+        "hot_path_max_events_per_second": round(hot_events),
+        "recorder_cpu_us_per_event": {"measured": cpu_us, "target": "<= 25", "met": cpu_met},
+        "recorder_share_of_redis_percent": {"measured": share, "target": "<= 5", "met": share_met},
+        "catch_up_events_per_second": {
+            "measured": rate, "x_hot_path_max": round(rate / hot_events, 2) if rate and hot_events else None,
+            "target": ">= 2x the hot path's maximum rate", "met": rate_met,
+            "recorder_cpu_us_per_event": [c.recorder_cpu_us_per_event for c in catch_up],
+        },
+        "lag_under_sustained_max_load": {
+            "max_behind_seconds_first_half_second_half": halves,
+            "target": "not growing: second half <= max(2x first half, 1 s)", "met": bounded,
+        },
+    }  # fmt: skip
+
+
+DOCS_MARKERS = ("<!-- bench:record:start -->", "<!-- bench:record:end -->")
+
+
+def docs_section(result: dict[str, Any], command: str) -> str:
+    """The generated record part of docs/benchmarks.md: the four figures against their targets."""
+    t = result["targets"]
+    load = ", ".join(f"{x:.1f}" for x in result["load_average_after"])
+    yes = {True: "yes", False: "no"}
+    cpu, share = t["recorder_cpu_us_per_event"], t["recorder_share_of_redis_percent"]
+    rate, lag = t["catch_up_events_per_second"], t["lag_under_sustained_max_load"]
+    halves = "; ".join(f"{a:.1f} / {b:.1f}" for a, b in lag["max_behind_seconds_first_half_second_half"])
+    rows = [
+        ["figure", "measured", "target", "met"],
+        ["recorder CPU per event (live rounds)", f"{cpu['measured']} µs", "≤ 25 µs", yes[cpu["met"]]],
+        ["recorder's share of Redis command time", f"{share['measured']}%", "≤ 5%", yes[share["met"]]],
+        ["catch-up from a pre-filled stream", f"{rate['measured']:,} events/s = {rate['x_hot_path_max']}x "
+         f"the hot path's {t['hot_path_max_events_per_second']:,}", "≥ 2x", yes[rate["met"]]],
+        ["lag, worst seconds behind, first / second half of each round", halves, "not growing",
+         yes[lag["met"]]],
+    ]  # fmt: skip
+    return (
+        f"Measured {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC with `{command}` "
+        f"({result['tasks_per_round']:,} tasks per round, {result['rounds']} rounds of each kind; "
+        f"load average after: {load}).\n\n" + markdown(rows)
+    )
 
 
 def spread(values: Sequence[float]) -> dict[str, Any]:
@@ -261,6 +393,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "record's disk flushes apart from its CPU",
     )  # fmt: skip
     parser.add_argument("--json", type=Path, default=None, help="also write the result here")
+    parser.add_argument("--docs", type=Path, default=REPO_ROOT / "docs" / "benchmarks.md")
+    parser.add_argument("--no-docs", action="store_true", help="print only; leave docs/ alone")
     args = parser.parse_args(argv)
     record_env = {}
     for item in args.record:
@@ -275,6 +409,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     redis_server = RedisServer(base / "redis").start()
     pg = PostgresServer(base / "pg", durable=not args.postgres_no_fsync).start()
     rounds: list[Round] = []
+    catch_up: list[CatchUp] = []
     try:
         database_url = pg.create_database("bench")
         migrate(database_url)
@@ -292,23 +427,42 @@ def main(argv: Sequence[str] | None = None) -> int:
                 r = run_round(runner, rep, with_recorder, servers, record_env, base)
                 rounds.append(r)
                 print(json.dumps({"round": rep, **asdict(r)}), file=sys.stderr, flush=True)
+        # The catch-up rate needs a backlog the recorder did not see grow: pre-filled with it off.
+        catch_up = [
+            catch_up_round(runner, servers, record_env, base) for _ in range(max(1, args.rounds // 2))
+        ]
+        for c in catch_up:
+            print(json.dumps({"catch_up": asdict(c)}), file=sys.stderr, flush=True)
+        summary = summarize(rounds)
         result = {
+            "targets": verdicts(summary, catch_up, rounds),
             "tasks_per_round": args.tasks,
             "rounds": args.rounds,
             "recorder_settings": record_env or "defaults",
             "postgres_niceness": args.postgres_niceness,
             "postgres_fsync": not args.postgres_no_fsync,
             "load_average_after": os.getloadavg(),
-            **summarize(rounds),
+            **summary,
         }
         print(json.dumps(result, indent=2))
+        if not args.no_docs:
+            command = "python -m bench.recorder_overhead " + " ".join(
+                argv if argv is not None else sys.argv[1:]
+            )
+            current = args.docs.read_text() if args.docs.exists() else ""
+            section = docs_section(result, command.strip())
+            args.docs.write_text(replace_results(current, section, DOCS_MARKERS))
         if args.json:
             args.json.write_text(json.dumps({**result, "raw": [asdict(r) for r in rounds]}, indent=2))
     finally:
         pg.stop()
         redis_server.stop()
         shutil.rmtree(base, ignore_errors=True)
-    return 0 if all(r.recorded_once for r in rounds if r.recorder) else 1
+    return (
+        0
+        if all(r.recorded_once for r in rounds if r.recorder) and all(c.recorded_once for c in catch_up)
+        else 1
+    )
 
 
 if __name__ == "__main__":

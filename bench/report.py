@@ -161,3 +161,31 @@ def replace_results(document: str, section: str, markers: tuple[str, str] = (DOC
         _, _, tail = rest.partition(end)
         return head + block + tail
     return document.rstrip() + "\n\n" + block + "\n"
+
+
+SUMMARY_START = "<!-- bench:summary:start -->"
+SUMMARY_END = "<!-- bench:summary:end -->"
+
+
+def summary_rows(samples: Sequence[Sample], systems: Sequence[str]) -> list[list[str]]:
+    """The page's opening table (header first): each headline figure of jobqueue against the best peer
+    of the same run, with the ratio (throughput: higher is better; latency: lower is better)."""
+    rows = [["figure", "jobqueue", "best peer", "peer's figure", "jobqueue vs peer"]]
+    for metric in ("enqueue_one", "enqueue_batch", "process_default", "process_best"):
+        ours = summarize(samples, PROJECT, metric).median
+        best = best_peer(samples, systems, metric)
+        if ours is None or best is None:
+            continue
+        rows.append([TITLES[metric], _fmt(ours), best[0], _fmt(best[1]), f"{ours / best[1]:.2f}x"])
+    for key, title in (
+        ("p50_ms", "latency p50 ms at 100 tasks/s"),
+        ("p99_ms", "latency p99 ms at 100 tasks/s"),
+    ):
+        ours = summarize(samples, PROJECT, "latency", key).median
+        low = _lowest_peer(samples, systems, key)
+        if ours is None or low is None:
+            continue
+        rows.append(
+            [title, _fmt(ours, 2), low[0], _fmt(low[1], 2), f"{ours / low[1]:.2f}x (lower is better)"]
+        )
+    return rows

@@ -14,13 +14,16 @@ from functools import cache
 import redis
 
 from jobqueue import App, Retry, SoftTimeout, TaskContext
+from jobqueue.broker.redis_io import connect
 
 app = App()
 
 
 @cache
 def _redis() -> redis.Redis:
-    return redis.Redis.from_url(app.settings.redis_url.get_secret_value(), decode_responses=True)
+    # Through jobqueue's own connect, so the tasks reach Redis by any URL the worker was given
+    # (Sentinel included).
+    return connect(app.settings)
 
 
 def _record(ctx: TaskContext, what: str) -> None:
@@ -171,6 +174,17 @@ def retry_later(ctx: TaskContext, times: int, countdown: float, count: bool = Tr
     if ctx.attempt <= times:
         raise Retry(countdown=countdown, reason=f"busy on attempt {ctx.attempt}", count=count)
     return ctx.attempt
+
+
+@app.task(bind=True)
+def note(ctx: TaskContext, path: str, sleep: float = 0.0) -> str:
+    """Append this attempt to a file: a record of runs that a Redis failover cannot lose. One short
+    O_APPEND write per run, so lines of concurrent runs never interleave."""
+    if sleep:
+        time.sleep(sleep)
+    with open(path, "a", encoding="utf-8") as out:
+        out.write(f"{ctx.id} {ctx.attempt} {os.getpid()}\n")
+    return ctx.id
 
 
 @app.task(bind=True)

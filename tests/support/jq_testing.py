@@ -28,6 +28,9 @@ def worker_env(settings: Settings) -> dict[str, str]:
     }
     if settings.health_dir:
         env["JOBQUEUE_HEALTH_DIR"] = settings.health_dir
+    if settings.redis_wait_replicas:
+        env["JOBQUEUE_REDIS_WAIT_REPLICAS"] = str(settings.redis_wait_replicas)
+        env["JOBQUEUE_REDIS_WAIT_TIMEOUT_SECONDS"] = str(settings.redis_wait_timeout_seconds)
     if settings.redis_max_connections is not None:
         env["JOBQUEUE_REDIS_MAX_CONNECTIONS"] = str(settings.redis_max_connections)
     return env

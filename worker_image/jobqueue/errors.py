@@ -49,6 +49,21 @@ class BrokerUnavailable(JobQueueError):
     """Redis could not be reached or answered with a connection-level error."""
 
 
+class ReplicationIncomplete(BrokerUnavailable):
+    """JOBQUEUE_REDIS_WAIT_REPLICAS is set and fewer replicas than asked confirmed a write in time. The
+    write did run on the primary (an enqueued task exists, an ack was recorded) but a failover before it
+    replicates would lose it. Retrying an enqueue may enqueue the task twice unless it is ``unique=True``;
+    a re-sent ack is fenced, so retrying it is safe."""
+
+    def __init__(self, confirmed: int, wanted: int, timeout_ms: int) -> None:
+        super().__init__(
+            f"only {confirmed} of {wanted} Redis replica(s) confirmed the write within {timeout_ms} ms; "
+            "it ran on the primary but a failover now could lose it"
+        )
+        self.confirmed = confirmed
+        self.wanted = wanted
+
+
 class TaskNotFound(JobQueueError, LookupError):
     """No task (or no result, once its TTL expired) exists with this id."""
 

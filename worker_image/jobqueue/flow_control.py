@@ -145,6 +145,18 @@ def _period_ms(value: object) -> int:
     return round(seconds * 1000)
 
 
+class RateForms(TypedDict, total=False):
+    """The ways of stating a rate that ``make_rate_limit`` takes (one of them), for methods that pass
+    them on."""
+
+    max_tasks_per_second: int | None
+    max_tasks_per_minute: int | None
+    max_tasks_per_hour: int | None
+    limit: int | None
+    period: float | dt.timedelta | None
+    burst: int
+
+
 def make_rate_limit(
     *,
     max_tasks_per_second: int | None = None,

@@ -69,6 +69,22 @@ class Settings(EnvFileSettings):
         description="Redis to use: redis://, rediss://, Sentinel or Cluster URL (secret: never logged)",
         default=SecretStr("redis://127.0.0.1:6379/0"),
     )
+    # Off by default: WAIT costs a round trip to the replicas on every enqueue and ack batch. With it, an
+    # enqueue or ack acknowledged to its caller is on N replicas, so a failover cannot lose it
+    # (docs/operations.md, "Failover").
+    redis_wait_replicas: int = Field(
+        description="enqueues and acks wait until this many Redis replicas hold them (WAIT; 0 = do not wait)",
+        default=0,
+        ge=0,
+        le=64,
+    )
+    redis_wait_timeout_seconds: float = Field(
+        description="longest an enqueue or ack waits for JOBQUEUE_REDIS_WAIT_REPLICAS replicas before it "
+        "raises ReplicationIncomplete",
+        default=1.0,
+        gt=0,
+        le=60,
+    )
     key_prefix: str = Field(
         description="prefix of every key; several deployments can share one Redis",
         default="jq",

@@ -35,6 +35,20 @@ class RateLimitBody(BaseModel):
     enabled: bool = Field(default=True, strict=True)
 
 
+class PriorityRateLimitBody(BaseModel):
+    """One priority level's own limit: ``limit`` starts of that level per ``period_seconds``, beside the
+    queue's own limit (a start counts against both)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    limit: int = Field(gt=0, le=10_000_000, strict=True)
+    period_seconds: float = Field(ge=0.001, le=86_400, strict=True)
+    burst: int = Field(default=1, ge=1, le=1_000_000, strict=True)
+
+
+PriorityLevel = Annotated[Literal["high", "medium", "low"], Path()]
+
+
 class MaxInFlightBody(BaseModel):
     """At most this many running tasks across all workers (null: no limit)."""
 
@@ -89,6 +103,9 @@ def config_json(config: QueueConfig) -> dict[str, Any]:
         "paused": config.paused,
         "max_in_flight": config.max_in_flight,
         "rate_limit": dataclasses.asdict(config.rate_limit) if config.rate_limit else None,
+        "priority_rate_limits": {
+            level.value: dataclasses.asdict(rate) for level, rate in config.priority_rate_limits.items()
+        },
         "priority_policy": config.priority_policy.value,
         "weights": list(config.weights) if config.weights else None,
         "retry_defaults": dataclasses.asdict(config.retry_defaults) if config.retry_defaults else None,
@@ -135,6 +152,25 @@ async def reset_rate_limit(queue: QueueName, client: Client) -> dict[str, str]:
     """Forget the starts counted so far."""
     await asyncio.to_thread(_admin(client).reset_rate_limit, queue)
     return {"queue": queue, "status": "reset"}
+
+
+@router.put("/rate-limit/{priority}", dependencies=[Depends(require(Scope.ADMIN))])
+async def put_priority_rate_limit(
+    queue: QueueName, priority: PriorityLevel, body: PriorityRateLimitBody, client: Client
+) -> dict[str, Any]:
+    """Set one priority level's own limit; running workers apply it at their next fetch."""
+    rate = await asyncio.to_thread(
+        lambda: _admin(client).set_priority_rate_limit(
+            queue, priority, limit=body.limit, period=body.period_seconds, burst=body.burst
+        )
+    )
+    return {"priority": priority, **dataclasses.asdict(rate)}
+
+
+@router.delete("/rate-limit/{priority}", status_code=204, dependencies=[Depends(require(Scope.ADMIN))])
+async def delete_priority_rate_limit(queue: QueueName, priority: PriorityLevel, client: Client) -> None:
+    """Remove one priority level's own limit (the queue's own limit stays)."""
+    await asyncio.to_thread(_admin(client).remove_priority_rate_limit, queue, priority)
 
 
 @router.put("/max-in-flight", dependencies=[Depends(require(Scope.ADMIN))])

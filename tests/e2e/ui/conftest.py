@@ -19,9 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from jq_testing import worker_env
 
 from jobqueue import Settings
+from jobqueue.broker.client import Client
 from jobqueue.embedded.redis_server import free_port
+from jobqueue.services.pool_fleet import PoolFleet
 
 CHROMIUM = os.environ.get("JOBQUEUE_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -204,3 +207,19 @@ def browser(playwright_driver: Any, tmp_path: Path) -> Iterator[Browser]:
     yield b
     b.close()
     assert not b.errors, f"uncaught JavaScript errors: {b.errors}"
+
+
+@pytest.fixture
+def fleet(client: Client, settings: Settings, tmp_path: Path) -> Iterator[PoolFleet]:
+    """What `jobqueue up` runs beside the API: the pools' real worker processes (ticked by the test)."""
+    fleet = PoolFleet(
+        client,
+        app_spec="jq_test_app:app",
+        log_dir=tmp_path,
+        env=worker_env(settings),
+        heartbeat_stale_seconds=10,
+    )
+    try:
+        yield fleet
+    finally:
+        fleet.stop()

@@ -10,6 +10,7 @@ import pytest
 from jq_testing import wait_until
 from psycopg_pool import ConnectionPool
 from record_helpers import drain, make_recorder
+from ui_pages import open_ui
 
 from jobqueue import App, Client
 from jobqueue.broker.queue_admin import QueueAdmin
@@ -19,22 +20,12 @@ from jobqueue.schedules.registry import ScheduleRegistry, fire_due_schedules
 pytestmark = pytest.mark.timeout(150)
 
 
-def sign_in(browser: Any, url: str) -> Any:
-    page = browser.page
-    page.goto(url)
-    page.locator("#login").wait_for(state="visible")
-    page.get_by_label("API key").fill("admin-key")
-    page.get_by_role("button", name="Sign in").click()
-    page.get_by_role("heading", name="Overview").wait_for()
-    return page
-
-
 def test_pause_resume_and_rate_limit_from_the_queue_page(
     start_api: Callable[..., Any], browser: Any, client: Client
 ) -> None:
     client.enqueue("add", [1, 2])  # registers the queue
     api = start_api()
-    page = sign_in(browser, api.url)
+    page = open_ui(browser, api.url)
     page.goto(f"{api.url}/#/queues/default")
     page.locator("#flow-state", has_text="running").wait_for()
     page.get_by_role("button", name="Pause", exact=True).click()
@@ -65,7 +56,7 @@ def test_create_pause_and_delete_a_schedule(
     start_api: Callable[..., Any], browser: Any, client: Client
 ) -> None:
     api = start_api()
-    page = sign_in(browser, api.url)
+    page = open_ui(browser, api.url)
     page.get_by_role("link", name="Schedules").click()
     page.get_by_role("heading", name="Schedules", exact=True).wait_for()
     page.get_by_label("Schedule name").fill("nightly-report")
@@ -121,7 +112,7 @@ def test_run_history_of_a_schedule_from_the_record(
         app.close()
     drain(make_recorder(client, pg_pool))
 
-    page = sign_in(browser, start_api(database_url=database_url).url)
+    page = open_ui(browser, start_api(database_url=database_url).url)
     page.get_by_role("link", name="Schedules").click()
     page.get_by_role("button", name="Runs of late").click()
     page.get_by_role("heading", name="Run history of late").wait_for()
@@ -146,7 +137,7 @@ def test_run_history_without_a_record_says_what_it_needs(
     start_api: Callable[..., Any], browser: Any, client: Client
 ) -> None:
     App(settings=client.settings).schedules.register("nightly", cron="0 2 * * *", task="add")
-    page = sign_in(browser, start_api().url)
+    page = open_ui(browser, start_api().url)
     page.get_by_role("link", name="Schedules").click()
     page.get_by_role("button", name="Runs of nightly").click()
     page.locator("#schedule-runs-message", has_text="reads the PostgreSQL record").wait_for()

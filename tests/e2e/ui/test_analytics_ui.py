@@ -12,6 +12,7 @@ import pytest
 from jq_testing import wait_until
 from psycopg_pool import ConnectionPool
 from record_helpers import drain, make_recorder
+from ui_pages import open_ui
 
 from jobqueue import Client
 from jobqueue.embedded.redis_server import free_port
@@ -22,16 +23,6 @@ pytestmark = pytest.mark.timeout(150)
 
 # Enqueued as a task name nobody registered: the worker dead-letters it, and the record keeps the name.
 HOSTILE = '<img src=x onerror="window.__pwned=1"><b>bold</b>\u202e'
-
-
-def open_ui(browser: Any, url: str) -> Any:
-    page = browser.page
-    page.goto(url)
-    page.locator("#login").wait_for(state="visible")
-    page.get_by_label("API key").fill("read-key")
-    page.get_by_role("button", name="Sign in").click()
-    page.get_by_role("heading", name="Overview").wait_for()
-    return page
 
 
 def test_analytics_per_queue_and_task_hourly_and_daily(
@@ -54,7 +45,7 @@ def test_analytics_per_queue_and_task_hourly_and_daily(
         rollup(pg_pool, granularity, now - dt.timedelta(hours=2), now)
 
     api = start_api(database_url=database_url)
-    page = open_ui(browser, api.url)
+    page = open_ui(browser, api.url, "read-key")
     page.get_by_role("link", name="Analytics", exact=True).click()
     page.get_by_role("heading", name="Analytics", exact=True).wait_for()
     cards = page.locator("#analytics-cards")
@@ -91,14 +82,14 @@ def test_without_a_record_the_page_says_so_and_a_record_down_is_a_notice(
     start_api: Callable[..., Any], browser: Any
 ) -> None:
     api = start_api()
-    page = open_ui(browser, api.url)
+    page = open_ui(browser, api.url, "read-key")
     page.goto(f"{api.url}/#/analytics")
     page.locator("#analytics-status", has_text="record_not_configured").wait_for()
     assert page.locator("#notice").is_hidden()
 
     # Configured but unreachable: a failed update, explained in the notice as on every other page.
     down = start_api(database_url=f"postgresql://jobqueue@127.0.0.1:{free_port()}/jobqueue")
-    page = open_ui(browser, down.url)
+    page = open_ui(browser, down.url, "read-key")
     page.goto(f"{down.url}/#/analytics")
     page.locator("#notice", has_text="record (PostgreSQL) is unavailable").wait_for(timeout=30_000)
     browser.screenshots("analytics-record-down")

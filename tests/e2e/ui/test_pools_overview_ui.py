@@ -4,14 +4,14 @@ shows the pools under the queues."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from jq_testing import wait_until, worker_env
+from jq_testing import wait_until
+from ui_pages import open_ui
 
-from jobqueue import Client, Settings
+from jobqueue import Client
 from jobqueue.broker.worker_pools import PoolStore
 from jobqueue.pools import PoolSpec
 from jobqueue.services.pool_fleet import PoolFleet
@@ -21,39 +21,13 @@ pytestmark = pytest.mark.timeout(150)
 LOCAL_POOLS = {"JOBQUEUE_API_POOLS_BACKEND": "local"}
 
 
-@pytest.fixture
-def fleet(client: Client, settings: Settings, tmp_path: Path) -> Iterator[PoolFleet]:
-    """What `jobqueue up` runs beside the API: the pools' real worker processes (ticked by the test)."""
-    fleet = PoolFleet(
-        client,
-        app_spec="jq_test_app:app",
-        log_dir=tmp_path,
-        env=worker_env(settings),
-        heartbeat_stale_seconds=10,
-    )
-    try:
-        yield fleet
-    finally:
-        fleet.stop()
-
-
-def sign_in(browser: Any, url: str) -> Any:
-    page = browser.page
-    page.goto(url)
-    page.locator("#login").wait_for(state="visible")
-    page.get_by_label("API key").fill("admin-key")
-    page.get_by_role("button", name="Sign in").click()
-    page.get_by_role("heading", name="Overview").wait_for()
-    return page
-
-
 def test_sparkline_follows_a_scale_and_the_overview_lists_pools(
     start_api: Callable[..., Any], browser: Any, client: Client, fleet: PoolFleet
 ) -> None:
     store = PoolStore(client)
     store.create(PoolSpec(name="mail", queues=("mail",), concurrency=2, replicas=2))
     api = start_api(extra_env=LOCAL_POOLS)
-    page = sign_in(browser, api.url)
+    page = open_ui(browser, api.url)
 
     # The Overview: the pool under the queues, with its sparkline (sampled when the API serves the pool).
     pools = page.locator("#overview-pools")
@@ -89,6 +63,6 @@ def test_sparkline_follows_a_scale_and_the_overview_lists_pools(
 
 def test_overview_without_a_pool_backend_says_so(start_api: Callable[..., Any], browser: Any) -> None:
     api = start_api()
-    page = sign_in(browser, api.url)
+    page = open_ui(browser, api.url)
     page.locator("#overview-pools", has_text="JOBQUEUE_API_POOLS_BACKEND").wait_for()
     assert page.locator("#notice").is_hidden()

@@ -4,14 +4,14 @@ autoscaling, read the events, delete; refusals shown next to the control that ca
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from jq_testing import wait_until, worker_env
+from jq_testing import wait_until
+from ui_pages import open_ui
 
-from jobqueue import Client, Settings
+from jobqueue import Client
 from jobqueue.broker.worker_pools import PoolStore
 from jobqueue.errors import PoolNotFound
 from jobqueue.services.pool_fleet import PoolFleet
@@ -23,22 +23,12 @@ LOCAL_POOLS = {"JOBQUEUE_API_POOLS_BACKEND": "local"}
 HOSTILE = '<img src=x onerror="window.__pwned=1"><b>bold</b> \u202e'
 
 
-def sign_in(browser: Any, url: str, key: str) -> Any:
-    page = browser.page
-    page.goto(url)
-    page.locator("#login").wait_for(state="visible")
-    page.get_by_label("API key").fill(key)
-    page.get_by_role("button", name="Sign in").click()
-    page.get_by_role("heading", name="Overview").wait_for()
-    return page
-
-
 def test_create_scale_autoscale_and_delete_a_pool(
     start_api: Callable[..., Any], browser: Any, client: Client
 ) -> None:
     api = start_api(extra_env=LOCAL_POOLS)
     store = PoolStore(client)
-    page = sign_in(browser, api.url, "admin-key")
+    page = open_ui(browser, api.url, "admin-key")
     page.get_by_role("link", name="Pools", exact=True).click()
     page.get_by_role("heading", name="Pools", exact=True).wait_for()
     page.locator("#pools-backend", has_text="Backend: local").wait_for()
@@ -133,7 +123,7 @@ def test_a_read_only_key_sees_pools_and_is_refused_beside_the_control(
     name = "reports-" + "a" * 55
     reader = start_api(extra_env=LOCAL_POOLS)
     admin = start_api(extra_env=LOCAL_POOLS)
-    page = sign_in(browser, admin.url, "admin-key")
+    page = open_ui(browser, admin.url, "admin-key")
     page.goto(f"{admin.url}/#/pools")
     page.get_by_label("Pool name").fill(name)
     page.get_by_label("Queues").fill("reports")
@@ -143,7 +133,7 @@ def test_a_read_only_key_sees_pools_and_is_refused_beside_the_control(
     page.locator("#pools-list", has_text=name).wait_for()
     browser.screenshots("pools-long-name")
 
-    page = sign_in(browser, reader.url, "read-key")
+    page = open_ui(browser, reader.url, "read-key")
     page.goto(f"{reader.url}/#/pools/{name}")
     page.locator("#pool-events", has_text="Created").wait_for()
     page.get_by_label("Replicas", exact=True).fill("3")
@@ -155,38 +145,22 @@ def test_a_read_only_key_sees_pools_and_is_refused_beside_the_control(
 
 def test_an_unknown_pool_and_no_pool_backend_say_so(start_api: Callable[..., Any], browser: Any) -> None:
     local = start_api(extra_env=LOCAL_POOLS)
-    page = sign_in(browser, local.url, "admin-key")
+    page = open_ui(browser, local.url, "admin-key")
     page.goto(f"{local.url}/#/pools/no-such-pool")
     page.locator("#notice", has_text="404").wait_for()
 
     unset = start_api()  # JOBQUEUE_API_POOLS_BACKEND unset: "none"
-    page = sign_in(browser, unset.url, "admin-key")
+    page = open_ui(browser, unset.url, "admin-key")
     page.goto(f"{unset.url}/#/pools")
     page.locator("#pools-backend", has_text="JOBQUEUE_API_POOLS_BACKEND").wait_for()
     assert page.locator("#notice").is_hidden()
-
-
-@pytest.fixture
-def fleet(client: Client, settings: Settings, tmp_path: Path) -> Iterator[PoolFleet]:
-    """What `jobqueue up` runs beside the API: the pools' real worker processes (ticked by the test)."""
-    fleet = PoolFleet(
-        client,
-        app_spec="jq_test_app:app",
-        log_dir=tmp_path,
-        env=worker_env(settings),
-        heartbeat_stale_seconds=10,
-    )
-    try:
-        yield fleet
-    finally:
-        fleet.stop()
 
 
 def test_ready_replicas_follow_the_real_workers(
     start_api: Callable[..., Any], browser: Any, client: Client, fleet: PoolFleet
 ) -> None:
     api = start_api(extra_env=LOCAL_POOLS)
-    page = sign_in(browser, api.url, "admin-key")
+    page = open_ui(browser, api.url, "admin-key")
     page.goto(f"{api.url}/#/pools")
     page.get_by_label("Pool name").fill("mail")
     page.get_by_label("Queues").fill("mail")

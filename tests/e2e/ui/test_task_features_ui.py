@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from jq_testing import wait_until
+from ui_pages import open_ui, wait_status
 
 from jobqueue import App, Client, Settings, TaskStatus
 from jobqueue.broker.leases import build_fetch
@@ -17,20 +18,6 @@ from jobqueue.broker.redis_io import run_script
 from jobqueue.services.scheduler import Scheduler
 
 pytestmark = pytest.mark.timeout(150)
-
-
-def open_ui(browser: Any, url: str) -> Any:
-    page = browser.page
-    page.goto(url)
-    page.locator("#login").wait_for(state="visible")
-    page.get_by_label("API key").fill("admin-key")
-    page.get_by_role("button", name="Sign in").click()
-    page.get_by_role("heading", name="Overview").wait_for()
-    return page
-
-
-def wait_status(page: Any, status: str, timeout: float = 20_000) -> None:
-    page.locator("#task-status .badge", has_text=status).wait_for(timeout=timeout)
 
 
 def show_task(page: Any, task_id: str) -> None:

@@ -11,6 +11,7 @@ from jq_testing import wait_until
 from psycopg_pool import ConnectionPool
 from pydantic import SecretStr
 from record_helpers import drain, make_recorder
+from ui_pages import open_ui, wait_status
 
 from jobqueue import Client, Settings
 from jobqueue.broker.enqueue import make_request
@@ -25,16 +26,6 @@ TASK_URL = re.compile(r"#/tasks/(default\.[0-9a-f]{32})$")
 def sign_in(page: Any, key: str) -> None:
     page.get_by_label("API key").fill(key)
     page.get_by_role("button", name="Sign in").click()
-
-
-def open_ui(browser: Any, url: str, key: str | None = "admin-key") -> Any:
-    page = browser.page
-    page.goto(url)
-    if key:
-        page.locator("#login").wait_for(state="visible")
-        sign_in(page, key)
-    page.get_by_role("heading", name="Overview").wait_for()
-    return page
 
 
 def submit_form(page: Any) -> Any:
@@ -53,10 +44,6 @@ def submit_task(page: Any, name: str, args: str, **fields: str) -> str:
     match = TASK_URL.search(page.url)
     assert match
     return match.group(1)
-
-
-def wait_status(page: Any, status: str, timeout: float = 20_000) -> None:
-    page.locator("#task-status .badge", has_text=status).wait_for(timeout=timeout)
 
 
 def test_login_wrong_key_and_missing_scope(start_api: Callable[..., Any], browser: Any) -> None:

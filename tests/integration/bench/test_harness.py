@@ -14,8 +14,8 @@ import pytest
 from bench import cli
 from bench.adapters import ADAPTERS
 from bench.peers_env import ensure_venv, is_installed, main_bin_dir
-from bench.report import markdown, replace_results, table
-from bench.runner import Runner
+from bench.report import markdown, replace_results, summary_rows, table
+from bench.runner import Runner, Sample
 from bench.runs import check
 
 from jobqueue.embedded.redis_server import RedisServer
@@ -106,3 +106,18 @@ def test_cli_runs_and_writes_the_docs_section(tmp_path: Path) -> None:
     text = docs.read_text()
     assert "kept" in text and "| jobqueue |" in text and "p50 ms" in text
     assert json.loads((tmp_path / "out" / "samples.json").read_text())["samples"]
+    assert "<!-- bench:summary:start -->" in text and "| figure | jobqueue | best peer |" in text
+
+
+def test_the_summary_puts_each_headline_figure_against_the_best_peer() -> None:
+    samples = [
+        Sample("jobqueue", 1, "enqueue_one", 6000.0, True, {}),
+        Sample("huey", 1, "enqueue_one", 5000.0, True, {}),
+        Sample("rq", 1, "enqueue_one", 3000.0, True, {}),
+        Sample("jobqueue", 1, "latency", None, True, {"p50_ms": 1.0, "p99_ms": 2.0}),
+        Sample("huey", 1, "latency", None, True, {"p50_ms": 2.0, "p99_ms": 4.0}),
+    ]
+    rows = summary_rows(samples, ["jobqueue", "huey", "rq"])
+    assert rows[1] == ["enqueue 1-by-1 /s", "6,000", "huey", "5,000", "1.20x"]
+    assert rows[2] == ["latency p50 ms at 100 tasks/s", "1.00", "huey", "2.00", "0.50x (lower is better)"]
+    assert len(rows) == 4  # no batch or processing samples: those rows are left out

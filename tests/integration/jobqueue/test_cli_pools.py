@@ -26,7 +26,10 @@ pytestmark = pytest.mark.timeout(60)
 
 @pytest.fixture(autouse=True)
 def api_url(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    api_settings = ApiSettings(keys=SecretStr("admin-key:admin,read-key:read"), pools_backend="local")
+    # No access log: the API runs in this process, and its lines would land in the CLI's captured stderr.
+    api_settings = ApiSettings(
+        keys=SecretStr("admin-key:admin,read-key:read"), pools_backend="local", access_log=False
+    )
     app = create_app(settings, api_settings)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))

@@ -1,4 +1,4 @@
-"""redis_io.read_many / read_many_async: many read-only commands in one round trip, replies parsed by a
+"""raw_reads.read_many / read_many_async: many read-only commands in one round trip, replies parsed by a
 hiredis reader of our own, on a real Redis server."""
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from redis.exceptions import ResponseError
 
-from jobqueue.broker.redis_io import connect, connect_async, read_many, read_many_async
+from jobqueue.broker.raw_reads import read_many, read_many_async
+from jobqueue.broker.redis_io import connect, connect_async
 from jobqueue.embedded.redis_server import RedisServer
 from jobqueue.errors import BrokerUnavailable
 from jobqueue.settings import Settings

@@ -45,6 +45,35 @@ def test_rate_limit_lifecycle(api: TestClient) -> None:
                    headers=READ).status_code == 403  # fmt: skip
 
 
+def test_priority_rate_limits_over_rest(api: TestClient) -> None:
+    r = api.put("/api/v1/queues/emails/rate-limit/low", json={"limit": 5, "period_seconds": 1, "burst": 2},
+                headers=ADMIN)  # fmt: skip
+    assert r.status_code == 200, r.text
+    assert r.json() == {"priority": "low", "limit": 5, "period_seconds": 1.0, "burst": 2, "enabled": True}
+    api.put("/api/v1/queues/emails/rate-limit", json={"limit": 100, "period_seconds": 60}, headers=ADMIN)
+    config = api.get("/api/v1/queues/emails/config", headers=READ).json()
+    assert config["priority_rate_limits"] == {
+        "low": {"limit": 5, "period_seconds": 1.0, "burst": 2, "enabled": True}
+    }
+    assert config["rate_limit"]["limit"] == 100  # the queue's own limit is apart
+    assert api.delete("/api/v1/queues/emails/rate-limit/low", headers=ADMIN).status_code == 204
+    config = api.get("/api/v1/queues/emails/config", headers=READ).json()
+    assert config["priority_rate_limits"] == {} and config["rate_limit"]["limit"] == 100
+    # Bad input: a 422 naming the field, nothing written.
+    for level, body, field in [
+        ("urgent", {"limit": 1, "period_seconds": 1}, "priority"),
+        ("high", {"limit": 0, "period_seconds": 1}, "limit"),
+        ("high", {"limit": 1, "period_seconds": 0}, "period_seconds"),
+        ("high", {"limit": 10**30, "period_seconds": 1}, "limit"),
+        ("high", {"limit": 1, "period_seconds": 1, "enabled": False}, "enabled"),
+    ]:
+        bad = api.put(f"/api/v1/queues/emails/rate-limit/{level}", json=body, headers=ADMIN)
+        assert bad.status_code == 422 and bad.json()["field"] == field, (level, body, bad.text)
+    assert api.get("/api/v1/queues/emails/config", headers=READ).json()["priority_rate_limits"] == {}
+    assert api.put("/api/v1/queues/emails/rate-limit/high", json={"limit": 1, "period_seconds": 1},
+                   headers=READ).status_code == 403  # fmt: skip
+
+
 def test_pause_resume_max_in_flight_and_policy(api: TestClient) -> None:
     assert api.post("/api/v1/queues/default/pause", headers=ADMIN).json()["paused"] is True
     assert api.post("/api/v1/queues/default/resume", headers=ADMIN).json()["paused"] is False

@@ -82,3 +82,43 @@ def test_forced_attempts_end_cancelled_and_the_slot_lives_on() -> None:
         assert not died
     finally:
         pool.stop()
+
+
+def test_a_force_cancel_arriving_after_the_task_returned_still_ends_it_cancelled() -> None:
+    """Deterministic form of the race: the force cancel lands while the after_task hook runs (the task's
+    code has returned SUCCESS; the raised exception is swallowed by the hook runner). The attempt was
+    forced, so it ends CANCELLED, and the slot thread runs the next job."""
+    late = App()
+    pools: list[ThreadPool] = []
+
+    @late.task
+    def returns_at_once() -> int:
+        return 1
+
+    @late.after_task
+    def cancel_myself(ctx: TaskContext, outcome: object) -> None:
+        if ctx.id.startswith("forced"):
+            pools[0].cancel(ctx.id, force=True)
+
+    outcomes: dict[str, Outcome] = {}
+    done = threading.Condition()
+
+    def on_outcome(outcome: Outcome) -> None:
+        with done:
+            outcomes[outcome.task_id] = outcome
+            done.notify_all()
+
+    pool = ThreadPool(late, concurrency=1)
+    pools.append(pool)
+    died: list[object] = []
+    pool.start(on_outcome, on_loop_died=lambda *a: died.append(a))
+    try:
+        pool.submit(_job("forced-1", "returns_at_once"))
+        pool.submit(_job("plain-1", "returns_at_once"))
+        with done:
+            assert done.wait_for(lambda: {"forced-1", "plain-1"} <= outcomes.keys(), 5), outcomes
+        assert outcomes["forced-1"].kind is OutcomeKind.CANCELLED, outcomes["forced-1"]
+        assert outcomes["plain-1"].kind is OutcomeKind.SUCCESS
+        assert not died
+    finally:
+        pool.stop()

@@ -22,6 +22,7 @@ from jobqueue.broker.batch_enqueue import (
     parse_plan_replies,
     plan_enqueue,
     raise_missing_parents,
+    refuse_cross_queue_parents,
     single_plain_call,
     with_trace_context,
 )
@@ -34,7 +35,13 @@ from jobqueue.broker.enqueue import (
     make_request,
 )
 from jobqueue.broker.queue_admin import AsyncQueueAdmin, QueueAdmin
-from jobqueue.broker.redis_io import connect_async, run_script_async, translate_errors
+from jobqueue.broker.redis_io import (
+    ReplicaWait,
+    connect_async,
+    is_cluster,
+    run_script_async,
+    translate_errors,
+)
 from jobqueue.broker.task_read import TASK_FIELDS, parse_task
 from jobqueue.broker.watch import watch_async
 from jobqueue.broker.workflows import WorkflowHandle, submit
@@ -80,8 +87,9 @@ class AsyncClient:
         self._registered_queues: set[str] = set()
         self._registering: dict[str, asyncio.Task[None]] = {}
         self._sync: Client | None = None
-        # Enqueues issued concurrently share round trips (see autopipeline).
-        self._pipeline = AsyncAutoPipeline(self.redis)
+        # Enqueues issued concurrently share round trips (see autopipeline); with a ReplicaWait each shared
+        # round trip ends with one WAIT on its connection.
+        self._pipeline = AsyncAutoPipeline(self.redis, ReplicaWait.of(settings))
 
     @property
     def sync(self) -> Client:
@@ -142,6 +150,8 @@ class AsyncClient:
                 await self._register_queues({requests[0].queue})
             await self._pipeline.run((call,))
             return [AsyncTaskHandle(self, task_id)]
+        if is_cluster(self.redis):
+            refuse_cross_queue_parents(requests)
         plan = plan_enqueue(self.settings, requests)
         checks = parent_checks(self.settings, requests)
         if checks:

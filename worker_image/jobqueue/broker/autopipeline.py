@@ -15,6 +15,11 @@ because a round trip that met a connection error is re-sent whole by redis-py's 
 One round trip at a time per client: with a 100-call pipeline on one connection, Redis runs the calls
 back to back and the client parses 100 replies per read, which is what makes it cheaper per call than
 100 connections each carrying one call (and it holds one connection instead of 100).
+
+On Redis Cluster, and with JOBQUEUE_REDIS_WAIT_REPLICAS, a round trip goes through redis-py's pipeline
+instead of a kept connection (routed node by node on Cluster); a ReplicaWait adds one WAIT at the end of
+each shared round trip, on its connection, so every caller of it returns only once the replicas hold its
+call (or all of them get ReplicationIncomplete).
 """
 
 from __future__ import annotations
@@ -31,7 +36,14 @@ from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from jobqueue.broker.batch_enqueue import coalesce_calls, spread_replies
-from jobqueue.broker.redis_io import script_sha, translated
+from jobqueue.broker.redis_io import (
+    ReplicaWait,
+    check_replicas,
+    checkout_async,
+    is_cluster,
+    script_sha,
+    translated,
+)
 from jobqueue.broker.script_wire import ScriptWire
 from jobqueue.broker.scripts import ScriptCall, script_source
 from jobqueue.errors import JobQueueError
@@ -61,8 +73,13 @@ def _first_error(replies: Sequence[Any]) -> BaseException | None:
 class AsyncAutoPipeline:
     """Auto-pipelining for one asyncio Redis client (see the module docstring)."""
 
-    def __init__(self, conn: aioredis.Redis) -> None:
+    def __init__(self, conn: aioredis.Redis, wait: ReplicaWait | None = None) -> None:
         self._redis = conn
+        # A Redis Cluster client has no one pool (a connection per node), and a WAIT must follow the
+        # calls on their connection: both take redis-py's pipeline (_ordinary_exchange), one WAIT after
+        # each shared round trip.
+        self._ordinary = wait is not None or is_cluster(conn)
+        self._wait = wait
         self._loop: asyncio.AbstractEventLoop | None = None
         self._waiting: list[_Waiting] = []
         self._sender: asyncio.Task[None] | None = None
@@ -141,6 +158,8 @@ class AsyncAutoPipeline:
         CPU), then every reply read. A connection or timeout error hands the round trip to redis-py's
         own pipeline, which retries with backoff (re-sending calls that may have run: see the module
         docstring)."""
+        if self._ordinary:
+            return await self._ordinary_exchange(calls)
         packed = b"".join(
             _pack(("EVALSHA", script_sha(c.script), len(c.keys), *c.keys, *c.args)) for c in calls
         )
@@ -149,12 +168,12 @@ class AsyncAutoPipeline:
             if connection is None:
                 # Kept for the client's life (one round trip at a time needs one): a pool checkout per
                 # round trip costs a lock and a non-blocking read, which one-by-one callers pay per call.
-                connection = self._connection = await self._redis.connection_pool.get_connection()
+                connection = self._connection = await checkout_async(self._redis.connection_pool, "EVALSHA")
             await connection.send_packed_command(packed, check_health=True)
             replies = [await _read(connection) for _ in calls]
         except (RedisConnectionError, RedisTimeoutError):
             # redis-py has already disconnected it (its next use reconnects); the ordinary path retries.
-            return await self._retried_exchange(calls)
+            return await self._ordinary_exchange(calls)
         except BaseException:
             # Between a write and its reads (e.g. cancelled): replies may be in flight, so the connection
             # is closed (and reopened by its next use) rather than read out of step.
@@ -169,12 +188,32 @@ class AsyncAutoPipeline:
         if connection is not None and self._loop is asyncio.get_running_loop():
             await self._redis.connection_pool.release(connection)
 
-    async def _retried_exchange(self, calls: list[ScriptCall]) -> list[Any]:
+    async def _ordinary_exchange(self, calls: list[ScriptCall]) -> list[Any]:
+        """The round trip on redis-py's pipeline (its retries, its Cluster routing), with the ReplicaWait's
+        WAIT after the calls on the pipeline's connection. NOSCRIPT is resolved here, so that the WAIT is
+        checked once every call ran: ReplicationIncomplete fails the whole round trip (every call of it
+        ran on the primary but may not be on the replicas)."""
+        replies, confirmed = await self._pipelined(calls)
+        missing = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
+        if missing:
+            for name in {calls[i].script for i in missing}:
+                await self._redis.script_load(script_source(name))
+            rerun, confirmed_rerun = await self._pipelined([calls[i] for i in missing])
+            for i, reply in zip(missing, rerun, strict=True):
+                replies[i] = reply
+            check_replicas(self._wait, confirmed_rerun)
+        check_replicas(self._wait, confirmed)
+        return replies
+
+    async def _pipelined(self, calls: list[ScriptCall]) -> tuple[list[Any], Any]:
         pipe = self._redis.pipeline(transaction=False)
         for call in calls:
-            pipe.evalsha(script_sha(call.script), len(call.keys), *call.keys, *call.args)
+            # As a raw command: redis-py's ClusterPipeline blocks its evalsha() method.
+            pipe.execute_command("EVALSHA", script_sha(call.script), len(call.keys), *call.keys, *call.args)
+        if self._wait is not None:
+            pipe.execute_command("WAIT", self._wait.replicas, self._wait.timeout_ms)
         replies: list[Any] = await pipe.execute(raise_on_error=False)
-        return replies
+        return replies, (replies.pop() if self._wait is not None else None)
 
 
 async def _read(connection: Any) -> Any:

@@ -284,6 +284,22 @@ def parent_checks(settings: Settings, requests: Sequence[EnqueueRequest]) -> lis
     ]
 
 
+def refuse_cross_queue_parents(requests: Sequence[EnqueueRequest]) -> None:
+    """On Redis Cluster: ValidationError('depends_on', index) for a request whose parent is in another
+    queue. The parent's keys are on another hash slot, which one script call cannot touch (Redis Cluster
+    refuses it), so it is refused here with the queues named instead of as a driver error."""
+    for index, request in enumerate(requests):
+        for parent in request.depends_on:
+            parent_queue = parent.rpartition(".")[0]
+            if parent_queue != request.queue:
+                raise ValidationError(
+                    "depends_on",
+                    f"on Redis Cluster a task and its parents must share a queue (one hash slot); parent "
+                    f"{parent!r} is in queue {parent_queue!r}, the task in {request.queue!r}",
+                    index if len(requests) > 1 else None,
+                )
+
+
 def raise_missing_parents(checks: Sequence[tuple[int, str, str]], exists: Sequence[Any]) -> None:
     """ValidationError('depends_on', index) for the first parent whose EXISTS reply was 0."""
     for (index, parent, _), found in zip(checks, exists, strict=True):

@@ -19,6 +19,7 @@ from jobqueue.broker.batch_enqueue import (
     parent_checks,
     parse_plan_replies,
     raise_missing_parents,
+    refuse_cross_queue_parents,
     single_plain_call,
     with_trace_context,
 )
@@ -30,7 +31,14 @@ from jobqueue.broker.enqueue import (
     build_recover,
     make_request,
 )
-from jobqueue.broker.redis_io import connect, run_script, run_scripts, translate_errors
+from jobqueue.broker.redis_io import (
+    ReplicaWait,
+    connect,
+    is_cluster,
+    run_script,
+    run_scripts,
+    translate_errors,
+)
 from jobqueue.broker.script_wire import ScriptWire
 from jobqueue.broker.task_read import TASK_FIELDS, parse_task
 from jobqueue.broker.watch import watch
@@ -135,8 +143,12 @@ class Client(DeadLetterOperations):
         self._registered_queues: set[str] = set()
         # Enqueues go over connections kept out of the pool (see script_wire): they are the producer's hot
         # path, and every other operation is left to redis-py's ordinary path.
-        self._wire = ScriptWire(self.redis, keep_idle=settings.redis_max_connections is None)
-        # One-task enqueues from many threads at once share round trips (see autopipeline).
+        self._wire = ScriptWire(
+            self.redis, ReplicaWait.of(settings), keep_idle=settings.redis_max_connections is None
+        )
+        self._cluster = is_cluster(self.redis)
+        # One-task enqueues from many threads at once share round trips (see autopipeline); with a
+        # ReplicaWait each shared round trip ends with one WAIT (see ScriptWire.run_replies).
         self._threads = ThreadAutoPipeline(self._wire)
 
     def close(self) -> None:
@@ -179,6 +191,8 @@ class Client(DeadLetterOperations):
                 self._register_queues({requests[0].queue})
             self._threads.run_one(call)
             return [TaskHandle(self, task_id)]
+        if self._cluster:
+            refuse_cross_queue_parents(requests)
         prepared = PreparedEnqueue(self.settings, requests, MAX_TASKS_PER_CALL)
         checks = parent_checks(self.settings, requests)
         if checks:
@@ -338,7 +352,7 @@ class Client(DeadLetterOperations):
             pipe = self.redis.pipeline(transaction=False)
             for key in keys.ready_all:
                 pipe.lindex(key, 0)
-            pipe.time()
+            pipe.execute_command("TIME")  # not pipe.time(): a cluster pipeline refuses that method
             *heads, (seconds, micros) = pipe.execute()
             ids = [h for h in heads if h]
             if not ids:

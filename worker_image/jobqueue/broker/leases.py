@@ -360,6 +360,10 @@ def _build_ack(settings: Settings, done: Sequence[tuple[Job, Outcome]], *, worke
             k.leases, k.events, k.stats, k.wake, k.config, k.held(worker_id),
             *(k.task(job.id) for job, _ in done),
             *(k.children(job.id) for job, _ in done),
+            # Declared for the children a success releases (their keys come from data: _workflow.lua):
+            # a child in this queue is queued on one of these, so on Redis Cluster, where a workflow stays
+            # in one queue, every key the script touches is in KEYS.
+            *k.ready_all, k.delayed,
         ),
         tuple(args),
     )  # fmt: skip

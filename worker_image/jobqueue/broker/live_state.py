@@ -14,7 +14,8 @@ from typing import Any
 
 from jobqueue.broker.aio import AsyncClient
 from jobqueue.broker.client import Client, QueueDepth
-from jobqueue.broker.redis_io import read_many, translate_errors
+from jobqueue.broker.raw_reads import read_many
+from jobqueue.broker.redis_io import translate_errors
 from jobqueue.errors import JobQueueError
 from jobqueue.keys import QueueKeys, validate_queue_name
 
@@ -43,7 +44,7 @@ def queue_counters(client: Client, queue: str) -> QueueCounters:
     with translate_errors():
         pipe = client.redis.pipeline(transaction=False)
         pipe.hgetall(client.queue_keys(queue).stats)
-        pipe.time()
+        pipe.execute_command("TIME")  # not pipe.time(): a cluster pipeline refuses that method
         raw, now = pipe.execute()
     return _counters(queue, raw, now)
 
@@ -53,7 +54,7 @@ async def queue_counters_async(client: AsyncClient, queue: str) -> QueueCounters
     with translate_errors():
         pipe = client.redis.pipeline(transaction=False)
         pipe.hgetall(QueueKeys(client.settings.key_prefix, validate_queue_name(queue)).stats)
-        pipe.time()
+        pipe.execute_command("TIME")  # not pipe.time(): a cluster pipeline refuses that method
         raw, now = await pipe.execute()
     return _counters(queue, raw, now)
 

@@ -31,6 +31,7 @@ from jobqueue.flow_control import (
     RETRY_FIELDS,
     PriorityPolicy,
     QueueConfig,
+    RateForms,
     RateLimit,
     RateLimitStats,
     RetryBackoffOptions,
@@ -154,36 +155,21 @@ class QueueAdmin:
             pipe = self.client.redis.pipeline(transaction=True)
             pipe.hgetall(keys.config)
             pipe.hgetall(keys.rate)
-            pipe.time()
+            pipe.execute_command("TIME")  # not pipe.time(): a cluster pipeline refuses that method
             raw, state, (seconds, micros) = pipe.execute()
         config = parse_config(queue, raw)
         return compute_rate_stats(queue, config.rate_limit, state, seconds * 1000 + micros / 1000)
 
     def set_priority_rate_limit(
-        self,
-        queue: str,
-        priority: Priority | str,
-        *,
-        max_tasks_per_second: int | None = None,
-        max_tasks_per_minute: int | None = None,
-        max_tasks_per_hour: int | None = None,
-        limit: int | None = None,
-        period: float | dt.timedelta | None = None,
-        burst: int = 1,
+        self, queue: str, priority: Priority | str, **rate: Unpack[RateForms]
     ) -> RateLimit:
         """Limit the starts of one priority level of ``queue``, beside the queue's own limit (a start
-        counts against both), stated like ``set_rate_limit``. A level at its limit is passed over like an
-        empty one: lower levels keep starting. A queue with any such limit does no enqueue hand-off."""
+        counts against both), stated like ``set_rate_limit`` (e.g. ``max_tasks_per_second=5, burst=2``).
+        A level at its limit is passed over like an empty one: lower levels keep starting. A queue with
+        any such limit does no enqueue hand-off."""
         level = parse_priority(priority)
-        rate = make_rate_limit(
-            max_tasks_per_second=max_tasks_per_second,
-            max_tasks_per_minute=max_tasks_per_minute,
-            max_tasks_per_hour=max_tasks_per_hour,
-            limit=limit,
-            period=period,
-            burst=burst,
-        )
-        cfg = self._configure(queue, set_fields=priority_rate_fields(level, rate), wake=True)
+        rate_limit = make_rate_limit(**rate)
+        cfg = self._configure(queue, set_fields=priority_rate_fields(level, rate_limit), wake=True)
         return cfg.priority_rate_limits[level]
 
     def remove_priority_rate_limit(self, queue: str, priority: Priority | str) -> None:
@@ -296,11 +282,11 @@ class AsyncQueueAdmin:
         return await asyncio.to_thread(lambda: self._admin.set_rate_limit(queue, **options))
 
     async def set_priority_rate_limit(
-        self, queue: str, priority: Priority | str, **options: Any
+        self, queue: str, priority: Priority | str, **rate: Unpack[RateForms]
     ) -> RateLimit:
         """See QueueAdmin.set_priority_rate_limit."""
         admin = self._admin
-        return await asyncio.to_thread(lambda: admin.set_priority_rate_limit(queue, priority, **options))
+        return await asyncio.to_thread(lambda: admin.set_priority_rate_limit(queue, priority, **rate))
 
     async def remove_priority_rate_limit(self, queue: str, priority: Priority | str) -> None:
         """See QueueAdmin.remove_priority_rate_limit."""

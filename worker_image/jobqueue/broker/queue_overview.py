@@ -19,7 +19,8 @@ from redis.exceptions import NoScriptError
 from jobqueue.broker.aio import AsyncClient
 from jobqueue.broker.client import Client, QueueDepth
 from jobqueue.broker.live_state import QueueCounters
-from jobqueue.broker.redis_io import read_many, read_many_async, script_sha, translate_errors
+from jobqueue.broker.raw_reads import read_many, read_many_async
+from jobqueue.broker.redis_io import script_sha, translate_errors
 from jobqueue.broker.scripts import script_source
 from jobqueue.errors import JobQueueError
 from jobqueue.keys import QueueKeys

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from jobqueue.broker.client import Client
-from jobqueue.broker.redis_io import read_many, translate_errors
+from jobqueue.broker.raw_reads import read_many
+from jobqueue.broker.redis_io import translate_errors
 from jobqueue.keys import GlobalKeys
 
 

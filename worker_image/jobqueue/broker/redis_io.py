@@ -5,25 +5,40 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
-import hiredis
 import redis
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import ClusterNode as AsyncClusterNode
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.asyncio.retry import Retry as AsyncRetry
+from redis.asyncio.sentinel import Sentinel as AsyncSentinel
+from redis.asyncio.sentinel import SentinelConnectionPool as AsyncSentinelConnectionPool
 from redis.backoff import ExponentialBackoff
+from redis.cluster import ClusterNode, RedisCluster
+from redis.exceptions import (
+    ClusterDownError,
+    NoScriptError,
+    RedisClusterException,
+    RedisError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
+from redis.sentinel import Sentinel, SentinelConnectionPool
 
 from jobqueue.broker.scripts import SCRIPT_NAMES, ScriptCall, script_source
-from jobqueue.errors import BrokerUnavailable, JobQueueError
+from jobqueue.errors import BrokerUnavailable, ConfigurationError, JobQueueError, ReplicationIncomplete
+from jobqueue.redis_urls import RedisMode, RedisTarget, parse_redis_url
 from jobqueue.settings import Settings
 
 CONNECTION_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
+CLUSTER_DOWN_ERRORS = (ClusterDownError, SlotNotCoveredError, TryAgainError)
 
 
 @functools.cache
@@ -49,7 +64,11 @@ class _ErrorTranslation:
             return
         if isinstance(exc, CONNECTION_ERRORS):
             raise BrokerUnavailable(f"Redis unavailable: {exc}") from exc
-        if isinstance(exc, RedisError):
+        if isinstance(exc, CLUSTER_DOWN_ERRORS):
+            # A Cluster failover or resharding in progress: as transient as a lost connection.
+            raise BrokerUnavailable(f"Redis Cluster unavailable: {exc}") from exc
+        if isinstance(exc, RedisError | RedisClusterException):
+            # RedisClusterException (e.g. a command a cluster pipeline refuses) derives from Exception only.
             raise JobQueueError(f"Redis error: {exc}") from exc
 
 
@@ -65,11 +84,34 @@ def _options(settings: Settings) -> dict[str, Any]:
     """Connection options shared by the sync and asyncio clients."""
     return {
         "decode_responses": True,
+        # RESP2 on every redis-py version: 8 speaks RESP3 by default, whose maps, sets and push messages
+        # change reply shapes the raw readers (read_many, the script wire, the recorder's XREADGROUP)
+        # and parsers rely on (a RESP3 map made the recorder fail on its first read).
+        "protocol": 2,
         "socket_timeout": settings.socket_timeout_seconds,
         "socket_connect_timeout": min(5.0, settings.socket_timeout_seconds),
         "retry_on_error": [RedisConnectionError, RedisTimeoutError],
         "health_check_interval": 30,
     }
+
+
+def _sentinel_options(settings: Settings, target: RedisTarget) -> dict[str, Any]:
+    """Options for the connections to the sentinels themselves (not to the primary they name)."""
+    return {
+        "password": target.sentinel_password,
+        "ssl": target.tls,
+        "protocol": 2,  # as every other connection (see _options)
+        "socket_timeout": min(5.0, settings.socket_timeout_seconds),
+        "socket_connect_timeout": min(5.0, settings.socket_timeout_seconds),
+    }
+
+
+def _primary_options(target: RedisTarget) -> dict[str, Any]:
+    """Options for the connections to the primary a Sentinel names, or to a Cluster's nodes."""
+    options: dict[str, Any] = {"username": target.username, "password": target.password}
+    if target.tls:
+        options["ssl"] = True
+    return options
 
 
 def _bounded_pool_options(settings: Settings) -> dict[str, Any]:
@@ -79,33 +121,195 @@ def _bounded_pool_options(settings: Settings) -> dict[str, Any]:
     return {"max_connections": settings.redis_max_connections, "timeout": settings.socket_timeout_seconds}
 
 
+class _BlockingSentinelPool(SentinelConnectionPool, redis.BlockingConnectionPool):  # type: ignore[misc]
+    """A Sentinel pool with JOBQUEUE_REDIS_MAX_CONNECTIONS' blocking cap: Sentinel's primary discovery
+    and failover checks (SentinelConnectionPool) over BlockingConnectionPool's wait for a free
+    connection. redis-py has no such class; the two only share ConnectionPool, so the MRO composes them."""
+
+    def disconnect(self, inuse_connections: bool = True) -> None:
+        """All connections, or (as Sentinel asks when the primary moved) the idle ones only:
+        BlockingConnectionPool's own disconnect takes no argument and always closes all of them."""
+        if inuse_connections:
+            super().disconnect()
+            return
+        with self.pool.mutex:  # the LifoQueue of idle connections (None: a free slot not yet connected)
+            idle = [connection for connection in self.pool.queue if connection is not None]
+        for connection in idle:
+            connection.disconnect()
+
+
+class _AsyncSentinelPool(AsyncSentinelConnectionPool):  # type: ignore[misc]  # redis-py: untyped
+    """A Sentinel pool that also closes its connections to the sentinels when its client closes (redis-py
+    leaves them open, and an event loop closed under them warns)."""
+
+    async def disconnect(self, inuse_connections: bool = True) -> None:
+        await super().disconnect(inuse_connections)
+        # Only on a full close (the client's aclose): a failover disconnects idle connections alone.
+        if inuse_connections:
+            for sentinel in self.sentinel_manager.sentinels:
+                await sentinel.aclose()
+
+
+class _AsyncBlockingSentinelPool(_AsyncSentinelPool, aioredis.BlockingConnectionPool):  # type: ignore[misc]
+    """The asyncio twin of _BlockingSentinelPool."""
+
+
 def connect(settings: Settings, url: str | None = None, single_connection: bool = False) -> redis.Redis:
-    """A sync Redis client (no I/O until first use). Connection errors are retried briefly. Its pool is
-    capped by ``settings.redis_max_connections`` when set (unbounded otherwise, redis-py's default).
+    """A sync Redis client for ``url`` (default: JOBQUEUE_REDIS_URL) of any form jobqueue.redis_urls
+    accepts; no I/O until first use. Connection errors are retried briefly; through Sentinel each retry
+    asks the sentinels for the current primary, so a failover needs no restart.
+
+    With ``settings.redis_max_connections`` set, a standalone or Sentinel client's pool is capped and a
+    caller past the cap waits for a free connection; a Cluster client caps each node's pool, where
+    redis-py fails a call past the cap at once (a connection error: BrokerUnavailable) instead of waiting.
 
     ``single_connection`` pins every command to one connection (needed to know its CLIENT ID)."""
-    url = url or settings.redis_url.get_secret_value()
-    options = {"retry": Retry(ExponentialBackoff(cap=1.0, base=0.05), 3), **_options(settings)}
-    if settings.redis_max_connections is None:
-        return redis.Redis.from_url(url, single_connection_client=single_connection, **options)
-    pool = redis.BlockingConnectionPool.from_url(url, **_bounded_pool_options(settings), **options)
-    client = redis.Redis(connection_pool=pool, single_connection_client=single_connection)
+    target = parse_redis_url(url or settings.redis_url.get_secret_value())
+    retry = Retry(ExponentialBackoff(cap=1.0, base=0.05), 3)
+    capped = settings.redis_max_connections is not None
+    if target.mode is RedisMode.SENTINEL:
+        sentinel = Sentinel(list(target.nodes), sentinel_kwargs=_sentinel_options(settings, target))
+        pool = (_BlockingSentinelPool if capped else SentinelConnectionPool)(
+            target.service_name,
+            sentinel,
+            is_master=True,
+            db=target.db,
+            retry=retry,
+            **(_bounded_pool_options(settings) if capped else {}),
+            **_primary_options(target),
+            **_options(settings),
+        )
+        client = redis.Redis(connection_pool=pool, single_connection_client=single_connection)
+        client.auto_close_connection_pool = True  # as from_url does: close() releases the pool
+        return client
+    if target.mode is RedisMode.CLUSTER:
+        if single_connection:
+            raise ConfigurationError(
+                "this process needs one pinned Redis connection (the worker's idle wait), which a Redis "
+                "Cluster URL cannot give yet: run workers against a redis:// or redis+sentinel:// URL"
+            )
+        cluster = RedisCluster(
+            startup_nodes=[ClusterNode(host, port) for host, port in target.nodes],
+            retry=retry,
+            **({"max_connections": settings.redis_max_connections} if capped else {}),
+            **_primary_options(target),
+            **_options(settings),
+        )
+        # RedisCluster is not a redis.Redis subclass but offers the same command methods and pipelines
+        # that jobqueue calls (each keyed command routed to its slot's primary); the few places that
+        # reach under the client (ScriptWire, auto-pipelining, read_many, pinned connections) check for it.
+        return cast(redis.Redis, cluster)
+    options = {"retry": retry, **_options(settings)}
+    if not capped:
+        return redis.Redis.from_url(target.url, single_connection_client=single_connection, **options)
+    bounded = redis.BlockingConnectionPool.from_url(target.url, **_bounded_pool_options(settings), **options)
+    client = redis.Redis(connection_pool=bounded, single_connection_client=single_connection)
     client.auto_close_connection_pool = True  # as from_url does: close() disconnects the pool
     return client
 
 
+def connect_cluster_node(settings: Settings, host: str, port: int) -> redis.Redis:
+    """A client pinned to one connection to one node of the Redis Cluster JOBQUEUE_REDIS_URL names (with
+    its credentials and TLS), for a blocking command on keys of one slot (worker/cluster_wait.py)."""
+    target = parse_redis_url(settings.redis_url.get_secret_value())
+    return redis.Redis(
+        host=host,
+        port=port,
+        single_connection_client=True,
+        retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 3),
+        **_primary_options(target),
+        **_options(settings),
+    )
+
+
 def connect_async(settings: Settings, url: str | None = None) -> aioredis.Redis:
-    """An asyncio Redis client (no I/O until first use), its pool capped like ``connect``'s."""
-    url = url or settings.redis_url.get_secret_value()
-    options = {"retry": AsyncRetry(ExponentialBackoff(cap=1.0, base=0.05), 3), **_options(settings)}
-    if settings.redis_max_connections is None:
-        return aioredis.Redis.from_url(url, **options)
-    pool = aioredis.BlockingConnectionPool.from_url(url, **_bounded_pool_options(settings), **options)
-    return aioredis.Redis.from_pool(pool)
+    """An asyncio Redis client (no I/O until first use), for the same URL forms as ``connect`` and capped
+    as it is."""
+    target = parse_redis_url(url or settings.redis_url.get_secret_value())
+    retry = AsyncRetry(ExponentialBackoff(cap=1.0, base=0.05), 3)
+    capped = settings.redis_max_connections is not None
+    if target.mode is RedisMode.SENTINEL:
+        sentinel = AsyncSentinel(list(target.nodes), sentinel_kwargs=_sentinel_options(settings, target))
+        pool = (_AsyncBlockingSentinelPool if capped else _AsyncSentinelPool)(
+            target.service_name,
+            sentinel,
+            is_master=True,
+            db=target.db,
+            retry=retry,
+            **(_bounded_pool_options(settings) if capped else {}),
+            **_primary_options(target),
+            **_options(settings),
+        )
+        return aioredis.Redis.from_pool(pool)  # aclose() releases the pool (and the sentinel clients)
+    if target.mode is RedisMode.CLUSTER:
+        cluster = AsyncRedisCluster(
+            startup_nodes=[AsyncClusterNode(host, port) for host, port in target.nodes],
+            retry=retry,
+            **({"max_connections": settings.redis_max_connections} if capped else {}),
+            **_primary_options(target),
+            **_options(settings),
+        )
+        return cast(aioredis.Redis, cluster)  # same command surface: see connect()
+    options = {"retry": retry, **_options(settings)}
+    if not capped:
+        return aioredis.Redis.from_url(target.url, **options)
+    bounded = aioredis.BlockingConnectionPool.from_url(
+        target.url, **_bounded_pool_options(settings), **options
+    )
+    return aioredis.Redis.from_pool(bounded)
 
 
-def run_script(conn: redis.Redis, call: ScriptCall) -> Any:
-    """EVALSHA one script call, loading the script first if Redis does not know it (e.g. after a restart)."""
+def is_cluster(conn: redis.Redis | aioredis.Redis) -> bool:
+    """Whether ``conn`` is a Redis Cluster client (its commands are routed by slot, it has no one pool)."""
+    return isinstance(conn, RedisCluster | AsyncRedisCluster)
+
+
+def checkout(pool: Any, command: str = "PING") -> Any:
+    """A connection from a redis-py pool on every supported version: before 5.3 ``get_connection``
+    requires a command name (later versions deprecate passing one). Give it back with ``pool.release``."""
+    try:
+        return pool.get_connection()
+    except TypeError:
+        return pool.get_connection(command)
+
+
+async def checkout_async(pool: Any, command: str = "PING") -> Any:
+    """The asyncio twin of ``checkout``."""
+    try:
+        return await pool.get_connection()
+    except TypeError:
+        return await pool.get_connection(command)
+
+
+@dataclass(frozen=True)
+class ReplicaWait:
+    """Opt-in durability (JOBQUEUE_REDIS_WAIT_REPLICAS): after the scripts, WAIT on the same connection
+    until ``replicas`` replicas hold every write so far, for at most ``timeout_ms``."""
+
+    replicas: int
+    timeout_ms: int
+
+    @classmethod
+    def of(cls, settings: Settings) -> ReplicaWait | None:
+        """The wait the settings ask for, or None when they ask for none (the default)."""
+        if settings.redis_wait_replicas <= 0:
+            return None
+        if parse_redis_url(settings.redis_url.get_secret_value()).mode is RedisMode.CLUSTER:
+            # A cluster pipeline sends a keyless WAIT to some node, not on the connection of the writes.
+            raise ConfigurationError("JOBQUEUE_REDIS_WAIT_REPLICAS is not supported on Redis Cluster yet")
+        return cls(settings.redis_wait_replicas, max(1, round(settings.redis_wait_timeout_seconds * 1000)))
+
+    def check(self, confirmed: Any) -> None:
+        """ReplicationIncomplete unless WAIT's reply ``confirmed`` reaches ``replicas``."""
+        if int(confirmed) < self.replicas:
+            raise ReplicationIncomplete(int(confirmed), self.replicas, self.timeout_ms)
+
+
+def run_script(conn: redis.Redis, call: ScriptCall, wait: ReplicaWait | None = None) -> Any:
+    """EVALSHA one script call, loading the script first if Redis does not know it (e.g. after a restart).
+    With ``wait``, the call and a WAIT go in one pipeline (one connection, so WAIT covers the call)."""
+    if wait is not None:
+        return run_scripts(conn, [call], wait)[0]
     sha = script_sha(call.script)
     with translate_errors():
         try:
@@ -115,18 +319,20 @@ def run_script(conn: redis.Redis, call: ScriptCall) -> Any:
             return conn.evalsha(sha, len(call.keys), *call.keys, *call.args)
 
 
-def run_scripts(conn: redis.Redis, calls: Sequence[ScriptCall]) -> list[Any]:
+def run_scripts(conn: redis.Redis, calls: Sequence[ScriptCall], wait: ReplicaWait | None = None) -> list[Any]:
     """Run many script calls in one round trip (a non-transactional pipeline).
 
     Calls that failed with NOSCRIPT did not run, so they alone are re-run after loading the scripts.
+    With ``wait``, a WAIT follows the calls on the pipeline's connection; ReplicationIncomplete when fewer
+    replicas confirmed in time (the calls did run on the primary).
     """
     if not calls:
         return []
-    if len(calls) == 1:
+    if len(calls) == 1 and wait is None:
         # A pipeline of one costs about 10% more per call than a plain EVALSHA (one-by-one enqueue,
         # an ack batch of one) for the same single round trip.
         return [run_script(conn, calls[0])]
-    results = run_scripts_replies(conn, calls)
+    results = run_scripts_replies(conn, calls, wait)
     with translate_errors():
         for r in results:
             if isinstance(r, Exception):
@@ -134,130 +340,55 @@ def run_scripts(conn: redis.Redis, calls: Sequence[ScriptCall]) -> list[Any]:
     return results
 
 
-def run_scripts_replies(conn: redis.Redis, calls: Sequence[ScriptCall]) -> list[Any]:
+def run_scripts_replies(
+    conn: redis.Redis, calls: Sequence[ScriptCall], wait: ReplicaWait | None = None
+) -> list[Any]:
     """Like run_scripts, but a call's error reply is returned in its place (a ``ResponseError``), not
     raised: the replies of calls made for different callers (auto-pipelining) stay apart. Connection
-    errors still raise (BrokerUnavailable) for the whole exchange."""
+    errors still raise (BrokerUnavailable) for the whole exchange, and so does a ``wait`` that fewer
+    replicas than asked confirmed (ReplicationIncomplete: one WAIT covers every call of the exchange)."""
     if not calls:
         return []
     with translate_errors():
-        pipe = conn.pipeline(transaction=False)
-        for call in calls:
-            pipe.evalsha(script_sha(call.script), len(call.keys), *call.keys, *call.args)
-        results: list[Any] = pipe.execute(raise_on_error=False)
+        results, confirmed = _pipelined_scripts(conn, calls, wait)
         missing = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
         if missing:
             for name in {calls[i].script for i in missing}:
                 conn.script_load(script_source(name))
-            for i in missing:
-                try:
-                    results[i] = conn.evalsha(
-                        script_sha(calls[i].script), len(calls[i].keys), *calls[i].keys, *calls[i].args
-                    )
-                except ResponseError as exc:
-                    results[i] = exc
+            # Those calls did not run: re-run in one more round trip, with a WAIT of their own (the first
+            # one did not cover them). A second NOSCRIPT (scripts flushed again) stays an error in place.
+            rerun, confirmed_rerun = _pipelined_scripts(conn, [calls[i] for i in missing], wait)
+            for i, result in zip(missing, rerun, strict=True):
+                results[i] = result
+            check_replicas(wait, confirmed_rerun)
+        # Checked once every call ran: a ReplicationIncomplete means all of them did, on the primary.
+        check_replicas(wait, confirmed)
         return results
 
 
-# hiredis' stub types the command as a 1-tuple; it takes any tuple of str, bytes, int and float.
-pack_command: Callable[[tuple[Any, ...]], bytes] = hiredis.pack_command
+def _pipelined_scripts(
+    conn: redis.Redis, calls: Sequence[ScriptCall], wait: ReplicaWait | None
+) -> tuple[list[Any], Any]:
+    """The replies of one pipeline of the calls, and WAIT's reply (None without ``wait``)."""
+    pipe = conn.pipeline(transaction=False)
+    for call in calls:
+        # As a raw command: redis-py's ClusterPipeline blocks its evalsha() method, while a single-slot
+        # EVALSHA routed by its keys is what Redis Cluster accepts.
+        pipe.execute_command("EVALSHA", script_sha(call.script), len(call.keys), *call.keys, *call.args)
+    if wait is not None:
+        pipe.execute_command("WAIT", wait.replicas, wait.timeout_ms)
+    results: list[Any] = pipe.execute(raise_on_error=False)
+    return results, (results.pop() if wait is not None else None)
 
 
-def read_many(conn: redis.Redis, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
-    """The raw replies of many read-only commands in one round trip: packed by hiredis and read without
-    redis-py's per-command pipeline bookkeeping and response callbacks (about 30 µs a command here, which
-    made 130,000 commands of a 10,000-queue scrape take seconds). Replies are RESP as parsed: a hash is
-    a flat list, TIME a list of two strings; an error reply is returned in its place. Read-only commands
-    only: a connection error is retried by re-sending the whole round trip."""
-    if not commands:
-        return []
-    packed = b"".join(pack_command(command) for command in commands)
-    with translate_errors():
-        return _read_many_with_retry(conn, packed, len(commands))
-
-
-def _read_many_with_retry(conn: redis.Redis, packed: bytes, count: int) -> list[Any]:
-    decode = bool(conn.connection_pool.connection_kwargs.get("decode_responses"))
-    last: Exception | None = None
-    for _ in range(3):  # as redis-py's own retry: a dropped idle connection is reopened and read again
-        pool = conn.connection_pool
-        try:
-            connection = pool.get_connection()
-        except TypeError:  # redis-py before 5.3 requires a command name
-            connection = pool.get_connection("PING")
-        try:
-            connection.send_packed_command([packed])
-            replies = _read_replies(connection, count, decode)
-        except CONNECTION_ERRORS as exc:
-            connection.disconnect()
-            last = exc
-            continue
-        except BaseException:
-            connection.disconnect()  # replies may be in flight: never hand it back out of step
-            raise
-        finally:
-            pool.release(connection)
-        return replies
-    assert last is not None
-    raise last
-
-
-async def read_many_async(conn: aioredis.Redis, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
-    """The asyncio twin of read_many."""
-    if not commands:
-        return []
-    packed = b"".join(pack_command(command) for command in commands)
-    last: Exception | None = None
-    with translate_errors():
-        for _ in range(3):
-            pool = conn.connection_pool
-            connection = await pool.get_connection()
-            try:
-                await connection.send_packed_command(packed)
-                replies = [await _read_reply_async(connection) for _ in commands]
-            except CONNECTION_ERRORS as exc:
-                await connection.disconnect()
-                last = exc
-                continue
-            except BaseException:
-                await connection.disconnect(nowait=True)
-                raise
-            finally:
-                await pool.release(connection)
-            return replies
-        assert last is not None
-        raise last
-
-
-def _read_replies(connection: Any, count: int, decode: bool) -> list[Any]:
-    """``count`` replies parsed by a hiredis reader of our own straight from the connection's socket:
-    redis-py's ``read_response`` costs about 8 µs a reply in Python around the same C parser, most of a
-    10,000-queue scrape's time. Only whole replies are consumed, so the connection stays in step."""
-    reader = hiredis.Reader(replyError=ResponseError, encoding="utf-8" if decode else None)
-    sock = connection._sock
-    replies: list[Any] = []
-    try:
-        while len(replies) < count:
-            reply = reader.gets()
-            if reply is False:  # incomplete: read more (None is a nil reply)
-                data = sock.recv(1 << 16)
-                if not data:
-                    raise RedisConnectionError("Redis closed the connection")
-                reader.feed(data)
-            else:
-                replies.append(reply)
-    except TimeoutError as exc:  # socket.timeout
-        raise RedisTimeoutError(f"Timeout reading from Redis: {exc}") from exc
-    except OSError as exc:
-        raise RedisConnectionError(f"Error while reading from Redis: {exc}") from exc
-    return replies
-
-
-async def _read_reply_async(connection: Any) -> Any:
-    try:
-        return await connection.read_response()
-    except ResponseError as exc:
-        return exc
+def check_replicas(wait: ReplicaWait | None, confirmed: Any) -> None:
+    """Raise WAIT's error reply, or ReplicationIncomplete when it confirmed too few replicas; nothing
+    without a ``wait``."""
+    if wait is None:
+        return
+    if isinstance(confirmed, Exception):
+        raise confirmed
+    wait.check(confirmed)
 
 
 def translated(error: BaseException) -> BaseException:

@@ -39,7 +39,15 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from jobqueue.broker.redis_io import run_script, run_scripts_replies, script_sha, translate_errors
+from jobqueue.broker.redis_io import (
+    ReplicaWait,
+    checkout,
+    is_cluster,
+    run_script,
+    run_scripts_replies,
+    script_sha,
+    translate_errors,
+)
 from jobqueue.broker.scripts import ScriptCall
 
 
@@ -47,9 +55,14 @@ class ScriptWire:
     """Runs idempotent script calls over connections kept out of the pool. Thread-safe: each exchange
     takes a connection of its own (``list.pop`` / ``append`` are atomic), making one when none is idle."""
 
-    def __init__(self, conn: redis.Redis, keep_idle: bool = True) -> None:
+    def __init__(self, conn: redis.Redis, wait: ReplicaWait | None = None, keep_idle: bool = True) -> None:
         self._redis = conn
-        self._pool = conn.connection_pool
+        # A Redis Cluster client has a pool per node, and a WAIT must follow the calls on their
+        # connection: both take redis-py's ordinary path (whose cost is small next to WAIT's round trip
+        # to the replicas).
+        self._ordinary = wait is not None or is_cluster(conn)
+        self._wait = wait
+        self._pool: Any = None if self._ordinary else conn.connection_pool
         self._idle: list[Any] = []
         self._pid = os.getpid()
         # Under a connection cap (JOBQUEUE_REDIS_MAX_CONNECTIONS), connections kept idle here would count
@@ -68,11 +81,7 @@ class ScriptWire:
             return self._idle.pop()
         except IndexError:
             pass
-        try:
-            return self._pool.get_connection()
-        except TypeError:
-            # redis-py before 5.3 requires a command name (later versions deprecate passing one).
-            return self._pool.get_connection("EVALSHA")
+        return checkout(self._pool, "EVALSHA")
 
     def _put_back(self, connection: Any) -> None:
         if self._keep_idle:
@@ -102,7 +111,10 @@ class ScriptWire:
         """Like ``run``, but an error reply is returned in its call's place (a ``ResponseError``), not
         raised, so calls made for different callers (see autopipeline) keep their errors apart. NOSCRIPT
         is resolved here; a connection or timeout error that outlasts the retries raises
-        BrokerUnavailable for the whole exchange."""
+        BrokerUnavailable for the whole exchange. With a ReplicaWait, one WAIT follows the whole exchange
+        (ReplicationIncomplete for all of it when too few replicas confirmed)."""
+        if self._ordinary:
+            return run_scripts_replies(self._redis, list(calls), self._wait)
         pending = iter(calls)
         sent: list[ScriptCall] = []
         with translate_errors():
@@ -136,6 +148,8 @@ class ScriptWire:
         """``run([call])[0]`` without the generator and reply-list bookkeeping (the one-by-one producer's
         path); the same fallbacks: NOSCRIPT loads and re-runs, a connection or timeout error goes to the
         ordinary path with its retries, any other exception closes the connection."""
+        if self._ordinary:
+            return run_script(self._redis, call, self._wait)
         with translate_errors():
             try:
                 connection = self._checkout()

@@ -17,11 +17,11 @@ from jobqueue import tracing
 from jobqueue.broker.batch_enqueue import with_trace_context
 from jobqueue.broker.client import Client, TaskHandle
 from jobqueue.broker.enqueue import EnqueueRequest, build_enqueue, make_request, parse_enqueue_reply
-from jobqueue.broker.redis_io import translate_errors
+from jobqueue.broker.redis_io import is_cluster, translate_errors
 from jobqueue.broker.scripts import ScriptCall, script_source
 from jobqueue.canvas import Canvas, GraphNode, compile_canvas
 from jobqueue.errors import JobQueueError, ValidationError
-from jobqueue.keys import keys_for_task, new_task_id
+from jobqueue.keys import keys_for_task, new_task_id, queue_of
 
 # WATCH on external parents aborts EXEC whenever one of them changes state; a few retries absorb that.
 _WATCH_ATTEMPTS = 10
@@ -57,7 +57,8 @@ def submit(client: Client, canvas: Canvas, attempts: int = _WATCH_ATTEMPTS) -> W
     """Create every task of ``canvas`` atomically and return their handles.
 
     ValidationError for cycles, unknown parents (in the graph, or existing task ids that do not exist).
-    Works across queues on a single Redis; on Redis Cluster a workflow must live in one queue.
+    Works across queues on a single Redis; on Redis Cluster a workflow must live in one queue
+    (ValidationError('queue') naming the queues otherwise: see refuse_cross_queue_workflow).
     """
     nodes = compile_canvas(canvas, new_task_id)
     requests = [node_request(n) for n in nodes]
@@ -74,6 +75,8 @@ def _submit(
     internal = {n.id for n in nodes}
     parents = sorted({p for n in nodes for p in n.parents} - internal)
     external = {p: keys_for_task(client.settings.key_prefix, p).task(p) for p in parents}
+    if is_cluster(client.redis):
+        refuse_cross_queue_workflow({r.queue for r in requests} | {queue_of(p) for p in parents})
     with translate_errors():
         client.redis.sadd(client.global_keys.queues, *{r.queue for r in requests})
     replies = _run_transaction(client, calls, external, attempts)
@@ -86,6 +89,19 @@ def _submit(
         labels={n.label: h for n, h in zip(nodes, handles, strict=True)},
         sinks=[h for h in handles if h.id not in has_child],
     )
+
+
+def refuse_cross_queue_workflow(queues: set[str]) -> None:
+    """ValidationError('queue') naming the queues when a workflow spans more than one. On Redis Cluster
+    each queue lives on its own hash slot, and a workflow is created in one MULTI/EXEC whose scripts
+    link parents and children: keys of several slots in one transaction or script are refused by Redis
+    Cluster, and splitting it would lose the atomic, all-or-nothing submit."""
+    if len(queues) > 1:
+        raise ValidationError(
+            "queue",
+            "on Redis Cluster a workflow must live in one queue (each queue is one hash slot, and a "
+            f"workflow is created atomically); this one spans queues {', '.join(sorted(queues))}",
+        )
 
 
 def _run_transaction(
@@ -109,7 +125,11 @@ def _run_transaction(
                     for call in calls:
                         # EVAL, not EVALSHA: a NOSCRIPT inside MULTI fails one command and lets the others
                         # through, which is exactly the half-written graph this transaction prevents.
-                        pipe.eval(script_source(call.script), len(call.keys), *call.keys, *call.args)
+                        # As a raw command: redis-py's ClusterPipeline refuses its own eval() (which it
+                        # cannot route in general), while a single-slot EVAL in a transaction is fine.
+                        pipe.execute_command(
+                            "EVAL", script_source(call.script), len(call.keys), *call.keys, *call.args
+                        )
                     result: list[Any] = pipe.execute()
                     return result
                 except WatchError:

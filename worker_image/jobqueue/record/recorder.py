@@ -28,9 +28,11 @@ import redis
 from psycopg_pool import ConnectionPool
 from redis.exceptions import ResponseError
 
-from jobqueue.broker.redis_io import translate_errors
+from jobqueue.broker.raw_reads import read_many
+from jobqueue.broker.redis_io import connect, is_cluster, translate_errors
 from jobqueue.errors import JobQueueError, RecordUnavailable
 from jobqueue.keys import GlobalKeys, QueueKeys
+from jobqueue.record.cluster_reads import read_each_stream
 from jobqueue.record.db import translate_errors as pg_errors
 from jobqueue.record.events import (
     Entry,
@@ -83,9 +85,12 @@ class Recorder:
         self.settings = settings
         self.options = record_settings
         self.redis = redis_conn
-        # The same connections, but XREADGROUP replies left unparsed for entries_from_reply (the other
-        # commands keep redis-py's parsing on self.redis).
-        self._unparsed_redis = redis.Redis(connection_pool=redis_conn.connection_pool)
+        # XREADGROUP replies left unparsed for entries_from_reply (self.redis keeps redis-py's parsing);
+        # on Cluster a client of its own, read stream by stream (record/cluster_reads.py).
+        self._per_stream = is_cluster(redis_conn)
+        self._unparsed_redis = (
+            connect(settings) if self._per_stream else redis.Redis(connection_pool=redis_conn.connection_pool)
+        )
         self._unparsed_redis.set_response_callback("XREADGROUP", _unparsed)
         self.pool = pool
         self.consumer = consumer or default_consumer_name(settings)
@@ -272,10 +277,14 @@ class Recorder:
 
     def _xreadgroup(self, after: str, count: int, block_ms: int | None = None) -> Any:
         """One XREADGROUP over every stream from ``after`` ('>' new entries, '0' this consumer's pending),
-        its reply left unparsed for entries_from_reply (standalone Redis; a cluster would need one call
-        per shard)."""
+        its reply left unparsed for entries_from_reply (on Redis Cluster one call per stream)."""
         wait: list[object] = ["BLOCK", block_ms] if block_ms is not None else []
         with translate_errors():
+            if self._per_stream:
+                return read_each_stream(
+                    self._unparsed_redis, list(self._streams), after, group=self.options.group,
+                    consumer=self.consumer, count=count, block_ms=block_ms, stop=self._stop,
+                )  # fmt: skip
             return self._unparsed_redis.execute_command(
                 "XREADGROUP", "GROUP", self.options.group, self.consumer, "COUNT", count, *wait,
                 "STREAMS", *self._streams, *[after] * len(self._streams),
@@ -290,11 +299,16 @@ class Recorder:
         # (_read_own_pending) rather than leaving them to the claim of recorders presumed dead, which
         # waits claim_idle_seconds while the lag gauge counts them as unrecorded.
         try:
+            # Packed by hiredis (read_many): redis-py's pipeline encodes each of hundreds of ids in Python,
+            # ~5% of the recorder's CPU. XACK is idempotent: read_many's resend on a dropped link is safe.
+            group = self.options.group
+            replies = read_many(
+                self.redis, [("XACK", stream, group, *ids) for stream, ids in by_stream.items()]
+            )
             with translate_errors():
-                pipe = self.redis.pipeline(transaction=False)
-                for stream, ids in by_stream.items():
-                    pipe.xack(stream, self.options.group, *ids)
-                pipe.execute()
+                for reply in replies:
+                    if isinstance(reply, Exception):
+                        raise reply  # an error reply (e.g. NOGROUP), translated as the pipeline's was
         except JobQueueError as exc:
             self._own_pending_done = False
             log.warning("XACK failed (entries will be re-read and skipped): %s", exc)

@@ -20,7 +20,7 @@ import redis
 from jobqueue.app import App
 from jobqueue.broker.completion import CompletionCode
 from jobqueue.broker.leases import Job, Outcome, OutcomeKind, log_stale_completion, plan_completions
-from jobqueue.broker.redis_io import run_scripts
+from jobqueue.broker.redis_io import ReplicaWait, run_scripts
 from jobqueue.broker.task_metrics import TaskMetrics, outcome_counter
 from jobqueue.errors import BrokerUnavailable
 from jobqueue.hooks import DeadLetterNotice, HookKind
@@ -68,6 +68,8 @@ class Acking:
     _ack_wanted: threading.Condition
     _book: LeaseBook
     _rng: random.Random
+    # JOBQUEUE_REDIS_WAIT_REPLICAS: an ack batch is reported done only once replicas hold it.
+    _replica_wait: ReplicaWait | None
     _acked_total: int
     _burst: Burst | None
     task_log: TaskLog
@@ -160,4 +162,4 @@ class Acking:
 
     def _run_plan(self, batch: Batch) -> list[CompletionCode]:
         plan = plan_completions(self.settings, batch, self._retry_policy, self._rng, worker_id=self.worker_id)
-        return plan.results(run_scripts(self.redis, plan.calls))
+        return plan.results(run_scripts(self.redis, plan.calls, self._replica_wait))

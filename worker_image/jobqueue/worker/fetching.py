@@ -21,6 +21,7 @@ from jobqueue.errors import BrokerUnavailable
 from jobqueue.keys import QueueKeys
 from jobqueue.settings import Settings
 from jobqueue.worker.burst import Burst
+from jobqueue.worker.cluster_wait import ClusterWait
 from jobqueue.worker.leases import LeaseBook
 from jobqueue.worker.pool import Pool, SlotWaitPool
 from jobqueue.worker.task_log import TaskLog
@@ -61,7 +62,7 @@ class Fetching:
     redis: redis.Redis
     task_metrics: TaskMetrics
     task_log: TaskLog
-    _blocking: redis.Redis
+    _blocking: redis.Redis | ClusterWait
     _keys: dict[str, QueueKeys]
     _stop: threading.Event
     _held: threading.Event
@@ -318,6 +319,8 @@ class Fetching:
         BLPOP timeout can overshoot by up to 100 ms. When a delayed task is due before the idle re-check,
         a local timer ends the wait precisely with CLIENT UNBLOCK, and BLPOP's own timeout is a fallback.
         """
+        if isinstance(self._blocking, ClusterWait):
+            return self._blocking.blpop(keys, wait_seconds)
         if wait_seconds >= IDLE_RECHECK_SECONDS:
             return self._blocking.blpop(keys, timeout=wait_seconds)  # type: ignore[no-any-return]
         client_id = self._blocking.client_id()

@@ -23,6 +23,7 @@ from jobqueue.broker.leases import Job, build_heartbeat, parse_heartbeat
 from jobqueue.broker.redis_io import run_scripts, translate_errors
 from jobqueue.broker.scripts import ScriptCall
 from jobqueue.broker.task_metrics import MetricsFlush, TaskMetrics
+from jobqueue.broker.worker_registry import publish_worker_record
 from jobqueue.errors import BrokerUnavailable, JobQueueError
 from jobqueue.keys import GlobalKeys, QueueKeys
 from jobqueue.serialization import dumps
@@ -115,14 +116,8 @@ class Heartbeating:
             "started_at": self._started,
             "heartbeat_at": now_ms / 1000,
         }
-        with translate_errors():
-            pipe = self.redis.pipeline(transaction=False)
-            key = self.global_keys.worker(self.worker_id)
-            pipe.hset(key, mapping=info)
-            pipe.expire(key, max(60, int(self.settings.lease_seconds * 3)))
-            pipe.zadd(self.global_keys.workers, {self.worker_id: now_ms})
-            pipe.hget(self.global_keys.worker_control(self.worker_id), "drain")
-            *_, drain = pipe.execute()
+        ttl = max(60, int(self.settings.lease_seconds * 3))
+        drain = publish_worker_record(self.redis, self.global_keys, self.worker_id, info, ttl)
         self._apply_drain(drain)
 
     def _apply_drain(self, drain: str | None) -> None:

@@ -33,7 +33,14 @@ from jobqueue.broker.leases import (
     build_release,
     log_stale_completion,
 )
-from jobqueue.broker.redis_io import connect, load_all_scripts, run_scripts, translate_errors
+from jobqueue.broker.redis_io import (
+    ReplicaWait,
+    connect,
+    is_cluster,
+    load_all_scripts,
+    run_scripts,
+    translate_errors,
+)
 from jobqueue.broker.scripts import ScriptCall
 from jobqueue.broker.task_metrics import MetricsFlush, TaskMetrics, build_flush
 from jobqueue.errors import BrokerUnavailable, JobQueueError
@@ -42,6 +49,7 @@ from jobqueue.keys import GlobalKeys, QueueKeys, validate_queue_name
 from jobqueue.supervision import EXIT_LOOP_DIED, RestartPolicy, run_supervised, supervised_thread
 from jobqueue.worker.acking import ACK_BATCH, Acking
 from jobqueue.worker.burst import Burst
+from jobqueue.worker.cluster_wait import ClusterWait
 from jobqueue.worker.fetching import MAX_BACKOFF_SECONDS, Fetching
 from jobqueue.worker.health import LivenessFile
 from jobqueue.worker.heartbeat import CANCEL_POLL_SECONDS, Heartbeating
@@ -96,8 +104,14 @@ class Worker(Heartbeating, Fetching, Acking):
         # Burst mode (worker/burst.py): the fetch loop ends once the queues are idle.
         self._burst = burst
         self.redis = connect(self.settings)
-        # The idle wait blocks on its own connection, whose client id a timer can unblock.
-        self._blocking = connect(self.settings, single_connection=True)
+        self._replica_wait = ReplicaWait.of(self.settings)
+        # The idle wait blocks on its own connection, whose client id a timer can unblock; on Redis Cluster
+        # on one connection per queue slot (worker/cluster_wait.py).
+        self._blocking = (
+            ClusterWait(self.settings, self.redis)
+            if is_cluster(self.redis)
+            else connect(self.settings, single_connection=True)
+        )
         self.global_keys = GlobalKeys(self.settings.key_prefix)
         self._keys = {q: QueueKeys(self.settings.key_prefix, q) for q in self.queues}
         self._stop = threading.Event()

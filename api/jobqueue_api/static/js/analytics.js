@@ -142,7 +142,8 @@ export function mount(root) {
       showMessage(status, "error", error.describe());
       return;
     }
-    const queues = await api.queues();
+    // The queue listing is paged: the first 1,000 queues, as the dead letters page lists.
+    const queues = (await api.queues(null, 1000)).items;
     const deadStats = await Promise.all(queues.filter((q) => q.dead_letters > 0).map((q) => api.deadLetterStats(q.name)));
     if (granularity !== view.granularity) return; // the user switched while this was in flight
     fetchedAt = Date.now();

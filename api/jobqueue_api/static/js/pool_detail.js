@@ -76,12 +76,17 @@ export function mount(root, params, ctx) {
   // The forms show the pool's values until the user types; a poll must not overwrite what they typed.
   let edited = false;
   let loaded = null;
-  for (const input of [replicas.input, enabled, min.input, max.input, target.input]) {
+  // The controls stay disabled until the pool's values are in them: a click before the first load
+  // would otherwise be overwritten by it (unchecking a box that the load then checks again).
+  const controls = [replicas.input, enabled, min.input, max.input, target.input];
+  for (const input of controls) {
+    input.disabled = true;
     input.addEventListener("input", () => {
       edited = true;
     });
   }
   function fill(pool) {
+    for (const input of controls) input.disabled = false;
     replicas.input.value = pool.replicas;
     enabled.checked = Boolean(pool.autoscaling?.enabled);
     min.input.value = pool.autoscaling?.min_replicas ?? "";

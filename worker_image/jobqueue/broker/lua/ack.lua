@@ -5,6 +5,9 @@ KEYS[1] lease zset   KEYS[2] event stream   KEYS[3] stats hash   KEYS[4] wake li
 KEYS[6] the acking worker's held set (keys.QueueKeys.held)
 KEYS[6 + i] task hash of task i (i = 1 .. N, in the order of the tasks in ARGV)
 KEYS[6 + N + i] child list of task i (keys.QueueKeys.children; read only when the task has children)
+KEYS[6 + 2N + 1 .. 6 + 2N + 4] this queue's ready lists (high, medium, low) and delayed set: not read by
+        position; declared because a released child of this queue is queued on one of them (its keys
+        are stored as data on the child, _workflow.lua), so a single-queue workflow touches only KEYS
 ARGV[1] event stream max length
 ARGV[2] largest result (bytes) an event carries; a larger one is kept in the task hash only and its
         event says 'result_omitted' = its size (the stream outlives the result's TTL, and a copy of every
