@@ -12,6 +12,8 @@ import os
 import time
 
 RUNS_FILE_ENV = "BENCH_RUNS_FILE"
+# CPU milliseconds every benchmark task burns after recording its start (bench.cpu_bound); unset = none.
+BURN_MS_ENV = "BENCH_BURN_MS"
 
 _fd: dict[str, int] = {}
 
@@ -25,3 +27,14 @@ def record_run(seq: int) -> None:
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         _fd[path] = fd
     os.write(fd, f"{seq} {time.time():.6f}\n".encode())
+    burn_ms = os.environ.get(BURN_MS_ENV)
+    if burn_ms:
+        burn(float(burn_ms) / 1000)
+
+
+def burn(cpu_seconds: float) -> None:
+    """Spin until this thread has used ``cpu_seconds`` of CPU: the same work in every system, however
+    busy the machine (wall time would shrink the work when the task is descheduled)."""
+    end = time.thread_time() + cpu_seconds
+    while time.thread_time() < end:
+        pass

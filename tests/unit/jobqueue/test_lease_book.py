@@ -68,3 +68,25 @@ def test_prefetch_is_sized_to_a_few_hundredths_of_a_second_of_work_per_slot() ->
     assert effective(0.05) == 4  # 50 ms tasks: one per slot
     assert effective(0.00005, prefetch=3) == 3  # --prefetch caps it
     assert effective(0.2) == 0  # long tasks: none
+
+
+def test_a_job_taken_ahead_runs_only_once_started_and_only_while_tasks_are_short() -> None:
+    book = LeaseBook(concurrency=1, prefetch=4)
+    book.lease([job(1), job(2), job(3)], now=0.0)
+    assert book.take_ahead() is None  # task length unknown: nothing waits behind a running task
+    book.average_run_seconds = 0.001
+    assert book.take_ahead() == job(2)
+    assert list(book.prefetched) == [job(3)] and (job(2).id, 1) not in book.running
+    assert (job(2).id, 1) in book.leased  # still renewed by the heartbeat
+    book.start_ahead(job(2), now=0.5)
+    # The slot is taken by the job that started: the outcome of its predecessor frees none.
+    assert book.finish(done(job(1)), now=0.5) is None
+    assert book.running == {(job(2).id, 1): 0.5}
+
+
+def test_jobs_taken_ahead_are_forgotten_with_the_leases() -> None:
+    book = LeaseBook(concurrency=1, prefetch=4, average_run_seconds=0.001)
+    book.lease([job(1), job(2)], now=0.0)
+    assert book.take_ahead() == job(2)
+    book.forget_leases()
+    assert not book.ahead and not book.leased

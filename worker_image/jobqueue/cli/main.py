@@ -60,7 +60,11 @@ def _worker(args: argparse.Namespace) -> int:
             logging.getLogger().level,
             resolve_format(args.log_format),
             _child_limits(args, app.settings),
+            # The fork server's children re-run the `jobqueue` console script, which imports this module.
+            forkserver_preload=[__name__],
         )
+        # The first children are forked from here, now: single-threaded, nothing connected yet.
+        pool.prefork()
     elif args.pool == "thread":
         pool = ThreadPool(app, args.concurrency)
     else:

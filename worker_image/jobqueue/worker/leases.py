@@ -47,6 +47,8 @@ class LeaseBook:
     prefetched: deque[Job] = field(default_factory=deque)
     unacked: deque[tuple[Job, Outcome]] = field(default_factory=deque)
     running: dict[tuple[str, int], float] = field(default_factory=dict)  # job -> monotonic start
+    # Taken out of the buffer to wait in a busy executor (AheadPool); running once ``start_ahead`` says so.
+    ahead: dict[tuple[str, int], Job] = field(default_factory=dict)
     average_run_seconds: float | None = None
 
     @property
@@ -103,6 +105,21 @@ class LeaseBook:
             return next_job
         return None
 
+    def take_ahead(self) -> Job | None:
+        """A prefetched job to wait in a busy executor, while tasks are short (prefetch in force: the
+        same bound on how long a task may wait behind another); None otherwise."""
+        if not self.prefetched or self.effective_prefetch == 0:
+            return None
+        job = self.prefetched.popleft()
+        self.ahead[(job.id, job.token)] = job
+        return job
+
+    def start_ahead(self, job: Job, now: float | None = None) -> None:
+        """A job taken ahead has started (its predecessor in the executor ended)."""
+        key = (job.id, job.token)
+        if self.ahead.pop(key, None) is not None:
+            self.running[key] = time.monotonic() if now is None else now
+
     def cancel_prefetched(self, task_id: str) -> bool:
         """Cancel a task that waits in the buffer (it never starts); False if it is not there."""
         job = next((j for j in self.prefetched if j.id == task_id), None)
@@ -136,3 +153,4 @@ class LeaseBook:
         """After the pool stopped: nothing runs any more (unfinished jobs were handed back)."""
         self.leased.clear()
         self.running.clear()
+        self.ahead.clear()

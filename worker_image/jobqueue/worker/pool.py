@@ -13,6 +13,11 @@ from jobqueue.supervision import GiveUp
 OutcomeCallback = Callable[[Outcome], Job | None]
 # A blocking wait run in an idle slot (see SlotWaitPool): it returns the job to run in that slot, if any.
 SlotWaiter = Callable[[], Job | None]
+# Queueing ahead (AheadPool): ``take`` returns a prefetched job to wait in a busy executor, to start the
+# moment its current job ends (None when there is none, or tasks are not short enough to wait behind one
+# another); ``started`` tells the worker that such a job has started (its predecessor ended).
+TakeAhead = Callable[[], Job | None]
+StartedAhead = Callable[[Job], None]
 
 
 class Pool(Protocol):
@@ -42,3 +47,12 @@ class SlotWaitPool(Protocol):
     def submit_waiter(self, waiter: SlotWaiter) -> None:
         """Run ``waiter`` in the next idle slot, then the job it returns (if any) in that same slot. The
         caller guarantees a free slot, as for submit()."""
+
+
+@runtime_checkable
+class AheadPool(Protocol):
+    """A pool whose busy executor can hold the next job ahead of time (the process pool: the child starts
+    it without waiting for the worker process to read the outcome and send more work)."""
+
+    def queue_ahead(self, take: TakeAhead, started: StartedAhead) -> None:
+        """Take jobs ahead through ``take`` from now on, reporting each one's start through ``started``."""

@@ -1,38 +1,41 @@
 """The process pool (default): one child process per slot, crash isolation, real hard timeouts.
 
-Children are started with the 'spawn' method (never fork a process that holds threads and sockets) and
-talk to the parent over pipes in JSON. A child that times out, is force-cancelled or dies is replaced; so is
-a child past its task or memory limit (worker/child_recycling.py), between two tasks, never during one.
+The child side (how children start, what they run, the wire) is worker/process_child.py. A child that
+times out, is force-cancelled or dies is replaced; so is a child past its task or memory limit
+(worker/child_recycling.py), between two tasks, never during one.
+
+One job waits ahead in each busy child while tasks are short, so the child starts it the moment the
+current one ends instead of idling until the worker process reads the outcome (docs/guarantees.md, "A
+job waiting ahead in a child": cancelled there it never starts; a replaced child's goes to its successor).
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import json
 import logging
 import multiprocessing
-import multiprocessing.connection as mpc
 import os
 import selectors
-import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from multiprocessing.context import ForkContext, ForkServerContext
 from multiprocessing.process import BaseProcess
-from multiprocessing.synchronize import Event
-from types import FrameType
-from typing import Any
 
 from jobqueue.broker.leases import Job, Outcome, OutcomeKind
-from jobqueue.errors import SoftTimeout, TaskTimeout, WorkerCrashed
-from jobqueue.hooks import HookKind
-from jobqueue.log_config import configure_logging
+from jobqueue.errors import WorkerCrashed
 from jobqueue.supervision import GiveUp, RestartPolicy, supervised_thread
 from jobqueue.worker.child_recycling import ChildLimits, resident_bytes, retirement_reason
-from jobqueue.worker.execution import describe
-from jobqueue.worker.pool import OutcomeCallback
+from jobqueue.worker.pool import OutcomeCallback, StartedAhead, TakeAhead
+from jobqueue.worker.process_child import (
+    START_METHOD,
+    cancel_job,
+    child_main,
+    job_message,
+    start_forkserver,
+)
+from jobqueue.worker.process_slots import Slot, kill, read_outcome
 
 log = logging.getLogger(__name__)
 
@@ -46,80 +49,6 @@ MONITOR_RESTARTS = RestartPolicy(initial_delay=0.1, max_delay=2.0, max_failures=
 RETIRE_GRACE_SECONDS = 10.0
 
 
-def _raise_soft_timeout(signum: int, frame: FrameType | None) -> None:
-    # Logged as well as raised: a task may catch SoftTimeout and carry on, and the operator of the worker
-    # should still see that it ran past its soft limit. A Python-level handler runs between bytecodes of
-    # the main thread, and logging's handler locks are re-entrant, so this cannot deadlock.
-    log.warning("task reached its soft time limit: raising SoftTimeout in it")
-    raise SoftTimeout("soft time limit reached")
-
-
-def child_main(
-    app_spec: str, conn: mpc.Connection, cancel_flag: Event, log_level: int, log_format: str = "text"
-) -> None:
-    """Entry point of a child: import the app, then run jobs received on ``conn`` until it closes."""
-    # The parent owns shutdown; a Ctrl-C or SIGTERM sent to the whole process group must not kill a
-    # task halfway before the parent decides to hand it back.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    signal.signal(signal.SIGALRM, _raise_soft_timeout)
-    _die_with_parent()
-    configure_logging(log_level, log_format)
-    from jobqueue.app import load_app  # noqa: PLC0415 - the child imports the app after the fork point
-    from jobqueue.worker.execution import run_job  # noqa: PLC0415
-    from jobqueue.worker.progress import ProgressSink  # noqa: PLC0415
-
-    app = load_app(app_spec)
-    registry = app.registry
-    hooks = app.hooks if app.hooks.has_task_hooks() else None
-    # The child's own client (made at its first progress write): connections are never shared across a fork.
-    progress = ProgressSink(lambda: app.client.redis, app.settings)
-    # Each child is a process that serves tasks: its own start hook (a database pool, an error reporter
-    # of its own), run before it says ready, so no task runs before it.
-    app.hooks.run(HookKind.WORKER_START)
-    conn.send_bytes(b'{"ready": true}')
-    while True:
-        try:
-            data = conn.recv_bytes()
-        except (EOFError, OSError):
-            # The parent closed the pipe: a drain (a child killed mid-task runs no stop hook).
-            app.hooks.run(HookKind.WORKER_STOP)
-            return
-        job = Job.from_fields(json.loads(data))  # the parent's own to_json: every field, typed
-        cancel_flag.clear()
-        if job.soft_timeout:
-            signal.setitimer(signal.ITIMER_REAL, job.soft_timeout)
-        try:
-            outcome = run_job(registry, job, cancel_flag.is_set, hooks, progress)
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-        conn.send_bytes(json.dumps(outcome.to_json()).encode())
-
-
-def _die_with_parent() -> None:
-    """Linux: have the kernel SIGKILL this child when the worker process dies, even by SIGKILL, so an
-    orphan never finishes a task whose lease is about to be recovered and run elsewhere."""
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
-        if os.getppid() == 1:  # the parent died before prctl took effect
-            os._exit(1)
-
-
-@dataclass
-class _Slot:
-    process: BaseProcess
-    conn: mpc.Connection
-    cancel_flag: Event
-    ready: bool = False
-    job: Job | None = None
-    hard_deadline: float | None = None
-    kill_as: OutcomeKind | None = None
-    tasks_done: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
 class ProcessPool:
     """``concurrency`` child processes, each running one job at a time."""
 
@@ -130,16 +59,22 @@ class ProcessPool:
         log_level: int = logging.WARNING,
         log_format: str = "text",
         limits: ChildLimits | None = None,
+        *,
+        forkserver_preload: Sequence[str] = (),
     ) -> None:
         self.app_spec = app_spec
         self.concurrency = concurrency
         self.limits = limits or ChildLimits()
+        # Modules the fork server imports besides jobqueue's (see process_child.start_forkserver).
+        self.forkserver_preload = tuple(forkserver_preload)
         # Retired children finishing their stop hook, with the monotonic time they get killed at.
         self._retiring: list[tuple[BaseProcess, float]] = []
         self.log_level = log_level
         self.log_format = log_format
-        self._ctx = multiprocessing.get_context("spawn")
-        self._slots: list[_Slot] = []
+        self._ctx = multiprocessing.get_context(START_METHOD)
+        self._take_ahead: TakeAhead | None = None
+        self._started_ahead: StartedAhead | None = None
+        self._slots: list[Slot] = []
         self._lock = threading.Lock()
         self._wakeup_r, self._wakeup_w = self._ctx.Pipe(duplex=False)
         self._on_outcome: OutcomeCallback | None = None
@@ -152,34 +87,92 @@ class ProcessPool:
         # names are read.
         self._selector = selectors.DefaultSelector()
 
-    def _watch(self, slot: _Slot) -> None:
+    def _watch(self, slot: Slot) -> None:
         self._selector.register(slot.conn, selectors.EVENT_READ, slot)
         self._selector.register(slot.process.sentinel, selectors.EVENT_READ, slot)
 
-    def _unwatch(self, slot: _Slot) -> None:
+    def _unwatch(self, slot: Slot) -> None:
         for fileobj in (slot.conn, slot.process.sentinel):
             with contextlib.suppress(KeyError, ValueError, OSError):
                 self._selector.unregister(fileobj)
 
-    def _spawn(self) -> _Slot:
-        parent_conn, child_conn = self._ctx.Pipe()
-        flag = self._ctx.Event()
-        process = self._ctx.Process(
+    def queue_ahead(self, take: TakeAhead, started: StartedAhead) -> None:
+        """Let one job wait ahead in each busy child (see the module docstring); call before start().
+        Not with child limits: a child due for replacement after its current task must hold no other."""
+        if self.limits.max_tasks is None and not self.limits.watches_memory:
+            self._take_ahead, self._started_ahead = take, started
+
+    def prefork(self) -> bool:
+        """Fork the first children from this process now, if it is single-threaded: they start with
+        jobqueue and the app already imported (about 10 ms each, against the fork server's import of
+        jobqueue, which the first task would otherwise wait for). Call it right after loading the app,
+        before anything connects to Redis or runs a start hook, so no child inherits a connection (the
+        children run their own start hook, as ever). Replacement children, started while the worker
+        runs its threads, always come from the fork server. Returns whether it forked."""
+        if self._slots or threading.active_count() > 1:
+            return False
+        # Buffered output not yet written would be written again by every child.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        fork = multiprocessing.get_context("fork")
+        for _ in range(self.concurrency):
+            # A forked child inherits every descriptor: the pool's ends of its siblings' pipes (and its
+            # own) would keep them open, so a child would never see EOF when the pool closes its pipe.
+            inherited = [self._wakeup_r.fileno(), self._wakeup_w.fileno()]
+            inherited += [slot.conn.fileno() for slot in self._slots]
+            self._slots.append(self._spawn(fork, inherited))
+        return True
+
+    def _spawn(
+        self, ctx: ForkContext | ForkServerContext | None = None, inherited: list[int] | None = None
+    ) -> Slot:
+        ctx = ctx or self._ctx
+        parent_conn, child_conn = ctx.Pipe()
+        cancels = ctx.RawArray("q", 2)
+        close = [*inherited, parent_conn.fileno()] if inherited is not None else []
+        process = ctx.Process(
             target=child_main,
-            args=(self.app_spec, child_conn, flag, self.log_level, self.log_format),
+            args=(
+                self.app_spec,
+                child_conn,
+                cancels,
+                self.log_level,
+                self.log_format,
+                dict(os.environ),
+                close,
+            ),
             daemon=True,
         )
         process.start()
         child_conn.close()
-        return _Slot(process, parent_conn, flag)
+        return Slot(process, parent_conn, cancels)
+
+    def _send(self, slot: Slot, job: Job) -> None:
+        """Send a job to a slot's child. Lock held."""
+        slot.serial += 1
+        slot.conn.send_bytes(job_message(slot.serial, job))
+
+    def _fill_ahead(self, slot: Slot) -> None:
+        """Give a busy child the job to start after its current one, if the worker has one. Lock held."""
+        if self._take_ahead is None or slot.job is None or slot.ahead is not None or slot.kill_as is not None:
+            return
+        job = self._take_ahead()
+        if job is not None:
+            slot.ahead = job
+            self._send(slot, job)
 
     def start(self, on_outcome: OutcomeCallback, on_loop_died: GiveUp | None = None) -> None:
-        """Spawn the children and wait until each has imported the app."""
+        """Start the children and wait until each has imported the app."""
         self._on_outcome = on_outcome
         self._on_loop_died = on_loop_died
-        self._slots = [self._spawn() for _ in range(self.concurrency)]
+        if not self._slots:
+            start_forkserver(self.forkserver_preload)
+            self._slots = [self._spawn() for _ in range(self.concurrency)]
         for slot in self._slots:
             self._await_ready(slot, timeout=60)
+        # After pre-forked children are up, not before: its imports would compete with their start for
+        # the CPU. It is needed only for replacements.
+        start_forkserver(self.forkserver_preload)
         self._selector.register(self._wakeup_r, selectors.EVENT_READ, None)
         for slot in self._slots:
             self._watch(slot)
@@ -188,7 +181,7 @@ class ProcessPool:
         )
         self._monitor.start()
 
-    def _await_ready(self, slot: _Slot, timeout: float) -> None:
+    def _await_ready(self, slot: Slot, timeout: float) -> None:
         if not slot.conn.poll(timeout):
             raise WorkerCrashed(f"child process {slot.process.pid} did not start within {timeout} s")
         try:
@@ -207,21 +200,29 @@ class ProcessPool:
 
     def _assign(self, job: Job) -> None:
         with self._lock:
-            slot = next(s for s in self._slots if s.job is None and s.ready)
+            idle = [s for s in self._slots if s.job is None]
+            # A replacement child still starting (an idle child died) takes the job too: the pipe holds it
+            # until the child is up, and the monitor restarts its hard limit then. Failing here instead
+            # left the task leased, renewed by every heartbeat, and never run.
+            slot = next((s for s in idle if s.ready), idle[0])
             slot.job = job
             slot.kill_as = None
             slot.hard_deadline = time.monotonic() + job.timeout if job.timeout else None
-            slot.conn.send_bytes(json.dumps(job.to_json()).encode())
+            self._send(slot, job)
+            self._fill_ahead(slot)
 
     def cancel(self, task_id: str, force: bool) -> None:
         """Graceful: set the child's cancel flag. Force: kill the child (the task reports CANCELLED)."""
         with self._lock:
             for slot in self._slots:
+                if slot.ahead is not None and slot.ahead.id == task_id:
+                    # Not started: it never will (force or not), and the running task is left alone.
+                    cancel_job(slot.cancels, slot.serial)
                 if slot.job is not None and slot.job.id == task_id:
-                    slot.cancel_flag.set()
+                    cancel_job(slot.cancels, slot.serial - (slot.ahead is not None))
                     if force:
                         slot.kill_as = OutcomeKind.CANCELLED
-                        _kill(slot.process)
+                        kill(slot.process)
         self._wakeup_w.send_bytes(b"")
 
     def running(self) -> list[Job]:
@@ -253,40 +254,19 @@ class ProcessPool:
         """Read the outcomes of the children the selector named (or whose hard limit passed); replace
         children that died or were killed."""
         outcomes: list[Outcome] = []
-        now = time.monotonic()
+        promoted: list[Job] = []
         with self._lock:
             for i, slot in enumerate(self._slots):
-                job = slot.job
-                if job is None:
+                if slot.job is None:
                     if id(slot) in named and not slot.process.is_alive():
                         # An idle child died (killed from outside): replace it before it is given work.
                         self._replace(i)
                     continue
-                overdue = slot.hard_deadline is not None and now >= slot.hard_deadline
-                if id(slot) not in named and not overdue:
+                if id(slot) not in named and not self._overdue(slot):
                     continue
-                if slot.kill_as is None and overdue:
-                    slot.kill_as = OutcomeKind.TIMEOUT
-                    log.warning(
-                        "task %s hit its hard time limit of %ss; killing its process",
-                        job.id,
-                        job.timeout,
-                        extra={"task_id": job.id, "queue": job.queue},
-                    )
-                    _kill(slot.process)
-                outcome = self._read_outcome(slot, job)
-                if outcome is None:
-                    continue
-                outcomes.append(outcome)
-                slot.job = None
-                slot.hard_deadline = None
-                slot.tasks_done += 1
-                if not slot.process.is_alive() or slot.kill_as is not None:
-                    self._replace(i)
-                else:
-                    self._retire_if_spent(i)
+                self._collect_slot(i, outcomes, promoted)
         try:
-            self._deliver(outcomes)
+            self._deliver(outcomes, promoted)
         except Exception as exc:
             # Outcomes read from their children exist nowhere else: restarting the monitor would leave
             # their tasks leased here, renewed by every heartbeat, for ever. The worker must exit.
@@ -294,11 +274,66 @@ class ProcessPool:
                 raise
             self._on_loop_died("jobqueue-pool", exc)
 
-    def _deliver(self, outcomes: list[Outcome]) -> None:
+    def _overdue(self, slot: Slot) -> bool:
+        return slot.hard_deadline is not None and time.monotonic() >= slot.hard_deadline
+
+    def _collect_slot(self, index: int, outcomes: list[Outcome], promoted: list[Job]) -> None:
+        """Read every outcome a slot's child has sent (two when the job ahead ended too). Lock held."""
+        slot = self._slots[index]
+        while (job := slot.job) is not None:
+            if slot.kill_as is None and self._overdue(slot):
+                slot.kill_as = OutcomeKind.TIMEOUT
+                log.warning(
+                    "task %s hit its hard time limit of %ss; killing its process",
+                    job.id,
+                    job.timeout,
+                    extra={"task_id": job.id, "queue": job.queue},
+                )
+                kill(slot.process)
+            outcome, reported = read_outcome(slot, job)
+            if outcome is None:
+                return
+            outcomes.append(outcome)
+            slot.tasks_done += 1
+            # The job ahead (if any) started in the child as this one ended.
+            slot.job, slot.ahead = slot.ahead, None
+            slot.hard_deadline = None
+            if slot.job is not None and slot.job.timeout:
+                slot.hard_deadline = time.monotonic() + slot.job.timeout
+            if reported and slot.kill_as is None:
+                if slot.job is not None:
+                    # The child ended the job itself, so it went on to the next: running now (if the
+                    # child died since, the next turn reports that job CRASHED).
+                    promoted.append(slot.job)
+                    continue
+                if slot.process.is_alive():
+                    self._retire_if_spent(index)
+                else:
+                    self._replace(index)
+                return
+            # The child died in the job just read, or was killed for it (hard limit, force cancel): the job
+            # ahead, not started or cut short by a kill meant for another, runs in the replacement child.
+            waiting, slot.job = slot.job, None
+            self._replace(index)
+            if waiting is not None:
+                replacement = self._slots[index]
+                replacement.job = waiting
+                promoted.append(waiting)
+                self._send(replacement, waiting)
+            return
+
+    def _deliver(self, outcomes: list[Outcome], promoted: list[Job]) -> None:
         """Wait for replaced children to be up, then report each outcome and start what takes its slot."""
         for slot in self._slots:
             if not slot.ready:
                 self._await_ready(slot, timeout=60)
+                if slot.job is not None and slot.job.timeout:
+                    # A job given to the replacement: its time runs from now, once the child is up.
+                    slot.hard_deadline = time.monotonic() + slot.job.timeout
+        if self._started_ahead is not None:
+            # First: the slots these jobs run in are not free, so no outcome below hands them another.
+            for job in promoted:
+                self._started_ahead(job)
         if self._on_outcome is not None:
             for outcome in outcomes:
                 next_job = self._on_outcome(outcome)
@@ -306,12 +341,15 @@ class ProcessPool:
                     # From the monitor thread itself: its next wait already includes this child, so no
                     # wake-up write (and no extra monitor wake-up) per task.
                     self._assign(next_job)
+        with self._lock:
+            for slot in self._slots:
+                self._fill_ahead(slot)
 
     def _replace(self, index: int) -> None:
         """Kill and reap the child of a slot and start a new one in its place. Lock held."""
         slot = self._slots[index]
         self._unwatch(slot)
-        _kill(slot.process)
+        kill(slot.process)
         slot.process.join(timeout=5)
         slot.conn.close()
         self._slots[index] = self._spawn()
@@ -345,26 +383,9 @@ class ProcessPool:
                 continue
             if process.is_alive():
                 log.warning("retired child process %s did not exit in time: killing it", process.pid)
-                _kill(process)
+                kill(process)
             process.join(timeout=1)
         self._retiring = still
-
-    def _read_outcome(self, slot: _Slot, job: Job) -> Outcome | None:
-        try:
-            if slot.conn.poll():
-                return Outcome.from_json(json.loads(slot.conn.recv_bytes()))
-        except (EOFError, OSError):
-            pass
-        if slot.process.is_alive():
-            return None
-        slot.process.join(timeout=1)
-        if slot.kill_as == OutcomeKind.TIMEOUT:
-            exc: Exception = TaskTimeout(f"hard time limit of {job.timeout}s exceeded; process killed")
-            return Outcome(job.id, job.token, OutcomeKind.TIMEOUT, error=describe(exc), retryable=True)
-        if slot.kill_as == OutcomeKind.CANCELLED:
-            return Outcome(job.id, job.token, OutcomeKind.CANCELLED, error="TaskCancelled: force-cancelled")
-        exc = WorkerCrashed(f"task process exited with code {slot.process.exitcode}")
-        return Outcome(job.id, job.token, OutcomeKind.CRASHED, error=describe(exc), retryable=True)
 
     def stop(self) -> list[Job]:
         """Kill every child now; return the jobs they were running."""
@@ -373,22 +394,16 @@ class ProcessPool:
         if self._monitor is not None:
             self._monitor.join(timeout=5)
         with self._lock:
-            unfinished = [s.job for s in self._slots if s.job is not None]
+            unfinished = [job for s in self._slots for job in (s.job, s.ahead) if job is not None]
             for slot in self._slots:
                 if slot.job is None:
                     slot.conn.close()  # the child sees EOF and exits by itself
                     slot.process.join(timeout=2)
-                _kill(slot.process)
+                kill(slot.process)
                 slot.process.join(timeout=5)
             for process, _ in self._retiring:
-                _kill(process)
+                kill(process)
                 process.join(timeout=5)
             self._retiring = []
             self._selector.close()
             return unfinished
-
-
-def _kill(process: BaseProcess) -> None:
-    if process.is_alive() and process.pid is not None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(process.pid, signal.SIGKILL)

@@ -54,7 +54,7 @@ from jobqueue.worker.fetching import MAX_BACKOFF_SECONDS, Fetching
 from jobqueue.worker.health import LivenessFile
 from jobqueue.worker.heartbeat import CANCEL_POLL_SECONDS, Heartbeating
 from jobqueue.worker.leases import DEFAULT_PREFETCH, LeaseBook
-from jobqueue.worker.pool import Pool, SlotWaitPool
+from jobqueue.worker.pool import AheadPool, Pool, SlotWaitPool
 from jobqueue.worker.task_log import TaskLog
 
 log = logging.getLogger(__name__)
@@ -138,6 +138,8 @@ class Worker(Heartbeating, Fetching, Acking):
         self._parked: dict[str, float] = {}
         # The thread pool runs the idle wait in a free slot (see _wait_in_slot).
         self._slot_pool = pool if isinstance(pool, SlotWaitPool) else None
+        if isinstance(pool, AheadPool):
+            pool.queue_ahead(self._take_ahead, self._started_ahead)
         self._acked_total = 0
         self._started = time.time()
         self._rng = random.Random()  # noqa: S311 - jitter only
@@ -388,6 +390,22 @@ class Worker(Heartbeating, Fetching, Acking):
         if next_job is not None:
             self.task_log.started((next_job,))
         return next_job
+
+    def _take_ahead(self) -> Job | None:
+        """A prefetched job for a busy executor to start next (AheadPool); none once draining or held,
+        when the buffer goes back to the queue instead."""
+        with self._lock:
+            if self._stop.is_set() or self._held.is_set():
+                return None
+            job = self._book.take_ahead()
+            if job is not None and self._book.should_fetch():
+                self._lock.notify()
+        return job
+
+    def _started_ahead(self, job: Job) -> None:
+        with self._lock:
+            self._book.start_ahead(job)
+        self.task_log.started((job,))
 
     def _cancel(self, task_id: str, force: bool) -> None:
         """A cancel request: a prefetched task is cancelled before it starts; a running one via the pool."""

@@ -1,0 +1,127 @@
+"""Cold start: from a system's default worker command starting to its first task: ``python -m
+bench.cold_start``.
+
+Every scale-up pays it (a new pod, a supervisor adding a process). For each system and round: one task is
+enqueued on the empty dedicated Redis, then the *default* worker command is started as a whole process
+(its own session, as a user would run it) and the time from just before ``Popen`` to the task's recorded
+start is taken. Systems are interleaved round by round (the order rotates) and the median is reported,
+with the min-max range: on a shared 2-core machine single runs swing.
+
+    python -m bench.cold_start --systems jobqueue,huey,dramatiq --rounds 5
+    python -m bench.cold_start --systems jobqueue --extra thread="--pool thread"
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from bench.adapters import ADAPTERS, Adapter
+from bench.adapters.base import WorkerSetting
+from bench.peers_env import ensure_venv, main_bin_dir
+from bench.runner import REPO_ROOT, Runner, stop_worker
+from bench.runs import read_starts
+from jobqueue.embedded.redis_server import RedisServer
+
+# A worker that has not started its one task by then is broken: the run fails rather than hangs.
+FIRST_TASK_TIMEOUT = 30.0
+
+
+def cold_start(runner: Runner, adapter: Adapter, setting: WorkerSetting, name: str) -> float | None:
+    """Seconds from starting the worker command to its first task, or None when it never started it."""
+    runner.flush()
+    runs_file = runner.out_dir / f"{name}.runs"
+    runs_file.unlink(missing_ok=True)
+    runner._driver(adapter, ["one", "1"])
+    argv = setting.argv(runner.bins[adapter.venv], runner.redis_url)
+    log = runner.out_dir / f"{name}.log"
+    with log.open("ab") as log_file:
+        started = time.time()
+        worker = subprocess.Popen(
+            argv, cwd=REPO_ROOT, env=runner._env(runs_file), stdout=log_file, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + FIRST_TASK_TIMEOUT
+        while time.monotonic() < deadline:
+            starts = read_starts(runs_file) if runs_file.exists() else []
+            if starts:
+                return starts[0][1] - started
+            if worker.poll() is not None:
+                return None
+            time.sleep(0.002)
+        return None
+    finally:
+        stop_worker(worker, adapter.stop_timeout)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m bench.cold_start``."""
+    parser = argparse.ArgumentParser(prog="python -m bench.cold_start", description=__doc__)
+    parser.add_argument("--systems", default="jobqueue,huey,dramatiq,taskiq,arq,celery")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--extra", action="append", default=[],
+        help="label=\"jobqueue worker flags\": another jobqueue command measured alongside (repeatable)",
+    )  # fmt: skip
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results" / "cold-start")
+    args = parser.parse_args(argv)
+
+    systems = [s.strip() for s in args.systems.split(",") if s.strip()]
+    out: Path = args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    bins = {"main": main_bin_dir()}
+    for venv in sorted({ADAPTERS[s].venv for s in systems} - {"main"}):
+        bins[venv] = ensure_venv(venv)
+    entries: list[tuple[str, Adapter, WorkerSetting]] = [
+        (s, ADAPTERS[s], ADAPTERS[s].default) for s in systems
+    ]
+    for extra in args.extra:
+        label, _, flags = extra.partition("=")
+        entries.append((f"jobqueue {label}", ADAPTERS["jobqueue"], _jobqueue_with(flags.split())))
+    server = RedisServer(out / "redis", appendonly=False).start()
+    results: dict[str, list[float | None]] = {label: [] for label, _, _ in entries}
+    load_start = os.getloadavg()[0]
+    try:
+        runner = Runner(server.url, out, bins, 1)
+        for rnd in range(args.rounds):
+            order = entries[rnd % len(entries) :] + entries[: rnd % len(entries)]
+            for label, adapter, setting in order:
+                seconds = cold_start(runner, adapter, setting, f"{label.replace(' ', '_')}-r{rnd}")
+                results[label].append(seconds)
+                shown = "FAILED" if seconds is None else f"{seconds * 1000:.0f} ms"
+                print(f"round {rnd + 1} {label}: {shown}", flush=True)
+    finally:
+        server.stop()
+    print(f"\nload average {load_start:.1f} at start, {os.getloadavg()[0]:.1f} at end; {args.rounds} rounds")
+    print("| system | command | cold start ms, median (min-max) | failed |")
+    print("|---|---|---|---|")
+    for label, _, setting in entries:
+        ok = [s * 1000 for s in results[label] if s is not None]
+        failed = len(results[label]) - len(ok)
+        shown = f"{statistics.median(ok):.0f} ({min(ok):.0f}-{max(ok):.0f})" if ok else "n/a"
+        print(f"| {label} | `{setting.describe}` | {shown} | {failed} |")
+    return 0 if all(s is not None for v in results.values() for s in v) else 1
+
+
+def _jobqueue_with(flags: list[str]) -> WorkerSetting:
+    """``jobqueue worker`` on the bench app with these flags (e.g. ``--pool thread``)."""
+    default = ADAPTERS["jobqueue"].default
+
+    def argv(bin_dir: Path, redis_url: str) -> list[str]:
+        base = default.argv(bin_dir, redis_url)
+        # The default's own --pool / --concurrency are dropped: the extra flags say what to run.
+        cut = base.index("--pool")
+        return [*base[:cut], *flags]
+
+    return WorkerSetting("jobqueue worker " + " ".join(flags), argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,136 @@
+"""The process pool's job waiting ahead in a busy child: real child processes of the real pool."""
+
+from __future__ import annotations
+
+import queue
+from collections.abc import Iterator
+
+import pytest
+
+from jobqueue.broker.leases import Job, Outcome, OutcomeKind
+from jobqueue.worker.child_recycling import ChildLimits
+from jobqueue.worker.process_pool import ProcessPool
+
+APP = "jq_test_app:app"
+WAIT = 20.0
+
+
+def job(n: int, name: str, args: str, timeout: float | None = None) -> Job:
+    return Job(f"default.{n:032x}", 1, name, args, "{}", "default", "medium", timeout, None, 0, 0, None)
+
+
+class Ahead:
+    """The worker's side, recorded: jobs handed out ahead and the ones reported started."""
+
+    def __init__(self, jobs: list[Job]) -> None:
+        self.jobs = list(jobs)
+        self.started: list[Job] = []
+
+    def take(self) -> Job | None:
+        return self.jobs.pop(0) if self.jobs else None
+
+
+@pytest.fixture
+def outcomes() -> queue.Queue[Outcome]:
+    return queue.Queue()
+
+
+@pytest.fixture
+def started_pool(outcomes: queue.Queue[Outcome]) -> Iterator[tuple[ProcessPool, Ahead]]:
+    pool = ProcessPool(APP, 1)
+    ahead = Ahead([])
+    pool.queue_ahead(ahead.take, ahead.started.append)
+    pool.start(outcomes.put)
+    yield pool, ahead
+    pool.stop()
+
+
+def test_the_job_ahead_starts_in_the_child_when_the_current_one_ends(
+    started_pool: tuple[ProcessPool, Ahead], outcomes: queue.Queue[Outcome]
+) -> None:
+    pool, ahead = started_pool
+    first, second = job(1, "sleepy", "[0.2]"), job(2, "add", "[1, 2]")
+    ahead.jobs.append(second)
+    pool.submit(first)
+    assert ahead.jobs == []  # taken ahead at once, while the first one runs
+    got = [outcomes.get(timeout=WAIT), outcomes.get(timeout=WAIT)]
+    assert [(o.task_id, o.kind) for o in got] == [
+        (first.id, OutcomeKind.SUCCESS),
+        (second.id, OutcomeKind.SUCCESS),
+    ]
+    assert got[1].result_json == "3"
+    assert ahead.started == [second]
+
+
+@pytest.mark.parametrize("force", [True, False])
+def test_a_job_cancelled_while_it_waits_ahead_never_starts_and_the_running_one_is_left_alone(
+    started_pool: tuple[ProcessPool, Ahead], outcomes: queue.Queue[Outcome], force: bool
+) -> None:
+    pool, ahead = started_pool
+    first, second = job(1, "sleepy", "[0.3]"), job(2, "add", "[1, 2]")
+    ahead.jobs.append(second)
+    pool.submit(first)
+    pool.cancel(second.id, force=force)
+    got = [outcomes.get(timeout=WAIT), outcomes.get(timeout=WAIT)]
+    assert (got[0].task_id, got[0].kind) == (first.id, OutcomeKind.SUCCESS)
+    assert (got[1].task_id, got[1].kind) == (second.id, OutcomeKind.CANCELLED)
+    assert got[1].error == "TaskCancelled: cancelled before it started"
+
+
+def test_a_running_job_cancelled_gracefully_sees_it_and_the_job_ahead_does_not(
+    started_pool: tuple[ProcessPool, Ahead], outcomes: queue.Queue[Outcome]
+) -> None:
+    pool, ahead = started_pool
+    first, second = job(1, "cancellable", "[5]"), job(2, "add", "[2, 3]")
+    ahead.jobs.append(second)
+    pool.submit(first)
+    pool.cancel(first.id, force=False)
+    got = [outcomes.get(timeout=WAIT), outcomes.get(timeout=WAIT)]
+    assert [o.task_id for o in got] == [first.id, second.id]
+    # Seen while it ran, or before it started if the cancel reached the child first: cancelled either way.
+    assert got[0].result_json == '"saw cancel"' or got[0].kind == OutcomeKind.CANCELLED
+    assert (got[1].kind, got[1].result_json) == (OutcomeKind.SUCCESS, "5")
+
+
+def test_the_job_ahead_of_a_task_killed_at_its_hard_limit_runs_in_the_replacement_child(
+    started_pool: tuple[ProcessPool, Ahead], outcomes: queue.Queue[Outcome]
+) -> None:
+    pool, ahead = started_pool
+    first, second = job(1, "stubborn", "[30]", timeout=0.5), job(2, "add", "[4, 5]")
+    ahead.jobs.append(second)
+    pool.submit(first)
+    got = [outcomes.get(timeout=WAIT), outcomes.get(timeout=WAIT)]
+    assert [(o.task_id, o.kind) for o in got] == [
+        (first.id, OutcomeKind.TIMEOUT),
+        (second.id, OutcomeKind.SUCCESS),
+    ]
+    assert got[1].result_json == "9"
+    assert ahead.started == [second]
+
+
+def test_the_job_ahead_of_a_crashed_child_runs_in_the_replacement_child(
+    started_pool: tuple[ProcessPool, Ahead], outcomes: queue.Queue[Outcome]
+) -> None:
+    pool, ahead = started_pool
+    first, second = job(1, "crash", "[]"), job(2, "add", "[1, 1]")
+    ahead.jobs.append(second)
+    pool.submit(first)
+    got = [outcomes.get(timeout=WAIT), outcomes.get(timeout=WAIT)]
+    assert [(o.task_id, o.kind) for o in got] == [
+        (first.id, OutcomeKind.CRASHED),
+        (second.id, OutcomeKind.SUCCESS),
+    ]
+
+
+def test_no_job_waits_ahead_in_a_child_with_a_task_limit() -> None:
+    pool = ProcessPool(APP, 1, limits=ChildLimits(max_tasks=5))
+    ahead = Ahead([job(2, "add", "[1, 2]")])
+    pool.queue_ahead(ahead.take, ahead.started.append)
+    received: queue.Queue[Outcome] = queue.Queue()
+    pool.start(received.put)
+    try:
+        pool.submit(job(1, "add", "[0, 0]"))
+        assert received.get(timeout=WAIT).kind == OutcomeKind.SUCCESS
+        assert len(ahead.jobs) == 1  # a child due for replacement holds nothing but its current task
+    finally:
+        pool.stop()

@@ -1,0 +1,51 @@
+"""How `jobqueue worker`'s process pool starts its children: the first ones forked from the worker before
+it connects or starts a thread (no import to wait for), later ones from the fork server."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from jq_testing import runs, wait_until
+
+from jobqueue import Client
+
+pytestmark = pytest.mark.timeout(90)
+
+StartWorker = Callable[..., Any]
+
+
+def children(pid: int) -> list[int]:
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        out += [int(c) for c in (task / "children").read_text().split()]
+    return out
+
+
+def cmdline(pid: int) -> bytes:
+    return Path(f"/proc/{pid}/cmdline").read_bytes()
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads the process tree from /proc")
+def test_first_children_are_forked_from_the_worker_and_a_replacement_from_the_fork_server(
+    client: Client, start_worker: StartWorker
+) -> None:
+    worker = start_worker("--pool", "process", "--concurrency", "2")
+    assert client.enqueue("add", [1, 2]).result(timeout=30) == 3
+    # Forked from the worker itself: same command line (a spawned child runs `-c ...spawn_main`).
+    forked = [c for c in children(worker.pid) if cmdline(c) == cmdline(worker.pid)]
+    assert len(forked) == 2
+    servers = [c for c in children(worker.pid) if b"forkserver" in cmdline(c)]
+    assert len(servers) == 1
+
+    os.kill(forked[0], signal.SIGKILL)  # an idle child dies: the pool replaces it from the fork server
+    wait_until(lambda: len(children(servers[0])) == 1, 30)
+    handles = [client.enqueue("record", [], {"sleep": 0.2}) for _ in range(2)]
+    for h in handles:
+        h.result(timeout=30)
+    pids = {int(pid) for _, what, pid in runs(client) if what == "done"}
+    assert pids == {forked[1], *children(servers[0])}  # both slots serve tasks
