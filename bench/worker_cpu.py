@@ -82,6 +82,8 @@ def run_once(url: str, tree: Path, pool: str, concurrency: int, tasks: int, work
     workers_key = GlobalKeys(settings.key_prefix).workers
     leases_key = QueueKeys(settings.key_prefix, QUEUE).leases
     runs = work / f"runs-{time.monotonic_ns()}"
+    # A plain function in the async pool runs in the loop's thread executor: its no-op is a coroutine.
+    task = "anoop" if pool == "async" else "noop"
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(tree.resolve()), str(REPO_ROOT)]),
@@ -98,7 +100,7 @@ def run_once(url: str, tree: Path, pool: str, concurrency: int, tasks: int, work
             time.sleep(0.05)
         for first in range(0, tasks, 1000):
             batch = range(first, min(tasks, first + 1000))
-            client.enqueue_many([make_request("noop", [s], queue=QUEUE) for s in batch])
+            client.enqueue_many([make_request(task, [s], queue=QUEUE) for s in batch])
         time.sleep(1.5)  # the worker settles into its idle wait
         cpu_before, redis_before = _cpu(proc.pid), snapshot(conn)
         admin.resume(QUEUE)
