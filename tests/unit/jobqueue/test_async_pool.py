@@ -19,6 +19,7 @@ import pytest
 from jobqueue import App
 from jobqueue.broker.leases import Job, Outcome, OutcomeKind
 from jobqueue.worker.async_pool import DEADLINE_TICK, AsyncPool
+from jobqueue.worker.progress import LazyReporter, ProgressReporter
 
 app = App()
 
@@ -155,3 +156,30 @@ def test_force_cancel_wins_over_the_hard_limit(pool: tuple[AsyncPool, Outcomes, 
     async_pool.cancel("forced", force=True)
     (forced,) = outcomes.wait("forced")
     assert forced.kind is OutcomeKind.CANCELLED
+
+
+class _Sink:
+    """Stands in for ProgressSink: counts the reporters made, writes into a list."""
+
+    def __init__(self) -> None:
+        self.made = 0
+        self.written: list[dict[str, object]] = []
+
+    def reporter(self, job: Job) -> ProgressReporter:
+        self.made += 1
+        return ProgressReporter(self.written.append, 0.0)
+
+
+def test_a_progress_reporter_is_made_at_the_first_report_only() -> None:
+    sink = _Sink()
+    quiet = LazyReporter(sink, _job("quiet", "quick"))  # type: ignore[arg-type]
+    quiet.flush()
+    assert sink.made == 0  # a task that never reports costs no reporter
+    quiet.report({"step": 1})  # from a thread the task left running: dropped, as ProgressReporter does
+    assert sink.made == 0 and not sink.written
+    busy = LazyReporter(sink, _job("busy", "quick"))  # type: ignore[arg-type]
+    busy.report({"step": 1})
+    busy.report({"step": 2})
+    busy.flush()
+    assert sink.made == 1
+    assert [w["step"] for w in sink.written][-1] == 2
