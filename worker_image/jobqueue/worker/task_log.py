@@ -13,7 +13,9 @@ they are the application's data. An attempt Redis refused as stale is logged by
 ``broker.leases.log_stale_completion`` instead.
 
 Cheap on the hot path: ``isEnabledFor`` is asked once per batch, so a worker logging at WARNING pays
-almost nothing, and the JSON is built only by the handler that writes the line.
+almost nothing, and the JSON is built only by the handler that writes the line. The ``succeeded`` line,
+the one every task writes, is logged at ``JOBQUEUE_LOG_TASK_SUCCESS_LEVEL`` (INFO, or DEBUG for pools
+fast enough that the line is a large share of their cost).
 """
 
 from __future__ import annotations
