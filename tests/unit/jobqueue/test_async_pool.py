@@ -126,6 +126,20 @@ def test_a_coroutine_past_its_hard_limit_ends_timeout_and_others_carry_on(
     assert not any(async_pool._due.values()) and not async_pool._bucket_of and not async_pool._timed_out
 
 
+@pytest.mark.parametrize("limit", [float("inf"), 1e300, -1.0])
+def test_hostile_hard_limits_never_stop_the_loop(
+    pool: tuple[AsyncPool, Outcomes, list[object]], limit: float
+) -> None:
+    """An infinite limit is none, a huge one is far away, a negative one is already past: each task ends
+    with an outcome, and the next job still runs."""
+    async_pool, outcomes, died = pool
+    async_pool.submit(_job("odd", "sleeper", "[0.01]", timeout=limit))
+    async_pool.submit(_job("next", "quick", "[7]"))
+    odd, after = outcomes.wait("odd", "next")
+    assert odd.kind is (OutcomeKind.TIMEOUT if limit < 0 else OutcomeKind.SUCCESS)
+    assert after.result_json == "7" and not died
+
+
 def test_a_plain_function_past_its_hard_limit_ends_timeout(
     pool: tuple[AsyncPool, Outcomes, list[object]],
 ) -> None:

@@ -133,6 +133,8 @@ class AsyncPool:
             self._watch_deadline(job.id, job.timeout)
 
     def _watch_deadline(self, task_id: str, timeout: float) -> None:
+        if not math.isfinite(timeout):
+            return  # no limit (math.ceil would raise in the loop, leaving the task leased for ever)
         bucket = math.ceil((self._loop.time() + timeout) / DEADLINE_TICK)
         due = self._due.get(bucket)
         if due is None:
