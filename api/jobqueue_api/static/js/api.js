@@ -108,6 +108,9 @@ export const api = {
   rateLimitStats: (name) => request("GET", `/api/v1/queues/${q(name)}/rate-limit/stats`),
   setRateLimit: (name, body) => request("PUT", `/api/v1/queues/${q(name)}/rate-limit`, body),
   removeRateLimit: (name) => request("DELETE", `/api/v1/queues/${q(name)}/rate-limit`),
+  // One priority level's own limit, beside the queue's (a start counts against both).
+  setLevelRateLimit: (name, level, body) => request("PUT", `/api/v1/queues/${q(name)}/rate-limit/${q(level)}`, body),
+  removeLevelRateLimit: (name, level) => request("DELETE", `/api/v1/queues/${q(name)}/rate-limit/${q(level)}`),
   setMaxInFlight: (name, value) =>
     request("PUT", `/api/v1/queues/${q(name)}/max-in-flight`, { max_in_flight: value }),
   pause: (name) => request("POST", `/api/v1/queues/${q(name)}/pause`),
