@@ -128,7 +128,9 @@ export const api = {
   metrics: (windowSeconds) => request("GET", `/api/v1/metrics?window=${windowSeconds}`),
   metricsHourly: () => request("GET", "/api/v1/metrics/hourly"),
   metricsDaily: () => request("GET", "/api/v1/metrics/daily"),
-  workers: () => request("GET", "/api/v1/workers"),
+  // One page of workers in id order, after the cursor `after` (null: the first page).
+  workers: (after = null, limit = 200) =>
+    requestPage(`/api/v1/workers?limit=${limit}${after ? `&after=${q(after)}` : ""}`),
   workerStats: () => request("GET", "/api/v1/workers/stats"),
   // Worker pools: {"backend", "pools"}; 409 pools_not_configured when the API has no pool backend.
   pools: () => request("GET", "/api/v1/worker-pools"),
