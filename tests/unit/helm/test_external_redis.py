@@ -114,6 +114,9 @@ def _template(helm_bin: Path, tmp_path: Path, values: dict[str, Any]) -> str:
         "redis+sentinel://s1,s2/mymaster?sentinel_password=hunter2",
         "http://node-a:6379",  # not a Redis URL form
         "redis+cluster://node a:6379",  # whitespace
+        "redis+cluster://node-a\x01:6379",  # a control character
+        "redis+cluster://node-a\u2028",  # a line separator
+        "redis+cluster://" + "a," * 1100,  # too long
     ],
 )
 def test_a_url_with_a_password_or_of_no_known_form_is_refused_by_the_schema(
