@@ -140,6 +140,9 @@ ClusterIP; a container's own env wins over it, so a cluster whose ClusterIPs rou
 {{- if and (not .Values.connection.existingSecret) (not (and (or .Values.redis.enabled .Values.redis.external.url) .Values.postgresql.enabled)) -}}
 {{- fail "connection.existingSecret is required unless postgresql.enabled and either redis.enabled or redis.external.url (the chart then writes the connection Secret)" -}}
 {{- end -}}
+{{- if and .Values.redis.external.passwordSecretName (not .Values.redis.external.url) (not .Values.connection.existingSecret) -}}
+{{- fail "redis.external.passwordSecretName is the password of an external Redis: set redis.external.url (or connection.existingSecret); the in-chart Redis has a generated password of its own" -}}
+{{- end -}}
 {{- if and .Values.connection.existingSecret .Values.redis.external.url -}}
 {{- fail "redis.external.url with connection.existingSecret: put the URL in that Secret's JOBQUEUE_REDIS_URL instead (WorkerPool workers read their connection from it); redis.external.passwordSecretName still applies" -}}
 {{- end -}}

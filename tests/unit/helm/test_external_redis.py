@@ -127,7 +127,7 @@ def test_a_url_with_a_password_or_of_no_known_form_is_refused_by_the_schema(
     assert "kind: Deployment" not in out
 
 
-def test_a_bad_secret_name_and_the_url_with_an_existing_connection_secret_are_refused(
+def test_a_bad_secret_name_and_values_that_contradict_each_other_are_refused(
     helm_bin: Path, tmp_path: Path
 ) -> None:
     external = {"url": "redis+cluster://a,b", "passwordSecretName": "Bad_Name"}
@@ -140,3 +140,6 @@ def test_a_bad_secret_name_and_the_url_with_an_existing_connection_secret_are_re
     }
     out = _template(helm_bin, tmp_path, values)
     assert "put the URL in that Secret" in out and "kind: Deployment" not in out
+    # A password for the in-chart Redis would be refused by every pod at start (its URL has one).
+    out = _template(helm_bin, tmp_path, {"redis": {"external": {"passwordSecretName": "redis-auth"}}})
+    assert "set redis.external.url" in out and "kind: Deployment" not in out
