@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -10,7 +9,6 @@ from fastapi import APIRouter, Depends, Path, Query, Response
 
 from jobqueue.broker.aio import AsyncClient
 from jobqueue.broker.worker_monitor import read_monitor_input_async
-from jobqueue.broker.worker_registry import read_worker, read_worker_page
 from jobqueue.models import WorkerInfo
 from jobqueue.worker_monitor import Thresholds, monitor_stats
 from jobqueue_api.auth import require
@@ -51,9 +49,7 @@ async def list_workers(
     heartbeat is stale): those after ``after`` (the last id of the previous page), at most ``limit``.
     ``X-Total-Count`` is the number of registered workers; ``X-Next-Cursor`` (absent on the last page) is
     the ``after`` of the next page, also given as a ``Link: <...>; rel="next"``."""
-    page, total, cursor = await asyncio.to_thread(
-        read_worker_page, client.sync.redis, client.global_keys, after, limit
-    )
+    page, total, cursor = await client.worker_page(after, limit)
     response.headers["X-Total-Count"] = str(total)
     if cursor is not None:
         response.headers["X-Next-Cursor"] = cursor
@@ -90,7 +86,7 @@ async def get_worker(
     stale_after: Annotated[float, Query(gt=0, le=3600)] = 30.0,
 ) -> dict[str, Any]:
     """One worker (one round trip, whatever the fleet's size)."""
-    worker = await asyncio.to_thread(read_worker, client.sync.redis, client.global_keys, worker_id)
+    worker = await client.get_worker(worker_id)
     if worker is not None:
         return _shape(worker, stale_after)
     raise ApiError(404, "not_found", f"no worker {worker_id!r} has heartbeated recently", "worker_id")
