@@ -93,6 +93,7 @@ bench: deps
 	$(PY) -m bench.concurrent_enqueue
 	$(PY) -m bench.queue_scale --old
 	$(PY) -m bench.scale_costs
+	$(PY) -m bench.cluster_scale
 	$(PY) -m bench.io_bound
 
 ## make control-plane: build the Kubernetes test control plane (etcd, kube-*, kwok) from Go modules,

@@ -13,7 +13,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from bench.adapters import ADAPTERS, Adapter
-from bench.peers_env import ensure_venv, main_bin_dir
+from bench.peers_env import bin_dirs
 from bench.report import (
     SUMMARY_END,
     SUMMARY_START,
@@ -125,9 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Absolute: redis-server changes into its --dir, so a relative log path would point elsewhere.
     out: Path = (args.out or REPO_ROOT / "bench" / "results" / stamp).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    bins = {"main": main_bin_dir()}
-    for venv in sorted({a.venv for a in adapters} - {"main"}):
-        bins[venv] = ensure_venv(venv)
+    bins = bin_dirs(a.venv for a in adapters)
 
     load_start = os.getloadavg()
     server = RedisServer(out / "redis", appendonly=False).start()

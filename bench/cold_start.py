@@ -24,7 +24,7 @@ from pathlib import Path
 
 from bench.adapters import ADAPTERS, Adapter
 from bench.adapters.base import WorkerSetting
-from bench.peers_env import ensure_venv, main_bin_dir
+from bench.peers_env import bin_dirs
 from bench.runner import REPO_ROOT, Runner, stop_worker
 from bench.runs import read_starts
 from jobqueue.embedded.redis_server import RedisServer
@@ -76,9 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
     out: Path = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
-    bins = {"main": main_bin_dir()}
-    for venv in sorted({ADAPTERS[s].venv for s in systems} - {"main"}):
-        bins[venv] = ensure_venv(venv)
+    bins = bin_dirs(ADAPTERS[s].venv for s in systems)
     entries: list[tuple[str, Adapter, WorkerSetting]] = [
         (s, ADAPTERS[s], ADAPTERS[s].default) for s in systems
     ]

@@ -22,7 +22,7 @@ from pathlib import Path
 from bench.adapters import ADAPTERS
 from bench.adapters.base import WorkerSetting
 from bench.adapters.jobqueue_adapter import worker_setting
-from bench.peers_env import ensure_venv, main_bin_dir
+from bench.peers_env import bin_dirs
 from bench.record import BURN_MS_ENV
 from bench.runner import REPO_ROOT, Runner
 from jobqueue.embedded.redis_server import RedisServer
@@ -65,9 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
     out: Path = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
-    bins = {"main": main_bin_dir()}
-    for venv in sorted({ADAPTERS[s].venv for s in systems} - {"main"}):
-        bins[venv] = ensure_venv(venv)
+    bins = bin_dirs(ADAPTERS[s].venv for s in systems)
     entries = [(s, label, setting) for s in systems for label, setting in SETTINGS[s].items()]
     os.environ[BURN_MS_ENV] = str(args.burn_ms)  # inherited by every worker the runner starts
     bound = os.cpu_count() or 1

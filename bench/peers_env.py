@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import subprocess
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -52,3 +53,11 @@ def ensure_venv(name: str) -> Path:
         old.unlink()
     stamp.touch()
     return bin_dir
+
+
+def bin_dirs(venvs: Iterable[str]) -> dict[str, Path]:
+    """bin/ of each venv a run needs, by name: ``main`` (this one) and each peer venv, created on demand."""
+    bins = {"main": main_bin_dir()}
+    for venv in sorted(set(venvs) - {"main"}):
+        bins[venv] = ensure_venv(venv)
+    return bins

@@ -44,7 +44,10 @@ def ensure_deployment(ctx: OperatorContext, owner: Owner, spec: WorkerPoolSpec) 
     existing = ctx.kube.read_deployment(owner.namespace, owner.name)
     replicas = existing.spec.replicas if existing is not None else initial_replicas(spec)
     # Both manifests are built before either is applied: an invalid pod template changes nothing.
-    deployment = worker_deployment(owner, spec, replicas, ctx.settings.worker_log_format)
+    settings = ctx.settings
+    deployment = worker_deployment(
+        owner, spec, replicas, settings.worker_log_format, settings.worker_redis_password()
+    )
     budget = pod_disruption_budget(owner, spec)
     ctx.kube.apply_deployment(deployment)
     if budget is not None:

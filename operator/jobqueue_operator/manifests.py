@@ -73,9 +73,18 @@ def pod_annotations(spec: WorkerPoolSpec) -> dict[str, str]:
     return annotations
 
 
-def worker_container(spec: WorkerPoolSpec, log_format: str = "auto") -> dict[str, Any]:
+def worker_container(
+    spec: WorkerPoolSpec, log_format: str = "auto", redis_password: tuple[str, str] | None = None
+) -> dict[str, Any]:
     """The worker container: its worker id is the pod name (``<pod>_<i>`` for each of ``--processes``
-    N > 1), connection settings come from the Secret."""
+    N > 1), connection settings come from the Secret; ``redis_password`` (Secret name, key) adds
+    JOBQUEUE_REDIS_PASSWORD read from that Secret (an external Redis whose URL carries no password)."""
+    password_env = (
+        [{"name": "JOBQUEUE_REDIS_PASSWORD",
+          "valueFrom": {"secretKeyRef": {"name": redis_password[0], "key": redis_password[1]}}}]
+        if redis_password is not None
+        else []
+    )  # fmt: skip
     container: dict[str, Any] = {
         "name": WORKER_CONTAINER,
         "image": spec.image,
@@ -85,6 +94,7 @@ def worker_container(spec: WorkerPoolSpec, log_format: str = "auto") -> dict[str
         "env": [
             {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
             {"name": HEALTH_DIR_ENV, "value": HEALTH_DIR},
+            *password_env,
             *[dict(item) for item in spec.env],
         ],
         "envFrom": [{"secretRef": {"name": spec.connection_secret_name}}],
@@ -142,7 +152,11 @@ def pod_disruption_budget(owner: Owner, spec: WorkerPoolSpec) -> dict[str, Any] 
 
 
 def worker_deployment(
-    owner: Owner, spec: WorkerPoolSpec, replicas: int, log_format: str = "auto"
+    owner: Owner,
+    spec: WorkerPoolSpec,
+    replicas: int,
+    log_format: str = "auto",
+    redis_password: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
     """The Deployment of a WorkerPool, named like the pool and owned by it.
 
@@ -159,7 +173,7 @@ def worker_deployment(
     }
     pod_spec = merge_pod_spec(
         spec.pod_template.spec,
-        worker_container(spec, log_format),
+        worker_container(spec, log_format, redis_password),
         heartbeat_stale_seconds=spec.health.heartbeat_stale_seconds,
     )
     pod_spec["terminationGracePeriodSeconds"] = spec.termination_grace_period_seconds

@@ -8,9 +8,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from jobqueue.broker.queue_admin import QueueAdmin
+from jobqueue.models import Priority
 from jobqueue_operator.conditions import Condition, flag, merge_conditions, ready
 from jobqueue_operator.redis_state import QueueStatus
-from jobqueue_operator.spec import JobQueueSpec
+from jobqueue_operator.spec import JobQueueSpec, RateLimitSpec
 
 
 def retry_defaults_of(spec: JobQueueSpec) -> dict[str, Any]:
@@ -38,6 +39,15 @@ def apply_queue_spec(admin: QueueAdmin, queue: str, spec: JobQueueSpec) -> None:
         admin.set_rate_limit(queue, limit=rate.tasks, period=rate.period_seconds, burst=rate.burst)
     elif admin.get_rate_limit(queue) is not None:
         admin.remove_rate_limit(queue)
+    levels_limited = admin.get_config(queue).priority_rate_limits
+    for level in Priority:
+        level_rate: RateLimitSpec | None = getattr(spec.priority_rate_limits, level.value)
+        if level_rate is not None:
+            admin.set_priority_rate_limit(
+                queue, level, limit=level_rate.tasks, period=level_rate.period_seconds, burst=level_rate.burst
+            )
+        elif level in levels_limited:
+            admin.remove_priority_rate_limit(queue, level)
     admin.set_max_in_flight(queue, spec.max_in_flight or None)
     # Retry defaults and the lost-lease threshold: read by fail.lua / recover.lua when a task fails or
     # loses its lease, so they apply to the queue's waiting tasks too.

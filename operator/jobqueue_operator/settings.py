@@ -81,6 +81,26 @@ class OperatorSettings(EnvFileSettings):
         description="log format of WorkerPool workers: auto (JSON unless a terminal), json or text",
     )
 
+    # An external Redis whose URL carries no password (the chart's redis.external): every worker reads
+    # JOBQUEUE_REDIS_PASSWORD from this Secret, as the chart's own pods do; empty: the URL has it all.
+    worker_redis_password_secret_name: str = Field(
+        default="",
+        description="Secret every WorkerPool worker reads JOBQUEUE_REDIS_PASSWORD from (empty: none)",
+        max_length=253,
+    )
+    worker_redis_password_secret_key: str = Field(
+        default="password",
+        description="key of that Secret holding the Redis password",
+        min_length=1,
+        max_length=253,
+    )
+
+    def worker_redis_password(self) -> tuple[str, str] | None:
+        """(Secret name, key) of the workers' Redis password, or None."""
+        if not self.worker_redis_password_secret_name:
+            return None
+        return (self.worker_redis_password_secret_name, self.worker_redis_password_secret_key)
+
     def pod_policy(self) -> PodPolicy:
         """The WorkerPool pod policy these settings describe."""
         return PodPolicy(

@@ -125,6 +125,14 @@ class RateLimitSpec(_CamelModel):
     burst: int = Field(default=1, ge=1)
 
 
+class PriorityRateLimits(_CamelModel):
+    """spec.priorityRateLimits: a level's own limit, beside the queue's (absent: the level has none)."""
+
+    high: RateLimitSpec | None = None
+    medium: RateLimitSpec | None = None
+    low: RateLimitSpec | None = None
+
+
 class Backoff(_CamelModel):
     """spec.retries.backoff."""
 
@@ -165,6 +173,7 @@ class JobQueueSpec(_CamelModel):
     paused: bool = False
     priority: PrioritySpec = Field(default_factory=PrioritySpec)
     rate_limit: RateLimitSpec | None = None
+    priority_rate_limits: PriorityRateLimits = Field(default_factory=PriorityRateLimits)
     max_in_flight: int = Field(default=0, ge=0)
     retries: RetriesSpec = Field(default_factory=RetriesSpec)
     dead_letter: DeadLetterSpec = Field(default_factory=DeadLetterSpec)

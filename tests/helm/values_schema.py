@@ -50,6 +50,16 @@ CONSTRAINTS: dict[str, dict[str, Any]] = {
     "minReplicas": {"minimum": 0},
     "maxReplicas": {"minimum": 1},
     "lifetimeSeconds": {"minimum": 2, "maximum": 3600},
+    # redis.external: any JOBQUEUE_REDIS_URL form with no password in it (no ':password@', no
+    # sentinel_password=; the password comes from passwordSecretName, never from a value), in the
+    # characters of host lists, paths and user names only (no whitespace, control characters or NUL).
+    "url": {
+        "maxLength": 2048,
+        "pattern": "^$|^(redis|rediss|unix|redis\\+sentinel|rediss\\+sentinel|redis\\+cluster|"
+        "rediss\\+cluster)://([-A-Za-z0-9._~%]+@)?[-A-Za-z0-9._~%:,\\[\\]/]+(\\?db=[0-9]{1,5})?$",
+    },
+    "passwordSecretName": {"maxLength": 253, "pattern": "^([a-z0-9]([-a-z0-9.]*[a-z0-9])?)?$"},
+    "passwordSecretKey": {"minLength": 1, "maxLength": 253, "pattern": "^[-._a-zA-Z0-9]+$"},
     # kubernetesApi: env values (KUBERNETES_SERVICE_HOST/PORT); a port may be given as a number too.
     "serviceHost": {"pattern": "^[A-Za-z0-9.:\\[\\]-]*$"},
     "servicePort": {

@@ -18,10 +18,11 @@ A bad URL raises ConfigurationError naming the part at fault; the password never
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import re
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from jobqueue.errors import ConfigurationError
 
@@ -168,3 +169,27 @@ def parse_redis_url(url: str) -> RedisTarget:
         sentinel_password=sentinel_password or None,
         tls=tls,
     )
+
+
+def with_password(target: RedisTarget, password: str | None) -> RedisTarget:
+    """``target`` with the password given apart from its URL (JOBQUEUE_REDIS_PASSWORD), so the URL can be
+    plain configuration and the password alone a secret (the Helm chart's redis.external). None: the
+    target as parsed. A URL with a password of its own is refused: two passwords, one of them silently
+    ignored, would make a rotated secret look applied when it is not."""
+    if password is None:
+        return target
+    if "\x00" in password:
+        raise ConfigurationError("JOBQUEUE_REDIS_PASSWORD: must not contain NUL")
+    if target.mode is RedisMode.STANDALONE:
+        try:
+            in_url = urlsplit(target.url).password is not None
+        except ValueError:  # redis-py reports a malformed URL itself, with its own message
+            in_url = False
+    else:
+        in_url = target.password is not None
+    if in_url:
+        raise ConfigurationError(
+            "JOBQUEUE_REDIS_PASSWORD is set and JOBQUEUE_REDIS_URL carries a password too: "
+            "give it in one place"
+        )
+    return dataclasses.replace(target, password=password)

@@ -86,6 +86,13 @@ class Settings(EnvFileSettings):
         gt=0,
         le=60,
     )
+    # Apart from the URL so that the URL can be plain configuration (a Helm value) and only the password
+    # a secret (the chart's redis.external.passwordSecret reads it from a Kubernetes Secret).
+    redis_password: SecretStr | None = Field(
+        description="password of the Redis server(s) JOBQUEUE_REDIS_URL names, for a URL without one (a URL "
+        "with a password too is refused; secret: never logged)",
+        default=None,
+    )
     key_prefix: str = Field(
         description="prefix of every key; several deployments can share one Redis",
         default="jq",

@@ -57,11 +57,13 @@ class QueueRecoveries:
     by_worker: Mapping[str, int]
     last_by_worker: Mapping[str, float]  # unix seconds
     last_at: float | None  # unix seconds
+    # The hash's own 'total': the per-worker counts are trimmed to the most recent workers, this is not.
+    counted_total: int | None = None
 
     @property
     def total(self) -> int:
-        """Leases recovered on this queue."""
-        return sum(self.by_worker.values())
+        """Leases recovered on this queue (from the per-worker counts in a hash written before 'total')."""
+        return self.counted_total if self.counted_total is not None else sum(self.by_worker.values())
 
     @classmethod
     def parse(cls, fields: Mapping[str, str]) -> QueueRecoveries:
@@ -76,7 +78,7 @@ class QueueRecoveries:
             elif kind == "t" and (at := _time_ms(value)) is not None:
                 last[worker] = at / 1000
         last_at = _time_ms(fields.get("last_at"))
-        return cls(counts, last, None if last_at is None else last_at / 1000)
+        return cls(counts, last, None if last_at is None else last_at / 1000, _count(fields.get("total")))
 
 
 def _count(value: str | None) -> int | None:
@@ -163,7 +165,7 @@ def monitor_stats(data: MonitorInput, thresholds: Thresholds) -> dict[str, Any]:
         "workers": {**counts, "total": len(liveness)},
         "by_worker": workers,
         "leases_recovered": {
-            "total": sum(by_worker.values()),
+            "total": sum(rec.total for rec in data.recoveries.values()),
             "last_recovery_at": max(last) if last else None,
             "by_worker": [
                 {"worker": w, "recovered": n, "last_recovery_at": last_by_worker.get(w)}

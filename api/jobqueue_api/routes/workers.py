@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Response
 
 from jobqueue.broker.aio import AsyncClient
 from jobqueue.broker.worker_monitor import read_monitor_input_async
@@ -17,6 +18,9 @@ from jobqueue_api.settings import Scope
 
 router = APIRouter(prefix="/api/v1/workers", tags=["workers"], dependencies=[Depends(require(Scope.READ))])
 Client = Annotated[AsyncClient, Depends(get_client)]
+# Workers per page: a page reads only its workers' records. The default is the maximum so that a caller
+# written before paging, which reads one response, still sees a whole fleet of up to 1,000.
+MAX_PAGE = 1000
 
 
 def _shape(worker: WorkerInfo, stale_after: float) -> dict[str, Any]:
@@ -35,10 +39,22 @@ def _shape(worker: WorkerInfo, stale_after: float) -> dict[str, Any]:
 
 @router.get("")
 async def list_workers(
-    client: Client, stale_after: Annotated[float, Query(gt=0, le=3600)] = 30.0
+    client: Client,
+    response: Response,
+    stale_after: Annotated[float, Query(gt=0, le=3600)] = 30.0,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = MAX_PAGE,
+    after: Annotated[str | None, Query(min_length=1, max_length=253)] = None,
 ) -> list[dict[str, Any]]:
-    """Workers with status (ACTIVE / IDLE / DRAINING, or DEAD once the heartbeat is stale)."""
-    return [_shape(w, stale_after) for w in await client.list_workers()]
+    """One page of workers in id order, with status (ACTIVE / IDLE / DRAINING, or DEAD once the
+    heartbeat is stale): those after ``after`` (the last id of the previous page), at most ``limit``.
+    ``X-Total-Count`` is the number of registered workers; ``X-Next-Cursor`` (absent on the last page) is
+    the ``after`` of the next page, also given as a ``Link: <...>; rel="next"``."""
+    page, total, cursor = await client.worker_page(after, limit)
+    response.headers["X-Total-Count"] = str(total)
+    if cursor is not None:
+        response.headers["X-Next-Cursor"] = cursor
+        response.headers["Link"] = f'</api/v1/workers?after={quote(cursor)}&limit={limit}>; rel="next"'
+    return [_shape(w, stale_after) for w in page]
 
 
 @router.get("/stats")
@@ -69,8 +85,8 @@ async def get_worker(
     client: Client,
     stale_after: Annotated[float, Query(gt=0, le=3600)] = 30.0,
 ) -> dict[str, Any]:
-    """One worker."""
-    for w in await client.list_workers():
-        if w.id == worker_id:
-            return _shape(w, stale_after)
+    """One worker (one round trip, whatever the fleet's size)."""
+    worker = await client.get_worker(worker_id)
+    if worker is not None:
+        return _shape(worker, stale_after)
     raise ApiError(404, "not_found", f"no worker {worker_id!r} has heartbeated recently", "worker_id")

@@ -52,6 +52,10 @@ app.kubernetes.io/component: {{ .component }}
 {{- define "jobqueue.apiKeySecret" -}}
 {{- default (printf "%s-api-key" (include "jobqueue.fullname" .)) .Values.api.existingKeySecret -}}
 {{- end -}}
+{{/* "true" when the chart deploys its own Redis: enabled and no external one named. */}}
+{{- define "jobqueue.inChartRedis" -}}
+{{- if and .Values.redis.enabled (not .Values.redis.external.url) -}}true{{- end -}}
+{{- end -}}
 {{- define "jobqueue.redisHost" -}}{{ include "jobqueue.fullname" . }}-redis{{- end -}}
 {{- define "jobqueue.postgresqlHost" -}}{{ include "jobqueue.fullname" . }}-postgresql{{- end -}}
 
@@ -79,6 +83,10 @@ A value generated once and kept: read back from the existing Secret on upgrade (
   valueFrom: {secretKeyRef: {name: {{ include "jobqueue.connectionSecret" . }}, key: JOBQUEUE_REDIS_URL}}
 - name: JOBQUEUE_DATABASE_URL
   valueFrom: {secretKeyRef: {name: {{ include "jobqueue.connectionSecret" . }}, key: JOBQUEUE_DATABASE_URL, optional: true}}
+{{- with .Values.redis.external.passwordSecretName }}
+- name: JOBQUEUE_REDIS_PASSWORD
+  valueFrom: {secretKeyRef: {name: {{ . }}, key: {{ $.Values.redis.external.passwordSecretKey }}}}
+{{- end }}
 - name: JOBQUEUE_KEY_PREFIX
   value: {{ .Values.connection.keyPrefix | quote }}
 - name: POD_NAME
@@ -129,8 +137,14 @@ ClusterIP; a container's own env wins over it, so a cluster whose ClusterIPs rou
 {{- end -}}
 
 {{- define "jobqueue.validate" -}}
-{{- if and (not .Values.connection.existingSecret) (not (and .Values.redis.enabled .Values.postgresql.enabled)) -}}
-{{- fail "connection.existingSecret is required unless both redis.enabled and postgresql.enabled (the in-chart quick-start stores) are true" -}}
+{{- if and (not .Values.connection.existingSecret) (not (and (or .Values.redis.enabled .Values.redis.external.url) .Values.postgresql.enabled)) -}}
+{{- fail "connection.existingSecret is required unless postgresql.enabled and either redis.enabled or redis.external.url (the chart then writes the connection Secret)" -}}
+{{- end -}}
+{{- if and .Values.redis.external.passwordSecretName (not .Values.redis.external.url) (not .Values.connection.existingSecret) -}}
+{{- fail "redis.external.passwordSecretName is the password of an external Redis: set redis.external.url (or connection.existingSecret); the in-chart Redis has a generated password of its own" -}}
+{{- end -}}
+{{- if and .Values.connection.existingSecret .Values.redis.external.url -}}
+{{- fail "redis.external.url with connection.existingSecret: put the URL in that Secret's JOBQUEUE_REDIS_URL instead (WorkerPool workers read their connection from it); redis.external.passwordSecretName still applies" -}}
 {{- end -}}
 {{- if and .Values.hostNetwork .Values.examples.enabled (not .Values.operator.workerPoolPolicy.allowHostNamespaces) -}}
 {{- fail "hostNetwork with examples.enabled needs operator.workerPoolPolicy.allowHostNamespaces: the example WorkerPool asks for hostNetwork, which the operator refuses otherwise" -}}

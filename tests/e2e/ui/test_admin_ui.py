@@ -15,6 +15,7 @@ from ui_pages import open_ui
 from jobqueue import App, Client
 from jobqueue.broker.queue_admin import QueueAdmin
 from jobqueue.keys import GlobalKeys
+from jobqueue.models import Priority
 from jobqueue.schedules.registry import ScheduleRegistry, fire_due_schedules
 
 pytestmark = pytest.mark.timeout(150)
@@ -39,6 +40,18 @@ def test_pause_resume_and_rate_limit_from_the_queue_page(
     page.locator("#flow-facts", has_text="120 per 60 s, burst 20").wait_for()
     rate = admin.get_rate_limit("default")
     assert rate is not None and (rate.limit, rate.period_seconds, rate.burst) == (120, 60.0, 20)
+    # One priority level's own limit, beside the queue's: set, shown, removed, the queue's untouched.
+    page.get_by_label("Applies to").select_option("low")
+    page.get_by_label("Rate limit (tasks)").fill("5")
+    page.get_by_label("Per (seconds)").fill("1")
+    page.get_by_label("Burst").fill("2")
+    page.get_by_role("button", name="Set rate limit").click()
+    page.locator("#flow-level-limits", has_text="low: 5 per s, burst 2").wait_for()
+    assert set(admin.get_config("default").priority_rate_limits) == {Priority.LOW}
+    page.get_by_role("button", name="Remove rate limit").click()
+    page.locator("#flow-level-limits", has_text="none").wait_for()
+    assert admin.get_rate_limit("default") is not None
+    page.get_by_label("Applies to").select_option("")
     # A refused change shows the API's own message, naming the field.
     page.get_by_label("Rate limit (tasks)").fill("0")
     page.get_by_role("button", name="Set rate limit").click()

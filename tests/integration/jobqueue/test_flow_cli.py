@@ -38,6 +38,19 @@ def test_queue_commands(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(capsys, "queue", "retries", "mail", "--off")["retry_defaults"] is None  # type: ignore[index]
 
 
+def test_a_priority_levels_own_rate_limit(capsys: pytest.CaptureFixture[str]) -> None:
+    run(capsys, *"queue rate-limit mail --limit 100 --period 60".split())
+    cfg = run(capsys, *"queue rate-limit mail --level low --limit 5 --period 2 --burst 2".split())
+    low = {"limit": 5, "period_seconds": 2.0, "burst": 2, "enabled": True}
+    assert cfg["priority_rate_limits"] == {"low": low}  # type: ignore[index]
+    assert cfg["rate_limit"]["limit"] == 100  # type: ignore[index]  # the queue's own limit is untouched
+    cfg = run(capsys, *"queue rate-limit mail --level low --off".split())
+    assert cfg["priority_rate_limits"] == {} and cfg["rate_limit"]["limit"] == 100  # type: ignore[index]
+    # A level's limit follows the queue limit's rules: a clear error naming the field, exit 2.
+    assert main("queue rate-limit mail --level high --limit 0".split()) == 2
+    assert "limit" in capsys.readouterr().err
+
+
 def test_schedule_commands(capsys: pytest.CaptureFixture[str]) -> None:
     info = run(capsys, "schedule", "register", "nightly", "--cron", "0 3 * * *", "--task", "cleanup",
                "--timezone", "Europe/Paris", "--concurrency-policy", "Forbid")  # fmt: skip

@@ -30,6 +30,16 @@ class Ahead:
         return self.jobs.pop(0) if self.jobs else None
 
 
+def submit_with_one_ahead(pool: ProcessPool, ahead: Ahead, first: Job, second: Job) -> None:
+    """``first`` runs in the pool's one child; ``second`` is what the worker would hand out ahead of it."""
+    ahead.jobs.append(second)
+    pool.submit(first)
+
+
+def next_two(outcomes: queue.Queue[Outcome]) -> list[Outcome]:
+    return [outcomes.get(timeout=WAIT), outcomes.get(timeout=WAIT)]
+
+
 @pytest.fixture
 def outcomes() -> queue.Queue[Outcome]:
     return queue.Queue()
@@ -50,10 +60,9 @@ def test_the_job_ahead_starts_in_the_child_when_the_current_one_ends(
 ) -> None:
     pool, ahead = started_pool
     first, second = job(1, "sleepy", "[0.2]"), job(2, "add", "[1, 2]")
-    ahead.jobs.append(second)
-    pool.submit(first)
+    submit_with_one_ahead(pool, ahead, first, second)
     assert ahead.jobs == []  # taken ahead at once, while the first one runs
-    got = [outcomes.get(timeout=WAIT), outcomes.get(timeout=WAIT)]
+    got = next_two(outcomes)
     assert [(o.task_id, o.kind) for o in got] == [
         (first.id, OutcomeKind.SUCCESS),
         (second.id, OutcomeKind.SUCCESS),
@@ -68,10 +77,9 @@ def test_a_job_cancelled_while_it_waits_ahead_never_starts_and_the_running_one_i
 ) -> None:
     pool, ahead = started_pool
     first, second = job(1, "sleepy", "[0.3]"), job(2, "add", "[1, 2]")
-    ahead.jobs.append(second)
-    pool.submit(first)
+    submit_with_one_ahead(pool, ahead, first, second)
     pool.cancel(second.id, force=force)
-    got = [outcomes.get(timeout=WAIT), outcomes.get(timeout=WAIT)]
+    got = next_two(outcomes)
     assert (got[0].task_id, got[0].kind) == (first.id, OutcomeKind.SUCCESS)
     assert (got[1].task_id, got[1].kind) == (second.id, OutcomeKind.CANCELLED)
     assert got[1].error == "TaskCancelled: cancelled before it started"
@@ -82,10 +90,9 @@ def test_a_running_job_cancelled_gracefully_sees_it_and_the_job_ahead_does_not(
 ) -> None:
     pool, ahead = started_pool
     first, second = job(1, "cancellable", "[5]"), job(2, "add", "[2, 3]")
-    ahead.jobs.append(second)
-    pool.submit(first)
+    submit_with_one_ahead(pool, ahead, first, second)
     pool.cancel(first.id, force=False)
-    got = [outcomes.get(timeout=WAIT), outcomes.get(timeout=WAIT)]
+    got = next_two(outcomes)
     assert [o.task_id for o in got] == [first.id, second.id]
     # Seen while it ran, or before it started if the cancel reached the child first: cancelled either way.
     assert got[0].result_json == '"saw cancel"' or got[0].kind == OutcomeKind.CANCELLED
@@ -97,9 +104,8 @@ def test_the_job_ahead_of_a_task_killed_at_its_hard_limit_runs_in_the_replacemen
 ) -> None:
     pool, ahead = started_pool
     first, second = job(1, "stubborn", "[30]", timeout=0.5), job(2, "add", "[4, 5]")
-    ahead.jobs.append(second)
-    pool.submit(first)
-    got = [outcomes.get(timeout=WAIT), outcomes.get(timeout=WAIT)]
+    submit_with_one_ahead(pool, ahead, first, second)
+    got = next_two(outcomes)
     assert [(o.task_id, o.kind) for o in got] == [
         (first.id, OutcomeKind.TIMEOUT),
         (second.id, OutcomeKind.SUCCESS),
@@ -113,9 +119,8 @@ def test_the_job_ahead_of_a_crashed_child_runs_in_the_replacement_child(
 ) -> None:
     pool, ahead = started_pool
     first, second = job(1, "crash", "[]"), job(2, "add", "[1, 1]")
-    ahead.jobs.append(second)
-    pool.submit(first)
-    got = [outcomes.get(timeout=WAIT), outcomes.get(timeout=WAIT)]
+    submit_with_one_ahead(pool, ahead, first, second)
+    got = next_two(outcomes)
     assert [(o.task_id, o.kind) for o in got] == [
         (first.id, OutcomeKind.CRASHED),
         (second.id, OutcomeKind.SUCCESS),

@@ -11,7 +11,8 @@ from jq_testing import wait_until
 from record_helpers import fetch
 
 from jobqueue import Client
-from jobqueue.broker.enqueue import build_recover, make_request
+from jobqueue.broker import enqueue
+from jobqueue.broker.enqueue import RECOVERY_WORKERS_KEPT, build_recover, make_request
 from jobqueue.broker.queue_admin import QueueAdmin
 from jobqueue.broker.redis_io import run_script
 from jobqueue.broker.worker_monitor import read_monitor_input
@@ -63,4 +64,35 @@ def test_many_expired_leases_of_many_workers_in_one_call(client: Client) -> None
     wait_until(lambda: client.redis.zcount(leases, "-inf", time.time() * 1000 - 100) == 4200, 30)
     assert int(run_script(client.redis, build_recover(client.settings, "many", limit=5000))[0]) == 4200
     rec = read_monitor_input(client).recoveries["many"]
-    assert rec.total == 4200 and len(rec.by_worker) == 4200 and len(rec.last_by_worker) == 4200
+    # The queue's count is exact; per worker, only the most recent RECOVERY_WORKERS_KEPT are kept (all
+    # 4,200 were recovered at the same instant: which 750 stay is arbitrary), deleted in chunks too.
+    kept = RECOVERY_WORKERS_KEPT * 3 // 4
+    assert rec.total == 4200 and len(rec.by_worker) == kept
+    assert rec.last_by_worker.keys() == rec.by_worker.keys()
+
+
+def test_the_per_worker_counts_keep_the_most_recent_workers_and_the_total(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A fleet whose pods churn: every pod a new worker id. Without a bound the hash grows per pod forever.
+    monkeypatch.setattr(enqueue, "RECOVERY_WORKERS_KEPT", 4)
+    for i in range(12):
+        client.enqueue("add", [1, 2], queue="churn")
+        assert len(fetch(client, 1, queue="churn", worker=f"pod-{i}")) == 1
+        assert client.recover_expired_leases(["churn"], worker_id=f"pod-{i}")["requeued"] == 1
+        [job] = fetch(client, 1, queue="churn", worker="survivor")  # the requeued task, out of the way
+        client.redis.zrem(client.queue_keys("churn").leases, job.id)
+    rec = read_monitor_input(client).recoveries["churn"]
+    assert rec.total == 12
+    fields = client.redis.hkeys(client.queue_keys("churn").recoveries)
+    assert len(fields) <= 2 * 4 + 2  # w: and t: per worker, last_at, total
+    assert "pod-11" in rec.by_worker and "pod-0" not in rec.by_worker  # the oldest go first
+
+
+def test_a_hash_written_before_the_total_starts_it_from_its_worker_counts(client: Client) -> None:
+    recoveries = client.queue_keys("older").recoveries
+    client.redis.hset(recoveries, mapping={"w:old-pod": 5, "t:old-pod": 1, "last_at": 1})
+    client.enqueue("add", [1, 2], queue="older")
+    assert len(fetch(client, 1, queue="older", worker="new-pod")) == 1
+    assert client.recover_expired_leases(["older"], worker_id="new-pod")["requeued"] == 1
+    assert read_monitor_input(client).recoveries["older"].total == 6

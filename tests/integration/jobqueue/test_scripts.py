@@ -459,3 +459,27 @@ def test_a_batch_splits_calls_by_queue_even_when_the_specs_are_equal(client: Cli
         ready = client.redis.lrange(QueueKeys(client.settings.key_prefix, queue).ready("medium"), 0, -1)
         assert ready == [handles[i].id for i in expected]
         assert {client.get_task(i).queue for i in ready} == {queue}
+
+
+def test_a_batch_fanned_out_over_queues_shares_calls_and_keeps_each_lists_order(client: Client) -> None:
+    """Interleaved queues share one call per queue and spec (it was one call per task); a list fed two
+    specs in turn (a, b, a, b on one queue and priority) still receives them in request order, and
+    a request that is not plain (a dedup key) keeps its place between the plain ones."""
+    fanned = [make_request("a", [i], queue=f"fan{i % 3}") for i in range(30)]
+    plan = plan_enqueue(client.settings, fanned)
+    assert len(plan.calls) == 3
+    mixed = [make_request("a" if i % 2 else "b", [i], queue="mix") for i in range(6)]
+    mixed.insert(3, make_request("a", [99], queue="mix", unique_key="only-once"))
+    mixed_plan = plan_enqueue(client.settings, mixed)
+    ids = [task_id for _, _, task_id in mixed_plan.slots]
+    # Both scripts loaded first: a call that meets NOSCRIPT is re-run after the rest of its exchange.
+    client.enqueue_many([make_request("a", [0], queue="warm", unique_key="warm"), make_request("a", [0])])
+    handles = client.enqueue_many(fanned) + client.enqueue_many(mixed)
+    assert [h.id.split(".")[0] for h in handles[:30]] == [f"fan{i % 3}" for i in range(30)]
+    for n in range(3):
+        listed = client.redis.lrange(QueueKeys(client.settings.key_prefix, f"fan{n}").ready("medium"), 0, -1)
+        assert [client.get_task(i).args for i in listed] == [[i] for i in range(n, 30, 3)]
+    listed = client.redis.lrange(QueueKeys(client.settings.key_prefix, "mix").ready("medium"), 0, -1)
+    got = [client.get_task(i).args for i in listed]
+    assert got == [[0], [1], [2], [99], [3], [4], [5]], got
+    assert len(ids) == 7 and len(set(ids)) == 7

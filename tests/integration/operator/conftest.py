@@ -7,10 +7,17 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from kubernetes import client as k8s_client
+from kubernetes import config as k8s_config
+from pydantic import SecretStr
 
 from jobqueue import Settings
+from jobqueue_api import create_app
+from jobqueue_api.pool_kube import KubernetesPoolBackend
+from jobqueue_api.settings import ApiSettings
 from jobqueue_operator.manifests import selector_string
+from k8s.api_rbac import api_kubeconfig
 from k8s.control_plane import ControlPlane, wait_until
 from k8s.crds import CRDS, apply_crds
 from k8s.operator_process import OperatorProcess
@@ -70,3 +77,24 @@ def pod_runner_factory(
     yield start
     for runner in runners:
         runner.stop()
+
+
+@pytest.fixture
+def api(
+    kube_api: k8s_client.ApiClient,
+    kube_control_plane: ControlPlane,
+    kube_namespace: str,
+    settings: Settings,
+    tmp_path: Path,
+) -> Iterator[TestClient]:
+    """The REST API in-process, its pool backend on the real control plane as the API's own service
+    account (the chart's RBAC, not the test's admin), with an admin key ``a`` and a read key ``r``."""
+    config = api_kubeconfig(
+        kube_api, kube_namespace, kube_control_plane.kubeconfig, tmp_path / "api.kubeconfig"
+    )
+    sa_client = k8s_config.new_client_from_config(config_file=str(config))
+    backend = KubernetesPoolBackend(sa_client, kube_namespace, default_image="jobqueue-worker:test")
+    app = create_app(settings, ApiSettings(keys=SecretStr("a:admin,r:read")), pool_backend=backend)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield client
+    sa_client.close()

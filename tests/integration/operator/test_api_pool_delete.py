@@ -7,46 +7,19 @@ it exits 0. Nothing is killed mid-run and nothing runs twice."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from kubernetes import client as k8s_client
-from kubernetes import config as k8s_config
-from pydantic import SecretStr
 
-from jobqueue import Client, Settings
+from jobqueue import Client
 from jobqueue.models import TaskStatus
-from jobqueue_api import create_app
-from jobqueue_api.pool_kube import KubernetesPoolBackend
-from jobqueue_api.settings import ApiSettings
-from k8s.api_rbac import api_kubeconfig
-from k8s.control_plane import ControlPlane, wait_until
+from k8s.control_plane import wait_until
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.usefixtures("jobqueue_crds")]
 ADMIN = {"Authorization": "Bearer a"}
 BASE = "/api/v1/worker-pools"
-
-
-@pytest.fixture
-def api(
-    kube_api: k8s_client.ApiClient,
-    kube_control_plane: ControlPlane,
-    kube_namespace: str,
-    settings: Settings,
-    tmp_path: Path,
-) -> Iterator[TestClient]:
-    config = api_kubeconfig(
-        kube_api, kube_namespace, kube_control_plane.kubeconfig, tmp_path / "api.kubeconfig"
-    )
-    sa_client = k8s_config.new_client_from_config(config_file=str(config))
-    backend = KubernetesPoolBackend(sa_client, kube_namespace, default_image="jobqueue-worker:test")
-    app = create_app(settings, ApiSettings(keys=SecretStr("a:admin")), pool_backend=backend)
-    with TestClient(app, raise_server_exceptions=False) as client:
-        yield client
-    sa_client.close()
 
 
 def test_delete_lets_the_running_task_finish_before_the_worker_exits(

@@ -5,26 +5,20 @@ server come back as 422 naming the field; nothing is half-created."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from kubernetes import client as k8s_client
-from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
-from pydantic import SecretStr
 
-from jobqueue import Client, Settings
+from jobqueue import Client
 from jobqueue.errors import ValidationError
 from jobqueue.pools import PoolSpec
-from jobqueue_api import create_app
 from jobqueue_api.pool_backends import ClusterOptions
 from jobqueue_api.pool_kube import KubernetesPoolBackend
-from jobqueue_api.settings import ApiSettings
-from k8s.api_rbac import api_kubeconfig
-from k8s.control_plane import ControlPlane, wait_until
+from k8s.control_plane import wait_until
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.usefixtures("jobqueue_crds")]
 ADMIN = {"Authorization": "Bearer a"}
@@ -32,25 +26,6 @@ READ = {"Authorization": "Bearer r"}
 BASE = "/api/v1/worker-pools"
 POOL = {"name": "emails", "queues": ["emails"], "concurrency": 2, "replicas": 1, "app": "tasks:app"}
 GROUP, VERSION, PLURAL = "jobqueue.dev", "v1alpha1", "workerpools"
-
-
-@pytest.fixture
-def api(
-    kube_api: k8s_client.ApiClient,
-    kube_control_plane: ControlPlane,
-    kube_namespace: str,
-    settings: Settings,
-    tmp_path: Path,
-) -> Iterator[TestClient]:
-    config = api_kubeconfig(
-        kube_api, kube_namespace, kube_control_plane.kubeconfig, tmp_path / "api.kubeconfig"
-    )
-    sa_client = k8s_config.new_client_from_config(config_file=str(config))
-    backend = KubernetesPoolBackend(sa_client, kube_namespace, default_image="jobqueue-worker:test")
-    app = create_app(settings, ApiSettings(keys=SecretStr("a:admin,r:read")), pool_backend=backend)
-    with TestClient(app, raise_server_exceptions=False) as client:
-        yield client
-    sa_client.close()
 
 
 def pools(kube_api: k8s_client.ApiClient, namespace: str) -> list[dict[str, Any]]:

@@ -105,6 +105,11 @@ INVALID = [
     ("JobQueue", {"spec.rateLimit.burst": 500}, "rateLimit.burst must not exceed rateLimit.tasks"),
     (
         "JobQueue",
+        {"spec.priorityRateLimits.low": {"tasks": 2, "burst": 5}},
+        "a level's burst must not exceed its tasks",
+    ),
+    (
+        "JobQueue",
         {"spec.priority": {"policy": "Weighted"}},
         "priority.weights is required when priority.policy is Weighted",
     ),

@@ -1,6 +1,8 @@
 """``jobqueue-operator --log-format json`` against a real control plane: every line it writes is JSON
 (kopf's per-object lines name their object), and with JOBQUEUE_OPERATOR_WORKER_LOG_FORMAT=json (what the
-chart sets) the workers of a WorkerPool run with ``--log-format json``."""
+chart sets) the workers of a WorkerPool run with ``--log-format json``; with the chart's
+redis.external.passwordSecretName (JOBQUEUE_OPERATOR_WORKER_REDIS_PASSWORD_SECRET_*) they read
+JOBQUEUE_REDIS_PASSWORD from that Secret, by reference only."""
 
 from __future__ import annotations
 
@@ -40,7 +42,11 @@ def json_operator(
         settings,
         tmp_path / "operator.log",
         extra_args=["--log-format", "json"],  # after the helper's own --log-format text: this one wins
-        extra_env={"JOBQUEUE_OPERATOR_WORKER_LOG_FORMAT": "json"},
+        extra_env={
+            "JOBQUEUE_OPERATOR_WORKER_LOG_FORMAT": "json",
+            "JOBQUEUE_OPERATOR_WORKER_REDIS_PASSWORD_SECRET_NAME": "redis-auth",
+            "JOBQUEUE_OPERATOR_WORKER_REDIS_PASSWORD_SECRET_KEY": "pw",
+        },
     )
     try:
         wait_until(proc.healthy, 60, "the operator's liveness endpoint")
@@ -60,7 +66,7 @@ def worker_args(apps: k8s_client.AppsV1Api, namespace: str, name: str) -> list[s
     return list(deployment.spec.template.spec.containers[0].args)
 
 
-def test_the_operator_logs_json_and_runs_its_workers_with_json_logs(
+def test_the_operator_logs_json_and_runs_its_workers_with_json_logs_and_the_redis_password_secret(
     json_operator: OperatorProcess, kube_api: k8s_client.ApiClient, kube_namespace: str
 ) -> None:
     create_cr(
@@ -81,6 +87,13 @@ def test_the_operator_logs_json_and_runs_its_workers_with_json_logs(
     wait_until(lambda: worker_args(apps, kube_namespace, "logs") is not None, 60, "the pool's Deployment")
     args = worker_args(apps, kube_namespace, "logs")
     assert args is not None and args[:3] == ["--log-format", "json", "worker"]
+    container = apps.read_namespaced_deployment("logs", kube_namespace).spec.template.spec.containers[0]
+    [password] = [e for e in container.env if e.name == "JOBQUEUE_REDIS_PASSWORD"]
+    assert password.value is None
+    assert (password.value_from.secret_key_ref.name, password.value_from.secret_key_ref.key) == (
+        "redis-auth",
+        "pw",
+    )
 
     def lines() -> list[dict[str, Any]]:
         return [json.loads(line) for line in json_operator.log().splitlines() if line.strip()]

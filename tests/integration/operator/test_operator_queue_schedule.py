@@ -18,6 +18,7 @@ from jobqueue.broker.queue_admin import QueueAdmin
 from jobqueue.broker.redis_io import run_script
 from jobqueue.errors import ScheduleNotFound
 from jobqueue.flow_control import RetryDefaults
+from jobqueue.models import Priority
 from jobqueue.retry import QUEUE_DEFAULT_RETRY
 from jobqueue.schedules.registry import ScheduleRegistry
 from jobqueue.services.scheduler import Scheduler
@@ -40,6 +41,7 @@ def test_jobqueue_flow_control_lands_in_redis_and_status_shows_depth(
             "spec": {
                 "paused": True,
                 "rateLimit": {"tasks": 5, "periodSeconds": 2, "burst": 2},
+                "priorityRateLimits": {"low": {"tasks": 2, "periodSeconds": 10}},
                 "maxInFlight": 3,
                 "priority": {"policy": "Weighted", "weights": {"high": 5, "medium": 2, "low": 1}},
                 "deadLetter": {"alertThreshold": 10},
@@ -53,6 +55,9 @@ def test_jobqueue_flow_control_lands_in_redis_and_status_shows_depth(
     assert config.rate_limit is not None
     assert (config.rate_limit.limit, config.rate_limit.period_seconds, config.rate_limit.burst) == (5, 2.0, 2)
     assert (config.priority_policy.value, config.weights) == ("weighted", (5, 2, 1))
+    low = config.priority_rate_limits[Priority.LOW]
+    assert (low.limit, low.period_seconds, low.burst) == (2, 10.0, 1)
+    assert Priority.HIGH not in config.priority_rate_limits
 
     for _ in range(4):
         client.enqueue("add", [1, 2], queue="emails")
@@ -80,9 +85,11 @@ def test_jobqueue_flow_control_lands_in_redis_and_status_shows_depth(
     wait_until(configured, 30, "the Ready and Paused conditions")
     wait_until(lambda: "Configured" in events_for(kube_api, kube_namespace, "emails"), 30, "the event")
 
-    patch_spec(kube_api, kube_namespace, "jobqueues", "emails", {"paused": False, "rateLimit": None})
+    patch = {"paused": False, "rateLimit": None, "priorityRateLimits": None}
+    patch_spec(kube_api, kube_namespace, "jobqueues", "emails", patch)
     wait_until(lambda: not admin.get_config("emails").paused, 30, "the queue to resume in Redis")
     wait_until(lambda: admin.get_rate_limit("emails") is None, 10, "the rate limit to be removed")
+    wait_until(lambda: not admin.get_config("emails").priority_rate_limits, 10, "no level limit")
 
 
 def test_jobqueue_retries_and_dead_letter_settings_apply_in_redis(

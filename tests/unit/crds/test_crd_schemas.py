@@ -275,3 +275,10 @@ def test_schedule_shape_rule(schedule: str, accepted: bool) -> None:
 )
 def test_time_zone_shape_rule(zone: str, accepted: bool) -> None:
     assert accepted_by_rule(recurring_task_field("timeZone"), zone) is accepted
+
+
+@pytest.mark.parametrize("crd", crd_files(), ids=lambda p: p.name)
+def test_the_chart_ships_the_same_crds(crd: Path) -> None:
+    # helm installs helm/jobqueue/crds/; kubectl users apply crds/: one edited without the other drifts.
+    chart_copy = CRDS.parent / "helm" / "jobqueue" / "crds" / crd.name
+    assert chart_copy.read_bytes() == crd.read_bytes(), f"copy {crd} to {chart_copy}"

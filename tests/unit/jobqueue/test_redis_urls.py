@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from jobqueue.errors import ConfigurationError
-from jobqueue.redis_urls import RedisMode, parse_redis_url
+from jobqueue.redis_urls import RedisMode, parse_redis_url, with_password
 
 
 @pytest.mark.parametrize(
@@ -97,3 +97,27 @@ def test_any_text_after_the_scheme_parses_or_raises_configuration_error(rest: st
             continue
         assert target.nodes
         assert all(0 < port < 65536 for _, port in target.nodes)
+
+
+@pytest.mark.parametrize(
+    "url", ["redis://10.0.0.1:6379/0", "redis+sentinel://s1,s2/mymaster", "redis+cluster://node-a,node-b"]
+)
+def test_a_password_given_apart_is_used_for_a_url_without_one(url: str) -> None:
+    target = with_password(parse_redis_url(url), "p@ss:word")
+    assert target.password == "p@ss:word"
+    assert "p@ss" not in repr(target)
+    assert with_password(parse_redis_url(url), None) == parse_redis_url(url)
+
+
+@pytest.mark.parametrize(
+    "url", ["redis://:pw@10.0.0.1:6379/0", "redis+sentinel://:pw@s1/mymaster", "redis+cluster://u:pw@node-a"]
+)
+def test_a_password_in_the_url_and_apart_is_refused_without_echoing_either(url: str) -> None:
+    with pytest.raises(ConfigurationError, match="JOBQUEUE_REDIS_PASSWORD") as caught:
+        with_password(parse_redis_url(url), "other-secret")
+    assert "other-secret" not in str(caught.value) and ":pw" not in str(caught.value)
+
+
+def test_a_password_apart_with_nul_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="NUL"):
+        with_password(parse_redis_url("redis+cluster://node-a"), "a\x00b")

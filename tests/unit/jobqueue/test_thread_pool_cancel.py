@@ -34,6 +34,24 @@ def quick() -> int:
     return 1
 
 
+class Outcomes:
+    """The pool's outcomes by task id, as its on_outcome callback receives them from the slot threads."""
+
+    def __init__(self) -> None:
+        self.by_id: dict[str, Outcome] = {}
+        self._done = threading.Condition()
+
+    def __call__(self, outcome: Outcome) -> None:
+        with self._done:
+            self.by_id[outcome.task_id] = outcome
+            self._done.notify_all()
+
+    def wait(self, *task_ids: str) -> dict[str, Outcome]:
+        with self._done:
+            assert self._done.wait_for(lambda: set(task_ids) <= self.by_id.keys(), 5), (task_ids, self.by_id)
+            return self.by_id
+
+
 def _job(task_id: str, name: str) -> Job:
     return Job(task_id, 1, name, "[]", "{}", "default", "normal", None, None, 0, 0, None)
 
@@ -48,17 +66,10 @@ def tiny_switch_interval() -> Iterator[None]:
 
 
 def test_forced_attempts_end_cancelled_and_the_slot_lives_on() -> None:
-    outcomes: dict[str, Outcome] = {}
-    done = threading.Condition()
-
-    def on_outcome(outcome: Outcome) -> None:
-        with done:
-            outcomes[outcome.task_id] = outcome
-            done.notify_all()
-
+    outcomes = Outcomes()
     died: list[object] = []
     pool = ThreadPool(app, concurrency=1)
-    pool.start(on_outcome, on_loop_died=lambda *a: died.append(a))
+    pool.start(outcomes, on_loop_died=lambda *a: died.append(a))
     try:
         for n in range(500):
             task_id = f"t{n}"
@@ -72,13 +83,9 @@ def test_forced_attempts_end_cancelled_and_the_slot_lives_on() -> None:
             # The same request again, as the heartbeat's reply repeats what the cancel channel said.
             time.sleep((n % 3) * 0.0002)
             pool.cancel(task_id, force=True)
-            with done:
-                assert done.wait_for(lambda: task_id in outcomes, 5), f"{task_id} never ended"
-            assert outcomes[task_id].kind is OutcomeKind.CANCELLED, outcomes[task_id]
+            assert outcomes.wait(task_id)[task_id].kind is OutcomeKind.CANCELLED, outcomes.by_id[task_id]
         pool.submit(_job("after", "quick"))
-        with done:
-            assert done.wait_for(lambda: "after" in outcomes, 5)
-        assert outcomes["after"].kind is OutcomeKind.SUCCESS
+        assert outcomes.wait("after")["after"].kind is OutcomeKind.SUCCESS
         assert not died
     finally:
         pool.stop()
@@ -100,25 +107,17 @@ def test_a_force_cancel_arriving_after_the_task_returned_still_ends_it_cancelled
         if ctx.id.startswith("forced"):
             pools[0].cancel(ctx.id, force=True)
 
-    outcomes: dict[str, Outcome] = {}
-    done = threading.Condition()
-
-    def on_outcome(outcome: Outcome) -> None:
-        with done:
-            outcomes[outcome.task_id] = outcome
-            done.notify_all()
-
+    outcomes = Outcomes()
     pool = ThreadPool(late, concurrency=1)
     pools.append(pool)
     died: list[object] = []
-    pool.start(on_outcome, on_loop_died=lambda *a: died.append(a))
+    pool.start(outcomes, on_loop_died=lambda *a: died.append(a))
     try:
         pool.submit(_job("forced-1", "returns_at_once"))
         pool.submit(_job("plain-1", "returns_at_once"))
-        with done:
-            assert done.wait_for(lambda: {"forced-1", "plain-1"} <= outcomes.keys(), 5), outcomes
-        assert outcomes["forced-1"].kind is OutcomeKind.CANCELLED, outcomes["forced-1"]
-        assert outcomes["plain-1"].kind is OutcomeKind.SUCCESS
+        ended = outcomes.wait("forced-1", "plain-1")
+        assert ended["forced-1"].kind is OutcomeKind.CANCELLED, ended["forced-1"]
+        assert ended["plain-1"].kind is OutcomeKind.SUCCESS
         assert not died
     finally:
         pool.stop()

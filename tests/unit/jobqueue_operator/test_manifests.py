@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from jobqueue_operator.manifests import Owner, selector_string, worker_deployment
+from jobqueue_operator.settings import OperatorSettings
 from jobqueue_operator.spec import WorkerPoolSpec
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "crds" / "examples" / "workerpool.yaml"
@@ -76,6 +78,20 @@ def test_a_log_format_other_than_auto_is_the_workers_first_argument() -> None:
     assert container["args"][0] == "worker"
 
 
+def test_an_external_redis_password_reaches_the_worker_from_its_secret_never_as_a_value() -> None:
+    (container,) = worker_deployment(OWNER, example_spec(), 1, "auto", ("redis-auth", "pw"))["spec"][
+        "template"
+    ]["spec"]["containers"]
+    [entry] = [e for e in container["env"] if e["name"] == "JOBQUEUE_REDIS_PASSWORD"]
+    assert entry == {
+        "name": "JOBQUEUE_REDIS_PASSWORD",
+        "valueFrom": {"secretKeyRef": {"name": "redis-auth", "key": "pw"}},
+    }
+    # Without one the pod template is as before (no rollout of existing pools on upgrade).
+    (plain,) = worker_deployment(OWNER, example_spec(), 1)["spec"]["template"]["spec"]["containers"]
+    assert all(e["name"] != "JOBQUEUE_REDIS_PASSWORD" for e in plain["env"])
+
+
 def test_pod_template_metadata_merges_but_cannot_move_the_pod_out_of_its_pool() -> None:
     spec = example_spec(
         podTemplate={
@@ -106,3 +122,13 @@ def test_minimal_spec_uses_crd_defaults() -> None:
     assert container["args"][-6:] == ["--concurrency", "4", "--pool", "process", "--grace", "55"]
     assert "resources" not in container
     assert spec.autoscaling.max_replicas == 10
+
+
+def test_the_operator_reads_the_workers_redis_password_secret_from_its_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert OperatorSettings().worker_redis_password() is None
+    monkeypatch.setenv("JOBQUEUE_OPERATOR_WORKER_REDIS_PASSWORD_SECRET_NAME", "redis-auth")
+    assert OperatorSettings().worker_redis_password() == ("redis-auth", "password")
+    monkeypatch.setenv("JOBQUEUE_OPERATOR_WORKER_REDIS_PASSWORD_SECRET_KEY", "pw")
+    assert OperatorSettings().worker_redis_password() == ("redis-auth", "pw")

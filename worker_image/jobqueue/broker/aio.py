@@ -44,6 +44,7 @@ from jobqueue.broker.redis_io import (
 )
 from jobqueue.broker.task_read import TASK_FIELDS, parse_task
 from jobqueue.broker.watch import watch_async
+from jobqueue.broker.worker_registry import read_worker, read_worker_page
 from jobqueue.broker.workflows import WorkflowHandle, submit
 from jobqueue.canvas import Canvas
 from jobqueue.errors import BrokerUnavailable, ResultTimeout, TaskNotFound
@@ -309,3 +310,11 @@ class AsyncClient:
     async def list_workers(self) -> list[WorkerInfo]:
         """See Client.list_workers."""
         return await asyncio.to_thread(self.sync.list_workers)
+
+    async def worker_page(self, after: str | None, limit: int) -> tuple[list[WorkerInfo], int, str | None]:
+        """One page of workers in id order: see jobqueue.broker.worker_registry.read_worker_page."""
+        return await asyncio.to_thread(read_worker_page, self.sync.redis, self.global_keys, after, limit)
+
+    async def get_worker(self, worker_id: str) -> WorkerInfo | None:
+        """One worker, or None: see jobqueue.broker.worker_registry.read_worker."""
+        return await asyncio.to_thread(read_worker, self.sync.redis, self.global_keys, worker_id)

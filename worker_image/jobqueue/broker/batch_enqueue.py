@@ -82,6 +82,7 @@ class _Group:
         self.spec = spec
         # spec[3] is the priority's value (see shared_spec).
         self.head, self.task_prefix = _group_keys(settings.key_prefix, queue, str(spec[3]))
+        self.slots: list[tuple[int, str]] = []  # (the task's slot in the batch, its id), in call order
         self.task_keys: list[str] = []
         self.per_task: list[str | int] = []
 
@@ -160,37 +161,51 @@ class PreparedEnqueue:
             self._items.append(build_enqueue(settings, request))
 
     def calls(self) -> Iterator[ScriptCall]:
-        """The script calls in request order; plain runs of one spec share a call of up to max_per_call."""
+        """The script calls. Plain requests of one queue and spec share a call of up to max_per_call even
+        when other queues' requests come between them (a batch fanned out over many queues would else be
+        one call per task): one group is open per ready list (queue and priority), and a request of another
+        spec for that list closes it first, so each list receives its tasks in request order. A request
+        that is not plain closes every open group and is its own call, in request order. A task's slot is
+        filled when its call is yielded."""
         settings, slots = self.settings, self.slots
-        slots.clear()
-        index = 0
-        group: _Group | None = None
+        slots[:] = [(-1, -1, "")] * len(self._items)
+        lanes: dict[tuple[str, str | int], _Group] = {}
+        emitted = 0
+
+        def send(group: _Group) -> ScriptCall:
+            nonlocal emitted
+            for position, (slot, task_id) in enumerate(group.slots):
+                slots[slot] = (emitted, position, task_id)
+            emitted += 1
+            return group.call(settings)
+
         ids = iter(self._plain_ids)
-        for item in self._items:
+        for slot, item in enumerate(self._items):
             if len(item) == 2:
-                if group is not None:
-                    yield group.call(settings)
-                    index += 1
-                    group = None
+                for group in lanes.values():
+                    yield send(group)
+                lanes.clear()
                 task_id, call = item
-                slots.append((index, -1, task_id))
+                slots[slot] = (emitted, -1, task_id)
+                emitted += 1
                 yield call
-                index += 1
                 continue
             queue, spec, args_json, kwargs_json, due_ms, countdown_ms = item
-            if (
-                group is None
-                or (group.spec is not spec and (group.spec != spec or group.queue != queue))
-                or (len(group.task_keys) >= self.max_per_call)
+            lane = (queue, spec[3])  # spec[3] is the priority (see shared_spec)
+            open_group = lanes.get(lane)
+            if open_group is not None and (
+                (open_group.spec is not spec and open_group.spec != spec)
+                or len(open_group.task_keys) >= self.max_per_call
             ):
-                if group is not None:
-                    yield group.call(settings)
-                    index += 1
-                group = _Group(settings, queue, spec)
+                yield send(open_group)
+                open_group = None
+            if open_group is None:
+                open_group = lanes[lane] = _Group(settings, queue, spec)
             task_id = next(ids)
-            slots.append((index, group.add(task_id, args_json, kwargs_json, due_ms, countdown_ms), task_id))
-        if group is not None:
-            yield group.call(settings)
+            open_group.add(task_id, args_json, kwargs_json, due_ms, countdown_ms)
+            open_group.slots.append((slot, task_id))
+        for group in lanes.values():
+            yield send(group)
 
 
 def single_plain_call(settings: Settings, request: EnqueueRequest) -> tuple[str, ScriptCall]:

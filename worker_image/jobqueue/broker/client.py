@@ -42,6 +42,7 @@ from jobqueue.broker.redis_io import (
 from jobqueue.broker.script_wire import ScriptWire
 from jobqueue.broker.task_read import TASK_FIELDS, parse_task
 from jobqueue.broker.watch import watch
+from jobqueue.broker.worker_registry import read_workers
 from jobqueue.errors import (
     InvalidTransition,
     ResultTimeout,
@@ -401,18 +402,7 @@ class Client(DeadLetterOperations):
 
     def list_workers(self) -> list[WorkerInfo]:
         """Workers that heartbeated recently, with their reported state."""
-        with translate_errors():
-            ids = self.redis.zrange(self.global_keys.workers, 0, -1, withscores=True)
-            pipe = self.redis.pipeline(transaction=False)
-            for worker_id, _ in ids:
-                pipe.hgetall(self.global_keys.worker(worker_id))
-            infos = pipe.execute()
-        now_ms = time.time() * 1000
-        return [
-            WorkerInfo.from_report(worker_id, info, max(0.0, (now_ms - beat_ms) / 1000))
-            for (worker_id, beat_ms), info in zip(ids, infos, strict=True)
-            if info  # its hash expired: the worker is gone, only its registry entry lingers
-        ]
+        return read_workers(self.redis, self.global_keys)
 
     def request_drain(self, worker_id: str, *, exit: bool = True) -> None:
         """Ask a worker to stop fetching and finish what it runs (used before scaling down).

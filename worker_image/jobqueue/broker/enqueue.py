@@ -409,6 +409,10 @@ def build_cancel(
     )
 
 
+# Per queue, the recover script keeps leases-recovered counts for this many workers, most recent first.
+RECOVERY_WORKERS_KEPT = 1000
+
+
 def build_recover(settings: Settings, queue: str, worker_id: str = "", limit: int = 1000) -> ScriptCall:
     """The recover script call: expired leases of a queue, or the leases of a worker known dead (read
     from its held set, up to ``limit`` per call). Reply: [requeued, dead_lettered, left, cancelled],
@@ -438,6 +442,7 @@ def build_recover(settings: Settings, queue: str, worker_id: str = "", limit: in
             keys.done_channel_prefix,
             settings.retry_history_max,
             settings.result_ttl_seconds,
+            RECOVERY_WORKERS_KEPT,
         ),
     )
 

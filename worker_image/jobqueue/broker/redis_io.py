@@ -34,7 +34,7 @@ from redis.sentinel import Sentinel, SentinelConnectionPool
 
 from jobqueue.broker.scripts import SCRIPT_NAMES, ScriptCall, script_source
 from jobqueue.errors import BrokerUnavailable, ConfigurationError, JobQueueError, ReplicationIncomplete
-from jobqueue.redis_urls import RedisMode, RedisTarget, parse_redis_url
+from jobqueue.redis_urls import RedisMode, RedisTarget, parse_redis_url, with_password
 from jobqueue.settings import Settings
 
 CONNECTION_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
@@ -106,6 +106,21 @@ def _sentinel_options(settings: Settings, target: RedisTarget) -> dict[str, Any]
     }
 
 
+def _target(settings: Settings, url: str | None) -> RedisTarget:
+    """The deployment to connect to: ``url``, or JOBQUEUE_REDIS_URL with JOBQUEUE_REDIS_PASSWORD (which
+    belongs to that URL only, never to another one a caller names)."""
+    if url:
+        return parse_redis_url(url)
+    password = settings.redis_password.get_secret_value() if settings.redis_password is not None else None
+    return with_password(parse_redis_url(settings.redis_url.get_secret_value()), password)
+
+
+def _standalone_options(target: RedisTarget) -> dict[str, Any]:
+    """The password given apart from a redis:// URL (redis-py lets the URL's own win; with_password
+    refused one in both places)."""
+    return {"password": target.password} if target.password is not None else {}
+
+
 def _primary_options(target: RedisTarget) -> dict[str, Any]:
     """Options for the connections to the primary a Sentinel names, or to a Cluster's nodes."""
     options: dict[str, Any] = {"username": target.username, "password": target.password}
@@ -164,7 +179,7 @@ def connect(settings: Settings, url: str | None = None, single_connection: bool 
     redis-py fails a call past the cap at once (a connection error: BrokerUnavailable) instead of waiting.
 
     ``single_connection`` pins every command to one connection (needed to know its CLIENT ID)."""
-    target = parse_redis_url(url or settings.redis_url.get_secret_value())
+    target = _target(settings, url)
     retry = Retry(ExponentialBackoff(cap=1.0, base=0.05), 3)
     capped = settings.redis_max_connections is not None
     if target.mode is RedisMode.SENTINEL:
@@ -199,7 +214,7 @@ def connect(settings: Settings, url: str | None = None, single_connection: bool 
         # that jobqueue calls (each keyed command routed to its slot's primary); the few places that
         # reach under the client (ScriptWire, auto-pipelining, read_many, pinned connections) check for it.
         return cast(redis.Redis, cluster)
-    options = {"retry": retry, **_options(settings)}
+    options = {"retry": retry, **_standalone_options(target), **_options(settings)}
     if not capped:
         return redis.Redis.from_url(target.url, single_connection_client=single_connection, **options)
     bounded = redis.BlockingConnectionPool.from_url(target.url, **_bounded_pool_options(settings), **options)
@@ -211,7 +226,7 @@ def connect(settings: Settings, url: str | None = None, single_connection: bool 
 def connect_cluster_node(settings: Settings, host: str, port: int) -> redis.Redis:
     """A client pinned to one connection to one node of the Redis Cluster JOBQUEUE_REDIS_URL names (with
     its credentials and TLS), for a blocking command on keys of one slot (worker/cluster_wait.py)."""
-    target = parse_redis_url(settings.redis_url.get_secret_value())
+    target = _target(settings, None)
     return redis.Redis(
         host=host,
         port=port,
@@ -225,7 +240,7 @@ def connect_cluster_node(settings: Settings, host: str, port: int) -> redis.Redi
 def connect_async(settings: Settings, url: str | None = None) -> aioredis.Redis:
     """An asyncio Redis client (no I/O until first use), for the same URL forms as ``connect`` and capped
     as it is."""
-    target = parse_redis_url(url or settings.redis_url.get_secret_value())
+    target = _target(settings, url)
     retry = AsyncRetry(ExponentialBackoff(cap=1.0, base=0.05), 3)
     capped = settings.redis_max_connections is not None
     if target.mode is RedisMode.SENTINEL:
@@ -250,7 +265,7 @@ def connect_async(settings: Settings, url: str | None = None) -> aioredis.Redis:
             **_options(settings),
         )
         return cast(aioredis.Redis, cluster)  # same command surface: see connect()
-    options = {"retry": retry, **_options(settings)}
+    options = {"retry": retry, **_standalone_options(target), **_options(settings)}
     if not capped:
         return aioredis.Redis.from_url(target.url, **options)
     bounded = aioredis.BlockingConnectionPool.from_url(

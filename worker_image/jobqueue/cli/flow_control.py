@@ -29,6 +29,14 @@ def _queue(args: argparse.Namespace) -> int:
         admin.pause(q)
     elif args.action == "resume":
         admin.resume(q)
+    elif args.action == "rate-limit" and args.level:
+        # One priority level's own limit, beside the queue's (a start counts against both).
+        if args.off:
+            admin.remove_priority_rate_limit(q, args.level)
+        elif args.limit is not None:
+            admin.set_priority_rate_limit(
+                q, args.level, limit=args.limit, period=args.period, burst=args.burst
+            )
     elif args.action == "rate-limit":
         if args.off:
             admin.remove_rate_limit(q)
@@ -87,6 +95,10 @@ def add_commands(sub: Any) -> None:
     q.add_argument("--limit", type=int, default=None, help="rate-limit: tasks per --period")
     q.add_argument("--period", type=float, default=1.0, help="rate-limit: seconds (default 1)")
     q.add_argument("--burst", type=int, default=1)
+    q.add_argument(
+        "--level", choices=["high", "medium", "low"], default=None,
+        help="rate-limit: set (or with --off remove) this priority level's own limit instead of the queue's",
+    )  # fmt: skip
     q.add_argument("--reset", action="store_true", help="rate-limit: forget the counted starts")
     q.add_argument("--off", action="store_true", help="rate-limit / retries: remove the setting")
     q.add_argument(

@@ -108,6 +108,9 @@ export const api = {
   rateLimitStats: (name) => request("GET", `/api/v1/queues/${q(name)}/rate-limit/stats`),
   setRateLimit: (name, body) => request("PUT", `/api/v1/queues/${q(name)}/rate-limit`, body),
   removeRateLimit: (name) => request("DELETE", `/api/v1/queues/${q(name)}/rate-limit`),
+  // One priority level's own limit, beside the queue's (a start counts against both).
+  setLevelRateLimit: (name, level, body) => request("PUT", `/api/v1/queues/${q(name)}/rate-limit/${q(level)}`, body),
+  removeLevelRateLimit: (name, level) => request("DELETE", `/api/v1/queues/${q(name)}/rate-limit/${q(level)}`),
   setMaxInFlight: (name, value) =>
     request("PUT", `/api/v1/queues/${q(name)}/max-in-flight`, { max_in_flight: value }),
   pause: (name) => request("POST", `/api/v1/queues/${q(name)}/pause`),
@@ -125,7 +128,9 @@ export const api = {
   metrics: (windowSeconds) => request("GET", `/api/v1/metrics?window=${windowSeconds}`),
   metricsHourly: () => request("GET", "/api/v1/metrics/hourly"),
   metricsDaily: () => request("GET", "/api/v1/metrics/daily"),
-  workers: () => request("GET", "/api/v1/workers"),
+  // One page of workers in id order, after the cursor `after` (null: the first page).
+  workers: (after = null, limit = 200) =>
+    requestPage(`/api/v1/workers?limit=${limit}${after ? `&after=${q(after)}` : ""}`),
   workerStats: () => request("GET", "/api/v1/workers/stats"),
   // Worker pools: {"backend", "pools"}; 409 pools_not_configured when the API has no pool backend.
   pools: () => request("GET", "/api/v1/worker-pools"),

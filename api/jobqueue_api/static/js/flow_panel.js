@@ -9,6 +9,13 @@ function numberInput(id, label, attrs = {}) {
   return { input, el: h("div", { class: "field" }, h("label", { for: id }, label), input) };
 }
 
+const LEVELS = ["high", "medium", "low"];
+
+function describeLevelRates(rates) {
+  const set = LEVELS.filter((level) => rates?.[level]);
+  return set.length ? set.map((level) => `${level}: ${describeRate(rates[level])}`).join("; ") : "none";
+}
+
 function describeRate(rate) {
   if (!rate) return "none";
   const per = rate.period_seconds === 1 ? "s" : `${rate.period_seconds} s`;
@@ -23,6 +30,14 @@ export const flowControlPanel = {
     const limit = numberInput("rate-limit", "Rate limit (tasks)", { min: 1, step: 1 });
     const period = numberInput("rate-period", "Per (seconds)", { min: 0.001, step: "any", value: 60 });
     const burst = numberInput("rate-burst", "Burst", { min: 1, step: 1, value: 1 });
+    // Empty: the queue's own limit; a level: that level's limit beside it.
+    const level = h(
+      "select",
+      { id: "rate-level", name: "rate-level" },
+      h("option", { value: "" }, "the whole queue"),
+      ...LEVELS.map((name) => h("option", { value: name }, `${name} priority only`)),
+    );
+    const levelField = h("div", { class: "field" }, h("label", { for: "rate-level" }, "Applies to"), level);
     const maxInFlight = numberInput("max-in-flight", "Max in flight (empty: no limit)", { min: 1, step: 1 });
 
     const act = (what, call) => runAction(message, what, call, refresh);
@@ -45,22 +60,27 @@ export const flowControlPanel = {
         novalidate: true, // the API validates and names the field; the browser's bubble would hide that
         onsubmit: (event) => {
           event.preventDefault();
-          act("Rate limit", () =>
-            api.setRateLimit(queue, {
-              limit: Number(limit.input.value),
-              period_seconds: Number(period.input.value),
-              burst: Number(burst.input.value || 1),
-            }),
-          );
+          const body = {
+            limit: Number(limit.input.value),
+            period_seconds: Number(period.input.value),
+            burst: Number(burst.input.value || 1),
+          };
+          act("Rate limit", () => (level.value ? api.setLevelRateLimit(queue, level.value, body) : api.setRateLimit(queue, body)));
         },
       },
+      levelField,
       limit.el,
       period.el,
       burst.el,
       h("button", { type: "submit" }, "Set rate limit"),
       h(
         "button",
-        { type: "button", class: "secondary", onclick: () => act("Remove limit", () => api.removeRateLimit(queue)) },
+        {
+          type: "button",
+          class: "secondary",
+          onclick: () =>
+            act("Remove limit", () => (level.value ? api.removeLevelRateLimit(queue, level.value) : api.removeRateLimit(queue))),
+        },
         "Remove rate limit",
       ),
     );
@@ -101,6 +121,8 @@ export const flowControlPanel = {
                   (stats.wait_seconds > 0 ? `, next in ${stats.wait_seconds.toFixed(2)} s` : "")
               : "—",
           ),
+          h("dt", {}, "Per-priority limits"),
+          h("dd", { id: "flow-level-limits" }, describeLevelRates(config.priority_rate_limits)),
           h("dt", {}, "Max in flight"),
           h("dd", {}, config.max_in_flight === null ? "no limit" : fmtNumber(config.max_in_flight)),
           h("dt", {}, "Priorities"),

@@ -16,6 +16,7 @@ import {
   statusBadge,
   table,
 } from "./dom.js";
+import { cursorPager } from "./pager.js";
 import { desiredText } from "./pool_form.js";
 import { poolHref, replicasSparkline } from "./pools.js";
 
@@ -69,49 +70,42 @@ const workerColumns = [
   { label: "Running", cell: (w) => `${w.current_tasks.length} / ${w.concurrency}`, class: "num" },
 ];
 
+// Workers shown on the overview; the Workers page pages through all of them.
+const OVERVIEW_WORKERS = 50;
+
+function liveWorkers(stats) {
+  return Object.entries(stats.by_status)
+    .filter(([status]) => status !== "DEAD")
+    .reduce((n, [, count]) => n + count, 0);
+}
+
 export function mount(root, _params, ctx) {
   const cards = h("div", { class: "cards", id: "overview-cards" });
   const charts = h("div", { class: "charts" });
   const queues = h("div", { id: "overview-queues" });
   const workersEl = h("div", { id: "overview-workers" });
   const poolsEl = h("div", { id: "overview-pools" });
-  // The queue listing is paged by the API (cursor = the last name of the previous page): the cursors of
-  // the pages visited so far, the current one last, so Previous can go back.
-  const pageStarts = [null];
-  let nextCursor = null;
-  const prev = h("button", { type: "button", class: "secondary" }, "Previous");
-  const next = h("button", { type: "button", class: "secondary" }, "Next");
-  const pager = h("div", { class: "row pager", id: "overview-queues-pager" }, prev, next);
-  prev.addEventListener("click", () => {
-    if (pageStarts.length > 1) pageStarts.pop();
-    ctx.refreshNow();
-  });
-  next.addEventListener("click", () => {
-    if (nextCursor) pageStarts.push(nextCursor);
-    ctx.refreshNow();
-  });
+  // The queue listing is paged by the API (cursor = the last name of the previous page).
+  const pager = cursorPager("overview-queues-pager", () => ctx.refreshNow());
   replace(
     root,
     h("h1", {}, "Overview"),
     cards,
     section("Activity", charts),
-    section("Queues", queues, pager),
+    section("Queues", queues, pager.el),
     section("Pools", poolsEl, h("p", {}, link("#/pools", "Manage pools"))),
     section("Workers", workersEl, h("p", {}, link("#/workers", "All worker details"))),
   );
 
   async function refresh() {
-    const [queuePage, workerList, workerStats, poolList] = await Promise.all([
-      api.queues(pageStarts[pageStarts.length - 1]),
-      api.workers(),
+    const [queuePage, workerPage, workerStats, poolList] = await Promise.all([
+      api.queues(pager.current()),
+      api.workers(null, OVERVIEW_WORKERS),
       api.workerStats(),
       loadPools(),
     ]);
     const queueList = queuePage.items;
-    nextCursor = queuePage.next;
-    prev.disabled = pageStarts.length === 1;
-    next.disabled = !nextCursor;
-    pager.hidden = pageStarts.length === 1 && !nextCursor;
+    pager.update(queuePage);
     // With more queues than one page, the cards and charts add up the queues on this page only.
     const scope = queuePage.total > queueList.length ? " (this page)" : "";
     const stats = await Promise.all(queueList.map((q) => api.queueStats(q.name)));
@@ -129,7 +123,7 @@ export function mount(root, _params, ctx) {
         card(`In flight${scope}`, fmtNumber(sum((q) => q.in_flight))),
         card(`Delayed${scope}`, fmtNumber(sum((q) => q.delayed))),
         card(`Dead letters${scope}`, link("#/dead-letters", fmtNumber(sum((q) => q.dead_letters)))),
-        card("Workers live", `${fmtNumber(workerList.filter((w) => w.status !== "DEAD").length)}`),
+        card("Workers live", fmtNumber(liveWorkers(workerStats))),
         card(`Utilization of ${workerStats.slots} slots`, `${Math.round(workerStats.utilization * 100)} %`),
         card("Success, all time", rate === null ? "—" : `${rate.toFixed(1)} %`),
       ),
@@ -141,8 +135,12 @@ export function mount(root, _params, ctx) {
     renderIfChanged(poolsEl, poolList, (el, data) =>
       replace(el, data.note ? h("p", { class: "empty" }, data.note) : table("Pools", poolColumns, data.pools, "No worker pools yet.")),
     );
-    renderIfChanged(workersEl, workerList, (el, data) =>
-      replace(el, table("Workers", workerColumns, data, "No worker has sent a heartbeat recently.")),
+    renderIfChanged(workersEl, workerPage, (el, page) =>
+      replace(
+        el,
+        table("Workers", workerColumns, page.items, "No worker has sent a heartbeat recently."),
+        page.next ? h("p", { class: "help" }, `The first ${fmtNumber(page.items.length)} of ${fmtNumber(page.total)}.`) : null,
+      ),
     );
   }
 

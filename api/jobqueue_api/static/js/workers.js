@@ -13,6 +13,7 @@ import {
   table,
   taskLink,
 } from "./dom.js";
+import { cursorPager } from "./pager.js";
 
 export function title() {
   return "Workers";
@@ -39,13 +40,17 @@ const columns = [
   },
 ];
 
-export function mount(root) {
+export function mount(root, _params, ctx) {
   const cards = h("div", { class: "cards" });
   const list = h("div", { id: "workers-list" });
-  replace(root, h("h1", {}, "Workers"), cards, section("Workers", list));
+  // Paged by the API in id order (cursor = the last id of the previous page).
+  const pager = cursorPager("workers-pager", () => ctx.refreshNow());
+  replace(root, h("h1", {}, "Workers"), cards, section("Workers", list, pager.el));
 
   async function refresh() {
-    const [workers, stats] = await Promise.all([api.workers(), api.workerStats()]);
+    const [page, stats] = await Promise.all([api.workers(pager.current()), api.workerStats()]);
+    pager.update(page);
+    const workers = page.items;
     renderIfChanged(cards, stats, (el, s) =>
       replace(
         el,

@@ -4,7 +4,8 @@ KEYS[1] lease zset  KEYS[2] ready high  KEYS[3] ready medium  KEYS[4] ready low
 KEYS[5] dead letter zset  KEYS[6] event stream  KEYS[7] stats hash  KEYS[8] wake list
 KEYS[9] queue config hash (its max_lost_leases field, when set, overrides ARGV[3] for this queue)
 KEYS[10] the queue's recovery counts hash (keys.QueueKeys.recoveries): 'w:<worker>' = leases recovered from
-         that worker, 't:<worker>' = when (ms) the last one was, 'last_at' = the last recovery of the queue.
+         that worker, 't:<worker>' = when (ms) the last one was, 'last_at' = the last recovery of the queue,
+         'total' = leases recovered on the queue (kept when old workers' counts are trimmed, see ARGV[9]).
          Counted here, in the script that recovers, so the count is exact whoever reaps (scheduler,
          worker, operator, supervisor) and however many reap at once.
 KEYS[11] the held set of the worker named in ARGV[5] (keys.QueueKeys.held; only read when it is named)
@@ -14,6 +15,9 @@ ARGV[4] event stream max length           ARGV[5] worker id: '' = every expired 
         held by that worker whatever its expiry (the worker is known dead)
 ARGV[6] completion channel prefix          ARGV[7] max history entries kept on the task (as fail.lua's)
 ARGV[8] result TTL in seconds for a cancelled record
+ARGV[9] most workers KEYS[10] keeps counts for: past it, the counts of the workers recovered from
+        longest ago are dropped (down to three quarters of it, so the trim's full read of the hash comes
+        once per quarter of it new workers), else a fleet whose pods churn grows the hash without end
 A task whose cancel was requested (cancel.lua set cancel_requested while it ran) is not run again: its
 lost lease ends it CANCELLED, as its worker would have, so a cancel survives the death of that worker.
 Returns {requeued, dead_lettered, left, cancelled}: left = ids still in the worker's held set (call again
@@ -104,6 +108,17 @@ end
 if requeued > 0 then
   jq_wake(KEYS[8])
 end
+-- The queue's own count, 'total', is kept apart from the per-worker ones, which are trimmed below. A hash
+-- written before 'total' existed starts it from the per-worker counts it holds.
+local recovered = 0
+for _, n in pairs(recovered_from) do recovered = recovered + n end
+if recovered > 0 and redis.call('HEXISTS', KEYS[10], 'total') == 0 then
+  local fields = redis.call('HGETALL', KEYS[10])
+  for i = 1, #fields, 2 do
+    if string.sub(fields[i], 1, 2) == 'w:' then recovered = recovered + (tonumber(fields[i + 1]) or 0) end
+  end
+end
+if recovered > 0 then redis.call('HINCRBY', KEYS[10], 'total', recovered) end
 -- Hash fields carry the worker ids (fields, not keys: nothing is built for Cluster routing).
 -- The stamps go out in chunks: unpack() of more values than Lua's C stack holds (~8000) would fail.
 local stamps = {}
@@ -118,6 +133,27 @@ for owner, n in pairs(recovered_from) do
 end
 if next(recovered_from) then
   redis.call('HSET', KEYS[10], 'last_at', now, unpack(stamps))
+end
+local keep_workers = tonumber(ARGV[9])
+if next(recovered_from) and keep_workers and redis.call('HLEN', KEYS[10]) > 2 * keep_workers + 2 then
+  local fields = redis.call('HGETALL', KEYS[10])
+  local when = {}
+  for i = 1, #fields, 2 do
+    if string.sub(fields[i], 1, 2) == 't:' then
+      when[#when + 1] = {string.sub(fields[i], 3), tonumber(fields[i + 1]) or 0}
+    end
+  end
+  table.sort(when, function(a, b) return a[2] < b[2] end)
+  local drop = {}
+  for i = 1, #when - math.floor(keep_workers * 3 / 4) do
+    drop[#drop + 1] = 'w:' .. when[i][1]
+    drop[#drop + 1] = 't:' .. when[i][1]
+    if #drop >= 1000 then
+      redis.call('HDEL', KEYS[10], unpack(drop))
+      drop = {}
+    end
+  end
+  if #drop > 0 then redis.call('HDEL', KEYS[10], unpack(drop)) end
 end
 local left = 0
 if by_worker then
