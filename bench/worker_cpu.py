@@ -71,7 +71,9 @@ def _cpu(pid: int) -> tuple[float, float, float]:
     return _cpu_seconds(pid), kids, _cpu_seconds(pid, kernel_only=True)
 
 
-def run_once(url: str, tree: Path, pool: str, concurrency: int, tasks: int, work: Path) -> dict[str, float]:
+def run_once(
+    url: str, tree: Path, pool: str, concurrency: int, tasks: int, work: Path, log_level: str = "WARNING"
+) -> dict[str, float]:
     """One worker run over ``tasks`` pre-loaded tasks; per-task figures."""
     conn = redis.Redis.from_url(url, decode_responses=True)
     conn.flushdb()
@@ -82,6 +84,8 @@ def run_once(url: str, tree: Path, pool: str, concurrency: int, tasks: int, work
     workers_key = GlobalKeys(settings.key_prefix).workers
     leases_key = QueueKeys(settings.key_prefix, QUEUE).leases
     runs = work / f"runs-{time.monotonic_ns()}"
+    # A plain function in the async pool runs in the loop's thread executor: its no-op is a coroutine.
+    task = "anoop" if pool == "async" else "noop"
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(tree.resolve()), str(REPO_ROOT)]),
@@ -89,16 +93,17 @@ def run_once(url: str, tree: Path, pool: str, concurrency: int, tasks: int, work
         "JOBQUEUE_REDIS_URL": url,
         RUNS_FILE_ENV: str(runs),
     }
-    argv = [sys.executable, "-m", "jobqueue", "--log-level", "WARNING", "worker", "--app", APP,
+    argv = [sys.executable, "-m", "jobqueue", "--log-level", log_level, "worker", "--app", APP,
             "--queues", QUEUE, "--pool", pool, "--concurrency", str(concurrency)]  # fmt: skip
-    proc = subprocess.Popen(argv, env=env, cwd=REPO_ROOT)
+    log = (work / "worker.log").open("ab")  # the worker's lines go to a file, never to this terminal
+    proc = subprocess.Popen(argv, env=env, cwd=REPO_ROOT, stderr=log)
     try:
         deadline = time.monotonic() + 60
         while not conn.zcard(workers_key) and time.monotonic() < deadline:
             time.sleep(0.05)
         for first in range(0, tasks, 1000):
             batch = range(first, min(tasks, first + 1000))
-            client.enqueue_many([make_request("noop", [s], queue=QUEUE) for s in batch])
+            client.enqueue_many([make_request(task, [s], queue=QUEUE) for s in batch])
         time.sleep(1.5)  # the worker settles into its idle wait
         cpu_before, redis_before = _cpu(proc.pid), snapshot(conn)
         admin.resume(QUEUE)
@@ -116,6 +121,7 @@ def run_once(url: str, tree: Path, pool: str, concurrency: int, tasks: int, work
         acks_done = time.time()
         cpu_after, redis_after = _cpu(proc.pid), snapshot(conn)
     finally:
+        log.close()
         client.close()
         proc.send_signal(signal.SIGTERM)
         try:
@@ -149,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--settings", default="thread:16,process:4", help="pool:concurrency, comma-separated")
     parser.add_argument("--tasks", type=int, default=20000)
     parser.add_argument("--rounds", type=int, default=3)
+    # INFO: with the per-task success line (written to a file, as a container's log would be).
+    parser.add_argument("--log-level", default="WARNING")
     args = parser.parse_args(argv)
     trees = [(n, Path(p)) for n, p in (item.split("=", 1) for item in args.trees.split(","))]
     settings = [(p, int(c)) for p, c in (item.split(":") for item in args.settings.split(","))]
@@ -162,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
             order = trees if rnd % 2 == 0 else trees[::-1]
             for pool, conc in settings:
                 for name, tree in order:
-                    r = run_once(server.url, tree, pool, conc, args.tasks, work)
+                    r = run_once(server.url, tree, pool, conc, args.tasks, work, args.log_level)
                     results.setdefault((f"{pool}:{conc}", name), []).append(r)
                     line = " ".join(f"{c}={r[c]:.2f}" for c in cols)
                     print(f"round {rnd} {pool}:{conc} {name}: {line}", flush=True)

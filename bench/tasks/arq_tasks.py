@@ -11,14 +11,16 @@ from typing import Any
 from arq import create_pool
 from arq.connections import RedisSettings
 
+from bench.io_wait import io_wait
 from bench.record import record_run
 
 REDIS = RedisSettings.from_dsn(os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"))
 
 
 async def noop(ctx: dict[str, Any], seq: int) -> None:
-    """Record the run; nothing else."""
+    """Record the run; nothing else. With BENCH_IO_KIND set (bench.io_bound), then await 50 ms."""
     record_run(seq)
+    await io_wait()
 
 
 class WorkerSettings:
@@ -35,6 +37,16 @@ class TunedWorkerSettings:
     functions = [noop]
     redis_settings = REDIS
     max_jobs = 100
+    poll_delay = 0.01
+
+
+class IoWorkerSettings:
+    """bench.io_bound: 1,000 jobs in flight in the one worker process (jobqueue's --concurrency 1000),
+    the tuned idle poll."""
+
+    functions = [noop]
+    redis_settings = REDIS
+    max_jobs = 1000
     poll_delay = 0.01
 
 

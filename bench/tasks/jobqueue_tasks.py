@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from importlib.metadata import version as dist_version
 
+from bench.io_wait import io_wait
 from bench.record import record_run
 from jobqueue import App
 from jobqueue.broker.enqueue import make_request
@@ -24,8 +25,10 @@ def noop(seq: int) -> None:
 
 @app.task(queue=QUEUE)
 async def anoop(seq: int) -> None:
-    """The async pool's no-op (a sync task there would run in the loop's thread-pool executor)."""
+    """The async pool's no-op (a sync task there would run in the loop's thread-pool executor); with
+    BENCH_IO_KIND set, bench.io_bound's I/O-bound task (it awaits 50 ms after recording its start)."""
     record_run(seq)
+    await io_wait()
 
 
 @app.task(queue=QUEUE)

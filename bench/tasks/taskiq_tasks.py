@@ -14,6 +14,7 @@ from importlib.metadata import version as dist_version
 
 from taskiq_redis import RedisStreamBroker
 
+from bench.io_wait import io_wait
 from bench.record import record_run
 
 QUEUE = "bench"
@@ -25,8 +26,10 @@ broker = RedisStreamBroker(
 
 @broker.task(task_name="noop")
 async def noop(seq: int) -> None:
-    """Record the run; nothing else (async: taskiq's native task style, no thread-pool hop)."""
+    """Record the run; nothing else (async: taskiq's native task style, no thread-pool hop). With
+    BENCH_IO_KIND set (bench.io_bound), then await 50 ms."""
     record_run(seq)
+    await io_wait()
 
 
 @asynccontextmanager

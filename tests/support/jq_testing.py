@@ -26,6 +26,8 @@ def worker_env(settings: Settings) -> dict[str, str]:
         "JOBQUEUE_LOG_TASK_PAYLOAD_CHARS": str(settings.log_task_payload_chars),
         "PYTHONPATH": os.pathsep.join([str(SUPPORT), os.environ.get("PYTHONPATH", "")]),
     }
+    if settings.log_task_success_level != "INFO":
+        env["JOBQUEUE_LOG_TASK_SUCCESS_LEVEL"] = settings.log_task_success_level
     if settings.health_dir:
         env["JOBQUEUE_HEALTH_DIR"] = settings.health_dir
     if settings.redis_wait_replicas:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import (
@@ -216,6 +217,14 @@ class Settings(EnvFileSettings):
         default=0,
         ge=0,
         le=100_000,
+    )
+    # The one per-task line at INFO is what operators read at low rates, and the largest single per-task
+    # cost of a fast pool (~18% of the asyncio pool's no-op time, docs/benchmarks.md); at DEBUG it is
+    # gated like the received and started lines, while failure, retry, cancel and dead-letter lines stay.
+    log_task_success_level: Literal["INFO", "DEBUG"] = Field(
+        description="level of the worker's per-task `succeeded` line: INFO, or DEBUG to leave it out "
+        "of the default log (failed, retried, cancelled and dead-lettered lines keep their levels)",
+        default="INFO",
     )
     # A leaking task grows its child process for ever; replacing the child after a bounded number of tasks
     # or once its resident memory passed a limit is the standard cure. Only the process pool has children.

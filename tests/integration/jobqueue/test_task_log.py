@@ -118,3 +118,38 @@ def test_at_info_one_line_per_attempt_and_text_on_request(
     lines = [line for line in log_path.read_text().splitlines() if handle.id in line]
     assert len(lines) == 1, lines
     assert " INFO jobqueue.worker.tasks: task add[" in lines[0] and " succeeded in " in lines[0]
+
+
+def test_success_lines_gated_at_debug_keep_failure_and_retry_lines(
+    settings: Settings, client: Client, start_worker: Callable[..., Any]
+) -> None:
+    """JOBQUEUE_LOG_TASK_SUCCESS_LEVEL=DEBUG: a worker at INFO writes no line for a task that succeeds,
+    and still every retry and failure line (the asyncio pool, where the line was ~18% of a no-op)."""
+    quiet = settings.model_copy(update={"log_task_success_level": "DEBUG"})
+    worker = start_worker("--pool", "async", "--concurrency", "4", worker_settings=quiet)
+    ok = client.enqueue("async_add", [2, 3])
+    retried = client.enqueue("fail_times", [1], max_retries=3)  # fails once, then succeeds
+    dead = client.enqueue("fail_with", ["value"])
+    for handle in (ok, retried, dead):
+        finish(client, handle.id)
+    wait_until(lambda: len(task_lines(worker.log(), dead.id)) == 2, timeout=10)
+    log = worker.log()
+    worker.terminate()
+    assert task_lines(log, ok.id) == []
+    retried_lines = task_lines(log, retried.id)  # its second attempt succeeded: no line
+    assert [(line["event"], line["level"]) for line in retried_lines] == [("retried", "WARNING")]
+    assert [line["event"] for line in task_lines(log, dead.id)] == ["failed", "dead_lettered"]
+
+
+def test_success_lines_at_debug_show_at_debug(
+    settings: Settings, client: Client, start_worker: Callable[..., Any]
+) -> None:
+    quiet = settings.model_copy(update={"log_task_success_level": "DEBUG"})
+    worker = start_worker("--pool", "async", "--concurrency", "4", worker_settings=quiet, log_level="DEBUG")
+    ok = client.enqueue("async_add", [2, 3])
+    finish(client, ok.id)
+    wait_until(lambda: len(task_lines(worker.log(), ok.id)) == 3, timeout=10)
+    lines = task_lines(worker.log(), ok.id)
+    worker.terminate()
+    assert [(line["event"], line["level"]) for line in lines][-1] == ("succeeded", "DEBUG")
+    assert lines[-1]["duration_ms"] >= 0 and lines[-1]["task"] == "async_add"

@@ -43,10 +43,11 @@ def _worker(args: argparse.Namespace) -> int:
         if args.burst:
             raise ValidationError("burst", "runs one worker process: use it without --processes")
         return _worker_processes(args)
+    from jobqueue.worker.async_pool import AsyncPool  # noqa: PLC0415
     from jobqueue.worker.burst import Burst  # noqa: PLC0415
     from jobqueue.worker.process_pool import ProcessPool  # noqa: PLC0415 - only the worker needs it
     from jobqueue.worker.runtime import Worker  # noqa: PLC0415
-    from jobqueue.worker.thread_pool import AsyncPool, ThreadPool  # noqa: PLC0415
+    from jobqueue.worker.thread_pool import ThreadPool  # noqa: PLC0415
 
     app = load_app(args.app)
     queues = [q.strip() for q in args.queues.split(",") if q.strip()]

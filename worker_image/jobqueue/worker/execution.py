@@ -17,7 +17,7 @@ from jobqueue.hooks import Hooks
 from jobqueue.models import DeadLetterReason
 from jobqueue.serialization import dumps
 from jobqueue.tracing import process_span, record_outcome
-from jobqueue.worker.progress import ProgressReporter, ProgressSink
+from jobqueue.worker.progress import LazyReporter, ProgressReporter, ProgressSink
 
 TaskLookup = Mapping[str, Any]  # name -> TaskDefinition (kept loose to avoid an import cycle with app)
 
@@ -122,7 +122,7 @@ async def _await(value: Any) -> Any:
 
 
 def make_context(
-    job: Job, is_cancelled: Callable[[], bool], progress: ProgressReporter | None = None
+    job: Job, is_cancelled: Callable[[], bool], progress: ProgressReporter | LazyReporter | None = None
 ) -> TaskContext:
     """The TaskContext of a job's attempt; its set_progress goes to ``progress`` (none: validated only)."""
     return TaskContext(

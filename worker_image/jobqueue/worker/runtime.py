@@ -146,7 +146,11 @@ class Worker(Heartbeating, Fetching, Acking):
         # Run time and queue wait histograms, flushed with the heartbeat (never a round trip per task).
         self.task_metrics = TaskMetrics(lambda name: name in app.registry)
         # One line per task transition (worker/task_log.py).
-        self.task_log = TaskLog(self.worker_id, self.settings.log_task_payload_chars)
+        self.task_log = TaskLog(
+            self.worker_id,
+            self.settings.log_task_payload_chars,
+            logging.getLevelName(self.settings.log_task_success_level),
+        )
 
     # -- lifecycle -------------------------------------------------------------------------------------
 

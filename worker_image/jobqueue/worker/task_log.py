@@ -13,7 +13,9 @@ they are the application's data. An attempt Redis refused as stale is logged by
 ``broker.leases.log_stale_completion`` instead.
 
 Cheap on the hot path: ``isEnabledFor`` is asked once per batch, so a worker logging at WARNING pays
-almost nothing, and the JSON is built only by the handler that writes the line.
+almost nothing, and the JSON is built only by the handler that writes the line. The ``succeeded`` line,
+the one every task writes, is logged at ``JOBQUEUE_LOG_TASK_SUCCESS_LEVEL`` (INFO, or DEBUG for pools
+fast enough that the line is a large share of their cost).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ log = logging.getLogger("jobqueue.worker.tasks")
 # caller lookup, encoding, write), the same at WARNING. Three lines per task would triple that, so the
 # default is one, and `--log-level DEBUG` shows every step.
 STEP_LEVEL = logging.DEBUG
+_SUCCEEDED = "task %s succeeded%s"
 # The error text of a failure line is cut to this (the full text and traceback are on the task record).
 ERROR_CHARS = 500
 
@@ -44,9 +47,11 @@ def _cut(text: str, limit: int) -> str:
 class TaskLog:
     """Writes the transition lines of one worker process (see the module docstring)."""
 
-    def __init__(self, worker_id: str, payload_chars: int = 0) -> None:
+    def __init__(self, worker_id: str, payload_chars: int = 0, success_level: int = logging.INFO) -> None:
         self.worker_id = worker_id
         self.payload_chars = payload_chars
+        # JOBQUEUE_LOG_TASK_SUCCESS_LEVEL: INFO, or DEBUG to gate the one line every task writes.
+        self.success_level = success_level
         # (task id, token) -> seconds the attempt ran, from its outcome to the acker's line. Set and
         # popped from different threads: single dict operations, atomic under the interpreter lock.
         self._durations: dict[tuple[str, int], float] = {}
@@ -89,10 +94,30 @@ class TaskLog:
     def recorded(self, batch: Sequence[tuple[Job, Outcome]], codes: Sequence[CompletionCode]) -> None:
         """Lines for a batch of outcomes Redis recorded (codes in batch order)."""
         enabled = log.isEnabledFor(logging.INFO)
+        succeeded = log.isEnabledFor(self.success_level)
         for (job, outcome), code in zip(batch, codes, strict=True):
             seconds = self._durations.pop((job.id, job.token), None)
-            if enabled and not code.stale:
+            if code.stale:
+                continue
+            if code is CompletionCode.SUCCEEDED:
+                if succeeded:
+                    self._succeeded(job, outcome, seconds)
+            elif enabled:
                 self._recorded(job, outcome, code, seconds)
+
+    def _succeeded(self, job: Job, outcome: Outcome, seconds: float | None) -> None:
+        """The success line, handed to the logger's handlers directly: Logger.info would also look up
+        the calling frame (findCaller: a stack walk) for a file and line no handler here prints."""
+        fields = self._fields(job, "succeeded")
+        took = ""
+        if seconds is not None:
+            fields["duration_ms"] = round(seconds * 1000, 3)
+            took = f" in {fields['duration_ms']:.1f} ms"
+        if self.payload_chars:
+            fields["result"] = _cut(outcome.result_json, self.payload_chars)
+        name = f"{job.name}[{job.id}]"
+        args = (name, took)
+        log.handle(log.makeRecord(log.name, self.success_level, "", 0, _SUCCEEDED, args, None, extra=fields))
 
     def _recorded(self, job: Job, outcome: Outcome, code: CompletionCode, seconds: float | None) -> None:
         fields = self._fields(job, "")
@@ -101,12 +126,6 @@ class TaskLog:
             fields["duration_ms"] = round(seconds * 1000, 3)
             took = f" in {fields['duration_ms']:.1f} ms"
         name = f"{job.name}[{job.id}]"
-        if code is CompletionCode.SUCCEEDED:
-            fields["event"] = "succeeded"
-            if self.payload_chars:
-                fields["result"] = _cut(outcome.result_json, self.payload_chars)
-            log.info("task %s succeeded%s", name, took, extra=fields)
-            return
         if code is not CompletionCode.RETRY_SCHEDULED and code is not CompletionCode.FINISHED:
             return  # RELEASED: handed back unstarted, no transition of its own
         fields["error"] = _cut(outcome.error, ERROR_CHARS)

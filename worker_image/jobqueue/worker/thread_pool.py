@@ -1,41 +1,28 @@
-"""Thread and asyncio pools: cheaper than processes, weaker isolation.
+"""The thread pool: cheaper than processes, weaker isolation (the asyncio pool is in async_pool.py).
 
-What they can do about time limits and force-cancel (documented in docs/guarantees.md):
-- thread pool: soft timeout and force cancel raise SoftTimeout / TaskCancelled inside the task's thread
-  at its next Python bytecode (not inside a blocking C call); at the hard limit the attempt is reported
-  TIMEOUT at once and the thread is abandoned (its late result is discarded by fencing) and replaced.
-- asyncio pool: coroutine tasks are cancelled at the hard limit and on force cancel (at their next
-  await); soft timeout raises nothing. Plain functions run in the loop's thread executor.
+What it can do about time limits and force-cancel (documented in docs/guarantees.md): soft timeout and
+force cancel raise SoftTimeout / TaskCancelled inside the task's thread at its next Python bytecode (not
+inside a blocking C call); at the hard limit the attempt is reported TIMEOUT at once and the thread is
+abandoned (its late result is discarded by fencing) and replaced.
 """
 
 from __future__ import annotations
 
-import asyncio
 import ctypes
 import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from jobqueue.app import App
 from jobqueue.broker.leases import Job, Outcome, OutcomeKind
-from jobqueue.context import reset_current, set_current
-from jobqueue.errors import ForceCancelled, Retry, SoftTimeout, TaskCancelled, TaskTimeout
-from jobqueue.models import DeadLetterReason
+from jobqueue.errors import ForceCancelled, SoftTimeout, TaskCancelled, TaskTimeout
 from jobqueue.supervision import NO_RESTART, GiveUp, RestartPolicy, supervised_thread
-from jobqueue.tracing import process_span, record_outcome
 from jobqueue.worker.execution import (
-    decode_arguments,
     describe,
     failure,
-    make_context,
-    reject,
-    requested_retry,
     run_job,
-    success,
 )
 from jobqueue.worker.pool import OutcomeCallback, SlotWaiter
 from jobqueue.worker.progress import ProgressSink
@@ -242,143 +229,3 @@ class ThreadPool:
             for e in self._running.values():
                 e.abandoned = True
             return unfinished
-
-
-class AsyncPool:
-    """One asyncio event loop (in its own thread) running up to ``concurrency`` tasks at once."""
-
-    def __init__(self, app: App, concurrency: int) -> None:
-        self.app = app
-        self.concurrency = concurrency
-        self._loop = asyncio.new_event_loop()
-        self._tasks: dict[str, tuple[Job, asyncio.Task[Outcome], threading.Event]] = {}
-        self._force: set[str] = set()
-        self._on_outcome: OutcomeCallback | None = None
-        self._thread: threading.Thread | None = None
-        self._stopped = False
-        self._on_loop_died: GiveUp | None = None
-        self._progress = ProgressSink(lambda: app.client.redis, app.settings)
-
-    def start(self, on_outcome: OutcomeCallback, on_loop_died: GiveUp | None = None) -> None:
-        """Start the event loop thread."""
-        self._on_outcome = on_outcome
-        self._on_loop_died = on_loop_died
-        self._thread = threading.Thread(target=self._loop.run_forever, name="jobqueue-async", daemon=True)
-        self._thread.start()
-
-    def submit(self, job: Job) -> None:
-        """Schedule a job on the loop."""
-        self._loop.call_soon_threadsafe(self._begin, job)
-
-    def _begin(self, job: Job) -> None:
-        flag = threading.Event()
-        task = self._loop.create_task(self._run(job, flag))
-        self._tasks[job.id] = (job, task, flag)
-        task.add_done_callback(lambda t: self._finish(job, t))
-
-    async def _run(self, job: Job, flag: threading.Event) -> Outcome:
-        """One attempt in its tracing span (as execution.run_job)."""
-        with process_span(
-            job.headers_json, task_id=job.id, name=job.name, queue=job.queue, attempt=job.token
-        ) as span:
-            outcome, raised = await self._attempt(job, flag)
-            record_outcome(span, outcome.kind.value, outcome.error, raised)
-        return outcome
-
-    async def _attempt(self, job: Job, flag: threading.Event) -> tuple[Outcome, BaseException | None]:
-        definition = self.app.registry.get(job.name)
-        if definition is None:
-            return reject(
-                job, DeadLetterReason.UNKNOWN_TASK, f"UnknownTask: no task named {job.name!r}"
-            ), None
-        try:
-            args, kwargs = decode_arguments(job)
-        except ValueError as exc:
-            return reject(job, DeadLetterReason.MALFORMED, f"MalformedMessage: {exc}"), None
-        reporter = self._progress.reporter(job)
-        ctx = make_context(job, flag.is_set, reporter)
-        if definition.options.bind:
-            args = [ctx, *args]
-        token = set_current(ctx)
-        try:
-            hooks = self.app.hooks
-            hooks.before_task(ctx)
-            outcome, raised = await self._call(job, definition, args, kwargs, flag)
-            reporter.flush()
-            hooks.after_task(ctx, outcome.kind.value, outcome.error, raised)
-            return outcome, raised
-        finally:
-            reset_current(token)
-
-    async def _call(
-        self, job: Job, definition: Any, args: list[Any], kwargs: dict[str, Any], flag: threading.Event
-    ) -> tuple[Outcome, BaseException | None]:
-        """The attempt's outcome, and the exception it raised (None when it returned or was cancelled)."""
-        try:
-            call: Callable[[], Any]
-            if definition.is_async:
-                coro = definition.fn(*args, **kwargs)
-            else:
-                call = lambda: definition.fn(*args, **kwargs)  # noqa: E731
-                coro = self._loop.run_in_executor(None, call)
-            async with asyncio.timeout(job.timeout):
-                value = await coro
-            return success(job, value), None
-        except TimeoutError:
-            timeout = TaskTimeout(f"hard time limit of {job.timeout}s exceeded; coroutine cancelled")
-            outcome = Outcome(job.id, job.token, OutcomeKind.TIMEOUT, error=describe(timeout), retryable=True)
-            return outcome, timeout
-        except Retry as exc:
-            return requested_retry(job, exc), None
-        except (asyncio.CancelledError, TaskCancelled):
-            if job.id in self._force or flag.is_set():
-                return Outcome(
-                    job.id, job.token, OutcomeKind.CANCELLED, error="TaskCancelled: cancelled"
-                ), None
-            raise
-        except Exception as exc:
-            return failure(job, exc, definition.should_retry(exc)), exc
-
-    def _finish(self, job: Job, task: asyncio.Task[Outcome]) -> None:
-        self._tasks.pop(job.id, None)
-        self._force.discard(job.id)
-        if self._stopped or task.cancelled() or self._on_outcome is None:
-            return
-        try:
-            next_job = self._on_outcome(task.result())
-            if next_job is not None:
-                self._begin(next_job)
-        except Exception as exc:
-            # asyncio would only log it, and the task would stay leased here for ever: the worker exits.
-            if self._on_loop_died is None:
-                raise
-            self._on_loop_died("jobqueue-async", exc)
-
-    def cancel(self, task_id: str, force: bool) -> None:
-        """Graceful: flag. Force: cancel the coroutine."""
-
-        def apply() -> None:
-            entry = self._tasks.get(task_id)
-            if entry is None:
-                return
-            entry[2].set()
-            if force:
-                self._force.add(task_id)
-                entry[1].cancel()
-
-        self._loop.call_soon_threadsafe(apply)
-
-    def stop(self) -> list[Job]:
-        """Cancel everything still running and return those jobs."""
-        self._stopped = True
-        unfinished = [job for job, _, _ in list(self._tasks.values())]
-
-        def shutdown() -> None:
-            for _, task, _ in self._tasks.values():
-                task.cancel()
-            self._loop.stop()
-
-        self._loop.call_soon_threadsafe(shutdown)
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        return unfinished
