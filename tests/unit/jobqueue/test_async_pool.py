@@ -15,9 +15,10 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from pool_outcomes import Outcomes
 
 from jobqueue import App
-from jobqueue.broker.leases import Job, Outcome, OutcomeKind
+from jobqueue.broker.leases import Job, OutcomeKind
 from jobqueue.worker.async_pool import DEADLINE_TICK, AsyncPool
 from jobqueue.worker.progress import LazyReporter, ProgressReporter
 
@@ -48,28 +49,6 @@ def blocking(seconds: float) -> str:
 
 def _job(task_id: str, name: str, args: str = "[]", timeout: float | None = None) -> Job:
     return Job(task_id, 1, name, args, "{}", "default", "normal", timeout, None, 0, 0, None)
-
-
-class Outcomes:
-    """Outcomes by task id, reported from the loop's thread."""
-
-    def __init__(self) -> None:
-        self.by_id: dict[str, Outcome] = {}
-        self.count = 0
-        self.cond = threading.Condition()
-
-    def __call__(self, outcome: Outcome) -> None:
-        with self.cond:
-            self.by_id[outcome.task_id] = outcome
-            self.count += 1
-            self.cond.notify_all()
-
-    def wait(self, *task_ids: str, timeout: float = 10) -> list[Outcome]:
-        with self.cond:
-            assert self.cond.wait_for(lambda: all(t in self.by_id for t in task_ids), timeout), (
-                f"missing: {[t for t in task_ids if t not in self.by_id]}"
-            )
-            return [self.by_id[t] for t in task_ids]
 
 
 @pytest.fixture
@@ -197,3 +176,43 @@ def test_a_progress_reporter_is_made_at_the_first_report_only() -> None:
     busy.flush()
     assert sink.made == 1
     assert [w["step"] for w in sink.written][-1] == 2
+
+
+@app.task
+async def exits() -> None:
+    raise SystemExit(3)
+
+
+@app.task
+def exits_in_a_thread() -> None:
+    raise KeyboardInterrupt
+
+
+def test_a_task_that_exits_fails_and_the_loop_runs_on(pool: tuple[AsyncPool, Outcomes, list[object]]) -> None:
+    """sys.exit() in a task (a coroutine, or a plain function in the loop's executor) is that task's failure,
+    not retried, as in the thread pool; asyncio would otherwise re-raise it out of the loop and stop it."""
+    async_pool, outcomes, died = pool
+    async_pool.submit(_job("exits", "exits"))
+    async_pool.submit(_job("interrupted", "exits_in_a_thread"))
+    exited, interrupted = outcomes.wait("exits", "interrupted")
+    assert (exited.kind, exited.retryable) == (OutcomeKind.ERROR, False) and "SystemExit" in exited.error
+    assert (interrupted.kind, interrupted.retryable) == (OutcomeKind.ERROR, False)
+    async_pool.submit(_job("after", "quick", "[1]"))
+    assert outcomes.wait("after")[0].result_json == "1" and not died
+
+
+def test_a_loop_stopped_by_anything_else_takes_the_worker_down(
+    pool: tuple[AsyncPool, Outcomes, list[object]],
+) -> None:
+    """Whatever stops the loop's thread (here a callback raising SystemExit, which asyncio re-raises out of
+    run_forever) is reported, so the worker exits and is restarted instead of holding its leases."""
+    async_pool, _, died = pool
+
+    def stop_the_loop() -> None:
+        raise SystemExit("from a callback")
+
+    async_pool._loop.call_soon_threadsafe(stop_the_loop)
+    deadline = time.monotonic() + 5
+    while not died and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(died) == 1 and died[0][0] == "jobqueue-async" and isinstance(died[0][1], SystemExit)

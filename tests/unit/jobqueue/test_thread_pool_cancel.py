@@ -8,14 +8,14 @@ must end CANCELLED, and the slot thread must live on to run the next job.
 from __future__ import annotations
 
 import sys
-import threading
 import time
 from collections.abc import Iterator
 
 import pytest
+from pool_outcomes import Outcomes
 
 from jobqueue import App
-from jobqueue.broker.leases import Job, Outcome, OutcomeKind
+from jobqueue.broker.leases import Job, OutcomeKind
 from jobqueue.context import TaskContext
 from jobqueue.worker.thread_pool import ThreadPool
 
@@ -32,24 +32,6 @@ def poll_cancel(ctx: TaskContext) -> str:
 @app.task
 def quick() -> int:
     return 1
-
-
-class Outcomes:
-    """The pool's outcomes by task id, as its on_outcome callback receives them from the slot threads."""
-
-    def __init__(self) -> None:
-        self.by_id: dict[str, Outcome] = {}
-        self._done = threading.Condition()
-
-    def __call__(self, outcome: Outcome) -> None:
-        with self._done:
-            self.by_id[outcome.task_id] = outcome
-            self._done.notify_all()
-
-    def wait(self, *task_ids: str) -> dict[str, Outcome]:
-        with self._done:
-            assert self._done.wait_for(lambda: set(task_ids) <= self.by_id.keys(), 5), (task_ids, self.by_id)
-            return self.by_id
 
 
 def _job(task_id: str, name: str) -> Job:
@@ -83,9 +65,9 @@ def test_forced_attempts_end_cancelled_and_the_slot_lives_on() -> None:
             # The same request again, as the heartbeat's reply repeats what the cancel channel said.
             time.sleep((n % 3) * 0.0002)
             pool.cancel(task_id, force=True)
-            assert outcomes.wait(task_id)[task_id].kind is OutcomeKind.CANCELLED, outcomes.by_id[task_id]
+            assert outcomes.wait(task_id)[0].kind is OutcomeKind.CANCELLED, outcomes.by_id[task_id]
         pool.submit(_job("after", "quick"))
-        assert outcomes.wait("after")["after"].kind is OutcomeKind.SUCCESS
+        assert outcomes.wait("after")[0].kind is OutcomeKind.SUCCESS
         assert not died
     finally:
         pool.stop()
@@ -115,9 +97,9 @@ def test_a_force_cancel_arriving_after_the_task_returned_still_ends_it_cancelled
     try:
         pool.submit(_job("forced-1", "returns_at_once"))
         pool.submit(_job("plain-1", "returns_at_once"))
-        ended = outcomes.wait("forced-1", "plain-1")
-        assert ended["forced-1"].kind is OutcomeKind.CANCELLED, ended["forced-1"]
-        assert ended["plain-1"].kind is OutcomeKind.SUCCESS
+        forced, plain = outcomes.wait("forced-1", "plain-1", timeout=5)
+        assert forced.kind is OutcomeKind.CANCELLED, forced
+        assert plain.kind is OutcomeKind.SUCCESS
         assert not died
     finally:
         pool.stop()

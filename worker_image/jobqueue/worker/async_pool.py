@@ -103,8 +103,24 @@ class AsyncPool:
         """Start the event loop thread."""
         self._on_outcome = on_outcome
         self._on_loop_died = on_loop_died
-        self._thread = threading.Thread(target=self._loop.run_forever, name="jobqueue-async", daemon=True)
+        self._thread = threading.Thread(target=self._run_loop, name="jobqueue-async", daemon=True)
         self._thread.start()
+
+    def _run_loop(self) -> None:
+        """The loop's thread. Should the loop ever stop other than by stop(), every task it holds would
+        stay leased, renewed by each heartbeat, for ever: the worker is told, and exits to be restarted."""
+        try:
+            self._loop.run_forever()
+        except BaseException as exc:  # reported, not swallowed: the worker exits on it
+            self._loop_stopped(exc)
+            return
+        if not self._stopped:
+            self._loop_stopped(RuntimeError("the asyncio pool's event loop stopped"))
+
+    def _loop_stopped(self, exc: BaseException) -> None:
+        if self._on_loop_died is None:
+            raise exc
+        self._on_loop_died("jobqueue-async", exc)
 
     def submit(self, job: Job) -> None:
         """Schedule a job on the loop (from any thread).
@@ -121,8 +137,12 @@ class AsyncPool:
     def _drain(self) -> None:
         self._drain_due = False
         incoming = self._incoming
-        while incoming:
-            self._begin(incoming.popleft())
+        try:
+            while incoming:
+                self._begin(incoming.popleft())
+        except Exception as exc:
+            # asyncio would log it and go on, leaving the jobs queued behind it leased and never started.
+            self._loop_stopped(exc)
 
     def _begin(self, job: Job) -> None:
         flag = _Flag()
@@ -238,6 +258,10 @@ class AsyncPool:
             raise
         except Exception as exc:
             return failure(job, exc, definition.should_retry(exc)), exc
+        except (SystemExit, KeyboardInterrupt) as exc:
+            # The task's to report, as in the thread pool: out of a task, asyncio would re-raise it out of
+            # run_forever and stop the loop with every other task in it.
+            return failure(job, exc, False), exc
 
     def _finish(self, job: Job, task: asyncio.Task[Outcome]) -> None:
         self._tasks.pop(job.id, None)
