@@ -40,11 +40,12 @@ MESSAGING_SYSTEM = "jobqueue"
 MAX_STATUS_CHARS = 512
 
 # The OpenTelemetry API costs tens of milliseconds to import, paid by every worker at start and every
-# producer, so it is imported only once something in the process could have set tracing up: a span, a
-# TracerProvider, baggage or a propagator all need one of these modules first (an application configures
-# tracing by importing them, auto-instrumentation too), or the API's own variable naming a provider.
-_SET_UP_BY = ("opentelemetry.trace", "opentelemetry.baggage", "opentelemetry.propagate")
+# producer, so it is imported only once the process set tracing up: a TracerProvider or a current span
+# needs opentelemetry.trace imported first (by the application, or auto-instrumentation), or the API's own
+# variable names a provider; baggage to carry needs opentelemetry.baggage. opentelemetry.trace alone is not
+# enough to import the rest: redis-py 7+ imports it with the metrics SDK whenever that is installed.
 _PROVIDER_VARIABLE = "OTEL_PYTHON_TRACER_PROVIDER"
+_CONTEXT_MODULES = ("opentelemetry.baggage", "opentelemetry.propagate")
 
 
 @dataclass(frozen=True)
@@ -74,11 +75,13 @@ def installed() -> bool:
     return _api() is not None
 
 
-def _set_up() -> _Api | None:
-    """The API when this process may have configured tracing, else None without importing it."""
-    if _PROVIDER_VARIABLE not in os.environ and not any(name in sys.modules for name in _SET_UP_BY):
-        return None
-    return _api()
+def _trace_module() -> Any:
+    """opentelemetry.trace when this process may have set tracing up, else None (not imported here)."""
+    trace = sys.modules.get("opentelemetry.trace")
+    if trace is not None or _PROVIDER_VARIABLE not in os.environ:
+        return trace
+    api = _api()
+    return api.trace if api is not None else None
 
 
 def active() -> bool:
@@ -86,10 +89,9 @@ def active() -> bool:
     trace context is current (one extracted by some instrumentation). Neither: the API would only make
     non-recording spans and inject nothing, at a cost measured at tens of microseconds per enqueue, so
     the clients skip it (a few microseconds to ask: docs/observability.md)."""
-    api = _set_up()
-    if api is None:
+    trace = _trace_module()
+    if trace is None:
         return False
-    trace = api.trace
     if trace.get_current_span().get_span_context().is_valid:
         return True
     return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider | trace.NoOpTracerProvider)
@@ -134,7 +136,9 @@ def current_trace_headers() -> dict[str, str]:
     """The current trace context as message headers (W3C ``traceparent`` / ``tracestate`` from the
     global propagator), {} when there is none. What the propagator writes is checked like any header
     from elsewhere (dropped with a warning if invalid)."""
-    api = _set_up()
+    if not active() and not any(name in sys.modules for name in _CONTEXT_MODULES):
+        return {}
+    api = _api()
     if api is None:
         return {}
     carrier: dict[str, str] = {}

@@ -13,12 +13,12 @@ import json
 import urllib.parse
 from typing import TYPE_CHECKING, Any
 
-from jobqueue.cli.api_client import ApiClient
 from jobqueue.errors import ValidationError
 from jobqueue.keys import queue_of
 from jobqueue.payloads import find_unstorable
 
-if TYPE_CHECKING:  # settings (pydantic) are read when a command runs, not at `jobqueue --help`
+if TYPE_CHECKING:  # settings (pydantic) and urllib's HTTP client load when a command runs, not at --help
+    from jobqueue.cli.api_client import ApiClient
     from jobqueue.settings import ApiClientSettings
 
 
@@ -58,6 +58,8 @@ def api_client(args: argparse.Namespace, settings: ApiClientSettings | None = No
 
         settings = ApiClientSettings()
     key = args.key or (settings.key.get_secret_value() if settings.key else None)
+    from jobqueue.cli.api_client import ApiClient  # noqa: PLC0415 - see the TYPE_CHECKING imports
+
     return ApiClient(api_url(args, settings), key, timeout=args.http_timeout)
 
 

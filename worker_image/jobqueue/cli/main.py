@@ -13,9 +13,8 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from importlib import metadata
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from jobqueue.cli.api import add_api_options, api_url, dlq_via_api, json_option, status_via_api
 from jobqueue.cli.api import add_commands as add_api_commands
@@ -285,10 +284,21 @@ def _dlq(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Version(argparse.Action):
+    """``--version``: the installed version, looked up only when asked (importlib.metadata is slow to
+    import, and every command, the worker's start too, builds this parser)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        from importlib import metadata  # noqa: PLC0415
+
+        print(f"{parser.prog} {metadata.version('jobqueue')}")  # on stdout, as argparse's own action
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
     parser = argparse.ArgumentParser(prog="jobqueue", description="jobqueue: a distributed job queue")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {metadata.version('jobqueue')}")
+    parser.add_argument("--version", action=_Version, nargs=0, help="show the version and exit")
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument(
         "--log-format",
