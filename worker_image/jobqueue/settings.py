@@ -97,6 +97,8 @@ def _variables(prefix: str, name: str, field: FieldInfo) -> list[str]:
 def _read_file(path: Path) -> dict[str, str | None]:
     """The dotenv file's variables, names lower-cased (python-dotenv's syntax: quotes, ``export``,
     comments, ``${VAR}`` expansion)."""
+    if not path.is_file():  # ./.env is optional (a named file was checked by env_file)
+        return {}
     # Imported only when a file is read: most processes (a pod) have none.
     from dotenv import dotenv_values  # noqa: PLC0415
 

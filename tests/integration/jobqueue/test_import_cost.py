@@ -32,6 +32,7 @@ NEVER = (
     "kubernetes",
     "kopf",
     "pydantic_settings",
+    "dotenv",  # read only when there is a .env file (none in the directory these checks run in)
     "croniter",
     "opentelemetry",
     "redis.asyncio",
@@ -61,11 +62,18 @@ def report(path):
 """
 
 
-def modules_after(code: str, env: dict[str, str] | None = None) -> set[str]:
-    """sys.modules of a fresh interpreter after ``code`` (which may print first: the last line counts)."""
+def modules_after(code: str, cwd: Path, env: dict[str, str] | None = None) -> set[str]:
+    """sys.modules of a fresh interpreter after ``code`` (which may print first: the last line counts),
+    run in ``cwd`` (a directory without a .env file)."""
     script = f"{code}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"
     result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=90, env=env, check=False
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        env=env,
+        cwd=cwd,
+        check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return set(json.loads(result.stdout.strip().splitlines()[-1]))
@@ -79,8 +87,8 @@ def forbidden(modules: set[str], baseline: set[str]) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def redis_baseline() -> set[str]:
-    return modules_after("import redis")
+def redis_baseline(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
+    return modules_after("import redis", tmp_path_factory.mktemp("baseline"))
 
 
 def test_the_default_worker_imports_nothing_it_does_not_need(
@@ -98,7 +106,7 @@ def test_the_default_worker_imports_nothing_it_does_not_need(
         "code = main(['--log-level', 'WARNING', 'worker', '--app', 'cold_app:app', '--burst'])\n"
         "assert code == 0, code"
     )
-    parent = modules_after(worker, env)
+    parent = modules_after(worker, tmp_path, env)
     assert "jobqueue.worker.process_pool" in parent and "jobqueue.broker.client" in parent
     assert forbidden(parent, redis_baseline) == []
     child = set(json.loads(child_modules.read_text()))
@@ -106,26 +114,26 @@ def test_the_default_worker_imports_nothing_it_does_not_need(
     assert forbidden(child, redis_baseline) == []
 
 
-def test_a_producer_imports_the_sync_client_only(redis_baseline: set[str]) -> None:
+def test_a_producer_imports_the_sync_client_only(tmp_path: Path, redis_baseline: set[str]) -> None:
     # What a web app pays to enqueue: no asyncio client, no settings library, no tracing it did not set up.
-    modules = modules_after("import jobqueue\nclient = jobqueue.Client(jobqueue.Settings())")
+    modules = modules_after("import jobqueue\nclient = jobqueue.Client(jobqueue.Settings())", tmp_path)
     assert "jobqueue.broker.client" in modules
     assert forbidden(modules, redis_baseline) == []
-    assert forbidden(modules_after("from jobqueue import App\nApp()"), redis_baseline) == []
+    assert forbidden(modules_after("from jobqueue import App\nApp()", tmp_path), redis_baseline) == []
 
 
-def test_the_asyncio_client_is_imported_when_it_is_used() -> None:
-    modules = modules_after("from jobqueue import App\nApp().async_client()")
+def test_the_asyncio_client_is_imported_when_it_is_used(tmp_path: Path) -> None:
+    modules = modules_after("from jobqueue import App\nApp().async_client()", tmp_path)
     assert "jobqueue.broker.aio" in modules
 
 
-def test_jobqueue_help_imports_no_redis_and_no_pydantic() -> None:
+def test_jobqueue_help_imports_no_redis_and_no_pydantic(tmp_path: Path) -> None:
     code = (
         "import contextlib, io\n"
         "from jobqueue.cli.main import main\n"
         "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
         "    main(['--help'])"
     )
-    modules = modules_after(code)
+    modules = modules_after(code, tmp_path)
     assert {m for m in modules if m.split(".")[0] in ("redis", "pydantic", "urllib3")} == set()
     assert "jobqueue.settings" not in modules and "importlib.metadata" not in modules
