@@ -9,6 +9,10 @@ with the min-max range: on a shared 2-core machine single runs swing.
 
     python -m bench.cold_start --systems jobqueue,huey,dramatiq --rounds 5
     python -m bench.cold_start --systems jobqueue --extra thread="--pool thread"
+    python -m bench.cold_start --systems jobqueue,huey --baseline /path/to/main/worker_image
+
+``--baseline`` adds ``jobqueue`` from another checkout (a directory holding a ``jobqueue`` package, put
+ahead of the installed one on PYTHONPATH) to the same rounds: a before / after on the same load.
 """
 
 from __future__ import annotations
@@ -33,18 +37,24 @@ from jobqueue.embedded.redis_server import RedisServer
 FIRST_TASK_TIMEOUT = 30.0
 
 
-def cold_start(runner: Runner, adapter: Adapter, setting: WorkerSetting, name: str) -> float | None:
-    """Seconds from starting the worker command to its first task, or None when it never started it."""
+def cold_start(
+    runner: Runner, adapter: Adapter, setting: WorkerSetting, name: str, pythonpath: str | None = None
+) -> float | None:
+    """Seconds from starting the worker command to its first task, or None when it never started it.
+    ``pythonpath``: a directory put first on the worker's PYTHONPATH (another jobqueue checkout)."""
     runner.flush()
     runs_file = runner.out_dir / f"{name}.runs"
     runs_file.unlink(missing_ok=True)
     runner._driver(adapter, ["one", "1"])
     argv = setting.argv(runner.bins[adapter.venv], runner.redis_url)
     log = runner.out_dir / f"{name}.log"
+    env = runner._env(runs_file)
+    if pythonpath is not None:
+        env["PYTHONPATH"] = os.pathsep.join([pythonpath, env["PYTHONPATH"]])
     with log.open("ab") as log_file:
         started = time.time()
         worker = subprocess.Popen(
-            argv, cwd=REPO_ROOT, env=runner._env(runs_file), stdout=log_file, stderr=subprocess.STDOUT,
+            argv, cwd=REPO_ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
     try:
@@ -70,6 +80,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--extra", action="append", default=[],
         help="label=\"jobqueue worker flags\": another jobqueue command measured alongside (repeatable)",
     )  # fmt: skip
+    parser.add_argument(
+        "--baseline", default=None, help="a directory holding another jobqueue package, measured alongside"
+    )
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results" / "cold-start")
     args = parser.parse_args(argv)
 
@@ -77,21 +90,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     out: Path = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     bins = bin_dirs(ADAPTERS[s].venv for s in systems)
-    entries: list[tuple[str, Adapter, WorkerSetting]] = [
-        (s, ADAPTERS[s], ADAPTERS[s].default) for s in systems
+    entries: list[tuple[str, Adapter, WorkerSetting, str | None]] = [
+        (s, ADAPTERS[s], ADAPTERS[s].default, None) for s in systems
     ]
     for extra in args.extra:
         label, _, flags = extra.partition("=")
-        entries.append((f"jobqueue {label}", ADAPTERS["jobqueue"], _jobqueue_with(flags.split())))
+        entries.append((f"jobqueue {label}", ADAPTERS["jobqueue"], _jobqueue_with(flags.split()), None))
+    if args.baseline:
+        baseline = str(Path(args.baseline).resolve())
+        entries.append(("jobqueue baseline", ADAPTERS["jobqueue"], ADAPTERS["jobqueue"].default, baseline))
     server = RedisServer(out / "redis", appendonly=False).start()
-    results: dict[str, list[float | None]] = {label: [] for label, _, _ in entries}
+    results: dict[str, list[float | None]] = {label: [] for label, _, _, _ in entries}
     load_start = os.getloadavg()[0]
     try:
         runner = Runner(server.url, out, bins, 1)
         for rnd in range(args.rounds):
             order = entries[rnd % len(entries) :] + entries[: rnd % len(entries)]
-            for label, adapter, setting in order:
-                seconds = cold_start(runner, adapter, setting, f"{label.replace(' ', '_')}-r{rnd}")
+            for label, adapter, setting, pythonpath in order:
+                name = f"{label.replace(' ', '_')}-r{rnd}"
+                seconds = cold_start(runner, adapter, setting, name, pythonpath)
                 results[label].append(seconds)
                 shown = "FAILED" if seconds is None else f"{seconds * 1000:.0f} ms"
                 print(f"round {rnd + 1} {label}: {shown}", flush=True)
@@ -100,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"\nload average {load_start:.1f} at start, {os.getloadavg()[0]:.1f} at end; {args.rounds} rounds")
     print("| system | command | cold start ms, median (min-max) | failed |")
     print("|---|---|---|---|")
-    for label, _, setting in entries:
+    for label, _, setting, _ in entries:
         ok = [s * 1000 for s in results[label] if s is not None]
         failed = len(results[label]) - len(ok)
         shown = f"{statistics.median(ok):.0f} ({min(ok):.0f}-{max(ok):.0f})" if ok else "n/a"

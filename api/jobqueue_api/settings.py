@@ -6,9 +6,8 @@ import enum
 from typing import Literal
 
 from pydantic import Field, SecretStr
-from pydantic_settings import SettingsConfigDict
 
-from jobqueue.settings import EnvFileSettings
+from jobqueue.settings import EnvFileSettings, SettingsConfigDict
 
 
 class Scope(enum.StrEnum):

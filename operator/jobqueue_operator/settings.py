@@ -6,9 +6,8 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import Field
-from pydantic_settings import SettingsConfigDict
 
-from jobqueue.settings import EnvFileSettings
+from jobqueue.settings import EnvFileSettings, SettingsConfigDict
 from jobqueue_operator.pod_policy import PodPolicy
 
 

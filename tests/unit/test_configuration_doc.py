@@ -10,7 +10,8 @@ from types import ModuleType
 
 import pytest
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from jobqueue.settings import EnvFileSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -45,7 +46,7 @@ def test_every_process_s_settings_are_listed() -> None:
 
 
 def test_a_setting_without_a_description_stops_the_generator(monkeypatch: pytest.MonkeyPatch) -> None:
-    class Undocumented(BaseSettings):
+    class Undocumented(EnvFileSettings):
         model_config = SettingsConfigDict(env_prefix="JOBQUEUE_X_")
         knob: int = Field(default=1)
 

@@ -7,16 +7,13 @@ import importlib
 import inspect
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Concatenate, Generic, Literal, ParamSpec, Protocol, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, Literal, ParamSpec, Protocol, TypeVar, overload
 
 from typing_extensions import Unpack
 
-from jobqueue.broker.aio import AsyncClient, AsyncTaskHandle
 from jobqueue.broker.client import Client, TaskHandle
 from jobqueue.broker.enqueue import EnqueueOptions, EnqueueRequest, make_request
-from jobqueue.broker.queue_admin import QueueAdmin
-from jobqueue.broker.workflows import WorkflowHandle, submit
-from jobqueue.canvas import Canvas, Signature
+from jobqueue.canvas import Signature
 from jobqueue.context import TaskContext
 from jobqueue.errors import ConfigurationError, ValidationError
 from jobqueue.expiry import expiry_ms
@@ -24,11 +21,19 @@ from jobqueue.hooks import DeadLetterNotice, HookKind, Hooks, TaskOutcome
 from jobqueue.keys import validate_queue_name
 from jobqueue.models import Priority, parse_priority
 from jobqueue.retry import BackoffFunction, RetryPolicy
-from jobqueue.schedules.code import declare_periodic
-from jobqueue.schedules.model import ConcurrencyPolicy, Schedule
-from jobqueue.schedules.registry import ScheduleRegistry
 from jobqueue.settings import Settings
 from jobqueue.task_calls import LoopClients, TaskArgs, TaskDecoratorOptions, split_calls
+
+# What only some apps use is imported where it is used, not here: a worker and a producer import this
+# module, and the asyncio client alone (with redis.asyncio's client) was most of its import time. The
+# imports below are for annotations; tests/unit/test_import_cost.py keeps the start path lean.
+if TYPE_CHECKING:
+    from jobqueue.broker.aio import AsyncClient, AsyncTaskHandle
+    from jobqueue.broker.queue_admin import QueueAdmin
+    from jobqueue.broker.workflows import WorkflowHandle
+    from jobqueue.canvas import Canvas
+    from jobqueue.schedules.model import ConcurrencyPolicy, Schedule
+    from jobqueue.schedules.registry import ScheduleRegistry
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -287,15 +292,21 @@ class App:
     @property
     def queues(self) -> QueueAdmin:
         """Flow control of queues: rate limit, max in-flight, pause / resume, priority policy."""
+        from jobqueue.broker.queue_admin import QueueAdmin  # noqa: PLC0415 - only admin code pays it
+
         return QueueAdmin(self.client)
 
     @property
     def schedules(self) -> ScheduleRegistry:
         """Recurring (cron) schedules: register, pause, resume, delete, list."""
+        from jobqueue.schedules.registry import ScheduleRegistry  # noqa: PLC0415 - croniter on use only
+
         return ScheduleRegistry(self.client)
 
     def async_client(self) -> AsyncClient:
         """A new asyncio client (bind one per event loop)."""
+        from jobqueue.broker.aio import AsyncClient  # noqa: PLC0415 - only asyncio producers pay for it
+
         return AsyncClient(self.settings)
 
     def loop_client(self) -> AsyncClient:
@@ -319,6 +330,8 @@ class App:
 
     def submit_workflow(self, canvas: Canvas) -> WorkflowHandle:
         """Create every task of a workflow atomically (what ``canvas.apply(app)`` calls)."""
+        from jobqueue.broker.workflows import submit  # noqa: PLC0415 - only workflow users pay for it
+
         return submit(self.client, canvas)
 
     def periodic(
@@ -331,13 +344,16 @@ class App:
         kwargs: Mapping[str, Any] | None = None,
         name: str | None = None,
         priority: Priority | str = Priority.MEDIUM,
-        concurrency_policy: ConcurrencyPolicy | str = ConcurrencyPolicy.ALLOW,
+        # "Allow" is ConcurrencyPolicy.ALLOW (a StrEnum), spelled out so the model is imported on use.
+        concurrency_policy: ConcurrencyPolicy | str = "Allow",
     ) -> Callable[[Callable[P, R]], TaskDefinition[P, R]]:
         """Register the function as a task (named ``name``, default its own name) that a scheduler runs
         at every fire time of ``cron`` in zone ``tz`` with ``args`` / ``kwargs``. The schedule is synced
         when a scheduler starts with this app (``jobqueue scheduler --app``, ``jobqueue up --app``);
         one removed from the code is paused and reported, never deleted silently (docs/schedules.md).
         ConfigurationError now for an invalid cron, zone or arguments."""
+
+        from jobqueue.schedules.code import declare_periodic  # noqa: PLC0415 - croniter on use only
 
         def register(func: Callable[P, R]) -> TaskDefinition[P, R]:
             task_name = name or func.__name__

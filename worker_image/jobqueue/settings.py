@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from types import UnionType
+from typing import Any, ClassVar, Literal, Union, get_args, get_origin
 
-from pydantic import AliasChoices, Field, SecretStr
-from pydantic_settings import (
-    BaseSettings,
-    DotEnvSettingsSource,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-)
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr
+from pydantic.fields import FieldInfo
 
 from jobqueue.errors import ConfigurationError
 
@@ -36,29 +34,101 @@ def env_file() -> Path | None:
     return path
 
 
-class EnvFileSettings(BaseSettings):
+class SettingsConfigDict(ConfigDict, total=False):
+    """A settings class's model_config: pydantic's, plus the prefix of its environment variables."""
+
+    env_prefix: str
+
+
+class EnvFileSettings(BaseModel):
     """Base of every jobqueue settings class: a value comes from the constructor, else the environment,
     else the dotenv file (:func:`env_file`), else the default. The environment wins over the file, as in
-    docker compose and most twelve-factor tooling, so a deployment can always override a checked-in file."""
+    docker compose and most twelve-factor tooling, so a deployment can always override a checked-in file.
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Constructor, environment, then the dotenv file this process names."""
-        path = env_file()
-        if path is None:
-            return init_settings, env_settings, file_secret_settings
-        try:  # the source reads the file here
-            dotenv = DotEnvSettingsSource(settings_cls, env_file=path, env_file_encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigurationError(f"cannot read the settings file {str(path)!r}: {exc}") from exc
-        return init_settings, env_settings, dotenv, file_secret_settings
+    Variable names are ``env_prefix`` + the field name, matched without regard to case, or the names of a
+    field's ``validation_alias``. A list, dict or model field is read as JSON. What is read goes through
+    the model's validation, so a bad value is a pydantic ValidationError naming the field.
+
+    This is what pydantic-settings did for these classes, in a page: its import was a quarter of the
+    worker's start-up time (docs/benchmarks.md, cold start)."""
+
+    # populate_by_name: a constructor may name a field or its alias, as pydantic-settings allowed.
+    model_config: ClassVar[SettingsConfigDict] = SettingsConfigDict(
+        extra="ignore", validate_default=True, populate_by_name=True
+    )
+
+    def __init__(self, **values: Any) -> None:
+        super().__init__(**_gather(type(self), values))
+
+
+def _gather(cls: type[EnvFileSettings], given: dict[str, Any]) -> dict[str, Any]:
+    """The constructor's values, plus each field it does not name from the environment, else the file."""
+    environment = {name.lower(): value for name, value in os.environ.items()}
+    path = env_file()
+    from_file: Mapping[str, str | None] | None = None
+    prefix = cls.model_config.get("env_prefix", "")
+    values = dict(given)
+    for name, field in cls.model_fields.items():
+        variables = _variables(prefix, name, field)
+        if name in given or any(variable in given for variable in variables):
+            continue
+        raw = next((environment[v.lower()] for v in variables if v.lower() in environment), None)
+        if raw is None and path is not None:
+            if from_file is None:  # read once, and only when the environment left a field unset
+                from_file = _read_file(path)
+            raw = next(
+                (from_file[v.lower()] for v in variables if from_file.get(v.lower()) is not None), None
+            )
+        if raw is not None:
+            values[name] = _parse(variables[0], field, raw)
+    return values
+
+
+def _variables(prefix: str, name: str, field: FieldInfo) -> list[str]:
+    """The variables a field is read from, in the order they are tried."""
+    alias = field.validation_alias
+    if isinstance(alias, AliasChoices):
+        return [str(choice) for choice in alias.choices]
+    if isinstance(alias, str):
+        return [alias]
+    return [f"{prefix}{name}"]
+
+
+def _read_file(path: Path) -> dict[str, str | None]:
+    """The dotenv file's variables, names lower-cased (python-dotenv's syntax: quotes, ``export``,
+    comments, ``${VAR}`` expansion)."""
+    if not path.is_file():  # ./.env is optional (a named file was checked by env_file)
+        return {}
+    # Imported only when a file is read: most processes (a pod) have none.
+    from dotenv import dotenv_values  # noqa: PLC0415
+
+    try:
+        read = dotenv_values(path, encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigurationError(f"cannot read the settings file {str(path)!r}: {exc}") from exc
+    return {name.lower(): value for name, value in read.items()}
+
+
+def _parse(variable: str, field: FieldInfo, raw: str) -> Any:
+    """A variable's text as the field takes it: JSON for a list, dict or model field, else the text
+    (pydantic converts it)."""
+    if not _is_complex(field.annotation):
+        return raw
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise ConfigurationError(f"{variable.upper()}: not valid JSON ({exc})") from exc
+
+
+def _is_complex(annotation: Any) -> bool:
+    origin = get_origin(annotation)
+    if origin in (Union, UnionType):
+        return any(_is_complex(arg) for arg in get_args(annotation) if arg is not type(None))
+    if origin in (list, set, frozenset, tuple, dict):
+        return True
+    return isinstance(annotation, type) and issubclass(
+        annotation, list | set | frozenset | tuple | dict | BaseModel
+    )
 
 
 class Settings(EnvFileSettings):

@@ -14,12 +14,14 @@ from __future__ import annotations
 import asyncio
 import weakref
 from collections.abc import Callable, Iterable
-from typing import Any, Generic, ParamSpec, TypedDict
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypedDict
 
-from jobqueue.broker.aio import AsyncClient
 from jobqueue.errors import ValidationError
 from jobqueue.models import Priority
 from jobqueue.retry import BackoffFunction
+
+if TYPE_CHECKING:  # the asyncio client is imported by whoever makes one (App.async_client)
+    from jobqueue.broker.aio import AsyncClient
 
 P = ParamSpec("P")
 

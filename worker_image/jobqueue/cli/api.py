@@ -11,13 +11,15 @@ from __future__ import annotations
 import argparse
 import json
 import urllib.parse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jobqueue.cli.api_client import ApiClient
 from jobqueue.errors import ValidationError
 from jobqueue.keys import queue_of
 from jobqueue.payloads import find_unstorable
-from jobqueue.settings import ApiClientSettings
+
+if TYPE_CHECKING:  # settings (pydantic) and urllib's HTTP client load when a command runs, not at --help
+    from jobqueue.cli.api_client import ApiClient
+    from jobqueue.settings import ApiClientSettings
 
 
 def _print(value: Any) -> None:
@@ -51,8 +53,13 @@ def api_url(args: argparse.Namespace, settings: ApiClientSettings) -> str | None
 
 def api_client(args: argparse.Namespace, settings: ApiClientSettings | None = None) -> ApiClient:
     """An ApiClient from --api / --key, falling back to JOBQUEUE_API_URL / JOBQUEUE_API_KEY."""
-    settings = settings or ApiClientSettings()
+    if settings is None:
+        from jobqueue.settings import ApiClientSettings  # noqa: PLC0415 - see the TYPE_CHECKING import
+
+        settings = ApiClientSettings()
     key = args.key or (settings.key.get_secret_value() if settings.key else None)
+    from jobqueue.cli.api_client import ApiClient  # noqa: PLC0415 - see the TYPE_CHECKING imports
+
     return ApiClient(api_url(args, settings), key, timeout=args.http_timeout)
 
 

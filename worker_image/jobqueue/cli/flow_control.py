@@ -8,13 +8,17 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jobqueue.app import App
 from jobqueue.retry import BACKOFF_NAMES
+
+if TYPE_CHECKING:
+    from jobqueue.app import App
 
 
 def _app() -> App:
+    from jobqueue.app import App  # noqa: PLC0415 - imported when a command runs, not at --help
+
     return App()
 
 

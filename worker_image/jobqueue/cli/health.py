@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from jobqueue.errors import ValidationError
-from jobqueue.settings import Settings
 from jobqueue.worker.health import read_health
 
 
 def _worker_health(args: argparse.Namespace) -> int:
+    from jobqueue.settings import Settings  # noqa: PLC0415 - read when the command runs, not at --help
+
     directory = args.dir or Settings().health_dir
     if not directory:
         raise ValidationError("dir", "set --dir or JOBQUEUE_HEALTH_DIR (where the workers touch their files)")

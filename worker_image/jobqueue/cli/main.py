@@ -13,12 +13,9 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from importlib import metadata
 from types import FrameType
+from typing import TYPE_CHECKING, Any
 
-import pydantic
-
-from jobqueue.app import App, load_app
 from jobqueue.cli.api import add_api_options, api_url, dlq_via_api, json_option, status_via_api
 from jobqueue.cli.api import add_commands as add_api_commands
 from jobqueue.cli.flow_control import add_commands as add_flow_commands
@@ -27,8 +24,14 @@ from jobqueue.cli.pools import add_commands as add_pool_commands
 from jobqueue.cli.up import add_command as add_up_command
 from jobqueue.errors import JobQueueError, ValidationError
 from jobqueue.log_config import LOG_FORMATS, configure_logging, resolve_format
-from jobqueue.settings import ApiClientSettings, Settings
-from jobqueue.worker.child_recycling import ChildLimits
+
+# Each command imports what it runs when it runs (the function-local imports below): `jobqueue --help`
+# or `jobqueue status --api` must not pay for the Redis client, pydantic settings or the worker, and the
+# worker's cold start is its import time (tests/unit/test_import_cost.py, docs/benchmarks.md).
+if TYPE_CHECKING:
+    from jobqueue.app import App
+    from jobqueue.settings import Settings
+    from jobqueue.worker.child_recycling import ChildLimits
 
 log = logging.getLogger("jobqueue.cli.main")
 
@@ -43,7 +46,7 @@ def _worker(args: argparse.Namespace) -> int:
         if args.burst:
             raise ValidationError("burst", "runs one worker process: use it without --processes")
         return _worker_processes(args)
-    from jobqueue.worker.async_pool import AsyncPool  # noqa: PLC0415
+    from jobqueue.app import load_app  # noqa: PLC0415
     from jobqueue.worker.burst import Burst  # noqa: PLC0415
     from jobqueue.worker.process_pool import ProcessPool  # noqa: PLC0415 - only the worker needs it
     from jobqueue.worker.runtime import Worker  # noqa: PLC0415
@@ -69,6 +72,8 @@ def _worker(args: argparse.Namespace) -> int:
     elif args.pool == "thread":
         pool = ThreadPool(app, args.concurrency)
     else:
+        from jobqueue.worker.async_pool import AsyncPool  # noqa: PLC0415 - the asyncio pool only
+
         pool = AsyncPool(app, args.concurrency)
     worker = Worker(
         app,
@@ -104,6 +109,8 @@ def _check_child_limits(args: argparse.Namespace) -> None:
 
 def _child_limits(args: argparse.Namespace, settings: Settings) -> ChildLimits:
     """The process pool's child limits: a flag wins over its JOBQUEUE_ setting."""
+    from jobqueue.worker.child_recycling import ChildLimits  # noqa: PLC0415
+
     max_tasks = args.max_tasks_per_child or settings.max_tasks_per_child
     max_mb = args.max_memory_per_child_mb or settings.max_memory_per_child_mb
     return ChildLimits(max_tasks, max_mb * 1024 * 1024 if max_mb else None)
@@ -132,6 +139,7 @@ def _follow_parent(parent_pid: int, stop: Callable[[], None]) -> None:
 
 
 def _worker_processes(args: argparse.Namespace) -> int:
+    from jobqueue.app import load_app  # noqa: PLC0415
     from jobqueue.worker.processes import WorkerProcesses  # noqa: PLC0415
     from jobqueue.worker.runtime import default_worker_id  # noqa: PLC0415
 
@@ -169,8 +177,10 @@ def _worker_processes(args: argparse.Namespace) -> int:
 
 
 def _scheduler(args: argparse.Namespace) -> int:
+    from jobqueue.app import load_app  # noqa: PLC0415
     from jobqueue.broker.client import Client  # noqa: PLC0415
     from jobqueue.services.scheduler import Scheduler  # noqa: PLC0415
+    from jobqueue.settings import Settings  # noqa: PLC0415
 
     # --app: the app's @app.periodic schedules are synced at start (jobqueue/schedules/code.py).
     code_schedules = load_app(args.app).periodic_schedules if args.app else None
@@ -188,6 +198,7 @@ def _scheduler(args: argparse.Namespace) -> int:
 def _api(args: argparse.Namespace) -> int:
     # Imported here, not at the top: the api extra (FastAPI, uvicorn) is optional in the worker image.
     # jobqueue_api.serve is the API package's one entry for the CLI (see the contracts in pyproject.toml).
+    from jobqueue.settings import Settings  # noqa: PLC0415
     from jobqueue_api import serve  # noqa: PLC0415
 
     serve(Settings(), host=args.host, port=args.port)
@@ -196,6 +207,7 @@ def _api(args: argparse.Namespace) -> int:
 
 def _migrate(args: argparse.Namespace) -> int:
     from jobqueue.record.maintenance import run_migrate  # noqa: PLC0415 - needs the record extra
+    from jobqueue.settings import Settings  # noqa: PLC0415
 
     applied = run_migrate(Settings())
     print(f"applied migrations: {applied}" if applied else "database is up to date")
@@ -205,11 +217,14 @@ def _migrate(args: argparse.Namespace) -> int:
 def _recorder(args: argparse.Namespace) -> int:
     from jobqueue.record.maintenance import run_recorder  # noqa: PLC0415 - needs the record extra
     from jobqueue.record.settings import RecordSettings  # noqa: PLC0415
+    from jobqueue.settings import Settings  # noqa: PLC0415
 
     return run_recorder(Settings(), RecordSettings(), consumer=args.consumer)
 
 
 def _client(args: argparse.Namespace) -> App:
+    from jobqueue.app import App, load_app  # noqa: PLC0415
+
     return load_app(args.app) if getattr(args, "app", None) else App()
 
 
@@ -238,6 +253,8 @@ def _enqueue(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
+    from jobqueue.settings import ApiClientSettings  # noqa: PLC0415
+
     api_settings = ApiClientSettings()
     if api_url(args, api_settings):
         return status_via_api(args, api_settings)
@@ -248,6 +265,8 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _dlq(args: argparse.Namespace) -> int:
+    from jobqueue.settings import ApiClientSettings  # noqa: PLC0415
+
     api_settings = ApiClientSettings()
     if api_url(args, api_settings):
         return dlq_via_api(args, api_settings)
@@ -267,10 +286,21 @@ def _dlq(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Version(argparse.Action):
+    """``--version``: the installed version, looked up only when asked (importlib.metadata is slow to
+    import, and every command, the worker's start too, builds this parser)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        from importlib import metadata  # noqa: PLC0415
+
+        print(f"{parser.prog} {metadata.version('jobqueue')}")  # on stdout, as argparse's own action
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
     parser = argparse.ArgumentParser(prog="jobqueue", description="jobqueue: a distributed job queue")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {metadata.version('jobqueue')}")
+    parser.add_argument("--version", action=_Version, nargs=0, help="show the version and exit")
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument(
         "--log-format",
@@ -398,8 +428,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except JobQueueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except pydantic.ValidationError as exc:
+    except ValueError as exc:  # pydantic's ValidationError is one
         # A bad JOBQUEUE_* value (environment or .env file): one line per field, not a traceback.
+        # pydantic is loaded by then if it raised: importing it here costs nothing.
+        import pydantic  # noqa: PLC0415
+
+        if not isinstance(exc, pydantic.ValidationError):
+            raise
         for error in exc.errors():
             field = ".".join(str(part) for part in error["loc"]) or exc.title
             print(f"error: setting {field}: {error['msg']}", file=sys.stderr)

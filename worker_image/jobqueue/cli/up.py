@@ -12,11 +12,13 @@ import importlib
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from jobqueue.app import load_app
 from jobqueue.errors import ConfigurationError, ValidationError
 from jobqueue.keys import validate_queue_name
-from jobqueue.services.served_app import DEMO_APP, ServedApp, example_request
+
+if TYPE_CHECKING:  # imported when `up` runs: `jobqueue --help` builds this parser without them
+    from jobqueue.services.served_app import ServedApp
 
 
 def add_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -75,6 +77,9 @@ def source_root(module_name: str) -> Path:
 
 def resolve_served_app(args: argparse.Namespace) -> ServedApp:
     """Check every option and import the app; ConfigurationError / ValidationError name what is wrong."""
+    from jobqueue.app import load_app  # noqa: PLC0415 - see the TYPE_CHECKING imports
+    from jobqueue.services.served_app import DEMO_APP, ServedApp, example_request  # noqa: PLC0415
+
     _check_counts(args)
     spec = args.app or DEMO_APP
     # The `jobqueue` script does not put the current directory on sys.path as `python -m` does, so a

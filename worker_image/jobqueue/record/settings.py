@@ -7,9 +7,8 @@ with the API.
 from __future__ import annotations
 
 from pydantic import Field
-from pydantic_settings import SettingsConfigDict
 
-from jobqueue.settings import EnvFileSettings
+from jobqueue.settings import EnvFileSettings, SettingsConfigDict
 
 
 class RecordSettings(EnvFileSettings):

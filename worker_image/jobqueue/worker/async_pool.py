@@ -175,9 +175,9 @@ class AsyncPool:
     def _tracing(self, job: Job) -> bool:
         """Whether this attempt gets a span: the message carries a trace context, or a TracerProvider is
         installed (tracing.active(), asked at most once a TRACING_RECHECK_SECONDS until it says yes)."""
-        if not tracing.ENABLED:
-            return False
-        if job.headers_json or self._tracing_seen:
+        if job.headers_json:
+            return tracing.installed()  # the OpenTelemetry API, imported once (cached) when it is there
+        if self._tracing_seen:
             return True
         now = time.monotonic()
         if now - self._tracing_checked_at >= TRACING_RECHECK_SECONDS:
