@@ -10,6 +10,7 @@ import pytest
 from jobqueue.broker.leases import Job, Outcome, OutcomeKind
 from jobqueue.worker.child_recycling import ChildLimits
 from jobqueue.worker.process_pool import ProcessPool
+from jobqueue.worker.process_slots import kill
 
 APP = "jq_test_app:app"
 WAIT = 20.0
@@ -139,3 +140,45 @@ def test_no_job_waits_ahead_in_a_child_with_a_task_limit() -> None:
         assert len(ahead.jobs) == 1  # a child due for replacement holds nothing but its current task
     finally:
         pool.stop()
+
+
+def test_a_job_handed_ahead_to_a_child_that_just_died_runs_in_the_replacement(
+    started_pool: tuple[ProcessPool, Ahead], outcomes: queue.Queue[Outcome]
+) -> None:
+    """The child's task crashed it between the job being sent and the job ahead being sent (CI caught the
+    race: BrokenPipeError out of submit). Made certain here: the child is killed, under the pool's lock so
+    the monitor cannot see it first, before the job ahead is handed out."""
+    pool, ahead = started_pool
+    first, second = job(1, "sleepy", "[30]"), job(2, "add", "[2, 2]")
+    pool.submit(first)
+    with pool._lock:
+        slot = pool._slots[0]
+        kill(slot.process)
+        slot.process.join(5)
+        ahead.jobs.append(second)
+        pool._fill_ahead(slot)  # its pipe is broken: no error, the job stays ahead of the dead child
+    assert ahead.jobs == []
+    got = next_two(outcomes)
+    assert [(o.task_id, o.kind) for o in got] == [
+        (first.id, OutcomeKind.CRASHED),
+        (second.id, OutcomeKind.SUCCESS),
+    ]
+    assert got[1].result_json == "4"
+
+
+def test_a_job_given_to_an_idle_child_that_died_unseen_runs_in_a_replacement_not_as_a_crash(
+    started_pool: tuple[ProcessPool, Ahead], outcomes: queue.Queue[Outcome]
+) -> None:
+    """An idle child killed from outside (OOM) just before a job is given to it: the job never reached it,
+    so it runs in a replacement rather than coming back as a crashed attempt. The monitor is kept from
+    seeing the death first by taking the child out of its watch."""
+    pool, _ = started_pool
+    with pool._lock:
+        slot = pool._slots[0]
+        pool._unwatch(slot)
+        kill(slot.process)
+        slot.process.join(5)
+    pool.submit(job(3, "add", "[5, 5]"))
+    got = outcomes.get(timeout=WAIT)
+    assert (got.kind, got.result_json) == (OutcomeKind.SUCCESS, "10")
+    assert pool._slots[0].process.is_alive()

@@ -147,10 +147,15 @@ class ProcessPool:
         child_conn.close()
         return Slot(process, parent_conn, cancels)
 
-    def _send(self, slot: Slot, job: Job) -> None:
-        """Send a job to a slot's child. Lock held."""
+    def _send(self, slot: Slot, job: Job) -> bool:
+        """Send a job to a slot's child; False when its pipe is broken (the child died, and the monitor
+        will find it so). Lock held."""
         slot.serial += 1
-        slot.conn.send_bytes(job_message(slot.serial, job))
+        try:
+            slot.conn.send_bytes(job_message(slot.serial, job))
+        except (OSError, ValueError):
+            return False
+        return True
 
     def _fill_ahead(self, slot: Slot) -> None:
         """Give a busy child the job to start after its current one, if the worker has one. Lock held."""
@@ -159,6 +164,8 @@ class ProcessPool:
         job = self._take_ahead()
         if job is not None:
             slot.ahead = job
+            # Unsent when the child has just died (its task crashed it): the monitor then finds it dead
+            # and starts the job ahead in the replacement, as for a job the child never began.
             self._send(slot, job)
 
     def start(self, on_outcome: OutcomeCallback, on_loop_died: GiveUp | None = None) -> None:
@@ -205,11 +212,20 @@ class ProcessPool:
             # until the child is up, and the monitor restarts its hard limit then. Failing here instead
             # left the task leased, renewed by every heartbeat, and never run.
             slot = next((s for s in idle if s.ready), idle[0])
+            if not self._send(slot, job):
+                # The idle child died before the monitor saw it: the job never reached it. It goes to a
+                # replacement (held in the pipe until the child is up), not back as a crash of an attempt
+                # that never started; the monitor is woken to wait for the replacement to be ready.
+                index = self._slots.index(slot)
+                self._replace(index)
+                slot = self._slots[index]
+                self._send(slot, job)
+                self._wakeup_w.send_bytes(b"")
             slot.job = job
             slot.kill_as = None
             slot.hard_deadline = time.monotonic() + job.timeout if job.timeout else None
-            self._send(slot, job)
-            self._fill_ahead(slot)
+            if slot.ready:
+                self._fill_ahead(slot)
 
     def cancel(self, task_id: str, force: bool) -> None:
         """Graceful: set the child's cancel flag. Force: kill the child (the task reports CANCELLED)."""
@@ -257,6 +273,8 @@ class ProcessPool:
         promoted: list[Job] = []
         with self._lock:
             for i, slot in enumerate(self._slots):
+                if not slot.ready:
+                    continue  # a replacement still starting: _deliver waits for it to be up
                 if slot.job is None:
                     if id(slot) in named and not slot.process.is_alive():
                         # An idle child died (killed from outside): replace it before it is given work.
