@@ -14,6 +14,7 @@ import pytest
 import redis
 
 from jobqueue import AsyncClient, Client, Settings
+from jobqueue.broker.enqueue import make_request
 
 pytestmark = pytest.mark.timeout(120)
 THREADS = 16
@@ -35,8 +36,12 @@ def enqueue_from_threads(client: Client) -> None:
     def produce() -> None:
         try:
             start.wait()
-            for i in range(PER_THREAD):
+            # One-task enqueues from many threads share round trips on one connection (the thread
+            # auto-pipeline), so batches go in between: each exchange of those takes a connection.
+            for i in range(0, PER_THREAD, 4):
                 client.enqueue("add", [i, i])
+                client.enqueue("add", [i + 1, i + 1])
+                client.enqueue_many([make_request("add", [i + n, i + n]) for n in (2, 3)])
         except BaseException as exc:  # reported below: a thread's failure must fail the test
             errors.append(exc)
 
