@@ -110,11 +110,9 @@ def test_a_single_queue_workflow_runs_and_a_cross_queue_one_is_refused_naming_th
     assert client.enqueue("add", [2, 2], queue="flows", depends_on=[parent.id]).status() == TaskStatus.PENDING
 
 
-def test_a_pinned_connection_and_replica_waits_are_refused_with_a_clear_error(settings: Settings) -> None:
+def test_a_pinned_connection_is_refused_with_a_clear_error(settings: Settings) -> None:
     with pytest.raises(ConfigurationError, match="Redis Cluster"):
         connect(settings, single_connection=True)
-    with pytest.raises(ConfigurationError, match="WAIT_REPLICAS is not supported on Redis Cluster"):
-        Client(settings.model_copy(update={"redis_wait_replicas": 1}))
 
 
 def test_the_recorder_writes_events_of_queues_on_all_three_shards_into_postgresql(
