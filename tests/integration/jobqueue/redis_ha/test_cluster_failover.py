@@ -1,7 +1,8 @@
 """Failover on a real Redis Cluster: SIGKILL the primary holding a busy queue while two worker processes
-run its tasks and a producer enqueues; the cluster promotes that primary's replica, and producer and
-workers go on without a restart. Without WAIT (not available on Cluster yet) writes the old primary
-acknowledged but had not replicated can be lost: they are counted, not asserted away."""
+run its tasks, a producer enqueues and the recorder moves their events into PostgreSQL; the cluster
+promotes that primary's replica, and producer, workers and recorder go on without a restart. Without
+JOBQUEUE_REDIS_WAIT_REPLICAS (test_cluster_replica_wait.py) writes the old primary acknowledged but had
+not replicated can be lost: they are counted, not asserted away."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from pathlib import Path
 
 import pytest
 from jq_testing import wait_until
+from psycopg_pool import ConnectionPool
+from record_helpers import make_recorder
 from redis_topologies import ClusterTopology, ha_settings
 
 from jobqueue import Client, Settings, TaskStatus
@@ -59,6 +62,7 @@ def test_sigkill_of_a_primary_under_load_the_replica_takes_over_without_restarts
     private_cluster_topology: ClusterTopology,
     start_worker: Callable[..., object],
     tmp_path: Path,
+    pg_pool: ConnectionPool,
 ) -> None:
     topology = private_cluster_topology
     runs_file = tmp_path / "runs.txt"
@@ -68,6 +72,10 @@ def test_sigkill_of_a_primary_under_load_the_replica_takes_over_without_restarts
     workers = [start_worker("--queues", QUEUE, "--pool", "thread", "--prefetch", "8") for _ in range(2)]
     producer = Producer(client, runs_file)
     producer.start()
+    recorder_client = Client(settings)
+    recorder = make_recorder(recorder_client, pg_pool)
+    recording = threading.Thread(target=recorder.run, daemon=True)
+    recording.start()
     try:
         # Every worker running before the kill: one still starting then exits (its first connection is
         # made at start-up), which a kubelet would restart, and is not what this test measures.
@@ -106,7 +114,24 @@ def test_sigkill_of_a_primary_under_load_the_replica_takes_over_without_restarts
         )
         # What can be lost is what the old primary had not replicated: a short window of writes.
         assert len(lost) <= 50
+
+        # The recorder was never restarted: its reads of the killed primary's streams failed until the
+        # promotion (BrokerUnavailable, retried with backoff), then went to the promoted replica, whose
+        # consumer group is the replicated one.
+        def recorded() -> bool:
+            with pg_pool.connection() as conn:
+                rows = dict(
+                    conn.execute("SELECT id, status FROM tasks WHERE id = ANY(%s)", [after_promotion])
+                )
+            return len(rows) == len(after_promotion) and set(rows.values()) == {"SUCCESS"}
+
+        wait_until(recorded, timeout=60, interval=0.5)
+        assert recording.is_alive()
+        print(f"recorder: {recorder.stats}")
     finally:
+        recorder.stop()
+        recording.join(30)
+        recorder_client.close()
         client.close()
 
 
