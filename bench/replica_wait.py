@@ -14,6 +14,7 @@ per shard, so each batch ends with three WAITs (one after another, on the sync c
 from __future__ import annotations
 
 import argparse
+import statistics
 import subprocess
 import tempfile
 import time
@@ -177,20 +178,30 @@ def main() -> None:
                 process.wait(10)
 
 
-def _main_cluster(tasks: int, batch: int) -> None:
+def _main_cluster(tasks: int, batch: int, rounds: int = 5) -> None:
+    """Without and with WAIT in alternating rounds (a shared machine's load drifts over a run: back-to-back
+    halves measured it more than WAIT); the median of the rounds and their range."""
     with tempfile.TemporaryDirectory() as tmp:
         url, processes = _start_cluster(Path(tmp))
         try:
+            per_round = max(batch, tasks // rounds // batch * batch)
             print(
-                f"replica_wait --cluster: {tasks} tasks, batches of {batch} over 3 queues on 3 shards, "
-                "3 primaries + 3 replicas on 127.0.0.1"
+                f"replica_wait --cluster: {rounds} alternating rounds of {per_round} tasks, batches of "
+                f"{batch} over 3 queues on 3 shards, 3 primaries + 3 replicas on 127.0.0.1"
             )
-            for replicas in (0, 1):
-                r = measure(url, replicas, tasks, batch, cluster=True)
+            samples: dict[int, list[dict[str, float]]] = {0: [], 1: []}
+            for _ in range(rounds):
+                for replicas in (0, 1):
+                    samples[replicas].append(measure(url, replicas, per_round, batch, cluster=True))
+            for replicas, runs in samples.items():
+
+                def spread(metric: str, runs: list[dict[str, float]] = runs) -> str:
+                    values = sorted(r[metric] for r in runs)
+                    return f"{statistics.median(values):.0f} us ({values[0]:.0f}-{values[-1]:.0f})"
+
                 print(
-                    f"  WAIT_REPLICAS={replicas}: enqueue one by one {r['enqueue_us']:.0f} us "
-                    f"({1e6 / r['enqueue_us']:.0f}/s), batch enqueue {r['batch_us_per_task']:.1f} us/task "
-                    f"({1e6 / r['batch_us_per_task']:.0f}/s), ack batch {r['ack_batch_us']:.0f} us"
+                    f"  WAIT_REPLICAS={replicas}: enqueue one by one {spread('enqueue_us')}, batch enqueue "
+                    f"per task {spread('batch_us_per_task')}, ack batch {spread('ack_batch_us')}"
                 )
         finally:
             for process in processes:
