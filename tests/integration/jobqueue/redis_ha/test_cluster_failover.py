@@ -82,6 +82,7 @@ def test_sigkill_of_a_primary_under_load_the_replica_takes_over_without_restarts
         wait_until(lambda: all("started on queues" in w.log() for w in workers), timeout=60)  # type: ignore[attr-defined]
         wait_until(lambda: len(runs_file.read_text().splitlines()) >= 300, timeout=120)
         victim = topology.primary_of(key)
+        before_kill = recorder.stats.duplicates
         killed_at = time.monotonic()
         victim.kill()
         promoted = topology.wait_for_promotion(victim, key, timeout=60)
@@ -127,7 +128,7 @@ def test_sigkill_of_a_primary_under_load_the_replica_takes_over_without_restarts
 
         wait_until(recorded, timeout=60, interval=0.5)
         assert recording.is_alive()
-        print(f"recorder: {recorder.stats}")
+        print(f"recorder: {recorder.stats}; {before_kill} duplicates before the kill")
     finally:
         recorder.stop()
         recording.join(30)
