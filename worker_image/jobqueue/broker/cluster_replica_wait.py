@@ -25,10 +25,11 @@ as it does ``CLUSTERDOWN``. A connection error reloads the slot map (so
 the next call finds the promoted replica) and is raised for the whole exchange, as on one node.
 
 The caller builds the commands (``EVALSHA`` with its keys) and checks the WAIT replies; this module only
-routes. The sync side uses the node clients redis-py's ``RedisCluster`` keeps (``ClusterNode.
-redis_connection``); the asyncio ``RedisCluster`` keeps no such client, so the asyncio side opens one
-client per node through ``connect_node`` (the same options as every other connection) and closes them
-with ``close``.
+routes. Without a WAIT the sync side is the same routing, one round trip per node: the recorder's
+reads of many queues' streams use it on Cluster (record/cluster_reads.py). The sync side uses the node
+clients redis-py's ``RedisCluster`` keeps (``ClusterNode.redis_connection``); the asyncio
+``RedisCluster`` keeps no such client, so the asyncio side opens one client per node through
+``connect_node`` (the same options as every other connection) and closes them with ``close``.
 """
 
 from __future__ import annotations
@@ -89,19 +90,23 @@ def _group(
 
 
 def _pipeline_commands(calls: Sequence[RoutedCall], indexes: Sequence[int], target: _Target,
-                       wait: Command) -> list[Command]:  # fmt: skip
+                       wait: Command | None) -> list[Command]:  # fmt: skip
     commands: list[Command] = []
     for i in indexes:
         if target.asking:
             commands.append(("ASKING",))
         commands.append(calls[i].command)
-    commands.append(wait)
+    if wait is not None:
+        commands.append(wait)
     return commands
 
 
-def _spread(replies: list[Any], indexes: Sequence[int], target: _Target, into: list[Any]) -> Any:
-    """Each call's reply into its place (ASKING's OKs dropped); returns WAIT's reply."""
-    confirmed = replies.pop()
+def _spread(
+    replies: list[Any], indexes: Sequence[int], target: _Target, into: list[Any], waited: bool = True
+) -> Any:
+    """Each call's reply into its place (ASKING's OKs dropped); returns WAIT's reply (None if not
+    ``waited``)."""
+    confirmed = replies.pop() if waited else None
     mine = replies[1::2] if target.asking else replies
     for i, reply in zip(indexes, mine, strict=True):
         into[i] = reply
@@ -158,9 +163,11 @@ class ClusterReplicaWait:
     def _reload(self) -> None:
         self._cluster.nodes_manager.initialize()
 
-    def run(self, calls: Sequence[RoutedCall], wait: Command) -> tuple[list[Any], list[Any]]:
+    def run(self, calls: Sequence[RoutedCall], wait: Command | None) -> tuple[list[Any], list[Any]]:
         """Every call's reply in order (an error reply in its place) and the WAIT reply of every node
-        group sent (one per node per round). Connection errors raise, after the slot map is reloaded."""
+        group sent (one per node per round; none without ``wait``: then this is only the routing, one
+        round trip per node, as the recorder's reads use it). Connection errors raise, after the slot
+        map is reloaded."""
         replies: list[Any] = [None] * len(calls)
         confirmations: list[Any] = []
         pending = list(range(len(calls)))
@@ -176,7 +183,7 @@ class ClusterReplicaWait:
                     # The node is gone (a failover): the next exchange must find its successor.
                     self._reload_quietly()
                     raise
-                confirmations.append(_spread(out, indexes, target, replies))
+                confirmations.append(_spread(out, indexes, target, replies, waited=wait is not None))
             pending, moved, busy = _redirections(replies, pending)
             if not pending or round_ == MAX_REDIRECTS:
                 break
@@ -184,7 +191,7 @@ class ClusterReplicaWait:
             time.sleep(_pause(round_, moved, busy))
             if moved:
                 self._reload()
-        return replies, confirmations
+        return replies, confirmations if wait is not None else []
 
     def _reload_quietly(self) -> None:
         # Every startup node unreachable: the connection error being raised says enough.
