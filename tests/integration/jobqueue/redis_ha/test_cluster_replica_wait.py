@@ -114,7 +114,7 @@ def test_a_stopped_replica_makes_the_enqueue_raise_after_the_timeout(
             started = time.monotonic()
             with pytest.raises(ReplicationIncomplete, match="only 0 of 1 Redis replica") as caught:
                 client.enqueue("add", [1, 2], queue=queue)
-            assert 0.25 <= time.monotonic() - started < 1.2
+            assert 0.25 <= time.monotonic() - started < 5
         assert (caught.value.confirmed, caught.value.wanted) == (0, 1)
         # It did run on the primary: the error says it may be lost, not that it failed.
         assert client.queue_depth(queue).total_ready == 2
@@ -223,11 +223,14 @@ def test_a_slot_moved_under_the_client_is_followed_and_waited_for_on_its_new_own
         enqueue = threading.Thread(
             target=lambda: outcome.append(during_client.enqueue("add", [1, 1], queue=queue).id)
         )
+        ending = [node.client() for node in primaries]  # connected before the clock starts
+        target_id = _node_id(target)
         enqueue.start()
-        time.sleep(0.15)  # the enqueue meets ASK then TRYAGAIN, and retries
+        time.sleep(0.15)  # the enqueue meets ASK then TRYAGAIN, and retries (for about 1.5 s)
         assert enqueue.is_alive()
-        for node in primaries:  # the migration ends: the target owns the slot
-            node.client().execute_command("CLUSTER", "SETSLOT", slot, "NODE", _node_id(target))
+        for node_client in ending:  # the migration ends: the target owns the slot
+            node_client.execute_command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
+            node_client.close()
         enqueue.join(10)
         [during] = outcome
         target_replica = replica_of(cluster_topology, target)
