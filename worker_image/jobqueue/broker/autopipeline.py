@@ -18,8 +18,9 @@ back to back and the client parses 100 replies per read, which is what makes it 
 
 On Redis Cluster, and with JOBQUEUE_REDIS_WAIT_REPLICAS, a round trip goes through redis-py's pipeline
 instead of a kept connection (routed node by node on Cluster); a ReplicaWait adds one WAIT at the end of
-each shared round trip, on its connection, so every caller of it returns only once the replicas hold its
-call (or all of them get ReplicationIncomplete).
+each shared round trip, on its connection (on Cluster one per node written to, on clients of their own:
+cluster_replica_wait), so every caller of it returns only once the replicas hold its call (or all of
+them get ReplicationIncomplete).
 """
 
 from __future__ import annotations
