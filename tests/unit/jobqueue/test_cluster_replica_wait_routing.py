@@ -11,6 +11,7 @@ from jobqueue.broker.cluster_replica_wait import (
     _group,
     _pause,
     _pipeline_commands,
+    _ran_any,
     _redirections,
     _spread,
     _Target,
@@ -53,3 +54,10 @@ def test_a_first_redirection_is_followed_at_once_a_busy_slot_after_growing_pause
     assert _pause(0, moved=False, busy=False) == 0.0  # ASK
     assert [_pause(r, moved=False, busy=True) for r in range(5)] == [0.05, 0.1, 0.2, 0.4, 0.8]
     assert _pause(2, moved=True, busy=False) == 0.2
+
+
+def test_the_wait_of_a_group_whose_calls_were_all_redirected_is_not_counted() -> None:
+    # A node that has just become a replica answers MOVED to the calls and an error to WAIT.
+    replies: list[object] = [MovedError("3999 127.0.0.1:7001"), TryAgainError("busy"), "ok", None]
+    assert not _ran_any(replies, [0, 1])
+    assert _ran_any(replies, [0, 2])

@@ -113,6 +113,13 @@ def _spread(
     return confirmed
 
 
+def _ran_any(replies: list[Any], indexes: Sequence[int]) -> bool:
+    """Whether any call of a node's group ran there: a group all redirected (MOVED, ASK, TRYAGAIN) wrote
+    nothing, and its WAIT's reply says nothing about the calls (a node that has just become a replica
+    answers WAIT with an error)."""
+    return any(not isinstance(replies[i], AskError | TryAgainError) for i in indexes)
+
+
 def _redirections(replies: list[Any], pending: Sequence[int]) -> tuple[list[int], bool, bool]:
     """The calls to send again; whether any was MOVED (reload the slot map); whether any met TRYAGAIN
     (pause first)."""
@@ -183,7 +190,9 @@ class ClusterReplicaWait:
                     # The node is gone (a failover): the next exchange must find its successor.
                     self._reload_quietly()
                     raise
-                confirmations.append(_spread(out, indexes, target, replies, waited=wait is not None))
+                confirmed = _spread(out, indexes, target, replies, waited=wait is not None)
+                if _ran_any(replies, indexes):
+                    confirmations.append(confirmed)
             pending, moved, busy = _redirections(replies, pending)
             if not pending or round_ == MAX_REDIRECTS:
                 break
@@ -248,7 +257,9 @@ class AsyncClusterReplicaWait:
                 raise failed
             for (target, indexes), out in zip(groups.items(), outs, strict=True):
                 assert isinstance(out, list)
-                confirmations.append(_spread(out, indexes, target, replies))
+                confirmed = _spread(out, indexes, target, replies)
+                if _ran_any(replies, indexes):
+                    confirmations.append(confirmed)
             pending, moved, busy = _redirections(replies, pending)
             if not pending or round_ == MAX_REDIRECTS:
                 break

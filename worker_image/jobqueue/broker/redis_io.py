@@ -334,7 +334,7 @@ def routed_calls(calls: Sequence[ScriptCall]) -> list[RoutedCall]:
 
 def fewest_confirmed(confirmations: Sequence[Any]) -> Any:
     """One WAIT reply standing for several (one per Cluster node): the first error reply, else the
-    fewest replicas any node confirmed."""
+    fewest replicas any node confirmed; None when no node ran a call."""
     errors = [c for c in confirmations if isinstance(c, Exception)]
     if errors:
         return errors[0]
@@ -422,8 +422,9 @@ def _pipelined_scripts(
 
 def check_replicas(wait: ReplicaWait | None, confirmed: Any) -> None:
     """Raise WAIT's error reply, or ReplicationIncomplete when it confirmed too few replicas; nothing
-    without a ``wait``."""
-    if wait is None:
+    without a ``wait``, or without a reply (on Cluster: every call was redirected, so none ran and there
+    is nothing to wait for; their error replies are the caller's outcome)."""
+    if wait is None or confirmed is None:
         return
     if isinstance(confirmed, Exception):
         raise confirmed
