@@ -90,6 +90,7 @@ bench: deps
 	$(PY) -m bench.flow_cost
 	$(PY) -m bench.recorder_overhead
 	$(PY) -m bench.replica_wait
+	$(PY) -m bench.replica_wait --cluster
 	$(PY) -m bench.concurrent_enqueue
 	$(PY) -m bench.queue_scale --old
 	$(PY) -m bench.scale_costs

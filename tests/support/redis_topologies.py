@@ -264,6 +264,18 @@ class ClusterTopology:
         _wait(served, "the replica promoted", timeout, [n.log for n in self.nodes])
         return promoted[0]
 
+    def restart_as_replica(self, killed: Node, timeout: float = 60.0) -> None:
+        """Start a killed node again (its nodes.conf kept): it learns from the cluster that its replica
+        took its slots over and becomes that node's replica (empty, without persistence: a full sync).
+        Waits until it is in sync."""
+        killed.start()
+
+        def in_sync() -> bool:
+            info = killed.client().info("replication")
+            return bool(info.get("role") == "slave" and info.get("master_link_status") == "up")
+
+        _wait(in_sync, "the killed primary back in sync as a replica", timeout, [n.log for n in self.nodes])
+
     def _healthy(self) -> bool:
         for n in self.nodes:
             replication = n.client().info("replication")

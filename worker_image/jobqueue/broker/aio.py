@@ -7,6 +7,7 @@ Redis delegate to the sync client in a thread, so both surfaces share one implem
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Generic, cast
@@ -38,6 +39,7 @@ from jobqueue.broker.queue_admin import AsyncQueueAdmin, QueueAdmin
 from jobqueue.broker.redis_io import (
     ReplicaWait,
     connect_async,
+    connect_cluster_node_async,
     is_cluster,
     run_script_async,
     translate_errors,
@@ -89,8 +91,12 @@ class AsyncClient:
         self._registering: dict[str, asyncio.Task[None]] = {}
         self._sync: Client | None = None
         # Enqueues issued concurrently share round trips (see autopipeline); with a ReplicaWait each shared
-        # round trip ends with one WAIT on its connection.
-        self._pipeline = AsyncAutoPipeline(self.redis, ReplicaWait.of(settings))
+        # round trip ends with one WAIT on its connection (on Cluster: one per node, on clients of their own).
+        self._pipeline = AsyncAutoPipeline(
+            self.redis,
+            ReplicaWait.of(settings),
+            connect_node=functools.partial(connect_cluster_node_async, settings),
+        )
 
     @property
     def sync(self) -> Client:

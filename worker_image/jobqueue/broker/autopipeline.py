@@ -18,8 +18,9 @@ back to back and the client parses 100 replies per read, which is what makes it 
 
 On Redis Cluster, and with JOBQUEUE_REDIS_WAIT_REPLICAS, a round trip goes through redis-py's pipeline
 instead of a kept connection (routed node by node on Cluster); a ReplicaWait adds one WAIT at the end of
-each shared round trip, on its connection, so every caller of it returns only once the replicas hold its
-call (or all of them get ReplicationIncomplete).
+each shared round trip, on its connection (on Cluster one per node written to, on clients of their own:
+cluster_replica_wait), so every caller of it returns only once the replicas hold its call (or all of
+them get ReplicationIncomplete).
 """
 
 from __future__ import annotations
@@ -36,11 +37,15 @@ from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from jobqueue.broker.batch_enqueue import coalesce_calls, spread_replies
+from jobqueue.broker.cluster_replica_wait import AsyncClusterReplicaWait
 from jobqueue.broker.redis_io import (
     ReplicaWait,
     check_replicas,
     checkout_async,
+    evalsha_command,
+    fewest_confirmed,
     is_cluster,
+    routed_calls,
     script_sha,
     translated,
 )
@@ -73,7 +78,14 @@ def _first_error(replies: Sequence[Any]) -> BaseException | None:
 class AsyncAutoPipeline:
     """Auto-pipelining for one asyncio Redis client (see the module docstring)."""
 
-    def __init__(self, conn: aioredis.Redis, wait: ReplicaWait | None = None) -> None:
+    def __init__(
+        self,
+        conn: aioredis.Redis,
+        wait: ReplicaWait | None = None,
+        connect_node: Callable[[str, int], aioredis.Redis] | None = None,
+    ) -> None:
+        """``connect_node`` opens a client to one Redis Cluster node (host, port): on Cluster a WAIT goes
+        node by node on clients of their own (see cluster_replica_wait); required there with ``wait``."""
         self._redis = conn
         # A Redis Cluster client has no one pool (a connection per node), and a WAIT must follow the
         # calls on their connection: both take redis-py's pipeline (_ordinary_exchange), one WAIT after
@@ -84,6 +96,11 @@ class AsyncAutoPipeline:
         self._waiting: list[_Waiting] = []
         self._sender: asyncio.Task[None] | None = None
         self._connection: Any = None  # the connection round trips go on (see _exchange)
+        self._cluster_wait: AsyncClusterReplicaWait | None = None
+        if wait is not None and is_cluster(conn):
+            if connect_node is None:
+                raise TypeError("a ReplicaWait on Redis Cluster needs connect_node")
+            self._cluster_wait = AsyncClusterReplicaWait(conn, connect_node)
 
     async def run(self, calls: Sequence[ScriptCall]) -> list[Any]:
         """The replies of ``calls`` (sent in order, together with other callers' calls); raises the
@@ -93,6 +110,8 @@ class AsyncAutoPipeline:
             # A client reused by a later event loop (asyncio.run twice): the old loop's futures and
             # sender cannot be awaited from this one.
             self._loop, self._waiting, self._sender, self._connection = loop, [], None, None
+            if self._cluster_wait is not None:
+                self._cluster_wait.forget()
         future: asyncio.Future[list[Any]] = loop.create_future()
         self._waiting.append((calls, future))
         if self._sender is None:
@@ -187,6 +206,8 @@ class AsyncAutoPipeline:
         connection, self._connection = self._connection, None
         if connection is not None and self._loop is asyncio.get_running_loop():
             await self._redis.connection_pool.release(connection)
+        if self._cluster_wait is not None and self._loop is asyncio.get_running_loop():
+            await self._cluster_wait.close()
 
     async def _ordinary_exchange(self, calls: list[ScriptCall]) -> list[Any]:
         """The round trip on redis-py's pipeline (its retries, its Cluster routing), with the ReplicaWait's
@@ -206,12 +227,15 @@ class AsyncAutoPipeline:
         return replies
 
     async def _pipelined(self, calls: list[ScriptCall]) -> tuple[list[Any], Any]:
+        if self._cluster_wait is not None and self._wait is not None:
+            # One pipeline per node, each ending with its WAIT; the fewest replicas any node confirmed.
+            routed, confirmations = await self._cluster_wait.run(routed_calls(calls), self._wait.command)
+            return routed, fewest_confirmed(confirmations)
         pipe = self._redis.pipeline(transaction=False)
         for call in calls:
-            # As a raw command: redis-py's ClusterPipeline blocks its evalsha() method.
-            pipe.execute_command("EVALSHA", script_sha(call.script), len(call.keys), *call.keys, *call.args)
+            pipe.execute_command(*evalsha_command(call))
         if self._wait is not None:
-            pipe.execute_command("WAIT", self._wait.replicas, self._wait.timeout_ms)
+            pipe.execute_command(*self._wait.command)
         replies: list[Any] = await pipe.execute(raise_on_error=False)
         return replies, (replies.pop() if self._wait is not None else None)
 

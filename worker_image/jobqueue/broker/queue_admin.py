@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Unpack
 
 from jobqueue.broker.client import Client
-from jobqueue.broker.redis_io import run_script, translate_errors
+from jobqueue.broker.redis_io import is_cluster, run_script, translate_errors
 from jobqueue.broker.scripts import ScriptCall
 from jobqueue.errors import ValidationError
 from jobqueue.flow_control import (
@@ -151,8 +151,11 @@ class QueueAdmin:
         """Current count, remaining capacity, burst used and wait time, on the Redis clock."""
         keys = self.client.queue_keys(queue)
         with translate_errors():
-            # One MULTI so config, state and clock are read at the same instant (one cluster slot).
-            pipe = self.client.redis.pipeline(transaction=True)
+            # One MULTI so config, state and clock are read at the same instant. Not on Redis Cluster: its
+            # transactions route every command by its key and the keyless TIME has none (the operator's
+            # autoscaler failed there on every reconcile); there TIME comes from whichever primary
+            # redis-py picks, in the same round trip (node clocks differ by their NTP skew, milliseconds).
+            pipe = self.client.redis.pipeline(transaction=not is_cluster(self.client.redis))
             pipe.hgetall(keys.config)
             pipe.hgetall(keys.rate)
             pipe.execute_command("TIME")  # not pipe.time(): a cluster pipeline refuses that method

@@ -32,6 +32,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelConnectionPool
 
+from jobqueue.broker.cluster_replica_wait import ClusterReplicaWait, RoutedCall
 from jobqueue.broker.scripts import SCRIPT_NAMES, ScriptCall, script_source
 from jobqueue.errors import BrokerUnavailable, ConfigurationError, JobQueueError, ReplicationIncomplete
 from jobqueue.redis_urls import RedisMode, RedisTarget, parse_redis_url, with_password
@@ -237,6 +238,19 @@ def connect_cluster_node(settings: Settings, host: str, port: int) -> redis.Redi
     )
 
 
+def connect_cluster_node_async(settings: Settings, host: str, port: int) -> aioredis.Redis:
+    """An asyncio client of one node of the Redis Cluster JOBQUEUE_REDIS_URL names (its credentials and
+    TLS), for commands that must share a connection on that node (a WAIT after writes)."""
+    target = parse_redis_url(settings.redis_url.get_secret_value())
+    return aioredis.Redis(
+        host=host,
+        port=port,
+        retry=AsyncRetry(ExponentialBackoff(cap=1.0, base=0.05), 3),
+        **_primary_options(target),
+        **_options(settings),
+    )
+
+
 def connect_async(settings: Settings, url: str | None = None) -> aioredis.Redis:
     """An asyncio Redis client (no I/O until first use), for the same URL forms as ``connect`` and capped
     as it is."""
@@ -309,15 +323,37 @@ class ReplicaWait:
         """The wait the settings ask for, or None when they ask for none (the default)."""
         if settings.redis_wait_replicas <= 0:
             return None
-        if parse_redis_url(settings.redis_url.get_secret_value()).mode is RedisMode.CLUSTER:
-            # A cluster pipeline sends a keyless WAIT to some node, not on the connection of the writes.
-            raise ConfigurationError("JOBQUEUE_REDIS_WAIT_REPLICAS is not supported on Redis Cluster yet")
         return cls(settings.redis_wait_replicas, max(1, round(settings.redis_wait_timeout_seconds * 1000)))
+
+    @property
+    def command(self) -> tuple[str, int, int]:
+        """The WAIT command sent after the calls."""
+        return ("WAIT", self.replicas, self.timeout_ms)
 
     def check(self, confirmed: Any) -> None:
         """ReplicationIncomplete unless WAIT's reply ``confirmed`` reaches ``replicas``."""
         if int(confirmed) < self.replicas:
             raise ReplicationIncomplete(int(confirmed), self.replicas, self.timeout_ms)
+
+
+def evalsha_command(call: ScriptCall) -> tuple[Any, ...]:
+    """``call`` as the raw EVALSHA command (a cluster pipeline blocks redis-py's evalsha() method, while a
+    single-slot EVALSHA routed by its keys is what Redis Cluster accepts)."""
+    return ("EVALSHA", script_sha(call.script), len(call.keys), *call.keys, *call.args)
+
+
+def routed_calls(calls: Sequence[ScriptCall]) -> list[RoutedCall]:
+    """The calls as EVALSHA commands routed by their first key (every key of a call shares its slot)."""
+    return [RoutedCall(evalsha_command(call), call.keys[0]) for call in calls]
+
+
+def fewest_confirmed(confirmations: Sequence[Any]) -> Any:
+    """One WAIT reply standing for several (one per Cluster node): the first error reply, else the
+    fewest replicas any node confirmed; None when no node ran a call."""
+    errors = [c for c in confirmations if isinstance(c, Exception)]
+    if errors:
+        return errors[0]
+    return min(int(c) for c in confirmations) if confirmations else None
 
 
 def run_script(conn: redis.Redis, call: ScriptCall, wait: ReplicaWait | None = None) -> Any:
@@ -384,22 +420,26 @@ def run_scripts_replies(
 def _pipelined_scripts(
     conn: redis.Redis, calls: Sequence[ScriptCall], wait: ReplicaWait | None
 ) -> tuple[list[Any], Any]:
-    """The replies of one pipeline of the calls, and WAIT's reply (None without ``wait``)."""
+    """The replies of one pipeline of the calls, and WAIT's reply (None without ``wait``). On Cluster with
+    a ``wait``, one pipeline per node, each ending with its WAIT (cluster_replica_wait), and the fewest
+    replicas any node confirmed."""
+    if wait is not None and is_cluster(conn):
+        replies, confirmations = ClusterReplicaWait(conn).run(routed_calls(calls), wait.command)
+        return replies, fewest_confirmed(confirmations)
     pipe = conn.pipeline(transaction=False)
     for call in calls:
-        # As a raw command: redis-py's ClusterPipeline blocks its evalsha() method, while a single-slot
-        # EVALSHA routed by its keys is what Redis Cluster accepts.
-        pipe.execute_command("EVALSHA", script_sha(call.script), len(call.keys), *call.keys, *call.args)
+        pipe.execute_command(*evalsha_command(call))
     if wait is not None:
-        pipe.execute_command("WAIT", wait.replicas, wait.timeout_ms)
+        pipe.execute_command(*wait.command)
     results: list[Any] = pipe.execute(raise_on_error=False)
     return results, (results.pop() if wait is not None else None)
 
 
 def check_replicas(wait: ReplicaWait | None, confirmed: Any) -> None:
     """Raise WAIT's error reply, or ReplicationIncomplete when it confirmed too few replicas; nothing
-    without a ``wait``."""
-    if wait is None:
+    without a ``wait``, or without a reply (on Cluster: every call was redirected, so none ran and there
+    is nothing to wait for; their error replies are the caller's outcome)."""
+    if wait is None or confirmed is None:
         return
     if isinstance(confirmed, Exception):
         raise confirmed

@@ -3,9 +3,12 @@
 On one Redis the recorder reads every queue's event stream in one blocking XREADGROUP. Each queue's stream
 is its own hash slot (the key carries ``{queue}``), and Redis Cluster refuses one command over keys of
 several slots, so there each stream gets its own non-blocking XREADGROUP, and when none had anything new
-the recorder waits its block time before the next round. The recorder is off the hot path (it batches
-into PostgreSQL); what this costs is one round trip per stream per round, and up to the block time of
-extra recording lag while idle.
+the recorder waits its block time before the next round. The XREADGROUPs of one round are grouped by the
+primary serving their stream's slot, found from the client's slot map, and each group is one pipeline
+to that node (broker/cluster_replica_wait.py, without its WAIT): a round costs one round trip per
+primary, not per stream. A stream whose slot moved (failover, resharding) answers MOVED or ASK without
+having run; it is read again from its new owner in the same round. The recorder is off the hot path
+(it batches into PostgreSQL); idle, it adds up to the block time of recording lag.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from typing import Any
+
+from jobqueue.broker.cluster_replica_wait import ClusterReplicaWait, RoutedCall
 
 
 def read_each_stream(
@@ -29,10 +34,14 @@ def read_each_stream(
     """XREADGROUP's unparsed reply (``[[stream, entries], ...]``, None when empty) merged over ``streams``,
     each read alone (its slot's primary); waits ``block_ms`` (or until ``stop``) when all were empty."""
     reply: list[Any] = []
-    for stream in streams:
-        part = conn.execute_command(
-            "XREADGROUP", "GROUP", group, consumer, "COUNT", count, "STREAMS", stream, after
-        )
+    reads = [
+        RoutedCall(("XREADGROUP", "GROUP", group, consumer, "COUNT", count, "STREAMS", stream, after), stream)
+        for stream in streams
+    ]
+    parts, _ = ClusterReplicaWait(conn).run(reads, None)
+    for part in parts:
+        if isinstance(part, Exception):
+            raise part  # e.g. NOGROUP (the recorder then creates its groups again), or TRYAGAIN
         for stream_name, items in part or ():
             reply.append([stream_name, [_flat(entry_id, fields) for entry_id, fields in items]])
     if not reply and block_ms:

@@ -280,15 +280,25 @@ class Recorder:
         its reply left unparsed for entries_from_reply (on Redis Cluster one call per stream)."""
         wait: list[object] = ["BLOCK", block_ms] if block_ms is not None else []
         with translate_errors():
-            if self._per_stream:
-                return read_each_stream(
-                    self._unparsed_redis, list(self._streams), after, group=self.options.group,
-                    consumer=self.consumer, count=count, block_ms=block_ms, stop=self._stop,
+            try:
+                if self._per_stream:
+                    return read_each_stream(
+                        self._unparsed_redis, list(self._streams), after, group=self.options.group,
+                        consumer=self.consumer, count=count, block_ms=block_ms, stop=self._stop,
+                    )  # fmt: skip
+                return self._unparsed_redis.execute_command(
+                    "XREADGROUP", "GROUP", self.options.group, self.consumer, "COUNT", count, *wait,
+                    "STREAMS", *self._streams, *[after] * len(self._streams),
                 )  # fmt: skip
-            return self._unparsed_redis.execute_command(
-                "XREADGROUP", "GROUP", self.options.group, self.consumer, "COUNT", count, *wait,
-                "STREAMS", *self._streams, *[after] * len(self._streams),
-            )  # fmt: skip
+            except ResponseError as exc:
+                if "NOGROUP" in str(exc):
+                    # A stream or its group is gone: deleted, or created on a primary that failed over
+                    # before replicating it. One read covers every stream, so without this every step
+                    # failed on it for good, for every queue: forget them all, and the next discovery
+                    # creates the groups again (BUSYGROUP for those still there).
+                    self._streams.clear()
+                    self._next_discover = 0.0
+                raise
 
     def _ack(self, entries: list[Entry]) -> None:
         by_stream: dict[str, list[str]] = {}

@@ -342,3 +342,26 @@ def test_message_headers_are_recorded_with_the_enqueued_event(
         plain.id: f'{{"traceparent":"{traceparent}"}}',
         unique.id: '{"x-request-id":"r-7"}',
     }
+
+
+def test_a_queue_stream_gone_under_the_recorder_does_not_stop_the_recording(
+    client: Client, pg_pool: ConnectionPool
+) -> None:
+    """A queue's event stream deleted (or its group lost with a primary that failed over before
+    replicating it) made every read fail with NOGROUP, for every queue, until the recorder restarted."""
+    client.enqueue("add", [1, 1], queue="gone")
+    recorder = make_recorder(client, pg_pool)
+    recording = threading.Thread(target=recorder.run, daemon=True)
+    recording.start()
+    try:
+        wait_until(lambda: bool(rows(pg_pool, "SELECT id FROM tasks WHERE queue = 'gone'")), timeout=20)
+        client.redis.delete(client.queue_keys("gone").events)
+        later = [
+            client.enqueue("add", [2, 2], queue="other").id,
+            client.enqueue("add", [3, 3], queue="gone").id,
+        ]
+        wait_until(
+            lambda: len(rows(pg_pool, "SELECT id FROM tasks WHERE id = ANY(%s)", later)) == 2, timeout=20
+        )
+    finally:
+        recorder.stop()
