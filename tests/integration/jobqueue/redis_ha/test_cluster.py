@@ -257,6 +257,13 @@ class Monitor(threading.Thread):
             self.lines.append((source.split(" ", 1)[1], [_unescape(a) for a in _ARG.findall(command)]))
 
     def stop(self) -> list[tuple[str, list[str]]]:
+        # Lines the node sent but this thread has not read yet would be lost by stopping at once (the
+        # last script run went missing under load): a marker command, then read up to it.
+        marker = f"jobqueue-monitor-end-{id(self)}"
+        self.conn.echo(marker)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not any(args[1:] == [marker] for _, args in self.lines[-20:]):
+            time.sleep(0.01)
         self.halt.set()
         self.join(5)
         self.connection.disconnect()
