@@ -90,6 +90,7 @@ def soft(seconds: float) -> str:
 
 @app.task(bind=True)
 def cancellable(ctx: TaskContext, seconds: float) -> str:
+    ctx.set_progress(0, message="running")  # a test waits for this: RUNNING is set at lease, before start
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if ctx.is_cancelled():
