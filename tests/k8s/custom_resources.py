@@ -9,6 +9,23 @@ from kubernetes import client as k8s_client
 GROUP, VERSION = "jobqueue.dev", "v1alpha1"
 
 
+def worker_pool(name: str, queue: str, **spec: Any) -> dict[str, Any]:
+    """A WorkerPool of the operator tests: thread pool, 2 slots, the test app; ``spec`` adds or overrides.
+    kwok never pulls images: the pod runner runs the worker from this checkout instead."""
+    return {
+        "kind": "WorkerPool",
+        "metadata": {"name": name},
+        "spec": {
+            "queues": [queue],
+            "image": "example.invalid/jobqueue-worker:test",
+            "app": "jq_test_app:app",
+            "concurrency": 2,
+            "poolKind": "thread",
+            **spec,
+        },
+    }
+
+
 def create_cr(api: k8s_client.ApiClient, namespace: str, plural: str, body: dict[str, Any]) -> dict[str, Any]:
     body = {"apiVersion": f"{GROUP}/{VERSION}", **body}
     created = k8s_client.CustomObjectsApi(api).create_namespaced_custom_object(

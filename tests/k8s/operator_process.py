@@ -8,13 +8,16 @@ import signal
 import subprocess
 import sys
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from jq_testing import SUPPORT, worker_env
+from kubernetes import client as k8s_client
 
 from jobqueue import Settings
-from k8s.control_plane import free_port
+from k8s.control_plane import ControlPlane, free_port, wait_until
+from k8s.operator_rbac import operator_kubeconfig, remove_cluster_rbac
 
 
 class OperatorProcess:
@@ -102,3 +105,25 @@ class OperatorProcess:
                 self.process.kill()
                 self.process.wait(5)
         self._log.close()
+
+
+@contextmanager
+def running_operator(
+    control_plane: ControlPlane,
+    kube_api: k8s_client.ApiClient,
+    namespace: str,
+    settings: Settings,
+    tmp_path: Path,
+) -> Iterator[OperatorProcess]:
+    """The real operator in a subprocess, watching ``namespace`` on ``settings``' Redis, up and healthy.
+    Least privilege: it runs with exactly the RBAC docs/operator.md lists."""
+    kubeconfig = operator_kubeconfig(
+        kube_api, namespace, control_plane.kubeconfig, tmp_path / "operator.kubeconfig"
+    )
+    proc = OperatorProcess(kubeconfig, namespace, settings, tmp_path / "operator.log")
+    try:
+        wait_until(proc.healthy, 60, "the operator's liveness endpoint")
+        yield proc
+    finally:
+        proc.stop()
+        remove_cluster_rbac(kube_api, namespace)

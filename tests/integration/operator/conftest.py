@@ -18,10 +18,9 @@ from jobqueue_api.pool_kube import KubernetesPoolBackend
 from jobqueue_api.settings import ApiSettings
 from jobqueue_operator.manifests import selector_string
 from k8s.api_rbac import api_kubeconfig
-from k8s.control_plane import ControlPlane, wait_until
+from k8s.control_plane import ControlPlane
 from k8s.crds import CRDS, apply_crds
-from k8s.operator_process import OperatorProcess
-from k8s.operator_rbac import operator_kubeconfig, remove_cluster_rbac
+from k8s.operator_process import OperatorProcess, running_operator
 from k8s.pod_runner import PodRunner
 
 
@@ -47,17 +46,8 @@ def operator(
     tmp_path: Path,
 ) -> Iterator[OperatorProcess]:
     """The real operator in a subprocess, watching the test's namespace, on the test's Redis prefix."""
-    # Least privilege: the operator runs with exactly the RBAC docs/operator.md lists.
-    kubeconfig = operator_kubeconfig(
-        kube_api, kube_namespace, kube_control_plane.kubeconfig, tmp_path / "operator.kubeconfig"
-    )
-    proc = OperatorProcess(kubeconfig, kube_namespace, settings, tmp_path / "operator.log")
-    try:
-        wait_until(proc.healthy, 60, "the operator's liveness endpoint")
+    with running_operator(kube_control_plane, kube_api, kube_namespace, settings, tmp_path) as proc:
         yield proc
-    finally:
-        proc.stop()
-        remove_cluster_rbac(kube_api, kube_namespace)
 
 
 @pytest.fixture

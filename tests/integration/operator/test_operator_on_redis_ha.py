@@ -24,9 +24,8 @@ from jobqueue.models import TaskStatus
 from jobqueue.schedules.registry import ScheduleRegistry
 from jobqueue.services.scheduler import Scheduler
 from k8s.control_plane import ControlPlane, wait_until
-from k8s.custom_resources import create_cr, events_for, get_cr
-from k8s.operator_process import OperatorProcess
-from k8s.operator_rbac import operator_kubeconfig, remove_cluster_rbac
+from k8s.custom_resources import create_cr, events_for, get_cr, worker_pool
+from k8s.operator_process import OperatorProcess, running_operator
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -60,16 +59,8 @@ def ha_operator(
     tmp_path: Path,
 ) -> Iterator[OperatorProcess]:
     """The real operator in a subprocess on the Sentinel or Cluster URL (as the `operator` fixture)."""
-    kubeconfig = operator_kubeconfig(
-        kube_api, kube_namespace, kube_control_plane.kubeconfig, tmp_path / "operator.kubeconfig"
-    )
-    proc = OperatorProcess(kubeconfig, kube_namespace, ha_core, tmp_path / "operator.log")
-    try:
-        wait_until(proc.healthy, 60, "the operator's liveness endpoint")
+    with running_operator(kube_control_plane, kube_api, kube_namespace, ha_core, tmp_path) as proc:
         yield proc
-    finally:
-        proc.stop()
-        remove_cluster_rbac(kube_api, kube_namespace)
 
 
 def node_of(client: Client, key: str) -> str:
@@ -97,19 +88,7 @@ def queue_off_default_shard(client: Client, stem: str) -> str:
 
 
 def pool_body(name: str, queue: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "kind": "WorkerPool",
-        "metadata": {"name": name},
-        "spec": {
-            "queues": [queue],
-            "image": "example.invalid/jobqueue-worker:test",
-            "app": "jq_test_app:app",
-            "concurrency": 2,
-            "poolKind": "thread",
-            "replicas": 0,
-            **spec,
-        },
-    }
+    return worker_pool(name, queue, **{"replicas": 0, **spec})
 
 
 def test_the_operator_configures_recovers_and_schedules_on_sentinel_and_cluster(

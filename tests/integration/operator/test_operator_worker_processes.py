@@ -23,7 +23,7 @@ from jobqueue import Client, Settings
 from jobqueue.models import TaskStatus
 from jobqueue.worker_ids import pod_of
 from k8s.control_plane import wait_until
-from k8s.custom_resources import create_cr, events_for
+from k8s.custom_resources import create_cr, events_for, worker_pool
 from k8s.operator_process import OperatorProcess
 from k8s.pod_runner import PodRunner
 
@@ -31,21 +31,9 @@ pytestmark = [pytest.mark.timeout(300), pytest.mark.usefixtures("operator")]
 
 
 def pool_body(name: str, queue: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "kind": "WorkerPool",
-        "metadata": {"name": name},
-        "spec": {
-            "queues": [queue],
-            # kwok never pulls images; the pod runner runs the worker from this checkout instead.
-            "image": "example.invalid/jobqueue-worker:test",
-            "app": "jq_test_app:app",
-            "concurrency": 1,
-            "poolKind": "thread",
-            "processes": 2,
-            "terminationGracePeriodSeconds": 30,
-            **spec,
-        },
-    }
+    return worker_pool(
+        name, queue, **{"concurrency": 1, "processes": 2, "terminationGracePeriodSeconds": 30, **spec}
+    )
 
 
 def worker_ids(client: Client) -> set[str]:

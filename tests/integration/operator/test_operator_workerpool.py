@@ -25,7 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from jobqueue import Client, Settings
 from jobqueue.models import TaskStatus
 from k8s.control_plane import wait_until
-from k8s.custom_resources import condition, create_cr, events_for, get_cr
+from k8s.custom_resources import condition, create_cr, events_for, get_cr, worker_pool
 from k8s.operator_process import OperatorProcess
 from k8s.pod_runner import PodRunner, RunningWorker
 
@@ -33,20 +33,7 @@ pytestmark = [pytest.mark.timeout(300), pytest.mark.usefixtures("operator")]
 
 
 def pool_body(name: str, queue: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "kind": "WorkerPool",
-        "metadata": {"name": name},
-        "spec": {
-            "queues": [queue],
-            # kwok never pulls images; the pod runner runs the worker from this checkout instead.
-            "image": "example.invalid/jobqueue-worker:test",
-            "app": "jq_test_app:app",
-            "concurrency": 2,
-            "poolKind": "thread",
-            "terminationGracePeriodSeconds": 30,
-            **spec,
-        },
-    }
+    return worker_pool(name, queue, **{"terminationGracePeriodSeconds": 30, **spec})
 
 
 def drained_by_operator(worker: RunningWorker) -> bool:
