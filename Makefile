@@ -93,6 +93,7 @@ bench: deps
 	$(PY) -m bench.concurrent_enqueue
 	$(PY) -m bench.queue_scale --old
 	$(PY) -m bench.scale_costs
+	$(PY) -m bench.latency_load
 
 ## make control-plane: build the Kubernetes test control plane (etcd, kube-*, kwok) from Go modules,
 ## into ~/.cache/jobqueue-k8s; operator tests skip loudly without it (and fail under CI=true)
