@@ -36,6 +36,7 @@ from jobqueue.worker.process_child import (
     start_forkserver,
 )
 from jobqueue.worker.process_slots import Slot, kill, read_outcome
+from jobqueue.worker.process_wait import ChildWait
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,10 @@ MONITOR_RESTARTS = RestartPolicy(initial_delay=0.1, max_delay=2.0, max_failures=
 # A retired child gets this long to run its stop hook (close a database pool) and exit by itself before it
 # is killed; it holds no task by then, so killing it loses nothing.
 RETIRE_GRACE_SECONDS = 10.0
+
+# A child given the idle wait reports within its BLPOP timeout; one that has not this long after it is
+# killed (and replaced), so the fetch loop waiting for it can never hang.
+WAIT_MARGIN_SECONDS = 5.0
 
 
 class ProcessPool:
@@ -200,7 +205,7 @@ class ProcessPool:
 
     def _assign(self, job: Job) -> None:
         with self._lock:
-            idle = [s for s in self._slots if s.job is None]
+            idle = [s for s in self._slots if s.job is None and s.waiting is None]
             # A replacement child still starting (an idle child died) takes the job too: the pipe holds it
             # until the child is up, and the monitor restarts its hard limit then. Failing here instead
             # left the task leased, renewed by every heartbeat, and never run.
@@ -210,6 +215,27 @@ class ProcessPool:
             slot.hard_deadline = time.monotonic() + job.timeout if job.timeout else None
             self._send(slot, job)
             self._fill_ahead(slot)
+
+    def wait_in_child(self, wait: ChildWait) -> bool:
+        """Run the worker's idle wait in an idle child (worker/process_wait.py) and block until it is
+        over; False at once when no child is idle and ready."""
+        with self._lock:
+            slot = next((s for s in self._slots if s.job is None and s.waiting is None and s.ready), None)
+            if slot is None or self._stopping:
+                return False
+            slot.waiting = wait
+            # The serial a handed-off job gets: nothing else is sent to a waiting child.
+            slot.conn.send_bytes(wait.message(slot.serial + 1))
+        if not wait.done.wait(wait.seconds + WAIT_MARGIN_SECONDS):
+            with self._lock:
+                if slot.waiting is wait:
+                    log.warning("child process %s did not end its idle wait: killing it", slot.process.pid)
+                    kill(slot.process)  # the monitor replaces it and ends the wait
+            if not wait.done.wait(WAIT_MARGIN_SECONDS):
+                raise WorkerCrashed(f"child process {slot.process.pid} did not end its idle wait")
+        if wait.error is not None:
+            raise wait.error
+        return True
 
     def cancel(self, task_id: str, force: bool) -> None:
         """Graceful: set the child's cancel flag. Force: kill the child (the task reports CANCELLED)."""
@@ -257,6 +283,10 @@ class ProcessPool:
         promoted: list[Job] = []
         with self._lock:
             for i, slot in enumerate(self._slots):
+                if slot.job is None and slot.waiting is not None and id(slot) in named:
+                    self._end_wait(i)
+                    if self._slots[i] is not slot:
+                        continue  # it died waiting and was replaced
                 if slot.job is None:
                     if id(slot) in named and not slot.process.is_alive():
                         # An idle child died (killed from outside): replace it before it is given work.
@@ -273,6 +303,43 @@ class ProcessPool:
             if not outcomes or self._on_loop_died is None:
                 raise
             self._on_loop_died("jobqueue-pool", exc)
+
+    def _end_wait(self, index: int) -> None:
+        """Read a waiting child's report; after a hand-off, book the job it now runs as its own. Lock held.
+        A child that died waiting is replaced (a task it had popped is recovered with its lease)."""
+        slot = self._slots[index]
+        wait = slot.waiting
+        assert wait is not None  # the caller checked
+        try:
+            data = slot.conn.recv_bytes() if slot.conn.poll() else None
+        except (EOFError, OSError):
+            data = None
+        if data is None:
+            if slot.process.is_alive():
+                return  # named for nothing yet
+            slot.waiting = None
+            self._replace(index)
+            wait.finish()
+            return
+        slot.waiting = None
+        popped = wait.report(data)
+        if popped is None:
+            wait.finish()
+            return
+        try:
+            job, capacity_left = wait.adopt(*popped)
+        except Exception as exc:
+            # Not booked, so not this worker's to run: stop it (its lease expires and is recovered).
+            log.exception("could not book a task handed to an idle child; killing the child")
+            self._replace(index)
+            wait.error = exc
+            wait.finish()
+            return
+        slot.serial += 1
+        slot.job = job
+        slot.kill_as = None
+        slot.hard_deadline = time.monotonic() + job.timeout if job.timeout else None
+        wait.finish((popped[0], capacity_left))
 
     def _overdue(self, slot: Slot) -> bool:
         return slot.hard_deadline is not None and time.monotonic() >= slot.hard_deadline
@@ -396,6 +463,11 @@ class ProcessPool:
         with self._lock:
             unfinished = [job for s in self._slots for job in (s.job, s.ahead) if job is not None]
             for slot in self._slots:
+                if slot.waiting is not None:
+                    # Blocked on Redis, it would not see its pipe close until its wait ends.
+                    kill(slot.process)
+                    slot.waiting.finish()
+                    slot.waiting = None
                 if slot.job is None:
                     slot.conn.close()  # the child sees EOF and exits by itself
                     slot.process.join(timeout=2)

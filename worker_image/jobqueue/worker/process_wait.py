@@ -1,0 +1,90 @@
+"""The worker's idle wait run in an idle child of the process pool, so a task enqueue hands to this parked
+worker starts in the process that popped it.
+
+When the worker process itself waits, a handed-off task pays a second wake-up before it starts: the
+worker's thread wakes from its ``BLPOP``, encodes the job and writes it to a child's pipe, and the child
+wakes from its read (about 0.15 ms at the median over the thread pool, whose idle slot pops and runs the
+task in one thread: docs/benchmarks.md). Here the child pops the inbox and the wake-up keys on its own Redis
+connection, reports what it popped to the worker process over its pipe *before* it runs the task, and runs
+it. The worker process books the lease from that report (the same record, decoded the same way) before it
+reads the child's outcome, so heartbeats, the hard time limit, cancellation and a crash of the child are
+handled exactly as for a job it sent; only the wake-up is the child's own.
+
+Wire, both ways JSON: worker → child ``{"wait": {"keys", "inboxes", "seconds", "serial"}}``; child → worker
+``{"popped": [key, value] | null, "error": text | null}``, then, after a hand-off, the outcome as usual.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import redis
+
+from jobqueue.broker.leases import Job, parse_handoff
+from jobqueue.errors import BrokerUnavailable
+
+# Books a task the child popped from the worker's inbox of ``queue``: (the job, which is already running,
+# and the capacity the worker has left parked). Called by the pool's monitor thread.
+AdoptHandoff = Callable[[str, str], tuple[Job, int]]
+
+
+class ChildWait:
+    """One idle wait handed to a child, and what came of it (set by the pool's monitor thread)."""
+
+    def __init__(self, keys: list[str], inboxes: dict[str, str], seconds: float, adopt: AdoptHandoff) -> None:
+        self.keys = keys
+        self.inboxes = inboxes  # inbox key -> queue
+        self.seconds = seconds
+        self.adopt = adopt
+        self.done = threading.Event()
+        self.handed_off: tuple[str, int] | None = None  # (queue, capacity left) after a hand-off
+        self.error: Exception | None = None
+
+    def message(self, serial: int) -> bytes:
+        """What the worker process sends the child; ``serial`` is the one a handed-off job gets."""
+        spec = {"keys": self.keys, "inboxes": self.inboxes, "seconds": self.seconds, "serial": serial}
+        return json.dumps({"wait": spec}).encode()
+
+    def report(self, data: bytes) -> tuple[str, str] | None:
+        """Take the child's report: (queue, record) when it popped a hand-off, which it now runs; None
+        when it was woken, timed out or failed (then the wait is over here: the fetch loop fetches)."""
+        message: dict[str, Any] = json.loads(data)
+        if message.get("error"):
+            self.error = BrokerUnavailable(f"idle wait in a child process failed: {message['error']}")
+        popped = message.get("popped")
+        queue = self.inboxes.get(popped[0]) if popped else None
+        if queue is None or popped is None:
+            return None
+        return queue, popped[1]
+
+    def finish(self, handed_off: tuple[str, int] | None = None) -> None:
+        """The wait is over (with what it got, if anything): wake the fetch loop."""
+        self.handed_off = handed_off
+        self.done.set()
+
+
+def is_wait_message(message: dict[str, Any]) -> bool:
+    """Whether a message the child received is an idle wait (else it is a job)."""
+    return "wait" in message
+
+
+def wait_in_child(
+    spec: dict[str, Any], blocking: redis.Redis, send: Callable[[bytes], None], default_timeout: float | None
+) -> tuple[int, Job] | None:
+    """In the child: pop the wake-up keys and the inboxes, report what was popped, and return (serial,
+    job) of a handed-off task to run now, or None. The report goes out before the task runs, so the worker
+    process holds the lease (and can kill the child for it) by the time the task could report."""
+    try:
+        popped = blocking.blpop(spec["keys"], timeout=spec["seconds"])
+    except redis.RedisError as exc:
+        send(json.dumps({"popped": None, "error": f"{type(exc).__name__}: {exc}"}).encode())
+        return None
+    send(json.dumps({"popped": popped, "error": None}).encode())
+    queue = spec["inboxes"].get(popped[0]) if popped else None
+    if queue is None or popped is None:
+        return None
+    reply, _ = parse_handoff(queue, popped[1], default_timeout)
+    return int(spec["serial"]), reply.jobs[0]
