@@ -6,7 +6,8 @@ worker's own start-up) and forks every child from there. No child is ever forked
 which holds threads and sockets; and no child pays the ~0.4 s of imports a 'spawn' child pays (on two
 cores, four spawned children made the default worker's cold start about 1.1 s).
 
-The wire is JSON over a pipe, one message per job and per outcome. A child may be sent its next job while
+The wire is JSON over a pipe, one message per job and per outcome (and per idle wait the worker hands
+a child, with the child's report of it: worker/process_wait.py). A child may be sent its next job while
 it runs the current one (worker/process_pool.py queues one ahead), so it starts the next one the moment
 the current one ends, without waiting for the worker process to be scheduled. Cancellation is therefore
 per job, not per child: each job carries a serial number, and the parent cancels it by writing that

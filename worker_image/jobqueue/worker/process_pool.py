@@ -7,6 +7,10 @@ times out, is force-cancelled or dies is replaced; so is a child past its task o
 One job waits ahead in each busy child while tasks are short, so the child starts it the moment the
 current one ends instead of idling until the worker process reads the outcome (docs/guarantees.md, "A
 job waiting ahead in a child": cancelled there it never starts; a replaced child's goes to its successor).
+
+An idle child may also run the worker's idle wait (worker/process_wait.py): it pops the worker's inbox on
+its own Redis connection and runs a handed-off task itself, and the pool books that task into its slot from
+the child's report before it reads the child's outcome.
 """
 
 from __future__ import annotations
@@ -35,8 +39,8 @@ from jobqueue.worker.process_child import (
     job_message,
     start_forkserver,
 )
+from jobqueue.worker.process_idle_wait import IdleWaits
 from jobqueue.worker.process_slots import Slot, kill, read_outcome
-from jobqueue.worker.process_wait import ChildWait
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +53,8 @@ MONITOR_RESTARTS = RestartPolicy(initial_delay=0.1, max_delay=2.0, max_failures=
 # is killed; it holds no task by then, so killing it loses nothing.
 RETIRE_GRACE_SECONDS = 10.0
 
-# A child given the idle wait reports within its BLPOP timeout; one that has not this long after it is
-# killed (and replaced), so the fetch loop waiting for it can never hang.
-WAIT_MARGIN_SECONDS = 5.0
 
-
-class ProcessPool:
+class ProcessPool(IdleWaits):
     """``concurrency`` child processes, each running one job at a time."""
 
     def __init__(
@@ -216,27 +216,6 @@ class ProcessPool:
             self._send(slot, job)
             self._fill_ahead(slot)
 
-    def wait_in_child(self, wait: ChildWait) -> bool:
-        """Run the worker's idle wait in an idle child (worker/process_wait.py) and block until it is
-        over; False at once when no child is idle and ready."""
-        with self._lock:
-            slot = next((s for s in self._slots if s.job is None and s.waiting is None and s.ready), None)
-            if slot is None or self._stopping:
-                return False
-            slot.waiting = wait
-            # The serial a handed-off job gets: nothing else is sent to a waiting child.
-            slot.conn.send_bytes(wait.message(slot.serial + 1))
-        if not wait.done.wait(wait.seconds + WAIT_MARGIN_SECONDS):
-            with self._lock:
-                if slot.waiting is wait:
-                    log.warning("child process %s did not end its idle wait: killing it", slot.process.pid)
-                    kill(slot.process)  # the monitor replaces it and ends the wait
-            if not wait.done.wait(WAIT_MARGIN_SECONDS):
-                raise WorkerCrashed(f"child process {slot.process.pid} did not end its idle wait")
-        if wait.error is not None:
-            raise wait.error
-        return True
-
     def cancel(self, task_id: str, force: bool) -> None:
         """Graceful: set the child's cancel flag. Force: kill the child (the task reports CANCELLED)."""
         with self._lock:
@@ -303,43 +282,6 @@ class ProcessPool:
             if not outcomes or self._on_loop_died is None:
                 raise
             self._on_loop_died("jobqueue-pool", exc)
-
-    def _end_wait(self, index: int) -> None:
-        """Read a waiting child's report; after a hand-off, book the job it now runs as its own. Lock held.
-        A child that died waiting is replaced (a task it had popped is recovered with its lease)."""
-        slot = self._slots[index]
-        wait = slot.waiting
-        assert wait is not None  # the caller checked
-        try:
-            data = slot.conn.recv_bytes() if slot.conn.poll() else None
-        except (EOFError, OSError):
-            data = None
-        if data is None:
-            if slot.process.is_alive():
-                return  # named for nothing yet
-            slot.waiting = None
-            self._replace(index)
-            wait.finish()
-            return
-        slot.waiting = None
-        popped = wait.report(data)
-        if popped is None:
-            wait.finish()
-            return
-        try:
-            job, capacity_left = wait.adopt(*popped)
-        except Exception as exc:
-            # Not booked, so not this worker's to run: stop it (its lease expires and is recovered).
-            log.exception("could not book a task handed to an idle child; killing the child")
-            self._replace(index)
-            wait.error = exc
-            wait.finish()
-            return
-        slot.serial += 1
-        slot.job = job
-        slot.kill_as = None
-        slot.hard_deadline = time.monotonic() + job.timeout if job.timeout else None
-        wait.finish((popped[0], capacity_left))
 
     def _overdue(self, slot: Slot) -> bool:
         return slot.hard_deadline is not None and time.monotonic() >= slot.hard_deadline
