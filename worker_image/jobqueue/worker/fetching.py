@@ -24,7 +24,7 @@ from jobqueue.worker.burst import Burst
 from jobqueue.worker.cluster_wait import ClusterWait
 from jobqueue.worker.leases import LeaseBook
 from jobqueue.worker.pool import ChildWaitPool, Pool, SlotWaitPool
-from jobqueue.worker.process_wait import ChildWait
+from jobqueue.worker.process_wait import ChildWait, HandoffPace
 from jobqueue.worker.task_log import TaskLog
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,7 @@ class Fetching:
     _parked: dict[str, float]
     _slot_pool: SlotWaitPool | None
     _child_pool: ChildWaitPool | None
+    _pace: HandoffPace
     _burst: Burst | None
 
     def _release(self, jobs: list[Job]) -> None:
@@ -228,7 +229,9 @@ class Fetching:
         popped = self._blocking_wait(wait_seconds, keys)
         queue = inboxes.get(popped[0]) if popped else None
         if queue is None or popped is None:
+            self._pace.quiet()
             return False  # woken (or timed out): fetch
+        self._pace.handed_off(time.monotonic())
         return self._take_handoff(queue, popped[1])
 
     def _book_handoff(self, queue: str, record: str) -> tuple[list[Job], int] | None:
@@ -329,9 +332,12 @@ class Fetching:
 
     def _child_free(self, wait_seconds: float) -> bool:
         """Whether the idle wait can run in a child of the pool (worker/process_wait.py): the pool supports
-        it, a slot is free, and the wait is a plain one (no delayed task due before the idle re-check,
-        which needs the precise CLIENT UNBLOCK timer of _blocking_wait; not on Redis Cluster)."""
+        it, hand-offs are not arriving back to back (HandoffPace), a slot is free, and the wait is a plain
+        one (no delayed task due before the idle re-check, which needs the precise CLIENT UNBLOCK timer of
+        _blocking_wait; not on Redis Cluster)."""
         if self._child_pool is None or isinstance(self._blocking, ClusterWait):
+            return False
+        if not self._pace.wait_in_child():
             return False
         if wait_seconds < IDLE_RECHECK_SECONDS or self._stop.is_set() or self._held.is_set():
             return False
@@ -347,6 +353,10 @@ class Fetching:
         wait = ChildWait(keys, inboxes, wait_seconds, self._adopt_handoff)
         if not self._child_pool.wait_in_child(wait):
             return False, None
+        if wait.handed_off is None:
+            self._pace.quiet()
+        else:
+            self._pace.handed_off(time.monotonic())
         return True, wait.handed_off
 
     def _adopt_handoff(self, queue: str, record: str) -> tuple[Job, int]:
