@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+import redis
 from jq_testing import runs, wait_until
 
 from jobqueue import Client, TaskStatus
@@ -116,3 +117,18 @@ def test_a_child_killed_while_it_waits_is_replaced_and_the_worker_keeps_serving(
     wait_until(lambda: child not in waiting_children(client), timeout=20)
     for i in range(3):
         assert client.enqueue("add", [i, i]).result(timeout=30) == 2 * i
+
+
+def test_a_record_that_is_not_utf8_in_the_inbox_does_not_stop_the_child_or_the_worker(
+    client: Client, start_worker: StartWorker
+) -> None:
+    worker = start_worker("--worker-id", "pod-bad", "--pool", "process", "--concurrency", "1")
+    child = idle_child(client, "pod-bad")
+    raw = redis.Redis.from_url(client.settings.redis_url.get_secret_value())
+    try:
+        raw.rpush(client.queue_keys(QUEUE).inbox("pod-bad"), b"\xff\xfe\x00not utf-8")
+    finally:
+        raw.close()
+    wait_until(lambda: "idle wait in a child process failed: UnicodeDecodeError" in worker.log(), timeout=20)
+    assert client.enqueue("add", [20, 22]).result(timeout=30) == 42
+    assert idle_child(client, "pod-bad") == child  # the same child, still serving

@@ -40,7 +40,7 @@ from jobqueue.errors import SoftTimeout
 from jobqueue.hooks import HookKind
 from jobqueue.log_config import configure_logging
 from jobqueue.worker.execution import run_job
-from jobqueue.worker.process_wait import is_wait_message, wait_in_child
+from jobqueue.worker.process_wait import WaitFailed, is_wait_message, wait_in_child
 from jobqueue.worker.progress import ProgressSink
 
 log = logging.getLogger(__name__)
@@ -137,7 +137,13 @@ def child_main(  # noqa: PLR0917 - multiprocessing passes a target's arguments p
                 blocking = connect(app.settings, single_connection=True)
                 # Named, so CLIENT LIST tells which child of which worker waits on an inbox.
                 blocking.client_setname(f"{CHILD_WAIT_CLIENT}-{os.getpid()}")
-            handed = wait_in_child(message["wait"], blocking, conn.send_bytes, default_timeout)
+            try:
+                handed = wait_in_child(message["wait"], blocking, conn.send_bytes, default_timeout)
+            except WaitFailed:
+                # A connection that failed mid-reply is not reused: the next wait opens (and names) another.
+                blocking.close()
+                blocking = None
+                continue
             if handed is None:
                 continue
             serial, job = handed

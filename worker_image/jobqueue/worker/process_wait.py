@@ -25,7 +25,7 @@ from typing import Any
 import redis
 
 from jobqueue.broker.leases import Job, parse_handoff
-from jobqueue.errors import BrokerUnavailable
+from jobqueue.errors import BrokerUnavailable, JobQueueError
 
 # Hand-offs arriving closer together than this (on average) are waited for by the worker process itself.
 # The child's wait saves the worker process's wake-up and the pipe hop on the task's path, but costs a
@@ -107,17 +107,26 @@ def is_wait_message(message: dict[str, Any]) -> bool:
     return "wait" in message
 
 
+class WaitFailed(JobQueueError):
+    """The child's idle wait failed and was reported (only inside the child: it opens a new connection for
+    its next wait, since one that failed mid-reply must not be reused)."""
+
+
 def wait_in_child(
     spec: dict[str, Any], blocking: redis.Redis, send: Callable[[bytes], None], default_timeout: float | None
 ) -> tuple[int, Job] | None:
     """In the child: pop the wake-up keys and the inboxes, report what was popped, and return (serial,
     job) of a handed-off task to run now, or None. The report goes out before the task runs, so the worker
-    process holds the lease (and can kill the child for it) by the time the task could report."""
+    process holds the lease (and can kill the child for it) by the time the task could report. Raises
+    WaitFailed once a failure is reported."""
     try:
         popped = blocking.blpop(spec["keys"], timeout=spec["seconds"])
-    except redis.RedisError as exc:
+    except (redis.RedisError, UnicodeDecodeError) as exc:
+        # Reported, not raised: the child stays up and the worker's fetch loop backs off as after a failed
+        # wait of its own. A record that was popped but could not be decoded (not UTF-8: nothing jobqueue
+        # writes) is lost here, and its task, if it was one, is recovered when its lease expires.
         send(json.dumps({"popped": None, "error": f"{type(exc).__name__}: {exc}"}).encode())
-        return None
+        raise WaitFailed from exc
     send(json.dumps({"popped": popped, "error": None}).encode())
     queue = spec["inboxes"].get(popped[0]) if popped else None
     if queue is None or popped is None:
