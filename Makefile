@@ -96,6 +96,7 @@ bench: deps
 	$(PY) -m bench.scale_costs
 	$(PY) -m bench.cluster_scale
 	$(PY) -m bench.io_bound
+	$(PY) -m bench.latency_load
 
 ## make control-plane: build the Kubernetes test control plane (etcd, kube-*, kwok) from Go modules,
 ## into ~/.cache/jobqueue-k8s; operator tests skip loudly without it (and fail under CI=true)

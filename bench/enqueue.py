@@ -123,6 +123,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=100.0, help="tasks/s in steady mode")
     parser.add_argument("--producers", type=int, default=100, help="callers at once in concurrent mode")
     parser.add_argument("--style", choices=["async", "threads"], default="async")
+    parser.add_argument(
+        "--start-at", type=float, default=None, help="steady mode: unix time to start sending at, so that "
+        "several producer processes started one after another send together",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     tasks = importlib.import_module(f"bench.tasks.{args.system}_tasks")
     if args.mode == "version":
@@ -130,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     seqs = list(range(args.first, args.first + args.n))
     out: dict[str, object] = {"n": args.n}
+    if args.start_at is not None:
+        # Imports and connecting are done by now (the task module is loaded); what remains is the wait.
+        time.sleep(max(0.0, args.start_at - time.time()))
     if args.mode == "concurrent":
         cpu = time.process_time()
         if args.style == "threads":

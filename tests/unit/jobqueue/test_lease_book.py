@@ -90,3 +90,11 @@ def test_jobs_taken_ahead_are_forgotten_with_the_leases() -> None:
     assert book.take_ahead() == job(2)
     book.forget_leases()
     assert not book.ahead and not book.leased
+
+
+def test_a_job_an_idle_child_started_is_booked_running_and_never_buffered() -> None:
+    book = LeaseBook(concurrency=1, prefetch=4)
+    book.lease_running(job(1), now=1.0)
+    assert book.running == {(job(1).id, 1): 1.0} and (job(1).id, 1) in book.leased
+    assert not book.prefetched
+    assert book.finish(done(job(1)), now=1.5) is None and not book.leased

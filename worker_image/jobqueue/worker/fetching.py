@@ -23,7 +23,8 @@ from jobqueue.settings import Settings
 from jobqueue.worker.burst import Burst
 from jobqueue.worker.cluster_wait import ClusterWait
 from jobqueue.worker.leases import LeaseBook
-from jobqueue.worker.pool import Pool, SlotWaitPool
+from jobqueue.worker.pool import ChildWaitPool, Pool, SlotWaitPool
+from jobqueue.worker.process_wait import ChildWait, HandoffPace
 from jobqueue.worker.task_log import TaskLog
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,8 @@ class Fetching:
     _book: LeaseBook
     _parked: dict[str, float]
     _slot_pool: SlotWaitPool | None
+    _child_pool: ChildWaitPool | None
+    _pace: HandoffPace
     _burst: Burst | None
 
     def _release(self, jobs: list[Job]) -> None:
@@ -203,13 +206,15 @@ class Fetching:
                         handed = self._wait_in_slot(wait_seconds, [*inboxes, *wake_keys], inboxes)
                         if handed is None or not self._may_stay_parked(*handed):
                             return
-                    else:
-                        popped = self._blocking_wait(wait_seconds, [*inboxes, *wake_keys])
-                        queue = inboxes.get(popped[0]) if popped else None
-                        if queue is None or popped is None:
-                            return  # woken (or timed out): fetch
-                        if not self._take_handoff(queue, popped[1]):
+                    elif inboxes and self._child_free(wait_seconds):
+                        # A hand-off starts in the child process that popped it (process pool).
+                        ran, handed = self._wait_in_child(wait_seconds, [*inboxes, *wake_keys], inboxes)
+                        if ran and (handed is None or not self._may_stay_parked(*handed)):
                             return
+                        if not ran and not self._wait_here(wait_seconds, [*inboxes, *wake_keys], inboxes):
+                            return
+                    elif not self._wait_here(wait_seconds, [*inboxes, *wake_keys], inboxes):
+                        return
                     if deadline is not None:
                         wait_seconds = deadline - time.monotonic()
                         if wait_seconds <= 0:
@@ -217,6 +222,17 @@ class Fetching:
         except BrokerUnavailable as exc:
             log.warning("wake-up wait failed: %s", exc)
             self._stop.wait(0.2)
+
+    def _wait_here(self, wait_seconds: float, keys: list[str], inboxes: dict[str, str]) -> bool:
+        """The idle wait in this thread; True if a task was handed off and this worker may go on waiting
+        parked, False if it must fetch."""
+        popped = self._blocking_wait(wait_seconds, keys)
+        queue = inboxes.get(popped[0]) if popped else None
+        if queue is None or popped is None:
+            self._pace.quiet()
+            return False  # woken (or timed out): fetch
+        self._pace.handed_off(time.monotonic())
+        return self._take_handoff(queue, popped[1])
 
     def _book_handoff(self, queue: str, record: str) -> tuple[list[Job], int] | None:
         """Book a task enqueue handed to this parked worker: (jobs to start now, capacity left), or None
@@ -311,6 +327,50 @@ class Fetching:
             wait.state = _SlotWait.DONE
             self._lock.notify_all()
         return job
+
+    # -- the idle wait in a child process (process pool) --------------------------------------------------
+
+    def _child_free(self, wait_seconds: float) -> bool:
+        """Whether the idle wait can run in a child of the pool (worker/process_wait.py): the pool supports
+        it, hand-offs are not arriving back to back (HandoffPace), a slot is free, and the wait is a plain
+        one (no delayed task due before the idle re-check, which needs the precise CLIENT UNBLOCK timer of
+        _blocking_wait; not on Redis Cluster)."""
+        if self._child_pool is None or isinstance(self._blocking, ClusterWait):
+            return False
+        if not self._pace.wait_in_child():
+            return False
+        if wait_seconds < IDLE_RECHECK_SECONDS or self._stop.is_set() or self._held.is_set():
+            return False
+        with self._lock:
+            return len(self._book.running) < self.pool.concurrency
+
+    def _wait_in_child(
+        self, wait_seconds: float, keys: list[str], inboxes: dict[str, str]
+    ) -> tuple[bool, tuple[str, int] | None]:
+        """Run one idle wait in an idle child and wait for what it got: (whether a child ran it, (queue,
+        capacity left) after a hand-off, which already runs in that child)."""
+        assert self._child_pool is not None  # _child_free checked it
+        wait = ChildWait(keys, inboxes, wait_seconds, self._adopt_handoff)
+        if not self._child_pool.wait_in_child(wait):
+            return False, None
+        if wait.handed_off is None:
+            self._pace.quiet()
+        else:
+            self._pace.handed_off(time.monotonic())
+        return True, wait.handed_off
+
+    def _adopt_handoff(self, queue: str, record: str) -> tuple[Job, int]:
+        """Book a task a child popped from this worker's inbox and already runs (called by the pool's
+        monitor before it reads that child's outcome). Booked even when a drain has begun: it has started,
+        so the drain waits for it like any running task."""
+        reply, capacity_left = parse_handoff(queue, record, self.settings.effective_default_timeout)
+        self.task_metrics.observe_waits(queue, reply.queue_wait_ms)
+        with self._lock:
+            for job in reply.jobs:
+                self._book.lease_running(job)
+        self.task_log.received(reply.jobs)
+        self.task_log.started(reply.jobs)
+        return reply.jobs[0], capacity_left
 
     def _blocking_wait(self, wait_seconds: float, keys: list[str]) -> tuple[str, str] | None:
         """BLPOP the wake-up keys until a task arrives or ``wait_seconds`` pass.

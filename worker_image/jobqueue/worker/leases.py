@@ -85,6 +85,12 @@ class LeaseBook:
                 self.prefetched.append(job)
         return start_now
 
+    def lease_running(self, job: Job, now: float | None = None) -> None:
+        """Record a newly leased job that already runs: the idle executor that received it started it
+        (a process pool child's idle wait, worker/process_wait.py), so it never waits in the buffer."""
+        self.leased[(job.id, job.token)] = job
+        self.running[(job.id, job.token)] = time.monotonic() if now is None else now
+
     def finish(self, outcome: Outcome, now: float | None = None) -> Job | None:
         """Record an attempt's outcome for acking; returns the prefetched job that takes its slot."""
         key = (outcome.task_id, outcome.token)

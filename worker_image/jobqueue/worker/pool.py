@@ -7,6 +7,7 @@ from typing import Protocol, runtime_checkable
 
 from jobqueue.broker.leases import Job, Outcome
 from jobqueue.supervision import GiveUp
+from jobqueue.worker.process_wait import ChildWait
 
 # Called once per finished attempt; returns the job that takes the freed slot, if any (the pool starts it
 # there itself: in the same thread, or in the same child process).
@@ -56,3 +57,13 @@ class AheadPool(Protocol):
 
     def queue_ahead(self, take: TakeAhead, started: StartedAhead) -> None:
         """Take jobs ahead through ``take`` from now on, reporting each one's start through ``started``."""
+
+
+@runtime_checkable
+class ChildWaitPool(Protocol):
+    """A pool whose idle child process can run the worker's idle wait itself (the process pool): a task
+    the wait receives then starts in the child that received it (worker/process_wait.py)."""
+
+    def wait_in_child(self, wait: ChildWait) -> bool:
+        """Run ``wait`` in an idle child and block until it is over (``wait.handed_off`` says what it
+        got); False at once when no child is idle and ready (then the caller waits itself)."""

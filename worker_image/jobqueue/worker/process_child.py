@@ -6,7 +6,8 @@ worker's own start-up) and forks every child from there. No child is ever forked
 which holds threads and sockets; and no child pays the ~0.4 s of imports a 'spawn' child pays (on two
 cores, four spawned children made the default worker's cold start about 1.1 s).
 
-The wire is JSON over a pipe, one message per job and per outcome. A child may be sent its next job while
+The wire is JSON over a pipe, one message per job and per outcome (and per idle wait the worker hands
+a child, with the child's report of it: worker/process_wait.py). A child may be sent its next job while
 it runs the current one (worker/process_pool.py queues one ahead), so it starts the next one the moment
 the current one ends, without waiting for the worker process to be scheduled. Cancellation is therefore
 per job, not per child: each job carries a serial number, and the parent cancels it by writing that
@@ -30,12 +31,16 @@ from collections.abc import Callable, Mapping, MutableSequence, Sequence
 from types import FrameType
 from typing import Any, Final
 
+import redis
+
 from jobqueue.app import load_app
 from jobqueue.broker.leases import Job, Outcome, OutcomeKind
+from jobqueue.broker.redis_io import connect
 from jobqueue.errors import SoftTimeout
 from jobqueue.hooks import HookKind
 from jobqueue.log_config import configure_logging
 from jobqueue.worker.execution import run_job
+from jobqueue.worker.process_wait import WaitFailed, is_wait_message, wait_in_child
 from jobqueue.worker.progress import ProgressSink
 
 log = logging.getLogger(__name__)
@@ -45,6 +50,8 @@ log = logging.getLogger(__name__)
 # and shared by every later pool of the process; each child imports it itself (cheap once jobqueue is in).
 CHILD_MODULES = ("jobqueue.worker.process_child",)
 START_METHOD: Final = "forkserver"
+# The Redis client name of a child's idle-wait connection (worker/process_wait.py), then "-<pid>".
+CHILD_WAIT_CLIENT: Final = "jobqueue-child-wait"
 
 # A child's cancel array: entry serial % 2 holds the serial of a job the parent cancelled.
 CancelArray = MutableSequence[int]
@@ -112,6 +119,9 @@ def child_main(  # noqa: PLR0917 - multiprocessing passes a target's arguments p
     # Each child is a process that serves tasks: its own start hook (a database pool, an error reporter
     # of its own), run before it says ready, so no task runs before it.
     app.hooks.run(HookKind.WORKER_START)
+    default_timeout = app.settings.effective_default_timeout
+    # This child's own connection for the idle wait, made at its first one (never shared across a fork).
+    blocking: redis.Redis | None = None
     conn.send_bytes(b'{"ready": true}')
     while True:
         try:
@@ -121,8 +131,25 @@ def child_main(  # noqa: PLR0917 - multiprocessing passes a target's arguments p
             app.hooks.run(HookKind.WORKER_STOP)
             return
         message: dict[str, Any] = json.loads(data)
-        serial: int = message["serial"]
-        job = Job.from_fields(message["job"])  # the parent's own to_json: every field, typed
+        if is_wait_message(message):
+            # The worker's idle wait, run here so a handed-off task starts in this process (process_wait.py).
+            if blocking is None:
+                blocking = connect(app.settings, single_connection=True)
+                # Named, so CLIENT LIST tells which child of which worker waits on an inbox.
+                blocking.client_setname(f"{CHILD_WAIT_CLIENT}-{os.getpid()}")
+            try:
+                handed = wait_in_child(message["wait"], blocking, conn.send_bytes, default_timeout)
+            except WaitFailed:
+                # A connection that failed mid-reply is not reused: the next wait opens (and names) another.
+                blocking.close()
+                blocking = None
+                continue
+            if handed is None:
+                continue
+            serial, job = handed
+        else:
+            serial = message["serial"]
+            job = Job.from_fields(message["job"])  # the parent's own to_json: every field, typed
         is_cancelled = _cancel_check(cancels, serial)
         if is_cancelled():
             # Cancelled while it waited in this child's pipe: it never starts (no hooks, as a task that

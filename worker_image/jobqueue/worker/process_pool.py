@@ -7,6 +7,10 @@ times out, is force-cancelled or dies is replaced; so is a child past its task o
 One job waits ahead in each busy child while tasks are short, so the child starts it the moment the
 current one ends instead of idling until the worker process reads the outcome (docs/guarantees.md, "A
 job waiting ahead in a child": cancelled there it never starts; a replaced child's goes to its successor).
+
+An idle child may also run the worker's idle wait (worker/process_wait.py): it pops the worker's inbox on
+its own Redis connection and runs a handed-off task itself, and the pool books that task into its slot from
+the child's report before it reads the child's outcome.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from jobqueue.worker.process_child import (
     job_message,
     start_forkserver,
 )
+from jobqueue.worker.process_idle_wait import IdleWaits
 from jobqueue.worker.process_slots import Slot, kill, read_outcome
 
 log = logging.getLogger(__name__)
@@ -49,7 +54,7 @@ MONITOR_RESTARTS = RestartPolicy(initial_delay=0.1, max_delay=2.0, max_failures=
 RETIRE_GRACE_SECONDS = 10.0
 
 
-class ProcessPool:
+class ProcessPool(IdleWaits):
     """``concurrency`` child processes, each running one job at a time."""
 
     def __init__(
@@ -207,7 +212,7 @@ class ProcessPool:
 
     def _assign(self, job: Job) -> None:
         with self._lock:
-            idle = [s for s in self._slots if s.job is None]
+            idle = [s for s in self._slots if s.job is None and s.waiting is None]
             # A replacement child still starting (an idle child died) takes the job too: the pipe holds it
             # until the child is up, and the monitor restarts its hard limit then. Failing here instead
             # left the task leased, renewed by every heartbeat, and never run.
@@ -275,6 +280,10 @@ class ProcessPool:
             for i, slot in enumerate(self._slots):
                 if not slot.ready:
                     continue  # a replacement still starting: _deliver waits for it to be up
+                if slot.job is None and slot.waiting is not None and id(slot) in named:
+                    self._end_wait(i)
+                    if self._slots[i] is not slot:
+                        continue  # it died waiting and was replaced
                 if slot.job is None:
                     if id(slot) in named and not slot.process.is_alive():
                         # An idle child died (killed from outside): replace it before it is given work.
@@ -414,6 +423,11 @@ class ProcessPool:
         with self._lock:
             unfinished = [job for s in self._slots for job in (s.job, s.ahead) if job is not None]
             for slot in self._slots:
+                if slot.waiting is not None:
+                    # Blocked on Redis, it would not see its pipe close until its wait ends.
+                    kill(slot.process)
+                    slot.waiting.finish()
+                    slot.waiting = None
                 if slot.job is None:
                     slot.conn.close()  # the child sees EOF and exits by itself
                     slot.process.join(timeout=2)

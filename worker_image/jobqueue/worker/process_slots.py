@@ -16,6 +16,7 @@ from jobqueue.broker.leases import Job, Outcome, OutcomeKind
 from jobqueue.errors import TaskTimeout, WorkerCrashed
 from jobqueue.worker.execution import describe
 from jobqueue.worker.process_child import CancelArray
+from jobqueue.worker.process_wait import ChildWait
 
 
 @dataclass
@@ -32,6 +33,7 @@ class Slot:
     hard_deadline: float | None = None
     kill_as: OutcomeKind | None = None
     tasks_done: int = 0
+    waiting: ChildWait | None = None  # the worker's idle wait, running in this (idle) child
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -54,7 +54,8 @@ from jobqueue.worker.fetching import MAX_BACKOFF_SECONDS, Fetching
 from jobqueue.worker.health import LivenessFile
 from jobqueue.worker.heartbeat import CANCEL_POLL_SECONDS, Heartbeating
 from jobqueue.worker.leases import DEFAULT_PREFETCH, LeaseBook
-from jobqueue.worker.pool import AheadPool, Pool, SlotWaitPool
+from jobqueue.worker.pool import AheadPool, ChildWaitPool, Pool, SlotWaitPool
+from jobqueue.worker.process_wait import HandoffPace
 from jobqueue.worker.task_log import TaskLog
 
 log = logging.getLogger(__name__)
@@ -138,6 +139,9 @@ class Worker(Heartbeating, Fetching, Acking):
         self._parked: dict[str, float] = {}
         # The thread pool runs the idle wait in a free slot (see _wait_in_slot).
         self._slot_pool = pool if isinstance(pool, SlotWaitPool) else None
+        # The process pool runs it in an idle child (see _wait_in_child).
+        self._child_pool = pool if isinstance(pool, ChildWaitPool) else None
+        self._pace = HandoffPace()  # only the fetch loop uses it
         if isinstance(pool, AheadPool):
             pool.queue_ahead(self._take_ahead, self._started_ahead)
         self._acked_total = 0
