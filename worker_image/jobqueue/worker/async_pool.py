@@ -36,14 +36,12 @@ from jobqueue.app import App
 from jobqueue.broker.leases import Job, Outcome, OutcomeKind
 from jobqueue.context import reset_current, set_current
 from jobqueue.errors import Retry, TaskCancelled, TaskTimeout
-from jobqueue.models import DeadLetterReason
 from jobqueue.supervision import GiveUp
 from jobqueue.worker.execution import (
-    decode_arguments,
     describe,
     failure,
     make_context,
-    reject,
+    prepare_call,
     requested_retry,
     success,
 )
@@ -198,15 +196,10 @@ class AsyncPool:
         return outcome
 
     async def _attempt(self, job: Job, flag: _Flag) -> tuple[Outcome, BaseException | None]:
-        definition = self.app.registry.get(job.name)
-        if definition is None:
-            return reject(
-                job, DeadLetterReason.UNKNOWN_TASK, f"UnknownTask: no task named {job.name!r}"
-            ), None
-        try:
-            args, kwargs = decode_arguments(job)
-        except ValueError as exc:
-            return reject(job, DeadLetterReason.MALFORMED, f"MalformedMessage: {exc}"), None
+        prepared = prepare_call(self.app.registry, job)
+        if isinstance(prepared, Outcome):
+            return prepared, None
+        definition, args, kwargs = prepared
         reporter = self._progress.lazy_reporter(job)
         ctx = make_context(job, flag.is_set, reporter)
         if definition.options.bind:

@@ -61,6 +61,20 @@ def run_job(
     return outcome
 
 
+def prepare_call(registry: TaskLookup, job: Job) -> tuple[Any, list[Any], dict[str, Any]] | Outcome:
+    """The job's task definition and decoded arguments, or the rejection of a job that can never run (no
+    such task, a malformed message): dead-lettered at once, not retried. Every pool starts with it."""
+    definition = registry.get(job.name)
+    if definition is None:
+        unknown = f"UnknownTask: no task named {job.name!r} is registered"
+        return reject(job, DeadLetterReason.UNKNOWN_TASK, unknown)
+    try:
+        args, kwargs = decode_arguments(job)
+    except ValueError as exc:
+        return reject(job, DeadLetterReason.MALFORMED, f"MalformedMessage: {exc}")
+    return definition, args, kwargs
+
+
 def _attempt(
     registry: TaskLookup,
     job: Job,
@@ -69,15 +83,10 @@ def _attempt(
     progress: ProgressSink | None,
 ) -> tuple[Outcome, BaseException | None]:
     """run_job's outcome, and the exception the task raised (None when it returned or never ran)."""
-    definition = registry.get(job.name)
-    if definition is None:
-        return reject(
-            job, DeadLetterReason.UNKNOWN_TASK, f"UnknownTask: no task named {job.name!r} is registered"
-        ), None
-    try:
-        args, kwargs = decode_arguments(job)
-    except ValueError as exc:
-        return reject(job, DeadLetterReason.MALFORMED, f"MalformedMessage: {exc}"), None
+    prepared = prepare_call(registry, job)
+    if isinstance(prepared, Outcome):
+        return prepared, None
+    definition, args, kwargs = prepared
     reporter = progress.reporter(job) if progress is not None else None
     ctx = make_context(job, is_cancelled, reporter)
     token = set_current(ctx)
