@@ -34,7 +34,7 @@ from bench.adapters.base import WorkerSetting
 from bench.peers_env import ensure_venv, main_bin_dir
 from bench.report import markdown, replace_results
 from bench.runner import REPO_ROOT, STALL_SECONDS, Runner, stop_worker
-from bench.runs import check, read_starts
+from bench.runs import check, first_starts, wait_for_runs
 from jobqueue.embedded.redis_server import RedisServer
 
 MARKERS = ("<!-- bench:latency-load:start -->", "<!-- bench:latency-load:end -->")
@@ -131,15 +131,11 @@ def paced_latency(
                 if proc.poll() is None:
                     proc.kill()
                     proc.wait()
-        deadline = time.monotonic() + STALL_SECONDS
-        while check(runs_file, range(n)).lost and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for_runs(runs_file, n, STALL_SECONDS)
     finally:
         stop_worker(worker, adapter.stop_timeout)
     result = check(runs_file, range(n))
-    first: dict[int, float] = {}
-    for seq, started in read_starts(runs_file):
-        first.setdefault(seq, started)
+    first = first_starts(runs_file)
     p50, p99 = _percentiles([(first[s] - enqueued_at[s]) * 1000 for s in first if s in enqueued_at])
     sent_span = max(enqueued_at.values()) - min(enqueued_at.values())
     sent = (len(enqueued_at) - 1) / sent_span if sent_span > 0 else rate

@@ -23,7 +23,7 @@ import redis
 from bench.adapters import Adapter
 from bench.record import RUNS_FILE_ENV
 from bench.redis_stats import cost_between, snapshot
-from bench.runs import check, count_lines, read_starts
+from bench.runs import check, count_lines, first_starts, wait_for_runs
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # A worker that records nothing new for this long is stuck or has lost tasks: the run is a failure.
@@ -157,15 +157,11 @@ class Runner:
         try:
             time.sleep(adapter.warmup_seconds)
             out = self._driver(adapter, ["steady", str(n), "--rate", str(rate)])
-            deadline = time.monotonic() + STALL_SECONDS
-            while check(runs_file, range(n)).lost and time.monotonic() < deadline:
-                time.sleep(0.05)
+            wait_for_runs(runs_file, n, STALL_SECONDS)
         finally:
             stop_worker(worker, adapter.stop_timeout)
         result = check(runs_file, range(n))
-        first: dict[int, float] = {}
-        for seq, started in read_starts(runs_file):
-            first.setdefault(seq, started)
+        first = first_starts(runs_file)
         lat = sorted((first[s] - out["enqueued_at"][s]) * 1000 for s in first if 0 <= s < n)
         p50 = statistics.median(lat) if lat else None
         p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] if lat else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +45,22 @@ def read_starts(path: Path) -> list[tuple[int, float]]:
         if len(parts) == 2:
             out.append((int(parts[0]), float(parts[1])))
     return out
+
+
+def first_starts(path: Path) -> dict[int, float]:
+    """When each seq first started (a task run twice counts from its first start)."""
+    first: dict[int, float] = {}
+    for seq, started in read_starts(path):
+        first.setdefault(seq, started)
+    return first
+
+
+def wait_for_runs(path: Path, n: int, stall_seconds: float) -> RunCheck:
+    """Wait until every seq of range(n) has run, or ``stall_seconds`` passed; the check at the end."""
+    deadline = time.monotonic() + stall_seconds
+    while check(path, range(n)).lost and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return check(path, range(n))
 
 
 def count_lines(path: Path) -> int:
