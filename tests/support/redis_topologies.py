@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import time
 import uuid
@@ -15,7 +16,7 @@ from pathlib import Path
 import redis
 
 from jobqueue import Settings
-from jobqueue.embedded.redis_server import find_redis_server, free_port
+from jobqueue.embedded.redis_server import find_redis_server
 
 SERVICE_NAME = "jqprimary"
 
@@ -80,6 +81,20 @@ class Node:
                 self.process.wait(10)
 
 
+def free_ports(n: int) -> list[int]:
+    """n distinct TCP ports free on 127.0.0.1, chosen before any server starts: each socket stays bound
+    until all are picked. One at a time, a port handed out could come back again before the server it
+    was for had bound it (CI saw a sentinel given the primary's port)."""
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
 def _server_args(directory: Path, port: int, *extra: str) -> list[str]:
     return [
         *("--port", str(port), "--bind", "127.0.0.1", "--dir", str(directory)),
@@ -103,7 +118,7 @@ class SentinelTopology:
         return f"redis+sentinel://{hosts}/{SERVICE_NAME}"
 
     def start(self, timeout: float = 30.0) -> SentinelTopology:
-        primary_port, replica_port = free_port(), free_port()
+        primary_port, replica_port, *sentinel_ports = free_ports(5)
         self.primary = Node(self.root / "primary", primary_port, [])
         self.primary.args = _server_args(self.primary.directory, primary_port)
         self.primary.start()
@@ -112,8 +127,7 @@ class SentinelTopology:
             self.replica.directory, replica_port, "--replicaof", "127.0.0.1", str(primary_port)
         )
         self.replica.start()
-        for i in range(3):
-            port = free_port()
+        for i, port in enumerate(sentinel_ports):
             directory = self.root / f"sentinel{i}"
             directory.mkdir(parents=True, exist_ok=True)
             conf = directory / "sentinel.conf"  # a sentinel rewrites its own configuration file
@@ -204,8 +218,10 @@ class ClusterTopology:
         return "redis+cluster://" + ",".join(f"127.0.0.1:{n.port}" for n in self.nodes[: self.primaries])
 
     def start(self, timeout: float = 60.0) -> ClusterTopology:
-        for i in range(self.primaries * (1 + self.replicas_each)):
-            port = free_port()
+        count = self.primaries * (1 + self.replicas_each)
+        ports = free_ports(2 * count)  # each node's client port and cluster bus port
+        for i in range(count):
+            port, bus_port = ports[2 * i], ports[2 * i + 1]
             directory = self.root / f"node{i}"
             directory.mkdir(parents=True, exist_ok=True)
             args = _server_args(
@@ -217,7 +233,7 @@ class ClusterTopology:
                 # which a loaded test machine can cause).
                 *("--cluster-replica-validity-factor", "0"),
                 # A free bus port of its own: the default, port + 10000, may be taken or out of range.
-                *("--cluster-port", str(free_port())),
+                *("--cluster-port", str(bus_port)),
             )
             self.nodes.append(Node(directory, port, args).start())
         logs = [n.log for n in self.nodes]
