@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -10,6 +12,19 @@ from pathlib import Path
 from jobqueue import Client, Settings
 
 SUPPORT = Path(__file__).parent
+
+
+def burst_worker(settings: Settings, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+    """Run ``jobqueue worker --burst`` on jq_test_app to its exit, as a real process on ``settings``
+    (any Redis URL form: standalone, Sentinel, Cluster)."""
+    return subprocess.run(
+        [sys.executable, "-m", "jobqueue", "worker", "--app", "jq_test_app:app", "--burst", *args],
+        env={**os.environ, **worker_env(settings)},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def worker_env(settings: Settings) -> dict[str, str]:

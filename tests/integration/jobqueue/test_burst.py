@@ -3,31 +3,16 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 
 import pytest
-from jq_testing import worker_env
+from jq_testing import burst_worker
 
 from jobqueue import App, Client, Settings, TaskContext, TaskStatus
 from jobqueue.broker.enqueue import make_request
 from jobqueue.errors import ConfigurationError, RunTimeout, ValidationError
 from jobqueue.testing import run_until_idle
-
-
-def burst_worker(settings: Settings, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
-    """Run ``jobqueue worker --burst`` on jq_test_app to its exit."""
-    return subprocess.run(
-        [sys.executable, "-m", "jobqueue", "worker", "--app", "jq_test_app:app", "--burst", *args],
-        env={**os.environ, **worker_env(settings)},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 def test_burst_runs_a_thousand_tasks_and_exits_zero(settings: Settings, client: Client) -> None:

@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
 import re
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,7 +13,7 @@ from typing import Any
 
 import pytest
 import redis
-from jq_testing import worker_env
+from jq_testing import burst_worker
 from psycopg_pool import ConnectionPool
 from record_helpers import drain, fail, fetch, make_recorder, succeed
 from redis.cluster import RedisCluster
@@ -127,18 +124,6 @@ def test_the_recorder_writes_events_of_queues_on_all_three_shards_into_postgresq
     with pg_pool.connection() as conn:
         rows = dict(conn.execute("SELECT id, status FROM tasks").fetchall())
     assert rows == {h.id: "SUCCESS" if h.id == job.id else "QUEUED" for h in handles}
-
-
-def burst_worker(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    """``jobqueue worker --burst`` on jq_test_app, a real process given the Cluster URL."""
-    return subprocess.run(
-        [sys.executable, "-m", "jobqueue", "worker", "--app", "jq_test_app:app", "--burst", *args],
-        env={**os.environ, **worker_env(settings)},
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
-    )
 
 
 def test_a_worker_on_queues_of_three_shards_runs_retries_dead_letters_delays_and_cancels(

@@ -4,15 +4,12 @@ process finds the primary by asking the sentinels, and the core behaviours work 
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 
 import pytest
 import redis
-from jq_testing import runs, worker_env
+from jq_testing import burst_worker, runs
 from psycopg_pool import ConnectionPool
 from record_helpers import drain, make_recorder
 from redis_topologies import SentinelTopology, ha_settings
@@ -36,18 +33,6 @@ def client(settings: Settings) -> Iterator[Client]:
     c = Client(settings)
     yield c
     c.close()
-
-
-def burst_worker(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    """``jobqueue worker --burst`` on jq_test_app, as a real process given the Sentinel URL."""
-    return subprocess.run(
-        [sys.executable, "-m", "jobqueue", "worker", "--app", "jq_test_app:app", "--burst", *args],
-        env={**os.environ, **worker_env(settings)},
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
-    )
 
 
 def test_sync_and_async_clients_talk_to_the_primary_the_sentinels_name(
