@@ -21,6 +21,7 @@ Client = Annotated[AsyncClient, Depends(get_client)]
 # Workers per page: a page reads only its workers' records. The default is the maximum so that a caller
 # written before paging, which reads one response, still sees a whole fleet of up to 1,000.
 MAX_PAGE = 1000
+MAX_CURSOR = 8192
 
 
 def _shape(worker: WorkerInfo, stale_after: float) -> dict[str, Any]:
@@ -43,7 +44,9 @@ async def list_workers(
     response: Response,
     stale_after: Annotated[float, Query(gt=0, le=3600)] = 30.0,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = MAX_PAGE,
-    after: Annotated[str | None, Query(min_length=1, max_length=253)] = None,
+    # Worker ids are not length-checked where they are made (JOBQUEUE_WORKER_ID, hostnames): a cap here
+    # below the longest id in the registry would refuse the cursor of the page that ends with it.
+    after: Annotated[str | None, Query(min_length=1, max_length=MAX_CURSOR)] = None,
 ) -> list[dict[str, Any]]:
     """One page of workers in id order, with status (ACTIVE / IDLE / DRAINING, or DEAD once the
     heartbeat is stale): those after ``after`` (the last id of the previous page), at most ``limit``.

@@ -18,7 +18,7 @@ from jobqueue_api.settings import ApiSettings
 pytestmark = pytest.mark.timeout(60)
 READ = {"Authorization": "Bearer k"}
 # Ids a user's hostnames and pod names can produce, and worse: the cursor carries them back in a URL.
-ODD = ["a&after=zzz", "b/../x", "c?limit=1", "d\u202eevil", "e" * 253, "f#frag", "g%2F"]
+ODD = ["a&after=zzz", "b/../x", "c?limit=1", "d\u202eevil", "e" * 253, "f#frag", "g%2F", "b" + "h" * 1000]
 
 
 @pytest.fixture
