@@ -22,6 +22,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
+from ports import free_ports
+
 from k8s.pki import Pki, generate_pki
 
 HERE = Path(__file__).parent
@@ -194,10 +196,11 @@ class ControlPlane:
         tokens = self.work_dir / "tokens.csv"
         tokens.write_text(f'{self.token},jobqueue-test-admin,jobqueue-test-admin,"system:masters"\n')
         tokens.chmod(0o600)
-        self._apiserver_port = free_port()
+        # Every port at once: one at a time, a port handed out but not yet bound could come back again.
+        ports = free_ports(6)
+        self._apiserver_port, etcd_port, etcd_peer_port, kcm_port, scheduler_port, kwok_port = ports
         self._write_kubeconfig()
 
-        etcd_port, etcd_peer_port = free_port(), free_port()
         etcd_url = f"http://127.0.0.1:{etcd_port}"
         peer_url = f"http://127.0.0.1:{etcd_peer_port}"
         etcd = self._spawn(
@@ -245,7 +248,6 @@ class ControlPlane:
             f"--tls-private-key-file={pki.serving_key}",
             "--leader-elect=false",
         ]
-        kcm_port, scheduler_port = free_port(), free_port()
         controller_manager = self._spawn(
             "kube-controller-manager",
             *common,
@@ -259,7 +261,6 @@ class ControlPlane:
         self._wait_http(controller_manager, f"https://127.0.0.1:{kcm_port}/healthz", pki.ca_cert)
         self._wait_http(scheduler, f"https://127.0.0.1:{scheduler_port}/healthz", pki.ca_cert)
 
-        kwok_port = free_port()
         key, value = KWOK_NODE_ANNOTATION
         kwok = self._spawn(
             "kwok",

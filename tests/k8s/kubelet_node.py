@@ -29,7 +29,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from k8s.control_plane import Component, ControlPlane, ControlPlaneError, free_port, wait_until
+from ports import free_ports
+
+from k8s.control_plane import Component, ControlPlane, ControlPlaneError, wait_until
 
 HERE = Path(__file__).parent
 NODE_IMAGES = HERE / "node-images.sh"
@@ -237,9 +239,7 @@ class KubeletNode:
             raise ControlPlaneError(f"importing images into containerd: {imported.stderr[-2000:]}")
 
         config_file = self.work_dir / "kubelet.json"
-        config_file.write_text(
-            json.dumps(kubelet_config(self.name, self.base, self.log_dir, free_port(), free_port()))
-        )
+        config_file.write_text(json.dumps(kubelet_config(self.name, self.base, self.log_dir, *free_ports(2))))
         kubelet = Component(
             "kubelet",
             [

@@ -14,9 +14,10 @@ from pathlib import Path
 
 from jq_testing import SUPPORT, worker_env
 from kubernetes import client as k8s_client
+from ports import free_ports
 
 from jobqueue import Settings
-from k8s.control_plane import ControlPlane, free_port, wait_until
+from k8s.control_plane import ControlPlane, wait_until
 from k8s.operator_rbac import operator_kubeconfig, remove_cluster_rbac
 
 
@@ -34,7 +35,7 @@ class OperatorProcess:
         fault: str | None = None,
     ) -> None:
         """``fault``: a JQ_FAULT spec (tests/support/jq_faulty.py) injected into the operator process."""
-        self.metrics_port, live_port = free_port(), free_port()
+        self.metrics_port, live_port = free_ports(2)
         self.liveness = f"http://127.0.0.1:{live_port}/healthz"
         self.log_path = log_path
         self._log = log_path.open("ab")

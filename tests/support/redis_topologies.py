@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import time
 import uuid
@@ -14,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
+from ports import free_ports
 
 from jobqueue import Settings
 from jobqueue.embedded.redis_server import find_redis_server
@@ -79,20 +79,6 @@ class Node:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(10)
-
-
-def free_ports(n: int) -> list[int]:
-    """n distinct TCP ports free on 127.0.0.1, chosen before any server starts: each socket stays bound
-    until all are picked. One at a time, a port handed out could come back again before the server it
-    was for had bound it (CI saw a sentinel given the primary's port)."""
-    sockets = [socket.socket() for _ in range(n)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [int(sock.getsockname()[1]) for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 def _server_args(directory: Path, port: int, *extra: str) -> list[str]:
