@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
-from ports import free_ports
+from redis_topologies import free_ports
 
 from k8s.pki import Pki, generate_pki
 

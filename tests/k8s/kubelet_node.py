@@ -29,7 +29,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from ports import free_ports
+from redis_topologies import free_ports
 
 from k8s.control_plane import Component, ControlPlane, ControlPlaneError, wait_until
 

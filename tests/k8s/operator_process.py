@@ -14,7 +14,7 @@ from pathlib import Path
 
 from jq_testing import SUPPORT, worker_env
 from kubernetes import client as k8s_client
-from ports import free_ports
+from redis_topologies import free_ports
 
 from jobqueue import Settings
 from k8s.control_plane import ControlPlane, wait_until
