@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import time
 import uuid
@@ -13,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
-from ports import free_ports
 
 from jobqueue import Settings
 from jobqueue.embedded.redis_server import find_redis_server
@@ -79,6 +79,24 @@ class Node:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(10)
+
+
+def free_ports(n: int) -> list[int]:
+    """n distinct TCP ports free on 127.0.0.1, chosen before any server starts: each socket stays bound
+    until all are picked. One at a time, a port handed out could come back again before the server it
+    was for had bound it (CI saw a sentinel given the primary's port)."""
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def node_id(node: Node) -> str:
+    return str(node.client().execute_command("CLUSTER", "MYID"))
 
 
 def _server_args(directory: Path, port: int, *extra: str) -> list[str]:
@@ -249,6 +267,28 @@ class ClusterTopology:
             if int(start) <= slot <= int(end):
                 return next(n for n in self.nodes if n.port == int(primary[1]))
         raise AssertionError(f"no node serves slot {slot}")
+
+    def primaries_now(self) -> list[Node]:
+        return [n for n in self.nodes if n.client().info("replication")["role"] == "master"]
+
+    def begin_slot_migration(self, key: str, target: Node) -> int:
+        """Start moving ``key``'s slot to ``target`` and copy its keys there; the slot stays in migration
+        (the old owner answers ASK, the new one TRYAGAIN for new keys) until ``end_slot_migration``."""
+        source = self.primary_of(key)
+        slot = int(source.client().cluster("KEYSLOT", key))
+        src, dst = source.client(), target.client()
+        dst.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", node_id(source))
+        src.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", node_id(target))
+        while names := src.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 100):
+            src.execute_command("MIGRATE", "127.0.0.1", target.port, "", 0, 5000, "KEYS", *names)
+        return slot
+
+    def end_slot_migration(self, slot: int, target: Node, primaries: list[redis.Redis]) -> None:
+        """``target`` owns ``slot`` on every primary (clients connected beforehand: the moment is short)."""
+        target_id = node_id(target)
+        for node_client in primaries:
+            node_client.execute_command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
+            node_client.close()
 
     def wait_for_promotion(self, killed: Node, key: str, timeout: float = 60.0) -> Node:
         """Until a live node serves ``key``'s slot as primary (the killed primary's replica)."""

@@ -172,7 +172,7 @@ async def _read_many_cluster_async(conn: AsyncRedisCluster, commands: Sequence[t
                     await connection.disconnect(nowait=True)  # replies may be in flight
                     raise
                 finally:
-                    node.release(connection)
+                    _release_to_node(node, connection)
         except CONNECTION_ERRORS as exc:
             last = exc
         else:
@@ -183,6 +183,16 @@ async def _read_many_cluster_async(conn: AsyncRedisCluster, commands: Sequence[t
     if last is not None:
         raise last
     return replies
+
+
+def _release_to_node(node: Any, connection: Any) -> None:
+    """Give a connection back to its asyncio ClusterNode: newer redis-py has ``release()``; redis-py 5.0.x
+    has no method for it, and the node's free deque is the only way back."""
+    release = getattr(node, "release", None)
+    if release is not None:
+        release(connection)
+    else:
+        node._free.append(connection)
 
 
 def _read_replies(connection: Any, count: int, decode: bool) -> list[Any]:

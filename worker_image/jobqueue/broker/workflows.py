@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from redis.exceptions import WatchError
+import redis
+from redis.exceptions import ExecAbortError, MovedError, WatchError
 
 from jobqueue import tracing
 from jobqueue.broker.batch_enqueue import with_trace_context
@@ -110,7 +111,7 @@ def _run_transaction(
     """Run the enqueue calls in one MULTI/EXEC; ``external`` maps existing parent ids to their keys."""
     with translate_errors():
         for _ in range(attempts):
-            with client.redis.pipeline(transaction=True) as pipe:
+            with _transaction_connection(client, calls[0].keys[0]).pipeline(transaction=True) as pipe:
                 try:
                     if external:
                         # Existing parents are checked and watched: if one expires or changes before EXEC,
@@ -125,8 +126,6 @@ def _run_transaction(
                     for call in calls:
                         # EVAL, not EVALSHA: a NOSCRIPT inside MULTI fails one command and lets the others
                         # through, which is exactly the half-written graph this transaction prevents.
-                        # As a raw command: redis-py's ClusterPipeline refuses its own eval() (which it
-                        # cannot route in general), while a single-slot EVAL in a transaction is fine.
                         pipe.execute_command(
                             "EVAL", script_source(call.script), len(call.keys), *call.keys, *call.args
                         )
@@ -134,4 +133,25 @@ def _run_transaction(
                     return result
                 except WatchError:
                     continue
+                except (ExecAbortError, MovedError):
+                    if not is_cluster(client.redis):
+                        raise
+                    # The queue's slot moved to another primary (a failover or a resharding) between the
+                    # slot lookup and EXEC: nothing was written; look the owner up again.
+                    client.redis.nodes_manager.initialize()
     raise JobQueueError(f"workflow not submitted: its existing parents kept changing ({attempts} attempts)")
+
+
+def _transaction_connection(client: Client, key: str) -> redis.Redis:
+    """Where the workflow's MULTI/EXEC runs: the client itself on one Redis; on Redis Cluster the plain
+    connection of the primary that owns the workflow's one slot. redis-py's cluster pipeline refuses
+    transactions before redis-py 6, and a single-slot transaction is an ordinary one on its node."""
+    if not is_cluster(client.redis):
+        return client.redis
+    cluster: Any = client.redis
+    node = cluster.nodes_manager.get_node_from_slot(cluster.keyslot(key))
+    if node is None or node.redis_connection is None:
+        cluster.nodes_manager.initialize()
+        node = cluster.nodes_manager.get_node_from_slot(cluster.keyslot(key))
+    connection: redis.Redis = node.redis_connection
+    return connection

@@ -107,6 +107,29 @@ def test_a_single_queue_workflow_runs_and_a_cross_queue_one_is_refused_naming_th
     assert client.enqueue("add", [2, 2], queue="flows", depends_on=[parent.id]).status() == TaskStatus.PENDING
 
 
+def test_a_workflow_follows_its_queues_slot_to_a_new_primary(
+    cluster_topology: ClusterTopology, client: Client
+) -> None:
+    """A workflow is one MULTI/EXEC on the primary that owns its queue's slot. After the slot moved to
+    another primary behind the client's back (its slot map stale), the transaction meets MOVED, writes
+    nothing, and runs whole on the new owner."""
+    queue = "wf-moving"
+    keys = client.queue_keys(queue)
+    two = (Signature("add", (1, 2)).set(queue=queue), Signature("add", (3,)).set(queue=queue))
+    submit(client, chain(*two))  # the client now routes the slot to its owner
+    source = cluster_topology.primary_of(keys.ready("high"))
+    primaries = cluster_topology.primaries_now()
+    target = next(n for n in primaries if n.port != source.port)
+    ending = [n.client() for n in primaries]
+    slot = cluster_topology.begin_slot_migration(keys.ready("high"), target)
+    cluster_topology.end_slot_migration(slot, target, ending)
+
+    moved = submit(client, chain(*two))
+    assert [h.status() for h in moved.tasks] == [TaskStatus.QUEUED, TaskStatus.PENDING]
+    assert target.client().hget(keys.task(moved.tasks[1].id), "status") == "PENDING"
+    assert client.queue_depth(queue).total_ready == 2
+
+
 def test_a_pinned_connection_is_refused_with_a_clear_error(settings: Settings) -> None:
     with pytest.raises(ConfigurationError, match="Redis Cluster"):
         connect(settings, single_connection=True)
@@ -223,7 +246,8 @@ class Monitor(threading.Thread):
     def __init__(self, port: int) -> None:
         super().__init__(daemon=True)
         self.conn = redis.Redis(port=port, decode_responses=True, protocol=2)
-        self.connection = self.conn.connection_pool.get_connection()
+        # Its own connection, outside the pool: get_connection()'s signature differs across redis-py majors.
+        self.connection = redis.Connection(port=port, decode_responses=True, protocol=2)
         self.connection.send_command("MONITOR")
         assert self.connection.read_response() == "OK"
         self.lines: list[tuple[str, list[str]]] = []

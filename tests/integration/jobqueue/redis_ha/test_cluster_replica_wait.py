@@ -190,10 +190,6 @@ def test_the_async_client_waits_on_every_shard(cluster_topology: ClusterTopology
         assert readers[queue].exists(keys[queue].task(task_id)), task_id
 
 
-def _node_id(node: Node) -> str:
-    return str(node.client().execute_command("CLUSTER", "MYID"))
-
-
 def test_a_slot_moved_under_the_client_is_followed_and_waited_for_on_its_new_owner(
     cluster_topology: ClusterTopology,
 ) -> None:
@@ -210,27 +206,20 @@ def test_a_slot_moved_under_the_client_is_followed_and_waited_for_on_its_new_own
         for client in (during_client, after_client):
             client.enqueue("add", [0, 0], queue=queue)  # each client now routes the slot to its owner
         source = cluster_topology.primary_of(keys.ready("high"))
-        primaries = [n for n in cluster_topology.nodes if n.client().info("replication")["role"] == "master"]
+        primaries = cluster_topology.primaries_now()
         target = next(n for n in primaries if n.port != source.port)
-        slot = int(source.client().cluster("KEYSLOT", keys.ready("high")))
-        src, dst = source.client(), target.client()
-        dst.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", _node_id(source))
-        src.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", _node_id(target))
-        while names := src.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 100):
-            src.execute_command("MIGRATE", "127.0.0.1", target.port, "", 0, 5000, "KEYS", *names)
+        slot = cluster_topology.begin_slot_migration(keys.ready("high"), target)
+        dst = target.client()
 
         outcome: list[object] = []
         enqueue = threading.Thread(
             target=lambda: outcome.append(during_client.enqueue("add", [1, 1], queue=queue).id)
         )
         ending = [node.client() for node in primaries]  # connected before the clock starts
-        target_id = _node_id(target)
         enqueue.start()
         time.sleep(0.15)  # the enqueue meets ASK then TRYAGAIN, and retries (for about 1.5 s)
         assert enqueue.is_alive()
-        for node_client in ending:  # the migration ends: the target owns the slot
-            node_client.execute_command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
-            node_client.close()
+        cluster_topology.end_slot_migration(slot, target, ending)  # the target owns the slot
         enqueue.join(10)
         [during] = outcome
         target_replica = replica_of(cluster_topology, target)
