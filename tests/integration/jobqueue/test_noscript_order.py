@@ -1,0 +1,197 @@
+"""NOSCRIPT must never reorder an exchange (jobqueue.broker.script_cache), against a real Redis server of
+this module's own: it flushes scripts and restarts the server, which must not disturb other tests."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from jobqueue import AsyncClient, Client, Settings, TaskStatus
+from jobqueue.broker.batch_enqueue import plan_enqueue
+from jobqueue.broker.enqueue import EnqueueRequest, make_request
+from jobqueue.broker.redis_io import run_scripts, run_scripts_replies
+from jobqueue.broker.script_cache import script_sha
+from jobqueue.broker.scripts import SCRIPT_NAMES, ScriptCall, script_source
+from jobqueue.embedded.redis_server import RedisServer
+from jobqueue.errors import ScriptCacheLost
+from jobqueue.keys import QueueKeys
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture(scope="module")
+def own_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("noscript-redis")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def settings(own_server: RedisServer) -> Settings:
+    return Settings(redis_url=own_server.url, key_prefix=f"t{uuid.uuid4().hex[:10]}")
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[Client]:
+    c = Client(settings)
+    yield c
+    c.close()
+
+
+def _admin(settings: Settings) -> redis.Redis:
+    return redis.Redis.from_url(settings.redis_url.get_secret_value(), decode_responses=True)
+
+
+def _mixed_batch(parent: str) -> list[EnqueueRequest]:
+    """Plain requests (grouped into one call while consecutive) between unique and dependent ones (one call
+    each, another script): every kind of call an enqueue_many sends, all onto one ready list."""
+    return [
+        make_request("a", [0]),
+        make_request("a", [1], unique=True),
+        make_request("a", [2]),
+        make_request("a", [3]),
+        make_request("a", [4], depends_on=[parent]),
+        make_request("a", [5], unique_key=f"k{uuid.uuid4().hex}"),
+        make_request("a", [6]),
+    ]
+
+
+def _ready(client: Client, queue: str = "default") -> list[str]:
+    ready: list[str] = client.redis.lrange(
+        QueueKeys(client.settings.key_prefix, queue).ready("medium"), 0, -1
+    )
+    return ready
+
+
+def _assert_in_request_order(client: Client, parent: str, ids: list[str]) -> None:
+    """Every task of _mixed_batch on the ready list in request order (the dependent one waits)."""
+    assert client.get_task(ids[4]).status is TaskStatus.PENDING
+    assert _ready(client) == [parent, *ids[:4], *ids[5:]]
+
+
+def _enqueue_batch(client: Client) -> tuple[str, list[str]]:
+    parent = client.enqueue("a", ["parent"]).id  # one call alone: it loads what it needs first
+    return parent, [h.id for h in client.enqueue_many(_mixed_batch(parent))]
+
+
+def _partial_cache(settings: Settings, *known: str) -> None:
+    """The server's scripts flushed, then only ``known`` loaded again (as a client loading one script on
+    its own NOSCRIPT does, or an older jobqueue version sharing some scripts)."""
+    admin = _admin(settings)
+    try:
+        admin.script_flush()
+        for name in known:
+            admin.script_load(script_source(name))
+    finally:
+        admin.close()
+
+
+def test_enqueue_many_after_a_script_flush_keeps_request_order(client: Client) -> None:
+    client.enqueue("a", ["warm"])  # the client's connections are open: the flush happens under them
+    _clear(client)
+    client.redis.script_flush()
+    parent, ids = _enqueue_batch(client)
+    _assert_in_request_order(client, parent, ids)
+
+
+def test_enqueue_many_after_a_redis_restart_keeps_request_order(
+    own_server: RedisServer, settings: Settings
+) -> None:
+    client = Client(settings)
+    try:
+        client.enqueue("a", ["warm"])
+        own_server.stop()
+        own_server.start()  # no persistence: an empty server, scripts included, on the same port
+        parent, ids = _enqueue_batch(client)
+        _assert_in_request_order(client, parent, ids)
+    finally:
+        client.close()
+
+
+def test_async_enqueue_many_after_a_script_flush_keeps_request_order(client: Client) -> None:
+    async def main() -> tuple[str, list[str]]:
+        aclient = AsyncClient(client.settings)
+        try:
+            await aclient.enqueue("a", ["warm"])
+            await aclient.redis.delete(QueueKeys(client.settings.key_prefix, "default").ready("medium"))
+            await aclient.redis.script_flush()
+            parent = (await aclient.enqueue("a", ["parent"])).id
+            return parent, [h.id for h in await aclient.enqueue_many(_mixed_batch(parent))]
+        finally:
+            await aclient.close()
+
+    parent, ids = asyncio.run(main())
+    _assert_in_request_order(client, parent, ids)
+
+
+def test_a_new_connection_loads_every_script_before_its_first_call(client: Client) -> None:
+    client.redis.script_flush()
+    client.redis.connection_pool.disconnect()
+    client.queue_depth("default")  # any command: the connection it opens loads the scripts
+    assert client.redis.script_exists(*(script_sha(name) for name in SCRIPT_NAMES)) == [True] * len(
+        SCRIPT_NAMES
+    )
+
+
+def test_one_call_meeting_noscript_loads_every_script(client: Client) -> None:
+    client.enqueue("a", ["warm"])
+    client.redis.script_flush()
+    client.enqueue("a", ["alone"])  # NOSCRIPT on a live connection: every script loaded, not only its own
+    assert all(client.redis.script_exists(*(script_sha(name) for name in SCRIPT_NAMES)))
+
+
+def _plan(client: Client, requests: list[EnqueueRequest]) -> tuple[list[ScriptCall], list[str]]:
+    """The script calls of ``requests`` and their task ids."""
+    plan = plan_enqueue(client.settings, requests)
+    return plan.calls, [task_id for _, _, task_id in plan.slots]
+
+
+def _clear(client: Client, queue: str = "default") -> None:
+    client.redis.delete(QueueKeys(client.settings.key_prefix, queue).ready("medium"))
+
+
+def test_a_call_behind_a_later_call_on_its_keys_is_ended_not_rerun(client: Client) -> None:
+    """A half-loaded cache: the unique request's script is missing, the plain one's is known. The plain
+    request after it runs; re-running the unique one would put it behind, so it ends ScriptCacheLost."""
+    calls, ids = _plan(client, [make_request("a", [0], unique=True), make_request("a", [1])])
+    assert calls[0].script != calls[1].script
+    client.redis.ping()  # the pool's connection is open: no reconnect will load anything
+    _partial_cache(client.settings, calls[1].script)
+    replies = run_scripts_replies(client.redis, calls)
+    assert isinstance(replies[0], ScriptCacheLost) and not isinstance(replies[1], Exception)
+    assert _ready(client) == [ids[1]]  # never [1, 0]
+    _clear(client)
+    calls, _ = _plan(client, [make_request("a", [2], unique=True), make_request("a", [3])])
+    client.redis.ping()
+    _partial_cache(client.settings, calls[1].script)
+    with pytest.raises(ScriptCacheLost):
+        run_scripts(client.redis, calls)
+
+
+def test_the_wire_ends_a_call_behind_a_later_call_on_its_keys(client: Client) -> None:
+    client.enqueue("a", ["warm"])  # the wire's kept connection is open: no reconnect will load anything
+    _clear(client)
+    requests = [make_request("a", [0], unique=True), make_request("a", [1])]
+    _partial_cache(client.settings, _plan(client, requests)[0][1].script)
+    with pytest.raises(ScriptCacheLost):
+        client.enqueue_many(requests)
+    assert [client.get_task(i).args for i in _ready(client)] == [[1]]  # never [1], [0]
+    _clear(client)
+    # Every script is loaded again: the next batch runs whole, in order.
+    ids = [h.id for h in client.enqueue_many([make_request("a", [2], unique=True), make_request("a", [3])])]
+    assert _ready(client) == ids
+
+
+def test_calls_on_other_keys_are_rerun(client: Client) -> None:
+    """A later call on another queue commutes with the missing one: re-run, nothing lost."""
+    requests = [make_request("a", [0], unique=True, queue="q1"), make_request("a", [1], queue="q2")]
+    calls, ids = _plan(client, requests)
+    client.redis.ping()
+    _partial_cache(client.settings, calls[1].script)
+    replies = run_scripts_replies(client.redis, calls)
+    assert not any(isinstance(r, Exception) for r in replies)
+    assert _ready(client, "q1") == [ids[0]] and _ready(client, "q2") == [ids[1]]
