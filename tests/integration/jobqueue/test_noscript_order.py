@@ -4,11 +4,14 @@ this module's own: it flushes scripts and restarts the server, which must not di
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import redis
+from jq_testing import wait_until
 
 from jobqueue import AsyncClient, Client, Settings, TaskStatus
 from jobqueue.broker.batch_enqueue import plan_enqueue
@@ -17,7 +20,7 @@ from jobqueue.broker.redis_io import run_scripts, run_scripts_replies
 from jobqueue.broker.script_cache import script_sha
 from jobqueue.broker.scripts import SCRIPT_NAMES, ScriptCall, script_source
 from jobqueue.embedded.redis_server import RedisServer
-from jobqueue.errors import ScriptCacheLost
+from jobqueue.errors import BrokerUnavailable, ScriptCacheLost
 from jobqueue.keys import QueueKeys
 
 pytestmark = pytest.mark.timeout(60)
@@ -195,3 +198,31 @@ def test_calls_on_other_keys_are_rerun(client: Client) -> None:
     replies = run_scripts_replies(client.redis, calls)
     assert not any(isinstance(r, Exception) for r in replies)
     assert _ready(client, "q1") == [ids[0]] and _ready(client, "q2") == [ids[1]]
+
+
+def _run_until_done(client: Client, count: int, tag: str) -> None:
+    """Enqueue ``count`` tasks (retrying what a Redis coming back refuses) and wait for all to succeed."""
+    ids: list[str] = []
+    for i in range(count):
+        for _ in range(200):
+            try:
+                ids.append(client.enqueue("add", [i, 1], headers={"round": tag}).id)
+                break
+            except BrokerUnavailable:
+                time.sleep(0.05)
+    wait_until(lambda: all(client.get_task(i).status is TaskStatus.SUCCESS for i in ids), timeout=30)
+
+
+def test_a_worker_keeps_working_across_a_script_flush_and_a_redis_restart(
+    own_server: RedisServer, client: Client, start_worker: Callable[..., Any]
+) -> None:
+    worker = start_worker("--pool", "thread", "--concurrency", "2")
+    _run_until_done(client, 10, "before")
+    client.redis.script_flush()  # under the worker's live connections
+    _run_until_done(client, 10, "flushed")
+    own_server.stop()
+    own_server.start()  # an empty server on the same port
+    _run_until_done(client, 10, "restarted")
+    client.redis.script_flush()
+    _run_until_done(client, 10, "flushed-again")
+    assert worker.process.poll() is None, worker.log()
