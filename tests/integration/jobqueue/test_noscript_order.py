@@ -4,9 +4,11 @@ this module's own: it flushes scripts and restarts the server, which must not di
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -226,3 +228,66 @@ def test_a_worker_keeps_working_across_a_script_flush_and_a_redis_restart(
     client.redis.script_flush()
     _run_until_done(client, 10, "flushed-again")
     assert worker.process.poll() is None, worker.log()
+
+
+def _key(i: int) -> str | None:
+    """A fresh unique key for two requests in three (a unique call each), none for the rest (plain)."""
+    return f"k{uuid.uuid4().hex}" if i % 3 else None
+
+
+def test_batches_keep_request_order_through_a_redis_restart_mid_stream(tmp_path: Path) -> None:
+    """A producer sends mixed batches while Redis restarts under it (AOF fsynced on every write, so
+    what Redis acknowledged survives; the cache of scripts does not), and another thread enqueues one
+    task at a time. Every batch that returned has its
+    queued tasks on the ready list in request order; one that raised BrokerUnavailable may be partly in."""
+    server = RedisServer(tmp_path / "redis", appendonly=True, appendfsync="always").start()
+    settings = Settings(redis_url=server.url, key_prefix="mid", socket_timeout_seconds=2.0)
+    client = Client(settings)
+    returned: list[list[str]] = []
+    refused = 0
+    stop = threading.Event()
+
+    def produce() -> None:
+        nonlocal refused
+        while not stop.is_set():
+            try:
+                handles = client.enqueue_many(
+                    [
+                        make_request("a", [i], unique_key=f"k{uuid.uuid4().hex}" if i % 3 else None)
+                        for i in range(7)
+                    ]
+                )
+            except BrokerUnavailable:
+                refused += 1
+                time.sleep(0.01)
+                continue
+            returned.append([h.id for h in handles])
+
+    def produce_one_by_one() -> None:
+        # Another producer of the process, on another queue: the old code loaded only the script its
+        # call met NOSCRIPT with, and a half-loaded cache put the batches' unique calls ahead.
+        while not stop.is_set():
+            try:
+                client.enqueue("a", ["alone"], queue="other")
+            except BrokerUnavailable:
+                time.sleep(0.01)
+
+    producers = [threading.Thread(target=p, daemon=True) for p in (produce, produce_one_by_one)]
+    try:
+        for producer in producers:
+            producer.start()
+        wait_until(lambda: len(returned) >= 20)
+        server.stop()
+        server.start()
+        count = len(returned)
+        wait_until(lambda: len(returned) >= count + 20, timeout=30)
+        stop.set()
+        for producer in producers:
+            producer.join(10)
+        position = {task_id: n for n, task_id in enumerate(_ready(client))}
+        for ids in returned:
+            assert [position[i] for i in ids] == sorted(position[i] for i in ids)
+    finally:
+        stop.set()
+        client.close()
+        server.stop()
