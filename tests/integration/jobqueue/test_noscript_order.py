@@ -291,3 +291,25 @@ def test_batches_keep_request_order_through_a_redis_restart_mid_stream(tmp_path:
         stop.set()
         client.close()
         server.stop()
+
+
+def test_a_user_refused_script_exists_still_connects_and_runs_scripts(own_server: RedisServer) -> None:
+    """An ACL without SCRIPT EXISTS: the connect-time check is skipped (logged), not fatal; scripts
+    are loaded on the first NOSCRIPT as before."""
+    name = f"u{uuid.uuid4().hex[:8]}"
+    admin = redis.Redis.from_url(own_server.url, decode_responses=True)
+    try:
+        admin.acl_setuser(
+            name, enabled=True, passwords=["+pw"], keys=["*"], commands=["+@all", "-script|exists"]
+        )
+        admin.script_flush()
+        url = own_server.url.replace("redis://", f"redis://{name}:pw@", 1)
+        limited = Client(Settings(redis_url=url, key_prefix=f"t{uuid.uuid4().hex[:10]}"))
+        try:
+            handles = limited.enqueue_many([make_request("a", [0], unique=True), make_request("a", [1])])
+            assert _ready(limited) == [h.id for h in handles]
+        finally:
+            limited.close()
+    finally:
+        admin.acl_deluser(name)
+        admin.close()
