@@ -64,6 +64,20 @@ class ReplicationIncomplete(BrokerUnavailable):
         self.wanted = wanted
 
 
+class ScriptCacheLost(BrokerUnavailable):
+    """A script call did not run: Redis lost its scripts (SCRIPT FLUSH on a live connection, a server
+    switched under a proxy) in the middle of the exchange that carried it, after a later call of that
+    exchange touching the same keys had run. Re-running it would have put it after that call, so it was
+    not re-run; the scripts are loaded again, and a retry runs it (as a new call, after the others)."""
+
+    def __init__(self, script: str) -> None:
+        super().__init__(
+            f"the {script!r} call did not run: Redis lost its scripts in the middle of the exchange, "
+            "after a later call on the same keys had run (not re-run, so as not to reorder them)"
+        )
+        self.script = script
+
+
 class TaskNotFound(JobQueueError, LookupError):
     """No task (or no result, once its TTL expired) exists with this id."""
 

@@ -5,7 +5,8 @@ A caller that finds no round trip in flight sends its calls at once; calls issue
 in flight (asyncio: also those issued in the same event-loop iteration) wait for it to end and then go
 together as the next pipeline of EVALSHA. Every caller still waits for its own replies, so a returned
 enqueue is as durable as before, and gets its own error: an error reply, or NOSCRIPT handled for the
-calls that met it, concerns only the caller whose call it was. A connection error that outlasts redis-py's
+calls that met it (see script_cache: re-run unless a later call on the same keys ran; else
+ScriptCacheLost), concerns only the caller whose call it was. A connection error that outlasts redis-py's
 retries ends every call of that round trip with BrokerUnavailable (each may or may not have run, as for
 any call whose reply was lost); the next round trip starts afresh.
 
@@ -33,7 +34,7 @@ from typing import Any
 import hiredis
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from jobqueue.broker.batch_enqueue import coalesce_calls, spread_replies
@@ -45,12 +46,14 @@ from jobqueue.broker.redis_io import (
     evalsha_command,
     fewest_confirmed,
     is_cluster,
+    load_all_scripts_async,
     routed_calls,
     script_sha,
     translated,
 )
+from jobqueue.broker.script_cache import is_noscript, plan_reruns
 from jobqueue.broker.script_wire import ScriptWire
-from jobqueue.broker.scripts import ScriptCall, script_source
+from jobqueue.broker.scripts import ScriptCall
 from jobqueue.errors import JobQueueError
 
 # hiredis' stub types the command as a 1-tuple; it takes any tuple of str, bytes, int and float.
@@ -160,13 +163,12 @@ class AsyncAutoPipeline:
     async def _pipeline(self, calls: list[ScriptCall]) -> list[Any]:
         """Every call's reply (an error reply in its place), NOSCRIPT resolved."""
         replies = await self._exchange(calls)
-        missing = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
-        if missing:
-            # Those calls did not run (Redis restarted or its scripts were flushed): load the scripts and
-            # re-run them, in their order, in one more round trip.
-            for name in {calls[i].script for i in missing}:
-                await self._redis.script_load(script_source(name))
-            rerun = await self._exchange([calls[i] for i in missing])
+        if any(is_noscript(r) for r in replies):
+            # Those calls did not run (the scripts were flushed under a live connection): load every
+            # script and re-run, in their order and in one more round trip, those that may run now.
+            await load_all_scripts_async(self._redis)
+            missing = plan_reruns(calls, replies)
+            rerun = await self._exchange([calls[i] for i in missing]) if missing else []
             for i, reply in zip(missing, rerun, strict=True):
                 replies[i] = reply
         return replies
@@ -215,14 +217,14 @@ class AsyncAutoPipeline:
         checked once every call ran: ReplicationIncomplete fails the whole round trip (every call of it
         ran on the primary but may not be on the replicas)."""
         replies, confirmed = await self._pipelined(calls)
-        missing = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
-        if missing:
-            for name in {calls[i].script for i in missing}:
-                await self._redis.script_load(script_source(name))
-            rerun, confirmed_rerun = await self._pipelined([calls[i] for i in missing])
-            for i, reply in zip(missing, rerun, strict=True):
-                replies[i] = reply
-            check_replicas(self._wait, confirmed_rerun)
+        if any(is_noscript(r) for r in replies):
+            await load_all_scripts_async(self._redis)
+            missing = plan_reruns(calls, replies)
+            if missing:
+                rerun, confirmed_rerun = await self._pipelined([calls[i] for i in missing])
+                for i, reply in zip(missing, rerun, strict=True):
+                    replies[i] = reply
+                check_replicas(self._wait, confirmed_rerun)
         check_replicas(self._wait, confirmed)
         return replies
 

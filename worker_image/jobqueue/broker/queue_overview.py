@@ -14,14 +14,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from redis.exceptions import NoScriptError
-
 from jobqueue.broker.aio import AsyncClient
 from jobqueue.broker.client import Client, QueueDepth
 from jobqueue.broker.live_state import QueueCounters
 from jobqueue.broker.raw_reads import read_many, read_many_async
-from jobqueue.broker.redis_io import script_sha, translate_errors
-from jobqueue.broker.scripts import script_source
+from jobqueue.broker.redis_io import load_all_scripts, load_all_scripts_async, script_sha
+from jobqueue.broker.script_cache import is_noscript
 from jobqueue.errors import JobQueueError
 from jobqueue.keys import QueueKeys
 
@@ -61,13 +59,9 @@ def _first_pass(prefix: str, queues: Sequence[str], with_counters: bool) -> list
 
 
 def _missing_script(replies: Sequence[Any]) -> bool:
-    """Whether Redis did not know the script (restarted, or its scripts flushed): load it, read again."""
-    # redis-py's parser (the asyncio read) raises NoScriptError without the code; our hiredis reader keeps
-    # the code at the head of the message.
-    return any(
-        isinstance(r, NoScriptError) or (isinstance(r, Exception) and str(r).startswith("NOSCRIPT"))
-        for r in replies
-    )
+    """Whether Redis did not know the script (its scripts flushed under a live connection): load every
+    script (never one alone: see script_cache), read again (a read of its own, re-run whole)."""
+    return any(is_noscript(r) for r in replies)
 
 
 def _checked(replies: list[Any]) -> list[Any]:
@@ -124,8 +118,7 @@ def read_queue_states(client: Client, queues: Sequence[str], with_counters: bool
         commands = _first_pass(prefix, chunk, with_counters)
         replies = read_many(client.redis, commands)
         if _missing_script(replies):
-            with translate_errors():
-                client.redis.script_load(script_source("queue_state"))
+            load_all_scripts(client.redis)
             replies = read_many(client.redis, commands)
         heads = _heads(prefix, chunk, _checked(replies))
         stamps = _checked(read_many(client.redis, [("HGET", key, "enqueued_at") for _, key in heads]))
@@ -144,8 +137,7 @@ async def read_queue_states_async(
         commands = _first_pass(prefix, chunk, with_counters)
         replies = await read_many_async(client.redis, commands)
         if _missing_script(replies):
-            with translate_errors():
-                await client.redis.script_load(script_source("queue_state"))
+            await load_all_scripts_async(client.redis)
             replies = await read_many_async(client.redis, commands)
         heads = _heads(prefix, chunk, _checked(replies))
         stamps = _checked(

@@ -1,24 +1,16 @@
-"""The boundary with redis-py: connections, EVALSHA with reload, and translation of driver errors."""
+"""The boundary with redis-py: script calls by EVALSHA (NOSCRIPT resolved without reordering an
+exchange: see script_cache), and translation of driver errors. Connections are built in connections.py."""
 
 from __future__ import annotations
 
 import contextlib
-import functools
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, cast
+from typing import Any
 
 import redis
 import redis.asyncio as aioredis
-from redis.asyncio.cluster import ClusterNode as AsyncClusterNode
-from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
-from redis.asyncio.retry import Retry as AsyncRetry
-from redis.asyncio.sentinel import Sentinel as AsyncSentinel
-from redis.asyncio.sentinel import SentinelConnectionPool as AsyncSentinelConnectionPool
-from redis.backoff import ExponentialBackoff
-from redis.cluster import ClusterNode, RedisCluster
 from redis.exceptions import (
     ClusterDownError,
     NoScriptError,
@@ -29,23 +21,36 @@ from redis.exceptions import (
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.retry import Retry
-from redis.sentinel import Sentinel, SentinelConnectionPool
 
 from jobqueue.broker.cluster_replica_wait import ClusterReplicaWait, RoutedCall
-from jobqueue.broker.scripts import SCRIPT_NAMES, ScriptCall, script_source
-from jobqueue.errors import BrokerUnavailable, ConfigurationError, JobQueueError, ReplicationIncomplete
-from jobqueue.redis_urls import RedisMode, RedisTarget, parse_redis_url, with_password
+from jobqueue.broker.connections import (
+    checkout,
+    checkout_async,
+    connect,
+    connect_async,
+    connect_cluster_node,
+    connect_cluster_node_async,
+    is_cluster,
+)
+from jobqueue.broker.script_cache import is_noscript, plan_reruns, script_load_commands, script_sha
+from jobqueue.broker.scripts import ScriptCall
+from jobqueue.errors import BrokerUnavailable, JobQueueError, ReplicationIncomplete
 from jobqueue.settings import Settings
+
+# Connections moved to connections.py; their names stay importable from here, where callers found them.
+__all__ = [
+    "checkout",
+    "checkout_async",
+    "connect",
+    "connect_async",
+    "connect_cluster_node",
+    "connect_cluster_node_async",
+    "is_cluster",
+    "script_sha",
+]
 
 CONNECTION_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 CLUSTER_DOWN_ERRORS = (ClusterDownError, SlotNotCoveredError, TryAgainError)
-
-
-@functools.cache
-def script_sha(name: str) -> str:
-    """SHA1 of a script, as Redis computes it for EVALSHA (cached: scripts never change at run time)."""
-    return hashlib.sha1(script_source(name).encode(), usedforsecurity=False).hexdigest()
 
 
 class _ErrorTranslation:
@@ -79,235 +84,6 @@ _TRANSLATION = _ErrorTranslation()
 def translate_errors() -> contextlib.AbstractContextManager[None]:
     """Turn redis-py errors into jobqueue errors at the boundary (``with translate_errors(): ...``)."""
     return _TRANSLATION
-
-
-def _options(settings: Settings) -> dict[str, Any]:
-    """Connection options shared by the sync and asyncio clients."""
-    return {
-        "decode_responses": True,
-        # RESP2 on every redis-py version: 8 speaks RESP3 by default, whose maps, sets and push messages
-        # change reply shapes the raw readers (read_many, the script wire, the recorder's XREADGROUP)
-        # and parsers rely on (a RESP3 map made the recorder fail on its first read).
-        "protocol": 2,
-        "socket_timeout": settings.socket_timeout_seconds,
-        "socket_connect_timeout": min(5.0, settings.socket_timeout_seconds),
-        "retry_on_error": [RedisConnectionError, RedisTimeoutError],
-        "health_check_interval": 30,
-    }
-
-
-def _sentinel_options(settings: Settings, target: RedisTarget) -> dict[str, Any]:
-    """Options for the connections to the sentinels themselves (not to the primary they name)."""
-    return {
-        "password": target.sentinel_password,
-        "ssl": target.tls,
-        "protocol": 2,  # as every other connection (see _options)
-        "socket_timeout": min(5.0, settings.socket_timeout_seconds),
-        "socket_connect_timeout": min(5.0, settings.socket_timeout_seconds),
-    }
-
-
-def _target(settings: Settings, url: str | None) -> RedisTarget:
-    """The deployment to connect to: ``url``, or JOBQUEUE_REDIS_URL with JOBQUEUE_REDIS_PASSWORD (which
-    belongs to that URL only, never to another one a caller names)."""
-    if url:
-        return parse_redis_url(url)
-    password = settings.redis_password.get_secret_value() if settings.redis_password is not None else None
-    return with_password(parse_redis_url(settings.redis_url.get_secret_value()), password)
-
-
-def _standalone_options(target: RedisTarget) -> dict[str, Any]:
-    """The password given apart from a redis:// URL (redis-py lets the URL's own win; with_password
-    refused one in both places)."""
-    return {"password": target.password} if target.password is not None else {}
-
-
-def _primary_options(target: RedisTarget) -> dict[str, Any]:
-    """Options for the connections to the primary a Sentinel names, or to a Cluster's nodes."""
-    options: dict[str, Any] = {"username": target.username, "password": target.password}
-    if target.tls:
-        options["ssl"] = True
-    return options
-
-
-def _bounded_pool_options(settings: Settings) -> dict[str, Any]:
-    """Options of a BlockingConnectionPool capped at JOBQUEUE_REDIS_MAX_CONNECTIONS: a caller that finds
-    every connection in use waits for one (up to the socket timeout, then a connection error the loops
-    back off from) instead of failing at once as redis-py's default pool does past its cap."""
-    return {"max_connections": settings.redis_max_connections, "timeout": settings.socket_timeout_seconds}
-
-
-class _BlockingSentinelPool(SentinelConnectionPool, redis.BlockingConnectionPool):  # type: ignore[misc]
-    """A Sentinel pool with JOBQUEUE_REDIS_MAX_CONNECTIONS' blocking cap: Sentinel's primary discovery
-    and failover checks (SentinelConnectionPool) over BlockingConnectionPool's wait for a free
-    connection. redis-py has no such class; the two only share ConnectionPool, so the MRO composes them."""
-
-    def disconnect(self, inuse_connections: bool = True) -> None:
-        """All connections, or (as Sentinel asks when the primary moved) the idle ones only:
-        BlockingConnectionPool's own disconnect takes no argument and always closes all of them."""
-        if inuse_connections:
-            super().disconnect()
-            return
-        with self.pool.mutex:  # the LifoQueue of idle connections (None: a free slot not yet connected)
-            idle = [connection for connection in self.pool.queue if connection is not None]
-        for connection in idle:
-            connection.disconnect()
-
-
-class _AsyncSentinelPool(AsyncSentinelConnectionPool):  # type: ignore[misc]  # redis-py: untyped
-    """A Sentinel pool that also closes its connections to the sentinels when its client closes (redis-py
-    leaves them open, and an event loop closed under them warns)."""
-
-    async def disconnect(self, inuse_connections: bool = True) -> None:
-        await super().disconnect(inuse_connections)
-        # Only on a full close (the client's aclose): a failover disconnects idle connections alone.
-        if inuse_connections:
-            for sentinel in self.sentinel_manager.sentinels:
-                await sentinel.aclose()
-
-
-class _AsyncBlockingSentinelPool(_AsyncSentinelPool, aioredis.BlockingConnectionPool):  # type: ignore[misc]
-    """The asyncio twin of _BlockingSentinelPool."""
-
-
-def connect(settings: Settings, url: str | None = None, single_connection: bool = False) -> redis.Redis:
-    """A sync Redis client for ``url`` (default: JOBQUEUE_REDIS_URL) of any form jobqueue.redis_urls
-    accepts; no I/O until first use. Connection errors are retried briefly; through Sentinel each retry
-    asks the sentinels for the current primary, so a failover needs no restart.
-
-    With ``settings.redis_max_connections`` set, a standalone or Sentinel client's pool is capped and a
-    caller past the cap waits for a free connection; a Cluster client caps each node's pool, where
-    redis-py fails a call past the cap at once (a connection error: BrokerUnavailable) instead of waiting.
-
-    ``single_connection`` pins every command to one connection (needed to know its CLIENT ID)."""
-    target = _target(settings, url)
-    retry = Retry(ExponentialBackoff(cap=1.0, base=0.05), 3)
-    capped = settings.redis_max_connections is not None
-    if target.mode is RedisMode.SENTINEL:
-        sentinel = Sentinel(list(target.nodes), sentinel_kwargs=_sentinel_options(settings, target))
-        pool = (_BlockingSentinelPool if capped else SentinelConnectionPool)(
-            target.service_name,
-            sentinel,
-            is_master=True,
-            db=target.db,
-            retry=retry,
-            **(_bounded_pool_options(settings) if capped else {}),
-            **_primary_options(target),
-            **_options(settings),
-        )
-        client = redis.Redis(connection_pool=pool, single_connection_client=single_connection)
-        client.auto_close_connection_pool = True  # as from_url does: close() releases the pool
-        return client
-    if target.mode is RedisMode.CLUSTER:
-        if single_connection:
-            raise ConfigurationError(
-                "this process needs one pinned Redis connection (the worker's idle wait), which a Redis "
-                "Cluster URL cannot give yet: run workers against a redis:// or redis+sentinel:// URL"
-            )
-        cluster = RedisCluster(
-            startup_nodes=[ClusterNode(host, port) for host, port in target.nodes],
-            retry=retry,
-            **({"max_connections": settings.redis_max_connections} if capped else {}),
-            **_primary_options(target),
-            **_options(settings),
-        )
-        # RedisCluster is not a redis.Redis subclass but offers the same command methods and pipelines
-        # that jobqueue calls (each keyed command routed to its slot's primary); the few places that
-        # reach under the client (ScriptWire, auto-pipelining, read_many, pinned connections) check for it.
-        return cast(redis.Redis, cluster)
-    options = {"retry": retry, **_standalone_options(target), **_options(settings)}
-    if not capped:
-        return redis.Redis.from_url(target.url, single_connection_client=single_connection, **options)
-    bounded = redis.BlockingConnectionPool.from_url(target.url, **_bounded_pool_options(settings), **options)
-    client = redis.Redis(connection_pool=bounded, single_connection_client=single_connection)
-    client.auto_close_connection_pool = True  # as from_url does: close() disconnects the pool
-    return client
-
-
-def connect_cluster_node(settings: Settings, host: str, port: int) -> redis.Redis:
-    """A client pinned to one connection to one node of the Redis Cluster JOBQUEUE_REDIS_URL names (with
-    its credentials and TLS), for a blocking command on keys of one slot (worker/cluster_wait.py)."""
-    target = _target(settings, None)
-    return redis.Redis(
-        host=host,
-        port=port,
-        single_connection_client=True,
-        retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 3),
-        **_primary_options(target),
-        **_options(settings),
-    )
-
-
-def connect_cluster_node_async(settings: Settings, host: str, port: int) -> aioredis.Redis:
-    """An asyncio client of one node of the Redis Cluster JOBQUEUE_REDIS_URL names (its credentials and
-    TLS), for commands that must share a connection on that node (a WAIT after writes)."""
-    target = parse_redis_url(settings.redis_url.get_secret_value())
-    return aioredis.Redis(
-        host=host,
-        port=port,
-        retry=AsyncRetry(ExponentialBackoff(cap=1.0, base=0.05), 3),
-        **_primary_options(target),
-        **_options(settings),
-    )
-
-
-def connect_async(settings: Settings, url: str | None = None) -> aioredis.Redis:
-    """An asyncio Redis client (no I/O until first use), for the same URL forms as ``connect`` and capped
-    as it is."""
-    target = _target(settings, url)
-    retry = AsyncRetry(ExponentialBackoff(cap=1.0, base=0.05), 3)
-    capped = settings.redis_max_connections is not None
-    if target.mode is RedisMode.SENTINEL:
-        sentinel = AsyncSentinel(list(target.nodes), sentinel_kwargs=_sentinel_options(settings, target))
-        pool = (_AsyncBlockingSentinelPool if capped else _AsyncSentinelPool)(
-            target.service_name,
-            sentinel,
-            is_master=True,
-            db=target.db,
-            retry=retry,
-            **(_bounded_pool_options(settings) if capped else {}),
-            **_primary_options(target),
-            **_options(settings),
-        )
-        return aioredis.Redis.from_pool(pool)  # aclose() releases the pool (and the sentinel clients)
-    if target.mode is RedisMode.CLUSTER:
-        cluster = AsyncRedisCluster(
-            startup_nodes=[AsyncClusterNode(host, port) for host, port in target.nodes],
-            retry=retry,
-            **({"max_connections": settings.redis_max_connections} if capped else {}),
-            **_primary_options(target),
-            **_options(settings),
-        )
-        return cast(aioredis.Redis, cluster)  # same command surface: see connect()
-    options = {"retry": retry, **_standalone_options(target), **_options(settings)}
-    if not capped:
-        return aioredis.Redis.from_url(target.url, **options)
-    bounded = aioredis.BlockingConnectionPool.from_url(
-        target.url, **_bounded_pool_options(settings), **options
-    )
-    return aioredis.Redis.from_pool(bounded)
-
-
-def is_cluster(conn: redis.Redis | aioredis.Redis) -> bool:
-    """Whether ``conn`` is a Redis Cluster client (its commands are routed by slot, it has no one pool)."""
-    return isinstance(conn, RedisCluster | AsyncRedisCluster)
-
-
-def checkout(pool: Any, command: str = "PING") -> Any:
-    """A connection from a redis-py pool on every supported version: before 5.3 ``get_connection``
-    requires a command name (later versions deprecate passing one). Give it back with ``pool.release``."""
-    try:
-        return pool.get_connection()
-    except TypeError:
-        return pool.get_connection(command)
-
-
-async def checkout_async(pool: Any, command: str = "PING") -> Any:
-    """The asyncio twin of ``checkout``."""
-    try:
-        return await pool.get_connection()
-    except TypeError:
-        return await pool.get_connection(command)
 
 
 @dataclass(frozen=True)
@@ -357,8 +133,9 @@ def fewest_confirmed(confirmations: Sequence[Any]) -> Any:
 
 
 def run_script(conn: redis.Redis, call: ScriptCall, wait: ReplicaWait | None = None) -> Any:
-    """EVALSHA one script call, loading the script first if Redis does not know it (e.g. after a restart).
-    With ``wait``, the call and a WAIT go in one pipeline (one connection, so WAIT covers the call)."""
+    """EVALSHA one script call; if Redis does not know the script (e.g. its scripts were flushed), load
+    every script (see script_cache) and run the call again. With ``wait``, the call and a WAIT go in one
+    pipeline (one connection, so WAIT covers the call)."""
     if wait is not None:
         return run_scripts(conn, [call], wait)[0]
     sha = script_sha(call.script)
@@ -366,14 +143,16 @@ def run_script(conn: redis.Redis, call: ScriptCall, wait: ReplicaWait | None = N
         try:
             return conn.evalsha(sha, len(call.keys), *call.keys, *call.args)
         except NoScriptError:
-            conn.script_load(script_source(call.script))
+            # The only call of its exchange: nothing ran after it, so running it now keeps every order.
+            load_all_scripts(conn)
             return conn.evalsha(sha, len(call.keys), *call.keys, *call.args)
 
 
 def run_scripts(conn: redis.Redis, calls: Sequence[ScriptCall], wait: ReplicaWait | None = None) -> list[Any]:
     """Run many script calls in one round trip (a non-transactional pipeline).
 
-    Calls that failed with NOSCRIPT did not run, so they alone are re-run after loading the scripts.
+    Calls that met NOSCRIPT did not run: every script is loaded again and they are re-run, unless a
+    later call on the same keys ran already (then ScriptCacheLost, a BrokerUnavailable: see script_cache).
     With ``wait``, a WAIT follows the calls on the pipeline's connection; ReplicationIncomplete when fewer
     replicas confirmed in time (the calls did run on the primary).
     """
@@ -402,16 +181,17 @@ def run_scripts_replies(
         return []
     with translate_errors():
         results, confirmed = _pipelined_scripts(conn, calls, wait)
-        missing = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
-        if missing:
-            for name in {calls[i].script for i in missing}:
-                conn.script_load(script_source(name))
-            # Those calls did not run: re-run in one more round trip, with a WAIT of their own (the first
-            # one did not cover them). A second NOSCRIPT (scripts flushed again) stays an error in place.
-            rerun, confirmed_rerun = _pipelined_scripts(conn, [calls[i] for i in missing], wait)
-            for i, result in zip(missing, rerun, strict=True):
-                results[i] = result
-            check_replicas(wait, confirmed_rerun)
+        if any(is_noscript(r) for r in results):
+            load_all_scripts(conn)
+            # Those calls did not run: re-run the ones rerun_plan allows in one more round trip, with a
+            # WAIT of their own (the first one did not cover them). A second NOSCRIPT (scripts flushed
+            # again) stays an error in place.
+            missing = plan_reruns(calls, results)
+            if missing:
+                rerun, confirmed_rerun = _pipelined_scripts(conn, [calls[i] for i in missing], wait)
+                for i, result in zip(missing, rerun, strict=True):
+                    results[i] = result
+                check_replicas(wait, confirmed_rerun)
         # Checked once every call ran: a ReplicationIncomplete means all of them did, on the primary.
         check_replicas(wait, confirmed)
         return results
@@ -469,12 +249,32 @@ async def run_script_async(conn: aioredis.Redis, call: ScriptCall) -> Any:
         try:
             return await conn.evalsha(sha, len(call.keys), *call.keys, *call.args)
         except NoScriptError:
-            await conn.script_load(script_source(call.script))
+            await load_all_scripts_async(conn)
             return await conn.evalsha(sha, len(call.keys), *call.keys, *call.args)
 
 
 def load_all_scripts(conn: redis.Redis) -> None:
-    """SCRIPT LOAD every script, so pipelines of EVALSHA never meet NOSCRIPT in normal operation."""
+    """Load every script, in one MULTI/EXEC (on Cluster: each script on every primary), so no client
+    finds some of them known and others not (see script_cache)."""
     with translate_errors():
-        for name in SCRIPT_NAMES:
-            conn.script_load(script_source(name))
+        if is_cluster(conn):
+            for command in script_load_commands():
+                conn.execute_command(*command)
+            return
+        pipe = conn.pipeline(transaction=True)
+        for command in script_load_commands():
+            pipe.execute_command(*command)
+        pipe.execute()
+
+
+async def load_all_scripts_async(conn: aioredis.Redis) -> None:
+    """The asyncio twin of load_all_scripts."""
+    with translate_errors():
+        if is_cluster(conn):
+            for command in script_load_commands():
+                await conn.execute_command(*command)
+            return
+        pipe = conn.pipeline(transaction=True)
+        for command in script_load_commands():
+            pipe.execute_command(*command)
+        await pipe.execute()

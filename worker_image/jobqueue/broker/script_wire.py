@@ -14,9 +14,10 @@ health checks stay redis-py's. What it adds:
   on any error while sending or reading, and the next use reconnects, so a half-read reply can never be
   read as the answer to another call;
 - in a forked child the parent's connections are dropped, not shared;
-- ``NOSCRIPT`` replies (the server restarted or was flushed) load the script and re-run those calls
-  (they did not run); other error replies are raised once every reply has been read, so the connection
-  stays in step;
+- ``NOSCRIPT`` replies (scripts flushed under a live connection: a new connection loads them before its
+  first call) load every script and re-run the calls that did not run, unless a later call on the same
+  keys ran already (see script_cache: never re-run out of order); other error replies are raised once
+  every reply has been read, so the connection stays in step;
 - a connection or timeout error hands the whole exchange to ``redis_io.run_scripts``, redis-py's ordinary
   path with its retries. That re-sends calls that may have run already, exactly as redis-py's retry does:
   only scripts that are idempotent when re-sent may be run here (both enqueue scripts are: see their
@@ -43,11 +44,13 @@ from jobqueue.broker.redis_io import (
     ReplicaWait,
     checkout,
     is_cluster,
+    load_all_scripts,
     run_script,
     run_scripts_replies,
     script_sha,
     translate_errors,
 )
+from jobqueue.broker.script_cache import is_noscript, plan_reruns
 from jobqueue.broker.scripts import ScriptCall
 
 
@@ -103,7 +106,7 @@ class ScriptWire:
         replies = self.run_replies(calls)
         with translate_errors():
             for reply in replies:
-                if isinstance(reply, ResponseError):
+                if isinstance(reply, Exception):  # an error reply, or ScriptCacheLost
                     raise reply
         return replies
 
@@ -136,12 +139,15 @@ class ScriptWire:
                 self._put_back(connection)
                 raise
             self._put_back(connection)
-            missing = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
-            if missing:
-                # Load the scripts and re-run those calls (they did not run) in one exchange, in order.
-                rerun = run_scripts_replies(self._redis, [sent[i] for i in missing])
-                for i, reply in zip(missing, rerun, strict=True):
-                    replies[i] = reply
+            if any(is_noscript(r) for r in replies):
+                # Load every script and re-run, in one exchange and in order, the calls that did not run
+                # and may run now without coming after a later call on their keys (see script_cache).
+                load_all_scripts(self._redis)
+                missing = plan_reruns(sent, replies)
+                if missing:
+                    rerun = run_scripts_replies(self._redis, [sent[i] for i in missing])
+                    for i, reply in zip(missing, rerun, strict=True):
+                        replies[i] = reply
             return replies
 
     def run_one(self, call: ScriptCall) -> Any:
@@ -164,8 +170,10 @@ class ScriptWire:
                 )
                 reply = connection.read_response()
             except NoScriptError:
-                # The reply was read: the connection is in step. The call did not run; load and run it.
+                # The reply was read: the connection is in step. The call did not run, and it was the
+                # only one of its exchange: load every script and run it.
                 self._put_back(connection)
+                load_all_scripts(self._redis)
                 return run_script(self._redis, call)
             except ResponseError:
                 self._put_back(connection)
