@@ -15,6 +15,7 @@ from redis.asyncio.sentinel import SentinelConnectionPool as AsyncSentinelConnec
 from redis.backoff import ExponentialBackoff
 from redis.cluster import ClusterNode, RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisClusterException
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelConnectionPool
@@ -35,6 +36,25 @@ def _loading_async(pool: Any) -> Any:
     """The asyncio twin of ``_loading``."""
     pool.connection_class = with_script_loading_async(pool.connection_class)
     return pool
+
+
+def _sync_cluster(tls: bool, **options: Any) -> RedisCluster:
+    """A sync RedisCluster whose every node's connections load the scripts on connect (a promoted
+    replica's cache is empty). redis-py 5.0's cluster cannot take a connection class (its nodes are built
+    as ``Redis(host, port, **options)``, which refuses one): there the pools of the nodes found at start,
+    replicas included, are switched after the fact and their first connections dropped, and a node found
+    later relies on the NOSCRIPT fallback (script_cache)."""
+    connection_class = with_script_loading(redis.SSLConnection if tls else redis.Connection)
+    try:
+        return RedisCluster(connection_class=connection_class, **options)
+    except RedisClusterException as exc:
+        if "connection_class" not in str(exc):
+            raise
+    cluster = RedisCluster(**options)
+    for node in cluster.get_nodes():
+        if node.redis_connection is not None:
+            _loading(node.redis_connection.connection_pool).disconnect()
+    return cluster
 
 
 def _options(settings: Settings) -> dict[str, Any]:
@@ -160,14 +180,13 @@ def connect(settings: Settings, url: str | None = None, single_connection: bool 
                 "this process needs one pinned Redis connection (the worker's idle wait), which a Redis "
                 "Cluster URL cannot give yet: run workers against a redis:// or redis+sentinel:// URL"
             )
-        cluster = RedisCluster(
+        cluster = _sync_cluster(
             startup_nodes=[ClusterNode(host, port) for host, port in target.nodes],
             retry=retry,
-            # Every node's connections load the scripts on connect (a promoted replica's cache is empty).
-            connection_class=with_script_loading(redis.SSLConnection if target.tls else redis.Connection),
             **({"max_connections": settings.redis_max_connections} if capped else {}),
             **_primary_options(target),
             **_options(settings),
+            tls=target.tls,
         )
         # RedisCluster is not a redis.Redis subclass but offers the same command methods and pipelines
         # that jobqueue calls (each keyed command routed to its slot's primary); the few places that

@@ -113,34 +113,36 @@ async def load_on_connection_async(connection: Any) -> None:
             log.warning("could not load the scripts on connect: %s", failure)
 
 
+def _connect_hook(connection_class: type[Any]) -> str:
+    # redis-py 5.3+ runs on_connect_check_health on every connect (on_connect only wraps it); older
+    # releases run on_connect itself.
+    return "on_connect_check_health" if hasattr(connection_class, "on_connect_check_health") else "on_connect"
+
+
 @functools.cache
 def with_script_loading(connection_class: type[Any]) -> type[Any]:
     """A subclass of a redis-py (sync) connection class whose every connect loads the scripts."""
+    hook = _connect_hook(connection_class)
+    handshake = getattr(connection_class, hook)
 
-    def on_connect_check_health(self: Any, check_health: bool = True) -> None:
-        connection_class.on_connect_check_health(self, check_health=check_health)
+    def on_connect(self: Any, *args: Any, **kwargs: Any) -> None:
+        handshake(self, *args, **kwargs)
         load_on_connection(self)
 
-    return type(
-        f"ScriptLoading{connection_class.__name__}",
-        (connection_class,),
-        {"on_connect_check_health": on_connect_check_health},
-    )
+    return type(f"ScriptLoading{connection_class.__name__}", (connection_class,), {hook: on_connect})
 
 
 @functools.cache
 def with_script_loading_async(connection_class: type[Any]) -> type[Any]:
     """The asyncio twin of ``with_script_loading``."""
+    hook = _connect_hook(connection_class)
+    handshake = getattr(connection_class, hook)
 
-    async def on_connect_check_health(self: Any, check_health: bool = True) -> None:
-        await connection_class.on_connect_check_health(self, check_health=check_health)
+    async def on_connect(self: Any, *args: Any, **kwargs: Any) -> None:
+        await handshake(self, *args, **kwargs)
         await load_on_connection_async(self)
 
-    return type(
-        f"ScriptLoading{connection_class.__name__}",
-        (connection_class,),
-        {"on_connect_check_health": on_connect_check_health},
-    )
+    return type(f"ScriptLoading{connection_class.__name__}", (connection_class,), {hook: on_connect})
 
 
 def script_load_commands() -> list[tuple[str, ...]]:
