@@ -154,11 +154,15 @@ def rows(records: Sequence[Mapping[str, Any]]) -> list[list[str]]:
 
 def section(records: Sequence[Mapping[str, Any]]) -> str:
     """The generated text between the summary markers."""
-    loads = "; ".join(f"`{r['step']}` {r['date']}, load average {r['load']}" for r in records) or "none yet"
+    runs = [f"- `{r['step']}`: `{r.get('command', '?')}`, {r['date']}, load average {r.get('load', '?')}"
+            for r in sorted(records, key=lambda r: str(r.get("step")))]  # fmt: skip
     return (
         "Composed by `python -m bench.summary` (the last step of `make bench`) from each step's latest "
-        f"run ({loads}). Each row links to its section; the run column says when its figures were "
-        "measured.\n\n" + markdown(rows(records)) + "\n"
+        "run; each row links to its section, the run column says which run its figures came from.\n\n"
+        + markdown(rows(records))
+        + "\n\nThe runs:\n\n"
+        + ("\n".join(runs) if runs else "- none yet")
+        + "\n"
     )
 
 

@@ -95,7 +95,10 @@ def test_a_broken_or_foreign_file_is_skipped_and_the_markers_are_replaced(tmp_pa
     text = docs.read_text()
     assert "\nold\n" not in text and text.endswith(f"{summary.SUMMARY_END}\n\n## Next\n")
     assert "| [cold start, default worker command](#cold-start) | 0.40 s |" in text
-    assert "`cold_start` 2026-12-07 06:00 UTC, load average 1.0 at start, 2.0 at end" in text
+    assert (
+        "- `cold_start`: `python -m bench.cold_start`, 2026-12-07 06:00 UTC, load average 1.0 at start"
+        in text
+    )
 
 
 def test_each_step_is_timed_and_listed_in_the_order_make_bench_ran_it(
