@@ -97,3 +97,16 @@ def test_the_summary_comes_first_and_the_history_last() -> None:
     sections = [line[3:] for line in _outside_code(PAGE.read_text()) if line.startswith("## ")]
     assert sections[:3] == ["Summary", "How to run", "What is measured"]
     assert sections[-1] == "Appendix: development history"
+
+
+def test_how_to_run_lists_every_step_of_make_bench_in_its_order() -> None:
+    recipe = (ROOT / "Makefile").read_text().partition("\nbench: deps\n")[2].split("\n\n")[0]
+    steps = []
+    for line in recipe.splitlines():
+        command = re.sub(r"^\t(\$\(BENCH_STEP\) )?\$\(PY\) -m ", "python -m ", line)
+        steps.append(re.sub(r" \$\([A-Z_]+\)", "", command))
+    assert steps[0] == "python -m bench" and steps[-1] == "python -m bench.summary"
+    how_to_run = PAGE.read_text().partition("## How to run")[2].partition("\n## ")[0]
+    where = [how_to_run.find(f"`{step}`") for step in steps]
+    assert [s for s, at in zip(steps, where, strict=True) if at < 0] == []
+    assert where == sorted(where)
