@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import os
 import platform
+import shlex
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -149,7 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     meta: dict[str, object] = {
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "command": "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": "python -m bench " + shlex.join(argv if argv is not None else sys.argv[1:]),
         "machine": machine(),
         "redis": redis_version,
         "load": f"{load_start[0]:.1f} at start, {os.getloadavg()[0]:.1f} at end",

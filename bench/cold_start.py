@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -150,7 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         server.stop()
     load = f"{load_start:.1f} at start, {os.getloadavg()[0]:.1f} at end"
-    command = "python -m bench.cold_start " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python -m bench.cold_start " + shlex.join(argv if argv is not None else sys.argv[1:])
     section = (
         f"Measured {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC with `{command.strip()}`, load average "
         f"{load}; {args.rounds} interleaved rounds (order rotated), one task each, from starting the "

@@ -20,6 +20,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -131,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
             conn.close()
             server.stop()
     load = f"{load_start:.1f} at start, {os.getloadavg()[0]:.1f} at end"
-    command = "python -m bench.concurrent_enqueue " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python -m bench.concurrent_enqueue " + shlex.join(argv if argv is not None else sys.argv[1:])
     section = (
         f"Measured {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC with `{command.strip()}`, load average "
         f"{load}; {args.tasks:,} tasks per run, medians (min-max) of {args.rounds} round(s), variants "

@@ -19,6 +19,7 @@ import argparse
 import dataclasses
 import datetime as dt
 import os
+import shlex
 import statistics
 import sys
 from collections.abc import Sequence
@@ -125,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         server.stop()
         os.environ.pop(BURN_MS_ENV, None)  # the caller's later workers (a test session) burn nothing
     load = f"{load_start:.1f} at start, {os.getloadavg()[0]:.1f} at end"
-    command = "python -m bench.cpu_bound " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python -m bench.cpu_bound " + shlex.join(argv if argv is not None else sys.argv[1:])
     section = (
         f"Measured {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC with `{command.strip()}`, load average "
         f"{load}; {args.tasks:,} pre-loaded tasks of {args.burn_ms:g} ms CPU per run, bound "

@@ -20,6 +20,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -178,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rates = measure(systems, kinds, args.tasks, args.rounds, out)
     load_end = os.getloadavg()[0]
     commands = "; ".join(f"`{SETTINGS[s].describe}`" for s in systems)
-    command = ("python -m bench.io_bound " + " ".join(argv if argv is not None else sys.argv[1:])).strip()
+    command = ("python -m bench.io_bound " + shlex.join(argv if argv is not None else sys.argv[1:])).strip()
     section = (
         f"Measured {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC with `{command}`, load average "
         f"{load_start:.1f} at start, {load_end:.1f} at end. Tasks/s, median (min-max) of {args.rounds} "

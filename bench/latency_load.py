@@ -22,6 +22,7 @@ import datetime as dt
 import json
 import math
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -269,7 +270,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     load_end = os.getloadavg()[0]
     table = markdown(rows(systems, maxima, loads))
     date = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    command = "python -m bench.latency_load " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python -m bench.latency_load " + shlex.join(argv if argv is not None else sys.argv[1:])
     section = (
         f"Measured {date} with `{command}`, load average {load_start:.1f} at start, {load_end:.1f} at end; "
         f"medians of {args.rounds} round(s), (min-max); {args.seconds:g} s per load; max = the default "

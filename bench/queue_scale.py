@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import shlex
 import statistics
 import sys
 import tempfile
@@ -141,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
             client.close()
             server.stop()
     load = f"{load_start:.1f} at start, {os.getloadavg()[0]:.1f} at end"
-    command = "python -m bench.queue_scale " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python -m bench.queue_scale " + shlex.join(argv if argv is not None else sys.argv[1:])
     section = (
         f"Measured {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC with `{command.strip()}`, load average "
         f"{load}; medians of {args.repeats}, the API in-process, one dedicated redis-server.\n\n"

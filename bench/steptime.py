@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -27,7 +28,7 @@ def shown(command: Sequence[str]) -> str:
     words = list(command)
     if words and Path(words[0]).name.startswith("python"):
         words[0] = "python"
-    return " ".join(words)
+    return shlex.join(words)
 
 
 def note(directory: Path, command: str, seconds: float, status: int) -> None:

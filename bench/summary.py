@@ -17,6 +17,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import shlex
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -222,7 +223,7 @@ def publish(
     directory: Path,
 ) -> Path:
     """Save a step's headline figures; ``argv`` as the step was called (None: this process's)."""
-    command = f"python -m {module} " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = f"python -m {module} " + shlex.join(argv if argv is not None else sys.argv[1:])
     return save(step_record(step, command.strip(), load_text, headlines), directory)
 
 

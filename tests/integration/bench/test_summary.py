@@ -117,5 +117,6 @@ def test_each_step_is_timed_and_listed_in_the_order_make_bench_ran_it(
     steps = docs.read_text().partition(start)[2].partition(end)[0]
     rows = [line for line in steps.splitlines() if line.startswith("| `python -c")]
     assert len(rows) == 2
-    assert rows[0].startswith("| `python -c import sys; sys.exit(3)` | ") and "(failed, exit 3)" in rows[0]
+    # Shown as it can be run again: the interpreter as `python`, the arguments shell-quoted.
+    assert rows[0].startswith("| `python -c 'import sys; sys.exit(3)'` | ") and "(failed, exit 3)" in rows[0]
     assert rows[1].startswith("| `python -c pass` | ") and " s | " in rows[1]
