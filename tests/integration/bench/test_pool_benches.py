@@ -6,10 +6,12 @@ writes its table between its markers of a copy of the docs and saves its headlin
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 from bench import cold_start, cpu_bound, summary
+from bench.peers_env import is_installed
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -101,3 +103,29 @@ def _between(docs: Path, markers: tuple[str, str]) -> str:
     text = docs.read_text()
     assert "old table" not in text and text.endswith("\n\nafter\n")
     return text.partition(markers[0])[2].partition(markers[1])[0]
+
+
+@pytest.mark.timeout(600)
+def test_the_peers_rows_of_both_steps_feed_the_summary(tmp_path: Path) -> None:
+    """Huey and Dramatiq beside jobqueue, tiny: their rows are measured, and the summary names the best
+    peer of each step (the peers' venv is built here under CI, else a loud skip when missing)."""
+    if not is_installed("peers") and os.environ.get("CI") != "true":
+        pytest.skip("PEER VENV 'peers' NOT INSTALLED: run `make bench` once (CI builds it)")
+    docs = _docs(tmp_path, cold_start.DOCS_MARKERS)
+    start, end = cpu_bound.DOCS_MARKERS
+    docs.write_text(docs.read_text() + f"\n{start}\nold table\n{end}\n\nafter\n")
+    systems = ["--systems", "jobqueue,huey,dramatiq"]
+    assert (
+        cold_start.main([*systems, "--rounds", "1", "--out", str(tmp_path), *_outputs(tmp_path, docs)]) == 0
+    )
+    cpu_args = ["--tasks", "40", "--rounds", "1", "--burn-ms", "1", "--out", str(tmp_path)]
+    assert cpu_bound.main([*systems, *cpu_args, *_outputs(tmp_path, docs)]) == 0
+    for markers in (cold_start.DOCS_MARKERS, cpu_bound.DOCS_MARKERS):
+        table = _between(docs, markers)
+        assert "| huey | `huey_consumer" in table and "| dramatiq | `dramatiq" in table and "n/a" not in table
+    assert summary.main(["--summary-dir", str(tmp_path / "summary"), "--docs", str(docs)]) == 0
+    rows = _between(docs, (summary.SUMMARY_START, summary.SUMMARY_END)).splitlines()
+    for title in ("[CPU-bound", "[cold start"):
+        (row,) = [line for line in rows if line.startswith(f"| {title}")]
+        peer = row.split(" | ")[2]
+        assert peer in ("huey", "dramatiq") and row.split(" | ")[4].endswith(("x", "(lower is better)"))
