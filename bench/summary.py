@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import math
 import os
 import shlex
 import sys
@@ -103,13 +104,41 @@ def load(directory: Path) -> list[dict[str, Any]]:
         except (OSError, ValueError):
             print(f"bench.summary: skipped unreadable {path}", file=sys.stderr)
             continue
-        if isinstance(record, dict) and isinstance(record.get("rows"), list):
-            fields = ("key", "jobqueue", "unit", "target", "met", "peer", "peer_value", "lower_is_better")
-            record["rows"] = [
-                r for r in record["rows"] if isinstance(r, dict) and all(f in r for f in fields)
-            ]
-            records.append(record)
+        if not (isinstance(record, dict) and isinstance(record.get("rows"), list)):
+            continue
+        if not all(isinstance(record.get(f), str) for f in ("step", "date", "command", "load")):
+            continue
+        record["rows"] = [r for r in record["rows"] if _valid_row(r)]
+        records.append(record)
     return records
+
+
+def _number(value: object) -> bool:
+    """A figure the table can print: None, or a finite int or float (not a bool, not 10**400)."""
+    if value is None:
+        return True
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
+
+
+def _valid_row(row: object) -> bool:
+    """A headline row as ``headline()`` makes it; anything else (an edited or foreign file) is left out."""
+    if not isinstance(row, dict):
+        return False
+    return (
+        isinstance(row.get("key"), str)
+        and _number(row.get("jobqueue"))
+        and _number(row.get("peer_value"))
+        and isinstance(row.get("unit"), str)
+        and isinstance(row.get("target"), str)
+        and row.get("met") in (True, False, None)
+        and (row.get("peer") is None or isinstance(row.get("peer"), str))
+        and isinstance(row.get("lower_is_better"), bool)
+    )
 
 
 def figure(value: float | None, unit: str) -> str:

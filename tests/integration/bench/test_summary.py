@@ -89,12 +89,27 @@ def test_a_broken_or_foreign_file_is_skipped_and_the_markers_are_replaced(tmp_pa
     (directory / "half.json").write_text('{"step": "io_bound", "rows": [')  # an interrupted write
     (directory / "list.json").write_text("[1, 2]")
     (directory / "hostile.json").write_text(json.dumps({"step": "x\u0000", "rows": "not a list"}))
+    bad_rows = [
+        {**headlines.cpu_bound({"jobqueue": 1.0}, 1000.0)[0], "jobqueue": 10**400},  # no float holds it
+        {**headlines.io_bound({"sleep": {"jobqueue": 1.0}})[0], "met": "maybe"},
+        {**headlines.io_bound({"http": {"jobqueue": 1.0}})[0], "jobqueue": True},
+        {**headlines.concurrent_enqueue({"jobqueue-async": 1.0})[0], "jobqueue": float("nan")},
+    ]
+    summary.save(_record("hostile_rows", "2026-12-07 07:00 UTC", bad_rows), directory)
     docs = tmp_path / "benchmarks.md"
     docs.write_text(f"# B\n\n{summary.SUMMARY_START}\nold\n{summary.SUMMARY_END}\n\n## Next\n")
     assert summary.main(["--summary-dir", str(directory), "--docs", str(docs)]) == 0
     text = docs.read_text()
     assert "\nold\n" not in text and text.endswith(f"{summary.SUMMARY_END}\n\n## Next\n")
     assert "| [cold start, default worker command](#cold-start) | 0.40 s |" in text
+    for title in (
+        "CPU-bound",
+        "I/O-bound: 50 ms asyncio.sleep",
+        "I/O-bound: 50 ms HTTP GET",
+        "100 concurrent",
+    ):
+        (line,) = [line for line in text.splitlines() if line.startswith(f"| [{title}")]
+        assert "| not measured yet |" in line
     assert (
         "- `cold_start`: `python -m bench.cold_start`, 2026-12-07 06:00 UTC, load average 1.0 at start"
         in text
