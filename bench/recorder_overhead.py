@@ -397,9 +397,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None, help="also write the result here")
     parser.add_argument("--docs", type=Path, default=REPO_ROOT / "docs" / "benchmarks.md")
     parser.add_argument("--no-docs", action="store_true", help="print only; leave docs/ alone")
-    parser.add_argument(
-        "--summary-dir", type=Path, default=None, help="headline figures (default: beside --docs)"
-    )
+    parser.add_argument("--summary-dir", type=Path, default=None, help="default: beside --docs")
     args = parser.parse_args(argv)
     record_env = {}
     for item in args.record:
@@ -459,14 +457,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.docs.write_text(replace_results(current, section, DOCS_MARKERS))
             load = "after: " + ", ".join(f"{x:.1f}" for x in result["load_average_after"])
             figures = headlines.recorder_overhead(result["targets"])
-            publish(
-                "recorder_overhead",
-                "bench.recorder_overhead",
-                argv,
-                load,
-                figures,
-                directory_for(args.docs, args.summary_dir),
-            )
+            where = directory_for(args.docs, args.summary_dir)
+            publish("recorder_overhead", "bench.recorder_overhead", argv, load, figures, where)
         if args.json:
             args.json.write_text(json.dumps({**result, "raw": [asdict(r) for r in rounds]}, indent=2))
     finally:
