@@ -83,20 +83,26 @@ soak: deps
 # Peer queues go into their own venv (bench/.venv-peers, created by the harness), never into $(VENV).
 # Options pass through, e.g. make bench BENCH_ARGS="--systems jobqueue,huey --tasks 2000"
 #                          SUITE_ARGS="--sections depth --depths 1000,100000"
-# Each step prints its progress; the defaults took ~35 minutes on 2 busy cores (docs/benchmarks.md).
+# Each step prints its progress, writes its tables and saves its headline figures (bench/results/summary/);
+# BENCH_STEP notes how long it took. The last step composes the summary and the step times into
+# docs/benchmarks.md ("Summary", "How to run").
+BENCH_STEP := $(PY) -m bench.steptime --
 bench: deps
-	$(PY) -m bench $(BENCH_ARGS)
-	$(PY) -m bench.jobqueue_suite $(SUITE_ARGS)
-	$(PY) -m bench.flow_cost
-	$(PY) -m bench.recorder_overhead
-	$(PY) -m bench.replica_wait
-	$(PY) -m bench.replica_wait --cluster
-	$(PY) -m bench.concurrent_enqueue
-	$(PY) -m bench.queue_scale --old
-	$(PY) -m bench.scale_costs
-	$(PY) -m bench.cluster_scale
-	$(PY) -m bench.io_bound
-	$(PY) -m bench.latency_load
+	$(BENCH_STEP) $(PY) -m bench $(BENCH_ARGS)
+	$(BENCH_STEP) $(PY) -m bench.jobqueue_suite $(SUITE_ARGS)
+	$(BENCH_STEP) $(PY) -m bench.flow_cost
+	$(BENCH_STEP) $(PY) -m bench.recorder_overhead
+	$(BENCH_STEP) $(PY) -m bench.replica_wait
+	$(BENCH_STEP) $(PY) -m bench.replica_wait --cluster
+	$(BENCH_STEP) $(PY) -m bench.concurrent_enqueue
+	$(BENCH_STEP) $(PY) -m bench.queue_scale --old
+	$(BENCH_STEP) $(PY) -m bench.scale_costs
+	$(BENCH_STEP) $(PY) -m bench.cluster_scale
+	$(BENCH_STEP) $(PY) -m bench.io_bound
+	$(BENCH_STEP) $(PY) -m bench.latency_load
+	$(BENCH_STEP) $(PY) -m bench.cold_start --systems jobqueue,huey,dramatiq,celery --extra 'thread=--pool thread --concurrency 4' --rounds 5
+	$(BENCH_STEP) $(PY) -m bench.cpu_bound --systems jobqueue,huey,dramatiq,celery --tasks 2000 --rounds 3
+	$(PY) -m bench.summary
 
 ## make control-plane: build the Kubernetes test control plane (etcd, kube-*, kwok) from Go modules,
 ## into ~/.cache/jobqueue-k8s; operator tests skip loudly without it (and fail under CI=true)

@@ -7,23 +7,16 @@ import datetime as dt
 import json
 import os
 import platform
+import shlex
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
+from bench import headlines, summary
 from bench.adapters import ADAPTERS, Adapter
 from bench.peers_env import bin_dirs
-from bench.report import (
-    SUMMARY_END,
-    SUMMARY_START,
-    console,
-    latency_rows,
-    markdown,
-    replace_results,
-    summary_rows,
-    table,
-)
+from bench.report import console, headline_medians, latency_rows, markdown, replace_results, table
 from bench.runner import REPO_ROOT, Runner, Sample
 from jobqueue.embedded.redis_server import RedisServer
 
@@ -113,6 +106,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="default bench/results/<timestamp>")
     parser.add_argument("--docs", type=Path, default=REPO_ROOT / "docs" / "benchmarks.md")
     parser.add_argument("--no-docs", action="store_true", help="print only; leave docs/ alone")
+    parser.add_argument(
+        "--summary-dir", type=Path, default=None, help="headline figures (default: beside --docs)"
+    )
     args = parser.parse_args(argv)
 
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
@@ -154,7 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     meta: dict[str, object] = {
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "command": "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": "python -m bench " + shlex.join(argv if argv is not None else sys.argv[1:]),
         "machine": machine(),
         "redis": redis_version,
         "load": f"{load_start[0]:.1f} at start, {os.getloadavg()[0]:.1f} at end",
@@ -175,10 +171,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.no_docs:
         args.docs.parent.mkdir(parents=True, exist_ok=True)
         current = args.docs.read_text() if args.docs.exists() else ""
-        current = replace_results(current, docs_section(samples, systems, meta, adapters))
-        summary = f"Run of {meta['date']}, load average {meta['load']} (the full tables below).\n\n"
-        summary += markdown(summary_rows(samples, systems))
-        args.docs.write_text(replace_results(current, summary, (SUMMARY_START, SUMMARY_END)))
+        args.docs.write_text(replace_results(current, docs_section(samples, systems, meta, adapters)))
+        figures = headlines.head_to_head(headline_medians(samples, systems))
+        summary.publish(
+            "head_to_head",
+            "bench",
+            argv,
+            str(meta["load"]),
+            figures,
+            summary.directory_for(args.docs, args.summary_dir),
+        )
+        summary.write(args.docs, summary.directory_for(args.docs, args.summary_dir))
         print(f"\nwrote {args.docs}")
     failed = [s for s in samples if not s.ok]
     return 1 if failed else 0

@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import shlex
 import signal
 import statistics
 import subprocess
@@ -299,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{sum(c.duplicates for c in got)} / {sum(c.lost for c in got)}",
         ])  # fmt: skip
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    command = "python -m bench.cluster_scale " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python -m bench.cluster_scale " + shlex.join(argv if argv is not None else sys.argv[1:])
     section = (
         f"Measured {stamp} with `{command.strip()}`, load average {load_start:.1f} at start, "
         f"{os.getloadavg()[0]:.1f} at end, {os.cpu_count()} cores, medians of {args.rounds} interleaved "

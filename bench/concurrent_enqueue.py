@@ -9,13 +9,18 @@ of the variants rotates every round so load drifting on a shared machine hits th
 
     python -m bench.concurrent_enqueue --tasks 20000 --rounds 3
     python -m bench.concurrent_enqueue --variants jobqueue-async,jobqueue-one --tasks 5000 --rounds 1
+
+The table is written into docs/benchmarks.md between the ``bench:concurrent`` markers, and the headline
+figures saved for bench.summary, unless ``--no-docs``.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -24,7 +29,10 @@ from pathlib import Path
 
 import redis
 
+from bench import headlines, summary
 from bench.peers_env import ensure_venv
+from bench.report import markdown, replace_results
+from bench.runner import REPO_ROOT
 from jobqueue.embedded.redis_server import RedisServer
 
 # name -> (venv, system, bench.enqueue arguments after N; None = the system's one-by-one call)
@@ -40,6 +48,32 @@ VARIANTS: dict[str, tuple[str, str, list[str]]] = {
     "huey-one": ("peers", "huey", ["one"]),
     "huey-threads": ("peers", "huey", ["concurrent", "--style", "threads"]),
 }
+DOCS_MARKERS = ("<!-- bench:concurrent:start -->", "<!-- bench:concurrent:end -->")
+DESCRIBE = {
+    "jobqueue-one": "jobqueue `Client`, one by one",
+    "jobqueue-async-one": "jobqueue `AsyncClient`, one by one",
+    "jobqueue-async": "jobqueue `AsyncClient`, {n} coroutines",
+    "jobqueue-threads": "jobqueue `Client`, {n} threads",
+    "taskiq-one": "Taskiq, one by one",
+    "taskiq-async": "Taskiq, {n} coroutines",
+    "arq-one": "arq, one by one",
+    "arq-async": "arq, {n} coroutines",
+    "huey-one": "Huey, one by one",
+    "huey-threads": "Huey, {n} threads",
+}
+
+
+def table(rates: dict[str, list[float]], cpus: dict[str, list[float]], producers: int) -> str:
+    """Per variant: enqueues/s median (min-max) and the producer's CPU per task (concurrent runs only)."""
+    rows = [["producer", "enqueue /s, median (min-max)", "producer CPU µs/task, median"]]
+    for variant, values in rates.items():
+        cpu = statistics.median(cpus[variant])
+        rows.append([
+            DESCRIBE[variant].format(n=producers),
+            f"{statistics.median(values):,.0f} ({min(values):,.0f}-{max(values):,.0f})",
+            "-" if cpu != cpu else f"{cpu:.0f}",  # NaN: a one-by-one run does not report its CPU
+        ])  # fmt: skip
+    return markdown(rows)
 
 
 def _python(venv: str) -> Path:
@@ -69,6 +103,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--producers", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--docs", type=Path, default=REPO_ROOT / "docs" / "benchmarks.md")
+    parser.add_argument("--no-docs", action="store_true", help="print only; leave docs/ alone")
+    parser.add_argument(
+        "--summary-dir", type=Path, default=None, help="headline figures (default: beside --docs)"
+    )
     args = parser.parse_args(argv)
     variants = args.variants.split(",")
     unknown = set(variants) - set(VARIANTS)
@@ -76,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown variants: {sorted(unknown)}")
     rates: dict[str, list[float]] = {v: [] for v in variants}
     cpus: dict[str, list[float]] = {v: [] for v in variants}
+    load_start = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="bench-concurrent-") as tmp:
         server = RedisServer(Path(tmp)).start()
         conn = redis.Redis.from_url(server.url)
@@ -91,16 +131,27 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             conn.close()
             server.stop()
-    load = os.getloadavg()[0]
-    print(f"\n{args.tasks} tasks, {args.producers} producers, {args.rounds} rounds, load {load:.1f}\n")
-    print("| variant | enqueue /s (median) | min-max | producer CPU µs/task (median) |")
-    print("|---|---|---|---|")
-    for variant in variants:
-        values = rates[variant]
-        cpu = statistics.median(cpus[variant])
-        print(
-            f"| {variant} | {statistics.median(values):,.0f} | {min(values):,.0f}-{max(values):,.0f} | "
-            f"{'-' if cpu != cpu else f'{cpu:.0f}'} |"
+    load = f"{load_start:.1f} at start, {os.getloadavg()[0]:.1f} at end"
+    command = "python -m bench.concurrent_enqueue " + shlex.join(argv if argv is not None else sys.argv[1:])
+    section = (
+        f"Measured {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC with `{command.strip()}`, load average "
+        f"{load}; {args.tasks:,} tasks per run, medians (min-max) of {args.rounds} round(s), variants "
+        "rotated every round, each a fresh process on one dedicated Redis.\n\n"
+        + table(rates, cpus, args.producers)
+    )
+    print("\n" + section)
+    if not args.no_docs:
+        current = args.docs.read_text() if args.docs.exists() else ""
+        args.docs.write_text(replace_results(current, section, DOCS_MARKERS))
+        medians: dict[str, float | None] = {v: statistics.median(r) for v, r in rates.items()}
+        figures = headlines.concurrent_enqueue(medians)
+        summary.publish(
+            "concurrent_enqueue",
+            "bench.concurrent_enqueue",
+            argv,
+            load,
+            figures,
+            summary.directory_for(args.docs, args.summary_dir),
         )
     return 0
 

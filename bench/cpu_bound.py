@@ -7,23 +7,31 @@ is taken from the first task start to the last (start-up not counted) and every 
 exactly-once. Systems are interleaved round by round; medians are reported.
 
     python -m bench.cpu_bound --systems jobqueue,huey,dramatiq,celery --tasks 3000 --rounds 3
+
+The table is written into docs/benchmarks.md between the ``bench:cpu-bound`` markers, and the headline
+figures saved for bench.summary (jobqueue's process pool, the pool that can hard-kill a task, against the
+peers), unless ``--no-docs``.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import datetime as dt
 import os
+import shlex
 import statistics
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench import headlines, summary
 from bench.adapters import ADAPTERS
 from bench.adapters.base import WorkerSetting
 from bench.adapters.jobqueue_adapter import worker_setting
 from bench.peers_env import bin_dirs
 from bench.record import BURN_MS_ENV
+from bench.report import markdown, replace_results
 from bench.runner import REPO_ROOT, Runner
 from jobqueue.embedded.redis_server import RedisServer
 
@@ -50,6 +58,29 @@ SETTINGS: dict[str, dict[str, WorkerSetting]] = {
                                   "--processes", "2", "--threads", "1"])},
     "celery": {"process": ADAPTERS["celery"].default},
 }  # fmt: skip
+DOCS_MARKERS = ("<!-- bench:cpu-bound:start -->", "<!-- bench:cpu-bound:end -->")
+
+
+def _median(values: Sequence[float | None]) -> float | None:
+    ok = [v for v in values if v is not None]
+    return statistics.median(ok) if ok else None
+
+
+def table(entries: Sequence[tuple[str, str, WorkerSetting]], rates: dict[str, list[float | None]],
+          bound_rate: float) -> str:  # fmt: skip
+    """Per command: tasks/s median (min-max), its share of the bound, the ratio to the best peer's
+    median, failed runs."""
+    peers = [m for (s, label, _) in entries if s != "jobqueue" and (m := _median(rates[f"{s} {label}"]))]
+    rows = [["system", "command", "tasks/s, median (min-max)", "of the bound", "vs best peer", "failed"]]
+    for system, label, setting in entries:
+        got = rates[f"{system} {label}"]
+        ok = [r for r in got if r is not None]
+        median = _median(got)
+        shown = f"{median:,.0f} ({min(ok):,.0f}-{max(ok):,.0f})" if median is not None else "n/a"
+        share = f"{median / bound_rate:.0%}" if median is not None else "n/a"
+        ratio = f"{median / max(peers):.2f}x" if median is not None and peers else "-"
+        rows.append([system, f"`{setting.describe}`", shown, share, ratio, str(len(got) - len(ok))])
+    return markdown(rows)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -60,6 +91,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--burn-ms", type=float, default=2.0)
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results" / "cpu-bound")
+    parser.add_argument("--docs", type=Path, default=REPO_ROOT / "docs" / "benchmarks.md")
+    parser.add_argument("--no-docs", action="store_true", help="print only; leave docs/ alone")
+    parser.add_argument(
+        "--summary-dir", type=Path, default=None, help="headline figures (default: beside --docs)"
+    )
     args = parser.parse_args(argv)
 
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
@@ -89,18 +125,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         server.stop()
         os.environ.pop(BURN_MS_ENV, None)  # the caller's later workers (a test session) burn nothing
-    load_end = os.getloadavg()[0]
-    print(f"\nload average {load_start:.1f} at start, {load_end:.1f} at end; {args.tasks} tasks of ", end="")
-    print(f"{args.burn_ms} ms CPU, bound {bound_rate:,.0f}/s on {bound} cores")
-    print("| system | command | tasks/s, median (min-max) | of the bound | failed |")
-    print("|---|---|---|---|---|")
-    for system, label, setting in entries:
-        got = rates[f"{system} {label}"]
-        ok = [r for r in got if r is not None]
-        shown = f"{statistics.median(ok):,.0f} ({min(ok):,.0f}-{max(ok):,.0f})" if ok else "n/a"
-        share = f"{statistics.median(ok) / bound_rate:.0%}" if ok else "n/a"
-        failed = len(got) - len(ok)
-        print(f"| {system} | `{setting.describe}` | {shown} | {share} | {failed} |")
+    load = f"{load_start:.1f} at start, {os.getloadavg()[0]:.1f} at end"
+    command = "python -m bench.cpu_bound " + shlex.join(argv if argv is not None else sys.argv[1:])
+    section = (
+        f"Measured {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC with `{command.strip()}`, load average "
+        f"{load}; {args.tasks:,} pre-loaded tasks of {args.burn_ms:g} ms CPU per run, bound "
+        f"{bound_rate:,.0f} tasks/s on {bound} cores; medians (min-max) of {args.rounds} interleaved "
+        "round(s), every run checked exactly-once (a run that lost or repeated a task counts as failed).\n\n"
+        + table(entries, rates, bound_rate)
+    )
+    print("\n" + section)
+    if not args.no_docs:
+        current = args.docs.read_text() if args.docs.exists() else ""
+        args.docs.write_text(replace_results(current, section, DOCS_MARKERS))
+        # jobqueue's process pool is the figure the target is about: the pool that can hard-kill a task.
+        medians = {s: _median(rates[f"{s} process"]) for s in systems}
+        figures = headlines.cpu_bound(medians, bound_rate)
+        summary.publish(
+            "cpu_bound",
+            "bench.cpu_bound",
+            argv,
+            load,
+            figures,
+            summary.directory_for(args.docs, args.summary_dir),
+        )
     return 0 if all(r is not None for v in rates.values() for r in v) else 1
 
 

@@ -5,11 +5,17 @@ Round trips per task must be identical (every check is inside the one fetch scri
 Redis commands and Redis CPU per task, which is the price of those checks.
 
     python -m bench.flow_cost [--tasks 20000] [--batch 16]
+
+The table is written into docs/benchmarks.md between the ``bench:flow`` markers unless ``--no-docs``.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import os
+import shlex
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -18,6 +24,8 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
+from bench.report import replace_results
+from bench.runner import REPO_ROOT
 from jobqueue import Client, Settings
 from jobqueue.broker.enqueue import make_request
 from jobqueue.broker.leases import Outcome, OutcomeKind, build_fetch, parse_fetch, plan_completions
@@ -26,6 +34,7 @@ from jobqueue.broker.redis_io import run_script, run_scripts
 from jobqueue.embedded.redis_server import RedisServer
 
 QUEUE = "flowcost"
+DOCS_MARKERS = ("<!-- bench:flow:start -->", "<!-- bench:flow:end -->")
 
 
 @dataclass(frozen=True)
@@ -136,14 +145,27 @@ def table(results: list[Cost]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     """Entry point."""
     parser = argparse.ArgumentParser(prog="python -m bench.flow_cost", description=__doc__)
     parser.add_argument("--tasks", type=int, default=20_000)
     parser.add_argument("--batch", type=int, default=16)
-    args = parser.parse_args()
+    parser.add_argument("--docs", type=Path, default=REPO_ROOT / "docs" / "benchmarks.md")
+    parser.add_argument("--no-docs", action="store_true", help="print only; leave docs/ alone")
+    args = parser.parse_args(argv)
+    load_start = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
-        print(table(run(args.tasks, args.batch, Path(tmp))))
+        results = run(args.tasks, args.batch, Path(tmp))
+    command = "python -m bench.flow_cost " + shlex.join(argv if argv is not None else sys.argv[1:])
+    section = (
+        f"Measured {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC with `{command.strip()}`, load average "
+        f"{load_start:.1f} at start, {os.getloadavg()[0]:.1f} at end; {args.tasks:,} tasks per "
+        f"configuration, fetched {args.batch} at a time.\n\n" + table(results)
+    )
+    print(section)
+    if not args.no_docs:
+        current = args.docs.read_text() if args.docs.exists() else ""
+        args.docs.write_text(replace_results(current, section, DOCS_MARKERS))
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -28,6 +29,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
+from bench import headlines, summary
 from bench.adapters import ADAPTERS
 from bench.adapters.base import WorkerSetting
 from bench.adapters.jobqueue_adapter import worker_setting
@@ -148,6 +150,11 @@ def table(rates: dict[tuple[str, str], list[float | None]], systems: Sequence[st
     return markdown(rows)
 
 
+def _median(values: Sequence[float | None]) -> float | None:
+    ok = [v for v in values if v is not None]
+    return statistics.median(ok) if ok else None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m bench.io_bound``."""
     parser = argparse.ArgumentParser(prog="python -m bench.io_bound", description=__doc__)
@@ -158,6 +165,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results" / "io-bound")
     parser.add_argument("--docs", type=Path, default=REPO_ROOT / "docs" / "benchmarks.md")
     parser.add_argument("--no-docs", action="store_true", help="print only; leave docs/ alone")
+    parser.add_argument(
+        "--summary-dir", type=Path, default=None, help="headline figures (default: beside --docs)"
+    )
     args = parser.parse_args(argv)
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
@@ -169,15 +179,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     rates = measure(systems, kinds, args.tasks, args.rounds, out)
     load_end = os.getloadavg()[0]
     commands = "; ".join(f"`{SETTINGS[s].describe}`" for s in systems)
+    command = ("python -m bench.io_bound " + shlex.join(argv if argv is not None else sys.argv[1:])).strip()
     section = (
-        f"Measured {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC with `python -m bench.io_bound --tasks "
-        f"{args.tasks} --rounds {args.rounds}`, load average {load_start:.1f} at start, {load_end:.1f} at "
-        f"end. Tasks/s, median (min-max) of {args.rounds} interleaved rounds of {args.tasks:,} tasks, one "
-        f"worker process each: {commands}.\n\n" + table(rates, systems)
+        f"Measured {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC with `{command}`, load average "
+        f"{load_start:.1f} at start, {load_end:.1f} at end. Tasks/s, median (min-max) of {args.rounds} "
+        f"interleaved rounds of {args.tasks:,} tasks, one worker process each: {commands}.\n\n"
+        + table(rates, systems)
     )
     print("\n" + section)
     if not args.no_docs:
         args.docs.write_text(replace_results(args.docs.read_text(), section, DOCS_MARKERS))
+        medians = {k: {s: _median(rates[(k, s)]) for s in systems} for k in kinds}
+        load = f"{load_start:.1f} at start, {load_end:.1f} at end"
+        summary.publish(
+            "io_bound",
+            "bench.io_bound",
+            argv,
+            load,
+            headlines.io_bound(medians),
+            summary.directory_for(args.docs, args.summary_dir),
+        )
     return 0 if all(r is not None for v in rates.values() for r in v) else 1
 
 

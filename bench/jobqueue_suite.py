@@ -24,6 +24,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import shlex
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -281,7 +282,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         server.stop()
     meta: dict[str, object] = {
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "command": "python -m bench.jobqueue_suite " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": "python -m bench.jobqueue_suite " + shlex.join(argv if argv is not None else sys.argv[1:]),
         "redis": redis_version,
         "load": f"{load_start[0]:.1f} at start, {os.getloadavg()[0]:.1f} at end",
         "tasks": args.tasks,

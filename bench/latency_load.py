@@ -22,6 +22,7 @@ import datetime as dt
 import json
 import math
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -29,6 +30,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench import headlines, summary
 from bench.adapters import ADAPTERS, Adapter
 from bench.adapters.base import WorkerSetting
 from bench.peers_env import ensure_venv, main_bin_dir
@@ -184,6 +186,23 @@ def rows(
     return out
 
 
+def summary_figures(loads: dict[str, list[Load]]) -> list[dict[str, object]]:
+    """The headline figures (bench/headlines.py) from the runs that were checked exactly-once."""
+
+    def median(label: str, field: str) -> dict[str, float | None]:
+        out = {}
+        for system, runs in loads.items():
+            got = [
+                getattr(r, field) for r in runs if r.label == label and r.ok and getattr(r, field) is not None
+            ]
+            out[system] = statistics.median(got) if got else None
+        return out
+
+    return headlines.latency_load(
+        median("100/s", "p50_ms"), median("100/s", "p99_ms"), median("50%", "p99_ms")
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m bench.latency_load``."""
     parser = argparse.ArgumentParser(prog="python -m bench.latency_load", description=__doc__)
@@ -198,6 +217,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="default bench/results/latency-<timestamp>")
     parser.add_argument("--docs", type=Path, default=REPO_ROOT / "docs" / "benchmarks.md")
     parser.add_argument("--no-docs", action="store_true", help="print only; leave docs/ alone")
+    parser.add_argument(
+        "--summary-dir", type=Path, default=None, help="headline figures (default: beside --docs)"
+    )
     args = parser.parse_args(argv)
 
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
@@ -248,7 +270,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     load_end = os.getloadavg()[0]
     table = markdown(rows(systems, maxima, loads))
     date = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    command = "python -m bench.latency_load " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python -m bench.latency_load " + shlex.join(argv if argv is not None else sys.argv[1:])
     section = (
         f"Measured {date} with `{command}`, load average {load_start:.1f} at start, {load_end:.1f} at end; "
         f"medians of {args.rounds} round(s), (min-max); {args.seconds:g} s per load; max = the default "
@@ -261,6 +283,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         current = args.docs.read_text() if args.docs.exists() else ""
         args.docs.write_text(replace_results(current, section, MARKERS))
         print(f"wrote {args.docs}")
+        load_text = f"{load_start:.1f} at start, {load_end:.1f} at end"
+        figures = summary_figures(loads)
+        summary.publish(
+            "latency_load",
+            "bench.latency_load",
+            argv,
+            load_text,
+            figures,
+            summary.directory_for(args.docs, args.summary_dir),
+        )
     failed = any(top is None for v in maxima.values() for top in v) or any(
         not load.ok for v in loads.values() for load in v
     )

@@ -10,13 +10,19 @@ round trips per queue) at every N but the largest.
 
     python -m bench.queue_scale
     python -m bench.queue_scale --queues 100,1000 --repeats 3
+
+The table is written into docs/benchmarks.md between the ``bench:queue-scale`` markers, and the headline
+figures at the largest size (a scrape, a page of 100) saved for bench.summary, unless ``--no-docs``.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
+import shlex
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -25,6 +31,9 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
+from bench import headlines, summary
+from bench.report import markdown, replace_results
+from bench.runner import REPO_ROOT
 from jobqueue import Client, Settings
 from jobqueue.broker.enqueue import make_request
 from jobqueue.broker.live_state import queue_counters
@@ -33,6 +42,7 @@ from jobqueue_api import create_app
 from jobqueue_api.settings import ApiSettings
 
 HEADERS = {"Authorization": "Bearer bench"}
+DOCS_MARKERS = ("<!-- bench:queue-scale:start -->", "<!-- bench:queue-scale:end -->")
 
 
 def _median_ms(repeats: int, call: Callable[[], object]) -> float:
@@ -67,13 +77,37 @@ def _old_reads(client: Client, names: list[str]) -> None:
         queue_counters(client, name)
 
 
+def table(rows: list[dict[str, float]]) -> str:
+    """One row per size: the pages, the scrape, its size and growth, the old per-queue reads."""
+    out = [["queues", "page of 100 ms", "page of 100, mid-list ms", "page of 1,000 ms", "/metrics ms",
+            "/metrics µs per queue", "/metrics size", "scrape x vs previous",
+            "per-queue reads before ms"]]  # fmt: skip
+    previous = None
+    for row in rows:
+        growth = f"{row['scrape'] / previous:.1f}x" if previous else "-"
+        previous = row["scrape"]
+        out.append([
+            f"{row['queues']:,}", f"{row['page100']:.1f}", f"{row['page100_mid']:.1f}",
+            f"{row['page1000']:.1f}",
+            f"{row['scrape']:,.0f}", f"{row['scrape'] * 1000 / row['queues']:,.0f}",
+            f"{row['scrape_bytes'] / 1e6:.2f} MB", growth, f"{row['old']:,.0f}" if "old" in row else "-",
+        ])  # fmt: skip
+    return markdown(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Measure each size; print one markdown table."""
     parser = argparse.ArgumentParser(prog="python -m bench.queue_scale")
     parser.add_argument("--queues", default="100,1000,10000")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--old", action="store_true", help="also time the per-queue reads of before")
+    parser.add_argument("--docs", type=Path, default=REPO_ROOT / "docs" / "benchmarks.md")
+    parser.add_argument("--no-docs", action="store_true", help="print only; leave docs/ alone")
+    parser.add_argument(
+        "--summary-dir", type=Path, default=None, help="headline figures (default: beside --docs)"
+    )
     args = parser.parse_args(argv)
+    load_start = os.getloadavg()[0]
     sizes = [int(n) for n in args.queues.split(",")]
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-queue-scale-") as tmp:
@@ -107,22 +141,26 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             client.close()
             server.stop()
-    print(f"\nload average {os.getloadavg()[0]:.1f}, median of {args.repeats}\n")
-    print(
-        "| queues | page of 100 ms | page of 100, mid-list ms | page of 1,000 ms | /metrics ms | "
-        "/metrics µs per queue | /metrics size | scrape x vs previous | per-queue reads before ms |"
+    load = f"{load_start:.1f} at start, {os.getloadavg()[0]:.1f} at end"
+    command = "python -m bench.queue_scale " + shlex.join(argv if argv is not None else sys.argv[1:])
+    section = (
+        f"Measured {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC with `{command.strip()}`, load average "
+        f"{load}; medians of {args.repeats}, the API in-process, one dedicated redis-server.\n\n"
+        + table(rows)
     )
-    print("|---|---|---|---|---|---|---|---|---|")
-    previous = None
-    for row in rows:
-        growth = f"{row['scrape'] / previous:.1f}x" if previous else "-"
-        previous = row["scrape"]
-        old = f"{row['old']:,.0f}" if "old" in row else "-"
-        print(
-            f"| {row['queues']:,} | {row['page100']:.1f} | {row['page100_mid']:.1f} | "
-            f"{row['page1000']:.1f} | "
-            f"{row['scrape']:,.0f} | {row['scrape'] * 1000 / row['queues']:,.0f} | "
-            f"{row['scrape_bytes'] / 1e6:.2f} MB | {growth} | {old} |"
+    print("\n" + section)
+    if not args.no_docs:
+        current = args.docs.read_text() if args.docs.exists() else ""
+        args.docs.write_text(replace_results(current, section, DOCS_MARKERS))
+        top = rows[-1]
+        figures = headlines.queue_scale(int(top["queues"]), top["scrape"], top["page100"])
+        summary.publish(
+            "queue_scale",
+            "bench.queue_scale",
+            argv,
+            load,
+            figures,
+            summary.directory_for(args.docs, args.summary_dir),
         )
     return 0
 

@@ -47,6 +47,7 @@ from typing import Any
 import psycopg
 import redis
 
+from bench import headlines
 from bench.adapters import ADAPTERS
 from bench.recorder_meter import (
     LagProbe,
@@ -62,6 +63,7 @@ from bench.recorder_meter import (
 from bench.redis_stats import snapshot
 from bench.report import markdown, replace_results
 from bench.runner import REPO_ROOT, Runner
+from bench.summary import directory_for, publish
 from jobqueue.embedded.postgres_server import PostgresServer
 from jobqueue.embedded.redis_server import RedisServer
 from jobqueue.keys import QueueKeys
@@ -395,6 +397,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None, help="also write the result here")
     parser.add_argument("--docs", type=Path, default=REPO_ROOT / "docs" / "benchmarks.md")
     parser.add_argument("--no-docs", action="store_true", help="print only; leave docs/ alone")
+    parser.add_argument("--summary-dir", type=Path, default=None, help="default: beside --docs")
     args = parser.parse_args(argv)
     record_env = {}
     for item in args.record:
@@ -452,6 +455,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             current = args.docs.read_text() if args.docs.exists() else ""
             section = docs_section(result, command.strip())
             args.docs.write_text(replace_results(current, section, DOCS_MARKERS))
+            load = "after: " + ", ".join(f"{x:.1f}" for x in result["load_average_after"])
+            figures = headlines.recorder_overhead(result["targets"])
+            where = directory_for(args.docs, args.summary_dir)
+            publish("recorder_overhead", "bench.recorder_overhead", argv, load, figures, where)
         if args.json:
             args.json.write_text(json.dumps({**result, "raw": [asdict(r) for r in rounds]}, indent=2))
     finally:

@@ -167,25 +167,10 @@ SUMMARY_START = "<!-- bench:summary:start -->"
 SUMMARY_END = "<!-- bench:summary:end -->"
 
 
-def summary_rows(samples: Sequence[Sample], systems: Sequence[str]) -> list[list[str]]:
-    """The page's opening table (header first): each headline figure of jobqueue against the best peer
-    of the same run, with the ratio (throughput: higher is better; latency: lower is better)."""
-    rows = [["figure", "jobqueue", "best peer", "peer's figure", "jobqueue vs peer"]]
-    for metric in ("enqueue_one", "enqueue_batch", "process_default", "process_best"):
-        ours = summarize(samples, PROJECT, metric).median
-        best = best_peer(samples, systems, metric)
-        if ours is None or best is None:
-            continue
-        rows.append([TITLES[metric], _fmt(ours), best[0], _fmt(best[1]), f"{ours / best[1]:.2f}x"])
-    for key, title in (
-        ("p50_ms", "latency p50 ms at 100 tasks/s"),
-        ("p99_ms", "latency p99 ms at 100 tasks/s"),
-    ):
-        ours = summarize(samples, PROJECT, "latency", key).median
-        low = _lowest_peer(samples, systems, key)
-        if ours is None or low is None:
-            continue
-        rows.append(
-            [title, _fmt(ours, 2), low[0], _fmt(low[1], 2), f"{ours / low[1]:.2f}x (lower is better)"]
-        )
-    return rows
+def headline_medians(samples: Sequence[Sample], systems: Sequence[str]) -> dict[str, dict[str, float | None]]:
+    """``[metric][system]`` medians of the figures the summary takes from this run (bench/headlines.py):
+    the throughput metrics, and p50_ms / p99_ms of the latency runs."""
+    out = {m: {s: summarize(samples, s, m).median for s in systems} for m in THROUGHPUT_METRICS}
+    for key in ("p50_ms", "p99_ms"):
+        out[key] = {s: summarize(samples, s, "latency", key).median for s in systems}
+    return out

@@ -25,6 +25,7 @@ import argparse
 import dataclasses
 import datetime as dt
 import os
+import shlex
 import statistics
 import sys
 import tempfile
@@ -269,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
             client.close()
             server.stop()
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    command = "python -m bench.scale_costs " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python -m bench.scale_costs " + shlex.join(argv if argv is not None else sys.argv[1:])
     section = (
         f"Measured {stamp} with `{command.strip()}`, load average {os.getloadavg()[0]:.1f}, medians of "
         f"{args.repeats} (heartbeats and empty promote calls: of 20x as many), one dedicated redis-server, "

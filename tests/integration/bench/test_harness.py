@@ -11,10 +11,10 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from bench import cli
+from bench import cli, headlines, summary
 from bench.adapters import ADAPTERS
 from bench.peers_env import ensure_venv, is_installed, main_bin_dir
-from bench.report import markdown, replace_results, summary_rows, table
+from bench.report import headline_medians, markdown, replace_results, table
 from bench.runner import Runner, Sample
 from bench.runs import check
 
@@ -101,12 +101,16 @@ def test_cli_runs_and_writes_the_docs_section(tmp_path: Path) -> None:
     docs = tmp_path / "benchmarks.md"
     docs.write_text("# Benchmarks\n\nkept\n")
     args = ["--systems", "jobqueue", "--tasks", "30", "--repeats", "1", "--latency-seconds", "0.3",
-            "--out", str(tmp_path / "out"), "--docs", str(docs)]  # fmt: skip
+            "--out", str(tmp_path / "out"), "--docs", str(docs),
+            "--summary-dir", str(tmp_path / "sum")]  # fmt: skip
     assert cli.main(args) == 0
     text = docs.read_text()
     assert "kept" in text and "| jobqueue |" in text and "p50 ms" in text
     assert json.loads((tmp_path / "out" / "samples.json").read_text())["samples"]
-    assert "<!-- bench:summary:start -->" in text and "| figure | jobqueue | best peer |" in text
+    assert "<!-- bench:summary:start -->" in text and "| workload | jobqueue | best peer |" in text
+    saved = json.loads((tmp_path / "sum" / "head_to_head.json").read_text())
+    assert saved["command"].startswith("python -m bench --systems jobqueue")
+    assert {row["key"] for row in saved["rows"]} >= {"enqueue_one", "process_best", "latency_p99"}
 
 
 def test_the_summary_puts_each_headline_figure_against_the_best_peer() -> None:
@@ -117,7 +121,25 @@ def test_the_summary_puts_each_headline_figure_against_the_best_peer() -> None:
         Sample("jobqueue", 1, "latency", None, True, {"p50_ms": 1.0, "p99_ms": 2.0}),
         Sample("huey", 1, "latency", None, True, {"p50_ms": 2.0, "p99_ms": 4.0}),
     ]
-    rows = summary_rows(samples, ["jobqueue", "huey", "rq"])
-    assert rows[1] == ["enqueue 1-by-1 /s", "6,000", "huey", "5,000", "1.20x"]
-    assert rows[2] == ["latency p50 ms at 100 tasks/s", "1.00", "huey", "2.00", "0.50x (lower is better)"]
-    assert len(rows) == 4  # no batch or processing samples: those rows are left out
+    figures = headlines.head_to_head(headline_medians(samples, ["jobqueue", "huey", "rq"]))
+    rows = {
+        row[0].split("]")[0].lstrip("["): row
+        for row in summary.rows([summary.step_record("x", "c", "1", figures)])
+    }
+    assert rows["enqueue 1-by-1"][1:7] == [
+        "6,000/s",
+        "huey",
+        "5,000/s",
+        "1.20x",
+        "≥ 0.85x the best peer (within 15%)",
+        "yes",
+    ]
+    assert rows["latency p50 at 100/s (tuned workers)"][1:5] == [
+        "1.00 ms",
+        "huey",
+        "2.00 ms",
+        "0.50x (lower is better)",
+    ]
+    # No batch or processing samples: those rows say so rather than vanish.
+    assert rows["batch enqueue"][1:3] == ["n/a", "-"]
+    assert rows["cold start, default worker command"][1] == "not measured yet"

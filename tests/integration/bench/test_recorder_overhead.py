@@ -46,6 +46,12 @@ def test_a_small_run_measures_both_kinds_and_verifies_the_record(tmp_path: Path)
     assert targets["recorder_cpu_us_per_event"]["measured"] > 0
     assert targets["recorder_share_of_redis_percent"]["target"] == "<= 5"
     assert len(targets["lag_under_sustained_max_load"]["max_behind_seconds_first_half_second_half"]) == 1
+    # Saved beside the page for bench.summary: the same four figures, each with its verdict.
+    saved = json.loads((tmp_path / "summary" / "recorder_overhead.json").read_text())
+    rows = {row["key"]: row for row in saved["rows"]}
+    assert list(rows) == ["record_cpu", "record_share", "record_catch_up", "record_lag"]
+    assert rows["record_cpu"]["jobqueue"] == targets["recorder_cpu_us_per_event"]["measured"]
+    assert rows["record_share"]["met"] is targets["recorder_share_of_redis_percent"]["met"]
 
 
 def test_backlog_is_zero_once_the_group_read_everything_even_after_trimming(client: Client) -> None:
