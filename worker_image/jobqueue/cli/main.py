@@ -87,16 +87,22 @@ def _worker(args: argparse.Namespace) -> int:
     from jobqueue.worker.runtime import Worker  # noqa: PLC0415
 
     burst = Burst(args.burst_wait) if args.burst else None
-    worker = Worker(
-        app,
-        pool,
-        queues,
-        worker_id=args.worker_id,
-        grace_seconds=args.grace,
-        prefetch=args.prefetch,
-        before_fetching=_start_gate(args.start_gate, lambda: worker.stopping),
-        burst=burst,
-    )
+    try:
+        worker = Worker(
+            app,
+            pool,
+            queues,
+            worker_id=args.worker_id,
+            grace_seconds=args.grace,
+            prefetch=args.prefetch,
+            before_fetching=_start_gate(args.start_gate, lambda: worker.stopping),
+            burst=burst,
+        )
+    except BaseException:
+        # The children forked above ignore SIGTERM (the worker owns shutdown), which is what Python's exit
+        # sends daemon children before it waits for them: without this, the process hung for ever.
+        pool.stop()
+        raise
     worker.install_signal_handlers()
     if args.parent_pid is not None:
         _follow_parent(args.parent_pid, worker.stop)
