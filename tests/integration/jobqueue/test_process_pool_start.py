@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from jq_testing import runs, wait_until
+from jq_testing import runs, wait_until, worker_env
 
-from jobqueue import Client
+from jobqueue import Client, Settings
+from jobqueue.embedded.redis_server import free_port
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -49,3 +52,23 @@ def test_first_children_are_forked_from_the_worker_and_a_replacement_from_the_fo
         h.result(timeout=30)
     pids = {int(pid) for _, what, pid in runs(client) if what == "done"}
     assert pids == {forked[1], *children(servers[0])}  # both slots serve tasks
+
+
+def test_a_worker_that_cannot_reach_redis_at_start_exits_with_one_line(settings: Settings) -> None:
+    # Its first children are forked before it connects, and they ignore SIGTERM, which is what Python's
+    # exit sends daemon children before waiting for them: the worker printed a driver traceback and then
+    # hung for ever. Now they are stopped, and the error is one line with exit code 2.
+    env = {**os.environ, **worker_env(settings), "JOBQUEUE_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}
+    argv = ["--log-format", "text", "worker", "--app", "jq_test_app:app", "--pool", "process"]
+    result = subprocess.run(
+        [sys.executable, "-m", "jobqueue", *argv, "--concurrency", "2"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr.strip().splitlines()[-1].startswith("error: Redis unavailable"), result.stderr[
+        -2000:
+    ]

@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from jobqueue.app import App
     from jobqueue.settings import Settings
     from jobqueue.worker.child_recycling import ChildLimits
+    from jobqueue.worker.process_pool import ProcessPool
+    from jobqueue.worker.thread_pool import ThreadPool
 
 log = logging.getLogger("jobqueue.cli.main")
 
@@ -46,15 +48,17 @@ def _worker(args: argparse.Namespace) -> int:
         if args.burst:
             raise ValidationError("burst", "runs one worker process: use it without --processes")
         return _worker_processes(args)
-    from jobqueue.app import load_app  # noqa: PLC0415
-    from jobqueue.worker.burst import Burst  # noqa: PLC0415
-    from jobqueue.worker.process_pool import ProcessPool  # noqa: PLC0415 - only the worker needs it
-    from jobqueue.worker.runtime import Worker  # noqa: PLC0415
-    from jobqueue.worker.thread_pool import ThreadPool  # noqa: PLC0415
+    from jobqueue.worker.startup import collector_paused  # noqa: PLC0415
 
-    app = load_app(args.app)
+    # What is loaded here lives as long as the process: no garbage collection while loading it, and
+    # frozen afterwards, before the process pool forks (worker/startup.py).
+    with collector_paused():
+        from jobqueue.app import load_app  # noqa: PLC0415
+
+        app = load_app(args.app)
+        if args.pool == "process":
+            from jobqueue.worker.process_pool import ProcessPool  # noqa: PLC0415 - the process pool only
     queues = [q.strip() for q in args.queues.split(",") if q.strip()]
-    burst = Burst(args.burst_wait) if args.burst else None
     pool: ProcessPool | ThreadPool | AsyncPool
     if args.pool == "process":
         # The children log in the parent's format: one worker's lines must not mix JSON and text.
@@ -67,24 +71,38 @@ def _worker(args: argparse.Namespace) -> int:
             # The fork server's children re-run the `jobqueue` console script, which imports this module.
             forkserver_preload=[__name__],
         )
-        # The first children are forked from here, now: single-threaded, nothing connected yet.
+        # The first children are forked from here, now: single-threaded, nothing connected yet, and
+        # before this process imports the worker's own modules below, so the children run their start
+        # (the app, their start hook) while it does, on the other core.
         pool.prefork()
     elif args.pool == "thread":
+        from jobqueue.worker.thread_pool import ThreadPool  # noqa: PLC0415 - the thread pool only
+
         pool = ThreadPool(app, args.concurrency)
     else:
         from jobqueue.worker.async_pool import AsyncPool  # noqa: PLC0415 - the asyncio pool only
 
         pool = AsyncPool(app, args.concurrency)
-    worker = Worker(
-        app,
-        pool,
-        queues,
-        worker_id=args.worker_id,
-        grace_seconds=args.grace,
-        prefetch=args.prefetch,
-        before_fetching=_start_gate(args.start_gate, lambda: worker.stopping),
-        burst=burst,
-    )
+    from jobqueue.worker.burst import Burst  # noqa: PLC0415
+    from jobqueue.worker.runtime import Worker  # noqa: PLC0415
+
+    burst = Burst(args.burst_wait) if args.burst else None
+    try:
+        worker = Worker(
+            app,
+            pool,
+            queues,
+            worker_id=args.worker_id,
+            grace_seconds=args.grace,
+            prefetch=args.prefetch,
+            before_fetching=_start_gate(args.start_gate, lambda: worker.stopping),
+            burst=burst,
+        )
+    except BaseException:
+        # The children forked above ignore SIGTERM (the worker owns shutdown), which is what Python's exit
+        # sends daemon children before it waits for them: without this, the process hung for ever.
+        pool.stop()
+        raise
     worker.install_signal_handlers()
     if args.parent_pid is not None:
         _follow_parent(args.parent_pid, worker.stop)

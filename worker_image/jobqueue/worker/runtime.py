@@ -104,15 +104,18 @@ class Worker(Heartbeating, Fetching, Acking):
         self._before_fetching = before_fetching
         # Burst mode (worker/burst.py): the fetch loop ends once the queues are idle.
         self._burst = burst
-        self.redis = connect(self.settings)
+        # A pinned connection (and a Cluster client's slot map) connects here, at once: Redis unreachable
+        # at start is BrokerUnavailable, one line and exit code 2 from the CLI, not a driver traceback.
+        with translate_errors():
+            self.redis = connect(self.settings)
+            # The idle wait blocks on its own connection, whose client id a timer can unblock; on Redis
+            # Cluster on one connection per queue slot (worker/cluster_wait.py).
+            self._blocking = (
+                ClusterWait(self.settings, self.redis)
+                if is_cluster(self.redis)
+                else connect(self.settings, single_connection=True)
+            )
         self._replica_wait = ReplicaWait.of(self.settings)
-        # The idle wait blocks on its own connection, whose client id a timer can unblock; on Redis Cluster
-        # on one connection per queue slot (worker/cluster_wait.py).
-        self._blocking = (
-            ClusterWait(self.settings, self.redis)
-            if is_cluster(self.redis)
-            else connect(self.settings, single_connection=True)
-        )
         self.global_keys = GlobalKeys(self.settings.key_prefix)
         self._keys = {q: QueueKeys(self.settings.key_prefix, q) for q in self.queues}
         self._stop = threading.Event()
