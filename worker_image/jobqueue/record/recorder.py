@@ -21,7 +21,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +44,7 @@ from jobqueue.record.events import (
 from jobqueue.record.ownership import StreamOwnership
 from jobqueue.record.poison import Parsed, insert_reject, write_or_park
 from jobqueue.record.positions import Position, fair_share
+from jobqueue.record.read_ahead import ReadAhead
 from jobqueue.record.settings import RecordSettings
 from jobqueue.record.stream_reads import start_without_position, trimmed_before_recorded
 from jobqueue.record.writer import BatchResult, save_positions, write_batch
@@ -65,6 +66,7 @@ class RecorderStats:
     trimmed: int = 0
     write_retries: int = 0  # batches (or steps) retried because PostgreSQL failed
     rejected: int = 0  # entries parked in record_rejects (record/poison.py)
+    read_ahead: int = 0  # batches read while the one before was written (record/read_ahead.py)
 
 
 def default_consumer_name(settings: Settings) -> str:
@@ -105,6 +107,7 @@ class Recorder:
         self._schedule_stream = GlobalKeys(settings.key_prefix).schedule_events
         self._positions_key = GlobalKeys(settings.key_prefix).record_positions
         self._next_discover = 0.0
+        self._read_ahead = ReadAhead()
         self._saved_with_batch = False  # the batch's positions went with its (unbisected) write
         self._batch_size = 0
         self._batch_positions: list[Position] = []
@@ -132,6 +135,7 @@ class Recorder:
 
     def close(self) -> None:
         """Give every stream up (the PostgreSQL session that holds them ends)."""
+        self._read_ahead.close()
         self._owned.clear()
         self._ownership.close()
 
@@ -247,8 +251,13 @@ class Recorder:
             if block:
                 self._stop.wait(min(1.0, self.options.block_ms / 1000))
             return [], []
-        reply = self._xread(self._count, self.options.block_ms if block else None)
-        entries = entries_from_reply(reply)
+        ahead = self._read_ahead.take(self._owned)
+        if ahead is not None:
+            reply, entries = ahead
+            self.stats.read_ahead += 1
+        else:
+            reply = self._xread(self._count, self.options.block_ms if block else None)
+            entries = entries_from_reply(reply)
         positions = []
         for stream, items in reply or ():
             if items:
@@ -261,14 +270,22 @@ class Recorder:
             if self._full
             else self.options.batch_size
         )
+        if self._full:
+            # Behind: the next batch is certainly there; read it while this one is written.
+            after = {s: p.entry_id for s, p in self._owned.items()}
+            after.update((p.stream, p.entry_id) for p in positions)
+            self._read_ahead.start(self._xread_after, after, self._count)
         return entries, positions
 
     def _xread(self, count: int, block_ms: int | None = None) -> Any:
         """One XREAD over every owned stream from its position, its reply left unparsed for
         entries_from_reply (on Redis Cluster one call per stream)."""
+        return self._xread_after({s: p.entry_id for s, p in self._owned.items()}, count, block_ms)
+
+    def _xread_after(self, positions: Mapping[str, str], count: int, block_ms: int | None = None) -> Any:
         wait: list[object] = ["BLOCK", block_ms] if block_ms is not None else []
-        streams = list(self._owned)
-        after = [self._owned[s].entry_id for s in streams]
+        streams = list(positions)
+        after = [positions[s] for s in streams]
         with translate_errors():
             if self._per_stream:
                 return read_each_stream(

@@ -342,3 +342,36 @@ def test_a_queue_stream_gone_under_the_recorder_does_not_stop_the_recording(
         )
     finally:
         recorder.stop()
+
+
+class FailsFirstWrite(Recorder):
+    """A recorder whose first write dies before COMMIT (while its read-ahead is in flight)."""
+
+    failed = False
+
+    def _write(self, events: Any, runs: Any) -> Any:
+        if not self.failed:
+            self.failed = True
+            raise KeyboardInterrupt("died while the next batch was being read")
+        return super()._write(events, runs)
+
+
+def test_a_recorder_behind_reads_the_next_batch_while_writing_and_drops_it_if_the_write_failed(
+    client: Client, pg_pool: ConnectionPool
+) -> None:
+    client.enqueue_many([make_request("add", [i]) for i in range(500)])
+    options = RecordSettings(block_ms=50, discover_interval_seconds=0.01, batch_size=100, max_batch_size=100)
+    recorder = FailsFirstWrite(client.settings, options, client.redis, pg_pool)
+    with pytest.raises(KeyboardInterrupt):
+        recorder.run_once(block=False)
+    # The read-ahead started from the end of the batch that did not commit: not used.
+    sizes = []
+    while handled := recorder.run_once(block=False):
+        sizes.append(handled)
+    assert sizes == [100] * 5
+    assert recorder.stats.read_ahead == 5  # every batch after the first re-read came from a read-ahead
+    assert (recorder.stats.recorded, recorder.stats.duplicates) == (500, 0)
+    assert rows(
+        pg_pool, "SELECT count(*), count(DISTINCT (stream, entry_ms, entry_seq)) FROM task_event_log"
+    ) == [(500, 500)]
+    recorder.close()
