@@ -15,7 +15,6 @@ Guarantees (see docs/record.md):
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import socket
@@ -41,18 +40,23 @@ from jobqueue.record.events import (
     parse_entry,
     parse_schedule_entry,
 )
+from jobqueue.record.gc_tuning import tune_garbage_collector
 from jobqueue.record.ownership import StreamOwnership
 from jobqueue.record.poison import Parsed, insert_reject, write_or_park
 from jobqueue.record.positions import Position, fair_share
 from jobqueue.record.read_ahead import ReadAhead
 from jobqueue.record.settings import RecordSettings
-from jobqueue.record.stream_reads import start_without_position, trimmed_before_recorded
+from jobqueue.record.stream_reads import (
+    publish_positions,
+    start_without_position,
+    trimmed_before_recorded,
+)
 from jobqueue.record.writer import BatchResult, save_positions, write_batch
 from jobqueue.settings import Settings
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Entry", "Recorder", "RecorderStats"]
+__all__ = ["Entry", "Recorder", "RecorderStats", "tune_garbage_collector"]
 
 
 @dataclass
@@ -297,18 +301,8 @@ class Recorder:
             )
 
     def _publish(self, positions: Sequence[Position]) -> None:
-        """Mirror the committed positions into Redis for /metrics (broker/recorder_progress.py): the
-        record's lag is then read from Redis alone. PostgreSQL stays the truth; a failed mirror is
-        corrected by the next batch."""
         try:
-            with translate_errors():
-                self.redis.hset(
-                    self._positions_key,
-                    mapping={
-                        p.stream: f"{p.entry_id} {'' if p.consumed is None else p.consumed}"
-                        for p in positions
-                    },
-                )
+            publish_positions(self.redis, self._positions_key, positions)
         except JobQueueError as exc:
             log.warning("could not publish the record's positions to Redis: %s", exc)
 
@@ -420,24 +414,6 @@ class Recorder:
             except Exception:
                 # One broken job must not keep the others (or the recording itself) from running.
                 log.exception("periodic job %s failed unexpectedly", getattr(job, "__name__", job))
-
-
-# Container allocations between young-generation collections in a recorder process (CPython's default
-# is 700). A batch holds thousands of short-lived objects (entry dicts, events, deltas, rows) that
-# reference counting frees when the batch ends; at 700 the collector runs dozens of times per batch,
-# scans them while they are alive and promotes them, which then triggers full collections.
-RECORDER_GC_YOUNG_THRESHOLD = 20_000
-
-
-def tune_garbage_collector() -> None:
-    """For a process that only records (``jobqueue recorder``), called once it is built: move everything
-    alive so far (modules, settings, connections) out of the collector's sight (gc.freeze) and collect
-    the young generation less often. Measured with bench/recorder_cost.py (docs/record.md): the
-    collector was about a sixth of the recorder's CPU. Not for processes that run other work too."""
-    gc.collect()
-    gc.freeze()
-    _, middle, old = gc.get_threshold()
-    gc.set_threshold(RECORDER_GC_YOUNG_THRESHOLD, middle, old)
 
 
 def _unparsed(response: Any, **options: Any) -> Any:

@@ -1,9 +1,11 @@
-"""What the recorder asks a stream besides its entries: where the consumer group of the recorders of
-before stood (the migration), and how many entries MAXLEN trimmed before they were recorded."""
+"""What the recorder asks Redis besides the entries: where the consumer group of the recorders of before
+stood (the migration), how many entries MAXLEN trimmed before they were recorded; and what it tells
+Redis: the positions it committed, for /metrics."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import redis
@@ -44,3 +46,13 @@ def trimmed_before_recorded(conn: redis.Redis, position: Position) -> int:
     first = info.get("first-entry")
     added = info.get("entries-added")
     return trimmed_unread(position, first[0] if first else None, added, int(info["length"]))
+
+
+def publish_positions(conn: redis.Redis, key: str, positions: Sequence[Position]) -> None:
+    """Mirror committed positions into the hash ``key`` (stream -> "<entry id> <consumed>", consumed
+    empty when unknown) for /metrics (broker/recorder_progress.py), so the record's lag is read from
+    Redis alone. PostgreSQL stays the truth: a mirror that failed is corrected by the next batch."""
+    mapping = {p.stream: f"{p.entry_id} {'' if p.consumed is None else p.consumed}" for p in positions}
+    if mapping:
+        with translate_errors():
+            conn.hset(key, mapping=mapping)
