@@ -1,4 +1,4 @@
-"""Meters for bench.recorder_overhead: how far a recorder is behind (from its consumer group), the CPU of
+"""Meters for bench.recorder_overhead: how far a recorder is behind (from its committed position), the CPU of
 processes and servers (Linux /proc), and Redis command time by command."""
 
 from __future__ import annotations
@@ -8,21 +8,12 @@ import resource
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import redis
 
 # Commands of this harness itself (INFO snapshots, the lag probe), never counted against anyone.
 HARNESS = frozenset({"info", "flushdb", "ping", "xpending", "xrange", "xlen", "exists", "multi", "exec",
-                     "time", "xinfo|groups"})  # fmt: skip
-
-
-def _group(conn: redis.Redis, stream: str, group: str) -> dict[str, Any] | None:
-    try:
-        groups = conn.xinfo_groups(stream)
-    except redis.ResponseError:
-        return None  # no stream yet
-    return next((g for g in groups if g["name"] == group), None)
+                     "time", "xinfo|groups", "xinfo|stream", "hget"})  # fmt: skip
 
 
 def entry_key(entry_id: str) -> tuple[int, int]:
@@ -35,46 +26,36 @@ def _entry_ms(entry_id: str) -> int:
     return entry_key(entry_id)[0]
 
 
-def backlog(conn: redis.Redis, stream: str, group: str) -> tuple[int, float]:
-    """(events not yet recorded, age in seconds of the oldest of them) for one consumer group
-    (``conn`` decodes responses). Read in one MULTI, so the figures describe one moment."""
+def backlog(conn: redis.Redis, stream: str, positions_key: str) -> tuple[int, float]:
+    """(events not yet recorded, age in seconds of the oldest of them) for one stream, from the position
+    the recorders committed (mirrored in the ``positions_key`` hash, record/recorder.py) and the
+    stream's own count of entries added (``conn`` decodes responses). Read in one MULTI, so the figures
+    describe one moment."""
     if not conn.exists(stream):
         return 0, 0.0
     pipe = conn.pipeline(transaction=True)
-    pipe.xinfo_groups(stream)
-    pipe.xpending(stream, group)
-    pipe.xlen(stream)
+    pipe.hget(positions_key, stream)
     pipe.xinfo_stream(stream)
     pipe.time()
-    try:
-        groups, pending, length, stream_info, (seconds, micros) = pipe.execute()
-    except redis.ResponseError:
-        return 0, 0.0  # no group yet: the recorder has not discovered the queue
-    info = next((g for g in groups if g["name"] == group), None)
-    if info is None:
-        return length, 0.0
-    # The group's lag counts entries trimmed (MAXLEN) before they were delivered, which never will be:
-    # once the group has delivered the last entry, nothing is left to read.
-    caught_up = info["last-delivered-id"] == stream_info["last-generated-id"]
-    unread = 0 if caught_up else int(info.get("lag") or 0)
-    waiting = unread + int(pending["pending"])
-    if waiting == 0:
-        return 0, 0.0
-    if pending["pending"]:
-        oldest = _entry_ms(pending["min"])
+    position, stream_info, (seconds, micros) = pipe.execute()
+    entry_id, _, consumed = (position or "").partition(" ")
+    if not entry_id:
+        waiting, after = int(stream_info["length"]), "-"  # nothing recorded yet
     else:
-        # Nothing pending: the oldest unrecorded entry is the first one after the last delivered.
-        unread = conn.xrange(stream, f"({info['last-delivered-id']}", "+", count=1)
-        oldest = _entry_ms(unread[0][0]) if unread else 0
+        waiting, after = int(stream_info["entries-added"]) - int(consumed or 0), f"({entry_id}"
+    if waiting <= 0:
+        return 0, 0.0
+    unread = conn.xrange(stream, after, "+", count=1)
+    oldest = _entry_ms(unread[0][0]) if unread else 0
     return waiting, max(0.0, seconds + micros / 1e6 - oldest / 1000) if oldest else 0.0
 
 
 class LagProbe:
     """Samples the recorder's backlog every 50 ms in a thread; keeps the worst seen and every sample."""
 
-    def __init__(self, url: str, stream: str, group: str) -> None:
+    def __init__(self, url: str, stream: str, positions_key: str) -> None:
         self.conn = redis.Redis.from_url(url, decode_responses=True)
-        self.stream, self.group = stream, group
+        self.stream, self.positions_key = stream, positions_key
         self.max_events, self.max_seconds = 0, 0.0
         self.samples: list[tuple[float, int, float]] = []  # (perf_counter, events behind, seconds behind)
         self._stop = threading.Event()
@@ -91,7 +72,7 @@ class LagProbe:
 
     def _run(self) -> None:
         while not self._stop.wait(0.05):
-            events, seconds = backlog(self.conn, self.stream, self.group)
+            events, seconds = backlog(self.conn, self.stream, self.positions_key)
             self.samples.append((time.perf_counter(), events, seconds))
             self.max_events = max(self.max_events, events)
             self.max_seconds = max(self.max_seconds, seconds)
@@ -122,10 +103,12 @@ def server_cpu_seconds(pid: int) -> float:
     return total
 
 
-# What a recorder sends Redis (reads, acks, group bookkeeping, queue discovery).
+# What a recorder sends Redis (reads, queue discovery; the consumer-group protocol of before: acks and
+# group bookkeeping). Not counted: the HSET that mirrors its positions after each commit (one per
+# batch), as the hot path's scripts run HSET too.
 RECORDER_COMMANDS = frozenset({
-    "xreadgroup", "xack", "xautoclaim", "xinfo|stream", "xinfo|groups", "xinfo|consumers", "smembers",
-    "xgroup|create", "xgroup|delconsumer",
+    "xread", "xreadgroup", "xack", "xautoclaim", "xinfo|stream", "xinfo|groups", "xinfo|consumers",
+    "smembers", "xgroup|create", "xgroup|delconsumer",
 })  # fmt: skip
 
 

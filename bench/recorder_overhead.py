@@ -66,8 +66,9 @@ from bench.runner import REPO_ROOT, Runner
 from bench.summary import directory_for, publish
 from jobqueue.embedded.postgres_server import PostgresServer
 from jobqueue.embedded.redis_server import RedisServer
-from jobqueue.keys import QueueKeys
+from jobqueue.keys import GlobalKeys, QueueKeys
 from jobqueue.record.migrate import migrate
+from jobqueue.record.ownership import STREAM_LOCKS
 from jobqueue.record.settings import RecordSettings
 
 QUEUE = "bench"  # bench.tasks.jobqueue_tasks.QUEUE
@@ -147,7 +148,7 @@ def verify_record(conn: redis.Redis, database_url: str, stream: str, tasks: int)
 def reset_record(database_url: str) -> None:
     """Empty the record between rounds, so each round is verified on its own."""
     with psycopg.connect(database_url) as pg:
-        pg.execute("TRUNCATE task_events, tasks, dead_letters, workers, schedule_runs")
+        pg.execute("TRUNCATE task_events, tasks, dead_letters, workers, schedule_runs, record_positions")
 
 
 def run_round(
@@ -158,7 +159,7 @@ def run_round(
     runner.flush()
     reset_record(servers.database_url)
     stream = QueueKeys(PREFIX, QUEUE).events
-    group = RecordSettings().group
+    positions = GlobalKeys(PREFIX).record_positions
     children, redis_cpu = children_cpu_seconds(), snapshot(runner.redis).cpu_seconds
     if not with_recorder:
         enqueue = runner.enqueue(adapter, rep, "batch")
@@ -178,14 +179,14 @@ def run_round(
         pg_cpu = server_cpu_seconds(servers.postgres_pid)
         children, redis_cpu = children_cpu_seconds(), snapshot(runner.redis).cpu_seconds
         usec = redis_usec_by_command(runner.redis)
-        with LagProbe(runner.redis_url, stream, group) as probe:
+        with LagProbe(runner.redis_url, stream, positions) as probe:
             load_start = time.perf_counter()
             enqueue = runner.enqueue(adapter, rep, "batch")
             process = runner.process(adapter, rep, "tuned")
             load_end = time.perf_counter()
-            at_end, _ = backlog(conn, stream, group)
+            at_end, _ = backlog(conn, stream, positions)
             started = time.perf_counter()
-            while backlog(conn, stream, group)[0] and time.perf_counter() - started < CATCH_UP_TIMEOUT:
+            while backlog(conn, stream, positions)[0] and time.perf_counter() - started < CATCH_UP_TIMEOUT:
                 time.sleep(0.02)
             catch_up = time.perf_counter() - started
         cpu = process_cpu_seconds(recorder.pid) - cpu_at_start
@@ -226,29 +227,31 @@ def catch_up_round(runner: Runner, servers: Servers, record_env: dict[str, str],
     runner.flush()
     reset_record(servers.database_url)
     stream = QueueKeys(PREFIX, QUEUE).events
-    group = RecordSettings().group
+    positions = GlobalKeys(PREFIX).record_positions
     runner.enqueue(adapter, 0, "batch")
     runner.process(adapter, 0, "tuned")
     conn = redis.Redis.from_url(runner.redis_url, decode_responses=True)
     total = int(conn.xlen(stream))
+    locks = psycopg.connect(servers.database_url, autocommit=True)  # polled: connected once, before
     recorder = start_recorder(
         runner.redis_url, servers.database_url, record_env, out / "recorder-catch-up.log"
     )
     try:
-        # From the moment it created its consumer group (discovery, right before its first read) to the
+        # From the moment it took the stream (its advisory lock, right before its first read) to the
         # last commit: its start-up (imports, pool) is not the catch-up rate.
         started: tuple[float, float] | None = None
         deadline = time.perf_counter() + CATCH_UP_TIMEOUT
         while time.perf_counter() < deadline:
-            if started is None and _has_group(conn, stream, group):
+            if started is None and _owns_a_stream(locks):
                 started = (time.perf_counter(), process_cpu_seconds(recorder.pid))
-            if started is not None and backlog(conn, stream, group)[0] == 0:
+            if started is not None and backlog(conn, stream, positions)[0] == 0:
                 break
             time.sleep(0.005)
         end, cpu_end = time.perf_counter(), process_cpu_seconds(recorder.pid)
     finally:
         recorder.terminate()
         recorder.wait(30)
+        locks.close()
     check = verify_record(conn, servers.database_url, stream, runner.tasks)
     conn.close()
     if started is None:
@@ -259,11 +262,13 @@ def catch_up_round(runner: Runner, servers: Servers, record_env: dict[str, str],
     return CatchUp(events, round(seconds, 3), round(events / seconds), round(cpu_per_event, 1), check["ok"])
 
 
-def _has_group(conn: redis.Redis, stream: str, group: str) -> bool:
-    try:
-        return any(g["name"] == group for g in conn.xinfo_groups(stream))
-    except redis.ResponseError:
-        return False
+def _owns_a_stream(pg: psycopg.Connection[Any]) -> bool:
+    return bool(
+        pg.execute(
+            "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = %s::int4::oid",
+            (STREAM_LOCKS,),
+        ).fetchone()
+    )
 
 
 def verdicts(summary: dict[str, Any], catch_up: Sequence[CatchUp], rounds: Sequence[Round]) -> dict[str, Any]:

@@ -224,7 +224,7 @@ class Soak:
 
     def _sample_lag(self) -> None:
         with contextlib.suppress(JobQueueError):  # Redis may be down right now
-            progress = read_recorder_progress(self.client, [QUEUE], self.group)
+            progress = read_recorder_progress(self.client, [QUEUE])
             if progress is not None:
                 self.report.max_recorder_lag = max(self.report.max_recorder_lag, progress.lag_seconds)
 

@@ -15,7 +15,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from jobqueue.broker.aio import AsyncClient
 from jobqueue.errors import ConfigurationError
-from jobqueue.record.settings import RecordSettings
 from jobqueue.settings import Settings
 from jobqueue_api.access_log import AccessLog
 from jobqueue_api.errors import ERROR_RESPONSES, error_body, install_error_handlers
@@ -119,15 +118,12 @@ def _pool_backend(api_settings: ApiSettings, client: AsyncClient) -> PoolBackend
 def create_app(
     settings: Settings | None = None,
     api_settings: ApiSettings | None = None,
-    record_settings: RecordSettings | None = None,
     pool_backend: PoolBackend | None = None,
 ) -> FastAPI:
     """Build the API. Connections open lazily; nothing happens at import time. ``pool_backend`` replaces
     the one the settings choose (tests pass a Kubernetes backend bound to their control plane)."""
     settings = settings or Settings()
     api_settings = api_settings or ApiSettings()
-    # Only the recorders' consumer group name is used here (/metrics reads their progress).
-    record_settings = record_settings or RecordSettings()
     keys = api_settings.parsed_keys()
     if api_settings.open_mode and not _is_loopback(api_settings.host):
         raise ConfigurationError("open mode (no API keys) is only allowed on a loopback address")
@@ -160,7 +156,7 @@ def create_app(
     )
     client = AsyncClient(settings)
     registry = CollectorRegistry()
-    collector = QueueCollector(client.sync, recorder_group=record_settings.group)
+    collector = QueueCollector(client.sync)
     registry.register(collector)
     app.state.queue_collector = collector
     app.state.client = client

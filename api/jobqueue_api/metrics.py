@@ -60,7 +60,6 @@ TASK_COUNTERS = {
         "Failed attempts scheduled for a retry, by task name, as workers report",
     ),
 }
-DEFAULT_RECORDER_GROUP = "jobqueue-recorder"
 
 
 def build_info() -> Metric:
@@ -86,11 +85,9 @@ class QueueCollector(Collector):
         self,
         client: Client,
         stale_after_seconds: float = 30.0,
-        recorder_group: str = DEFAULT_RECORDER_GROUP,
     ) -> None:
         self.client = client
         self.stale_after_seconds = stale_after_seconds
-        self.recorder_group = recorder_group
 
     def exposition(self, registry: CollectorRegistry) -> bytes:
         """The whole scrape: the per-queue families (rendered here, see render_queue_families), then
@@ -112,7 +109,7 @@ class QueueCollector(Collector):
         queues = self.client.known_queues()
         yield from self._task_histograms(queues)
         yield self._workers()
-        yield from recorder_families(read_recorder_progress(self.client, queues, self.recorder_group))
+        yield from recorder_families(read_recorder_progress(self.client, queues))
         yield self._rejected()
         yield from self._schedule_families()
 

@@ -44,6 +44,21 @@ def make_recorder(client: Client, pool: ConnectionPool, **options: Any) -> Recor
     return Recorder(client.settings, RecordSettings(**{**defaults, **options}), client.redis, pool)
 
 
+def recorded_up_to(pool: ConnectionPool, stream: str) -> str | None:
+    """The stream's position committed in PostgreSQL (record_positions), None if it has none."""
+    with pool.connection() as conn:
+        row = conn.execute(
+            "SELECT entry_ms || '-' || entry_seq FROM record_positions WHERE stream = %s", (stream,)
+        ).fetchone()
+    return str(row[0]) if row else None
+
+
+def last_entry(client: Client, stream: str) -> str:
+    """The id of the stream's last entry."""
+    [(entry_id, _)] = client.redis.xrevrange(stream, count=1)
+    return str(entry_id)
+
+
 def drain(recorder: Recorder, max_steps: int = 1000) -> int:
     """Run the recorder until a step finds nothing; returns the entries handled."""
     total = 0

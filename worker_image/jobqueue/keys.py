@@ -245,6 +245,12 @@ class GlobalKeys:
         """Counter of stream entries the recorders parked in PostgreSQL's record_rejects (never reset)."""
         return f"{self.prefix}:recorder:rejected"
 
+    @property
+    def record_positions(self) -> str:
+        """Hash: event stream -> "<entry id> <entries consumed>", the position the recorders committed in
+        PostgreSQL (mirrored after each batch, read by /metrics for the recorder lag)."""
+        return f"{self.prefix}:recorder:positions"
+
     # Schedule keys share the hash tag {schedules}: the claim script touches several of them at once.
     @property
     def schedules(self) -> str:

@@ -85,14 +85,21 @@ def test_live_snapshot_counts_busy_slots_from_heartbeats(client: Client) -> None
 
 
 def test_recorder_progress_over_the_queues_event_streams(client: Client) -> None:
-    assert read_recorder_progress(client, [], "recorder") is None
+    assert read_recorder_progress(client, []) is None
     client.enqueue("add", [1])
-    assert read_recorder_progress(client, ["default"], "recorder") is None  # no recorder group yet
+    assert read_recorder_progress(client, ["default"]) is None  # no recorder has recorded anything yet
     stream = client.queue_keys("default").events
-    client.redis.xgroup_create(stream, "recorder", id="0")
-    progress = read_recorder_progress(client, ["default", "never-used"], "recorder")
-    assert progress is not None and progress.lag_seconds >= 0
+    [(enqueued, _)] = client.redis.xrange(stream)
+    # A recorder committed the stream up to its entry and mirrored the position (recorder.py _publish).
+    client.redis.hset(client.global_keys.record_positions, stream, f"{enqueued} 1")
+    progress = read_recorder_progress(client, ["default", "never-used"])
+    assert progress is not None and (progress.lag_seconds, progress.recorded) == (0.0, 1)
     # Something to record that nobody read yet: a fetch appends its 'started' event.
     parse_fetch("default", run_script(client.redis, build_fetch(client.settings, "default", 1, "w")))
-    lagging = read_recorder_progress(client, ["default"], "recorder")
-    assert lagging is not None and lagging.recorded in (0, None)
+    time.sleep(0.01)
+    lagging = read_recorder_progress(client, ["default"])
+    assert lagging is not None and lagging.recorded == 1 and lagging.lag_seconds > 0
+    # A position carried over from the consumer group with entries pending: a count not known.
+    client.redis.hset(client.global_keys.record_positions, stream, f"{enqueued} ")
+    unknown = read_recorder_progress(client, ["default"])
+    assert unknown is not None and unknown.recorded is None

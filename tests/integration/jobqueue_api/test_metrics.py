@@ -1,5 +1,5 @@
 """/metrics against a real Redis: histograms filled by a real worker running real tasks, the recorders'
-progress read from their consumer group, and the schedules' fire counters."""
+progress read from the positions they committed, and the schedules' fire counters."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ import pytest
 from fastapi.testclient import TestClient
 from jq_testing import wait_until
 from prometheus_client.parser import text_string_to_metric_families
+from psycopg_pool import ConnectionPool
 from pydantic import SecretStr
+from record_helpers import drain, make_recorder
 
 from jobqueue import App, Client, Settings
 from jobqueue.broker.redis_io import run_script
@@ -111,30 +113,26 @@ def test_flush_script_adds_atomically_and_a_resent_flush_only_once(client: Clien
     assert 0 < client.redis.ttl(client.queue_keys("q").task_metrics_applied("w1")) <= 3600
 
 
-def test_recorder_lag_and_recorded_events_come_from_the_consumer_group(
-    api: TestClient, client: Client
+def test_recorder_lag_and_recorded_events_come_from_the_recorded_positions(
+    api: TestClient, client: Client, pg_pool: ConnectionPool
 ) -> None:
     for i in range(3):
         client.enqueue("add", args=[i, i])
     assert sample(scrape(api), "jobqueue_recorder_lag_seconds") is None  # no recorder has ever run
-    stream = client.queue_keys("default").events
-    client.redis.xgroup_create(stream, "jobqueue-recorder", id="0")
+    # A real recorder that reads one entry per batch: one recorded, two waiting.
+    recorder = make_recorder(client, pg_pool, batch_size=1, max_batch_size=1)
+    assert recorder.run_once(block=False) == 1
     time.sleep(0.3)
     s = scrape(api)
     assert (sample(s, "jobqueue_recorder_lag_seconds") or 0) >= 0.3
-    assert sample(s, "jobqueue_recorder_events_recorded_total") == 0
-    # A recorder reads two entries and acknowledges one: the oldest unrecorded one is still old.
-    reply = client.redis.xreadgroup("jobqueue-recorder", "r1", {stream: ">"}, count=2)
-    first_id = reply[0][1][0][0]
-    client.redis.xack(stream, "jobqueue-recorder", first_id)
-    s = scrape(api)
-    assert (sample(s, "jobqueue_recorder_lag_seconds") or 0) >= 0.3
     assert sample(s, "jobqueue_recorder_events_recorded_total") == 1
-    rest = client.redis.xreadgroup("jobqueue-recorder", "r1", {stream: ">"})
-    client.redis.xack(stream, "jobqueue-recorder", reply[0][1][1][0], *(e[0] for e in rest[0][1]))
+    drain(recorder)
     s = scrape(api)
     assert sample(s, "jobqueue_recorder_lag_seconds") == 0
-    assert sample(s, "jobqueue_recorder_events_recorded_total") == client.redis.xlen(stream)
+    assert sample(s, "jobqueue_recorder_events_recorded_total") == client.redis.xlen(
+        client.queue_keys("default").events
+    )
+    recorder.close()
 
 
 def test_schedule_fires_misfires_and_next_fire(api: TestClient, settings: Settings) -> None:

@@ -19,8 +19,9 @@ from jobqueue.errors import ConfigurationError
 from jobqueue.models import WorkerState
 from jobqueue.record.analytics import Granularity, rollup_recent
 from jobqueue.record.db import load_sql, open_pool, translate_errors
+from jobqueue.record.gc_tuning import tune_garbage_collector
 from jobqueue.record.migrate import migrate
-from jobqueue.record.recorder import Recorder, tune_garbage_collector
+from jobqueue.record.recorder import Recorder
 from jobqueue.record.retention import prune
 from jobqueue.record.settings import RecordSettings
 from jobqueue.settings import Settings

@@ -16,8 +16,12 @@ class RecordSettings(EnvFileSettings):
 
     model_config = SettingsConfigDict(env_prefix="JOBQUEUE_RECORD_", extra="ignore")
 
+    # Read once per stream that has no stored position: the migration from the recorders of releases
+    # before 0006, which read through this consumer group (docs/record.md, "The read protocol").
     group: str = Field(
-        description="Redis consumer group of the recorders", default="jobqueue-recorder", min_length=1
+        description="consumer group of the recorders of older releases, read once per stream to migrate",
+        default="jobqueue-recorder",
+        min_length=1,
     )
     # Entries read per stream per round trip; one batch is one PostgreSQL transaction.
     batch_size: int = Field(
@@ -43,19 +47,23 @@ class RecordSettings(EnvFileSettings):
         default=100,
         ge=0,
     )
-    # Pending entries idle this long belong to a recorder presumed dead and are claimed (XAUTOCLAIM).
-    # Longer than the longest retry pause of a live recorder, so a recorder waiting out a PostgreSQL
-    # outage keeps its batch instead of having it stolen (that would only cost duplicates, not loss).
+    # The consumer-group protocol's claim of pending entries; there is no pending list since 0006. Kept
+    # (and ignored) so that configurations written for older releases still load.
     claim_idle_seconds: float = Field(
-        description="pending entries idle this long belong to a recorder presumed dead and are claimed",
+        description="unused since the position protocol (0006); accepted so older configurations load",
         default=60.0,
         gt=0,
     )
     claim_interval_seconds: float = Field(
-        description="how often a recorder looks for such entries", default=15.0, gt=0
+        description="unused since the position protocol (0006); accepted so older configurations load",
+        default=15.0,
+        gt=0,
     )
     discover_interval_seconds: float = Field(
-        description="how often a recorder looks for new queues' streams", default=5.0, gt=0
+        description="how often a recorder looks for new streams, rebalances, and takes over those of a "
+        "recorder gone",
+        default=5.0,
+        gt=0,
     )
     retry_initial_seconds: float = Field(
         description="first pause after a failed write (doubles up to retry_max_seconds)", default=0.1, gt=0

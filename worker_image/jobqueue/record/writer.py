@@ -3,12 +3,12 @@
 The common case (no entry of the batch recorded before) takes the direct path: events are COPied
 (binary) straight into ``task_events`` and the folded deltas of tasks first seen in the batch straight
 into ``tasks``; only deltas of tasks already recorded go through a staging table and one merging upsert.
-If any entry or task row turns out to exist already (a replay after a crash before XACK, another
-recorder that claimed the same entries, or batches of several recorders committed out of order), the
+If any entry or task row turns out to exist already (a replay: entries recorded by a recorder of the
+consumer-group protocol of before, or by a recorder that lost its stream while it wrote), the
 whole transaction is rolled back and the batch is written by the exact path: everything COPied into
 per-connection staging tables, entries already recorded skipped, and only the entries inserted now
 folded into tasks and dead letters with one order-safe upsert. Either way one transaction, committed
-before the recorder acknowledges.
+with the streams' new positions (the recorder's read protocol, docs/record.md).
 
 COPY rows are encoded by psycopg's C code; the ``unnest(arrays)`` parameters used before were encoded
 value by value in Python (a fifth of the recorder's CPU, profiled with py-spy, see docs/record.md).
@@ -36,6 +36,7 @@ from jobqueue.record.events import (
     event_data,
     fold,
 )
+from jobqueue.record.positions import Position, entry_key
 
 _EVENT_COLUMNS = (
     "stream", "entry_ms", "entry_seq", "task_id", "queue", "event", "ts_ms", "attempt", "worker", "error",
@@ -175,15 +176,20 @@ def write_batch(
     conn: psycopg.Connection[Any],
     events: Sequence[StreamEvent],
     schedule_runs: Sequence[ScheduleRunEvent] = (),
+    positions: Sequence[Position] = (),
 ) -> BatchResult:
     """Record ``events`` and fold the new ones into tasks and dead letters, and record ``schedule_runs``;
-    one transaction, committed before returning.
+    one transaction, committed before returning. ``positions`` (the streams' new read positions) are
+    saved in the same transaction: the record and where it stands never disagree.
 
-    Safe to call again with the same events (after a crash before XACK, or from another recorder): events
+    Safe to call again with the same events (a replay): events
     already in ``task_events`` are skipped, and only events inserted now change any other table; a
     schedule run already recorded for its (schedule, fire time) is skipped too.
     """
     if not events and not schedule_runs:
+        if positions:
+            with translate_errors(), conn.transaction():
+                save_positions(conn, positions)
         return BatchResult(0, 0)
     rows = _event_rows(events)
     with translate_errors():
@@ -191,12 +197,14 @@ def write_batch(
             try:
                 with conn.transaction():
                     inserted_runs = _write_direct(conn, rows, events, schedule_runs)
+                    save_positions(conn, positions)
                 return BatchResult(len(events) + inserted_runs, len(schedule_runs) - inserted_runs)
             except (psycopg.errors.UniqueViolation, _RecordedBefore):
                 pass  # something was recorded before: rolled back, and written by the exact path below
         with conn.transaction():
             new = _write_exact(conn, rows, events)
             inserted_runs = _insert_schedule_runs(conn, schedule_runs)
+            save_positions(conn, positions)
     total = len(events) + len(schedule_runs)
     return BatchResult(len(new) + inserted_runs, total - len(new) - inserted_runs)
 
@@ -263,6 +271,20 @@ def _write_exact(
     _merge_deltas(conn, deltas)
     _dead_letters(conn, deltas, new)
     return new
+
+
+def save_positions(conn: psycopg.Connection[Any], positions: Sequence[Position]) -> None:
+    """Advance the streams' stored positions (inside the caller's transaction); never moves one back."""
+    if positions:
+        conn.execute(
+            load_sql("save_positions"),
+            {
+                "stream": [p.stream for p in positions],
+                "entry_ms": [entry_key(p.entry_id)[0] for p in positions],
+                "entry_seq": [entry_key(p.entry_id)[1] for p in positions],
+                "consumed": [p.consumed for p in positions],
+            },
+        )
 
 
 def _insert_schedule_runs(conn: psycopg.Connection[Any], runs: Sequence[ScheduleRunEvent]) -> int:

@@ -8,17 +8,15 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-import redis
 from jq_testing import wait_until
 from psycopg_pool import ConnectionPool
-from record_helpers import drain, fail, fetch, make_recorder, succeed
+from record_helpers import drain, fail, fetch, last_entry, make_recorder, recorded_up_to, succeed
 
 from jobqueue import Client
 from jobqueue.broker.enqueue import make_request
 from jobqueue.broker.recorder_progress import read_recorder_progress
-from jobqueue.embedded.redis_server import free_port
 from jobqueue.record.queries import RecordQueries
-from jobqueue.record.recorder import Entry, Recorder
+from jobqueue.record.recorder import Recorder
 from jobqueue.record.settings import RecordSettings
 
 pytestmark = pytest.mark.timeout(60)
@@ -73,9 +71,10 @@ def test_transitions_become_task_rows_events_and_dead_letters(
     assert history == [("enqueued", None), ("started", 1), ("retrying", 1), ("started", 2), ("succeeded", 2)]
     [dead] = rows(pg_pool, "SELECT task_id, name, status, reason, error FROM dead_letters")
     assert dead == (doomed.id, "doomed", "FAILED", "not_retryable", "ValueError: bad")
-    # Everything acknowledged: nothing left pending in the group.
+    # The stream's position, committed with the rows: its last entry.
     stream = client.queue_keys("default").events
-    assert client.redis.xpending(stream, recorder.options.group)["pending"] == 0
+    assert recorded_up_to(pg_pool, stream) == last_entry(client, stream)
+    recorder.close()
 
 
 def test_replaying_a_batch_changes_nothing(client: Client, pg_pool: ConnectionPool) -> None:
@@ -84,102 +83,72 @@ def test_replaying_a_batch_changes_nothing(client: Client, pg_pool: ConnectionPo
         succeed(client, job, "1")
     first = make_recorder(client, pg_pool)
     assert drain(first) == 60
+    first.close()
     before = rows(pg_pool, "SELECT * FROM tasks ORDER BY id")
-    # A second consumer group re-reads the whole stream: the same entries a crashed recorder would.
-    second = make_recorder(client, pg_pool, group="replay-group")
+    # Positions lost (as if never stored): the next recorder re-reads the whole stream.
+    rows(pg_pool, "DELETE FROM record_positions RETURNING stream")
+    second = make_recorder(client, pg_pool)
     assert drain(second) == 60
     assert second.stats.recorded == 0 and second.stats.duplicates == 60
     assert rows(pg_pool, "SELECT * FROM tasks ORDER BY id") == before
     assert rows(pg_pool, "SELECT count(*) FROM task_event_log") == [(60,)]
     assert len(handles) == 20
+    second.close()
 
 
-class CrashBeforeAck(Recorder):
-    """A recorder that dies between COMMIT and XACK (the worst moment)."""
+class CrashBeforeCommit(Recorder):
+    """A recorder that dies inside its write transaction, after the rows, before COMMIT."""
 
-    def _ack(self, entries: list[Entry]) -> None:
-        raise KeyboardInterrupt("crashed before XACK")
+    def _write(self, events: Any, runs: Any) -> Any:
+        session = self._ownership.session()
+        with session.transaction():
+            session.execute("SELECT 1")
+            super()._write(events, runs)  # a nested transaction: a savepoint, released
+            raise KeyboardInterrupt("crashed before COMMIT")
 
 
-def test_a_recorder_crashing_before_xack_loses_and_doubles_nothing(
+def test_a_recorder_crashing_before_commit_loses_and_doubles_nothing(
     client: Client, pg_pool: ConnectionPool
 ) -> None:
     for i in range(10):
         client.enqueue("add", [i])
     for job in fetch(client, 10):
         succeed(client, job, "1")
-    options = RecordSettings(block_ms=50, discover_interval_seconds=0.01, claim_idle_seconds=0.05)
-    crashing = CrashBeforeAck(client.settings, options, client.redis, pg_pool, consumer="doomed")
-    with pytest.raises(KeyboardInterrupt):
-        crashing.run_once(block=False)
-    stream = client.queue_keys("default").events
-    assert client.redis.xpending(stream, options.group)["pending"] == 30
-    before = rows(pg_pool, "SELECT * FROM tasks ORDER BY id")
-    assert len(before) == 10
-
-    time.sleep(0.1)  # the dead recorder's entries go idle
-    survivor = Recorder(client.settings, options, client.redis, pg_pool, consumer="survivor")
-    assert drain(survivor) == 30
-    assert (survivor.stats.claimed, survivor.stats.recorded, survivor.stats.duplicates) == (30, 0, 30)
-    assert client.redis.xpending(stream, options.group)["pending"] == 0
-    assert rows(pg_pool, "SELECT * FROM tasks ORDER BY id") == before
-    assert rows(pg_pool, "SELECT count(*) FROM task_event_log") == [(30,)]
-
-
-def test_a_restarted_recorder_rereads_its_own_pending_entries(
-    client: Client, pg_pool: ConnectionPool
-) -> None:
-    client.enqueue("add", [1])
     options = RecordSettings(block_ms=50, discover_interval_seconds=0.01)
-    crashing = CrashBeforeAck(client.settings, options, client.redis, pg_pool, consumer="pod-0")
+    crashing = CrashBeforeCommit(client.settings, options, client.redis, pg_pool, consumer="doomed")
     with pytest.raises(KeyboardInterrupt):
         crashing.run_once(block=False)
-    # Same consumer name (a pod name is stable): its pending entries are read back at once, no idle wait.
-    restarted = Recorder(client.settings, options, client.redis, pg_pool, consumer="pod-0")
-    assert drain(restarted) == 1
-    assert restarted.stats.duplicates == 1
-    assert client.redis.xpending(client.queue_keys("default").events, options.group)["pending"] == 0
+    stream = client.queue_keys("default").events
+    # Neither the rows nor the position: one transaction.
+    assert rows(pg_pool, "SELECT count(*) FROM tasks") == [(0,)]
+    assert recorded_up_to(pg_pool, stream) is None
+    # The dead recorder's session ends (as a killed process's does): its streams are free.
+    crashing.close()
+    survivor = make_recorder(client, pg_pool)
+    assert drain(survivor) == 30
+    assert (survivor.stats.recorded, survivor.stats.duplicates) == (30, 0)
+    assert rows(pg_pool, "SELECT count(*) FROM task_event_log") == [(30,)]
+    assert recorded_up_to(pg_pool, stream) == last_entry(client, stream)
+    survivor.close()
 
 
-class AckFailsOnce(Recorder):
-    """A recorder whose first XACK meets a Redis that is down (as during a Redis restart): a real
-    connection refused, through the real error translation."""
-
-    failed = False
-
-    def _ack(self, entries: list[Entry]) -> None:
-        if self.failed:
-            super()._ack(entries)
-            return
-        self.failed = True
-        live, self.redis = self.redis, redis.Redis(port=free_port(), socket_connect_timeout=0.2)
-        try:
-            super()._ack(entries)
-        finally:
-            self.redis.close()
-            self.redis = live
-
-
-def test_entries_whose_xack_failed_are_acknowledged_at_once_not_after_the_claim_idle_time(
+def test_a_recorder_restarted_after_commit_reads_on_from_the_committed_position(
     client: Client, pg_pool: ConnectionPool
 ) -> None:
-    # Found by the soak (bench/soak.py): after a Redis restart the live recorder's last batch stayed
-    # pending for claim_idle_seconds (60 s), so the recorder-lag gauge (and its alert) reported a minute
-    # of lag for events that were recorded all along.
     client.enqueue("add", [1])
-    options = RecordSettings(block_ms=50, discover_interval_seconds=0.01)  # default claim idle: 60 s
-    recorder = AckFailsOnce(client.settings, options, client.redis, pg_pool, consumer="pod-0")
-    assert recorder.run_once(block=False) == 1
-    stream = client.queue_keys("default").events
-    assert client.redis.xpending(stream, options.group)["pending"] == 1
-    drain(recorder)
-    assert client.redis.xpending(stream, options.group)["pending"] == 0
-    assert recorder.stats.duplicates == 1  # recorded once; the re-read changed nothing
-    progress = read_recorder_progress(client, ["default"], options.group)
-    assert progress is not None and progress.lag_seconds == 0.0
+    first = make_recorder(client, pg_pool)
+    assert drain(first) == 1
+    first.close()
+    client.enqueue("add", [2])
+    restarted = make_recorder(client, pg_pool)
+    assert drain(restarted) == 1  # only the new entry: nothing re-read
+    assert (restarted.stats.recorded, restarted.stats.duplicates) == (1, 0)
+    progress = read_recorder_progress(client, ["default"])
+    assert progress is not None and progress.lag_seconds == 0.0 and progress.recorded == 2
+    restarted.close()
 
 
-def test_several_recorders_share_the_streams_and_record_each_event_once(
+def test_several_recorders_spread_the_streams_and_record_each_event_once(
     client: Client, pg_pool: ConnectionPool
 ) -> None:
     queues = ["q1", "q2", "q3"]
@@ -191,15 +160,23 @@ def test_several_recorders_share_the_streams_and_record_each_event_once(
             for job in fetch(client, 40, queue=q):
                 succeed(client, job, "1")
             expected += 120
-    recorders = [make_recorder(client, pg_pool, batch_size=50, max_batch_size=50) for _ in range(3)]
-    threads = [threading.Thread(target=drain, args=(r,)) for r in recorders]
+    # Three queues and the schedule run stream: four streams over two recorders.
+    recorders = [make_recorder(client, pg_pool, batch_size=50, max_batch_size=50) for _ in range(2)]
+    threads = [threading.Thread(target=r.run, daemon=True) for r in recorders]
     for t in threads:
         t.start()
-    for t in threads:
-        t.join(30)
-    assert sum(r.stats.recorded for r in recorders) == expected
+    try:
+        wait_until(lambda: sum(r.stats.recorded for r in recorders) == expected, timeout=30)
+        # Each owns its fair share once both are known to each other; no stream is owned twice.
+        wait_until(lambda: [len(r.owned_streams) for r in recorders] == [2, 2], timeout=10)
+        owned = [s for r in recorders for s in r.owned_streams]
+        assert len(set(owned)) == 4
+    finally:
+        for r in recorders:
+            r.stop()
+        for t in threads:
+            t.join(10)
     assert sum(r.stats.duplicates for r in recorders) == 0
-    assert all(r.stats.recorded > 0 for r in recorders)
     assert rows(
         pg_pool, "SELECT count(*), count(DISTINCT (stream, entry_ms, entry_seq)) FROM task_event_log"
     ) == [(expected, expected)]
@@ -249,7 +226,7 @@ def test_events_trimmed_before_recording_are_counted_and_reported(
 def test_a_recorder_started_before_any_queue_exists_waits_for_one(
     client: Client, pg_pool: ConnectionPool
 ) -> None:
-    recorder = make_recorder(client, pg_pool, claim_interval_seconds=0.01)
+    recorder = make_recorder(client, pg_pool)
     assert recorder.run_once(block=False) == 0
     client.enqueue("add", [1])
     time.sleep(0.05)  # the next queue discovery is due
@@ -365,3 +342,36 @@ def test_a_queue_stream_gone_under_the_recorder_does_not_stop_the_recording(
         )
     finally:
         recorder.stop()
+
+
+class FailsFirstWrite(Recorder):
+    """A recorder whose first write dies before COMMIT (while its read-ahead is in flight)."""
+
+    failed = False
+
+    def _write(self, events: Any, runs: Any) -> Any:
+        if not self.failed:
+            self.failed = True
+            raise KeyboardInterrupt("died while the next batch was being read")
+        return super()._write(events, runs)
+
+
+def test_a_recorder_behind_reads_the_next_batch_while_writing_and_drops_it_if_the_write_failed(
+    client: Client, pg_pool: ConnectionPool
+) -> None:
+    client.enqueue_many([make_request("add", [i]) for i in range(500)])
+    options = RecordSettings(block_ms=50, discover_interval_seconds=0.01, batch_size=100, max_batch_size=100)
+    recorder = FailsFirstWrite(client.settings, options, client.redis, pg_pool)
+    with pytest.raises(KeyboardInterrupt):
+        recorder.run_once(block=False)
+    # The read-ahead started from the end of the batch that did not commit: not used.
+    sizes = []
+    while handled := recorder.run_once(block=False):
+        sizes.append(handled)
+    assert sizes == [100] * 5
+    assert recorder.stats.read_ahead == 5  # every batch after the first re-read came from a read-ahead
+    assert (recorder.stats.recorded, recorder.stats.duplicates) == (500, 0)
+    assert rows(
+        pg_pool, "SELECT count(*), count(DISTINCT (stream, entry_ms, entry_seq)) FROM task_event_log"
+    ) == [(500, 500)]
+    recorder.close()

@@ -77,9 +77,12 @@ def test_every_fire_and_skipped_slot_is_recorded_once(client: Client, pg_pool: C
     assert len(missed) == 1 and missed[0][3] == infos["late"].missed > 0
     assert sum(r[0] == "fired" for r in late) == infos["late"].fired
 
-    # Recorded once: reading every entry again (another group) inserts nothing.
+    # Recorded once: reading every entry again (positions forgotten) inserts nothing.
     entries = len(client.redis.xrange(keys.schedule_events))
-    again = make_recorder(client, pg_pool, group="second-look")
+    recorder.close()
+    with pg_pool.connection() as conn:
+        conn.execute("DELETE FROM record_positions")
+    again = make_recorder(client, pg_pool)
     drain(again)
     assert again.stats.recorded == 0 and again.stats.duplicates >= entries
     with pg_pool.connection() as conn:
