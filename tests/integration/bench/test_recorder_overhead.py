@@ -54,20 +54,21 @@ def test_a_small_run_measures_both_kinds_and_verifies_the_record(tmp_path: Path)
     assert rows["record_share"]["met"] is targets["recorder_share_of_redis_percent"]["met"]
 
 
-def test_backlog_is_zero_once_the_group_read_everything_even_after_trimming(client: Client) -> None:
+def test_backlog_counts_from_the_committed_position_even_after_trimming(client: Client) -> None:
+    """The backlog is the stream's entries added minus those the recorder consumed (trimmed ones it
+    skipped included), read from the positions it mirrors into Redis."""
     stream = client.queue_keys("meter").events
-    # RESP2, as the product's connections (redis-py 8 defaults to RESP3, whose XREADGROUP reply is a map).
     conn = redis.Redis.from_url(
         client.settings.redis_url.get_secret_value(), decode_responses=True, protocol=2
     )
     try:
-        conn.xgroup_create(stream, "g", id="0", mkstream=True)
-        for i in range(20):
-            conn.xadd(stream, {"n": str(i)}, maxlen=5)  # 15 entries trimmed before anyone read them
-        waiting, _ = backlog(conn, stream, "g")
-        assert waiting > 0
-        entries = conn.xreadgroup("g", "c", {stream: ">"})[0][1]
-        conn.xack(stream, "g", *(entry_id for entry_id, _ in entries))
-        assert backlog(conn, stream, "g") == (0, 0.0)  # the group's lag still counts the trimmed 15
+        # 15 trimmed before anyone read them
+        ids = [conn.xadd(stream, {"n": str(i)}, maxlen=5, approximate=False) for i in range(20)]
+        assert backlog(conn, stream, "positions")[0] == 5  # nothing recorded yet: what is left to read
+        conn.hset("positions", stream, f"{ids[16]} 17")  # recorded up to the 17th entry
+        waiting, age = backlog(conn, stream, "positions")
+        assert waiting == 3 and age >= 0.0
+        conn.hset("positions", stream, f"{ids[-1]} 20")  # everything, the trimmed 15 counted as consumed
+        assert backlog(conn, stream, "positions") == (0, 0.0)
     finally:
         conn.close()
