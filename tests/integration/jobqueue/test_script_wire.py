@@ -15,7 +15,8 @@ import redis
 from jobqueue import Client, Settings, TaskStatus
 from jobqueue.broker.batch_enqueue import plan_enqueue
 from jobqueue.broker.enqueue import make_request
-from jobqueue.broker.script_wire import ScriptWire
+from jobqueue.broker.redis_io import script_sha
+from jobqueue.broker.script_wire import ScriptWire, pack_call
 from jobqueue.broker.scripts import ScriptCall
 from jobqueue.embedded.redis_server import RedisServer
 from jobqueue.errors import BrokerUnavailable, JobQueueError
@@ -210,3 +211,34 @@ def test_an_unreachable_server_is_reported_as_broker_unavailable(tmp_path: Path)
             client.enqueue("a", [2])
     finally:
         client.close()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("x", 0, -1, 10**30, 2.5, 0.1, b"\x00raw", "nul\x00inside", "\u00e9\U0001f600", "", "a" * 70_000),
+        (1e300, -0.0, float("inf")),
+    ],
+)
+def test_a_call_is_packed_exactly_as_redis_py_packs_it(args: tuple[object, ...]) -> None:
+    connection = redis.Connection()
+    call = ScriptCall("enqueue_many", ("k1", "{q}k2"), args)
+    expected = b"".join(
+        connection.pack_command("EVALSHA", script_sha("enqueue_many"), 2, "k1", "{q}k2", *args)
+    )
+    assert b"".join(pack_call(connection, call)) == expected
+
+
+@pytest.mark.parametrize(("value", "error"), [("lone \udc80", UnicodeEncodeError), (True, redis.DataError)])
+def test_a_value_hiredis_refuses_fails_as_it_did_through_redis_py(
+    value: object, error: type[Exception]
+) -> None:
+    call = ScriptCall("enqueue_many", ("k",), ("ok", value))
+    with pytest.raises(error):
+        pack_call(redis.Connection(), call)
+
+
+def test_a_connection_with_another_encoding_is_packed_by_redis_py() -> None:
+    connection = redis.Connection(encoding="latin-1")
+    call = ScriptCall("enqueue_many", ("k",), ("\u00e9",))
+    assert b"".join(pack_call(connection, call)).endswith(b"$1\r\n\xe9\r\n")

@@ -35,6 +35,7 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
+import hiredis
 import redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
@@ -162,12 +163,7 @@ class ScriptWire:
             except (RedisConnectionError, RedisTimeoutError):
                 return run_script(self._redis, call)
             try:
-                connection.send_packed_command(
-                    connection.pack_command(
-                        "EVALSHA", script_sha(call.script), len(call.keys), *call.keys, *call.args
-                    ),
-                    check_health=True,
-                )
+                connection.send_packed_command(pack_call(connection, call), check_health=True)
                 reply = connection.read_response()
             except NoScriptError:
                 # The reply was read: the connection is in step. The call did not run, and it was the
@@ -196,13 +192,28 @@ class ScriptWire:
             # In ``sent`` before the write, so a failed write is re-run by the fallback path.
             sent.append(call)
             connection.send_packed_command(
-                connection.pack_command(
-                    "EVALSHA", script_sha(call.script), len(call.keys), *call.keys, *call.args
-                ),
+                pack_call(connection, call),
                 # One health check per exchange, before its first write (a PING only after 30 s idle).
                 check_health=len(sent) == 1,
             )
         return [_read(connection) for _ in sent]
+
+
+def pack_call(connection: Any, call: ScriptCall) -> Any:
+    """The EVALSHA of ``call`` in the wire protocol. hiredis packs it directly when the connection encodes
+    as hiredis does (UTF-8, strict), the default: redis-py's own ``pack_command`` wraps the same hiredis
+    call in a per-argument encoding pass that cost 25-40 µs of a 13-key enqueue (hiredis alone: about
+    6 µs), about a sixth of the one-by-one producer's CPU per task before the send. Anything hiredis
+    refuses (a bool, a lone surrogate) goes to redis-py's path, which raises as it always did."""
+    command = ("EVALSHA", script_sha(call.script), len(call.keys), *call.keys, *call.args)
+    encoder = connection.encoder
+    if encoder.encoding == "utf-8" and encoder.encoding_errors == "strict":
+        try:
+            # hiredis types its argument as a 1-tuple; any length of str / int / float / bytes is packed.
+            return [hiredis.pack_command(command)]  # type: ignore[arg-type]
+        except (TypeError, ValueError):  # UnicodeEncodeError is a ValueError
+            pass
+    return connection.pack_command(*command)
 
 
 def _read(connection: Any) -> Any:
