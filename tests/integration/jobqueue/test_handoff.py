@@ -165,6 +165,19 @@ def test_an_expired_parking_is_dropped(client: Client) -> None:
     assert inbox(client, "w1") == [] and parked(client) == {} and ready(client) == [queued.id]
 
 
+def test_a_dead_parking_is_dropped_and_a_live_one_gets_the_task(client: Client) -> None:
+    # Whichever HRANDFIELD picks first, the expired and the malformed entries are dropped on the way and
+    # the live worker gets the task (its entry read in the same reply as its id).
+    fetch(client, "dead", park_ms=1)
+    client.redis.hset(client.queue_keys(QUEUE).parked, "garbled", "not an entry \x00")
+    time.sleep(0.05)
+    fetch(client, "live")
+    handed = client.enqueue("add", [1, 1])
+    assert [parse_handoff(QUEUE, r)[0].jobs[0].id for r in inbox(client, "live")] == [handed.id]
+    assert inbox(client, "dead") == [] and ready(client) == []
+    assert set(parked(client)) <= {"live", "dead", "garbled"} and "live" in parked(client)
+
+
 def test_a_fetch_unparks_and_returns_what_was_handed_off_first(client: Client) -> None:
     fetch(client, "w1")
     handed = client.enqueue("add", [1, 1])

@@ -39,9 +39,10 @@ end
 -- when it was leased and pushed to a worker's inbox (the caller then neither queues it nor wakes anyone).
 -- ``hk``: the queue's keys {parked, high, medium, low, delayed, leases, rate, config, events, stats}.
 local function jq_handoff(hk, task_key, id, now, events_max)
-  -- The busy path has nobody parked: one command and out.
-  local worker = redis.call('HRANDFIELD', hk.parked)
-  if not worker then
+  -- The busy path has nobody parked: one command and out. A random parked worker spreads hand-offs; its
+  -- entry comes in the same reply (field, value), not in an HGET of its own.
+  local picked = redis.call('HRANDFIELD', hk.parked, 1, 'WITHVALUES')
+  if #picked == 0 then
     return false
   end
   -- Redis deletes a list when its last element goes: one EXISTS tells whether any ready list holds a task
@@ -53,19 +54,21 @@ local function jq_handoff(hk, task_key, id, now, events_max)
   if first_delayed[2] and tonumber(first_delayed[2]) <= now then
     return false
   end
-  -- A random parked worker spreads hand-offs; an expired or malformed entry is dropped and another tried.
+  -- An expired or malformed entry is dropped and another worker tried.
+  local worker = picked[1]
   local expires, lease_ms, capacity, inbox, held
   for _ = 1, 3 do
-    local e, lms, cap, ib, hs = jq_parse_parked(redis.call('HGET', hk.parked, worker))
+    local e, lms, cap, ib, hs = jq_parse_parked(picked[2])
     if e and e > now and cap > 0 then
       expires, lease_ms, capacity, inbox, held = e, lms, cap, ib, hs
       break
     end
     redis.call('HDEL', hk.parked, worker)
-    worker = redis.call('HRANDFIELD', hk.parked)
-    if not worker then
+    picked = redis.call('HRANDFIELD', hk.parked, 1, 'WITHVALUES')
+    if #picked == 0 then
       return false
     end
+    worker = picked[1]
   end
   if not lease_ms then
     return false
