@@ -7,8 +7,6 @@ import datetime as dt
 import json
 import os
 import platform
-import shlex
-import sys
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -16,7 +14,15 @@ from pathlib import Path
 from bench import headlines, summary
 from bench.adapters import ADAPTERS, Adapter
 from bench.peers_env import bin_dirs
-from bench.report import console, headline_medians, latency_rows, markdown, replace_results, table
+from bench.report import (
+    command_line,
+    console,
+    headline_medians,
+    latency_rows,
+    markdown,
+    replace_results,
+    table,
+)
 from bench.runner import REPO_ROOT, Runner, Sample
 from jobqueue.embedded.redis_server import RedisServer
 
@@ -150,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     meta: dict[str, object] = {
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "command": "python -m bench " + shlex.join(argv if argv is not None else sys.argv[1:]),
+        "command": command_line("bench", argv),
         "machine": machine(),
         "redis": redis_version,
         "load": f"{load_start[0]:.1f} at start, {os.getloadavg()[0]:.1f} at end",

@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import shlex
 import signal
 import statistics
 import subprocess
@@ -50,7 +49,7 @@ from tests.support.redis_topologies import ClusterTopology
 
 from bench.adapters.jobqueue_adapter import APP
 from bench.record import RUNS_FILE_ENV
-from bench.report import markdown, replace_results
+from bench.report import command_line, markdown, replace_results
 from bench.runner import REPO_ROOT, STALL_SECONDS, stop_worker
 from bench.runs import RunCheck, check, count_lines
 from jobqueue import Client, Settings
@@ -300,9 +299,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{sum(c.duplicates for c in got)} / {sum(c.lost for c in got)}",
         ])  # fmt: skip
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    command = "python -m bench.cluster_scale " + shlex.join(argv if argv is not None else sys.argv[1:])
+    command = command_line("bench.cluster_scale", argv)
     section = (
-        f"Measured {stamp} with `{command.strip()}`, load average {load_start:.1f} at start, "
+        f"Measured {stamp} with `{command}`, load average {load_start:.1f} at start, "
         f"{os.getloadavg()[0]:.1f} at end, {os.cpu_count()} cores, medians of {args.rounds} interleaved "
         f"rounds of {args.tasks:,} tasks; processing by `jobqueue worker --pool thread --concurrency 8 "
         f"--processes {args.workers}` on every queue of the row; queues {', '.join(names)}.\n\n"

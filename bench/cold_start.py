@@ -22,9 +22,7 @@ figures saved for bench.summary, unless ``--no-docs``. Every run checks its one 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
-import shlex
 import statistics
 import subprocess
 import sys
@@ -36,7 +34,7 @@ from bench import headlines, summary
 from bench.adapters import ADAPTERS, Adapter
 from bench.adapters.base import WorkerSetting
 from bench.peers_env import bin_dirs
-from bench.report import markdown, replace_results
+from bench.report import command_line, markdown, measured_with, replace_results
 from bench.runner import REPO_ROOT, Runner, stop_worker
 from bench.runs import check, read_starts
 from jobqueue.embedded.redis_server import RedisServer
@@ -151,9 +149,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         server.stop()
     load = f"{load_start:.1f} at start, {os.getloadavg()[0]:.1f} at end"
-    command = "python -m bench.cold_start " + shlex.join(argv if argv is not None else sys.argv[1:])
+    command = command_line("bench.cold_start", argv)
     section = (
-        f"Measured {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC with `{command.strip()}`, load average "
+        measured_with(command) + f", load average "
         f"{load}; {args.rounds} interleaved rounds (order rotated), one task each, from starting the "
         "worker command to the task's start; medians (min-max), every run checked exactly-once.\n\n"
         + table([(label, setting) for label, _, setting, _ in entries], results)

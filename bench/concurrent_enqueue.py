@@ -17,10 +17,8 @@ figures saved for bench.summary, unless ``--no-docs``.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
-import shlex
 import statistics
 import subprocess
 import sys
@@ -31,7 +29,7 @@ import redis
 
 from bench import headlines, summary
 from bench.peers_env import ensure_venv
-from bench.report import markdown, replace_results
+from bench.report import command_line, markdown, measured_with, replace_results
 from bench.runner import REPO_ROOT
 from jobqueue.embedded.redis_server import RedisServer
 
@@ -132,9 +130,9 @@ def main(argv: list[str] | None = None) -> int:
             conn.close()
             server.stop()
     load = f"{load_start:.1f} at start, {os.getloadavg()[0]:.1f} at end"
-    command = "python -m bench.concurrent_enqueue " + shlex.join(argv if argv is not None else sys.argv[1:])
+    command = command_line("bench.concurrent_enqueue", argv)
     section = (
-        f"Measured {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC with `{command.strip()}`, load average "
+        measured_with(command) + f", load average "
         f"{load}; {args.tasks:,} tasks per run, medians (min-max) of {args.rounds} round(s), variants "
         "rotated every round, each a fresh process on one dedicated Redis.\n\n"
         + table(rates, cpus, args.producers)

@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime as dt
 import os
-import shlex
 import statistics
 import sys
 from collections.abc import Sequence
@@ -31,7 +29,7 @@ from bench.adapters.base import WorkerSetting
 from bench.adapters.jobqueue_adapter import worker_setting
 from bench.peers_env import bin_dirs
 from bench.record import BURN_MS_ENV
-from bench.report import markdown, replace_results
+from bench.report import command_line, markdown, measured_with, replace_results
 from bench.runner import REPO_ROOT, Runner
 from jobqueue.embedded.redis_server import RedisServer
 
@@ -126,9 +124,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         server.stop()
         os.environ.pop(BURN_MS_ENV, None)  # the caller's later workers (a test session) burn nothing
     load = f"{load_start:.1f} at start, {os.getloadavg()[0]:.1f} at end"
-    command = "python -m bench.cpu_bound " + shlex.join(argv if argv is not None else sys.argv[1:])
+    command = command_line("bench.cpu_bound", argv)
     section = (
-        f"Measured {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC with `{command.strip()}`, load average "
+        measured_with(command) + f", load average "
         f"{load}; {args.tasks:,} pre-loaded tasks of {args.burn_ms:g} ms CPU per run, bound "
         f"{bound_rate:,.0f} tasks/s on {bound} cores; medians (min-max) of {args.rounds} interleaved "
         "round(s), every run checked exactly-once (a run that lost or repeated a task counts as failed).\n\n"

@@ -12,10 +12,7 @@ The table is written into docs/benchmarks.md between the ``bench:flow`` markers 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
-import shlex
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -24,7 +21,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from bench.report import replace_results
+from bench.report import command_line, measured_with, replace_results
 from bench.runner import REPO_ROOT
 from jobqueue import Client, Settings
 from jobqueue.broker.enqueue import make_request
@@ -156,9 +153,9 @@ def main(argv: list[str] | None = None) -> None:
     load_start = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         results = run(args.tasks, args.batch, Path(tmp))
-    command = "python -m bench.flow_cost " + shlex.join(argv if argv is not None else sys.argv[1:])
+    command = command_line("bench.flow_cost", argv)
     section = (
-        f"Measured {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC with `{command.strip()}`, load average "
+        measured_with(command) + f", load average "
         f"{load_start:.1f} at start, {os.getloadavg()[0]:.1f} at end; {args.tasks:,} tasks per "
         f"configuration, fetched {args.batch} at a time.\n\n" + table(results)
     )

@@ -18,9 +18,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import datetime as dt
 import os
-import shlex
 import statistics
 import subprocess
 import sys
@@ -35,7 +33,7 @@ from bench.adapters.base import WorkerSetting
 from bench.adapters.jobqueue_adapter import worker_setting
 from bench.io_wait import HTTP_PORT_ENV, IO_KIND_ENV
 from bench.peers_env import ensure_venv, main_bin_dir
-from bench.report import markdown, replace_results
+from bench.report import command_line, markdown, measured_with, replace_results
 from bench.runner import REPO_ROOT, Runner
 from jobqueue import Client, Settings
 from jobqueue.broker.enqueue import make_request
@@ -179,9 +177,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     rates = measure(systems, kinds, args.tasks, args.rounds, out)
     load_end = os.getloadavg()[0]
     commands = "; ".join(f"`{SETTINGS[s].describe}`" for s in systems)
-    command = ("python -m bench.io_bound " + shlex.join(argv if argv is not None else sys.argv[1:])).strip()
+    command = command_line("bench.io_bound", argv)
     section = (
-        f"Measured {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC with `{command}`, load average "
+        measured_with(command) + f", load average "
         f"{load_start:.1f} at start, {load_end:.1f} at end. Tasks/s, median (min-max) of {args.rounds} "
         f"interleaved rounds of {args.tasks:,} tasks, one worker process each: {commands}.\n\n"
         + table(rates, systems)

@@ -24,8 +24,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import shlex
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
@@ -39,7 +37,7 @@ from bench.adapters.jobqueue_adapter import APP
 from bench.flow_cost import lease_and_ack
 from bench.peers_env import main_bin_dir
 from bench.redis_stats import cost_between, snapshot
-from bench.report import replace_results
+from bench.report import command_line, replace_results
 from bench.runner import REPO_ROOT, Runner, Sample
 from bench.suite_report import describe, docs_section
 from jobqueue import Client, Settings
@@ -282,7 +280,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         server.stop()
     meta: dict[str, object] = {
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "command": "python -m bench.jobqueue_suite " + shlex.join(argv if argv is not None else sys.argv[1:]),
+        "command": command_line("bench.jobqueue_suite", argv),
         "redis": redis_version,
         "load": f"{load_start[0]:.1f} at start, {os.getloadavg()[0]:.1f} at end",
         "tasks": args.tasks,

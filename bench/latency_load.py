@@ -22,7 +22,6 @@ import datetime as dt
 import json
 import math
 import os
-import shlex
 import statistics
 import subprocess
 import sys
@@ -34,7 +33,7 @@ from bench import headlines, summary
 from bench.adapters import ADAPTERS, Adapter
 from bench.adapters.base import WorkerSetting
 from bench.peers_env import ensure_venv, main_bin_dir
-from bench.report import markdown, replace_results
+from bench.report import command_line, markdown, replace_results
 from bench.runner import REPO_ROOT, STALL_SECONDS, Runner, stop_worker
 from bench.runs import check, first_starts, wait_for_runs
 from jobqueue.embedded.redis_server import RedisServer
@@ -270,7 +269,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     load_end = os.getloadavg()[0]
     table = markdown(rows(systems, maxima, loads))
     date = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    command = "python -m bench.latency_load " + shlex.join(argv if argv is not None else sys.argv[1:])
+    command = command_line("bench.latency_load", argv)
     section = (
         f"Measured {date} with `{command}`, load average {load_start:.1f} at start, {load_end:.1f} at end; "
         f"medians of {args.rounds} round(s), (min-max); {args.seconds:g} s per load; max = the default "

@@ -18,11 +18,8 @@ figures at the largest size (a scrape, a page of 100) saved for bench.summary, u
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
-import shlex
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -32,7 +29,7 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from bench import headlines, summary
-from bench.report import markdown, replace_results
+from bench.report import command_line, markdown, measured_with, replace_results
 from bench.runner import REPO_ROOT
 from jobqueue import Client, Settings
 from jobqueue.broker.enqueue import make_request
@@ -142,9 +139,9 @@ def main(argv: list[str] | None = None) -> int:
             client.close()
             server.stop()
     load = f"{load_start:.1f} at start, {os.getloadavg()[0]:.1f} at end"
-    command = "python -m bench.queue_scale " + shlex.join(argv if argv is not None else sys.argv[1:])
+    command = command_line("bench.queue_scale", argv)
     section = (
-        f"Measured {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC with `{command.strip()}`, load average "
+        measured_with(command) + f", load average "
         f"{load}; medians of {args.repeats}, the API in-process, one dedicated redis-server.\n\n"
         + table(rows)
     )

@@ -30,7 +30,6 @@ The four figures are written into docs/benchmarks.md between the ``bench:record`
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
 import shutil
@@ -61,7 +60,7 @@ from bench.recorder_meter import (
     server_cpu_seconds,
 )
 from bench.redis_stats import snapshot
-from bench.report import markdown, replace_results
+from bench.report import markdown, measured_with, replace_results
 from bench.runner import REPO_ROOT, Runner
 from bench.summary import directory_for, publish
 from jobqueue.embedded.postgres_server import PostgresServer
@@ -322,7 +321,7 @@ def docs_section(result: dict[str, Any], command: str) -> str:
          yes[lag["met"]]],
     ]  # fmt: skip
     return (
-        f"Measured {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC with `{command}` "
+        measured_with(command) + f" "
         f"({result['tasks_per_round']:,} tasks per round, {result['rounds']} rounds of each kind; "
         f"load average after: {load}).\n\n" + markdown(rows)
     )
@@ -458,7 +457,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 argv if argv is not None else sys.argv[1:]
             )
             current = args.docs.read_text() if args.docs.exists() else ""
-            section = docs_section(result, command.strip())
+            section = docs_section(result, command)
             args.docs.write_text(replace_results(current, section, DOCS_MARKERS))
             load = "after: " + ", ".join(f"{x:.1f}" for x in result["load_average_after"])
             figures = headlines.recorder_overhead(result["targets"])

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import shlex
 import statistics
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -174,3 +177,13 @@ def headline_medians(samples: Sequence[Sample], systems: Sequence[str]) -> dict[
     for key in ("p50_ms", "p99_ms"):
         out[key] = {s: summarize(samples, s, "latency", key).median for s in systems}
     return out
+
+
+def command_line(module: str, argv: Sequence[str] | None) -> str:
+    """The command a step was run with, as written on the page (``argv`` None: this process's own)."""
+    return (f"python -m {module} " + shlex.join(argv if argv is not None else sys.argv[1:])).strip()
+
+
+def measured_with(command: str) -> str:
+    """The opening of a generated table's provenance line: when, and with which command."""
+    return f"Measured {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC with `{command}`"

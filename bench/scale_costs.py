@@ -25,9 +25,7 @@ import argparse
 import dataclasses
 import datetime as dt
 import os
-import shlex
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -37,7 +35,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from bench.report import markdown, replace_results
+from bench.report import command_line, markdown, replace_results
 from bench.runner import REPO_ROOT
 from jobqueue import Client, Settings
 from jobqueue.broker.promotion import build_promote, parse_promote
@@ -270,9 +268,9 @@ def main(argv: list[str] | None = None) -> int:
             client.close()
             server.stop()
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    command = "python -m bench.scale_costs " + shlex.join(argv if argv is not None else sys.argv[1:])
+    command = command_line("bench.scale_costs", argv)
     section = (
-        f"Measured {stamp} with `{command.strip()}`, load average {os.getloadavg()[0]:.1f}, medians of "
+        f"Measured {stamp} with `{command}`, load average {os.getloadavg()[0]:.1f}, medians of "
         f"{args.repeats} (heartbeats and empty promote calls: of 20x as many), one dedicated redis-server, "
         "the API in-process.\n"
     )

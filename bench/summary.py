@@ -18,13 +18,12 @@ import datetime as dt
 import json
 import math
 import os
-import shlex
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.report import SUMMARY_END, SUMMARY_START, markdown, replace_results
+from bench.report import SUMMARY_END, SUMMARY_START, command_line, markdown, replace_results
 from bench.runner import REPO_ROOT
 
 SUMMARY_DIR = REPO_ROOT / "bench" / "results" / "summary"
@@ -252,8 +251,8 @@ def publish(
     directory: Path,
 ) -> Path:
     """Save a step's headline figures; ``argv`` as the step was called (None: this process's)."""
-    command = f"python -m {module} " + shlex.join(argv if argv is not None else sys.argv[1:])
-    return save(step_record(step, command.strip(), load_text, headlines), directory)
+    command = command_line(module, argv)
+    return save(step_record(step, command, load_text, headlines), directory)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
