@@ -231,8 +231,8 @@ def render_queue_families(states: Sequence[QueueState]) -> str:
 
 
 def recorder_families(progress: RecorderProgress | None) -> Iterator[Metric]:
-    """The recorder's lag and recorded-events counter; nothing when no recorder group exists yet (no
-    recorder ever ran: a lag of 0 would claim it is keeping up)."""
+    """The recorder's lag and recorded-events counter; nothing when no recorder has published a position
+    yet (none ever ran: a lag of 0 would claim it is keeping up)."""
     if progress is None:
         return
     yield GaugeMetricFamily(
@@ -244,7 +244,7 @@ def recorder_families(progress: RecorderProgress | None) -> Iterator[Metric]:
         return  # this Redis cannot count them: no series rather than a false 0
     recorded = CounterMetricFamily(
         "jobqueue_recorder_events_recorded",
-        "Events the recorders committed to PostgreSQL and acknowledged",
+        "Events the recorders committed to PostgreSQL",
     )
     recorded.add_metric([], progress.recorded)
     yield recorded

@@ -1,9 +1,9 @@
 """Every metric the Grafana dashboard and the alert rules query is one some jobqueue process exports:
-the API's /metrics (scraped against a real Redis after a real worker ran a task, a recorder group exists
-and a schedule fired) or the operator's registry (its metrics port). A name used but exported by neither
-fails the test, so a renamed metric can never leave a panel silently empty. And the metric tables of
-docs/operations.md list exactly what each process exports, with its type and labels, so the docs cannot
-drift from the code either way."""
+the API's /metrics (scraped against a real Redis after a real worker ran a task, a recorder published
+its position and a schedule fired) or the operator's registry (its metrics port). A name used but
+exported by neither fails the test, so a renamed metric can never leave a panel silently empty. And the
+metric tables of docs/operations.md list exactly what each process exports, with its type and labels, so
+the docs cannot drift from the code either way."""
 
 from __future__ import annotations
 
@@ -21,6 +21,8 @@ from pydantic import SecretStr
 
 from helm.fixtures import CHART, VALUES_FILES, render
 from jobqueue import App, Client, Settings
+from jobqueue.record.positions import Position
+from jobqueue.record.stream_reads import publish_positions
 from jobqueue.schedules.registry import fire_due_schedules
 from jobqueue_api import create_app
 from jobqueue_api.settings import ApiSettings
@@ -57,11 +59,12 @@ def alert_names(helm_bin: Path) -> set[str]:
 
 @pytest.fixture
 def api_exposition(settings: Settings, client: Client, start_worker: Callable[..., Any]) -> Iterator[str]:
-    # Real samples, not just HELP lines: a task run by a worker (histograms), a recorder group on the
-    # queue's stream (recorder progress) and a fired schedule.
+    # Real samples, not just HELP lines: a task run by a worker (histograms), a recorder's published
+    # position on the queue's stream (recorder progress, as a recorder mirrors it) and a fired schedule.
     start_worker("--pool", "thread", "--queues", "metrics")
     assert client.wait(client.enqueue("add", args=[1, 2], queue="metrics").id, timeout=30).result == 3
-    client.redis.xgroup_create(client.queue_keys("metrics").events, "jobqueue-recorder", id="0")
+    stream = client.queue_keys("metrics").events
+    publish_positions(client.redis, client.global_keys.record_positions, [Position(stream, "0-0", 0)])
     app = App(settings=settings)
     try:
         app.schedules.register("every_second", cron="* * * * * *", task="add", args=[1, 1], queue="metrics")
