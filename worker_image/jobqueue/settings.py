@@ -141,10 +141,11 @@ class Settings(EnvFileSettings):
         default=SecretStr("redis://127.0.0.1:6379/0"),
     )
     # Off by default: WAIT costs a round trip to the replicas on every enqueue and ack batch. With it, an
-    # enqueue or ack acknowledged to its caller is on N replicas, so a failover cannot lose it
+    # enqueue, workflow or ack acknowledged to its caller is on N replicas, so a failover cannot lose it
     # (docs/operations.md, "Failover").
     redis_wait_replicas: int = Field(
-        description="enqueues and acks wait until this many Redis replicas hold them (WAIT; 0 = do not wait)",
+        description="enqueues, workflow submits and acks wait until this many Redis replicas hold them "
+        "(WAIT; 0 = do not wait)",
         default=0,
         ge=0,
         le=64,

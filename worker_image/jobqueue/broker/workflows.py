@@ -12,13 +12,13 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import redis
-from redis.exceptions import ExecAbortError, MovedError, WatchError
+from redis.exceptions import ExecAbortError, MovedError, ResponseError, WatchError
 
 from jobqueue import tracing
 from jobqueue.broker.batch_enqueue import with_trace_context
 from jobqueue.broker.client import Client, TaskHandle
 from jobqueue.broker.enqueue import EnqueueRequest, build_enqueue, make_request, parse_enqueue_reply
-from jobqueue.broker.redis_io import is_cluster, translate_errors
+from jobqueue.broker.redis_io import ReplicaWait, is_cluster, translate_errors
 from jobqueue.broker.scripts import ScriptCall, script_source
 from jobqueue.canvas import Canvas, GraphNode, compile_canvas
 from jobqueue.errors import JobQueueError, ValidationError
@@ -108,27 +108,33 @@ def refuse_cross_queue_workflow(queues: set[str]) -> None:
 def _run_transaction(
     client: Client, calls: Sequence[ScriptCall], external: dict[str, str], attempts: int
 ) -> list[Any]:
-    """Run the enqueue calls in one MULTI/EXEC; ``external`` maps existing parent ids to their keys."""
+    """Run the enqueue calls in one MULTI/EXEC; ``external`` maps existing parent ids to their keys.
+    With JOBQUEUE_REDIS_WAIT_REPLICAS, a WAIT follows the EXEC on its connection (see _exec_and_wait)."""
+    wait = ReplicaWait.of(client.settings)
+    # EVAL, not EVALSHA: a NOSCRIPT inside MULTI fails one command and lets the others through, which is
+    # exactly the half-written graph this transaction prevents.
+    commands = [("EVAL", script_source(c.script), len(c.keys), *c.keys, *c.args) for c in calls]
     with translate_errors():
         for _ in range(attempts):
             with _transaction_connection(client, calls[0].keys[0]).pipeline(transaction=True) as pipe:
                 try:
-                    if external:
-                        # Existing parents are checked and watched: if one expires or changes before EXEC,
-                        # nothing is written and the check runs again.
-                        pipe.watch(*external.values())
-                        missing = [p for p, key in external.items() if not pipe.exists(key)]
-                        if missing:
-                            raise ValidationError(
-                                "depends_on", f"unknown parent task(s): {', '.join(missing)}"
-                            )
+                    # Existing parents are checked and watched: if one expires or changes before EXEC,
+                    # nothing is written and the check runs again. With a WAIT, the first new task's key
+                    # is watched too (nobody else writes it): WATCH is how redis-py lends a pipeline its
+                    # connection, and the WAIT must run on the EXEC's.
+                    watched = list(external.values())
+                    if wait is not None:
+                        watched.append(calls[0].keys[0])
+                    if watched:
+                        pipe.watch(*watched)
+                    missing = [p for p, key in external.items() if not pipe.exists(key)]
+                    if missing:
+                        raise ValidationError("depends_on", f"unknown parent task(s): {', '.join(missing)}")
+                    if wait is not None:
+                        return _exec_and_wait(pipe, commands, wait)
                     pipe.multi()
-                    for call in calls:
-                        # EVAL, not EVALSHA: a NOSCRIPT inside MULTI fails one command and lets the others
-                        # through, which is exactly the half-written graph this transaction prevents.
-                        pipe.execute_command(
-                            "EVAL", script_source(call.script), len(call.keys), *call.keys, *call.args
-                        )
+                    for command in commands:
+                        pipe.execute_command(*command)
                     result: list[Any] = pipe.execute()
                     return result
                 except WatchError:
@@ -140,6 +146,41 @@ def _run_transaction(
                     # slot lookup and EXEC: nothing was written; look the owner up again.
                     client.redis.nodes_manager.initialize()
     raise JobQueueError(f"workflow not submitted: its existing parents kept changing ({attempts} attempts)")
+
+
+def _exec_and_wait(pipe: Any, commands: Sequence[tuple[Any, ...]], wait: ReplicaWait) -> list[Any]:
+    """``MULTI``, the calls, ``EXEC`` and ``WAIT`` in one round trip on the connection the watching
+    pipeline holds: WAIT covers only the writes of its own connection, and redis-py's transaction would
+    give the connection back at EXEC. The replies are read in full (the connection stays in step), then:
+    WatchError when a watched key changed, the first error (MOVED, EXECABORT, a script's) as redis-py's
+    transaction raises it, ReplicationIncomplete when too few replicas confirmed (the graph was written)."""
+    connection = pipe.connection
+    sent = [("MULTI",), *commands, ("EXEC",), wait.command]
+    replies: list[Any] = []
+    try:
+        connection.send_packed_command(connection.pack_commands(sent))
+        for _ in sent:
+            try:
+                replies.append(connection.read_response())
+            except ResponseError as exc:
+                replies.append(exc)
+    except BaseException:
+        connection.disconnect()  # replies may be left unread: never hand this connection out again
+        raise
+    pipe.watching = False  # EXEC ended the WATCH: no UNWATCH round trip when the pipeline is reset
+    executed, confirmed = replies[-2], replies[-1]
+    errors = [r for r in replies[:-1] if isinstance(r, Exception)]
+    if errors:
+        raise next((e for e in errors if not isinstance(e, ExecAbortError)), errors[0])
+    if executed is None:
+        raise WatchError("a watched key changed before EXEC")
+    failed = [r for r in executed if isinstance(r, Exception)]
+    if failed:
+        raise failed[0]
+    if isinstance(confirmed, Exception):
+        raise confirmed
+    wait.check(confirmed)
+    return list(executed)
 
 
 def _transaction_connection(client: Client, key: str) -> redis.Redis:

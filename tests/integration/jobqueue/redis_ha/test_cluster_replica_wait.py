@@ -23,6 +23,8 @@ from jobqueue import AsyncClient, Client, TaskStatus
 from jobqueue.broker.enqueue import make_request
 from jobqueue.broker.leases import Outcome, OutcomeKind, build_completion
 from jobqueue.broker.redis_io import ReplicaWait, run_scripts
+from jobqueue.broker.workflows import submit
+from jobqueue.canvas import Signature, dag
 from jobqueue.errors import ReplicationIncomplete
 from jobqueue.keys import QueueKeys
 
@@ -98,6 +100,28 @@ def test_an_enqueue_returns_only_once_its_shards_replica_holds_it(cluster_topolo
         for handle in batch:
             queue = handle.id.split(".")[0]
             assert readers[queue].exists(client.queue_keys(queue).task(handle.id)), handle.id
+    finally:
+        client.close()
+
+
+def test_a_workflow_returns_only_once_its_shards_replica_holds_every_task(
+    cluster_topology: ClusterTopology,
+) -> None:
+    client = Client(ha_settings(cluster_topology.url, redis_wait_replicas=1, redis_wait_timeout_seconds=10))
+    try:
+        for port, queue in queue_per_shard(client, cluster_topology).items():
+            step = Signature("add", (3,)).set(queue=queue)
+            parent = client.enqueue("add", [0, 0], queue=queue)  # connects and loads before the clock
+            replica = replica_of(cluster_topology, next(n for n in cluster_topology.nodes if n.port == port))
+            with frozen(replica, 0.6):
+                started = time.monotonic()
+                # The MULTI/EXEC runs on the slot owner's own connection, and the WAIT after it there.
+                flow = submit(client, dag({"a": step, "b": step}, {"a": [parent.id], "b": ["a"]}))
+                waited = time.monotonic() - started
+            assert waited >= 0.4, (queue, waited)
+            reader = replica_reader(replica)
+            keys = client.queue_keys(queue)
+            assert [reader.hget(keys.task(task_id), "status") for task_id in flow.ids] == ["PENDING"] * 2
     finally:
         client.close()
 

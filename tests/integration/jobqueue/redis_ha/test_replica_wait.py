@@ -19,6 +19,8 @@ from jobqueue import AsyncClient, Client, TaskStatus
 from jobqueue.broker.enqueue import make_request
 from jobqueue.broker.leases import Outcome, OutcomeKind, build_completion
 from jobqueue.broker.redis_io import ReplicaWait, run_scripts
+from jobqueue.broker.workflows import submit
+from jobqueue.canvas import Signature, chain, dag
 from jobqueue.errors import ReplicationIncomplete
 
 pytestmark = pytest.mark.timeout(120)
@@ -171,3 +173,47 @@ def test_concurrent_enqueues_share_round_trips_each_ending_with_one_wait(
             await client.close()
 
     assert all(isinstance(r, ReplicationIncomplete) for r in asyncio.run(refused()))
+
+
+def test_a_workflow_returns_only_once_the_replica_holds_every_task_of_it(
+    sentinel_topology: SentinelTopology,
+) -> None:
+    client = Client(ha_settings(sentinel_topology.url, redis_wait_replicas=1, redis_wait_timeout_seconds=10))
+    replica = sentinel_topology.replica.client()
+    keys = client.queue_keys("default")
+    try:
+        parent = client.enqueue("add", [0, 0])  # connects and loads the script before the clock starts
+        with replica_frozen(sentinel_topology, 0.6):
+            started = time.monotonic()
+            # Depends on a task outside the workflow: its key is watched, as without a WAIT.
+            flow = submit(client, chain(Signature("add", (1, 2)), Signature("add", (3,))))
+            tree = submit(
+                client,
+                dag({"a": Signature("add", (1, 1)), "b": Signature("add", (2,))}, {"b": ["a", parent.id]}),
+            )
+            waited = time.monotonic() - started
+        # Without the WAIT on the EXEC's connection it returns in a millisecond, the replica still stopped.
+        assert waited >= 0.4
+        ids = [*flow.ids, *tree.ids]
+        assert [replica.exists(keys.task(task_id)) for task_id in ids] == [1] * len(ids)
+    finally:
+        client.close()
+
+
+def test_a_workflow_with_too_few_replicas_raises_after_the_timeout_and_is_written_whole(
+    sentinel_topology: SentinelTopology,
+) -> None:
+    client = Client(ha_settings(sentinel_topology.url, redis_wait_replicas=2, redis_wait_timeout_seconds=0.2))
+    try:
+        step = Signature("add", (3,)).set(queue="wf")
+        flow = chain(Signature("add", (1, 2)).set(queue="wf"), step, step)
+        with pytest.raises(ReplicationIncomplete, match="only 1 of 2 Redis replica"):
+            submit(client, flow)
+        # Like an enqueue's, the error says the graph may be lost, not that it was not written: all of it is.
+        task_keys = list(client.redis.scan_iter(match=client.queue_keys("wf").task("*"), _type="hash"))
+        statuses = sorted(client.redis.hget(key, "status") for key in task_keys)
+        assert statuses == ["PENDING", "PENDING", "QUEUED"]
+        # The connection is in step (no reply left unread) and goes on serving.
+        assert client.redis.ping()
+    finally:
+        client.close()
