@@ -58,7 +58,8 @@ REDIS_OLDEST := 5.0.1
 OLDEST_VENV  := .venv-redis-oldest
 REDIS_CORE_TESTS := $(addprefix tests/integration/jobqueue/,test_scripts.py test_app_api.py test_worker.py \
 	test_workflows.py test_dependencies.py test_retry_request.py test_task_producers.py \
-	test_redis_max_connections.py test_noscript_order.py redis_ha/test_cluster.py redis_ha/test_noscript_failover.py)
+	test_redis_max_connections.py test_noscript_order.py test_redis_password.py redis_ha/test_cluster.py \
+	redis_ha/test_noscript_failover.py redis_ha/test_replica_wait.py)
 test-redis-oldest: $(STAMP)
 	PYTHON=$(PYTHON) bash scripts/redis-oldest-venv.sh $(VENV) $(OLDEST_VENV) $(REDIS_OLDEST)
 	$(OLDEST_VENV)/bin/python -m pytest -p no:cacheprovider -q $(REDIS_CORE_TESTS)

@@ -12,6 +12,7 @@ from typing import Any
 import redis
 import redis.asyncio as aioredis
 from redis.exceptions import (
+    AuthenticationError,
     ClusterDownError,
     NoScriptError,
     RedisClusterException,
@@ -68,6 +69,12 @@ class _ErrorTranslation:
         # Returning (None) lets any other exception, jobqueue's own included, propagate unchanged.
         if exc is None or isinstance(exc, JobQueueError):
             return
+        if isinstance(exc, AuthenticationError):
+            # The one connection error a retry cannot cure: say where the credentials go.
+            raise BrokerUnavailable(
+                f"Redis refused the connection: {exc} (set JOBQUEUE_REDIS_PASSWORD, or the user and "
+                "password in JOBQUEUE_REDIS_URL: redis://USER:PASSWORD@HOST:6379/0)"
+            ) from exc
         if isinstance(exc, CONNECTION_ERRORS):
             raise BrokerUnavailable(f"Redis unavailable: {exc}") from exc
         if isinstance(exc, CLUSTER_DOWN_ERRORS):

@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -42,8 +43,17 @@ def script_sha(name: str) -> str:
     return hashlib.sha1(script_source(name).encode(), usedforsecurity=False).hexdigest()
 
 
-def _exists_command() -> tuple[str, ...]:
-    return ("SCRIPT", "EXISTS", *(script_sha(name) for name in SCRIPT_NAMES))
+# Redis closes the connection of a client that has not authenticated yet when it sends a command of more
+# than 10 arguments ("Protocol error: unauthenticated multibulk length"). SCRIPT EXISTS goes in commands
+# of at most 10 arguments, pipelined (still one round trip), so a client without the password meets
+# Redis' own NOAUTH ("Authentication required.") rather than a closed connection.
+_UNAUTHENTICATED_MAX_ARGS = 10
+
+
+def _exists_commands() -> list[tuple[str, ...]]:
+    shas = [script_sha(name) for name in SCRIPT_NAMES]
+    per_command = _UNAUTHENTICATED_MAX_ARGS - 2
+    return [("SCRIPT", "EXISTS", *shas[i : i + per_command]) for i in range(0, len(shas), per_command)]
 
 
 def _load_commands(names: Sequence[str]) -> list[tuple[str, ...]]:
@@ -77,12 +87,14 @@ def _read_all(connection: Any, count: int) -> list[Any]:
 def load_on_connection(connection: Any) -> None:
     """Make sure the server behind a just-opened redis-py connection knows every script. A server that
     refuses SCRIPT (an ACL without it) is left alone: the NOSCRIPT fallback still loads on demand."""
-    connection.send_command(*_exists_command(), check_health=False)
-    exists = _read_all(connection, 1)[0]
-    if isinstance(exists, ResponseError):
-        log.debug("cannot check the script cache on connect: %s", exists)
+    checks = _exists_commands()
+    connection.send_packed_command(connection.pack_commands(checks), check_health=False)
+    replies = _read_all(connection, len(checks))
+    refused = next((r for r in replies if isinstance(r, ResponseError)), None)
+    if refused is not None:
+        log.debug("cannot check the script cache on connect: %s", refused)
         return
-    missing = _missing_names(exists)
+    missing = _missing_names([known for reply in replies for known in reply])
     if missing:
         commands = _load_commands(missing)
         connection.send_packed_command(connection.pack_commands(commands), check_health=False)
@@ -93,11 +105,17 @@ def load_on_connection(connection: Any) -> None:
 
 async def load_on_connection_async(connection: Any) -> None:
     """The asyncio twin of ``load_on_connection``."""
-    await connection.send_command(*_exists_command(), check_health=False)
-    try:
-        exists = await connection.read_response()
-    except ResponseError as exc:
-        log.debug("cannot check the script cache on connect: %s", exc)
+    checks = _exists_commands()
+    await connection.send_packed_command(connection.pack_commands(checks), check_health=False)
+    exists: list[Any] = []
+    refused: ResponseError | None = None
+    for _ in checks:
+        try:
+            exists += await connection.read_response()
+        except ResponseError as exc:
+            refused = exc
+    if refused is not None:
+        log.debug("cannot check the script cache on connect: %s", refused)
         return
     missing = _missing_names(exists)
     if missing:
@@ -119,6 +137,19 @@ def _connect_hook(connection_class: type[Any]) -> str:
     return "on_connect_check_health" if hasattr(connection_class, "on_connect_check_health") else "on_connect"
 
 
+def _no_health_check_yet(connection: Any) -> None:
+    """Hold the connection's health check off during its handshake. redis-py before 5.3 checks health
+    (PING) before the handshake's own commands: on a server that wants a password the client lacks, the
+    PING fails with NOAUTH, its retry reconnects, and the reconnect's handshake checks health again, until
+    RecursionError. Any reply read sets the next check from now, so this lasts only while none is."""
+    connection.next_health_check = math.inf
+
+
+def _health_check_due(connection: Any) -> None:
+    if connection.next_health_check == math.inf:
+        connection.next_health_check = 0  # no reply was read: check at the next use, as before
+
+
 @functools.cache
 def with_script_loading(connection_class: type[Any]) -> type[Any]:
     """A subclass of a redis-py (sync) connection class whose every connect loads the scripts."""
@@ -126,8 +157,12 @@ def with_script_loading(connection_class: type[Any]) -> type[Any]:
     handshake = getattr(connection_class, hook)
 
     def on_connect(self: Any, *args: Any, **kwargs: Any) -> None:
-        handshake(self, *args, **kwargs)
-        load_on_connection(self)
+        _no_health_check_yet(self)
+        try:
+            handshake(self, *args, **kwargs)
+            load_on_connection(self)
+        finally:
+            _health_check_due(self)
 
     return type(f"ScriptLoading{connection_class.__name__}", (connection_class,), {hook: on_connect})
 
@@ -139,8 +174,12 @@ def with_script_loading_async(connection_class: type[Any]) -> type[Any]:
     handshake = getattr(connection_class, hook)
 
     async def on_connect(self: Any, *args: Any, **kwargs: Any) -> None:
-        await handshake(self, *args, **kwargs)
-        await load_on_connection_async(self)
+        _no_health_check_yet(self)
+        try:
+            await handshake(self, *args, **kwargs)
+            await load_on_connection_async(self)
+        finally:
+            _health_check_due(self)
 
     return type(f"ScriptLoading{connection_class.__name__}", (connection_class,), {hook: on_connect})
 
