@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -175,6 +177,20 @@ def test_up_serves_the_users_app_over_http_and_reloads_its_code(stack: tuple[Sta
     receipt = result_of({"name": "send_receipt", "args": [7], "queue": "email"})
     assert receipt["result"] == "receipt for order 7 sent"
 
+    # The user's own Python producer reaches the stack through the connection file (the Redis password
+    # is never printed): the line says how, a shell runs it as written, the task runs on the stack.
+    source = running.wait_for_line("Your code:", 10).split(None, 2)[-1].split("   (")[0]
+    env_file = project / "data" / "env"
+    assert source == f"set -a; . {env_file}; set +a"
+    assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
+    assert key not in env_file.read_text()  # the admin key reaches the API process alone
+    producer = "from tasks import add; print(add.enqueue(4, 5).result(timeout=60))"
+    done = subprocess.run(
+        ["bash", "-c", f"{source}; {shlex.quote(sys.executable)} -c {shlex.quote(producer)}"],
+        check=False, cwd=project, env=clean_env(), capture_output=True, text=True, timeout=90,
+    )  # fmt: skip
+    assert (done.returncode, done.stdout.strip()) == (0, "9"), done.stderr
+
     # --reload: a change to the project's source restarts the workers on the new code.
     tasks_py = project / "tasks.py"
     tasks_py.write_text(tasks_py.read_text().replace("return x + y", "return x * y"))
@@ -184,6 +200,7 @@ def test_up_serves_the_users_app_over_http_and_reloads_its_code(stack: tuple[Sta
 
     running.process.send_signal(signal.SIGINT)
     assert running.process.wait(60) == 0, "\n".join(running.output)
+    assert not env_file.exists()  # its password was this run's only
 
 
 @pytest.mark.timeout(300)

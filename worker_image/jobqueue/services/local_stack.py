@@ -26,6 +26,7 @@ from jobqueue.embedded.redis_server import RedisServer
 from jobqueue.errors import JobQueueError
 from jobqueue.record.local import LocalRecord
 from jobqueue.scaling import ScalingPolicy
+from jobqueue.services.local_env import write_env_file
 from jobqueue.services.pool_fleet import PoolFleet
 from jobqueue.services.served_app import DEMO_APP, ServedApp, SourceWatcher, status_line
 from jobqueue.services.supervisor import LocalSupervisor
@@ -87,6 +88,12 @@ def run_local_stack(args: argparse.Namespace, served: ServedApp | None = None) -
         # Pools created over REST are run by the PoolFleet below.
         "JOBQUEUE_API_POOLS_BACKEND": "local",
     }
+    base = f"http://127.0.0.1:{args.api_port}"
+    # Your own producers find the stack here (the Redis password is never printed): local_env.py.
+    producer_env = {
+        name: env[name] for name in ("JOBQUEUE_REDIS_URL", "JOBQUEUE_KEY_PREFIX", "JOBQUEUE_DATABASE_URL")
+    }
+    env_file = write_env_file(data_dir, {**producer_env, "JOBQUEUE_API_URL": base})
     python = [sys.executable, "-m", "jobqueue"]
     services = {
         # The app's @app.periodic schedules are synced by the scheduler at its start.
@@ -118,7 +125,6 @@ def run_local_stack(args: argparse.Namespace, served: ServedApp | None = None) -
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
     supervisor.start()
-    base = f"http://127.0.0.1:{args.api_port}"
     print(f"Web UI and API: {base}   (OpenAPI schema: {base}/openapi.json)", flush=True)
     print(f"API key:        {api_key}", flush=True)
     print(
@@ -129,6 +135,10 @@ def run_local_stack(args: argparse.Namespace, served: ServedApp | None = None) -
     )
     print(f"Redis:          {server.url.split('@')[-1]}   logs: {logs}", flush=True)
     print(f"PostgreSQL:     {record.database_url.split('@')[-1]}  (the durable record)", flush=True)
+    print(
+        f"Your code:      set -a; . {env_file}; set +a   (JOBQUEUE_REDIS_URL and the rest, this run)",
+        flush=True,
+    )
     print(
         f"Workers:        {args.workers}..{policy.max_replicas} x {args.concurrency} slots, scaled from "
         "queue depth. Ctrl-C stops everything.",
@@ -189,5 +199,6 @@ def run_local_stack(args: argparse.Namespace, served: ServedApp | None = None) -
         record.stop()
         client.close()
         server.stop()
+        env_file.unlink(missing_ok=True)  # its password is this run's only
         print("stopped.", flush=True)
     return 0
