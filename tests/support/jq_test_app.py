@@ -104,6 +104,18 @@ def not_json() -> object:
     return object()
 
 
+class UnprintableError(Exception):
+    """A user's exception whose message cannot be formatted (its __str__ raises)."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("no message for you")
+
+
+@app.task
+def unprintable() -> None:
+    raise UnprintableError
+
+
 @app.task
 def crash() -> None:
     os._exit(13)

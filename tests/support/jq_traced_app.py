@@ -34,6 +34,16 @@ def explode(message: str) -> None:
     raise ValueError(message)
 
 
+class UnprintableError(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no message for you")
+
+
+@app.task(max_retries=0)
+def unprintable() -> None:
+    raise UnprintableError
+
+
 @app.task(bind=True, max_retries=3)
 def flaky(ctx: TaskContext) -> int:
     """Asks to be retried at once on its first attempt, succeeds on the second."""

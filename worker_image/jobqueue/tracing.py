@@ -199,7 +199,10 @@ def record_outcome(span: Any, status: str, error: str, raised: BaseException | N
     if status == "success":
         return
     if raised is not None:
-        span.record_exception(raised)
+        try:
+            span.record_exception(raised)  # str(raised) inside: a user's __str__ may raise
+        except Exception:
+            span.set_attribute("exception.type", type(raised).__qualname__)
     api = _api()
     if api is not None:  # a span exists only where the API was imported
         span.set_status(api.status(api.status_code.ERROR, error[:MAX_STATUS_CHARS]))

@@ -136,6 +136,20 @@ def test_a_failed_attempt_span_has_error_status_and_the_exception(
     assert process["attributes"]["jobqueue.outcome"] == "error"
 
 
+@pytest.mark.parametrize("pool", ["thread", "process", "async"])
+def test_an_exception_that_cannot_be_formatted_is_recorded_on_the_span_by_its_type(
+    pool: str, client: Client, start_worker: Callable[..., Any], span_file: Path
+) -> None:
+    start_worker(*APP, "--pool", pool, "--concurrency", "1")
+    handle = client.enqueue("unprintable")
+    assert finish(client, handle.id) == TaskStatus.FAILED
+    [process] = consumer_spans(span_file, handle.id)
+    expected = ("ERROR", "UnprintableError: <str() failed: RuntimeError>")
+    assert (process["status"], process["status_description"]) == expected
+    assert process["attributes"]["exception.type"] == "UnprintableError"
+    assert client.enqueue("add", [1, 2]).result(timeout=20) == 3
+
+
 def test_a_retried_task_keeps_its_trace(
     client: Client,
     start_worker: Callable[..., Any],

@@ -154,6 +154,22 @@ def test_result_that_is_not_json_fails_clearly(client: Client, start_worker: Sta
     assert "result" in (info.value.error or "")
 
 
+@pytest.mark.parametrize("pool", ["process", "thread", "async"])
+def test_an_exception_whose_message_cannot_be_formatted_fails_its_task_and_nothing_else(
+    client: Client, start_worker: StartWorker, pool: str
+) -> None:
+    worker = start_worker("--pool", pool, "--concurrency", "1")
+    with pytest.raises(TaskFailed) as info:
+        client.enqueue("unprintable", max_retries=1).result(timeout=30)
+    record = client.get_task(info.value.task_id)
+    # Retried like any failure (not a crash of the worker or its child), with the type and what happened.
+    assert (record.status, record.attempts) == (TaskStatus.FAILED, 2), record.error
+    assert record.error == "UnprintableError: <str() failed: RuntimeError>"
+    assert "UnprintableError" in (record.traceback or "")
+    assert client.enqueue("add", [1, 2]).result(timeout=20) == 3
+    assert "Traceback" not in worker.log().replace(record.traceback or "", "")
+
+
 @pytest.mark.parametrize("pool", ["thread", "async"])
 def test_thread_and_async_pools(client: Client, start_worker: StartWorker, pool: str) -> None:
     start_worker("--pool", pool, "--concurrency", "4")

@@ -23,8 +23,14 @@ TaskLookup = Mapping[str, Any]  # name -> TaskDefinition (kept loose to avoid an
 
 
 def describe(exc: BaseException) -> str:
-    """'ExceptionType: message', the error text stored on the task."""
-    return f"{type(exc).__name__}: {exc}"
+    """'ExceptionType: message', the error text stored on the task. A user's exception whose __str__
+    raises still gets one: unguarded, that second exception escaped the pool's handler of the first (the
+    process pool's child died, the asyncio pool lost the task until its lease expired)."""
+    try:
+        message = str(exc)
+    except Exception as failed:
+        message = f"<str() failed: {type(failed).__name__}>"
+    return f"{type(exc).__name__}: {message}"
 
 
 def decode_arguments(job: Job) -> tuple[list[Any], dict[str, Any]]:
