@@ -247,8 +247,15 @@ class PostgresServer:
             try:
                 with psycopg.connect(self.url(), connect_timeout=2):
                     return
-            except psycopg.OperationalError:
+            except psycopg.OperationalError as exc:
                 assert self.process is not None
+                if "password authentication failed" in str(exc):
+                    # Up, and refusing our password: waiting cannot change that.
+                    self.stop()
+                    raise ConfigurationError(
+                        f"postgres in {self.cluster_dir} refused the password it was given (the cluster "
+                        "was made with another one)"
+                    ) from None
                 if self.process.poll() is not None or time.monotonic() > deadline:
                     tail = self.log_path.read_text(errors="replace")[-2000:]
                     self.stop()

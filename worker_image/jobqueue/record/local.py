@@ -7,6 +7,7 @@ import hashlib
 import logging
 import os
 import secrets
+import shutil
 import tempfile
 import threading
 from pathlib import Path
@@ -15,6 +16,7 @@ from psycopg_pool import ConnectionPool
 from pydantic import SecretStr
 
 from jobqueue.embedded.postgres_server import PostgresServer, world_searchable
+from jobqueue.errors import ConfigurationError
 from jobqueue.record.maintenance import build_recorder
 from jobqueue.record.migrate import migrate
 from jobqueue.record.recorder import Recorder
@@ -24,6 +26,7 @@ from jobqueue.settings import Settings
 log = logging.getLogger(__name__)
 
 DATABASE = "jobqueue"
+PASSWORD_FILE = "postgres.password"  # noqa: S105 - a file name, not a password
 
 
 def local_data_dir(data_dir: Path) -> Path:
@@ -38,10 +41,30 @@ def local_data_dir(data_dir: Path) -> Path:
     return fallback
 
 
+def forget_orphaned_cluster(data_dir: Path, cluster_home: Path) -> None:
+    """Make sure a cluster and the password kept in ``data_dir`` belong together, before either is used.
+
+    The password lives in the data dir and the cluster, for root, in a directory under the temp dir
+    (:func:`local_data_dir`). Deleting the data dir (``rm -rf .jobqueue``: starting afresh) leaves that
+    cluster behind, made with a password nobody has any more: the next ``jobqueue up`` made a new password
+    and could never log in. Such a cluster is removed, as the data dir it belonged to was. A cluster
+    inside the data dir whose password file alone is gone is the user's data: refused, not removed."""
+    pgdata = cluster_home / "pgdata"
+    if (data_dir / PASSWORD_FILE).exists() or not (pgdata / "PG_VERSION").exists():
+        return
+    if cluster_home == data_dir / "postgres":
+        raise ConfigurationError(
+            f"{data_dir / PASSWORD_FILE} is gone, so the record's database in {pgdata} cannot be opened: "
+            f"restore the file, or delete {pgdata} to start a new record"
+        )
+    log.warning("removing the record of an earlier %s, whose data dir was deleted: %s", data_dir, pgdata)
+    shutil.rmtree(pgdata)
+
+
 def local_password(data_dir: Path) -> str:
     """The local cluster's superuser password: made once, kept in ``data_dir`` readable by us alone (the
     cluster outlives one ``jobqueue up``, so its password must too)."""
-    path = data_dir / "postgres.password"
+    path = data_dir / PASSWORD_FILE
     if not path.exists():
         path.touch(mode=0o600)
         path.write_text(secrets.token_urlsafe(24))
@@ -54,7 +77,10 @@ class LocalRecord:
     it all."""
 
     def __init__(self, data_dir: Path, settings: Settings) -> None:
-        self.server = PostgresServer(local_data_dir(data_dir), password=local_password(data_dir))
+        self.data_dir = data_dir
+        cluster_home = local_data_dir(data_dir)
+        forget_orphaned_cluster(data_dir, cluster_home)
+        self.server = PostgresServer(cluster_home, password=local_password(data_dir))
         self.settings = settings
         self.recorder: Recorder | None = None
         self.pool: ConnectionPool | None = None
@@ -67,7 +93,15 @@ class LocalRecord:
 
     def start(self) -> LocalRecord:
         """Start PostgreSQL, apply migrations, start recording."""
-        self.server.start()
+        try:
+            self.server.start()
+        except ConfigurationError as exc:
+            if "refused the password" not in str(exc):
+                raise
+            # Its password file was replaced: the record it guarded cannot be opened any more.
+            raise ConfigurationError(
+                f"{exc}; delete {self.data_dir} to start a new local stack (its record goes with it)"
+            ) from None
         self.server.create_database(DATABASE)
         applied = migrate(self.database_url)
         if applied:
