@@ -8,8 +8,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from jobqueue.broker.client import Client, QueueDepth
+from jobqueue.broker.client import Client
 from jobqueue.broker.queue_admin import QueueAdmin
+from jobqueue.broker.queue_depth import QueueDepth
 from jobqueue.broker.redis_io import translate_errors
 from jobqueue.models import WorkerState
 from jobqueue_operator.pool_plan import Heartbeat, PoolLoad

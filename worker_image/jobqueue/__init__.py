@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 # client alone, not for the asyncio client, workflows and queue administration too (the worker's cold
 # start, docs/benchmarks.md). Type checkers and readers see the same names through the imports below.
 if TYPE_CHECKING:
-    from jobqueue.app import App, TaskDefinition
+    from jobqueue.app import App
     from jobqueue.broker.aio import AsyncClient, AsyncTaskHandle
     from jobqueue.broker.client import Client, TaskHandle
     from jobqueue.broker.workflows import WorkflowHandle
@@ -52,10 +52,10 @@ if TYPE_CHECKING:
     from jobqueue.retry import RetryPolicy
     from jobqueue.settings import Settings
     from jobqueue.task_calls import TaskArgs
+    from jobqueue.task_definition import TaskDefinition
 
 _EXPORTS: dict[str, str] = {
     "App": "jobqueue.app",
-    "TaskDefinition": "jobqueue.app",
     "AsyncClient": "jobqueue.broker.aio",
     "AsyncTaskHandle": "jobqueue.broker.aio",
     "Client": "jobqueue.broker.client",
@@ -95,6 +95,7 @@ _EXPORTS: dict[str, str] = {
     "RetryPolicy": "jobqueue.retry",
     "Settings": "jobqueue.settings",
     "TaskArgs": "jobqueue.task_calls",
+    "TaskDefinition": "jobqueue.task_definition",
 }
 
 

@@ -87,3 +87,22 @@ class RetryPolicy:
             return capped
         draw = (rng or random).random()
         return capped * (0.5 + 0.5 * draw)
+
+
+def own_retry_policy(
+    backoff: str | BackoffFunction | None,
+    base: float | None,
+    cap: float | None,
+    jitter: bool | None,
+) -> RetryPolicy | None:
+    """The task's own backoff policy when it sets any of its parts (the rest take RetryPolicy's
+    defaults), else None: its queue's default applies."""
+    if backoff is None and base is None and cap is None and jitter is None:
+        return None
+    default = RetryPolicy()
+    return RetryPolicy(
+        default.backoff if backoff is None else backoff,
+        default.base_seconds if base is None else base,
+        default.max_seconds if cap is None else cap,
+        default.jitter if jitter is None else jitter,
+    )

@@ -3,8 +3,7 @@ import random
 import pytest
 
 from jobqueue import ConfigurationError, RetryPolicy
-from jobqueue.app import own_retry_policy
-from jobqueue.retry import base_delay
+from jobqueue.retry import base_delay, own_retry_policy
 
 
 @pytest.mark.parametrize(

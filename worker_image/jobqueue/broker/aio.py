@@ -27,7 +27,7 @@ from jobqueue.broker.batch_enqueue import (
     single_plain_call,
     with_trace_context,
 )
-from jobqueue.broker.client import Client, QueueDepth, T, outcome_value
+from jobqueue.broker.client import Client, T, outcome_value
 from jobqueue.broker.dead_letters import DeadLetterStats
 from jobqueue.broker.enqueue import (
     EnqueueOptions,
@@ -36,6 +36,7 @@ from jobqueue.broker.enqueue import (
     make_request,
 )
 from jobqueue.broker.queue_admin import AsyncQueueAdmin, QueueAdmin
+from jobqueue.broker.queue_depth import QueueDepth
 from jobqueue.broker.redis_io import (
     ReplicaWait,
     connect_async,

@@ -1,10 +1,12 @@
-"""The synchronous client: enqueue, inspect, wait for, cancel tasks; results; dead letters; recovery."""
+"""The synchronous client: enqueue, inspect, wait for, cancel tasks; recovery; workers.
+
+Its read-only and maintenance parts are mixins in their own modules: queue counts (queue_depth.py), stored
+results (results.py) and dead letters (dead_letters.py)."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Generic, cast
 
 import redis
@@ -31,6 +33,7 @@ from jobqueue.broker.enqueue import (
     build_recover,
     make_request,
 )
+from jobqueue.broker.queue_depth import QueueReads
 from jobqueue.broker.redis_io import (
     ReplicaWait,
     connect,
@@ -39,18 +42,17 @@ from jobqueue.broker.redis_io import (
     run_scripts,
     translate_errors,
 )
+from jobqueue.broker.results import ResultOperations
 from jobqueue.broker.script_wire import ScriptWire
 from jobqueue.broker.task_read import TASK_FIELDS, parse_task
 from jobqueue.broker.watch import watch
 from jobqueue.broker.worker_registry import read_workers
 from jobqueue.errors import (
-    InvalidTransition,
     ResultTimeout,
     TaskCancelled,
     TaskExpired,
     TaskFailed,
     TaskNotFound,
-    ValidationError,
 )
 from jobqueue.keys import GlobalKeys, keys_for_task, validate_queue_name
 from jobqueue.models import CancelReason, Priority, TaskRecord, TaskStatus, WorkerInfo, parse_cancel_reason
@@ -59,22 +61,6 @@ from jobqueue.settings import Settings
 # While waiting on a completion channel, re-read the task this often in case a publish was lost
 # (pub/sub is at-most-once: a Redis restart drops subscriptions).
 _WAIT_RECHECK_SECONDS = 2.0
-
-
-@dataclass(frozen=True)
-class QueueDepth:
-    """Live counts of one queue."""
-
-    queue: str
-    ready: dict[str, int]
-    delayed: int
-    in_flight: int
-    dead: int
-
-    @property
-    def total_ready(self) -> int:
-        """Tasks that could start now."""
-        return sum(self.ready.values())
 
 
 # The result type of a task; Any for a task enqueued by name (Client.enqueue), the function's return type
@@ -132,7 +118,7 @@ def outcome_value(record: TaskRecord) -> Any:
     raise TaskFailed(record.id, record.status.value, record.error, record.traceback)
 
 
-class Client(DeadLetterOperations):
+class Client(QueueReads, ResultOperations, DeadLetterOperations):
     """Talks to Redis for producers and admins. Thread-safe: redis-py pools connections, and enqueues use
     connections the client keeps out of that pool, one per thread enqueueing at the same time (see
     script_wire); a ``connection`` with a bounded pool must leave room for them."""
@@ -281,91 +267,7 @@ class Client(DeadLetterOperations):
             raise TaskNotFound(task_id)
         return str(outcome)
 
-    # -- results ---------------------------------------------------------------------------------------
-
-    def _final_task_key(self, task_id: str) -> str:
-        keys = keys_for_task(self.settings.key_prefix, task_id)
-        key = keys.task(task_id)
-        with translate_errors():
-            status = self.redis.hget(key, "status")
-        if status is None:
-            raise TaskNotFound(task_id)
-        if not TaskStatus(status).is_terminal:
-            raise InvalidTransition(f"task {task_id} is {status}: it has no result yet")
-        return key
-
-    def result_exists(self, task_id: str) -> bool:
-        """True while a finished task's result is stored."""
-        try:
-            self._final_task_key(task_id)
-        except (TaskNotFound, InvalidTransition):
-            return False
-        return True
-
-    def result_ttl(self, task_id: str) -> int | None:
-        """Seconds until the result expires; None when it never expires (dead letters are kept)."""
-        key = self._final_task_key(task_id)
-        with translate_errors():
-            ttl = int(self.redis.ttl(key))
-        return None if ttl < 0 else ttl
-
-    def extend_result(self, task_id: str, ttl_seconds: int) -> None:
-        """Keep a finished task's result for ``ttl_seconds`` from now."""
-        if not isinstance(ttl_seconds, int) or ttl_seconds <= 0:
-            raise ValidationError("ttl_seconds", "must be a whole number of seconds > 0")
-        key = self._final_task_key(task_id)
-        with translate_errors():
-            self.redis.expire(key, ttl_seconds)
-
-    def delete_result(self, task_id: str) -> None:
-        """Delete a finished task's record and result now (dead letters: purge instead)."""
-        key = self._final_task_key(task_id)
-        keys = keys_for_task(self.settings.key_prefix, task_id)
-        with translate_errors():
-            if self.redis.zscore(keys.dead, task_id) is not None:
-                raise InvalidTransition(f"task {task_id} is dead-lettered: replay or purge it")
-            self.redis.delete(key)
-
-    # -- queues, recovery, workers ---------------------------------------------------------------------
-
-    def known_queues(self) -> list[str]:
-        """Every queue a producer or worker has registered."""
-        with translate_errors():
-            return sorted(self.redis.smembers(self.global_keys.queues))
-
-    def queue_depth(self, queue: str) -> QueueDepth:
-        """Ready per priority, delayed, in-flight and dead counts in one round trip."""
-        keys = self.queue_keys(queue)
-        with translate_errors():
-            pipe = self.redis.pipeline(transaction=False)
-            for key in keys.ready_all:
-                pipe.llen(key)
-            pipe.zcard(keys.delayed)
-            pipe.zcard(keys.leases)
-            pipe.zcard(keys.dead)
-            high, medium, low, delayed, leased, dead = pipe.execute()
-        return QueueDepth(queue, {"high": high, "medium": medium, "low": low}, delayed, leased, dead)
-
-    def oldest_ready_age(self, queue: str) -> float | None:
-        """Seconds the oldest ready task (head of any priority list) has waited; None when none waits."""
-        keys = self.queue_keys(queue)
-        with translate_errors():
-            pipe = self.redis.pipeline(transaction=False)
-            for key in keys.ready_all:
-                pipe.lindex(key, 0)
-            pipe.execute_command("TIME")  # not pipe.time(): a cluster pipeline refuses that method
-            *heads, (seconds, micros) = pipe.execute()
-            ids = [h for h in heads if h]
-            if not ids:
-                return None
-            pipe = self.redis.pipeline(transaction=False)
-            for task_id in ids:
-                pipe.hget(keys.task(task_id), "enqueued_at")
-            stamps = [int(v) for v in pipe.execute() if v]
-        if not stamps:
-            return None
-        now_ms = int(seconds) * 1000 + int(micros) // 1000
-        return max(0.0, (now_ms - min(stamps)) / 1000)
+    # -- recovery, workers ---------------------------------------------------------------------
 
     def recover_expired_leases(
         self, queues: Sequence[str] | None = None, worker_id: str = ""

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from jobqueue.broker.aio import AsyncClient
-from jobqueue.broker.client import Client, QueueDepth
+from jobqueue.broker.client import Client
+from jobqueue.broker.queue_depth import QueueDepth
 from jobqueue.broker.raw_reads import read_many
 from jobqueue.broker.redis_io import translate_errors
 from jobqueue.errors import JobQueueError

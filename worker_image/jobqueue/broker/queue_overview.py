@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from jobqueue.broker.aio import AsyncClient
-from jobqueue.broker.client import Client, QueueDepth
+from jobqueue.broker.client import Client
 from jobqueue.broker.live_state import QueueCounters
+from jobqueue.broker.queue_depth import QueueDepth
 from jobqueue.broker.raw_reads import read_many, read_many_async
 from jobqueue.broker.redis_io import load_all_scripts, load_all_scripts_async, script_sha
 from jobqueue.broker.script_cache import is_noscript
