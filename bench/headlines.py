@@ -127,7 +127,7 @@ def queue_scale(queues: int, scrape_ms: float, page_ms: float) -> list[Row]:
 
 
 def recorder_overhead(targets: Mapping[str, Any]) -> list[Row]:
-    """``bench.recorder_overhead``: its four figures, from ``verdicts()``."""
+    """``bench.recorder_overhead``: its four figures, from ``bench.recorder_verdict.verdicts()``."""
     cpu, share = targets["recorder_cpu_us_per_event"], targets["recorder_share_of_redis_percent"]
     rate, lag = targets["catch_up_events_per_second"], targets["lag_under_sustained_max_load"]
     halves = [h for h in lag["max_behind_seconds_first_half_second_half"] if h]

@@ -26,7 +26,8 @@ from jobqueue.record.queries import (
     TaskSearch,
     TimeField,
 )
-from jobqueue.record.recorder import Recorder, RecorderStats
+from jobqueue.record.recorder import Recorder
+from jobqueue.record.recorder_stats import RecorderStats
 from jobqueue.record.retention import prune
 from jobqueue.record.settings import RecordSettings
 

@@ -10,7 +10,8 @@ Guarantees (see docs/record.md):
   new events wait in Redis (up to the stream's MAXLEN, ``JOBQUEUE_EVENTS_MAX_LENGTH``);
 - several recorders may run: each stream is owned by one of them at a time (a session advisory lock,
   record/ownership.py), the streams spread evenly; the streams of a recorder that died are released with
-  its PostgreSQL session and taken over by the others at their next discovery.
+  its PostgreSQL session and taken over by the others at their next discovery (which streams it owns
+  is record/stream_balancing.py).
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -29,7 +29,7 @@ from psycopg_pool import ConnectionPool
 
 from jobqueue.broker.redis_io import connect, is_cluster, translate_errors
 from jobqueue.errors import JobQueueError, RecordUnavailable
-from jobqueue.keys import GlobalKeys, QueueKeys
+from jobqueue.keys import GlobalKeys
 from jobqueue.record.cluster_reads import read_each_stream
 from jobqueue.record.db import translate_errors as pg_errors
 from jobqueue.record.events import (
@@ -43,14 +43,12 @@ from jobqueue.record.events import (
 from jobqueue.record.gc_tuning import tune_garbage_collector
 from jobqueue.record.ownership import StreamOwnership
 from jobqueue.record.poison import Parsed, insert_reject, write_or_park
-from jobqueue.record.positions import Position, fair_share
+from jobqueue.record.positions import Position
 from jobqueue.record.read_ahead import ReadAhead
+from jobqueue.record.recorder_stats import RecorderStats
 from jobqueue.record.settings import RecordSettings
-from jobqueue.record.stream_reads import (
-    publish_positions,
-    start_without_position,
-    trimmed_before_recorded,
-)
+from jobqueue.record.stream_balancing import StreamBalancing
+from jobqueue.record.stream_reads import publish_positions
 from jobqueue.record.writer import BatchResult, save_positions, write_batch
 from jobqueue.settings import Settings
 
@@ -59,26 +57,12 @@ log = logging.getLogger(__name__)
 __all__ = ["Entry", "Recorder", "RecorderStats", "tune_garbage_collector"]
 
 
-@dataclass
-class RecorderStats:
-    """Counters since start (read by tests, the benchmark and the logs)."""
-
-    batches: int = 0
-    recorded: int = 0
-    duplicates: int = 0
-    taken_over: int = 0  # streams this recorder took (at start, from a recorder gone, or rebalanced)
-    trimmed: int = 0
-    write_retries: int = 0  # batches (or steps) retried because PostgreSQL failed
-    rejected: int = 0  # entries parked in record_rejects (record/poison.py)
-    read_ahead: int = 0  # batches read while the one before was written (record/read_ahead.py)
-
-
 def default_consumer_name(settings: Settings) -> str:
     """The recorder's name in logs: the pod name in Kubernetes, else host-pid."""
     return settings.pod_name or f"{socket.gethostname()}-{os.getpid()}"
 
 
-class Recorder:
+class Recorder(StreamBalancing):
     """Reads the event streams it owns and records them; one thread, one loop."""
 
     def __init__(
@@ -183,69 +167,6 @@ class Recorder:
             handled = len(entries)
         self._run_periodic()
         return handled
-
-    # -- ownership -------------------------------------------------------------------------------------
-
-    def _discover(self, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now < self._next_discover and self._ownership.connected:
-            return
-        self._next_discover = now + self.options.discover_interval_seconds
-        if not self._ownership.connected:
-            self._owned.clear()  # a new session holds no lock: every stream is taken again
-        with translate_errors():
-            queues = sorted(self.redis.smembers(GlobalKeys(self.settings.key_prefix).queues))
-        # Schedule runs have their own stream, on the schedules' hash slot.
-        self._queues = {self._schedule_stream: ""}
-        self._queues.update((QueueKeys(self.settings.key_prefix, q).events, q) for q in queues)
-        try:
-            self._balance()
-        except RecordUnavailable:
-            self._ownership.lost()
-            self._owned.clear()
-            raise
-        for stream in list(self._owned):
-            self._check_trimmed(stream)
-
-    def _balance(self) -> None:
-        """Own this recorder's fair share of the streams: give up the excess (everything read from them
-        is committed: this runs between batches), take free ones up to the share."""
-        share = fair_share(len(self._queues), self._ownership.recorders())
-        for stream in sorted(self._owned)[share:] if len(self._owned) > share else []:
-            self._ownership.release(stream)
-            del self._owned[stream]
-        taken = [s for s in sorted(self._queues) if s not in self._owned]
-        new: list[str] = []
-        for stream in taken:
-            if len(self._owned) + len(new) >= share:
-                break
-            if self._ownership.try_take(stream):
-                new.append(stream)
-        if not new:
-            return
-        stored = self._ownership.stored(new)
-        for stream in new:
-            self._owned[stream] = stored.get(stream) or start_without_position(
-                self.redis, stream, self.options.group
-            )
-        self.stats.taken_over += len(new)
-        log.info("recorder %s took %d streams (now owns %d)", self.consumer, len(new), len(self._owned))
-
-    def _check_trimmed(self, stream: str) -> None:
-        """Count events trimmed by MAXLEN before they were recorded (a backlog longer than the stream cap,
-        e.g. PostgreSQL down for too long). They are lost to the record; say so loudly."""
-        position = self._owned[stream]
-        lost = trimmed_before_recorded(self.redis, position)
-        if lost:
-            self.stats.trimmed += lost
-            # Counted as passed, so they are reported once; stored with the next batch's position.
-            self._owned[stream] = Position(stream, position.entry_id, (position.consumed or 0) + lost)
-            log.error(
-                "%d events of %s were trimmed (MAXLEN) before being recorded: raise "
-                "JOBQUEUE_EVENTS_MAX_LENGTH or add recorders",
-                lost,
-                stream,
-            )
 
     # -- Redis side ------------------------------------------------------------------------------------
 
@@ -358,23 +279,6 @@ class Recorder:
         self.stats.recorded += result.inserted
         self.stats.duplicates += result.duplicates
         return True
-
-    def _still_owned(
-        self, parsed: list[Parsed], positions: list[Position]
-    ) -> tuple[list[Parsed], list[Position]]:
-        """After the session was lost: take the batch's streams again; the part of the batch from
-        streams now owned by another recorder is dropped (that recorder reads them itself)."""
-        self._owned.clear()
-        self._next_discover = 0.0
-        kept = []
-        for position in positions:
-            if self._ownership.try_take(position.stream):
-                kept.append(position)
-        stored = self._ownership.stored(p.stream for p in kept)
-        for position in kept:
-            self._owned[position.stream] = stored.get(position.stream) or position
-        streams = {p.stream for p in kept}
-        return [p for p in parsed if p.stream in streams], kept
 
     def _write(self, events: Sequence[StreamEvent], runs: Sequence[ScheduleRunEvent]) -> BatchResult:
         # On the session that holds the streams' locks: if it died, so did the right to commit.

@@ -76,7 +76,7 @@ class Fetching:
     _burst: Burst | None
 
     def _release(self, jobs: list[Job]) -> None:
-        raise NotImplementedError  # Worker: hands jobs back to their queue unstarted
+        raise NotImplementedError  # Worker (worker/draining.py): hands jobs back to their queue unstarted
 
     # -- fetching --------------------------------------------------------------------------------------
 

@@ -67,7 +67,7 @@ class Heartbeating:
         raise NotImplementedError  # Worker: a prefetched task before it starts, a running one via the pool
 
     def _release_prefetched(self) -> None:
-        raise NotImplementedError  # Worker
+        raise NotImplementedError  # Worker (worker/draining.py)
 
     def _metrics_flush_call(self, flush: MetricsFlush) -> ScriptCall:
         raise NotImplementedError  # Worker

@@ -1,7 +1,8 @@
 """The process pool (default): one child process per slot, crash isolation, real hard timeouts.
 
-The child side (how children start, what they run, the wire) is worker/process_child.py. A child that
-times out, is force-cancelled or dies is replaced; so is a child past its task or memory limit
+The child side (how children start, what they run, the wire) is worker/process_child.py; starting,
+replacing and retiring children from the pool's side is worker/process_lifecycle.py. A child that times
+out, is force-cancelled or dies is replaced; so is a child past its task or memory limit
 (worker/child_recycling.py), between two tasks, never during one.
 
 One job waits ahead in each busy child while tasks are short, so the child starts it the moment the
@@ -15,31 +16,21 @@ the child's report before it reads the child's outcome.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import multiprocessing
-import os
 import selectors
-import sys
 import threading
 import time
 from collections.abc import Sequence
-from multiprocessing.context import ForkContext, ForkServerContext
 from multiprocessing.process import BaseProcess
 
 from jobqueue.broker.leases import Job, Outcome, OutcomeKind
-from jobqueue.errors import WorkerCrashed
 from jobqueue.supervision import GiveUp, RestartPolicy, supervised_thread
-from jobqueue.worker.child_recycling import ChildLimits, resident_bytes, retirement_reason
+from jobqueue.worker.child_recycling import ChildLimits
 from jobqueue.worker.pool import OutcomeCallback, StartedAhead, TakeAhead
-from jobqueue.worker.process_child import (
-    START_METHOD,
-    cancel_job,
-    child_main,
-    job_message,
-    start_forkserver,
-)
+from jobqueue.worker.process_child import START_METHOD, cancel_job, job_message, start_forkserver
 from jobqueue.worker.process_idle_wait import IdleWaits
+from jobqueue.worker.process_lifecycle import ChildLifecycle
 from jobqueue.worker.process_slots import Slot, kill, read_outcome
 
 log = logging.getLogger(__name__)
@@ -49,13 +40,11 @@ log = logging.getLogger(__name__)
 # any more, and the worker must exit rather than heartbeat over tasks that can never finish.
 MONITOR_RESTARTS = RestartPolicy(initial_delay=0.1, max_delay=2.0, max_failures=5)
 
-# A retired child gets this long to run its stop hook (close a database pool) and exit by itself before it
-# is killed; it holds no task by then, so killing it loses nothing.
-RETIRE_GRACE_SECONDS = 10.0
 
+class ProcessPool(ChildLifecycle, IdleWaits):
+    """``concurrency`` child processes, each running one job at a time.
 
-class ProcessPool(IdleWaits):
-    """``concurrency`` child processes, each running one job at a time."""
+    ChildLifecycle comes first: its ``_replace`` is the one IdleWaits declares."""
 
     def __init__(
         self,
@@ -92,65 +81,11 @@ class ProcessPool(IdleWaits):
         # names are read.
         self._selector = selectors.DefaultSelector()
 
-    def _watch(self, slot: Slot) -> None:
-        self._selector.register(slot.conn, selectors.EVENT_READ, slot)
-        self._selector.register(slot.process.sentinel, selectors.EVENT_READ, slot)
-
-    def _unwatch(self, slot: Slot) -> None:
-        for fileobj in (slot.conn, slot.process.sentinel):
-            with contextlib.suppress(KeyError, ValueError, OSError):
-                self._selector.unregister(fileobj)
-
     def queue_ahead(self, take: TakeAhead, started: StartedAhead) -> None:
         """Let one job wait ahead in each busy child (see the module docstring); call before start().
         Not with child limits: a child due for replacement after its current task must hold no other."""
         if self.limits.max_tasks is None and not self.limits.watches_memory:
             self._take_ahead, self._started_ahead = take, started
-
-    def prefork(self) -> bool:
-        """Fork the first children from this process now, if it is single-threaded: they start with
-        jobqueue and the app already imported (about 10 ms each, against the fork server's import of
-        jobqueue, which the first task would otherwise wait for). Call it right after loading the app,
-        before anything connects to Redis or runs a start hook, so no child inherits a connection (the
-        children run their own start hook, as ever). Replacement children, started while the worker
-        runs its threads, always come from the fork server. Returns whether it forked."""
-        if self._slots or threading.active_count() > 1:
-            return False
-        # Buffered output not yet written would be written again by every child.
-        sys.stdout.flush()
-        sys.stderr.flush()
-        fork = multiprocessing.get_context("fork")
-        for _ in range(self.concurrency):
-            # A forked child inherits every descriptor: the pool's ends of its siblings' pipes (and its
-            # own) would keep them open, so a child would never see EOF when the pool closes its pipe.
-            inherited = [self._wakeup_r.fileno(), self._wakeup_w.fileno()]
-            inherited += [slot.conn.fileno() for slot in self._slots]
-            self._slots.append(self._spawn(fork, inherited))
-        return True
-
-    def _spawn(
-        self, ctx: ForkContext | ForkServerContext | None = None, inherited: list[int] | None = None
-    ) -> Slot:
-        ctx = ctx or self._ctx
-        parent_conn, child_conn = ctx.Pipe()
-        cancels = ctx.RawArray("q", 2)
-        close = [*inherited, parent_conn.fileno()] if inherited is not None else []
-        process = ctx.Process(
-            target=child_main,
-            args=(
-                self.app_spec,
-                child_conn,
-                cancels,
-                self.log_level,
-                self.log_format,
-                dict(os.environ),
-                close,
-            ),
-            daemon=True,
-        )
-        process.start()
-        child_conn.close()
-        return Slot(process, parent_conn, cancels)
 
     def _send(self, slot: Slot, job: Job) -> bool:
         """Send a job to a slot's child; False when its pipe is broken (the child died, and the monitor
@@ -192,15 +127,6 @@ class ProcessPool(IdleWaits):
             "jobqueue-pool", self._monitor_loop, policy=MONITOR_RESTARTS, on_give_up=on_loop_died
         )
         self._monitor.start()
-
-    def _await_ready(self, slot: Slot, timeout: float) -> None:
-        if not slot.conn.poll(timeout):
-            raise WorkerCrashed(f"child process {slot.process.pid} did not start within {timeout} s")
-        try:
-            slot.conn.recv_bytes()
-        except EOFError as exc:
-            raise WorkerCrashed(f"child process exited at start (exit code {slot.process.exitcode})") from exc
-        slot.ready = True
 
     def submit(self, job: Job) -> None:
         """Send a job to an idle child. The monitor already watches every child's pipe, so it is woken only
@@ -371,48 +297,6 @@ class ProcessPool(IdleWaits):
         with self._lock:
             for slot in self._slots:
                 self._fill_ahead(slot)
-
-    def _replace(self, index: int) -> None:
-        """Kill and reap the child of a slot and start a new one in its place. Lock held."""
-        slot = self._slots[index]
-        self._unwatch(slot)
-        kill(slot.process)
-        slot.process.join(timeout=5)
-        slot.conn.close()
-        self._slots[index] = self._spawn()
-        self._watch(self._slots[index])
-
-    def _retire_if_spent(self, index: int) -> None:
-        """Replace the (idle, healthy) child of a slot that reached its task or memory limit. Lock held.
-
-        Its pipe is closed rather than the child killed, so it runs its stop hook and exits by itself; the
-        monitor reaps it (:meth:`_reap_retired`). Its replacement is awaited by :meth:`_deliver` before
-        the slot is given a task, exactly as for a crashed child."""
-        slot = self._slots[index]
-        rss = resident_bytes(slot.process.pid) if self.limits.watches_memory and slot.process.pid else None
-        reason = retirement_reason(self.limits, slot.tasks_done, rss)
-        if reason is None:
-            return
-        log.info("replacing child process %s: it %s", slot.process.pid, reason)
-        self._unwatch(slot)
-        slot.conn.close()
-        self._retiring.append((slot.process, time.monotonic() + RETIRE_GRACE_SECONDS))
-        self._slots[index] = self._spawn()
-        self._watch(self._slots[index])
-
-    def _reap_retired(self) -> None:
-        """Join retired children that exited; kill the ones past their grace (a stop hook that hangs)."""
-        now = time.monotonic()
-        still: list[tuple[BaseProcess, float]] = []
-        for process, kill_at in self._retiring:
-            if process.is_alive() and now < kill_at:
-                still.append((process, kill_at))
-                continue
-            if process.is_alive():
-                log.warning("retired child process %s did not exit in time: killing it", process.pid)
-                kill(process)
-            process.join(timeout=1)
-        self._retiring = still
 
     def stop(self) -> list[Job]:
         """Kill every child now; return the jobs they were running."""

@@ -9,7 +9,8 @@ Threads (each with its own Redis connection from the shared pool):
 - cancel listener: pub/sub notices so a cancel reaches a running task at once (worker/heartbeat.py).
 
 Each of them runs supervised (jobqueue.supervision): restarted after an unexpected exception, and past
-the bound the worker stops heartbeating, hands its leases back and exits EXIT_LOOP_DIED.
+the bound the worker stops heartbeating, hands its leases back and exits EXIT_LOOP_DIED. How it drains
+and hands leases back is worker/draining.py.
 """
 
 from __future__ import annotations
@@ -25,22 +26,8 @@ from collections.abc import Callable, Sequence
 from types import FrameType
 
 from jobqueue.app import App
-from jobqueue.broker.completion import parse_completion
-from jobqueue.broker.leases import (
-    Job,
-    Outcome,
-    OutcomeKind,
-    build_release,
-    log_stale_completion,
-)
-from jobqueue.broker.redis_io import (
-    ReplicaWait,
-    connect,
-    is_cluster,
-    load_all_scripts,
-    run_scripts,
-    translate_errors,
-)
+from jobqueue.broker.leases import Job, Outcome, OutcomeKind
+from jobqueue.broker.redis_io import ReplicaWait, connect, is_cluster, load_all_scripts, translate_errors
 from jobqueue.broker.scripts import ScriptCall
 from jobqueue.broker.task_metrics import MetricsFlush, TaskMetrics, build_flush
 from jobqueue.errors import BrokerUnavailable, JobQueueError
@@ -50,9 +37,10 @@ from jobqueue.supervision import EXIT_LOOP_DIED, RestartPolicy, run_supervised, 
 from jobqueue.worker.acking import ACK_BATCH, Acking
 from jobqueue.worker.burst import Burst
 from jobqueue.worker.cluster_wait import ClusterWait
+from jobqueue.worker.draining import Draining
 from jobqueue.worker.fetching import MAX_BACKOFF_SECONDS, Fetching
 from jobqueue.worker.health import LivenessFile
-from jobqueue.worker.heartbeat import CANCEL_POLL_SECONDS, Heartbeating
+from jobqueue.worker.heartbeat import Heartbeating
 from jobqueue.worker.leases import DEFAULT_PREFETCH, LeaseBook
 from jobqueue.worker.pool import AheadPool, ChildWaitPool, Pool, SlotWaitPool
 from jobqueue.worker.process_wait import HandoffPace
@@ -75,7 +63,7 @@ def default_worker_id(pod_name: str | None) -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{random.randrange(16**4):04x}"  # noqa: S311
 
 
-class Worker(Heartbeating, Fetching, Acking):
+class Worker(Draining, Heartbeating, Fetching, Acking):
     """One worker process serving ``queues`` (in priority order) with ``pool``."""
 
     def __init__(
@@ -269,34 +257,6 @@ class Worker(Heartbeating, Fetching, Acking):
         watchdog.start()
         self.stop()
 
-    def _abandon(self) -> None:
-        """After a loop died: stop the pool, record the outcomes not yet acked if Redis takes them, hand
-        every other lease back (one try; otherwise they expire and are recovered) and deregister. No
-        grace period: the loop that died may be the one the drain needs."""
-        try:
-            self._unpark()
-            unfinished = self.pool.stop()
-            with self._lock:
-                jobs = self._book.take_prefetched()
-                jobs += [job for job in self._book.leased.values() if job not in jobs]
-                finished = list(self._book.unacked)
-                self._book.unacked.clear()
-                self._book.forget_leases()
-            if finished:
-                try:
-                    self._record(finished)  # done work is kept when it can be (fenced: never twice)
-                except Exception as exc:
-                    log.warning("could not record %d finished task(s): %r", len(finished), exc)
-                    jobs += [job for job, _ in finished]
-            run_scripts(
-                self.redis,
-                [build_release(self.settings, job, worker_id=self.worker_id) for job in {*jobs, *unfinished}],
-            )
-        except Exception as exc:
-            log.warning("could not hand back every task; their leases will expire and be recovered: %r", exc)
-        finally:
-            self._deregister()  # not listed as a live worker while its process exits
-
     def _wait_for_redis(self) -> None:
         delay = 0.1
         while not self._stop.is_set():
@@ -309,73 +269,8 @@ class Worker(Heartbeating, Fetching, Acking):
                 self._stop.wait(delay)
                 delay = min(delay * 2, MAX_BACKOFF_SECONDS)
 
-    def _drain(self) -> None:
-        deadline = time.monotonic() + self.grace_seconds
-        self._unpark()
-        self._release_prefetched()
-        with self._lock:
-            while self._book.leased and time.monotonic() < deadline:
-                self._lock.wait(timeout=0.1)
-        unfinished = self.pool.stop()
-        if unfinished:
-            log.warning("grace period over: handing %d unfinished task(s) back", len(unfinished))
-            self._release(unfinished)
-        flush_deadline = time.monotonic() + max(5.0, self.grace_seconds / 2)
-        with self._lock:
-            self._book.forget_leases()
-            self._wake_all()
-            while self._book.unacked and time.monotonic() < flush_deadline:
-                self._lock.wait(timeout=0.1)
-        # The heartbeat must not register this worker again after _deregister removed it.
-        self._finished.set()
-        for thread in self._threads:
-            thread.join(timeout=CANCEL_POLL_SECONDS + 1.0)
-        self._flush_task_metrics()
-        self._deregister()
-
-    def _flush_task_metrics(self) -> None:
-        """Write what the last heartbeat did not carry (the tasks finished since)."""
-        pending = self.task_metrics.take()
-        try:
-            run_scripts(self.redis, [self._metrics_flush_call(flush) for flush in pending])
-        except JobQueueError as exc:
-            log.warning("could not write the last task metrics: %s", exc)
-
     def _metrics_flush_call(self, flush: MetricsFlush) -> ScriptCall:
         return build_flush(self.settings.key_prefix, self.task_metrics.writer, flush)
-
-    def _release_prefetched(self) -> None:
-        """Hand prefetched (never started) tasks back to the front of their queue at once: draining
-        finishes running work, not work it merely leased ahead."""
-        with self._lock:
-            jobs = self._book.take_prefetched()
-            self._wake_all()
-        if jobs:
-            self._release(jobs)
-
-    def _release(self, jobs: list[Job]) -> None:
-        for attempt in range(20):
-            try:
-                calls = [build_release(self.settings, job, worker_id=self.worker_id) for job in jobs]
-                replies = run_scripts(self.redis, calls)
-                for job, reply in zip(jobs, replies, strict=True):
-                    log_stale_completion(job, "hand-back", parse_completion(reply)[0])
-                return
-            except BrokerUnavailable:
-                time.sleep(min(0.1 * 2**attempt, 1.0))
-        log.error("could not hand back %d task(s); their leases will expire and be recovered", len(jobs))
-
-    def _deregister(self) -> None:
-        try:
-            with translate_errors():
-                pipe = self.redis.pipeline(transaction=False)
-                pipe.zrem(self.global_keys.workers, self.worker_id)
-                pipe.delete(self.global_keys.worker(self.worker_id))
-                pipe.delete(self.global_keys.worker_control(self.worker_id))
-                pipe.execute()
-        except BrokerUnavailable:
-            pass
-        self._blocking.close()
 
     # -- outcomes --------------------------------------------------------------------------------------
 
