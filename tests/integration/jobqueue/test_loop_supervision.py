@@ -34,6 +34,7 @@ THREAD_SLOT = "jobqueue.worker.thread_pool:ThreadPool._run"
 # Where every pool hands a finished attempt to the worker: an outcome lost there would leave its task
 # leased for ever, so one failure is enough to end the worker.
 ON_OUTCOME = "jobqueue.worker.runtime:Worker._on_outcome"
+DRAIN = "jobqueue.worker.draining:Draining._drain"
 
 
 @pytest.fixture
@@ -137,6 +138,24 @@ def test_a_loop_that_keeps_failing_exits_non_zero_and_its_task_runs_elsewhere(
     assert h.result(timeout=30) == h.id
     record = client.get_task(h.id)
     assert (record.status, record.worker) == (TaskStatus.SUCCESS, "survivor")
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("pool", ["process", "thread", "async"])
+def test_a_drain_that_raises_ends_the_worker_and_its_task_runs_elsewhere(
+    client: Client, faulty_worker: FaultyWorker, start_worker: StartWorker, pool: str
+) -> None:
+    """The worker's run raising (here its drain) must end the process so it is restarted: the process
+    pool's children ignore SIGTERM, and the interpreter's exit waited for them for ever."""
+    doomed = faulty_worker(DRAIN, "--pool", pool, "--concurrency", "1", "--worker-id", "doomed")
+    h = client.enqueue("record", [], {"sleep": 3.0})
+    wait_until(lambda: started_runs(client, h.id) == 1, timeout=30)
+    doomed.terminate()
+    assert doomed.wait(30) not in (0, None)
+    assert "injected fault in Draining._drain" in log_of(doomed)
+    start_worker("--concurrency", "1", "--worker-id", "survivor")
+    assert h.result(timeout=30) == h.id
+    assert client.get_task(h.id).status == TaskStatus.SUCCESS
 
 
 @pytest.mark.timeout(60)

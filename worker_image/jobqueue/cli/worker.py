@@ -21,7 +21,9 @@ from jobqueue.errors import ValidationError
 from jobqueue.log_config import resolve_format
 
 if TYPE_CHECKING:
+    from jobqueue.app import App
     from jobqueue.settings import Settings
+    from jobqueue.worker.async_pool import AsyncPool
     from jobqueue.worker.child_recycling import ChildLimits
     from jobqueue.worker.process_pool import ProcessPool
     from jobqueue.worker.thread_pool import ThreadPool
@@ -126,26 +128,34 @@ def run_worker(args: argparse.Namespace) -> int:
         from jobqueue.worker.async_pool import AsyncPool  # noqa: PLC0415 - the asyncio pool only
 
         pool = AsyncPool(app, args.concurrency)
+    try:
+        return _run(args, app, pool, queues)
+    except BaseException:
+        # The process pool's children ignore SIGTERM (the worker owns shutdown), which is what Python's
+        # exit sends daemon children before it waits for them: a worker that failed to start, or whose
+        # run (its drain included) raised, hung for ever instead of exiting to be restarted.
+        pool.stop()
+        raise
+
+
+def _run(
+    args: argparse.Namespace, app: App, pool: ProcessPool | ThreadPool | AsyncPool, queues: list[str]
+) -> int:
+    """Build the worker around its started pool and run it; the exit code."""
     from jobqueue.worker.burst import Burst  # noqa: PLC0415
     from jobqueue.worker.runtime import Worker  # noqa: PLC0415
 
     burst = Burst(args.burst_wait) if args.burst else None
-    try:
-        worker = Worker(
-            app,
-            pool,
-            queues,
-            worker_id=args.worker_id,
-            grace_seconds=args.grace,
-            prefetch=args.prefetch,
-            before_fetching=_start_gate(args.start_gate, lambda: worker.stopping),
-            burst=burst,
-        )
-    except BaseException:
-        # The children forked above ignore SIGTERM (the worker owns shutdown), which is what Python's exit
-        # sends daemon children before it waits for them: without this, the process hung for ever.
-        pool.stop()
-        raise
+    worker = Worker(
+        app,
+        pool,
+        queues,
+        worker_id=args.worker_id,
+        grace_seconds=args.grace,
+        prefetch=args.prefetch,
+        before_fetching=_start_gate(args.start_gate, lambda: worker.stopping),
+        burst=burst,
+    )
     worker.install_signal_handlers()
     if args.parent_pid is not None:
         _follow_parent(args.parent_pid, worker.stop)
