@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -21,18 +19,9 @@ from jobqueue.record.local import PASSWORD_FILE, LocalRecord, local_data_dir
 pytestmark = pytest.mark.timeout(180)
 
 
-@pytest.fixture
-def project() -> Iterator[Path]:
-    """A user's project directory, reachable by every user (as a checkout under /home or /srv is)."""
-    base = Path(tempfile.mkdtemp(prefix="jobqueue-test-local-record-"))
-    os.chmod(base, 0o755)
-    yield base
-    shutil.rmtree(base, ignore_errors=True)
-
-
-def data_dir_of(project: Path, mode: int = 0o700) -> Path:
+def data_dir_of(base_dir: Path, mode: int = 0o700) -> Path:
     """The data dir as `jobqueue up` makes it (0700: ours alone)."""
-    data_dir = project / ".jobqueue"
+    data_dir = base_dir / ".jobqueue"
     data_dir.mkdir(mode=mode)
     os.chmod(data_dir, mode)
     return data_dir
@@ -50,9 +39,9 @@ def run_record(data_dir: Path, settings: Settings, sql: str | None = None) -> ob
 
 
 def test_a_deleted_data_dir_starts_a_new_record_and_a_replaced_password_is_refused_at_once(
-    project: Path, settings: Settings
+    base_dir: Path, settings: Settings
 ) -> None:
-    data_dir = data_dir_of(project)
+    data_dir = data_dir_of(base_dir)
     cluster_home = local_data_dir(data_dir)
     try:
         if os.geteuid() == 0:
@@ -63,7 +52,7 @@ def test_a_deleted_data_dir_starts_a_new_record_and_a_replaced_password_is_refus
         assert run_record(data_dir, settings) == ("kept_from_before",)  # a restart keeps the record
 
         shutil.rmtree(data_dir)
-        data_dir = data_dir_of(project)
+        data_dir = data_dir_of(base_dir)
         assert run_record(data_dir, settings) == (None,)  # a new record, as the data dir is new
 
         (data_dir / PASSWORD_FILE).write_text("not-the-password")
@@ -76,9 +65,9 @@ def test_a_deleted_data_dir_starts_a_new_record_and_a_replaced_password_is_refus
 
 
 def test_a_cluster_inside_the_data_dir_whose_password_file_is_gone_is_refused_not_removed(
-    project: Path, settings: Settings
+    base_dir: Path, settings: Settings
 ) -> None:
-    data_dir = data_dir_of(project, mode=0o755)  # reachable: the cluster lives inside it, for root too
+    data_dir = data_dir_of(base_dir, mode=0o755)  # reachable: the cluster lives inside it, for root too
     assert local_data_dir(data_dir) == data_dir / "postgres"
     run_record(data_dir, settings, "CREATE TABLE kept_from_before ()")
     (data_dir / PASSWORD_FILE).unlink()

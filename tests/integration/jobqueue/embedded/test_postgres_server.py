@@ -6,7 +6,6 @@ import importlib.util
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -16,14 +15,6 @@ from jobqueue.embedded.postgres_server import PostgresServer, find_postgres_bin_
 from jobqueue.record.migrate import applied_versions, migrate
 
 pytestmark = pytest.mark.timeout(120)
-
-
-@pytest.fixture
-def base_dir() -> Iterator[Path]:
-    base = Path(tempfile.mkdtemp(prefix="jobqueue-test-embedded-pg-"))
-    os.chmod(base, 0o755)
-    yield base
-    shutil.rmtree(base, ignore_errors=True)
 
 
 def bin_dirs() -> list[Path]:
