@@ -10,7 +10,7 @@ import pytest
 
 from jobqueue import Client, Settings, TaskStatus
 from jobqueue.broker.completion import CompletionCode, parse_completion
-from jobqueue.broker.enqueue import build_recover
+from jobqueue.broker.lease_recovery import build_recover
 from jobqueue.broker.leases import (
     Job,
     Outcome,
