@@ -37,6 +37,7 @@ from transition_model import ALLOWED_EDGES, FETCH_COMPOSITES, PRIORITIES, Transi
 from jobqueue import Client, Priority, Settings, TaskStatus
 from jobqueue.broker.cancellation import build_cancel
 from jobqueue.broker.completion import CompletionCode, parse_completion
+from jobqueue.broker.completion_calls import build_ack, build_completion
 from jobqueue.broker.dead_letters import build_replay
 from jobqueue.broker.enqueue import make_request
 from jobqueue.broker.enqueue_call import build_enqueue, parse_enqueue_reply
@@ -45,8 +46,6 @@ from jobqueue.broker.leases import (
     Job,
     Outcome,
     OutcomeKind,
-    build_ack,
-    build_completion,
     build_fetch,
     build_heartbeat,
     build_release,
