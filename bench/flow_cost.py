@@ -24,8 +24,9 @@ from pydantic import SecretStr
 from bench.report import command_line, measured_with, replace_results
 from bench.runner import REPO_ROOT
 from jobqueue import Client, Settings
+from jobqueue.broker.completion_calls import plan_completions
 from jobqueue.broker.enqueue import make_request
-from jobqueue.broker.leases import Outcome, OutcomeKind, build_fetch, parse_fetch, plan_completions
+from jobqueue.broker.leases import Outcome, OutcomeKind, build_fetch, parse_fetch
 from jobqueue.broker.queue_admin import QueueAdmin
 from jobqueue.broker.redis_io import run_script, run_scripts
 from jobqueue.embedded.redis_server import RedisServer

@@ -24,7 +24,7 @@ from typing import Any
 import redis
 from pydantic import SecretStr
 
-from jobqueue.broker import leases as jobs
+from jobqueue.broker import completion_calls as completions
 from jobqueue.broker.batch_enqueue import plan_enqueue
 from jobqueue.broker.client import Client
 from jobqueue.broker.enqueue import make_request
@@ -44,11 +44,13 @@ def completion_calls(
     batched acks there was one ack call per task, pipelined)."""
     # Trees before the held-lease index take no worker id.
     worker: dict[str, Any] = {}
-    if "worker_id" in inspect.signature(jobs.build_completion).parameters:
+    if "worker_id" in inspect.signature(completions.build_completion).parameters:
         worker = {"worker_id": "prof"}
-    if hasattr(jobs, "plan_completions"):
-        return list(jobs.plan_completions(settings, pairs, lambda job: None, rng, **worker).calls)
-    return [jobs.build_completion(settings, job, outcome, None, rng, **worker) for job, outcome in pairs]
+    if hasattr(completions, "plan_completions"):
+        return list(completions.plan_completions(settings, pairs, lambda job: None, rng, **worker).calls)
+    return [
+        completions.build_completion(settings, job, outcome, None, rng, **worker) for job, outcome in pairs
+    ]
 
 
 def _redis_usec(conn: redis.Redis) -> tuple[int, int, float]:

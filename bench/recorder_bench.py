@@ -28,8 +28,9 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from jobqueue import Client, Settings
+from jobqueue.broker.completion_calls import build_completion
 from jobqueue.broker.enqueue import make_request
-from jobqueue.broker.leases import Outcome, OutcomeKind, build_completion, build_fetch, parse_fetch
+from jobqueue.broker.leases import Outcome, OutcomeKind, build_fetch, parse_fetch
 from jobqueue.broker.redis_io import load_all_scripts, run_script, run_scripts
 from jobqueue.embedded.postgres_server import PostgresServer
 from jobqueue.embedded.redis_server import RedisServer

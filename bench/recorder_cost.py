@@ -31,8 +31,9 @@ from pydantic import SecretStr
 
 from bench.recorder_meter import server_cpu_seconds
 from jobqueue import Client, Settings
+from jobqueue.broker.completion_calls import build_completion
 from jobqueue.broker.enqueue import make_request
-from jobqueue.broker.leases import Outcome, OutcomeKind, build_completion, build_fetch, parse_fetch
+from jobqueue.broker.leases import Outcome, OutcomeKind, build_fetch, parse_fetch
 from jobqueue.broker.redis_io import load_all_scripts, run_script, run_scripts
 from jobqueue.embedded.postgres_server import PostgresServer
 from jobqueue.embedded.redis_server import RedisServer

@@ -24,8 +24,9 @@ import redis
 from pydantic import SecretStr
 
 from jobqueue import Client, Settings
+from jobqueue.broker.completion_calls import plan_completions
 from jobqueue.broker.enqueue import make_request
-from jobqueue.broker.leases import Outcome, OutcomeKind, build_fetch, parse_fetch, plan_completions
+from jobqueue.broker.leases import Outcome, OutcomeKind, build_fetch, parse_fetch
 from jobqueue.broker.redis_io import ReplicaWait, run_script, run_scripts
 from jobqueue.embedded.redis_server import find_redis_server, free_port
 

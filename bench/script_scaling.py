@@ -27,8 +27,10 @@ from typing import Any
 from pydantic import SecretStr
 
 from jobqueue import Client, Settings
-from jobqueue.broker.enqueue import build_recover, make_request
-from jobqueue.broker.leases import Outcome, build_ack, build_fetch, parse_fetch
+from jobqueue.broker.completion_calls import build_ack
+from jobqueue.broker.enqueue import make_request
+from jobqueue.broker.lease_recovery import build_recover
+from jobqueue.broker.leases import Outcome, build_fetch, parse_fetch
 from jobqueue.broker.redis_io import run_script, run_scripts
 from jobqueue.embedded.redis_server import RedisServer
 

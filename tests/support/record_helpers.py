@@ -8,7 +8,8 @@ from typing import Any
 from psycopg_pool import ConnectionPool
 
 from jobqueue import Client
-from jobqueue.broker.leases import Job, Outcome, OutcomeKind, build_completion, build_fetch, parse_fetch
+from jobqueue.broker.completion_calls import build_completion
+from jobqueue.broker.leases import Job, Outcome, OutcomeKind, build_fetch, parse_fetch
 from jobqueue.broker.redis_io import run_script
 from jobqueue.record.recorder import Recorder
 from jobqueue.record.settings import RecordSettings

@@ -1,18 +1,19 @@
-"""Pure flow-control model: queue configuration values, their validation, and rate-limit statistics.
+"""Pure flow-control model: the values of a queue's live configuration and the validation of what an
+admin asks for.
 
 The configuration lives in the queue's config hash and is enforced by ``lua/fetch.lua`` (flow control),
-``lua/fail.lua`` (retry defaults) and ``lua/recover.lua`` (max lost leases); this module only
-validates what an admin asks for, encodes it as hash fields, decodes the hash, and derives statistics from
-the GCRA state. No I/O here (``queue_admin.py`` does that).
+``lua/fail.lua`` (retry defaults) and ``lua/recover.lua`` (max lost leases). This module holds the values
+(rate limit, priority policy, retry defaults, ``QueueConfig``) and refuses a bad one with a ValidationError
+naming the field; ``queue_config_hash.py`` encodes them as hash fields and decodes the hash, and
+``rate_limit_stats.py`` derives statistics from the GCRA state. No I/O here (``queue_admin.py`` does that).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import enum
-import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TypedDict, Unpack
 
@@ -20,27 +21,7 @@ from jobqueue.errors import ValidationError
 from jobqueue.models import Priority
 from jobqueue.retry import BACKOFF_NAMES
 
-# Hash fields of QueueKeys.config that fetch.lua reads (keep in sync with its HMGET).
-F_PAUSED = "paused"
-F_MAX_IN_FLIGHT = "max_in_flight"
-F_RATE_LIMIT = "rate_limit"
-F_RATE_PERIOD_MS = "rate_period_ms"
-F_RATE_BURST = "rate_burst"
-F_RATE_ENABLED = "rate_enabled"
-F_POLICY = "priority_policy"
-F_WEIGHTS = "weights"
-F_WEIGHTED_CURSOR = "weighted_cursor"
-RATE_FIELDS = (F_RATE_LIMIT, F_RATE_PERIOD_MS, F_RATE_BURST, F_RATE_ENABLED)
-# Read by fail.lua (only when a task leaves its retry policy to the queue) and recover.lua.
-F_RETRY_MAX_RETRIES = "retry_max_retries"
-F_RETRY_BACKOFF = "retry_backoff"
-F_RETRY_BASE_MS = "retry_base_ms"
-F_RETRY_MAX_MS = "retry_max_ms"
-F_RETRY_JITTER = "retry_jitter"
-RETRY_FIELDS = (F_RETRY_MAX_RETRIES, F_RETRY_BACKOFF, F_RETRY_BASE_MS, F_RETRY_MAX_MS, F_RETRY_JITTER)
-F_MAX_LOST_LEASES = "max_lost_leases"
-# Read by fetch.lua (lua/_lease.lua): a task of the queue not started this long after its enqueue expires.
-F_EXPIRES_MS = "expires_ms"
+# The longest a queue may let a task wait before it expires (its F_EXPIRES_MS, queue_config_hash.py).
 MAX_QUEUE_EXPIRES_SECONDS = 365 * 86_400
 
 DEFAULT_WEIGHTS = (6, 3, 1)
@@ -105,26 +86,6 @@ class QueueConfig:
     expires_seconds: float | None = None  # None: tasks wait for ever unless they set their own expires
     # Each level's own limit, beside ``rate_limit`` (a start counts against both); absent = none.
     priority_rate_limits: dict[Priority, RateLimit] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class RateLimitStats:
-    """The rate limiter's state right now (derived from the GCRA state on the Redis clock).
-
-    ``current_count``: starts that still count against the limit (the GCRA debt, in tasks; it drains by
-    one every interval). ``remaining``: starts allowed right now. ``burst_used``: burst slots in use
-    (``burst - remaining``). ``wait_seconds``: until the next start is allowed (0 when ``remaining`` > 0).
-    """
-
-    queue: str
-    enabled: bool
-    limit: int | None
-    period_seconds: float | None
-    burst: int | None
-    current_count: int
-    remaining: int | None
-    burst_used: int
-    wait_seconds: float
 
 
 def _positive_int(field: str, value: object, maximum: int = 10**9) -> int:
@@ -194,41 +155,6 @@ def make_rate_limit(
     return RateLimit(count, period_ms / 1000, _positive_int("burst", burst, 10**6), enabled)
 
 
-def rate_limit_fields(rate: RateLimit) -> dict[str, str]:
-    """The config hash fields that encode a rate limit."""
-    return {
-        F_RATE_LIMIT: str(rate.limit),
-        F_RATE_PERIOD_MS: str(round(rate.period_seconds * 1000)),
-        F_RATE_BURST: str(rate.burst),
-        F_RATE_ENABLED: "1" if rate.enabled else "0",
-    }
-
-
-def priority_rate_field_names(priority: Priority) -> tuple[str, str, str]:
-    """The config hash fields of one priority level's own rate limit (read by _flow.lua)."""
-    level = priority.value
-    return (f"rate_limit_{level}", f"rate_period_ms_{level}", f"rate_burst_{level}")
-
-
-def priority_rate_fields(priority: Priority, rate: RateLimit) -> dict[str, str]:
-    """The config hash fields that encode one priority level's own rate limit."""
-    limit, period, burst = priority_rate_field_names(priority)
-    return {limit: str(rate.limit), period: str(round(rate.period_seconds * 1000)), burst: str(rate.burst)}
-
-
-def _parse_priority_rates(raw: Mapping[str, str]) -> dict[Priority, RateLimit]:
-    rates = {}
-    for priority in Priority:
-        limit, period, burst = priority_rate_field_names(priority)
-        if raw.get(limit):
-            rates[priority] = RateLimit(
-                limit=int(raw[limit]),
-                period_seconds=int(raw.get(period) or 1000) / 1000,
-                burst=int(raw.get(burst) or 1),
-            )
-    return rates
-
-
 def validate_max_in_flight(value: int | None) -> int | None:
     """None or 0 removes the limit; otherwise a whole number >= 1."""
     if value is None or (isinstance(value, int) and not isinstance(value, bool) and value == 0):
@@ -296,17 +222,6 @@ def make_retry_defaults(*, max_retries: int, **options: Unpack[RetryBackoffOptio
     return RetryDefaults(max_retries, backoff, base, cap, jitter)
 
 
-def retry_default_fields(defaults: RetryDefaults) -> dict[str, str]:
-    """The config hash fields that encode retry defaults (delays in whole milliseconds)."""
-    return {
-        F_RETRY_MAX_RETRIES: str(defaults.max_retries),
-        F_RETRY_BACKOFF: defaults.backoff,
-        F_RETRY_BASE_MS: str(round(defaults.base_seconds * 1000)),
-        F_RETRY_MAX_MS: str(round(defaults.max_seconds * 1000)),
-        F_RETRY_JITTER: "1" if defaults.jitter else "0",
-    }
-
-
 def validate_queue_expires(value: float | None) -> int | None:
     """None (no queue expiry) or seconds in (0, a year] as whole milliseconds (at least 1)."""
     if value is None:
@@ -331,79 +246,3 @@ def validate_max_lost_leases(value: int | None) -> int | None:
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 1000:
         raise ValidationError("max_lost_leases", "must be a whole number between 0 and 1000")
     return value
-
-
-def _parse_retry_defaults(raw: Mapping[str, str]) -> RetryDefaults | None:
-    if not raw.get(F_RETRY_MAX_RETRIES):
-        return None
-    return RetryDefaults(
-        max_retries=int(raw[F_RETRY_MAX_RETRIES]),
-        backoff=raw.get(F_RETRY_BACKOFF) or "exponential",
-        base_seconds=int(raw.get(F_RETRY_BASE_MS) or 1000) / 1000,
-        max_seconds=int(raw.get(F_RETRY_MAX_MS) or 300_000) / 1000,
-        jitter=raw.get(F_RETRY_JITTER, "1") != "0",
-    )
-
-
-def parse_config(queue: str, raw: Mapping[str, str]) -> QueueConfig:
-    """Decode a config hash (HGETALL) into a QueueConfig."""
-    rate = None
-    if raw.get(F_RATE_LIMIT):
-        rate = RateLimit(
-            limit=int(raw[F_RATE_LIMIT]),
-            period_seconds=int(raw.get(F_RATE_PERIOD_MS) or 1000) / 1000,
-            burst=int(raw.get(F_RATE_BURST) or 1),
-            enabled=raw.get(F_RATE_ENABLED, "1") != "0",
-        )
-    max_in_flight = int(raw.get(F_MAX_IN_FLIGHT) or 0)
-    policy = PriorityPolicy(raw.get(F_POLICY) or PriorityPolicy.STRICT.value)
-    weights = None
-    if policy == PriorityPolicy.WEIGHTED:
-        w = json.loads(raw.get(F_WEIGHTS) or json.dumps(DEFAULT_WEIGHTS))
-        weights = (int(w[0]), int(w[1]), int(w[2]))
-    return QueueConfig(
-        queue=queue,
-        paused=raw.get(F_PAUSED) == "1",
-        max_in_flight=max_in_flight or None,
-        rate_limit=rate,
-        priority_policy=policy,
-        weights=weights,
-        retry_defaults=_parse_retry_defaults(raw),
-        max_lost_leases=int(raw[F_MAX_LOST_LEASES]) if raw.get(F_MAX_LOST_LEASES) else None,
-        expires_seconds=int(raw[F_EXPIRES_MS]) / 1000 if raw.get(F_EXPIRES_MS) else None,
-        priority_rate_limits=_parse_priority_rates(raw),
-    )
-
-
-def compute_rate_stats(
-    queue: str, rate: RateLimit | None, state: Mapping[str, str], now_ms: float
-) -> RateLimitStats:
-    """Statistics from the GCRA state hash (``tat``, ``interval``) exactly as fetch.lua interprets it,
-    including the rescaling of a debt recorded under a different interval."""
-    if rate is None or not rate.enabled:
-        return RateLimitStats(
-            queue, False, rate.limit if rate else None, rate.period_seconds if rate else None,
-            rate.burst if rate else None, 0, None, 0, 0.0,
-        )  # fmt: skip
-    interval = rate.interval_ms
-    tat = float(state.get("tat") or 0)
-    old_interval = float(state.get("interval") or 0)
-    debt = max(0.0, tat - now_ms)
-    if old_interval > 0 and old_interval != interval:
-        debt = debt * interval / old_interval
-    tolerance = (rate.burst - 1) * interval
-    allowed = math.floor((tolerance - debt) / interval + 1e-9) + 1
-    remaining = max(0, min(rate.burst, allowed))
-    wait = 0.0 if remaining > 0 else max(0.0, debt - tolerance) / 1000
-    current = min(rate.burst, math.ceil(debt / interval - 1e-9)) if debt > 0 else 0
-    return RateLimitStats(
-        queue=queue,
-        enabled=True,
-        limit=rate.limit,
-        period_seconds=rate.period_seconds,
-        burst=rate.burst,
-        current_count=current,
-        remaining=remaining,
-        burst_used=rate.burst - remaining,
-        wait_seconds=round(wait, 3),
-    )

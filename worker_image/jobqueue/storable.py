@@ -2,9 +2,10 @@
 
 A task controls its result, exception message and traceback, and any of them may hold what no store
 accepts (a NUL, a lone surrogate from ``os.fsdecode`` of a bad file name) or be huge. The acker thread must
-never raise on them (it would stop recording every outcome of the worker), so ``jobs.storable_outcome``
-passes each outcome through these total functions: text is escaped (jobqueue.payloads.escape_text), error
-text is cut to its limit, and a result over ``max_result_bytes`` becomes a non-retryable error.
+never raise on them (it would stop recording every outcome of the worker), so
+``broker.completion_calls.storable_outcome`` passes each outcome through these total functions: text is
+escaped (jobqueue.payloads.escape_text), error text is cut to its limit, and a result over
+``max_result_bytes`` becomes a non-retryable error.
 """
 
 from __future__ import annotations

@@ -13,14 +13,8 @@ from jq_testing import runs, wait_until
 
 from jobqueue import Client, Settings, TaskCancelled, TaskStatus
 from jobqueue.broker.completion import CompletionCode, parse_completion
-from jobqueue.broker.leases import (
-    Outcome,
-    OutcomeKind,
-    build_completion,
-    build_fetch,
-    build_release,
-    parse_fetch,
-)
+from jobqueue.broker.completion_calls import build_completion
+from jobqueue.broker.leases import Outcome, OutcomeKind, build_fetch, build_release, parse_fetch
 from jobqueue.broker.redis_io import run_script
 from jobqueue.retry import RetryPolicy
 

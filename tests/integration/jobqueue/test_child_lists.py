@@ -8,7 +8,8 @@ import json
 import pytest
 
 from jobqueue import Client, TaskStatus
-from jobqueue.broker.leases import Job, Outcome, OutcomeKind, build_completion, build_fetch, parse_fetch
+from jobqueue.broker.completion_calls import build_completion
+from jobqueue.broker.leases import Job, Outcome, OutcomeKind, build_fetch, parse_fetch
 from jobqueue.broker.redis_io import run_script
 from jobqueue.keys import QueueKeys
 

@@ -8,8 +8,9 @@ import time
 import pytest
 
 from jobqueue import App, Client, TaskStatus
+from jobqueue.broker.completion_calls import build_completion
 from jobqueue.broker.duplicates import find_duplicate
-from jobqueue.broker.leases import Job, Outcome, OutcomeKind, build_completion, build_fetch, parse_fetch
+from jobqueue.broker.leases import Job, Outcome, OutcomeKind, build_fetch, parse_fetch
 from jobqueue.broker.redis_io import run_script
 from jobqueue.cli import main as cli
 

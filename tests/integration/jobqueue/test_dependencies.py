@@ -10,8 +10,9 @@ import pytest
 
 from jobqueue import AsyncClient, Client, Settings, Signature, TaskStatus, ValidationError, chain
 from jobqueue.broker.completion import CompletionCode, parse_completion
+from jobqueue.broker.completion_calls import build_completion
 from jobqueue.broker.enqueue import make_request
-from jobqueue.broker.leases import Job, Outcome, OutcomeKind, build_completion, build_fetch, parse_fetch
+from jobqueue.broker.leases import Job, Outcome, OutcomeKind, build_fetch, parse_fetch
 from jobqueue.broker.redis_io import run_script
 
 pytestmark = pytest.mark.timeout(30)

@@ -18,7 +18,8 @@ import pytest
 from jq_testing import runs, wait_until
 
 from jobqueue import Client, TaskStatus
-from jobqueue.broker.enqueue import build_recover, make_request
+from jobqueue.broker.enqueue import make_request
+from jobqueue.broker.lease_recovery import build_recover
 from jobqueue.broker.leases import FetchReply, build_fetch, parse_fetch, parse_handoff
 from jobqueue.broker.queue_admin import QueueAdmin
 from jobqueue.broker.redis_io import run_script

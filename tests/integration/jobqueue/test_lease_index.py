@@ -10,13 +10,12 @@ import pytest
 
 from jobqueue import Client, Settings, TaskStatus
 from jobqueue.broker.completion import CompletionCode, parse_completion
-from jobqueue.broker.enqueue import build_recover
+from jobqueue.broker.completion_calls import build_ack, build_completion
+from jobqueue.broker.lease_recovery import build_recover
 from jobqueue.broker.leases import (
     Job,
     Outcome,
     OutcomeKind,
-    build_ack,
-    build_completion,
     build_fetch,
     build_heartbeat,
     build_release,

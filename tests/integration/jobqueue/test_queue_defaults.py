@@ -16,14 +16,8 @@ from jq_testing import wait_until
 
 from jobqueue import Client, Settings, TaskStatus
 from jobqueue.broker.completion import CompletionCode, parse_completion
-from jobqueue.broker.leases import (
-    Job,
-    Outcome,
-    OutcomeKind,
-    build_completion,
-    build_fetch,
-    parse_fetch,
-)
+from jobqueue.broker.completion_calls import build_completion
+from jobqueue.broker.leases import Job, Outcome, OutcomeKind, build_fetch, parse_fetch
 from jobqueue.broker.queue_admin import QueueAdmin
 from jobqueue.broker.redis_io import run_script
 from jobqueue.errors import ValidationError

@@ -8,15 +8,8 @@ import time
 import pytest
 
 from jobqueue import Client
-from jobqueue.broker.leases import (
-    FetchReply,
-    Outcome,
-    OutcomeKind,
-    build_completion,
-    build_fetch,
-    build_release,
-    parse_fetch,
-)
+from jobqueue.broker.completion_calls import build_completion
+from jobqueue.broker.leases import FetchReply, Outcome, OutcomeKind, build_fetch, build_release, parse_fetch
 from jobqueue.broker.redis_io import run_script
 
 pytestmark = pytest.mark.timeout(30)

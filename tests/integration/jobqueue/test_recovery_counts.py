@@ -11,8 +11,9 @@ from jq_testing import wait_until
 from record_helpers import fetch
 
 from jobqueue import Client
-from jobqueue.broker import enqueue
-from jobqueue.broker.enqueue import RECOVERY_WORKERS_KEPT, build_recover, make_request
+from jobqueue.broker import lease_recovery
+from jobqueue.broker.enqueue import make_request
+from jobqueue.broker.lease_recovery import RECOVERY_WORKERS_KEPT, build_recover
 from jobqueue.broker.queue_admin import QueueAdmin
 from jobqueue.broker.redis_io import run_script
 from jobqueue.broker.worker_monitor import read_monitor_input
@@ -75,7 +76,7 @@ def test_the_per_worker_counts_keep_the_most_recent_workers_and_the_total(
     client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A fleet whose pods churn: every pod a new worker id. Without a bound the hash grows per pod forever.
-    monkeypatch.setattr(enqueue, "RECOVERY_WORKERS_KEPT", 4)
+    monkeypatch.setattr(lease_recovery, "RECOVERY_WORKERS_KEPT", 4)
     for i in range(12):
         client.enqueue("add", [1, 2], queue="churn")
         assert len(fetch(client, 1, queue="churn", worker=f"pod-{i}")) == 1

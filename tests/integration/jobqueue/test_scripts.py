@@ -12,13 +12,12 @@ import pytest
 from jobqueue import AsyncClient, Client, Priority, Settings, TaskStatus
 from jobqueue.broker.batch_enqueue import plan_enqueue
 from jobqueue.broker.completion import CompletionCode, parse_completion
+from jobqueue.broker.completion_calls import build_ack, build_completion
 from jobqueue.broker.enqueue import make_request
 from jobqueue.broker.leases import (
     Job,
     Outcome,
     OutcomeKind,
-    build_ack,
-    build_completion,
     build_fetch,
     build_heartbeat,
     build_release,

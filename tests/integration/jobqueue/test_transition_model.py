@@ -35,21 +35,17 @@ from payload_strategies import PROFILE
 from transition_model import ALLOWED_EDGES, FETCH_COMPOSITES, PRIORITIES, TransitionModel
 
 from jobqueue import Client, Priority, Settings, TaskStatus
+from jobqueue.broker.cancellation import build_cancel
 from jobqueue.broker.completion import CompletionCode, parse_completion
-from jobqueue.broker.enqueue import (
-    build_cancel,
-    build_enqueue,
-    build_recover,
-    build_replay,
-    make_request,
-    parse_enqueue_reply,
-)
+from jobqueue.broker.completion_calls import build_ack, build_completion
+from jobqueue.broker.dead_letters import build_replay
+from jobqueue.broker.enqueue import make_request
+from jobqueue.broker.enqueue_call import build_enqueue, parse_enqueue_reply
+from jobqueue.broker.lease_recovery import build_recover
 from jobqueue.broker.leases import (
     Job,
     Outcome,
     OutcomeKind,
-    build_ack,
-    build_completion,
     build_fetch,
     build_heartbeat,
     build_release,

@@ -15,7 +15,7 @@ from jq_testing import wait_until
 from pydantic import SecretStr
 
 from jobqueue import Client, Settings
-from jobqueue.broker.enqueue import build_recover
+from jobqueue.broker.lease_recovery import build_recover
 from jobqueue.broker.redis_io import run_scripts
 from jobqueue_api import create_app
 from jobqueue_api.settings import ApiSettings

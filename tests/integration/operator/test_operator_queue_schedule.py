@@ -13,7 +13,8 @@ from kubernetes import client as k8s_client
 from kubernetes.client.rest import ApiException
 
 from jobqueue import Client, Settings
-from jobqueue.broker.leases import Outcome, OutcomeKind, build_completion, build_fetch, parse_fetch
+from jobqueue.broker.completion_calls import build_completion
+from jobqueue.broker.leases import Outcome, OutcomeKind, build_fetch, parse_fetch
 from jobqueue.broker.queue_admin import QueueAdmin
 from jobqueue.broker.redis_io import run_script
 from jobqueue.errors import ScheduleNotFound

@@ -6,7 +6,8 @@ import itertools
 
 import pytest
 
-from jobqueue.broker.enqueue import make_request, unique_digest
+from jobqueue.broker.enqueue import make_request
+from jobqueue.broker.enqueue_call import unique_digest
 from jobqueue.canvas import GraphNode, Signature, chain, chord, compile_canvas, dag, group, topological_order
 from jobqueue.errors import ValidationError
 

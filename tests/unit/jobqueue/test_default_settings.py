@@ -7,7 +7,8 @@ import pytest
 from pydantic import ValidationError
 
 from jobqueue import Settings
-from jobqueue.broker.leases import Job, Outcome, OutcomeKind, build_completion, parse_fetch
+from jobqueue.broker.completion_calls import build_completion
+from jobqueue.broker.leases import Job, Outcome, OutcomeKind, parse_fetch
 from jobqueue.retry import QUEUE_DEFAULT_RETRY
 
 JOB = Job("t1", 1, "add", "[]", "{}", "default", "medium", None, None, 0, 0, None)

@@ -9,7 +9,8 @@ import pytest
 
 from jobqueue import Settings
 from jobqueue.broker.batch_enqueue import plan_enqueue, single_plain_call
-from jobqueue.broker.enqueue import EnqueueRequest, make_request, shared_spec
+from jobqueue.broker.enqueue import EnqueueRequest, make_request
+from jobqueue.broker.enqueue_call import shared_spec
 from jobqueue.errors import NotSerializable
 from jobqueue.serialization import dumps
 

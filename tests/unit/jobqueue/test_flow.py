@@ -10,13 +10,12 @@ from jobqueue.errors import ValidationError
 from jobqueue.flow_control import (
     PriorityPolicy,
     RateLimit,
-    compute_rate_stats,
     make_rate_limit,
-    parse_config,
-    rate_limit_fields,
     validate_max_in_flight,
     validate_policy,
 )
+from jobqueue.queue_config_hash import parse_config, rate_limit_fields
+from jobqueue.rate_limit_stats import compute_rate_stats
 
 pytestmark = pytest.mark.timeout(10)
 

@@ -12,7 +12,8 @@ from payload_strategies import PROFILE, deep, deep_values, json_values
 
 from jobqueue import Settings, ValidationError
 from jobqueue.broker.batch_enqueue import plan_enqueue
-from jobqueue.broker.enqueue import build_enqueue, make_request
+from jobqueue.broker.enqueue import make_request
+from jobqueue.broker.enqueue_call import build_enqueue
 from jobqueue.payloads import (
     MAX_DEPTH,
     check_encoded,

@@ -8,15 +8,14 @@ import pytest
 
 from jobqueue import RetryPolicy, Settings
 from jobqueue.broker.completion import CompletionCode, parse_completion
+from jobqueue.broker.completion_calls import build_completion, plan_completions
 from jobqueue.broker.leases import (
     Job,
     Outcome,
     OutcomeKind,
-    build_completion,
     log_stale_completion,
     parse_fetch,
     parse_heartbeat,
-    plan_completions,
 )
 from jobqueue.retry import QUEUE_DEFAULT_RETRY
 

@@ -3,14 +3,8 @@
 from __future__ import annotations
 
 from jobqueue import Settings
-from jobqueue.broker.leases import (
-    Job,
-    Outcome,
-    OutcomeKind,
-    build_completion,
-    plan_completions,
-    storable_outcome,
-)
+from jobqueue.broker.completion_calls import build_completion, plan_completions, storable_outcome
+from jobqueue.broker.leases import Job, Outcome, OutcomeKind
 from jobqueue.serialization import dumps
 
 JOB = Job("q.0190a1b2c3d47e8f9a0b1c2d3e4f5a6b", 1, "t", "[]", "{}", "q", "medium", None, None, 3, 0, None)

@@ -4,7 +4,8 @@ import datetime as dt
 import pytest
 
 from jobqueue import JobQueueError, PayloadTooLarge, Priority, Settings, ValidationError
-from jobqueue.broker.enqueue import EnqueueRequest, build_enqueue, make_request
+from jobqueue.broker.enqueue import EnqueueRequest, make_request
+from jobqueue.broker.enqueue_call import build_enqueue
 from jobqueue.keys import new_task_id, new_task_ids, queue_of
 from jobqueue.models import parse_priority
 

@@ -27,14 +27,10 @@ from jobqueue.broker.batch_enqueue import (
     single_plain_call,
     with_trace_context,
 )
+from jobqueue.broker.cancellation import build_cancel
 from jobqueue.broker.client import Client, T, outcome_value
 from jobqueue.broker.dead_letters import DeadLetterStats
-from jobqueue.broker.enqueue import (
-    EnqueueOptions,
-    EnqueueRequest,
-    build_cancel,
-    make_request,
-)
+from jobqueue.broker.enqueue import EnqueueOptions, EnqueueRequest, make_request
 from jobqueue.broker.queue_admin import AsyncQueueAdmin, QueueAdmin
 from jobqueue.broker.queue_depth import QueueDepth
 from jobqueue.broker.redis_io import (

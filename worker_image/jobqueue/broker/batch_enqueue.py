@@ -15,9 +15,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from jobqueue.broker.enqueue import (
+from jobqueue.broker.enqueue import EnqueueRequest
+from jobqueue.broker.enqueue_call import (
     EnqueueReply,
-    EnqueueRequest,
     build_enqueue,
     due_times,
     encode_payload,

@@ -25,14 +25,10 @@ from jobqueue.broker.batch_enqueue import (
     single_plain_call,
     with_trace_context,
 )
+from jobqueue.broker.cancellation import build_cancel
 from jobqueue.broker.dead_letters import DeadLetterOperations
-from jobqueue.broker.enqueue import (
-    EnqueueOptions,
-    EnqueueRequest,
-    build_cancel,
-    build_recover,
-    make_request,
-)
+from jobqueue.broker.enqueue import EnqueueOptions, EnqueueRequest, make_request
+from jobqueue.broker.lease_recovery import build_recover
 from jobqueue.broker.queue_depth import QueueReads
 from jobqueue.broker.redis_io import (
     ReplicaWait,

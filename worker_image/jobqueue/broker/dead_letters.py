@@ -1,4 +1,5 @@
-"""Dead letter queue operations of the sync client: list, stats, alert, replay, purge."""
+"""Dead letter queue operations of the sync client: list, stats, alert, replay, purge; and the typed
+wrappers of the two scripts they run (``lua/replay.lua``, ``lua/purge_dead.lua``)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ from dataclasses import dataclass
 
 import redis
 
-from jobqueue.broker.enqueue import build_purge_dead, build_replay
 from jobqueue.broker.redis_io import run_script, translate_errors
+from jobqueue.broker.scripts import ScriptCall
 from jobqueue.broker.task_read import TASK_FIELDS, parse_task
 from jobqueue.errors import InvalidTransition, TaskNotFound, ValidationError
 from jobqueue.keys import QueueKeys, keys_for_task, validate_queue_name
@@ -23,6 +24,24 @@ class DeadLetterStats:
     total: int
     by_task: dict[str, int]
     by_reason: dict[str, int]
+
+
+def build_replay(settings: Settings, task_id: str, priority: Priority, reset_retries: bool) -> ScriptCall:
+    """The replay script call for a dead-lettered task."""
+    keys = QueueKeys(settings.key_prefix, task_id.rpartition(".")[0])
+    return ScriptCall(
+        "replay",
+        (keys.task(task_id), keys.dead, keys.ready(priority), keys.wake, keys.events),
+        (task_id, "1" if reset_retries else "0", settings.events_max_length),
+    )
+
+
+def build_purge_dead(settings: Settings, queue: str, batch: int = 500) -> ScriptCall:
+    """One batch of the dead letter purge."""
+    keys = QueueKeys(settings.key_prefix, queue)
+    return ScriptCall(
+        "purge_dead", (keys.dead, keys.events), (keys.task_prefix, batch, settings.events_max_length)
+    )
 
 
 class DeadLetterOperations:

@@ -19,6 +19,22 @@ from jobqueue.broker.redis_io import is_cluster, run_script, translate_errors
 from jobqueue.broker.scripts import ScriptCall
 from jobqueue.errors import ValidationError
 from jobqueue.flow_control import (
+    PriorityPolicy,
+    QueueConfig,
+    RateForms,
+    RateLimit,
+    RetryBackoffOptions,
+    RetryDefaults,
+    make_rate_limit,
+    make_retry_defaults,
+    validate_max_in_flight,
+    validate_max_lost_leases,
+    validate_policy,
+    validate_queue_expires,
+)
+from jobqueue.keys import QueueKeys
+from jobqueue.models import Priority, parse_priority
+from jobqueue.queue_config_hash import (
     F_EXPIRES_MS,
     F_MAX_IN_FLIGHT,
     F_MAX_LOST_LEASES,
@@ -29,28 +45,16 @@ from jobqueue.flow_control import (
     F_WEIGHTS,
     RATE_FIELDS,
     RETRY_FIELDS,
-    PriorityPolicy,
-    QueueConfig,
-    RateForms,
-    RateLimit,
-    RateLimitStats,
-    RetryBackoffOptions,
-    RetryDefaults,
-    compute_rate_stats,
-    make_rate_limit,
-    make_retry_defaults,
     parse_config,
     priority_rate_field_names,
     priority_rate_fields,
     rate_limit_fields,
     retry_default_fields,
-    validate_max_in_flight,
-    validate_max_lost_leases,
-    validate_policy,
-    validate_queue_expires,
 )
-from jobqueue.keys import QueueKeys
-from jobqueue.models import Priority, parse_priority
+from jobqueue.rate_limit_stats import (
+    RateLimitStats,
+    compute_rate_stats,
+)
 
 
 def _pairs_to_dict(flat: Sequence[Any]) -> dict[str, str]:

@@ -17,7 +17,8 @@ from redis.exceptions import ExecAbortError, MovedError, ResponseError, WatchErr
 from jobqueue import tracing
 from jobqueue.broker.batch_enqueue import with_trace_context
 from jobqueue.broker.client import Client, TaskHandle
-from jobqueue.broker.enqueue import EnqueueRequest, build_enqueue, make_request, parse_enqueue_reply
+from jobqueue.broker.enqueue import EnqueueRequest, make_request
+from jobqueue.broker.enqueue_call import build_enqueue, parse_enqueue_reply
 from jobqueue.broker.redis_io import ReplicaWait, is_cluster, translate_errors
 from jobqueue.broker.scripts import ScriptCall, script_source
 from jobqueue.canvas import Canvas, GraphNode, compile_canvas

@@ -19,7 +19,8 @@ import redis
 
 from jobqueue.app import App
 from jobqueue.broker.completion import CompletionCode
-from jobqueue.broker.leases import Job, Outcome, OutcomeKind, log_stale_completion, plan_completions
+from jobqueue.broker.completion_calls import plan_completions
+from jobqueue.broker.leases import Job, Outcome, OutcomeKind, log_stale_completion
 from jobqueue.broker.redis_io import ReplicaWait, run_scripts
 from jobqueue.broker.task_metrics import TaskMetrics, outcome_counter
 from jobqueue.errors import BrokerUnavailable

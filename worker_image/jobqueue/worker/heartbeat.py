@@ -18,7 +18,7 @@ import time
 import redis
 
 from jobqueue.broker.client import HOLD
-from jobqueue.broker.enqueue import build_recover
+from jobqueue.broker.lease_recovery import build_recover
 from jobqueue.broker.leases import Job, build_heartbeat, parse_heartbeat
 from jobqueue.broker.redis_io import run_scripts, translate_errors
 from jobqueue.broker.scripts import ScriptCall

@@ -22,7 +22,8 @@ from redis.exceptions import ResponseError
 from redis_topologies import ClusterTopology, ha_settings
 
 from jobqueue import AsyncClient, Client, Settings, TaskStatus
-from jobqueue.broker.enqueue import build_recover, make_request
+from jobqueue.broker.enqueue import make_request
+from jobqueue.broker.lease_recovery import build_recover
 from jobqueue.broker.leases import build_heartbeat, build_release
 from jobqueue.broker.promotion import build_promote
 from jobqueue.broker.queue_admin import QueueAdmin

@@ -20,8 +20,9 @@ from redis.cluster import RedisCluster
 from redis_topologies import ClusterTopology, Node, ha_settings
 
 from jobqueue import AsyncClient, Client, TaskStatus
+from jobqueue.broker.completion_calls import build_completion
 from jobqueue.broker.enqueue import make_request
-from jobqueue.broker.leases import Outcome, OutcomeKind, build_completion
+from jobqueue.broker.leases import Outcome, OutcomeKind
 from jobqueue.broker.redis_io import ReplicaWait, run_scripts
 from jobqueue.broker.workflows import submit
 from jobqueue.canvas import Signature, dag

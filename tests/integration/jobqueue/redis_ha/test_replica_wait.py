@@ -16,8 +16,9 @@ from record_helpers import fetch
 from redis_topologies import SentinelTopology, ha_settings
 
 from jobqueue import AsyncClient, Client, TaskStatus
+from jobqueue.broker.completion_calls import build_completion
 from jobqueue.broker.enqueue import make_request
-from jobqueue.broker.leases import Outcome, OutcomeKind, build_completion
+from jobqueue.broker.leases import Outcome, OutcomeKind
 from jobqueue.broker.redis_io import ReplicaWait, run_scripts
 from jobqueue.broker.workflows import submit
 from jobqueue.canvas import Signature, chain, dag
