@@ -218,6 +218,9 @@ def test_replay_and_purge_dead_letters(client: Client) -> None:
         [job] = fetch(client)
         complete(client, job, Outcome(h.id, job.token, OutcomeKind.ERROR, error="ValueError: x"), None)
         ids.append(h.id)
+        # Dead letters are listed newest first by the millisecond they died in; within one millisecond
+        # by id, whose random part is not in creation order. Three in one millisecond made this flaky.
+        time.sleep(0.002)
     stats = client.dead_letter_stats("default")
     assert (stats.total, stats.by_task, stats.by_reason) == (3, {"a": 3}, {"not_retryable": 3})
     assert client.dead_letter_alert("default", threshold=3) is True
