@@ -11,7 +11,7 @@ import datetime as dt
 import inspect
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar
 
 from typing_extensions import Unpack
 
@@ -23,11 +23,20 @@ from jobqueue.models import Priority
 from jobqueue.retry import RetryPolicy
 from jobqueue.task_calls import TaskArgs, split_calls
 
-# A definition enqueues through its App's clients; App imports this module, so these are for annotations.
 if TYPE_CHECKING:
-    from jobqueue.app import App
-    from jobqueue.broker.aio import AsyncTaskHandle
-    from jobqueue.broker.client import TaskHandle
+    from jobqueue.broker.aio import AsyncClient, AsyncTaskHandle
+    from jobqueue.broker.client import Client, TaskHandle
+
+
+class TaskOwner(Protocol):
+    """What a definition needs of the App that registered it: the clients it enqueues through. A protocol,
+    not the App itself, so this module does not depend back on app.py (which imports it)."""
+
+    @property
+    def client(self) -> Client: ...
+
+    def loop_client(self) -> AsyncClient: ...
+
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -59,7 +68,7 @@ class TaskDefinition(Generic[P, R]):
     ``P`` is what a caller passes when enqueueing (without the TaskContext of a ``bind=True`` task) and
     ``R`` the result a handle returns (the awaited value of an ``async def`` task)."""
 
-    def __init__(self, app: App, fn: Callable[..., Any], name: str, options: TaskOptions) -> None:
+    def __init__(self, app: TaskOwner, fn: Callable[..., Any], name: str, options: TaskOptions) -> None:
         self.app = app
         self.fn = fn
         self.name = name
