@@ -164,6 +164,16 @@ class Settings(EnvFileSettings):
         "with a password too is refused; secret: never logged)",
         default=None,
     )
+    # A worker that starts before Redis answers (a Helm install, a node back before Redis, a failover)
+    # waits instead of exiting: in Kubernetes each exit is restarted later than the one before (up to five
+    # minutes apart), so the workers would come back long after Redis did.
+    redis_startup_wait_seconds: float = Field(
+        description="how long a starting worker waits for Redis to answer before it exits with code 2 "
+        "(0: exit at once; a refused password never waits)",
+        default=120.0,
+        ge=0,
+        le=86400,
+    )
     key_prefix: str = Field(
         description="prefix of every key; several deployments can share one Redis",
         default="jq",

@@ -14,8 +14,8 @@ import pytest
 from jq_testing import wait_until
 from pydantic import SecretStr
 
-from jobqueue import Settings
-from jobqueue.embedded.redis_server import RedisServer
+from jobqueue import Client, Settings
+from jobqueue.embedded.redis_server import RedisServer, free_port
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -81,3 +81,53 @@ def test_a_redis_outage_does_not_fail_the_probe(
         assert probe(health, 2).returncode == 0
     finally:
         redis.stop()
+
+
+@pytest.mark.timeout(90)
+def test_a_worker_started_before_redis_waits_for_it_alive_and_then_serves(
+    settings: Settings, start_worker: StartWorker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A Helm install or a node back before Redis: exiting would be restarted later and later by the kubelet.
+    port = free_port()
+    health = tmp_path / "health"
+    url = f"redis://127.0.0.1:{port}/0"
+    private = settings.model_copy(update={"health_dir": str(health), "redis_url": SecretStr(url)})
+    monkeypatch.setenv("JOBQUEUE_HEALTH_DIR", str(health))
+    worker = start_worker("--worker-id", "pod-3", "--pool", "process", worker_settings=private)
+    wait_until(lambda: worker.log().count("waiting for Redis") >= 3, timeout=30)  # type: ignore[attr-defined]
+    assert probe(health, 10).returncode == 0  # alive, only waiting
+    redis = RedisServer(tmp_path / "redis", port=port).start()
+    client = Client(private)
+    try:
+        assert client.enqueue("add", [2, 3]).result(timeout=30) == 5
+        assert worker.process.poll() is None  # type: ignore[attr-defined]
+    finally:
+        client.close()
+        redis.stop()
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("cause", ["wait 0", "refused password"])
+def test_a_worker_that_must_not_wait_exits_2_at_once_with_one_line(
+    settings: Settings, start_worker: StartWorker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cause: str
+) -> None:
+    if cause == "wait 0":
+        monkeypatch.setenv("JOBQUEUE_REDIS_STARTUP_WAIT_SECONDS", "0")
+        url = f"redis://127.0.0.1:{free_port()}/0"
+        said = "Connection refused"
+    else:
+        guarded = RedisServer(tmp_path / "guarded", password="s3cret").start()
+        url = f"redis://:wrong@127.0.0.1:{guarded.port}/0"
+        said = "Redis refused the connection"
+    try:
+        worker = start_worker(
+            "--pool", "thread", worker_settings=settings.model_copy(update={"redis_url": SecretStr(url)})
+        )
+        started = time.monotonic()
+        assert worker.process.wait(30) == 2  # type: ignore[attr-defined]
+        assert time.monotonic() - started < 20
+        log = worker.log()  # type: ignore[attr-defined]
+        assert said in log and "Traceback" not in log and "waiting for Redis" not in log
+    finally:
+        if cause != "wait 0":
+            guarded.stop()

@@ -143,18 +143,26 @@ def _run(
 ) -> int:
     """Build the worker around its started pool and run it; the exit code."""
     from jobqueue.worker.burst import Burst  # noqa: PLC0415
-    from jobqueue.worker.runtime import Worker  # noqa: PLC0415
+    from jobqueue.worker.health import LivenessFile  # noqa: PLC0415
+    from jobqueue.worker.redis_at_start import build_when_redis_answers  # noqa: PLC0415
+    from jobqueue.worker.runtime import Worker, default_worker_id  # noqa: PLC0415
 
     burst = Burst(args.burst_wait) if args.burst else None
-    worker = Worker(
-        app,
-        pool,
-        queues,
-        worker_id=args.worker_id,
-        grace_seconds=args.grace,
-        prefetch=args.prefetch,
-        before_fetching=_start_gate(args.start_gate, lambda: worker.stopping),
-        burst=burst,
+    # One id for the wait and the worker: the liveness file touched while waiting is the worker's own.
+    worker_id = args.worker_id or default_worker_id(app.settings.pod_name)
+    worker: Worker = build_when_redis_answers(
+        lambda: Worker(
+            app,
+            pool,
+            queues,
+            worker_id=worker_id,
+            grace_seconds=args.grace,
+            prefetch=args.prefetch,
+            before_fetching=_start_gate(args.start_gate, lambda: worker.stopping),
+            burst=burst,
+        ),
+        LivenessFile(app.settings.health_dir, worker_id),
+        app.settings.redis_startup_wait_seconds,
     )
     worker.install_signal_handlers()
     if args.parent_pid is not None:
