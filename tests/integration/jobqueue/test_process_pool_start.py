@@ -57,8 +57,14 @@ def test_first_children_are_forked_from_the_worker_and_a_replacement_from_the_fo
 def test_a_worker_that_cannot_reach_redis_at_start_exits_with_one_line(settings: Settings) -> None:
     # Its first children are forked before it connects, and they ignore SIGTERM, which is what Python's
     # exit sends daemon children before waiting for them: the worker printed a driver traceback and then
-    # hung for ever. Now they are stopped, and the error is one line with exit code 2.
-    env = {**os.environ, **worker_env(settings), "JOBQUEUE_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}
+    # hung for ever. Now they are stopped, and the error is one line with exit code 2, once the worker
+    # has waited for Redis as long as it was told to (worker/redis_at_start.py).
+    env = {
+        **os.environ,
+        **worker_env(settings),
+        "JOBQUEUE_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
+        "JOBQUEUE_REDIS_STARTUP_WAIT_SECONDS": "1.5",
+    }
     argv = ["--log-format", "text", "worker", "--app", "jq_test_app:app", "--pool", "process"]
     result = subprocess.run(
         [sys.executable, "-m", "jobqueue", *argv, "--concurrency", "2"],
@@ -72,3 +78,4 @@ def test_a_worker_that_cannot_reach_redis_at_start_exits_with_one_line(settings:
     assert result.stderr.strip().splitlines()[-1].startswith("error: Redis unavailable"), result.stderr[
         -2000:
     ]
+    assert "waiting for Redis" in result.stderr and "Traceback" not in result.stderr
