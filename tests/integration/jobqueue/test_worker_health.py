@@ -3,6 +3,7 @@ while Redis is down), stale once the process is frozen, gone after a clean exit.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import subprocess
 import sys
@@ -111,23 +112,21 @@ def test_a_worker_started_before_redis_waits_for_it_alive_and_then_serves(
 def test_a_worker_that_must_not_wait_exits_2_at_once_with_one_line(
     settings: Settings, start_worker: StartWorker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cause: str
 ) -> None:
-    if cause == "wait 0":
-        monkeypatch.setenv("JOBQUEUE_REDIS_STARTUP_WAIT_SECONDS", "0")
-        url = f"redis://127.0.0.1:{free_port()}/0"
-        said = "Connection refused"
-    else:
-        guarded = RedisServer(tmp_path / "guarded", password="s3cret").start()
-        url = f"redis://:wrong@127.0.0.1:{guarded.port}/0"
-        said = "Redis refused the connection"
-    try:
+    with contextlib.ExitStack() as servers:
+        if cause == "wait 0":
+            monkeypatch.setenv("JOBQUEUE_REDIS_STARTUP_WAIT_SECONDS", "0")
+            url = f"redis://127.0.0.1:{free_port()}/0"
+            said = "Connection refused"
+        else:
+            guarded = RedisServer(tmp_path / "guarded", password="s3cret").start()
+            servers.callback(guarded.stop)
+            url = f"redis://:wrong@127.0.0.1:{guarded.port}/0"
+            said = "Redis refused the connection"
         worker = start_worker(
             "--pool", "thread", worker_settings=settings.model_copy(update={"redis_url": SecretStr(url)})
         )
         started = time.monotonic()
         assert worker.process.wait(30) == 2  # type: ignore[attr-defined]
-        assert time.monotonic() - started < 20
+        assert time.monotonic() - started < 20  # the default wait is 120 s: it did not wait
         log = worker.log()  # type: ignore[attr-defined]
         assert said in log and "Traceback" not in log and "waiting for Redis" not in log
-    finally:
-        if cause != "wait 0":
-            guarded.stop()

@@ -73,7 +73,7 @@ def is_noscript(reply: Any) -> bool:
     )
 
 
-def _read_all(connection: Any, count: int) -> list[Any]:
+def read_replies(connection: Any, count: int) -> list[Any]:
     """``count`` replies, error replies in place, so the connection stays in step."""
     replies: list[Any] = []
     for _ in range(count):
@@ -89,7 +89,7 @@ def load_on_connection(connection: Any) -> None:
     refuses SCRIPT (an ACL without it) is left alone: the NOSCRIPT fallback still loads on demand."""
     checks = _exists_commands()
     connection.send_packed_command(connection.pack_commands(checks), check_health=False)
-    replies = _read_all(connection, len(checks))
+    replies = read_replies(connection, len(checks))
     refused = next((r for r in replies if isinstance(r, ResponseError)), None)
     if refused is not None:
         log.debug("cannot check the script cache on connect: %s", refused)
@@ -98,7 +98,7 @@ def load_on_connection(connection: Any) -> None:
     if missing:
         commands = _load_commands(missing)
         connection.send_packed_command(connection.pack_commands(commands), check_health=False)
-        outcome = _read_all(connection, len(commands))[-1]
+        outcome = read_replies(connection, len(commands))[-1]
         if isinstance(outcome, ResponseError):
             log.warning("could not load the scripts on connect: %s", outcome)
 

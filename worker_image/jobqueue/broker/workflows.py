@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import redis
-from redis.exceptions import ExecAbortError, MovedError, ResponseError, WatchError
+from redis.exceptions import ExecAbortError, MovedError, WatchError
 
 from jobqueue import tracing
 from jobqueue.broker.batch_enqueue import with_trace_context
@@ -20,6 +20,7 @@ from jobqueue.broker.client import Client, TaskHandle
 from jobqueue.broker.enqueue import EnqueueRequest, make_request
 from jobqueue.broker.enqueue_call import build_enqueue, parse_enqueue_reply
 from jobqueue.broker.redis_io import ReplicaWait, is_cluster, translate_errors
+from jobqueue.broker.script_cache import read_replies
 from jobqueue.broker.scripts import ScriptCall, script_source
 from jobqueue.canvas import Canvas, GraphNode, compile_canvas
 from jobqueue.errors import JobQueueError, ValidationError
@@ -157,14 +158,9 @@ def _exec_and_wait(pipe: Any, commands: Sequence[tuple[Any, ...]], wait: Replica
     transaction raises it, ReplicationIncomplete when too few replicas confirmed (the graph was written)."""
     connection = pipe.connection
     sent = [("MULTI",), *commands, ("EXEC",), wait.command]
-    replies: list[Any] = []
     try:
         connection.send_packed_command(connection.pack_commands(sent))
-        for _ in sent:
-            try:
-                replies.append(connection.read_response())
-            except ResponseError as exc:
-                replies.append(exc)
+        replies = read_replies(connection, len(sent))
     except BaseException:
         connection.disconnect()  # replies may be left unread: never hand this connection out again
         raise
